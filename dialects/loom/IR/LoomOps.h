@@ -1,0 +1,40 @@
+//===- LoomOps.h - Loom dialect ops -----------------------------*- C++ -*-===//
+//
+// This file declares the ops of the `loom` dialect and the helpers that
+// build them with checked shapes.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_DIALECTS_LOOM_IR_LOOMOPS_H
+#define LOOM_DIALECTS_LOOM_IR_LOOMOPS_H
+
+#include "dialects/loom/IR/LoomDialect.h"
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/Interfaces/InferTypeOpInterface.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#define GET_OP_CLASSES
+#include "dialects/loom/IR/LoomOps.h.inc"
+
+namespace mlir::loom {
+
+/// Creates the op described by `state` at the builder's insertion point. When
+/// `state` has no result types and the op infers them, they are inferred
+/// first. Shape or attribute errors are emitted at `state.location` and
+/// nothing is created, so callers (the importer) never build invalid IR.
+FailureOr<Operation *> createChecked(OpBuilder &builder, OperationState &state);
+
+/// Broadcasts shapes with the dialect's rule (see the dialect description).
+/// Returns failure when two dimensions are incompatible.
+FailureOr<SmallVector<int64_t>> broadcastShapes(ArrayRef<int64_t> lhs,
+                                                ArrayRef<int64_t> rhs);
+
+/// Returns true for the element types a `loom` tensor may have.
+bool isSupportedElementType(Type type);
+
+} // namespace mlir::loom
+
+#endif // LOOM_DIALECTS_LOOM_IR_LOOMOPS_H

@@ -1,0 +1,423 @@
+//===- LoomOps.td - Loom dialect ops -----------------------*- tablegen -*-===//
+//
+// This file defines the ops of the `loom` dialect. Ops whose result type
+// follows from their operands and attributes implement InferTypeOpInterface;
+// the inference doubles as the shape verifier, so a malformed op is reported
+// with the shapes involved.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_OPS_TD
+#define LOOM_OPS_TD
+
+include "dialects/loom/IR/LoomBase.td"
+include "mlir/IR/OpBase.td"
+include "mlir/IR/BuiltinAttributeInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+//===----------------------------------------------------------------------===//
+// Constants and index generators
+//===----------------------------------------------------------------------===//
+
+def Loom_ConstantOp : Loom_Op<"constant",
+    [ConstantLike, Pure, InferTypeOpAdaptor]> {
+  let summary = "a tensor constant";
+  let description = [{
+    Materializes a dense tensor constant. Scalars written in a `.loom` file
+    become rank-0 constants that broadcast against any shape.
+
+    ```mlir
+    %c = loom.constant dense<5.000000e-01> : tensor<f32>
+    ```
+  }];
+  let arguments = (ins ElementsAttr:$value);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "attr-dict $value";
+  let hasFolder = 1;
+}
+
+def Loom_IotaOp : Loom_Op<"iota", [Pure]> {
+  let summary = "indices along one axis";
+  let description = [{
+    Returns a tensor whose every element is its own index along `axis`. The
+    shape comes from the result type; when it has symbolic dimensions, the
+    optional operand `like` (a tensor of the same shape, any element type)
+    supplies them at run time.
+
+    ```mlir
+    %pos = loom.iota like %x : tensor<?x?x64xf32> {axis = 1 : i64}
+        -> tensor<?x?x64xi64>
+    %r = loom.iota {axis = 0 : i64} -> tensor<8xi64>
+    ```
+  }];
+  let arguments = (ins Optional<AnyRankedTensor>:$like, I64Attr:$axis);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    (`like` $like^ `:` type($like))? attr-dict `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise ops
+//===----------------------------------------------------------------------===//
+
+class Loom_BinaryOp<string mnemonic, string desc, list<Trait> traits = []>
+    : Loom_Op<mnemonic, !listconcat(traits, [Pure, InferTypeOpAdaptor])> {
+  let summary = "elementwise " # desc # " with broadcasting";
+  let description = [{
+    Applies the operation elementwise after broadcasting both operands to a
+    common shape (the dialect's broadcasting rule). Both operands have the
+    same element type, which is the result's.
+
+    ```mlir
+    %r = loom.}] # mnemonic # [{ %a, %b : tensor<?x64xf32>, tensor<64xf32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$lhs, AnyRankedTensor:$rhs);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)
+  }];
+}
+
+def Loom_AddOp : Loom_BinaryOp<"add", "addition", [Commutative]> {
+  let hasFolder = 1;
+}
+def Loom_SubOp : Loom_BinaryOp<"sub", "subtraction"> { let hasFolder = 1; }
+def Loom_MulOp : Loom_BinaryOp<"mul", "multiplication", [Commutative]> {
+  let hasFolder = 1;
+}
+def Loom_DivOp : Loom_BinaryOp<"div", "division (integers truncate)"> {
+  let hasFolder = 1;
+}
+def Loom_MaxOp : Loom_BinaryOp<"max", "maximum", [Commutative]>;
+def Loom_MinOp : Loom_BinaryOp<"min", "minimum", [Commutative]>;
+def Loom_PowOp : Loom_BinaryOp<"pow", "power (floats only)">;
+def Loom_AndOp : Loom_BinaryOp<"and", "logical and (bool only)", [Commutative]>;
+def Loom_OrOp : Loom_BinaryOp<"or", "logical or (bool only)", [Commutative]>;
+
+def Loom_CmpOp : Loom_Op<"cmp", [Pure, InferTypeOpAdaptor]> {
+  let summary = "elementwise comparison with broadcasting";
+  let description = [{
+    Compares two tensors of the same element type elementwise after
+    broadcasting and returns a tensor of `i1`. `predicate` is one of `eq`,
+    `ne`, `lt`, `le`, `gt`, `ge`; float comparisons are ordered (NaN compares
+    false except under `ne`).
+
+    ```mlir
+    %m = loom.cmp "lt" %a, %b : tensor<?xi64>, tensor<?xi64> -> tensor<?xi1>
+    ```
+  }];
+  let arguments = (ins StrAttr:$predicate, AnyRankedTensor:$lhs,
+                   AnyRankedTensor:$rhs);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $predicate $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->`
+    type($result)
+  }];
+}
+
+def Loom_SelectOp : Loom_Op<"select", [Pure, InferTypeOpAdaptor]> {
+  let summary = "elementwise choice between two tensors";
+  let description = [{
+    Returns `on_true` where `cond` (an `i1` tensor) holds and `on_false`
+    elsewhere; the three operands broadcast together.
+
+    ```mlir
+    %r = loom.select %c, %a, %b
+        : tensor<?x?xi1>, tensor<?x?xf32>, tensor<f32> -> tensor<?x?xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$cond, AnyRankedTensor:$on_true,
+                   AnyRankedTensor:$on_false);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $cond `,` $on_true `,` $on_false attr-dict `:` type($cond) `,`
+    type($on_true) `,` type($on_false) `->` type($result)
+  }];
+}
+
+class Loom_UnaryOp<string mnemonic, string desc, list<Trait> traits = []>
+    : Loom_Op<mnemonic, !listconcat(traits, [Pure, InferTypeOpAdaptor])> {
+  let summary = "elementwise " # desc;
+  let description = [{
+    Applies the function to every element; the result has the operand's
+    type.
+
+    ```mlir
+    %r = loom.}] # mnemonic # [{ %x : tensor<?x64xf32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$operand);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
+}
+
+def Loom_NegOp : Loom_UnaryOp<"neg", "negation"> { let hasFolder = 1; }
+def Loom_AbsOp : Loom_UnaryOp<"abs", "absolute value">;
+def Loom_ExpOp : Loom_UnaryOp<"exp", "exponential (floats)">;
+def Loom_LogOp : Loom_UnaryOp<"log", "natural logarithm (floats)">;
+def Loom_TanhOp : Loom_UnaryOp<"tanh", "hyperbolic tangent (floats)">;
+def Loom_SigmoidOp : Loom_UnaryOp<"sigmoid", "logistic sigmoid 1/(1+exp(-x)) (floats)">;
+def Loom_SiluOp : Loom_UnaryOp<"silu", "SiLU x*sigmoid(x) (floats)">;
+def Loom_GeluOp : Loom_UnaryOp<"gelu", "GELU with the exact erf form (floats)">;
+def Loom_RsqrtOp : Loom_UnaryOp<"rsqrt", "reciprocal square root (floats)">;
+def Loom_SqrtOp : Loom_UnaryOp<"sqrt", "square root (floats)">;
+def Loom_NotOp : Loom_UnaryOp<"not", "logical negation (bool)">;
+
+def Loom_CastOp : Loom_Op<"cast", [Pure]> {
+  let summary = "elementwise element type conversion";
+  let description = [{
+    Converts every element to the result's element type: float to integer
+    truncates toward zero, integer to bool is `!= 0`, bool to number is 0/1.
+    Shapes are equal.
+
+    ```mlir
+    %r = loom.cast %x : tensor<?xi64> -> tensor<?xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$operand);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
+  let hasVerifier = 1;
+  let hasFolder = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Reductions and normalizations
+//===----------------------------------------------------------------------===//
+
+class Loom_ReduceOp<string mnemonic, string desc>
+    : Loom_Op<mnemonic, [Pure, InferTypeOpAdaptor]> {
+  let summary = desc # " over axes";
+  let description = [{
+    Reduces over the listed `axes` (distinct, in range). With `keepdim` the
+    reduced dimensions stay as size 1; without it they are removed. An empty
+    axes list reduces nothing.
+
+    ```mlir
+    %r = loom.}] # mnemonic # [{ %x {axes = array<i64: 1>, keepdim = true}
+        : tensor<?x64xf32> -> tensor<?x1xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$operand, DenseI64ArrayAttr:$axes,
+                   DefaultValuedAttr<BoolAttr, "false">:$keepdim);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
+}
+
+def Loom_SumOp : Loom_ReduceOp<"sum", "sum">;
+def Loom_MeanOp : Loom_ReduceOp<"mean", "arithmetic mean (floats)">;
+def Loom_ReduceMaxOp : Loom_ReduceOp<"reduce_max", "maximum">;
+def Loom_ReduceMinOp : Loom_ReduceOp<"reduce_min", "minimum">;
+
+class Loom_AxisOp<string mnemonic, string desc>
+    : Loom_Op<mnemonic, [Pure, InferTypeOpAdaptor]> {
+  let summary = desc;
+  let description = [{
+    Normalizes along `axis` (floats); the result has the operand's type.
+    Computed stably (the maximum is subtracted first).
+
+    ```mlir
+    %p = loom.}] # mnemonic # [{ %x {axis = 1 : i64} : tensor<?x64xf32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$operand, I64Attr:$axis);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
+}
+
+def Loom_SoftmaxOp : Loom_AxisOp<"softmax", "softmax along one axis">;
+def Loom_LogSoftmaxOp : Loom_AxisOp<"log_softmax", "log-softmax along one axis">;
+
+def Loom_RmsNormOp : Loom_Op<"rms_norm", [Pure, InferTypeOpAdaptor]> {
+  let summary = "RMSNorm over the last dimension";
+  let description = [{
+    `x * rsqrt(mean(x^2, last axis) + eps) * weight`, where `weight` is a
+    vector as long as the last dimension of `x` (Zhang & Sennrich 2019; the
+    form DeepSeek-V3 and LLaMA use).
+
+    ```mlir
+    %y = loom.rms_norm %x, %w {eps = 1.0e-06 : f64}
+        : tensor<?x64xf32>, tensor<64xf32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$operand, AnyRankedTensor:$weight,
+                   F64Attr:$eps);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $operand `,` $weight attr-dict `:` type($operand) `,` type($weight) `->`
+    type($result)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Matrix products
+//===----------------------------------------------------------------------===//
+
+def Loom_MatmulOp : Loom_Op<"matmul", [Pure, InferTypeOpAdaptor]> {
+  let summary = "batched matrix product";
+  let description = [{
+    `op(a) @ op(b)` where `op` transposes the two trailing dimensions when the
+    flag is set. Both operands have rank >= 2; leading (batch) dimensions
+    broadcast. The contraction dimensions must be equal.
+
+    ```mlir
+    %c = loom.matmul %a, %b {transpose_b = true}
+        : tensor<?x?x64xf32>, tensor<?x128x64xf32> -> tensor<?x?x128xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$lhs, AnyRankedTensor:$rhs,
+                   DefaultValuedAttr<BoolAttr, "false">:$transpose_a,
+                   DefaultValuedAttr<BoolAttr, "false">:$transpose_b);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)
+  }];
+}
+
+def Loom_LinearOp : Loom_Op<"linear", [Pure, InferTypeOpAdaptor]> {
+  let summary = "x @ weight^T + bias, as torch.nn.functional.linear";
+  let description = [{
+    `x` has shape `[..., in]`, `weight` is `[out, in]` and the optional
+    `bias` is `[out]`; the result is `[..., out]`.
+
+    ```mlir
+    %y = loom.linear %x, %w : tensor<?x64xf32>, tensor<256x64xf32> -> tensor<?x256xf32>
+    %z = loom.linear %x, %w, %b
+        : tensor<?x64xf32>, tensor<256x64xf32>, tensor<256xf32> -> tensor<?x256xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$operand, AnyRankedTensor:$weight,
+                   Optional<AnyRankedTensor>:$bias);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $operand `,` $weight (`,` $bias^)? attr-dict `:` type($operand) `,`
+    type($weight) (`,` type($bias)^)? `->` type($result)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Data movement
+//===----------------------------------------------------------------------===//
+
+def Loom_ReshapeOp : Loom_Op<"reshape", [Pure, InferTypeOpAdaptor]> {
+  let summary = "reshape with ONNX conventions";
+  let description = [{
+    Reinterprets the elements in row-major order with a new shape. Each entry
+    of `shape` is a size >= 1, `0` (copy the operand's dimension at the same
+    index, which may be symbolic) or `-1` (inferred from the element count; at
+    most one).
+
+    ```mlir
+    %r = loom.reshape %x {shape = array<i64: 0, 0, 8, -1>}
+        : tensor<?x?x512xf32> -> tensor<?x?x8x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$operand, DenseI64ArrayAttr:$shape);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
+  let hasFolder = 1;
+}
+
+def Loom_TransposeOp : Loom_Op<"transpose", [Pure, InferTypeOpAdaptor]> {
+  let summary = "permutation of dimensions";
+  let description = [{
+    Result dimension `i` is operand dimension `permutation[i]`.
+
+    ```mlir
+    %t = loom.transpose %x {permutation = array<i64: 0, 2, 1, 3>}
+        : tensor<?x?x8x64xf32> -> tensor<?x8x?x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$operand,
+                   DenseI64ArrayAttr:$permutation);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
+  let hasFolder = 1;
+}
+
+def Loom_SliceOp : Loom_Op<"slice", [Pure, InferTypeOpAdaptor]> {
+  let summary = "a strided range of one axis";
+  let description = [{
+    Keeps indices `start, start + step, ...` below `end` along `axis`, with
+    Python's conventions: negative `start`/`end` count from the end, and both
+    are clamped to the dimension. `step` is positive.
+
+    ```mlir
+    %q = loom.slice %x {axis = 2 : i64, start = 0 : i64, end = 128 : i64, step = 1 : i64}
+        : tensor<?x?x192xf32> -> tensor<?x?x128xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$operand, I64Attr:$axis, I64Attr:$start,
+                   I64Attr:$end, DefaultValuedAttr<I64Attr, "1">:$step);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
+}
+
+def Loom_ConcatOp : Loom_Op<"concat", [Pure, InferTypeOpAdaptor]> {
+  let summary = "concatenation along one axis";
+  let description = [{
+    Joins operands of equal rank and element type along `axis`; the other
+    dimensions must match.
+
+    ```mlir
+    %c = loom.concat %a, %b {axis = 2 : i64}
+        : tensor<?x?x128xf32>, tensor<?x?x64xf32> -> tensor<?x?x192xf32>
+    ```
+  }];
+  let arguments = (ins Variadic<AnyRankedTensor>:$inputs, I64Attr:$axis);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $inputs attr-dict `:` type($inputs) `->` type($result)
+  }];
+}
+
+def Loom_GatherOp : Loom_Op<"gather", [Pure, InferTypeOpAdaptor]> {
+  let summary = "index_select / numpy take along one axis";
+  let description = [{
+    `result[i..., j..., k...] = operand[i..., indices[j...], k...]` with
+    `axis` the position of the indexed dimension; `indices` is an `i32` or
+    `i64` tensor. The result shape is `operand.shape[:axis] + indices.shape +
+    operand.shape[axis+1:]`. Out-of-range indices are clamped.
+
+    ```mlir
+    %e = loom.gather %table, %ids {axis = 0 : i64}
+        : tensor<1000x64xf32>, tensor<?x?xi64> -> tensor<?x?x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$operand, AnyRankedTensor:$indices,
+                   I64Attr:$axis);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $operand `,` $indices attr-dict `:` type($operand) `,` type($indices) `->`
+    type($result)
+  }];
+}
+
+def Loom_BroadcastOp : Loom_Op<"broadcast", [Pure, InferTypeOpAdaptor]> {
+  let summary = "broadcast to a shape";
+  let description = [{
+    Stretches the operand to the shape of `like` (any element type) or, with
+    no `like`, to the static `shape` attribute, following the dialect's
+    broadcasting rule. The element type is the operand's.
+
+    ```mlir
+    %b = loom.broadcast %bias like %x : tensor<64xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
+    %c = loom.broadcast %s {shape = array<i64: 4, 8>} : tensor<f32> -> tensor<4x8xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$operand,
+                   Optional<AnyRankedTensor>:$like,
+                   OptionalAttr<DenseI64ArrayAttr>:$shape);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $operand (`like` $like^)? attr-dict `:` type($operand) (`,` type($like)^)?
+    `->` type($result)
+  }];
+  let hasFolder = 1;
+}
+
+#endif // LOOM_OPS_TD

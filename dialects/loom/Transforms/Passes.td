@@ -1,0 +1,34 @@
+//===- Passes.td - Loom dialect passes ---------------------*- tablegen -*-===//
+//
+// This file declares the passes over the `loom` dialect.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_TRANSFORMS_PASSES_TD
+#define LOOM_TRANSFORMS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def VerifyShapesPass : Pass<"loom-verify-shapes", "ModuleOp"> {
+  let summary = "Checks symbolic dimensions across a graph";
+  let description = [{
+    Types only say `?` for a symbolic dimension; the graph's signature names
+    it (`loom.dims` on arguments and results, e.g. `["B", 64]`). This pass
+    propagates those names through every op of every function and reports
+    where two different symbols meet where the op needs equal sizes (an
+    elementwise op on `[B, 64]` and `[S, 64]`, a matmul contracting `K` with
+    `N`), and where a result's computed dimensions differ from the declared
+    ones. Nothing is rewritten.
+
+    ```mlir
+    func.func @f(%x: tensor<?x64xf32> {loom.dims = ["B", 64]},
+                 %y: tensor<?x64xf32> {loom.dims = ["S", 64]}) -> tensor<?x64xf32> {
+      // error: 'loom.add' op dimension 0 is B on one operand and S on the other
+      %0 = loom.add %x, %y : tensor<?x64xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
+      return %0 : tensor<?x64xf32>
+    }
+    ```
+  }];
+}
+
+#endif // LOOM_TRANSFORMS_PASSES_TD

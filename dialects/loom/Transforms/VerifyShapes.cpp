@@ -1,0 +1,297 @@
+//===- VerifyShapes.cpp - Symbolic-shape verification -----------*- C++ -*-===//
+//
+// This file implements the loom-verify-shapes pass: it names every dimension
+// of every value after the symbols of the graph's signature and reports where
+// two different symbols must be equal.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/loom/IR/LoomOps.h"
+#include "dialects/loom/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+namespace mlir::loom {
+#define GEN_PASS_DEF_VERIFYSHAPESPASS
+#include "dialects/loom/Transforms/Passes.h.inc"
+} // namespace mlir::loom
+
+using namespace mlir;
+using namespace mlir::loom;
+
+namespace {
+/// A dimension: a static size, a named symbol, or unknown (a `?` the pass
+/// cannot name, e.g. the length of a concatenation of symbolic parts).
+struct Dim {
+  int64_t size = ShapedType::kDynamic;
+  StringAttr symbol;
+  bool isStatic() const { return !ShapedType::isDynamic(size); }
+  bool operator==(const Dim &o) const {
+    return size == o.size && symbol == o.symbol;
+  }
+  std::string str() const {
+    if (isStatic())
+      return std::to_string(size);
+    return symbol ? symbol.getValue().str() : std::string("?");
+  }
+};
+using Dims = SmallVector<Dim>;
+
+class ShapeChecker {
+public:
+  explicit ShapeChecker(func::FuncOp func) : func(func) {}
+
+  LogicalResult run() {
+    for (auto [i, arg] : llvm::enumerate(func.getArguments()))
+      dims[arg] = fromSignature(arg.getType(),
+                                func.getArgAttrOfType<ArrayAttr>(i, "loom.dims"));
+    WalkResult result = func.walk([&](Operation *op) {
+      return failed(visit(op)) ? WalkResult::interrupt()
+                               : WalkResult::advance();
+    });
+    return failure(result.wasInterrupted());
+  }
+
+private:
+  /// Dims of a value, falling back to its type.
+  Dims get(Value value) {
+    auto it = dims.find(value);
+    if (it != dims.end())
+      return it->second;
+    return fromSignature(value.getType(), nullptr);
+  }
+
+  static Dims fromSignature(Type type, ArrayAttr names) {
+    Dims result;
+    auto tensor = dyn_cast<RankedTensorType>(type);
+    if (!tensor)
+      return result;
+    for (auto [i, size] : llvm::enumerate(tensor.getShape())) {
+      Dim d;
+      d.size = size;
+      if (ShapedType::isDynamic(size) && names && i < names.size())
+        d.symbol = dyn_cast<StringAttr>(names[i]);
+      result.push_back(d);
+    }
+    return result;
+  }
+
+  /// Joins two dimensions that must be equal (or broadcast when `allowOne`).
+  FailureOr<Dim> join(Operation *op, StringRef what, Dim a, Dim b,
+                      bool allowOne) {
+    if (allowOne && a.isStatic() && a.size == 1)
+      return b;
+    if (allowOne && b.isStatic() && b.size == 1)
+      return a;
+    if (a.symbol && b.symbol && a.symbol != b.symbol) {
+      op->emitOpError() << what << " is " << a.str() << " on one operand and "
+                        << b.str() << " on the other";
+      return failure();
+    }
+    return a.symbol ? a : b;
+  }
+
+  FailureOr<Dims> broadcast(Operation *op, ValueRange operands) {
+    Dims result = get(operands[0]);
+    for (Value operand : operands.drop_front()) {
+      Dims other = get(operand);
+      size_t rank = std::max(result.size(), other.size());
+      Dims joined(rank);
+      for (size_t i = 0; i < rank; ++i) {
+        Dim one;
+        one.size = 1;
+        Dim a = i < rank - result.size() ? one
+                                         : result[i - (rank - result.size())];
+        Dim b = i < rank - other.size() ? one
+                                        : other[i - (rank - other.size())];
+        FailureOr<Dim> d =
+            join(op, "dimension " + std::to_string(i), a, b, true);
+        if (failed(d))
+          return failure();
+        joined[i] = *d;
+      }
+      result = std::move(joined);
+    }
+    return result;
+  }
+
+  LogicalResult visit(Operation *op) {
+    if (auto ret = dyn_cast<func::ReturnOp>(op))
+      return checkReturn(ret);
+    if (op->getNumResults() != 1 ||
+        !isa<LoomDialect>(op->getDialect()))
+      return success();
+    Value result = op->getResult(0);
+    FailureOr<Dims> computed =
+        llvm::TypeSwitch<Operation *, FailureOr<Dims>>(op)
+            .Case<AddOp, SubOp, MulOp, DivOp, MaxOp, MinOp, PowOp, AndOp,
+                  OrOp, CmpOp, SelectOp>(
+                [&](Operation *op) { return broadcast(op, op->getOperands()); })
+            .Case<NegOp, AbsOp, ExpOp, LogOp, TanhOp, SigmoidOp, SiluOp,
+                  GeluOp, RsqrtOp, SqrtOp, NotOp, CastOp, SoftmaxOp,
+                  LogSoftmaxOp>(
+                [&](Operation *op) -> FailureOr<Dims> {
+                  return get(op->getOperand(0));
+                })
+            .Case<RmsNormOp>([&](RmsNormOp op) -> FailureOr<Dims> {
+              Dims x = get(op.getOperand()), w = get(op.getWeight());
+              if (!x.empty() && !w.empty() &&
+                  failed(join(op, "the normalized dimension", x.back(),
+                              w.back(), false)))
+                return failure();
+              return x;
+            })
+            .Case<SumOp, MeanOp, ReduceMaxOp, ReduceMinOp>(
+                [&](Operation *op) -> FailureOr<Dims> {
+                  Dims x = get(op->getOperand(0)), out;
+                  auto axes =
+                      op->getAttrOfType<DenseI64ArrayAttr>("axes").asArrayRef();
+                  bool keep = false;
+                  if (auto k = op->getAttrOfType<BoolAttr>("keepdim"))
+                    keep = k.getValue();
+                  for (auto [i, d] : llvm::enumerate(x)) {
+                    if (!llvm::is_contained(axes, static_cast<int64_t>(i)))
+                      out.push_back(d);
+                    else if (keep)
+                      out.push_back(Dim{1, {}});
+                  }
+                  return out;
+                })
+            .Case<MatmulOp>([&](MatmulOp op) -> FailureOr<Dims> {
+              Dims a = get(op.getLhs()), b = get(op.getRhs());
+              Dim m = a[a.size() - 2], ka = a.back();
+              if (op.getTransposeA())
+                std::swap(m, ka);
+              Dim kb = b[b.size() - 2], n = b.back();
+              if (op.getTransposeB())
+                std::swap(kb, n);
+              if (failed(join(op, "the contraction dimension", ka, kb, false)))
+                return failure();
+              Dims out;
+              size_t batch = std::max(a.size(), b.size()) - 2;
+              for (size_t i = 0; i < batch; ++i) {
+                Dim one{1, {}};
+                Dim x = i < batch - (a.size() - 2)
+                            ? one
+                            : a[i - (batch - (a.size() - 2))];
+                Dim y = i < batch - (b.size() - 2)
+                            ? one
+                            : b[i - (batch - (b.size() - 2))];
+                FailureOr<Dim> d =
+                    join(op, "batch dimension " + std::to_string(i), x, y, true);
+                if (failed(d))
+                  return failure();
+                out.push_back(*d);
+              }
+              out.push_back(m);
+              out.push_back(n);
+              return out;
+            })
+            .Case<LinearOp>([&](LinearOp op) -> FailureOr<Dims> {
+              Dims x = get(op.getOperand()), w = get(op.getWeight());
+              if (failed(join(op, "the input-feature dimension", x.back(),
+                              w.back(), false)))
+                return failure();
+              x.back() = w.front();
+              return x;
+            })
+            .Case<ReshapeOp>([&](ReshapeOp op) -> FailureOr<Dims> {
+              Dims x = get(op.getOperand()), out;
+              for (auto [i, s] : llvm::enumerate(op.getShape())) {
+                if (s == 0)
+                  out.push_back(x[i]);
+                else
+                  out.push_back(
+                      Dim{op.getType().getDimSize(i), {}});
+              }
+              return out;
+            })
+            .Case<TransposeOp>([&](TransposeOp op) -> FailureOr<Dims> {
+              Dims x = get(op.getOperand()), out;
+              for (int64_t p : op.getPermutation())
+                out.push_back(x[p]);
+              return out;
+            })
+            .Case<GatherOp>([&](GatherOp op) -> FailureOr<Dims> {
+              Dims x = get(op.getOperand()), idx = get(op.getIndices()), out;
+              int64_t axis = op.getAxis();
+              out.append(x.begin(), x.begin() + axis);
+              out.append(idx.begin(), idx.end());
+              out.append(x.begin() + axis + 1, x.end());
+              return out;
+            })
+            .Case<ConcatOp>([&](ConcatOp op) -> FailureOr<Dims> {
+              Dims out = get(op.getInputs()[0]);
+              int64_t axis = op.getAxis();
+              for (Value input : op.getInputs().drop_front()) {
+                Dims x = get(input);
+                for (size_t i = 0; i < out.size(); ++i) {
+                  if (static_cast<int64_t>(i) == axis)
+                    continue;
+                  FailureOr<Dim> d = join(op, "dimension " + std::to_string(i),
+                                          out[i], x[i], false);
+                  if (failed(d))
+                    return failure();
+                  out[i] = *d;
+                }
+              }
+              out[axis] = Dim{op.getType().getDimSize(axis), {}};
+              return out;
+            })
+            .Case<BroadcastOp>([&](BroadcastOp op) -> FailureOr<Dims> {
+              if (Value like = op.getLike())
+                return get(like);
+              return fromSignature(op.getType(), nullptr);
+            })
+            .Case<IotaOp>([&](IotaOp op) -> FailureOr<Dims> {
+              if (Value like = op.getLike())
+                return get(like);
+              return fromSignature(op.getType(), nullptr);
+            })
+            .Default([&](Operation *op) -> FailureOr<Dims> {
+              return fromSignature(op->getResult(0).getType(), nullptr);
+            });
+    if (failed(computed))
+      return failure();
+    dims[result] = std::move(*computed);
+    return success();
+  }
+
+  LogicalResult checkReturn(func::ReturnOp ret) {
+    for (auto [i, value] : llvm::enumerate(ret.getOperands())) {
+      auto declared = func.getResultAttrOfType<ArrayAttr>(i, "loom.dims");
+      if (!declared)
+        continue;
+      Dims want = fromSignature(value.getType(), declared);
+      Dims have = get(value);
+      for (size_t d = 0; d < want.size() && d < have.size(); ++d) {
+        if (want[d].symbol && have[d].symbol &&
+            want[d].symbol != have[d].symbol) {
+          std::string name = "result " + std::to_string(i);
+          if (auto n = func.getResultAttrOfType<StringAttr>(i, "loom.name"))
+            name = "output '" + n.getValue().str() + "'";
+          return ret.emitOpError()
+                 << name << " is declared with dimension " << d << " = "
+                 << want[d].str() << " but the graph computes "
+                 << have[d].str();
+        }
+      }
+    }
+    return success();
+  }
+
+  func::FuncOp func;
+  llvm::DenseMap<Value, Dims> dims;
+};
+
+struct VerifyShapesPass
+    : public loom::impl::VerifyShapesPassBase<VerifyShapesPass> {
+  void runOnOperation() override {
+    for (auto func : getOperation().getOps<func::FuncOp>())
+      if (!func.isExternal() && failed(ShapeChecker(func).run()))
+        return signalPassFailure();
+  }
+};
+} // namespace

@@ -1,0 +1,213 @@
+//===- abi.h - The Loom artifact ABI ----------------------------*- C -*-===//
+//
+// This file is the one header shared by the compiler and the runtime. It
+// describes a Loom artifact: an ELF shared object whose section
+// `.loom.manifest` (also exported as the data symbol `loom_artifact_manifest`)
+// holds a position-independent manifest blob, entry functions
+// `int32_t loom_entry_<name>(void **args)`, and import slots the runtime fills
+// with host functions before any entry runs.
+//
+// The manifest is little-endian, 8-byte aligned, and contains offsets relative
+// to the start of the blob, never pointers, so the runtime can validate it by
+// reading the file before it maps or runs anything.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_ABI_H
+#define LOOM_ABI_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Bumped on every incompatible change of anything in this header.
+#define LOOM_ABI_VERSION 1u
+
+/// The first 8 bytes of a manifest.
+#define LOOM_MANIFEST_MAGIC "LOOMART"
+
+/// Section and data symbol names of the manifest inside the shared object.
+#define LOOM_MANIFEST_SECTION ".loom.manifest"
+#define LOOM_MANIFEST_SYMBOL "loom_artifact_manifest"
+
+/// Entry function symbols are this prefix followed by the entry name.
+#define LOOM_ENTRY_SYMBOL_PREFIX "loom_entry_"
+
+/// Element types. Sizes in bytes come from loom_dtype_size().
+typedef enum loom_dtype_e {
+  LOOM_DTYPE_INVALID = 0,
+  LOOM_DTYPE_F32 = 1,
+  LOOM_DTYPE_F64 = 2,
+  LOOM_DTYPE_I32 = 3,
+  LOOM_DTYPE_I64 = 4,
+  LOOM_DTYPE_BOOL = 5, ///< One byte, 0 or 1.
+  LOOM_DTYPE_F16 = 6,
+  LOOM_DTYPE_BF16 = 7,
+} loom_dtype_t;
+
+static inline uint32_t loom_dtype_size(uint32_t dtype) {
+  switch (dtype) {
+  case LOOM_DTYPE_F32:
+  case LOOM_DTYPE_I32:
+    return 4;
+  case LOOM_DTYPE_F64:
+  case LOOM_DTYPE_I64:
+    return 8;
+  case LOOM_DTYPE_BOOL:
+    return 1;
+  case LOOM_DTYPE_F16:
+  case LOOM_DTYPE_BF16:
+    return 2;
+  default:
+    return 0;
+  }
+}
+
+/// What an entry argument is. Arguments of an entry appear in the manifest
+/// and in the `args` array in this order: inputs, params, states, outputs.
+typedef enum loom_arg_role_e {
+  LOOM_ROLE_INPUT = 1,  ///< Given by the caller on every call.
+  LOOM_ROLE_PARAM = 2,  ///< Bound once per session from a weights file.
+  LOOM_ROLE_STATE = 3,  ///< Owned by the session, zero-initialized, persists.
+  LOOM_ROLE_OUTPUT = 4, ///< Allocated by the runtime, written by the entry.
+} loom_arg_role_t;
+
+/// Target kinds.
+typedef enum loom_target_e {
+  LOOM_TARGET_CPU = 1,
+  LOOM_TARGET_CUDA = 2,
+} loom_target_t;
+
+/// Maximum rank of any argument.
+#define LOOM_MAX_RANK 8
+
+/// A dimension in the manifest: >= 0 is a static size; < 0 is the symbolic
+/// dimension number `-(d + 1)` into the artifact's symbol table. Symbols are
+/// bound by the input arguments of a call; params, states and outputs only use
+/// symbols that some input of the same entry binds.
+typedef int64_t loom_manifest_dim_t;
+
+/// The manifest header, at offset 0 of the blob.
+typedef struct loom_manifest_header_t {
+  char magic[8];          ///< LOOM_MANIFEST_MAGIC, NUL-terminated.
+  uint32_t abi_version;   ///< LOOM_ABI_VERSION.
+  uint32_t header_size;   ///< sizeof(loom_manifest_header_t).
+  uint64_t total_size;    ///< Size of the whole blob in bytes.
+  uint64_t file_checksum; ///< loom_fnv1a64 of the whole file with these 8
+                          ///< bytes read as zero.
+  uint32_t target;        ///< loom_target_t.
+  uint32_t compiler_version; ///< String offset.
+  uint32_t target_cpu;       ///< String offset ("znver3", "sm_90a", ...).
+  uint32_t strings_offset;   ///< Start of the string table.
+  uint32_t strings_size;     ///< Size of the string table in bytes.
+  uint32_t num_symbols;      ///< Symbolic dimension names.
+  uint32_t symbols_offset;   ///< uint32_t[num_symbols] string offsets.
+  uint32_t num_entries;
+  uint32_t entries_offset;   ///< loom_manifest_entry_t[num_entries].
+  uint32_t num_imports;
+  uint32_t imports_offset;   ///< loom_manifest_import_t[num_imports].
+  uint32_t reserved;
+} loom_manifest_header_t;
+
+/// One entry point.
+typedef struct loom_manifest_entry_t {
+  uint32_t name;        ///< String offset: the graph name.
+  uint32_t symbol;      ///< String offset: the function symbol.
+  uint32_t num_args;
+  uint32_t args_offset; ///< loom_manifest_arg_t[num_args].
+} loom_manifest_entry_t;
+
+/// One argument of an entry.
+typedef struct loom_manifest_arg_t {
+  uint32_t name;        ///< String offset: the name in the .loom file.
+  uint32_t role;        ///< loom_arg_role_t.
+  uint32_t dtype;       ///< loom_dtype_t.
+  uint32_t rank;        ///< <= LOOM_MAX_RANK.
+  uint32_t binding;     ///< String offset: the weights-file tensor name of a
+                        ///< param, the session-wide state name of a state,
+                        ///< otherwise equal to `name`.
+  uint32_t dims_offset; ///< loom_manifest_dim_t[rank], 8-byte aligned.
+} loom_manifest_arg_t;
+
+/// A host function the artifact calls. `slot` names a data symbol of type
+/// `void *` in the artifact that the runtime sets to the host function named
+/// `name` before any entry runs. An import the runtime does not provide is an
+/// error at load time.
+typedef struct loom_manifest_import_t {
+  uint32_t name; ///< String offset, e.g. "loom_rt_matmul_f32".
+  uint32_t slot; ///< String offset of the slot symbol.
+} loom_manifest_import_t;
+
+/// Strings are NUL-terminated inside the string table; a string offset is
+/// relative to `strings_offset`.
+
+/// The argument of every entry: `args[i]` points to the strided memref
+/// descriptor of argument i (MLIR's layout):
+///   { void *allocated; void *aligned; int64_t offset;
+///     int64_t sizes[rank]; int64_t strides[rank]; }
+/// Returns 0 on success, a nonzero code otherwise.
+typedef int32_t (*loom_entry_fn_t)(void **args);
+
+/// Memref descriptors as they are passed to host functions.
+typedef struct loom_memref_2d_t {
+  void *allocated;
+  void *aligned;
+  int64_t offset;
+  int64_t sizes[2];
+  int64_t strides[2];
+} loom_memref_2d_t;
+
+typedef struct loom_memref_3d_t {
+  void *allocated;
+  void *aligned;
+  int64_t offset;
+  int64_t sizes[3];
+  int64_t strides[3];
+} loom_memref_3d_t;
+
+/// Flags of the matmul host functions.
+#define LOOM_MATMUL_TRANSPOSE_A 1
+#define LOOM_MATMUL_TRANSPOSE_B 2
+#define LOOM_MATMUL_ACCUMULATE 4
+
+/// Host function "loom_rt_matmul_f32": C = op(A) * op(B) (+ C when
+/// LOOM_MATMUL_ACCUMULATE), where op transposes when the flag says so. A and B
+/// are given as stored (op(A) is [M, K], op(B) is [K, N], C is [M, N]).
+typedef void (*loom_rt_matmul_f32_fn_t)(const loom_memref_2d_t *a,
+                                        const loom_memref_2d_t *b,
+                                        loom_memref_2d_t *c, int64_t flags);
+
+/// Host function "loom_rt_batch_matmul_f32": the same per batch index, all
+/// three operands of rank 3 with the batch first.
+typedef void (*loom_rt_batch_matmul_f32_fn_t)(const loom_memref_3d_t *a,
+                                              const loom_memref_3d_t *b,
+                                              loom_memref_3d_t *c,
+                                              int64_t flags);
+
+/// Host function "loom_rt_parallel_for": calls body(ctx, begin, end) over
+/// disjoint ranges covering [0, n) on the runtime's threads and returns when
+/// all are done.
+typedef void (*loom_rt_parallel_for_fn_t)(void (*body)(void *, int64_t,
+                                                       int64_t),
+                                          void *ctx, int64_t n);
+
+/// FNV-1a, 64 bit. The file checksum skips nothing: the compiler writes the
+/// file with `file_checksum` zero, hashes it, and patches the field.
+static inline uint64_t loom_fnv1a64(uint64_t hash, const void *data,
+                                    uint64_t size) {
+  const unsigned char *p = (const unsigned char *)data;
+  for (uint64_t i = 0; i < size; ++i) {
+    hash ^= p[i];
+    hash *= 0x100000001b3ull;
+  }
+  return hash;
+}
+#define LOOM_FNV1A64_INIT 0xcbf29ce484222325ull
+
+#ifdef __cplusplus
+} // extern "C"
+#endif
+
+#endif // LOOM_ABI_H

@@ -1,0 +1,91 @@
+//===- internal.h - Shared internals of the Loom runtime --------*- C++ -*-===//
+//
+// This file declares what the runtime's translation units share but the C API
+// hides: the layout of tensors and tensor maps, printf-style status helpers,
+// file reading, and the checksum/ELF helpers the loader and the seal tool use.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_RUNTIME_SRC_INTERNAL_H
+#define LOOM_RUNTIME_SRC_INTERNAL_H
+
+#include "loom/runtime.h"
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+struct loom_tensor {
+  std::atomic<int32_t> refs{1};
+  loom_dtype_t dtype = LOOM_DTYPE_INVALID;
+  int32_t rank = 0;
+  int64_t dims[LOOM_MAX_RANK] = {};
+  int64_t numElements = 0;
+  size_t byteSize = 0;
+  void *data = nullptr;
+  /// Whether `data` was allocated by the runtime and is freed with the tensor.
+  bool owned = false;
+};
+
+struct loom_tensor_map {
+  std::vector<std::string> names;
+  std::vector<loom_tensor_t *> tensors;
+  std::unordered_map<std::string, size_t> index;
+};
+
+namespace loom {
+
+/// Creates a status with a printf-formatted message.
+loom_status_t makeStatus(loom_status_code_t code, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/// Prefixes the message of `status` with `prefix` and returns it.
+loom_status_t prefixStatus(loom_status_t status, const std::string &prefix);
+
+/// Formats like printf into a std::string.
+std::string format(const char *format, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/// Computes the number of elements and bytes of a shape; fails on negative
+/// dims, rank above LOOM_MAX_RANK, an invalid dtype, or overflow. `what`
+/// names the tensor in messages.
+loom_status_t checkShape(loom_dtype_t dtype, int32_t rank, const int64_t *dims,
+                         const std::string &what, int64_t *outElements,
+                         size_t *outBytes);
+
+/// Creates an owned tensor without zeroing its data, for outputs that are
+/// written completely right away.
+loom_status_t createUninitializedTensor(loom_dtype_t dtype, int32_t rank,
+                                        const int64_t *dims,
+                                        loom_tensor_t **outTensor);
+
+/// Formats dims as "[2, 3]".
+std::string formatDims(int32_t rank, const int64_t *dims);
+
+/// Reads a whole file.
+loom_status_t readFile(const char *path, std::vector<uint8_t> *out);
+/// Writes a whole file.
+loom_status_t writeFile(const char *path, const void *data, size_t size);
+
+/// Finds the manifest section of an ELF64 little-endian shared object held in
+/// memory, checking the ELF header and section table strictly. On success
+/// sets `outOffset`/`outSize` to the section's file range.
+loom_status_t findManifestSection(const uint8_t *file, size_t size,
+                                  uint64_t *outOffset, uint64_t *outSize);
+
+/// The checksum of an artifact: FNV-1a over the file with the 8 bytes at
+/// `checksumOffset` read as zero.
+uint64_t artifactChecksum(const uint8_t *file, size_t size,
+                          uint64_t checksumOffset);
+
+/// Converts between IEEE half / bfloat16 and float.
+float halfToFloat(uint16_t h);
+uint16_t floatToHalf(float f);
+float bf16ToFloat(uint16_t h);
+uint16_t floatToBf16(float f);
+
+} // namespace loom
+
+#endif // LOOM_RUNTIME_SRC_INTERNAL_H
