@@ -1,4 +1,4 @@
-//===- AST.cpp - Abstract syntax tree of the .loom language ---------------===//
+//===- AST.cpp - Abstract syntax tree of the .loom language -----*- C++ -*-===//
 //
 // Part of the Loom project.
 //
@@ -416,6 +416,14 @@ static void printExprImpl(const Expr &e, llvm::raw_ostream &os, int minPrec) {
     return;
   }
   }
+}
+
+Location loom::frontend::getStartLoc(const Expr &e) {
+  if (const auto *b = llvm::dyn_cast<BinaryExpr>(&e))
+    return getStartLoc(*b->lhs);
+  if (const auto *x = llvm::dyn_cast<IndexExpr>(&e))
+    return getStartLoc(*x->base);
+  return e.getLoc();
 }
 
 void loom::frontend::printExpr(const Expr &e, llvm::raw_ostream &os) {

@@ -115,8 +115,18 @@ llvm::StringRef stringifyKind(ConstValue::Kind kind);
 /// Base class of all expressions. Use llvm::isa / dyn_cast on the subclasses.
 class Expr {
 public:
-  enum class Kind { Int, Float, Bool, String, Name, List, Unary, Binary, Call,
-                    Index };
+  enum class Kind {
+    Int,
+    Float,
+    Bool,
+    String,
+    Name,
+    List,
+    Unary,
+    Binary,
+    Call,
+    Index
+  };
 
   Expr(Kind kind, Location loc) : kind(kind), loc(loc) {}
   virtual ~Expr() = default;
@@ -237,8 +247,8 @@ struct KeywordArg {
 struct CallExpr : Expr {
   CallExpr(Location loc, std::string callee, std::vector<ExprPtr> args,
            std::vector<KeywordArg> kwargs)
-      : Expr(Kind::Call, loc), callee(std::move(callee)),
-        args(std::move(args)), kwargs(std::move(kwargs)) {}
+      : Expr(Kind::Call, loc), callee(std::move(callee)), args(std::move(args)),
+        kwargs(std::move(kwargs)) {}
   static bool classof(const Expr *e) { return e->getKind() == Kind::Call; }
 
   /// Returns the keyword argument named `key`, or null.
@@ -260,6 +270,11 @@ struct IndexExpr : Expr {
   ExprPtr base;
   std::vector<ExprPtr> indices;
 };
+
+/// Returns where the text of `e` starts (the leftmost operand of a binary
+/// expression, the base of an index), for diagnostics about the whole
+/// expression.
+Location getStartLoc(const Expr &e);
 
 /// Prints `e` in source syntax with explicit parentheses only where needed;
 /// used in dumps and diagnostics.

@@ -1,4 +1,4 @@
-//===- Config.cpp - Config evaluation and overrides -----------------------===//
+//===- Config.cpp - Config evaluation and overrides -------------*- C++ -*-===//
 //
 // Part of the Loom project.
 //
@@ -150,7 +150,8 @@ static bool isGraphValue(const GraphAST &g, llvm::StringRef name) {
     if (d.ident.name == name)
       return true;
   for (const StmtPtr &s : g.body) {
-    if (auto *p = llvm::dyn_cast<ParamStmt>(s.get()); p && p->ident.name == name)
+    if (auto *p = llvm::dyn_cast<ParamStmt>(s.get());
+        p && p->ident.name == name)
       return true;
     if (auto *st = llvm::dyn_cast<StateStmt>(s.get());
         st && st->ident.name == name)
@@ -172,8 +173,8 @@ std::optional<ConstValue> Evaluator::evalName(const NameExpr &e) {
       if (c.ident.name == configName)
         return error(e.getLoc(),
                      "config '" + e.name + "' is defined in terms of itself");
-      return error(e.getLoc(), "config '" + e.name +
-                                   "' is used before it is defined");
+      return error(e.getLoc(),
+                   "config '" + e.name + "' is used before it is defined");
     }
     if (c.value.kind == ConstValue::Kind::None)
       return error(e.getLoc(), "config '" + e.name + "' has no value");
@@ -222,8 +223,8 @@ std::optional<ConstValue> Evaluator::evalUnary(const UnaryExpr &e) {
   }
   if (v->isFloat())
     return ConstValue::getFloat(-v->floatValue);
-  return error(e.getLoc(), "operator '-' cannot be applied to " +
-                               stringifyKind(v->kind));
+  return error(e.getLoc(),
+               "operator '-' cannot be applied to " + stringifyKind(v->kind));
 }
 
 /// Python's floor division and modulo on integers; the divisor is not 0.
@@ -288,8 +289,9 @@ std::optional<ConstValue> Evaluator::evalBinary(const BinaryExpr &e) {
                                       l->kind == ConstValue::Kind::Bool)) {
       if (e.op != BinaryOp::Eq && e.op != BinaryOp::Ne)
         return kindError();
-      cmp = l->kind == ConstValue::Kind::String ? (l->str != r->str)
-                                                : (l->boolValue != r->boolValue);
+      cmp = l->kind == ConstValue::Kind::String
+                ? (l->str != r->str)
+                : (l->boolValue != r->boolValue);
     } else {
       return kindError();
     }
@@ -354,8 +356,8 @@ std::optional<ConstValue> Evaluator::evalBinary(const BinaryExpr &e) {
       if (b < 0) {
         if (a == 0)
           return divisionByZero(loc);
-        return checkFinite(loc, std::pow(static_cast<double>(a),
-                                         static_cast<double>(b)));
+        return checkFinite(
+            loc, std::pow(static_cast<double>(a), static_cast<double>(b)));
       }
       // Powers of 0, 1 and -1 are settled at once; any other base overflows
       // within 63 multiplications, so the loop is short.
@@ -418,8 +420,7 @@ std::optional<ConstValue> Evaluator::evalCall(const CallExpr &e) {
     return error(e.kwargs.front().key.loc,
                  "'" + e.callee + "' takes no keyword arguments");
   if (e.args.size() < 2)
-    return error(e.getLoc(),
-                 "'" + e.callee + "' needs at least 2 arguments");
+    return error(e.getLoc(), "'" + e.callee + "' needs at least 2 arguments");
   std::optional<ConstValue> best;
   bool anyFloat = false;
   for (const ExprPtr &arg : e.args) {
@@ -487,7 +488,7 @@ std::optional<ConstValue> loom::frontend::evaluateDim(const ModuleAST &m,
     return std::nullopt;
   auto error = [&](const llvm::Twine &msg) -> std::nullopt_t {
     if (sm)
-      sm->PrintMessage(dim.getLoc().ptr, llvm::SourceMgr::DK_Error, msg);
+      sm->PrintMessage(getStartLoc(dim).ptr, llvm::SourceMgr::DK_Error, msg);
     return std::nullopt;
   };
   std::string text = exprToString(dim);
@@ -550,9 +551,15 @@ loom::frontend::getSymbolicDims(const ModuleAST &m, const GraphAST &g) {
 /// (`file` may be empty: `error: msg`).
 static void printError(llvm::SourceMgr &sm, llvm::StringRef file,
                        const llvm::Twine &msg) {
-  sm.PrintMessage(llvm::errs(),
-                  llvm::SMDiagnostic(file, llvm::SourceMgr::DK_Error,
-                                     msg.str()));
+  sm.PrintMessage(
+      llvm::errs(),
+      llvm::SMDiagnostic(file, llvm::SourceMgr::DK_Error, msg.str()));
+}
+
+/// Returns "an int", "a string", ... for messages.
+static std::string withArticle(ConstValue::Kind kind) {
+  return (kind == ConstValue::Kind::Int ? "an " : "a ") +
+         stringifyKind(kind).str();
 }
 
 /// Checks that `v` fits config `c` and stores it, widening an int to a float
@@ -561,9 +568,7 @@ static std::optional<std::string> setOverride(ConfigDecl &c, ConstValue v) {
   if (c.declaredKind == ConstValue::Kind::Float && v.isInt())
     v = ConstValue::getFloat(static_cast<double>(v.intValue));
   if (v.kind != c.declaredKind)
-    return "config '" + c.ident.name + "' is " +
-           (c.declaredKind == ConstValue::Kind::Int ? "an " : "a ") +
-           stringifyKind(c.declaredKind).str();
+    return "config '" + c.ident.name + "' is " + withArticle(c.declaredKind);
   c.value = std::move(v);
   c.overridden = true;
   return std::nullopt;
@@ -574,8 +579,7 @@ static void noteDeclaration(llvm::SourceMgr &sm, const ConfigDecl &c) {
                   "config '" + c.ident.name + "' is declared here");
 }
 
-static bool applyJson(ModuleAST &m, llvm::StringRef path,
-                      llvm::SourceMgr &sm) {
+static bool applyJson(ModuleAST &m, llvm::StringRef path, llvm::SourceMgr &sm) {
   llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
       llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
   if (!buffer) {
@@ -635,12 +639,12 @@ static bool applyJson(ModuleAST &m, llvm::StringRef path,
     std::optional<std::string> mismatch =
         v.kind == ConstValue::Kind::None
             ? std::optional<std::string>("config '" + key + "' is " +
-                                         stringifyKind(c->declaredKind).str())
+                                         withArticle(c->declaredKind))
             : setOverride(*c, std::move(v));
     if (mismatch) {
       printError(sm, path,
-                 "key '" + key + "': " + *mismatch + ", but the JSON value is " +
-                     jsonKind);
+                 "key '" + key + "': " + *mismatch +
+                     ", but the JSON value is " + jsonKind);
       noteDeclaration(sm, *c);
       return false;
     }
@@ -692,9 +696,7 @@ bool loom::frontend::applyConfigOverrides(ModuleAST &m,
     if (std::optional<std::string> mismatch = setOverride(*c, std::move(v))) {
       printError(sm, "",
                  "--define " + define + ": " + *mismatch + ", but '" + text +
-                     "' is " +
-                     (given == ConstValue::Kind::Int ? "an " : "a ") +
-                     stringifyKind(given));
+                     "' is " + withArticle(given));
       noteDeclaration(sm, *c);
       return false;
     }

@@ -1,4 +1,4 @@
-//===- Lexer.cpp - Tokenizer of the .loom language ------------------------===//
+//===- Lexer.cpp - Tokenizer of the .loom language --------------*- C++ -*-===//
 //
 // Part of the Loom project.
 //
@@ -237,7 +237,8 @@ bool Lexer::run(std::vector<Token> &tokens) {
       continue;
     }
     if (c == '\n') {
-      if (depth == 0 && !tokens.empty() && !tokens.back().is(TokenKind::Newline)) {
+      if (depth == 0 && !tokens.empty() &&
+          !tokens.back().is(TokenKind::Newline)) {
         Token tok;
         tok.kind = TokenKind::Newline;
         tok.loc = here();

@@ -1,4 +1,4 @@
-//===- Parser.cpp - Parser of the .loom language --------------------------===//
+//===- Parser.cpp - Parser of the .loom language ----------------*- C++ -*-===//
 //
 // Part of the Loom project.
 //
@@ -199,9 +199,9 @@ std::unique_ptr<GraphAST> Parser::parseGraph() {
     consume();
     skipNewlines();
   }
-  if (!expect(TokenKind::LBrace, ("to start the body of " + what + " '" +
-                                  g->ident.name + "'")
-                                     .str()))
+  if (!expect(
+          TokenKind::LBrace,
+          ("to start the body of " + what + " '" + g->ident.name + "'").str()))
     return nullptr;
   while (true) {
     skipNewlines();
@@ -231,9 +231,8 @@ bool Parser::parseValueDeclList(std::vector<ValueDecl> &decls,
   while (!is(TokenKind::RParen)) {
     ValueDecl decl;
     if (!parseIdent(decl.ident, (what + " name").str()) ||
-        !expect(TokenKind::Colon, ("after " + what + " '" + decl.ident.name +
-                                   "'")
-                                      .str()) ||
+        !expect(TokenKind::Colon,
+                ("after " + what + " '" + decl.ident.name + "'").str()) ||
         !parseType(decl.type))
       return false;
     decls.push_back(std::move(decl));
@@ -245,8 +244,8 @@ bool Parser::parseValueDeclList(std::vector<ValueDecl> &decls,
 
 bool Parser::parseType(TypeAST &type) {
   if (!is(TokenKind::Identifier))
-    return error(cur().loc, "expected a type such as 'f32[B, 64]', found " +
-                                found());
+    return error(cur().loc,
+                 "expected a type such as 'f32[B, 64]', found " + found());
   type.loc = cur().loc;
   std::optional<DType> dtype = parseDType(cur().spelling);
   if (!dtype)
@@ -442,8 +441,7 @@ ExprPtr Parser::parseComparison() {
     error(cur().loc, "chained comparisons are not supported; use 'and'");
     return nullptr;
   }
-  return std::make_unique<BinaryExpr>(loc, *op, std::move(lhs),
-                                      std::move(rhs));
+  return std::make_unique<BinaryExpr>(loc, *op, std::move(lhs), std::move(rhs));
 }
 
 ExprPtr Parser::parseAdditive() {
@@ -455,8 +453,7 @@ ExprPtr Parser::parseAdditive() {
     ExprPtr rhs = parseMultiplicative();
     if (!rhs)
       return nullptr;
-    lhs = std::make_unique<BinaryExpr>(loc, op, std::move(lhs),
-                                       std::move(rhs));
+    lhs = std::make_unique<BinaryExpr>(loc, op, std::move(lhs), std::move(rhs));
   }
   return lhs;
 }
@@ -489,8 +486,7 @@ ExprPtr Parser::parseMultiplicative() {
     ExprPtr rhs = parseUnary();
     if (!rhs)
       return nullptr;
-    lhs = std::make_unique<BinaryExpr>(loc, op, std::move(lhs),
-                                       std::move(rhs));
+    lhs = std::make_unique<BinaryExpr>(loc, op, std::move(lhs), std::move(rhs));
   }
   return lhs;
 }
@@ -633,7 +629,7 @@ ExprPtr Parser::parseCall(Ident callee) {
       break;
   }
   if (!expect(TokenKind::RParen,
-              ("to end the arguments of '" + callee.name + "'").str()))
+              "to end the arguments of '" + callee.name + "'"))
     return nullptr;
   return std::make_unique<CallExpr>(callee.loc, std::move(callee.name),
                                     std::move(args), std::move(kwargs));

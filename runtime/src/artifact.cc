@@ -81,8 +81,8 @@ struct ElfInfo {
 
 static loom_status_t elfError(const char *file, const char *fmt,
                               const std::string &detail = "") {
-  return makeStatus(LOOM_STATUS_DATA_LOSS, "%s: malformed ELF file: %s%s",
-                    file, fmt, detail.c_str());
+  return makeStatus(LOOM_STATUS_DATA_LOSS, "%s: malformed ELF file: %s%s", file,
+                    fmt, detail.c_str());
 }
 
 /// Whether `table[offset...]` is a NUL-terminated string inside the table.
@@ -96,8 +96,8 @@ static bool cString(const uint8_t *table, uint64_t tableSize, uint64_t offset,
   return true;
 }
 
-static loom_status_t walkElf(const uint8_t *file, size_t size,
-                             const char *name, ElfInfo *info) {
+static loom_status_t walkElf(const uint8_t *file, size_t size, const char *name,
+                             ElfInfo *info) {
   if (size < 4 || std::memcmp(file, ELFMAG, SELFMAG) != 0)
     return makeStatus(LOOM_STATUS_INVALID_ARGUMENT,
                       "%s: not a Loom artifact: not an ELF file", name);
@@ -115,8 +115,8 @@ static loom_status_t walkElf(const uint8_t *file, size_t size,
     return makeStatus(LOOM_STATUS_INCOMPATIBLE,
                       "%s: not a little-endian ELF file", name);
   if (eh.e_ident[EI_VERSION] != EV_CURRENT || eh.e_version != EV_CURRENT)
-    return makeStatus(LOOM_STATUS_INCOMPATIBLE,
-                      "%s: unknown ELF version %u", name, eh.e_ident[EI_VERSION]);
+    return makeStatus(LOOM_STATUS_INCOMPATIBLE, "%s: unknown ELF version %u",
+                      name, eh.e_ident[EI_VERSION]);
   if (eh.e_type != ET_DYN)
     return makeStatus(LOOM_STATUS_INCOMPATIBLE,
                       "%s: not a shared object (ELF type %u, expected ET_DYN "
@@ -185,10 +185,9 @@ static loom_status_t walkElf(const uint8_t *file, size_t size,
     info->manifestIndex = static_cast<uint32_t>(i);
   }
   if (!found)
-    return makeStatus(LOOM_STATUS_INVALID_ARGUMENT,
-                      "%s: not a Loom artifact: no " LOOM_MANIFEST_SECTION
-                      " section",
-                      name);
+    return makeStatus(
+        LOOM_STATUS_INVALID_ARGUMENT,
+        "%s: not a Loom artifact: no " LOOM_MANIFEST_SECTION " section", name);
 
   for (uint64_t i = 0; i < count; ++i) {
     const Elf64_Shdr &sh = info->sections[i];
@@ -233,8 +232,7 @@ uint64_t loom::artifactChecksum(const uint8_t *file, size_t size,
   static const uint8_t zeros[8] = {};
   uint64_t h = loom_fnv1a64(LOOM_FNV1A64_INIT, file, checksumOffset);
   h = loom_fnv1a64(h, zeros, 8);
-  return loom_fnv1a64(h, file + checksumOffset + 8,
-                      size - checksumOffset - 8);
+  return loom_fnv1a64(h, file + checksumOffset + 8, size - checksumOffset - 8);
 }
 
 //===----------------------------------------------------------------------===//
@@ -316,8 +314,8 @@ loom_status_t ManifestValidator::validate(uint64_t blobSize) {
   if (h.target != LOOM_TARGET_CPU && h.target != LOOM_TARGET_CUDA)
     return fail(format("unknown target %u", h.target));
   a->target = static_cast<loom_target_t>(h.target);
-  if (loom_status_t s = checkTable("string table", h.strings_offset,
-                                   h.strings_size, 1, 1))
+  if (loom_status_t s =
+          checkTable("string table", h.strings_offset, h.strings_size, 1, 1))
     return s;
   if (loom_status_t s =
           string("compiler_version", h.compiler_version, &a->compilerVersion))
@@ -325,25 +323,25 @@ loom_status_t ManifestValidator::validate(uint64_t blobSize) {
   if (loom_status_t s = string("target_cpu", h.target_cpu, &a->targetCpu))
     return s;
 
-  if (loom_status_t s = checkTable("symbol table", h.symbols_offset,
-                                   h.num_symbols, 4, 4))
+  if (loom_status_t s =
+          checkTable("symbol table", h.symbols_offset, h.num_symbols, 4, 4))
     return s;
   std::unordered_set<std::string> seen;
   for (uint32_t i = 0; i < h.num_symbols; ++i) {
     const char *symbol;
-    if (loom_status_t s = string(format("symbol %u", i).c_str(),
-                                 load<uint32_t>(blob, h.symbols_offset + 4 * i),
-                                 &symbol))
+    if (loom_status_t s =
+            string(format("symbol %u", i).c_str(),
+                   load<uint32_t>(blob, h.symbols_offset + 4 * i), &symbol))
       return s;
     if (!*symbol || !seen.insert(symbol).second)
-      return fail(format("symbol %u has an empty or duplicate name '%s'", i,
-                         symbol));
+      return fail(
+          format("symbol %u has an empty or duplicate name '%s'", i, symbol));
     a->symbols.push_back(symbol);
   }
 
-  if (loom_status_t s = checkTable("import table", h.imports_offset,
-                                   h.num_imports,
-                                   sizeof(loom_manifest_import_t), 4))
+  if (loom_status_t s =
+          checkTable("import table", h.imports_offset, h.num_imports,
+                     sizeof(loom_manifest_import_t), 4))
     return s;
   seen.clear();
   std::unordered_set<std::string> slots;
@@ -375,8 +373,8 @@ loom_status_t ManifestValidator::validate(uint64_t blobSize) {
     if (loom_status_t s = validateEntry(i, &a->entries[i]))
       return s;
     if (!seen.insert(a->entries[i].desc.name).second)
-      return fail(format("entry '%s' is defined twice",
-                         a->entries[i].desc.name));
+      return fail(
+          format("entry '%s' is defined twice", a->entries[i].desc.name));
   }
 
   // The same state name refers to one buffer in a session, so every entry
@@ -395,8 +393,7 @@ loom_status_t ManifestValidator::validate(uint64_t blobSize) {
       const loom_arg_desc_t &other = *it->second.arg;
       bool same = other.dtype == arg.dtype && other.rank == arg.rank;
       for (int32_t d = 0; same && d < arg.rank; ++d)
-        same = arg.role == LOOM_ROLE_PARAM ||
-               other.dims[d] == arg.dims[d];
+        same = arg.role == LOOM_ROLE_PARAM || other.dims[d] == arg.dims[d];
       if (!same)
         return fail(format(
             "%s '%s' is %s%s in entry '%s' but %s%s in entry '%s'",
@@ -465,11 +462,11 @@ loom_status_t ManifestValidator::validateEntry(uint32_t index,
       return fail(format("%s: invalid dtype %u", argWhere.c_str(), ma.dtype));
     arg.dtype = static_cast<loom_dtype_t>(ma.dtype);
     if (ma.rank > LOOM_MAX_RANK)
-      return fail(format("%s: rank %u exceeds the maximum %d",
-                         argWhere.c_str(), ma.rank, LOOM_MAX_RANK));
+      return fail(format("%s: rank %u exceeds the maximum %d", argWhere.c_str(),
+                         ma.rank, LOOM_MAX_RANK));
     arg.rank = static_cast<int32_t>(ma.rank);
-    if (loom_status_t s = string((argWhere + " binding").c_str(), ma.binding,
-                                 &arg.binding))
+    if (loom_status_t s =
+            string((argWhere + " binding").c_str(), ma.binding, &arg.binding))
       return s;
     if (!*arg.binding)
       return fail(argWhere + ": empty binding");
@@ -491,10 +488,9 @@ loom_status_t ManifestValidator::validateEntry(uint32_t index,
         continue;
       uint64_t sym = static_cast<uint64_t>(-(dim + 1));
       if (sym >= a->symbols.size())
-        return fail(format("%s: dim %d refers to symbol %llu of %zu",
-                           argWhere.c_str(), d,
-                           static_cast<unsigned long long>(sym),
-                           a->symbols.size()));
+        return fail(
+            format("%s: dim %d refers to symbol %llu of %zu", argWhere.c_str(),
+                   d, static_cast<unsigned long long>(sym), a->symbols.size()));
       arg.dims[d] = -1;
       arg.dim_symbols[d] = a->symbols[sym];
       info.symbol[d] = static_cast<int32_t>(sym);
@@ -678,8 +674,7 @@ static loom_status_t loadCode(int fd, const char *path, loom_artifact_t *a) {
                       err ? err : "unknown error");
   }
   const void *manifest = dlsym(a->handle, LOOM_MANIFEST_SYMBOL);
-  if (!manifest ||
-      std::memcmp(manifest, a->blob.data(), a->manifestSize) != 0)
+  if (!manifest || std::memcmp(manifest, a->blob.data(), a->manifestSize) != 0)
     return makeStatus(LOOM_STATUS_DATA_LOSS,
                       "%s: the loaded " LOOM_MANIFEST_SYMBOL " differs from "
                       "the manifest validated in the file",
@@ -687,15 +682,15 @@ static loom_status_t loadCode(int fd, const char *path, loom_artifact_t *a) {
   for (EntryInfo &e : a->entries) {
     void *fn = dlsym(a->handle, e.desc.symbol);
     if (!fn)
-      return makeStatus(LOOM_STATUS_NOT_FOUND, "%s: dlsym('%s') failed",
-                        path, e.desc.symbol);
+      return makeStatus(LOOM_STATUS_NOT_FOUND, "%s: dlsym('%s') failed", path,
+                        e.desc.symbol);
     e.fn = reinterpret_cast<loom_entry_fn_t>(fn);
   }
   for (size_t i = 0; i < a->imports.size(); ++i) {
     void **slot = static_cast<void **>(dlsym(a->handle, a->importSlots[i]));
     if (!slot)
-      return makeStatus(LOOM_STATUS_NOT_FOUND, "%s: dlsym('%s') failed",
-                        path, a->importSlots[i]);
+      return makeStatus(LOOM_STATUS_NOT_FOUND, "%s: dlsym('%s') failed", path,
+                        a->importSlots[i]);
     *slot = loom_host_function_lookup(a->imports[i]);
   }
   return nullptr;
@@ -749,8 +744,7 @@ const loom_entry_desc_t *loom_artifact_entry_at(const loom_artifact_t *artifact,
 }
 
 loom_status_t loom_artifact_entry_find(const loom_artifact_t *artifact,
-                                       const char *name,
-                                       uint32_t *out_index) {
+                                       const char *name, uint32_t *out_index) {
   if (!artifact || !name || !out_index)
     return makeStatus(LOOM_STATUS_INVALID_ARGUMENT,
                       "artifact_entry_find: NULL argument");

@@ -52,8 +52,7 @@ public:
       return;
     // Nested loops and loops issued while another thread owns the pool run
     // inline: waiting for the pool there could deadlock or oversubscribe.
-    if (numThreads == 1 || n == 1 || insideWorker ||
-        !submitMutex.try_lock()) {
+    if (numThreads == 1 || n == 1 || insideWorker || !submitMutex.try_lock()) {
       body(ctx, 0, n);
       return;
     }
@@ -275,9 +274,9 @@ gemmTileImpl(const Mat &a, const Mat &b, const Mat &c, int64_t i0, int64_t i1,
       for (int64_t jp = 0; jp < nc; jp += NR) {
         for (int64_t ip = 0; ip < mcb; ip += MR) {
           float *cTile = c.p + (i0 + ib + ip) * c.rs + (j0 + jp) * c.cs;
-          microKernel(kc, aPack.data() + ip * kc, bPack.data() + jp * kc,
-                      cTile, c.rs, c.cs, std::min(MR, mcb - ip),
-                      std::min(NR, nc - jp), add);
+          microKernel(kc, aPack.data() + ip * kc, bPack.data() + jp * kc, cTile,
+                      c.rs, c.cs, std::min(MR, mcb - ip), std::min(NR, nc - jp),
+                      add);
         }
       }
     }

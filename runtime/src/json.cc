@@ -63,7 +63,8 @@ namespace {
 
 class Parser {
 public:
-  Parser(const char *data, size_t size) : p(data), begin(data), end(data + size) {}
+  Parser(const char *data, size_t size)
+      : p(data), begin(data), end(data + size) {}
 
   bool parseDocument(Value *out) {
     skipSpace();

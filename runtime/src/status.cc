@@ -36,8 +36,7 @@ void loom_status_free(loom_status_t status) {
     delete status;
 }
 
-loom_status_t loom_status_create(loom_status_code_t code,
-                                 const char *message) {
+loom_status_t loom_status_create(loom_status_code_t code, const char *message) {
   if (code == LOOM_STATUS_OK)
     return nullptr;
   auto *status = new (std::nothrow) loom_status;

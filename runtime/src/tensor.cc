@@ -96,9 +96,8 @@ loom_status_t loom::checkShape(loom_dtype_t dtype, int32_t rank,
     elements *= static_cast<uint64_t>(dims[i]);
   }
   if (elements > limit / elemSize)
-    return makeStatus(LOOM_STATUS_INVALID_ARGUMENT,
-                      "%s: shape %s is too large", what.c_str(),
-                      formatDims(rank, dims).c_str());
+    return makeStatus(LOOM_STATUS_INVALID_ARGUMENT, "%s: shape %s is too large",
+                      what.c_str(), formatDims(rank, dims).c_str());
   *outElements = static_cast<int64_t>(elements);
   *outBytes = static_cast<size_t>(elements * elemSize);
   return nullptr;
@@ -112,8 +111,8 @@ static loom_status_t newTensor(loom_dtype_t dtype, int32_t rank,
                                const int64_t *dims, loom_tensor_t **out) {
   int64_t elements;
   size_t bytes;
-  if (loom_status_t s = checkShape(dtype, rank, dims, "tensor", &elements,
-                                   &bytes))
+  if (loom_status_t s =
+          checkShape(dtype, rank, dims, "tensor", &elements, &bytes))
     return s;
   auto *t = new (std::nothrow) loom_tensor;
   if (!t)
@@ -372,9 +371,8 @@ extern "C" loom_status_t loom_tensor_convert(const loom_tensor_t *src,
         break;
       case LOOM_DTYPE_I64:
         static_cast<int64_t *>(t->data)[i] =
-            from == LOOM_DTYPE_I32
-                ? static_cast<const int32_t *>(src->data)[i]
-                : static_cast<int64_t>(v);
+            from == LOOM_DTYPE_I32 ? static_cast<const int32_t *>(src->data)[i]
+                                   : static_cast<int64_t>(v);
         break;
       case LOOM_DTYPE_BOOL:
         static_cast<uint8_t *>(t->data)[i] = v != 0;
@@ -488,8 +486,7 @@ loom_status_t loom::readFile(const char *path, std::vector<uint8_t> *out) {
   return nullptr;
 }
 
-loom_status_t loom::writeFile(const char *path, const void *data,
-                              size_t size) {
+loom_status_t loom::writeFile(const char *path, const void *data, size_t size) {
   if (!path)
     return makeStatus(LOOM_STATUS_INVALID_ARGUMENT, "path is NULL");
   FILE *f = std::fopen(path, "wb");

@@ -73,10 +73,9 @@ public:
       return nullptr;
     if (fseeko(f, static_cast<off_t>(offset), SEEK_SET) != 0 ||
         std::fread(dst, 1, count, f) != count)
-      return makeStatus(LOOM_STATUS_IO_ERROR,
-                        "%s: read of %zu bytes at offset %llu failed",
-                        path.c_str(), count,
-                        static_cast<unsigned long long>(offset));
+      return makeStatus(
+          LOOM_STATUS_IO_ERROR, "%s: read of %zu bytes at offset %llu failed",
+          path.c_str(), count, static_cast<unsigned long long>(offset));
     return nullptr;
   }
 
@@ -166,7 +165,9 @@ static loom_status_t parseSafetensorsEntry(const char *file,
   const json::Value *offsets = v.find("data_offsets");
   if (!dtype || !shape || !offsets)
     return makeStatus(LOOM_STATUS_DATA_LOSS, "%smissing '%s'", where.c_str(),
-                      !dtype ? "dtype" : !shape ? "shape" : "data_offsets");
+                      !dtype   ? "dtype"
+                      : !shape ? "shape"
+                               : "data_offsets");
   if (dtype->kind != json::Kind::String)
     return makeStatus(LOOM_STATUS_DATA_LOSS, "%sdtype is not a string",
                       where.c_str());
@@ -212,7 +213,8 @@ static loom_status_t parseSafetensorsEntry(const char *file,
     return makeStatus(LOOM_STATUS_DATA_LOSS,
                       "%sdata_offsets [%llu, %llu] out of range of the %llu "
                       "data bytes",
-                      where.c_str(), static_cast<unsigned long long>(out->begin),
+                      where.c_str(),
+                      static_cast<unsigned long long>(out->begin),
                       static_cast<unsigned long long>(out->end),
                       static_cast<unsigned long long>(dataSize));
   if (out->end - out->begin != bytes)
@@ -276,14 +278,13 @@ static loom_status_t readSafetensors(Source &src, const char *file,
       for (const auto &kv : member.second.members)
         if (kv.second.kind != json::Kind::String)
           return makeStatus(LOOM_STATUS_DATA_LOSS,
-                            "%s: __metadata__ value '%s' is not a string",
-                            file, kv.first.c_str());
+                            "%s: __metadata__ value '%s' is not a string", file,
+                            kv.first.c_str());
       continue;
     }
     entries.emplace_back();
-    if (loom_status_t s = parseSafetensorsEntry(file, member.first,
-                                                member.second, dataSize,
-                                                &entries.back()))
+    if (loom_status_t s = parseSafetensorsEntry(
+            file, member.first, member.second, dataSize, &entries.back()))
       return s;
   }
 
@@ -292,11 +293,11 @@ static loom_status_t readSafetensors(Source &src, const char *file,
   std::vector<const SafetensorsEntry *> byOffset;
   for (const auto &e : entries)
     byOffset.push_back(&e);
-  std::stable_sort(byOffset.begin(), byOffset.end(),
-                   [](const SafetensorsEntry *a, const SafetensorsEntry *b) {
-                     return a->begin != b->begin ? a->begin < b->begin
-                                                 : a->end < b->end;
-                   });
+  std::sort(byOffset.begin(), byOffset.end(),
+            [](const SafetensorsEntry *a, const SafetensorsEntry *b) {
+              return a->begin != b->begin ? a->begin < b->begin
+                                          : a->end < b->end;
+            });
   uint64_t cursor = 0;
   const SafetensorsEntry *previous = nullptr;
   for (const SafetensorsEntry *e : byOffset) {
@@ -324,8 +325,7 @@ static loom_status_t readSafetensors(Source &src, const char *file,
     return s;
   for (const auto &e : entries) {
     loom_tensor_t *t;
-    loom_status_t s =
-        createUninitializedTensor(e.dtype, e.rank, e.dims, &t);
+    loom_status_t s = createUninitializedTensor(e.dtype, e.rank, e.dims, &t);
     if (!s)
       s = src.read(dataStart + e.begin, t->byteSize, t->data);
     bool convert = (flags & LOOM_IO_CONVERT_HALF_TO_F32) &&
@@ -412,7 +412,8 @@ loom_status_t loom_safetensors_write(const char *path,
     header += format(":{\"dtype\":\"%s\",\"shape\":[",
                      safetensorsDtypeName(t->dtype));
     for (int32_t d = 0; d < t->rank; ++d)
-      header += format(d ? ",%lld" : "%lld", static_cast<long long>(t->dims[d]));
+      header +=
+          format(d ? ",%lld" : "%lld", static_cast<long long>(t->dims[d]));
     header += format("],\"data_offsets\":[%llu,%llu]}",
                      static_cast<unsigned long long>(offset),
                      static_cast<unsigned long long>(offset + t->byteSize));
@@ -621,12 +622,12 @@ static loom_status_t readNpy(Source &src, const char *file,
   if (loom_status_t s = src.read(0, prefixRead, prefix))
     return s;
   if (fileSize < 10 || std::memcmp(prefix, magic, 6) != 0)
-    return makeStatus(fileSize < 10 && fileSize > 0 &&
-                              std::memcmp(prefix, magic,
-                                          std::min<size_t>(prefixRead, 6)) == 0
-                          ? LOOM_STATUS_DATA_LOSS
-                          : LOOM_STATUS_INVALID_ARGUMENT,
-                      "%s: not an .npy file (bad magic or truncated)", file);
+    return makeStatus(
+        fileSize < 10 && fileSize > 0 &&
+                std::memcmp(prefix, magic, std::min<size_t>(prefixRead, 6)) == 0
+            ? LOOM_STATUS_DATA_LOSS
+            : LOOM_STATUS_INVALID_ARGUMENT,
+        "%s: not an .npy file (bad magic or truncated)", file);
   uint8_t major = prefix[6];
   uint64_t headerLen, headerStart;
   if (major == 1) {
@@ -675,9 +676,9 @@ static loom_status_t readNpy(Source &src, const char *file,
   int32_t rank = static_cast<int32_t>(parser.shape.size());
   int64_t elements;
   size_t bytes;
-  if (loom_status_t s = checkShape(dtype, rank, parser.shape.data(),
-                                   std::string(file) + ": shape", &elements,
-                                   &bytes)) {
+  if (loom_status_t s =
+          checkShape(dtype, rank, parser.shape.data(),
+                     std::string(file) + ": shape", &elements, &bytes)) {
     loom_status_free(s);
     return makeStatus(LOOM_STATUS_DATA_LOSS, "%s: shape %s is too large", file,
                       formatDims(rank, parser.shape.data()).c_str());
@@ -709,8 +710,7 @@ extern "C" {
 loom_status_t loom_npy_parse(const void *data, size_t size, const char *name,
                              loom_tensor_t **out_tensor) {
   if ((!data && size) || !out_tensor)
-    return makeStatus(LOOM_STATUS_INVALID_ARGUMENT,
-                      "npy_parse: NULL argument");
+    return makeStatus(LOOM_STATUS_INVALID_ARGUMENT, "npy_parse: NULL argument");
   MemorySource src(data, size);
   return readNpy(src, name ? name : "<memory>", out_tensor);
 }
@@ -726,8 +726,7 @@ loom_status_t loom_npy_read(const char *path, loom_tensor_t **out_tensor) {
 
 loom_status_t loom_npy_write(const char *path, const loom_tensor_t *tensor) {
   if (!path || !tensor)
-    return makeStatus(LOOM_STATUS_INVALID_ARGUMENT,
-                      "npy_write: NULL argument");
+    return makeStatus(LOOM_STATUS_INVALID_ARGUMENT, "npy_write: NULL argument");
   const char *descr = nullptr;
   switch (tensor->dtype) {
   case LOOM_DTYPE_F32:

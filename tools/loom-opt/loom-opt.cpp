@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "compiler/Conversion/Passes.h"
 #include "dialects/loom/IR/LoomDialect.h"
 #include "dialects/loom/Transforms/Passes.h"
 
@@ -17,6 +18,7 @@
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
   mlir::loom::registerLoomPasses();
+  mlir::loom::registerLoomConversionPasses();
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);

@@ -121,8 +121,7 @@ loom_tensor_t *loom_tensor_map_find(const loom_tensor_map_t *map,
 size_t loom_tensor_map_size(const loom_tensor_map_t *map);
 /// Name and tensor (borrowed) at insertion position `index`; NULL if out of
 /// range.
-const char *loom_tensor_map_name_at(const loom_tensor_map_t *map,
-                                    size_t index);
+const char *loom_tensor_map_name_at(const loom_tensor_map_t *map, size_t index);
 loom_tensor_t *loom_tensor_map_tensor_at(const loom_tensor_map_t *map,
                                          size_t index);
 
@@ -202,8 +201,7 @@ const loom_entry_desc_t *loom_artifact_entry_at(const loom_artifact_t *artifact,
                                                 uint32_t index);
 /// Finds an entry by name; NOT_FOUND lists the entries there are.
 loom_status_t loom_artifact_entry_find(const loom_artifact_t *artifact,
-                                       const char *name,
-                                       uint32_t *out_index);
+                                       const char *name, uint32_t *out_index);
 loom_target_t loom_artifact_target(const loom_artifact_t *artifact);
 const char *loom_artifact_target_cpu(const loom_artifact_t *artifact);
 const char *loom_artifact_compiler_version(const loom_artifact_t *artifact);

@@ -1,0 +1,1319 @@
+//===- LoomToLinalg.cpp - Lower loom to linalg ------------------*- C++ -*-===//
+//
+// This file implements the lowering of every `loom` op to linalg, tensor,
+// arith and math ops on tensors. Broadcasting is expressed with indexing maps
+// (a static 1 that stretches reads index 0), symbolic dimensions are read at
+// run time with `tensor.dim`, and matrix products stay named
+// `linalg.matmul`/`linalg.batch_matmul` ops on a zero-filled init so that a
+// later pass can hand them to a library.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Conversion/LoomToLinalg/LoomToLinalg.h"
+
+#include "dialects/loom/IR/LoomOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Transforms/DialectConversion.h"
+#include "llvm/ADT/SmallBitVector.h"
+
+#include <cmath>
+
+namespace mlir::loom {
+#define GEN_PASS_DEF_CONVERTLOOMTOLINALGPASS
+#include "compiler/Conversion/Passes.h.inc"
+} // namespace mlir::loom
+
+using namespace mlir;
+
+//===----------------------------------------------------------------------===//
+// Shape helpers
+//===----------------------------------------------------------------------===//
+
+static RankedTensorType tensorType(Value value) {
+  return cast<RankedTensorType>(value.getType());
+}
+
+static Value toIndex(OpBuilder &b, Location loc, OpFoldResult ofr) {
+  return getValueOrCreateConstantIndexOp(b, loc, ofr);
+}
+
+/// Returns dimension `dim` of `value`: an attribute when static, a
+/// `tensor.dim` otherwise.
+static OpFoldResult dimOf(OpBuilder &b, Location loc, Value value,
+                          int64_t dim) {
+  return tensor::getMixedSize(b, loc, value, dim);
+}
+
+static OpFoldResult addSizes(OpBuilder &b, Location loc, OpFoldResult x,
+                             OpFoldResult y) {
+  std::optional<int64_t> cx = getConstantIntValue(x);
+  std::optional<int64_t> cy = getConstantIntValue(y);
+  if (cx && cy)
+    return b.getIndexAttr(*cx + *cy);
+  return arith::AddIOp::create(b, loc, toIndex(b, loc, x), toIndex(b, loc, y))
+      .getResult();
+}
+
+static OpFoldResult mulSizes(OpBuilder &b, Location loc, OpFoldResult x,
+                             OpFoldResult y) {
+  std::optional<int64_t> cx = getConstantIntValue(x);
+  std::optional<int64_t> cy = getConstantIntValue(y);
+  if (cx && cy)
+    return b.getIndexAttr(*cx * *cy);
+  return arith::MulIOp::create(b, loc, toIndex(b, loc, x), toIndex(b, loc, y))
+      .getResult();
+}
+
+/// Returns `sizes` with the static dimensions of `type` as attributes and its
+/// dynamic ones as values, the form reshapes and inits of `type` expect.
+static SmallVector<OpFoldResult> sizesFor(OpBuilder &b, Location loc,
+                                          RankedTensorType type,
+                                          ArrayRef<OpFoldResult> sizes) {
+  SmallVector<OpFoldResult> result;
+  for (auto [i, d] : llvm::enumerate(type.getShape()))
+    result.push_back(ShapedType::isDynamic(d)
+                         ? OpFoldResult(toIndex(b, loc, sizes[i]))
+                         : OpFoldResult(b.getIndexAttr(d)));
+  return result;
+}
+
+/// Creates a `tensor.empty` of `type`; `sizes` has one entry per dimension and
+/// only the dynamic ones are read.
+static Value createEmpty(OpBuilder &b, Location loc, RankedTensorType type,
+                         ArrayRef<OpFoldResult> sizes) {
+  SmallVector<Value> dynamic;
+  for (auto [i, d] : llvm::enumerate(type.getShape()))
+    if (ShapedType::isDynamic(d))
+      dynamic.push_back(toIndex(b, loc, sizes[i]));
+  return tensor::EmptyOp::create(b, loc, type.getShape(),
+                                 type.getElementType(), dynamic);
+}
+
+/// Creates a `tensor.empty` of `type` filled with `value`.
+static Value createFilled(OpBuilder &b, Location loc, RankedTensorType type,
+                          ArrayRef<OpFoldResult> sizes, TypedAttr value) {
+  Value init = createEmpty(b, loc, type, sizes);
+  Value scalar = arith::ConstantOp::create(b, loc, value);
+  return linalg::FillOp::create(b, loc, ValueRange{scalar}, ValueRange{init})
+      .getResult(0);
+}
+
+static Value expandTo(OpBuilder &b, Location loc, Value src,
+                      RankedTensorType type,
+                      ArrayRef<ReassociationIndices> reassociation,
+                      ArrayRef<OpFoldResult> sizes) {
+  return tensor::ExpandShapeOp::create(b, loc, type, src, reassociation,
+                                       sizesFor(b, loc, type, sizes));
+}
+
+/// Returns the reassociation that groups dimensions [0, split) into one and
+/// keeps each of [split, rank) alone.
+static SmallVector<ReassociationIndices> leadingGroup(int64_t split,
+                                                      int64_t rank) {
+  SmallVector<ReassociationIndices> groups(1);
+  for (int64_t i = 0; i < split; ++i)
+    groups[0].push_back(i);
+  for (int64_t i = split; i < rank; ++i)
+    groups.push_back({i});
+  return groups;
+}
+
+/// Returns the sizes of `resultType`, the broadcast of `operands` under the
+/// dialect's rule. A `?` never stretches, so a dynamic result dimension has
+/// the size of any operand whose aligned dimension is not a static 1.
+static FailureOr<SmallVector<OpFoldResult>>
+broadcastSizes(OpBuilder &b, Location loc, RankedTensorType resultType,
+               ValueRange operands) {
+  int64_t rank = resultType.getRank();
+  SmallVector<OpFoldResult> sizes;
+  for (int64_t i = 0; i < rank; ++i) {
+    int64_t d = resultType.getDimSize(i);
+    if (!ShapedType::isDynamic(d)) {
+      sizes.push_back(b.getIndexAttr(d));
+      continue;
+    }
+    OpFoldResult size;
+    for (Value operand : operands) {
+      RankedTensorType type = tensorType(operand);
+      int64_t j = i - (rank - type.getRank());
+      if (j >= 0 && type.getDimSize(j) != 1) {
+        size = dimOf(b, loc, operand, j);
+        break;
+      }
+    }
+    if (!size)
+      return failure();
+    sizes.push_back(size);
+  }
+  return sizes;
+}
+
+/// Returns the map that reads an operand of `operandType` inside loops over
+/// `resultShape`: trailing dimensions align and a static 1 facing a larger
+/// dimension reads index 0.
+static AffineMap broadcastMap(MLIRContext *ctx, RankedTensorType operandType,
+                              ArrayRef<int64_t> resultShape) {
+  int64_t rank = resultShape.size();
+  int64_t offset = rank - operandType.getRank();
+  SmallVector<AffineExpr> exprs;
+  for (int64_t j = 0; j < operandType.getRank(); ++j) {
+    if (operandType.getDimSize(j) == 1 && resultShape[j + offset] != 1)
+      exprs.push_back(getAffineConstantExpr(0, ctx));
+    else
+      exprs.push_back(getAffineDimExpr(j + offset, ctx));
+  }
+  return AffineMap::get(rank, 0, exprs, ctx);
+}
+
+//===----------------------------------------------------------------------===//
+// linalg.generic builders
+//===----------------------------------------------------------------------===//
+
+/// Computes a scalar from the block arguments of the inputs.
+using ScalarFn = function_ref<Value(OpBuilder &, Location, ValueRange)>;
+
+/// Builds a `linalg.generic` with one output of `resultType` (identity map,
+/// all-parallel loops) over `inputs` read through `inputMaps`.
+static Value buildParallel(OpBuilder &b, Location loc,
+                           RankedTensorType resultType,
+                           ArrayRef<OpFoldResult> sizes, ValueRange inputs,
+                           ArrayRef<AffineMap> inputMaps, ScalarFn body) {
+  int64_t rank = resultType.getRank();
+  SmallVector<AffineMap> maps(inputMaps);
+  maps.push_back(b.getMultiDimIdentityMap(rank));
+  SmallVector<utils::IteratorType> iterators(rank,
+                                             utils::IteratorType::parallel);
+  Value init = createEmpty(b, loc, resultType, sizes);
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{resultType}, inputs, ValueRange{init}, maps, iterators,
+      [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+        Value value = body(nested, nestedLoc, args.drop_back());
+        linalg::YieldOp::create(nested, nestedLoc, value);
+      });
+  return generic.getResult(0);
+}
+
+/// Builds an elementwise `linalg.generic` over `operands` broadcast to
+/// `resultType`.
+static Value buildElementwise(OpBuilder &b, Location loc,
+                              RankedTensorType resultType,
+                              ArrayRef<OpFoldResult> sizes, ValueRange operands,
+                              ScalarFn body) {
+  SmallVector<AffineMap> maps;
+  for (Value operand : operands)
+    maps.push_back(broadcastMap(b.getContext(), tensorType(operand),
+                                resultType.getShape()));
+  return buildParallel(b, loc, resultType, sizes, operands, maps, body);
+}
+
+/// Combines the block arguments of the inputs with the accumulator.
+using CombineFn =
+    function_ref<Value(OpBuilder &, Location, ValueRange, Value acc)>;
+
+/// Builds a `linalg.generic` that reduces `input` over the dimensions set in
+/// `reduced` into an init filled with `identity`. `reducedInputs` have the
+/// shape of the result and are read at the output's position.
+static Value buildReduction(OpBuilder &b, Location loc, Value input,
+                            ValueRange reducedInputs,
+                            const llvm::SmallBitVector &reduced,
+                            TypedAttr identity, CombineFn combine) {
+  MLIRContext *ctx = b.getContext();
+  RankedTensorType type = tensorType(input);
+  int64_t rank = type.getRank();
+  SmallVector<int64_t> shape;
+  SmallVector<OpFoldResult> sizes;
+  SmallVector<AffineExpr> exprs;
+  SmallVector<utils::IteratorType> iterators;
+  for (int64_t i = 0; i < rank; ++i) {
+    if (reduced.test(i)) {
+      iterators.push_back(utils::IteratorType::reduction);
+      continue;
+    }
+    iterators.push_back(utils::IteratorType::parallel);
+    shape.push_back(type.getDimSize(i));
+    sizes.push_back(dimOf(b, loc, input, i));
+    exprs.push_back(getAffineDimExpr(i, ctx));
+  }
+  auto resultType = RankedTensorType::get(shape, type.getElementType());
+  Value init = createFilled(b, loc, resultType, sizes, identity);
+  AffineMap outMap = AffineMap::get(rank, 0, exprs, ctx);
+  SmallVector<AffineMap> maps = {b.getMultiDimIdentityMap(rank)};
+  SmallVector<Value> inputs = {input};
+  for (Value v : reducedInputs) {
+    maps.push_back(outMap);
+    inputs.push_back(v);
+  }
+  maps.push_back(outMap);
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{resultType}, inputs, ValueRange{init}, maps, iterators,
+      [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+        Value value =
+            combine(nested, nestedLoc, args.drop_back(), args.back());
+        linalg::YieldOp::create(nested, nestedLoc, value);
+      });
+  return generic.getResult(0);
+}
+
+//===----------------------------------------------------------------------===//
+// Scalar computations
+//===----------------------------------------------------------------------===//
+
+static bool isFloat(Value value) { return isa<FloatType>(value.getType()); }
+
+static Value floatConst(OpBuilder &b, Location loc, Type type, double value) {
+  return arith::ConstantOp::create(b, loc, b.getFloatAttr(type, value));
+}
+
+template <typename FloatOp, typename IntOp>
+static Value floatOrInt(OpBuilder &b, Location loc, ValueRange args) {
+  if (isFloat(args[0]))
+    return FloatOp::create(b, loc, args[0], args[1]);
+  return IntOp::create(b, loc, args[0], args[1]);
+}
+
+static Value sigmoid(OpBuilder &b, Location loc, Value x) {
+  Value one = floatConst(b, loc, x.getType(), 1.0);
+  Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
+  return arith::DivFOp::create(b, loc, one,
+                               arith::AddFOp::create(b, loc, one, e));
+}
+
+/// Converts `in` to `to` with the semantics of `loom.cast`: float to integer
+/// truncates toward zero, number to bool is `!= 0`, bool to number is 0/1.
+static Value castScalar(OpBuilder &b, Location loc, Value in, Type to) {
+  Type from = in.getType();
+  if (from == to)
+    return in;
+  auto fromFloat = dyn_cast<FloatType>(from);
+  auto toFloat = dyn_cast<FloatType>(to);
+  auto fromInt = dyn_cast<IntegerType>(from);
+  auto toInt = dyn_cast<IntegerType>(to);
+  if (fromFloat && toFloat) {
+    if (fromFloat.getWidth() < toFloat.getWidth())
+      return arith::ExtFOp::create(b, loc, to, in);
+    if (fromFloat.getWidth() > toFloat.getWidth())
+      return arith::TruncFOp::create(b, loc, to, in);
+    // f16 <-> bf16: f32 holds both exactly.
+    Value wide = arith::ExtFOp::create(b, loc, b.getF32Type(), in);
+    return arith::TruncFOp::create(b, loc, to, wide);
+  }
+  if (fromFloat && toInt) {
+    if (toInt.getWidth() == 1) {
+      // Unordered: NaN is truthy, as in Python.
+      Value zero = floatConst(b, loc, from, 0.0);
+      return arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UNE, in,
+                                   zero);
+    }
+    return arith::FPToSIOp::create(b, loc, to, in);
+  }
+  if (fromInt && toFloat) {
+    if (fromInt.getWidth() == 1)
+      return arith::UIToFPOp::create(b, loc, to, in);
+    return arith::SIToFPOp::create(b, loc, to, in);
+  }
+  if (fromInt && toInt) {
+    if (toInt.getWidth() == 1) {
+      Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(from));
+      return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, in, zero);
+    }
+    if (fromInt.getWidth() == 1)
+      return arith::ExtUIOp::create(b, loc, to, in);
+    if (fromInt.getWidth() < toInt.getWidth())
+      return arith::ExtSIOp::create(b, loc, to, in);
+    return arith::TruncIOp::create(b, loc, to, in);
+  }
+  return {};
+}
+
+// One overload per elementwise op; `args` are the broadcast operands.
+
+static Value scalarOf(loom::AddOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return floatOrInt<arith::AddFOp, arith::AddIOp>(b, loc, args);
+}
+static Value scalarOf(loom::SubOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return floatOrInt<arith::SubFOp, arith::SubIOp>(b, loc, args);
+}
+static Value scalarOf(loom::MulOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return floatOrInt<arith::MulFOp, arith::MulIOp>(b, loc, args);
+}
+static Value scalarOf(loom::DivOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return floatOrInt<arith::DivFOp, arith::DivSIOp>(b, loc, args);
+}
+// max/min propagate NaN (arith.maximumf/minimumf), as torch.maximum and
+// torch.minimum do; reduce_max/reduce_min below do the same.
+static Value scalarOf(loom::MaxOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return floatOrInt<arith::MaximumFOp, arith::MaxSIOp>(b, loc, args);
+}
+static Value scalarOf(loom::MinOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return floatOrInt<arith::MinimumFOp, arith::MinSIOp>(b, loc, args);
+}
+static Value scalarOf(loom::PowOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return math::PowFOp::create(b, loc, args[0], args[1]);
+}
+static Value scalarOf(loom::AndOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return arith::AndIOp::create(b, loc, args[0], args[1]);
+}
+static Value scalarOf(loom::OrOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return arith::OrIOp::create(b, loc, args[0], args[1]);
+}
+
+static Value scalarOf(loom::CmpOp op, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  StringRef pred = op.getPredicate();
+  if (isFloat(args[0])) {
+    // Ordered, except `ne`, which holds for NaN.
+    auto predicate = llvm::StringSwitch<arith::CmpFPredicate>(pred)
+                         .Case("eq", arith::CmpFPredicate::OEQ)
+                         .Case("ne", arith::CmpFPredicate::UNE)
+                         .Case("lt", arith::CmpFPredicate::OLT)
+                         .Case("le", arith::CmpFPredicate::OLE)
+                         .Case("gt", arith::CmpFPredicate::OGT)
+                         .Default(arith::CmpFPredicate::OGE);
+    return arith::CmpFOp::create(b, loc, predicate, args[0], args[1]);
+  }
+  // Bools order false < true, so they compare unsigned.
+  bool isBool = args[0].getType().isInteger(1);
+  auto predicate =
+      llvm::StringSwitch<arith::CmpIPredicate>(pred)
+          .Case("eq", arith::CmpIPredicate::eq)
+          .Case("ne", arith::CmpIPredicate::ne)
+          .Case("lt", isBool ? arith::CmpIPredicate::ult
+                             : arith::CmpIPredicate::slt)
+          .Case("le", isBool ? arith::CmpIPredicate::ule
+                             : arith::CmpIPredicate::sle)
+          .Case("gt", isBool ? arith::CmpIPredicate::ugt
+                             : arith::CmpIPredicate::sgt)
+          .Default(isBool ? arith::CmpIPredicate::uge
+                          : arith::CmpIPredicate::sge);
+  return arith::CmpIOp::create(b, loc, predicate, args[0], args[1]);
+}
+
+static Value scalarOf(loom::SelectOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return arith::SelectOp::create(b, loc, args[0], args[1], args[2]);
+}
+
+static Value scalarOf(loom::NegOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  if (isFloat(args[0]))
+    return arith::NegFOp::create(b, loc, args[0]);
+  Value zero =
+      arith::ConstantOp::create(b, loc, b.getZeroAttr(args[0].getType()));
+  return arith::SubIOp::create(b, loc, zero, args[0]);
+}
+static Value scalarOf(loom::AbsOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  if (isFloat(args[0]))
+    return math::AbsFOp::create(b, loc, args[0]);
+  return math::AbsIOp::create(b, loc, args[0]);
+}
+static Value scalarOf(loom::ExpOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return math::ExpOp::create(b, loc, args[0]);
+}
+static Value scalarOf(loom::LogOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return math::LogOp::create(b, loc, args[0]);
+}
+static Value scalarOf(loom::TanhOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return math::TanhOp::create(b, loc, args[0]);
+}
+static Value scalarOf(loom::SigmoidOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return sigmoid(b, loc, args[0]);
+}
+static Value scalarOf(loom::SiluOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return arith::MulFOp::create(b, loc, args[0], sigmoid(b, loc, args[0]));
+}
+static Value scalarOf(loom::GeluOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  // 0.5 * x * (1 + erf(x / sqrt(2))).
+  Value x = args[0];
+  Type type = x.getType();
+  Value scaled =
+      arith::MulFOp::create(b, loc, x, floatConst(b, loc, type, M_SQRT1_2));
+  Value erf = math::ErfOp::create(b, loc, scaled);
+  Value onePlus =
+      arith::AddFOp::create(b, loc, floatConst(b, loc, type, 1.0), erf);
+  Value half = arith::MulFOp::create(b, loc, floatConst(b, loc, type, 0.5), x);
+  return arith::MulFOp::create(b, loc, half, onePlus);
+}
+static Value scalarOf(loom::RsqrtOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return math::RsqrtOp::create(b, loc, args[0]);
+}
+static Value scalarOf(loom::SqrtOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return math::SqrtOp::create(b, loc, args[0]);
+}
+static Value scalarOf(loom::NotOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  Value one = arith::ConstantOp::create(b, loc, b.getBoolAttr(true));
+  return arith::XOrIOp::create(b, loc, args[0], one);
+}
+static Value scalarOf(loom::CastOp op, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return castScalar(b, loc, args[0], op.getType().getElementType());
+}
+
+static bool isCastSupported(Type from, Type to) {
+  auto isNumeric = [](Type t) { return isa<FloatType, IntegerType>(t); };
+  return isNumeric(from) && isNumeric(to);
+}
+
+//===----------------------------------------------------------------------===//
+// Patterns
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Lowers an elementwise op (binary, unary, cmp, select, cast) to one
+/// `linalg.generic` with broadcasting indexing maps.
+template <typename OpTy>
+struct ElementwiseLowering : public OpConversionPattern<OpTy> {
+  using OpConversionPattern<OpTy>::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(OpTy op, typename OpTy::Adaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto resultType = cast<RankedTensorType>(op.getType());
+    ValueRange operands = adaptor.getOperands();
+    if constexpr (std::is_same_v<OpTy, loom::CastOp>) {
+      if (!isCastSupported(tensorType(operands[0]).getElementType(),
+                           resultType.getElementType()))
+        return rewriter.notifyMatchFailure(op, "unsupported cast");
+    }
+    FailureOr<SmallVector<OpFoldResult>> sizes =
+        broadcastSizes(rewriter, loc, resultType, operands);
+    if (failed(sizes))
+      return rewriter.notifyMatchFailure(op, "no operand gives the size of a "
+                                             "dynamic result dimension");
+    Value result = buildElementwise(
+        rewriter, loc, resultType, *sizes, operands,
+        [&](OpBuilder &b, Location nestedLoc, ValueRange args) {
+          return scalarOf(op, b, nestedLoc, args);
+        });
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+struct ConstantLowering : public OpConversionPattern<loom::ConstantOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::ConstantOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    auto value = dyn_cast<TypedAttr>(op.getValue());
+    if (!value)
+      return rewriter.notifyMatchFailure(op, "value is not a typed attribute");
+    rewriter.replaceOp(op, arith::ConstantOp::create(rewriter, op.getLoc(),
+                                                     op.getType(), value));
+    return success();
+  }
+};
+
+/// Lowers `loom.iota` to a `linalg.generic` that writes `linalg.index`.
+struct IotaLowering : public OpConversionPattern<loom::IotaOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::IotaOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    RankedTensorType type = op.getType();
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t i = 0; i < type.getRank(); ++i) {
+      if (!type.isDynamicDim(i))
+        sizes.push_back(rewriter.getIndexAttr(type.getDimSize(i)));
+      else if (adaptor.getLike())
+        sizes.push_back(dimOf(rewriter, loc, adaptor.getLike(), i));
+      else
+        return rewriter.notifyMatchFailure(op, "dynamic shape without 'like'");
+    }
+    int64_t axis = op.getAxis();
+    Type elementType = type.getElementType();
+    Value result = buildParallel(
+        rewriter, loc, type, sizes, ValueRange{}, {},
+        [&](OpBuilder &b, Location nestedLoc, ValueRange) -> Value {
+          Value index = linalg::IndexOp::create(b, nestedLoc, axis);
+          if (isa<IntegerType>(elementType))
+            return arith::IndexCastOp::create(b, nestedLoc, elementType,
+                                              index);
+          Value wide = arith::IndexCastOp::create(b, nestedLoc,
+                                                  b.getI64Type(), index);
+          return arith::SIToFPOp::create(b, nestedLoc, elementType, wide);
+        });
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+enum class ReduceKind { Sum, Mean, Max, Min };
+
+/// Returns the identity of a reduction over `type` elements.
+static TypedAttr reductionIdentity(OpBuilder &b, ReduceKind kind, Type type) {
+  if (kind == ReduceKind::Sum || kind == ReduceKind::Mean)
+    return b.getZeroAttr(type);
+  bool isMax = kind == ReduceKind::Max;
+  if (auto floatType = dyn_cast<FloatType>(type))
+    return b.getFloatAttr(
+        type, APFloat::getInf(floatType.getFloatSemantics(), isMax));
+  unsigned width = type.getIntOrFloatBitWidth();
+  return b.getIntegerAttr(type, isMax ? APInt::getSignedMinValue(width)
+                                      : APInt::getSignedMaxValue(width));
+}
+
+static Value combineScalar(OpBuilder &b, Location loc, ReduceKind kind,
+                           Value acc, Value x) {
+  SmallVector<Value, 2> args = {acc, x};
+  switch (kind) {
+  case ReduceKind::Sum:
+  case ReduceKind::Mean:
+    return floatOrInt<arith::AddFOp, arith::AddIOp>(b, loc, args);
+  case ReduceKind::Max:
+    return floatOrInt<arith::MaximumFOp, arith::MaxSIOp>(b, loc, args);
+  case ReduceKind::Min:
+    return floatOrInt<arith::MinimumFOp, arith::MinSIOp>(b, loc, args);
+  }
+  return {};
+}
+
+/// Returns the product of `value`'s dimensions in `dims` as a float of `type`.
+static Value countAsFloat(OpBuilder &b, Location loc, Value value,
+                          ArrayRef<int64_t> dims, Type type) {
+  OpFoldResult count = b.getIndexAttr(1);
+  for (int64_t d : dims)
+    count = mulSizes(b, loc, count, dimOf(b, loc, value, d));
+  if (std::optional<int64_t> c = getConstantIntValue(count))
+    return floatConst(b, loc, type, static_cast<double>(*c));
+  Value wide =
+      arith::IndexCastOp::create(b, loc, b.getI64Type(), toIndex(b, loc, count));
+  return arith::SIToFPOp::create(b, loc, type, wide);
+}
+
+/// Lowers sum, mean, reduce_max and reduce_min to a `linalg.generic` with
+/// reduction iterators; mean divides by the element count afterwards and
+/// keepdim re-inserts unit dimensions with `tensor.expand_shape`.
+template <typename OpTy, ReduceKind Kind>
+struct ReduceLowering : public OpConversionPattern<OpTy> {
+  using OpConversionPattern<OpTy>::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(OpTy op, typename OpTy::Adaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value input = adaptor.getOperand();
+    RankedTensorType inputType = tensorType(input);
+    RankedTensorType resultType = op.getType();
+    ArrayRef<int64_t> axes = op.getAxes();
+    if (axes.empty()) {
+      rewriter.replaceOp(op, input);
+      return success();
+    }
+    int64_t rank = inputType.getRank();
+    llvm::SmallBitVector reduced(rank);
+    for (int64_t axis : axes)
+      reduced.set(axis);
+    Type elementType = inputType.getElementType();
+    Value result = buildReduction(
+        rewriter, loc, input, ValueRange{}, reduced,
+        reductionIdentity(rewriter, Kind, elementType),
+        [&](OpBuilder &b, Location nestedLoc, ValueRange args, Value acc) {
+          return combineScalar(b, nestedLoc, Kind, acc, args[0]);
+        });
+    if constexpr (Kind == ReduceKind::Mean) {
+      Value count = countAsFloat(rewriter, loc, input, axes, elementType);
+      RankedTensorType sumType = tensorType(result);
+      result = buildElementwise(
+          rewriter, loc, sumType,
+          tensor::getMixedSizes(rewriter, loc, result), ValueRange{result},
+          [&](OpBuilder &b, Location nestedLoc, ValueRange args) -> Value {
+            return arith::DivFOp::create(b, nestedLoc, args[0], count);
+          });
+    }
+    if (op.getKeepdim()) {
+      // Each unit dimension joins the group of the next kept dimension, or
+      // of the last one when it trails.
+      int64_t kept = rank - reduced.count();
+      SmallVector<ReassociationIndices> groups(kept);
+      SmallVector<OpFoldResult> sizes;
+      int64_t group = 0;
+      for (int64_t i = 0; i < rank; ++i) {
+        if (kept > 0)
+          groups[std::min(group, kept - 1)].push_back(i);
+        if (reduced.test(i)) {
+          sizes.push_back(rewriter.getIndexAttr(1));
+        } else {
+          sizes.push_back(dimOf(rewriter, loc, input, i));
+          ++group;
+        }
+      }
+      result = expandTo(rewriter, loc, result, resultType, groups, sizes);
+    }
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+/// Lowers softmax and log_softmax stably: m = max(x), s = sum(exp(x - m)),
+/// then exp(x - m) / s or (x - m) - log(s).
+template <typename OpTy, bool IsLog>
+struct SoftmaxLowering : public OpConversionPattern<OpTy> {
+  using OpConversionPattern<OpTy>::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(OpTy op, typename OpTy::Adaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = rewriter.getContext();
+    Value x = adaptor.getOperand();
+    RankedTensorType type = tensorType(x);
+    int64_t rank = type.getRank();
+    int64_t axis = op.getAxis();
+    llvm::SmallBitVector reduced(rank);
+    reduced.set(axis);
+    Type elementType = type.getElementType();
+    Value max = buildReduction(
+        rewriter, loc, x, ValueRange{}, reduced,
+        reductionIdentity(rewriter, ReduceKind::Max, elementType),
+        [&](OpBuilder &b, Location nestedLoc, ValueRange args, Value acc) {
+          return arith::MaximumFOp::create(b, nestedLoc, acc, args[0]);
+        });
+    Value sum = buildReduction(
+        rewriter, loc, x, ValueRange{max}, reduced,
+        rewriter.getZeroAttr(elementType),
+        [&](OpBuilder &b, Location nestedLoc, ValueRange args, Value acc) {
+          Value shifted = arith::SubFOp::create(b, nestedLoc, args[0], args[1]);
+          Value e = math::ExpOp::create(b, nestedLoc, shifted);
+          return arith::AddFOp::create(b, nestedLoc, acc, e);
+        });
+    SmallVector<AffineExpr> exprs;
+    for (int64_t i = 0; i < rank; ++i)
+      if (i != axis)
+        exprs.push_back(getAffineDimExpr(i, ctx));
+    AffineMap rowMap = AffineMap::get(rank, 0, exprs, ctx);
+    SmallVector<AffineMap> maps = {rewriter.getMultiDimIdentityMap(rank),
+                                   rowMap, rowMap};
+    Value result = buildParallel(
+        rewriter, loc, type, tensor::getMixedSizes(rewriter, loc, x),
+        ValueRange{x, max, sum}, maps,
+        [&](OpBuilder &b, Location nestedLoc, ValueRange args) -> Value {
+          Value shifted = arith::SubFOp::create(b, nestedLoc, args[0], args[1]);
+          if (IsLog)
+            return arith::SubFOp::create(
+                b, nestedLoc, shifted,
+                math::LogOp::create(b, nestedLoc, args[2]));
+          return arith::DivFOp::create(
+              b, nestedLoc, math::ExpOp::create(b, nestedLoc, shifted),
+              args[2]);
+        });
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+/// Lowers rms_norm: s = sum(x^2) over the last dimension, then
+/// x * rsqrt(s / n + eps) * w.
+struct RmsNormLowering : public OpConversionPattern<loom::RmsNormOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::RmsNormOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = rewriter.getContext();
+    Value x = adaptor.getOperand();
+    Value w = adaptor.getWeight();
+    RankedTensorType type = tensorType(x);
+    int64_t rank = type.getRank();
+    Type elementType = type.getElementType();
+    llvm::SmallBitVector reduced(rank);
+    reduced.set(rank - 1);
+    Value sumSquares = buildReduction(
+        rewriter, loc, x, ValueRange{}, reduced,
+        rewriter.getZeroAttr(elementType),
+        [&](OpBuilder &b, Location nestedLoc, ValueRange args, Value acc) {
+          Value square = arith::MulFOp::create(b, nestedLoc, args[0], args[0]);
+          return arith::AddFOp::create(b, nestedLoc, acc, square);
+        });
+    Value count = countAsFloat(rewriter, loc, x, {rank - 1}, elementType);
+    Value eps =
+        floatConst(rewriter, loc, elementType, op.getEps().convertToDouble());
+    // x is read whole, the sum per row, the weight along the last dim.
+    SmallVector<AffineExpr> rowExprs;
+    for (int64_t i = 0; i < rank - 1; ++i)
+      rowExprs.push_back(getAffineDimExpr(i, ctx));
+    SmallVector<AffineMap> maps = {
+        rewriter.getMultiDimIdentityMap(rank),
+        AffineMap::get(rank, 0, rowExprs, ctx),
+        AffineMap::get(rank, 0, getAffineDimExpr(rank - 1, ctx))};
+    Value result = buildParallel(
+        rewriter, loc, type, tensor::getMixedSizes(rewriter, loc, x),
+        ValueRange{x, sumSquares, w}, maps,
+        [&](OpBuilder &b, Location nestedLoc, ValueRange args) -> Value {
+          Value mean = arith::DivFOp::create(b, nestedLoc, args[1], count);
+          Value scale = math::RsqrtOp::create(
+              b, nestedLoc, arith::AddFOp::create(b, nestedLoc, mean, eps));
+          Value normed = arith::MulFOp::create(b, nestedLoc, args[0], scale);
+          return arith::MulFOp::create(b, nestedLoc, normed, args[2]);
+        });
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+/// Creates `linalg.matmul` (rank 2) or `linalg.batch_matmul` (rank 3) of
+/// `lhs` and `rhs` into a zero-filled init of `resultType`. A transposed
+/// operand is expressed by the op's `indexing_maps`; without transposes the
+/// default maps are kept.
+static Value buildContraction(OpBuilder &b, Location loc, Value lhs, Value rhs,
+                              bool transposeA, bool transposeB,
+                              RankedTensorType resultType,
+                              ArrayRef<OpFoldResult> sizes) {
+  MLIRContext *ctx = b.getContext();
+  Value init = createFilled(b, loc, resultType, sizes,
+                            b.getZeroAttr(resultType.getElementType()));
+  bool batched = resultType.getRank() == 3;
+  int64_t numDims = batched ? 4 : 3;
+  // Loops: [batch,] m, n, k.
+  SmallVector<AffineExpr> batch;
+  if (batched)
+    batch.push_back(getAffineDimExpr(0, ctx));
+  AffineExpr m = getAffineDimExpr(numDims - 3, ctx);
+  AffineExpr n = getAffineDimExpr(numDims - 2, ctx);
+  AffineExpr k = getAffineDimExpr(numDims - 1, ctx);
+  auto map = [&](AffineExpr row, AffineExpr col) {
+    SmallVector<AffineExpr> exprs(batch);
+    exprs.push_back(row);
+    exprs.push_back(col);
+    return AffineMap::get(numDims, 0, exprs, ctx);
+  };
+  ArrayAttr maps;
+  if (transposeA || transposeB)
+    maps = b.getAffineMapArrayAttr({transposeA ? map(k, m) : map(m, k),
+                                    transposeB ? map(n, k) : map(k, n),
+                                    map(m, n)});
+  if (batched) {
+    auto op = linalg::BatchMatmulOp::create(
+        b, loc, TypeRange{resultType}, ValueRange{lhs, rhs}, ValueRange{init});
+    if (maps)
+      op.setIndexingMapsAttr(maps);
+    return op.getResult(0);
+  }
+  auto op = linalg::MatmulOp::create(b, loc, TypeRange{resultType},
+                                     ValueRange{lhs, rhs}, ValueRange{init});
+  if (maps)
+    op.setIndexingMapsAttr(maps);
+  return op.getResult(0);
+}
+
+/// Collapses all dimensions of `value` but the last `keep` into one.
+static Value collapseLeading(OpBuilder &b, Location loc, Value value,
+                             int64_t keep) {
+  int64_t rank = tensorType(value).getRank();
+  if (rank == keep + 1)
+    return value;
+  return tensor::CollapseShapeOp::create(b, loc, value,
+                                         leadingGroup(rank - keep, rank));
+}
+
+/// Lowers `loom.matmul`. Batch dimensions broadcast (materialized with a copy
+/// when an operand stretches) and are collapsed into the single batch
+/// dimension of `linalg.batch_matmul`; when the rhs has no batch of its own
+/// and the lhs is not transposed, the lhs batch folds into M instead and a
+/// plain `linalg.matmul` is used.
+struct MatmulLowering : public OpConversionPattern<loom::MatmulOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::MatmulOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value lhs = adaptor.getLhs(), rhs = adaptor.getRhs();
+    bool ta = op.getTransposeA(), tb = op.getTransposeB();
+    RankedTensorType resultType = op.getType();
+    RankedTensorType lhsType = tensorType(lhs), rhsType = tensorType(rhs);
+    int64_t rank = resultType.getRank(), numBatch = rank - 2;
+    int64_t lhsRank = lhsType.getRank(), rhsRank = rhsType.getRank();
+
+    // Result sizes: broadcast batch, then M from lhs and N from rhs.
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t i = 0; i < numBatch; ++i) {
+      int64_t d = resultType.getDimSize(i);
+      if (!ShapedType::isDynamic(d)) {
+        sizes.push_back(rewriter.getIndexAttr(d));
+        continue;
+      }
+      OpFoldResult size;
+      for (Value v : {lhs, rhs}) {
+        RankedTensorType t = tensorType(v);
+        int64_t j = i - (rank - t.getRank());
+        if (j >= 0 && t.getDimSize(j) != 1) {
+          size = dimOf(rewriter, loc, v, j);
+          break;
+        }
+      }
+      if (!size)
+        return rewriter.notifyMatchFailure(op, "unknown batch size");
+      sizes.push_back(size);
+    }
+    sizes.push_back(dimOf(rewriter, loc, lhs, ta ? lhsRank - 1 : lhsRank - 2));
+    sizes.push_back(dimOf(rewriter, loc, rhs, tb ? rhsRank - 2 : rhsRank - 1));
+    Type elementType = resultType.getElementType();
+
+    if (numBatch == 0) {
+      rewriter.replaceOp(op, buildContraction(rewriter, loc, lhs, rhs, ta, tb,
+                                              resultType, sizes));
+      return success();
+    }
+
+    bool rhsShared = llvm::all_of(rhsType.getShape().drop_back(2),
+                                  [](int64_t d) { return d == 1; });
+    if (rhsShared && !ta) {
+      // [batch..., M, K] -> [batch * M, K]; rhs [1..., K, N] -> [K, N].
+      Value lhs2 = collapseLeading(rewriter, loc, lhs, 1);
+      Value rhs2 = collapseLeading(rewriter, loc, rhs, 1);
+      int64_t rows = tensorType(lhs2).getDimSize(0);
+      auto flatType = RankedTensorType::get(
+          {rows, resultType.getDimSize(rank - 1)}, elementType);
+      Value product = buildContraction(
+          rewriter, loc, lhs2, rhs2, false, tb, flatType,
+          {dimOf(rewriter, loc, lhs2, 0), sizes.back()});
+      rewriter.replaceOp(op, expandTo(rewriter, loc, product, resultType,
+                                      leadingGroup(rank - 1, rank), sizes));
+      return success();
+    }
+
+    // Broadcast each operand to the full batch shape where it stretches,
+    // then collapse the batch into one dimension.
+    auto fullBatch = [&](Value v) -> Value {
+      RankedTensorType t = tensorType(v);
+      SmallVector<int64_t> shape(resultType.getShape().drop_back(2));
+      shape.push_back(t.getDimSize(t.getRank() - 2));
+      shape.push_back(t.getDimSize(t.getRank() - 1));
+      if (ArrayRef<int64_t>(shape) == t.getShape())
+        return v;
+      auto fullType = RankedTensorType::get(shape, elementType);
+      SmallVector<OpFoldResult> fullSizes(ArrayRef(sizes).drop_back(2));
+      fullSizes.push_back(dimOf(rewriter, loc, v, t.getRank() - 2));
+      fullSizes.push_back(dimOf(rewriter, loc, v, t.getRank() - 1));
+      return buildElementwise(
+          rewriter, loc, fullType, fullSizes, ValueRange{v},
+          [](OpBuilder &, Location, ValueRange args) { return args[0]; });
+    };
+    Value lhs3 = collapseLeading(rewriter, loc, fullBatch(lhs), 2);
+    Value rhs3 = collapseLeading(rewriter, loc, fullBatch(rhs), 2);
+    auto batchedType = RankedTensorType::get(
+        {tensorType(lhs3).getDimSize(0), resultType.getDimSize(rank - 2),
+         resultType.getDimSize(rank - 1)},
+        elementType);
+    Value product = buildContraction(
+        rewriter, loc, lhs3, rhs3, ta, tb, batchedType,
+        {dimOf(rewriter, loc, lhs3, 0), sizes[rank - 2], sizes[rank - 1]});
+    if (numBatch > 1)
+      product = expandTo(rewriter, loc, product, resultType,
+                         leadingGroup(numBatch, rank), sizes);
+    rewriter.replaceOp(op, product);
+    return success();
+  }
+};
+
+/// Lowers `loom.linear` to `linalg.matmul` with a transposed weight on x
+/// flattened to [M, in], then adds the bias and restores x's leading dims.
+struct LinearLowering : public OpConversionPattern<loom::LinearOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::LinearOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value x = adaptor.getOperand(), w = adaptor.getWeight();
+    RankedTensorType resultType = op.getType();
+    Type elementType = resultType.getElementType();
+    int64_t rank = tensorType(x).getRank();
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t i = 0; i + 1 < rank; ++i)
+      sizes.push_back(dimOf(rewriter, loc, x, i));
+    sizes.push_back(dimOf(rewriter, loc, w, 0));
+
+    Value x2;
+    if (rank == 1) {
+      auto rowType = RankedTensorType::get(
+          {1, tensorType(x).getDimSize(0)}, elementType);
+      x2 = expandTo(rewriter, loc, x, rowType, {{0, 1}},
+                    {rewriter.getIndexAttr(1), dimOf(rewriter, loc, x, 0)});
+    } else {
+      x2 = collapseLeading(rewriter, loc, x, 1);
+    }
+    auto flatType = RankedTensorType::get(
+        {tensorType(x2).getDimSize(0), resultType.getDimSize(rank - 1)},
+        elementType);
+    SmallVector<OpFoldResult> flatSizes = {dimOf(rewriter, loc, x2, 0),
+                                           sizes.back()};
+    Value result = buildContraction(rewriter, loc, x2, w, false, true,
+                                    flatType, flatSizes);
+    if (Value bias = adaptor.getBias())
+      result = buildElementwise(
+          rewriter, loc, flatType, flatSizes, ValueRange{result, bias},
+          [](OpBuilder &b, Location nestedLoc, ValueRange args) {
+            return floatOrInt<arith::AddFOp, arith::AddIOp>(b, nestedLoc,
+                                                            args);
+          });
+    if (rank == 1)
+      result = tensor::CollapseShapeOp::create(
+          rewriter, loc, resultType, result,
+          ArrayRef<ReassociationIndices>{{0, 1}});
+    else if (rank > 2)
+      result = expandTo(rewriter, loc, result, resultType,
+                        leadingGroup(rank - 1, rank), sizes);
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+/// Lowers `loom.reshape` by collapsing to 1-D and expanding to the result
+/// with sizes computed at run time (0 copies, -1 is the remaining count).
+struct ReshapeLowering : public OpConversionPattern<loom::ReshapeOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::ReshapeOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value input = adaptor.getOperand();
+    RankedTensorType inType = tensorType(input);
+    RankedTensorType outType = op.getType();
+    if (inType == outType && inType.hasStaticShape()) {
+      rewriter.replaceOp(op, input);
+      return success();
+    }
+    int64_t inRank = inType.getRank(), outRank = outType.getRank();
+    if (inRank == 0) {
+      SmallVector<OpFoldResult> ones(outRank, rewriter.getIndexAttr(1));
+      rewriter.replaceOp(op, expandTo(rewriter, loc, input, outType, {}, ones));
+      return success();
+    }
+    if (outRank == 0) {
+      rewriter.replaceOp(op, tensor::CollapseShapeOp::create(
+                                 rewriter, loc, outType, input,
+                                 ArrayRef<ReassociationIndices>{}));
+      return success();
+    }
+
+    OpFoldResult total = rewriter.getIndexAttr(1);
+    for (int64_t i = 0; i < inRank; ++i)
+      total = mulSizes(rewriter, loc, total, dimOf(rewriter, loc, input, i));
+    ArrayRef<int64_t> spec = op.getShape();
+    SmallVector<OpFoldResult> sizes(outRank);
+    OpFoldResult known = rewriter.getIndexAttr(1);
+    int64_t inferred = -1;
+    for (auto [i, s] : llvm::enumerate(spec)) {
+      if (s == -1) {
+        inferred = i;
+        continue;
+      }
+      sizes[i] = s == 0 ? dimOf(rewriter, loc, input, i)
+                        : OpFoldResult(rewriter.getIndexAttr(s));
+      known = mulSizes(rewriter, loc, known, sizes[i]);
+    }
+    if (inferred >= 0) {
+      std::optional<int64_t> t = getConstantIntValue(total);
+      std::optional<int64_t> k = getConstantIntValue(known);
+      if (t && k && *k != 0)
+        sizes[inferred] = rewriter.getIndexAttr(*t / *k);
+      else
+        sizes[inferred] =
+            arith::DivUIOp::create(rewriter, loc, toIndex(rewriter, loc, total),
+                                   toIndex(rewriter, loc, known))
+                .getResult();
+    }
+
+    Value flat = input;
+    if (inRank > 1) {
+      ReassociationIndices all =
+          llvm::to_vector(llvm::seq<int64_t>(0, inRank));
+      flat = tensor::CollapseShapeOp::create(rewriter, loc, input,
+                                             ArrayRef<ReassociationIndices>{all});
+    }
+    // A dynamic flat size may meet a static result: cast it first.
+    int64_t outCount = ShapedType::kDynamic;
+    if (outType.hasStaticShape())
+      outCount = outType.getNumElements();
+    auto flatType = RankedTensorType::get({outCount}, outType.getElementType());
+    if (tensorType(flat) != flatType)
+      flat = tensor::CastOp::create(rewriter, loc, flatType, flat);
+    if (outRank == 1) {
+      rewriter.replaceOp(op, flat);
+      return success();
+    }
+    ReassociationIndices all = llvm::to_vector(llvm::seq<int64_t>(0, outRank));
+    rewriter.replaceOp(op, expandTo(rewriter, loc, flat, outType, {all}, sizes));
+    return success();
+  }
+};
+
+struct TransposeLowering : public OpConversionPattern<loom::TransposeOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::TransposeOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value input = adaptor.getOperand();
+    ArrayRef<int64_t> perm = op.getPermutation();
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t p : perm)
+      sizes.push_back(dimOf(rewriter, loc, input, p));
+    Value init = createEmpty(rewriter, loc, op.getType(), sizes);
+    auto transpose =
+        linalg::TransposeOp::create(rewriter, loc, input, init, perm);
+    rewriter.replaceOp(op, transpose.getResult()[0]);
+    return success();
+  }
+};
+
+/// Lowers `loom.slice` to `tensor.extract_slice`; start and end are clamped
+/// with Python's rules, at run time when the dimension is symbolic.
+struct SliceLowering : public OpConversionPattern<loom::SliceOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::SliceOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value input = adaptor.getOperand();
+    RankedTensorType type = tensorType(input);
+    int64_t axis = op.getAxis(), step = op.getStep();
+    int64_t start = op.getStart(), end = op.getEnd();
+    SmallVector<OpFoldResult> offsets(type.getRank(),
+                                      rewriter.getIndexAttr(0));
+    SmallVector<OpFoldResult> strides(type.getRank(),
+                                      rewriter.getIndexAttr(1));
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc,
+                                                            input);
+    strides[axis] = rewriter.getIndexAttr(step);
+    int64_t dim = type.getDimSize(axis);
+    if (!ShapedType::isDynamic(dim)) {
+      auto clamp = [&](int64_t v) {
+        if (v < 0)
+          v += dim;
+        return std::clamp<int64_t>(v, 0, dim);
+      };
+      int64_t s = clamp(start), e = clamp(end);
+      offsets[axis] = rewriter.getIndexAttr(s);
+      sizes[axis] = rewriter.getIndexAttr(e > s ? (e - s + step - 1) / step
+                                                : 0);
+    } else {
+      Value size = toIndex(rewriter, loc, sizes[axis]);
+      Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
+      auto clamp = [&](int64_t v) -> Value {
+        Value c = arith::ConstantIndexOp::create(rewriter, loc, v);
+        if (v >= 0)
+          return arith::MinSIOp::create(rewriter, loc, c, size);
+        Value fromEnd = arith::AddIOp::create(rewriter, loc, size, c);
+        return arith::MaxSIOp::create(rewriter, loc, fromEnd, zero);
+      };
+      Value s = clamp(start), e = clamp(end);
+      Value length = arith::MaxSIOp::create(
+          rewriter, loc, arith::SubIOp::create(rewriter, loc, e, s), zero);
+      if (step > 1) {
+        Value bump = arith::ConstantIndexOp::create(rewriter, loc, step - 1);
+        Value stepValue = arith::ConstantIndexOp::create(rewriter, loc, step);
+        length = arith::DivUIOp::create(
+            rewriter, loc, arith::AddIOp::create(rewriter, loc, length, bump),
+            stepValue);
+      }
+      offsets[axis] = s;
+      sizes[axis] = length;
+    }
+    rewriter.replaceOp(op, tensor::ExtractSliceOp::create(
+                               rewriter, loc, op.getType(), input, offsets,
+                               sizes, strides));
+    return success();
+  }
+};
+
+/// Lowers `loom.concat` to a chain of `tensor.insert_slice` into a
+/// `tensor.empty`.
+struct ConcatLowering : public OpConversionPattern<loom::ConcatOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::ConcatOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    ValueRange inputs = adaptor.getInputs();
+    if (inputs.size() == 1) {
+      rewriter.replaceOp(op, inputs[0]);
+      return success();
+    }
+    int64_t axis = op.getAxis();
+    SmallVector<OpFoldResult> sizes =
+        tensor::getMixedSizes(rewriter, loc, inputs[0]);
+    SmallVector<OpFoldResult> offsets;
+    OpFoldResult offset = rewriter.getIndexAttr(0);
+    for (Value input : inputs) {
+      offsets.push_back(offset);
+      offset = addSizes(rewriter, loc, offset,
+                        dimOf(rewriter, loc, input, axis));
+    }
+    sizes[axis] = offset;
+    Value result = createEmpty(rewriter, loc, op.getType(), sizes);
+    int64_t rank = op.getType().getRank();
+    for (auto [input, inputOffset] : llvm::zip(inputs, offsets)) {
+      SmallVector<OpFoldResult> at(rank, rewriter.getIndexAttr(0));
+      at[axis] = inputOffset;
+      SmallVector<OpFoldResult> strides(rank, rewriter.getIndexAttr(1));
+      result = tensor::InsertSliceOp::create(
+          rewriter, loc, input, result, at,
+          tensor::getMixedSizes(rewriter, loc, input), strides);
+    }
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+/// Lowers `loom.gather` to a `linalg.generic` over the result that reads the
+/// index, clamps it to [0, dim - 1] and extracts from the operand.
+struct GatherLowering : public OpConversionPattern<loom::GatherOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::GatherOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = rewriter.getContext();
+    Value table = adaptor.getOperand(), indices = adaptor.getIndices();
+    RankedTensorType tableType = tensorType(table);
+    int64_t axis = op.getAxis();
+    int64_t indexRank = tensorType(indices).getRank();
+    RankedTensorType resultType = op.getType();
+    int64_t rank = resultType.getRank();
+
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t i = 0; i < axis; ++i)
+      sizes.push_back(dimOf(rewriter, loc, table, i));
+    for (int64_t i = 0; i < indexRank; ++i)
+      sizes.push_back(dimOf(rewriter, loc, indices, i));
+    for (int64_t i = axis + 1; i < tableType.getRank(); ++i)
+      sizes.push_back(dimOf(rewriter, loc, table, i));
+
+    Value last = arith::SubIOp::create(
+        rewriter, loc, toIndex(rewriter, loc, dimOf(rewriter, loc, table, axis)),
+        arith::ConstantIndexOp::create(rewriter, loc, 1));
+    Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
+    SmallVector<AffineExpr> exprs;
+    for (int64_t i = 0; i < indexRank; ++i)
+      exprs.push_back(getAffineDimExpr(axis + i, ctx));
+    AffineMap indexMap = AffineMap::get(rank, 0, exprs, ctx);
+    Value result = buildParallel(
+        rewriter, loc, resultType, sizes, ValueRange{indices}, {indexMap},
+        [&](OpBuilder &b, Location nestedLoc, ValueRange args) -> Value {
+          Value index = arith::IndexCastOp::create(b, nestedLoc,
+                                                   b.getIndexType(), args[0]);
+          index = arith::MaxSIOp::create(b, nestedLoc, index, zero);
+          index = arith::MinSIOp::create(b, nestedLoc, index, last);
+          SmallVector<Value> at;
+          for (int64_t i = 0; i < axis; ++i)
+            at.push_back(linalg::IndexOp::create(b, nestedLoc, i));
+          at.push_back(index);
+          for (int64_t i = axis + 1; i < tableType.getRank(); ++i)
+            at.push_back(
+                linalg::IndexOp::create(b, nestedLoc, i - 1 + indexRank));
+          return tensor::ExtractOp::create(b, nestedLoc, table, at);
+        });
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+/// Lowers `loom.broadcast` to a copying `linalg.generic` whose input map
+/// stretches the static unit dimensions.
+struct BroadcastLowering : public OpConversionPattern<loom::BroadcastOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::BroadcastOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    RankedTensorType type = op.getType();
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t i = 0; i < type.getRank(); ++i) {
+      if (!type.isDynamicDim(i))
+        sizes.push_back(rewriter.getIndexAttr(type.getDimSize(i)));
+      else if (adaptor.getLike())
+        sizes.push_back(dimOf(rewriter, loc, adaptor.getLike(), i));
+      else
+        return rewriter.notifyMatchFailure(op, "dynamic shape without 'like'");
+    }
+    rewriter.replaceOp(
+        op, buildElementwise(
+                rewriter, loc, type, sizes, ValueRange{adaptor.getOperand()},
+                [](OpBuilder &, Location, ValueRange args) { return args[0]; }));
+    return success();
+  }
+};
+
+struct ConvertLoomToLinalgPass
+    : public loom::impl::ConvertLoomToLinalgPassBase<ConvertLoomToLinalgPass> {
+  void runOnOperation() override {
+    MLIRContext *ctx = &getContext();
+    ConversionTarget target(*ctx);
+    target.addIllegalDialect<loom::LoomDialect>();
+    target.addLegalDialect<arith::ArithDialect, linalg::LinalgDialect,
+                           math::MathDialect, tensor::TensorDialect>();
+    RewritePatternSet patterns(ctx);
+    loom::populateLoomToLinalgPatterns(patterns);
+    if (failed(applyPartialConversion(getOperation(), target,
+                                      std::move(patterns))))
+      signalPassFailure();
+  }
+};
+
+} // namespace
+
+void mlir::loom::populateLoomToLinalgPatterns(RewritePatternSet &patterns) {
+  MLIRContext *ctx = patterns.getContext();
+  using namespace mlir::loom;
+  patterns.add<
+      ElementwiseLowering<AddOp>, ElementwiseLowering<SubOp>,
+      ElementwiseLowering<MulOp>, ElementwiseLowering<DivOp>,
+      ElementwiseLowering<MaxOp>, ElementwiseLowering<MinOp>,
+      ElementwiseLowering<PowOp>, ElementwiseLowering<AndOp>,
+      ElementwiseLowering<OrOp>, ElementwiseLowering<CmpOp>,
+      ElementwiseLowering<SelectOp>, ElementwiseLowering<NegOp>,
+      ElementwiseLowering<AbsOp>, ElementwiseLowering<ExpOp>,
+      ElementwiseLowering<LogOp>, ElementwiseLowering<TanhOp>,
+      ElementwiseLowering<SigmoidOp>, ElementwiseLowering<SiluOp>,
+      ElementwiseLowering<GeluOp>, ElementwiseLowering<RsqrtOp>,
+      ElementwiseLowering<SqrtOp>, ElementwiseLowering<NotOp>,
+      ElementwiseLowering<CastOp>>(ctx);
+  patterns.add<ReduceLowering<SumOp, ReduceKind::Sum>,
+               ReduceLowering<MeanOp, ReduceKind::Mean>,
+               ReduceLowering<ReduceMaxOp, ReduceKind::Max>,
+               ReduceLowering<ReduceMinOp, ReduceKind::Min>,
+               SoftmaxLowering<SoftmaxOp, /*IsLog=*/false>,
+               SoftmaxLowering<LogSoftmaxOp, /*IsLog=*/true>>(ctx);
+  patterns.add<ConstantLowering, IotaLowering, RmsNormLowering, MatmulLowering,
+               LinearLowering, ReshapeLowering, TransposeLowering,
+               SliceLowering, ConcatLowering, GatherLowering,
+               BroadcastLowering>(ctx);
+}

@@ -1,0 +1,78 @@
+//===- Pipelines.cpp - Named pass pipelines ---------------------*- C++ -*-===//
+//
+// This file builds the compiler's pipelines from textual pipeline
+// descriptions, which keeps them readable and identical to what a user can
+// run with loom-opt.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Pipelines/Pipelines.h"
+
+#include "compiler/Conversion/Passes.h"
+#include "compiler/Target/CPU/Passes.h"
+#include "dialects/loom/Transforms/Passes.h"
+#include "mlir/Pass/PassRegistry.h"
+
+using namespace mlir;
+
+static const char *kGraphPipeline =
+    "inline,canonicalize,cse,symbol-dce,loom-verify-shapes";
+
+static const char *kLoomToLinalgPipeline =
+    "convert-loom-to-linalg,canonicalize,cse,"
+    "func.func(linalg-fuse-elementwise-ops),canonicalize,cse";
+
+static const char *kCpuEntryAbiPipeline =
+    "loom-cpu-entry-abi,inline,symbol-dce,canonicalize";
+
+static const char *kCpuLoweringPipeline =
+    "one-shot-bufferize,"
+    "func.func(buffer-hoisting,buffer-loop-hoisting),"
+    "loom-cpu-matmul-to-runtime,"
+    "buffer-deallocation-pipeline,"
+    "func.func(convert-linalg-to-loops),"
+    "lower-affine,convert-scf-to-cf,canonicalize,cse,"
+    "expand-strided-metadata,finalize-memref-to-llvm,"
+    "convert-math-to-llvm,convert-math-to-libm,convert-arith-to-llvm,"
+    "convert-index-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,"
+    "reconcile-unrealized-casts";
+
+static LogicalResult addPipeline(OpPassManager &pm, StringRef text) {
+  return parsePassPipeline(text, pm, llvm::errs());
+}
+
+LogicalResult loom::buildGraphPipeline(OpPassManager &pm) {
+  return addPipeline(pm, kGraphPipeline);
+}
+
+LogicalResult loom::buildLoomToLinalgPipeline(OpPassManager &pm) {
+  return addPipeline(pm, kLoomToLinalgPipeline);
+}
+
+LogicalResult loom::buildCpuEntryAbiPipeline(OpPassManager &pm) {
+  return addPipeline(pm, kCpuEntryAbiPipeline);
+}
+
+LogicalResult loom::buildCpuLoweringPipeline(OpPassManager &pm) {
+  return addPipeline(pm, kCpuLoweringPipeline);
+}
+
+LogicalResult loom::buildCpuCodegenPipeline(OpPassManager &pm) {
+  return success(succeeded(buildCpuEntryAbiPipeline(pm)) &&
+                 succeeded(buildCpuLoweringPipeline(pm)));
+}
+
+void loom::registerLoomPipelines() {
+  loom::registerLoomPasses();
+  loom::registerLoomConversionPasses();
+  loom::cpu::registerLoomCpuPasses();
+  PassPipelineRegistration<>(
+      "loom-graph", "Graph clean-up and symbolic-shape checks",
+      [](OpPassManager &pm) { (void)buildGraphPipeline(pm); });
+  PassPipelineRegistration<>(
+      "loom-to-linalg", "Lower the loom dialect to linalg and fuse",
+      [](OpPassManager &pm) { (void)buildLoomToLinalgPipeline(pm); });
+  PassPipelineRegistration<>(
+      "loom-cpu-codegen", "Bufferize and lower to the LLVM dialect for CPUs",
+      [](OpPassManager &pm) { (void)buildCpuCodegenPipeline(pm); });
+}

@@ -1,0 +1,39 @@
+//===- Pipelines.h - Named pass pipelines -----------------------*- C++ -*-===//
+//
+// This file declares the pipelines of the compiler, stage by stage, so that
+// the driver and loom-opt run exactly the same passes.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_COMPILER_PIPELINES_PIPELINES_H
+#define LOOM_COMPILER_PIPELINES_PIPELINES_H
+
+#include "mlir/Pass/PassManager.h"
+
+namespace mlir::loom {
+
+/// Graph-level clean-up and checks on the `loom` dialect: inline sub-graphs,
+/// canonicalize, verify symbolic shapes. Registered as `loom-graph`.
+LogicalResult buildGraphPipeline(OpPassManager &pm);
+
+/// `loom` to linalg on tensors plus elementwise fusion. Registered as
+/// `loom-to-linalg`.
+LogicalResult buildLoomToLinalgPipeline(OpPassManager &pm);
+
+/// The entry ABI alone: destination-passing memref entries. The artifact
+/// manifest is collected right after it.
+LogicalResult buildCpuEntryAbiPipeline(OpPassManager &pm);
+
+/// Bufferization, host GEMM calls and lowering to the LLVM dialect.
+LogicalResult buildCpuLoweringPipeline(OpPassManager &pm);
+
+/// Entry ABI, bufferization, host GEMM calls and lowering to the LLVM
+/// dialect. Registered as `loom-cpu-codegen`.
+LogicalResult buildCpuCodegenPipeline(OpPassManager &pm);
+
+/// Registers the three pipelines above and the passes they use.
+void registerLoomPipelines();
+
+} // namespace mlir::loom
+
+#endif // LOOM_COMPILER_PIPELINES_PIPELINES_H

@@ -1,0 +1,149 @@
+//===- CpuEntryAbi.cpp - Destination-passing entry functions ----*- C++ -*-===//
+//
+// This file implements loom-cpu-entry-abi: each entry graph becomes a
+// function over memrefs in the argument order of the artifact ABI, whose
+// outputs are written into buffers the runtime allocated.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Target/CPU/Passes.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/SymbolTable.h"
+
+namespace mlir::loom::cpu {
+#define GEN_PASS_DEF_CPUENTRYABIPASS
+#include "compiler/Target/CPU/Passes.h.inc"
+} // namespace mlir::loom::cpu
+
+using namespace mlir;
+
+namespace {
+
+static StringRef roleOf(DictionaryAttr attrs) {
+  if (!attrs)
+    return {};
+  if (auto role = attrs.getAs<StringAttr>("loom.role"))
+    return role.getValue();
+  return {};
+}
+
+static StringRef nameOf(DictionaryAttr attrs) {
+  if (!attrs)
+    return {};
+  if (auto name = attrs.getAs<StringAttr>("loom.name"))
+    return name.getValue();
+  return {};
+}
+
+static MemRefType memrefFor(Type type) {
+  auto tensor = cast<RankedTensorType>(type);
+  return MemRefType::get(tensor.getShape(), tensor.getElementType());
+}
+
+/// Rewrites one entry. The original body moves into a private function that
+/// the new entry calls; the `inline` pass that follows in the pipeline merges
+/// the two.
+static LogicalResult rewriteEntry(func::FuncOp func) {
+  FunctionType type = func.getFunctionType();
+  for (Type t : llvm::concat<const Type>(type.getInputs(), type.getResults()))
+    if (!isa<RankedTensorType>(t))
+      return func.emitOpError("entry signature must use ranked tensors only");
+
+  // Map state results to state arguments by name.
+  SmallVector<int> stateArgOfResult(type.getNumResults(), -1);
+  for (unsigned r = 0; r < type.getNumResults(); ++r) {
+    DictionaryAttr attrs = func.getResultAttrDict(r);
+    StringRef role = roleOf(attrs);
+    if (role == "output")
+      continue;
+    if (role != "state")
+      return func.emitOpError("result ")
+             << r << " has no loom.role of 'output' or 'state'";
+    for (unsigned a = 0; a < type.getNumInputs(); ++a)
+      if (roleOf(func.getArgAttrDict(a)) == "state" &&
+          nameOf(func.getArgAttrDict(a)) == nameOf(attrs))
+        stateArgOfResult[r] = a;
+    if (stateArgOfResult[r] < 0)
+      return func.emitOpError("state result '")
+             << nameOf(attrs) << "' has no state argument";
+    if (func.getArgumentTypes()[stateArgOfResult[r]] !=
+        type.getResult(r))
+      return func.emitOpError("state '")
+             << nameOf(attrs) << "' changes type across the call";
+  }
+
+  OpBuilder builder(func);
+  std::string name = func.getSymName().str();
+  func.setSymName(name + ".body");
+  func.setPrivate();
+
+  SmallVector<Type> argTypes;
+  SmallVector<DictionaryAttr> argAttrs;
+  for (unsigned a = 0; a < type.getNumInputs(); ++a) {
+    argTypes.push_back(memrefFor(type.getInput(a)));
+    argAttrs.push_back(func.getArgAttrDict(a));
+  }
+  SmallVector<unsigned> outputResults;
+  for (unsigned r = 0; r < type.getNumResults(); ++r) {
+    if (stateArgOfResult[r] >= 0)
+      continue;
+    outputResults.push_back(r);
+    argTypes.push_back(memrefFor(type.getResult(r)));
+    argAttrs.push_back(func.getResultAttrDict(r));
+  }
+
+  auto entry = func::FuncOp::create(builder, func.getLoc(), name,
+                                    builder.getFunctionType(argTypes, {}));
+  for (auto [i, attrs] : llvm::enumerate(argAttrs))
+    if (attrs)
+      entry.setArgAttrs(i, attrs);
+  for (NamedAttribute attr : func->getDiscardableAttrs())
+    entry->setAttr(attr.getName(), attr.getValue());
+  entry->setAttr("llvm.emit_c_interface", builder.getUnitAttr());
+
+  Block *block = entry.addEntryBlock();
+  builder.setInsertionPointToStart(block);
+  Location loc = func.getLoc();
+  SmallVector<Value> tensors;
+  for (unsigned a = 0; a < type.getNumInputs(); ++a)
+    tensors.push_back(bufferization::ToTensorOp::create(
+        builder, loc, type.getInput(a), block->getArgument(a),
+        /*restrict=*/true, /*writable=*/false));
+  auto call = func::CallOp::create(builder, loc, func, tensors);
+
+  // Outputs first, written in place where the analysis allows; state updates
+  // last, as copies, so that no computation reads a state buffer after it
+  // was overwritten.
+  for (auto [i, r] : llvm::enumerate(outputResults))
+    bufferization::MaterializeInDestinationOp::create(
+        builder, loc, TypeRange(), call.getResult(r),
+        block->getArgument(type.getNumInputs() + i), /*restrict=*/true,
+        /*writable=*/true);
+  for (unsigned r = 0; r < type.getNumResults(); ++r) {
+    if (stateArgOfResult[r] < 0)
+      continue;
+    bufferization::MaterializeInDestinationOp::create(
+        builder, loc, TypeRange(), call.getResult(r),
+        block->getArgument(stateArgOfResult[r]), /*restrict=*/false,
+        /*writable=*/true);
+  }
+  func::ReturnOp::create(builder, loc);
+
+  return success();
+}
+
+struct CpuEntryAbiPass
+    : public loom::cpu::impl::CpuEntryAbiPassBase<CpuEntryAbiPass> {
+  void runOnOperation() override {
+    SmallVector<func::FuncOp> entries;
+    for (auto func : getOperation().getOps<func::FuncOp>())
+      if (func.isPublic() && !func.isExternal())
+        entries.push_back(func);
+    for (func::FuncOp func : entries)
+      if (failed(rewriteEntry(func)))
+        return signalPassFailure();
+  }
+};
+} // namespace

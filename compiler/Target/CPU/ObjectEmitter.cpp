@@ -1,0 +1,261 @@
+//===- ObjectEmitter.cpp - CPU object code and shared objects ---*- C++ -*-===//
+//
+// This file implements the last steps of the CPU path: translation to LLVM
+// IR with the artifact glue, LLVM's optimization pipeline, object code
+// through a TargetMachine, and linking with lld into the artifact.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Target/CPU/ObjectEmitter.h"
+
+#include "loom/abi.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/IR/Constants.h"
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/MC/MCSubtargetInfo.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/TargetParser/SubtargetFeature.h"
+#include "llvm/Passes/PassBuilder.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/Triple.h"
+
+using namespace mlir;
+using namespace mlir::loom;
+
+std::unique_ptr<llvm::TargetMachine>
+cpu::createTargetMachine(const CpuCodegenOptions &options, std::string &error) {
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  llvm::Triple triple(llvm::sys::getProcessTriple());
+  const llvm::Target *target =
+      llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target)
+    return nullptr;
+  std::string cpu = options.cpu;
+  std::string features;
+  if (cpu.empty() || cpu == "native") {
+    cpu = llvm::sys::getHostCPUName().str();
+    llvm::SubtargetFeatures subtarget;
+    for (auto &feature : llvm::sys::getHostCPUFeatures())
+      subtarget.AddFeature(feature.first(), feature.second);
+    features = subtarget.getString();
+  } else {
+    // Refuse names LLVM does not know instead of silently using a generic
+    // CPU.
+    std::unique_ptr<llvm::MCSubtargetInfo> probe(
+        target->createMCSubtargetInfo(triple, "", ""));
+    if (!probe || !probe->isCPUStringValid(cpu)) {
+      error = "unknown CPU '" + cpu + "' for " + triple.str();
+      return nullptr;
+    }
+  }
+  llvm::TargetOptions targetOptions;
+  auto level = options.optLevel >= 3   ? llvm::CodeGenOptLevel::Aggressive
+               : options.optLevel == 0 ? llvm::CodeGenOptLevel::None
+                                       : llvm::CodeGenOptLevel::Default;
+  std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
+      triple, cpu, features, targetOptions, llvm::Reloc::PIC_, std::nullopt,
+      level));
+  if (!machine)
+    error = "cannot create a target machine for " + cpu;
+  return machine;
+}
+
+/// Gives `function` a body that forwards its arguments to the function
+/// pointer stored in `slot`.
+static void buildImportStub(llvm::Function &function,
+                            llvm::GlobalVariable &slot) {
+  auto *block = llvm::BasicBlock::Create(function.getContext(), "entry",
+                                         &function);
+  llvm::IRBuilder<> b(block);
+  llvm::Value *target = b.CreateLoad(b.getPtrTy(), &slot, "host_fn");
+  SmallVector<llvm::Value *> args;
+  for (llvm::Argument &arg : function.args())
+    args.push_back(&arg);
+  b.CreateCall(function.getFunctionType(), target, args);
+  b.CreateRetVoid();
+}
+
+std::unique_ptr<llvm::Module>
+cpu::translateToArtifactIR(ModuleOp module, llvm::LLVMContext &context,
+                           Manifest &manifest, llvm::TargetMachine &machine,
+                           std::string &error) {
+  registerBuiltinDialectTranslation(*module->getContext());
+  registerLLVMDialectTranslation(*module->getContext());
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateModuleToLLVMIR(module, context, "loom");
+  if (!llvmModule) {
+    error = "translation to LLVM IR failed";
+    return nullptr;
+  }
+  llvmModule->setDataLayout(machine.createDataLayout());
+  llvmModule->setTargetTriple(machine.getTargetTriple());
+
+  // Everything the glue does not export becomes internal so LLVM can inline
+  // the C interface functions into the entry wrappers and drop them.
+  for (llvm::Function &function : *llvmModule)
+    if (!function.isDeclaration())
+      function.setLinkage(llvm::GlobalValue::InternalLinkage);
+
+  llvm::IRBuilder<> b(context);
+  llvm::Type *ptr = b.getPtrTy();
+
+  // Import slots, filled by the runtime before any entry runs. The lowering
+  // declared one C interface function per host function it calls.
+  static constexpr llvm::StringLiteral kStubPrefix = "_mlir_ciface_loom_rt_";
+  for (llvm::Function &function : *llvmModule) {
+    if (!function.isDeclaration() || !function.getName().starts_with(kStubPrefix))
+      continue;
+    std::string name =
+        function.getName().drop_front(strlen("_mlir_ciface_")).str();
+    if (llvm::none_of(manifest.imports,
+                      [&](const ManifestImport &i) { return i.name == name; }))
+      manifest.imports.push_back({name, importSlotSymbol(name)});
+  }
+  for (const ManifestImport &import : manifest.imports) {
+    auto *slot = new llvm::GlobalVariable(
+        *llvmModule, ptr, /*isConstant=*/false,
+        llvm::GlobalValue::ExternalLinkage,
+        llvm::ConstantPointerNull::get(llvm::PointerType::get(context, 0)),
+        import.slot);
+    slot->setVisibility(llvm::GlobalValue::DefaultVisibility);
+    std::string stubName = "_mlir_ciface_" + import.name;
+    llvm::Function *stub = llvmModule->getFunction(stubName);
+    if (!stub) {
+      error = "the module does not declare " + stubName;
+      return nullptr;
+    }
+    buildImportStub(*stub, *slot);
+    stub->setLinkage(llvm::GlobalValue::InternalLinkage);
+  }
+
+  // Entry wrappers: int32_t loom_entry_<name>(void **args).
+  for (const ManifestEntry &entry : manifest.entries) {
+    std::string target = "_mlir_ciface_" + entry.name;
+    llvm::Function *callee = llvmModule->getFunction(target);
+    if (!callee || callee->arg_size() != entry.args.size()) {
+      error = "entry '" + entry.name + "' has no C interface function with " +
+              std::to_string(entry.args.size()) + " arguments";
+      return nullptr;
+    }
+    auto *type = llvm::FunctionType::get(b.getInt32Ty(), {ptr}, false);
+    auto *wrapper = llvm::Function::Create(
+        type, llvm::GlobalValue::ExternalLinkage, entry.symbol, *llvmModule);
+    wrapper->setVisibility(llvm::GlobalValue::DefaultVisibility);
+    b.SetInsertPoint(llvm::BasicBlock::Create(context, "entry", wrapper));
+    SmallVector<llvm::Value *> args;
+    for (unsigned i = 0; i < entry.args.size(); ++i) {
+      llvm::Value *slot =
+          b.CreateConstInBoundsGEP1_64(ptr, wrapper->getArg(0), i);
+      args.push_back(b.CreateLoad(ptr, slot));
+    }
+    b.CreateCall(callee, args);
+    b.CreateRet(b.getInt32(0));
+  }
+
+  // The manifest, in its own section and exported under its symbol.
+  std::vector<uint8_t> blob = serializeManifest(manifest);
+  auto *data = llvm::ConstantDataArray::get(context, llvm::ArrayRef(blob));
+  auto *global = new llvm::GlobalVariable(
+      *llvmModule, data->getType(), /*isConstant=*/true,
+      llvm::GlobalValue::ExternalLinkage, data, LOOM_MANIFEST_SYMBOL);
+  global->setSection(LOOM_MANIFEST_SECTION);
+  global->setAlignment(llvm::Align(8));
+  global->setVisibility(llvm::GlobalValue::DefaultVisibility);
+  return llvmModule;
+}
+
+void cpu::optimizeModule(llvm::Module &module, llvm::TargetMachine &machine,
+                         unsigned optLevel) {
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PipelineTuningOptions tuning;
+  tuning.LoopVectorization = optLevel >= 2;
+  tuning.SLPVectorization = optLevel >= 2;
+  llvm::PassBuilder builder(&machine, tuning);
+  builder.registerModuleAnalyses(mam);
+  builder.registerCGSCCAnalyses(cgam);
+  builder.registerFunctionAnalyses(fam);
+  builder.registerLoopAnalyses(lam);
+  builder.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::OptimizationLevel level = optLevel >= 3   ? llvm::OptimizationLevel::O3
+                                  : optLevel == 2 ? llvm::OptimizationLevel::O2
+                                  : optLevel == 1 ? llvm::OptimizationLevel::O1
+                                                  : llvm::OptimizationLevel::O0;
+  llvm::ModulePassManager pm = optLevel == 0
+                                   ? builder.buildO0DefaultPipeline(level)
+                                   : builder.buildPerModuleDefaultPipeline(level);
+  pm.run(module, mam);
+}
+
+std::string cpu::emitCode(llvm::Module &module, llvm::TargetMachine &machine,
+                          bool assembly, llvm::SmallVectorImpl<char> &out) {
+  llvm::raw_svector_ostream os(out);
+  llvm::legacy::PassManager pm;
+  if (machine.addPassesToEmitFile(pm, os, nullptr,
+                                  assembly ? llvm::CodeGenFileType::AssemblyFile
+                                           : llvm::CodeGenFileType::ObjectFile))
+    return "the target cannot emit this file type";
+  pm.run(module);
+  return {};
+}
+
+/// Finds lld: the one found at configure time, else ld.lld on PATH.
+static std::string findLinker() {
+#ifdef LOOM_LLD_PATH
+  if (llvm::sys::fs::can_execute(LOOM_LLD_PATH))
+    return LOOM_LLD_PATH;
+#endif
+  for (const char *name : {"ld.lld-22", "ld.lld"})
+    if (auto path = llvm::sys::findProgramByName(name))
+      return *path;
+  return {};
+}
+
+std::string cpu::linkArtifact(llvm::ArrayRef<char> object,
+                              llvm::StringRef outPath) {
+  std::string linker = findLinker();
+  if (linker.empty())
+    return "cannot find ld.lld (install lld-22)";
+  llvm::SmallString<128> objectPath;
+  int fd;
+  if (std::error_code ec =
+          llvm::sys::fs::createTemporaryFile("loom", "o", fd, objectPath))
+    return "cannot create a temporary file: " + ec.message();
+  {
+    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
+    os.write(object.data(), object.size());
+  }
+  llvm::SmallString<128> errPath;
+  llvm::sys::fs::createTemporaryFile("loom-lld", "txt", errPath);
+  std::string out = outPath.str();
+  std::string obj = objectPath.str().str();
+  SmallVector<llvm::StringRef> args = {linker,   "-shared", "-o", out,
+                                       "--hash-style=gnu",   "-z", "now",
+                                       "--build-id=none", "-O1", obj};
+  std::optional<llvm::StringRef> redirects[] = {std::nullopt, errPath.str(),
+                                                errPath.str()};
+  std::string message;
+  int rc = llvm::sys::ExecuteAndWait(linker, args, std::nullopt, redirects,
+                                     0, 0, &message);
+  llvm::sys::fs::remove(objectPath);
+  if (rc != 0) {
+    std::string log;
+    if (auto buffer = llvm::MemoryBuffer::getFile(errPath))
+      log = (*buffer)->getBuffer().str();
+    llvm::sys::fs::remove(errPath);
+    return "linking with " + linker + " failed: " +
+           (message.empty() ? log : message + "\n" + log);
+  }
+  llvm::sys::fs::remove(errPath);
+  return sealArtifact(outPath);
+}

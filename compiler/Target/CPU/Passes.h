@@ -1,0 +1,27 @@
+//===- Passes.h - CPU target passes -----------------------------*- C++ -*-===//
+//
+// This file declares the CPU target passes and their registration.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_COMPILER_TARGET_CPU_PASSES_H
+#define LOOM_COMPILER_TARGET_CPU_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+
+namespace mlir::loom::cpu {
+
+#define GEN_PASS_DECL
+#include "compiler/Target/CPU/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "compiler/Target/CPU/Passes.h.inc"
+
+} // namespace mlir::loom::cpu
+
+#endif // LOOM_COMPILER_TARGET_CPU_PASSES_H

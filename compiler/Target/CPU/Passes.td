@@ -1,0 +1,67 @@
+//===- Passes.td - CPU target passes -----------------------*- tablegen -*-===//
+//
+// This file declares the passes that shape a lowered graph for the CPU
+// artifact ABI and route large kernels to the runtime's host functions.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_TARGET_CPU_PASSES_TD
+#define LOOM_TARGET_CPU_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def CpuEntryAbiPass : Pass<"loom-cpu-entry-abi", "ModuleOp"> {
+  let summary = "Rewrites entry graphs into destination-passing memref functions";
+  let description = [{
+    Every public function with a `loom.role` signature becomes the artifact
+    entry body: one memref argument per input, param and state, then one per
+    output, in that order (the order of `runtime/include/loom/abi.h`). Inputs
+    are read through `bufferization.to_tensor`; outputs are written with
+    `bufferization.materialize_in_destination`, so one-shot bufferization can
+    compute them in place in the runtime's buffers; a state's new value is
+    copied back into the state's buffer after everything else.
+
+    ```mlir
+    // before
+    func.func @main(%x: tensor<?x4xf32> {loom.role = "input", ...}) -> (tensor<?x4xf32> {loom.role = "output", ...})
+    // after
+    func.func @main(%x: memref<?x4xf32> {...}, %y: memref<?x4xf32> {loom.role = "output", ...})
+        attributes {llvm.emit_c_interface} {
+      %t = bufferization.to_tensor %x restrict : memref<?x4xf32> to tensor<?x4xf32>
+      ...
+      bufferization.materialize_in_destination %r in restrict writable %y : (tensor<?x4xf32>, memref<?x4xf32>) -> ()
+      return
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
+                           "::mlir::memref::MemRefDialect"];
+}
+
+def CpuMatmulToRuntimePass : Pass<"loom-cpu-matmul-to-runtime", "ModuleOp"> {
+  let summary = "Calls the runtime's GEMM for f32 matrix products on memrefs";
+  let description = [{
+    Rewrites `linalg.matmul` and `linalg.batch_matmul` on f32 memrefs into
+    calls of the host functions `loom_rt_matmul_f32` and
+    `loom_rt_batch_matmul_f32` (oneDNN's sgemm where the runtime has it),
+    passing transposition through flags. Products smaller than
+    `min-flops` (2*M*N*K, known statically) stay as loops.
+
+    ```mlir
+    linalg.matmul ins(%a, %b : memref<?x64xf32>, memref<64x?xf32>) outs(%c : memref<?x?xf32>)
+    // becomes
+    %fa = memref.cast %a : memref<?x64xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+    ...
+    call @loom_rt_matmul_f32(%fa, %fb, %fc, %flags) : (...) -> ()
+    ```
+  }];
+  let options = [
+    Option<"minFlops", "min-flops", "int64_t", /*default=*/"0",
+           "Statically known products below this many flops stay as loops">,
+  ];
+  let dependentDialects = ["::mlir::func::FuncDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
+#endif // LOOM_TARGET_CPU_PASSES_TD

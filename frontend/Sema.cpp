@@ -1,0 +1,503 @@
+//===- Sema.cpp - Semantic checks of the .loom language ---------*- C++ -*-===//
+//
+// Part of the Loom project.
+//
+//===----------------------------------------------------------------------===//
+//
+// This file implements checkModule. Graph bodies are checked in order, with a
+// scope that records what each name is and whether it has been assigned yet,
+// so a use before assignment is reported like an undefined name would be.
+//
+//===----------------------------------------------------------------------===//
+
+#include "frontend/Sema.h"
+
+#include "frontend/Config.h"
+
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/SourceMgr.h"
+
+#include <functional>
+
+using namespace loom::frontend;
+
+namespace {
+
+/// What a name of a graph body refers to.
+struct ScopeEntry {
+  enum class Kind { Input, Output, Param, State, Mask, Local };
+  Kind kind;
+  Location loc;
+  /// For outputs and states: assigned by an earlier statement.
+  bool assigned = false;
+};
+
+llvm::StringRef describe(ScopeEntry::Kind kind) {
+  switch (kind) {
+  case ScopeEntry::Kind::Input:
+    return "input";
+  case ScopeEntry::Kind::Output:
+    return "output";
+  case ScopeEntry::Kind::Param:
+    return "param";
+  case ScopeEntry::Kind::State:
+    return "state";
+  case ScopeEntry::Kind::Mask:
+    return "mask";
+  case ScopeEntry::Kind::Local:
+    return "value";
+  }
+  return "name";
+}
+
+class Checker {
+public:
+  Checker(const ModuleAST &m, llvm::SourceMgr &sm) : m(m), sm(sm) {}
+
+  bool run();
+
+private:
+  bool error(const Location &loc, const llvm::Twine &msg) {
+    sm.PrintMessage(loc.ptr, llvm::SourceMgr::DK_Error, msg);
+    return false;
+  }
+  void note(const Location &loc, const llvm::Twine &msg) {
+    sm.PrintMessage(loc.ptr, llvm::SourceMgr::DK_Note, msg);
+  }
+
+  bool checkGraph(const GraphAST &g);
+  bool declare(const Ident &ident, ScopeEntry::Kind kind);
+  bool checkType(const TypeAST &type);
+  bool checkAssign(const AssignStmt &a);
+  bool checkMask(const MaskStmt &mask);
+  /// Checks an expression that yields a tensor (or a scalar operand).
+  bool checkValue(const Expr &e);
+  /// Checks a call; `results` is how many values the context takes from it
+  /// (the number of assigned names, or 1 inside an expression).
+  bool checkCall(const CallExpr &call, size_t results, bool nested);
+  /// Checks a keyword argument value: a compile-time expression.
+  bool checkAttr(const CallExpr &call, const KeywordArg &kw);
+  bool checkAttrNames(const CallExpr &call, const KeywordArg &kw,
+                      const Expr &e);
+  bool checkRecursion();
+
+  const ModuleAST &m;
+  llvm::SourceMgr &sm;
+
+  // Per-graph state.
+  const GraphAST *graph = nullptr;
+  llvm::StringMap<ScopeEntry> scope;
+  llvm::StringSet<> symbolicDims;
+  /// The index variables while checking a mask body, else empty.
+  llvm::StringSet<> maskIndices;
+  bool inMask = false;
+};
+
+} // namespace
+
+bool Checker::run() {
+  llvm::StringMap<const GraphAST *> graphs;
+  for (const std::unique_ptr<GraphAST> &g : m.graphs) {
+    auto [it, inserted] = graphs.try_emplace(g->getName(), g.get());
+    if (!inserted) {
+      error(g->ident.loc, "redefinition of " +
+                              llvm::Twine(g->isEntryPoint() ? "graph" : "def") +
+                              " '" + g->getName() + "'");
+      note(it->second->ident.loc, "previous definition is here");
+      return false;
+    }
+  }
+  for (const std::unique_ptr<GraphAST> &g : m.graphs)
+    if (!checkGraph(*g))
+      return false;
+  return checkRecursion();
+}
+
+bool Checker::declare(const Ident &ident, ScopeEntry::Kind kind) {
+  if (const ConfigDecl *c = m.findConfig(ident.name)) {
+    error(ident.loc, "'" + ident.name + "' is already the name of a config");
+    note(c->ident.loc, "config '" + ident.name + "' is declared here");
+    return false;
+  }
+  auto [it, inserted] =
+      scope.try_emplace(ident.name, ScopeEntry{kind, ident.loc});
+  if (!inserted) {
+    error(ident.loc, "redefinition of '" + ident.name + "'");
+    note(it->second.loc, "previous definition is here");
+    return false;
+  }
+  return true;
+}
+
+bool Checker::checkType(const TypeAST &type) {
+  for (const ExprPtr &dim : type.dims)
+    if (!evaluateDim(m, *dim, &sm))
+      return false;
+  return true;
+}
+
+bool Checker::checkGraph(const GraphAST &g) {
+  graph = &g;
+  scope.clear();
+  symbolicDims.clear();
+  for (const std::string &dim : getSymbolicDims(m, g))
+    symbolicDims.insert(dim);
+
+  for (const ValueDecl &d : g.inputs)
+    if (!declare(d.ident, ScopeEntry::Kind::Input) || !checkType(d.type))
+      return false;
+  for (const ValueDecl &d : g.outputs)
+    if (!declare(d.ident, ScopeEntry::Kind::Output) || !checkType(d.type))
+      return false;
+
+  for (const StmtPtr &s : g.body) {
+    if (const auto *p = llvm::dyn_cast<ParamStmt>(s.get())) {
+      if (!declare(p->ident, ScopeEntry::Kind::Param) || !checkType(p->type))
+        return false;
+    } else if (const auto *st = llvm::dyn_cast<StateStmt>(s.get())) {
+      if (!declare(st->ident, ScopeEntry::Kind::State) || !checkType(st->type))
+        return false;
+    } else if (const auto *mask = llvm::dyn_cast<MaskStmt>(s.get())) {
+      if (!checkMask(*mask))
+        return false;
+    } else if (!checkAssign(llvm::cast<AssignStmt>(*s))) {
+      return false;
+    }
+  }
+
+  for (const ValueDecl &d : g.outputs)
+    if (!scope.lookup(d.ident.name).assigned)
+      return error(d.ident.loc, "output '" + d.ident.name + "' of " +
+                                    (g.isEntryPoint() ? "graph" : "def") +
+                                    " '" + g.getName() + "' is never assigned");
+  return true;
+}
+
+bool Checker::checkMask(const MaskStmt &mask) {
+  if (!declare(mask.ident, ScopeEntry::Kind::Mask))
+    return false;
+  maskIndices.clear();
+  for (const Ident &index : mask.indices) {
+    if (scope.count(index.name) || m.findConfig(index.name))
+      return error(index.loc, "index variable '" + index.name +
+                                  "' hides another name of the same spelling");
+    if (!maskIndices.insert(index.name).second)
+      return error(index.loc, "duplicate index variable '" + index.name +
+                                  "' in mask '" + mask.ident.name + "'");
+  }
+  inMask = true;
+  bool ok = checkValue(*mask.body);
+  inMask = false;
+  maskIndices.clear();
+  return ok;
+}
+
+bool Checker::checkAssign(const AssignStmt &a) {
+  // The right-hand side sees only what earlier statements defined.
+  if (a.targets.size() > 1 && !llvm::isa<CallExpr>(*a.value))
+    return error(a.value->getLoc(),
+                 "assigning " + llvm::Twine(a.targets.size()) +
+                     " names needs a call on the right-hand side");
+  if (const auto *call = llvm::dyn_cast<CallExpr>(a.value.get())) {
+    if (!checkCall(*call, a.targets.size(), /*nested=*/false))
+      return false;
+  } else if (!checkValue(*a.value)) {
+    return false;
+  }
+
+  for (const Ident &t : a.targets) {
+    if (m.findConfig(t.name))
+      return error(t.loc, "cannot assign to config '" + t.name + "'");
+    auto it = scope.find(t.name);
+    if (it == scope.end()) {
+      ScopeEntry entry{ScopeEntry::Kind::Local, t.loc};
+      entry.assigned = true;
+      scope.try_emplace(t.name, entry);
+      continue;
+    }
+    ScopeEntry &entry = it->second;
+    switch (entry.kind) {
+    case ScopeEntry::Kind::Input:
+    case ScopeEntry::Kind::Param:
+    case ScopeEntry::Kind::Mask:
+      return error(t.loc, "cannot assign to " + describe(entry.kind) + " '" +
+                              t.name + "'");
+    case ScopeEntry::Kind::Output:
+    case ScopeEntry::Kind::State:
+      if (entry.assigned) {
+        error(t.loc, describe(entry.kind) + " '" + t.name +
+                         "' is assigned more than once");
+        note(entry.loc, "previous assignment is here");
+        return false;
+      }
+      entry.assigned = true;
+      entry.loc = t.loc;
+      break;
+    case ScopeEntry::Kind::Local:
+      error(t.loc, "redefinition of '" + t.name + "'");
+      note(entry.loc, "previous definition is here");
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Checker::checkValue(const Expr &e) {
+  switch (e.getKind()) {
+  case Expr::Kind::Int:
+  case Expr::Kind::Float:
+  case Expr::Kind::Bool:
+    return true;
+  case Expr::Kind::String:
+    return error(e.getLoc(), "a string cannot be used as an operand; strings "
+                             "are only allowed as keyword arguments");
+  case Expr::Kind::Name: {
+    const std::string &name = llvm::cast<NameExpr>(e).name;
+    if (inMask && maskIndices.count(name))
+      return true;
+    auto it = scope.find(name);
+    if (it != scope.end()) {
+      const ScopeEntry &entry = it->second;
+      if (entry.kind == ScopeEntry::Kind::Mask)
+        return error(e.getLoc(), "mask '" + name +
+                                     "' can only be passed as a keyword "
+                                     "argument (e.g. mask=" +
+                                     name + ")");
+      if (entry.kind == ScopeEntry::Kind::Output && !entry.assigned)
+        return error(e.getLoc(),
+                     "output '" + name + "' is used before it is assigned");
+      return true;
+    }
+    if (m.findConfig(name) || symbolicDims.count(name))
+      return true;
+    if (const GraphAST *g = m.findGraph(name))
+      return error(e.getLoc(), "'" + name + "' is a " +
+                                   (g->isEntryPoint() ? "graph" : "def") +
+                                   "; call it as '" + name + "(...)'");
+    return error(e.getLoc(), "undefined name '" + name + "'");
+  }
+  case Expr::Kind::List:
+    for (const ExprPtr &element : llvm::cast<ListExpr>(e).elements)
+      if (!checkValue(*element))
+        return false;
+    return true;
+  case Expr::Kind::Unary:
+    return checkValue(*llvm::cast<UnaryExpr>(e).operand);
+  case Expr::Kind::Binary: {
+    const auto &b = llvm::cast<BinaryExpr>(e);
+    return checkValue(*b.lhs) && checkValue(*b.rhs);
+  }
+  case Expr::Kind::Call:
+    return checkCall(llvm::cast<CallExpr>(e), 1, /*nested=*/true);
+  case Expr::Kind::Index: {
+    const auto &x = llvm::cast<IndexExpr>(e);
+    if (!inMask)
+      return error(e.getLoc(), "indexing is only allowed inside a mask body");
+    if (!checkValue(*x.base))
+      return false;
+    for (const ExprPtr &index : x.indices)
+      if (!checkValue(*index))
+        return false;
+    return true;
+  }
+  }
+  return true;
+}
+
+bool Checker::checkCall(const CallExpr &call, size_t results, bool nested) {
+  for (const ExprPtr &arg : call.args)
+    if (!checkValue(*arg))
+      return false;
+
+  const GraphAST *callee = m.findGraph(call.callee);
+  if (!callee) {
+    // An op: its operands and results are the importer's to check.
+    for (const KeywordArg &kw : call.kwargs)
+      if (!checkAttr(call, kw))
+        return false;
+    return true;
+  }
+
+  llvm::StringRef what = callee->isEntryPoint() ? "graph" : "def";
+  if (call.args.size() != callee->inputs.size())
+    return error(call.getLoc(),
+                 what + " '" + call.callee + "' takes " +
+                     llvm::Twine(callee->inputs.size()) +
+                     (callee->inputs.size() == 1 ? " input" : " inputs") +
+                     ", but " + llvm::Twine(call.args.size()) +
+                     (call.args.size() == 1 ? " is" : " are") + " given");
+  for (const KeywordArg &kw : call.kwargs) {
+    if (kw.key.name != "prefix")
+      return error(kw.key.loc, "unknown keyword argument '" + kw.key.name +
+                                   "' in call to " + what + " '" + call.callee +
+                                   "' (only 'prefix' is "
+                                   "accepted)");
+    if (!checkAttr(call, kw))
+      return false;
+    std::optional<ConstValue> v = evaluateConstant(m, *kw.value, graph, &sm);
+    if (!v)
+      return false;
+    if (v->kind != ConstValue::Kind::String)
+      return error(kw.value->getLoc(),
+                   "prefix must be a string, got " + stringifyKind(v->kind));
+  }
+  size_t outputs = callee->outputs.size();
+  if (outputs == results)
+    return true;
+  auto plural = [](size_t n, llvm::StringRef one, llvm::StringRef many) {
+    return (llvm::Twine(n) + " " + (n == 1 ? one : many)).str();
+  };
+  if (nested)
+    return error(call.getLoc(),
+                 what + " '" + call.callee + "' returns " +
+                     plural(outputs, "result", "results") +
+                     "; only a call with one result can be used inside an "
+                     "expression");
+  return error(call.getLoc(),
+               what + " '" + call.callee + "' returns " +
+                   plural(outputs, "result", "results") + ", but " +
+                   plural(results, "name is", "names are") + " assigned");
+}
+
+bool Checker::checkAttrNames(const CallExpr &call, const KeywordArg &kw,
+                             const Expr &e) {
+  if (const auto *n = llvm::dyn_cast<NameExpr>(&e)) {
+    if (m.findConfig(n->name))
+      return true;
+    auto it = scope.find(n->name);
+    if (it != scope.end()) {
+      if (it->second.kind == ScopeEntry::Kind::Mask)
+        return true;
+      return error(
+          e.getLoc(),
+          "keyword argument '" + kw.key.name + "' of '" + call.callee +
+              "' must be a compile-time value, but '" + n->name + "' is " +
+              (it->second.kind == ScopeEntry::Kind::Input ? "an " : "a ") +
+              describe(it->second.kind));
+    }
+    if (inMask && maskIndices.count(n->name))
+      return error(e.getLoc(), "keyword argument '" + kw.key.name + "' of '" +
+                                   call.callee +
+                                   "' must be a compile-time value, but '" +
+                                   n->name + "' is an index variable");
+    if (symbolicDims.count(n->name))
+      return true;
+    return error(e.getLoc(), "undefined name '" + n->name + "'");
+  }
+  if (const auto *l = llvm::dyn_cast<ListExpr>(&e)) {
+    for (const ExprPtr &element : l->elements)
+      if (!checkAttrNames(call, kw, *element))
+        return false;
+    return true;
+  }
+  if (const auto *u = llvm::dyn_cast<UnaryExpr>(&e))
+    return checkAttrNames(call, kw, *u->operand);
+  if (const auto *b = llvm::dyn_cast<BinaryExpr>(&e))
+    return checkAttrNames(call, kw, *b->lhs) &&
+           checkAttrNames(call, kw, *b->rhs);
+  if (const auto *c = llvm::dyn_cast<CallExpr>(&e)) {
+    for (const ExprPtr &arg : c->args)
+      if (!checkAttrNames(call, kw, *arg))
+        return false;
+    return true;
+  }
+  if (const auto *x = llvm::dyn_cast<IndexExpr>(&e))
+    return checkAttrNames(call, kw, *x->base);
+  return true;
+}
+
+bool Checker::checkAttr(const CallExpr &call, const KeywordArg &kw) {
+  // Names first, for messages that say which keyword and why; then the
+  // evaluator catches the rest (arithmetic on strings, division by zero...).
+  return checkAttrNames(call, kw, *kw.value) &&
+         evaluateConstant(m, *kw.value, graph, &sm).has_value();
+}
+
+//===----------------------------------------------------------------------===//
+// Recursion
+//===----------------------------------------------------------------------===//
+
+/// Collects the calls of graphs/defs made anywhere inside `e`.
+static void collectCalls(const ModuleAST &m, const Expr &e,
+                         std::vector<const CallExpr *> &calls) {
+  switch (e.getKind()) {
+  case Expr::Kind::List:
+    for (const ExprPtr &element : llvm::cast<ListExpr>(e).elements)
+      collectCalls(m, *element, calls);
+    return;
+  case Expr::Kind::Unary:
+    collectCalls(m, *llvm::cast<UnaryExpr>(e).operand, calls);
+    return;
+  case Expr::Kind::Binary:
+    collectCalls(m, *llvm::cast<BinaryExpr>(e).lhs, calls);
+    collectCalls(m, *llvm::cast<BinaryExpr>(e).rhs, calls);
+    return;
+  case Expr::Kind::Index:
+    collectCalls(m, *llvm::cast<IndexExpr>(e).base, calls);
+    for (const ExprPtr &index : llvm::cast<IndexExpr>(e).indices)
+      collectCalls(m, *index, calls);
+    return;
+  case Expr::Kind::Call: {
+    const auto &c = llvm::cast<CallExpr>(e);
+    if (m.findGraph(c.callee))
+      calls.push_back(&c);
+    for (const ExprPtr &arg : c.args)
+      collectCalls(m, *arg, calls);
+    for (const KeywordArg &kw : c.kwargs)
+      collectCalls(m, *kw.value, calls);
+    return;
+  }
+  default:
+    return;
+  }
+}
+
+bool Checker::checkRecursion() {
+  llvm::DenseMap<const GraphAST *, std::vector<const CallExpr *>> callsOf;
+  for (const std::unique_ptr<GraphAST> &g : m.graphs) {
+    std::vector<const CallExpr *> &calls = callsOf[g.get()];
+    for (const StmtPtr &s : g->body) {
+      if (const auto *a = llvm::dyn_cast<AssignStmt>(s.get()))
+        collectCalls(m, *a->value, calls);
+      else if (const auto *mask = llvm::dyn_cast<MaskStmt>(s.get()))
+        collectCalls(m, *mask->body, calls);
+    }
+  }
+
+  // Depth-first search; a call to a graph still on the stack closes a cycle.
+  enum class Color { White, Grey, Black };
+  llvm::DenseMap<const GraphAST *, Color> color;
+  std::vector<const GraphAST *> stack;
+  std::function<bool(const GraphAST *)> visit = [&](const GraphAST *g) {
+    color[g] = Color::Grey;
+    stack.push_back(g);
+    for (const CallExpr *call : callsOf[g]) {
+      const GraphAST *callee = m.findGraph(call->callee);
+      Color c = color.lookup(callee);
+      if (c == Color::Grey) {
+        std::string cycle;
+        auto start = llvm::find(stack, callee);
+        for (auto it = start; it != stack.end(); ++it)
+          cycle += "'" + (*it)->getName().str() + "' -> ";
+        cycle += "'" + callee->getName().str() + "'";
+        return error(call->getLoc(),
+                     "recursive call of '" + call->callee + "': " + cycle);
+      }
+      if (c == Color::White && !visit(callee))
+        return false;
+    }
+    stack.pop_back();
+    color[g] = Color::Black;
+    return true;
+  };
+  for (const std::unique_ptr<GraphAST> &g : m.graphs)
+    if (color.lookup(g.get()) == Color::White && !visit(g.get()))
+      return false;
+  return true;
+}
+
+bool loom::frontend::checkModule(const ModuleAST &m, llvm::SourceMgr &sm) {
+  return Checker(m, sm).run();
+}

@@ -1,0 +1,34 @@
+# Lit configuration of Loom's IR, driver and diagnostics tests.
+
+import os
+import shutil
+
+import lit.formats
+from lit.llvm import llvm_config
+
+config.name = "LOOM"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".loom", ".test"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.loom_obj_root, "test")
+# GoogleTest folders and inputs that other tests read.
+config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "Inputs"]
+
+llvm_config.use_default_substitutions()
+llvm_config.with_environment("PATH", config.loom_tools_dir, append_path=False)
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+
+tool_dirs = [config.loom_tools_dir, config.llvm_tools_dir]
+llvm_config.add_tool_substitutions(
+    ["loom-opt", "loom-compile", "loom-run", "loom-bench"], tool_dirs)
+config.substitutions.append(("%mlir_lib_dir", config.mlir_lib_dir))
+config.substitutions.append(
+    ("%mlir_runner", os.path.join(config.llvm_tools_dir, "mlir-runner")))
+config.substitutions.append(("%models", os.path.join(config.loom_src_root, "models")))
+config.substitutions.append(("%python", "python3"))
+
+# GPU tests run only where a CUDA device is usable.
+if os.path.exists("/dev/nvidia0") or os.environ.get("LOOM_CUDA_DEVICE"):
+    config.available_features.add("cuda-device")
+if shutil.which("ptxas") or os.path.exists("/usr/local/cuda/bin/ptxas"):
+    config.available_features.add("ptxas")

@@ -1,0 +1,252 @@
+//===- loom-compile.cpp - The Loom compiler driver --------------*- C++ -*-===//
+//
+// This file implements loom-compile: a `.loom` model (or `loom`-dialect
+// MLIR) in, a shared-object artifact out, with every stage printable through
+// --emit.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Artifact/Manifest.h"
+#include "compiler/Pipelines/Pipelines.h"
+#include "compiler/Target/CPU/ObjectEmitter.h"
+#include "dialects/loom/IR/LoomDialect.h"
+#include "frontend/AST.h"
+#include "frontend/Config.h"
+#include "frontend/Importer.h"
+#include "frontend/Parser.h"
+#include "frontend/Sema.h"
+
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+namespace cl = llvm::cl;
+
+#ifndef LOOM_VERSION
+#define LOOM_VERSION "dev"
+#endif
+
+namespace {
+enum class Emit { Artifact, Ast, Loom, Linalg, Llvm, Asm };
+} // namespace
+
+static cl::OptionCategory category("loom-compile options");
+
+static cl::opt<std::string> inputFile(cl::Positional,
+                                      cl::desc("<model.loom | model.mlir>"),
+                                      cl::Required, cl::cat(category));
+static cl::opt<std::string>
+    outputFile("o", cl::desc("Output file (artifact: MODEL.so; --emit: -)"),
+               cl::value_desc("file"), cl::cat(category));
+static cl::opt<Emit> emit(
+    "emit", cl::desc("What to produce"), cl::init(Emit::Artifact),
+    cl::values(clEnumValN(Emit::Artifact, "so", "the artifact (default)"),
+               clEnumValN(Emit::Ast, "ast", "the parsed .loom file"),
+               clEnumValN(Emit::Loom, "loom",
+                          "the loom dialect after graph passes"),
+               clEnumValN(Emit::Linalg, "linalg", "linalg on tensors"),
+               clEnumValN(Emit::Llvm, "llvm", "optimized LLVM IR"),
+               clEnumValN(Emit::Asm, "asm", "assembly")),
+    cl::cat(category));
+static cl::list<std::string>
+    defines("define", cl::desc("Override a config: NAME=VALUE"),
+            cl::value_desc("NAME=VALUE"), cl::cat(category));
+static cl::alias defineAlias("D", cl::desc("Alias for --define"),
+                             cl::aliasopt(defines), cl::Prefix);
+static cl::opt<std::string>
+    configFile("config", cl::desc("Override configs from a flat JSON object"),
+               cl::value_desc("file.json"), cl::cat(category));
+static cl::opt<std::string> target("target", cl::desc("Target: cpu"),
+                                   cl::init("cpu"), cl::cat(category));
+static cl::opt<std::string>
+    cpuName("cpu", cl::desc("LLVM CPU name (default: the host CPU)"),
+            cl::cat(category));
+static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
+                                  cl::init(3), cl::Prefix, cl::cat(category));
+
+/// Writes `text` to the --emit destination.
+static int writeText(llvm::StringRef text) {
+  std::string error;
+  std::string path = outputFile.empty() ? "-" : outputFile.getValue();
+  auto out = openOutputFile(path, &error);
+  if (!out) {
+    llvm::errs() << "loom-compile: error: " << error << "\n";
+    return 1;
+  }
+  out->os() << text;
+  out->keep();
+  return 0;
+}
+
+template <typename T> static std::string print(T &&value) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  value(os);
+  return text;
+}
+
+/// Loads the input as a `loom`-dialect module, through the frontend for
+/// `.loom` files. Errors are printed through the source manager.
+static OwningOpRef<ModuleOp> load(MLIRContext &context,
+                                  llvm::SourceMgr &sourceMgr, int &rc) {
+  rc = 1;
+  if (llvm::StringRef(inputFile).ends_with(".mlir")) {
+    if (!defines.empty() || !configFile.empty()) {
+      llvm::errs() << "loom-compile: error: --define and --config apply to "
+                      ".loom inputs only\n";
+      return nullptr;
+    }
+    if (emit == Emit::Ast) {
+      llvm::errs() << "loom-compile: error: --emit=ast needs a .loom input\n";
+      return nullptr;
+    }
+    return parseSourceFile<ModuleOp>(sourceMgr, &context);
+  }
+  std::unique_ptr<loom::frontend::ModuleAST> ast =
+      loom::frontend::parseModule(sourceMgr);
+  if (!ast ||
+      !loom::frontend::applyConfigOverrides(*ast, defines, configFile,
+                                            sourceMgr) ||
+      !loom::frontend::checkModule(*ast, sourceMgr))
+    return nullptr;
+  if (emit == Emit::Ast) {
+    rc = writeText(print([&](llvm::raw_ostream &os) {
+      loom::frontend::dumpAST(*ast, os);
+    }));
+    return nullptr;
+  }
+  return loom::frontend::importModule(*ast, context, sourceMgr);
+}
+
+static LogicalResult runPipeline(ModuleOp module,
+                                 LogicalResult (*build)(OpPassManager &)) {
+  PassManager pm(module->getContext());
+  if (failed(applyPassManagerCLOptions(pm)) || failed(build(pm)))
+    return failure();
+  return pm.run(module);
+}
+
+static int compile() {
+  if (target != "cpu") {
+    llvm::errs() << "loom-compile: error: unknown target '" << target
+                 << "' (this build supports: cpu)\n";
+    return 1;
+  }
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registry.insert<loom::LoomDialect>();
+  MLIRContext context(registry);
+  context.loadAllAvailableDialects();
+
+  std::string error;
+  auto file = openInputFile(inputFile, &error);
+  if (!file) {
+    llvm::errs() << "loom-compile: error: " << error << "\n";
+    return 1;
+  }
+  llvm::SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
+  SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
+
+  int rc = 0;
+  OwningOpRef<ModuleOp> module = load(context, sourceMgr, rc);
+  if (!module)
+    return rc;
+  if (failed(verify(*module)) ||
+      failed(runPipeline(*module, loom::buildGraphPipeline)))
+    return 1;
+  if (emit == Emit::Loom)
+    return writeText(print([&](llvm::raw_ostream &os) { module->print(os); }));
+  if (failed(runPipeline(*module, loom::buildLoomToLinalgPipeline)))
+    return 1;
+  if (emit == Emit::Linalg)
+    return writeText(print([&](llvm::raw_ostream &os) { module->print(os); }));
+
+  if (failed(runPipeline(*module, loom::buildCpuEntryAbiPipeline)))
+    return 1;
+  FailureOr<loom::Manifest> manifest = loom::collectManifest(*module);
+  if (failed(manifest))
+    return 1;
+  if (manifest->entries.empty()) {
+    llvm::errs() << "loom-compile: error: " << inputFile
+                 << " defines no entry graph\n";
+    return 1;
+  }
+  if (failed(runPipeline(*module, loom::buildCpuLoweringPipeline)))
+    return 1;
+
+  loom::cpu::CpuCodegenOptions options;
+  options.cpu = cpuName;
+  options.optLevel = optLevel;
+  std::unique_ptr<llvm::TargetMachine> machine =
+      loom::cpu::createTargetMachine(options, error);
+  if (!machine) {
+    llvm::errs() << "loom-compile: error: " << error << "\n";
+    return 1;
+  }
+  manifest->compilerVersion = "loom-compile " LOOM_VERSION;
+  manifest->targetCpu = machine->getTargetCPU().str();
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> llvmModule = loom::cpu::translateToArtifactIR(
+      *module, llvmContext, *manifest, *machine, error);
+  if (!llvmModule) {
+    llvm::errs() << "loom-compile: error: " << error << "\n";
+    return 1;
+  }
+  loom::cpu::optimizeModule(*llvmModule, *machine, optLevel);
+  if (emit == Emit::Llvm)
+    return writeText(
+        print([&](llvm::raw_ostream &os) { llvmModule->print(os, nullptr); }));
+
+  llvm::SmallVector<char, 0> code;
+  error = loom::cpu::emitCode(*llvmModule, *machine, emit == Emit::Asm, code);
+  if (error.empty() && emit == Emit::Asm)
+    return writeText(llvm::StringRef(code.data(), code.size()));
+  if (error.empty()) {
+    std::string out = outputFile;
+    if (out.empty()) {
+      llvm::SmallString<128> path(llvm::sys::path::filename(inputFile));
+      llvm::sys::path::replace_extension(path, "so");
+      out = path.str().str();
+    }
+    error = loom::cpu::linkArtifact(code, out);
+  }
+  if (!error.empty()) {
+    llvm::errs() << "loom-compile: error: " << error << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  registerAllPasses();
+  loom::registerLoomPipelines();
+  registerMLIRContextCLOptions();
+  registerPassManagerCLOptions();
+  registerAsmPrinterCLOptions();
+  cl::HideUnrelatedOptions({&category, &cl::getGeneralCategory()});
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "Loom compiler: .loom model -> shared-object artifact\n\n"
+      "  loom-compile model.loom -o model.so [--define NAME=VALUE]... "
+      "[--config FILE.json]\n"
+      "  loom-compile model.loom --emit=ast|loom|linalg|llvm|asm\n");
+  return compile();
+}
