@@ -1,0 +1,60 @@
+// RUN: loom-opt %s --split-input-file --loom-verify-shapes --verify-diagnostics | FileCheck %s
+
+// Matching symbols pass and the IR is unchanged.
+// CHECK-LABEL: func @ok
+// CHECK: loom.add
+func.func @ok(%x: tensor<?x64xf32> {loom.dims = ["B", 64]},
+              %y: tensor<?x64xf32> {loom.dims = ["B", 64]})
+    -> (tensor<?x64xf32> {loom.dims = ["B", 64]}) {
+  %0 = loom.add %x, %y : tensor<?x64xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
+  return %0 : tensor<?x64xf32>
+}
+
+// -----
+
+func.func @different_symbols(%x: tensor<?x64xf32> {loom.dims = ["B", 64]},
+                             %y: tensor<?x64xf32> {loom.dims = ["S", 64]}) {
+  // expected-error@+1 {{dimension 0 is B on one operand and S on the other}}
+  %0 = loom.add %x, %y : tensor<?x64xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @contraction(%x: tensor<?x?xf32> {loom.dims = ["M", "K"]},
+                       %y: tensor<?x?xf32> {loom.dims = ["N", "P"]}) {
+  // expected-error@+1 {{the contraction dimension is K on one operand and N on the other}}
+  %0 = loom.matmul %x, %y : tensor<?x?xf32>, tensor<?x?xf32> -> tensor<?x?xf32>
+  return
+}
+
+// -----
+
+// Symbols flow through transpose and reductions to the result check.
+func.func @result(%x: tensor<?x?xf32> {loom.dims = ["B", "S"]})
+    -> (tensor<?xf32> {loom.dims = ["S"], loom.name = "y"}) {
+  %0 = loom.transpose %x {permutation = array<i64: 1, 0>} : tensor<?x?xf32> -> tensor<?x?xf32>
+  %1 = loom.sum %0 {axes = array<i64: 0>} : tensor<?x?xf32> -> tensor<?xf32>
+  // expected-error@+1 {{output 'y' is declared with dimension 0 = S but the graph computes B}}
+  return %1 : tensor<?xf32>
+}
+
+// -----
+
+func.func @linear(%x: tensor<?x?xf32> {loom.dims = ["B", "D"]},
+                  %w: tensor<8x?xf32> {loom.dims = [8, "E"]}) {
+  // expected-error@+1 {{the input-feature dimension is D on one operand and E on the other}}
+  %0 = loom.linear %x, %w : tensor<?x?xf32>, tensor<8x?xf32> -> tensor<?x8xf32>
+  return
+}
+
+// -----
+
+// A static 1 broadcasts against any symbol.
+// CHECK-LABEL: func @broadcast_one
+func.func @broadcast_one(%x: tensor<?x?xf32> {loom.dims = ["B", "S"]},
+                         %y: tensor<1x?xf32> {loom.dims = [1, "S"]})
+    -> (tensor<?x?xf32> {loom.dims = ["B", "S"]}) {
+  %0 = loom.mul %x, %y : tensor<?x?xf32>, tensor<1x?xf32> -> tensor<?x?xf32>
+  return %0 : tensor<?x?xf32>
+}
