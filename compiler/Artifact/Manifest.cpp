@@ -86,10 +86,10 @@ FailureOr<Manifest> mlir::loom::collectManifest(ModuleOp module) {
         arg.name = name.getValue().str();
       else
         arg.name = "arg" + std::to_string(i);
-      if (auto binding = func.getArgAttrOfType<StringAttr>(i, "loom.binding"))
-        arg.binding = binding.getValue().str();
-      else
-        arg.binding = arg.name;
+      // Inputs and outputs are bound by their own names (abi.h).
+      auto binding = func.getArgAttrOfType<StringAttr>(i, "loom.binding");
+      bool bound = arg.role == LOOM_ROLE_PARAM || arg.role == LOOM_ROLE_STATE;
+      arg.binding = bound && binding ? binding.getValue().str() : arg.name;
       auto names = func.getArgAttrOfType<ArrayAttr>(i, "loom.dims");
       for (auto [d, size] : llvm::enumerate(type.getShape())) {
         if (!ShapedType::isDynamic(size)) {

@@ -1,1 +1,1475 @@
-// placeholder
+//===- Interpreter.cpp - Reference evaluator of loom ------------*- C++ -*-===//
+//
+// This file implements the reference interpreter of the `loom` dialect. A
+// func is evaluated op by op over a map from SSA values to float64 tensors;
+// every op checks the run-time sizes its type cannot promise (two `?`
+// dimensions that must be equal, a contraction dimension, a weight length)
+// and reports a mismatch on itself. Intermediate tensors are released after
+// their last use so that graphs over large tensors stay within memory.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Interpreter/Interpreter.h"
+
+#include "dialects/loom/IR/LoomOps.h"
+#include "loom/abi.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/IR/Verifier.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <string>
+
+using namespace mlir;
+using namespace mlir::loom;
+using namespace mlir::loom::interp;
+
+//===----------------------------------------------------------------------===//
+// Helpers
+//===----------------------------------------------------------------------===//
+
+/// Calls nested deeper than this are reported instead of overflowing the
+/// stack on a (malformed) recursive graph.
+static constexpr unsigned kMaxCallDepth = 64;
+
+/// The largest tensor the interpreter allocates (8 GiB of doubles). Larger
+/// results only come from bad shapes, and a failed allocation would abort.
+static constexpr int64_t kMaxElements = int64_t(1) << 30;
+
+/// How the values of a tensor are interpreted.
+enum class Kind { Float, Int, Bool };
+
+static Kind kindOf(Type elementType) {
+  if (elementType.isInteger(1))
+    return Kind::Bool;
+  if (isa<IntegerType>(elementType))
+    return Kind::Int;
+  return Kind::Float;
+}
+
+/// The declared type of a value the evaluator holds; every such value was
+/// checked to be a ranked tensor when it was stored.
+static RankedTensorType typeOf(Value value) {
+  return cast<RankedTensorType>(value.getType());
+}
+
+static Kind kindOf(Value value) {
+  return kindOf(typeOf(value).getElementType());
+}
+
+/// Prints a shape as `[?, 64]`.
+static std::string shapeStr(ArrayRef<int64_t> shape) {
+  std::string result;
+  llvm::raw_string_ostream os(result);
+  os << '[';
+  llvm::interleaveComma(shape, os, [&](int64_t d) {
+    if (ShapedType::isDynamic(d))
+      os << '?';
+    else
+      os << d;
+  });
+  os << ']';
+  return result;
+}
+
+static StringRef dtypeName(uint32_t dtype) {
+  switch (dtype) {
+  case LOOM_DTYPE_F32:
+    return "f32";
+  case LOOM_DTYPE_F64:
+    return "f64";
+  case LOOM_DTYPE_I32:
+    return "i32";
+  case LOOM_DTYPE_I64:
+    return "i64";
+  case LOOM_DTYPE_BOOL:
+    return "bool";
+  case LOOM_DTYPE_F16:
+    return "f16";
+  case LOOM_DTYPE_BF16:
+    return "bf16";
+  default:
+    return "invalid";
+  }
+}
+
+/// Returns the product of `shape`, or nullopt when a dimension is negative
+/// or the product exceeds kMaxElements.
+static std::optional<int64_t> checkedProduct(ArrayRef<int64_t> shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    if (d < 0 || __builtin_mul_overflow(n, d, &n) || n > kMaxElements)
+      return std::nullopt;
+  return n;
+}
+
+/// Product of shape[begin, end); the shapes passed are those of tensors that
+/// exist, so the product cannot overflow.
+static int64_t product(ArrayRef<int64_t> shape, size_t begin, size_t end) {
+  int64_t n = 1;
+  for (size_t i = begin; i < end; ++i)
+    n *= shape[i];
+  return n;
+}
+
+static SmallVector<int64_t> rowMajorStrides(ArrayRef<int64_t> shape) {
+  SmallVector<int64_t> strides(shape.size(), 1);
+  for (int64_t i = static_cast<int64_t>(shape.size()) - 2; i >= 0; --i)
+    strides[i] = strides[i + 1] * shape[i + 1];
+  return strides;
+}
+
+/// Converts a double that holds an integer to int64, saturating (NaN gives
+/// 0): the plain conversion of an out-of-range double is undefined.
+static int64_t toInt64(double v) {
+  if (std::isnan(v))
+    return 0;
+  if (v >= 9223372036854775808.0)
+    return std::numeric_limits<int64_t>::max();
+  if (v < -9223372036854775808.0)
+    return std::numeric_limits<int64_t>::min();
+  return static_cast<int64_t>(v);
+}
+
+/// Two's-complement arithmetic without the undefined behavior of signed
+/// overflow.
+static int64_t wrapAdd(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) +
+                              static_cast<uint64_t>(b));
+}
+static int64_t wrapSub(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) -
+                              static_cast<uint64_t>(b));
+}
+static int64_t wrapMul(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) *
+                              static_cast<uint64_t>(b));
+}
+
+/// Converts `v`, a value of kind `from`, to the element type `to` with the
+/// semantics of `loom.cast`: float to integer truncates toward zero
+/// (saturating, NaN to 0), integer to narrower integer wraps, anything to
+/// bool is `!= 0`, and floats of every width stay float64.
+static double convertValue(double v, Kind from, Type to) {
+  if (to.isInteger(1))
+    return v != 0 ? 1.0 : 0.0;
+  auto intType = dyn_cast<IntegerType>(to);
+  if (!intType)
+    return v;
+  bool narrow = intType.getWidth() == 32;
+  if (from == Kind::Float) {
+    if (std::isnan(v))
+      return 0.0;
+    double t = std::trunc(v);
+    if (narrow)
+      return std::clamp(t, -2147483648.0, 2147483647.0);
+    return static_cast<double>(toInt64(t));
+  }
+  int64_t i = toInt64(v);
+  if (narrow)
+    i = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(i)));
+  return static_cast<double>(i);
+}
+
+/// NaN-propagating maximum and minimum that order -0 below +0, as
+/// `arith.maximumf`/`arith.minimumf` and torch.maximum do.
+static double maxOf(double a, double b) {
+  if (std::isnan(a) || std::isnan(b))
+    return std::numeric_limits<double>::quiet_NaN();
+  if (a == b)
+    return std::signbit(a) ? b : a;
+  return a > b ? a : b;
+}
+static double minOf(double a, double b) {
+  if (std::isnan(a) || std::isnan(b))
+    return std::numeric_limits<double>::quiet_NaN();
+  if (a == b)
+    return std::signbit(a) ? a : b;
+  return a < b ? a : b;
+}
+
+/// The logistic function, evaluated so that exp never overflows.
+static double sigmoid(double x) {
+  if (x >= 0)
+    return 1.0 / (1.0 + std::exp(-x));
+  double e = std::exp(x);
+  return e / (1.0 + e);
+}
+
+uint32_t mlir::loom::interp::getDtype(Type elementType) {
+  if (elementType.isF32())
+    return LOOM_DTYPE_F32;
+  if (elementType.isF64())
+    return LOOM_DTYPE_F64;
+  if (elementType.isF16())
+    return LOOM_DTYPE_F16;
+  if (elementType.isBF16())
+    return LOOM_DTYPE_BF16;
+  if (auto intType = dyn_cast<IntegerType>(elementType)) {
+    if (!intType.isSignless())
+      return LOOM_DTYPE_INVALID;
+    switch (intType.getWidth()) {
+    case 1:
+      return LOOM_DTYPE_BOOL;
+    case 32:
+      return LOOM_DTYPE_I32;
+    case 64:
+      return LOOM_DTYPE_I64;
+    default:
+      return LOOM_DTYPE_INVALID;
+    }
+  }
+  return LOOM_DTYPE_INVALID;
+}
+
+int64_t Tensor::getNumElements() const {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
+//===----------------------------------------------------------------------===//
+// Broadcast iteration
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// One operand of a broadcast: its run-time shape and its declared shape.
+/// Only a declared static 1 stretches; a `?` must match at run time.
+struct BroadcastInput {
+  ArrayRef<int64_t> shape;
+  ArrayRef<int64_t> declared;
+};
+
+/// The common shape of a broadcast and, per operand, the stride of each of
+/// its dimensions in the operand's elements (0 where the operand stretches).
+struct BroadcastPlan {
+  SmallVector<int64_t> shape;
+  SmallVector<SmallVector<int64_t>, 3> strides;
+};
+} // namespace
+
+/// Computes the run-time broadcast of `inputs`, to `target` when given.
+/// Reports on `op` a dimension where two operands (or an operand and the
+/// target) disagree.
+static FailureOr<BroadcastPlan>
+planBroadcast(Operation *op, ArrayRef<BroadcastInput> inputs,
+              std::optional<ArrayRef<int64_t>> target) {
+  size_t rank = 0;
+  if (target) {
+    rank = target->size();
+  } else {
+    for (const BroadcastInput &in : inputs)
+      rank = std::max(rank, in.shape.size());
+  }
+  BroadcastPlan plan;
+  plan.shape.assign(rank, 1);
+  for (size_t d = 0; d < rank; ++d) {
+    int64_t size = target ? (*target)[d] : -1;
+    int64_t from = -1;
+    for (auto [k, in] : llvm::enumerate(inputs)) {
+      if (in.shape.size() > rank)
+        return op->emitOpError("operand #")
+               << k << " of shape " << shapeStr(in.shape)
+               << " has more dimensions than the target " << shapeStr(*target);
+      size_t offset = rank - in.shape.size();
+      if (d < offset)
+        continue;
+      int64_t s = in.shape[d - offset];
+      bool stretches = in.declared.size() == in.shape.size() &&
+                       in.declared[d - offset] == 1 && s == 1;
+      if (stretches)
+        continue;
+      if (size < 0) {
+        size = s;
+        from = static_cast<int64_t>(k);
+        continue;
+      }
+      if (size == s)
+        continue;
+      InFlightDiagnostic diag = op->emitOpError("operand #");
+      diag << k << " has size " << s << " in dimension " << d
+           << " of the broadcast, where ";
+      if (from < 0)
+        diag << "the target " << shapeStr(*target) << " has size " << size;
+      else
+        diag << "operand #" << from << " has size " << size << " (shapes "
+             << shapeStr(inputs[from].shape) << " and " << shapeStr(in.shape)
+             << ")";
+      return diag;
+    }
+    plan.shape[d] = size < 0 ? 1 : size;
+  }
+  for (const BroadcastInput &in : inputs) {
+    SmallVector<int64_t> own = rowMajorStrides(in.shape);
+    SmallVector<int64_t> strides(rank, 0);
+    size_t offset = rank - in.shape.size();
+    for (size_t j = 0; j < in.shape.size(); ++j)
+      if (in.shape[j] != 1)
+        strides[offset + j] = own[j];
+    plan.strides.push_back(std::move(strides));
+  }
+  return plan;
+}
+
+/// Calls `fn(linear, offsets)` for every element of `shape` in row-major
+/// order, where `offsets[k]` is the element's position in operand k given
+/// the operand's `strides[k]`. The innermost dimension is a plain loop so
+/// that the common case costs an add per operand.
+template <size_t N, typename Fn>
+static void forEachOffset(ArrayRef<int64_t> shape,
+                          const std::array<ArrayRef<int64_t>, N> &strides,
+                          Fn fn) {
+  int64_t numel = product(shape, 0, shape.size());
+  if (numel == 0)
+    return;
+  std::array<int64_t, N> base{};
+  if (shape.empty()) {
+    fn(int64_t(0), base);
+    return;
+  }
+  size_t rank = shape.size();
+  int64_t inner = shape[rank - 1];
+  std::array<int64_t, N> innerStride;
+  for (size_t k = 0; k < N; ++k)
+    innerStride[k] = strides[k][rank - 1];
+  SmallVector<int64_t, 8> index(rank, 0);
+  for (int64_t linear = 0; linear < numel; linear += inner) {
+    std::array<int64_t, N> offsets = base;
+    for (int64_t j = 0; j < inner; ++j) {
+      fn(linear + j, offsets);
+      for (size_t k = 0; k < N; ++k)
+        offsets[k] += innerStride[k];
+    }
+    for (int64_t d = static_cast<int64_t>(rank) - 2; d >= 0; --d) {
+      for (size_t k = 0; k < N; ++k)
+        base[k] += strides[k][d];
+      if (++index[d] < shape[d])
+        break;
+      for (size_t k = 0; k < N; ++k)
+        base[k] -= strides[k][d] * shape[d];
+      index[d] = 0;
+    }
+  }
+}
+
+/// Allocates the result of `op` with `shape`, filled with `fill`. Refuses
+/// shapes beyond kMaxElements rather than let the allocation abort.
+static FailureOr<Tensor> allocate(Operation *op, ArrayRef<int64_t> shape,
+                                  double fill = 0.0) {
+  std::optional<int64_t> numel = checkedProduct(shape);
+  if (!numel)
+    return op->emitOpError("result shape ")
+           << shapeStr(shape) << " is invalid or has more than " << kMaxElements
+           << " elements";
+  Tensor t;
+  t.shape.assign(shape.begin(), shape.end());
+  t.data.assign(*numel, fill);
+  return t;
+}
+
+/// Normalizes and checks an axis attribute against a run-time rank; the
+/// verifier checked it against the declared rank, which is the same, but a
+/// wrong axis would index out of bounds.
+static FailureOr<int64_t> checkAxis(Operation *op, uint64_t rawAxis,
+                                    size_t rank) {
+  int64_t axis = static_cast<int64_t>(rawAxis);
+  if (axis < 0 || axis >= static_cast<int64_t>(rank))
+    return op->emitOpError("axis ")
+           << axis << " is out of range for rank " << rank;
+  return axis;
+}
+
+//===----------------------------------------------------------------------===//
+// Evaluator
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// Evaluates one func on one set of arguments. A `func.call` runs a fresh
+/// Evaluator one level deeper.
+class Evaluator {
+public:
+  explicit Evaluator(unsigned depth) : depth(depth) {}
+
+  FailureOr<std::vector<Tensor>> run(func::FuncOp func, ArrayRef<Tensor> args);
+
+private:
+  const Tensor &get(Value value) const { return values.find(value)->second; }
+  ArrayRef<int64_t> declared(Value value) const {
+    return typeOf(value).getShape();
+  }
+
+  LogicalResult bindArguments(func::FuncOp func, ArrayRef<Tensor> args);
+  LogicalResult evalOp(Operation *op);
+  LogicalResult evalCall(func::CallOp call);
+  FailureOr<Tensor> evalLoomOp(Operation *op);
+
+  template <size_t N, typename Fn>
+  FailureOr<Tensor> elementwise(Operation *op, std::array<Value, N> operands,
+                                Fn fn,
+                                std::optional<ArrayRef<int64_t>> target = {});
+  template <typename Fn>
+  FailureOr<Tensor> unary(Operation *op, Value operand, Fn fn);
+  template <typename FloatFn, typename IntFn>
+  FailureOr<Tensor> binary(Operation *op, Value lhs, Value rhs, FloatFn floatFn,
+                           IntFn intFn);
+
+  FailureOr<Tensor> evalConstant(ConstantOp op);
+  FailureOr<Tensor> evalIota(IotaOp op);
+  FailureOr<Tensor> evalDiv(DivOp op);
+  FailureOr<Tensor> evalCmp(CmpOp op);
+  FailureOr<Tensor> evalCast(CastOp op);
+  enum class Reduction { Sum, Mean, Max, Min };
+  FailureOr<Tensor> evalReduce(Operation *op, Value operand,
+                               ArrayRef<int64_t> axes, bool keepdim,
+                               Reduction reduction);
+  FailureOr<Tensor> evalSoftmax(Operation *op, Value operand, uint64_t axis,
+                                bool log);
+  FailureOr<Tensor> evalRmsNorm(RmsNormOp op);
+  FailureOr<Tensor> evalMatmul(MatmulOp op);
+  FailureOr<Tensor> evalLinear(LinearOp op);
+  FailureOr<Tensor> evalReshape(ReshapeOp op);
+  FailureOr<Tensor> evalTranspose(TransposeOp op);
+  FailureOr<Tensor> evalSlice(SliceOp op);
+  FailureOr<Tensor> evalConcat(ConcatOp op);
+  FailureOr<Tensor> evalGather(GatherOp op);
+  FailureOr<Tensor> evalBroadcast(BroadcastOp op);
+
+  /// Checks `t` against the declared `type` of the value it becomes and sets
+  /// its dtype; a mismatch is an interpreter or verifier bug, reported on
+  /// `op` rather than carried on.
+  static LogicalResult checkResult(Operation *op, Type type, Tensor &t);
+
+  unsigned depth;
+  llvm::DenseMap<Value, Tensor> values;
+};
+} // namespace
+
+/// Names argument `i` of `func` for messages: `argument 1 ('x')`.
+static std::string argLabel(func::FuncOp func, unsigned i) {
+  std::string label = "argument " + std::to_string(i);
+  if (auto name = func.getArgAttrOfType<StringAttr>(i, "loom.name"))
+    label += " ('" + name.getValue().str() + "')";
+  return label;
+}
+
+LogicalResult Evaluator::bindArguments(func::FuncOp func,
+                                       ArrayRef<Tensor> args) {
+  if (args.size() != func.getNumArguments())
+    return func.emitError("'")
+           << func.getSymName() << "' takes " << func.getNumArguments()
+           << " arguments, got " << args.size();
+  // Symbolic dimension name -> (size, argument that bound it).
+  llvm::StringMap<std::pair<int64_t, unsigned>> symbols;
+  for (auto [i, arg] : llvm::enumerate(func.getArguments())) {
+    const Tensor &given = args[i];
+    auto type = dyn_cast<RankedTensorType>(arg.getType());
+    if (!type)
+      return func.emitError()
+             << argLabel(func, i) << " has type " << arg.getType()
+             << ", which is not a ranked tensor";
+    uint32_t dtype = getDtype(type.getElementType());
+    if (dtype == LOOM_DTYPE_INVALID)
+      return func.emitError()
+             << argLabel(func, i) << " has unsupported element type "
+             << type.getElementType();
+    if (given.dtype != dtype)
+      return func.emitError()
+             << argLabel(func, i) << " has dtype " << dtypeName(given.dtype)
+             << ", expected " << dtypeName(dtype) << " for " << type;
+    if (static_cast<int64_t>(given.shape.size()) != type.getRank())
+      return func.emitError()
+             << argLabel(func, i) << " has rank " << given.shape.size()
+             << " (shape " << shapeStr(given.shape) << "), expected "
+             << type.getRank() << " for " << type;
+    for (auto [d, size] : llvm::enumerate(given.shape)) {
+      int64_t want = type.getDimSize(d);
+      if (size < 0 || (!ShapedType::isDynamic(want) && size != want))
+        return func.emitError()
+               << argLabel(func, i) << " has shape " << shapeStr(given.shape)
+               << ", which does not match " << type << " in dimension " << d;
+    }
+    std::optional<int64_t> numel = checkedProduct(given.shape);
+    if (!numel || static_cast<size_t>(*numel) != given.data.size())
+      return func.emitError()
+             << argLabel(func, i) << " has " << given.data.size()
+             << " values for shape " << shapeStr(given.shape);
+    if (auto dims = func.getArgAttrOfType<ArrayAttr>(i, "loom.dims")) {
+      for (auto [d, dim] : llvm::enumerate(dims)) {
+        auto symbol = dyn_cast<StringAttr>(dim);
+        if (!symbol || d >= given.shape.size())
+          continue;
+        auto [it, inserted] = symbols.try_emplace(
+            symbol.getValue(), std::make_pair(given.shape[d], unsigned(i)));
+        if (!inserted && it->second.first != given.shape[d])
+          return func.emitError()
+                 << "symbolic dimension '" << symbol.getValue() << "' is "
+                 << it->second.first << " in "
+                 << argLabel(func, it->second.second) << " and "
+                 << given.shape[d] << " in " << argLabel(func, i);
+      }
+    }
+    Tensor bound = given;
+    Kind kind = kindOf(type.getElementType());
+    if (kind != Kind::Float)
+      for (double &v : bound.data)
+        v = convertValue(v, Kind::Float, type.getElementType());
+    values[arg] = std::move(bound);
+  }
+  return success();
+}
+
+LogicalResult Evaluator::checkResult(Operation *op, Type type, Tensor &t) {
+  auto tensorType = dyn_cast<RankedTensorType>(type);
+  if (!tensorType)
+    return op->emitOpError("result type ") << type << " is not a ranked tensor";
+  uint32_t dtype = getDtype(tensorType.getElementType());
+  if (dtype == LOOM_DTYPE_INVALID)
+    return op->emitOpError("result has unsupported element type ")
+           << tensorType.getElementType();
+  bool matches = static_cast<int64_t>(t.shape.size()) == tensorType.getRank();
+  for (size_t d = 0; matches && d < t.shape.size(); ++d)
+    matches = ShapedType::isDynamic(tensorType.getDimSize(d)) ||
+              tensorType.getDimSize(d) == t.shape[d];
+  if (!matches)
+    return op->emitOpError("computed shape ")
+           << shapeStr(t.shape) << ", which does not match the result type "
+           << type;
+  t.dtype = dtype;
+  return success();
+}
+
+FailureOr<std::vector<Tensor>> Evaluator::run(func::FuncOp func,
+                                              ArrayRef<Tensor> args) {
+  if (func.isExternal())
+    return func.emitError("cannot evaluate '")
+           << func.getSymName() << "': it has no body";
+  if (!func.getBody().hasOneBlock())
+    return func.emitError("cannot evaluate '")
+           << func.getSymName() << "': it has more than one block";
+  if (failed(bindArguments(func, args)))
+    return failure();
+
+  // Release every tensor after its last use; an unused argument goes now.
+  Block &block = func.front();
+  llvm::DenseMap<Value, Operation *> lastUse;
+  for (Operation &op : block)
+    for (Value operand : op.getOperands())
+      lastUse[operand] = &op;
+  for (BlockArgument arg : block.getArguments())
+    if (!lastUse.count(arg))
+      values.erase(arg);
+
+  for (Operation &op : block) {
+    if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+      ArrayRef<Type> resultTypes = func.getResultTypes();
+      if (ret.getNumOperands() != resultTypes.size())
+        return ret.emitOpError("returns ")
+               << ret.getNumOperands() << " values, the function declares "
+               << resultTypes.size();
+      std::vector<Tensor> results;
+      for (auto [value, type] : llvm::zip(ret.getOperands(), resultTypes)) {
+        auto it = values.find(value);
+        if (it == values.end())
+          return ret.emitOpError("returns a value the interpreter has not "
+                                 "computed");
+        results.push_back(it->second);
+        if (failed(checkResult(ret, type, results.back())))
+          return failure();
+      }
+      return results;
+    }
+    if (failed(evalOp(&op)))
+      return failure();
+    for (Value operand : op.getOperands())
+      if (lastUse.lookup(operand) == &op)
+        values.erase(operand);
+    for (Value result : op.getResults())
+      if (result.use_empty())
+        values.erase(result);
+  }
+  return func.emitError("cannot evaluate '")
+         << func.getSymName() << "': its body has no func.return";
+}
+
+LogicalResult Evaluator::evalOp(Operation *op) {
+  for (Value operand : op->getOperands())
+    if (!values.count(operand))
+      return op->emitOpError("uses a value the interpreter has not computed");
+  if (auto call = dyn_cast<func::CallOp>(op))
+    return evalCall(call);
+  if (!isa_and_nonnull<LoomDialect>(op->getDialect()) ||
+      op->getNumResults() != 1)
+    return op->emitOpError("is not supported by the interpreter");
+  FailureOr<Tensor> result = evalLoomOp(op);
+  if (failed(result) ||
+      failed(checkResult(op, op->getResult(0).getType(), *result)))
+    return failure();
+  values[op->getResult(0)] = std::move(*result);
+  return success();
+}
+
+LogicalResult Evaluator::evalCall(func::CallOp call) {
+  if (depth + 1 >= kMaxCallDepth)
+    return call.emitOpError("nests calls deeper than ")
+           << kMaxCallDepth << " levels (is the graph recursive?)";
+  auto callee = SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(
+      call, call.getCalleeAttr());
+  if (!callee)
+    return call.emitOpError("calls '")
+           << call.getCallee() << "', which is not a func.func in scope";
+  std::vector<Tensor> args;
+  args.reserve(call.getNumOperands());
+  for (Value operand : call.getOperands())
+    args.push_back(get(operand));
+  Evaluator inner(depth + 1);
+  FailureOr<std::vector<Tensor>> results = inner.run(callee, args);
+  if (failed(results))
+    return failure();
+  if (results->size() != call.getNumResults())
+    return call.emitOpError("expects ")
+           << call.getNumResults() << " results, the callee returned "
+           << results->size();
+  for (auto [result, tensor] : llvm::zip(call.getResults(), *results)) {
+    if (failed(checkResult(call, result.getType(), tensor)))
+      return failure();
+    values[result] = std::move(tensor);
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise ops
+//===----------------------------------------------------------------------===//
+
+template <size_t N, typename Fn>
+FailureOr<Tensor>
+Evaluator::elementwise(Operation *op, std::array<Value, N> operands, Fn fn,
+                       std::optional<ArrayRef<int64_t>> target) {
+  SmallVector<BroadcastInput, 3> inputs;
+  for (Value v : operands)
+    inputs.push_back({get(v).shape, declared(v)});
+  FailureOr<BroadcastPlan> plan = planBroadcast(op, inputs, target);
+  if (failed(plan))
+    return failure();
+  FailureOr<Tensor> result = allocate(op, plan->shape);
+  if (failed(result))
+    return failure();
+  std::array<const double *, N> in;
+  std::array<ArrayRef<int64_t>, N> strides;
+  for (size_t k = 0; k < N; ++k) {
+    in[k] = get(operands[k]).data.data();
+    strides[k] = plan->strides[k];
+  }
+  double *out = result->data.data();
+  forEachOffset<N>(plan->shape, strides,
+                   [&](int64_t linear, const std::array<int64_t, N> &offs) {
+                     std::array<double, N> v;
+                     for (size_t k = 0; k < N; ++k)
+                       v[k] = in[k][offs[k]];
+                     out[linear] = fn(v);
+                   });
+  return result;
+}
+
+template <typename Fn>
+FailureOr<Tensor> Evaluator::unary(Operation *op, Value operand, Fn fn) {
+  const Tensor &in = get(operand);
+  FailureOr<Tensor> result = allocate(op, in.shape);
+  if (failed(result))
+    return failure();
+  for (size_t i = 0, e = in.data.size(); i < e; ++i)
+    result->data[i] = fn(in.data[i]);
+  return result;
+}
+
+/// Applies `intFn` on int64 values when the operands are integers (so that
+/// results are exact and wrap like two's complement) and `floatFn` otherwise.
+template <typename FloatFn, typename IntFn>
+FailureOr<Tensor> Evaluator::binary(Operation *op, Value lhs, Value rhs,
+                                    FloatFn floatFn, IntFn intFn) {
+  if (kindOf(lhs) == Kind::Int)
+    return elementwise<2>(op, {lhs, rhs}, [&](const std::array<double, 2> &v) {
+      return static_cast<double>(intFn(toInt64(v[0]), toInt64(v[1])));
+    });
+  return elementwise<2>(op, {lhs, rhs}, [&](const std::array<double, 2> &v) {
+    return floatFn(v[0], v[1]);
+  });
+}
+
+FailureOr<Tensor> Evaluator::evalDiv(DivOp op) {
+  bool divByZero = false;
+  FailureOr<Tensor> result = binary(
+      op, op.getLhs(), op.getRhs(), [](double a, double b) { return a / b; },
+      [&](int64_t a, int64_t b) -> int64_t {
+        if (b == 0) {
+          divByZero = true;
+          return 0;
+        }
+        if (a == std::numeric_limits<int64_t>::min() && b == -1)
+          return a;
+        return a / b;
+      });
+  if (succeeded(result) && divByZero)
+    return op.emitOpError("integer division by zero");
+  return result;
+}
+
+FailureOr<Tensor> Evaluator::evalCmp(CmpOp op) {
+  StringRef pred = op.getPredicate();
+  // Plain double comparisons are ordered: NaN compares false except `!=`.
+  auto compare = [&](auto cmp) {
+    return elementwise<2>(op, {op.getLhs(), op.getRhs()},
+                          [&](const std::array<double, 2> &v) {
+                            return cmp(v[0], v[1]) ? 1.0 : 0.0;
+                          });
+  };
+  if (pred == "eq")
+    return compare([](double a, double b) { return a == b; });
+  if (pred == "ne")
+    return compare([](double a, double b) { return a != b; });
+  if (pred == "lt")
+    return compare([](double a, double b) { return a < b; });
+  if (pred == "le")
+    return compare([](double a, double b) { return a <= b; });
+  if (pred == "gt")
+    return compare([](double a, double b) { return a > b; });
+  if (pred == "ge")
+    return compare([](double a, double b) { return a >= b; });
+  return op.emitOpError("unknown predicate '") << pred << "'";
+}
+
+FailureOr<Tensor> Evaluator::evalCast(CastOp op) {
+  Kind from = kindOf(op.getOperand());
+  Type to = op.getType().getElementType();
+  return unary(op, op.getOperand(),
+               [&](double v) { return convertValue(v, from, to); });
+}
+
+//===----------------------------------------------------------------------===//
+// Constants and index generators
+//===----------------------------------------------------------------------===//
+
+FailureOr<Tensor> Evaluator::evalConstant(ConstantOp op) {
+  ElementsAttr attr = op.getValue();
+  auto type = dyn_cast<RankedTensorType>(attr.getType());
+  if (!type || !type.hasStaticShape())
+    return op.emitOpError("value must be a statically shaped tensor");
+  FailureOr<Tensor> result = allocate(op, type.getShape());
+  if (failed(result))
+    return failure();
+  std::vector<double> &data = result->data;
+  Type elementType = type.getElementType();
+  auto dense = dyn_cast<DenseElementsAttr>(attr);
+  if (isa<FloatType>(elementType)) {
+    if (dense && dense.isSplat()) {
+      std::fill(data.begin(), data.end(),
+                dense.getSplatValue<APFloat>().convertToDouble());
+      return result;
+    }
+    auto range = attr.tryGetValues<APFloat>();
+    if (!range)
+      return op.emitOpError("has a constant attribute the interpreter cannot "
+                            "read");
+    size_t i = 0;
+    for (const APFloat &v : *range) {
+      if (i == data.size())
+        break;
+      data[i++] = v.convertToDouble();
+    }
+    return result;
+  }
+  auto intType = dyn_cast<IntegerType>(elementType);
+  if (!intType || intType.getWidth() > 64)
+    return op.emitOpError("has unsupported constant element type ")
+           << elementType;
+  bool isBool = intType.getWidth() == 1;
+  auto toDouble = [&](const APInt &v) {
+    return isBool ? (v.isZero() ? 0.0 : 1.0)
+                  : static_cast<double>(v.getSExtValue());
+  };
+  if (dense && dense.isSplat()) {
+    std::fill(data.begin(), data.end(), toDouble(dense.getSplatValue<APInt>()));
+    return result;
+  }
+  auto range = attr.tryGetValues<APInt>();
+  if (!range)
+    return op.emitOpError("has a constant attribute the interpreter cannot "
+                          "read");
+  size_t i = 0;
+  for (const APInt &v : *range) {
+    if (i == data.size())
+      break;
+    data[i++] = toDouble(v);
+  }
+  return result;
+}
+
+FailureOr<Tensor> Evaluator::evalIota(IotaOp op) {
+  SmallVector<int64_t> shape;
+  if (Value like = op.getLike()) {
+    shape.assign(get(like).shape.begin(), get(like).shape.end());
+  } else {
+    if (!op.getType().hasStaticShape())
+      return op.emitOpError("has symbolic dimensions and no 'like' operand");
+    shape.assign(op.getType().getShape().begin(),
+                 op.getType().getShape().end());
+  }
+  FailureOr<int64_t> axis = checkAxis(op, op.getAxis(), shape.size());
+  if (failed(axis))
+    return failure();
+  FailureOr<Tensor> result = allocate(op, shape);
+  if (failed(result))
+    return failure();
+  int64_t outer = product(shape, 0, *axis), n = shape[*axis];
+  int64_t inner = product(shape, *axis + 1, shape.size());
+  double *out = result->data.data();
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t j = 0; j < n; ++j)
+      std::fill_n(out + (o * n + j) * inner, inner, static_cast<double>(j));
+  return result;
+}
+
+//===----------------------------------------------------------------------===//
+// Reductions and normalizations
+//===----------------------------------------------------------------------===//
+
+FailureOr<Tensor> Evaluator::evalReduce(Operation *op, Value operand,
+                                        ArrayRef<int64_t> axes, bool keepdim,
+                                        Reduction reduction) {
+  const Tensor &in = get(operand);
+  size_t rank = in.shape.size();
+  SmallVector<bool> reduced(rank, false);
+  for (int64_t axis : axes) {
+    FailureOr<int64_t> checked = checkAxis(op, axis, rank);
+    if (failed(checked))
+      return failure();
+    reduced[*checked] = true;
+  }
+  SmallVector<int64_t> shape;
+  int64_t count = 1;
+  for (size_t d = 0; d < rank; ++d) {
+    if (!reduced[d])
+      shape.push_back(in.shape[d]);
+    else if (keepdim)
+      shape.push_back(1);
+    if (reduced[d])
+      count *= in.shape[d];
+  }
+  double init = 0.0;
+  if (reduction == Reduction::Max)
+    init = -std::numeric_limits<double>::infinity();
+  if (reduction == Reduction::Min)
+    init = std::numeric_limits<double>::infinity();
+  FailureOr<Tensor> result = allocate(op, shape, init);
+  if (failed(result))
+    return failure();
+  if (count == 0 && !result->data.empty() &&
+      (reduction == Reduction::Max || reduction == Reduction::Min))
+    return op->emitOpError("reduces an empty dimension of shape ")
+           << shapeStr(in.shape) << ", which has no "
+           << (reduction == Reduction::Max ? "maximum" : "minimum");
+
+  // Stride of each operand dimension in the result: 0 where it is reduced.
+  SmallVector<int64_t> resultStrides = rowMajorStrides(result->shape);
+  SmallVector<int64_t> strides(rank, 0);
+  for (size_t d = 0, r = 0; d < rank; ++d) {
+    if (!reduced[d])
+      strides[d] = resultStrides[r];
+    if (!reduced[d] || keepdim)
+      ++r;
+  }
+  SmallVector<int64_t> identity = rowMajorStrides(in.shape);
+  std::array<ArrayRef<int64_t>, 2> both = {identity, strides};
+  const double *x = in.data.data();
+  double *out = result->data.data();
+  if (reduction == Reduction::Sum && kindOf(operand) == Kind::Int) {
+    // Integer sums are exact and wrap, independent of summation order.
+    std::vector<int64_t> acc(result->data.size(), 0);
+    forEachOffset<2>(in.shape, both,
+                     [&](int64_t, const std::array<int64_t, 2> &o) {
+                       acc[o[1]] = wrapAdd(acc[o[1]], toInt64(x[o[0]]));
+                     });
+    for (size_t i = 0; i < acc.size(); ++i)
+      out[i] = static_cast<double>(acc[i]);
+    return result;
+  }
+  switch (reduction) {
+  case Reduction::Sum:
+  case Reduction::Mean:
+    forEachOffset<2>(in.shape, both,
+                     [&](int64_t, const std::array<int64_t, 2> &o) {
+                       out[o[1]] += x[o[0]];
+                     });
+    break;
+  case Reduction::Max:
+    forEachOffset<2>(in.shape, both,
+                     [&](int64_t, const std::array<int64_t, 2> &o) {
+                       out[o[1]] = maxOf(out[o[1]], x[o[0]]);
+                     });
+    break;
+  case Reduction::Min:
+    forEachOffset<2>(in.shape, both,
+                     [&](int64_t, const std::array<int64_t, 2> &o) {
+                       out[o[1]] = minOf(out[o[1]], x[o[0]]);
+                     });
+    break;
+  }
+  if (reduction == Reduction::Mean)
+    for (double &v : result->data)
+      v /= static_cast<double>(count);
+  return result;
+}
+
+FailureOr<Tensor> Evaluator::evalSoftmax(Operation *op, Value operand,
+                                         uint64_t rawAxis, bool log) {
+  const Tensor &in = get(operand);
+  FailureOr<int64_t> axis = checkAxis(op, rawAxis, in.shape.size());
+  if (failed(axis))
+    return failure();
+  FailureOr<Tensor> result = allocate(op, in.shape);
+  if (failed(result))
+    return failure();
+  int64_t outer = product(in.shape, 0, *axis), n = in.shape[*axis];
+  int64_t inner = product(in.shape, *axis + 1, in.shape.size());
+  // Rows along `axis` are strided by `inner`; keeping `inner` running maxima
+  // and sums walks memory in order.
+  std::vector<double> rowMax(inner), rowSum(inner);
+  const double *x = in.data.data();
+  double *y = result->data.data();
+  for (int64_t o = 0; o < outer; ++o) {
+    int64_t base = o * n * inner;
+    std::fill(rowMax.begin(), rowMax.end(),
+              -std::numeric_limits<double>::infinity());
+    std::fill(rowSum.begin(), rowSum.end(), 0.0);
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = 0; i < inner; ++i)
+        rowMax[i] = maxOf(rowMax[i], x[base + j * inner + i]);
+    for (int64_t j = 0; j < n; ++j) {
+      for (int64_t i = 0; i < inner; ++i) {
+        double e = std::exp(x[base + j * inner + i] - rowMax[i]);
+        y[base + j * inner + i] = e;
+        rowSum[i] += e;
+      }
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      for (int64_t i = 0; i < inner; ++i) {
+        int64_t at = base + j * inner + i;
+        y[at] =
+            log ? x[at] - rowMax[i] - std::log(rowSum[i]) : y[at] / rowSum[i];
+      }
+    }
+  }
+  return result;
+}
+
+FailureOr<Tensor> Evaluator::evalRmsNorm(RmsNormOp op) {
+  const Tensor &x = get(op.getOperand());
+  const Tensor &w = get(op.getWeight());
+  if (x.shape.empty())
+    return op.emitOpError("operand must have rank >= 1");
+  int64_t n = x.shape.back();
+  if (w.shape.size() != 1 || w.shape[0] != n)
+    return op.emitOpError("weight has shape ")
+           << shapeStr(w.shape) << " at run time, but the operand's last "
+           << "dimension is " << n;
+  FailureOr<Tensor> result = allocate(op, x.shape);
+  if (failed(result))
+    return failure();
+  double eps = op.getEps().convertToDouble();
+  int64_t rows = product(x.shape, 0, x.shape.size() - 1);
+  for (int64_t r = 0; r < rows; ++r) {
+    const double *row = x.data.data() + r * n;
+    double *out = result->data.data() + r * n;
+    double sumSq = 0.0;
+    for (int64_t j = 0; j < n; ++j)
+      sumSq += row[j] * row[j];
+    double scale = 1.0 / std::sqrt(sumSq / static_cast<double>(n) + eps);
+    for (int64_t j = 0; j < n; ++j)
+      out[j] = row[j] * scale * w.data[j];
+  }
+  return result;
+}
+
+//===----------------------------------------------------------------------===//
+// Matrix products
+//===----------------------------------------------------------------------===//
+
+FailureOr<Tensor> Evaluator::evalMatmul(MatmulOp op) {
+  const Tensor &a = get(op.getLhs());
+  const Tensor &b = get(op.getRhs());
+  size_t ra = a.shape.size(), rb = b.shape.size();
+  if (ra < 2 || rb < 2)
+    return op.emitOpError("operands must have rank >= 2, got ")
+           << shapeStr(a.shape) << " and " << shapeStr(b.shape);
+  bool ta = op.getTransposeA(), tb = op.getTransposeB();
+  int64_t m = a.shape[ra - 2], ka = a.shape[ra - 1];
+  if (ta)
+    std::swap(m, ka);
+  int64_t kb = b.shape[rb - 2], n = b.shape[rb - 1];
+  if (tb)
+    std::swap(kb, n);
+  if (ka != kb)
+    return op.emitOpError("contraction dimensions differ at run time: ")
+           << shapeStr(a.shape) << " @ " << shapeStr(b.shape)
+           << (ta ? " (lhs transposed)" : "")
+           << (tb ? " (rhs transposed)" : "");
+  int64_t k = ka;
+  ArrayRef<int64_t> batchA = ArrayRef(a.shape).drop_back(2);
+  ArrayRef<int64_t> batchB = ArrayRef(b.shape).drop_back(2);
+  BroadcastInput inputs[] = {{batchA, declared(op.getLhs()).drop_back(2)},
+                             {batchB, declared(op.getRhs()).drop_back(2)}};
+  FailureOr<BroadcastPlan> plan = planBroadcast(op, inputs, std::nullopt);
+  if (failed(plan))
+    return failure();
+  SmallVector<int64_t> shape = plan->shape;
+  shape.push_back(m);
+  shape.push_back(n);
+  FailureOr<Tensor> result = allocate(op, shape);
+  if (failed(result))
+    return failure();
+
+  // Pack both operands of each product to row-major [m, k] and [k, n] so that
+  // the inner loop runs over contiguous rows whatever the transposes.
+  std::vector<double> ap(m * k), bp(k * n);
+  int64_t matA = m * k, matB = k * n, matC = m * n;
+  std::array<ArrayRef<int64_t>, 2> strides = {plan->strides[0],
+                                              plan->strides[1]};
+  forEachOffset<2>(plan->shape, strides,
+                   [&](int64_t batch, const std::array<int64_t, 2> &o) {
+                     const double *pa = a.data.data() + o[0] * matA;
+                     const double *pb = b.data.data() + o[1] * matB;
+                     for (int64_t i = 0; i < m; ++i)
+                       for (int64_t p = 0; p < k; ++p)
+                         ap[i * k + p] = ta ? pa[p * m + i] : pa[i * k + p];
+                     for (int64_t p = 0; p < k; ++p)
+                       for (int64_t j = 0; j < n; ++j)
+                         bp[p * n + j] = tb ? pb[j * k + p] : pb[p * n + j];
+                     double *c = result->data.data() + batch * matC;
+                     for (int64_t i = 0; i < m; ++i) {
+                       double *row = c + i * n;
+                       for (int64_t p = 0; p < k; ++p) {
+                         double aip = ap[i * k + p];
+                         const double *brow = bp.data() + p * n;
+                         for (int64_t j = 0; j < n; ++j)
+                           row[j] += aip * brow[j];
+                       }
+                     }
+                   });
+  return result;
+}
+
+FailureOr<Tensor> Evaluator::evalLinear(LinearOp op) {
+  const Tensor &x = get(op.getOperand());
+  const Tensor &w = get(op.getWeight());
+  if (x.shape.empty() || w.shape.size() != 2 || x.shape.back() != w.shape[1])
+    return op.emitOpError("expects operand [..., in] and weight [out, in] at "
+                          "run time, got ")
+           << shapeStr(x.shape) << " and " << shapeStr(w.shape);
+  int64_t in = w.shape[1], outN = w.shape[0];
+  const Tensor *bias = nullptr;
+  if (Value b = op.getBias()) {
+    bias = &get(b);
+    if (bias->shape.size() != 1 || bias->shape[0] != outN)
+      return op.emitOpError("bias has shape ")
+             << shapeStr(bias->shape) << " at run time, expected [" << outN
+             << "]";
+  }
+  SmallVector<int64_t> shape(x.shape.begin(), x.shape.end() - 1);
+  shape.push_back(outN);
+  FailureOr<Tensor> result = allocate(op, shape);
+  if (failed(result))
+    return failure();
+  // weight^T as [in, out] so that each input feature adds a contiguous row.
+  std::vector<double> wt(in * outN);
+  for (int64_t o = 0; o < outN; ++o)
+    for (int64_t p = 0; p < in; ++p)
+      wt[p * outN + o] = w.data[o * in + p];
+  int64_t rows = product(x.shape, 0, x.shape.size() - 1);
+  for (int64_t r = 0; r < rows; ++r) {
+    double *y = result->data.data() + r * outN;
+    if (bias)
+      std::copy(bias->data.begin(), bias->data.end(), y);
+    const double *xr = x.data.data() + r * in;
+    for (int64_t p = 0; p < in; ++p) {
+      double xv = xr[p];
+      const double *wr = wt.data() + p * outN;
+      for (int64_t o = 0; o < outN; ++o)
+        y[o] += xv * wr[o];
+    }
+  }
+  return result;
+}
+
+//===----------------------------------------------------------------------===//
+// Data movement
+//===----------------------------------------------------------------------===//
+
+FailureOr<Tensor> Evaluator::evalReshape(ReshapeOp op) {
+  const Tensor &in = get(op.getOperand());
+  ArrayRef<int64_t> spec = op.getShape();
+  SmallVector<int64_t> shape;
+  int64_t inferred = -1, known = 1;
+  for (auto [i, d] : llvm::enumerate(spec)) {
+    int64_t size = d;
+    if (d == 0) {
+      if (i >= in.shape.size())
+        return op.emitOpError("shape entry ")
+               << i << " copies a dimension the operand " << shapeStr(in.shape)
+               << " does not have";
+      size = in.shape[i];
+    } else if (d == -1) {
+      if (inferred >= 0)
+        return op.emitOpError("at most one shape entry may be -1");
+      inferred = static_cast<int64_t>(i);
+      shape.push_back(-1);
+      continue;
+    } else if (d < -1) {
+      return op.emitOpError("invalid shape entry ") << d;
+    }
+    if (__builtin_mul_overflow(known, size, &known))
+      return op.emitOpError("shape ") << shapeStr(spec) << " is too large";
+    shape.push_back(size);
+  }
+  int64_t numel = in.getNumElements();
+  if (inferred >= 0) {
+    if (known == 0 || numel % known != 0)
+      return op.emitOpError("cannot reshape ")
+             << shapeStr(in.shape) << " to " << shapeStr(spec)
+             << " at run time";
+    shape[inferred] = numel / known;
+  } else if (known != numel) {
+    return op.emitOpError("cannot reshape ")
+           << shapeStr(in.shape) << " (" << numel << " elements) to "
+           << shapeStr(shape) << " at run time";
+  }
+  Tensor result;
+  result.shape.assign(shape.begin(), shape.end());
+  result.data = in.data;
+  return result;
+}
+
+FailureOr<Tensor> Evaluator::evalTranspose(TransposeOp op) {
+  const Tensor &in = get(op.getOperand());
+  ArrayRef<int64_t> perm = op.getPermutation();
+  size_t rank = in.shape.size();
+  if (perm.size() != rank)
+    return op.emitOpError("permutation has ")
+           << perm.size() << " entries for rank " << rank;
+  SmallVector<int64_t> own = rowMajorStrides(in.shape);
+  SmallVector<int64_t> shape, strides;
+  SmallVector<bool> seen(rank, false);
+  for (int64_t p : perm) {
+    if (p < 0 || p >= static_cast<int64_t>(rank) || seen[p])
+      return op.emitOpError("permutation ")
+             << shapeStr(perm) << " is not a permutation";
+    seen[p] = true;
+    shape.push_back(in.shape[p]);
+    strides.push_back(own[p]);
+  }
+  FailureOr<Tensor> result = allocate(op, shape);
+  if (failed(result))
+    return failure();
+  const double *x = in.data.data();
+  double *y = result->data.data();
+  forEachOffset<1>(shape, {ArrayRef<int64_t>(strides)},
+                   [&](int64_t linear, const std::array<int64_t, 1> &o) {
+                     y[linear] = x[o[0]];
+                   });
+  return result;
+}
+
+FailureOr<Tensor> Evaluator::evalSlice(SliceOp op) {
+  const Tensor &in = get(op.getOperand());
+  FailureOr<int64_t> axis = checkAxis(op, op.getAxis(), in.shape.size());
+  if (failed(axis))
+    return failure();
+  int64_t step = static_cast<int64_t>(op.getStep());
+  if (step < 1)
+    return op.emitOpError("step must be >= 1, got ") << step;
+  int64_t dim = in.shape[*axis];
+  // Python's rules: negative positions count from the end, then clamp.
+  auto clamp = [&](int64_t v) {
+    if (v < 0)
+      v += dim;
+    return std::clamp<int64_t>(v, 0, dim);
+  };
+  int64_t start = clamp(static_cast<int64_t>(op.getStart()));
+  int64_t end = clamp(static_cast<int64_t>(op.getEnd()));
+  int64_t count = end > start ? (end - start - 1) / step + 1 : 0;
+  SmallVector<int64_t> shape(in.shape.begin(), in.shape.end());
+  shape[*axis] = count;
+  FailureOr<Tensor> result = allocate(op, shape);
+  if (failed(result))
+    return failure();
+  int64_t outer = product(in.shape, 0, *axis);
+  int64_t inner = product(in.shape, *axis + 1, in.shape.size());
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t c = 0; c < count; ++c)
+      std::copy_n(in.data.data() + (o * dim + start + c * step) * inner, inner,
+                  result->data.data() + (o * count + c) * inner);
+  return result;
+}
+
+FailureOr<Tensor> Evaluator::evalConcat(ConcatOp op) {
+  OperandRange inputs = op.getInputs();
+  if (inputs.empty())
+    return op.emitOpError("needs at least one operand");
+  const Tensor &first = get(inputs[0]);
+  FailureOr<int64_t> axis = checkAxis(op, op.getAxis(), first.shape.size());
+  if (failed(axis))
+    return failure();
+  SmallVector<int64_t> shape(first.shape.begin(), first.shape.end());
+  shape[*axis] = 0;
+  for (auto [i, input] : llvm::enumerate(inputs)) {
+    const Tensor &t = get(input);
+    bool matches = t.shape.size() == first.shape.size();
+    for (size_t d = 0; matches && d < t.shape.size(); ++d)
+      matches =
+          static_cast<int64_t>(d) == *axis || t.shape[d] == first.shape[d];
+    if (!matches)
+      return op.emitOpError("operand #")
+             << i << " has shape " << shapeStr(t.shape)
+             << " at run time, which differs from operand #0's "
+             << shapeStr(first.shape) << " outside axis " << *axis;
+    shape[*axis] += t.shape[*axis];
+  }
+  FailureOr<Tensor> result = allocate(op, shape);
+  if (failed(result))
+    return failure();
+  int64_t outer = product(first.shape, 0, *axis);
+  int64_t inner = product(first.shape, *axis + 1, first.shape.size());
+  double *y = result->data.data();
+  for (int64_t o = 0; o < outer; ++o) {
+    for (Value input : inputs) {
+      const Tensor &t = get(input);
+      int64_t chunk = t.shape[*axis] * inner;
+      y = std::copy_n(t.data.data() + o * chunk, chunk, y);
+    }
+  }
+  return result;
+}
+
+FailureOr<Tensor> Evaluator::evalGather(GatherOp op) {
+  const Tensor &in = get(op.getOperand());
+  const Tensor &indices = get(op.getIndices());
+  FailureOr<int64_t> axis = checkAxis(op, op.getAxis(), in.shape.size());
+  if (failed(axis))
+    return failure();
+  SmallVector<int64_t> shape(in.shape.begin(), in.shape.begin() + *axis);
+  llvm::append_range(shape, indices.shape);
+  shape.append(in.shape.begin() + *axis + 1, in.shape.end());
+  FailureOr<Tensor> result = allocate(op, shape);
+  if (failed(result))
+    return failure();
+  if (result->data.empty())
+    return result;
+  int64_t dim = in.shape[*axis];
+  if (dim == 0)
+    return op.emitOpError("gathers from an empty dimension of shape ")
+           << shapeStr(in.shape);
+  int64_t outer = product(in.shape, 0, *axis);
+  int64_t inner = product(in.shape, *axis + 1, in.shape.size());
+  int64_t count = indices.getNumElements();
+  double *y = result->data.data();
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t j = 0; j < count; ++j) {
+      int64_t index = std::clamp<int64_t>(toInt64(indices.data[j]), 0, dim - 1);
+      y = std::copy_n(in.data.data() + (o * dim + index) * inner, inner, y);
+    }
+  }
+  return result;
+}
+
+FailureOr<Tensor> Evaluator::evalBroadcast(BroadcastOp op) {
+  SmallVector<int64_t> target;
+  if (Value like = op.getLike())
+    target.assign(get(like).shape.begin(), get(like).shape.end());
+  else if (std::optional<ArrayRef<int64_t>> shape = op.getShape())
+    target.assign(shape->begin(), shape->end());
+  else
+    return op.emitOpError("needs 'like' or 'shape'");
+  if (llvm::any_of(target, [](int64_t d) { return d < 0; }))
+    return op.emitOpError("target shape ")
+           << shapeStr(target) << " is not static";
+  return elementwise<1>(
+      op, {op.getOperand()},
+      [](const std::array<double, 1> &v) { return v[0]; },
+      ArrayRef<int64_t>(target));
+}
+
+//===----------------------------------------------------------------------===//
+// Dispatch
+//===----------------------------------------------------------------------===//
+
+FailureOr<Tensor> Evaluator::evalLoomOp(Operation *op) {
+  auto isInt = [&](Value v) { return kindOf(v) == Kind::Int; };
+  return llvm::TypeSwitch<Operation *, FailureOr<Tensor>>(op)
+      .Case([&](ConstantOp op) { return evalConstant(op); })
+      .Case([&](IotaOp op) { return evalIota(op); })
+      .Case([&](AddOp op) {
+        return binary(
+            op, op.getLhs(), op.getRhs(),
+            [](double a, double b) { return a + b; }, wrapAdd);
+      })
+      .Case([&](SubOp op) {
+        return binary(
+            op, op.getLhs(), op.getRhs(),
+            [](double a, double b) { return a - b; }, wrapSub);
+      })
+      .Case([&](MulOp op) {
+        return binary(
+            op, op.getLhs(), op.getRhs(),
+            [](double a, double b) { return a * b; }, wrapMul);
+      })
+      .Case([&](DivOp op) { return evalDiv(op); })
+      .Case([&](MaxOp op) {
+        return binary(op, op.getLhs(), op.getRhs(), maxOf,
+                      [](int64_t a, int64_t b) { return std::max(a, b); });
+      })
+      .Case([&](MinOp op) {
+        return binary(op, op.getLhs(), op.getRhs(), minOf,
+                      [](int64_t a, int64_t b) { return std::min(a, b); });
+      })
+      .Case([&](PowOp op) {
+        return elementwise<2>(op, {op.getLhs(), op.getRhs()},
+                              [](const std::array<double, 2> &v) {
+                                return std::pow(v[0], v[1]);
+                              });
+      })
+      .Case([&](AndOp op) {
+        return elementwise<2>(op, {op.getLhs(), op.getRhs()},
+                              [](const std::array<double, 2> &v) {
+                                return v[0] != 0 && v[1] != 0 ? 1.0 : 0.0;
+                              });
+      })
+      .Case([&](OrOp op) {
+        return elementwise<2>(op, {op.getLhs(), op.getRhs()},
+                              [](const std::array<double, 2> &v) {
+                                return v[0] != 0 || v[1] != 0 ? 1.0 : 0.0;
+                              });
+      })
+      .Case([&](CmpOp op) { return evalCmp(op); })
+      .Case([&](SelectOp op) {
+        return elementwise<3>(op,
+                              {op.getCond(), op.getOnTrue(), op.getOnFalse()},
+                              [](const std::array<double, 3> &v) {
+                                return v[0] != 0 ? v[1] : v[2];
+                              });
+      })
+      .Case([&](NegOp op) {
+        if (isInt(op.getOperand()))
+          return unary(op, op.getOperand(), [](double v) {
+            return static_cast<double>(wrapSub(0, toInt64(v)));
+          });
+        return unary(op, op.getOperand(), [](double v) { return -v; });
+      })
+      .Case([&](AbsOp op) {
+        if (isInt(op.getOperand()))
+          return unary(op, op.getOperand(), [](double v) {
+            int64_t i = toInt64(v);
+            return static_cast<double>(i < 0 ? wrapSub(0, i) : i);
+          });
+        return unary(op, op.getOperand(),
+                     [](double v) { return std::fabs(v); });
+      })
+      .Case([&](ExpOp op) {
+        return unary(op, op.getOperand(), [](double v) { return std::exp(v); });
+      })
+      .Case([&](LogOp op) {
+        return unary(op, op.getOperand(), [](double v) { return std::log(v); });
+      })
+      .Case([&](TanhOp op) {
+        return unary(op, op.getOperand(),
+                     [](double v) { return std::tanh(v); });
+      })
+      .Case([&](SigmoidOp op) { return unary(op, op.getOperand(), sigmoid); })
+      .Case([&](SiluOp op) {
+        return unary(op, op.getOperand(),
+                     [](double v) { return v * sigmoid(v); });
+      })
+      .Case([&](GeluOp op) {
+        return unary(op, op.getOperand(), [](double v) {
+          return 0.5 * v * (1.0 + std::erf(v * M_SQRT1_2));
+        });
+      })
+      .Case([&](RsqrtOp op) {
+        return unary(op, op.getOperand(),
+                     [](double v) { return 1.0 / std::sqrt(v); });
+      })
+      .Case([&](SqrtOp op) {
+        return unary(op, op.getOperand(),
+                     [](double v) { return std::sqrt(v); });
+      })
+      .Case([&](NotOp op) {
+        return unary(op, op.getOperand(),
+                     [](double v) { return v != 0 ? 0.0 : 1.0; });
+      })
+      .Case([&](CastOp op) { return evalCast(op); })
+      .Case([&](SumOp op) {
+        return evalReduce(op, op.getOperand(), op.getAxes(), op.getKeepdim(),
+                          Reduction::Sum);
+      })
+      .Case([&](MeanOp op) {
+        return evalReduce(op, op.getOperand(), op.getAxes(), op.getKeepdim(),
+                          Reduction::Mean);
+      })
+      .Case([&](ReduceMaxOp op) {
+        return evalReduce(op, op.getOperand(), op.getAxes(), op.getKeepdim(),
+                          Reduction::Max);
+      })
+      .Case([&](ReduceMinOp op) {
+        return evalReduce(op, op.getOperand(), op.getAxes(), op.getKeepdim(),
+                          Reduction::Min);
+      })
+      .Case([&](SoftmaxOp op) {
+        return evalSoftmax(op, op.getOperand(), op.getAxis(), /*log=*/false);
+      })
+      .Case([&](LogSoftmaxOp op) {
+        return evalSoftmax(op, op.getOperand(), op.getAxis(), /*log=*/true);
+      })
+      .Case([&](RmsNormOp op) { return evalRmsNorm(op); })
+      .Case([&](MatmulOp op) { return evalMatmul(op); })
+      .Case([&](LinearOp op) { return evalLinear(op); })
+      .Case([&](ReshapeOp op) { return evalReshape(op); })
+      .Case([&](TransposeOp op) { return evalTranspose(op); })
+      .Case([&](SliceOp op) { return evalSlice(op); })
+      .Case([&](ConcatOp op) { return evalConcat(op); })
+      .Case([&](GatherOp op) { return evalGather(op); })
+      .Case([&](BroadcastOp op) { return evalBroadcast(op); })
+      .Default([](Operation *op) -> FailureOr<Tensor> {
+        return op->emitOpError("is not supported by the interpreter");
+      });
+}
+
+//===----------------------------------------------------------------------===//
+// Entry points
+//===----------------------------------------------------------------------===//
+
+FailureOr<std::vector<Tensor>>
+mlir::loom::interp::evaluate(func::FuncOp func, ArrayRef<Tensor> args) {
+  // The evaluator relies on verified IR (operand types, attribute ranges);
+  // checking here keeps malformed input from reaching it.
+  if (failed(mlir::verify(func)))
+    return failure();
+  return Evaluator(/*depth=*/0).run(func, args);
+}
+
+FailureOr<std::vector<Tensor>>
+mlir::loom::interp::evaluate(ModuleOp module, StringRef entry,
+                             ArrayRef<Tensor> args) {
+  auto func = module.lookupSymbol<func::FuncOp>(entry);
+  if (!func)
+    return module.emitError("no func named '") << entry << "' to evaluate";
+  return evaluate(func, args);
+}

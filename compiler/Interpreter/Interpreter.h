@@ -1,4 +1,4 @@
-//===- Interpreter.h - Reference evaluator of the loom dialect --*- C++ -*-===//
+//===- Interpreter.h - Reference evaluator of loom --------------*- C++ -*-===//
 //
 // This file declares the reference interpreter of the `loom` dialect: it
 // evaluates a `func.func` made of `loom` ops, `func.call` and `func.return`

@@ -12,11 +12,10 @@
 #include "compiler/Target/CPU/Passes.h"
 #include "dialects/loom/Transforms/Passes.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
 
 using namespace mlir;
-
-static const char *kGraphPipeline =
-    "inline,canonicalize,cse,symbol-dce,loom-verify-shapes";
+using namespace mlir::loom;
 
 static const char *kLoomToLinalgPipeline =
     "convert-loom-to-linalg,canonicalize,cse,"
@@ -42,7 +41,14 @@ static LogicalResult addPipeline(OpPassManager &pm, StringRef text) {
 }
 
 LogicalResult loom::buildGraphPipeline(OpPassManager &pm) {
-  return addPipeline(pm, kGraphPipeline);
+  // Built from pass constructors rather than text so that tools which
+  // register no passes (loom-run --interpret) can run it too.
+  pm.addPass(createInlinerPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createSymbolDCEPass());
+  pm.addPass(createVerifyShapesPass());
+  return success();
 }
 
 LogicalResult loom::buildLoomToLinalgPipeline(OpPassManager &pm) {

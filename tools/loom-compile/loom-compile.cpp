@@ -6,9 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "compiler/Artifact/Manifest.h"
+#include "compiler/Pipelines/Compile.h"
 #include "compiler/Pipelines/Pipelines.h"
-#include "compiler/Target/CPU/ObjectEmitter.h"
 #include "dialects/loom/IR/LoomDialect.h"
 #include "frontend/AST.h"
 #include "frontend/Config.h"
@@ -19,12 +18,10 @@
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
-#include "mlir/IR/Verifier.h"
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
 #include "mlir/Parser/Parser.h"
-#include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
@@ -117,28 +114,20 @@ static OwningOpRef<ModuleOp> load(MLIRContext &context,
     }
     return parseSourceFile<ModuleOp>(sourceMgr, &context);
   }
-  std::unique_ptr<loom::frontend::ModuleAST> ast =
-      loom::frontend::parseModule(sourceMgr);
+  std::unique_ptr<::loom::frontend::ModuleAST> ast =
+      ::loom::frontend::parseModule(sourceMgr);
   if (!ast ||
-      !loom::frontend::applyConfigOverrides(*ast, defines, configFile,
+      !::loom::frontend::applyConfigOverrides(*ast, defines, configFile,
                                             sourceMgr) ||
-      !loom::frontend::checkModule(*ast, sourceMgr))
+      !::loom::frontend::checkModule(*ast, sourceMgr))
     return nullptr;
   if (emit == Emit::Ast) {
     rc = writeText(print([&](llvm::raw_ostream &os) {
-      loom::frontend::dumpAST(*ast, os);
+      ::loom::frontend::dumpAST(*ast, os);
     }));
     return nullptr;
   }
-  return loom::frontend::importModule(*ast, context, sourceMgr);
-}
-
-static LogicalResult runPipeline(ModuleOp module,
-                                 LogicalResult (*build)(OpPassManager &)) {
-  PassManager pm(module->getContext());
-  if (failed(applyPassManagerCLOptions(pm)) || failed(build(pm)))
-    return failure();
-  return pm.run(module);
+  return ::loom::frontend::importModule(*ast, context, sourceMgr);
 }
 
 static int compile() {
@@ -150,7 +139,7 @@ static int compile() {
   DialectRegistry registry;
   registerAllDialects(registry);
   registerAllExtensions(registry);
-  registry.insert<loom::LoomDialect>();
+  registry.insert<mlir::loom::LoomDialect>();
   MLIRContext context(registry);
   context.loadAllAvailableDialects();
 
@@ -168,76 +157,47 @@ static int compile() {
   OwningOpRef<ModuleOp> module = load(context, sourceMgr, rc);
   if (!module)
     return rc;
-  if (failed(verify(*module)) ||
-      failed(runPipeline(*module, loom::buildGraphPipeline)))
-    return 1;
-  if (emit == Emit::Loom)
-    return writeText(print([&](llvm::raw_ostream &os) { module->print(os); }));
-  if (failed(runPipeline(*module, loom::buildLoomToLinalgPipeline)))
-    return 1;
-  if (emit == Emit::Linalg)
-    return writeText(print([&](llvm::raw_ostream &os) { module->print(os); }));
 
-  if (failed(runPipeline(*module, loom::buildCpuEntryAbiPipeline)))
-    return 1;
-  FailureOr<loom::Manifest> manifest = loom::collectManifest(*module);
-  if (failed(manifest))
-    return 1;
-  if (manifest->entries.empty()) {
-    llvm::errs() << "loom-compile: error: " << inputFile
-                 << " defines no entry graph\n";
-    return 1;
-  }
-  if (failed(runPipeline(*module, loom::buildCpuLoweringPipeline)))
-    return 1;
-
-  loom::cpu::CpuCodegenOptions options;
+  mlir::loom::CompileOptions options;
   options.cpu = cpuName;
   options.optLevel = optLevel;
-  std::unique_ptr<llvm::TargetMachine> machine =
-      loom::cpu::createTargetMachine(options, error);
-  if (!machine) {
-    llvm::errs() << "loom-compile: error: " << error << "\n";
+  options.compilerVersion = "loom-compile " LOOM_VERSION;
+  options.useCommandLineOptions = true;
+  switch (emit) {
+  case Emit::Loom:
+    options.stopAfter = mlir::loom::CompileStage::Loom;
+    break;
+  case Emit::Linalg:
+    options.stopAfter = mlir::loom::CompileStage::Linalg;
+    break;
+  case Emit::Llvm:
+    options.stopAfter = mlir::loom::CompileStage::Llvm;
+    break;
+  case Emit::Asm:
+    options.stopAfter = mlir::loom::CompileStage::Asm;
+    break;
+  default:
+    options.stopAfter = mlir::loom::CompileStage::Artifact;
+  }
+  std::string artifact = outputFile;
+  if (artifact.empty()) {
+    llvm::SmallString<128> path(llvm::sys::path::filename(inputFile));
+    llvm::sys::path::replace_extension(path, "so");
+    artifact = path.str().str();
+  }
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  if (failed(mlir::loom::compileModule(*module, options, os, artifact)))
     return 1;
-  }
-  manifest->compilerVersion = "loom-compile " LOOM_VERSION;
-  manifest->targetCpu = machine->getTargetCPU().str();
-  llvm::LLVMContext llvmContext;
-  std::unique_ptr<llvm::Module> llvmModule = loom::cpu::translateToArtifactIR(
-      *module, llvmContext, *manifest, *machine, error);
-  if (!llvmModule) {
-    llvm::errs() << "loom-compile: error: " << error << "\n";
-    return 1;
-  }
-  loom::cpu::optimizeModule(*llvmModule, *machine, optLevel);
-  if (emit == Emit::Llvm)
-    return writeText(
-        print([&](llvm::raw_ostream &os) { llvmModule->print(os, nullptr); }));
-
-  llvm::SmallVector<char, 0> code;
-  error = loom::cpu::emitCode(*llvmModule, *machine, emit == Emit::Asm, code);
-  if (error.empty() && emit == Emit::Asm)
-    return writeText(llvm::StringRef(code.data(), code.size()));
-  if (error.empty()) {
-    std::string out = outputFile;
-    if (out.empty()) {
-      llvm::SmallString<128> path(llvm::sys::path::filename(inputFile));
-      llvm::sys::path::replace_extension(path, "so");
-      out = path.str().str();
-    }
-    error = loom::cpu::linkArtifact(code, out);
-  }
-  if (!error.empty()) {
-    llvm::errs() << "loom-compile: error: " << error << "\n";
-    return 1;
-  }
+  if (options.stopAfter != mlir::loom::CompileStage::Artifact)
+    return writeText(text);
   return 0;
 }
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   registerAllPasses();
-  loom::registerLoomPipelines();
+  mlir::loom::registerLoomPipelines();
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
   registerAsmPrinterCLOptions();

@@ -65,6 +65,10 @@ static OpFoldResult mulSizes(OpBuilder &b, Location loc, OpFoldResult x,
   std::optional<int64_t> cy = getConstantIntValue(y);
   if (cx && cy)
     return b.getIndexAttr(*cx * *cy);
+  if (cx == 1)
+    return y;
+  if (cy == 1)
+    return x;
   return arith::MulIOp::create(b, loc, toIndex(b, loc, x), toIndex(b, loc, y))
       .getResult();
 }
@@ -90,8 +94,8 @@ static Value createEmpty(OpBuilder &b, Location loc, RankedTensorType type,
   for (auto [i, d] : llvm::enumerate(type.getShape()))
     if (ShapedType::isDynamic(d))
       dynamic.push_back(toIndex(b, loc, sizes[i]));
-  return tensor::EmptyOp::create(b, loc, type.getShape(),
-                                 type.getElementType(), dynamic);
+  return tensor::EmptyOp::create(b, loc, type.getShape(), type.getElementType(),
+                                 dynamic);
 }
 
 /// Creates a `tensor.empty` of `type` filled with `value`.
@@ -103,12 +107,28 @@ static Value createFilled(OpBuilder &b, Location loc, RankedTensorType type,
       .getResult(0);
 }
 
+/// Expands `src` into `type` along `reassociation`; `sizes` gives every
+/// dimension of `type`. A group that splits into two or more dynamic
+/// dimensions becomes a `tensor.reshape` with a shape tensor instead:
+/// `expand-strided-metadata` of MLIR 22.1 crashes on such a
+/// `memref.expand_shape`.
 static Value expandTo(OpBuilder &b, Location loc, Value src,
                       RankedTensorType type,
                       ArrayRef<ReassociationIndices> reassociation,
                       ArrayRef<OpFoldResult> sizes) {
-  return tensor::ExpandShapeOp::create(b, loc, type, src, reassociation,
-                                       sizesFor(b, loc, type, sizes));
+  SmallVector<OpFoldResult> shape = sizesFor(b, loc, type, sizes);
+  bool splitsDynamic = llvm::any_of(reassociation, [&](const auto &group) {
+    return llvm::count_if(group,
+                          [&](int64_t d) { return type.isDynamicDim(d); }) > 1;
+  });
+  if (!splitsDynamic)
+    return tensor::ExpandShapeOp::create(b, loc, type, src, reassociation,
+                                         shape);
+  SmallVector<Value> shapeValues;
+  for (OpFoldResult size : shape)
+    shapeValues.push_back(toIndex(b, loc, size));
+  Value shapeTensor = tensor::FromElementsOp::create(b, loc, shapeValues);
+  return tensor::ReshapeOp::create(b, loc, type, src, shapeTensor);
 }
 
 /// Returns the reassociation that groups dimensions [0, split) into one and
@@ -123,33 +143,44 @@ static SmallVector<ReassociationIndices> leadingGroup(int64_t split,
   return groups;
 }
 
-/// Returns the sizes of `resultType`, the broadcast of `operands` under the
-/// dialect's rule. A `?` never stretches, so a dynamic result dimension has
-/// the size of any operand whose aligned dimension is not a static 1.
-static FailureOr<SmallVector<OpFoldResult>>
-broadcastSizes(OpBuilder &b, Location loc, RankedTensorType resultType,
-               ValueRange operands) {
-  int64_t rank = resultType.getRank();
-  SmallVector<OpFoldResult> sizes;
+/// Finds, for every dynamic dimension of `resultShape` (the broadcast of
+/// `operands`' leading `shapeRank - trailing` dims), an operand and dimension
+/// that has its size. Operand dims align at position `rank - trailing`, and a
+/// `?` never stretches, so any aligned dimension that is not a static 1 has
+/// the result's size. Fails without creating IR when one is missing.
+static LogicalResult
+findBroadcastSources(ArrayRef<int64_t> resultShape, ValueRange operands,
+                     int64_t trailing,
+                     SmallVectorImpl<std::pair<Value, int64_t>> &sources) {
+  int64_t rank = resultShape.size();
   for (int64_t i = 0; i < rank; ++i) {
-    int64_t d = resultType.getDimSize(i);
-    if (!ShapedType::isDynamic(d)) {
-      sizes.push_back(b.getIndexAttr(d));
+    sources.push_back({Value(), 0});
+    if (!ShapedType::isDynamic(resultShape[i]))
       continue;
-    }
-    OpFoldResult size;
     for (Value operand : operands) {
       RankedTensorType type = tensorType(operand);
-      int64_t j = i - (rank - type.getRank());
+      int64_t j = i - (rank - (type.getRank() - trailing));
       if (j >= 0 && type.getDimSize(j) != 1) {
-        size = dimOf(b, loc, operand, j);
+        sources.back() = {operand, j};
         break;
       }
     }
-    if (!size)
+    if (!sources.back().first)
       return failure();
-    sizes.push_back(size);
   }
+  return success();
+}
+
+/// Returns the sizes of `resultShape` from sources found by
+/// findBroadcastSources.
+static SmallVector<OpFoldResult>
+sizesFromSources(OpBuilder &b, Location loc, ArrayRef<int64_t> resultShape,
+                 ArrayRef<std::pair<Value, int64_t>> sources) {
+  SmallVector<OpFoldResult> sizes;
+  for (auto [d, source] : llvm::zip(resultShape, sources))
+    sizes.push_back(ShapedType::isDynamic(d)
+                        ? dimOf(b, loc, source.first, source.second)
+                        : OpFoldResult(b.getIndexAttr(d)));
   return sizes;
 }
 
@@ -252,8 +283,7 @@ static Value buildReduction(OpBuilder &b, Location loc, Value input,
   auto generic = linalg::GenericOp::create(
       b, loc, TypeRange{resultType}, inputs, ValueRange{init}, maps, iterators,
       [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
-        Value value =
-            combine(nested, nestedLoc, args.drop_back(), args.back());
+        Value value = combine(nested, nestedLoc, args.drop_back(), args.back());
         linalg::YieldOp::create(nested, nestedLoc, value);
       });
   return generic.getResult(0);
@@ -306,8 +336,7 @@ static Value castScalar(OpBuilder &b, Location loc, Value in, Type to) {
     if (toInt.getWidth() == 1) {
       // Unordered: NaN is truthy, as in Python.
       Value zero = floatConst(b, loc, from, 0.0);
-      return arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UNE, in,
-                                   zero);
+      return arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UNE, in, zero);
     }
     return arith::FPToSIOp::create(b, loc, to, in);
   }
@@ -366,8 +395,7 @@ static Value scalarOf(loom::AndOp, OpBuilder &b, Location loc,
                       ValueRange args) {
   return arith::AndIOp::create(b, loc, args[0], args[1]);
 }
-static Value scalarOf(loom::OrOp, OpBuilder &b, Location loc,
-                      ValueRange args) {
+static Value scalarOf(loom::OrOp, OpBuilder &b, Location loc, ValueRange args) {
   return arith::OrIOp::create(b, loc, args[0], args[1]);
 }
 
@@ -387,18 +415,17 @@ static Value scalarOf(loom::CmpOp op, OpBuilder &b, Location loc,
   }
   // Bools order false < true, so they compare unsigned.
   bool isBool = args[0].getType().isInteger(1);
-  auto predicate =
-      llvm::StringSwitch<arith::CmpIPredicate>(pred)
-          .Case("eq", arith::CmpIPredicate::eq)
-          .Case("ne", arith::CmpIPredicate::ne)
-          .Case("lt", isBool ? arith::CmpIPredicate::ult
-                             : arith::CmpIPredicate::slt)
-          .Case("le", isBool ? arith::CmpIPredicate::ule
-                             : arith::CmpIPredicate::sle)
-          .Case("gt", isBool ? arith::CmpIPredicate::ugt
-                             : arith::CmpIPredicate::sgt)
-          .Default(isBool ? arith::CmpIPredicate::uge
-                          : arith::CmpIPredicate::sge);
+  auto predicate = llvm::StringSwitch<arith::CmpIPredicate>(pred)
+                       .Case("eq", arith::CmpIPredicate::eq)
+                       .Case("ne", arith::CmpIPredicate::ne)
+                       .Case("lt", isBool ? arith::CmpIPredicate::ult
+                                          : arith::CmpIPredicate::slt)
+                       .Case("le", isBool ? arith::CmpIPredicate::ule
+                                          : arith::CmpIPredicate::sle)
+                       .Case("gt", isBool ? arith::CmpIPredicate::ugt
+                                          : arith::CmpIPredicate::sgt)
+                       .Default(isBool ? arith::CmpIPredicate::uge
+                                       : arith::CmpIPredicate::sge);
   return arith::CmpIOp::create(b, loc, predicate, args[0], args[1]);
 }
 
@@ -478,95 +505,12 @@ static bool isCastSupported(Type from, Type to) {
 }
 
 //===----------------------------------------------------------------------===//
-// Patterns
+// Reductions and contractions
 //===----------------------------------------------------------------------===//
 
 namespace {
-
-/// Lowers an elementwise op (binary, unary, cmp, select, cast) to one
-/// `linalg.generic` with broadcasting indexing maps.
-template <typename OpTy>
-struct ElementwiseLowering : public OpConversionPattern<OpTy> {
-  using OpConversionPattern<OpTy>::OpConversionPattern;
-
-  LogicalResult
-  matchAndRewrite(OpTy op, typename OpTy::Adaptor adaptor,
-                  ConversionPatternRewriter &rewriter) const override {
-    Location loc = op.getLoc();
-    auto resultType = cast<RankedTensorType>(op.getType());
-    ValueRange operands = adaptor.getOperands();
-    if constexpr (std::is_same_v<OpTy, loom::CastOp>) {
-      if (!isCastSupported(tensorType(operands[0]).getElementType(),
-                           resultType.getElementType()))
-        return rewriter.notifyMatchFailure(op, "unsupported cast");
-    }
-    FailureOr<SmallVector<OpFoldResult>> sizes =
-        broadcastSizes(rewriter, loc, resultType, operands);
-    if (failed(sizes))
-      return rewriter.notifyMatchFailure(op, "no operand gives the size of a "
-                                             "dynamic result dimension");
-    Value result = buildElementwise(
-        rewriter, loc, resultType, *sizes, operands,
-        [&](OpBuilder &b, Location nestedLoc, ValueRange args) {
-          return scalarOf(op, b, nestedLoc, args);
-        });
-    rewriter.replaceOp(op, result);
-    return success();
-  }
-};
-
-struct ConstantLowering : public OpConversionPattern<loom::ConstantOp> {
-  using OpConversionPattern::OpConversionPattern;
-
-  LogicalResult
-  matchAndRewrite(loom::ConstantOp op, OpAdaptor adaptor,
-                  ConversionPatternRewriter &rewriter) const override {
-    auto value = dyn_cast<TypedAttr>(op.getValue());
-    if (!value)
-      return rewriter.notifyMatchFailure(op, "value is not a typed attribute");
-    rewriter.replaceOp(op, arith::ConstantOp::create(rewriter, op.getLoc(),
-                                                     op.getType(), value));
-    return success();
-  }
-};
-
-/// Lowers `loom.iota` to a `linalg.generic` that writes `linalg.index`.
-struct IotaLowering : public OpConversionPattern<loom::IotaOp> {
-  using OpConversionPattern::OpConversionPattern;
-
-  LogicalResult
-  matchAndRewrite(loom::IotaOp op, OpAdaptor adaptor,
-                  ConversionPatternRewriter &rewriter) const override {
-    Location loc = op.getLoc();
-    RankedTensorType type = op.getType();
-    SmallVector<OpFoldResult> sizes;
-    for (int64_t i = 0; i < type.getRank(); ++i) {
-      if (!type.isDynamicDim(i))
-        sizes.push_back(rewriter.getIndexAttr(type.getDimSize(i)));
-      else if (adaptor.getLike())
-        sizes.push_back(dimOf(rewriter, loc, adaptor.getLike(), i));
-      else
-        return rewriter.notifyMatchFailure(op, "dynamic shape without 'like'");
-    }
-    int64_t axis = op.getAxis();
-    Type elementType = type.getElementType();
-    Value result = buildParallel(
-        rewriter, loc, type, sizes, ValueRange{}, {},
-        [&](OpBuilder &b, Location nestedLoc, ValueRange) -> Value {
-          Value index = linalg::IndexOp::create(b, nestedLoc, axis);
-          if (isa<IntegerType>(elementType))
-            return arith::IndexCastOp::create(b, nestedLoc, elementType,
-                                              index);
-          Value wide = arith::IndexCastOp::create(b, nestedLoc,
-                                                  b.getI64Type(), index);
-          return arith::SIToFPOp::create(b, nestedLoc, elementType, wide);
-        });
-    rewriter.replaceOp(op, result);
-    return success();
-  }
-};
-
 enum class ReduceKind { Sum, Mean, Max, Min };
+} // namespace
 
 /// Returns the identity of a reduction over `type` elements.
 static TypedAttr reductionIdentity(OpBuilder &b, ReduceKind kind, Type type) {
@@ -604,10 +548,154 @@ static Value countAsFloat(OpBuilder &b, Location loc, Value value,
     count = mulSizes(b, loc, count, dimOf(b, loc, value, d));
   if (std::optional<int64_t> c = getConstantIntValue(count))
     return floatConst(b, loc, type, static_cast<double>(*c));
-  Value wide =
-      arith::IndexCastOp::create(b, loc, b.getI64Type(), toIndex(b, loc, count));
+  Value wide = arith::IndexCastOp::create(b, loc, b.getI64Type(),
+                                          toIndex(b, loc, count));
   return arith::SIToFPOp::create(b, loc, type, wide);
 }
+
+/// Creates `linalg.matmul` (rank 2) or `linalg.batch_matmul` (rank 3) of
+/// `lhs` and `rhs` into a zero-filled init of `resultType`. A transposed
+/// operand is expressed by the op's `indexing_maps`; without transposes the
+/// default maps are kept.
+static Value buildContraction(OpBuilder &b, Location loc, Value lhs, Value rhs,
+                              bool transposeA, bool transposeB,
+                              RankedTensorType resultType,
+                              ArrayRef<OpFoldResult> sizes) {
+  MLIRContext *ctx = b.getContext();
+  Value init = createFilled(b, loc, resultType, sizes,
+                            b.getZeroAttr(resultType.getElementType()));
+  bool batched = resultType.getRank() == 3;
+  int64_t numDims = batched ? 4 : 3;
+  // Loops: [batch,] m, n, k.
+  SmallVector<AffineExpr> batch;
+  if (batched)
+    batch.push_back(getAffineDimExpr(0, ctx));
+  AffineExpr m = getAffineDimExpr(numDims - 3, ctx);
+  AffineExpr n = getAffineDimExpr(numDims - 2, ctx);
+  AffineExpr k = getAffineDimExpr(numDims - 1, ctx);
+  auto map = [&](AffineExpr row, AffineExpr col) {
+    SmallVector<AffineExpr> exprs(batch);
+    exprs.push_back(row);
+    exprs.push_back(col);
+    return AffineMap::get(numDims, 0, exprs, ctx);
+  };
+  ArrayAttr maps;
+  if (transposeA || transposeB)
+    maps = b.getAffineMapArrayAttr({transposeA ? map(k, m) : map(m, k),
+                                    transposeB ? map(n, k) : map(k, n),
+                                    map(m, n)});
+  if (batched) {
+    auto op = linalg::BatchMatmulOp::create(
+        b, loc, TypeRange{resultType}, ValueRange{lhs, rhs}, ValueRange{init});
+    if (maps)
+      op.setIndexingMapsAttr(maps);
+    return op.getResult(0);
+  }
+  auto op = linalg::MatmulOp::create(b, loc, TypeRange{resultType},
+                                     ValueRange{lhs, rhs}, ValueRange{init});
+  if (maps)
+    op.setIndexingMapsAttr(maps);
+  return op.getResult(0);
+}
+
+/// Collapses all dimensions of `value` but the last `keep` into one.
+static Value collapseLeading(OpBuilder &b, Location loc, Value value,
+                             int64_t keep) {
+  int64_t rank = tensorType(value).getRank();
+  if (rank == keep + 1)
+    return value;
+  return tensor::CollapseShapeOp::create(b, loc, value,
+                                         leadingGroup(rank - keep, rank));
+}
+
+//===----------------------------------------------------------------------===//
+// Patterns
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Lowers an elementwise op (binary, unary, cmp, select, cast) to one
+/// `linalg.generic` with broadcasting indexing maps.
+template <typename OpTy>
+struct ElementwiseLowering : public OpConversionPattern<OpTy> {
+  using OpConversionPattern<OpTy>::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(OpTy op, typename OpTy::Adaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto resultType = cast<RankedTensorType>(op.getType());
+    ValueRange operands = adaptor.getOperands();
+    if constexpr (std::is_same_v<OpTy, loom::CastOp>) {
+      if (!isCastSupported(tensorType(operands[0]).getElementType(),
+                           resultType.getElementType()))
+        return rewriter.notifyMatchFailure(op, "unsupported cast");
+    }
+    SmallVector<std::pair<Value, int64_t>> sources;
+    if (failed(findBroadcastSources(resultType.getShape(), operands,
+                                    /*trailing=*/0, sources)))
+      return rewriter.notifyMatchFailure(op, "no operand gives the size of a "
+                                             "dynamic result dimension");
+    SmallVector<OpFoldResult> sizes =
+        sizesFromSources(rewriter, loc, resultType.getShape(), sources);
+    Value result = buildElementwise(
+        rewriter, loc, resultType, sizes, operands,
+        [&](OpBuilder &b, Location nestedLoc, ValueRange args) {
+          return scalarOf(op, b, nestedLoc, args);
+        });
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+struct ConstantLowering : public OpConversionPattern<loom::ConstantOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::ConstantOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    auto value = dyn_cast<TypedAttr>(op.getValue());
+    if (!value)
+      return rewriter.notifyMatchFailure(op, "value is not a typed attribute");
+    rewriter.replaceOp(op, arith::ConstantOp::create(rewriter, op.getLoc(),
+                                                     op.getType(), value));
+    return success();
+  }
+};
+
+/// Lowers `loom.iota` to a `linalg.generic` that writes `linalg.index`.
+struct IotaLowering : public OpConversionPattern<loom::IotaOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::IotaOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    RankedTensorType type = op.getType();
+    if (!type.hasStaticShape() && !adaptor.getLike())
+      return rewriter.notifyMatchFailure(op, "dynamic shape without 'like'");
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t i = 0; i < type.getRank(); ++i)
+      sizes.push_back(
+          type.isDynamicDim(i)
+              ? dimOf(rewriter, loc, adaptor.getLike(), i)
+              : OpFoldResult(rewriter.getIndexAttr(type.getDimSize(i))));
+    int64_t axis = op.getAxis();
+    Type elementType = type.getElementType();
+    Value result = buildParallel(
+        rewriter, loc, type, sizes, ValueRange{}, {},
+        [&](OpBuilder &b, Location nestedLoc, ValueRange) -> Value {
+          Value index = linalg::IndexOp::create(b, nestedLoc, axis);
+          if (isa<IntegerType>(elementType))
+            return arith::IndexCastOp::create(b, nestedLoc, elementType, index);
+          Value wide =
+              arith::IndexCastOp::create(b, nestedLoc, b.getI64Type(), index);
+          return arith::SIToFPOp::create(b, nestedLoc, elementType, wide);
+        });
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
 
 /// Lowers sum, mean, reduce_max and reduce_min to a `linalg.generic` with
 /// reduction iterators; mean divides by the element count afterwards and
@@ -643,8 +731,8 @@ struct ReduceLowering : public OpConversionPattern<OpTy> {
       Value count = countAsFloat(rewriter, loc, input, axes, elementType);
       RankedTensorType sumType = tensorType(result);
       result = buildElementwise(
-          rewriter, loc, sumType,
-          tensor::getMixedSizes(rewriter, loc, result), ValueRange{result},
+          rewriter, loc, sumType, tensor::getMixedSizes(rewriter, loc, result),
+          ValueRange{result},
           [&](OpBuilder &b, Location nestedLoc, ValueRange args) -> Value {
             return arith::DivFOp::create(b, nestedLoc, args[0], count);
           });
@@ -780,61 +868,6 @@ struct RmsNormLowering : public OpConversionPattern<loom::RmsNormOp> {
   }
 };
 
-/// Creates `linalg.matmul` (rank 2) or `linalg.batch_matmul` (rank 3) of
-/// `lhs` and `rhs` into a zero-filled init of `resultType`. A transposed
-/// operand is expressed by the op's `indexing_maps`; without transposes the
-/// default maps are kept.
-static Value buildContraction(OpBuilder &b, Location loc, Value lhs, Value rhs,
-                              bool transposeA, bool transposeB,
-                              RankedTensorType resultType,
-                              ArrayRef<OpFoldResult> sizes) {
-  MLIRContext *ctx = b.getContext();
-  Value init = createFilled(b, loc, resultType, sizes,
-                            b.getZeroAttr(resultType.getElementType()));
-  bool batched = resultType.getRank() == 3;
-  int64_t numDims = batched ? 4 : 3;
-  // Loops: [batch,] m, n, k.
-  SmallVector<AffineExpr> batch;
-  if (batched)
-    batch.push_back(getAffineDimExpr(0, ctx));
-  AffineExpr m = getAffineDimExpr(numDims - 3, ctx);
-  AffineExpr n = getAffineDimExpr(numDims - 2, ctx);
-  AffineExpr k = getAffineDimExpr(numDims - 1, ctx);
-  auto map = [&](AffineExpr row, AffineExpr col) {
-    SmallVector<AffineExpr> exprs(batch);
-    exprs.push_back(row);
-    exprs.push_back(col);
-    return AffineMap::get(numDims, 0, exprs, ctx);
-  };
-  ArrayAttr maps;
-  if (transposeA || transposeB)
-    maps = b.getAffineMapArrayAttr({transposeA ? map(k, m) : map(m, k),
-                                    transposeB ? map(n, k) : map(k, n),
-                                    map(m, n)});
-  if (batched) {
-    auto op = linalg::BatchMatmulOp::create(
-        b, loc, TypeRange{resultType}, ValueRange{lhs, rhs}, ValueRange{init});
-    if (maps)
-      op.setIndexingMapsAttr(maps);
-    return op.getResult(0);
-  }
-  auto op = linalg::MatmulOp::create(b, loc, TypeRange{resultType},
-                                     ValueRange{lhs, rhs}, ValueRange{init});
-  if (maps)
-    op.setIndexingMapsAttr(maps);
-  return op.getResult(0);
-}
-
-/// Collapses all dimensions of `value` but the last `keep` into one.
-static Value collapseLeading(OpBuilder &b, Location loc, Value value,
-                             int64_t keep) {
-  int64_t rank = tensorType(value).getRank();
-  if (rank == keep + 1)
-    return value;
-  return tensor::CollapseShapeOp::create(b, loc, value,
-                                         leadingGroup(rank - keep, rank));
-}
-
 /// Lowers `loom.matmul`. Batch dimensions broadcast (materialized with a copy
 /// when an operand stretches) and are collapsed into the single batch
 /// dimension of `linalg.batch_matmul`; when the rhs has no batch of its own
@@ -855,26 +888,13 @@ struct MatmulLowering : public OpConversionPattern<loom::MatmulOp> {
     int64_t lhsRank = lhsType.getRank(), rhsRank = rhsType.getRank();
 
     // Result sizes: broadcast batch, then M from lhs and N from rhs.
-    SmallVector<OpFoldResult> sizes;
-    for (int64_t i = 0; i < numBatch; ++i) {
-      int64_t d = resultType.getDimSize(i);
-      if (!ShapedType::isDynamic(d)) {
-        sizes.push_back(rewriter.getIndexAttr(d));
-        continue;
-      }
-      OpFoldResult size;
-      for (Value v : {lhs, rhs}) {
-        RankedTensorType t = tensorType(v);
-        int64_t j = i - (rank - t.getRank());
-        if (j >= 0 && t.getDimSize(j) != 1) {
-          size = dimOf(rewriter, loc, v, j);
-          break;
-        }
-      }
-      if (!size)
-        return rewriter.notifyMatchFailure(op, "unknown batch size");
-      sizes.push_back(size);
-    }
+    ArrayRef<int64_t> batchShape = resultType.getShape().drop_back(2);
+    SmallVector<std::pair<Value, int64_t>> sources;
+    if (failed(findBroadcastSources(batchShape, ValueRange{lhs, rhs},
+                                    /*trailing=*/2, sources)))
+      return rewriter.notifyMatchFailure(op, "unknown batch size");
+    SmallVector<OpFoldResult> sizes =
+        sizesFromSources(rewriter, loc, batchShape, sources);
     sizes.push_back(dimOf(rewriter, loc, lhs, ta ? lhsRank - 1 : lhsRank - 2));
     sizes.push_back(dimOf(rewriter, loc, rhs, tb ? rhsRank - 2 : rhsRank - 1));
     Type elementType = resultType.getElementType();
@@ -894,9 +914,9 @@ struct MatmulLowering : public OpConversionPattern<loom::MatmulOp> {
       int64_t rows = tensorType(lhs2).getDimSize(0);
       auto flatType = RankedTensorType::get(
           {rows, resultType.getDimSize(rank - 1)}, elementType);
-      Value product = buildContraction(
-          rewriter, loc, lhs2, rhs2, false, tb, flatType,
-          {dimOf(rewriter, loc, lhs2, 0), sizes.back()});
+      Value product =
+          buildContraction(rewriter, loc, lhs2, rhs2, false, tb, flatType,
+                           {dimOf(rewriter, loc, lhs2, 0), sizes.back()});
       rewriter.replaceOp(op, expandTo(rewriter, loc, product, resultType,
                                       leadingGroup(rank - 1, rank), sizes));
       return success();
@@ -921,10 +941,10 @@ struct MatmulLowering : public OpConversionPattern<loom::MatmulOp> {
     };
     Value lhs3 = collapseLeading(rewriter, loc, fullBatch(lhs), 2);
     Value rhs3 = collapseLeading(rewriter, loc, fullBatch(rhs), 2);
-    auto batchedType = RankedTensorType::get(
-        {tensorType(lhs3).getDimSize(0), resultType.getDimSize(rank - 2),
-         resultType.getDimSize(rank - 1)},
-        elementType);
+    auto batchedType = RankedTensorType::get({tensorType(lhs3).getDimSize(0),
+                                              resultType.getDimSize(rank - 2),
+                                              resultType.getDimSize(rank - 1)},
+                                             elementType);
     Value product = buildContraction(
         rewriter, loc, lhs3, rhs3, ta, tb, batchedType,
         {dimOf(rewriter, loc, lhs3, 0), sizes[rank - 2], sizes[rank - 1]});
@@ -956,8 +976,8 @@ struct LinearLowering : public OpConversionPattern<loom::LinearOp> {
 
     Value x2;
     if (rank == 1) {
-      auto rowType = RankedTensorType::get(
-          {1, tensorType(x).getDimSize(0)}, elementType);
+      auto rowType =
+          RankedTensorType::get({1, tensorType(x).getDimSize(0)}, elementType);
       x2 = expandTo(rewriter, loc, x, rowType, {{0, 1}},
                     {rewriter.getIndexAttr(1), dimOf(rewriter, loc, x, 0)});
     } else {
@@ -968,14 +988,13 @@ struct LinearLowering : public OpConversionPattern<loom::LinearOp> {
         elementType);
     SmallVector<OpFoldResult> flatSizes = {dimOf(rewriter, loc, x2, 0),
                                            sizes.back()};
-    Value result = buildContraction(rewriter, loc, x2, w, false, true,
-                                    flatType, flatSizes);
+    Value result = buildContraction(rewriter, loc, x2, w, false, true, flatType,
+                                    flatSizes);
     if (Value bias = adaptor.getBias())
       result = buildElementwise(
           rewriter, loc, flatType, flatSizes, ValueRange{result, bias},
           [](OpBuilder &b, Location nestedLoc, ValueRange args) {
-            return floatOrInt<arith::AddFOp, arith::AddIOp>(b, nestedLoc,
-                                                            args);
+            return floatOrInt<arith::AddFOp, arith::AddIOp>(b, nestedLoc, args);
           });
     if (rank == 1)
       result = tensor::CollapseShapeOp::create(
@@ -1018,9 +1037,6 @@ struct ReshapeLowering : public OpConversionPattern<loom::ReshapeOp> {
       return success();
     }
 
-    OpFoldResult total = rewriter.getIndexAttr(1);
-    for (int64_t i = 0; i < inRank; ++i)
-      total = mulSizes(rewriter, loc, total, dimOf(rewriter, loc, input, i));
     ArrayRef<int64_t> spec = op.getShape();
     SmallVector<OpFoldResult> sizes(outRank);
     OpFoldResult known = rewriter.getIndexAttr(1);
@@ -1034,7 +1050,12 @@ struct ReshapeLowering : public OpConversionPattern<loom::ReshapeOp> {
                         : OpFoldResult(rewriter.getIndexAttr(s));
       known = mulSizes(rewriter, loc, known, sizes[i]);
     }
-    if (inferred >= 0) {
+    if (inferred >= 0 && !outType.isDynamicDim(inferred)) {
+      sizes[inferred] = rewriter.getIndexAttr(outType.getDimSize(inferred));
+    } else if (inferred >= 0) {
+      OpFoldResult total = rewriter.getIndexAttr(1);
+      for (int64_t i = 0; i < inRank; ++i)
+        total = mulSizes(rewriter, loc, total, dimOf(rewriter, loc, input, i));
       std::optional<int64_t> t = getConstantIntValue(total);
       std::optional<int64_t> k = getConstantIntValue(known);
       if (t && k && *k != 0)
@@ -1048,10 +1069,9 @@ struct ReshapeLowering : public OpConversionPattern<loom::ReshapeOp> {
 
     Value flat = input;
     if (inRank > 1) {
-      ReassociationIndices all =
-          llvm::to_vector(llvm::seq<int64_t>(0, inRank));
-      flat = tensor::CollapseShapeOp::create(rewriter, loc, input,
-                                             ArrayRef<ReassociationIndices>{all});
+      ReassociationIndices all = llvm::to_vector(llvm::seq<int64_t>(0, inRank));
+      flat = tensor::CollapseShapeOp::create(
+          rewriter, loc, input, ArrayRef<ReassociationIndices>{all});
     }
     // A dynamic flat size may meet a static result: cast it first.
     int64_t outCount = ShapedType::kDynamic;
@@ -1065,7 +1085,8 @@ struct ReshapeLowering : public OpConversionPattern<loom::ReshapeOp> {
       return success();
     }
     ReassociationIndices all = llvm::to_vector(llvm::seq<int64_t>(0, outRank));
-    rewriter.replaceOp(op, expandTo(rewriter, loc, flat, outType, {all}, sizes));
+    rewriter.replaceOp(op,
+                       expandTo(rewriter, loc, flat, outType, {all}, sizes));
     return success();
   }
 };
@@ -1103,12 +1124,10 @@ struct SliceLowering : public OpConversionPattern<loom::SliceOp> {
     RankedTensorType type = tensorType(input);
     int64_t axis = op.getAxis(), step = op.getStep();
     int64_t start = op.getStart(), end = op.getEnd();
-    SmallVector<OpFoldResult> offsets(type.getRank(),
-                                      rewriter.getIndexAttr(0));
-    SmallVector<OpFoldResult> strides(type.getRank(),
-                                      rewriter.getIndexAttr(1));
-    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc,
-                                                            input);
+    SmallVector<OpFoldResult> offsets(type.getRank(), rewriter.getIndexAttr(0));
+    SmallVector<OpFoldResult> strides(type.getRank(), rewriter.getIndexAttr(1));
+    SmallVector<OpFoldResult> sizes =
+        tensor::getMixedSizes(rewriter, loc, input);
     strides[axis] = rewriter.getIndexAttr(step);
     int64_t dim = type.getDimSize(axis);
     if (!ShapedType::isDynamic(dim)) {
@@ -1119,8 +1138,8 @@ struct SliceLowering : public OpConversionPattern<loom::SliceOp> {
       };
       int64_t s = clamp(start), e = clamp(end);
       offsets[axis] = rewriter.getIndexAttr(s);
-      sizes[axis] = rewriter.getIndexAttr(e > s ? (e - s + step - 1) / step
-                                                : 0);
+      sizes[axis] =
+          rewriter.getIndexAttr(e > s ? (e - s + step - 1) / step : 0);
     } else {
       Value size = toIndex(rewriter, loc, sizes[axis]);
       Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
@@ -1144,9 +1163,9 @@ struct SliceLowering : public OpConversionPattern<loom::SliceOp> {
       offsets[axis] = s;
       sizes[axis] = length;
     }
-    rewriter.replaceOp(op, tensor::ExtractSliceOp::create(
-                               rewriter, loc, op.getType(), input, offsets,
-                               sizes, strides));
+    rewriter.replaceOp(
+        op, tensor::ExtractSliceOp::create(rewriter, loc, op.getType(), input,
+                                           offsets, sizes, strides));
     return success();
   }
 };
@@ -1172,8 +1191,8 @@ struct ConcatLowering : public OpConversionPattern<loom::ConcatOp> {
     OpFoldResult offset = rewriter.getIndexAttr(0);
     for (Value input : inputs) {
       offsets.push_back(offset);
-      offset = addSizes(rewriter, loc, offset,
-                        dimOf(rewriter, loc, input, axis));
+      offset =
+          addSizes(rewriter, loc, offset, dimOf(rewriter, loc, input, axis));
     }
     sizes[axis] = offset;
     Value result = createEmpty(rewriter, loc, op.getType(), sizes);
@@ -1217,7 +1236,8 @@ struct GatherLowering : public OpConversionPattern<loom::GatherOp> {
       sizes.push_back(dimOf(rewriter, loc, table, i));
 
     Value last = arith::SubIOp::create(
-        rewriter, loc, toIndex(rewriter, loc, dimOf(rewriter, loc, table, axis)),
+        rewriter, loc,
+        toIndex(rewriter, loc, dimOf(rewriter, loc, table, axis)),
         arith::ConstantIndexOp::create(rewriter, loc, 1));
     Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
     SmallVector<AffineExpr> exprs;
@@ -1255,19 +1275,19 @@ struct BroadcastLowering : public OpConversionPattern<loom::BroadcastOp> {
                   ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     RankedTensorType type = op.getType();
+    if (!type.hasStaticShape() && !adaptor.getLike())
+      return rewriter.notifyMatchFailure(op, "dynamic shape without 'like'");
     SmallVector<OpFoldResult> sizes;
-    for (int64_t i = 0; i < type.getRank(); ++i) {
-      if (!type.isDynamicDim(i))
-        sizes.push_back(rewriter.getIndexAttr(type.getDimSize(i)));
-      else if (adaptor.getLike())
-        sizes.push_back(dimOf(rewriter, loc, adaptor.getLike(), i));
-      else
-        return rewriter.notifyMatchFailure(op, "dynamic shape without 'like'");
-    }
+    for (int64_t i = 0; i < type.getRank(); ++i)
+      sizes.push_back(
+          type.isDynamicDim(i)
+              ? dimOf(rewriter, loc, adaptor.getLike(), i)
+              : OpFoldResult(rewriter.getIndexAttr(type.getDimSize(i))));
     rewriter.replaceOp(
-        op, buildElementwise(
-                rewriter, loc, type, sizes, ValueRange{adaptor.getOperand()},
-                [](OpBuilder &, Location, ValueRange args) { return args[0]; }));
+        op,
+        buildElementwise(
+            rewriter, loc, type, sizes, ValueRange{adaptor.getOperand()},
+            [](OpBuilder &, Location, ValueRange args) { return args[0]; }));
     return success();
   }
 };
@@ -1293,27 +1313,26 @@ struct ConvertLoomToLinalgPass
 void mlir::loom::populateLoomToLinalgPatterns(RewritePatternSet &patterns) {
   MLIRContext *ctx = patterns.getContext();
   using namespace mlir::loom;
-  patterns.add<
-      ElementwiseLowering<AddOp>, ElementwiseLowering<SubOp>,
-      ElementwiseLowering<MulOp>, ElementwiseLowering<DivOp>,
-      ElementwiseLowering<MaxOp>, ElementwiseLowering<MinOp>,
-      ElementwiseLowering<PowOp>, ElementwiseLowering<AndOp>,
-      ElementwiseLowering<OrOp>, ElementwiseLowering<CmpOp>,
-      ElementwiseLowering<SelectOp>, ElementwiseLowering<NegOp>,
-      ElementwiseLowering<AbsOp>, ElementwiseLowering<ExpOp>,
-      ElementwiseLowering<LogOp>, ElementwiseLowering<TanhOp>,
-      ElementwiseLowering<SigmoidOp>, ElementwiseLowering<SiluOp>,
-      ElementwiseLowering<GeluOp>, ElementwiseLowering<RsqrtOp>,
-      ElementwiseLowering<SqrtOp>, ElementwiseLowering<NotOp>,
-      ElementwiseLowering<CastOp>>(ctx);
+  patterns.add<ElementwiseLowering<AddOp>, ElementwiseLowering<SubOp>,
+               ElementwiseLowering<MulOp>, ElementwiseLowering<DivOp>,
+               ElementwiseLowering<MaxOp>, ElementwiseLowering<MinOp>,
+               ElementwiseLowering<PowOp>, ElementwiseLowering<AndOp>,
+               ElementwiseLowering<OrOp>, ElementwiseLowering<CmpOp>,
+               ElementwiseLowering<SelectOp>, ElementwiseLowering<NegOp>,
+               ElementwiseLowering<AbsOp>, ElementwiseLowering<ExpOp>,
+               ElementwiseLowering<LogOp>, ElementwiseLowering<TanhOp>,
+               ElementwiseLowering<SigmoidOp>, ElementwiseLowering<SiluOp>,
+               ElementwiseLowering<GeluOp>, ElementwiseLowering<RsqrtOp>,
+               ElementwiseLowering<SqrtOp>, ElementwiseLowering<NotOp>,
+               ElementwiseLowering<CastOp>>(ctx);
   patterns.add<ReduceLowering<SumOp, ReduceKind::Sum>,
                ReduceLowering<MeanOp, ReduceKind::Mean>,
                ReduceLowering<ReduceMaxOp, ReduceKind::Max>,
                ReduceLowering<ReduceMinOp, ReduceKind::Min>,
                SoftmaxLowering<SoftmaxOp, /*IsLog=*/false>,
                SoftmaxLowering<LogSoftmaxOp, /*IsLog=*/true>>(ctx);
-  patterns.add<ConstantLowering, IotaLowering, RmsNormLowering, MatmulLowering,
-               LinearLowering, ReshapeLowering, TransposeLowering,
-               SliceLowering, ConcatLowering, GatherLowering,
-               BroadcastLowering>(ctx);
+  patterns
+      .add<ConstantLowering, IotaLowering, RmsNormLowering, MatmulLowering,
+           LinearLowering, ReshapeLowering, TransposeLowering, SliceLowering,
+           ConcatLowering, GatherLowering, BroadcastLowering>(ctx);
 }

@@ -180,19 +180,24 @@ FailureOr<Operation *> mlir::loom::createChecked(OpBuilder &builder,
       // attribute dictionary first, as the generic parser does.
       MLIRContext *ctx = builder.getContext();
       DictionaryAttr attrs = state.attributes.getDictionary(ctx);
+      bool hasProps = name->getOpPropertyByteSize() > 0;
       SmallVector<char, 64> storage(name->getOpPropertyByteSize() + 16);
-      OpaqueProperties props(reinterpret_cast<void *>(
-          llvm::alignAddr(storage.data(), llvm::Align(16))));
-      name->initOpProperties(props, nullptr);
+      OpaqueProperties props(
+          hasProps ? reinterpret_cast<void *>(llvm::alignAddr(
+                         storage.data(), llvm::Align(16)))
+                   : nullptr);
+      if (hasProps)
+        name->initOpProperties(props, nullptr);
       auto emit = [&]() { return emitError(state.location); };
-      bool ok = succeeded(name->setOpPropertiesFromAttribute(
-          *name, props, attrs, emit));
+      bool ok = !hasProps || succeeded(name->setOpPropertiesFromAttribute(
+                                 *name, props, attrs, emit));
       SmallVector<Type> types;
       if (ok)
         ok = succeeded(infer->inferReturnTypes(
             ctx, state.location, state.operands, attrs, props,
             RegionRange(state.regions), types));
-      name->destroyOpProperties(props);
+      if (hasProps)
+        name->destroyOpProperties(props);
       if (!ok)
         return failure();
       state.addTypes(types);

@@ -1,0 +1,43 @@
+//===- Compile.h - The whole CPU compilation --------------------*- C++ -*-===//
+//
+// This file declares the one function that runs every stage from the `loom`
+// dialect to a sealed shared-object artifact, stopping early to print a stage
+// when asked. loom-compile and the end-to-end tests both use it.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_COMPILER_PIPELINES_COMPILE_H
+#define LOOM_COMPILER_PIPELINES_COMPILE_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <string>
+
+namespace mlir::loom {
+
+/// Where compilation stops. Every stage but Artifact prints its result.
+enum class CompileStage { Loom, Linalg, Llvm, Asm, Artifact };
+
+struct CompileOptions {
+  /// LLVM CPU name; empty means the host CPU.
+  std::string cpu;
+  unsigned optLevel = 3;
+  CompileStage stopAfter = CompileStage::Artifact;
+  /// Version string recorded in the manifest.
+  std::string compilerVersion = "loom";
+  /// Applies pass-manager command-line options (--mlir-print-ir-*, timing).
+  bool useCommandLineOptions = false;
+};
+
+/// Compiles `module` (the `loom` dialect, as imported) in place. For
+/// stages before Artifact the stage is printed to `out`; for Artifact the
+/// shared object is written to `artifactPath`. Every error is emitted as a
+/// diagnostic through the context's handler.
+LogicalResult compileModule(ModuleOp module, const CompileOptions &options,
+                            llvm::raw_ostream &out,
+                            llvm::StringRef artifactPath);
+
+} // namespace mlir::loom
+
+#endif // LOOM_COMPILER_PIPELINES_COMPILE_H

@@ -1,0 +1,1487 @@
+//===- Importer.cpp - Import of .loom modules into MLIR ---------*- C++ -*-===//
+//
+// Part of the Loom project.
+//
+//===----------------------------------------------------------------------===//
+//
+// This file implements the import of a checked `.loom` AST into the `loom`
+// dialect. Each `graph` becomes a public `func.func`. Every call of a def or
+// graph is inlined with a value map rather than emitted as a call, because the
+// params and states of a callee must become arguments (and state results) of
+// the entry function, with bindings prefixed as the call chain dictates.
+// Compile-time scalars (literals, configs and expressions over them) stay
+// unmaterialized until the element type they must take is known, and every
+// op is built with mlir::loom::createChecked so that shape and element type
+// errors are reported at the expression that caused them.
+//
+//===----------------------------------------------------------------------===//
+
+#include "frontend/Importer.h"
+
+#include "dialects/loom/IR/LoomDialect.h"
+#include "dialects/loom/IR/LoomOps.h"
+#include "frontend/Config.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/Location.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/Twine.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <limits>
+#include <memory>
+
+using namespace loom::frontend;
+using llvm::ArrayRef;
+using llvm::SmallVector;
+using llvm::StringRef;
+using llvm::Twine;
+using mlir::failed;
+using mlir::failure;
+using mlir::FailureOr;
+using mlir::LogicalResult;
+using mlir::RankedTensorType;
+using mlir::success;
+using mlir::Type;
+using mlir::Value;
+
+//===----------------------------------------------------------------------===//
+// Types
+//===----------------------------------------------------------------------===//
+
+static Type convertDType(mlir::MLIRContext *ctx, DType dtype) {
+  switch (dtype) {
+  case DType::F32:
+    return mlir::Float32Type::get(ctx);
+  case DType::F64:
+    return mlir::Float64Type::get(ctx);
+  case DType::F16:
+    return mlir::Float16Type::get(ctx);
+  case DType::BF16:
+    return mlir::BFloat16Type::get(ctx);
+  case DType::I32:
+    return mlir::IntegerType::get(ctx, 32);
+  case DType::I64:
+    return mlir::IntegerType::get(ctx, 64);
+  case DType::Bool:
+    return mlir::IntegerType::get(ctx, 1);
+  }
+  return {};
+}
+
+/// Returns the language's spelling of an element type (`bool` for i1).
+static std::string spellElementType(Type type) {
+  if (type.isF32())
+    return "f32";
+  if (type.isF64())
+    return "f64";
+  if (type.isF16())
+    return "f16";
+  if (type.isBF16())
+    return "bf16";
+  if (type.isInteger(1))
+    return "bool";
+  if (type.isInteger(32))
+    return "i32";
+  if (type.isInteger(64))
+    return "i64";
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << type;
+  return text;
+}
+
+/// Returns "an f32", "a bool", ... for messages.
+static std::string withArticle(Type elementType) {
+  std::string name = spellElementType(elementType);
+  return (name[0] == 'f' || name[0] == 'i' ? "an " : "a ") + name;
+}
+
+/// Prints a computed type in the language's syntax, e.g. `f32[?, 32]`.
+static std::string spellType(RankedTensorType type) {
+  std::string text = spellElementType(type.getElementType());
+  llvm::raw_string_ostream os(text);
+  os << '[';
+  llvm::interleaveComma(type.getShape(), os, [&](int64_t d) {
+    if (mlir::ShapedType::isDynamic(d))
+      os << '?';
+    else
+      os << d;
+  });
+  os << ']';
+  return text;
+}
+
+namespace {
+
+/// A declared type after evaluation: the tensor type (symbolic dims are `?`),
+/// the dims as a `loom.dims` attribute and the spelling used in messages
+/// (`f32[B, 64]`).
+struct DeclType {
+  RankedTensorType type;
+  mlir::ArrayAttr dims;
+  std::string spelling;
+};
+
+/// An operand while an expression is imported: a tensor value, or a
+/// compile-time scalar that becomes a rank-0 constant once the element type
+/// it must take is known.
+struct Operand {
+  Value value;
+  ConstValue scalar;
+  const Expr *expr = nullptr;
+
+  bool isScalar() const { return !value; }
+};
+
+/// An argument of the entry function being built.
+struct ArgSlot {
+  mlir::BlockArgument arg;
+  /// `loom.name`: the name in the file, or the binding for hoisted ones.
+  std::string name;
+  /// `loom.binding` of params and states.
+  std::string binding;
+  DeclType decl;
+  mlir::LocationAttr loc;
+  /// States only: the value at the end of the call and where it was set.
+  Value newValue;
+  mlir::LocationAttr assignedAt;
+};
+
+/// One graph body being imported: the entry graph or an inlined callee.
+struct Frame {
+  const GraphAST *graph = nullptr;
+  /// The prefix of param and state bindings in this body.
+  std::string prefix;
+  /// The location of the call being inlined (itself wrapped in the outer
+  /// calls); null for the entry graph.
+  mlir::LocationAttr caller;
+  /// Names of the body bound to values. A state maps to its value at the
+  /// start of the call, even after it is assigned.
+  llvm::StringMap<Value> values;
+  /// The states of this body by their name in the file.
+  llvm::StringMap<ArgSlot *> states;
+
+  bool isEntry() const { return !caller; }
+};
+
+/// An evaluated keyword argument of an op call.
+struct Keyword {
+  const KeywordArg *arg;
+  ConstValue value;
+  bool used = false;
+};
+
+/// An op call being imported.
+struct OpCall {
+  Frame *frame;
+  const CallExpr *call;
+  SmallVector<Operand> operands;
+  SmallVector<Keyword> keywords;
+};
+
+/// The families of ops that share how their operands and keywords are read.
+enum class OpKind {
+  Binary,
+  Compare,
+  Unary,
+  Select,
+  MaxMin,
+  Cast,
+  Iota,
+  Reduce,
+  Softmax,
+  RmsNorm,
+  Matmul,
+  Linear,
+  Reshape,
+  Transpose,
+  Slice,
+  Concat,
+  Gather,
+  Broadcast,
+};
+
+/// An op name of the language and how it maps to the dialect. For Compare,
+/// `opName` is the predicate; for MaxMin it is the binary op.
+struct OpInfo {
+  StringRef name;
+  OpKind kind;
+  StringRef opName;
+  unsigned minOperands;
+  unsigned maxOperands;
+};
+
+constexpr unsigned kVariadic = ~0u;
+
+const OpInfo kOps[] = {
+    {"add", OpKind::Binary, "loom.add", 2, 2},
+    {"sub", OpKind::Binary, "loom.sub", 2, 2},
+    {"mul", OpKind::Binary, "loom.mul", 2, 2},
+    {"div", OpKind::Binary, "loom.div", 2, 2},
+    {"pow", OpKind::Binary, "loom.pow", 2, 2},
+    {"and", OpKind::Binary, "loom.and", 2, 2},
+    {"or", OpKind::Binary, "loom.or", 2, 2},
+    {"max", OpKind::MaxMin, "loom.max", 1, 2},
+    {"min", OpKind::MaxMin, "loom.min", 1, 2},
+    {"eq", OpKind::Compare, "eq", 2, 2},
+    {"ne", OpKind::Compare, "ne", 2, 2},
+    {"lt", OpKind::Compare, "lt", 2, 2},
+    {"le", OpKind::Compare, "le", 2, 2},
+    {"gt", OpKind::Compare, "gt", 2, 2},
+    {"ge", OpKind::Compare, "ge", 2, 2},
+    {"not", OpKind::Unary, "loom.not", 1, 1},
+    {"neg", OpKind::Unary, "loom.neg", 1, 1},
+    {"abs", OpKind::Unary, "loom.abs", 1, 1},
+    {"exp", OpKind::Unary, "loom.exp", 1, 1},
+    {"log", OpKind::Unary, "loom.log", 1, 1},
+    {"tanh", OpKind::Unary, "loom.tanh", 1, 1},
+    {"sigmoid", OpKind::Unary, "loom.sigmoid", 1, 1},
+    {"silu", OpKind::Unary, "loom.silu", 1, 1},
+    {"gelu", OpKind::Unary, "loom.gelu", 1, 1},
+    {"rsqrt", OpKind::Unary, "loom.rsqrt", 1, 1},
+    {"sqrt", OpKind::Unary, "loom.sqrt", 1, 1},
+    {"where", OpKind::Select, "loom.select", 3, 3},
+    {"select", OpKind::Select, "loom.select", 3, 3},
+    {"cast", OpKind::Cast, "loom.cast", 1, 1},
+    {"iota", OpKind::Iota, "loom.iota", 0, 1},
+    {"sum", OpKind::Reduce, "loom.sum", 1, 1},
+    {"mean", OpKind::Reduce, "loom.mean", 1, 1},
+    {"softmax", OpKind::Softmax, "loom.softmax", 1, 1},
+    {"log_softmax", OpKind::Softmax, "loom.log_softmax", 1, 1},
+    {"rms_norm", OpKind::RmsNorm, "loom.rms_norm", 2, 2},
+    {"matmul", OpKind::Matmul, "loom.matmul", 2, 2},
+    {"linear", OpKind::Linear, "loom.linear", 2, 3},
+    {"reshape", OpKind::Reshape, "loom.reshape", 1, 1},
+    {"transpose", OpKind::Transpose, "loom.transpose", 1, 1},
+    {"slice", OpKind::Slice, "loom.slice", 1, 1},
+    {"concat", OpKind::Concat, "loom.concat", 1, kVariadic},
+    {"gather", OpKind::Gather, "loom.gather", 2, 2},
+    {"broadcast", OpKind::Broadcast, "loom.broadcast", 1, 2},
+};
+
+const OpInfo *lookupOp(StringRef name) {
+  for (const OpInfo &info : kOps)
+    if (info.name == name)
+      return &info;
+  return nullptr;
+}
+
+//===----------------------------------------------------------------------===//
+// Importer
+//===----------------------------------------------------------------------===//
+
+class Importer {
+public:
+  Importer(const ModuleAST &m, mlir::MLIRContext &context, llvm::SourceMgr &sm)
+      : m(m), ctx(&context), sm(sm), builder(&context),
+        filename(mlir::StringAttr::get(&context, m.filename)) {}
+
+  mlir::OwningOpRef<mlir::ModuleOp> run();
+
+private:
+  // Locations and diagnostics.
+  mlir::Location loc(const Frame &f, const Location &l);
+  mlir::InFlightDiagnostic error(const Frame &f, const Location &l,
+                                 const Twine &msg);
+
+  // Declarations.
+  FailureOr<DeclType> convertType(const TypeAST &type);
+  LogicalResult importGraph(const GraphAST &g);
+  FailureOr<SmallVector<Value>> importBody(Frame &f);
+  LogicalResult importParam(Frame &f, const ParamStmt &p);
+  LogicalResult importState(Frame &f, const StateStmt &s);
+  LogicalResult importAssign(Frame &f, const AssignStmt &a);
+
+  // Expressions.
+  bool isCompileTime(const Frame &f, const Expr &e);
+  FailureOr<Operand> importExpr(Frame &f, const Expr &e);
+  FailureOr<Operand> importName(Frame &f, const NameExpr &e);
+  FailureOr<Value> importUnary(Frame &f, const UnaryExpr &e);
+  FailureOr<Value> importBinary(Frame &f, const BinaryExpr &e);
+  FailureOr<Value> materialize(Frame &f, const Operand &o, Type elementType);
+  FailureOr<Value> create(mlir::OperationState &state);
+
+  // Calls.
+  FailureOr<SmallVector<Value>> importCall(Frame &f, const CallExpr &call,
+                                           size_t results);
+  FailureOr<SmallVector<Value>> inlineCall(Frame &f, const CallExpr &call,
+                                           const GraphAST &callee);
+  FailureOr<Value> importOpCall(Frame &f, const CallExpr &call);
+  LogicalResult buildOp(OpCall &c, const OpInfo &info,
+                        mlir::OperationState &state);
+  LogicalResult buildReduce(OpCall &c, mlir::OperationState &state);
+
+  // Keywords of op calls.
+  Keyword *findKeyword(OpCall &c, StringRef key);
+  mlir::InFlightDiagnostic keywordError(OpCall &c, const Keyword &k,
+                                        const Twine &msg);
+  FailureOr<int64_t> getInt(OpCall &c, StringRef key,
+                            std::optional<int64_t> dflt);
+  FailureOr<bool> getBool(OpCall &c, StringRef key, bool dflt);
+  FailureOr<double> getFloat(OpCall &c, StringRef key, double dflt);
+  FailureOr<Type> getDType(OpCall &c, StringRef key, DType dflt);
+  FailureOr<std::optional<SmallVector<int64_t>>>
+  getIntList(OpCall &c, StringRef key, bool required);
+  FailureOr<int64_t> normalizeAxis(OpCall &c, StringRef key, int64_t axis,
+                                   int64_t rank);
+  FailureOr<Value> operandValue(OpCall &c, unsigned i, Type hint = {});
+  Type pickElementType(ArrayRef<Operand> operands);
+
+  const ModuleAST &m;
+  mlir::MLIRContext *ctx;
+  llvm::SourceMgr &sm;
+  mlir::OpBuilder builder;
+  mlir::StringAttr filename;
+
+  // The entry function being built.
+  mlir::Block *block = nullptr;
+  std::vector<std::unique_ptr<ArgSlot>> inputs, params, states;
+  llvm::StringMap<ArgSlot *> paramsByBinding, statesByBinding;
+};
+
+} // namespace
+
+mlir::Location Importer::loc(const Frame &f, const Location &l) {
+  mlir::Location result = mlir::FileLineColLoc::get(filename, l.line, l.col);
+  if (f.caller)
+    return mlir::CallSiteLoc::get(result, mlir::Location(f.caller));
+  return result;
+}
+
+mlir::InFlightDiagnostic Importer::error(const Frame &f, const Location &l,
+                                         const Twine &msg) {
+  return mlir::emitError(loc(f, l), msg);
+}
+
+FailureOr<Value> Importer::create(mlir::OperationState &state) {
+  FailureOr<mlir::Operation *> op = mlir::loom::createChecked(builder, state);
+  if (failed(op))
+    return failure();
+  return (*op)->getResult(0);
+}
+
+//===----------------------------------------------------------------------===//
+// Declarations
+//===----------------------------------------------------------------------===//
+
+FailureOr<DeclType> Importer::convertType(const TypeAST &type) {
+  DeclType decl;
+  SmallVector<int64_t> shape;
+  SmallVector<mlir::Attribute> dims;
+  decl.spelling = stringifyDType(type.dtype).str() + "[";
+  for (auto [i, dim] : llvm::enumerate(type.dims)) {
+    std::optional<ConstValue> v = evaluateDim(m, *dim, &sm);
+    if (!v)
+      return failure();
+    if (i)
+      decl.spelling += ", ";
+    if (v->isInt()) {
+      shape.push_back(v->intValue);
+      dims.push_back(builder.getI64IntegerAttr(v->intValue));
+      decl.spelling += std::to_string(v->intValue);
+    } else {
+      shape.push_back(mlir::ShapedType::kDynamic);
+      dims.push_back(builder.getStringAttr(v->str));
+      decl.spelling += v->str;
+    }
+  }
+  decl.spelling += "]";
+  decl.type = RankedTensorType::get(shape, convertDType(ctx, type.dtype));
+  decl.dims = builder.getArrayAttr(dims);
+  return decl;
+}
+
+/// Returns true when a value of type `computed` may stand for a declaration
+/// of type `declared`: same element type and rank, equal static dims. A
+/// symbolic dim of the declaration must be `?` when `strict`, and accepts any
+/// size otherwise.
+static bool matchesDecl(RankedTensorType computed, RankedTensorType declared,
+                        bool strict) {
+  if (computed.getElementType() != declared.getElementType() ||
+      computed.getRank() != declared.getRank())
+    return false;
+  for (auto [c, d] : llvm::zip(computed.getShape(), declared.getShape())) {
+    if (mlir::ShapedType::isDynamic(d)) {
+      if (strict && !mlir::ShapedType::isDynamic(c))
+        return false;
+    } else if (c != d) {
+      return false;
+    }
+  }
+  return true;
+}
+
+LogicalResult Importer::importParam(Frame &f, const ParamStmt &p) {
+  FailureOr<DeclType> decl = convertType(p.type);
+  if (failed(decl))
+    return failure();
+  std::string binding = f.prefix + p.getBindingName().str();
+  if (ArgSlot *prev = paramsByBinding.lookup(binding)) {
+    if (prev->decl.type != decl->type) {
+      error(f, p.ident.loc,
+            "param '" + p.ident.name + "' binds '" + binding + "' as " +
+                decl->spelling + ", but an earlier param binds it as " +
+                prev->decl.spelling)
+              .attachNote(mlir::Location(prev->loc))
+          << "earlier param is here";
+      return failure();
+    }
+    f.values[p.ident.name] = prev->arg;
+    return success();
+  }
+  auto slot = std::make_unique<ArgSlot>();
+  slot->loc = loc(f, p.ident.loc);
+  slot->arg = block->insertArgument(inputs.size() + params.size(), decl->type,
+                                    mlir::Location(slot->loc));
+  slot->name = f.isEntry() ? p.ident.name : binding;
+  slot->binding = binding;
+  slot->decl = std::move(*decl);
+  f.values[p.ident.name] = slot->arg;
+  paramsByBinding[binding] = slot.get();
+  params.push_back(std::move(slot));
+  return success();
+}
+
+LogicalResult Importer::importState(Frame &f, const StateStmt &s) {
+  FailureOr<DeclType> decl = convertType(s.type);
+  if (failed(decl))
+    return failure();
+  std::string binding = f.prefix + s.ident.name;
+  ArgSlot *slot = statesByBinding.lookup(binding);
+  if (slot && slot->decl.type != decl->type) {
+    error(f, s.ident.loc,
+          "state '" + s.ident.name + "' binds '" + binding + "' as " +
+              decl->spelling + ", but an earlier state binds it as " +
+              slot->decl.spelling)
+            .attachNote(mlir::Location(slot->loc))
+        << "earlier state is here";
+    return failure();
+  }
+  if (!slot) {
+    auto owned = std::make_unique<ArgSlot>();
+    owned->loc = loc(f, s.ident.loc);
+    owned->arg =
+        block->addArgument(decl->type, mlir::Location(owned->loc));
+    owned->name = f.isEntry() ? s.ident.name : binding;
+    owned->binding = binding;
+    owned->decl = std::move(*decl);
+    slot = owned.get();
+    statesByBinding[binding] = slot;
+    states.push_back(std::move(owned));
+  }
+  f.values[s.ident.name] = slot->arg;
+  f.states[s.ident.name] = slot;
+  return success();
+}
+
+/// Returns the output of `g` named `name`, or null.
+static const ValueDecl *findOutput(const GraphAST &g, StringRef name) {
+  for (const ValueDecl &d : g.outputs)
+    if (d.ident.name == name)
+      return &d;
+  return nullptr;
+}
+
+LogicalResult Importer::importAssign(Frame &f, const AssignStmt &a) {
+  SmallVector<Value> results;
+  const auto *call = llvm::dyn_cast<CallExpr>(a.value.get());
+  if (call && (a.targets.size() > 1 || m.findGraph(call->callee))) {
+    FailureOr<SmallVector<Value>> values =
+        importCall(f, *call, a.targets.size());
+    if (failed(values))
+      return failure();
+    results = std::move(*values);
+  } else {
+    FailureOr<Operand> operand = importExpr(f, *a.value);
+    if (failed(operand))
+      return failure();
+    // A scalar assigned to an output or a state takes its declared dtype.
+    Type hint;
+    StringRef target = a.targets.front().name;
+    if (ArgSlot *slot = f.states.lookup(target))
+      hint = slot->decl.type.getElementType();
+    else if (const ValueDecl *out = findOutput(*f.graph, target))
+      hint = convertDType(ctx, out->type.dtype);
+    FailureOr<Value> value = materialize(f, *operand, hint);
+    if (failed(value))
+      return failure();
+    results.push_back(*value);
+  }
+
+  for (auto [target, value] : llvm::zip(a.targets, results)) {
+    ArgSlot *slot = f.states.lookup(target.name);
+    if (!slot) {
+      f.values[target.name] = value;
+      continue;
+    }
+    auto type = llvm::cast<RankedTensorType>(value.getType());
+    if (type != slot->decl.type)
+      return error(f, target.loc,
+                   "state '" + target.name + "' is declared " +
+                       slot->decl.spelling + ", but is assigned " +
+                       spellType(type));
+    if (slot->newValue) {
+      error(f, target.loc,
+            "state '" + slot->binding + "' is assigned more than once")
+              .attachNote(mlir::Location(slot->assignedAt))
+          << "previous assignment is here";
+      return failure();
+    }
+    slot->newValue = value;
+    slot->assignedAt = loc(f, target.loc);
+  }
+  return success();
+}
+
+FailureOr<SmallVector<Value>> Importer::importBody(Frame &f) {
+  for (const StmtPtr &stmt : f.graph->body) {
+    LogicalResult result = success();
+    if (const auto *p = llvm::dyn_cast<ParamStmt>(stmt.get()))
+      result = importParam(f, *p);
+    else if (const auto *s = llvm::dyn_cast<StateStmt>(stmt.get()))
+      result = importState(f, *s);
+    else if (const auto *a = llvm::dyn_cast<AssignStmt>(stmt.get()))
+      result = importAssign(f, *a);
+    else
+      result = error(f, stmt->getLoc(), "masks are not supported yet");
+    if (failed(result))
+      return failure();
+  }
+
+  SmallVector<Value> outputs;
+  StringRef what = f.graph->isEntryPoint() ? "graph" : "def";
+  for (const ValueDecl &out : f.graph->outputs) {
+    FailureOr<DeclType> decl = convertType(out.type);
+    if (failed(decl))
+      return failure();
+    Value value = f.values.lookup(out.ident.name);
+    if (!value)
+      return error(f, out.ident.loc,
+                   "output '" + out.ident.name + "' is never assigned");
+    auto type = llvm::cast<RankedTensorType>(value.getType());
+    // Inside an inlined callee a symbolic dim may be bound to a static size
+    // by the caller's arguments.
+    if (!matchesDecl(type, decl->type, /*strict=*/f.isEntry()))
+      return error(f, out.ident.loc,
+                   "output '" + out.ident.name + "' is declared " +
+                       decl->spelling + " but the " + what + " computes " +
+                       spellType(type));
+    outputs.push_back(value);
+  }
+  return outputs;
+}
+
+LogicalResult Importer::importGraph(const GraphAST &g) {
+  inputs.clear();
+  params.clear();
+  states.clear();
+  paramsByBinding.clear();
+  statesByBinding.clear();
+
+  Frame f;
+  f.graph = &g;
+  f.prefix = g.prefix.value_or("");
+  mlir::Location graphLoc = loc(f, g.ident.loc);
+  auto func = mlir::func::FuncOp::create(builder, graphLoc, g.getName(),
+                                         builder.getFunctionType({}, {}));
+  block = func.addEntryBlock();
+  mlir::OpBuilder::InsertionGuard guard(builder);
+  builder.setInsertionPointToStart(block);
+
+  for (const ValueDecl &in : g.inputs) {
+    FailureOr<DeclType> decl = convertType(in.type);
+    if (failed(decl))
+      return failure();
+    auto slot = std::make_unique<ArgSlot>();
+    slot->loc = loc(f, in.ident.loc);
+    slot->arg = block->addArgument(decl->type, mlir::Location(slot->loc));
+    slot->name = in.ident.name;
+    slot->decl = std::move(*decl);
+    f.values[in.ident.name] = slot->arg;
+    inputs.push_back(std::move(slot));
+  }
+
+  FailureOr<SmallVector<Value>> outputs = importBody(f);
+  if (failed(outputs))
+    return failure();
+
+  auto role = [&](StringRef r) {
+    return builder.getNamedAttr("loom.role", builder.getStringAttr(r));
+  };
+  auto named = [&](StringRef key, StringRef value) {
+    return builder.getNamedAttr(key, builder.getStringAttr(value));
+  };
+  SmallVector<Value> results(*outputs);
+  SmallVector<mlir::DictionaryAttr> resultAttrs;
+  for (const ValueDecl &out : g.outputs) {
+    FailureOr<DeclType> decl = convertType(out.type);
+    if (failed(decl))
+      return failure();
+    resultAttrs.push_back(builder.getDictionaryAttr(
+        {role("output"), named("loom.name", out.ident.name),
+         builder.getNamedAttr("loom.dims", decl->dims)}));
+  }
+  for (const std::unique_ptr<ArgSlot> &slot : states) {
+    if (!slot->newValue)
+      continue;
+    results.push_back(slot->newValue);
+    resultAttrs.push_back(builder.getDictionaryAttr(
+        {role("state"), named("loom.name", slot->name),
+         named("loom.binding", slot->binding),
+         builder.getNamedAttr("loom.dims", slot->decl.dims)}));
+  }
+  mlir::func::ReturnOp::create(builder, graphLoc, results);
+  func.setFunctionType(builder.getFunctionType(
+      block->getArgumentTypes(), mlir::ValueRange(results).getTypes()));
+
+  unsigned index = 0;
+  auto setArgs = [&](ArrayRef<std::unique_ptr<ArgSlot>> slots,
+                     StringRef roleName, bool withBinding) {
+    for (const std::unique_ptr<ArgSlot> &slot : slots) {
+      SmallVector<mlir::NamedAttribute> attrs = {
+          role(roleName), named("loom.name", slot->name)};
+      if (withBinding)
+        attrs.push_back(named("loom.binding", slot->binding));
+      attrs.push_back(builder.getNamedAttr("loom.dims", slot->decl.dims));
+      func.setArgAttrs(index++, builder.getDictionaryAttr(attrs));
+    }
+  };
+  setArgs(inputs, "input", /*withBinding=*/false);
+  setArgs(params, "param", /*withBinding=*/true);
+  setArgs(states, "state", /*withBinding=*/true);
+  for (auto [i, attrs] : llvm::enumerate(resultAttrs))
+    func.setResultAttrs(i, attrs);
+  return success();
+}
+
+mlir::OwningOpRef<mlir::ModuleOp> Importer::run() {
+  ctx->getOrLoadDialect<mlir::loom::LoomDialect>();
+  ctx->getOrLoadDialect<mlir::func::FuncDialect>();
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::ModuleOp::create(mlir::FileLineColLoc::get(filename, 1, 1));
+  builder.setInsertionPointToEnd(module->getBody());
+  for (const std::unique_ptr<GraphAST> &g : m.graphs) {
+    if (!g->isEntryPoint())
+      continue;
+    if (failed(importGraph(*g)))
+      return nullptr;
+    builder.setInsertionPointToEnd(module->getBody());
+  }
+  if (failed(mlir::verify(*module)))
+    return nullptr;
+  return module;
+}
+
+//===----------------------------------------------------------------------===//
+// Expressions
+//===----------------------------------------------------------------------===//
+
+/// Returns true when `e` is a compile-time scalar expression: literals,
+/// numeric or bool configs, operators over them and `min`/`max` of them. Such
+/// an expression is folded by the config evaluator (with Python's arithmetic)
+/// instead of being built from ops.
+bool Importer::isCompileTime(const Frame &f, const Expr &e) {
+  switch (e.getKind()) {
+  case Expr::Kind::Int:
+  case Expr::Kind::Float:
+  case Expr::Kind::Bool:
+    return true;
+  case Expr::Kind::Name: {
+    const auto &name = llvm::cast<NameExpr>(e).name;
+    if (f.values.count(name))
+      return false;
+    const ConfigDecl *c = m.findConfig(name);
+    return c && (c->value.isNumeric() ||
+                 c->value.kind == ConstValue::Kind::Bool);
+  }
+  case Expr::Kind::Unary:
+    return isCompileTime(f, *llvm::cast<UnaryExpr>(e).operand);
+  case Expr::Kind::Binary: {
+    const auto &b = llvm::cast<BinaryExpr>(e);
+    return isCompileTime(f, *b.lhs) && isCompileTime(f, *b.rhs);
+  }
+  case Expr::Kind::Call: {
+    const auto &call = llvm::cast<CallExpr>(e);
+    if ((call.callee != "min" && call.callee != "max") ||
+        m.findGraph(call.callee) || !call.kwargs.empty() ||
+        call.args.size() < 2)
+      return false;
+    return llvm::all_of(call.args, [&](const ExprPtr &arg) {
+      return isCompileTime(f, *arg);
+    });
+  }
+  default:
+    return false;
+  }
+}
+
+FailureOr<Operand> Importer::importName(Frame &f, const NameExpr &e) {
+  Operand result;
+  result.expr = &e;
+  if (Value value = f.values.lookup(e.name)) {
+    result.value = value;
+    return result;
+  }
+  if (const ConfigDecl *c = m.findConfig(e.name)) {
+    if (!c->value.isNumeric() && c->value.kind != ConstValue::Kind::Bool)
+      return error(f, e.getLoc(),
+                   "config '" + e.name + "' is a " +
+                       stringifyKind(c->value.kind) +
+                       " and cannot be used as an operand");
+    result.scalar = c->value;
+    return result;
+  }
+  if (llvm::is_contained(getSymbolicDims(m, *f.graph), e.name))
+    return error(f, e.getLoc(),
+                 "symbolic dimension '" + e.name +
+                     "' cannot be used as a value");
+  return error(f, e.getLoc(), "undefined name '" + e.name + "'");
+}
+
+FailureOr<Operand> Importer::importExpr(Frame &f, const Expr &e) {
+  Operand result;
+  result.expr = &e;
+  if (isCompileTime(f, e)) {
+    std::optional<ConstValue> v = evaluateConstant(m, e, f.graph, &sm);
+    if (!v)
+      return failure();
+    result.scalar = std::move(*v);
+    return result;
+  }
+  FailureOr<Value> value = failure();
+  switch (e.getKind()) {
+  case Expr::Kind::Name:
+    return importName(f, llvm::cast<NameExpr>(e));
+  case Expr::Kind::Unary:
+    value = importUnary(f, llvm::cast<UnaryExpr>(e));
+    break;
+  case Expr::Kind::Binary:
+    value = importBinary(f, llvm::cast<BinaryExpr>(e));
+    break;
+  case Expr::Kind::Call: {
+    FailureOr<SmallVector<Value>> values =
+        importCall(f, llvm::cast<CallExpr>(e), 1);
+    if (failed(values))
+      return failure();
+    value = values->front();
+    break;
+  }
+  case Expr::Kind::String:
+    return error(f, e.getLoc(), "a string cannot be used as an operand");
+  case Expr::Kind::List:
+    return error(f, e.getLoc(),
+                 "a list of operands is only accepted by 'concat'");
+  case Expr::Kind::Index:
+    return error(f, e.getLoc(),
+                 "indexing is only allowed inside a mask body");
+  default:
+    return error(f, e.getLoc(), "unexpected expression");
+  }
+  if (failed(value))
+    return failure();
+  result.value = *value;
+  return result;
+}
+
+FailureOr<Value> Importer::materialize(Frame &f, const Operand &o,
+                                       Type elementType) {
+  if (!o.isScalar())
+    return o.value;
+  const ConstValue &v = o.scalar;
+  if (!elementType)
+    elementType = v.isFloat() ? Type(builder.getF32Type())
+                  : v.isInt() ? Type(builder.getI64Type())
+                              : Type(builder.getI1Type());
+  auto mismatch = [&]() {
+    return error(f, o.expr->getLoc(),
+                 Twine(stringifyKind(v.kind)) + " constant " + v.toString() +
+                     " cannot be used with " + withArticle(elementType) +
+                     " tensor");
+  };
+  mlir::Attribute attr;
+  if (llvm::isa<mlir::FloatType>(elementType)) {
+    if (!v.isNumeric())
+      return mismatch();
+    attr = builder.getFloatAttr(elementType, v.getAsDouble());
+  } else if (elementType.isInteger(1)) {
+    if (v.kind != ConstValue::Kind::Bool)
+      return mismatch();
+    attr = builder.getIntegerAttr(elementType, llvm::APInt(1, v.boolValue));
+  } else {
+    if (!v.isInt())
+      return mismatch();
+    if (elementType.isInteger(32) &&
+        (v.intValue < std::numeric_limits<int32_t>::min() ||
+         v.intValue > std::numeric_limits<int32_t>::max()))
+      return error(f, o.expr->getLoc(),
+                   "int constant " + v.toString() + " does not fit in i32");
+    attr = builder.getIntegerAttr(elementType, v.intValue);
+  }
+  auto type = RankedTensorType::get({}, elementType);
+  mlir::OperationState state(loc(f, o.expr->getLoc()), "loom.constant");
+  state.addAttribute("value", mlir::DenseElementsAttr::get(type, ArrayRef<mlir::Attribute>(attr)));
+  return create(state);
+}
+
+FailureOr<Value> Importer::importUnary(Frame &f, const UnaryExpr &e) {
+  FailureOr<Operand> operand = importExpr(f, *e.operand);
+  if (failed(operand))
+    return failure();
+  FailureOr<Value> value = materialize(f, *operand, {});
+  if (failed(value))
+    return failure();
+  mlir::OperationState state(loc(f, e.getLoc()),
+                             e.op == UnaryOp::Neg ? "loom.neg" : "loom.not");
+  state.addOperands(*value);
+  return create(state);
+}
+
+FailureOr<Value> Importer::importBinary(Frame &f, const BinaryExpr &e) {
+  FailureOr<Operand> lhs = importExpr(f, *e.lhs);
+  if (failed(lhs))
+    return failure();
+  FailureOr<Operand> rhs = importExpr(f, *e.rhs);
+  if (failed(rhs))
+    return failure();
+  if (e.op == BinaryOp::FloorDiv || e.op == BinaryOp::Mod)
+    return error(f, e.getLoc(),
+                 "operator '" + stringifyBinaryOp(e.op) +
+                     "' is not supported on tensors");
+  Type hint = pickElementType({*lhs, *rhs});
+  FailureOr<Value> l = materialize(f, *lhs, hint);
+  if (failed(l))
+    return failure();
+  FailureOr<Value> r = materialize(f, *rhs, hint);
+  if (failed(r))
+    return failure();
+
+  StringRef opName, predicate;
+  switch (e.op) {
+  case BinaryOp::Add:
+    opName = "loom.add";
+    break;
+  case BinaryOp::Sub:
+    opName = "loom.sub";
+    break;
+  case BinaryOp::Mul:
+    opName = "loom.mul";
+    break;
+  case BinaryOp::Div:
+    opName = "loom.div";
+    break;
+  case BinaryOp::Pow:
+    opName = "loom.pow";
+    break;
+  case BinaryOp::MatMul:
+    opName = "loom.matmul";
+    break;
+  case BinaryOp::And:
+    opName = "loom.and";
+    break;
+  case BinaryOp::Or:
+    opName = "loom.or";
+    break;
+  case BinaryOp::Eq:
+    predicate = "eq";
+    break;
+  case BinaryOp::Ne:
+    predicate = "ne";
+    break;
+  case BinaryOp::Lt:
+    predicate = "lt";
+    break;
+  case BinaryOp::Le:
+    predicate = "le";
+    break;
+  case BinaryOp::Gt:
+    predicate = "gt";
+    break;
+  case BinaryOp::Ge:
+    predicate = "ge";
+    break;
+  case BinaryOp::FloorDiv:
+  case BinaryOp::Mod:
+    break;
+  }
+  mlir::OperationState state(loc(f, e.getLoc()),
+                             predicate.empty() ? opName : "loom.cmp");
+  if (!predicate.empty())
+    state.addAttribute("predicate", builder.getStringAttr(predicate));
+  state.addOperands({*l, *r});
+  return create(state);
+}
+
+/// Returns the element type that scalar operands among `operands` take: the
+/// first tensor's, else f32 if a scalar is a float, i64 if one is an int,
+/// and i1 for bools.
+Type Importer::pickElementType(ArrayRef<Operand> operands) {
+  for (const Operand &o : operands)
+    if (!o.isScalar())
+      return llvm::cast<RankedTensorType>(o.value.getType()).getElementType();
+  if (llvm::any_of(operands, [](const Operand &o) { return o.scalar.isFloat(); }))
+    return builder.getF32Type();
+  if (llvm::any_of(operands, [](const Operand &o) { return o.scalar.isInt(); }))
+    return builder.getI64Type();
+  return builder.getI1Type();
+}
+
+//===----------------------------------------------------------------------===//
+// Calls of defs and graphs
+//===----------------------------------------------------------------------===//
+
+FailureOr<SmallVector<Value>>
+Importer::importCall(Frame &f, const CallExpr &call, size_t results) {
+  if (const GraphAST *callee = m.findGraph(call.callee))
+    return inlineCall(f, call, *callee);
+  if (results != 1)
+    return error(f, call.getLoc(),
+                 "op '" + call.callee + "' returns one result, but " +
+                     Twine(results) + " names are assigned");
+  FailureOr<Value> value = importOpCall(f, call);
+  if (failed(value))
+    return failure();
+  return SmallVector<Value>{*value};
+}
+
+FailureOr<SmallVector<Value>>
+Importer::inlineCall(Frame &f, const CallExpr &call, const GraphAST &callee) {
+  StringRef what = callee.isEntryPoint() ? "graph" : "def";
+  SmallVector<Value> args;
+  for (auto [i, arg] : llvm::enumerate(call.args)) {
+    const ValueDecl &input = callee.inputs[i];
+    FailureOr<DeclType> decl = convertType(input.type);
+    if (failed(decl))
+      return failure();
+    FailureOr<Operand> operand = importExpr(f, *arg);
+    if (failed(operand))
+      return failure();
+    FailureOr<Value> value =
+        materialize(f, *operand, decl->type.getElementType());
+    if (failed(value))
+      return failure();
+    auto type = llvm::cast<RankedTensorType>(value->getType());
+    if (!matchesDecl(type, decl->type, /*strict=*/false))
+      return error(f, getStartLoc(*arg),
+                   "argument " + Twine(i + 1) + " of " + what + " '" +
+                       callee.getName() + "' is " + spellType(type) +
+                       ", but its input '" + input.ident.name +
+                       "' is declared " + decl->spelling);
+    args.push_back(*value);
+  }
+
+  std::string callPrefix;
+  if (const KeywordArg *kw = call.findKeyword("prefix")) {
+    std::optional<ConstValue> v = evaluateConstant(m, *kw->value, f.graph, &sm);
+    if (!v)
+      return failure();
+    if (v->kind != ConstValue::Kind::String)
+      return error(f, kw->value->getLoc(),
+                   "prefix must be a string, got " + stringifyKind(v->kind));
+    callPrefix = v->str;
+  }
+
+  Frame inner;
+  inner.graph = &callee;
+  inner.prefix = f.prefix + callPrefix + callee.prefix.value_or("");
+  inner.caller = loc(f, call.getLoc());
+  for (auto [input, value] : llvm::zip(callee.inputs, args))
+    inner.values[input.ident.name] = value;
+  return importBody(inner);
+}
+
+//===----------------------------------------------------------------------===//
+// Op calls
+//===----------------------------------------------------------------------===//
+
+Keyword *Importer::findKeyword(OpCall &c, StringRef key) {
+  for (Keyword &k : c.keywords) {
+    if (k.arg->key.name == key) {
+      k.used = true;
+      return &k;
+    }
+  }
+  return nullptr;
+}
+
+mlir::InFlightDiagnostic Importer::keywordError(OpCall &c, const Keyword &k,
+                                                const Twine &msg) {
+  return error(*c.frame, k.arg->value->getLoc(),
+               "keyword '" + k.arg->key.name + "' of op '" + c.call->callee +
+                   "' " + msg);
+}
+
+/// Describes a keyword's value for messages: "float 1.5".
+static std::string describe(const ConstValue &v) {
+  return (stringifyKind(v.kind) + " " + v.toString()).str();
+}
+
+FailureOr<int64_t> Importer::getInt(OpCall &c, StringRef key,
+                                    std::optional<int64_t> dflt) {
+  Keyword *k = findKeyword(c, key);
+  if (!k) {
+    if (dflt)
+      return *dflt;
+    return error(*c.frame, c.call->getLoc(),
+                 "op '" + c.call->callee + "' needs keyword '" + key + "'");
+  }
+  if (!k->value.isInt())
+    return keywordError(c, *k, "must be an int, got " + describe(k->value));
+  return k->value.intValue;
+}
+
+FailureOr<bool> Importer::getBool(OpCall &c, StringRef key, bool dflt) {
+  Keyword *k = findKeyword(c, key);
+  if (!k)
+    return dflt;
+  if (k->value.kind != ConstValue::Kind::Bool)
+    return keywordError(c, *k, "must be a bool, got " + describe(k->value));
+  return k->value.boolValue;
+}
+
+FailureOr<double> Importer::getFloat(OpCall &c, StringRef key, double dflt) {
+  Keyword *k = findKeyword(c, key);
+  if (!k)
+    return dflt;
+  if (!k->value.isNumeric())
+    return keywordError(c, *k, "must be a number, got " + describe(k->value));
+  return k->value.getAsDouble();
+}
+
+FailureOr<Type> Importer::getDType(OpCall &c, StringRef key, DType dflt) {
+  Keyword *k = findKeyword(c, key);
+  if (!k)
+    return convertDType(ctx, dflt);
+  std::optional<DType> dtype;
+  if (k->value.kind == ConstValue::Kind::String)
+    dtype = parseDType(k->value.str);
+  if (!dtype)
+    return keywordError(c, *k,
+                        "must be a dtype string (\"f32\", \"f64\", \"f16\", "
+                        "\"bf16\", \"i32\", \"i64\" or \"bool\"), got " +
+                            describe(k->value));
+  return convertDType(ctx, *dtype);
+}
+
+FailureOr<std::optional<SmallVector<int64_t>>>
+Importer::getIntList(OpCall &c, StringRef key, bool required) {
+  Keyword *k = findKeyword(c, key);
+  if (!k) {
+    if (!required)
+      return std::optional<SmallVector<int64_t>>();
+    return error(*c.frame, c.call->getLoc(),
+                 "op '" + c.call->callee + "' needs keyword '" + key + "'");
+  }
+  if (k->value.kind != ConstValue::Kind::List)
+    return keywordError(c, *k,
+                        "must be a list of ints, got " + describe(k->value));
+  SmallVector<int64_t> result;
+  for (const ConstValue &element : k->value.list) {
+    if (element.kind == ConstValue::Kind::Symbol)
+      return keywordError(c, *k,
+                          "uses symbolic dimension '" + element.str +
+                              "', which is not supported yet (use 0 to copy "
+                              "a dimension or -1 to infer one)");
+    if (!element.isInt())
+      return keywordError(c, *k,
+                          "must be a list of ints, got " + describe(k->value));
+    result.push_back(element.intValue);
+  }
+  return std::optional<SmallVector<int64_t>>(std::move(result));
+}
+
+FailureOr<int64_t> Importer::normalizeAxis(OpCall &c, StringRef key,
+                                           int64_t axis, int64_t rank) {
+  if (axis >= -rank && axis < rank)
+    return axis < 0 ? axis + rank : axis;
+  std::string msg = "axis " + std::to_string(axis) + " is out of range for " +
+                    "rank " + std::to_string(rank);
+  if (Keyword *k = findKeyword(c, key))
+    return keywordError(c, *k, "is invalid: " + msg);
+  return error(*c.frame, c.call->getLoc(),
+               "op '" + c.call->callee + "': default " + msg);
+}
+
+FailureOr<Value> Importer::operandValue(OpCall &c, unsigned i, Type hint) {
+  return materialize(*c.frame, c.operands[i], hint);
+}
+
+/// Returns the rank of a tensor value.
+static int64_t rankOf(Value value) {
+  return llvm::cast<RankedTensorType>(value.getType()).getRank();
+}
+
+LogicalResult Importer::buildReduce(OpCall &c, mlir::OperationState &state) {
+  FailureOr<Value> x = operandValue(c, 0);
+  if (failed(x))
+    return failure();
+  int64_t rank = rankOf(*x);
+  SmallVector<int64_t> axes;
+  Keyword *axisKw = findKeyword(c, "axis");
+  Keyword *axesKw = findKeyword(c, "axes");
+  if (axisKw && axesKw)
+    return keywordError(c, *axesKw, "cannot be combined with 'axis'");
+  if (axisKw) {
+    FailureOr<int64_t> axis = getInt(c, "axis", std::nullopt);
+    if (failed(axis))
+      return failure();
+    axes.push_back(*axis);
+  } else if (axesKw) {
+    FailureOr<std::optional<SmallVector<int64_t>>> list =
+        getIntList(c, "axes", /*required=*/true);
+    if (failed(list))
+      return failure();
+    axes = **list;
+  } else {
+    for (int64_t i = 0; i < rank; ++i)
+      axes.push_back(i);
+  }
+  StringRef key = axesKw ? "axes" : "axis";
+  for (int64_t &axis : axes) {
+    FailureOr<int64_t> normalized = normalizeAxis(c, key, axis, rank);
+    if (failed(normalized))
+      return failure();
+    axis = *normalized;
+  }
+  FailureOr<bool> keepdim = getBool(c, "keepdim", false);
+  if (failed(keepdim))
+    return failure();
+  state.addOperands(*x);
+  state.addAttribute("axes", builder.getDenseI64ArrayAttr(axes));
+  state.addAttribute("keepdim", builder.getBoolAttr(*keepdim));
+  return success();
+}
+
+LogicalResult Importer::buildOp(OpCall &c, const OpInfo &info,
+                                mlir::OperationState &state) {
+  auto addAll = [&](Type hint) -> LogicalResult {
+    for (unsigned i = 0, e = c.operands.size(); i < e; ++i) {
+      FailureOr<Value> v = operandValue(c, i, hint);
+      if (failed(v))
+        return failure();
+      state.addOperands(*v);
+    }
+    return success();
+  };
+  Type common = pickElementType(c.operands);
+
+  switch (info.kind) {
+  case OpKind::MaxMin:
+    if (c.operands.size() == 1)
+      return buildReduce(c, state);
+    return addAll(common);
+  case OpKind::Binary:
+    return addAll(common);
+  case OpKind::Compare:
+    state.addAttribute("predicate", builder.getStringAttr(info.opName));
+    return addAll(common);
+  case OpKind::Unary:
+    return addAll({});
+  case OpKind::Select: {
+    FailureOr<Value> cond = operandValue(c, 0, builder.getI1Type());
+    if (failed(cond))
+      return failure();
+    Type branch = pickElementType(ArrayRef<Operand>(c.operands).drop_front());
+    FailureOr<Value> t = operandValue(c, 1, branch);
+    if (failed(t))
+      return failure();
+    FailureOr<Value> e = operandValue(c, 2, branch);
+    if (failed(e))
+      return failure();
+    state.addOperands({*cond, *t, *e});
+    return success();
+  }
+  case OpKind::Cast: {
+    FailureOr<Value> x = operandValue(c, 0);
+    if (failed(x))
+      return failure();
+    if (!findKeyword(c, "dtype"))
+      return error(*c.frame, c.call->getLoc(),
+                   "op 'cast' needs keyword 'dtype'");
+    FailureOr<Type> dtype = getDType(c, "dtype", DType::F32);
+    if (failed(dtype))
+      return failure();
+    state.addOperands(*x);
+    state.addTypes(RankedTensorType::get(
+        llvm::cast<RankedTensorType>(x->getType()).getShape(), *dtype));
+    return success();
+  }
+  case OpKind::Iota: {
+    FailureOr<Type> dtype = getDType(c, "dtype", DType::I64);
+    if (failed(dtype))
+      return failure();
+    if (c.operands.empty()) {
+      FailureOr<int64_t> length = getInt(c, "length", std::nullopt);
+      if (failed(length))
+        return failure();
+      if (*length < 0)
+        return keywordError(c, *findKeyword(c, "length"),
+                            "must be >= 0, got " + Twine(*length));
+      FailureOr<int64_t> axis = getInt(c, "axis", 0);
+      if (failed(axis))
+        return failure();
+      if (failed(normalizeAxis(c, "axis", *axis, 1)))
+        return failure();
+      state.addAttribute("axis", builder.getI64IntegerAttr(0));
+      state.addTypes(RankedTensorType::get({*length}, *dtype));
+      return success();
+    }
+    FailureOr<Value> like = operandValue(c, 0);
+    if (failed(like))
+      return failure();
+    FailureOr<int64_t> axis = getInt(c, "axis", std::nullopt);
+    if (failed(axis))
+      return failure();
+    FailureOr<int64_t> normalized =
+        normalizeAxis(c, "axis", *axis, rankOf(*like));
+    if (failed(normalized))
+      return failure();
+    state.addOperands(*like);
+    state.addAttribute("axis", builder.getI64IntegerAttr(*normalized));
+    state.addTypes(RankedTensorType::get(
+        llvm::cast<RankedTensorType>(like->getType()).getShape(), *dtype));
+    return success();
+  }
+  case OpKind::Reduce:
+    return buildReduce(c, state);
+  case OpKind::Softmax: {
+    FailureOr<Value> x = operandValue(c, 0);
+    if (failed(x))
+      return failure();
+    FailureOr<int64_t> axis = getInt(c, "axis", -1);
+    if (failed(axis))
+      return failure();
+    FailureOr<int64_t> normalized =
+        normalizeAxis(c, "axis", *axis, rankOf(*x));
+    if (failed(normalized))
+      return failure();
+    state.addOperands(*x);
+    state.addAttribute("axis", builder.getI64IntegerAttr(*normalized));
+    return success();
+  }
+  case OpKind::RmsNorm: {
+    FailureOr<double> eps = getFloat(c, "eps", 1e-6);
+    if (failed(eps))
+      return failure();
+    state.addAttribute("eps", builder.getF64FloatAttr(*eps));
+    return addAll(common);
+  }
+  case OpKind::Matmul: {
+    FailureOr<bool> ta = getBool(c, "transpose_a", false);
+    if (failed(ta))
+      return failure();
+    FailureOr<bool> tb = getBool(c, "transpose_b", false);
+    if (failed(tb))
+      return failure();
+    if (*ta)
+      state.addAttribute("transpose_a", builder.getBoolAttr(true));
+    if (*tb)
+      state.addAttribute("transpose_b", builder.getBoolAttr(true));
+    return addAll(common);
+  }
+  case OpKind::Linear:
+    return addAll(common);
+  case OpKind::Reshape: {
+    FailureOr<Value> x = operandValue(c, 0);
+    if (failed(x))
+      return failure();
+    FailureOr<std::optional<SmallVector<int64_t>>> shape =
+        getIntList(c, "shape", /*required=*/true);
+    if (failed(shape))
+      return failure();
+    state.addOperands(*x);
+    state.addAttribute("shape", builder.getDenseI64ArrayAttr(**shape));
+    return success();
+  }
+  case OpKind::Transpose: {
+    FailureOr<Value> x = operandValue(c, 0);
+    if (failed(x))
+      return failure();
+    FailureOr<std::optional<SmallVector<int64_t>>> perm =
+        getIntList(c, "perm", /*required=*/true);
+    if (failed(perm))
+      return failure();
+    SmallVector<int64_t> permutation = **perm;
+    int64_t rank = rankOf(*x);
+    for (int64_t &p : permutation) {
+      FailureOr<int64_t> normalized = normalizeAxis(c, "perm", p, rank);
+      if (failed(normalized))
+        return failure();
+      p = *normalized;
+    }
+    state.addOperands(*x);
+    state.addAttribute("permutation",
+                       builder.getDenseI64ArrayAttr(permutation));
+    return success();
+  }
+  case OpKind::Slice: {
+    FailureOr<Value> x = operandValue(c, 0);
+    if (failed(x))
+      return failure();
+    FailureOr<int64_t> axis = getInt(c, "axis", std::nullopt);
+    if (failed(axis))
+      return failure();
+    FailureOr<int64_t> normalized =
+        normalizeAxis(c, "axis", *axis, rankOf(*x));
+    if (failed(normalized))
+      return failure();
+    FailureOr<int64_t> start = getInt(c, "start", 0);
+    if (failed(start))
+      return failure();
+    FailureOr<int64_t> end =
+        getInt(c, "end", std::numeric_limits<int64_t>::max());
+    if (failed(end))
+      return failure();
+    FailureOr<int64_t> step = getInt(c, "step", 1);
+    if (failed(step))
+      return failure();
+    if (*step < 1)
+      return keywordError(c, *findKeyword(c, "step"),
+                          "must be >= 1, got " + Twine(*step));
+    state.addOperands(*x);
+    state.addAttribute("axis", builder.getI64IntegerAttr(*normalized));
+    state.addAttribute("start", builder.getI64IntegerAttr(*start));
+    state.addAttribute("end", builder.getI64IntegerAttr(*end));
+    state.addAttribute("step", builder.getI64IntegerAttr(*step));
+    return success();
+  }
+  case OpKind::Concat: {
+    if (failed(addAll(common)))
+      return failure();
+    FailureOr<int64_t> axis = getInt(c, "axis", std::nullopt);
+    if (failed(axis))
+      return failure();
+    FailureOr<int64_t> normalized =
+        normalizeAxis(c, "axis", *axis, rankOf(state.operands.front()));
+    if (failed(normalized))
+      return failure();
+    state.addAttribute("axis", builder.getI64IntegerAttr(*normalized));
+    return success();
+  }
+  case OpKind::Gather: {
+    FailureOr<Value> x = operandValue(c, 0);
+    if (failed(x))
+      return failure();
+    FailureOr<Value> indices = operandValue(c, 1, builder.getI64Type());
+    if (failed(indices))
+      return failure();
+    FailureOr<int64_t> axis = getInt(c, "axis", 0);
+    if (failed(axis))
+      return failure();
+    FailureOr<int64_t> normalized =
+        normalizeAxis(c, "axis", *axis, rankOf(*x));
+    if (failed(normalized))
+      return failure();
+    state.addOperands({*x, *indices});
+    state.addAttribute("axis", builder.getI64IntegerAttr(*normalized));
+    return success();
+  }
+  case OpKind::Broadcast: {
+    FailureOr<Value> x = operandValue(c, 0);
+    if (failed(x))
+      return failure();
+    state.addOperands(*x);
+    if (c.operands.size() == 2) {
+      FailureOr<Value> like = operandValue(c, 1);
+      if (failed(like))
+        return failure();
+      state.addOperands(*like);
+      return success();
+    }
+    FailureOr<std::optional<SmallVector<int64_t>>> shape =
+        getIntList(c, "shape", /*required=*/true);
+    if (failed(shape))
+      return failure();
+    state.addAttribute("shape", builder.getDenseI64ArrayAttr(**shape));
+    return success();
+  }
+  }
+  return success();
+}
+
+FailureOr<Value> Importer::importOpCall(Frame &f, const CallExpr &call) {
+  const OpInfo *info = lookupOp(call.callee);
+  if (!info)
+    return error(f, call.getLoc(), "unknown op '" + call.callee + "'");
+
+  // concat takes its operands as one list or as separate arguments.
+  SmallVector<const Expr *> args;
+  if (info->kind == OpKind::Concat && call.args.size() == 1 &&
+      llvm::isa<ListExpr>(*call.args.front())) {
+    for (const ExprPtr &element :
+         llvm::cast<ListExpr>(*call.args.front()).elements)
+      args.push_back(element.get());
+  } else {
+    for (const ExprPtr &arg : call.args)
+      args.push_back(arg.get());
+  }
+  if (args.size() < info->minOperands || args.size() > info->maxOperands) {
+    std::string expected;
+    if (info->maxOperands == kVariadic)
+      expected = "at least " + std::to_string(info->minOperands);
+    else if (info->minOperands == info->maxOperands)
+      expected = std::to_string(info->minOperands);
+    else
+      expected = std::to_string(info->minOperands) + " or " +
+                 std::to_string(info->maxOperands);
+    bool one = expected == "1" || expected == "at least 1";
+    return error(f, call.getLoc(),
+                 "op '" + call.callee + "' takes " + expected +
+                     (one ? " operand" : " operands") + ", but " +
+                     Twine(args.size()) +
+                     (args.size() == 1 ? " is given" : " are given"));
+  }
+
+  OpCall c;
+  c.frame = &f;
+  c.call = &call;
+  for (const Expr *arg : args) {
+    FailureOr<Operand> operand = importExpr(f, *arg);
+    if (failed(operand))
+      return failure();
+    c.operands.push_back(*operand);
+  }
+  for (const KeywordArg &kw : call.kwargs) {
+    if (kw.key.name == "mask")
+      return error(f, kw.value->getLoc(), "masks are not supported yet");
+    std::optional<ConstValue> v = evaluateConstant(m, *kw.value, f.graph, &sm);
+    if (!v)
+      return failure();
+    if (v->kind == ConstValue::Kind::Mask)
+      return error(f, kw.value->getLoc(), "masks are not supported yet");
+    c.keywords.push_back({&kw, std::move(*v)});
+  }
+
+  StringRef opName = info->opName;
+  if (info->kind == OpKind::Compare)
+    opName = "loom.cmp";
+  else if (info->kind == OpKind::MaxMin && c.operands.size() == 1)
+    opName = info->name == "max" ? "loom.reduce_max" : "loom.reduce_min";
+  mlir::OperationState state(loc(f, call.getLoc()), opName);
+  if (failed(buildOp(c, *info, state)))
+    return failure();
+  for (const Keyword &k : c.keywords)
+    if (!k.used)
+      return error(f, k.arg->key.loc,
+                   "unknown keyword '" + k.arg->key.name + "' for op '" +
+                       call.callee + "'");
+  return create(state);
+}
+
+//===----------------------------------------------------------------------===//
+// Entry point
+//===----------------------------------------------------------------------===//
+
+mlir::OwningOpRef<mlir::ModuleOp>
+loom::frontend::importModule(const ModuleAST &m, mlir::MLIRContext &context,
+                             llvm::SourceMgr &sm) {
+  return Importer(m, context, sm).run();
+}

@@ -1,0 +1,336 @@
+//===- loom-bench.cpp - Time an entry of a Loom artifact --------*- C++ -*-===//
+//
+// This file implements loom-bench: it opens an artifact, binds params (from
+// a file, or seeded random values of the declared shapes), runs optional
+// untimed set-up calls in the same session, then times one call over many
+// repetitions and reports the median, minimum and maximum.
+//
+//===----------------------------------------------------------------------===//
+
+#include "tools/loom-run/Executor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace loom::tools;
+
+namespace {
+
+const char *kUsage = R"(loom-bench: time an entry of a Loom artifact
+
+usage:
+  loom-bench ARTIFACT.so [options] --call ENTRY[:PREFIX]
+
+options:
+  --params FILE.safetensors   weights (params not in it get random values)
+  --inputs FILE.safetensors   inputs (repeatable; inputs not given get random
+                              values of the declared shape)
+  --dim NAME=N                size of symbolic dimension NAME for random
+                              tensors (repeatable)
+  --setup ENTRY[:PREFIX]      untimed call before timing, same session
+                              (repeatable, in order; state carries over)
+  --call ENTRY[:PREFIX]       the timed call
+  --warmup N                  untimed repetitions first (default 3)
+  --reps N                    timed repetitions (default 20)
+  --seed N                    seed of the random values (default 0)
+  --json                      print {"entry", "median_s", "min_s", "max_s",
+                              "reps"} as one JSON object on stdout
+  --help                      this text
+)";
+
+int fail(const std::string &message) {
+  std::fprintf(stderr, "loom-bench: error: %s\n", message.c_str());
+  return 1;
+}
+
+int fail(loom_status_t status) {
+  std::string message = loom_status_message(status);
+  loom_status_free(status);
+  return fail(message);
+}
+
+struct Options {
+  std::string artifact, params, call;
+  std::vector<std::string> inputFiles, setups;
+  std::map<std::string, int64_t> dims;
+  int warmup = 3, reps = 20;
+  uint64_t seed = 0;
+  bool json = false;
+};
+
+bool parseInt(const std::string &s, int64_t &out) {
+  char *end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(s.c_str(), &end, 10);
+  if (s.empty() || *end || errno)
+    return false;
+  out = v;
+  return true;
+}
+
+int parseArgs(int argc, char **argv, Options &o) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    std::string v;
+    auto value = [&]() {
+      if (i + 1 >= argc)
+        return false;
+      v = argv[++i];
+      return true;
+    };
+    int64_t n = 0;
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (a == "--json") {
+      o.json = true;
+      continue;
+    }
+    if (a.empty() || a[0] != '-') {
+      if (!o.artifact.empty())
+        return fail("unexpected argument '" + a + "' (see --help)");
+      o.artifact = a;
+      continue;
+    }
+    if (!value())
+      return fail("option " + a + " needs a value");
+    if (a == "--params") {
+      o.params = v;
+    } else if (a == "--inputs") {
+      o.inputFiles.push_back(v);
+    } else if (a == "--setup") {
+      o.setups.push_back(v);
+    } else if (a == "--call") {
+      if (!o.call.empty())
+        return fail("--call is given twice; use --setup for untimed calls");
+      o.call = v;
+    } else if (a == "--dim") {
+      size_t eq = v.find('=');
+      if (eq == std::string::npos || !parseInt(v.substr(eq + 1), n) || n < 0)
+        return fail("--dim expects NAME=N with N >= 0, got '" + v + "'");
+      o.dims[v.substr(0, eq)] = n;
+    } else if (a == "--warmup" || a == "--reps" || a == "--seed") {
+      if (!parseInt(v, n) || n < 0 || (a == "--reps" && n == 0))
+        return fail(a + " expects a non-negative integer" +
+                    (a == "--reps" ? std::string(" > 0") : "") + ", got '" +
+                    v + "'");
+      if (a == "--warmup")
+        o.warmup = static_cast<int>(n);
+      else if (a == "--reps")
+        o.reps = static_cast<int>(n);
+      else
+        o.seed = static_cast<uint64_t>(n);
+    } else {
+      return fail("unknown option '" + a + "' (see --help)");
+    }
+  }
+  if (o.artifact.empty())
+    return fail("no artifact given (see --help)");
+  if (o.call.empty())
+    return fail("no --call given (see --help)");
+  return -1;
+}
+
+/// Creates a tensor of the declared shape filled with seeded random values:
+/// floats uniform in [-1, 1), integers in [0, 100), bools half true.
+loom_status_t randomTensor(const loom_arg_desc_t &arg,
+                           const std::map<std::string, int64_t> &dims,
+                           std::mt19937_64 &rng, loom_tensor_t **out) {
+  int64_t shape[LOOM_MAX_RANK];
+  for (int32_t d = 0; d < arg.rank; ++d) {
+    if (arg.dims[d] >= 0) {
+      shape[d] = arg.dims[d];
+      continue;
+    }
+    auto it = dims.find(arg.dim_symbols[d]);
+    if (it == dims.end()) {
+      std::string message = "'" + std::string(arg.name) +
+                            "' has symbolic dimension '" +
+                            arg.dim_symbols[d] + "': give --dim " +
+                            arg.dim_symbols[d] + "=N or the tensor";
+      return loom_status_create(LOOM_STATUS_INVALID_ARGUMENT, message.c_str());
+    }
+    shape[d] = it->second;
+  }
+  loom_tensor_t *t = nullptr;
+  if (loom_status_t s = loom_tensor_create(arg.dtype, arg.rank, shape, &t))
+    return s;
+  std::uniform_real_distribution<double> real(-1.0, 1.0);
+  std::uniform_int_distribution<int64_t> integer(0, 99);
+  void *data = loom_tensor_data(t);
+  for (int64_t i = 0; i < loom_tensor_num_elements(t); ++i) {
+    switch (arg.dtype) {
+    case LOOM_DTYPE_F32:
+      static_cast<float *>(data)[i] = static_cast<float>(real(rng));
+      break;
+    case LOOM_DTYPE_F64:
+      static_cast<double *>(data)[i] = real(rng);
+      break;
+    case LOOM_DTYPE_I32:
+      static_cast<int32_t *>(data)[i] = static_cast<int32_t>(integer(rng));
+      break;
+    case LOOM_DTYPE_I64:
+      static_cast<int64_t *>(data)[i] = integer(rng);
+      break;
+    case LOOM_DTYPE_BOOL:
+      static_cast<uint8_t *>(data)[i] = integer(rng) < 50;
+      break;
+    default:
+      break; // f16/bf16 stay zero: the CPU path has no such entries yet.
+    }
+  }
+  *out = t;
+  return nullptr;
+}
+
+struct Map {
+  loom_tensor_map_t *map = nullptr;
+  ~Map() { loom_tensor_map_destroy(map); }
+};
+
+/// Finds or makes the inputs of one call.
+loom_status_t gatherInputs(const loom_entry_desc_t *entry,
+                           const std::string &prefix, Map &pool,
+                           const Options &o, std::mt19937_64 &rng,
+                           std::vector<loom_tensor_t *> &inputs) {
+  for (uint32_t i = 0; i < entry->num_inputs; ++i) {
+    std::string name = prefix + entry->args[i].name;
+    loom_tensor_t *t = loom_tensor_map_find(pool.map, name.c_str());
+    if (!t) {
+      if (loom_status_t s = randomTensor(entry->args[i], o.dims, rng, &t))
+        return s;
+      loom_status_t s = loom_tensor_map_insert(pool.map, name.c_str(), t);
+      loom_tensor_release(t);
+      if (s)
+        return s;
+    }
+    inputs.push_back(t);
+  }
+  return nullptr;
+}
+
+int run(const Options &o) {
+  std::unique_ptr<Executor> executor;
+  loom_status_t status = openArtifact(o.artifact, executor);
+  if (status)
+    return fail(status);
+  std::mt19937_64 rng(o.seed);
+
+  // Params: the file's, then random ones for every param it lacks.
+  Map params;
+  if (!o.params.empty())
+    status = loom_params_load(o.params.c_str(), 0, &params.map);
+  else
+    status = loom_tensor_map_create(&params.map);
+  if (status)
+    return fail(status);
+  for (uint32_t e = 0; e < executor->entryCount(); ++e) {
+    const loom_entry_desc_t *entry = executor->entryAt(e);
+    for (uint32_t a = 0; a < entry->num_args; ++a) {
+      const loom_arg_desc_t &arg = entry->args[a];
+      if (arg.role != LOOM_ROLE_PARAM ||
+          loom_tensor_map_find(params.map, arg.binding))
+        continue;
+      loom_tensor_t *t = nullptr;
+      if ((status = randomTensor(arg, o.dims, rng, &t)))
+        return fail(status);
+      status = loom_tensor_map_insert(params.map, arg.binding, t);
+      loom_tensor_release(t);
+      if (status)
+        return fail(status);
+    }
+  }
+  if ((status = executor->start(params.map)))
+    return fail(status);
+
+  Map pool;
+  if ((status = loom_tensor_map_create(&pool.map)))
+    return fail(status);
+  for (const std::string &file : o.inputFiles) {
+    Map read;
+    if ((status = loom_safetensors_read(file.c_str(), 0, &read.map)))
+      return fail(status);
+    for (size_t i = 0; i < loom_tensor_map_size(read.map); ++i)
+      if ((status = loom_tensor_map_insert(
+               pool.map, loom_tensor_map_name_at(read.map, i),
+               loom_tensor_map_tensor_at(read.map, i))))
+        return fail(status);
+  }
+
+  auto prepare = [&](const std::string &call, uint32_t &index,
+                     std::vector<loom_tensor_t *> &inputs) -> loom_status_t {
+    size_t colon = call.find(':');
+    std::string prefix =
+        colon == std::string::npos ? "" : call.substr(colon + 1) + ".";
+    if (loom_status_t s = executor->findEntry(call.substr(0, colon), &index))
+      return s;
+    return gatherInputs(executor->entryAt(index), prefix, pool, o, rng,
+                        inputs);
+  };
+  auto invoke = [&](uint32_t index,
+                    const std::vector<loom_tensor_t *> &inputs) {
+    std::vector<loom_tensor_t *> outputs(
+        executor->entryAt(index)->num_outputs, nullptr);
+    loom_status_t s = executor->call(index, inputs.data(), outputs.data());
+    for (loom_tensor_t *t : outputs)
+      loom_tensor_release(t);
+    return s;
+  };
+
+  for (const std::string &setup : o.setups) {
+    uint32_t index = 0;
+    std::vector<loom_tensor_t *> inputs;
+    if ((status = prepare(setup, index, inputs)) ||
+        (status = invoke(index, inputs)))
+      return fail(status);
+  }
+  uint32_t index = 0;
+  std::vector<loom_tensor_t *> inputs;
+  if ((status = prepare(o.call, index, inputs)))
+    return fail(status);
+  for (int i = 0; i < o.warmup; ++i)
+    if ((status = invoke(index, inputs)))
+      return fail(status);
+  std::vector<double> times;
+  for (int i = 0; i < o.reps; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    status = invoke(index, inputs);
+    auto end = std::chrono::steady_clock::now();
+    if (status)
+      return fail(status);
+    times.push_back(std::chrono::duration<double>(end - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  size_t n = times.size();
+  double median =
+      n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
+  std::string entry = executor->entryAt(index)->name;
+  if (o.json)
+    std::printf("{\"entry\": \"%s\", \"median_s\": %.9g, \"min_s\": %.9g, "
+                "\"max_s\": %.9g, \"reps\": %d}\n",
+                entry.c_str(), median, times.front(), times.back(), o.reps);
+  else
+    std::printf("%s: median %.6g s, min %.6g s, max %.6g s over %d reps "
+                "(%d warm-up)\n",
+                entry.c_str(), median, times.front(), times.back(), o.reps,
+                o.warmup);
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  Options options;
+  int rc = parseArgs(argc, argv, options);
+  if (rc >= 0)
+    return rc;
+  return run(options);
+}

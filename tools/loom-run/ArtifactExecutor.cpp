@@ -1,0 +1,78 @@
+//===- ArtifactExecutor.cpp - Executors shared by the tools -----*- C++ -*-===//
+//
+// This file implements the executor over a compiled artifact, and the parts
+// of the executor interface that do not depend on where the code comes from.
+//
+//===----------------------------------------------------------------------===//
+
+#include "tools/loom-run/Executor.h"
+
+#include <cstring>
+
+using namespace loom::tools;
+
+loom_status_t Executor::findEntry(const std::string &name,
+                                  uint32_t *index) const {
+  std::string names;
+  for (uint32_t i = 0; i < entryCount(); ++i) {
+    if (name == entryAt(i)->name) {
+      *index = i;
+      return nullptr;
+    }
+    names += (i ? ", " : "") + std::string(entryAt(i)->name);
+  }
+  std::string message =
+      "no entry named '" + name + "' (entries: " + names + ")";
+  return loom_status_create(LOOM_STATUS_NOT_FOUND, message.c_str());
+}
+
+namespace {
+class ArtifactExecutor final : public Executor {
+public:
+  explicit ArtifactExecutor(loom_artifact_t *artifact) : artifact(artifact) {}
+  ~ArtifactExecutor() override {
+    loom_session_destroy(session);
+    loom_artifact_close(artifact);
+  }
+  uint32_t entryCount() const override {
+    return loom_artifact_entry_count(artifact);
+  }
+  const loom_entry_desc_t *entryAt(uint32_t index) const override {
+    return loom_artifact_entry_at(artifact, index);
+  }
+  loom_status_t start(const loom_tensor_map_t *params) override {
+    return loom_session_create(artifact, params, &session);
+  }
+  loom_status_t call(uint32_t entry, loom_tensor_t *const *inputs,
+                     loom_tensor_t **outputs) override {
+    return loom_session_call(session, entry, inputs, outputs);
+  }
+
+private:
+  loom_artifact_t *artifact;
+  loom_session_t *session = nullptr;
+};
+} // namespace
+
+loom_status_t loom::tools::openArtifact(const std::string &path,
+                                        std::unique_ptr<Executor> &out) {
+  loom_artifact_t *artifact = nullptr;
+  if (loom_status_t status = loom_artifact_open(path.c_str(), &artifact))
+    return status;
+  out = std::make_unique<ArtifactExecutor>(artifact);
+  return nullptr;
+}
+
+#ifndef LOOM_TOOLS_WITH_INTERPRETER
+bool loom::tools::canInterpret() { return false; }
+
+loom_status_t loom::tools::openInterpreted(const std::string &,
+                                           const std::vector<std::string> &,
+                                           const std::string &,
+                                           std::unique_ptr<Executor> &) {
+  return loom_status_create(LOOM_STATUS_UNIMPLEMENTED,
+                            "this is a runtime-only build: --interpret needs "
+                            "the compiler (configure without "
+                            "LOOM_RUNTIME_ONLY)");
+}
+#endif

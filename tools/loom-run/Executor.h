@@ -1,0 +1,53 @@
+//===- Executor.h - What loom-run and loom-bench call -----------*- C++ -*-===//
+//
+// This file declares the executor interface of the command-line tools: the
+// entry points of a compiled artifact (through the runtime) or of a `.loom`
+// file evaluated by the reference interpreter, behind one API so that both
+// read inputs, bind params, keep state and write outputs the same way.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_TOOLS_LOOM_RUN_EXECUTOR_H
+#define LOOM_TOOLS_LOOM_RUN_EXECUTOR_H
+
+#include "loom/runtime.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace loom::tools {
+
+class Executor {
+public:
+  virtual ~Executor() = default;
+  virtual uint32_t entryCount() const = 0;
+  virtual const loom_entry_desc_t *entryAt(uint32_t index) const = 0;
+  /// Binds params and creates state; called once before any call.
+  virtual loom_status_t start(const loom_tensor_map_t *params) = 0;
+  /// Calls an entry with inputs in manifest order; outputs are new
+  /// references.
+  virtual loom_status_t call(uint32_t entry, loom_tensor_t *const *inputs,
+                             loom_tensor_t **outputs) = 0;
+
+  /// Finds an entry by name; the error lists the entries there are.
+  loom_status_t findEntry(const std::string &name, uint32_t *index) const;
+};
+
+/// Opens a compiled artifact through the runtime.
+loom_status_t openArtifact(const std::string &path,
+                           std::unique_ptr<Executor> &out);
+
+/// Whether this build can interpret `.loom` files.
+bool canInterpret();
+
+/// Parses, imports and prepares a `.loom` file for the reference
+/// interpreter. Diagnostics are printed to stderr.
+loom_status_t openInterpreted(const std::string &path,
+                              const std::vector<std::string> &defines,
+                              const std::string &configPath,
+                              std::unique_ptr<Executor> &out);
+
+} // namespace loom::tools
+
+#endif // LOOM_TOOLS_LOOM_RUN_EXECUTOR_H
