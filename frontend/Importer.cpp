@@ -469,8 +469,7 @@ LogicalResult Importer::importState(Frame &f, const StateStmt &s) {
   if (!slot) {
     auto owned = std::make_unique<ArgSlot>();
     owned->loc = loc(f, s.ident.loc);
-    owned->arg =
-        block->addArgument(decl->type, mlir::Location(owned->loc));
+    owned->arg = block->addArgument(decl->type, mlir::Location(owned->loc));
     owned->name = f.isEntry() ? s.ident.name : binding;
     owned->binding = binding;
     owned->decl = std::move(*decl);
@@ -700,8 +699,8 @@ bool Importer::isCompileTime(const Frame &f, const Expr &e) {
     if (f.values.count(name))
       return false;
     const ConfigDecl *c = m.findConfig(name);
-    return c && (c->value.isNumeric() ||
-                 c->value.kind == ConstValue::Kind::Bool);
+    return c &&
+           (c->value.isNumeric() || c->value.kind == ConstValue::Kind::Bool);
   }
   case Expr::Kind::Unary:
     return isCompileTime(f, *llvm::cast<UnaryExpr>(e).operand);
@@ -715,9 +714,8 @@ bool Importer::isCompileTime(const Frame &f, const Expr &e) {
         m.findGraph(call.callee) || !call.kwargs.empty() ||
         call.args.size() < 2)
       return false;
-    return llvm::all_of(call.args, [&](const ExprPtr &arg) {
-      return isCompileTime(f, *arg);
-    });
+    return llvm::all_of(
+        call.args, [&](const ExprPtr &arg) { return isCompileTime(f, *arg); });
   }
   default:
     return false;
@@ -781,8 +779,7 @@ FailureOr<Operand> Importer::importExpr(Frame &f, const Expr &e) {
     return error(f, e.getLoc(),
                  "a list of operands is only accepted by 'concat'");
   case Expr::Kind::Index:
-    return error(f, e.getLoc(),
-                 "indexing is only allowed inside a mask body");
+    return error(f, e.getLoc(), "indexing is only allowed inside a mask body");
   default:
     return error(f, e.getLoc(), "unexpected expression");
   }
@@ -828,7 +825,8 @@ FailureOr<Value> Importer::materialize(Frame &f, const Operand &o,
   }
   auto type = RankedTensorType::get({}, elementType);
   mlir::OperationState state(loc(f, o.expr->getLoc()), "loom.constant");
-  state.addAttribute("value", mlir::DenseElementsAttr::get(type, ArrayRef<mlir::Attribute>(attr)));
+  state.addAttribute("value", mlir::DenseElementsAttr::get(
+                                  type, ArrayRef<mlir::Attribute>(attr)));
   return create(state);
 }
 
@@ -927,7 +925,8 @@ Type Importer::pickElementType(ArrayRef<Operand> operands) {
   for (const Operand &o : operands)
     if (!o.isScalar())
       return llvm::cast<RankedTensorType>(o.value.getType()).getElementType();
-  if (llvm::any_of(operands, [](const Operand &o) { return o.scalar.isFloat(); }))
+  if (llvm::any_of(operands,
+                   [](const Operand &o) { return o.scalar.isFloat(); }))
     return builder.getF32Type();
   if (llvm::any_of(operands, [](const Operand &o) { return o.scalar.isInt(); }))
     return builder.getI64Type();
@@ -1259,8 +1258,7 @@ LogicalResult Importer::buildOp(OpCall &c, const OpInfo &info,
     FailureOr<int64_t> axis = getInt(c, "axis", -1);
     if (failed(axis))
       return failure();
-    FailureOr<int64_t> normalized =
-        normalizeAxis(c, "axis", *axis, rankOf(*x));
+    FailureOr<int64_t> normalized = normalizeAxis(c, "axis", *axis, rankOf(*x));
     if (failed(normalized))
       return failure();
     state.addOperands(*x);
@@ -1329,8 +1327,7 @@ LogicalResult Importer::buildOp(OpCall &c, const OpInfo &info,
     FailureOr<int64_t> axis = getInt(c, "axis", std::nullopt);
     if (failed(axis))
       return failure();
-    FailureOr<int64_t> normalized =
-        normalizeAxis(c, "axis", *axis, rankOf(*x));
+    FailureOr<int64_t> normalized = normalizeAxis(c, "axis", *axis, rankOf(*x));
     if (failed(normalized))
       return failure();
     FailureOr<int64_t> start = getInt(c, "start", 0);
@@ -1376,8 +1373,7 @@ LogicalResult Importer::buildOp(OpCall &c, const OpInfo &info,
     FailureOr<int64_t> axis = getInt(c, "axis", 0);
     if (failed(axis))
       return failure();
-    FailureOr<int64_t> normalized =
-        normalizeAxis(c, "axis", *axis, rankOf(*x));
+    FailureOr<int64_t> normalized = normalizeAxis(c, "axis", *axis, rankOf(*x));
     if (failed(normalized))
       return failure();
     state.addOperands({*x, *indices});

@@ -19,8 +19,9 @@
 using namespace mlir;
 using namespace mlir::loom;
 
-static LogicalResult runPipeline(ModuleOp module, const CompileOptions &options,
-                                 LogicalResult (*build)(OpPassManager &)) {
+static LogicalResult
+runPipeline(ModuleOp module, const CompileOptions &options,
+            llvm::function_ref<LogicalResult(OpPassManager &)> build) {
   PassManager pm(module->getContext());
   if (options.useCommandLineOptions && failed(applyPassManagerCLOptions(pm)))
     return failure();
@@ -70,7 +71,9 @@ LogicalResult loom::compileModule(ModuleOp module,
       func.setArgAttrs(i, kept);
     }
   });
-  if (failed(runPipeline(module, options, buildCpuLoweringPipeline)))
+  if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
+        return buildCpuLoweringPipeline(pm, options.hostMatmul);
+      })))
     return failure();
 
   cpu::CpuCodegenOptions codegen;

@@ -24,6 +24,9 @@ struct CompileOptions {
   std::string cpu;
   unsigned optLevel = 3;
   CompileStage stopAfter = CompileStage::Artifact;
+  /// f32 matrix products call the runtime's GEMM (oneDNN where available);
+  /// false keeps the loops generated from linalg, for comparison.
+  bool hostMatmul = true;
   /// Version string recorded in the manifest.
   std::string compilerVersion = "loom";
   /// Applies pass-manager command-line options (--mlir-print-ir-*, timing).

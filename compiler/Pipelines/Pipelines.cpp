@@ -14,6 +14,9 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
 
+#include <cstring>
+#include <string>
+
 using namespace mlir;
 using namespace mlir::loom;
 
@@ -27,7 +30,7 @@ static const char *kCpuEntryAbiPipeline =
 static const char *kCpuLoweringPipeline =
     "one-shot-bufferize,"
     "func.func(buffer-hoisting,buffer-loop-hoisting),"
-    "loom-cpu-matmul-to-runtime,"
+    "%HOST_MATMUL%"
     "buffer-deallocation-pipeline,"
     "func.func(convert-linalg-to-loops),"
     "lower-affine,convert-scf-to-cf,canonicalize,cse,"
@@ -59,13 +62,18 @@ LogicalResult loom::buildCpuEntryAbiPipeline(OpPassManager &pm) {
   return addPipeline(pm, kCpuEntryAbiPipeline);
 }
 
-LogicalResult loom::buildCpuLoweringPipeline(OpPassManager &pm) {
-  return addPipeline(pm, kCpuLoweringPipeline);
+LogicalResult loom::buildCpuLoweringPipeline(OpPassManager &pm,
+                                             bool hostMatmul) {
+  std::string text = kCpuLoweringPipeline;
+  const char *slot = "%HOST_MATMUL%";
+  text.replace(text.find(slot), strlen(slot),
+               hostMatmul ? "loom-cpu-matmul-to-runtime," : "");
+  return addPipeline(pm, text);
 }
 
 LogicalResult loom::buildCpuCodegenPipeline(OpPassManager &pm) {
   return success(succeeded(buildCpuEntryAbiPipeline(pm)) &&
-                 succeeded(buildCpuLoweringPipeline(pm)));
+                 succeeded(buildCpuLoweringPipeline(pm, true)));
 }
 
 void loom::registerLoomPipelines() {

@@ -24,8 +24,10 @@ LogicalResult buildLoomToLinalgPipeline(OpPassManager &pm);
 /// manifest is collected right after it.
 LogicalResult buildCpuEntryAbiPipeline(OpPassManager &pm);
 
-/// Bufferization, host GEMM calls and lowering to the LLVM dialect.
-LogicalResult buildCpuLoweringPipeline(OpPassManager &pm);
+/// Bufferization, host GEMM calls (f32 matrix products go to the runtime's
+/// GEMM unless `hostMatmul` is false, which keeps generated loops) and
+/// lowering to the LLVM dialect.
+LogicalResult buildCpuLoweringPipeline(OpPassManager &pm, bool hostMatmul);
 
 /// Entry ABI, bufferization, host GEMM calls and lowering to the LLVM
 /// dialect. Registered as `loom-cpu-codegen`.

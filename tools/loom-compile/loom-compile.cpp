@@ -73,6 +73,11 @@ static cl::opt<std::string> target("target", cl::desc("Target: cpu"),
 static cl::opt<std::string>
     cpuName("cpu", cl::desc("LLVM CPU name (default: the host CPU)"),
             cl::cat(category));
+static cl::opt<std::string> matmul(
+    "matmul",
+    cl::desc("f32 matrix products: runtime (the runtime's GEMM, oneDNN where "
+             "built with it; default) or codegen (generated loops)"),
+    cl::init("runtime"), cl::cat(category));
 static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
                                   cl::init(3), cl::Prefix, cl::cat(category));
 
@@ -158,7 +163,14 @@ static int compile() {
   if (!module)
     return rc;
 
+  if (matmul != "runtime" && matmul != "codegen") {
+    llvm::errs() << "loom-compile: error: --matmul must be runtime or codegen, "
+                    "got '"
+                 << matmul << "'\n";
+    return 1;
+  }
   mlir::loom::CompileOptions options;
+  options.hostMatmul = matmul == "runtime";
   options.cpu = cpuName;
   options.optLevel = optLevel;
   options.compilerVersion = "loom-compile " LOOM_VERSION;

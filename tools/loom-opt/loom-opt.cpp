@@ -5,9 +5,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "compiler/Conversion/Passes.h"
+#include "compiler/Pipelines/Pipelines.h"
 #include "dialects/loom/IR/LoomDialect.h"
-#include "dialects/loom/Transforms/Passes.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -17,8 +16,9 @@
 
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
-  mlir::loom::registerLoomPasses();
-  mlir::loom::registerLoomConversionPasses();
+  // Loom's passes and the named pipelines loom-graph, loom-to-linalg and
+  // loom-cpu-codegen.
+  mlir::loom::registerLoomPipelines();
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);

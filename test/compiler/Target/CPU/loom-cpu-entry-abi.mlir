@@ -1,0 +1,79 @@
+// RUN: loom-opt %s --split-input-file --loom-cpu-entry-abi --verify-diagnostics | FileCheck %s
+
+// An entry becomes a memref function: inputs, params, then one buffer per
+// output; the old body is a private function the new entry calls.
+// CHECK-LABEL: func.func @main(
+// CHECK-SAME: %[[X:.*]]: memref<?x4xf32> {loom.dims = ["B", 4], loom.name = "x", loom.role = "input"}
+// CHECK-SAME: %[[W:.*]]: memref<4xf32> {loom.binding = "w", loom.name = "w", loom.role = "param"}
+// CHECK-SAME: %[[Y:.*]]: memref<?x4xf32> {loom.dims = ["B", 4], loom.name = "y", loom.role = "output"}
+// CHECK-SAME: attributes {llvm.emit_c_interface}
+// CHECK: %[[TX:.*]] = bufferization.to_tensor %[[X]] restrict
+// CHECK: %[[TW:.*]] = bufferization.to_tensor %[[W]] restrict
+// CHECK: %[[R:.*]] = call @main.body(%[[TX]], %[[TW]])
+// CHECK: bufferization.materialize_in_destination %[[R]] in restrict writable %[[Y]]
+// CHECK: return
+// CHECK-LABEL: func.func private @main.body
+func.func @main(%x: tensor<?x4xf32> {loom.role = "input", loom.name = "x", loom.dims = ["B", 4]},
+                %w: tensor<4xf32> {loom.role = "param", loom.name = "w", loom.binding = "w"})
+    -> (tensor<?x4xf32> {loom.role = "output", loom.name = "y", loom.dims = ["B", 4]}) {
+  %0 = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} outs(%x : tensor<?x4xf32>) {
+  ^bb0(%o: f32):
+    linalg.yield %o : f32
+  } -> tensor<?x4xf32>
+  return %0 : tensor<?x4xf32>
+}
+
+// -----
+
+// A state result is copied back into the state's own buffer, without
+// `restrict`, after the outputs.
+// CHECK-LABEL: func.func @step(
+// CHECK-SAME: %[[X:.*]]: memref<4xf32> {{.*}}, %[[S:.*]]: memref<4xf32> {{.*}}loom.role = "state"{{.*}}, %[[Y:.*]]: memref<4xf32>
+// CHECK: %[[R:.*]]:2 = call @step.body
+// CHECK: bufferization.materialize_in_destination %[[R]]#0 in restrict writable %[[Y]]
+// CHECK: bufferization.materialize_in_destination %[[R]]#1 in writable %[[S]]
+func.func @step(%x: tensor<4xf32> {loom.role = "input", loom.name = "x"},
+                %s: tensor<4xf32> {loom.role = "state", loom.name = "acc", loom.binding = "acc"})
+    -> (tensor<4xf32> {loom.role = "output", loom.name = "y"},
+        tensor<4xf32> {loom.role = "state", loom.name = "acc"}) {
+  return %s, %x : tensor<4xf32>, tensor<4xf32>
+}
+
+// -----
+
+// Private functions (sub-graphs) are not entries and stay as they are.
+// CHECK-LABEL: func.func private @helper(%{{.*}}: tensor<4xf32>) -> tensor<4xf32>
+func.func private @helper(%x: tensor<4xf32>) -> tensor<4xf32> {
+  return %x : tensor<4xf32>
+}
+
+// -----
+
+// expected-error@+1 {{state result 'missing' has no state argument}}
+func.func @bad_state(%x: tensor<4xf32> {loom.role = "input", loom.name = "x"})
+    -> (tensor<4xf32> {loom.role = "state", loom.name = "missing"}) {
+  return %x : tensor<4xf32>
+}
+
+// -----
+
+// expected-error@+1 {{result 0 has no loom.role of 'output' or 'state'}}
+func.func @no_role(%x: tensor<4xf32> {loom.role = "input", loom.name = "x"}) -> tensor<4xf32> {
+  return %x : tensor<4xf32>
+}
+
+// -----
+
+// expected-error@+1 {{entry signature must use ranked tensors only}}
+func.func @not_tensor(%x: f32) {
+  return
+}
+
+// -----
+
+// expected-error@+1 {{state 'acc' changes type across the call}}
+func.func @state_type(%x: tensor<8xf32> {loom.role = "input", loom.name = "x"},
+                      %s: tensor<4xf32> {loom.role = "state", loom.name = "acc"})
+    -> (tensor<8xf32> {loom.role = "state", loom.name = "acc"}) {
+  return %x : tensor<8xf32>
+}
