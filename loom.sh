@@ -19,6 +19,10 @@ packages=(cmake ninja-build ccache python3 clang-22 lld-22 llvm-22-dev
           llvm-22-tools libmlir-22-dev mlir-22-tools libdnnl-dev libgtest-dev)
 
 install_packages() {
+  # The sanitizer runtimes of clang come in their own package.
+  case "${LOOM_CMAKE_ARGS:-}" in
+    *LOOM_ENABLE_SANITIZERS=ON*) packages+=(libclang-rt-22-dev) ;;
+  esac
   local missing=()
   for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -28,6 +28,7 @@ MM = 1024                      # matmul M = N = K
 MLP_BATCH, MLP_DIM, MLP_LAYERS = 256, 2048, 4
 TARGETS = {"matmul_vs_onednn": 0.8, "mlp_vs_torch": 1.0, "overhead_us": 5.0,
            "compile_s": 1.0}
+SLOW_S = 2.0   # seconds per call above which a contender is timed once
 
 
 def log(msg):
@@ -90,6 +91,8 @@ class Bench:
         self.errors = {}
         self.samples = {}      # name -> list of per-round medians (seconds)
         self.extra = {}        # name -> extra fields from the last run
+        self.probed = set()
+        self.slow = set()      # contenders timed by a single call
 
     def tool(self, name):
         return os.path.join(self.bin, name)
@@ -123,16 +126,27 @@ class Bench:
         return arts
 
     # -- contenders ------------------------------------------------------------
-    def loom(self, so, entry, warmup, reps, dims=()):
-        cmd = [self.tool("loom-bench"), so, "--call", entry, "--warmup",
-               str(warmup), "--reps", str(reps), "--json"]
-        for d in dims:
-            cmd += ["--dim", d]
-        return run_json(cmd)
+    def loom(self, so, entry, warmup, reps, dims=(), name=None):
+        """loom-bench; a contender slower than SLOW_S per call (the generated
+        loops can be) is timed by one call, once, instead of warmup + reps."""
+        def bench(w, n):
+            cmd = [self.tool("loom-bench"), so, "--call", entry, "--warmup",
+                   str(w), "--reps", str(n), "--json"]
+            for d in dims:
+                cmd += ["--dim", d]
+            return run_json(cmd)
+        if name and name not in self.probed:
+            self.probed.add(name)
+            probe = bench(0, 1)
+            if probe["median_s"] > SLOW_S:
+                self.slow.add(name)
+                probe["note"] = "one call (slower than %g s)" % SLOW_S
+                return probe
+        return bench(warmup, reps)
 
     def measure(self, name, fn):
         """One round of contender `name`: appends its median."""
-        if name in self.errors:
+        if name in self.errors or name in self.slow:
             return
         try:
             r = fn()
@@ -164,10 +178,12 @@ class Bench:
                 [a.sgemm] + mm_args + ["--warmup", "3", "--reps", "30", "--json"]))
             if "mm_runtime" in arts:
                 self.measure("mm_runtime", lambda: self.loom(
-                    arts["mm_runtime"], "main", 3, 30))
+                    arts["mm_runtime"], "main", 3, 30,
+                    name="mm_runtime"))
             if "mm_codegen" in arts:
                 self.measure("mm_codegen", lambda: self.loom(
-                    arts["mm_codegen"], "main", 2, 10))
+                    arts["mm_codegen"], "main", 2, 10,
+                    name="mm_codegen"))
             if torch_py:
                 self.measure("mm_torch", lambda: run_json(
                     [torch_py, os.path.join(BENCH, "torch_mlp.py"), "matmul"]
@@ -179,10 +195,12 @@ class Bench:
                      str(MLP_BATCH), str(MLP_DIM), str(MLP_LAYERS), "3", "20"]))
             if "mlp_runtime" in arts:
                 self.measure("mlp_runtime", lambda: self.loom(
-                    arts["mlp_runtime"], "main", 3, 20, mlp_dims))
+                    arts["mlp_runtime"], "main", 3, 20, mlp_dims,
+                    name="mlp_runtime"))
             if "mlp_codegen" in arts:
                 self.measure("mlp_codegen", lambda: self.loom(
-                    arts["mlp_codegen"], "main", 1, 5, mlp_dims))
+                    arts["mlp_codegen"], "main", 1, 5, mlp_dims,
+                    name="mlp_codegen"))
             # 3. per-call overhead
             if "tiny" in arts:
                 self.measure("tiny", lambda: self.loom(
@@ -249,6 +267,7 @@ class Bench:
             return flop / t * 1e-9 if t else None
 
         res = {"machine": mach, "targets": TARGETS, "errors": self.errors,
+               "timed_by_one_call": sorted(self.slow),
                "fma_peak_gflops_estimate": peak}
         base = m("mm_onednn")
         mm = {}
@@ -320,6 +339,8 @@ class Bench:
         peak = res["fma_peak_gflops_estimate"]
         for k, label in names.items():
             r = res["matmul_1024"][k]
+            if k in self.slow:
+                label += " (timed by 1 call: > %g s/call)" % SLOW_S
             if r["median_s"] is None:
                 L.append("| %s | n/a%s | | | |" % (label, why(k)))
                 continue
@@ -339,6 +360,8 @@ class Bench:
                  "mlp_codegen": "Loom `--matmul=codegen`"}
         for k, label in names.items():
             r = res["mlp"][k]
+            if k in self.slow:
+                label += " (timed by 1 call: > %g s/call)" % SLOW_S
             if r["median_s"] is None:
                 reason = why(k) or (" (torch not available)" if k == "mlp_torch" else "")
                 L.append("| %s | n/a%s | | |" % (label, reason))

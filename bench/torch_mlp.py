@@ -1,6 +1,7 @@
 """PyTorch baselines for bench/run.sh; prints one JSON object.
 
   python torch_mlp.py mlp BATCH DIM LAYERS WARMUP REPS
+  python torch_mlp.py parts BATCH DIM 1 WARMUP REPS   (one layer and its ops)
   python torch_mlp.py matmul M N K WARMUP REPS
 
 `mlp` is the same math as bench/mlp4.loom: LAYERS x (RMSNorm -> linear
@@ -42,7 +43,7 @@ def main():
     mode = sys.argv[1]
     info = {"torch": torch.__version__, "threads": torch.get_num_threads()}
     with torch.inference_mode():
-        if mode == "mlp":
+        if mode in ("mlp", "parts"):
             batch, dim, layers, warmup, reps = map(int, sys.argv[2:7])
             eps = 1e-6
             x = uniform(batch, dim)
@@ -61,7 +62,19 @@ def main():
                 return h
 
             info["rms_norm"] = "F.rms_norm" if has_rms else "composite"
-            info.update(timed(forward, warmup, reps))
+            if mode == "mlp":
+                info.update(timed(forward, warmup, reps))
+            else:
+                norm, w = weights[0]
+                pieces = {
+                    "one_layer": lambda: F.silu(F.linear(rms_norm(x, norm), w)),
+                    "linear_only": lambda: F.linear(x, w),
+                    "norm_only": lambda: rms_norm(x, norm),
+                    "silu_only": lambda: F.silu(x),
+                }
+                for name, fn in pieces.items():
+                    info[name + "_s"] = timed(fn, warmup, reps)["median_s"]
+                info["median_s"] = info["one_layer_s"]
         elif mode == "matmul":
             m, n, k, warmup, reps = map(int, sys.argv[2:7])
             a, b = uniform(m, k), uniform(k, n)

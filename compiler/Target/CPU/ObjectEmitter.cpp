@@ -83,6 +83,52 @@ static void buildImportStub(llvm::Function &function,
   b.CreateRetVoid();
 }
 
+static constexpr llvm::StringLiteral kLaunchPrefix = "__loom_parallel_launch_";
+static constexpr llvm::StringLiteral kParallelFor = "loom_rt_parallel_for";
+
+/// Defines `launch(n, captures...)`: packs the captures into a context on the
+/// stack and runs `body(begin, end, captures...)` over [0, n) through the
+/// runtime's parallel_for, with a trampoline that unpacks the context.
+static void buildParallelLaunch(llvm::Function &launch, llvm::Function &body,
+                                llvm::GlobalVariable &slot) {
+  llvm::LLVMContext &context = launch.getContext();
+  llvm::Module &module = *launch.getParent();
+  SmallVector<llvm::Type *> fields;
+  for (llvm::Argument &arg : llvm::drop_begin(launch.args()))
+    fields.push_back(arg.getType());
+  auto *contextType = llvm::StructType::get(context, fields);
+  llvm::IRBuilder<> b(context);
+  llvm::Type *ptr = b.getPtrTy();
+  llvm::Type *i64 = b.getInt64Ty();
+
+  auto *trampolineType =
+      llvm::FunctionType::get(b.getVoidTy(), {ptr, i64, i64}, false);
+  auto *trampoline = llvm::Function::Create(
+      trampolineType, llvm::GlobalValue::InternalLinkage,
+      launch.getName() + ".trampoline", module);
+  b.SetInsertPoint(llvm::BasicBlock::Create(context, "entry", trampoline));
+  SmallVector<llvm::Value *> args = {trampoline->getArg(1),
+                                     trampoline->getArg(2)};
+  for (auto [i, type] : llvm::enumerate(fields))
+    args.push_back(b.CreateLoad(
+        type, b.CreateStructGEP(contextType, trampoline->getArg(0), i)));
+  b.CreateCall(&body, args);
+  b.CreateRetVoid();
+
+  b.SetInsertPoint(llvm::BasicBlock::Create(context, "entry", &launch));
+  llvm::Value *packed = b.CreateAlloca(contextType);
+  for (unsigned i = 0; i < fields.size(); ++i)
+    b.CreateStore(launch.getArg(i + 1),
+                  b.CreateStructGEP(contextType, packed, i));
+  llvm::Value *parallelFor = b.CreateLoad(ptr, &slot, "parallel_for");
+  auto *parallelForType =
+      llvm::FunctionType::get(b.getVoidTy(), {ptr, ptr, i64}, false);
+  b.CreateCall(parallelForType, parallelFor,
+               {trampoline, packed, launch.getArg(0)});
+  b.CreateRetVoid();
+  launch.setLinkage(llvm::GlobalValue::InternalLinkage);
+}
+
 std::unique_ptr<llvm::Module>
 cpu::translateToArtifactIR(ModuleOp module, llvm::LLVMContext &context,
                            Manifest &manifest, llvm::TargetMachine &machine,
@@ -107,6 +153,20 @@ cpu::translateToArtifactIR(ModuleOp module, llvm::LLVMContext &context,
   llvm::IRBuilder<> b(context);
   llvm::Type *ptr = b.getPtrTy();
 
+  // Parallel loops outlined by loom-cpu-parallel-outline go through the
+  // runtime's thread pool.
+  SmallVector<llvm::Function *> launches;
+  for (llvm::Function &function : *llvmModule)
+    if (function.isDeclaration() &&
+        function.getName().starts_with(kLaunchPrefix))
+      launches.push_back(&function);
+  if (!launches.empty() &&
+      llvm::none_of(manifest.imports, [](const ManifestImport &i) {
+        return i.name == kParallelFor;
+      }))
+    manifest.imports.push_back(
+        {kParallelFor.str(), importSlotSymbol(kParallelFor)});
+
   // Import slots, filled by the runtime before any entry runs. The lowering
   // declared one C interface function per host function it calls.
   static constexpr llvm::StringLiteral kStubPrefix = "_mlir_ciface_loom_rt_";
@@ -126,6 +186,9 @@ cpu::translateToArtifactIR(ModuleOp module, llvm::LLVMContext &context,
         llvm::ConstantPointerNull::get(llvm::PointerType::get(context, 0)),
         import.slot);
     slot->setVisibility(llvm::GlobalValue::DefaultVisibility);
+    // parallel_for is called from the launch functions built below.
+    if (import.name == kParallelFor)
+      continue;
     std::string stubName = "_mlir_ciface_" + import.name;
     llvm::Function *stub = llvmModule->getFunction(stubName);
     if (!stub) {
@@ -134,6 +197,19 @@ cpu::translateToArtifactIR(ModuleOp module, llvm::LLVMContext &context,
     }
     buildImportStub(*stub, *slot);
     stub->setLinkage(llvm::GlobalValue::InternalLinkage);
+  }
+
+  for (llvm::Function *launch : launches) {
+    std::string suffix =
+        launch->getName().drop_front(kLaunchPrefix.size()).str();
+    llvm::Function *body =
+        llvmModule->getFunction("__loom_parallel_body_" + suffix);
+    auto *slot = llvmModule->getNamedGlobal(importSlotSymbol(kParallelFor));
+    if (!body || !slot || body->arg_size() != launch->arg_size() + 1) {
+      error = "parallel loop " + suffix + " has no matching body";
+      return nullptr;
+    }
+    buildParallelLaunch(*launch, *body, *slot);
   }
 
   // Entry wrappers: int32_t loom_entry_<name>(void **args).

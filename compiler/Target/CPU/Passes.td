@@ -64,4 +64,38 @@ def CpuMatmulToRuntimePass : Pass<"loom-cpu-matmul-to-runtime", "ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def CpuParallelOutlinePass : Pass<"loom-cpu-parallel-outline", "ModuleOp"> {
+  let summary = "Runs the outermost parallel loops on the runtime's threads";
+  let description = [{
+    Every outermost `scf.parallel` without reductions is split along its
+    first dimension: the body becomes a private function
+    `__loom_parallel_body_<n>(begin, end, captured...)` looping over
+    `[begin, end)` of that dimension, and the loop becomes a call of
+    `__loom_parallel_launch_<n>(trip_count, captured...)`. When the LLVM IR
+    is built, each launch function packs its captured values into a context
+    and calls the runtime's `loom_rt_parallel_for` with a trampoline that
+    unpacks them and calls the body for a range. Loops whose statically
+    known work (iterations times ops) is below `min-work` stay serial.
+
+    ```mlir
+    scf.parallel (%i, %j) = (%c0, %c0) to (%n, %c64) step (%c1, %c1) { ... }
+    // becomes
+    func.call @__loom_parallel_launch_0(%trips, %buf, %n) : (index, memref<?x64xf32>, index) -> ()
+    func.func private @__loom_parallel_body_0(%begin: index, %end: index,
+                                              %buf: memref<?x64xf32>, %n: index) {
+      scf.for %k = %begin to %end step %c1 {
+        scf.parallel (%j) = (%c0) to (%c64) step (%c1) { ... }
+      }
+    }
+    ```
+  }];
+  let options = [
+    Option<"minWork", "min-work", "int64_t", /*default=*/"16384",
+           "Loops with less statically known work stay serial">,
+  ];
+  let dependentDialects = ["::mlir::func::FuncDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
 #endif // LOOM_TARGET_CPU_PASSES_TD
