@@ -69,11 +69,27 @@ demo() {
     --call main --outputs "$out/interpreted.safetensors" --print
 }
 
+# The runtime alone, without LLVM or MLIR: build it and run its tests.
+runtime_only_tests() {
+  local rt="$build/runtime-only"
+  if [ ! -f "$rt/build.ninja" ]; then
+    cmake -G Ninja -S "$root" -B "$rt" -DCMAKE_BUILD_TYPE=Release \
+      -DLOOM_RUNTIME_ONLY=ON \
+      -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
+      -DCMAKE_EXE_LINKER_FLAGS=-fuse-ld=lld-22 \
+      -DCMAKE_SHARED_LINKER_FLAGS=-fuse-ld=lld-22 \
+      -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+  fi
+  ninja -C "$rt" -j "$jobs"
+  (cd "$rt" && ctest --output-on-failure)
+}
+
 cmd="${1:-demo}"
 case "$cmd" in
   demo) install_packages; configure_and_build; demo ;;
   test) install_packages; configure_and_build
-        ninja -C "$build" check-loom ;;
+        ninja -C "$build" check-loom
+        runtime_only_tests ;;
   build) install_packages; configure_and_build ;;
   *) echo "usage: $0 demo|test|build" >&2; exit 2 ;;
 esac

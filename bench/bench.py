@@ -35,9 +35,16 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_json(cmd, env=None, timeout=900):
+# Environment of the single-thread pass (--single-thread): oneDNN and torch
+# (OpenMP), Loom's own pool, torch_mlp.py.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "LOOM_NUM_THREADS": "1",
+              "LOOM_BENCH_TORCH_THREADS": "1"}
+CURRENT_ENV = [None]
+
+
+def run_json(cmd, timeout=900):
     """Runs cmd, returns the JSON object on the last line of stdout."""
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env,
+    p = subprocess.run(cmd, capture_output=True, text=True, env=CURRENT_ENV[0],
                        timeout=timeout)
     if p.returncode != 0:
         raise RuntimeError("%s failed (rc %d): %s" % (
@@ -157,7 +164,7 @@ class Bench:
         self.samples.setdefault(name, []).append(r["median_s"])
         self.extra[name] = {k: v for k, v in r.items()
                             if k not in ("median_s", "min_s", "max_s")}
-        log("bench:   %-22s %10.3f ms" % (name, r["median_s"] * 1e3))
+        log("bench:   %-22s %12.1f us" % (name, r["median_s"] * 1e6))
 
     def median(self, name):
         s = self.samples.get(name)
@@ -205,6 +212,26 @@ class Bench:
             if "tiny" in arts:
                 self.measure("tiny", lambda: self.loom(
                     arts["tiny"], "main", 1000, 20000))
+
+        # Optional: the headline comparisons again on one thread each, less
+        # exposed to other processes than two threads on two busy cores.
+        if a.single_thread:
+            CURRENT_ENV[0] = dict(os.environ, **ONE_THREAD)
+            for r in range(self.rounds):
+                log("bench: single-thread round %d/%d" % (r + 1, self.rounds))
+                self.measure("mm_onednn_1t", lambda: run_json(
+                    [a.sgemm] + mm_args + ["--warmup", "2", "--reps", "15", "--json"]))
+                if "mm_runtime" in arts:
+                    self.measure("mm_runtime_1t", lambda: self.loom(
+                        arts["mm_runtime"], "main", 2, 15))
+                if torch_py:
+                    self.measure("mlp_torch_1t", lambda: run_json(
+                        [torch_py, os.path.join(BENCH, "torch_mlp.py"), "mlp",
+                         str(MLP_BATCH), str(MLP_DIM), str(MLP_LAYERS), "2", "10"]))
+                if "mlp_runtime" in arts:
+                    self.measure("mlp_runtime_1t", lambda: self.loom(
+                        arts["mlp_runtime"], "main", 2, 10, mlp_dims))
+            CURRENT_ENV[0] = None
 
         # MLP breakdown: one layer and its ops (one round; for the profile).
         log("bench: MLP per-op breakdown")
@@ -285,6 +312,15 @@ class Bench:
                       "vs_torch": tbase / t if tbase and t else None,
                       "round_medians_s": self.samples.get(k)}
         res["mlp"] = mlp
+        if self.args.single_thread:
+            b1, t1 = m("mm_onednn_1t"), m("mlp_torch_1t")
+            res["single_thread"] = {
+                k: {"median_s": m(k),
+                    "ratio": ((b1 if k.startswith("mm") else t1) / m(k))
+                    if m(k) and (b1 if k.startswith("mm") else t1) else None,
+                    "round_medians_s": self.samples.get(k)}
+                for k in ("mm_onednn_1t", "mm_runtime_1t", "mlp_torch_1t",
+                          "mlp_runtime_1t")}
         parts = {k[len("mlp_part_"):]: m(k) for k in self.samples
                  if k.startswith("mlp_part_") and k != "mlp_part_torch"}
         res["mlp_parts_loom_s"] = parts
@@ -355,7 +391,9 @@ class Bench:
         L.append("")
         L.append("| contender | median ms | GFLOP/s | vs PyTorch |")
         L.append("|---|---:|---:|---:|")
-        names = {"mlp_torch": "PyTorch %s (baseline)" % mach["torch"],
+        rms = self.extra.get("mlp_torch", {}).get("rms_norm")
+        names = {"mlp_torch": "PyTorch %s%s (baseline)" % (
+                     mach["torch"], ", `%s`" % rms if rms else ""),
                  "mlp_runtime": "Loom `--matmul=runtime`",
                  "mlp_codegen": "Loom `--matmul=codegen`"}
         for k, label in names.items():
@@ -369,6 +407,19 @@ class Bench:
             L.append("| %s | %s | %s | %s× |" % (label, ms(r["median_s"]),
                                                  num(r["gflops"]),
                                                  num(r["vs_torch"], "%.2f")))
+        if "single_thread" in res:
+            st = res["single_thread"]
+            L.append("")
+            L.append("Single thread each (`OMP_NUM_THREADS=1 LOOM_NUM_THREADS=1`, "
+                     "`torch.set_num_threads(1)`):")
+            L.append("")
+            L.append("| benchmark | baseline ms | Loom ms | Loom vs baseline |")
+            L.append("|---|---:|---:|---:|")
+            for label, bk, lk in (("matmul 1024³ (oneDNN)", "mm_onednn_1t", "mm_runtime_1t"),
+                                  ("MLP (PyTorch)", "mlp_torch_1t", "mlp_runtime_1t")):
+                L.append("| %s | %s | %s | %s× |" % (
+                    label, ms(st[bk]["median_s"]), ms(st[lk]["median_s"]),
+                    num(st[lk]["ratio"], "%.2f")))
         parts = res["mlp_parts_loom_s"]
         tparts = res["mlp_parts_torch_s"]
         if parts:
@@ -417,6 +468,8 @@ def main():
     ap.add_argument("--torch-missing", default="not available")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--peak-gflops", type=float, default=0.0)
+    ap.add_argument("--single-thread", action="store_true",
+                    help="also compare matmul and MLP on one thread each")
     args = ap.parse_args()
     if not args.peak_gflops:
         # TOOLCHAIN.md: ~87 GFLOP/s on 1 core, ~165 on 2 (AVX2 + FMA, f32).

@@ -13,6 +13,7 @@
 # Environment: LOOM_BENCH_ROUNDS (interleaved rounds, default 3),
 # LOOM_BENCH_PYTHON (interpreter with torch; default bench/.venv/bin/python,
 # then /usr/bin/python3), LOOM_BENCH_PEAK_GFLOPS (FMA peak shown as context),
+# LOOM_BENCH_SINGLE_THREAD=1 (also compare matmul and MLP on one thread each),
 # LOOM_JOBS (build jobs). Threads: everything uses all cores unless
 # LOOM_NUM_THREADS / OMP_NUM_THREADS say otherwise.
 set -euo pipefail
@@ -60,5 +61,6 @@ done
 args=(--bin "$bin" --sgemm "$sgemm" --out "$out" --rounds "${LOOM_BENCH_ROUNDS:-3}"
       --torch-missing "$missing")
 [ -n "$torch_py" ] && args+=(--torch-python "$torch_py")
+[ "${LOOM_BENCH_SINGLE_THREAD:-0}" = 1 ] && args+=(--single-thread)
 [ -n "${LOOM_BENCH_PEAK_GFLOPS:-}" ] && args+=(--peak-gflops "$LOOM_BENCH_PEAK_GFLOPS")
 exec python3 "$root/bench/bench.py" "${args[@]}"

@@ -39,7 +39,9 @@ def timed(fn, warmup, reps):
 
 def main():
     torch.manual_seed(0)
-    torch.set_num_threads(os.cpu_count())
+    # All cores, unless bench.py's single-thread pass asks for fewer.
+    torch.set_num_threads(int(os.environ.get("LOOM_BENCH_TORCH_THREADS",
+                                             os.cpu_count())))
     mode = sys.argv[1]
     info = {"torch": torch.__version__, "threads": torch.get_num_threads()}
     with torch.inference_mode():

@@ -32,10 +32,11 @@ static const char *kCpuLoweringPipeline =
     "func.func(buffer-hoisting,buffer-loop-hoisting),"
     "%HOST_MATMUL%"
     "buffer-deallocation-pipeline,"
+    "loom-cpu-copy-to-linalg,"
     "func.func(convert-linalg-to-parallel-loops),"
     "loom-cpu-parallel-outline,"
-    "lower-affine,convert-scf-to-cf,canonicalize,cse,"
-    "expand-strided-metadata,finalize-memref-to-llvm,"
+    "expand-strided-metadata,lower-affine,convert-scf-to-cf,canonicalize,"
+    "cse,finalize-memref-to-llvm,"
     "convert-math-to-llvm,convert-math-to-libm,convert-arith-to-llvm,"
     "convert-index-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,"
     "reconcile-unrealized-casts";

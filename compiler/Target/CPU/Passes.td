@@ -98,4 +98,22 @@ def CpuParallelOutlinePass : Pass<"loom-cpu-parallel-outline", "ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def CpuCopyToLinalgPass : Pass<"loom-cpu-copy-to-linalg", "ModuleOp"> {
+  let summary = "Turns memref.copy into linalg.copy";
+  let description = [{
+    Bufferization copies buffers with `memref.copy`, which the LLVM lowering
+    turns into a call of MLIR's `memrefCopy` runtime helper when a side is
+    strided. Artifacts link no MLIR runtime library, so every copy becomes a
+    `linalg.copy`, lowered to (parallel, vectorizable) loops like any other
+    linalg op.
+
+    ```mlir
+    memref.copy %a, %b : memref<?x4xf32, strided<[8, 1]>> to memref<?x4xf32>
+    // becomes
+    linalg.copy ins(%a : memref<?x4xf32, strided<[8, 1]>>) outs(%b : memref<?x4xf32>)
+    ```
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
 #endif // LOOM_TARGET_CPU_PASSES_TD

@@ -1,0 +1,47 @@
+//===- CopyToLinalg.cpp - Buffer copies as linalg ---------------*- C++ -*-===//
+//
+// This file implements loom-cpu-copy-to-linalg: memref.copy becomes
+// linalg.copy so that copies are generated loops, never calls of a runtime
+// library that artifacts do not link.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Target/CPU/Passes.h"
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace mlir::loom::cpu {
+#define GEN_PASS_DEF_CPUCOPYTOLINALGPASS
+#include "compiler/Target/CPU/Passes.h.inc"
+} // namespace mlir::loom::cpu
+
+using namespace mlir;
+
+namespace {
+struct CopyToLinalgPattern : public OpRewritePattern<memref::CopyOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(memref::CopyOp op,
+                                PatternRewriter &rewriter) const override {
+    auto source = dyn_cast<MemRefType>(op.getSource().getType());
+    auto target = dyn_cast<MemRefType>(op.getTarget().getType());
+    if (!source || !target)
+      return rewriter.notifyMatchFailure(op, "unranked memrefs");
+    rewriter.replaceOpWithNewOp<linalg::CopyOp>(op, op.getSource(),
+                                                op.getTarget());
+    return success();
+  }
+};
+
+struct CpuCopyToLinalgPass
+    : public loom::cpu::impl::CpuCopyToLinalgPassBase<CpuCopyToLinalgPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    patterns.add<CopyToLinalgPattern>(&getContext());
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      return signalPassFailure();
+  }
+};
+} // namespace
