@@ -162,6 +162,9 @@ class Bench:
             log("bench: %s: %s" % (name, e))
             return
         self.samples.setdefault(name, []).append(r["median_s"])
+        for k, v in r.items():   # sub-timings (torch_mlp.py parts)
+            if k.endswith("_s") and k not in ("median_s", "min_s", "max_s"):
+                self.samples.setdefault(name + ":" + k, []).append(v)
         self.extra[name] = {k: v for k, v in r.items()
                             if k not in ("median_s", "min_s", "max_s")}
         log("bench:   %-22s %12.1f us" % (name, r["median_s"] * 1e6))
@@ -208,6 +211,15 @@ class Bench:
                 self.measure("mlp_codegen", lambda: self.loom(
                     arts["mlp_codegen"], "main", 1, 5, mlp_dims,
                     name="mlp_codegen"))
+            # MLP breakdown: one layer and its ops (for the profile).
+            if "mlp_runtime" in arts:
+                for entry in ("one_layer", "linear_only", "norm_only", "silu_only"):
+                    self.measure("mlp_part_" + entry, lambda: self.loom(
+                        arts["mlp_runtime"], entry, 3, 20, mlp_dims))
+            if torch_py:
+                self.measure("mlp_part_torch", lambda: run_json(
+                    [torch_py, os.path.join(BENCH, "torch_mlp.py"), "parts",
+                     str(MLP_BATCH), str(MLP_DIM), "1", "3", "20"]))
             # 3. per-call overhead
             if "tiny" in arts:
                 self.measure("tiny", lambda: self.loom(
@@ -232,17 +244,6 @@ class Bench:
                     self.measure("mlp_runtime_1t", lambda: self.loom(
                         arts["mlp_runtime"], "main", 2, 10, mlp_dims))
             CURRENT_ENV[0] = None
-
-        # MLP breakdown: one layer and its ops (one round; for the profile).
-        log("bench: MLP per-op breakdown")
-        if "mlp_runtime" in arts:
-            for entry in ("one_layer", "linear_only", "norm_only", "silu_only"):
-                self.measure("mlp_part_" + entry, lambda: self.loom(
-                    arts["mlp_runtime"], entry, 3, 20, mlp_dims))
-        if torch_py:
-            self.measure("mlp_part_torch", lambda: run_json(
-                [torch_py, os.path.join(BENCH, "torch_mlp.py"), "parts",
-                 str(MLP_BATCH), str(MLP_DIM), "1", "3", "20"]))
 
         # 4. compile time of models/mlp.loom
         log("bench: compile time")
@@ -276,6 +277,7 @@ class Bench:
             "torch": torch_version,
             "onednn": dnnl,
             "loom_commit": git_rev(),
+            "loom_tools": self.bin,
             "loom_num_threads": os.environ.get("LOOM_NUM_THREADS", "all cores"),
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "all cores"),
             "rounds": self.rounds,
@@ -322,11 +324,11 @@ class Bench:
                 for k in ("mm_onednn_1t", "mm_runtime_1t", "mlp_torch_1t",
                           "mlp_runtime_1t")}
         parts = {k[len("mlp_part_"):]: m(k) for k in self.samples
-                 if k.startswith("mlp_part_") and k != "mlp_part_torch"}
+                 if k.startswith("mlp_part_") and not k.startswith("mlp_part_torch")}
         res["mlp_parts_loom_s"] = parts
-        res["mlp_parts_torch_s"] = {k: v for k, v in
-                                    self.extra.get("mlp_part_torch", {}).items()
-                                    if k.endswith("_s")}
+        res["mlp_parts_torch_s"] = {
+            k.split(":", 1)[1]: m(k) for k in self.samples
+            if k.startswith("mlp_part_torch:")}
         t = m("tiny")
         res["overhead"] = {"median_us": t * 1e6 if t else None,
                            "round_medians_s": self.samples.get("tiny")}
@@ -350,8 +352,12 @@ class Bench:
         def num(x, fmt="%.1f"):
             return fmt % x if x is not None else "n/a"
 
+        def flat(text, n):
+            text = " ".join(text.split()).replace("|", "/")
+            return text if len(text) <= n else text[:n - 1] + "…"
+
         def why(key):
-            return " (%s)" % err[key][:80] if key in err else ""
+            return " (%s)" % flat(err[key], 90) if key in err else ""
 
         L = []
         L.append("Measured %s on %s, %d cores (%s), torch %s, oneDNN %s, Loom %s; "
@@ -424,7 +430,7 @@ class Bench:
         tparts = res["mlp_parts_torch_s"]
         if parts:
             L.append("")
-            L.append("Breakdown of one layer (one round, `--matmul=runtime`):")
+            L.append("Breakdown of one layer (`--matmul=runtime`; medians over the rounds):")
             L.append("")
             L.append("| piece | Loom ms | PyTorch ms |")
             L.append("|---|---:|---:|")
@@ -454,7 +460,7 @@ class Bench:
                                          num(c.get("max_s"), "%.3f")))
         if err:
             L.append("")
-            L.append("Errors: " + "; ".join("%s: %s" % (k, v[:200])
+            L.append("Errors: " + "; ".join("%s: %s" % (k, flat(v, 300))
                                             for k, v in err.items()))
         return "\n".join(L) + "\n"
 

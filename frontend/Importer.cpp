@@ -32,6 +32,7 @@
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/ADT/Twine.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
@@ -612,6 +613,54 @@ LogicalResult Importer::importGraph(const GraphAST &g) {
   FailureOr<SmallVector<Value>> outputs = importBody(f);
   if (failed(outputs))
     return failure();
+
+  // The runtime binds symbolic dimensions from the inputs of each call, and
+  // a state lives across calls: params and outputs may only use symbols an
+  // input has, and states must be static.
+  llvm::StringSet<> bound;
+  for (const std::unique_ptr<ArgSlot> &slot : inputs)
+    for (mlir::Attribute dim : slot->decl.dims)
+      if (auto symbol = llvm::dyn_cast<mlir::StringAttr>(dim))
+        bound.insert(symbol.getValue());
+  auto firstSymbol = [](const DeclType &decl,
+                        llvm::function_ref<bool(StringRef)> pred) {
+    for (mlir::Attribute dim : decl.dims)
+      if (auto symbol = llvm::dyn_cast<mlir::StringAttr>(dim))
+        if (pred(symbol.getValue()))
+          return symbol.getValue();
+    return StringRef();
+  };
+  auto unbound = [&](StringRef symbol) { return !bound.contains(symbol); };
+  for (const std::unique_ptr<ArgSlot> &slot : params) {
+    StringRef symbol = firstSymbol(slot->decl, unbound);
+    if (!symbol.empty())
+      return mlir::emitError(slot->loc)
+             << "param '" << slot->name << "' (" << slot->decl.spelling
+             << ") uses symbolic dimension '" << symbol
+             << "', which no input of graph '" << g.getName()
+             << "' has; make it a config or give an input that dimension";
+  }
+  for (const std::unique_ptr<ArgSlot> &slot : states) {
+    StringRef symbol = firstSymbol(slot->decl, [](StringRef) { return true; });
+    if (!symbol.empty())
+      return mlir::emitError(slot->loc)
+             << "state '" << slot->name << "' (" << slot->decl.spelling
+             << ") has symbolic dimension '" << symbol
+             << "'; state buffers live across calls and need static sizes "
+                "(use configs)";
+  }
+  for (const ValueDecl &out : g.outputs) {
+    FailureOr<DeclType> decl = convertType(out.type);
+    if (failed(decl))
+      return failure();
+    StringRef symbol = firstSymbol(*decl, unbound);
+    if (!symbol.empty())
+      return error(f, out.ident.loc,
+                   "output '" + out.ident.name + "' (" + decl->spelling +
+                       ") uses symbolic dimension '" + symbol.str() +
+                       "', which no input of graph '" + g.getName().str() +
+                       "' has");
+  }
 
   auto role = [&](StringRef r) {
     return builder.getNamedAttr("loom.role", builder.getStringAttr(r));

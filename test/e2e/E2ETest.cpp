@@ -27,7 +27,7 @@
 #include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
 #include "llvm/Support/FileSystem.h"
-#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
@@ -295,6 +295,14 @@ std::string indexString(const std::vector<int64_t> &shape, int64_t flat) {
 // Comparison
 //===----------------------------------------------------------------------===//
 
+/// Ten significant digits: more than f32 holds; f64 values that close are
+/// told apart by the |diff| printed next to them.
+std::string formatValue(double v) {
+  std::string text;
+  llvm::raw_string_ostream(text) << llvm::format("%.10g", v);
+  return text;
+}
+
 /// Compares `got` with `want` (same dtype and shape, every element within
 /// `tol`) and, on failure, reports how many elements differ and the worst
 /// one: its index, the two values and the bound it broke.
@@ -339,10 +347,10 @@ std::string indexString(const std::vector<int64_t> &shape, int64_t flat) {
          << what << " " << dtypeName(want.dtype) << shapeString(want.shape)
          << ": " << bad << " of " << want.data.size()
          << " elements differ; worst at " << indexString(want.shape, worst)
-         << ": got " << llvm::formatv("{0:g}", g).str() << ", want "
-         << llvm::formatv("{0:g}", w).str() << " (|diff| "
-         << llvm::formatv("{0:e}", std::fabs(g - w)).str() << " > atol "
-         << tol.atol << " + rtol " << tol.rtol << " * |want|)";
+         << ": got " << formatValue(g) << ", want " << formatValue(w)
+         << " (|diff| " << formatValue(std::fabs(g - w)) << ", allowed "
+         << formatValue(tol.atol) << " + " << formatValue(tol.rtol)
+         << " * |want|)";
 }
 
 //===----------------------------------------------------------------------===//
@@ -363,8 +371,7 @@ class Model {
 public:
   Model(MLIRContext &context, OwningOpRef<ModuleOp> reference,
         loom_artifact_t *artifact)
-      : context(context), reference(std::move(reference)),
-        artifact(artifact) {}
+      : context(context), reference(std::move(reference)), artifact(artifact) {}
   ~Model() {
     loom_session_destroy(session);
     loom_artifact_close(artifact);
@@ -433,8 +440,7 @@ public:
   /// Calls `entry` with `inputs` on the artifact and in the interpreter,
   /// then compares every output and every state buffer.
   ::testing::AssertionResult run(const std::string &entry,
-                                 const Tensors &inputs,
-                                 const Tols &tols = {}) {
+                                 const Tensors &inputs, const Tols &tols = {}) {
     Tensors got;
     if (Status s = invoke(entry, inputs, &got))
       return ::testing::AssertionFailure()
@@ -447,8 +453,8 @@ public:
     for (unsigned i = 0; i < func.getNumArguments(); ++i) {
       DictionaryAttr attrs = func.getArgAttrDict(i);
       std::string role = attrString(attrs, "loom.role");
-      std::string key = attrString(attrs, role == "input" ? "loom.name"
-                                                          : "loom.binding");
+      std::string key =
+          attrString(attrs, role == "input" ? "loom.name" : "loom.binding");
       const Tensors &from = role == "input"   ? inputs
                             : role == "param" ? paramValues
                                               : states;
@@ -471,27 +477,34 @@ public:
       return ::testing::AssertionFailure()
              << "the interpreter failed on '" << entry << "': " << diagnostics;
 
+    // States first, so that a failed comparison below leaves the reference
+    // in step with the session for the calls that follow.
     unsigned numOutputs = 0;
     for (unsigned r = 0; r < results->size(); ++r) {
       DictionaryAttr attrs = func.getResultAttrDict(r);
-      Tensor &want = (*results)[r];
-      if (attrString(attrs, "loom.role") == "state") {
-        // The runtime stores the new state in its dtype; so does the
-        // reference, or the next call would start from different values.
-        for (double &v : want.data)
-          v = roundTo(want.dtype, v);
-        states[attrString(attrs, "loom.binding")] = std::move(want);
+      if (attrString(attrs, "loom.role") != "state") {
+        ++numOutputs;
         continue;
       }
-      ++numOutputs;
+      // The runtime stores the new state in its dtype; so does the
+      // reference, or the next call would start from other values.
+      Tensor &want = (*results)[r];
+      for (double &v : want.data)
+        v = roundTo(want.dtype, v);
+      states[attrString(attrs, "loom.binding")] = want;
+    }
+    for (unsigned r = 0; r < results->size(); ++r) {
+      DictionaryAttr attrs = func.getResultAttrDict(r);
+      if (attrString(attrs, "loom.role") == "state")
+        continue;
+      const Tensor &want = (*results)[r];
       std::string name = attrString(attrs, "loom.name");
       auto it = got.find(name);
       if (it == got.end())
         return ::testing::AssertionFailure()
                << "the runtime returned no output '" << name << "'";
-      if (auto result = allClose(entry + ": output '" + name + "'",
-                                 it->second, want, tolFor(name, want.dtype,
-                                                          tols));
+      if (auto result = allClose(entry + ": output '" + name + "'", it->second,
+                                 want, tolFor(name, want.dtype, tols));
           !result)
         return result;
     }
@@ -537,7 +550,8 @@ private:
 //===----------------------------------------------------------------------===//
 
 /// One context for the whole suite: creating one with every dialect and
-/// extension registered costs more than compiling a small model.
+/// extension loaded costs more than compiling a small model. It is never
+/// destroyed, so no static destructor of the MLIR libraries runs before it.
 MLIRContext &getContext() {
   static MLIRContext *context = [] {
     registerAllPasses();
@@ -566,8 +580,8 @@ class E2ETest : public ::testing::Test {
 protected:
   void SetUp() override {
     const char *tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") +
-                          "/loom-e2e-XXXXXX";
+    std::string pattern =
+        std::string(tmp && *tmp ? tmp : "/tmp") + "/loom-e2e-XXXXXX";
     std::vector<char> buffer(pattern.begin(), pattern.end());
     buffer.push_back('\0');
     ASSERT_NE(mkdtemp(buffer.data()), nullptr) << "cannot create " << pattern;
@@ -600,8 +614,8 @@ protected:
     SourceMgrDiagnosticHandler handler(sourceMgr, &context, os);
 
     auto ast = ::loom::frontend::parseModule(sourceMgr);
-    if (!ast || !::loom::frontend::applyConfigOverrides(*ast, {}, "",
-                                                        sourceMgr) ||
+    if (!ast ||
+        !::loom::frontend::applyConfigOverrides(*ast, {}, "", sourceMgr) ||
         !::loom::frontend::checkModule(*ast, sourceMgr)) {
       ADD_FAILURE() << name << ": frontend errors:\n" << diagnostics;
       return nullptr;
@@ -681,7 +695,7 @@ graph binary(x: $T[B, 7], y: $T[B, 7], row: $T[7], col: $T[B, 1], s: $T[])
     -> (plus: $T[B, 7], minus: $T[B, 7], times: $T[B, 7], quot: $T[B, 7],
         hi: $T[B, 7], lo: $T[B, 7], nested: $T[B, 7], rows: $T[B, 7],
         cols: $T[B, 7], scal: $T[B, 7], lit: $T[B, 7], ng: $T[B, 7],
-        ab: $T[B, 7]) {
+        ab: $T[B, 7], outer: $T[B, 7]) {
   plus = x + y
   minus = x - y
   times = x * y
@@ -695,6 +709,7 @@ graph binary(x: $T[B, 7], y: $T[B, 7], row: $T[7], col: $T[B, 1], s: $T[])
   lit = x * 3 - 2
   ng = -x
   ab = abs(x)
+  outer = col * row
 }
 )",
                                                   name()));
@@ -754,8 +769,8 @@ graph unary(x: $T[B, 9], p: $T[B, 9], w: $T[B, 9])
   ASSERT_TRUE(model);
   Rng rng(2);
   Tols tols;
-  for (const char *out : {"ex", "lg", "th", "sg", "sl", "ge", "rs", "sq",
-                          "pw", "pwc", "recip", "thw", "sgw", "slw", "gew"})
+  for (const char *out : {"ex", "lg", "th", "sg", "sl", "ge", "rs", "sq", "pw",
+                          "pwc", "recip", "thw", "sgw", "slw", "gew"})
     tols.f32ByName[out] = kF32Math;
   for (int64_t b : {1, 11}) {
     // `x` has negative values for `x ** 2` (a pow lowered through log would
@@ -887,7 +902,8 @@ TEST_P(ReductionTest, SumMeanMaxMin) {
 graph reduce(x: $T[B, 6, 5], l: $T[B, 3001])
     -> (s1: $T[B, 5], s1k: $T[B, 1, 5], sall: $T[], sax: $T[6], sneg: $T[B, 6],
         mx: $T[B, 6], mnk: $T[B, 6, 1], mxall: $T[], mnax: $T[5], ls: $T[B],
-        lmx: $T[B], lmn: $T[B])" + meanOutputs + R"() {
+        lmx: $T[B], lmn: $T[B], mxk: $T[1, 6, 1])" + meanOutputs +
+                                                      R"() {
   s1 = sum(x, axis=1)
   s1k = sum(x, axis=1, keepdim=true)
   sall = sum(x)
@@ -900,6 +916,7 @@ graph reduce(x: $T[B, 6, 5], l: $T[B, 3001])
   ls = sum(l, axis=1)
   lmx = max(l, axis=-1)
   lmn = min(l, axis=1)
+  mxk = max(x, axes=[-1, 0], keepdim=true)
 )" + meanBody + "}\n",
                                                   name()));
   ASSERT_TRUE(model);
@@ -1007,7 +1024,7 @@ graph mm(a: $T[M, K], b: $T[K, N], at: $T[K, M], bt: $T[N, K],
     int64_t m, k, n, p;
   };
   for (Sizes s : {Sizes{1, 1, 1, 1}, Sizes{3, 5, 7, 2}, Sizes{33, 64, 17, 3},
-                  Sizes{96, 128, 80, 2}}) {
+                  Sizes{96, 128, 80, 2}, Sizes{4, 0, 3, 2}}) {
     auto r = [&](std::vector<int64_t> shape) {
       return rng.uniform(param.dtype, std::move(shape), -range, range);
     };
@@ -1022,17 +1039,16 @@ graph mm(a: $T[M, K], b: $T[K, N], at: $T[K, M], bt: $T[N, K],
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Dtypes, MatmulTest,
-    ::testing::Values(MatmulParam{kF32Dtype, true},
-                      MatmulParam{kF32Dtype, false},
-                      MatmulParam{kF64Dtype, true},
-                      MatmulParam{kI32Dtype, true},
-                      MatmulParam{kI64Dtype, true}),
-    [](const ::testing::TestParamInfo<MatmulParam> &info) {
-      return dtypeName(info.param.dtype) +
-             (info.param.hostMatmul ? "" : "_codegen");
-    });
+INSTANTIATE_TEST_SUITE_P(Dtypes, MatmulTest,
+                         ::testing::Values(MatmulParam{kF32Dtype, true},
+                                           MatmulParam{kF32Dtype, false},
+                                           MatmulParam{kF64Dtype, true},
+                                           MatmulParam{kI32Dtype, true},
+                                           MatmulParam{kI64Dtype, true}),
+                         [](const ::testing::TestParamInfo<MatmulParam> &info) {
+                           return dtypeName(info.param.dtype) +
+                                  (info.param.hostMatmul ? "" : "_codegen");
+                         });
 
 class LinearTest : public DtypeTest {};
 
@@ -1051,11 +1067,10 @@ graph lin(x: $T[B, 12], x3: $T[B, S, 12], w: $T[20, 12], b: $T[20])
   Rng rng(8);
   double range = isFloat(dtype()) ? 1 : 50;
   for (auto [b, s] : {std::pair<int64_t, int64_t>{1, 1}, {5, 9}}) {
-    Tensors inputs = {
-        {"x", rng.uniform(dtype(), {b, 12}, -range, range)},
-        {"x3", rng.uniform(dtype(), {b, s, 12}, -range, range)},
-        {"w", rng.uniform(dtype(), {20, 12}, -range, range)},
-        {"b", rng.uniform(dtype(), {20}, -range, range)}};
+    Tensors inputs = {{"x", rng.uniform(dtype(), {b, 12}, -range, range)},
+                      {"x3", rng.uniform(dtype(), {b, s, 12}, -range, range)},
+                      {"w", rng.uniform(dtype(), {20, 12}, -range, range)},
+                      {"b", rng.uniform(dtype(), {20}, -range, range)}};
     EXPECT_TRUE(model->run("lin", inputs)) << "B = " << b << ", S = " << s;
   }
 }
@@ -1073,13 +1088,16 @@ class DataMovementTest : public DtypeTest {};
 TEST_P(DataMovementTest, ReshapeTransposeSliceConcatGatherBroadcastIota) {
   auto model = load("move_" + name(), withDtype(R"(
 graph move(x: $T[B, 6, 4], y: $T[B, 2, 4], r: $T[4], v: $T[1, 4],
-           idx: i64[K], idx32: i32[K], bidx: i64[J], wild: i64[K])
+           idx: i64[K], idx32: i32[K], bidx: i64[J], wild: i64[K],
+           idx2: i64[K, 2])
     -> (r1: $T[B, 24], r2: $T[B, 3, 2, 4], r3: $T[B, 6, 4], t1: $T[4, B, 6],
         t2: $T[B, 4, 6], s1: $T[B, 2, 4], s2: $T[B, 4, 4], s3: $T[B, 6, 2],
         s4: $T[B, 2, 4], s5: $T[6, 4], c1: $T[B, 8, 4], c2: $T[B, 6, 8],
         c3: $T[6, 4], g0: $T[B, K, 4], g1: $T[B, 6, K], g2: $T[J, 6, 4],
         gc: $T[B, K, 4], b1: $T[B, 6, 4], b2: $T[3, 4], b3: $T[B, 6, 4],
-        io: i64[B, 6, 4], io2: i64[5], io3: f32[B, 6, 4]) {
+        io: i64[B, 6, 4], io2: i64[5], io3: f32[B, 6, 4], t3: $T[B, 2, 3, 4],
+        s6: $T[B, 0, 4], c4: $T[B, 10, 4], g3: $T[B, K, 2, 4],
+        io4: i32[B, 6, 4]) {
   r1 = reshape(x, shape=[0, -1])
   r2 = reshape(x, shape=[0, 3, 2, 4])
   r3 = reshape(reshape(x, shape=[-1, 4]), shape=[-1, 6, 4])
@@ -1103,6 +1121,11 @@ graph move(x: $T[B, 6, 4], y: $T[B, 2, 4], r: $T[4], v: $T[1, 4],
   io = iota(x, axis=1)
   io2 = iota(length=5)
   io3 = iota(x, axis=2, dtype="f32")
+  t3 = transpose(r2, perm=[0, 2, 1, 3])
+  s6 = slice(x, axis=1, start=5, end=2)
+  c4 = concat([y, x, y], axis=1)
+  g3 = gather(x, idx2, axis=1)
+  io4 = iota(x, axis=0, dtype="i32")
 }
 )",
                                                 name()));
@@ -1110,16 +1133,16 @@ graph move(x: $T[B, 6, 4], y: $T[B, 2, 4], r: $T[4], v: $T[1, 4],
   Rng rng(9);
   double range = isFloat(dtype()) ? 1 : 1000;
   for (auto [b, k] : {std::pair<int64_t, int64_t>{1, 1}, {5, 7}}) {
-    Tensors inputs = {
-        {"x", rng.uniform(dtype(), {b, 6, 4}, -range, range)},
-        {"y", rng.uniform(dtype(), {b, 2, 4}, -range, range)},
-        {"r", rng.uniform(dtype(), {4}, -range, range)},
-        {"v", rng.uniform(dtype(), {1, 4}, -range, range)},
-        {"idx", rng.uniform(kI64Dtype, {k}, 0, 5)},
-        {"idx32", rng.uniform(kI32Dtype, {k}, 0, 3)},
-        {"bidx", rng.uniform(kI64Dtype, {2 * b}, 0, b - 1)},
-        // Out of range on both sides: the op clamps them.
-        {"wild", rng.uniform(kI64Dtype, {k}, -3, 9)}};
+    Tensors inputs = {{"x", rng.uniform(dtype(), {b, 6, 4}, -range, range)},
+                      {"y", rng.uniform(dtype(), {b, 2, 4}, -range, range)},
+                      {"r", rng.uniform(dtype(), {4}, -range, range)},
+                      {"v", rng.uniform(dtype(), {1, 4}, -range, range)},
+                      {"idx", rng.uniform(kI64Dtype, {k}, 0, 5)},
+                      {"idx32", rng.uniform(kI32Dtype, {k}, 0, 3)},
+                      {"bidx", rng.uniform(kI64Dtype, {2 * b}, 0, b - 1)},
+                      // Out of range on both sides: the op clamps them.
+                      {"wild", rng.uniform(kI64Dtype, {k}, -3, 9)},
+                      {"idx2", rng.uniform(kI64Dtype, {k, 2}, 0, 5)}};
     EXPECT_TRUE(model->run("move", inputs)) << "B = " << b << ", K = " << k;
   }
 }
@@ -1152,7 +1175,7 @@ graph shapes(x: f32[B, S, dim], w: f32[24, dim], m: f32[B, S])
   Tensor w = rng.uniform(kF32Dtype, {24, 16}, -1, 1);
   // Softmax, silu and contractions over up to 33 terms.
   Tols tols{kF32Math};
-  for (int64_t b : {1, 3, 17, 64})
+  for (int64_t b : {0, 1, 3, 17, 64})
     for (int64_t s : {1, 5, 33}) {
       Tensors inputs = {{"x", rng.uniform(kF32Dtype, {b, s, 16}, -1, 1)},
                         {"w", w},
@@ -1168,13 +1191,17 @@ graph shapes(x: f32[B, S, dim], w: f32[24, dim], m: f32[B, S])
 
 TEST_F(E2ETest, ParamsByNameAndPersistentState) {
   Rng rng(11);
-  // Bindings: the def's own prefix "ffn." comes after the call's
-  // "layers.0.", and the def's state binds the same way.
+  // Prefixes compose from the outside in: the graph's "model.", the call's
+  // "layers.N." and the def's own "ffn.". States bind the same way, so the
+  // two calls of `ffn` count their calls separately.
   Tensors params = {
-      {"norm.weight", rng.uniform(kF32Dtype, {8}, 0.5, 1.5)},
-      {"layers.0.ffn.w1.weight", rng.uniform(kF32Dtype, {12, 8}, -0.5, 0.5)},
-      {"layers.0.ffn.w1.bias", rng.uniform(kF32Dtype, {12}, -0.1, 0.1)},
-      {"layers.0.ffn.w2", rng.uniform(kF32Dtype, {8, 12}, -0.5, 0.5)}};
+      {"model.norm.weight", rng.uniform(kF32Dtype, {8}, 0.5, 1.5)}};
+  for (const char *layer : {"model.layers.0.ffn.", "model.layers.1.ffn."}) {
+    std::string p = layer;
+    params[p + "w1.weight"] = rng.uniform(kF32Dtype, {12, 8}, -0.5, 0.5);
+    params[p + "w1.bias"] = rng.uniform(kF32Dtype, {12}, -0.1, 0.1);
+    params[p + "w2"] = rng.uniform(kF32Dtype, {8, 12}, -0.5, 0.5);
+  }
   auto model = load("state", R"(
 config dim = 8, hidden = 12
 
@@ -1187,10 +1214,11 @@ def ffn(x: f32[N, dim]) -> (y: f32[N, dim]) prefix "ffn." {
   y = linear(silu(linear(x, w1, b1)), w2)
 }
 
-graph step(x: f32[4, dim]) -> (y: f32[4, dim], before: f32[4, dim]) {
+graph step(x: f32[4, dim]) -> (y: f32[4, dim], before: f32[4, dim])
+    prefix "model." {
   param norm: f32[dim] = "norm.weight"
   state acc: f32[4, dim]
-  h = ffn(rms_norm(x, norm), prefix="layers.0.")
+  h = ffn(ffn(rms_norm(x, norm), prefix="layers.0."), prefix="layers.1.")
   acc = acc + h
   y = h + acc
   before = acc
@@ -1205,9 +1233,12 @@ graph step(x: f32[4, dim]) -> (y: f32[4, dim], before: f32[4, dim]) {
         "step", {{"x", rng.uniform(kF32Dtype, {4, 8}, -2, 2)}}, {kF32Math}))
         << "call " << call;
   const Tensors &states = model->interpreterStates();
-  ASSERT_EQ(states.count("layers.0.ffn.calls"), 1u);
-  EXPECT_EQ(states.at("layers.0.ffn.calls").data, std::vector<double>{3});
-  EXPECT_EQ(states.count("acc"), 1u);
+  for (const char *name :
+       {"model.layers.0.ffn.calls", "model.layers.1.ffn.calls"}) {
+    ASSERT_EQ(states.count(name), 1u) << name;
+    EXPECT_EQ(states.at(name).data, std::vector<double>{3}) << name;
+  }
+  EXPECT_EQ(states.count("model.acc"), 1u);
 }
 
 TEST_F(E2ETest, EntryPointsShareState) {
@@ -1243,8 +1274,32 @@ graph read() -> (total: f32[], seen: i64[]) {
   ASSERT_TRUE(model->run("read", {}));
   ASSERT_TRUE(model->run("scale", {{"x", x()}, {"k", k()}}));
   ASSERT_TRUE(model->run("read", {}));
-  EXPECT_EQ(model->interpreterStates().at("hits").data,
-            std::vector<double>{2});
+  EXPECT_EQ(model->interpreterStates().at("hits").data, std::vector<double>{2});
+}
+
+TEST_F(E2ETest, OutputsAliasingInputsStatesAndEachOther) {
+  // Outputs that are an input, another output or a state argument must
+  // still come back as their own buffers, and a state set from an input must
+  // not alias the caller's tensor. B = 0 gives empty outputs.
+  auto model = load("alias", R"(
+graph alias(x: f32[B, 4], v: f32[4])
+    -> (a: f32[B, 4], b: f32[B, 4], c: f32[B, 4], d: f32[4]) {
+  state s: f32[4]
+  state t: f32[4]
+  a = x
+  b = x * 2.0
+  c = b
+  d = s
+  s = v
+  t = s + v
+}
+)");
+  ASSERT_TRUE(model);
+  Rng rng(16);
+  for (int64_t b : {0, 1, 5})
+    ASSERT_TRUE(model->run("alias", {{"x", rng.uniform(kF32Dtype, {b, 4})},
+                                     {"v", rng.uniform(kF32Dtype, {4})}}))
+        << "B = " << b;
 }
 
 //===----------------------------------------------------------------------===//
