@@ -254,16 +254,8 @@ int run(const Options &o) {
   Map pool;
   if ((status = loom_tensor_map_create(&pool.map)))
     return fail(status);
-  for (const std::string &file : o.inputFiles) {
-    Map read;
-    if ((status = loom_safetensors_read(file.c_str(), 0, &read.map)))
-      return fail(status);
-    for (size_t i = 0; i < loom_tensor_map_size(read.map); ++i)
-      if ((status = loom_tensor_map_insert(
-               pool.map, loom_tensor_map_name_at(read.map, i),
-               loom_tensor_map_tensor_at(read.map, i))))
-        return fail(status);
-  }
+  if ((status = addSafetensors(o.inputFiles, pool.map)))
+    return fail(status);
 
   auto prepare = [&](const std::string &call, uint32_t &index,
                      std::vector<loom_tensor_t *> &inputs) -> loom_status_t {

@@ -26,6 +26,21 @@ loom_status_t Executor::findEntry(const std::string &name,
   return loom_status_create(LOOM_STATUS_NOT_FOUND, message.c_str());
 }
 
+loom_status_t loom::tools::addSafetensors(const std::vector<std::string> &paths,
+                                         loom_tensor_map_t *pool) {
+  for (const std::string &path : paths) {
+    loom_tensor_map_t *read = nullptr;
+    loom_status_t status = loom_safetensors_read(path.c_str(), 0, &read);
+    for (size_t i = 0; !status && i < loom_tensor_map_size(read); ++i)
+      status = loom_tensor_map_insert(pool, loom_tensor_map_name_at(read, i),
+                                      loom_tensor_map_tensor_at(read, i));
+    loom_tensor_map_destroy(read);
+    if (status)
+      return status;
+  }
+  return nullptr;
+}
+
 namespace {
 class ArtifactExecutor final : public Executor {
 public:

@@ -34,6 +34,11 @@ public:
   loom_status_t findEntry(const std::string &name, uint32_t *index) const;
 };
 
+/// Adds every tensor of the safetensors files `paths` to `pool` (a name
+/// given twice is an error).
+loom_status_t addSafetensors(const std::vector<std::string> &paths,
+                             loom_tensor_map_t *pool);
+
 /// Opens a compiled artifact through the runtime.
 loom_status_t openArtifact(const std::string &path,
                            std::unique_ptr<Executor> &out);

@@ -210,16 +210,8 @@ int run(const Options &o) {
   if ((status = loom_tensor_map_create(&pool.map)) ||
       (status = loom_tensor_map_create(&outputs.map)))
     return fail(status);
-  for (const std::string &file : o.inputFiles) {
-    Pool read;
-    if ((status = loom_safetensors_read(file.c_str(), 0, &read.map)))
-      return fail(status);
-    for (size_t i = 0; i < loom_tensor_map_size(read.map); ++i)
-      if ((status = loom_tensor_map_insert(pool.map,
-                                           loom_tensor_map_name_at(read.map, i),
-                                           loom_tensor_map_tensor_at(read.map, i))))
-        return fail(status);
-  }
+  if ((status = addSafetensors(o.inputFiles, pool.map)))
+    return fail(status);
   for (const auto &[name, file] : o.npyInputs) {
     loom_tensor_t *tensor = nullptr;
     if ((status = loom_npy_read(file.c_str(), &tensor)))
