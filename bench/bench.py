@@ -352,6 +352,9 @@ class Bench:
         def num(x, fmt="%.1f"):
             return fmt % x if x is not None else "n/a"
 
+        def ratio(x):
+            return "%.2f×" % x if x is not None else "n/a"
+
         def flat(text, n):
             text = " ".join(text.split()).replace("|", "/")
             return text if len(text) <= n else text[:n - 1] + "…"
@@ -384,12 +387,13 @@ class Bench:
             if k in self.slow:
                 label += " (timed by 1 call: > %g s/call)" % SLOW_S
             if r["median_s"] is None:
-                L.append("| %s | n/a%s | | | |" % (label, why(k)))
+                reason = why(k) or (" (torch not available)" if k == "mm_torch" else "")
+                L.append("| %s | n/a%s | | | |" % (label, reason))
                 continue
-            L.append("| %s | %s | %s | %s%% | %s× |" % (
+            L.append("| %s | %s | %s | %s%% | %s |" % (
                 label, ms(r["median_s"]), num(r["gflops"]),
                 num(100 * r["gflops"] / peak, "%.0f") if peak else "n/a",
-                num(r["vs_onednn"], "%.2f")))
+                ratio(r["vs_onednn"])))
         L.append("")
         L.append("**2. MLP, 4 × (RMSNorm → linear 2048→2048 → SiLU), batch 256, f32** "
                  "(target: Loom ≥ %.1f× PyTorch; speed ratio = torch time / Loom time)"
@@ -410,9 +414,9 @@ class Bench:
                 reason = why(k) or (" (torch not available)" if k == "mlp_torch" else "")
                 L.append("| %s | n/a%s | | |" % (label, reason))
                 continue
-            L.append("| %s | %s | %s | %s× |" % (label, ms(r["median_s"]),
-                                                 num(r["gflops"]),
-                                                 num(r["vs_torch"], "%.2f")))
+            L.append("| %s | %s | %s | %s |" % (label, ms(r["median_s"]),
+                                                num(r["gflops"]),
+                                                ratio(r["vs_torch"])))
         if "single_thread" in res:
             st = res["single_thread"]
             L.append("")
@@ -423,9 +427,9 @@ class Bench:
             L.append("|---|---:|---:|---:|")
             for label, bk, lk in (("matmul 1024³ (oneDNN)", "mm_onednn_1t", "mm_runtime_1t"),
                                   ("MLP (PyTorch)", "mlp_torch_1t", "mlp_runtime_1t")):
-                L.append("| %s | %s | %s | %s× |" % (
+                L.append("| %s | %s | %s | %s |" % (
                     label, ms(st[bk]["median_s"]), ms(st[lk]["median_s"]),
-                    num(st[lk]["ratio"], "%.2f")))
+                    ratio(st[lk]["ratio"])))
         parts = res["mlp_parts_loom_s"]
         tparts = res["mlp_parts_torch_s"]
         if parts:

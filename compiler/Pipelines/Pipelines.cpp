@@ -34,7 +34,7 @@ static const char *kCpuLoweringPipeline =
     "buffer-deallocation-pipeline,"
     "loom-cpu-copy-to-linalg,"
     "func.func(convert-linalg-to-parallel-loops),"
-    "loom-cpu-parallel-outline,"
+    "loom-cpu-parallel-outline,loom-cpu-math-approximation,"
     "expand-strided-metadata,lower-affine,convert-scf-to-cf,canonicalize,"
     "cse,finalize-memref-to-llvm,"
     "convert-math-to-llvm,convert-math-to-libm,convert-arith-to-llvm,"

@@ -14,7 +14,10 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/IR/AffineMap.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
 
 namespace mlir::loom::cpu {
 #define GEN_PASS_DEF_CPUMATMULTORUNTIMEPASS
@@ -67,6 +70,27 @@ static int64_t staticFlops(linalg::LinalgOp op) {
     flops *= size;
   }
   return flops;
+}
+
+/// Returns the `linalg.fill` with 0 of the product's output that the
+/// product overwrites next: the closest earlier op in the block that touches
+/// memory, views and pure ops skipped.
+static linalg::FillOp zeroFillBefore(linalg::LinalgOp op) {
+  Value output = op.getDpsInitOperand(0)->get();
+  for (Operation *prev = op->getPrevNode(); prev; prev = prev->getPrevNode()) {
+    if (isMemoryEffectFree(prev) || isa<ViewLikeOpInterface>(prev))
+      continue;
+    auto fill = dyn_cast<linalg::FillOp>(prev);
+    if (!fill || fill.getOutputs().size() != 1 ||
+        fill.getOutputs()[0] != output)
+      return {};
+    Attribute value;
+    if (!matchPattern(fill.getInputs()[0], m_Constant(&value)))
+      return {};
+    auto zero = dyn_cast<FloatAttr>(value);
+    return zero && zero.getValue().isZero() ? fill : linalg::FillOp();
+  }
+  return {};
 }
 
 static func::FuncOp getOrCreateHostDecl(ModuleOp module, StringRef name,
@@ -129,9 +153,16 @@ struct CpuMatmulToRuntimePass
     for (auto [operand, type] :
          llvm::zip(op->getOperands(), callee.getArgumentTypes()))
       args.push_back(memref::CastOp::create(builder, loc, type, operand));
-    // linalg's named products accumulate into their output.
-    args.push_back(arith::ConstantIntOp::create(
-        builder, loc, *flags | LOOM_MATMUL_ACCUMULATE, 64));
+    // linalg's named products accumulate into their output, which the
+    // lowering zero-fills first: drop that fill and let the GEMM overwrite
+    // (beta = 0), which saves a pass over the output.
+    int64_t accumulate = LOOM_MATMUL_ACCUMULATE;
+    if (linalg::FillOp fill = zeroFillBefore(op)) {
+      fill->erase();
+      accumulate = 0;
+    }
+    args.push_back(
+        arith::ConstantIntOp::create(builder, loc, *flags | accumulate, 64));
     func::CallOp::create(builder, loc, callee, args);
     op->erase();
   }

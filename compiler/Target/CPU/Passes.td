@@ -116,4 +116,23 @@ def CpuCopyToLinalgPass : Pass<"loom-cpu-copy-to-linalg", "ModuleOp"> {
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }
 
+def CpuMathApproximationPass : Pass<"loom-cpu-math-approximation", "ModuleOp"> {
+  let summary = "Replaces f32 transcendental functions by polynomials";
+  let description = [{
+    `math.exp`, `math.expm1`, `math.log`, `math.log1p`, `math.log2`,
+    `math.tanh` and `math.erf` on f32 become MLIR's polynomial approximations
+    (arithmetic only), so LLVM vectorizes the loops around them instead of
+    calling the C library's scalar functions once per element. Other types
+    and functions are left to the C library.
+
+    ```mlir
+    %y = math.exp %x : f32
+    // becomes range reduction + a polynomial in arith ops (no call)
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 #endif // LOOM_TARGET_CPU_PASSES_TD

@@ -66,3 +66,34 @@ func.func @tensors_stay(%a: tensor<8x16xf32>, %b: tensor<16x4xf32>, %c: tensor<8
   %0 = linalg.matmul ins(%a, %b : tensor<8x16xf32>, tensor<16x4xf32>) outs(%c : tensor<8x4xf32>) -> tensor<8x4xf32>
   return %0 : tensor<8x4xf32>
 }
+
+// -----
+
+// The zero fill right before the product is dropped; the GEMM overwrites
+// (flags without accumulate).
+// CHECK-LABEL: func @zero_filled
+// CHECK-NOT: linalg.fill
+// CHECK: %[[FLAGS:.*]] = arith.constant 0 : i64
+// CHECK: call @loom_rt_matmul_f32(%{{.*}}, %{{.*}}, %{{.*}}, %[[FLAGS]])
+func.func @zero_filled(%a: memref<8x16xf32>, %b: memref<16x4xf32>, %c: memref<8x4xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%c : memref<8x4xf32>)
+  linalg.matmul ins(%a, %b : memref<8x16xf32>, memref<16x4xf32>) outs(%c : memref<8x4xf32>)
+  return
+}
+
+// -----
+
+// A fill with another value, or one that an op in between may read, stays.
+// CHECK-LABEL: func @fill_kept
+// CHECK: linalg.fill ins(%{{.*}} : f32) outs(%[[C:.*]] : memref<8x4xf32>)
+// CHECK: linalg.copy
+// CHECK: %[[FLAGS:.*]] = arith.constant 4 : i64
+// CHECK: call @loom_rt_matmul_f32(%{{.*}}, %{{.*}}, %{{.*}}, %[[FLAGS]])
+func.func @fill_kept(%a: memref<8x16xf32>, %b: memref<16x4xf32>, %c: memref<8x4xf32>, %d: memref<8x4xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%c : memref<8x4xf32>)
+  linalg.copy ins(%c : memref<8x4xf32>) outs(%d : memref<8x4xf32>)
+  linalg.matmul ins(%a, %b : memref<8x16xf32>, memref<16x4xf32>) outs(%c : memref<8x4xf32>)
+  return
+}
