@@ -36,7 +36,7 @@ static const char *kCpuLoweringPipeline =
     "func.func(convert-linalg-to-parallel-loops),"
     "loom-cpu-parallel-outline,loom-cpu-math-approximation,"
     "expand-strided-metadata,lower-affine,convert-scf-to-cf,canonicalize,"
-    "cse,finalize-memref-to-llvm,"
+    "cse,finalize-memref-to-llvm{use-generic-functions=true},"
     "convert-math-to-llvm,convert-math-to-libm,convert-arith-to-llvm,"
     "convert-index-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,"
     "reconcile-unrealized-casts";

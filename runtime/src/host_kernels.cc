@@ -1,7 +1,8 @@
 //===- host_kernels.cc - Host functions artifacts import ------------------===//
 //
 // This file implements the host functions an artifact may import through its
-// manifest: a persistent thread pool behind loom_rt_parallel_for, and f32
+// manifest: a persistent thread pool behind loom_rt_parallel_for (libgomp's
+// team when the build uses oneDNN, whose sgemm runs on it), and f32
 // (batched) matmul on strided memrefs, which goes to oneDNN's sgemm when the
 // build has it and the strides are expressible as leading dimensions, and to
 // a packed, cache-blocked, multithreaded kernel otherwise.
@@ -33,6 +34,112 @@ using namespace loom;
 
 namespace {
 
+using BodyFn = void (*)(void *, int64_t, int64_t);
+
+/// One range split into chunks that threads claim from an atomic counter
+/// (dynamic scheduling), a few per thread so uneven chunks even out.
+struct ChunkedJob {
+  BodyFn body;
+  void *ctx;
+  int64_t size, chunk, chunks;
+  std::atomic<int64_t> next{0};
+
+  ChunkedJob(BodyFn body, void *ctx, int64_t n, int threads)
+      : body(body), ctx(ctx), size(n) {
+    int64_t target = std::min<int64_t>(n, int64_t(threads) * 4);
+    chunk = (n + target - 1) / target;
+    chunks = (n + chunk - 1) / chunk;
+  }
+
+  void run() {
+    while (true) {
+      int64_t c = next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= chunks)
+        return;
+      int64_t begin = c * chunk;
+      body(ctx, begin, std::min(begin + chunk, size));
+    }
+  }
+};
+
+} // namespace
+
+static int threadsFromEnvironment() {
+  if (const char *env = std::getenv("LOOM_NUM_THREADS")) {
+    char *end;
+    long v = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && v >= 1 && v <= 1024)
+      return static_cast<int>(v);
+  }
+  return 0;
+}
+
+#ifdef LOOM_HAVE_GOMP
+
+// libgomp's stable C ABI (GOMP_4.0 / OMP_1.0 symbol versions). It is called
+// directly rather than through `#pragma omp`, which clang would lower to
+// libomp's __kmpc entry points.
+extern "C" {
+void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads,
+                   unsigned flags);
+int omp_in_parallel(void);
+int omp_get_max_threads(void);
+}
+
+namespace {
+
+/// Runs parallel loops on libgomp's team, the one oneDNN's sgemm uses, so the
+/// two never compete for cores: the team's workers that spin after an sgemm
+/// pick up the next elementwise loop. The calling thread is thread 0 of the
+/// team.
+class ThreadPool {
+public:
+  explicit ThreadPool(int threads) : numThreads(std::max(threads, 1)) {}
+
+  int size() const { return numThreads; }
+
+  void parallelFor(BodyFn body, void *ctx, int64_t n) {
+    if (n <= 0)
+      return;
+    // Nested loops (and loops issued from inside any OpenMP region) run
+    // inline, and so do loops issued while another thread owns the team:
+    // libgomp would start a second team for that thread and oversubscribe.
+    if (numThreads == 1 || n == 1 || omp_in_parallel() ||
+        busy.exchange(true, std::memory_order_acquire)) {
+      body(ctx, 0, n);
+      return;
+    }
+    ChunkedJob job(body, ctx, n, numThreads);
+    GOMP_parallel(runJob, &job, static_cast<unsigned>(numThreads), 0);
+    busy.store(false, std::memory_order_release);
+  }
+
+private:
+  int numThreads;
+  std::atomic<bool> busy{false};
+
+  static void runJob(void *job) { static_cast<ChunkedJob *>(job)->run(); }
+};
+
+} // namespace
+
+static int configuredThreads() {
+  int threads = threadsFromEnvironment();
+  return threads ? threads : std::max(omp_get_max_threads(), 1);
+}
+
+#else // !LOOM_HAVE_GOMP
+
+namespace {
+
+void pause() {
+#if defined(__x86_64__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
 /// A fixed set of workers that split one range at a time with the calling
 /// thread. Workers spin briefly before sleeping because generated code issues
 /// many short parallel loops back to back, and a futex wake-up costs more
@@ -44,10 +151,21 @@ public:
       workers.emplace_back([this] { workerLoop(); });
   }
 
+  /// Stops and joins the workers; only called when no loop is running.
+  ~ThreadPool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      stopping.store(true, std::memory_order_relaxed);
+      generation.fetch_add(1, std::memory_order_release);
+    }
+    wake.notify_all();
+    for (std::thread &worker : workers)
+      worker.join();
+  }
+
   int size() const { return numThreads; }
 
-  void parallelFor(void (*body)(void *, int64_t, int64_t), void *ctx,
-                   int64_t n) {
+  void parallelFor(BodyFn body, void *ctx, int64_t n) {
     if (n <= 0)
       return;
     // Nested loops and loops issued while another thread owns the pool run
@@ -56,13 +174,8 @@ public:
       body(ctx, 0, n);
       return;
     }
-    jobBody = body;
-    jobCtx = ctx;
-    jobSize = n;
-    int64_t chunks = std::min<int64_t>(n, int64_t(numThreads) * 4);
-    jobChunk = (n + chunks - 1) / chunks;
-    jobChunks = (n + jobChunk - 1) / jobChunk;
-    nextChunk.store(0, std::memory_order_relaxed);
+    ChunkedJob chunked(body, ctx, n, numThreads);
+    job = &chunked;
     active.store(numThreads - 1, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lock(mutex);
@@ -70,7 +183,7 @@ public:
     }
     wake.notify_all();
     insideWorker = true;
-    runChunks();
+    chunked.run();
     insideWorker = false;
     for (int spin = 0; active.load(std::memory_order_acquire) != 0; ++spin) {
       if (spin < kSpins) {
@@ -82,6 +195,7 @@ public:
                 [&] { return active.load(std::memory_order_acquire) == 0; });
       break;
     }
+    job = nullptr;
     submitMutex.unlock();
   }
 
@@ -94,31 +208,12 @@ private:
   std::mutex mutex;
   std::condition_variable wake, done;
   std::atomic<uint64_t> generation{0};
-  std::atomic<int64_t> nextChunk{0};
   std::atomic<int> active{0};
-  void (*jobBody)(void *, int64_t, int64_t) = nullptr;
-  void *jobCtx = nullptr;
-  int64_t jobSize = 0, jobChunk = 0, jobChunks = 0;
+  ChunkedJob *job = nullptr;
+  /// Set before the generation bump that wakes the workers to exit.
+  std::atomic<bool> stopping{false};
 
   static thread_local bool insideWorker;
-
-  static void pause() {
-#if defined(__x86_64__)
-    _mm_pause();
-#else
-    std::this_thread::yield();
-#endif
-  }
-
-  void runChunks() {
-    while (true) {
-      int64_t c = nextChunk.fetch_add(1, std::memory_order_relaxed);
-      if (c >= jobChunks)
-        return;
-      int64_t begin = c * jobChunk;
-      jobBody(jobCtx, begin, std::min(begin + jobChunk, jobSize));
-    }
-  }
 
   void workerLoop() {
     insideWorker = true;
@@ -138,8 +233,10 @@ private:
         });
         g = generation.load(std::memory_order_acquire);
       }
+      if (stopping.load(std::memory_order_acquire))
+        return;
       seen = g;
-      runChunks();
+      job->run();
       if (active.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lock(mutex);
         done.notify_one();
@@ -153,21 +250,25 @@ thread_local bool ThreadPool::insideWorker = false;
 } // namespace
 
 static int configuredThreads() {
-  if (const char *env = std::getenv("LOOM_NUM_THREADS")) {
-    char *end;
-    long v = std::strtol(env, &end, 10);
-    if (end != env && *end == '\0' && v >= 1 && v <= 1024)
-      return static_cast<int>(v);
-  }
+  int threads = threadsFromEnvironment();
+  if (threads)
+    return threads;
   unsigned hw = std::thread::hardware_concurrency();
   return hw ? static_cast<int>(hw) : 1;
 }
+
+#endif // LOOM_HAVE_GOMP
 
 /// The pool lives for the whole process; it is never destroyed so that no
 /// static destructor has to join workers that may be mid-loop at exit.
 static ThreadPool &pool() {
   static ThreadPool *instance = new ThreadPool(configuredThreads());
   return *instance;
+}
+
+void loom::parallelForWithThreads(int threads, BodyFn body, void *ctx,
+                                  int64_t n) {
+  ThreadPool(threads).parallelFor(body, ctx, n);
 }
 
 //===----------------------------------------------------------------------===//
@@ -364,11 +465,11 @@ bool dnnlGemm(const Mat &a, const Mat &b, const Mat &c, bool accumulate) {
   return dnnl_sgemm(ta, tb, c.rows, c.cols, a.cols, 1.0f, a.p, lda, b.p, ldb,
                     accumulate ? 1.0f : 0.0f, c.p, ldc) == dnnl_success;
 }
-#endif
 
 /// Below this many multiply-adds the packed kernel beats a library call's
 /// fixed cost.
 constexpr int64_t kDnnlMinWork = 32 * 32 * 32;
+#endif
 
 void gemmBatch(std::vector<Mat> as, std::vector<Mat> bs, std::vector<Mat> cs,
                bool accumulate) {
@@ -493,6 +594,8 @@ void *loom_host_function_lookup(const char *name) {
       {"loom_rt_batch_matmul_f32",
        reinterpret_cast<void *>(&loom_rt_batch_matmul_f32)},
       {"loom_rt_parallel_for", reinterpret_cast<void *>(&loom_rt_parallel_for)},
+      {"loom_rt_alloc", reinterpret_cast<void *>(&loom_rt_alloc)},
+      {"loom_rt_free", reinterpret_cast<void *>(&loom_rt_free)},
   };
   for (const auto &entry : table)
     if (std::strcmp(entry.name, name) == 0)

@@ -80,6 +80,25 @@ loom_status_t findManifestSection(const uint8_t *file, size_t size,
 uint64_t artifactChecksum(const uint8_t *file, size_t size,
                           uint64_t checksumOffset);
 
+/// Runs `body` over [0, n) like loom_rt_parallel_for, but on a pool of
+/// `threads` threads made for this call (for tests).
+void parallelForWithThreads(int threads, void (*body)(void *, int64_t, int64_t),
+                            void *ctx, int64_t n);
+
+/// The state of loom_rt_alloc's cache of large blocks (for tests).
+struct AllocatorStats {
+  size_t liveLargeBlocks = 0; ///< Large blocks allocated and not yet freed.
+  size_t cachedBlocks = 0;    ///< Freed large blocks kept for reuse.
+  size_t cachedBytes = 0;     ///< Their total capacity.
+};
+AllocatorStats allocatorStats();
+/// Returns every cached block to the system.
+void allocatorTrim();
+/// The cache's bounds.
+constexpr size_t kAllocLargeThreshold = size_t(256) << 10;
+constexpr size_t kAllocCacheMaxBlocks = 32;
+constexpr size_t kAllocCacheMaxBytes = size_t(1) << 30;
+
 /// Converts between IEEE half / bfloat16 and float.
 float halfToFloat(uint16_t h);
 uint16_t floatToHalf(float f);

@@ -110,8 +110,9 @@ TEST_F(ArtifactTest, OpensAndDescribesEntries) {
   EXPECT_EQ(loom_artifact_target(a), LOOM_TARGET_CPU);
   EXPECT_STREQ(loom_artifact_target_cpu(a), "generic");
   EXPECT_STREQ(loom_artifact_compiler_version(a), "loom-test-gen 0");
-  ASSERT_EQ(loom_artifact_import_count(a), 2u);
+  ASSERT_EQ(loom_artifact_import_count(a), 4u);
   EXPECT_STREQ(loom_artifact_import_at(a, 1), "loom_rt_matmul_f32");
+  EXPECT_STREQ(loom_artifact_import_at(a, 3), "loom_rt_free");
   uint32_t index = 99;
   ASSERT_TRUE(isOk(loom_artifact_entry_find(a, "scale", &index)));
   EXPECT_EQ(index, kScale);

@@ -1,17 +1,22 @@
 //===- host_kernels_test.cc - Tests of the host functions -----------------===//
 //
-// This file tests the functions artifacts import: the lookup by name, the
-// thread pool's coverage guarantees (including nested and concurrent use),
-// and f32 matmul and batch matmul against a float64 reference over
-// transposes, accumulation, strided and offset views, and edge sizes, on both
-// the oneDNN path (unit inner strides) and the packed fallback.
+// This file tests the functions artifacts import (the allocator has its own
+// file): the lookup by name, the thread pool's coverage guarantees on several
+// team sizes, nested loops running inline, concurrent use, and f32 matmul and
+// batch matmul against a float64 reference over transposes, accumulation,
+// strided and offset views, and edge sizes, on both the oneDNN path (unit
+// inner strides) and the packed fallback.
 //
 //===----------------------------------------------------------------------===//
 
 #include "test_util.h"
 
+#include "internal.h"
+
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <thread>
 
@@ -22,9 +27,21 @@ TEST(HostKernels, LookupByName) {
             reinterpret_cast<void *>(&loom_rt_matmul_f32));
   EXPECT_NE(loom_host_function_lookup("loom_rt_batch_matmul_f32"), nullptr);
   EXPECT_NE(loom_host_function_lookup("loom_rt_parallel_for"), nullptr);
+  EXPECT_EQ(loom_host_function_lookup("loom_rt_alloc"),
+            reinterpret_cast<void *>(&loom_rt_alloc));
+  EXPECT_EQ(loom_host_function_lookup("loom_rt_free"),
+            reinterpret_cast<void *>(&loom_rt_free));
   EXPECT_EQ(loom_host_function_lookup("loom_rt_nothing"), nullptr);
   EXPECT_EQ(loom_host_function_lookup(nullptr), nullptr);
   EXPECT_GE(loom_runtime_num_threads(), 1);
+}
+
+TEST(HostKernels, NumThreadsFollowsEnvironment) {
+  // ctest also runs the parallel_for tests with LOOM_NUM_THREADS=3.
+  const char *env = std::getenv("LOOM_NUM_THREADS");
+  if (!env)
+    GTEST_SKIP() << "LOOM_NUM_THREADS is not set";
+  EXPECT_EQ(loom_runtime_num_threads(), std::atoi(env));
 }
 
 struct Coverage {
@@ -48,6 +65,67 @@ TEST(HostKernels, ParallelForCoversRangeOnce) {
     Coverage c(n);
     loom_rt_parallel_for(Coverage::body, &c, n);
     EXPECT_TRUE(c.exactlyOnce()) << n;
+  }
+}
+
+TEST(HostKernels, ParallelForCoversRangeOnceOnAnyTeamSize) {
+  for (int threads : {1, 2, 3, 4, 7}) {
+    for (int64_t n : {0, 1, 2, 3, 5, 8, 29, 1000, 100003}) {
+      Coverage c(n);
+      loom::parallelForWithThreads(threads, Coverage::body, &c, n);
+      EXPECT_TRUE(c.exactlyOnce()) << n << " on " << threads << " threads";
+    }
+  }
+}
+
+/// Records the calls of an inner loop issued from inside an outer one.
+struct NestedCalls {
+  struct Inner {
+    std::thread::id caller;
+    std::vector<std::pair<int64_t, int64_t>> ranges;
+    std::vector<std::thread::id> threads;
+  };
+  std::vector<Inner> inner;
+
+  explicit NestedCalls(int64_t n) : inner(static_cast<size_t>(n)) {}
+
+  static void innerBody(void *ctx, int64_t begin, int64_t end) {
+    // Only one thread touches an Inner when the inner loop runs inline.
+    auto *in = static_cast<Inner *>(ctx);
+    in->ranges.emplace_back(begin, end);
+    in->threads.push_back(std::this_thread::get_id());
+  }
+  static void outerBody(void *ctx, int64_t begin, int64_t end) {
+    auto *calls = static_cast<NestedCalls *>(ctx);
+    for (int64_t i = begin; i < end; ++i) {
+      // Slow enough that every thread of the team takes part.
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      calls->inner[i].caller = std::this_thread::get_id();
+      loom_rt_parallel_for(innerBody, &calls->inner[i], 1000);
+    }
+  }
+  ::testing::AssertionResult ranInline() const {
+    for (size_t i = 0; i < inner.size(); ++i) {
+      const Inner &in = inner[i];
+      if (in.ranges.size() != 1 ||
+          in.ranges[0] != std::pair<int64_t, int64_t>(0, 1000) ||
+          in.threads[0] != in.caller)
+        return ::testing::AssertionFailure()
+               << "inner loop " << i << " ran in " << in.ranges.size()
+               << " pieces or on another thread";
+    }
+    return ::testing::AssertionSuccess();
+  }
+};
+
+TEST(HostKernels, ParallelForNestedRunsInline) {
+  NestedCalls viaPool(64);
+  loom_rt_parallel_for(NestedCalls::outerBody, &viaPool, 64);
+  EXPECT_TRUE(viaPool.ranInline());
+  for (int threads : {2, 4}) {
+    NestedCalls calls(64);
+    loom::parallelForWithThreads(threads, NestedCalls::outerBody, &calls, 64);
+    EXPECT_TRUE(calls.ranInline()) << threads << " threads";
   }
 }
 

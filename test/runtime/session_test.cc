@@ -286,6 +286,21 @@ TEST_F(SessionTest, RankZeroOutput) {
   loom_tensor_map_destroy(out);
 }
 
+TEST_F(SessionTest, EntryAllocatesTemporaries) {
+  // `sum` copies its input into a loom_rt_alloc block: a large one here
+  // (reused from the second call on), a zero-byte one for an empty input.
+  createSession();
+  for (int64_t n : {int64_t(100000), int64_t(100000), int64_t(0)}) {
+    loom_tensor_map_t *out = nullptr;
+    ASSERT_TRUE(isOk(invoke(
+        "sum",
+        {{"x", tensorOf(LOOM_DTYPE_F32, {n}, std::vector<double>(n, 1))}},
+        &out)));
+    EXPECT_EQ(floats(loom_tensor_map_find(out, "s"))[0], float(n));
+    loom_tensor_map_destroy(out);
+  }
+}
+
 TEST_F(SessionTest, FailingEntryReportsItsCode) {
   createSession();
   loom_tensor_map_t *out = nullptr;

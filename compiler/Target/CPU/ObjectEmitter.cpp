@@ -131,6 +131,68 @@ static void buildParallelLaunch(llvm::Function &launch, llvm::Function &body,
   launch.setLinkage(llvm::GlobalValue::InternalLinkage);
 }
 
+/// Defines MLIR's generic allocation functions (declared by
+/// finalize-memref-to-llvm with use-generic-functions) on the runtime's
+/// loom_rt_alloc / loom_rt_free, adding those imports and their slots.
+static LogicalResult routeAllocations(llvm::Module &module,
+                                      Manifest &manifest, std::string &error) {
+  llvm::Function *alloc = module.getFunction("_mlir_memref_to_llvm_alloc");
+  llvm::Function *aligned =
+      module.getFunction("_mlir_memref_to_llvm_aligned_alloc");
+  llvm::Function *release = module.getFunction("_mlir_memref_to_llvm_free");
+  if (!alloc && !aligned && !release)
+    return success();
+  if ((alloc && alloc->arg_size() != 1) ||
+      (aligned && aligned->arg_size() != 2) ||
+      (release && release->arg_size() != 1)) {
+    error = "unexpected signature of MLIR's allocation functions";
+    return failure();
+  }
+  llvm::LLVMContext &context = module.getContext();
+  llvm::IRBuilder<> b(context);
+  llvm::Type *ptr = b.getPtrTy();
+  llvm::Type *i64 = b.getInt64Ty();
+  auto slotFor = [&](StringRef name) {
+    if (llvm::none_of(manifest.imports,
+                      [&](const ManifestImport &i) { return i.name == name; }))
+      manifest.imports.push_back({name.str(), importSlotSymbol(name)});
+    std::string symbol = importSlotSymbol(name);
+    if (llvm::GlobalVariable *slot = module.getNamedGlobal(symbol))
+      return slot;
+    auto *slot = new llvm::GlobalVariable(
+        module, ptr, /*isConstant=*/false, llvm::GlobalValue::ExternalLinkage,
+        llvm::ConstantPointerNull::get(llvm::PointerType::get(context, 0)),
+        symbol);
+    slot->setVisibility(llvm::GlobalValue::DefaultVisibility);
+    return slot;
+  };
+  auto *allocType = llvm::FunctionType::get(ptr, {i64, i64}, false);
+  auto define = [&](llvm::Function *function,
+                    llvm::function_ref<void(llvm::Function &)> body) {
+    if (!function)
+      return;
+    b.SetInsertPoint(llvm::BasicBlock::Create(context, "entry", function));
+    body(*function);
+    function->setLinkage(llvm::GlobalValue::InternalLinkage);
+  };
+  define(alloc, [&](llvm::Function &f) {
+    llvm::Value *fn = b.CreateLoad(ptr, slotFor("loom_rt_alloc"));
+    b.CreateRet(b.CreateCall(allocType, fn,
+                             {f.getArg(0), llvm::ConstantInt::get(i64, 64)}));
+  });
+  define(aligned, [&](llvm::Function &f) {
+    llvm::Value *fn = b.CreateLoad(ptr, slotFor("loom_rt_alloc"));
+    b.CreateRet(b.CreateCall(allocType, fn, {f.getArg(1), f.getArg(0)}));
+  });
+  define(release, [&](llvm::Function &f) {
+    llvm::Value *fn = b.CreateLoad(ptr, slotFor("loom_rt_free"));
+    b.CreateCall(llvm::FunctionType::get(b.getVoidTy(), {ptr}, false), fn,
+                 {f.getArg(0)});
+    b.CreateRetVoid();
+  });
+  return success();
+}
+
 std::unique_ptr<llvm::Module>
 cpu::translateToArtifactIR(ModuleOp module, llvm::LLVMContext &context,
                            Manifest &manifest, llvm::TargetMachine &machine,
@@ -200,6 +262,11 @@ cpu::translateToArtifactIR(ModuleOp module, llvm::LLVMContext &context,
     buildImportStub(*stub, *slot);
     stub->setLinkage(llvm::GlobalValue::InternalLinkage);
   }
+
+  // Buffers come from the runtime's allocator, which keeps large blocks for
+  // the next call instead of returning them to the system.
+  if (failed(routeAllocations(*llvmModule, manifest, error)))
+    return nullptr;
 
   for (llvm::Function *launch : launches) {
     std::string suffix =

@@ -193,6 +193,16 @@ typedef void (*loom_rt_parallel_for_fn_t)(void (*body)(void *, int64_t,
                                                        int64_t),
                                           void *ctx, int64_t n);
 
+/// Host function "loom_rt_alloc": `size` bytes aligned to `alignment` (a
+/// power of two, at most 4096), or NULL when memory is exhausted. Generated
+/// code allocates every temporary buffer through it, so the runtime can reuse
+/// large blocks across calls instead of returning them to the system.
+typedef void *(*loom_rt_alloc_fn_t)(int64_t size, int64_t alignment);
+
+/// Host function "loom_rt_free": releases a block of loom_rt_alloc; NULL is
+/// ignored.
+typedef void (*loom_rt_free_fn_t)(void *ptr);
+
 /// FNV-1a, 64 bit. The file checksum skips nothing: the compiler writes the
 /// file with `file_checksum` zero, hashes it, and patches the field.
 static inline uint64_t loom_fnv1a64(uint64_t hash, const void *data,

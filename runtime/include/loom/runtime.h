@@ -262,10 +262,18 @@ void loom_rt_batch_matmul_f32(const loom_memref_3d_t *a,
                               int64_t flags);
 void loom_rt_parallel_for(void (*body)(void *, int64_t, int64_t), void *ctx,
                           int64_t n);
+/// `size` bytes aligned to `alignment` (a power of two, at most 4096), or
+/// NULL when the alignment is invalid, `size` is negative or memory is
+/// exhausted. A `size` of 0 gives a unique block like any other. Blocks of
+/// 256 KiB and more are cached by loom_rt_free and reused by later calls.
+void *loom_rt_alloc(int64_t size, int64_t alignment);
+/// Releases a block of loom_rt_alloc; NULL is ignored.
+void loom_rt_free(void *ptr);
 /// The host function named `name`, or NULL when the runtime has none.
 void *loom_host_function_lookup(const char *name);
-/// Threads of the runtime's pool (hardware concurrency or
-/// LOOM_NUM_THREADS), the calling thread included.
+/// Threads of the runtime's pool (LOOM_NUM_THREADS, else hardware
+/// concurrency, or libgomp's default team size in builds with oneDNN), the
+/// calling thread included.
 int32_t loom_runtime_num_threads(void);
 /// Whether large matmuls go to oneDNN in this build.
 int32_t loom_runtime_has_dnnl(void);

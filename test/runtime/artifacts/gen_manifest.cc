@@ -159,6 +159,8 @@ int main(int argc, char **argv) {
           P = b.sym("P");
   b.imports.push_back({"loom_rt_parallel_for", "loom_import_parallel_for"});
   b.imports.push_back({"loom_rt_matmul_f32", "loom_import_matmul_f32"});
+  b.imports.push_back({"loom_rt_alloc", "loom_import_alloc"});
+  b.imports.push_back({"loom_rt_free", "loom_import_free"});
   if (variant == "unknown_import")
     b.imports.push_back({"loom_rt_does_not_exist", "loom_import_missing"});
   else if (variant != "good") {

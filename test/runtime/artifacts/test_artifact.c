@@ -36,6 +36,8 @@ typedef struct {
 /* Import slots: set by the runtime before any entry runs. */
 EXPORT void *loom_import_parallel_for = 0;
 EXPORT void *loom_import_matmul_f32 = 0;
+EXPORT void *loom_import_alloc = 0;
+EXPORT void *loom_import_free = 0;
 EXPORT void *loom_import_missing = 0;
 
 struct add_ctx {
@@ -91,12 +93,22 @@ EXPORT int32_t loom_entry_mm(void **args) {
   return 0;
 }
 
+/* Sums a contiguous copy of its input held in a temporary buffer, as
+ * generated code allocates them. */
 EXPORT int32_t loom_entry_sum(void **args) {
   md1 *x = (md1 *)args[0];
   md0 *s = (md0 *)args[1];
+  int64_t n = x->sizes[0];
+  float *tmp = (float *)((loom_rt_alloc_fn_t)loom_import_alloc)(
+      n * (int64_t)sizeof(float), 64);
+  if (!tmp)
+    return 1;
+  for (int64_t i = 0; i < n; ++i)
+    tmp[i] = x->aligned[i * x->strides[0]];
   float total = 0;
-  for (int64_t i = 0; i < x->sizes[0]; ++i)
-    total += x->aligned[i * x->strides[0]];
+  for (int64_t i = 0; i < n; ++i)
+    total += tmp[i];
+  ((loom_rt_free_fn_t)loom_import_free)(tmp);
   s->aligned[0] = total;
   return 0;
 }
