@@ -106,12 +106,15 @@ static void outline(scf::ParallelOp loop, unsigned index) {
         mapped.push_back(mapping.lookup(v));
       return mapped;
     };
+    SmallVector<Value> lbs = rest(loop.getLowerBound());
+    SmallVector<Value> ubs = rest(loop.getUpperBound());
+    SmallVector<Value> steps = rest(loop.getStep());
+    // getInductionVars returns a temporary: keep it alive for the callback.
+    SmallVector<Value> oldIvs = loop.getInductionVars();
     scf::ParallelOp::create(
-        b, loc, rest(loop.getLowerBound()), rest(loop.getUpperBound()),
-        rest(loop.getStep()),
+        b, loc, lbs, ubs, steps,
         [&](OpBuilder &nested, Location, ValueRange ivs) {
-          for (auto [old, iv] :
-               llvm::zip(llvm::drop_begin(loop.getInductionVars()), ivs))
+          for (auto [old, iv] : llvm::zip(llvm::drop_begin(oldIvs), ivs))
             mapping.map(old, iv);
           cloneBody(nested, *loop.getBody(), mapping);
         });

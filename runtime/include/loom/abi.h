@@ -45,6 +45,9 @@ typedef enum loom_dtype_e {
   LOOM_DTYPE_BOOL = 5, ///< One byte, 0 or 1.
   LOOM_DTYPE_F16 = 6,
   LOOM_DTYPE_BF16 = 7,
+  /// Makes every 32-bit value representable, so that a C caller passing an
+  /// unknown code is a reported error, not undefined behavior in C++.
+  LOOM_DTYPE_MAX_ENUM = 0x7fffffff,
 } loom_dtype_t;
 
 static inline uint32_t loom_dtype_size(uint32_t dtype) {
@@ -72,12 +75,14 @@ typedef enum loom_arg_role_e {
   LOOM_ROLE_PARAM = 2,  ///< Bound once per session from a weights file.
   LOOM_ROLE_STATE = 3,  ///< Owned by the session, zero-initialized, persists.
   LOOM_ROLE_OUTPUT = 4, ///< Allocated by the runtime, written by the entry.
+  LOOM_ROLE_MAX_ENUM = 0x7fffffff,
 } loom_arg_role_t;
 
 /// Target kinds.
 typedef enum loom_target_e {
   LOOM_TARGET_CPU = 1,
   LOOM_TARGET_CUDA = 2,
+  LOOM_TARGET_MAX_ENUM = 0x7fffffff,
 } loom_target_t;
 
 /// Maximum rank of any argument.

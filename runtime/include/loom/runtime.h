@@ -41,6 +41,7 @@ typedef enum loom_status_code_e {
   LOOM_STATUS_OUT_OF_MEMORY = 6,
   LOOM_STATUS_UNIMPLEMENTED = 7,
   LOOM_STATUS_INTERNAL = 8, ///< An entry or host function reported failure.
+  LOOM_STATUS_MAX_ENUM = 0x7fffffff,
 } loom_status_code_t;
 
 /// A failure with a code and a message; NULL means success.
