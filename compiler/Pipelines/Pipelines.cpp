@@ -28,6 +28,7 @@ static const char *kCpuEntryAbiPipeline =
     "loom-cpu-entry-abi,inline,symbol-dce,canonicalize";
 
 static const char *kCpuLoweringPipeline =
+    "loom-cpu-split-shared-fills,eliminate-empty-tensors,"
     "one-shot-bufferize,"
     "func.func(buffer-hoisting,buffer-loop-hoisting),"
     "%HOST_MATMUL%"

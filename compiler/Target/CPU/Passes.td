@@ -135,4 +135,25 @@ def CpuMathApproximationPass : Pass<"loom-cpu-math-approximation", "ModuleOp"> {
                            "::mlir::vector::VectorDialect"];
 }
 
+def CpuSplitSharedFillsPass : Pass<"loom-cpu-split-shared-fills", "ModuleOp"> {
+  let summary = "Gives every consumer of a filled tensor its own fill";
+  let description = [{
+    CSE merges identical `linalg.fill` ops on tensors (e.g. the zero
+    accumulators of every matrix product of a model). Bufferization then
+    fills one buffer and copies it for each consumer that writes into it.
+    This pass clones the fill (and its `tensor.empty`) right before each use,
+    so each consumer fills its own buffer in place, and a product can drop
+    its zero fill altogether.
+
+    ```mlir
+    %z = linalg.fill ins(%c0 : f32) outs(%e : tensor<?x64xf32>) -> tensor<?x64xf32>
+    %a = linalg.matmul ins(...) outs(%z : tensor<?x64xf32>) -> tensor<?x64xf32>
+    %b = linalg.matmul ins(...) outs(%z : tensor<?x64xf32>) -> tensor<?x64xf32>
+    // becomes: one tensor.empty + linalg.fill right before each product
+    ```
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 #endif // LOOM_TARGET_CPU_PASSES_TD

@@ -2,7 +2,7 @@
 """Damages a file for the bad-input tests.
 
 usage: corrupt.py flip FILE OFFSET   (OFFSET < 0 counts from the end)
-       corrupt.py truncate FILE SIZE
+       corrupt.py truncate FILE SIZE  (SIZE < 0 drops that many bytes)
 """
 
 import sys
@@ -12,5 +12,5 @@ data = bytearray(open(path, "rb").read())
 if mode == "flip":
     data[arg] ^= 0xFF
 elif mode == "truncate":
-    data = data[:arg]
+    data = data[:arg] if arg >= 0 else data[:len(data) + arg]
 open(path, "wb").write(bytes(data))
