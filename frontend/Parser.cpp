@@ -108,6 +108,11 @@ private:
   StmtPtr parseAssign();
 
   ExprPtr parseExpr() { return parseOr(); }
+  /// Counts the nesting of recursive expression rules; deeper input is an
+  /// error rather than a stack overflow.
+  bool enterNested();
+  unsigned depth = 0;
+  static constexpr unsigned kMaxDepth = 256;
   ExprPtr parseOr();
   ExprPtr parseAnd();
   ExprPtr parseNot();
@@ -393,7 +398,26 @@ ExprPtr Parser::parseAnd() {
   return lhs;
 }
 
+bool Parser::enterNested() {
+  if (++depth <= kMaxDepth)
+    return true;
+  error(cur().loc, "expression nested more than " + llvm::Twine(kMaxDepth) +
+                       " levels deep");
+  return false;
+}
+
+namespace {
+/// Leaves one level of expression nesting on scope exit.
+struct NestingScope {
+  unsigned &depth;
+  ~NestingScope() { --depth; }
+};
+} // namespace
+
 ExprPtr Parser::parseNot() {
+  NestingScope scope{depth};
+  if (!enterNested())
+    return nullptr;
   if (!is(TokenKind::KwNot))
     return parseComparison();
   Location loc = cur().loc;
@@ -492,6 +516,9 @@ ExprPtr Parser::parseMultiplicative() {
 }
 
 ExprPtr Parser::parseUnary() {
+  NestingScope scope{depth};
+  if (!enterNested())
+    return nullptr;
   if (!is(TokenKind::Minus))
     return parsePower();
   Location loc = cur().loc;

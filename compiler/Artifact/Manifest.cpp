@@ -90,6 +90,19 @@ FailureOr<Manifest> mlir::loom::collectManifest(ModuleOp module) {
       auto binding = func.getArgAttrOfType<StringAttr>(i, "loom.binding");
       bool bound = arg.role == LOOM_ROLE_PARAM || arg.role == LOOM_ROLE_STATE;
       arg.binding = bound && binding ? binding.getValue().str() : arg.name;
+      // The runtime refuses static shapes of more than 2^56 elements.
+      if (type.hasStaticShape()) {
+        uint64_t elements = 1;
+        bool tooLarge = false;
+        for (int64_t size : type.getShape()) {
+          if (size != 0 && elements > (uint64_t(1) << 56) / uint64_t(size))
+            tooLarge = true;
+          elements *= uint64_t(size);
+        }
+        if (tooLarge)
+          return func.emitOpError("argument '")
+                 << arg.name << "' has more than 2^56 elements";
+      }
       auto names = func.getArgAttrOfType<ArrayAttr>(i, "loom.dims");
       for (auto [d, size] : llvm::enumerate(type.getShape())) {
         if (!ShapedType::isDynamic(size)) {

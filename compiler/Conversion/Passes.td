@@ -58,6 +58,7 @@ def ConvertLoomToLinalgPass : Pass<"convert-loom-to-linalg", "ModuleOp"> {
     "::mlir::arith::ArithDialect",
     "::mlir::linalg::LinalgDialect",
     "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
     "::mlir::tensor::TensorDialect",
   ];
 }

@@ -708,21 +708,17 @@ FailureOr<Tensor> Evaluator::binary(Operation *op, Value lhs, Value rhs,
 }
 
 FailureOr<Tensor> Evaluator::evalDiv(DivOp op) {
-  bool divByZero = false;
-  FailureOr<Tensor> result = binary(
+  // Integer division by zero gives 0 and MIN / -1 gives MIN, as the dialect
+  // defines it (and as NumPy does for the former).
+  return binary(
       op, op.getLhs(), op.getRhs(), [](double a, double b) { return a / b; },
       [&](int64_t a, int64_t b) -> int64_t {
-        if (b == 0) {
-          divByZero = true;
+        if (b == 0)
           return 0;
-        }
         if (a == std::numeric_limits<int64_t>::min() && b == -1)
           return a;
         return a / b;
       });
-  if (succeeded(result) && divByZero)
-    return op.emitOpError("integer division by zero");
-  return result;
 }
 
 FailureOr<Tensor> Evaluator::evalCmp(CmpOp op) {
@@ -867,18 +863,22 @@ FailureOr<Tensor> Evaluator::evalReduce(Operation *op, Value operand,
       count *= in.shape[d];
   }
   double init = 0.0;
+  bool isInt = in.dtype == LOOM_DTYPE_I32 || in.dtype == LOOM_DTYPE_I64;
+  double lowest = in.dtype == LOOM_DTYPE_I32
+                      ? double(std::numeric_limits<int32_t>::min())
+                      : double(std::numeric_limits<int64_t>::min());
+  double highest = in.dtype == LOOM_DTYPE_I32
+                       ? double(std::numeric_limits<int32_t>::max())
+                       : double(std::numeric_limits<int64_t>::max());
   if (reduction == Reduction::Max)
-    init = -std::numeric_limits<double>::infinity();
+    init = isInt ? lowest : -std::numeric_limits<double>::infinity();
   if (reduction == Reduction::Min)
-    init = std::numeric_limits<double>::infinity();
+    init = isInt ? highest : std::numeric_limits<double>::infinity();
   FailureOr<Tensor> result = allocate(op, shape, init);
   if (failed(result))
     return failure();
-  if (count == 0 && !result->data.empty() &&
-      (reduction == Reduction::Max || reduction == Reduction::Min))
-    return op->emitOpError("reduces an empty dimension of shape ")
-           << shapeStr(in.shape) << ", which has no "
-           << (reduction == Reduction::Max ? "maximum" : "minimum");
+  // A maximum (minimum) over nothing is the identity, -inf (+inf), as the
+  // dialect defines it.
 
   // Stride of each operand dimension in the result: 0 where it is reduced.
   SmallVector<int64_t> resultStrides = rowMajorStrides(result->shape);
@@ -1275,9 +1275,9 @@ FailureOr<Tensor> Evaluator::evalGather(GatherOp op) {
   if (result->data.empty())
     return result;
   int64_t dim = in.shape[*axis];
+  // Nothing to gather from: the dialect defines the result as zeros.
   if (dim == 0)
-    return op.emitOpError("gathers from an empty dimension of shape ")
-           << shapeStr(in.shape);
+    return result;
   int64_t outer = product(in.shape, 0, *axis);
   int64_t inner = product(in.shape, *axis + 1, in.shape.size());
   int64_t count = indices.getNumElements();

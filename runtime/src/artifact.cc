@@ -536,6 +536,8 @@ void loom::releaseArtifact(loom_artifact_t *artifact) {
     return;
   if (artifact->handle)
     dlclose(artifact->handle);
+  if (artifact->fd >= 0)
+    ::close(artifact->fd);
   delete artifact;
 }
 
@@ -716,9 +718,12 @@ loom_status_t loom_artifact_open(const char *path,
   if (!s)
     s = validateFile(bytes, path, a, &elf);
   bytes = std::vector<uint8_t>();
+  // The descriptor stays open while the code is loaded: dlopen knows the
+  // object by its /proc/self/fd name, and a reused descriptor number would
+  // make a later artifact resolve to this one.
+  a->fd = fd;
   if (!s)
     s = loadCode(fd, path, a);
-  ::close(fd);
   if (s) {
     releaseArtifact(a);
     return s;

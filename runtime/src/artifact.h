@@ -34,6 +34,8 @@ struct EntryInfo {
 struct loom_artifact {
   std::atomic<int32_t> refs{1};
   std::string path;
+  /// The validated file, open while its code is loaded.
+  int fd = -1;
   void *handle = nullptr;
   /// The manifest as read from the file; every `const char *` of the
   /// descriptors points into it.

@@ -385,3 +385,22 @@ TEST_F(ArtifactTest, SealIsIdempotentAndOpens) {
 }
 
 } // namespace
+
+// Two different artifacts stay usable side by side, also after an earlier
+// one was closed (a reused descriptor number must not alias them).
+TEST_F(ArtifactTest, TwoDifferentArtifactsAtOnce) {
+  std::string other = patched([](std::vector<uint8_t> &bytes, uint64_t m) {
+    loom_manifest_header_t h = header(bytes, m);
+    // Rename the compiler version in place: a different but valid file.
+    bytes[m + h.strings_offset + h.compiler_version] ^= 0x20;
+  });
+  for (int round = 0; round < 3; ++round) {
+    loom_artifact_t *a = nullptr, *b = nullptr;
+    ASSERT_TRUE(isOk(loom_artifact_open(LOOM_TEST_ARTIFACT_GOOD, &a)));
+    ASSERT_TRUE(isOk(loom_artifact_open(other.c_str(), &b)));
+    EXPECT_STRNE(loom_artifact_compiler_version(a),
+                 loom_artifact_compiler_version(b));
+    loom_artifact_close(a);
+    loom_artifact_close(b);
+  }
+}

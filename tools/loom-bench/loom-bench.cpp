@@ -118,9 +118,13 @@ int parseArgs(int argc, char **argv, Options &o) {
         return fail("--dim expects NAME=N with N >= 0, got '" + v + "'");
       o.dims[v.substr(0, eq)] = n;
     } else if (a == "--warmup" || a == "--reps" || a == "--seed") {
-      if (!parseInt(v, n) || n < 0 || (a == "--reps" && n == 0))
+      // --seed takes any 64-bit value; the counts must fit an int.
+      bool count = a != "--seed";
+      if (!parseInt(v, n) || n < 0 || (a == "--reps" && n == 0) ||
+          (count && n > 1000000000))
         return fail(a + " expects a non-negative integer" +
-                    (a == "--reps" ? std::string(" > 0") : "") + ", got '" +
+                    (a == "--reps" ? std::string(" > 0") : "") +
+                    (count ? std::string(" up to 10^9") : "") + ", got '" +
                     v + "'");
       if (a == "--warmup")
         o.warmup = static_cast<int>(n);

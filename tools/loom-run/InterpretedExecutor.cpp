@@ -22,6 +22,8 @@
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/SourceMgr.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -91,6 +93,12 @@ static loom_status_t fromInterp(const interp::Tensor &value, loom_dtype_t dtype,
   void *data = loom_tensor_data(tensor);
   for (size_t i = 0; i < value.data.size(); ++i) {
     double v = value.data[i];
+    // Integers come back as whole doubles; NaN and infinities (e.g. the
+    // maximum over an empty dimension) have no integer value.
+    if (storage == LOOM_DTYPE_I32 || storage == LOOM_DTYPE_I64) {
+      double limit = storage == LOOM_DTYPE_I32 ? 2147483647.0 : 9.2e18;
+      v = std::isnan(v) ? 0.0 : std::clamp(v, -limit - 1, limit);
+    }
     switch (storage) {
     case LOOM_DTYPE_F32:
       static_cast<float *>(data)[i] = static_cast<float>(v);

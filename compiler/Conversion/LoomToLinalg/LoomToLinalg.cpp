@@ -16,6 +16,7 @@
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Transforms/DialectConversion.h"
@@ -373,9 +374,27 @@ static Value scalarOf(loom::MulOp, OpBuilder &b, Location loc,
                       ValueRange args) {
   return floatOrInt<arith::MulFOp, arith::MulIOp>(b, loc, args);
 }
+/// Integer division never traps: x / 0 is 0 (as NumPy gives) and
+/// MIN / -1 wraps to MIN, so no input can crash the generated code.
 static Value scalarOf(loom::DivOp, OpBuilder &b, Location loc,
                       ValueRange args) {
-  return floatOrInt<arith::DivFOp, arith::DivSIOp>(b, loc, args);
+  if (isFloat(args[0]))
+    return arith::DivFOp::create(b, loc, args[0], args[1]);
+  Type type = args[0].getType();
+  auto constant = [&](int64_t v) {
+    return arith::ConstantOp::create(b, loc, b.getIntegerAttr(type, v));
+  };
+  Value zero = constant(0), one = constant(1), minusOne = constant(-1);
+  Value isZero =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, args[1], zero);
+  Value isMinusOne = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                           args[1], minusOne);
+  Value special = arith::OrIOp::create(b, loc, isZero, isMinusOne);
+  Value divisor = arith::SelectOp::create(b, loc, special, one, args[1]);
+  Value quotient = arith::DivSIOp::create(b, loc, args[0], divisor);
+  Value negated = arith::SubIOp::create(b, loc, zero, args[0]);
+  Value result = arith::SelectOp::create(b, loc, isMinusOne, negated, quotient);
+  return arith::SelectOp::create(b, loc, isZero, zero, result);
 }
 // max/min propagate NaN (arith.maximumf/minimumf), as torch.maximum and
 // torch.minimum do; reduce_max/reduce_min below do the same.
@@ -1235,16 +1254,36 @@ struct GatherLowering : public OpConversionPattern<loom::GatherOp> {
     for (int64_t i = axis + 1; i < tableType.getRank(); ++i)
       sizes.push_back(dimOf(rewriter, loc, table, i));
 
+    Value extent = toIndex(rewriter, loc, dimOf(rewriter, loc, table, axis));
     Value last = arith::SubIOp::create(
-        rewriter, loc,
-        toIndex(rewriter, loc, dimOf(rewriter, loc, table, axis)),
+        rewriter, loc, extent,
         arith::ConstantIndexOp::create(rewriter, loc, 1));
     Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
     SmallVector<AffineExpr> exprs;
     for (int64_t i = 0; i < indexRank; ++i)
       exprs.push_back(getAffineDimExpr(axis + i, ctx));
     AffineMap indexMap = AffineMap::get(rank, 0, exprs, ctx);
-    Value result = buildParallel(
+    // An empty gathered dimension has nothing to clamp to: the result is
+    // zeros then, and the table is never read.
+    Value nonEmpty = arith::CmpIOp::create(
+        rewriter, loc, arith::CmpIPredicate::sgt, extent, zero);
+    auto branch = scf::IfOp::create(rewriter, loc, TypeRange{resultType},
+                                    nonEmpty, /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(rewriter);
+    rewriter.setInsertionPointToStart(&branch.getElseRegion().front());
+    Value empty = tensor::EmptyOp::create(rewriter, loc, sizes,
+                                          resultType.getElementType());
+    Value zeros =
+        linalg::FillOp::create(
+            rewriter, loc,
+            ValueRange{arith::ConstantOp::create(
+                rewriter, loc,
+                rewriter.getZeroAttr(resultType.getElementType()))},
+            ValueRange{empty})
+            .getResult(0);
+    scf::YieldOp::create(rewriter, loc, zeros);
+    rewriter.setInsertionPointToStart(&branch.getThenRegion().front());
+    Value gathered = buildParallel(
         rewriter, loc, resultType, sizes, ValueRange{indices}, {indexMap},
         [&](OpBuilder &b, Location nestedLoc, ValueRange args) -> Value {
           Value index = arith::IndexCastOp::create(b, nestedLoc,
@@ -1260,7 +1299,8 @@ struct GatherLowering : public OpConversionPattern<loom::GatherOp> {
                 linalg::IndexOp::create(b, nestedLoc, i - 1 + indexRank));
           return tensor::ExtractOp::create(b, nestedLoc, table, at);
         });
-    rewriter.replaceOp(op, result);
+    scf::YieldOp::create(rewriter, loc, gathered);
+    rewriter.replaceOp(op, branch.getResults());
     return success();
   }
 };
@@ -1299,7 +1339,8 @@ struct ConvertLoomToLinalgPass
     ConversionTarget target(*ctx);
     target.addIllegalDialect<loom::LoomDialect>();
     target.addLegalDialect<arith::ArithDialect, linalg::LinalgDialect,
-                           math::MathDialect, tensor::TensorDialect>();
+                           math::MathDialect, scf::SCFDialect,
+                           tensor::TensorDialect>();
     RewritePatternSet patterns(ctx);
     loom::populateLoomToLinalgPatterns(patterns);
     if (failed(applyPartialConversion(getOperation(), target,

@@ -121,11 +121,27 @@ static LogicalResult rewriteEntry(func::FuncOp func) {
         builder, loc, TypeRange(), call.getResult(r),
         block->getArgument(type.getNumInputs() + i), /*restrict=*/true,
         /*writable=*/true);
+  // State inputs are views of the session's buffers. With several states,
+  // one state's new value may be (a view of) another state's old value,
+  // which an earlier write-back would already have replaced: snapshot every
+  // new value first, then write them all back.
+  unsigned numStates = llvm::count_if(stateArgOfResult,
+                                      [](int arg) { return arg >= 0; });
+  SmallVector<Value> newStates(type.getNumResults());
+  for (unsigned r = 0; r < type.getNumResults(); ++r) {
+    if (stateArgOfResult[r] < 0)
+      continue;
+    newStates[r] = call.getResult(r);
+    if (numStates > 1)
+      newStates[r] = bufferization::AllocTensorOp::create(
+          builder, loc, cast<RankedTensorType>(type.getResult(r)),
+          /*dynamicSizes=*/ValueRange(), /*copy=*/newStates[r]);
+  }
   for (unsigned r = 0; r < type.getNumResults(); ++r) {
     if (stateArgOfResult[r] < 0)
       continue;
     bufferization::MaterializeInDestinationOp::create(
-        builder, loc, TypeRange(), call.getResult(r),
+        builder, loc, TypeRange(), newStates[r],
         block->getArgument(stateArgOfResult[r]), /*restrict=*/false,
         /*writable=*/true);
   }

@@ -158,8 +158,13 @@ struct CpuParallelOutlinePass
         return;
       loops.push_back(loop);
     });
-    for (auto [i, loop] : llvm::enumerate(loops))
-      outline(loop, i);
+    // Number after any functions an earlier run outlined.
+    unsigned next = 0;
+    for (auto func : getOperation().getOps<func::FuncOp>())
+      if (func.getSymName().starts_with("__loom_parallel_body_"))
+        ++next;
+    for (scf::ParallelOp loop : loops)
+      outline(loop, next++);
   }
 };
 } // namespace

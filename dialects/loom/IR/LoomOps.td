@@ -89,7 +89,8 @@ def Loom_SubOp : Loom_BinaryOp<"sub", "subtraction"> { let hasFolder = 1; }
 def Loom_MulOp : Loom_BinaryOp<"mul", "multiplication", [Commutative]> {
   let hasFolder = 1;
 }
-def Loom_DivOp : Loom_BinaryOp<"div", "division (integers truncate)"> {
+def Loom_DivOp : Loom_BinaryOp<"div", "division (integers truncate toward "
+                                      "zero; x / 0 is 0 and MIN / -1 is MIN)"> {
   let hasFolder = 1;
 }
 def Loom_MaxOp : Loom_BinaryOp<"max", "maximum", [Commutative]>;
@@ -195,7 +196,9 @@ class Loom_ReduceOp<string mnemonic, string desc>
   let description = [{
     Reduces over the listed `axes` (distinct, in range). With `keepdim` the
     reduced dimensions stay as size 1; without it they are removed. An empty
-    axes list reduces nothing.
+    axes list reduces nothing. Over an empty dimension the result is the
+    identity: 0 for sums, -inf / +inf (or the integer extremes) for maximum
+    and minimum, NaN for a mean.
 
     ```mlir
     %r = loom.}] # mnemonic # [{ %x {axes = array<i64: 1>, keepdim = true}
@@ -381,7 +384,8 @@ def Loom_GatherOp : Loom_Op<"gather", [Pure, InferTypeOpAdaptor]> {
     `result[i..., j..., k...] = operand[i..., indices[j...], k...]` with
     `axis` the position of the indexed dimension; `indices` is an `i32` or
     `i64` tensor. The result shape is `operand.shape[:axis] + indices.shape +
-    operand.shape[axis+1:]`. Out-of-range indices are clamped.
+    operand.shape[axis+1:]`. Out-of-range indices are clamped; gathering
+    from an empty dimension gives zeros.
 
     ```mlir
     %e = loom.gather %table, %ids {axis = 0 : i64}

@@ -41,6 +41,24 @@ func.func @step(%x: tensor<4xf32> {loom.role = "input", loom.name = "x"},
 
 // -----
 
+// With two states, every new value is snapshotted before any write-back.
+// CHECK-LABEL: func.func @two_states(
+// CHECK: %[[R:.*]]:3 = call @two_states.body
+// CHECK-DAG: %[[A:.*]] = bufferization.alloc_tensor() copy(%[[R]]#1)
+// CHECK-DAG: %[[B:.*]] = bufferization.alloc_tensor() copy(%[[R]]#2)
+// CHECK: bufferization.materialize_in_destination %[[A]] in writable
+// CHECK: bufferization.materialize_in_destination %[[B]] in writable
+func.func @two_states(%x: tensor<4xf32> {loom.role = "input", loom.name = "x"},
+                      %a: tensor<4xf32> {loom.role = "state", loom.name = "a"},
+                      %b: tensor<4xf32> {loom.role = "state", loom.name = "b"})
+    -> (tensor<4xf32> {loom.role = "output", loom.name = "y"},
+        tensor<4xf32> {loom.role = "state", loom.name = "a"},
+        tensor<4xf32> {loom.role = "state", loom.name = "b"}) {
+  return %x, %x, %a : tensor<4xf32>, tensor<4xf32>, tensor<4xf32>
+}
+
+// -----
+
 // Private functions (sub-graphs) are not entries and stay as they are.
 // CHECK-LABEL: func.func private @helper(%{{.*}}: tensor<4xf32>) -> tensor<4xf32>
 func.func private @helper(%x: tensor<4xf32>) -> tensor<4xf32> {
