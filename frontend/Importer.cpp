@@ -209,6 +209,8 @@ enum class OpKind {
   Concat,
   Gather,
   Broadcast,
+  DynamicSlice,
+  DynamicUpdateSlice,
 };
 
 /// An op name of the language and how it maps to the dialect. For Compare,
@@ -250,6 +252,8 @@ const OpInfo kOps[] = {
     {"gelu", OpKind::Unary, "loom.gelu", 1, 1},
     {"rsqrt", OpKind::Unary, "loom.rsqrt", 1, 1},
     {"sqrt", OpKind::Unary, "loom.sqrt", 1, 1},
+    {"sin", OpKind::Unary, "loom.sin", 1, 1},
+    {"cos", OpKind::Unary, "loom.cos", 1, 1},
     {"where", OpKind::Select, "loom.select", 3, 3},
     {"select", OpKind::Select, "loom.select", 3, 3},
     {"cast", OpKind::Cast, "loom.cast", 1, 1},
@@ -267,6 +271,9 @@ const OpInfo kOps[] = {
     {"concat", OpKind::Concat, "loom.concat", 1, kVariadic},
     {"gather", OpKind::Gather, "loom.gather", 2, 2},
     {"broadcast", OpKind::Broadcast, "loom.broadcast", 1, 2},
+    {"dynamic_slice", OpKind::DynamicSlice, "loom.dynamic_slice", 2, 3},
+    {"dynamic_update_slice", OpKind::DynamicUpdateSlice,
+     "loom.dynamic_update_slice", 3, 3},
 };
 
 const OpInfo *lookupOp(StringRef name) {
@@ -1426,6 +1433,66 @@ LogicalResult Importer::buildOp(OpCall &c, const OpInfo &info,
     if (failed(normalized))
       return failure();
     state.addOperands({*x, *indices});
+    state.addAttribute("axis", builder.getI64IntegerAttr(*normalized));
+    return success();
+  }
+  case OpKind::DynamicSlice: {
+    FailureOr<Value> x = operandValue(c, 0);
+    if (failed(x))
+      return failure();
+    FailureOr<Value> start = operandValue(c, 1, builder.getI64Type());
+    if (failed(start))
+      return failure();
+    FailureOr<int64_t> axis = getInt(c, "axis", std::nullopt);
+    if (failed(axis))
+      return failure();
+    FailureOr<int64_t> normalized = normalizeAxis(c, "axis", *axis, rankOf(*x));
+    if (failed(normalized))
+      return failure();
+    state.addOperands({*x, *start});
+    state.addAttribute("axis", builder.getI64IntegerAttr(*normalized));
+    Keyword *sizeKw = findKeyword(c, "size");
+    if (c.operands.size() == 3) {
+      if (sizeKw)
+        return keywordError(c, *sizeKw,
+                            "cannot be combined with a length operand");
+      FailureOr<Value> length = operandValue(c, 2, builder.getI64Type());
+      if (failed(length))
+        return failure();
+      state.addOperands(*length);
+      return success();
+    }
+    if (!sizeKw)
+      return error(*c.frame, c.call->getLoc(),
+                   "op 'dynamic_slice' needs a length operand or keyword "
+                   "'size'");
+    FailureOr<int64_t> size = getInt(c, "size", std::nullopt);
+    if (failed(size))
+      return failure();
+    if (*size < 0)
+      return keywordError(c, *sizeKw, "must be >= 0, got " + Twine(*size));
+    state.addAttribute("size", builder.getI64IntegerAttr(*size));
+    return success();
+  }
+  case OpKind::DynamicUpdateSlice: {
+    FailureOr<Value> target = operandValue(c, 0);
+    if (failed(target))
+      return failure();
+    FailureOr<Value> update = operandValue(
+        c, 1, llvm::cast<RankedTensorType>(target->getType()).getElementType());
+    if (failed(update))
+      return failure();
+    FailureOr<Value> start = operandValue(c, 2, builder.getI64Type());
+    if (failed(start))
+      return failure();
+    FailureOr<int64_t> axis = getInt(c, "axis", std::nullopt);
+    if (failed(axis))
+      return failure();
+    FailureOr<int64_t> normalized =
+        normalizeAxis(c, "axis", *axis, rankOf(*target));
+    if (failed(normalized))
+      return failure();
+    state.addOperands({*target, *update, *start});
     state.addAttribute("axis", builder.getI64IntegerAttr(*normalized));
     return success();
   }

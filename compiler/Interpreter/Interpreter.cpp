@@ -443,6 +443,8 @@ private:
   FailureOr<Tensor> evalSlice(SliceOp op);
   FailureOr<Tensor> evalConcat(ConcatOp op);
   FailureOr<Tensor> evalGather(GatherOp op);
+  FailureOr<Tensor> evalDynamicSlice(DynamicSliceOp op);
+  FailureOr<Tensor> evalDynamicUpdateSlice(DynamicUpdateSliceOp op);
   FailureOr<Tensor> evalBroadcast(BroadcastOp op);
 
   /// Checks `t` against the declared `type` of the value it becomes and sets
@@ -1291,6 +1293,93 @@ FailureOr<Tensor> Evaluator::evalGather(GatherOp op) {
   return result;
 }
 
+/// Reads a rank-0 run-time position or length.
+static FailureOr<int64_t> scalarIndex(Operation *op, StringRef what,
+                                      const Tensor &t) {
+  if (t.data.size() != 1)
+    return op->emitOpError()
+           << what << " must hold one value, got shape " << shapeStr(t.shape);
+  return toInt64(t.data[0]);
+}
+
+FailureOr<Tensor> Evaluator::evalDynamicSlice(DynamicSliceOp op) {
+  const Tensor &in = get(op.getOperand());
+  FailureOr<int64_t> axis = checkAxis(op, op.getAxis(), in.shape.size());
+  if (failed(axis))
+    return failure();
+  FailureOr<int64_t> start = scalarIndex(op, "start", get(op.getStart()));
+  if (failed(start))
+    return failure();
+  int64_t dim = in.shape[*axis], count;
+  if (Value length = op.getLength()) {
+    FailureOr<int64_t> asked = scalarIndex(op, "length", get(length));
+    if (failed(asked))
+      return failure();
+    *start = std::clamp<int64_t>(*start, 0, dim);
+    count = std::clamp<int64_t>(*asked, 0, dim - *start);
+  } else {
+    std::optional<uint64_t> size = op.getSize();
+    if (!size || static_cast<int64_t>(*size) > dim)
+      return op.emitOpError("size does not fit dimension ") << dim;
+    count = static_cast<int64_t>(*size);
+    *start = std::clamp<int64_t>(*start, 0, dim - count);
+  }
+  SmallVector<int64_t> shape(in.shape.begin(), in.shape.end());
+  shape[*axis] = count;
+  FailureOr<Tensor> result = allocate(op, shape);
+  if (failed(result))
+    return failure();
+  int64_t outer = product(in.shape, 0, *axis);
+  int64_t inner = product(in.shape, *axis + 1, in.shape.size());
+  for (int64_t o = 0; o < outer; ++o)
+    std::copy_n(in.data.data() + (o * dim + *start) * inner, count * inner,
+                result->data.data() + o * count * inner);
+  return result;
+}
+
+FailureOr<Tensor> Evaluator::evalDynamicUpdateSlice(DynamicUpdateSliceOp op) {
+  const Tensor &target = get(op.getTarget());
+  const Tensor &update = get(op.getUpdate());
+  size_t rank = target.shape.size();
+  FailureOr<int64_t> axis = checkAxis(op, op.getAxis(), rank);
+  if (failed(axis))
+    return failure();
+  if (update.shape.size() != rank)
+    return op.emitOpError("update of shape ")
+           << shapeStr(update.shape) << " has a rank other than the target's "
+           << shapeStr(target.shape);
+  FailureOr<int64_t> start = scalarIndex(op, "start", get(op.getStart()));
+  if (failed(start))
+    return failure();
+  // Only the part of the update that fits the target is written, at a start
+  // clamped so that all of that part lands in bounds.
+  SmallVector<int64_t> extent(rank);
+  for (size_t d = 0; d < rank; ++d)
+    extent[d] = std::min(update.shape[d], target.shape[d]);
+  int64_t offset =
+      std::clamp<int64_t>(*start, 0, target.shape[*axis] - extent[*axis]);
+  Tensor result = target;
+  SmallVector<int64_t> targetStrides = rowMajorStrides(target.shape);
+  SmallVector<int64_t> updateStrides = rowMajorStrides(update.shape);
+  if (product(extent, 0, rank) == 0)
+    return result;
+  SmallVector<int64_t> index(rank, 0);
+  while (true) {
+    int64_t from = 0, to = 0;
+    for (size_t d = 0; d < rank; ++d) {
+      from += index[d] * updateStrides[d];
+      int64_t at = index[d] + (static_cast<int64_t>(d) == *axis ? offset : 0);
+      to += at * targetStrides[d];
+    }
+    result.data[to] = update.data[from];
+    size_t d = rank;
+    while (d > 0 && ++index[d - 1] == extent[d - 1])
+      index[--d] = 0;
+    if (d == 0)
+      return result;
+  }
+}
+
 FailureOr<Tensor> Evaluator::evalBroadcast(BroadcastOp op) {
   SmallVector<int64_t> target;
   if (Value like = op.getLike())
@@ -1411,6 +1500,12 @@ FailureOr<Tensor> Evaluator::evalLoomOp(Operation *op) {
         return unary(op, op.getOperand(),
                      [](double v) { return std::sqrt(v); });
       })
+      .Case([&](SinOp op) {
+        return unary(op, op.getOperand(), [](double v) { return std::sin(v); });
+      })
+      .Case([&](CosOp op) {
+        return unary(op, op.getOperand(), [](double v) { return std::cos(v); });
+      })
       .Case([&](NotOp op) {
         return unary(op, op.getOperand(),
                      [](double v) { return v != 0 ? 0.0 : 1.0; });
@@ -1446,6 +1541,8 @@ FailureOr<Tensor> Evaluator::evalLoomOp(Operation *op) {
       .Case([&](SliceOp op) { return evalSlice(op); })
       .Case([&](ConcatOp op) { return evalConcat(op); })
       .Case([&](GatherOp op) { return evalGather(op); })
+      .Case([&](DynamicSliceOp op) { return evalDynamicSlice(op); })
+      .Case([&](DynamicUpdateSliceOp op) { return evalDynamicUpdateSlice(op); })
       .Case([&](BroadcastOp op) { return evalBroadcast(op); })
       .Default([](Operation *op) -> FailureOr<Tensor> {
         return op->emitOpError("is not supported by the interpreter");

@@ -1152,6 +1152,69 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, DataMovementTest,
                          dtypeParamName);
 
 //===----------------------------------------------------------------------===//
+// Rotary embeddings: sin, cos and slices at run-time positions
+//===----------------------------------------------------------------------===//
+
+class RotaryTest : public DtypeTest {};
+
+TEST_P(RotaryTest, SinCosAndDynamicSlices) {
+  auto model = load("rotary_" + name(), withDtype(R"(
+graph rotary(x: $T[B, 16, 4], w: $T[B, 16, 4], ids: i64[B, 16], start: i64,
+             len: i32, col: i32)
+    -> (sn: $T[B, 16, 4], cs: $T[B, 16, 4], snw: $T[B, 16, 4],
+        csw: $T[B, 16, 4], rot: $T[B, 16, 4], span: $T[B, 4],
+        win: $T[B, 5, 4], cols: $T[B, 16, 2], idw: i64[B, 3],
+        idspan: i64[B]) {
+  sn = sin(x)
+  cs = cos(x)
+  snw = sin(w)
+  csw = cos(w)
+  half = concat(-slice(x, axis=-1, start=2), slice(x, axis=-1, end=2), axis=-1)
+  rot = x * cos(w) + half * sin(w)
+  span = sum(dynamic_slice(x, start, len, axis=1), axis=1)
+  win = dynamic_slice(x, start, axis=1, size=5)
+  cols = dynamic_slice(x, col, axis=-1, size=2)
+  idw = dynamic_slice(ids, start, axis=1, size=3)
+  idspan = sum(dynamic_slice(ids, start, len, axis=-1), axis=1)
+}
+)",
+                                                  name()));
+  ASSERT_TRUE(model);
+  Rng rng(13);
+  Tols tols;
+  for (const char *out : {"sn", "cs", "snw", "csw", "rot"})
+    tols.f32ByName[out] = kF32Math;
+  auto i64 = [](double v) { return makeTensor(kI64Dtype, {}, {v}); };
+  auto i32 = [](double v) { return makeTensor(kI32Dtype, {}, {v}); };
+  // In range, at the end, and out of range on both sides: start, length and
+  // column all clamp; a length of zero (or below) gives an empty span.
+  struct Position {
+    double start, len, col;
+  };
+  const Position positions[] = {{0, 16, 0},  {3, 4, 1},   {11, 9, 2},
+                                {15, 1, 3},  {-5, 3, -1}, {16, 2, 7},
+                                {40, -3, 9}, {7, 0, 2}};
+  for (int64_t b : {1, 3}) {
+    for (const Position &p : positions) {
+      // `w` reaches the angles a rotary table has at long positions.
+      Tensors inputs = {{"x", rng.uniform(dtype(), {b, 16, 4}, -4, 4)},
+                        {"w", rng.uniform(dtype(), {b, 16, 4}, -3000, 3000)},
+                        {"ids", rng.uniform(kI64Dtype, {b, 16}, -1000, 1000)},
+                        {"start", i64(p.start)},
+                        {"len", i32(p.len)},
+                        {"col", i32(p.col)}};
+      EXPECT_TRUE(model->run("rotary", inputs, tols))
+          << "B = " << b << ", start = " << p.start << ", len = " << p.len
+          << ", col = " << p.col;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, RotaryTest,
+                         ::testing::Values(kF32Dtype, kF64Dtype),
+                         dtypeParamName);
+
+//===----------------------------------------------------------------------===//
 // Symbolic dims: one artifact, many sizes
 //===----------------------------------------------------------------------===//
 
@@ -1275,6 +1338,54 @@ graph read() -> (total: f32[], seen: i64[]) {
   ASSERT_TRUE(model->run("scale", {{"x", x()}, {"k", k()}}));
   ASSERT_TRUE(model->run("read", {}));
   EXPECT_EQ(model->interpreterStates().at("hits").data, std::vector<double>{2});
+}
+
+TEST_F(E2ETest, KvCacheUpdatedAtRunTimePositions) {
+  // A KV cache as a state: each call writes its keys at `pos` and reads
+  // back through the updated value; a second entry reads the shared cache.
+  // Positions past either end clamp, and an update larger than the cache
+  // is cut to it.
+  auto model = load("kv_cache", R"(
+config dim = 8
+
+graph decode(k: f32[B, S, dim], pos: i64)
+    -> (recent: f32[4, 2, dim], prefix: f32[4, dim], keys: f32[4, 16, dim]) {
+  state cache: f32[4, 16, dim]
+  keys = dynamic_update_slice(cache, k, pos, axis=1)
+  cache = keys
+  recent = dynamic_slice(keys, pos, axis=1, size=2)
+  prefix = sum(dynamic_slice(keys, 0, pos + 2, axis=1), axis=1)
+}
+
+graph peek(at: i32) -> (window: f32[4, 3, dim], old: f32[dim]) {
+  state cache: f32[4, 16, dim]
+  window = dynamic_slice(cache, at, axis=1, size=3)
+  old = sum(dynamic_slice(cache, at, 1, axis=1), axes=[0, 1])
+}
+)");
+  ASSERT_TRUE(model);
+  Rng rng(14);
+  auto k = [&](int64_t b, int64_t s) {
+    return rng.uniform(kF32Dtype, {b, s, 8}, -1, 1);
+  };
+  auto pos = [](double v) { return makeTensor(kI64Dtype, {}, {v}); };
+  auto at = [](double v) { return makeTensor(kI32Dtype, {}, {v}); };
+  // A prompt of 3, then tokens at increasing positions.
+  ASSERT_TRUE(model->run("decode", {{"k", k(4, 3)}, {"pos", pos(0)}}));
+  ASSERT_TRUE(model->run("decode", {{"k", k(4, 1)}, {"pos", pos(3)}}));
+  ASSERT_TRUE(model->run("decode", {{"k", k(4, 2)}, {"pos", pos(4)}}));
+  ASSERT_TRUE(model->run("peek", {{"at", at(2)}}));
+  // Out of range: the start clamps to 16 - 3 and to 0; an empty update
+  // writes nothing.
+  ASSERT_TRUE(model->run("decode", {{"k", k(4, 3)}, {"pos", pos(15)}}));
+  ASSERT_TRUE(model->run("decode", {{"k", k(4, 2)}, {"pos", pos(-7)}}));
+  ASSERT_TRUE(model->run("decode", {{"k", k(4, 0)}, {"pos", pos(5)}}));
+  ASSERT_TRUE(model->run("peek", {{"at", at(99)}}));
+  // Larger than the cache along the axis and outside it: cut to 4 x 16.
+  ASSERT_TRUE(model->run("decode", {{"k", k(5, 20)}, {"pos", pos(6)}}));
+  // Smaller outside the axis: only the rows it has are written.
+  ASSERT_TRUE(model->run("decode", {{"k", k(2, 3)}, {"pos", pos(9)}}));
+  ASSERT_TRUE(model->run("peek", {{"at", at(-1)}}));
 }
 
 TEST_F(E2ETest, OutputsAliasingInputsStatesAndEachOther) {

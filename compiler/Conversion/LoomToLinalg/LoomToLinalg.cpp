@@ -471,6 +471,14 @@ static Value scalarOf(loom::ExpOp, OpBuilder &b, Location loc,
                       ValueRange args) {
   return math::ExpOp::create(b, loc, args[0]);
 }
+static Value scalarOf(loom::SinOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return math::SinOp::create(b, loc, args[0]);
+}
+static Value scalarOf(loom::CosOp, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  return math::CosOp::create(b, loc, args[0]);
+}
 static Value scalarOf(loom::LogOp, OpBuilder &b, Location loc,
                       ValueRange args) {
   return math::LogOp::create(b, loc, args[0]);
@@ -1305,6 +1313,120 @@ struct GatherLowering : public OpConversionPattern<loom::GatherOp> {
   }
 };
 
+/// Reads a rank-0 integer tensor as an `index`.
+static Value extractIndex(OpBuilder &b, Location loc, Value scalar) {
+  Value element = tensor::ExtractOp::create(b, loc, scalar, ValueRange{});
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(), element);
+}
+
+/// Returns `v` clamped to `[lo, hi]`; callers ensure `lo <= hi`.
+static Value clampIndex(OpBuilder &b, Location loc, Value v, Value lo,
+                        Value hi) {
+  return arith::MinSIOp::create(b, loc, arith::MaxSIOp::create(b, loc, v, lo),
+                                hi);
+}
+
+/// Lowers `loom.dynamic_slice` to a `tensor.extract_slice` whose offset (and,
+/// with a `length` operand, size) along the axis is read and clamped at run
+/// time.
+struct DynamicSliceLowering : public OpConversionPattern<loom::DynamicSliceOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::DynamicSliceOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value input = adaptor.getOperand();
+    int64_t rank = tensorType(input).getRank();
+    int64_t axis = op.getAxis();
+    SmallVector<OpFoldResult> offsets(rank, rewriter.getIndexAttr(0));
+    SmallVector<OpFoldResult> strides(rank, rewriter.getIndexAttr(1));
+    SmallVector<OpFoldResult> sizes =
+        tensor::getMixedSizes(rewriter, loc, input);
+    Value dim = toIndex(rewriter, loc, sizes[axis]);
+    Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
+    Value start = extractIndex(rewriter, loc, adaptor.getStart());
+    if (Value lengthTensor = adaptor.getLength()) {
+      start = clampIndex(rewriter, loc, start, zero, dim);
+      Value room = arith::SubIOp::create(rewriter, loc, dim, start);
+      Value length = extractIndex(rewriter, loc, lengthTensor);
+      sizes[axis] = clampIndex(rewriter, loc, length, zero, room);
+    } else {
+      // The verifier checked that the static dimension holds `size`.
+      int64_t size = *op.getSize();
+      Value last = arith::SubIOp::create(
+          rewriter, loc, dim,
+          arith::ConstantIndexOp::create(rewriter, loc, size));
+      start = clampIndex(rewriter, loc, start, zero, last);
+      sizes[axis] = rewriter.getIndexAttr(size);
+    }
+    offsets[axis] = start;
+    rewriter.replaceOp(
+        op, tensor::ExtractSliceOp::create(rewriter, loc, op.getType(), input,
+                                           offsets, sizes, strides));
+    return success();
+  }
+};
+
+/// Lowers `loom.dynamic_update_slice` to a `tensor.insert_slice` at a clamped
+/// run-time offset. Where a dimension of the update is symbolic, only the
+/// part that fits the target is inserted, so no input writes out of bounds.
+struct DynamicUpdateSliceLowering
+    : public OpConversionPattern<loom::DynamicUpdateSliceOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::DynamicUpdateSliceOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value target = adaptor.getTarget(), update = adaptor.getUpdate();
+    RankedTensorType targetType = tensorType(target);
+    RankedTensorType updateType = tensorType(update);
+    int64_t rank = targetType.getRank();
+    int64_t axis = op.getAxis();
+    // The written extent of every dimension: min(update, target), folded
+    // where both are static (the verifier checked update <= target there).
+    SmallVector<OpFoldResult> extents;
+    SmallVector<int64_t> extentShape;
+    bool wholeUpdate = true;
+    for (int64_t d = 0; d < rank; ++d) {
+      int64_t t = targetType.getDimSize(d), u = updateType.getDimSize(d);
+      if (!ShapedType::isDynamic(u) && !ShapedType::isDynamic(t)) {
+        extents.push_back(rewriter.getIndexAttr(std::min(u, t)));
+        extentShape.push_back(std::min(u, t));
+        wholeUpdate &= u <= t;
+        continue;
+      }
+      Value ud = toIndex(rewriter, loc, dimOf(rewriter, loc, update, d));
+      Value td = toIndex(rewriter, loc, dimOf(rewriter, loc, target, d));
+      extents.push_back(
+          arith::MinSIOp::create(rewriter, loc, ud, td).getResult());
+      extentShape.push_back(ShapedType::kDynamic);
+      wholeUpdate = false;
+    }
+    SmallVector<OpFoldResult> zeros(rank, rewriter.getIndexAttr(0));
+    SmallVector<OpFoldResult> strides(rank, rewriter.getIndexAttr(1));
+    Value source = update;
+    if (!wholeUpdate)
+      source = tensor::ExtractSliceOp::create(
+          rewriter, loc,
+          RankedTensorType::get(extentShape, updateType.getElementType()),
+          update, zeros, extents, strides);
+    Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
+    Value last = arith::SubIOp::create(
+        rewriter, loc,
+        toIndex(rewriter, loc, dimOf(rewriter, loc, target, axis)),
+        toIndex(rewriter, loc, extents[axis]));
+    Value start = extractIndex(rewriter, loc, adaptor.getStart());
+    SmallVector<OpFoldResult> offsets = zeros;
+    offsets[axis] = clampIndex(rewriter, loc, start, zero, last);
+    rewriter.replaceOp(op, tensor::InsertSliceOp::create(rewriter, loc, source,
+                                                         target, offsets,
+                                                         extents, strides));
+    return success();
+  }
+};
+
 /// Lowers `loom.broadcast` to a copying `linalg.generic` whose input map
 /// stretches the static unit dimensions.
 struct BroadcastLowering : public OpConversionPattern<loom::BroadcastOp> {
@@ -1364,7 +1486,8 @@ void mlir::loom::populateLoomToLinalgPatterns(RewritePatternSet &patterns) {
                ElementwiseLowering<LogOp>, ElementwiseLowering<TanhOp>,
                ElementwiseLowering<SigmoidOp>, ElementwiseLowering<SiluOp>,
                ElementwiseLowering<GeluOp>, ElementwiseLowering<RsqrtOp>,
-               ElementwiseLowering<SqrtOp>, ElementwiseLowering<NotOp>,
+               ElementwiseLowering<SqrtOp>, ElementwiseLowering<SinOp>,
+               ElementwiseLowering<CosOp>, ElementwiseLowering<NotOp>,
                ElementwiseLowering<CastOp>>(ctx);
   patterns.add<ReduceLowering<SumOp, ReduceKind::Sum>,
                ReduceLowering<MeanOp, ReduceKind::Mean>,
@@ -1372,8 +1495,8 @@ void mlir::loom::populateLoomToLinalgPatterns(RewritePatternSet &patterns) {
                ReduceLowering<ReduceMinOp, ReduceKind::Min>,
                SoftmaxLowering<SoftmaxOp, /*IsLog=*/false>,
                SoftmaxLowering<LogSoftmaxOp, /*IsLog=*/true>>(ctx);
-  patterns
-      .add<ConstantLowering, IotaLowering, RmsNormLowering, MatmulLowering,
-           LinearLowering, ReshapeLowering, TransposeLowering, SliceLowering,
-           ConcatLowering, GatherLowering, BroadcastLowering>(ctx);
+  patterns.add<ConstantLowering, IotaLowering, RmsNormLowering, MatmulLowering,
+               LinearLowering, ReshapeLowering, TransposeLowering,
+               SliceLowering, ConcatLowering, GatherLowering, BroadcastLowering,
+               DynamicSliceLowering, DynamicUpdateSliceLowering>(ctx);
 }

@@ -299,6 +299,8 @@ LOOM_UNARY_INFER(SiluOp, "silu", ElementKind::Float)
 LOOM_UNARY_INFER(GeluOp, "gelu", ElementKind::Float)
 LOOM_UNARY_INFER(RsqrtOp, "rsqrt", ElementKind::Float)
 LOOM_UNARY_INFER(SqrtOp, "sqrt", ElementKind::Float)
+LOOM_UNARY_INFER(SinOp, "sin", ElementKind::Float)
+LOOM_UNARY_INFER(CosOp, "cos", ElementKind::Float)
 LOOM_UNARY_INFER(NotOp, "not", ElementKind::Bool)
 #undef LOOM_UNARY_INFER
 
@@ -725,6 +727,93 @@ LogicalResult ConcatOp::inferReturnTypes(MLIRContext *,
     }
   }
   results.push_back(RankedTensorType::get(shape, first.getElementType()));
+  return success();
+}
+
+/// Checks that `value`, the `what` operand of `op`, is a rank-0 i32 or i64
+/// tensor: a run-time position or length.
+static LogicalResult checkRunTimeIndex(std::optional<Location> loc,
+                                       StringRef op, StringRef what,
+                                       Value value) {
+  RankedTensorType type = tensorOf(value);
+  Type element = type.getElementType();
+  if (type.getRank() != 0 || (!element.isInteger(32) && !element.isInteger(64)))
+    return emitOptionalError(loc, "'loom.", op, "' op ", what,
+                             " must be a rank-0 tensor of i32 or i64, got ",
+                             typeStr(type));
+  return success();
+}
+
+LogicalResult DynamicSliceOp::inferReturnTypes(MLIRContext *,
+                                               std::optional<Location> loc,
+                                               Adaptor adaptor,
+                                               SmallVectorImpl<Type> &results) {
+  RankedTensorType type = tensorOf(adaptor.getOperand());
+  int64_t axis = adaptor.getAxis();
+  if (failed(checkAxis(loc, "dynamic_slice", axis, type.getRank())) ||
+      failed(
+          checkRunTimeIndex(loc, "dynamic_slice", "start", adaptor.getStart())))
+    return failure();
+  SmallVector<int64_t> shape(type.getShape());
+  std::optional<int64_t> size = adaptor.getSize();
+  if (Value length = adaptor.getLength()) {
+    if (size)
+      return emitOptionalError(loc, "'loom.dynamic_slice' op takes either a "
+                                    "'length' operand or a 'size' attribute, "
+                                    "not both");
+    if (failed(checkRunTimeIndex(loc, "dynamic_slice", "length", length)))
+      return failure();
+    shape[axis] = ShapedType::kDynamic;
+  } else if (size) {
+    if (*size < 0)
+      return emitOptionalError(loc,
+                               "'loom.dynamic_slice' op size must be "
+                               ">= 0, got ",
+                               *size);
+    // A static size is only safe when the dimension is known to hold it;
+    // a `length` operand is clamped at run time instead.
+    if (ShapedType::isDynamic(shape[axis]) || shape[axis] < *size)
+      return emitOptionalError(
+          loc, "'loom.dynamic_slice' op size ", *size,
+          " needs a static dimension of at least that along axis ", axis,
+          ", got ", shapeStr(type.getShape()),
+          " (use a 'length' operand for a run-time length)");
+    shape[axis] = *size;
+  } else {
+    return emitOptionalError(loc, "'loom.dynamic_slice' op needs a 'length' "
+                                  "operand or a 'size' attribute");
+  }
+  results.push_back(RankedTensorType::get(shape, type.getElementType()));
+  return success();
+}
+
+LogicalResult DynamicUpdateSliceOp::inferReturnTypes(
+    MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &results) {
+  RankedTensorType target = tensorOf(adaptor.getTarget());
+  RankedTensorType update = tensorOf(adaptor.getUpdate());
+  int64_t axis = adaptor.getAxis();
+  if (failed(checkAxis(loc, "dynamic_update_slice", axis, target.getRank())) ||
+      failed(checkRunTimeIndex(loc, "dynamic_update_slice", "start",
+                               adaptor.getStart())))
+    return failure();
+  if (update.getElementType() != target.getElementType() ||
+      update.getRank() != target.getRank())
+    return emitOptionalError(loc, "'loom.dynamic_update_slice' op update ",
+                             typeStr(update), " does not match target ",
+                             typeStr(target), " in rank and element type");
+  for (int64_t d = 0; d < target.getRank(); ++d) {
+    int64_t t = target.getDimSize(d), u = update.getDimSize(d);
+    if (ShapedType::isDynamic(t) || ShapedType::isDynamic(u))
+      continue;
+    if (d == axis ? u > t : u != t)
+      return emitOptionalError(
+          loc, "'loom.dynamic_update_slice' op update ",
+          shapeStr(update.getShape()), " does not fit target ",
+          shapeStr(target.getShape()), ": dimension ", d, " is ", u,
+          d == axis ? ", more than " : " instead of ", t);
+  }
+  results.push_back(target);
   return success();
 }
 

@@ -166,6 +166,8 @@ def Loom_SiluOp : Loom_UnaryOp<"silu", "SiLU x*sigmoid(x) (floats)">;
 def Loom_GeluOp : Loom_UnaryOp<"gelu", "GELU with the exact erf form (floats)">;
 def Loom_RsqrtOp : Loom_UnaryOp<"rsqrt", "reciprocal square root (floats)">;
 def Loom_SqrtOp : Loom_UnaryOp<"sqrt", "square root (floats)">;
+def Loom_SinOp : Loom_UnaryOp<"sin", "sine of radians (floats)">;
+def Loom_CosOp : Loom_UnaryOp<"cos", "cosine of radians (floats)">;
 def Loom_NotOp : Loom_UnaryOp<"not", "logical negation (bool)">;
 
 def Loom_CastOp : Loom_Op<"cast", [Pure]> {
@@ -375,6 +377,73 @@ def Loom_ConcatOp : Loom_Op<"concat", [Pure, InferTypeOpAdaptor]> {
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
     $inputs attr-dict `:` type($inputs) `->` type($result)
+  }];
+}
+
+def Loom_DynamicSliceOp : Loom_Op<"dynamic_slice",
+    [Pure, InferTypeOpAdaptor]> {
+  let summary = "a range of one axis that starts at a run-time position";
+  let description = [{
+    Keeps `operand[..., start : start + length, ...]` along `axis`, where
+    `start` is a run-time value: a rank-0 `i32` or `i64` tensor. The length
+    comes in one of two forms, never both:
+
+    - a run-time `length` operand (a rank-0 `i32` or `i64` tensor): the
+      result has `?` along `axis`. `start` is clamped to `[0, dim]` and then
+      `length` to `[0, dim - start]`, so the result may be shorter than asked
+      (even empty) but never reads out of bounds.
+    - a static `size` attribute (>= 0): the result has `size` along `axis`.
+      The operand's dimension along `axis` must be static and at least
+      `size`; `start` is clamped to `[0, dim - size]` (XLA's rule), so the
+      result always has exactly `size` in-bounds elements.
+
+    ```mlir
+    %rows = loom.dynamic_slice %x, %start, %len {axis = 1 : i64}
+        : tensor<?x16x8xf32>, tensor<i64>, tensor<i64> -> tensor<?x?x8xf32>
+    %four = loom.dynamic_slice %x, %start {axis = 1 : i64, size = 4 : i64}
+        : tensor<?x16x8xf32>, tensor<i64> -> tensor<?x4x8xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$operand, AnyRankedTensor:$start,
+                   Optional<AnyRankedTensor>:$length, I64Attr:$axis,
+                   OptionalAttr<I64Attr>:$size);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $operand `,` $start (`,` $length^)? attr-dict `:` type($operand) `,`
+    type($start) (`,` type($length)^)? `->` type($result)
+  }];
+}
+
+def Loom_DynamicUpdateSliceOp : Loom_Op<"dynamic_update_slice",
+    [Pure, InferTypeOpAdaptor]> {
+  let summary = "overwrite a range of one axis at a run-time position";
+  let description = [{
+    Returns `target` with `update` written at `[start, start + n)` along
+    `axis`, where `start` is a run-time rank-0 `i32` or `i64` tensor and `n`
+    is the update's extent along `axis`. The operands have the same rank and
+    element type; the result has the target's type (value semantics: the
+    target itself is not modified).
+
+    Where the types are static, the update's dimensions must equal the
+    target's outside `axis` and must not exceed it along `axis`. Dimensions
+    that are `?` are not checked before run time, where nothing is ever
+    written out of bounds: along every dimension only the first
+    `min(update dim, target dim)` elements of the update are written, and
+    `start` is clamped to `[0, dim - n]` with `n` that written extent along
+    `axis` (XLA's rule), so an update that fits is always written whole.
+
+    ```mlir
+    %cache2 = loom.dynamic_update_slice %cache, %k, %pos {axis = 1 : i64}
+        : tensor<4x16x8xf32>, tensor<?x?x8xf32>, tensor<i64>
+        -> tensor<4x16x8xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$target, AnyRankedTensor:$update,
+                   AnyRankedTensor:$start, I64Attr:$axis);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $target `,` $update `,` $start attr-dict `:` type($target) `,`
+    type($update) `,` type($start) `->` type($result)
   }];
 }
 

@@ -126,15 +126,14 @@ private:
     Value result = op->getResult(0);
     FailureOr<Dims> computed =
         llvm::TypeSwitch<Operation *, FailureOr<Dims>>(op)
-            .Case<AddOp, SubOp, MulOp, DivOp, MaxOp, MinOp, PowOp, AndOp,
-                  OrOp, CmpOp, SelectOp>(
+            .Case<AddOp, SubOp, MulOp, DivOp, MaxOp, MinOp, PowOp, AndOp, OrOp,
+                  CmpOp, SelectOp>(
                 [&](Operation *op) { return broadcast(op, op->getOperands()); })
-            .Case<NegOp, AbsOp, ExpOp, LogOp, TanhOp, SigmoidOp, SiluOp,
-                  GeluOp, RsqrtOp, SqrtOp, NotOp, CastOp, SoftmaxOp,
-                  LogSoftmaxOp>(
-                [&](Operation *op) -> FailureOr<Dims> {
-                  return get(op->getOperand(0));
-                })
+            .Case<NegOp, AbsOp, ExpOp, LogOp, TanhOp, SigmoidOp, SiluOp, GeluOp,
+                  RsqrtOp, SqrtOp, SinOp, CosOp, NotOp, CastOp, SoftmaxOp,
+                  LogSoftmaxOp>([&](Operation *op) -> FailureOr<Dims> {
+              return get(op->getOperand(0));
+            })
             .Case<RmsNormOp>([&](RmsNormOp op) -> FailureOr<Dims> {
               Dims x = get(op.getOperand()), w = get(op.getWeight());
               if (!x.empty() && !w.empty() &&
@@ -240,6 +239,18 @@ private:
               out[axis] = Dim{op.getType().getDimSize(axis), {}};
               return out;
             })
+            .Case<DynamicSliceOp>([&](DynamicSliceOp op) -> FailureOr<Dims> {
+              Dims out = get(op.getOperand());
+              int64_t axis = op.getAxis();
+              out[axis] = Dim{op.getType().getDimSize(axis), {}};
+              return out;
+            })
+            // The update is cut to the target at run time, so its dims need
+            // not be the target's symbols.
+            .Case<DynamicUpdateSliceOp>(
+                [&](DynamicUpdateSliceOp op) -> FailureOr<Dims> {
+                  return get(op.getTarget());
+                })
             .Case<BroadcastOp>([&](BroadcastOp op) -> FailureOr<Dims> {
               if (Value like = op.getLike())
                 return get(like);

@@ -429,3 +429,74 @@ func.func @iota(%x: tensor<?x?x64xf32>) -> (tensor<?x?x64xi64>, tensor<8xf32>) {
   %r = loom.iota {axis = 0 : i64} -> tensor<8xf32>
   return %p, %r : tensor<?x?x64xi64>, tensor<8xf32>
 }
+
+// -----
+
+// sin and cos stay math ops (the CPU target calls libm for them).
+// CHECK-LABEL: func.func @sin_cos
+// CHECK:         linalg.generic
+// CHECK:           math.sin %{{.*}} : f32
+// CHECK:         linalg.generic
+// CHECK:           math.cos %{{.*}} : f32
+func.func @sin_cos(%a: tensor<4xf32>) -> tensor<4xf32> {
+  %s = loom.sin %a : tensor<4xf32> -> tensor<4xf32>
+  %c = loom.cos %s : tensor<4xf32> -> tensor<4xf32>
+  return %c : tensor<4xf32>
+}
+
+// -----
+
+// A run-time length clamps start to [0, dim] and the length to
+// [0, dim - start]; a static size clamps start to [0, dim - size].
+// CHECK-LABEL: func.func @dynamic_slice
+// CHECK-SAME:    %[[X:.*]]: tensor<?x16x8xf32>, %[[S:.*]]: tensor<i64>, %[[N:.*]]: tensor<i32>
+// CHECK:         %[[SV:.*]] = tensor.extract %[[S]][] : tensor<i64>
+// CHECK:         %[[SI:.*]] = arith.index_cast %[[SV]] : i64 to index
+// CHECK:         %[[SLO:.*]] = arith.maxsi %[[SI]], %{{.*}} : index
+// CHECK:         %[[START:.*]] = arith.minsi %[[SLO]], %c16 : index
+// CHECK:         %[[ROOM:.*]] = arith.subi %c16, %[[START]] : index
+// CHECK:         %[[NV:.*]] = tensor.extract %[[N]][] : tensor<i32>
+// CHECK:         %[[NI:.*]] = arith.index_cast %[[NV]] : i32 to index
+// CHECK:         %[[NLO:.*]] = arith.maxsi %[[NI]], %{{.*}} : index
+// CHECK:         %[[LEN:.*]] = arith.minsi %[[NLO]], %[[ROOM]] : index
+// CHECK:         tensor.extract_slice %[[X]][0, %[[START]], 0] [%{{.*}}, %[[LEN]], 8] [1, 1, 1] : tensor<?x16x8xf32> to tensor<?x?x8xf32>
+// CHECK:         %[[SV2:.*]] = tensor.extract %[[S]][] : tensor<i64>
+// CHECK:         %[[SI2:.*]] = arith.index_cast %[[SV2]] : i64 to index
+// CHECK:         %[[LAST:.*]] = arith.subi %{{.*}}, %c4 : index
+// CHECK:         %[[SLO2:.*]] = arith.maxsi %[[SI2]], %{{.*}} : index
+// CHECK:         %[[START2:.*]] = arith.minsi %[[SLO2]], %[[LAST]] : index
+// CHECK:         tensor.extract_slice %[[X]][0, %[[START2]], 0] [%{{.*}}, 4, 8] [1, 1, 1] : tensor<?x16x8xf32> to tensor<?x4x8xf32>
+func.func @dynamic_slice(%x: tensor<?x16x8xf32>, %s: tensor<i64>, %n: tensor<i32>) -> (tensor<?x?x8xf32>, tensor<?x4x8xf32>) {
+  %a = loom.dynamic_slice %x, %s, %n {axis = 1 : i64} : tensor<?x16x8xf32>, tensor<i64>, tensor<i32> -> tensor<?x?x8xf32>
+  %b = loom.dynamic_slice %x, %s {axis = 1 : i64, size = 4 : i64} : tensor<?x16x8xf32>, tensor<i64> -> tensor<?x4x8xf32>
+  return %a, %b : tensor<?x?x8xf32>, tensor<?x4x8xf32>
+}
+
+// -----
+
+// A static update is inserted whole at a start clamped to [0, 16 - 3]; a
+// symbolic one is first cut to the target, and start clamps to what is left.
+// CHECK-LABEL: func.func @dynamic_update_slice
+// CHECK-SAME:    %[[T:.*]]: tensor<4x16x8xf32>, %[[U:.*]]: tensor<4x3x8xf32>, %[[K:.*]]: tensor<?x?x8xf32>, %[[S:.*]]: tensor<i32>
+// CHECK:         %[[LAST:.*]] = arith.subi %c16, %c3 : index
+// CHECK:         %[[SV:.*]] = tensor.extract %[[S]][] : tensor<i32>
+// CHECK:         %[[SI:.*]] = arith.index_cast %[[SV]] : i32 to index
+// CHECK:         %[[SLO:.*]] = arith.maxsi %[[SI]], %{{.*}} : index
+// CHECK:         %[[START:.*]] = arith.minsi %[[SLO]], %[[LAST]] : index
+// CHECK:         tensor.insert_slice %[[U]] into %[[T]][0, %[[START]], 0] [4, 3, 8] [1, 1, 1] : tensor<4x3x8xf32> into tensor<4x16x8xf32>
+// CHECK:         %[[D0:.*]] = tensor.dim %[[K]], %{{.*}} : tensor<?x?x8xf32>
+// CHECK:         %[[E0:.*]] = arith.minsi %[[D0]], %c4 : index
+// CHECK:         %[[D1:.*]] = tensor.dim %[[K]], %{{.*}} : tensor<?x?x8xf32>
+// CHECK:         %[[E1:.*]] = arith.minsi %[[D1]], %{{.*}} : index
+// CHECK:         %[[CUT:.*]] = tensor.extract_slice %[[K]][0, 0, 0] [%[[E0]], %[[E1]], 8] [1, 1, 1] : tensor<?x?x8xf32> to tensor<?x?x8xf32>
+// CHECK:         %[[LAST2:.*]] = arith.subi %{{.*}}, %[[E1]] : index
+// CHECK:         %[[SV2:.*]] = tensor.extract %[[S]][] : tensor<i32>
+// CHECK:         %[[SI2:.*]] = arith.index_cast %[[SV2]] : i32 to index
+// CHECK:         %[[SLO2:.*]] = arith.maxsi %[[SI2]], %{{.*}} : index
+// CHECK:         %[[START2:.*]] = arith.minsi %[[SLO2]], %[[LAST2]] : index
+// CHECK:         tensor.insert_slice %[[CUT]] into %[[T]][0, %[[START2]], 0] [%[[E0]], %[[E1]], 8] [1, 1, 1] : tensor<?x?x8xf32> into tensor<4x16x8xf32>
+func.func @dynamic_update_slice(%t: tensor<4x16x8xf32>, %u: tensor<4x3x8xf32>, %k: tensor<?x?x8xf32>, %s: tensor<i32>) -> (tensor<4x16x8xf32>, tensor<4x16x8xf32>) {
+  %a = loom.dynamic_update_slice %t, %u, %s {axis = 1 : i64} : tensor<4x16x8xf32>, tensor<4x3x8xf32>, tensor<i32> -> tensor<4x16x8xf32>
+  %b = loom.dynamic_update_slice %t, %k, %s {axis = 1 : i64} : tensor<4x16x8xf32>, tensor<?x?x8xf32>, tensor<i32> -> tensor<4x16x8xf32>
+  return %a, %b : tensor<4x16x8xf32>, tensor<4x16x8xf32>
+}

@@ -669,6 +669,90 @@ TEST_F(InterpreterTest, GatherClampsIndices) {
                {1, 0, 1, 1, 11, 10, 11, 11, 21, 20, 21, 21});
 }
 
+TEST_F(InterpreterTest, SinAndCos) {
+  const char *src = R"mlir(
+    func.func @main(%x: tensor<4xf64>) -> (tensor<4xf64>, tensor<4xf64>) {
+      %s = loom.sin %x : tensor<4xf64> -> tensor<4xf64>
+      %c = loom.cos %x : tensor<4xf64> -> tensor<4xf64>
+      return %s, %c : tensor<4xf64>, tensor<4xf64>
+    }
+  )mlir";
+  FailureOr<std::vector<Tensor>> r = run(
+      src, {makeTensor(LOOM_DTYPE_F64, {4}, {0, M_PI / 6, -M_PI / 2, 100})});
+  ASSERT_TRUE(succeeded(r)) << diagnostics;
+  expectTensor((*r)[0], LOOM_DTYPE_F64, {4}, {0, 0.5, -1, std::sin(100.0)});
+  expectTensor((*r)[1], LOOM_DTYPE_F64, {4},
+               {1, std::sqrt(3.0) / 2, 0, std::cos(100.0)});
+}
+
+TEST_F(InterpreterTest, DynamicSliceClampsStartAndLength) {
+  const char *src = R"mlir(
+    func.func @main(%x: tensor<2x5xf32>, %s: tensor<i64>, %n: tensor<i32>)
+        -> (tensor<2x?xf32>, tensor<2x2xf32>) {
+      %a = loom.dynamic_slice %x, %s, %n {axis = 1 : i64}
+          : tensor<2x5xf32>, tensor<i64>, tensor<i32> -> tensor<2x?xf32>
+      %b = loom.dynamic_slice %x, %s {axis = 1 : i64, size = 2 : i64}
+          : tensor<2x5xf32>, tensor<i64> -> tensor<2x2xf32>
+      return %a, %b : tensor<2x?xf32>, tensor<2x2xf32>
+    }
+  )mlir";
+  Tensor x = f32({2, 5}, {0, 1, 2, 3, 4, 10, 11, 12, 13, 14});
+  auto i32 = [](double v) { return makeTensor(LOOM_DTYPE_I32, {}, {v}); };
+  struct Case {
+    double start, length;
+    std::vector<double> ranged, sized;
+    int64_t rangedLength;
+  };
+  // With a length, start clamps to [0, 5] and the length to [0, 5 - start];
+  // with size 2, start clamps to [0, 3].
+  const Case cases[] = {
+      {1, 2, {1, 2, 11, 12}, {1, 2, 11, 12}, 2},
+      {3, 9, {3, 4, 13, 14}, {3, 4, 13, 14}, 2},
+      {4, 3, {4, 14}, {3, 4, 13, 14}, 1},
+      {-2, 1, {0, 10}, {0, 1, 10, 11}, 1},
+      {7, 2, {}, {3, 4, 13, 14}, 0},
+      {2, -1, {}, {2, 3, 12, 13}, 0},
+  };
+  for (const Case &c : cases) {
+    FailureOr<std::vector<Tensor>> r =
+        run(src, {x, i64({}, {c.start}), i32(c.length)});
+    ASSERT_TRUE(succeeded(r)) << diagnostics;
+    expectTensor((*r)[0], LOOM_DTYPE_F32, {2, c.rangedLength}, c.ranged);
+    expectTensor((*r)[1], LOOM_DTYPE_F32, {2, 2}, c.sized);
+  }
+}
+
+TEST_F(InterpreterTest, DynamicUpdateSliceClampsStart) {
+  const char *src = R"mlir(
+    func.func @main(%t: tensor<2x4xf32>, %u: tensor<?x?xf32>, %s: tensor<i32>)
+        -> tensor<2x4xf32> {
+      %r = loom.dynamic_update_slice %t, %u, %s {axis = 1 : i64}
+          : tensor<2x4xf32>, tensor<?x?xf32>, tensor<i32> -> tensor<2x4xf32>
+      return %r : tensor<2x4xf32>
+    }
+  )mlir";
+  Tensor t = f32({2, 4}, {0, 1, 2, 3, 10, 11, 12, 13});
+  Tensor u = f32({2, 2}, {-1, -2, -3, -4});
+  auto at = [](double v) { return makeTensor(LOOM_DTYPE_I32, {}, {v}); };
+  // In range, at the end, and clamped to [0, 4 - 2] from both sides.
+  expectTensor(runOne(src, {t, u, at(1)}), LOOM_DTYPE_F32, {2, 4},
+               {0, -1, -2, 3, 10, -3, -4, 13});
+  expectTensor(runOne(src, {t, u, at(2)}), LOOM_DTYPE_F32, {2, 4},
+               {0, 1, -1, -2, 10, 11, -3, -4});
+  expectTensor(runOne(src, {t, u, at(3)}), LOOM_DTYPE_F32, {2, 4},
+               {0, 1, -1, -2, 10, 11, -3, -4});
+  expectTensor(runOne(src, {t, u, at(-7)}), LOOM_DTYPE_F32, {2, 4},
+               {-1, -2, 2, 3, -3, -4, 12, 13});
+  // An update larger than the target is cut to it, along the axis (start
+  // clamps to 0) and along the other dimensions; an empty one writes nothing.
+  Tensor wide =
+      f32({3, 5}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15});
+  expectTensor(runOne(src, {t, wide, at(2)}), LOOM_DTYPE_F32, {2, 4},
+               {1, 2, 3, 4, 6, 7, 8, 9});
+  expectTensor(runOne(src, {t, f32({2, 0}, {}), at(9)}), LOOM_DTYPE_F32, {2, 4},
+               {0, 1, 2, 3, 10, 11, 12, 13});
+}
+
 TEST_F(InterpreterTest, BroadcastLikeAndShape) {
   const char *src = R"mlir(
     func.func @main(%b: tensor<3xf32>, %x: tensor<?x3xi1>, %s: tensor<f32>)

@@ -521,3 +521,174 @@ func.func @broadcast_incompatible(%x: tensor<3xf32>) {
   %0 = loom.broadcast %x {shape = array<i64: 2, 4>} : tensor<3xf32> -> tensor<2x4xf32>
   return
 }
+
+// -----
+
+func.func @sin_int(%a: tensor<4xi64>) {
+  // expected-error@+2 {{operand must have a float type elements, got 'i64'}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.sin %a : tensor<4xi64> -> tensor<4xi64>
+  return
+}
+
+// -----
+
+func.func @cos_bool(%a: tensor<4xi1>) {
+  // expected-error@+2 {{operand must have a float type elements, got 'i1'}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.cos %a : tensor<4xi1> -> tensor<4xi1>
+  return
+}
+
+// -----
+
+func.func @dynamic_slice_axis(%x: tensor<4x8xf32>, %s: tensor<i64>, %n: tensor<i64>) {
+  // expected-error@+2 {{axis 2 is out of range for rank 2}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.dynamic_slice %x, %s, %n {axis = 2 : i64} : tensor<4x8xf32>, tensor<i64>, tensor<i64> -> tensor<4x?xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_slice_start_rank(%x: tensor<4x8xf32>, %s: tensor<1xi64>, %n: tensor<i64>) {
+  // expected-error@+2 {{start must be a rank-0 tensor of i32 or i64, got tensor<1xi64>}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.dynamic_slice %x, %s, %n {axis = 1 : i64} : tensor<4x8xf32>, tensor<1xi64>, tensor<i64> -> tensor<4x?xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_slice_start_float(%x: tensor<4x8xf32>, %s: tensor<f32>) {
+  // expected-error@+2 {{start must be a rank-0 tensor of i32 or i64, got tensor<f32>}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.dynamic_slice %x, %s {axis = 1 : i64, size = 2 : i64} : tensor<4x8xf32>, tensor<f32> -> tensor<4x2xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_slice_length_type(%x: tensor<4x8xf32>, %s: tensor<i64>, %n: tensor<i1>) {
+  // expected-error@+2 {{length must be a rank-0 tensor of i32 or i64, got tensor<i1>}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.dynamic_slice %x, %s, %n {axis = 1 : i64} : tensor<4x8xf32>, tensor<i64>, tensor<i1> -> tensor<4x?xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_slice_both(%x: tensor<4x8xf32>, %s: tensor<i64>, %n: tensor<i64>) {
+  // expected-error@+2 {{takes either a 'length' operand or a 'size' attribute, not both}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.dynamic_slice %x, %s, %n {axis = 1 : i64, size = 2 : i64} : tensor<4x8xf32>, tensor<i64>, tensor<i64> -> tensor<4x2xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_slice_neither(%x: tensor<4x8xf32>, %s: tensor<i64>) {
+  // expected-error@+2 {{needs a 'length' operand or a 'size' attribute}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.dynamic_slice %x, %s {axis = 1 : i64} : tensor<4x8xf32>, tensor<i64> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_slice_negative_size(%x: tensor<4x8xf32>, %s: tensor<i64>) {
+  // expected-error@+2 {{size must be >= 0, got -1}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.dynamic_slice %x, %s {axis = 1 : i64, size = -1 : i64} : tensor<4x8xf32>, tensor<i64> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_slice_size_too_large(%x: tensor<4x8xf32>, %s: tensor<i64>) {
+  // expected-error@+2 {{size 9 needs a static dimension of at least that along axis 1, got [4, 8] (use a 'length' operand for a run-time length)}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.dynamic_slice %x, %s {axis = 1 : i64, size = 9 : i64} : tensor<4x8xf32>, tensor<i64> -> tensor<4x9xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_slice_size_dynamic_dim(%x: tensor<4x?xf32>, %s: tensor<i64>) {
+  // expected-error@+2 {{size 2 needs a static dimension of at least that along axis 1, got [4, ?]}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.dynamic_slice %x, %s {axis = 1 : i64, size = 2 : i64} : tensor<4x?xf32>, tensor<i64> -> tensor<4x2xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_slice_wrong_result(%x: tensor<4x8xf32>, %s: tensor<i64>) {
+  // expected-error@+2 {{inferred type(s) 'tensor<4x2xf32>' are incompatible with return type(s) of operation 'tensor<4x3xf32>'}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.dynamic_slice %x, %s {axis = 1 : i64, size = 2 : i64} : tensor<4x8xf32>, tensor<i64> -> tensor<4x3xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_update_slice_axis(%t: tensor<4x8xf32>, %u: tensor<4x2xf32>, %s: tensor<i64>) {
+  // expected-error@+2 {{axis -1 is out of range for rank 2}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.dynamic_update_slice %t, %u, %s {axis = -1 : i64} : tensor<4x8xf32>, tensor<4x2xf32>, tensor<i64> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_update_slice_start(%t: tensor<4x8xf32>, %u: tensor<4x2xf32>, %s: tensor<2xi32>) {
+  // expected-error@+2 {{start must be a rank-0 tensor of i32 or i64, got tensor<2xi32>}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.dynamic_update_slice %t, %u, %s {axis = 1 : i64} : tensor<4x8xf32>, tensor<4x2xf32>, tensor<2xi32> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_update_slice_element(%t: tensor<4x8xf32>, %u: tensor<4x2xf64>, %s: tensor<i64>) {
+  // expected-error@+2 {{update tensor<4x2xf64> does not match target tensor<4x8xf32> in rank and element type}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.dynamic_update_slice %t, %u, %s {axis = 1 : i64} : tensor<4x8xf32>, tensor<4x2xf64>, tensor<i64> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_update_slice_rank(%t: tensor<4x8xf32>, %u: tensor<2xf32>, %s: tensor<i64>) {
+  // expected-error@+2 {{update tensor<2xf32> does not match target tensor<4x8xf32> in rank and element type}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.dynamic_update_slice %t, %u, %s {axis = 1 : i64} : tensor<4x8xf32>, tensor<2xf32>, tensor<i64> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_update_slice_other_dim(%t: tensor<4x8xf32>, %u: tensor<3x2xf32>, %s: tensor<i64>) {
+  // expected-error@+2 {{update [3, 2] does not fit target [4, 8]: dimension 0 is 3 instead of 4}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.dynamic_update_slice %t, %u, %s {axis = 1 : i64} : tensor<4x8xf32>, tensor<3x2xf32>, tensor<i64> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_update_slice_too_long(%t: tensor<4x8xf32>, %u: tensor<?x9xf32>, %s: tensor<i64>) {
+  // expected-error@+2 {{update [?, 9] does not fit target [4, 8]: dimension 1 is 9, more than 8}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.dynamic_update_slice %t, %u, %s {axis = 1 : i64} : tensor<4x8xf32>, tensor<?x9xf32>, tensor<i64> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_update_slice_wrong_result(%t: tensor<4x8xf32>, %u: tensor<4x2xf32>, %s: tensor<i64>) {
+  // expected-error@+2 {{inferred type(s) 'tensor<4x8xf32>' are incompatible with return type(s) of operation 'tensor<4x2xf32>'}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = loom.dynamic_update_slice %t, %u, %s {axis = 1 : i64} : tensor<4x8xf32>, tensor<4x2xf32>, tensor<i64> -> tensor<4x2xf32>
+  return
+}

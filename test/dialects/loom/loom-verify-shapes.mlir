@@ -58,3 +58,30 @@ func.func @broadcast_one(%x: tensor<?x?xf32> {loom.dims = ["B", "S"]},
   %0 = loom.mul %x, %y : tensor<?x?xf32>, tensor<1x?xf32> -> tensor<?x?xf32>
   return %0 : tensor<?x?xf32>
 }
+
+// -----
+
+// dynamic_slice keeps the operand's symbols outside the axis (so adding a
+// tensor of other symbols is reported) and names nothing along it.
+func.func @dynamic_slice_keeps_symbols(%x: tensor<?x16xf32> {loom.dims = ["B", 16]},
+                                       %y: tensor<?x4xf32> {loom.dims = ["S", 4]},
+                                       %s: tensor<i64> {loom.dims = []}) {
+  %0 = loom.dynamic_slice %x, %s {axis = 1 : i64, size = 4 : i64} : tensor<?x16xf32>, tensor<i64> -> tensor<?x4xf32>
+  // expected-error@+1 {{dimension 0 is B on one operand and S on the other}}
+  %1 = loom.add %0, %y : tensor<?x4xf32>, tensor<?x4xf32> -> tensor<?x4xf32>
+  return
+}
+
+// -----
+
+// dynamic_update_slice has the target's symbols; the update's are cut to
+// them at run time and need not match.
+// CHECK-LABEL: func @dynamic_update_slice_symbols
+// CHECK: loom.dynamic_update_slice
+func.func @dynamic_update_slice_symbols(%t: tensor<?x16xf32> {loom.dims = ["B", 16]},
+                                        %u: tensor<?x?xf32> {loom.dims = ["N", "S"]},
+                                        %s: tensor<i64> {loom.dims = []})
+    -> (tensor<?x16xf32> {loom.dims = ["B", 16]}) {
+  %0 = loom.dynamic_update_slice %t, %u, %s {axis = 1 : i64} : tensor<?x16xf32>, tensor<?x?xf32>, tensor<i64> -> tensor<?x16xf32>
+  return %0 : tensor<?x16xf32>
+}

@@ -47,7 +47,11 @@ func.func @elementwise(%a: tensor<?x64xf32>, %b: tensor<64xf32>, %c: tensor<?x64
   %20 = loom.rsqrt %19 : tensor<?x64xf32> -> tensor<?x64xf32>
   // CHECK: loom.sqrt
   %21 = loom.sqrt %20 : tensor<?x64xf32> -> tensor<?x64xf32>
-  return %21 : tensor<?x64xf32>
+  // CHECK: loom.sin %{{.*}} : tensor<?x64xf32> -> tensor<?x64xf32>
+  %22 = loom.sin %21 : tensor<?x64xf32> -> tensor<?x64xf32>
+  // CHECK: loom.cos %{{.*}} : tensor<?x64xf32> -> tensor<?x64xf32>
+  %23 = loom.cos %22 : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %23 : tensor<?x64xf32>
 }
 
 // CHECK-LABEL: func @structure
@@ -93,5 +97,19 @@ func.func @structure(%x: tensor<?x?x512xf32>, %w: tensor<512xf32>, %m: tensor<12
   %b = loom.broadcast %w like %x : tensor<512xf32>, tensor<?x?x512xf32> -> tensor<?x?x512xf32>
   // CHECK: loom.broadcast %{{.*}} {shape = array<i64: 4, 8>} : tensor<f32> -> tensor<4x8xf32>
   %b2 = loom.broadcast %c {shape = array<i64: 4, 8>} : tensor<f32> -> tensor<4x8xf32>
+  return
+}
+
+// CHECK-LABEL: func @dynamic_slices
+func.func @dynamic_slices(%x: tensor<?x16x8xf32>, %k: tensor<?x?x8xf32>, %pos: tensor<i64>,
+                          %len: tensor<i32>) {
+  // CHECK: loom.dynamic_slice %{{.*}}, %{{.*}}, %{{.*}} {axis = 1 : i64} : tensor<?x16x8xf32>, tensor<i64>, tensor<i32> -> tensor<?x?x8xf32>
+  %a = loom.dynamic_slice %x, %pos, %len {axis = 1 : i64} : tensor<?x16x8xf32>, tensor<i64>, tensor<i32> -> tensor<?x?x8xf32>
+  // CHECK: loom.dynamic_slice %{{.*}}, %{{.*}} {axis = 1 : i64, size = 4 : i64} : tensor<?x16x8xf32>, tensor<i64> -> tensor<?x4x8xf32>
+  %b = loom.dynamic_slice %x, %pos {axis = 1 : i64, size = 4 : i64} : tensor<?x16x8xf32>, tensor<i64> -> tensor<?x4x8xf32>
+  // CHECK: loom.dynamic_update_slice %{{.*}}, %{{.*}}, %{{.*}} {axis = 1 : i64} : tensor<?x16x8xf32>, tensor<?x?x8xf32>, tensor<i64> -> tensor<?x16x8xf32>
+  %c = loom.dynamic_update_slice %x, %k, %pos {axis = 1 : i64} : tensor<?x16x8xf32>, tensor<?x?x8xf32>, tensor<i64> -> tensor<?x16x8xf32>
+  // CHECK: loom.dynamic_update_slice %{{.*}}, %{{.*}}, %{{.*}} {axis = 1 : i64} : tensor<?x16x8xf32>, tensor<?x4x8xf32>, tensor<i32> -> tensor<?x16x8xf32>
+  %d = loom.dynamic_update_slice %x, %b, %len {axis = 1 : i64} : tensor<?x16x8xf32>, tensor<?x4x8xf32>, tensor<i32> -> tensor<?x16x8xf32>
   return
 }
