@@ -316,6 +316,11 @@ loom_status_t loom_session_call(loom_session_t *session, uint32_t entry_index,
       loom_tensor_release(out_outputs[o]);
       out_outputs[o] = nullptr;
     }
+    if (rc == LOOM_ENTRY_ERROR_OUTPUT_SIZE)
+      return makeStatus(LOOM_STATUS_INVALID_ARGUMENT,
+                        "entry '%s': an output's computed size differs from "
+                        "its declared dimensions for these inputs",
+                        desc.name);
     return makeStatus(LOOM_STATUS_INTERNAL, "entry '%s' failed with code %d",
                       desc.name, rc);
   }

@@ -238,6 +238,28 @@ public:
                        "interpreting entry '" + std::string(entry.desc.name) +
                            "' failed (see above)");
     uint32_t firstOutput = entry.desc.num_args - entry.desc.num_outputs;
+    // Outputs must have the sizes their declarations give for these inputs,
+    // as the compiled entry checks.
+    std::map<std::string, int64_t> bound;
+    for (uint32_t i = 0; i < entry.desc.num_inputs; ++i)
+      for (int32_t d = 0; d < entry.args[i].rank; ++d)
+        if (entry.args[i].dim_symbols[d])
+          bound[entry.args[i].dim_symbols[d]] = args[i].shape[d];
+    for (size_t r = 0; r < results->size(); ++r) {
+      if (entry.outputOfResult[r] < 0)
+        continue;
+      const loom_arg_desc_t &arg =
+          entry.args[firstOutput + entry.outputOfResult[r]];
+      for (int32_t d = 0; d < arg.rank; ++d) {
+        auto it = arg.dim_symbols[d] ? bound.find(arg.dim_symbols[d])
+                                     : bound.end();
+        if (it != bound.end() && (*results)[r].shape[d] != it->second)
+          return makeError(LOOM_STATUS_INVALID_ARGUMENT,
+                           "entry '" + std::string(entry.desc.name) +
+                               "': an output's computed size differs from "
+                               "its declared dimensions for these inputs");
+      }
+    }
     for (size_t r = 0; r < results->size(); ++r) {
       if (entry.outputOfResult[r] < 0) {
         states[entry.stateOfResult[r]] = (*results)[r];

@@ -8,7 +8,12 @@
 
 #include "compiler/Target/CPU/Passes.h"
 
+#include "loom/abi.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/SymbolTable.h"
 
@@ -94,8 +99,10 @@ static LogicalResult rewriteEntry(func::FuncOp func) {
     argAttrs.push_back(func.getResultAttrDict(r));
   }
 
-  auto entry = func::FuncOp::create(builder, func.getLoc(), name,
-                                    builder.getFunctionType(argTypes, {}));
+  // The entry returns 0, or a LOOM_ENTRY_ERROR_* code of abi.h.
+  auto entry = func::FuncOp::create(
+      builder, func.getLoc(), name,
+      builder.getFunctionType(argTypes, {builder.getI32Type()}));
   for (auto [i, attrs] : llvm::enumerate(argAttrs))
     if (attrs)
       entry.setArgAttrs(i, attrs);
@@ -116,11 +123,46 @@ static LogicalResult rewriteEntry(func::FuncOp func) {
   // Outputs first, written in place where the analysis allows; state updates
   // last, as copies, so that no computation reads a state buffer after it
   // was overwritten.
-  for (auto [i, r] : llvm::enumerate(outputResults))
-    bufferization::MaterializeInDestinationOp::create(
-        builder, loc, TypeRange(), call.getResult(r),
-        block->getArgument(type.getNumInputs() + i), /*restrict=*/true,
-        /*writable=*/true);
+  //
+  // An output with `loom.unproven_dims` may have a computed size other than
+  // the one the runtime allocated from its declaration: compare them first,
+  // and write it only when they agree. Its value goes through a copy of its
+  // own, so that no computation is redirected into the output buffer before
+  // the comparison.
+  Value ok = arith::ConstantIntOp::create(builder, loc, 1, 1);
+  SmallVector<std::pair<Value, Value>> checked;
+  for (auto [i, r] : llvm::enumerate(outputResults)) {
+    Value result = call.getResult(r);
+    Value buffer = block->getArgument(type.getNumInputs() + i);
+    auto unproven = dyn_cast_or_null<DenseI64ArrayAttr>(
+        func.getResultAttr(r, "loom.unproven_dims"));
+    if (!unproven) {
+      bufferization::MaterializeInDestinationOp::create(
+          builder, loc, TypeRange(), result, buffer, /*restrict=*/true,
+          /*writable=*/true);
+      continue;
+    }
+    for (int64_t d : unproven.asArrayRef()) {
+      Value computed = tensor::DimOp::create(builder, loc, result, d);
+      Value allocated = memref::DimOp::create(builder, loc, buffer, d);
+      Value same = arith::CmpIOp::create(builder, loc, arith::CmpIPredicate::eq,
+                                         computed, allocated);
+      ok = arith::AndIOp::create(builder, loc, ok, same);
+    }
+    Value snapshot = bufferization::AllocTensorOp::create(
+        builder, loc, cast<RankedTensorType>(result.getType()),
+        /*dynamicSizes=*/ValueRange(), /*copy=*/result);
+    checked.emplace_back(snapshot, buffer);
+  }
+  if (!checked.empty()) {
+    auto guard = scf::IfOp::create(builder, loc, ok, /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard insertion(builder);
+    builder.setInsertionPointToStart(guard.thenBlock());
+    for (auto [value, buffer] : checked)
+      bufferization::MaterializeInDestinationOp::create(
+          builder, loc, TypeRange(), value, buffer, /*restrict=*/true,
+          /*writable=*/true);
+  }
   // State inputs are views of the session's buffers. With several states,
   // one state's new value may be (a view of) another state's old value,
   // which an earlier write-back would already have replaced: snapshot every
@@ -145,7 +187,11 @@ static LogicalResult rewriteEntry(func::FuncOp func) {
         block->getArgument(stateArgOfResult[r]), /*restrict=*/false,
         /*writable=*/true);
   }
-  func::ReturnOp::create(builder, loc);
+  Value code = arith::SelectOp::create(
+      builder, loc, ok, arith::ConstantIntOp::create(builder, loc, 0, 32),
+      arith::ConstantIntOp::create(builder, loc, LOOM_ENTRY_ERROR_OUTPUT_SIZE,
+                                   32));
+  func::ReturnOp::create(builder, loc, code);
 
   return success();
 }

@@ -301,8 +301,12 @@ cpu::translateToArtifactIR(ModuleOp module, llvm::LLVMContext &context,
           b.CreateConstInBoundsGEP1_64(ptr, wrapper->getArg(0), i);
       args.push_back(b.CreateLoad(ptr, slot));
     }
-    b.CreateCall(callee, args);
-    b.CreateRet(b.getInt32(0));
+    llvm::Value *code = b.CreateCall(callee, args);
+    if (!code->getType()->isIntegerTy(32)) {
+      error = "entry '" + entry.name + "' does not return an i32 code";
+      return nullptr;
+    }
+    b.CreateRet(code);
   }
 
   // The manifest, in its own section and exported under its symbol.

@@ -19,23 +19,29 @@ def CpuEntryAbiPass : Pass<"loom-cpu-entry-abi", "ModuleOp"> {
     are read through `bufferization.to_tensor`; outputs are written with
     `bufferization.materialize_in_destination`, so one-shot bufferization can
     compute them in place in the runtime's buffers; a state's new value is
-    copied back into the state's buffer after everything else.
+    copied back into the state's buffer after everything else. The entry
+    returns an i32: 0, or `LOOM_ENTRY_ERROR_OUTPUT_SIZE` when an output with
+    `loom.unproven_dims` was computed with another size than the buffer the
+    runtime allocated (that output is then not written).
 
     ```mlir
     // before
     func.func @main(%x: tensor<?x4xf32> {loom.role = "input", ...}) -> (tensor<?x4xf32> {loom.role = "output", ...})
     // after
-    func.func @main(%x: memref<?x4xf32> {...}, %y: memref<?x4xf32> {loom.role = "output", ...})
+    func.func @main(%x: memref<?x4xf32> {...}, %y: memref<?x4xf32> {loom.role = "output", ...}) -> i32
         attributes {llvm.emit_c_interface} {
       %t = bufferization.to_tensor %x restrict : memref<?x4xf32> to tensor<?x4xf32>
       ...
       bufferization.materialize_in_destination %r in restrict writable %y : (tensor<?x4xf32>, memref<?x4xf32>) -> ()
-      return
+      return %c0_i32 : i32
     }
     ```
   }];
-  let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
-                           "::mlir::memref::MemRefDialect"];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
 }
 
 def CpuMatmulToRuntimePass : Pass<"loom-cpu-matmul-to-runtime", "ModuleOp"> {

@@ -18,7 +18,10 @@ def VerifyShapesPass : Pass<"loom-verify-shapes", "ModuleOp"> {
     where two different symbols meet where the op needs equal sizes (an
     elementwise op on `[B, 64]` and `[S, 64]`, a matmul contracting `K` with
     `N`), and where a result's computed dimensions differ from the declared
-    ones. Nothing is rewritten.
+    ones. Nothing is rewritten; a result whose symbolic dimensions the graph
+    computes without naming them (a slice of a symbolic dimension, a `-1` in
+    a reshape) gets `loom.unproven_dims`, the list of those dimensions, which
+    the CPU entry ABI compares with the allocated output at run time.
 
     ```mlir
     func.func @f(%x: tensor<?x64xf32> {loom.dims = ["B", 64]},

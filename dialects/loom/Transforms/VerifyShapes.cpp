@@ -277,6 +277,19 @@ private:
         continue;
       Dims want = fromSignature(value.getType(), declared);
       Dims have = get(value);
+      // Symbolic dims the graph computes without naming them (a slice of a
+      // symbolic dim, a -1 in a reshape) can only be compared with the
+      // declaration at run time: record them for the entry ABI.
+      SmallVector<int64_t> unproven;
+      for (size_t d = 0; d < want.size() && d < have.size(); ++d)
+        if (want[d].symbol && !have[d].symbol && !have[d].isStatic())
+          unproven.push_back(d);
+      if (unproven.empty())
+        func.removeResultAttr(i, StringAttr::get(func.getContext(),
+                                                 "loom.unproven_dims"));
+      else
+        func.setResultAttr(i, "loom.unproven_dims",
+                           DenseI64ArrayAttr::get(func.getContext(), unproven));
       for (size_t d = 0; d < want.size() && d < have.size(); ++d) {
         if (want[d].symbol && have[d].symbol &&
             want[d].symbol != have[d].symbol) {

@@ -155,6 +155,12 @@ typedef struct loom_manifest_import_t {
 /// Returns 0 on success, a nonzero code otherwise.
 typedef int32_t (*loom_entry_fn_t)(void **args);
 
+/// Nonzero codes an entry returns.
+/// An output's size computed at run time (e.g. a slice of a symbolic
+/// dimension) differs from the size the runtime allocated from the output's
+/// declared dimensions; the entry wrote no output.
+#define LOOM_ENTRY_ERROR_OUTPUT_SIZE 1
+
 /// Memref descriptors as they are passed to host functions.
 typedef struct loom_memref_2d_t {
   void *allocated;

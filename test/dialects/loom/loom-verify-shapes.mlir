@@ -85,3 +85,15 @@ func.func @dynamic_update_slice_symbols(%t: tensor<?x16xf32> {loom.dims = ["B", 
   %0 = loom.dynamic_update_slice %t, %u, %s {axis = 1 : i64} : tensor<?x16xf32>, tensor<?x?xf32>, tensor<i64> -> tensor<?x16xf32>
   return %0 : tensor<?x16xf32>
 }
+
+// -----
+
+// A slice of a symbolic dimension is not provably B: the result is marked
+// for a run-time check; the proven output is not.
+// CHECK-LABEL: func @unproven
+// CHECK-SAME: -> (tensor<?xf32> {loom.dims = ["B"], loom.unproven_dims = array<i64: 0>}, tensor<?xf32> {loom.dims = ["B"]})
+func.func @unproven(%x: tensor<?xf32> {loom.dims = ["B"]})
+    -> (tensor<?xf32> {loom.dims = ["B"]}, tensor<?xf32> {loom.dims = ["B"]}) {
+  %0 = loom.slice %x {axis = 0 : i64, start = 0 : i64, end = 3 : i64} : tensor<?xf32> -> tensor<?xf32>
+  return %0, %x : tensor<?xf32>, tensor<?xf32>
+}

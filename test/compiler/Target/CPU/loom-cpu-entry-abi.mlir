@@ -95,3 +95,29 @@ func.func @state_type(%x: tensor<8xf32> {loom.role = "input", loom.name = "x"},
     -> (tensor<8xf32> {loom.role = "state", loom.name = "acc"}) {
   return %x : tensor<8xf32>
 }
+
+// -----
+
+// An output whose symbolic size the graph does not prove is compared with the
+// runtime's buffer and written only when they agree; the entry returns 1
+// otherwise.
+// CHECK-LABEL: func.func @unproven(
+// CHECK-SAME: %[[X:.*]]: memref<?xf32> {{.*}}, %[[Y:.*]]: memref<?xf32> {{.*}}) -> i32
+// CHECK: %[[R:.*]] = call @unproven.body
+// CHECK: %[[C:.*]] = tensor.dim %[[R]], %{{.*}}
+// CHECK: %[[A:.*]] = memref.dim %[[Y]], %{{.*}}
+// CHECK: %[[SAME:.*]] = arith.cmpi eq, %[[C]], %[[A]]
+// CHECK: %[[OK:.*]] = arith.andi %{{.*}}, %[[SAME]]
+// CHECK: %[[COPY:.*]] = bufferization.alloc_tensor() copy(%[[R]])
+// CHECK: scf.if %[[OK]] {
+// CHECK-NEXT: bufferization.materialize_in_destination %[[COPY]] in restrict writable %[[Y]]
+// CHECK: %[[CODE:.*]] = arith.select %[[OK]], %{{.*}}, %{{.*}} : i32
+// CHECK: return %[[CODE]] : i32
+func.func @unproven(%x: tensor<?xf32> {loom.role = "input", loom.name = "x", loom.dims = ["B"]})
+    -> (tensor<?xf32> {loom.role = "output", loom.name = "y", loom.dims = ["B"],
+                       loom.unproven_dims = array<i64: 0>}) {
+  %c0 = arith.constant 0 : index
+  %c3 = arith.constant 3 : index
+  %0 = tensor.extract_slice %x[%c0] [%c3] [1] : tensor<?xf32> to tensor<?xf32>
+  return %0 : tensor<?xf32>
+}
