@@ -20,8 +20,10 @@
 
 int main(int argc, char **argv) {
   if (argc < 4) {
-    std::fprintf(stderr, "usage: %s M N K [--transb] [--warmup N] [--reps N] "
-                         "[--json]\n", argv[0]);
+    std::fprintf(stderr,
+                 "usage: %s M N K [--transb] [--warmup N] [--reps N] "
+                 "[--json]\n",
+                 argv[0]);
     return 2;
   }
   long M = std::atol(argv[1]), N = std::atol(argv[2]), K = std::atol(argv[3]);

@@ -80,8 +80,7 @@ FailureOr<Manifest> mlir::loom::collectManifest(ModuleOp module) {
       lastRole = arg.role;
       if (type.getRank() > LOOM_MAX_RANK)
         return func.emitOpError("argument ")
-               << i << " has rank " << type.getRank() << " > "
-               << LOOM_MAX_RANK;
+               << i << " has rank " << type.getRank() << " > " << LOOM_MAX_RANK;
       if (auto name = func.getArgAttrOfType<StringAttr>(i, "loom.name"))
         arg.name = name.getValue().str();
       else
@@ -116,8 +115,8 @@ FailureOr<Manifest> mlir::loom::collectManifest(ModuleOp module) {
           return func.emitOpError("argument '")
                  << arg.name << "' has dimension " << d
                  << " that is dynamic but not named in loom.dims";
-        auto [it, inserted] = symbolIds.try_emplace(
-            symbol.getValue(), manifest.symbols.size());
+        auto [it, inserted] =
+            symbolIds.try_emplace(symbol.getValue(), manifest.symbols.size());
         if (inserted)
           manifest.symbols.push_back(symbol.getValue().str());
         arg.dims.push_back(-static_cast<int64_t>(it->second) - 1);
@@ -259,8 +258,8 @@ std::string mlir::loom::sealArtifact(StringRef path) {
                                             /*RequiresNullTerminator=*/false);
   if (!buffer)
     return "cannot read " + path.str() + ": " + buffer.getError().message();
-  auto object = llvm::object::ObjectFile::createObjectFile(
-      (*buffer)->getMemBufferRef());
+  auto object =
+      llvm::object::ObjectFile::createObjectFile((*buffer)->getMemBufferRef());
   if (!object)
     return "cannot parse " + path.str() + ": " +
            llvm::toString(object.takeError());
@@ -281,7 +280,8 @@ std::string mlir::loom::sealArtifact(StringRef path) {
   if (!found)
     return path.str() + " has no " LOOM_MANIFEST_SECTION " section";
   std::string bytes = (*buffer)->getBuffer().str();
-  size_t field = sectionOffset + offsetof(loom_manifest_header_t, file_checksum);
+  size_t field =
+      sectionOffset + offsetof(loom_manifest_header_t, file_checksum);
   if (field + 8 > bytes.size())
     return "manifest section of " + path.str() + " is out of bounds";
   std::memset(bytes.data() + field, 0, 8);

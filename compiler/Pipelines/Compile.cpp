@@ -87,9 +87,8 @@ LogicalResult loom::compileModule(ModuleOp module,
   manifest->compilerVersion = options.compilerVersion;
   manifest->targetCpu = machine->getTargetCPU().str();
   llvm::LLVMContext llvmContext;
-  std::unique_ptr<llvm::Module> llvmModule =
-      cpu::translateToArtifactIR(module, llvmContext, *manifest, *machine,
-                                 error);
+  std::unique_ptr<llvm::Module> llvmModule = cpu::translateToArtifactIR(
+      module, llvmContext, *manifest, *machine, error);
   if (!llvmModule)
     return fail(module, error);
   cpu::optimizeModule(*llvmModule, *machine, options.optLevel);

@@ -299,8 +299,8 @@ public:
       auto it = got.find(name);
       if (it == got.end())
         return ::testing::AssertionFailure() << "no output '" << name << "'";
-      if (auto result = allClose(entry + ": output '" + name + "'",
-                                 it->second, want, rtol, atol);
+      if (auto result = allClose(entry + ": output '" + name + "'", it->second,
+                                 want, rtol, atol);
           !result)
         return result;
     }
@@ -537,13 +537,12 @@ protected:
   /// the softmax, the mask and RoPE all show in the output.
   static Tensors makeParams(std::mt19937_64 &rng) {
     double qk = 2.0 / std::sqrt(static_cast<double>(kDim));
-    return {
-        {"wq.weight", uniform(rng, {kHeads * kQk, kDim}, -qk, qk)},
-        {"wkv_a.weight", uniform(rng, {kKvLora + kRope, kDim}, -qk, qk)},
-        {"kv_norm.weight", uniform(rng, {kKvLora}, 0.5, 1.5)},
-        {"wkv_b.weight",
-         uniform(rng, {kHeads * (kNope + kV), kKvLora}, -0.1, 0.1)},
-        {"wo.weight", uniform(rng, {kDim, kHeads * kV}, -0.1, 0.1)}};
+    return {{"wq.weight", uniform(rng, {kHeads * kQk, kDim}, -qk, qk)},
+            {"wkv_a.weight", uniform(rng, {kKvLora + kRope, kDim}, -qk, qk)},
+            {"kv_norm.weight", uniform(rng, {kKvLora}, 0.5, 1.5)},
+            {"wkv_b.weight",
+             uniform(rng, {kHeads * (kNope + kV), kKvLora}, -0.1, 0.1)},
+            {"wo.weight", uniform(rng, {kDim, kHeads * kV}, -0.1, 0.1)}};
   }
 
   std::string dir;
@@ -562,10 +561,8 @@ const Step kGeneration[] = {{"prefill", 5, 0}, {"decode", 1, 5},
                             {"decode", 1, 6},  {"decode", 1, 7},
                             {"decode", 1, 8},  {"decode", 2, 9}};
 /// A chunked prefill (3 then 4 tokens), then two decode steps.
-const Step kChunked[] = {{"prefill", 3, 0},
-                         {"prefill", 4, 3},
-                         {"decode", 1, 7},
-                         {"decode", 1, 8}};
+const Step kChunked[] = {
+    {"prefill", 3, 0}, {"prefill", 4, 3}, {"decode", 1, 7}, {"decode", 1, 8}};
 
 /// Runs `steps` for batch `batch` in a fresh session, each call checked
 /// against the interpreter (outputs and caches) and the C++ reference

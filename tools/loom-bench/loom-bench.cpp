@@ -124,8 +124,8 @@ int parseArgs(int argc, char **argv, Options &o) {
           (count && n > 1000000000))
         return fail(a + " expects a non-negative integer" +
                     (a == "--reps" ? std::string(" > 0") : "") +
-                    (count ? std::string(" up to 10^9") : "") + ", got '" +
-                    v + "'");
+                    (count ? std::string(" up to 10^9") : "") + ", got '" + v +
+                    "'");
       if (a == "--warmup")
         o.warmup = static_cast<int>(n);
       else if (a == "--reps")
@@ -157,9 +157,9 @@ loom_status_t randomTensor(const loom_arg_desc_t &arg,
     auto it = dims.find(arg.dim_symbols[d]);
     if (it == dims.end()) {
       std::string message = "'" + std::string(arg.name) +
-                            "' has symbolic dimension '" +
-                            arg.dim_symbols[d] + "': give --dim " +
-                            arg.dim_symbols[d] + "=N or the tensor";
+                            "' has symbolic dimension '" + arg.dim_symbols[d] +
+                            "': give --dim " + arg.dim_symbols[d] +
+                            "=N or the tensor";
       return loom_status_create(LOOM_STATUS_INVALID_ARGUMENT, message.c_str());
     }
     shape[d] = it->second;
@@ -268,13 +268,12 @@ int run(const Options &o) {
         colon == std::string::npos ? "" : call.substr(colon + 1) + ".";
     if (loom_status_t s = executor->findEntry(call.substr(0, colon), &index))
       return s;
-    return gatherInputs(executor->entryAt(index), prefix, pool, o, rng,
-                        inputs);
+    return gatherInputs(executor->entryAt(index), prefix, pool, o, rng, inputs);
   };
   auto invoke = [&](uint32_t index,
                     const std::vector<loom_tensor_t *> &inputs) {
-    std::vector<loom_tensor_t *> outputs(
-        executor->entryAt(index)->num_outputs, nullptr);
+    std::vector<loom_tensor_t *> outputs(executor->entryAt(index)->num_outputs,
+                                         nullptr);
     loom_status_t s = executor->call(index, inputs.data(), outputs.data());
     for (loom_tensor_t *t : outputs)
       loom_tensor_release(t);

@@ -50,19 +50,20 @@ static cl::opt<std::string> inputFile(cl::Positional,
 static cl::opt<std::string>
     outputFile("o", cl::desc("Output file (artifact: MODEL.so; --emit: -)"),
                cl::value_desc("file"), cl::cat(category));
-static cl::opt<Emit> emit(
-    "emit", cl::desc("What to produce"), cl::init(Emit::Artifact),
-    cl::values(clEnumValN(Emit::Artifact, "so", "the artifact (default)"),
-               clEnumValN(Emit::Ast, "ast", "the parsed .loom file"),
-               clEnumValN(Emit::Loom, "loom",
-                          "the loom dialect after graph passes"),
-               clEnumValN(Emit::Linalg, "linalg", "linalg on tensors"),
-               clEnumValN(Emit::Llvm, "llvm", "optimized LLVM IR"),
-               clEnumValN(Emit::Asm, "asm", "assembly")),
-    cl::cat(category));
-static cl::list<std::string>
-    defines("define", cl::desc("Override a config: NAME=VALUE"),
-            cl::value_desc("NAME=VALUE"), cl::cat(category));
+static cl::opt<Emit>
+    emit("emit", cl::desc("What to produce"), cl::init(Emit::Artifact),
+         cl::values(clEnumValN(Emit::Artifact, "so", "the artifact (default)"),
+                    clEnumValN(Emit::Ast, "ast", "the parsed .loom file"),
+                    clEnumValN(Emit::Loom, "loom",
+                               "the loom dialect after graph passes"),
+                    clEnumValN(Emit::Linalg, "linalg", "linalg on tensors"),
+                    clEnumValN(Emit::Llvm, "llvm", "optimized LLVM IR"),
+                    clEnumValN(Emit::Asm, "asm", "assembly")),
+         cl::cat(category));
+static cl::list<std::string> defines("define",
+                                     cl::desc("Override a config: NAME=VALUE"),
+                                     cl::value_desc("NAME=VALUE"),
+                                     cl::cat(category));
 static cl::alias defineAlias("D", cl::desc("Alias for --define"),
                              cl::aliasopt(defines), cl::Prefix);
 static cl::opt<std::string>
@@ -123,13 +124,12 @@ static OwningOpRef<ModuleOp> load(MLIRContext &context,
       ::loom::frontend::parseModule(sourceMgr);
   if (!ast ||
       !::loom::frontend::applyConfigOverrides(*ast, defines, configFile,
-                                            sourceMgr) ||
+                                              sourceMgr) ||
       !::loom::frontend::checkModule(*ast, sourceMgr))
     return nullptr;
   if (emit == Emit::Ast) {
-    rc = writeText(print([&](llvm::raw_ostream &os) {
-      ::loom::frontend::dumpAST(*ast, os);
-    }));
+    rc = writeText(print(
+        [&](llvm::raw_ostream &os) { ::loom::frontend::dumpAST(*ast, os); }));
     return nullptr;
   }
   return ::loom::frontend::importModule(*ast, context, sourceMgr);

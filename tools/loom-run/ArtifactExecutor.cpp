@@ -27,7 +27,7 @@ loom_status_t Executor::findEntry(const std::string &name,
 }
 
 loom_status_t loom::tools::addSafetensors(const std::vector<std::string> &paths,
-                                         loom_tensor_map_t *pool) {
+                                          loom_tensor_map_t *pool) {
   for (const std::string &path : paths) {
     loom_tensor_map_t *read = nullptr;
     loom_status_t status = loom_safetensors_read(path.c_str(), 0, &read);

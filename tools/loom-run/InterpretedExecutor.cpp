@@ -82,13 +82,13 @@ static loom_status_t toInterp(const loom_tensor_t *tensor,
 /// Writes an interpreter result as a runtime tensor of `dtype`.
 static loom_status_t fromInterp(const interp::Tensor &value, loom_dtype_t dtype,
                                 loom_tensor_t **out) {
-  loom_dtype_t storage =
-      dtype == LOOM_DTYPE_F16 || dtype == LOOM_DTYPE_BF16 ? LOOM_DTYPE_F32
-                                                          : dtype;
+  loom_dtype_t storage = dtype == LOOM_DTYPE_F16 || dtype == LOOM_DTYPE_BF16
+                             ? LOOM_DTYPE_F32
+                             : dtype;
   loom_tensor_t *tensor = nullptr;
-  if (loom_status_t s = loom_tensor_create(
-          storage, static_cast<int32_t>(value.shape.size()),
-          value.shape.data(), &tensor))
+  if (loom_status_t s =
+          loom_tensor_create(storage, static_cast<int32_t>(value.shape.size()),
+                             value.shape.data(), &tensor))
     return s;
   void *data = loom_tensor_data(tensor);
   for (size_t i = 0; i < value.data.size(); ++i) {
@@ -150,8 +150,8 @@ public:
     if (!file)
       return makeError(LOOM_STATUS_NOT_FOUND, error);
     sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
-    handler = std::make_unique<mlir::SourceMgrDiagnosticHandler>(sourceMgr,
-                                                                 &context);
+    handler =
+        std::make_unique<mlir::SourceMgrDiagnosticHandler>(sourceMgr, &context);
     auto ast = loom::frontend::parseModule(sourceMgr);
     if (!ast ||
         !loom::frontend::applyConfigOverrides(*ast, defines, configPath,
@@ -251,8 +251,8 @@ public:
       const loom_arg_desc_t &arg =
           entry.args[firstOutput + entry.outputOfResult[r]];
       for (int32_t d = 0; d < arg.rank; ++d) {
-        auto it = arg.dim_symbols[d] ? bound.find(arg.dim_symbols[d])
-                                     : bound.end();
+        auto it =
+            arg.dim_symbols[d] ? bound.find(arg.dim_symbols[d]) : bound.end();
         if (it != bound.end() && (*results)[r].shape[d] != it->second)
           return makeError(LOOM_STATUS_INVALID_ARGUMENT,
                            "entry '" + std::string(entry.desc.name) +
@@ -266,9 +266,8 @@ public:
         continue;
       }
       int o = entry.outputOfResult[r];
-      if (loom_status_t s =
-              fromInterp((*results)[r], entry.args[firstOutput + o].dtype,
-                         &outputs[o])) {
+      if (loom_status_t s = fromInterp(
+              (*results)[r], entry.args[firstOutput + o].dtype, &outputs[o])) {
         for (int j = 0; j < o; ++j)
           loom_tensor_release(outputs[j]);
         return s;
@@ -295,8 +294,8 @@ private:
                          loom_arg_role_t role, loom_arg_desc_t &arg) {
     auto tensor = llvm::cast<mlir::RankedTensorType>(type);
     arg.role = role;
-    arg.dtype = static_cast<loom_dtype_t>(
-        interp::getDtype(tensor.getElementType()));
+    arg.dtype =
+        static_cast<loom_dtype_t>(interp::getDtype(tensor.getElementType()));
     arg.rank = tensor.getRank();
     std::string name = attrString(attrs, "loom.name", "?");
     arg.name = keep(name);
@@ -367,11 +366,11 @@ private:
       return nullptr;
     std::string expected = std::string(loom_dtype_name(arg.dtype)) + "[";
     for (int32_t d = 0; d < arg.rank; ++d)
-      expected += (d ? ", " : "") +
-                  (arg.dims[d] < 0 ? std::string(arg.dim_symbols[d]
-                                                     ? arg.dim_symbols[d]
-                                                     : "?")
-                                   : std::to_string(arg.dims[d]));
+      expected +=
+          (d ? ", " : "") +
+          (arg.dims[d] < 0
+               ? std::string(arg.dim_symbols[d] ? arg.dim_symbols[d] : "?")
+               : std::to_string(arg.dims[d]));
     std::string actual =
         std::string(loom_dtype_name(loom_tensor_dtype(tensor))) + "[";
     for (int32_t d = 0; d < loom_tensor_rank(tensor); ++d)

@@ -72,7 +72,8 @@ int fail(loom_status_t status) {
   return fail(message);
 }
 
-bool splitPair(const std::string &arg, std::pair<std::string, std::string> &out) {
+bool splitPair(const std::string &arg,
+               std::pair<std::string, std::string> &out) {
   size_t eq = arg.find('=');
   if (eq == std::string::npos || eq == 0 || eq + 1 == arg.size())
     return false;
@@ -171,7 +172,8 @@ void printTensor(const std::string &name, const loom_tensor_t *t) {
       std::printf(" %" PRId64, static_cast<const int64_t *>(data)[i]);
       break;
     case LOOM_DTYPE_BOOL:
-      std::printf(" %s", static_cast<const uint8_t *>(data)[i] ? "true" : "false");
+      std::printf(" %s",
+                  static_cast<const uint8_t *>(data)[i] ? "true" : "false");
       break;
     default:
       std::printf(" ?");
@@ -242,8 +244,8 @@ int run(const Options &o) {
     }
     std::vector<loom_tensor_t *> results(entry->num_outputs, nullptr);
     if ((status = executor->call(index, inputs.data(), results.data()))) {
-      std::string message = "call '" + call + "': " +
-                            loom_status_message(status);
+      std::string message =
+          "call '" + call + "': " + loom_status_message(status);
       loom_status_free(status);
       return fail(message);
     }
@@ -277,7 +279,8 @@ int run(const Options &o) {
     if (!tensor) {
       std::string names;
       for (size_t i = 0; i < loom_tensor_map_size(outputs.map); ++i)
-        names += (i ? ", " : "") + std::string(loom_tensor_map_name_at(outputs.map, i));
+        names += (i ? ", " : "") +
+                 std::string(loom_tensor_map_name_at(outputs.map, i));
       return fail("--output " + name + ": no such output (outputs: " + names +
                   ")");
     }

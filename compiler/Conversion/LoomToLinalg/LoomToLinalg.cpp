@@ -1263,9 +1263,9 @@ struct GatherLowering : public OpConversionPattern<loom::GatherOp> {
       sizes.push_back(dimOf(rewriter, loc, table, i));
 
     Value extent = toIndex(rewriter, loc, dimOf(rewriter, loc, table, axis));
-    Value last = arith::SubIOp::create(
-        rewriter, loc, extent,
-        arith::ConstantIndexOp::create(rewriter, loc, 1));
+    Value last =
+        arith::SubIOp::create(rewriter, loc, extent,
+                              arith::ConstantIndexOp::create(rewriter, loc, 1));
     Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
     SmallVector<AffineExpr> exprs;
     for (int64_t i = 0; i < indexRank; ++i)
@@ -1281,14 +1281,13 @@ struct GatherLowering : public OpConversionPattern<loom::GatherOp> {
     rewriter.setInsertionPointToStart(&branch.getElseRegion().front());
     Value empty = tensor::EmptyOp::create(rewriter, loc, sizes,
                                           resultType.getElementType());
-    Value zeros =
-        linalg::FillOp::create(
-            rewriter, loc,
-            ValueRange{arith::ConstantOp::create(
-                rewriter, loc,
-                rewriter.getZeroAttr(resultType.getElementType()))},
-            ValueRange{empty})
-            .getResult(0);
+    Value zeros = linalg::FillOp::create(
+                      rewriter, loc,
+                      ValueRange{arith::ConstantOp::create(
+                          rewriter, loc,
+                          rewriter.getZeroAttr(resultType.getElementType()))},
+                      ValueRange{empty})
+                      .getResult(0);
     scf::YieldOp::create(rewriter, loc, zeros);
     rewriter.setInsertionPointToStart(&branch.getThenRegion().front());
     Value gathered = buildParallel(

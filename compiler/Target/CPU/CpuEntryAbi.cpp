@@ -73,8 +73,7 @@ static LogicalResult rewriteEntry(func::FuncOp func) {
     if (stateArgOfResult[r] < 0)
       return func.emitOpError("state result '")
              << nameOf(attrs) << "' has no state argument";
-    if (func.getArgumentTypes()[stateArgOfResult[r]] !=
-        type.getResult(r))
+    if (func.getArgumentTypes()[stateArgOfResult[r]] != type.getResult(r))
       return func.emitOpError("state '")
              << nameOf(attrs) << "' changes type across the call";
   }
@@ -167,8 +166,8 @@ static LogicalResult rewriteEntry(func::FuncOp func) {
   // one state's new value may be (a view of) another state's old value,
   // which an earlier write-back would already have replaced: snapshot every
   // new value first, then write them all back.
-  unsigned numStates = llvm::count_if(stateArgOfResult,
-                                      [](int arg) { return arg >= 0; });
+  unsigned numStates =
+      llvm::count_if(stateArgOfResult, [](int arg) { return arg >= 0; });
   SmallVector<Value> newStates(type.getNumResults());
   for (unsigned r = 0; r < type.getNumResults(); ++r) {
     if (stateArgOfResult[r] < 0)

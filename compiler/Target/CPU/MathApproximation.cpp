@@ -30,8 +30,7 @@ struct CpuMathApproximationPass
     populateMathPolynomialApproximationPatterns(patterns, [](StringRef name) {
       name.consume_front("math.");
       return llvm::StringSwitch<bool>(name)
-          .Cases({"exp", "expm1", "log", "log1p", "log2", "tanh", "erf"},
-                 true)
+          .Cases({"exp", "expm1", "log", "log1p", "log2", "tanh", "erf"}, true)
           .Default(false);
     });
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))

@@ -31,8 +31,8 @@ namespace {
 /// Classifies the indexing maps of a (batch) matmul into transpose flags, or
 /// returns failure for maps the runtime functions do not cover (broadcast
 /// operands, permuted outputs).
-static FailureOr<int64_t> transposeFlags(ArrayRef<AffineMap> maps,
-                                         bool batched, MLIRContext *ctx) {
+static FailureOr<int64_t> transposeFlags(ArrayRef<AffineMap> maps, bool batched,
+                                         MLIRContext *ctx) {
   if (maps.size() != 3)
     return failure();
   unsigned n = batched ? 4 : 3;
@@ -135,8 +135,8 @@ struct CpuMatmulToRuntimePass
       if (!type || !type.getElementType().isF32())
         return;
     }
-    FailureOr<int64_t> flags = transposeFlags(op.getIndexingMapsArray(),
-                                              batched, op->getContext());
+    FailureOr<int64_t> flags =
+        transposeFlags(op.getIndexingMapsArray(), batched, op->getContext());
     if (failed(flags))
       return;
     int64_t flops = staticFlops(op);

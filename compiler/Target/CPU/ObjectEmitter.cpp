@@ -15,17 +15,17 @@
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/InstIterator.h"
-#include "llvm/IR/Operator.h"
 #include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Operator.h"
 #include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
-#include "llvm/TargetParser/SubtargetFeature.h"
 #include "llvm/Passes/PassBuilder.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/SubtargetFeature.h"
 #include "llvm/TargetParser/Triple.h"
 
 using namespace mlir;
@@ -62,9 +62,9 @@ cpu::createTargetMachine(const CpuCodegenOptions &options, std::string &error) {
   auto level = options.optLevel >= 3   ? llvm::CodeGenOptLevel::Aggressive
                : options.optLevel == 0 ? llvm::CodeGenOptLevel::None
                                        : llvm::CodeGenOptLevel::Default;
-  std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
-      triple, cpu, features, targetOptions, llvm::Reloc::PIC_, std::nullopt,
-      level));
+  std::unique_ptr<llvm::TargetMachine> machine(
+      target->createTargetMachine(triple, cpu, features, targetOptions,
+                                  llvm::Reloc::PIC_, std::nullopt, level));
   if (!machine)
     error = "cannot create a target machine for " + cpu;
   return machine;
@@ -74,8 +74,8 @@ cpu::createTargetMachine(const CpuCodegenOptions &options, std::string &error) {
 /// pointer stored in `slot`.
 static void buildImportStub(llvm::Function &function,
                             llvm::GlobalVariable &slot) {
-  auto *block = llvm::BasicBlock::Create(function.getContext(), "entry",
-                                         &function);
+  auto *block =
+      llvm::BasicBlock::Create(function.getContext(), "entry", &function);
   llvm::IRBuilder<> b(block);
   llvm::Value *target = b.CreateLoad(b.getPtrTy(), &slot, "host_fn");
   SmallVector<llvm::Value *> args;
@@ -105,9 +105,9 @@ static void buildParallelLaunch(llvm::Function &launch, llvm::Function &body,
 
   auto *trampolineType =
       llvm::FunctionType::get(b.getVoidTy(), {ptr, i64, i64}, false);
-  auto *trampoline = llvm::Function::Create(
-      trampolineType, llvm::GlobalValue::InternalLinkage,
-      launch.getName() + ".trampoline", module);
+  auto *trampoline =
+      llvm::Function::Create(trampolineType, llvm::GlobalValue::InternalLinkage,
+                             launch.getName() + ".trampoline", module);
   b.SetInsertPoint(llvm::BasicBlock::Create(context, "entry", trampoline));
   SmallVector<llvm::Value *> args = {trampoline->getArg(1),
                                      trampoline->getArg(2)};
@@ -134,8 +134,8 @@ static void buildParallelLaunch(llvm::Function &launch, llvm::Function &body,
 /// Defines MLIR's generic allocation functions (declared by
 /// finalize-memref-to-llvm with use-generic-functions) on the runtime's
 /// loom_rt_alloc / loom_rt_free, adding those imports and their slots.
-static LogicalResult routeAllocations(llvm::Module &module,
-                                      Manifest &manifest, std::string &error) {
+static LogicalResult routeAllocations(llvm::Module &module, Manifest &manifest,
+                                      std::string &error) {
   llvm::Function *alloc = module.getFunction("_mlir_memref_to_llvm_alloc");
   llvm::Function *aligned =
       module.getFunction("_mlir_memref_to_llvm_aligned_alloc");
@@ -235,7 +235,8 @@ cpu::translateToArtifactIR(ModuleOp module, llvm::LLVMContext &context,
   // declared one C interface function per host function it calls.
   static constexpr llvm::StringLiteral kStubPrefix = "_mlir_ciface_loom_rt_";
   for (llvm::Function &function : *llvmModule) {
-    if (!function.isDeclaration() || !function.getName().starts_with(kStubPrefix))
+    if (!function.isDeclaration() ||
+        !function.getName().starts_with(kStubPrefix))
       continue;
     std::string name =
         function.getName().drop_front(strlen("_mlir_ciface_")).str();
@@ -349,9 +350,9 @@ void cpu::optimizeModule(llvm::Module &module, llvm::TargetMachine &machine,
                                   : optLevel == 2 ? llvm::OptimizationLevel::O2
                                   : optLevel == 1 ? llvm::OptimizationLevel::O1
                                                   : llvm::OptimizationLevel::O0;
-  llvm::ModulePassManager pm = optLevel == 0
-                                   ? builder.buildO0DefaultPipeline(level)
-                                   : builder.buildPerModuleDefaultPipeline(level);
+  llvm::ModulePassManager pm =
+      optLevel == 0 ? builder.buildO0DefaultPipeline(level)
+                    : builder.buildPerModuleDefaultPipeline(level);
   pm.run(module, mam);
 }
 
@@ -397,22 +398,22 @@ std::string cpu::linkArtifact(llvm::ArrayRef<char> object,
   llvm::sys::fs::createTemporaryFile("loom-lld", "txt", errPath);
   std::string out = outPath.str();
   std::string obj = objectPath.str().str();
-  SmallVector<llvm::StringRef> args = {linker,   "-shared", "-o", out,
-                                       "--hash-style=gnu",   "-z", "now",
-                                       "--build-id=none", "-O1", obj};
+  SmallVector<llvm::StringRef> args = {
+      linker, "-shared",         "-o",  out, "--hash-style=gnu", "-z",
+      "now",  "--build-id=none", "-O1", obj};
   std::optional<llvm::StringRef> redirects[] = {std::nullopt, errPath.str(),
                                                 errPath.str()};
   std::string message;
-  int rc = llvm::sys::ExecuteAndWait(linker, args, std::nullopt, redirects,
-                                     0, 0, &message);
+  int rc = llvm::sys::ExecuteAndWait(linker, args, std::nullopt, redirects, 0,
+                                     0, &message);
   llvm::sys::fs::remove(objectPath);
   if (rc != 0) {
     std::string log;
     if (auto buffer = llvm::MemoryBuffer::getFile(errPath))
       log = (*buffer)->getBuffer().str();
     llvm::sys::fs::remove(errPath);
-    return "linking with " + linker + " failed: " +
-           (message.empty() ? log : message + "\n" + log);
+    return "linking with " + linker +
+           " failed: " + (message.empty() ? log : message + "\n" + log);
   }
   llvm::sys::fs::remove(errPath);
   return sealArtifact(outPath);

@@ -32,9 +32,9 @@ std::unique_ptr<llvm::TargetMachine>
 createTargetMachine(const CpuCodegenOptions &options, std::string &error);
 
 /// Translates a module in the LLVM dialect into LLVM IR and adds the ABI glue
-/// of `manifest`, after adding to it the host functions the code imports: `loom_entry_<name>(void **)` wrappers, import slots and
-/// stubs, and the manifest data in its own section. Everything else gets
-/// internal linkage.
+/// of `manifest`, after adding to it the host functions the code imports:
+/// `loom_entry_<name>(void **)` wrappers, import slots and stubs, and the
+/// manifest data in its own section. Everything else gets internal linkage.
 std::unique_ptr<llvm::Module>
 translateToArtifactIR(ModuleOp module, llvm::LLVMContext &context,
                       Manifest &manifest, llvm::TargetMachine &machine,

@@ -29,8 +29,8 @@ namespace {
 static int64_t staticWork(scf::ParallelOp loop) {
   int64_t work = 0;
   loop.getBody()->walk([&](Operation *) { ++work; });
-  for (auto [lb, ub, step] : llvm::zip(loop.getLowerBound(),
-                                       loop.getUpperBound(), loop.getStep())) {
+  for (auto [lb, ub, step] :
+       llvm::zip(loop.getLowerBound(), loop.getUpperBound(), loop.getStep())) {
     std::optional<int64_t> l = getConstantIntValue(lb);
     std::optional<int64_t> u = getConstantIntValue(ub);
     std::optional<int64_t> s = getConstantIntValue(step);
@@ -111,13 +111,13 @@ static void outline(scf::ParallelOp loop, unsigned index) {
     SmallVector<Value> steps = rest(loop.getStep());
     // getInductionVars returns a temporary: keep it alive for the callback.
     SmallVector<Value> oldIvs = loop.getInductionVars();
-    scf::ParallelOp::create(
-        b, loc, lbs, ubs, steps,
-        [&](OpBuilder &nested, Location, ValueRange ivs) {
-          for (auto [old, iv] : llvm::zip(llvm::drop_begin(oldIvs), ivs))
-            mapping.map(old, iv);
-          cloneBody(nested, *loop.getBody(), mapping);
-        });
+    scf::ParallelOp::create(b, loc, lbs, ubs, steps,
+                            [&](OpBuilder &nested, Location, ValueRange ivs) {
+                              for (auto [old, iv] :
+                                   llvm::zip(llvm::drop_begin(oldIvs), ivs))
+                                mapping.map(old, iv);
+                              cloneBody(nested, *loop.getBody(), mapping);
+                            });
   }
   b.setInsertionPointToEnd(entry);
   func::ReturnOp::create(b, loc);
@@ -126,8 +126,7 @@ static void outline(scf::ParallelOp loop, unsigned index) {
   SmallVector<Type> launchArgs = {indexType};
   llvm::append_range(launchArgs, captureTypes);
   b.setInsertionPointToEnd(module.getBody());
-  auto launch = func::FuncOp::create(b, loc,
-                                     "__loom_parallel_launch_" + suffix,
+  auto launch = func::FuncOp::create(b, loc, "__loom_parallel_launch_" + suffix,
                                      b.getFunctionType(launchArgs, {}));
   launch.setPrivate();
 

@@ -36,9 +36,8 @@ void LoomDialect::initialize() {
   addInterfaces<LoomInlinerInterface>();
 }
 
-Operation *LoomDialect::materializeConstant(OpBuilder &builder,
-                                            Attribute value, Type type,
-                                            Location loc) {
+Operation *LoomDialect::materializeConstant(OpBuilder &builder, Attribute value,
+                                            Type type, Location loc) {
   auto elements = dyn_cast<ElementsAttr>(value);
   if (!elements || elements.getType() != type)
     return nullptr;

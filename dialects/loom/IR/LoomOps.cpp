@@ -85,8 +85,7 @@ static RankedTensorType tensorOf(Value value) {
 enum class ElementKind { Any, Number, Float, Bool };
 
 static LogicalResult checkElement(std::optional<Location> loc, StringRef op,
-                                  StringRef what, Type type,
-                                  ElementKind kind) {
+                                  StringRef what, Type type, ElementKind kind) {
   if (!isSupportedElementType(type))
     return emitOptionalError(loc, "'loom.", op, "' op ", what,
                              " has unsupported element type ", type);
@@ -109,8 +108,8 @@ static LogicalResult checkElement(std::optional<Location> loc, StringRef op,
   StringRef expected = kind == ElementKind::Number  ? "a number type"
                        : kind == ElementKind::Float ? "a float type"
                                                     : "i1 (bool)";
-  return emitOptionalError(loc, "'loom.", op, "' op ", what,
-                           " must have ", expected, " elements, got ", type);
+  return emitOptionalError(loc, "'loom.", op, "' op ", what, " must have ",
+                           expected, " elements, got ", type);
 }
 
 /// Infers the broadcast result of `operands` with element type `elementType`.
@@ -136,9 +135,8 @@ static LogicalResult inferBinary(std::optional<Location> loc, StringRef op,
                                  SmallVectorImpl<Type> &results) {
   Type l = tensorOf(lhs).getElementType(), r = tensorOf(rhs).getElementType();
   if (l != r)
-    return emitOptionalError(loc, "'loom.", op,
-                             "' op operand element types differ: ", l, " vs ",
-                             r);
+    return emitOptionalError(
+        loc, "'loom.", op, "' op operand element types differ: ", l, " vs ", r);
   if (failed(checkElement(loc, op, "operand", l, kind)))
     return failure();
   return inferBroadcast(loc, op, {lhs, rhs}, l, results);
@@ -169,8 +167,7 @@ static LogicalResult checkAxis(std::optional<Location> loc, StringRef op,
 
 FailureOr<Operation *> mlir::loom::createChecked(OpBuilder &builder,
                                                  OperationState &state) {
-  std::optional<RegisteredOperationName> name =
-      state.name.getRegisteredInfo();
+  std::optional<RegisteredOperationName> name = state.name.getRegisteredInfo();
   if (!name)
     return emitError(state.location, "unregistered op '")
            << state.name.getStringRef() << "'";
@@ -182,10 +179,10 @@ FailureOr<Operation *> mlir::loom::createChecked(OpBuilder &builder,
       DictionaryAttr attrs = state.attributes.getDictionary(ctx);
       bool hasProps = name->getOpPropertyByteSize() > 0;
       SmallVector<char, 64> storage(name->getOpPropertyByteSize() + 16);
-      OpaqueProperties props(
-          hasProps ? reinterpret_cast<void *>(llvm::alignAddr(
-                         storage.data(), llvm::Align(16)))
-                   : nullptr);
+      OpaqueProperties props(hasProps
+                                 ? reinterpret_cast<void *>(llvm::alignAddr(
+                                       storage.data(), llvm::Align(16)))
+                                 : nullptr);
       if (hasProps)
         name->initOpProperties(props, nullptr);
       auto emit = [&]() { return emitError(state.location); };
@@ -193,9 +190,9 @@ FailureOr<Operation *> mlir::loom::createChecked(OpBuilder &builder,
                                  *name, props, attrs, emit));
       SmallVector<Type> types;
       if (ok)
-        ok = succeeded(infer->inferReturnTypes(
-            ctx, state.location, state.operands, attrs, props,
-            RegionRange(state.regions), types));
+        ok = succeeded(
+            infer->inferReturnTypes(ctx, state.location, state.operands, attrs,
+                                    props, RegionRange(state.regions), types));
       if (hasProps)
         name->destroyOpProperties(props);
       if (!ok)
@@ -262,12 +259,11 @@ LogicalResult IotaOp::verify() {
 //===----------------------------------------------------------------------===//
 
 #define LOOM_BINARY_INFER(OP, NAME, KIND)                                      \
-  LogicalResult OP::inferReturnTypes(MLIRContext *,                            \
-                                     std::optional<Location> loc,             \
-                                     Adaptor adaptor,                         \
-                                     SmallVectorImpl<Type> &results) {        \
+  LogicalResult OP::inferReturnTypes(                                          \
+      MLIRContext *, std::optional<Location> loc, Adaptor adaptor,             \
+      SmallVectorImpl<Type> &results) {                                        \
     return inferBinary(loc, NAME, adaptor.getLhs(), adaptor.getRhs(), KIND,    \
-                       results);                                              \
+                       results);                                               \
   }
 
 LOOM_BINARY_INFER(AddOp, "add", ElementKind::Number)
@@ -282,10 +278,9 @@ LOOM_BINARY_INFER(OrOp, "or", ElementKind::Bool)
 #undef LOOM_BINARY_INFER
 
 #define LOOM_UNARY_INFER(OP, NAME, KIND)                                       \
-  LogicalResult OP::inferReturnTypes(MLIRContext *,                            \
-                                     std::optional<Location> loc,             \
-                                     Adaptor adaptor,                         \
-                                     SmallVectorImpl<Type> &results) {        \
+  LogicalResult OP::inferReturnTypes(                                          \
+      MLIRContext *, std::optional<Location> loc, Adaptor adaptor,             \
+      SmallVectorImpl<Type> &results) {                                        \
     return inferUnary(loc, NAME, adaptor.getOperand(), KIND, results);         \
   }
 
@@ -328,15 +323,15 @@ LogicalResult SelectOp::inferReturnTypes(MLIRContext *,
                                          Adaptor adaptor,
                                          SmallVectorImpl<Type> &results) {
   if (!isBool(tensorOf(adaptor.getCond()).getElementType()))
-    return emitOptionalError(loc, "'loom.select' op condition must have i1 "
-                                  "elements, got ",
+    return emitOptionalError(loc,
+                             "'loom.select' op condition must have i1 "
+                             "elements, got ",
                              tensorOf(adaptor.getCond()).getElementType());
   Type t = tensorOf(adaptor.getOnTrue()).getElementType();
   Type f = tensorOf(adaptor.getOnFalse()).getElementType();
   if (t != f)
-    return emitOptionalError(loc,
-                             "'loom.select' op branch element types differ: ",
-                             t, " vs ", f);
+    return emitOptionalError(
+        loc, "'loom.select' op branch element types differ: ", t, " vs ", f);
   if (failed(checkElement(loc, "select", "branch", t, ElementKind::Any)))
     return failure();
   return inferBroadcast(
@@ -390,12 +385,11 @@ static LogicalResult inferReduce(std::optional<Location> loc, StringRef op,
 }
 
 #define LOOM_REDUCE_INFER(OP, NAME, KIND)                                      \
-  LogicalResult OP::inferReturnTypes(MLIRContext *,                            \
-                                     std::optional<Location> loc,             \
-                                     Adaptor adaptor,                         \
-                                     SmallVectorImpl<Type> &results) {        \
+  LogicalResult OP::inferReturnTypes(                                          \
+      MLIRContext *, std::optional<Location> loc, Adaptor adaptor,             \
+      SmallVectorImpl<Type> &results) {                                        \
     return inferReduce(loc, NAME, adaptor.getOperand(), adaptor.getAxes(),     \
-                       adaptor.getKeepdim(), KIND, results);                  \
+                       adaptor.getKeepdim(), KIND, results);                   \
   }
 
 LOOM_REDUCE_INFER(SumOp, "sum", ElementKind::Number)
@@ -405,14 +399,13 @@ LOOM_REDUCE_INFER(ReduceMinOp, "reduce_min", ElementKind::Number)
 #undef LOOM_REDUCE_INFER
 
 #define LOOM_AXIS_INFER(OP, NAME)                                              \
-  LogicalResult OP::inferReturnTypes(MLIRContext *,                            \
-                                     std::optional<Location> loc,             \
-                                     Adaptor adaptor,                         \
-                                     SmallVectorImpl<Type> &results) {        \
-    RankedTensorType type = tensorOf(adaptor.getOperand());                   \
-    if (failed(checkElement(loc, NAME, "operand", type.getElementType(),      \
-                            ElementKind::Float)) ||                           \
-        failed(checkAxis(loc, NAME, adaptor.getAxis(), type.getRank())))      \
+  LogicalResult OP::inferReturnTypes(                                          \
+      MLIRContext *, std::optional<Location> loc, Adaptor adaptor,             \
+      SmallVectorImpl<Type> &results) {                                        \
+    RankedTensorType type = tensorOf(adaptor.getOperand());                    \
+    if (failed(checkElement(loc, NAME, "operand", type.getElementType(),       \
+                            ElementKind::Float)) ||                            \
+        failed(checkAxis(loc, NAME, adaptor.getAxis(), type.getRank())))       \
       return failure();                                                        \
     results.push_back(type);                                                   \
     return success();                                                          \
@@ -457,17 +450,20 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
                                          std::optional<Location> loc,
                                          Adaptor adaptor,
                                          SmallVectorImpl<Type> &results) {
-  RankedTensorType a = tensorOf(adaptor.getLhs()), b = tensorOf(adaptor.getRhs());
+  RankedTensorType a = tensorOf(adaptor.getLhs()),
+                   b = tensorOf(adaptor.getRhs());
   if (a.getElementType() != b.getElementType())
-    return emitOptionalError(loc, "'loom.matmul' op operand element types "
-                                  "differ: ",
+    return emitOptionalError(loc,
+                             "'loom.matmul' op operand element types "
+                             "differ: ",
                              a.getElementType(), " vs ", b.getElementType());
   if (failed(checkElement(loc, "matmul", "operand", a.getElementType(),
                           ElementKind::Number)))
     return failure();
   if (a.getRank() < 2 || b.getRank() < 2)
-    return emitOptionalError(loc, "'loom.matmul' op operands must have rank "
-                                  ">= 2, got ",
+    return emitOptionalError(loc,
+                             "'loom.matmul' op operands must have rank "
+                             ">= 2, got ",
                              shapeStr(a.getShape()), " and ",
                              shapeStr(b.getShape()));
   ArrayRef<int64_t> as = a.getShape(), bs = b.getShape();
@@ -478,16 +474,19 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
   if (adaptor.getTransposeB())
     std::swap(kb, n);
   if (ka != kb)
-    return emitOptionalError(loc, "'loom.matmul' op contraction dimensions "
-                                  "differ: ",
+    return emitOptionalError(loc,
+                             "'loom.matmul' op contraction dimensions "
+                             "differ: ",
                              shapeStr(as), " @ ", shapeStr(bs),
                              adaptor.getTransposeA() ? " (lhs transposed)" : "",
-                             adaptor.getTransposeB() ? " (rhs transposed)" : "");
+                             adaptor.getTransposeB() ? " (rhs transposed)"
+                                                     : "");
   FailureOr<SmallVector<int64_t>> batch =
       broadcastShapes(as.drop_back(2), bs.drop_back(2));
   if (failed(batch))
-    return emitOptionalError(loc, "'loom.matmul' op batch dimensions are not "
-                                  "broadcast-compatible: ",
+    return emitOptionalError(loc,
+                             "'loom.matmul' op batch dimensions are not "
+                             "broadcast-compatible: ",
                              shapeStr(as.drop_back(2)), " vs ",
                              shapeStr(bs.drop_back(2)));
   SmallVector<int64_t> shape = *batch;
@@ -511,13 +510,15 @@ LogicalResult LinearOp::inferReturnTypes(MLIRContext *,
                           ElementKind::Number)))
     return failure();
   if (x.getRank() < 1 || w.getRank() != 2)
-    return emitOptionalError(loc, "'loom.linear' op expects operand [..., in] "
-                                  "and weight [out, in], got ",
+    return emitOptionalError(loc,
+                             "'loom.linear' op expects operand [..., in] "
+                             "and weight [out, in], got ",
                              shapeStr(x.getShape()), " and ",
                              shapeStr(w.getShape()));
   if (x.getShape().back() != w.getDimSize(1))
-    return emitOptionalError(loc, "'loom.linear' op input features differ: "
-                                  "operand ",
+    return emitOptionalError(loc,
+                             "'loom.linear' op input features differ: "
+                             "operand ",
                              shapeStr(x.getShape()), " vs weight ",
                              shapeStr(w.getShape()));
   if (Value bias = adaptor.getBias()) {
@@ -626,8 +627,7 @@ LogicalResult TransposeOp::inferReturnTypes(MLIRContext *,
   ArrayRef<int64_t> perm = adaptor.getPermutation();
   if (static_cast<int64_t>(perm.size()) != type.getRank())
     return emitOptionalError(loc, "'loom.transpose' op permutation has ",
-                             perm.size(), " entries for rank ",
-                             type.getRank());
+                             perm.size(), " entries for rank ", type.getRank());
   llvm::SmallBitVector seen(perm.size());
   SmallVector<int64_t> shape;
   for (int64_t p : perm) {
@@ -718,11 +718,10 @@ LogicalResult ConcatOp::inferReturnTypes(MLIRContext *,
         else
           shape[d] += type.getDimSize(d);
       } else if (type.getDimSize(d) != shape[d]) {
-        return emitOptionalError(loc, "'loom.concat' op operand ", i + 1,
-                                 " has shape ", shapeStr(type.getShape()),
-                                 ", which differs from ",
-                                 shapeStr(first.getShape()),
-                                 " outside axis ", axis);
+        return emitOptionalError(
+            loc, "'loom.concat' op operand ", i + 1, " has shape ",
+            shapeStr(type.getShape()), ", which differs from ",
+            shapeStr(first.getShape()), " outside axis ", axis);
       }
     }
   }
@@ -828,8 +827,9 @@ LogicalResult GatherOp::inferReturnTypes(MLIRContext *,
     return failure();
   if (!indices.getElementType().isInteger(32) &&
       !indices.getElementType().isInteger(64))
-    return emitOptionalError(loc, "'loom.gather' op indices must be i32 or "
-                                  "i64, got ",
+    return emitOptionalError(loc,
+                             "'loom.gather' op indices must be i32 or "
+                             "i64, got ",
                              indices.getElementType());
   SmallVector<int64_t> shape(type.getShape().take_front(axis));
   llvm::append_range(shape, indices.getShape());

@@ -45,8 +45,8 @@ public:
 
   LogicalResult run() {
     for (auto [i, arg] : llvm::enumerate(func.getArguments()))
-      dims[arg] = fromSignature(arg.getType(),
-                                func.getArgAttrOfType<ArrayAttr>(i, "loom.dims"));
+      dims[arg] = fromSignature(
+          arg.getType(), func.getArgAttrOfType<ArrayAttr>(i, "loom.dims"));
     WalkResult result = func.walk([&](Operation *op) {
       return failed(visit(op)) ? WalkResult::interrupt()
                                : WalkResult::advance();
@@ -102,10 +102,10 @@ private:
       for (size_t i = 0; i < rank; ++i) {
         Dim one;
         one.size = 1;
-        Dim a = i < rank - result.size() ? one
-                                         : result[i - (rank - result.size())];
-        Dim b = i < rank - other.size() ? one
-                                        : other[i - (rank - other.size())];
+        Dim a =
+            i < rank - result.size() ? one : result[i - (rank - result.size())];
+        Dim b =
+            i < rank - other.size() ? one : other[i - (rank - other.size())];
         FailureOr<Dim> d =
             join(op, "dimension " + std::to_string(i), a, b, true);
         if (failed(d))
@@ -120,8 +120,7 @@ private:
   LogicalResult visit(Operation *op) {
     if (auto ret = dyn_cast<func::ReturnOp>(op))
       return checkReturn(ret);
-    if (op->getNumResults() != 1 ||
-        !isa<LoomDialect>(op->getDialect()))
+    if (op->getNumResults() != 1 || !isa<LoomDialect>(op->getDialect()))
       return success();
     Value result = op->getResult(0);
     FailureOr<Dims> computed =
@@ -178,8 +177,8 @@ private:
                 Dim y = i < batch - (b.size() - 2)
                             ? one
                             : b[i - (batch - (b.size() - 2))];
-                FailureOr<Dim> d =
-                    join(op, "batch dimension " + std::to_string(i), x, y, true);
+                FailureOr<Dim> d = join(
+                    op, "batch dimension " + std::to_string(i), x, y, true);
                 if (failed(d))
                   return failure();
                 out.push_back(*d);
@@ -202,8 +201,7 @@ private:
                 if (s == 0)
                   out.push_back(x[i]);
                 else
-                  out.push_back(
-                      Dim{op.getType().getDimSize(i), {}});
+                  out.push_back(Dim{op.getType().getDimSize(i), {}});
               }
               return out;
             })
@@ -285,8 +283,8 @@ private:
         if (want[d].symbol && !have[d].symbol && !have[d].isStatic())
           unproven.push_back(d);
       if (unproven.empty())
-        func.removeResultAttr(i, StringAttr::get(func.getContext(),
-                                                 "loom.unproven_dims"));
+        func.removeResultAttr(
+            i, StringAttr::get(func.getContext(), "loom.unproven_dims"));
       else
         func.setResultAttr(i, "loom.unproven_dims",
                            DenseI64ArrayAttr::get(func.getContext(), unproven));

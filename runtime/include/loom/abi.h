@@ -96,13 +96,13 @@ typedef int64_t loom_manifest_dim_t;
 
 /// The manifest header, at offset 0 of the blob.
 typedef struct loom_manifest_header_t {
-  char magic[8];          ///< LOOM_MANIFEST_MAGIC, NUL-terminated.
-  uint32_t abi_version;   ///< LOOM_ABI_VERSION.
-  uint32_t header_size;   ///< sizeof(loom_manifest_header_t).
-  uint64_t total_size;    ///< Size of the whole blob in bytes.
-  uint64_t file_checksum; ///< loom_fnv1a64 of the whole file with these 8
-                          ///< bytes read as zero.
-  uint32_t target;        ///< loom_target_t.
+  char magic[8];             ///< LOOM_MANIFEST_MAGIC, NUL-terminated.
+  uint32_t abi_version;      ///< LOOM_ABI_VERSION.
+  uint32_t header_size;      ///< sizeof(loom_manifest_header_t).
+  uint64_t total_size;       ///< Size of the whole blob in bytes.
+  uint64_t file_checksum;    ///< loom_fnv1a64 of the whole file with these 8
+                             ///< bytes read as zero.
+  uint32_t target;           ///< loom_target_t.
   uint32_t compiler_version; ///< String offset.
   uint32_t target_cpu;       ///< String offset ("znver3", "sm_90a", ...).
   uint32_t strings_offset;   ///< Start of the string table.
@@ -110,16 +110,16 @@ typedef struct loom_manifest_header_t {
   uint32_t num_symbols;      ///< Symbolic dimension names.
   uint32_t symbols_offset;   ///< uint32_t[num_symbols] string offsets.
   uint32_t num_entries;
-  uint32_t entries_offset;   ///< loom_manifest_entry_t[num_entries].
+  uint32_t entries_offset; ///< loom_manifest_entry_t[num_entries].
   uint32_t num_imports;
-  uint32_t imports_offset;   ///< loom_manifest_import_t[num_imports].
+  uint32_t imports_offset; ///< loom_manifest_import_t[num_imports].
   uint32_t reserved;
 } loom_manifest_header_t;
 
 /// One entry point.
 typedef struct loom_manifest_entry_t {
-  uint32_t name;        ///< String offset: the graph name.
-  uint32_t symbol;      ///< String offset: the function symbol.
+  uint32_t name;   ///< String offset: the graph name.
+  uint32_t symbol; ///< String offset: the function symbol.
   uint32_t num_args;
   uint32_t args_offset; ///< loom_manifest_arg_t[num_args].
 } loom_manifest_entry_t;
