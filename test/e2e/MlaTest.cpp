@@ -6,10 +6,11 @@
 // of class MLA in DeepSeek-V3's inference/model.py, for a generation: a
 // prefill, decode steps, and a chunked prefill.
 //
-// The fixture helpers of E2ETest.cpp are file-local; the minimum of them is
-// repeated here.
+// The runtime glue is shared with E2ETest.cpp (RuntimeGlue.h).
 //
 //===----------------------------------------------------------------------===//
+
+#include "test/e2e/RuntimeGlue.h"
 
 #include "compiler/Interpreter/Interpreter.h"
 #include "compiler/Pipelines/Compile.h"
@@ -47,6 +48,7 @@
 using namespace mlir;
 namespace interp = mlir::loom::interp;
 using interp::Tensor;
+using namespace ::loom::e2e;
 
 namespace {
 
@@ -60,7 +62,7 @@ constexpr int64_t kQk = kNope + kRope;
 constexpr double kTheta = 10000.0, kEps = 1e-6;
 
 //===----------------------------------------------------------------------===//
-// Host tensors and the runtime (a trimmed copy of E2ETest.cpp's helpers)
+// Host tensors
 //===----------------------------------------------------------------------===//
 
 using Tensors = std::map<std::string, Tensor>;
@@ -94,63 +96,6 @@ Tensor uniform(std::mt19937_64 &rng, std::vector<int64_t> shape, double lo,
   return makeF32(std::move(shape), std::move(data));
 }
 
-struct TensorRelease {
-  void operator()(loom_tensor_t *t) const { loom_tensor_release(t); }
-};
-using RtTensor = std::unique_ptr<loom_tensor_t, TensorRelease>;
-struct StatusFree {
-  void operator()(loom_status *s) const { loom_status_free(s); }
-};
-using Status = std::unique_ptr<loom_status, StatusFree>;
-struct MapDestroy {
-  void operator()(loom_tensor_map_t *m) const { loom_tensor_map_destroy(m); }
-};
-using RtMap = std::unique_ptr<loom_tensor_map_t, MapDestroy>;
-
-std::string describe(const Status &status) {
-  return std::string(loom_status_code_name(loom_status_code(status.get()))) +
-         ": " + loom_status_message(status.get());
-}
-
-RtTensor toRuntime(const Tensor &t) {
-  loom_tensor_t *out = nullptr;
-  Status status(loom_tensor_create(static_cast<loom_dtype_t>(t.dtype),
-                                   static_cast<int32_t>(t.shape.size()),
-                                   t.shape.data(), &out));
-  if (status) {
-    ADD_FAILURE() << "cannot create a tensor: " << describe(status);
-    return nullptr;
-  }
-  void *data = loom_tensor_data(out);
-  for (size_t i = 0; i < t.data.size(); ++i) {
-    if (t.dtype == LOOM_DTYPE_F32)
-      static_cast<float *>(data)[i] = static_cast<float>(t.data[i]);
-    else if (t.dtype == LOOM_DTYPE_I64)
-      static_cast<int64_t *>(data)[i] = static_cast<int64_t>(t.data[i]);
-    else
-      ADD_FAILURE() << "unexpected dtype";
-  }
-  return RtTensor(out);
-}
-
-Tensor fromRuntime(const loom_tensor_t *t) {
-  Tensor out;
-  out.dtype = loom_tensor_dtype(t);
-  out.shape.assign(loom_tensor_dims(t),
-                   loom_tensor_dims(t) + loom_tensor_rank(t));
-  out.data.resize(loom_tensor_num_elements(t));
-  const void *data = loom_tensor_data(t);
-  for (size_t i = 0; i < out.data.size(); ++i) {
-    if (out.dtype == LOOM_DTYPE_F32)
-      out.data[i] = static_cast<const float *>(data)[i];
-    else if (out.dtype == LOOM_DTYPE_I64)
-      out.data[i] = static_cast<double>(static_cast<const int64_t *>(data)[i]);
-    else
-      ADD_FAILURE() << "unexpected dtype";
-  }
-  return out;
-}
-
 /// Largest |got - want|, or infinity when the shapes differ or a value is
 /// not finite.
 double maxAbsDiff(const Tensor &got, const Tensor &want) {
@@ -178,13 +123,6 @@ double maxAbsDiff(const Tensor &got, const Tensor &want) {
              << what << ": element " << i << " is " << g << ", want " << w;
   }
   return ::testing::AssertionSuccess();
-}
-
-std::string attrString(DictionaryAttr attrs, StringRef key) {
-  if (attrs)
-    if (auto s = attrs.getAs<StringAttr>(key))
-      return s.getValue().str();
-  return "";
 }
 
 /// The compiled artifact and its session, next to the imported module that

@@ -1,0 +1,122 @@
+//===- RuntimeGlue.h - Runtime helpers of the end-to-end tests --*- C++ -*-===//
+//
+// This file holds what the end-to-end tests share to talk to the runtime:
+// owning handles for runtime objects, conversions between the interpreter's
+// float64 tensors and runtime tensors, and reading signature attributes.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_TEST_E2E_RUNTIMEGLUE_H
+#define LOOM_TEST_E2E_RUNTIMEGLUE_H
+
+#include "compiler/Interpreter/Interpreter.h"
+#include "loom/runtime.h"
+#include "mlir/IR/BuiltinAttributes.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+namespace loom::e2e {
+
+using mlir::DictionaryAttr;
+using mlir::StringAttr;
+using mlir::StringRef;
+using Tensor = mlir::loom::interp::Tensor;
+
+struct TensorRelease {
+  void operator()(loom_tensor_t *t) const { loom_tensor_release(t); }
+};
+using RtTensor = std::unique_ptr<loom_tensor_t, TensorRelease>;
+
+struct StatusFree {
+  void operator()(loom_status *s) const { loom_status_free(s); }
+};
+/// An owned status; null is success.
+using Status = std::unique_ptr<loom_status, StatusFree>;
+
+struct MapDestroy {
+  void operator()(loom_tensor_map_t *m) const { loom_tensor_map_destroy(m); }
+};
+using RtMap = std::unique_ptr<loom_tensor_map_t, MapDestroy>;
+
+inline std::string describe(const Status &status) {
+  return std::string(loom_status_code_name(loom_status_code(status.get()))) +
+         ": " + loom_status_message(status.get());
+}
+
+/// Copies a host tensor into a new runtime tensor of the same dtype.
+inline RtTensor toRuntime(const Tensor &t) {
+  loom_tensor_t *out = nullptr;
+  Status status(loom_tensor_create(static_cast<loom_dtype_t>(t.dtype),
+                                   static_cast<int32_t>(t.shape.size()),
+                                   t.shape.data(), &out));
+  if (status) {
+    ADD_FAILURE() << "cannot create an input tensor: " << describe(status);
+    return nullptr;
+  }
+  void *data = loom_tensor_data(out);
+  for (size_t i = 0; i < t.data.size(); ++i) {
+    double v = t.data[i];
+    switch (t.dtype) {
+    case LOOM_DTYPE_F32:
+      static_cast<float *>(data)[i] = static_cast<float>(v);
+      break;
+    case LOOM_DTYPE_F64:
+      static_cast<double *>(data)[i] = v;
+      break;
+    case LOOM_DTYPE_I32:
+      static_cast<int32_t *>(data)[i] = static_cast<int32_t>(v);
+      break;
+    case LOOM_DTYPE_I64:
+      static_cast<int64_t *>(data)[i] = static_cast<int64_t>(v);
+      break;
+    case LOOM_DTYPE_BOOL:
+      static_cast<uint8_t *>(data)[i] = v != 0;
+      break;
+    }
+  }
+  return RtTensor(out);
+}
+
+/// Reads a runtime tensor back as doubles.
+inline Tensor fromRuntime(const loom_tensor_t *t) {
+  Tensor out;
+  out.dtype = loom_tensor_dtype(t);
+  out.shape.assign(loom_tensor_dims(t),
+                   loom_tensor_dims(t) + loom_tensor_rank(t));
+  out.data.resize(loom_tensor_num_elements(t));
+  const void *data = loom_tensor_data(t);
+  for (size_t i = 0; i < out.data.size(); ++i) {
+    switch (out.dtype) {
+    case LOOM_DTYPE_F32:
+      out.data[i] = static_cast<const float *>(data)[i];
+      break;
+    case LOOM_DTYPE_F64:
+      out.data[i] = static_cast<const double *>(data)[i];
+      break;
+    case LOOM_DTYPE_I32:
+      out.data[i] = static_cast<const int32_t *>(data)[i];
+      break;
+    case LOOM_DTYPE_I64:
+      out.data[i] = static_cast<double>(static_cast<const int64_t *>(data)[i]);
+      break;
+    case LOOM_DTYPE_BOOL:
+      out.data[i] = static_cast<const uint8_t *>(data)[i] != 0;
+      break;
+    }
+  }
+  return out;
+}
+
+inline std::string attrString(DictionaryAttr attrs, StringRef key) {
+  if (attrs)
+    if (auto s = attrs.getAs<StringAttr>(key))
+      return s.getValue().str();
+  return "";
+}
+
+} // namespace loom::e2e
+
+#endif // LOOM_TEST_E2E_RUNTIMEGLUE_H
