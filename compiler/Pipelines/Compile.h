@@ -36,7 +36,10 @@ struct CompileOptions {
 /// Compiles `module` (the `loom` dialect, as imported) in place. For
 /// stages before Artifact the stage is printed to `out`; for Artifact the
 /// shared object is written to `artifactPath`. Every error is emitted as a
-/// diagnostic through the context's handler.
+/// diagnostic through the context's handler. The later stages are parsed
+/// from textual pipelines, so the process must have registered the passes
+/// once before: `mlir::registerAllPasses()` and `registerLoomPipelines()`
+/// (registering twice is a fatal error in MLIR, hence not done here).
 LogicalResult compileModule(ModuleOp module, const CompileOptions &options,
                             llvm::raw_ostream &out,
                             llvm::StringRef artifactPath);

@@ -95,8 +95,6 @@ struct Tols {
 // Host tensors
 //===----------------------------------------------------------------------===//
 
-using Tensors = std::map<std::string, Tensor>;
-
 bool isFloat(uint32_t dtype) {
   return dtype == LOOM_DTYPE_F32 || dtype == LOOM_DTYPE_F64;
 }
@@ -360,33 +358,11 @@ public:
     auto func = reference->lookupSymbol<func::FuncOp>(entry);
     if (!func)
       return ::testing::AssertionFailure() << "no entry '" << entry << "'";
-    std::vector<Tensor> args;
-    for (unsigned i = 0; i < func.getNumArguments(); ++i) {
-      DictionaryAttr attrs = func.getArgAttrDict(i);
-      std::string role = attrString(attrs, "loom.role");
-      std::string key =
-          attrString(attrs, role == "input" ? "loom.name" : "loom.binding");
-      const Tensors &from = role == "input"   ? inputs
-                            : role == "param" ? paramValues
-                                              : states;
-      auto it = from.find(key);
-      if (it == from.end())
-        return ::testing::AssertionFailure()
-               << "no value for " << role << " '" << key << "'";
-      args.push_back(it->second);
-    }
-    std::string diagnostics;
     FailureOr<std::vector<Tensor>> results;
-    {
-      ScopedDiagnosticHandler handler(&context, [&](Diagnostic &d) {
-        diagnostics += d.str() + "\n";
-        return success();
-      });
-      results = interp::evaluate(func, args);
-    }
-    if (failed(results))
-      return ::testing::AssertionFailure()
-             << "the interpreter failed on '" << entry << "': " << diagnostics;
+    if (::testing::AssertionResult r =
+            interpretEntry(func, inputs, paramValues, states, results);
+        !r)
+      return r;
 
     // States first, so that a failed comparison below leaves the reference
     // in step with the session for the calls that follow.

@@ -65,8 +65,6 @@ constexpr double kTheta = 10000.0, kEps = 1e-6;
 // Host tensors
 //===----------------------------------------------------------------------===//
 
-using Tensors = std::map<std::string, Tensor>;
-
 Tensor makeF32(std::vector<int64_t> shape, std::vector<double> data) {
   Tensor t;
   t.dtype = LOOM_DTYPE_F32;
@@ -197,33 +195,11 @@ public:
     auto func = reference->lookupSymbol<func::FuncOp>(entry);
     if (!func)
       return ::testing::AssertionFailure() << "no entry '" << entry << "'";
-    std::vector<Tensor> args;
-    for (unsigned i = 0; i < func.getNumArguments(); ++i) {
-      DictionaryAttr attrs = func.getArgAttrDict(i);
-      std::string role = attrString(attrs, "loom.role");
-      std::string key =
-          attrString(attrs, role == "input" ? "loom.name" : "loom.binding");
-      const Tensors &from = role == "input"   ? inputs
-                            : role == "param" ? paramValues
-                                              : states;
-      auto it = from.find(key);
-      if (it == from.end())
-        return ::testing::AssertionFailure()
-               << "no value for " << role << " '" << key << "'";
-      args.push_back(it->second);
-    }
-    std::string diagnostics;
     FailureOr<std::vector<Tensor>> results;
-    {
-      ScopedDiagnosticHandler handler(&context, [&](Diagnostic &d) {
-        diagnostics += d.str() + "\n";
-        return success();
-      });
-      results = interp::evaluate(func, args);
-    }
-    if (failed(results))
-      return ::testing::AssertionFailure()
-             << "the interpreter failed on '" << entry << "': " << diagnostics;
+    if (::testing::AssertionResult r =
+            interpretEntry(func, inputs, paramValues, states, results);
+        !r)
+      return r;
     for (unsigned r = 0; r < results->size(); ++r) {
       DictionaryAttr attrs = func.getResultAttrDict(r);
       Tensor &want = (*results)[r];

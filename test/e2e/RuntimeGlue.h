@@ -12,11 +12,14 @@
 #include "compiler/Interpreter/Interpreter.h"
 #include "loom/runtime.h"
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Diagnostics.h"
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace loom::e2e {
 
@@ -115,6 +118,47 @@ inline std::string attrString(DictionaryAttr attrs, StringRef key) {
     if (auto s = attrs.getAs<StringAttr>(key))
       return s.getValue().str();
   return "";
+}
+
+/// Tensors by name.
+using Tensors = std::map<std::string, Tensor>;
+
+/// Evaluates entry `func` with the float64 interpreter, taking each argument
+/// by its role: inputs by name, params and states by binding. Interpreter
+/// diagnostics end up in the failure message.
+inline ::testing::AssertionResult
+interpretEntry(mlir::func::FuncOp func, const Tensors &inputs,
+               const Tensors &params, const Tensors &states,
+               mlir::FailureOr<std::vector<Tensor>> &results) {
+  std::vector<Tensor> args;
+  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+    DictionaryAttr attrs = func.getArgAttrDict(i);
+    std::string role = attrString(attrs, "loom.role");
+    std::string key =
+        attrString(attrs, role == "input" ? "loom.name" : "loom.binding");
+    const Tensors &from = role == "input"   ? inputs
+                          : role == "param" ? params
+                                            : states;
+    auto it = from.find(key);
+    if (it == from.end())
+      return ::testing::AssertionFailure()
+             << "no value for " << role << " '" << key << "'";
+    args.push_back(it->second);
+  }
+  std::string diagnostics;
+  {
+    mlir::ScopedDiagnosticHandler handler(func.getContext(),
+                                          [&](mlir::Diagnostic &d) {
+                                            diagnostics += d.str() + "\n";
+                                            return mlir::success();
+                                          });
+    results = mlir::loom::interp::evaluate(func, args);
+  }
+  if (mlir::failed(results))
+    return ::testing::AssertionFailure()
+           << "the interpreter failed on '" << func.getSymName().str()
+           << "': " << diagnostics;
+  return ::testing::AssertionSuccess();
 }
 
 } // namespace loom::e2e
