@@ -85,6 +85,15 @@ uint64_t artifactChecksum(const uint8_t *file, size_t size,
 void parallelForWithThreads(int threads, void (*body)(void *, int64_t, int64_t),
                             void *ctx, int64_t n);
 
+/// loom_rt_mla_decode_f32 with its parallel loops on a pool of `threads`
+/// threads made for the call, or on the runtime's pool when `threads` is 0
+/// (for tests: the result must not depend on the team size).
+void mlaDecodeF32WithThreads(int threads, const loom_memref_4d_t *qLat,
+                             const loom_memref_4d_t *qPe,
+                             const loom_memref_3d_t *kv,
+                             const loom_memref_3d_t *pe, loom_memref_4d_t *out,
+                             int64_t startPos, float scale);
+
 /// The state of loom_rt_alloc's cache of large blocks (for tests).
 struct AllocatorStats {
   size_t liveLargeBlocks = 0; ///< Large blocks allocated and not yet freed.

@@ -261,6 +261,11 @@ void loom_rt_matmul_f32(const loom_memref_2d_t *a, const loom_memref_2d_t *b,
 void loom_rt_batch_matmul_f32(const loom_memref_3d_t *a,
                               const loom_memref_3d_t *b, loom_memref_3d_t *c,
                               int64_t flags);
+void loom_rt_mla_decode_f32(const loom_memref_4d_t *q_lat,
+                            const loom_memref_4d_t *q_pe,
+                            const loom_memref_3d_t *kv,
+                            const loom_memref_3d_t *pe, loom_memref_4d_t *out,
+                            int64_t start_pos, float scale);
 void loom_rt_parallel_for(void (*body)(void *, int64_t, int64_t), void *ctx,
                           int64_t n);
 /// `size` bytes aligned to `alignment` (a power of two, at most 4096), or
