@@ -38,14 +38,17 @@ namespace {
 /// Keys per block: the scores of a block for all query rows stay in L1/L2
 /// while its probabilities multiply the block.
 constexpr int64_t kKeyBlock = 64;
-/// Query rows per packed query panel (two 8-float vectors).
-constexpr int64_t kPanel = 16;
+/// Width of the packed layouts: 16 floats, two 8-float vectors. Queries are
+/// packed in panels of 16 rows, a cache block in chunks of 16 columns.
+constexpr int64_t kLanes = 16;
+/// Distance between the 16-column chunks of a packed cache block: one key
+/// more than a block, so that the chunks of a row do not alias in 4 KiB
+/// (the copy's loads would wait for unrelated stores).
+constexpr int64_t kChunkStride = (kKeyBlock + 1) * kLanes;
 /// Keys per score register tile (6 x 16 scores in 12 registers).
 constexpr int kKeyTile = 6;
 /// Query rows per output register tile (6 x 16 outputs in 12 registers).
 constexpr int kRowTile = 6;
-/// Output columns per register tile.
-constexpr int64_t kColTile = 16;
 /// A chunk of keys spans at least this many blocks, so that merging partial
 /// results stays cheap next to computing them.
 constexpr int64_t kMinChunkBlocks = 4;
@@ -84,13 +87,20 @@ struct Problem {
   float scale;
   /// Query rows per batch row (S * H), padded to whole panels.
   int64_t M, Mp;
-  /// Output row length padded to whole column tiles.
-  int64_t Cp;
+  /// C and R padded to whole chunks, and their sum.
+  int64_t Cp, Rp, Kp;
+  /// Row strides of the scores [Tb][ldst] and of the output accumulator
+  /// [M][ldo], padded so that consecutive rows do not map to the same L1
+  /// sets.
+  int64_t ldst, ldo;
   /// Keys any query of a batch row sees: [0, visible).
   int64_t visible;
   int64_t blocks, chunks;
+  /// The queries of every batch row packed by packQueries, [B][Mp * Kp], or
+  /// null when each task packs its own.
+  float *queries;
   /// Partial results, chunks > 1 only: per (b, chunk) a slot of
-  /// O[M][Cp], then max[Mp] and sum[Mp].
+  /// O[M][ldo], then max[Mp] and sum[Mp].
   float *partials;
   int64_t slotFloats;
 
@@ -139,13 +149,12 @@ private:
 };
 
 struct Workspace {
-  Buffer queries;  ///< Packed, scaled queries: [Mp / 16][C + R][16].
-  Buffer scores;   ///< Scores, then probabilities, of a block: [Tb][Mp].
+  Buffer queries;  ///< Packed, scaled queries: [Mp / 16][Kp][16].
+  Buffer block;    ///< Packed cache block, kv then pe: Kp / 16 chunks of
+                   ///< [Tb][16], kChunkStride apart.
+  Buffer scores;   ///< Scores, then probabilities, of a block: [Tb][ldst].
   Buffer state;    ///< Running max[Mp], sum[Mp], rescale factor[Mp].
-  Buffer output;   ///< O[M][Cp] of a task that owns its whole batch row.
-  Buffer kvPack;   ///< A block of a strided kv: [Tb][C].
-  Buffer pePack;   ///< A block of a strided pe: [Tb][R].
-  Buffer tailPack; ///< The last columns of a block, zero-padded: [Tb][16].
+  Buffer output;   ///< O[M][ldo] of a task that owns its whole batch row.
   Buffer mergeRow; ///< One merged output row: [Cp].
   Buffer limits;   ///< Visible keys in the current block per query: [Mp].
 };
@@ -216,30 +225,24 @@ LOOM_INLINE v8f vexp(v8f x) {
 // Micro-kernels
 //===----------------------------------------------------------------------===//
 
-/// Scores of KT keys against one packed panel of 16 queries:
-///   st[i][0:16] = kv[i] . qp[0:C] + pe[i] . qp[C:C+R]
-/// where row i of kv starts at kv + i * ldkv (likewise pe) and the panel is
-/// k-major, 16 queries per k.
+/// Scores of KT keys against one panel of 16 queries, over the packed block
+/// (chunk q of key t at blk[q * kChunkStride + t * 16]) and the packed panel
+/// (k-major, 16 queries per k):
+///   st[i][0:16] = sum_k blk[key i][k] * qp[k][0:16]
 template <int KT>
-LOOM_INLINE void scoreTile(const float *kv, int64_t ldkv, const float *pe,
-                           int64_t ldpe, int64_t C, int64_t R, const float *qp,
+LOOM_INLINE void scoreTile(const float *blk, int64_t kChunks, const float *qp,
                            float *st, int64_t ldst) {
   v8f acc[KT][2] = {};
-  for (int64_t k = 0; k < C; ++k) {
-    v8f b0 = load(qp + k * kPanel), b1 = load(qp + k * kPanel + 8);
-    for (int i = 0; i < KT; ++i) {
-      v8f a = splat(kv[i * ldkv + k]);
-      acc[i][0] += a * b0;
-      acc[i][1] += a * b1;
-    }
-  }
-  qp += C * kPanel;
-  for (int64_t k = 0; k < R; ++k) {
-    v8f b0 = load(qp + k * kPanel), b1 = load(qp + k * kPanel + 8);
-    for (int i = 0; i < KT; ++i) {
-      v8f a = splat(pe[i * ldpe + k]);
-      acc[i][0] += a * b0;
-      acc[i][1] += a * b1;
+  for (int64_t q = 0; q < kChunks; ++q) {
+    const float *a = blk + q * kChunkStride;
+    const float *b = qp + q * kLanes * kLanes;
+    for (int kk = 0; kk < kLanes; ++kk) {
+      v8f b0 = load(b + kk * kLanes), b1 = load(b + kk * kLanes + 8);
+      for (int i = 0; i < KT; ++i) {
+        v8f x = splat(a[i * kLanes + kk]);
+        acc[i][0] += x * b0;
+        acc[i][1] += x * b1;
+      }
     }
   }
   for (int i = 0; i < KT; ++i) {
@@ -248,20 +251,21 @@ LOOM_INLINE void scoreTile(const float *kv, int64_t ldkv, const float *pe,
   }
 }
 
-/// Output update of MT query rows and 16 columns over nb keys:
+/// Output update of MT query rows and one chunk of 16 columns (v: [nb][16]
+/// of the packed block) over nb keys:
 ///   O[i][0:16] = alpha[i] * O[i][0:16] + sum_t st[t][i] * v[t][0:16]
 /// (O is not read when `first`).
 template <int MT>
 LOOM_INLINE void outputTile(const float *st, int64_t ldst, const float *v,
-                            int64_t ldv, int64_t nb, const float *alpha,
-                            float *o, int64_t ldo, bool first) {
+                            int64_t nb, const float *alpha, float *o,
+                            int64_t ldo, bool first) {
   v8f acc[MT][2] = {};
   for (int64_t t = 0; t < nb; ++t) {
-    v8f b0 = load(v + t * ldv), b1 = load(v + t * ldv + 8);
+    v8f b0 = load(v + t * kLanes), b1 = load(v + t * kLanes + 8);
     for (int i = 0; i < MT; ++i) {
-      v8f a = splat(st[t * ldst + i]);
-      acc[i][0] += a * b0;
-      acc[i][1] += a * b1;
+      v8f x = splat(st[t * ldst + i]);
+      acc[i][0] += x * b0;
+      acc[i][1] += x * b1;
     }
   }
   for (int i = 0; i < MT; ++i) {
@@ -277,20 +281,13 @@ LOOM_INLINE void outputTile(const float *st, int64_t ldst, const float *v,
   }
 }
 
+/// Scores of KT keys against every query panel.
 template <int KT>
-LOOM_INLINE void scoreTiles(const float *kv, int64_t ldkv, const float *pe,
-                            int64_t ldpe, int64_t C, int64_t R, const float *qp,
-                            int64_t panels, float *st, int64_t ldst) {
+LOOM_INLINE void scoreKeys(const float *blk, int64_t kChunks, const float *qp,
+                           int64_t panels, float *st, int64_t ldst) {
   for (int64_t p = 0; p < panels; ++p)
-    scoreTile<KT>(kv, ldkv, pe, ldpe, C, R, qp + p * (C + R) * kPanel,
-                  st + p * kPanel, ldst);
-}
-
-template <int MT>
-LOOM_INLINE void outputRows(const float *st, int64_t ldst, const float *v,
-                            int64_t ldv, int64_t nb, const float *alpha,
-                            float *o, int64_t ldo, bool first) {
-  outputTile<MT>(st, ldst, v, ldv, nb, alpha, o, ldo, first);
+    scoreTile<KT>(blk, kChunks, qp + p * kChunks * kLanes * kLanes,
+                  st + p * kLanes, ldst);
 }
 
 //===----------------------------------------------------------------------===//
@@ -298,35 +295,63 @@ LOOM_INLINE void outputRows(const float *st, int64_t ldst, const float *v,
 //===----------------------------------------------------------------------===//
 
 /// Packs the queries of batch row b, times `scale`, into 16-row panels,
-/// k-major, zero-padded past M.
+/// k-major over [q_lat, 0 to Cp, q_pe, 0 to Rp], zero past M.
 LOOM_INLINE void packQueries(const Problem &pr, int64_t b, float *qp) {
-  int64_t K = pr.C + pr.R;
-  for (int64_t m = 0; m < pr.Mp; ++m) {
-    float *dst = qp + (m / kPanel) * K * kPanel + m % kPanel;
-    if (m >= pr.M) {
-      for (int64_t k = 0; k < K; ++k)
-        dst[k * kPanel] = 0;
-      continue;
+  const int64_t Kp = pr.Kp;
+  for (int64_t p = 0; p < pr.Mp / kLanes; ++p) {
+    float *panel = qp + p * Kp * kLanes;
+    const float *lat[kLanes], *rope[kLanes];
+    for (int64_t r = 0; r < kLanes; ++r) {
+      int64_t m = p * kLanes + r;
+      if (m >= pr.M) {
+        lat[r] = rope[r] = nullptr;
+        continue;
+      }
+      int64_t s = m / pr.H, h = m % pr.H;
+      lat[r] =
+          pr.qLat.p + b * pr.qLat.st[0] + s * pr.qLat.st[1] + h * pr.qLat.st[2];
+      rope[r] =
+          pr.qPe.p + b * pr.qPe.st[0] + s * pr.qPe.st[1] + h * pr.qPe.st[2];
     }
-    int64_t s = m / pr.H, h = m % pr.H;
-    const float *ql =
-        pr.qLat.p + b * pr.qLat.st[0] + s * pr.qLat.st[1] + h * pr.qLat.st[2];
-    const float *qe =
-        pr.qPe.p + b * pr.qPe.st[0] + s * pr.qPe.st[1] + h * pr.qPe.st[2];
-    for (int64_t k = 0; k < pr.C; ++k)
-      dst[k * kPanel] = pr.scale * ql[k * pr.qLat.st[3]];
-    dst += pr.C * kPanel;
-    for (int64_t k = 0; k < pr.R; ++k)
-      dst[k * kPanel] = pr.scale * qe[k * pr.qPe.st[3]];
+    for (int64_t k = 0; k < pr.Cp; ++k)
+      for (int64_t r = 0; r < kLanes; ++r)
+        panel[k * kLanes + r] =
+            lat[r] && k < pr.C ? pr.scale * lat[r][k * pr.qLat.st[3]] : 0.0f;
+    panel += pr.Cp * kLanes;
+    for (int64_t k = 0; k < pr.Rp; ++k)
+      for (int64_t r = 0; r < kLanes; ++r)
+        panel[k * kLanes + r] =
+            rope[r] && k < pr.R ? pr.scale * rope[r][k * pr.qPe.st[3]] : 0.0f;
   }
 }
 
-/// Copies rows [t0, t0 + nb) of a strided [T, n] matrix into [nb][n].
-void packRows(const float *src, int64_t rs, int64_t cs, int64_t t0, int64_t nb,
-              int64_t n, float *dst) {
-  for (int64_t t = 0; t < nb; ++t)
-    for (int64_t k = 0; k < n; ++k)
-      dst[t * n + k] = src[(t0 + t) * rs + k * cs];
+/// Packs rows [t0, t0 + nb) of a strided [T, n] matrix into chunks of 16
+/// columns, kChunkStride apart, zero past n. Rows are read in order, the
+/// way the cache streams from memory.
+LOOM_INLINE void packBlock(const float *src, int64_t rs, int64_t cs, int64_t t0,
+                           int64_t nb, int64_t n, float *dst) {
+  const int64_t full = n / kLanes, chunkStride = kChunkStride;
+  for (int64_t t = 0; t < nb; ++t) {
+    const float *row = src + (t0 + t) * rs;
+    float *out = dst + t * kLanes;
+    if (cs == 1) {
+      for (int64_t q = 0; q < full; ++q) {
+        store(out + q * chunkStride, load(row + q * kLanes));
+        store(out + q * chunkStride + 8, load(row + q * kLanes + 8));
+      }
+    } else {
+      for (int64_t q = 0; q < full; ++q)
+        for (int64_t k = 0; k < kLanes; ++k)
+          out[q * chunkStride + k] = row[(q * kLanes + k) * cs];
+    }
+    if (full * kLanes < n) {
+      float *tail = out + full * chunkStride;
+      for (int64_t k = 0; k < kLanes; ++k) {
+        int64_t col = full * kLanes + k;
+        tail[k] = col < n ? row[col * cs] : 0.0f;
+      }
+    }
+  }
 }
 
 /// Masks the scores of keys a query does not see, then the online-softmax
@@ -386,22 +411,25 @@ LOOM_INLINE void writeOutputRow(const Problem &pr, int64_t b, int64_t m,
 LOOM_INLINE void runTaskImpl(const Problem &pr, int64_t task) {
   Workspace &ws = workspace();
   const int64_t b = task / pr.chunks, c = task % pr.chunks;
-  const int64_t C = pr.C, R = pr.R, Mp = pr.Mp, Cp = pr.Cp;
-  const int64_t panels = Mp / kPanel;
+  const int64_t Mp = pr.Mp, ldst = pr.ldst, ldo = pr.ldo;
+  const int64_t panels = Mp / kLanes, kChunks = pr.Kp / kLanes;
+  const int64_t chunkStride = kChunkStride;
 
-  float *qp = ws.queries.get(Mp * (C + R));
-  float *st = ws.scores.get(kKeyBlock * Mp);
+  const float *qp;
+  if (pr.queries) {
+    qp = pr.queries + b * Mp * pr.Kp;
+  } else {
+    float *own = ws.queries.get(Mp * pr.Kp);
+    packQueries(pr, b, own);
+    qp = own;
+  }
+  float *blk = ws.block.get(kChunkStride * (pr.Kp / kLanes));
+  float *st = ws.scores.get(kKeyBlock * ldst);
   float *state = ws.state.get(3 * Mp);
   float *mRun = state, *lRun = state + Mp, *alpha = state + 2 * Mp;
   auto *visibleInBlock = reinterpret_cast<int32_t *>(ws.limits.get(Mp));
-  float *o = pr.chunks > 1 ? pr.slot(b, c) : ws.output.get(pr.M * Cp);
-  bool packKv = pr.kv.st[2] != 1, packPe = pr.pe.st[2] != 1;
-  float *kvPack = packKv ? ws.kvPack.get(kKeyBlock * C) : nullptr;
-  float *pePack = packPe ? ws.pePack.get(kKeyBlock * R) : nullptr;
-  bool colTail = C % kColTile != 0;
-  float *tailPack = colTail ? ws.tailPack.get(kKeyBlock * kColTile) : nullptr;
+  float *o = pr.chunks > 1 ? pr.slot(b, c) : ws.output.get(pr.M * ldo);
 
-  packQueries(pr, b, qp);
   for (int64_t m = 0; m < Mp; ++m) {
     mRun[m] = kNegInf;
     lRun[m] = 0;
@@ -413,40 +441,24 @@ LOOM_INLINE void runTaskImpl(const Problem &pr, int64_t task) {
   const int64_t minLimit = pr.limit(0);
   const int64_t blockBegin = c * pr.blocks / pr.chunks;
   const int64_t blockEnd = (c + 1) * pr.blocks / pr.chunks;
-  bool first = true;
-  for (int64_t blk = blockBegin; blk < blockEnd; ++blk) {
-    const int64_t t0 = blk * kKeyBlock;
+  for (int64_t blkIndex = blockBegin; blkIndex < blockEnd; ++blkIndex) {
+    const int64_t t0 = blkIndex * kKeyBlock;
     const int64_t nb = std::min(kKeyBlock, pr.visible - t0);
-    const float *kvBlk, *peBlk;
-    int64_t ldkv, ldpe;
-    if (packKv) {
-      packRows(kvB, pr.kv.st[1], pr.kv.st[2], t0, nb, C, kvPack);
-      kvBlk = kvPack;
-      ldkv = C;
-    } else {
-      kvBlk = kvB + t0 * pr.kv.st[1];
-      ldkv = pr.kv.st[1];
-    }
-    if (packPe) {
-      packRows(peB, pr.pe.st[1], pr.pe.st[2], t0, nb, R, pePack);
-      peBlk = pePack;
-      ldpe = R;
-    } else {
-      peBlk = peB + t0 * pr.pe.st[1];
-      ldpe = pr.pe.st[1];
-    }
+    const bool first = blkIndex == blockBegin;
+    packBlock(kvB, pr.kv.st[1], pr.kv.st[2], t0, nb, pr.C, blk);
+    packBlock(peB, pr.pe.st[1], pr.pe.st[2], t0, nb, pr.R,
+              blk + (pr.Cp / kLanes) * chunkStride);
 
-    // Scores of the block, [nb][Mp], key tiles outermost so that the tile's
-    // cache rows stay in L1 while every query panel passes.
+    // Scores of the block, [nb][ldst], key tiles outermost so that the
+    // tile's keys stay in L1 while every query panel passes.
     int64_t t = 0;
     for (; t + kKeyTile <= nb; t += kKeyTile)
-      scoreTiles<kKeyTile>(kvBlk + t * ldkv, ldkv, peBlk + t * ldpe, ldpe, C, R,
-                           qp, panels, st + t * Mp, Mp);
+      scoreKeys<kKeyTile>(blk + t * kLanes, kChunks, qp, panels, st + t * ldst,
+                          ldst);
     switch (nb - t) {
 #define LOOM_SCORE_TAIL(n)                                                     \
   case n:                                                                      \
-    scoreTiles<n>(kvBlk + t * ldkv, ldkv, peBlk + t * ldpe, ldpe, C, R, qp,    \
-                  panels, st + t * Mp, Mp);                                    \
+    scoreKeys<n>(blk + t * kLanes, kChunks, qp, panels, st + t * ldst, ldst);  \
     break;
       LOOM_SCORE_TAIL(1)
       LOOM_SCORE_TAIL(2)
@@ -466,32 +478,20 @@ LOOM_INLINE void runTaskImpl(const Problem &pr, int64_t task) {
             static_cast<int32_t>(std::clamp<int64_t>(pr.limit(m) - t0, 0, nb));
       mask = visibleInBlock;
     }
-    softmaxBlock(st, Mp, nb, mask, mRun, lRun, alpha, Mp);
+    softmaxBlock(st, ldst, nb, mask, mRun, lRun, alpha, Mp);
 
-    // O = alpha * O + P . kv_blk, column tiles outermost so that the tile's
-    // slice of the block stays in L1 while every row tile passes.
-    for (int64_t j = 0; j < C; j += kColTile) {
-      const float *v = kvBlk + j;
-      int64_t ldv = ldkv;
-      if (j + kColTile > C) {
-        int64_t n = C - j;
-        for (int64_t tt = 0; tt < nb; ++tt) {
-          for (int64_t q = 0; q < n; ++q)
-            tailPack[tt * kColTile + q] = kvBlk[tt * ldkv + j + q];
-          for (int64_t q = n; q < kColTile; ++q)
-            tailPack[tt * kColTile + q] = 0;
-        }
-        v = tailPack;
-        ldv = kColTile;
-      }
+    // O = alpha * O + P . kv_blk, column chunks outermost so that the
+    // chunk (nb x 16, contiguous) stays in L1 while every row tile passes.
+    for (int64_t j = 0; j < pr.Cp; j += kLanes) {
+      const float *v = blk + (j / kLanes) * chunkStride;
       int64_t m = 0;
       for (; m + kRowTile <= pr.M; m += kRowTile)
-        outputRows<kRowTile>(st + m, Mp, v, ldv, nb, alpha + m, o + m * Cp + j,
-                             Cp, first);
+        outputTile<kRowTile>(st + m, ldst, v, nb, alpha + m, o + m * ldo + j,
+                             ldo, first);
       switch (pr.M - m) {
 #define LOOM_OUTPUT_TAIL(n)                                                    \
   case n:                                                                      \
-    outputRows<n>(st + m, Mp, v, ldv, nb, alpha + m, o + m * Cp + j, Cp,       \
+    outputTile<n>(st + m, ldst, v, nb, alpha + m, o + m * ldo + j, ldo,        \
                   first);                                                      \
     break;
         LOOM_OUTPUT_TAIL(1)
@@ -504,26 +504,25 @@ LOOM_INLINE void runTaskImpl(const Problem &pr, int64_t task) {
         break;
       }
     }
-    first = false;
   }
 
   if (pr.chunks > 1) {
-    float *slotState = o + pr.M * Cp;
+    float *slotState = o + pr.M * ldo;
     std::memcpy(slotState, mRun, Mp * sizeof(float));
     std::memcpy(slotState + Mp, lRun, Mp * sizeof(float));
     return;
   }
   for (int64_t m = 0; m < pr.M; ++m)
-    writeOutputRow(pr, b, m, o + m * Cp, lRun[m] > 0 ? 1.0f / lRun[m] : 0.0f);
+    writeOutputRow(pr, b, m, o + m * ldo, lRun[m] > 0 ? 1.0f / lRun[m] : 0.0f);
 }
 
 /// Merges the partial results of the chunks of batch row b for query row m
 /// (log-sum-exp) and writes the output row.
 LOOM_INLINE void mergeRowImpl(const Problem &pr, int64_t b, int64_t m) {
-  const int64_t Cp = pr.Cp;
+  const int64_t Cp = pr.Cp, state = pr.M * pr.ldo;
   float mMax = kNegInf;
   for (int64_t c = 0; c < pr.chunks; ++c)
-    mMax = std::max(mMax, pr.slot(b, c)[pr.M * Cp + m]);
+    mMax = std::max(mMax, pr.slot(b, c)[state + m]);
   float *row = workspace().mergeRow.get(Cp);
   for (int64_t j = 0; j < Cp; j += 8)
     store(row + j, splat(0.0f));
@@ -534,12 +533,12 @@ LOOM_INLINE void mergeRowImpl(const Problem &pr, int64_t b, int64_t m) {
   float sum = 0;
   for (int64_t c = 0; c < pr.chunks; ++c) {
     const float *slot = pr.slot(b, c);
-    float mc = slot[pr.M * Cp + m];
+    float mc = slot[state + m];
     if (mc == kNegInf)
       continue;
     float w = std::exp(mc - mMax);
-    sum += w * slot[pr.M * Cp + pr.Mp + m];
-    const float *o = slot + m * Cp;
+    sum += w * slot[state + pr.Mp + m];
+    const float *o = slot + m * pr.ldo;
     v8f wv = splat(w);
     for (int64_t j = 0; j < Cp; j += 8)
       store(row + j, load(row + j) + wv * load(o + j));
@@ -552,6 +551,10 @@ LOOM_INLINE void mergeRowImpl(const Problem &pr, int64_t b, int64_t m) {
 //===----------------------------------------------------------------------===//
 
 #if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) void packQueriesAvx2(const Problem &pr,
+                                                         int64_t b, float *qp) {
+  packQueries(pr, b, qp);
+}
 __attribute__((target("avx2,fma"))) void runTaskAvx2(const Problem &pr,
                                                      int64_t task) {
   runTaskImpl(pr, task);
@@ -562,12 +565,16 @@ __attribute__((target("avx2,fma"))) void mergeRowAvx2(const Problem &pr,
 }
 #endif
 
+void packQueriesGeneric(const Problem &pr, int64_t b, float *qp) {
+  packQueries(pr, b, qp);
+}
 void runTaskGeneric(const Problem &pr, int64_t task) { runTaskImpl(pr, task); }
 void mergeRowGeneric(const Problem &pr, int64_t b, int64_t m) {
   mergeRowImpl(pr, b, m);
 }
 
 struct Kernels {
+  void (*packQueries)(const Problem &, int64_t, float *);
   void (*runTask)(const Problem &, int64_t);
   void (*mergeRow)(const Problem &, int64_t, int64_t);
 };
@@ -575,9 +582,9 @@ struct Kernels {
 Kernels selectKernels() {
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    return {runTaskAvx2, mergeRowAvx2};
+    return {packQueriesAvx2, runTaskAvx2, mergeRowAvx2};
 #endif
-  return {runTaskGeneric, mergeRowGeneric};
+  return {packQueriesGeneric, runTaskGeneric, mergeRowGeneric};
 }
 
 const Kernels &kernels() {
@@ -589,6 +596,12 @@ void taskBody(void *ctx, int64_t begin, int64_t end) {
   const auto &pr = *static_cast<const Problem *>(ctx);
   for (int64_t task = begin; task < end; ++task)
     kernels().runTask(pr, task);
+}
+
+void packBody(void *ctx, int64_t begin, int64_t end) {
+  const auto &pr = *static_cast<const Problem *>(ctx);
+  for (int64_t b = begin; b < end; ++b)
+    kernels().packQueries(pr, b, pr.queries + b * pr.Mp * pr.Kp);
 }
 
 void mergeBody(void *ctx, int64_t begin, int64_t end) {
@@ -634,8 +647,12 @@ void loom::mlaDecodeF32WithThreads(int threads, const loom_memref_4d_t *qLat,
   pr.M = pr.S * pr.H;
   if (pr.B <= 0 || pr.M <= 0 || pr.C <= 0)
     return;
-  pr.Mp = roundUp(pr.M, kPanel);
-  pr.Cp = roundUp(pr.C, kColTile);
+  pr.Mp = roundUp(pr.M, kLanes);
+  pr.Cp = roundUp(pr.C, kLanes);
+  pr.Rp = roundUp(pr.R, kLanes);
+  pr.Kp = pr.Cp + pr.Rp;
+  pr.ldst = pr.Mp + 8;
+  pr.ldo = pr.Cp + kLanes;
   pr.partials = nullptr;
   pr.slotFloats = 0;
   pr.chunks = 1;
@@ -656,7 +673,7 @@ void loom::mlaDecodeF32WithThreads(int threads, const loom_memref_4d_t *qLat,
   // Split the keys of each batch row into chunks when there are few batch
   // rows, within the bounds on partial results; the split depends on the
   // problem only, so every team size computes the same numbers.
-  int64_t slotFloats = pr.M * pr.Cp + 2 * pr.Mp;
+  int64_t slotFloats = pr.M * pr.ldo + 2 * pr.Mp;
   int64_t maxPartials = std::clamp<int64_t>(
       kMaxPartialBytes / (slotFloats * int64_t(sizeof(float))), 1,
       kMaxPartials);
@@ -671,10 +688,20 @@ void loom::mlaDecodeF32WithThreads(int threads, const loom_memref_4d_t *qLat,
     }
   }
 
+  // The queries of a batch row are packed once for all of its chunks.
+  pr.queries = nullptr;
+  if (pr.chunks > 1) {
+    pr.queries = static_cast<float *>(
+        loom_rt_alloc(pr.B * pr.Mp * pr.Kp * int64_t(sizeof(float)), 64));
+    if (pr.queries)
+      runParallel(threads, packBody, &pr, pr.B);
+  }
+
   runParallel(threads, taskBody, &pr, pr.B * pr.chunks);
   if (pr.chunks > 1) {
     runParallel(threads, mergeBody, &pr, pr.B * pr.M);
     loom_rt_free(pr.partials);
+    loom_rt_free(pr.queries);
   }
 }
 
