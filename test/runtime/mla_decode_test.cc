@@ -240,6 +240,8 @@ TEST(MlaDecode, DeepSeekDims) {
 TEST(MlaDecode, ChunkedCacheWithManyBatchRows) {
   for (int64_t B : {1, 3, 9, 40})
     EXPECT_TRUE(check({B, 2, 3, 24, 8, 1500, 1498}));
+  // 11 query rows: a full row tile and a tile of 5.
+  EXPECT_TRUE(check({2, 1, 11, 24, 8, 700, 699}));
 }
 
 TEST(MlaDecode, StartPosHidesLaterKeys) {
