@@ -446,6 +446,7 @@ private:
   FailureOr<Tensor> evalDynamicSlice(DynamicSliceOp op);
   FailureOr<Tensor> evalDynamicUpdateSlice(DynamicUpdateSliceOp op);
   FailureOr<Tensor> evalBroadcast(BroadcastOp op);
+  FailureOr<std::vector<Tensor>> evalMlaAttention(MlaAttentionOp op);
 
   /// Checks `t` against the declared `type` of the value it becomes and sets
   /// its dtype; a mismatch is an interpreter or verifier bug, reported on
@@ -610,6 +611,17 @@ LogicalResult Evaluator::evalOp(Operation *op) {
       return op->emitOpError("uses a value the interpreter has not computed");
   if (auto call = dyn_cast<func::CallOp>(op))
     return evalCall(call);
+  if (auto mla = dyn_cast<MlaAttentionOp>(op)) {
+    FailureOr<std::vector<Tensor>> results = evalMlaAttention(mla);
+    if (failed(results))
+      return failure();
+    for (auto [value, result] : llvm::zip(op->getResults(), *results)) {
+      if (failed(checkResult(op, value.getType(), result)))
+        return failure();
+      values[value] = std::move(result);
+    }
+    return success();
+  }
   if (!isa_and_nonnull<LoomDialect>(op->getDialect()) ||
       op->getNumResults() != 1)
     return op->emitOpError("is not supported by the interpreter");
@@ -1395,6 +1407,100 @@ FailureOr<Tensor> Evaluator::evalBroadcast(BroadcastOp op) {
       op, {op.getOperand()},
       [](const std::array<double, 1> &v) { return v[0]; },
       ArrayRef<int64_t>(target));
+}
+
+/// DeepSeek-V3's naive MLA attention, straight from the op's description:
+/// the new tokens' K and V from the latent, written into the caches, then
+/// softmax attention over the visible cached positions, all in float64.
+FailureOr<std::vector<Tensor>>
+Evaluator::evalMlaAttention(MlaAttentionOp op) {
+  const Tensor &qNope = get(op.getQNope()), &qPe = get(op.getQPe());
+  const Tensor &kv = get(op.getKv()), &kPe = get(op.getKPe());
+  const Tensor &w = get(op.getWkvB());
+  Tensor kCache = get(op.getKCache()), vCache = get(op.getVCache());
+  FailureOr<int64_t> startOr =
+      scalarIndex(op, "start_pos", get(op.getStartPos()));
+  if (failed(startOr))
+    return failure();
+  int64_t start = *startOr;
+  int64_t B = qNope.shape[0], S = qNope.shape[1], H = qNope.shape[2];
+  int64_t Dn = qNope.shape[3], R = qPe.shape[3], C = kv.shape[2];
+  int64_t MB = kCache.shape[0], T = kCache.shape[1];
+  int64_t Dk = kCache.shape[3], Dv = vCache.shape[3];
+  // Shapes the verifier could not see (symbolic B and S).
+  auto same = [](ArrayRef<int64_t> a, ArrayRef<int64_t> b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+  };
+  if (!same(qPe.shape, {B, S, H, R}) || !same(kv.shape, {B, S, C}) ||
+      !same(kPe.shape, {B, S, R}) || !same(w.shape, {H * (Dn + Dv), C}) ||
+      Dk != Dn + R || !same(vCache.shape, {MB, T, H, Dv}))
+    return op.emitOpError("operand shapes disagree at run time: q_nope ")
+           << shapeStr(qNope.shape) << ", q_pe " << shapeStr(qPe.shape)
+           << ", kv " << shapeStr(kv.shape) << ", k_pe " << shapeStr(kPe.shape);
+  if (B > MB)
+    return op.emitOpError("batch of ")
+           << B << " rows exceeds the cache's " << MB << " rows";
+
+  // Cache writes: rows [0, B), positions [start, start + S) clamped into the
+  // cache like loom.dynamic_update_slice.
+  int64_t written = std::min(S, T);
+  int64_t offset = std::clamp<int64_t>(start, 0, T - written);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t s = 0; s < written; ++s)
+      for (int64_t h = 0; h < H; ++h) {
+        int64_t t = offset + s;
+        double *k = &kCache.data[((b * T + t) * H + h) * Dk];
+        double *v = &vCache.data[((b * T + t) * H + h) * Dv];
+        for (int64_t d = 0; d < Dn + Dv; ++d) {
+          double acc = 0;
+          const double *row = &w.data[(h * (Dn + Dv) + d) * C];
+          for (int64_t c = 0; c < C; ++c)
+            acc += kv.data[(b * S + s) * C + c] * row[c];
+          (d < Dn ? k[d] : v[d - Dn]) = acc;
+        }
+        for (int64_t r = 0; r < R; ++r)
+          k[Dn + r] = kPe.data[(b * S + s) * R + r];
+      }
+
+  FailureOr<Tensor> out = allocate(op, {B, S, H, Dv});
+  if (failed(out))
+    return failure();
+  double scale = op.getScale().convertToDouble();
+  std::vector<double> scores(T);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t h = 0; h < H; ++h) {
+        int64_t visible = std::clamp<int64_t>(start + s + 1, 0, T);
+        if (visible == 0)
+          continue;
+        const double *qn = &qNope.data[((b * S + s) * H + h) * Dn];
+        const double *qp = &qPe.data[((b * S + s) * H + h) * R];
+        double top = -std::numeric_limits<double>::infinity();
+        for (int64_t t = 0; t < visible; ++t) {
+          const double *k = &kCache.data[((b * T + t) * H + h) * Dk];
+          double dot = 0;
+          for (int64_t d = 0; d < Dn; ++d)
+            dot += qn[d] * k[d];
+          for (int64_t r = 0; r < R; ++r)
+            dot += qp[r] * k[Dn + r];
+          scores[t] = dot * scale;
+          top = std::max(top, scores[t]);
+        }
+        double total = 0;
+        for (int64_t t = 0; t < visible; ++t)
+          total += scores[t] = std::exp(scores[t] - top);
+        double *o = &out->data[((b * S + s) * H + h) * Dv];
+        for (int64_t t = 0; t < visible; ++t) {
+          const double *v = &vCache.data[((b * T + t) * H + h) * Dv];
+          for (int64_t d = 0; d < Dv; ++d)
+            o[d] += scores[t] / total * v[d];
+        }
+      }
+  std::vector<Tensor> results;
+  results.push_back(std::move(*out));
+  results.push_back(std::move(kCache));
+  results.push_back(std::move(vCache));
+  return results;
 }
 
 //===----------------------------------------------------------------------===//

@@ -45,6 +45,14 @@ LogicalResult loom::compileModule(ModuleOp module,
     module.print(out);
     return success();
   }
+  if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
+        return buildFusePipeline(pm, options.mla);
+      })))
+    return failure();
+  if (options.stopAfter == CompileStage::Fuse) {
+    module.print(out);
+    return success();
+  }
   if (failed(runPipeline(module, options, buildLoomToLinalgPipeline)))
     return failure();
   if (options.stopAfter == CompileStage::Linalg) {

@@ -9,6 +9,7 @@
 #ifndef LOOM_COMPILER_PIPELINES_COMPILE_H
 #define LOOM_COMPILER_PIPELINES_COMPILE_H
 
+#include "compiler/Pipelines/Pipelines.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -17,7 +18,7 @@
 namespace mlir::loom {
 
 /// Where compilation stops. Every stage but Artifact prints its result.
-enum class CompileStage { Loom, Linalg, Llvm, Asm, Artifact };
+enum class CompileStage { Loom, Fuse, Linalg, Llvm, Asm, Artifact };
 
 struct CompileOptions {
   /// LLVM CPU name; empty means the host CPU.
@@ -27,6 +28,8 @@ struct CompileOptions {
   /// f32 matrix products call the runtime's GEMM (oneDNN where available);
   /// false keeps the loops generated from linalg, for comparison.
   bool hostMatmul = true;
+  /// How `loom.mla_attention` is compiled (cache layout and kernel).
+  MlaMode mla = MlaMode::Absorb;
   /// Version string recorded in the manifest.
   std::string compilerVersion = "loom";
   /// Applies pass-manager command-line options (--mlir-print-ir-*, timing).

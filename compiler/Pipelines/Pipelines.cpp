@@ -10,6 +10,7 @@
 
 #include "compiler/Conversion/Passes.h"
 #include "compiler/Target/CPU/Passes.h"
+#include "dialects/fuse/Transforms/Passes.h"
 #include "dialects/loom/Transforms/Passes.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
@@ -32,6 +33,7 @@ static const char *kCpuLoweringPipeline =
     "one-shot-bufferize,"
     "func.func(buffer-hoisting,buffer-loop-hoisting),"
     "%HOST_MATMUL%"
+    "loom-cpu-fuse-to-runtime,"
     "buffer-deallocation-pipeline,"
     "loom-cpu-copy-to-linalg,"
     "func.func(convert-linalg-to-parallel-loops),"
@@ -41,6 +43,19 @@ static const char *kCpuLoweringPipeline =
     "convert-math-to-llvm,convert-math-to-libm,convert-arith-to-llvm,"
     "convert-index-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,"
     "reconcile-unrealized-casts";
+
+namespace {
+struct FusePipelineOptions
+    : public PassPipelineOptions<FusePipelineOptions> {
+  Option<MlaMode> mla{
+      *this, "mla", llvm::cl::desc("How MLA attention is compiled"),
+      llvm::cl::init(MlaMode::Absorb),
+      llvm::cl::values(
+          clEnumValN(MlaMode::Absorb, "absorb",
+                     "cache the latent, fused absorbed attention"),
+          clEnumValN(MlaMode::Naive, "naive", "cache per-head K and V"))};
+};
+} // namespace
 
 static LogicalResult addPipeline(OpPassManager &pm, StringRef text) {
   return parsePassPipeline(text, pm, llvm::errs());
@@ -54,6 +69,15 @@ LogicalResult loom::buildGraphPipeline(OpPassManager &pm) {
   pm.addPass(createCSEPass());
   pm.addPass(createSymbolDCEPass());
   pm.addPass(createVerifyShapesPass());
+  return success();
+}
+
+LogicalResult loom::buildFusePipeline(OpPassManager &pm, MlaMode mla) {
+  if (mla == MlaMode::Absorb)
+    pm.addPass(fuse::createMlaAbsorbPass());
+  pm.addPass(createMlaExpandPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
   return success();
 }
 
@@ -81,11 +105,17 @@ LogicalResult loom::buildCpuCodegenPipeline(OpPassManager &pm) {
 
 void loom::registerLoomPipelines() {
   loom::registerLoomPasses();
+  fuse::registerFusePasses();
   loom::registerLoomConversionPasses();
   loom::cpu::registerLoomCpuPasses();
   PassPipelineRegistration<>(
       "loom-graph", "Graph clean-up and symbolic-shape checks",
       [](OpPassManager &pm) { (void)buildGraphPipeline(pm); });
+  PassPipelineRegistration<FusePipelineOptions>(
+      "loom-fuse", "Form fused kernels (MLA absorption) and expand the rest",
+      [](OpPassManager &pm, const FusePipelineOptions &options) {
+        (void)buildFusePipeline(pm, options.mla);
+      });
   PassPipelineRegistration<>(
       "loom-to-linalg", "Lower the loom dialect to linalg and fuse",
       [](OpPassManager &pm) { (void)buildLoomToLinalgPipeline(pm); });

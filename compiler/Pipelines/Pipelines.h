@@ -16,6 +16,19 @@ namespace mlir::loom {
 /// canonicalize, verify symbolic shapes. Registered as `loom-graph`.
 LogicalResult buildGraphPipeline(OpPassManager &pm);
 
+/// How `loom.mla_attention` is compiled.
+enum class MlaMode {
+  /// Cache the latent and the rope key; fuse.mla_decode (default).
+  Absorb,
+  /// Cache per-head K and V, attention written with elementary ops.
+  Naive,
+};
+
+/// Graph passes that form fused kernels: `loom-mla-absorb` (Absorb only),
+/// then `loom-mla-expand` for what is left, clean-up. Registered as
+/// `loom-fuse` with the option `mla=absorb|naive`.
+LogicalResult buildFusePipeline(OpPassManager &pm, MlaMode mla);
+
 /// `loom` to linalg on tensors plus elementwise fusion. Registered as
 /// `loom-to-linalg`.
 LogicalResult buildLoomToLinalgPipeline(OpPassManager &pm);

@@ -8,6 +8,7 @@
 
 #include "compiler/Pipelines/Compile.h"
 #include "compiler/Pipelines/Pipelines.h"
+#include "dialects/fuse/IR/FuseOps.h"
 #include "dialects/loom/IR/LoomDialect.h"
 #include "frontend/AST.h"
 #include "frontend/Config.h"
@@ -39,7 +40,7 @@ namespace cl = llvm::cl;
 #endif
 
 namespace {
-enum class Emit { Artifact, Ast, Loom, Linalg, Llvm, Asm };
+enum class Emit { Artifact, Ast, Loom, Fuse, Linalg, Llvm, Asm };
 } // namespace
 
 static cl::OptionCategory category("loom-compile options");
@@ -56,6 +57,8 @@ static cl::opt<Emit>
                     clEnumValN(Emit::Ast, "ast", "the parsed .loom file"),
                     clEnumValN(Emit::Loom, "loom",
                                "the loom dialect after graph passes"),
+                    clEnumValN(Emit::Fuse, "fuse",
+                               "after the fusing passes (MLA absorption)"),
                     clEnumValN(Emit::Linalg, "linalg", "linalg on tensors"),
                     clEnumValN(Emit::Llvm, "llvm", "optimized LLVM IR"),
                     clEnumValN(Emit::Asm, "asm", "assembly")),
@@ -79,6 +82,17 @@ static cl::opt<std::string> matmul(
     cl::desc("f32 matrix products: runtime (the runtime's GEMM, oneDNN where "
              "built with it; default) or codegen (generated loops)"),
     cl::init("runtime"), cl::cat(category));
+static cl::opt<mlir::loom::MlaMode> mla(
+    "mla",
+    cl::desc("How multi-head latent attention (mla_attention) is compiled"),
+    cl::init(mlir::loom::MlaMode::Absorb),
+    cl::values(clEnumValN(mlir::loom::MlaMode::Absorb, "absorb",
+                          "cache the latent and rope key only; absorbed "
+                          "weights, fused decode kernel (default)"),
+               clEnumValN(mlir::loom::MlaMode::Naive, "naive",
+                          "cache per-head K and V, as DeepSeek's naive "
+                          "path")),
+    cl::cat(category));
 static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
                                   cl::init(3), cl::Prefix, cl::cat(category));
 
@@ -144,7 +158,7 @@ static int compile() {
   DialectRegistry registry;
   registerAllDialects(registry);
   registerAllExtensions(registry);
-  registry.insert<mlir::loom::LoomDialect>();
+  registry.insert<mlir::loom::LoomDialect, mlir::fuse::FuseDialect>();
   MLIRContext context(registry);
   context.loadAllAvailableDialects();
 
@@ -171,6 +185,7 @@ static int compile() {
   }
   mlir::loom::CompileOptions options;
   options.hostMatmul = matmul == "runtime";
+  options.mla = mla;
   options.cpu = cpuName;
   options.optLevel = optLevel;
   options.compilerVersion = "loom-compile " LOOM_VERSION;
@@ -178,6 +193,9 @@ static int compile() {
   switch (emit) {
   case Emit::Loom:
     options.stopAfter = mlir::loom::CompileStage::Loom;
+    break;
+  case Emit::Fuse:
+    options.stopAfter = mlir::loom::CompileStage::Fuse;
     break;
   case Emit::Linalg:
     options.stopAfter = mlir::loom::CompileStage::Linalg;
@@ -219,6 +237,7 @@ int main(int argc, char **argv) {
       "Loom compiler: .loom model -> shared-object artifact\n\n"
       "  loom-compile model.loom -o model.so [--define NAME=VALUE]... "
       "[--config FILE.json]\n"
-      "  loom-compile model.loom --emit=ast|loom|linalg|llvm|asm\n");
+      "  loom-compile model.loom --emit=ast|loom|fuse|linalg|llvm|asm\n"
+      "  loom-compile models/mla.loom --mla=absorb|naive -o mla.so\n");
   return compile();
 }

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Pipelines/Pipelines.h"
+#include "dialects/fuse/IR/FuseOps.h"
 #include "dialects/loom/IR/LoomDialect.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -23,7 +24,7 @@ int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
-  registry.insert<mlir::loom::LoomDialect>();
+  registry.insert<mlir::loom::LoomDialect, mlir::fuse::FuseDialect>();
 
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "Loom optimizer driver\n", registry));

@@ -47,6 +47,34 @@ static MemRefType memrefFor(Type type) {
   return MemRefType::get(tensor.getShape(), tensor.getElementType());
 }
 
+/// The arguments of `func`'s entry block that `value` is computed from.
+static llvm::SmallDenseSet<unsigned> argumentsUsedBy(func::FuncOp func,
+                                                     Value value) {
+  llvm::SmallDenseSet<unsigned> args;
+  llvm::SmallPtrSet<Operation *, 32> seen;
+  SmallVector<Value> work = {value};
+  Block *entry = &func.getBody().front();
+  while (!work.empty()) {
+    Value v = work.pop_back_val();
+    if (auto arg = dyn_cast<BlockArgument>(v)) {
+      if (arg.getOwner() == entry)
+        args.insert(arg.getArgNumber());
+      continue;
+    }
+    Operation *op = v.getDefiningOp();
+    if (!op || !seen.insert(op).second)
+      continue;
+    // Operands of the op and values its regions capture from above.
+    op->walk([&](Operation *nested) {
+      for (Value operand : nested->getOperands())
+        if (nested == op || !op->isAncestor(operand.getParentRegion()
+                                                ->getParentOp()))
+          work.push_back(operand);
+    });
+  }
+  return args;
+}
+
 /// Rewrites one entry. The original body moves into a private function that
 /// the new entry calls; the `inline` pass that follows in the pipeline merges
 /// the two.
@@ -112,11 +140,15 @@ static LogicalResult rewriteEntry(func::FuncOp func) {
   Block *block = entry.addEntryBlock();
   builder.setInsertionPointToStart(block);
   Location loc = func.getLoc();
+  // State buffers are writable: a state updated in place (a cache write at
+  // one position) is then computed in the session's buffer, and its final
+  // write-back below copies the buffer onto itself, which folds away.
   SmallVector<Value> tensors;
   for (unsigned a = 0; a < type.getNumInputs(); ++a)
     tensors.push_back(bufferization::ToTensorOp::create(
         builder, loc, type.getInput(a), block->getArgument(a),
-        /*restrict=*/true, /*writable=*/false));
+        /*restrict=*/true,
+        /*writable=*/roleOf(func.getArgAttrDict(a)) == "state"));
   auto call = func::CallOp::create(builder, loc, func, tensors);
 
   // Outputs first, written in place where the analysis allows; state updates
@@ -162,18 +194,24 @@ static LogicalResult rewriteEntry(func::FuncOp func) {
           builder, loc, TypeRange(), value, buffer, /*restrict=*/true,
           /*writable=*/true);
   }
-  // State inputs are views of the session's buffers. With several states,
-  // one state's new value may be (a view of) another state's old value,
-  // which an earlier write-back would already have replaced: snapshot every
-  // new value first, then write them all back.
-  unsigned numStates =
-      llvm::count_if(stateArgOfResult, [](int arg) { return arg >= 0; });
+  // State inputs are views of the session's buffers. A state's new value
+  // computed from another state's old value (a swap, a copy) may alias that
+  // old buffer, which an earlier write-back would already have replaced:
+  // snapshot such values first, then write them all back. A value computed
+  // only from its own state (and inputs and params) needs no snapshot.
+  auto returned =
+      cast<func::ReturnOp>(func.getBody().front().getTerminator());
   SmallVector<Value> newStates(type.getNumResults());
   for (unsigned r = 0; r < type.getNumResults(); ++r) {
     if (stateArgOfResult[r] < 0)
       continue;
     newStates[r] = call.getResult(r);
-    if (numStates > 1)
+    bool readsOtherState = llvm::any_of(
+        argumentsUsedBy(func, returned.getOperand(r)), [&](unsigned a) {
+          return a != static_cast<unsigned>(stateArgOfResult[r]) &&
+                 roleOf(func.getArgAttrDict(a)) == "state";
+        });
+    if (readsOtherState)
       newStates[r] = bufferization::AllocTensorOp::create(
           builder, loc, cast<RankedTensorType>(type.getResult(r)),
           /*dynamicSizes=*/ValueRange(), /*copy=*/newStates[r]);

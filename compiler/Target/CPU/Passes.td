@@ -44,6 +44,27 @@ def CpuEntryAbiPass : Pass<"loom-cpu-entry-abi", "ModuleOp"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def CpuFuseToRuntimePass : Pass<"loom-cpu-fuse-to-runtime", "ModuleOp"> {
+  let summary = "Calls the runtime's CPU kernels for bufferized fuse ops";
+  let description = [{
+    Rewrites `fuse.mla_decode` on f32 memrefs into a call of the host
+    function `loom_rt_mla_decode_f32` (abi.h), which the artifact imports
+    through a slot the runtime fills. Operands are cast to fully dynamic
+    strided memrefs, so any layout the bufferization chose is passed as is.
+
+    ```mlir
+    fuse.mla_decode %ql, %qp, %kv, %pe, %pos outs(%o) {scale = 0.07 : f64}
+        : memref<1x1x16x512xf32>, ..., memref<1x1x16x512xf32>
+    // becomes
+    call @loom_rt_mla_decode_f32(%ql_cast, %qp_cast, %kv_cast, %pe_cast,
+                                 %o_cast, %pos, %scale) : (...) -> ()
+    ```
+  }];
+  let dependentDialects = ["::mlir::func::FuncDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
 def CpuMatmulToRuntimePass : Pass<"loom-cpu-matmul-to-runtime", "ModuleOp"> {
   let summary = "Calls the runtime's GEMM for f32 matrix products on memrefs";
   let description = [{

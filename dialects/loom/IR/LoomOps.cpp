@@ -963,3 +963,121 @@ OpFoldResult CastOp::fold(FoldAdaptor) {
 
 #define GET_OP_CLASSES
 #include "dialects/loom/IR/LoomOps.cpp.inc"
+
+FailureOr<Value> mlir::loom::buildChecked(OpBuilder &builder, Location loc,
+                                         StringRef name, ValueRange operands,
+                                         ArrayRef<NamedAttribute> attrs,
+                                         Type resultType) {
+  OperationState state(loc, name);
+  state.addOperands(operands);
+  state.addAttributes(attrs);
+  if (resultType)
+    state.addTypes(resultType);
+  FailureOr<Operation *> op = createChecked(builder, state);
+  if (failed(op))
+    return failure();
+  return (*op)->getResult(0);
+}
+
+//===----------------------------------------------------------------------===//
+// mla_attention
+//===----------------------------------------------------------------------===//
+
+LogicalResult MlaAttentionOp::inferReturnTypes(
+    MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &results) {
+  auto fail = [&](const Twine &message) {
+    return emitOptionalError(loc, "'loom.mla_attention' op ", message);
+  };
+  if (failed(checkRunTimeIndex(loc, "mla_attention", "start_pos",
+                               adaptor.getStartPos())))
+    return failure();
+  struct Operand {
+    StringRef name;
+    RankedTensorType type;
+    int64_t rank;
+  };
+  Operand operands[] = {
+      {"q_nope", tensorOf(adaptor.getQNope()), 4},
+      {"q_pe", tensorOf(adaptor.getQPe()), 4},
+      {"kv", tensorOf(adaptor.getKv()), 3},
+      {"k_pe", tensorOf(adaptor.getKPe()), 3},
+      {"wkv_b", tensorOf(adaptor.getWkvB()), 2},
+      {"k_cache", tensorOf(adaptor.getKCache()), 4},
+      {"v_cache", tensorOf(adaptor.getVCache()), 4},
+  };
+  Type element = operands[0].type.getElementType();
+  if (!isa<FloatType>(element))
+    return fail("operands must be floats, got " + typeStr(element));
+  for (const Operand &op : operands) {
+    if (op.type.getRank() != op.rank)
+      return fail(op.name + " must have rank " + Twine(op.rank) + ", got " +
+                  typeStr(op.type));
+    if (op.type.getElementType() != element)
+      return fail(op.name + " has element type " +
+                  typeStr(op.type.getElementType()) + ", not " +
+                  typeStr(element) + " like q_nope");
+  }
+  // Sizes that several operands share must agree where both are static.
+  struct Use {
+    unsigned operand;
+    int64_t dim;
+  };
+  auto size = [&](Use u) { return operands[u.operand].type.getDimSize(u.dim); };
+  auto agree = [&](StringRef what, std::initializer_list<Use> uses,
+                   int64_t *known = nullptr) -> LogicalResult {
+    int64_t value = ShapedType::kDynamic;
+    const Use *first = nullptr;
+    for (const Use &u : uses) {
+      int64_t s = size(u);
+      if (ShapedType::isDynamic(s))
+        continue;
+      if (!first) {
+        value = s;
+        first = &u;
+        continue;
+      }
+      if (s != value)
+        return fail(what + " is " + Twine(value) + " in " +
+                    operands[first->operand].name + " (dimension " +
+                    Twine(first->dim) + ") but " + Twine(s) + " in " +
+                    operands[u.operand].name + " (dimension " + Twine(u.dim) +
+                    ")");
+    }
+    if (known)
+      *known = value;
+    return success();
+  };
+  int64_t heads, nope, rope, latent, value;
+  if (failed(agree("the batch", {{0, 0}, {1, 0}, {2, 0}, {3, 0}})) ||
+      failed(agree("the token count", {{0, 1}, {1, 1}, {2, 1}, {3, 1}})) ||
+      failed(agree("the head count", {{0, 2}, {1, 2}, {5, 2}, {6, 2}},
+                   &heads)) ||
+      failed(agree("the rope head dim", {{1, 3}, {3, 2}}, &rope)) ||
+      failed(agree("the latent rank", {{2, 2}, {4, 1}}, &latent)) ||
+      failed(agree("the cache batch", {{5, 0}, {6, 0}})) ||
+      failed(agree("the cache length", {{5, 1}, {6, 1}})))
+    return failure();
+  (void)latent;
+  nope = size({0, 3});
+  value = size({6, 3});
+  int64_t kHead = size({5, 3});
+  if (!ShapedType::isDynamic(nope) && !ShapedType::isDynamic(rope) &&
+      !ShapedType::isDynamic(kHead) && kHead != nope + rope)
+    return fail("k_cache holds " + Twine(kHead) +
+                " values per head, not qk_nope_head_dim + qk_rope_head_dim = " +
+                Twine(nope + rope));
+  int64_t rows = size({4, 0});
+  if (!ShapedType::isDynamic(heads) && !ShapedType::isDynamic(nope) &&
+      !ShapedType::isDynamic(value) && !ShapedType::isDynamic(rows) &&
+      rows != heads * (nope + value))
+    return fail("wkv_b has " + Twine(rows) +
+                " rows, not n_heads * (qk_nope_head_dim + v_head_dim) = " +
+                Twine(heads * (nope + value)));
+  SmallVector<int64_t> out = {size({0, 0}), size({0, 1}), size({0, 2}),
+                              value};
+  results.push_back(RankedTensorType::get(out, element));
+  results.push_back(operands[5].type);
+  results.push_back(operands[6].type);
+  return success();
+}

@@ -27,6 +27,15 @@ namespace mlir::loom {
 /// nothing is created, so callers (the importer) never build invalid IR.
 FailureOr<Operation *> createChecked(OpBuilder &builder, OperationState &state);
 
+/// Builds the one-result `loom` op `name` (e.g. "loom.add") with inferred
+/// result type, or with `resultType` for ops that do not infer one (iota,
+/// cast, constant). Errors are emitted at `loc`; used by graph passes that
+/// write `loom` ops.
+FailureOr<Value> buildChecked(OpBuilder &builder, Location loc, StringRef name,
+                              ValueRange operands,
+                              ArrayRef<NamedAttribute> attrs = {},
+                              Type resultType = {});
+
 /// Broadcasts shapes with the dialect's rule (see the dialect description).
 /// Returns failure when two dimensions are incompatible.
 FailureOr<SmallVector<int64_t>> broadcastShapes(ArrayRef<int64_t> lhs,

@@ -493,4 +493,65 @@ def Loom_BroadcastOp : Loom_Op<"broadcast", [Pure, InferTypeOpAdaptor]> {
   let hasFolder = 1;
 }
 
+def Loom_MlaAttentionOp : Loom_Op<"mla_attention", [Pure, InferTypeOpAdaptor]> {
+  let summary = "DeepSeek-V3 multi-head latent attention with its KV cache";
+  let description = [{
+    The attention core of DeepSeek-V3's `MLA` layer (`inference/model.py`),
+    from the projected queries and the compressed key-value latent to the
+    per-head attention output, with the cache update. The projections
+    around it (`wq`/`wq_a`-`q_norm`-`wq_b`, `wkv_a`, `kv_norm`, RoPE, `wo`)
+    are ordinary ops. Operands, with `B` rows of `S` new tokens, `H` heads,
+    `Dn = qk_nope_head_dim`, `R = qk_rope_head_dim`, `Dv = v_head_dim`,
+    `C = kv_lora_rank`, `MB = max_batch_size`, `T = max_seq_len`:
+
+    | operand | shape | meaning |
+    |---|---|---|
+    | `q_nope` | `[B, S, H, Dn]` | query part without position |
+    | `q_pe` | `[B, S, H, R]` | rotated query part |
+    | `kv` | `[B, S, C]` | normalized latent (`kv_norm(wkv_a(x)[..., :C])`) |
+    | `k_pe` | `[B, S, R]` | rotated rope key, shared by all heads |
+    | `wkv_b` | `[H * (Dn + Dv), C]` | the up-projection `wkv_b.weight` |
+    | `k_cache` | `[MB, T, H, Dn + R]` | per-head keys (naive layout) |
+    | `v_cache` | `[MB, T, H, Dv]` | per-head values |
+    | `start_pos` | rank-0 `i32`/`i64` | position of the first new token |
+
+    Semantics (DeepSeek's `attn_impl = "naive"`): `k_nope, v = split(kv @
+    wkv_bᵀ per head)`, `k = concat(k_nope, k_pe broadcast over heads)`;
+    the caches get `k` and `v` at rows `[0, B)`, positions `[start_pos,
+    start_pos + S)` (written like `loom.dynamic_update_slice` along axis 1);
+    query `(b, s, h)` attends to the cached keys `t <= start_pos + s`
+    (causal inside the chunk) with scores `scale * q . k`, and the result
+    `out[b, s, h] = softmax(scores) @ v`. Results: `out` `[B, S, H, Dv]` and
+    the two updated caches.
+
+    The op exists so that graph passes can choose the cache layout:
+    `loom-mla-absorb` caches only the latent and the rope key and attends in
+    the latent space (`attn_impl = "absorb"`), `loom-mla-expand` writes the
+    computation above with elementary ops.
+
+    ```mlir
+    %o, %kc, %vc = loom.mla_attention %qn, %qp, %kv, %kpe, %w, %kcache, %vcache, %pos
+        {scale = 0.0722 : f64}
+        : tensor<?x?x16x128xf32>, tensor<?x?x16x64xf32>, tensor<?x?x512xf32>,
+          tensor<?x?x64xf32>, tensor<4096x512xf32>, tensor<8x4096x16x192xf32>,
+          tensor<8x4096x16x128xf32>, tensor<i64>
+        -> tensor<?x?x16x128xf32>, tensor<8x4096x16x192xf32>, tensor<8x4096x16x128xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$q_nope, AnyRankedTensor:$q_pe,
+                   AnyRankedTensor:$kv, AnyRankedTensor:$k_pe,
+                   AnyRankedTensor:$wkv_b, AnyRankedTensor:$k_cache,
+                   AnyRankedTensor:$v_cache, AnyRankedTensor:$start_pos,
+                   F64Attr:$scale);
+  let results = (outs AnyRankedTensor:$out, AnyRankedTensor:$new_k_cache,
+                 AnyRankedTensor:$new_v_cache);
+  let assemblyFormat = [{
+    $q_nope `,` $q_pe `,` $kv `,` $k_pe `,` $wkv_b `,` $k_cache `,` $v_cache
+    `,` $start_pos attr-dict `:` type($q_nope) `,` type($q_pe) `,` type($kv)
+    `,` type($k_pe) `,` type($wkv_b) `,` type($k_cache) `,` type($v_cache)
+    `,` type($start_pos) `->` type($out) `,` type($new_k_cache) `,`
+    type($new_v_cache)
+  }];
+}
+
 #endif // LOOM_OPS_TD

@@ -34,4 +34,17 @@ def VerifyShapesPass : Pass<"loom-verify-shapes", "ModuleOp"> {
   }];
 }
 
+def MlaExpandPass : Pass<"loom-mla-expand", "ModuleOp"> {
+  let summary = "Writes loom.mla_attention with elementary ops (naive MLA)";
+  let description = [{
+    Replaces every `loom.mla_attention` by DeepSeek-V3's naive computation:
+    `kv @ wkv_bᵀ` split into per-head `k_nope` and `v`, the rope key
+    broadcast to every head, both written into the per-head K and V caches
+    at `start_pos` (`loom.dynamic_update_slice`), and softmax attention of
+    the queries over rows `[0, B)` of the whole cache with keys past
+    `start_pos + s` masked. The caches keep their `[MB, T, H, D]` layout.
+    Runs after `loom-mla-absorb`, which leaves the ops it cannot absorb.
+  }];
+}
+
 #endif // LOOM_TRANSFORMS_PASSES_TD

@@ -1,0 +1,91 @@
+//===- FuseToRuntime.cpp - Fused kernels of the runtime ---------*- C++ -*-===//
+//
+// This file implements loom-cpu-fuse-to-runtime: `fuse` ops on memrefs for
+// which the runtime has a CPU kernel become calls of that host function
+// (abi.h), with the operands cast to fully dynamic strided memrefs.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Target/CPU/Passes.h"
+
+#include "dialects/fuse/IR/FuseOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/Builders.h"
+
+namespace mlir::loom::cpu {
+#define GEN_PASS_DEF_CPUFUSETORUNTIMEPASS
+#include "compiler/Target/CPU/Passes.h.inc"
+} // namespace mlir::loom::cpu
+
+using namespace mlir;
+
+namespace {
+
+MemRefType dynamicStrided(MLIRContext *ctx, unsigned rank, Type element) {
+  SmallVector<int64_t> dyn(rank, ShapedType::kDynamic);
+  return MemRefType::get(
+      dyn, element, StridedLayoutAttr::get(ctx, ShapedType::kDynamic, dyn));
+}
+
+/// The declaration of host function `name`, created on first use.
+func::FuncOp hostFunction(ModuleOp module, StringRef name,
+                          FunctionType type) {
+  if (auto func = module.lookupSymbol<func::FuncOp>(name))
+    return func;
+  OpBuilder builder = OpBuilder::atBlockBegin(module.getBody());
+  auto func = func::FuncOp::create(builder, module.getLoc(), name, type);
+  func.setPrivate();
+  func->setAttr("llvm.emit_c_interface", builder.getUnitAttr());
+  return func;
+}
+
+struct CpuFuseToRuntimePass
+    : public loom::cpu::impl::CpuFuseToRuntimePassBase<CpuFuseToRuntimePass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<fuse::MlaDecodeOp> ops;
+    module.walk([&](fuse::MlaDecodeOp op) { ops.push_back(op); });
+    for (fuse::MlaDecodeOp op : ops)
+      if (failed(lowerMlaDecode(module, op)))
+        return signalPassFailure();
+  }
+
+  LogicalResult lowerMlaDecode(ModuleOp module, fuse::MlaDecodeOp op) {
+    if (!op.hasPureBufferSemantics())
+      return op.emitOpError("must be bufferized before it becomes a call");
+    auto type = cast<MemRefType>(op.getQLat().getType());
+    if (!type.getElementType().isF32())
+      return op.emitOpError("has a CPU kernel for f32 only, not ")
+             << type.getElementType();
+    MLIRContext *ctx = module.getContext();
+    OpBuilder builder(op);
+    Location loc = op.getLoc();
+    Type f32 = builder.getF32Type();
+    SmallVector<Type> argTypes;
+    SmallVector<Value> args;
+    for (Value buffer : {op.getQLat(), op.getQPe(), op.getKvCache(),
+                         op.getPeCache(), op.getInit()}) {
+      Type castType = dynamicStrided(
+          ctx, cast<MemRefType>(buffer.getType()).getRank(), f32);
+      argTypes.push_back(castType);
+      args.push_back(memref::CastOp::create(builder, loc, castType, buffer));
+    }
+    argTypes.push_back(builder.getI64Type());
+    args.push_back(op.getStartPos());
+    argTypes.push_back(f32);
+    args.push_back(arith::ConstantOp::create(
+        builder, loc,
+        builder.getF32FloatAttr(
+            static_cast<float>(op.getScale().convertToDouble()))));
+    func::FuncOp callee =
+        hostFunction(module, "loom_rt_mla_decode_f32",
+                     builder.getFunctionType(argTypes, {}));
+    func::CallOp::create(builder, loc, callee, args);
+    op->erase();
+    return success();
+  }
+};
+
+} // namespace

@@ -1,0 +1,91 @@
+//===- FuseOps.cpp - Fused-kernel dialect ops -------------------*- C++ -*-===//
+//
+// This file implements the verifiers and memory effects of the `fuse` ops.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/fuse/IR/FuseOps.h"
+
+#include "mlir/IR/OpImplementation.h"
+
+using namespace mlir;
+using namespace mlir::fuse;
+
+#define GET_OP_CLASSES
+#include "dialects/fuse/IR/FuseOps.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// mla_decode
+//===----------------------------------------------------------------------===//
+
+LogicalResult MlaDecodeOp::verify() {
+  struct Operand {
+    StringRef name;
+    ShapedType type;
+    int64_t rank;
+  };
+  Operand operands[] = {
+      {"q_lat", cast<ShapedType>(getQLat().getType()), 4},
+      {"q_pe", cast<ShapedType>(getQPe().getType()), 4},
+      {"kv_cache", cast<ShapedType>(getKvCache().getType()), 3},
+      {"pe_cache", cast<ShapedType>(getPeCache().getType()), 3},
+      {"outs", cast<ShapedType>(getInit().getType()), 4},
+  };
+  bool tensors = isa<TensorType>(operands[0].type);
+  Type element = operands[0].type.getElementType();
+  if (!isa<FloatType>(element))
+    return emitOpError("operands must be floats, got ") << element;
+  for (const Operand &op : operands) {
+    if (isa<TensorType>(op.type) != tensors)
+      return emitOpError("operands must be all tensors or all memrefs");
+    if (op.type.getRank() != op.rank)
+      return emitOpError() << op.name << " must have rank " << op.rank
+                           << ", got " << op.type;
+    if (op.type.getElementType() != element)
+      return emitOpError() << op.name << " has element type "
+                           << op.type.getElementType() << ", not " << element;
+  }
+  if (tensors != static_cast<bool>(getResult()))
+    return emitOpError(tensors ? "on tensors must return its result"
+                               : "on memrefs returns nothing");
+  if (getResult() && getResult().getType() != getInit().getType())
+    return emitOpError("result type ")
+           << getResult().getType() << " differs from outs "
+           << getInit().getType();
+  auto same = [&](unsigned a, int64_t da, unsigned b, int64_t db,
+                  StringRef what) -> LogicalResult {
+    int64_t x = operands[a].type.getDimSize(da);
+    int64_t y = operands[b].type.getDimSize(db);
+    if (ShapedType::isDynamic(x) || ShapedType::isDynamic(y) || x == y)
+      return success();
+    return emitOpError() << what << " is " << x << " in " << operands[a].name
+                         << " but " << y << " in " << operands[b].name;
+  };
+  for (int64_t d = 0; d < 4; ++d)
+    if (failed(same(0, d, 4, d, "dimension " + std::to_string(d))))
+      return failure();
+  if (failed(same(0, 0, 1, 0, "the batch")) ||
+      failed(same(0, 1, 1, 1, "the token count")) ||
+      failed(same(0, 2, 1, 2, "the head count")) ||
+      failed(same(0, 3, 2, 2, "the latent rank")) ||
+      failed(same(1, 3, 3, 2, "the rope head dim")) ||
+      failed(same(2, 0, 3, 0, "the cache batch")) ||
+      failed(same(2, 1, 3, 1, "the cache length")))
+    return failure();
+  return success();
+}
+
+void MlaDecodeOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  for (OpOperand &operand : getOperation()->getOpOperands()) {
+    if (!isa<MemRefType>(operand.get().getType()))
+      continue;
+    if (isDpsInit(&operand))
+      effects.emplace_back(MemoryEffects::Write::get(), &operand,
+                           SideEffects::DefaultResource::get());
+    else
+      effects.emplace_back(MemoryEffects::Read::get(), &operand,
+                           SideEffects::DefaultResource::get());
+  }
+}

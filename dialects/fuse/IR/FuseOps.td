@@ -1,0 +1,91 @@
+//===- FuseOps.td - Fused-kernel dialect ------------------*- tablegen -*-===//
+//
+// This file defines the `fuse` dialect: one op per generated kernel, the
+// stage between the graph passes and code generation.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef FUSE_OPS_TD
+#define FUSE_OPS_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/Interfaces/DestinationStyleOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+def Fuse_Dialect : Dialect {
+  let name = "fuse";
+  let cppNamespace = "::mlir::fuse";
+  let summary = "Fused kernels of Loom models";
+  let description = [{
+    Each `fuse` op is one kernel that the code generators emit whole: the
+    graph passes (`loom-mla-absorb`, ...) recognize a composite in the
+    `loom` dialect and replace it by a `fuse` op, whose semantics are
+    written so that a kernel can compute it without materializing the
+    intermediate tensors of the composite.
+
+    The ops are in destination-passing style: they take an `outs` operand
+    that the kernel overwrites. On tensors they return the result; after
+    bufferization the same op works on memrefs and returns nothing.
+  }];
+  let dependentDialects = ["::mlir::tensor::TensorDialect"];
+}
+
+def AnyRankedTensorOrMemRef : AnyTypeOf<[AnyRankedTensor, AnyMemRef]>;
+
+class Fuse_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Fuse_Dialect, mnemonic, traits>;
+
+def Fuse_MlaDecodeOp : Fuse_Op<"mla_decode", [
+    DestinationStyleOpInterface,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
+  let summary = "multi-head latent attention on the compressed cache";
+  let description = [{
+    DeepSeek-V3's MLA attention with absorbed weights (`attn_impl =
+    "absorb"`), the part between the absorbed queries and the value
+    up-projection. With `B` rows of `S` new tokens, `H` heads, `C =
+    kv_lora_rank`, `R = qk_rope_head_dim`, `T` cached positions:
+
+    | operand | shape | meaning |
+    |---|---|---|
+    | `q_lat` | `[B, S, H, C]` | `q_nope` times `W_UK` of its head |
+    | `q_pe` | `[B, S, H, R]` | rotated query rope part |
+    | `kv_cache` | `[MB, T, C]` | normalized latents, rows `[0, B)` read |
+    | `pe_cache` | `[MB, T, R]` | rotated rope keys |
+    | `start_pos` | `i64` | position of the first new token |
+    | `outs` | `[B, S, H, C]` | overwritten with the result |
+
+    For query `(b, s, h)` and keys `t < min(T, start_pos + s + 1)`:
+    `p_t = softmax_t(scale * (q_lat . kv_cache[b, t] + q_pe .
+    pe_cache[b, t]))` and the result is `sum_t p_t kv_cache[b, t]`, still in
+    the latent space (the caller multiplies by `W_UV`). A query with no
+    visible key gets 0. The CPU kernel reads every cached row once for all
+    heads and queries of its batch row, with an online softmax; nothing of
+    size `[S, H, T]` is stored.
+
+    ```mlir
+    %o = fuse.mla_decode %ql, %qp, %kv, %pe, %pos outs(%init) {scale = 0.07 : f64}
+        : tensor<?x?x16x512xf32>, tensor<?x?x16x64xf32>, tensor<8x4096x512xf32>,
+          tensor<8x4096x64xf32>, tensor<?x?x16x512xf32> -> tensor<?x?x16x512xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensorOrMemRef:$q_lat,
+                   AnyRankedTensorOrMemRef:$q_pe,
+                   AnyRankedTensorOrMemRef:$kv_cache,
+                   AnyRankedTensorOrMemRef:$pe_cache, I64:$start_pos,
+                   AnyRankedTensorOrMemRef:$init, F64Attr:$scale);
+  let results = (outs Optional<AnyRankedTensor>:$result);
+  let assemblyFormat = [{
+    $q_lat `,` $q_pe `,` $kv_cache `,` $pe_cache `,` $start_pos
+    `outs` `(` $init `)` attr-dict `:` type($q_lat) `,` type($q_pe) `,`
+    type($kv_cache) `,` type($pe_cache) `,` type($init)
+    (`->` type($result)^)?
+  }];
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return getInitMutable();
+    }
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // FUSE_OPS_TD
