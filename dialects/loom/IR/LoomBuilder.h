@@ -23,8 +23,10 @@ public:
 
   Value op(StringRef name, ValueRange operands,
            ArrayRef<NamedAttribute> attrs = {}, Type type = {}) {
-    if (failed)
+    if (failed || llvm::any_of(operands, [](Value v) { return !v; })) {
+      failed = true;
       return {};
+    }
     FailureOr<Value> v = buildChecked(b, loc, name, operands, attrs, type);
     if (::mlir::failed(v)) {
       failed = true;
@@ -60,6 +62,10 @@ public:
               {attr("value", DenseElementsAttr::get(type, a))}, type);
   }
   Value iota(Value like, int64_t axis, Type element) {
+    if (!like) {
+      failed = true;
+      return {};
+    }
     auto likeType = cast<RankedTensorType>(like.getType());
     return op("loom.iota", like, {i64("axis", axis)},
               RankedTensorType::get(likeType.getShape(), element));

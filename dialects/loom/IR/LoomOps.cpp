@@ -805,12 +805,12 @@ LogicalResult DynamicUpdateSliceOp::inferReturnTypes(
     int64_t t = target.getDimSize(d), u = update.getDimSize(d);
     if (ShapedType::isDynamic(t) || ShapedType::isDynamic(u))
       continue;
-    if (d == axis ? u > t : u != t)
+    if (u > t)
       return emitOptionalError(
           loc, "'loom.dynamic_update_slice' op update ",
           shapeStr(update.getShape()), " does not fit target ",
           shapeStr(target.getShape()), ": dimension ", d, " is ", u,
-          d == axis ? ", more than " : " instead of ", t);
+          ", more than ", t);
   }
   results.push_back(target);
   return success();

@@ -424,8 +424,9 @@ def Loom_DynamicUpdateSliceOp : Loom_Op<"dynamic_update_slice",
     element type; the result has the target's type (value semantics: the
     target itself is not modified).
 
-    Where the types are static, the update's dimensions must equal the
-    target's outside `axis` and must not exceed it along `axis`. Dimensions
+    Where the types are static, the update's dimensions must not exceed the
+    target's; outside `axis` the update is written at offset 0 (rows
+    `[0, B)` of a `[max_batch, ...]` cache). Dimensions
     that are `?` are not checked before run time, where nothing is ever
     written out of bounds: along every dimension only the first
     `min(update dim, target dim)` elements of the update are written, and

@@ -49,16 +49,28 @@ LogicalResult expand(MlaAttentionOp op) {
                       {op.getVCache(), v, op.getStartPos()},
                       {s.i64("axis", 1)});
 
-  // Rows [0, B) of the caches, B counted at run time from q_nope.
-  Value one = s.slice(s.slice(s.slice(op.getQNope(), 1, 0, 1), 2, 0, 1), 3, 0,
-                      1);
-  Value ones = s.op("loom.add", {s.iota(one, 3, i64), s.scalar(i64, 1)});
-  Value rows = s.op("loom.sum", ones, {s.i64s("axes", {0, 1, 2, 3})});
+  // Rows [0, B) of the caches; a symbolic B is counted at run time from
+  // q_nope.
+  int64_t batch = qType.getDimSize(0);
+  int64_t cacheRows =
+      cast<RankedTensorType>(op.getKCache().getType()).getDimSize(0);
   Value zero = s.scalar(i64, 0);
+  Value rows;
+  if (ShapedType::isDynamic(batch)) {
+    Value one = s.slice(
+        s.slice(s.slice(op.getQNope(), 1, 0, 1), 2, 0, 1), 3, 0, 1);
+    Value ones = s.op("loom.add", {s.iota(one, 3, i64), s.scalar(i64, 1)});
+    rows = s.op("loom.sum", ones, {s.i64s("axes", {0, 1, 2, 3})});
+  }
   auto firstRows = [&](Value cache) {
-    return s.transpose(
-        s.op("loom.dynamic_slice", {cache, zero, rows}, {s.i64("axis", 0)}),
-        {0, 2, 1, 3});
+    Value part = cache;
+    if (rows)
+      part = s.op("loom.dynamic_slice", {cache, zero, rows},
+                  {s.i64("axis", 0)});
+    else if (batch != cacheRows)
+      part = s.op("loom.dynamic_slice", {cache, zero},
+                  {s.i64("axis", 0), s.i64("size", batch)});
+    return s.transpose(part, {0, 2, 1, 3});
   };
   Value kh = firstRows(keys), vh = firstRows(values);
 

@@ -668,10 +668,10 @@ func.func @dynamic_update_slice_rank(%t: tensor<4x8xf32>, %u: tensor<2xf32>, %s:
 
 // -----
 
-func.func @dynamic_update_slice_other_dim(%t: tensor<4x8xf32>, %u: tensor<3x2xf32>, %s: tensor<i64>) {
-  // expected-error@+2 {{update [3, 2] does not fit target [4, 8]: dimension 0 is 3 instead of 4}}
+func.func @dynamic_update_slice_other_dim(%t: tensor<4x8xf32>, %u: tensor<5x2xf32>, %s: tensor<i64>) {
+  // expected-error@+2 {{update [5, 2] does not fit target [4, 8]: dimension 0 is 5, more than 4}}
   // expected-error@+1 {{failed to infer returned types}}
-  %0 = loom.dynamic_update_slice %t, %u, %s {axis = 1 : i64} : tensor<4x8xf32>, tensor<3x2xf32>, tensor<i64> -> tensor<4x8xf32>
+  %0 = loom.dynamic_update_slice %t, %u, %s {axis = 1 : i64} : tensor<4x8xf32>, tensor<5x2xf32>, tensor<i64> -> tensor<4x8xf32>
   return
 }
 
@@ -690,5 +690,75 @@ func.func @dynamic_update_slice_wrong_result(%t: tensor<4x8xf32>, %u: tensor<4x2
   // expected-error@+2 {{inferred type(s) 'tensor<4x8xf32>' are incompatible with return type(s) of operation 'tensor<4x2xf32>'}}
   // expected-error@+1 {{failed to infer returned types}}
   %0 = loom.dynamic_update_slice %t, %u, %s {axis = 1 : i64} : tensor<4x8xf32>, tensor<4x2xf32>, tensor<i64> -> tensor<4x2xf32>
+  return
+}
+
+// -----
+
+func.func @mla_attention_heads(%qn: tensor<1x1x2x8xf32>, %qp: tensor<1x1x3x4xf32>,
+                               %kv: tensor<1x1x16xf32>, %kpe: tensor<1x1x4xf32>,
+                               %w: tensor<32x16xf32>, %kc: tensor<3x10x2x12xf32>,
+                               %vc: tensor<3x10x2x8xf32>, %pos: tensor<i64>) {
+  // expected-error@+2 {{the head count is 2 in q_nope (dimension 2) but 3 in q_pe (dimension 2)}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %o, %k2, %v2 = loom.mla_attention %qn, %qp, %kv, %kpe, %w, %kc, %vc, %pos {scale = 0.25 : f64}
+      : tensor<1x1x2x8xf32>, tensor<1x1x3x4xf32>, tensor<1x1x16xf32>, tensor<1x1x4xf32>, tensor<32x16xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>, tensor<i64>
+      -> tensor<1x1x2x8xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>
+  return
+}
+
+// -----
+
+func.func @mla_attention_wkv_b(%qn: tensor<1x1x2x8xf32>, %qp: tensor<1x1x2x4xf32>,
+                               %kv: tensor<1x1x16xf32>, %kpe: tensor<1x1x4xf32>,
+                               %w: tensor<30x16xf32>, %kc: tensor<3x10x2x12xf32>,
+                               %vc: tensor<3x10x2x8xf32>, %pos: tensor<i64>) {
+  // expected-error@+2 {{wkv_b has 30 rows, not n_heads * (qk_nope_head_dim + v_head_dim) = 32}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %o, %k2, %v2 = loom.mla_attention %qn, %qp, %kv, %kpe, %w, %kc, %vc, %pos {scale = 0.25 : f64}
+      : tensor<1x1x2x8xf32>, tensor<1x1x2x4xf32>, tensor<1x1x16xf32>, tensor<1x1x4xf32>, tensor<30x16xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>, tensor<i64>
+      -> tensor<1x1x2x8xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>
+  return
+}
+
+// -----
+
+func.func @mla_attention_k_cache(%qn: tensor<1x1x2x8xf32>, %qp: tensor<1x1x2x4xf32>,
+                                 %kv: tensor<1x1x16xf32>, %kpe: tensor<1x1x4xf32>,
+                                 %w: tensor<32x16xf32>, %kc: tensor<3x10x2x8xf32>,
+                                 %vc: tensor<3x10x2x8xf32>, %pos: tensor<i64>) {
+  // expected-error@+2 {{k_cache holds 8 values per head, not qk_nope_head_dim + qk_rope_head_dim = 12}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %o, %k2, %v2 = loom.mla_attention %qn, %qp, %kv, %kpe, %w, %kc, %vc, %pos {scale = 0.25 : f64}
+      : tensor<1x1x2x8xf32>, tensor<1x1x2x4xf32>, tensor<1x1x16xf32>, tensor<1x1x4xf32>, tensor<32x16xf32>, tensor<3x10x2x8xf32>, tensor<3x10x2x8xf32>, tensor<i64>
+      -> tensor<1x1x2x8xf32>, tensor<3x10x2x8xf32>, tensor<3x10x2x8xf32>
+  return
+}
+
+// -----
+
+func.func @mla_attention_rank(%qn: tensor<1x2x8xf32>, %qp: tensor<1x1x2x4xf32>,
+                              %kv: tensor<1x1x16xf32>, %kpe: tensor<1x1x4xf32>,
+                              %w: tensor<32x16xf32>, %kc: tensor<3x10x2x12xf32>,
+                              %vc: tensor<3x10x2x8xf32>, %pos: tensor<f32>) {
+  // expected-error@+2 {{start_pos must be a rank-0 tensor of i32 or i64, got tensor<f32>}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %o, %k2, %v2 = loom.mla_attention %qn, %qp, %kv, %kpe, %w, %kc, %vc, %pos {scale = 0.25 : f64}
+      : tensor<1x2x8xf32>, tensor<1x1x2x4xf32>, tensor<1x1x16xf32>, tensor<1x1x4xf32>, tensor<32x16xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>, tensor<f32>
+      -> tensor<1x1x2x8xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>
+  return
+}
+
+// -----
+
+func.func @mla_attention_q_rank(%qn: tensor<1x2x8xf32>, %qp: tensor<1x1x2x4xf32>,
+                                %kv: tensor<1x1x16xf32>, %kpe: tensor<1x1x4xf32>,
+                                %w: tensor<32x16xf32>, %kc: tensor<3x10x2x12xf32>,
+                                %vc: tensor<3x10x2x8xf32>, %pos: tensor<i64>) {
+  // expected-error@+2 {{q_nope must have rank 4, got tensor<1x2x8xf32>}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %o, %k2, %v2 = loom.mla_attention %qn, %qp, %kv, %kpe, %w, %kc, %vc, %pos {scale = 0.25 : f64}
+      : tensor<1x2x8xf32>, tensor<1x1x2x4xf32>, tensor<1x1x16xf32>, tensor<1x1x4xf32>, tensor<32x16xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>, tensor<i64>
+      -> tensor<1x1x2x8xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>
   return
 }

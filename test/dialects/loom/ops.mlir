@@ -113,3 +113,25 @@ func.func @dynamic_slices(%x: tensor<?x16x8xf32>, %k: tensor<?x?x8xf32>, %pos: t
   %d = loom.dynamic_update_slice %x, %b, %len {axis = 1 : i64} : tensor<?x16x8xf32>, tensor<?x4x8xf32>, tensor<i32> -> tensor<?x16x8xf32>
   return
 }
+
+// A static update may be smaller than the target outside the axis too: rows
+// [0, 1) of a 3-row cache.
+// CHECK-LABEL: func @cache_rows
+func.func @cache_rows(%cache: tensor<3x16x8xf32>, %k: tensor<1x4x8xf32>, %pos: tensor<i64>) {
+  // CHECK: loom.dynamic_update_slice %{{.*}} : tensor<3x16x8xf32>, tensor<1x4x8xf32>, tensor<i64> -> tensor<3x16x8xf32>
+  %c = loom.dynamic_update_slice %cache, %k, %pos {axis = 1 : i64} : tensor<3x16x8xf32>, tensor<1x4x8xf32>, tensor<i64> -> tensor<3x16x8xf32>
+  return
+}
+
+// CHECK-LABEL: func @mla_attention
+func.func @mla_attention(%qn: tensor<?x?x2x8xf32>, %qp: tensor<?x?x2x4xf32>,
+                         %kv: tensor<?x?x16xf32>, %kpe: tensor<?x?x4xf32>,
+                         %w: tensor<32x16xf32>, %kc: tensor<3x10x2x12xf32>,
+                         %vc: tensor<3x10x2x8xf32>, %pos: tensor<i64>) {
+  // CHECK: loom.mla_attention {{.*}} {scale = 2.500000e-01 : f64}
+  // CHECK-SAME: -> tensor<?x?x2x8xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>
+  %o, %k2, %v2 = loom.mla_attention %qn, %qp, %kv, %kpe, %w, %kc, %vc, %pos {scale = 0.25 : f64}
+      : tensor<?x?x2x8xf32>, tensor<?x?x2x4xf32>, tensor<?x?x16xf32>, tensor<?x?x4xf32>, tensor<32x16xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>, tensor<i64>
+      -> tensor<?x?x2x8xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>
+  return
+}
