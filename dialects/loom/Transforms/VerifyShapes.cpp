@@ -120,6 +120,8 @@ private:
   LogicalResult visit(Operation *op) {
     if (auto ret = dyn_cast<func::ReturnOp>(op))
       return checkReturn(ret);
+    if (auto mla = dyn_cast<MlaAttentionOp>(op))
+      return visitMla(mla);
     if (op->getNumResults() != 1 || !isa<LoomDialect>(op->getDialect()))
       return success();
     Value result = op->getResult(0);
@@ -265,6 +267,30 @@ private:
     if (failed(computed))
       return failure();
     dims[result] = std::move(*computed);
+    return success();
+  }
+
+  /// The new tokens' batch and count agree across the four per-token
+  /// operands; the output has them with the heads and the value head dim.
+  LogicalResult visitMla(MlaAttentionOp op) {
+    Dims q = get(op.getQNope()), qp = get(op.getQPe());
+    Dims kv = get(op.getKv()), kpe = get(op.getKPe());
+    const char *names[] = {"the batch", "the token count"};
+    for (size_t i = 0; i < 2; ++i) {
+      const char *what = names[i];
+      FailureOr<Dim> d = join(op, what, q[i], qp[i], false);
+      if (succeeded(d))
+        d = join(op, what, *d, kv[i], false);
+      if (succeeded(d))
+        d = join(op, what, *d, kpe[i], false);
+      if (failed(d))
+        return failure();
+      q[i] = *d;
+    }
+    Dims out = {q[0], q[1], q[2], get(op.getVCache())[3]};
+    dims[op.getOut()] = std::move(out);
+    dims[op.getNewKCache()] = get(op.getKCache());
+    dims[op.getNewVCache()] = get(op.getVCache());
     return success();
   }
 

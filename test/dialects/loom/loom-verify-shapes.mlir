@@ -97,3 +97,32 @@ func.func @unproven(%x: tensor<?xf32> {loom.dims = ["B"]})
   %0 = loom.slice %x {axis = 0 : i64, start = 0 : i64, end = 3 : i64} : tensor<?xf32> -> tensor<?xf32>
   return %0, %x : tensor<?xf32>, tensor<?xf32>
 }
+
+// -----
+
+// mla_attention's output takes the batch and token symbols of its queries:
+// the output needs no run-time size check.
+// CHECK-LABEL: func @mla
+// CHECK-NOT: loom.unproven_dims
+func.func @mla(%qn: tensor<?x?x2x8xf32> {loom.dims = ["B", "S", 2, 8]}, %qp: tensor<?x?x2x4xf32> {loom.dims = ["B", "S", 2, 4]},
+                  %kv: tensor<?x?x16xf32> {loom.dims = ["B", "S", 16]}, %kpe: tensor<?x?x4xf32> {loom.dims = ["B", "S", 4]},
+                  %w: tensor<32x16xf32>, %kc: tensor<3x10x2x12xf32>, %vc: tensor<3x10x2x8xf32>, %pos: tensor<i64>)
+    -> (tensor<?x?x2x8xf32> {loom.dims = ["B", "S", 2, 8]}) {
+  %o, %k2, %v2 = loom.mla_attention %qn, %qp, %kv, %kpe, %w, %kc, %vc, %pos {scale = 0.25 : f64}
+      : tensor<?x?x2x8xf32>, tensor<?x?x2x4xf32>, tensor<?x?x16xf32>, tensor<?x?x4xf32>, tensor<32x16xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>, tensor<i64>
+      -> tensor<?x?x2x8xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>
+  return %o : tensor<?x?x2x8xf32>
+}
+
+// -----
+
+func.func @mla_tokens(%qn: tensor<?x?x2x8xf32> {loom.dims = ["B", "S", 2, 8]}, %qp: tensor<?x?x2x4xf32> {loom.dims = ["B", "T", 2, 4]},
+                  %kv: tensor<?x?x16xf32> {loom.dims = ["B", "S", 16]}, %kpe: tensor<?x?x4xf32> {loom.dims = ["B", "S", 4]},
+                  %w: tensor<32x16xf32>, %kc: tensor<3x10x2x12xf32>, %vc: tensor<3x10x2x8xf32>, %pos: tensor<i64>)
+    -> (tensor<?x?x2x8xf32> {loom.dims = ["B", "S", 2, 8]}) {
+  // expected-error@+1 {{the token count}}
+  %o, %k2, %v2 = loom.mla_attention %qn, %qp, %kv, %kpe, %w, %kc, %vc, %pos {scale = 0.25 : f64}
+      : tensor<?x?x2x8xf32>, tensor<?x?x2x4xf32>, tensor<?x?x16xf32>, tensor<?x?x4xf32>, tensor<32x16xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>, tensor<i64>
+      -> tensor<?x?x2x8xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>
+  return %o : tensor<?x?x2x8xf32>
+}
