@@ -221,6 +221,14 @@ private:
               out.append(x.begin() + axis + 1, x.end());
               return out;
             })
+            // The sliced dimension is computed (unnamed unless static);
+            // the others keep their symbols.
+            .Case<SliceOp>([&](SliceOp op) -> FailureOr<Dims> {
+              Dims out = get(op.getOperand());
+              int64_t axis = op.getAxis();
+              out[axis] = Dim{op.getType().getDimSize(axis), {}};
+              return out;
+            })
             .Case<ConcatOp>([&](ConcatOp op) -> FailureOr<Dims> {
               Dims out = get(op.getInputs()[0]);
               int64_t axis = op.getAxis();

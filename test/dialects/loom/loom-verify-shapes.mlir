@@ -126,3 +126,16 @@ func.func @mla_tokens(%qn: tensor<?x?x2x8xf32> {loom.dims = ["B", "S", 2, 8]}, %
       -> tensor<?x?x2x8xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>
   return %o : tensor<?x?x2x8xf32>
 }
+
+// -----
+
+// A slice along a static dimension keeps the other dimensions' symbols; a
+// slice along a symbolic one leaves that dimension to the run-time check.
+// CHECK-LABEL: func @slices
+// CHECK-SAME: -> (tensor<?x4xf32> {loom.dims = ["B", 4]}, tensor<?x8xf32> {loom.dims = ["B", 8], loom.unproven_dims = array<i64: 0>})
+func.func @slices(%x: tensor<?x8xf32> {loom.dims = ["B", 8]})
+    -> (tensor<?x4xf32> {loom.dims = ["B", 4]}, tensor<?x8xf32> {loom.dims = ["B", 8]}) {
+  %a = loom.slice %x {axis = 1 : i64, start = 0 : i64, end = 4 : i64} : tensor<?x8xf32> -> tensor<?x4xf32>
+  %b = loom.slice %x {axis = 0 : i64, start = 1 : i64, end = 9223372036854775807 : i64} : tensor<?x8xf32> -> tensor<?x8xf32>
+  return %a, %b : tensor<?x4xf32>, tensor<?x8xf32>
+}
