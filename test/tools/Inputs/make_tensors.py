@@ -3,10 +3,12 @@
 
 usage: make_tensors.py OUT.safetensors NAME:DTYPE:D0xD1...[:FILL] ...
        make_tensors.py --npy OUT.npy DTYPE:D0xD1...[:FILL]
-FILL is a number (every element) or `iota` (0, 1, 2, ...; the default).
+FILL is a number (every element), `iota` (0, 1, 2, ...; the default) or
+`wave` (0.5 sin(1.3 i + 0.7): varied values of order one).
 """
 
 import json
+import math
 import struct
 import sys
 
@@ -20,6 +22,8 @@ def values(dtype, shape, fill):
         count *= d
     if fill == "iota":
         vals = list(range(count))
+    elif fill == "wave":
+        vals = [0.5 * math.sin(1.3 * i + 0.7) for i in range(count)]
     else:
         vals = [float(fill)] * count
     if dtype in ("I32", "I64"):

@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Compares every tensor of two safetensors files (stdlib only).
+
+usage: allclose.py A.safetensors B.safetensors RTOL ATOL
+Prints the largest absolute difference and exits 1 when a tensor is missing,
+has another dtype or shape, or differs by more than ATOL + RTOL * |b|.
+"""
+
+import json
+import struct
+import sys
+
+FORMATS = {"F32": "f", "F64": "d", "I32": "i", "I64": "q"}
+
+
+def load(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + size])
+    base = 8 + size
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        fmt = FORMATS[info["dtype"]]
+        count = (end - begin) // struct.calcsize(fmt)
+        values = struct.unpack("<%d%s" % (count, fmt), data[base + begin:base + end])
+        tensors[name] = (info["dtype"], info["shape"], values)
+    return tensors
+
+
+def main():
+    a, b = load(sys.argv[1]), load(sys.argv[2])
+    rtol, atol = float(sys.argv[3]), float(sys.argv[4])
+    worst, ok = 0.0, True
+    for name in sorted(set(a) | set(b)):
+        if name not in a or name not in b:
+            print("missing:", name)
+            ok = False
+            continue
+        (da, sa, va), (db, sb, vb) = a[name], b[name]
+        if da != db or sa != sb:
+            print("%s: %s%s vs %s%s" % (name, da, sa, db, sb))
+            ok = False
+            continue
+        for x, y in zip(va, vb):
+            d = abs(x - y)
+            worst = max(worst, d)
+            if not d <= atol + rtol * abs(y):
+                ok = False
+    print("tensors: %d, max abs diff: %.3g, %s" %
+          (len(a), worst, "ok" if ok else "MISMATCH"))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
