@@ -661,26 +661,44 @@ static loom_status_t validateFile(const std::vector<uint8_t> &bytes,
 }
 
 /// Loads the validated file with dlopen and resolves everything.
-static loom_status_t loadCode(int fd, const char *path, loom_artifact_t *a) {
+static loom_status_t loadCode(const char *path, loom_artifact_t *a) {
   // Loading through the descriptor that was validated guarantees dlopen maps
   // the same file, even if the path has been replaced since.
-  std::string fdPath = format("/proc/self/fd/%d", fd);
-  std::string loadPath = fdPath;
-  if (::access(fdPath.c_str(), R_OK) != 0)
-    loadPath = std::strchr(path, '/') ? path : std::string("./") + path;
-  dlerror();
-  a->handle = dlopen(loadPath.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!a->handle) {
-    const char *err = dlerror();
-    return makeStatus(LOOM_STATUS_IO_ERROR, "%s: dlopen failed: %s", path,
-                      err ? err : "unknown error");
+  std::string fdPath = format("/proc/self/fd/%d", a->fd);
+  bool byDescriptor = ::access(fdPath.c_str(), R_OK) == 0;
+  std::string loadPath =
+      byDescriptor ? fdPath
+                   : (std::strchr(path, '/') ? path : std::string("./") + path);
+  // The loader knows objects by name, and dlclose need not unmap one: an
+  // earlier artifact loaded through the same descriptor number can still be
+  // known by that name, and dlopen returns it instead of this file. The
+  // manifest tells them apart (it holds the file's checksum); on a mismatch
+  // the file is loaded again through another descriptor number.
+  for (int tries = 0;; ++tries) {
+    dlerror();
+    a->handle = dlopen(loadPath.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!a->handle) {
+      const char *err = dlerror();
+      return makeStatus(LOOM_STATUS_IO_ERROR, "%s: dlopen failed: %s", path,
+                        err ? err : "unknown error");
+    }
+    const void *manifest = dlsym(a->handle, LOOM_MANIFEST_SYMBOL);
+    if (manifest && std::memcmp(manifest, a->blob.data(), a->manifestSize) == 0)
+      break;
+    dlclose(a->handle);
+    a->handle = nullptr;
+    int other = byDescriptor && tries < 64
+                    ? ::fcntl(a->fd, F_DUPFD_CLOEXEC, a->fd + 1)
+                    : -1;
+    if (other < 0)
+      return makeStatus(LOOM_STATUS_DATA_LOSS,
+                        "%s: the loaded " LOOM_MANIFEST_SYMBOL " differs from "
+                        "the manifest validated in the file",
+                        path);
+    ::close(a->fd);
+    a->fd = other;
+    loadPath = format("/proc/self/fd/%d", a->fd);
   }
-  const void *manifest = dlsym(a->handle, LOOM_MANIFEST_SYMBOL);
-  if (!manifest || std::memcmp(manifest, a->blob.data(), a->manifestSize) != 0)
-    return makeStatus(LOOM_STATUS_DATA_LOSS,
-                      "%s: the loaded " LOOM_MANIFEST_SYMBOL " differs from "
-                      "the manifest validated in the file",
-                      path);
   for (EntryInfo &e : a->entries) {
     void *fn = dlsym(a->handle, e.desc.symbol);
     if (!fn)
@@ -723,7 +741,7 @@ loom_status_t loom_artifact_open(const char *path,
   // make a later artifact resolve to this one.
   a->fd = fd;
   if (!s)
-    s = loadCode(fd, path, a);
+    s = loadCode(path, a);
   if (s) {
     releaseArtifact(a);
     return s;
