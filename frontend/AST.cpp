@@ -12,6 +12,8 @@
 
 #include "frontend/AST.h"
 
+#include "frontend/Config.h"
+
 #include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -473,10 +475,15 @@ private:
 
   llvm::raw_ostream &os;
   int depth = 0;
+  const ModuleAST *module = nullptr;
+  const GraphAST *graph = nullptr;
+  /// Whether the statements being dumped belong to the graph.
+  bool inTaken = true;
 };
 } // namespace
 
 void Dumper::dumpModule(const ModuleAST &m) {
+  module = &m;
   indent() << "Module \"" << m.filename << "\"\n";
   ++depth;
   for (const ConfigDecl &c : m.configs) {
@@ -498,7 +505,12 @@ void Dumper::dumpGraph(const GraphAST &g) {
   if (g.prefix) {
     os << " prefix=";
     ConstValue::getString(*g.prefix).print(os);
+  } else if (g.prefixConfig) {
+    os << " prefix=" << g.prefixConfig->name;
+    if (const ConfigDecl *c = module->findConfig(g.prefixConfig->name))
+      os << " -> " << c->value.toString();
   }
+  graph = &g;
   loc(g.ident.loc);
   ++depth;
   for (const ValueDecl &d : g.inputs) {
@@ -539,6 +551,41 @@ void Dumper::dumpStmt(const Stmt &s) {
     loc(mask->ident.loc);
     ++depth;
     dumpExpr(*mask->body);
+    --depth;
+    return;
+  }
+  if (const auto *i = llvm::dyn_cast<IfStmt>(&s)) {
+    indent() << "If";
+    loc(i->getLoc());
+    ++depth;
+    // Inside a branch that is not taken, nothing is.
+    int taken = inTaken ? getTakenBranch(*module, *i, graph) : -1;
+    bool outer = inTaken;
+    for (auto [b, branch] : llvm::enumerate(i->branches)) {
+      indent() << "Branch ";
+      if (branch.condition)
+        printExpr(*branch.condition, os);
+      else
+        os << "else";
+      inTaken = static_cast<int>(b) == taken;
+      if (inTaken)
+        os << " (taken)";
+      loc(branch.loc);
+      ++depth;
+      for (const StmtPtr &child : branch.body)
+        dumpStmt(*child);
+      --depth;
+    }
+    inTaken = outer;
+    --depth;
+    return;
+  }
+  if (const auto *r = llvm::dyn_cast<RequireStmt>(&s)) {
+    indent() << "Require";
+    loc(r->getLoc());
+    ++depth;
+    for (const RequireStmt::Condition &c : r->conditions)
+      dumpExpr(*c.expr);
     --depth;
     return;
   }

@@ -323,7 +323,7 @@ struct ConfigDecl {
 /// Base class of the statements of a graph body.
 class Stmt {
 public:
-  enum class Kind { Param, State, Mask, Assign };
+  enum class Kind { Param, State, Mask, Assign, If, Require };
 
   Stmt(Kind kind, Location loc) : kind(kind), loc(loc) {}
   virtual ~Stmt() = default;
@@ -383,6 +383,39 @@ struct AssignStmt : Stmt {
   ExprPtr value;
 };
 
+/// `if cond { ... } else if cond { ... } else { ... }`: a compile-time
+/// conditional. The conditions are config expressions; only the statements of
+/// the first branch whose condition is true (or of the `else` branch) belong
+/// to the graph, as if written in its place.
+struct IfStmt : Stmt {
+  IfStmt(Location loc) : Stmt(Kind::If, loc) {}
+  static bool classof(const Stmt *s) { return s->getKind() == Kind::If; }
+
+  struct Branch {
+    /// Null for the final `else`.
+    ExprPtr condition;
+    /// The `if` (or `else`) keyword that starts the branch.
+    Location loc;
+    std::vector<StmtPtr> body;
+  };
+  std::vector<Branch> branches;
+};
+
+/// `require a <= b, c >= 0`: preconditions checked on every call, before the
+/// graph runs (see docs/language.md, "Run-time requirements").
+struct RequireStmt : Stmt {
+  RequireStmt(Location loc) : Stmt(Kind::Require, loc) {}
+  static bool classof(const Stmt *s) { return s->getKind() == Kind::Require; }
+
+  struct Condition {
+    ExprPtr expr;
+    /// The source text of the condition, whitespace runs shown as one space
+    /// and comments dropped.
+    std::string text;
+  };
+  std::vector<Condition> conditions;
+};
+
 //===----------------------------------------------------------------------===//
 // Graphs and the module
 //===----------------------------------------------------------------------===//
@@ -398,6 +431,9 @@ struct GraphAST {
   /// `prefix "layers.3.attn."`: prepended to every param binding in this
   /// graph (and, through calls, in the defs it calls).
   std::optional<std::string> prefix;
+  /// `prefix param_prefix`: the prefix is the value of a string config
+  /// (getGraphPrefix in Config.h resolves either form).
+  std::optional<Ident> prefixConfig;
   Location prefixLoc;
   std::vector<StmtPtr> body;
 

@@ -37,6 +37,10 @@ public:
     /// Inside a graph (keyword attributes): masks and symbolic dims of the
     /// graph are allowed, tensor values are not.
     Attr,
+    /// The condition of an `if` in a graph: configs only. Which branch is
+    /// taken decides what the graph's names are, so names of the graph are
+    /// looked up in all branches, only to explain why they are refused.
+    Condition,
   };
 
   Evaluator(const ModuleAST &m, llvm::SourceMgr *sm, Mode mode)
@@ -62,9 +66,12 @@ private:
     return error(loc, "division by zero");
   }
   std::optional<ConstValue> evalName(const NameExpr &e);
+  std::nullopt_t conditionNameError(const NameExpr &e);
   std::optional<ConstValue> evalUnary(const UnaryExpr &e);
   std::optional<ConstValue> evalBinary(const BinaryExpr &e);
   std::optional<ConstValue> evalCall(const CallExpr &e);
+  /// The one-argument functions: log, exp, sqrt, floor, ceil, abs.
+  std::optional<ConstValue> evalMath(const CallExpr &e);
   std::optional<ConstValue> checkFinite(const Location &loc, double v);
   /// Refuses Symbol, Mask and List operands of an operator, with the reason.
   bool checkScalarOperand(const ConstValue &v, const Location &loc,
@@ -142,26 +149,98 @@ std::optional<ConstValue> Evaluator::eval(const Expr &e) {
 
 /// Returns true when `name` is an input, output, param, state or local of
 /// `g`; those are tensors, not compile-time values.
-static bool isGraphValue(const GraphAST &g, llvm::StringRef name) {
+static bool isGraphValue(const ModuleAST &m, const GraphAST &g,
+                         llvm::StringRef name) {
   for (const ValueDecl &d : g.inputs)
     if (d.ident.name == name)
       return true;
   for (const ValueDecl &d : g.outputs)
     if (d.ident.name == name)
       return true;
-  for (const StmtPtr &s : g.body) {
-    if (auto *p = llvm::dyn_cast<ParamStmt>(s.get());
-        p && p->ident.name == name)
+  for (const Stmt *s : getActiveStmts(m, g)) {
+    if (auto *p = llvm::dyn_cast<ParamStmt>(s); p && p->ident.name == name)
       return true;
-    if (auto *st = llvm::dyn_cast<StateStmt>(s.get());
-        st && st->ident.name == name)
+    if (auto *st = llvm::dyn_cast<StateStmt>(s); st && st->ident.name == name)
       return true;
-    if (auto *a = llvm::dyn_cast<AssignStmt>(s.get()))
+    if (auto *a = llvm::dyn_cast<AssignStmt>(s))
       for (const Ident &t : a->targets)
         if (t.name == name)
           return true;
   }
   return false;
+}
+
+/// Finds what `name` is anywhere in `body`, whichever branch: "value" for
+/// params, states, masks and locals, "symbolic dim" for a bare dim name.
+static llvm::StringRef findInBody(const ModuleAST &m,
+                                  const std::vector<StmtPtr> &body,
+                                  llvm::StringRef name) {
+  auto isDimName = [&](const TypeAST &type) {
+    for (const ExprPtr &dim : type.dims)
+      if (auto *n = llvm::dyn_cast<NameExpr>(dim.get()); n && n->name == name)
+        return true;
+    return false;
+  };
+  for (const StmtPtr &s : body) {
+    if (auto *p = llvm::dyn_cast<ParamStmt>(s.get())) {
+      if (p->ident.name == name)
+        return "tensor value";
+      if (isDimName(p->type))
+        return "symbolic dim";
+    } else if (auto *st = llvm::dyn_cast<StateStmt>(s.get())) {
+      if (st->ident.name == name)
+        return "tensor value";
+      if (isDimName(st->type))
+        return "symbolic dim";
+    } else if (auto *mask = llvm::dyn_cast<MaskStmt>(s.get())) {
+      if (mask->ident.name == name)
+        return "mask";
+    } else if (auto *a = llvm::dyn_cast<AssignStmt>(s.get())) {
+      for (const Ident &t : a->targets)
+        if (t.name == name)
+          return "tensor value";
+    } else if (auto *i = llvm::dyn_cast<IfStmt>(s.get())) {
+      for (const IfStmt::Branch &b : i->branches) {
+        llvm::StringRef what = findInBody(m, b.body, name);
+        if (!what.empty())
+          return what;
+      }
+    }
+  }
+  return "";
+}
+
+std::nullopt_t Evaluator::conditionNameError(const NameExpr &e) {
+  llvm::StringRef what;
+  if (graph) {
+    for (const ValueDecl &d : graph->inputs)
+      if (d.ident.name == e.name)
+        what = "tensor value";
+    for (const ValueDecl &d : graph->outputs)
+      if (d.ident.name == e.name)
+        what = "tensor value";
+    if (what.empty())
+      what = findInBody(m, graph->body, e.name);
+    if (what.empty())
+      for (const std::vector<ValueDecl> *decls :
+           {&graph->inputs, &graph->outputs})
+        for (const ValueDecl &d : *decls)
+          for (const ExprPtr &dim : d.type.dims)
+            if (auto *n = llvm::dyn_cast<NameExpr>(dim.get());
+                n && n->name == e.name)
+              what = "symbolic dim";
+  }
+  if (what == "symbolic dim")
+    return error(e.getLoc(),
+                 "symbolic dim '" + e.name +
+                     "' is only known at run time; the condition of 'if' "
+                     "must be a config expression (use 'require' for "
+                     "run-time checks)");
+  if (!what.empty())
+    return error(e.getLoc(), "'" + e.name + "' is a " + what +
+                                 "; the condition of 'if' must be a config "
+                                 "expression");
+  return error(e.getLoc(), "undefined name '" + e.name + "'");
 }
 
 std::optional<ConstValue> Evaluator::evalName(const NameExpr &e) {
@@ -185,15 +264,17 @@ std::optional<ConstValue> Evaluator::evalName(const NameExpr &e) {
     return error(e.getLoc(), "undefined name '" + e.name + "'");
   case Mode::Dim:
     return ConstValue::getSymbol(e.name);
+  case Mode::Condition:
+    return conditionNameError(e);
   case Mode::Attr:
     break;
   }
   if (graph) {
-    for (const StmtPtr &s : graph->body)
-      if (auto *mask = llvm::dyn_cast<MaskStmt>(s.get());
+    for (const Stmt *s : getActiveStmts(m, *graph))
+      if (auto *mask = llvm::dyn_cast<MaskStmt>(s);
           mask && mask->ident.name == e.name)
         return ConstValue::getMask(e.name);
-    if (isGraphValue(*graph, e.name))
+    if (isGraphValue(m, *graph, e.name))
       return error(e.getLoc(), "'" + e.name +
                                    "' is a tensor value; a compile-time value "
                                    "is required here");
@@ -410,15 +491,78 @@ std::optional<ConstValue> Evaluator::evalBinary(const BinaryExpr &e) {
   }
 }
 
+std::optional<ConstValue> Evaluator::evalMath(const CallExpr &e) {
+  const Location &loc = e.getLoc();
+  llvm::StringRef f = e.callee;
+  if (e.args.size() != 1)
+    return error(loc, "'" + f + "' takes 1 argument, but " +
+                          llvm::Twine(e.args.size()) +
+                          (e.args.size() == 1 ? " is" : " are") + " given");
+  const Expr &arg = *e.args.front();
+  std::optional<ConstValue> v = eval(arg);
+  if (!v || !checkScalarOperand(*v, arg.getLoc(), f))
+    return std::nullopt;
+  if (!v->isNumeric())
+    return error(loc, "'" + f + "' needs a number, got " +
+                          stringifyKind(v->kind) + " " + v->toString());
+  double x = v->getAsDouble();
+  if (f == "abs") {
+    if (v->isFloat())
+      return ConstValue::getFloat(std::fabs(x));
+    if (v->intValue == INT64_MIN)
+      return error(loc, "integer overflow in 'abs(" + v->toString() + ")'");
+    return ConstValue::getInt(v->intValue < 0 ? -v->intValue : v->intValue);
+  }
+  if (f == "floor" || f == "ceil") {
+    if (v->isInt())
+      return v;
+    double r = f == "floor" ? std::floor(x) : std::ceil(x);
+    // 2^63 is exactly representable; every double below it in magnitude
+    // converts to int64 exactly.
+    if (!(r >= -9223372036854775808.0 && r < 9223372036854775808.0))
+      return error(loc, "integer overflow: '" + f + "(" + v->toString() +
+                            ")' does not fit in a 64-bit int");
+    return ConstValue::getInt(static_cast<int64_t>(r));
+  }
+  if (f == "log") {
+    if (x <= 0)
+      return error(loc, "math domain error: 'log' needs a positive argument, "
+                        "got " +
+                            v->toString());
+    return checkFinite(loc, std::log(x));
+  }
+  if (f == "sqrt") {
+    if (x < 0)
+      return error(loc, "math domain error: 'sqrt' needs a non-negative "
+                        "argument, got " +
+                            v->toString());
+    return checkFinite(loc, std::sqrt(x));
+  }
+  double r = std::exp(x);
+  if (!std::isfinite(r))
+    return error(loc, "'exp(" + v->toString() +
+                          ")' overflows: the result is not a finite number");
+  return ConstValue::getFloat(r);
+}
+
+bool loom::frontend::isConfigFunction(llvm::StringRef name) {
+  static constexpr llvm::StringLiteral kFunctions[] = {
+      "min", "max", "log", "exp", "sqrt", "floor", "ceil", "abs"};
+  return llvm::is_contained(kFunctions, name);
+}
+
 std::optional<ConstValue> Evaluator::evalCall(const CallExpr &e) {
-  bool isMin = e.callee == "min";
-  if (!isMin && e.callee != "max")
+  if (!isConfigFunction(e.callee))
     return error(e.getLoc(), "unknown function '" + e.callee +
-                                 "' in a compile-time expression (only min "
-                                 "and max are allowed)");
+                                 "' in a compile-time expression (only min, "
+                                 "max, log, exp, sqrt, floor, ceil and abs "
+                                 "are allowed)");
   if (!e.kwargs.empty())
     return error(e.kwargs.front().key.loc,
                  "'" + e.callee + "' takes no keyword arguments");
+  bool isMin = e.callee == "min";
+  if (!isMin && e.callee != "max")
+    return evalMath(e);
   if (e.args.size() < 2)
     return error(e.getLoc(), "'" + e.callee + "' needs at least 2 arguments");
   std::optional<ConstValue> best;
@@ -534,13 +678,80 @@ loom::frontend::getSymbolicDims(const ModuleAST &m, const GraphAST &g) {
     visit(d.type);
   for (const ValueDecl &d : g.outputs)
     visit(d.type);
-  for (const StmtPtr &s : g.body) {
-    if (auto *p = llvm::dyn_cast<ParamStmt>(s.get()))
+  for (const Stmt *s : getActiveStmts(m, g)) {
+    if (auto *p = llvm::dyn_cast<ParamStmt>(s))
       visit(p->type);
-    else if (auto *st = llvm::dyn_cast<StateStmt>(s.get()))
+    else if (auto *st = llvm::dyn_cast<StateStmt>(s))
       visit(st->type);
   }
   return dims;
+}
+
+std::optional<bool> loom::frontend::evaluateCondition(const ModuleAST &m,
+                                                      const Expr &condition,
+                                                      const GraphAST *g,
+                                                      llvm::SourceMgr *sm) {
+  Evaluator ev(m, sm, Evaluator::Mode::Condition);
+  ev.graph = g;
+  std::optional<ConstValue> v = ev.eval(condition);
+  if (!v)
+    return std::nullopt;
+  if (v->kind == ConstValue::Kind::Bool)
+    return v->boolValue;
+  if (sm)
+    sm->PrintMessage(getStartLoc(condition).ptr, llvm::SourceMgr::DK_Error,
+                     "the condition of 'if' must be a bool, but '" +
+                         exprToString(condition) + "' is " +
+                         stringifyKind(v->kind) + " " + v->toString());
+  return std::nullopt;
+}
+
+int loom::frontend::getTakenBranch(const ModuleAST &m, const IfStmt &stmt,
+                                   const GraphAST *g) {
+  for (auto [i, branch] : llvm::enumerate(stmt.branches)) {
+    if (!branch.condition)
+      return static_cast<int>(i);
+    std::optional<bool> taken =
+        evaluateCondition(m, *branch.condition, g, nullptr);
+    if (!taken)
+      return -1;
+    if (*taken)
+      return static_cast<int>(i);
+  }
+  return -1;
+}
+
+static void collectActive(const ModuleAST &m, const GraphAST &g,
+                          const std::vector<StmtPtr> &body,
+                          llvm::SmallVectorImpl<const Stmt *> &out) {
+  for (const StmtPtr &s : body) {
+    const auto *stmt = llvm::dyn_cast<IfStmt>(s.get());
+    if (!stmt) {
+      out.push_back(s.get());
+      continue;
+    }
+    int taken = getTakenBranch(m, *stmt, &g);
+    if (taken >= 0)
+      collectActive(m, g, stmt->branches[taken].body, out);
+  }
+}
+
+llvm::SmallVector<const Stmt *>
+loom::frontend::getActiveStmts(const ModuleAST &m, const GraphAST &g) {
+  llvm::SmallVector<const Stmt *> out;
+  collectActive(m, g, g.body, out);
+  return out;
+}
+
+std::string loom::frontend::getGraphPrefix(const ModuleAST &m,
+                                           const GraphAST &g) {
+  if (g.prefix)
+    return *g.prefix;
+  if (g.prefixConfig)
+    if (const ConfigDecl *c = m.findConfig(g.prefixConfig->name))
+      if (c->value.kind == ConstValue::Kind::String)
+        return c->value.str;
+  return "";
 }
 
 //===----------------------------------------------------------------------===//

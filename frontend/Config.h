@@ -78,9 +78,35 @@ std::optional<ConstValue> evaluateConstant(const ModuleAST &m, const Expr &e,
 
 /// Returns the symbolic dims of `g` in order of first appearance: the names
 /// that appear alone as a dim in the types of its inputs, outputs, params and
-/// states and are not configs.
+/// states (those of the taken branches) and are not configs.
 llvm::SmallVector<std::string> getSymbolicDims(const ModuleAST &m,
                                                const GraphAST &g);
+
+/// Whether `name` is a function of compile-time expressions: min, max, log,
+/// exp, sqrt, floor, ceil, abs.
+bool isConfigFunction(llvm::StringRef name);
+
+/// Evaluates the condition of an `if` in graph `g` (null outside a graph): a
+/// config expression that must give a bool. A name of the graph (a tensor, a
+/// symbolic dim) is an error saying what it is. Errors are printed through
+/// `sm` when it is not null.
+std::optional<bool> evaluateCondition(const ModuleAST &m, const Expr &condition,
+                                      const GraphAST *g, llvm::SourceMgr *sm);
+
+/// Returns the index of the branch of `stmt` that is taken: the first whose
+/// condition is true, or the final `else`; -1 when none is, or when a
+/// condition cannot be evaluated (checkModule reports that).
+int getTakenBranch(const ModuleAST &m, const IfStmt &stmt, const GraphAST *g);
+
+/// Returns the statements of `g` that take part in it, in order: those
+/// outside any `if`, and those of the taken branch of each `if` (recursively)
+/// in its place.
+llvm::SmallVector<const Stmt *> getActiveStmts(const ModuleAST &m,
+                                               const GraphAST &g);
+
+/// Returns the `prefix` of `g`: its string, the value of its string config,
+/// or "" when it has none.
+std::string getGraphPrefix(const ModuleAST &m, const GraphAST &g);
 
 } // namespace frontend
 } // namespace loom

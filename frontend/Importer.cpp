@@ -21,6 +21,7 @@
 #include "dialects/loom/IR/LoomDialect.h"
 #include "dialects/loom/IR/LoomOps.h"
 #include "frontend/Config.h"
+#include "frontend/Requirement.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
@@ -29,6 +30,7 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/Location.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringMap.h"
@@ -308,6 +310,10 @@ private:
   LogicalResult importParam(Frame &f, const ParamStmt &p);
   LogicalResult importState(Frame &f, const StateStmt &s);
   LogicalResult importAssign(Frame &f, const AssignStmt &a);
+  LogicalResult importRequire(Frame &f, const RequireStmt &r);
+  std::optional<TermBinding> resolveRequirementName(Frame &f,
+                                                    const NameExpr &name);
+  mlir::ArrayAttr buildRequirementsAttr();
 
   // Expressions.
   bool isCompileTime(const Frame &f, const Expr &e);
@@ -351,7 +357,11 @@ private:
   mlir::StringAttr filename;
 
   // The entry function being built.
+  const GraphAST *entryGraph = nullptr;
   mlir::Block *block = nullptr;
+  /// The requirements met so far (the entry's and its inlined defs'), with
+  /// the `file:line:col` of their `require`.
+  std::vector<std::pair<LinearRequirement, std::string>> requirements;
   std::vector<std::unique_ptr<ArgSlot>> inputs, params, states;
   llvm::StringMap<ArgSlot *> paramsByBinding, statesByBinding;
 };
@@ -550,14 +560,17 @@ LogicalResult Importer::importAssign(Frame &f, const AssignStmt &a) {
 }
 
 FailureOr<SmallVector<Value>> Importer::importBody(Frame &f) {
-  for (const StmtPtr &stmt : f.graph->body) {
+  // Only the taken branches of `if` statements take part, in their place.
+  for (const Stmt *stmt : getActiveStmts(m, *f.graph)) {
     LogicalResult result = success();
-    if (const auto *p = llvm::dyn_cast<ParamStmt>(stmt.get()))
+    if (const auto *p = llvm::dyn_cast<ParamStmt>(stmt))
       result = importParam(f, *p);
-    else if (const auto *s = llvm::dyn_cast<StateStmt>(stmt.get()))
+    else if (const auto *s = llvm::dyn_cast<StateStmt>(stmt))
       result = importState(f, *s);
-    else if (const auto *a = llvm::dyn_cast<AssignStmt>(stmt.get()))
+    else if (const auto *a = llvm::dyn_cast<AssignStmt>(stmt))
       result = importAssign(f, *a);
+    else if (const auto *r = llvm::dyn_cast<RequireStmt>(stmt))
+      result = importRequire(f, *r);
     else
       result = error(f, stmt->getLoc(), "masks are not supported yet");
     if (failed(result))
@@ -587,16 +600,187 @@ FailureOr<SmallVector<Value>> Importer::importBody(Frame &f) {
   return outputs;
 }
 
+//===----------------------------------------------------------------------===//
+// Requirements
+//===----------------------------------------------------------------------===//
+
+std::optional<TermBinding>
+Importer::resolveRequirementName(Frame &f, const NameExpr &name) {
+  const GraphAST &g = *f.graph;
+  auto entryInput = [&](Value v) -> int {
+    auto arg = llvm::dyn_cast<mlir::BlockArgument>(v);
+    if (!arg || arg.getOwner() != block || arg.getArgNumber() >= inputs.size())
+      return -1;
+    return static_cast<int>(arg.getArgNumber());
+  };
+  auto refuse = [&](const Twine &msg) -> std::nullopt_t {
+    error(f, name.getLoc(), msg);
+    return std::nullopt;
+  };
+  TermBinding binding;
+  for (auto [i, input] : llvm::enumerate(g.inputs)) {
+    if (input.ident.name != name.name)
+      continue;
+    binding.kind = TermBinding::Kind::Input;
+    if (f.isEntry()) {
+      binding.target = name.name;
+      binding.input = i;
+      return binding;
+    }
+    // A def's scalar input: the entry input passed down to it, or a
+    // constant.
+    Value value = f.values.lookup(input.ident.name);
+    if (int index = entryInput(value); index >= 0) {
+      binding.target = inputs[index]->name;
+      binding.input = index;
+      return binding;
+    }
+    mlir::DenseIntElementsAttr constant;
+    if (mlir::matchPattern(value, mlir::m_Constant(&constant)) &&
+        constant.isSplat()) {
+      binding.kind = TermBinding::Kind::Constant;
+      binding.value = constant.getSplatValue<llvm::APInt>().getSExtValue();
+      return binding;
+    }
+    return refuse("requirement of def '" + g.getName() + "' uses its input '" +
+                  name.name +
+                  "', but this call passes a computed value, not "
+                  "an input of graph '" +
+                  entryGraph->getName() +
+                  "'; a def's requirement can only be checked on values that "
+                  "come from the graph's inputs");
+  }
+  for (const ValueDecl &input : g.inputs) {
+    for (auto [d, dim] : llvm::enumerate(input.type.dims)) {
+      auto *symbol = llvm::dyn_cast<NameExpr>(dim.get());
+      if (!symbol || symbol->name != name.name)
+        continue;
+      binding.kind = TermBinding::Kind::Symbol;
+      if (f.isEntry()) {
+        binding.target = name.name;
+        return binding;
+      }
+      // The size of the def's input in this call: static, or a symbolic
+      // dim of the entry input passed down to it.
+      Value value = f.values.lookup(input.ident.name);
+      auto type = llvm::cast<RankedTensorType>(value.getType());
+      if (!type.isDynamicDim(d)) {
+        binding.kind = TermBinding::Kind::Constant;
+        binding.value = type.getDimSize(d);
+        return binding;
+      }
+      if (int index = entryInput(value); index >= 0)
+        if (auto entrySymbol =
+                llvm::dyn_cast<mlir::StringAttr>(inputs[index]->decl.dims[d])) {
+          binding.target = entrySymbol.getValue().str();
+          return binding;
+        }
+      return refuse("requirement of def '" + g.getName() +
+                    "' uses symbolic dim '" + name.name + "' of its input '" +
+                    input.ident.name +
+                    "', but this call passes a computed "
+                    "value there, not an input of graph '" +
+                    entryGraph->getName() +
+                    "'; a def's requirement can only be checked on sizes "
+                    "that come from the graph's inputs");
+    }
+  }
+  return refuse("'" + name.name + "' cannot be used in a requirement");
+}
+
+LogicalResult Importer::importRequire(Frame &f, const RequireStmt &r) {
+  std::string location =
+      (m.filename + ":" + Twine(r.getLoc().line) + ":" + Twine(r.getLoc().col))
+          .str();
+  for (const RequireStmt::Condition &c : r.conditions) {
+    std::optional<LinearRequirement> req = buildRequirement(
+        m, *c.expr, c.text,
+        [&](const NameExpr &name) { return resolveRequirementName(f, name); },
+        sm);
+    if (!req)
+      return failure();
+    // A def's requirement whose names this call binds to constants is
+    // decided now.
+    if (req->terms.empty()) {
+      if (req->holdsWithoutTerms())
+        continue;
+      return error(f, getStartLoc(*c.expr),
+                   "requirement is false for this call: " + c.text +
+                       (req->knownValues.empty()
+                            ? std::string()
+                            : " (" + req->knownValues + ")"));
+    }
+    // A def called twice in the same way gives the same record once.
+    bool seen = llvm::any_of(requirements, [&](const auto &other) {
+      const LinearRequirement &o = other.first;
+      if (other.second != location || o.text != req->text ||
+          o.predicate != req->predicate || o.constant != req->constant ||
+          o.knownValues != req->knownValues ||
+          o.terms.size() != req->terms.size())
+        return false;
+      for (auto [a, b] : llvm::zip(o.terms, req->terms))
+        if (a.kind != b.kind || a.target != b.target || a.input != b.input ||
+            a.coeff != b.coeff || a.name != b.name)
+          return false;
+      return true;
+    });
+    if (!seen)
+      requirements.emplace_back(std::move(*req), location);
+  }
+  return success();
+}
+
+mlir::ArrayAttr Importer::buildRequirementsAttr() {
+  auto str = [&](StringRef key, StringRef value) {
+    return builder.getNamedAttr(key, builder.getStringAttr(value));
+  };
+  auto i64 = [&](StringRef key, int64_t value) {
+    return builder.getNamedAttr(key, builder.getI64IntegerAttr(value));
+  };
+  SmallVector<mlir::Attribute> records;
+  for (const auto &[req, location] : requirements) {
+    SmallVector<mlir::Attribute> terms;
+    for (const RequirementTerm &t : req.terms) {
+      SmallVector<mlir::NamedAttribute> fields = {i64("coeff", t.coeff),
+                                                  str("name", t.name)};
+      if (t.kind == TermBinding::Kind::Input) {
+        fields.push_back(str("kind", "input"));
+        fields.push_back(i64("arg", t.input));
+      } else {
+        fields.push_back(str("kind", "symbol"));
+        fields.push_back(str("symbol", t.target));
+      }
+      terms.push_back(builder.getDictionaryAttr(fields));
+    }
+    StringRef predicate =
+        req.predicate == LinearRequirement::Predicate::GE   ? "ge"
+        : req.predicate == LinearRequirement::Predicate::EQ ? "eq"
+                                                            : "ne";
+    records.push_back(builder.getDictionaryAttr(
+        {str("predicate", predicate), i64("constant", req.constant),
+         builder.getNamedAttr("terms", builder.getArrayAttr(terms)),
+         str("text", req.text), str("configs", req.knownValues),
+         str("location", location)}));
+  }
+  return builder.getArrayAttr(records);
+}
+
+//===----------------------------------------------------------------------===//
+// Entry graphs
+//===----------------------------------------------------------------------===//
+
 LogicalResult Importer::importGraph(const GraphAST &g) {
   inputs.clear();
   params.clear();
   states.clear();
   paramsByBinding.clear();
   statesByBinding.clear();
+  requirements.clear();
+  entryGraph = &g;
 
   Frame f;
   f.graph = &g;
-  f.prefix = g.prefix.value_or("");
+  f.prefix = getGraphPrefix(m, g);
   mlir::Location graphLoc = loc(f, g.ident.loc);
   auto func = mlir::func::FuncOp::create(builder, graphLoc, g.getName(),
                                          builder.getFunctionType({}, {}));
@@ -715,6 +899,8 @@ LogicalResult Importer::importGraph(const GraphAST &g) {
   setArgs(states, "state", /*withBinding=*/true);
   for (auto [i, attrs] : llvm::enumerate(resultAttrs))
     func.setResultAttrs(i, attrs);
+  if (!requirements.empty())
+    func->setAttr("loom.requires", buildRequirementsAttr());
   return success();
 }
 
@@ -765,10 +951,13 @@ bool Importer::isCompileTime(const Frame &f, const Expr &e) {
     return isCompileTime(f, *b.lhs) && isCompileTime(f, *b.rhs);
   }
   case Expr::Kind::Call: {
+    // min/max of two or more and the one-argument math functions of
+    // configs; `max(x)` of one operand is the reduction op.
     const auto &call = llvm::cast<CallExpr>(e);
-    if ((call.callee != "min" && call.callee != "max") ||
-        m.findGraph(call.callee) || !call.kwargs.empty() ||
-        call.args.size() < 2)
+    bool isMinMax = call.callee == "min" || call.callee == "max";
+    if (!isConfigFunction(call.callee) || m.findGraph(call.callee) ||
+        !call.kwargs.empty() ||
+        (isMinMax ? call.args.size() < 2 : call.args.size() != 1))
       return false;
     return llvm::all_of(
         call.args, [&](const ExprPtr &arg) { return isCompileTime(f, *arg); });
@@ -1046,7 +1235,7 @@ Importer::inlineCall(Frame &f, const CallExpr &call, const GraphAST &callee) {
 
   Frame inner;
   inner.graph = &callee;
-  inner.prefix = f.prefix + callPrefix + callee.prefix.value_or("");
+  inner.prefix = f.prefix + callPrefix + getGraphPrefix(m, callee);
   inner.caller = loc(f, call.getLoc());
   for (auto [input, value] : llvm::zip(callee.inputs, args))
     inner.values[input.ident.name] = value;

@@ -106,6 +106,15 @@ private:
   StmtPtr parseParamOrState(bool isParam);
   StmtPtr parseMask();
   StmtPtr parseAssign();
+  StmtPtr parseIf();
+  StmtPtr parseRequire();
+  /// Parses statements up to the closing '}' (consumed); `what` names the
+  /// block in the error at end of file.
+  bool parseBlock(std::vector<StmtPtr> &body, llvm::StringRef what);
+  /// The source text of tokens [begin, end).
+  std::string sourceText(size_t begin, size_t end) const;
+  /// Nesting of `if` blocks, limited like expressions.
+  unsigned blockDepth = 0;
 
   ExprPtr parseExpr() { return parseOr(); }
   /// Counts the nesting of recursive expression rules; deeper input is an
@@ -195,38 +204,45 @@ std::unique_ptr<GraphAST> Parser::parseGraph() {
   }
   if (cur().isIdentifier("prefix")) {
     consume();
-    if (!is(TokenKind::String)) {
-      error(cur().loc, "expected string after 'prefix', found " + found());
+    g->prefixLoc = cur().loc;
+    if (is(TokenKind::String)) {
+      g->prefix = cur().stringValue;
+    } else if (is(TokenKind::Identifier)) {
+      g->prefixConfig = Ident{cur().spelling.str(), cur().loc};
+    } else {
+      error(cur().loc,
+            "expected a string or a string config after 'prefix', found " +
+                found());
       return nullptr;
     }
-    g->prefix = cur().stringValue;
-    g->prefixLoc = cur().loc;
     consume();
     skipNewlines();
   }
-  if (!expect(
-          TokenKind::LBrace,
-          ("to start the body of " + what + " '" + g->ident.name + "'").str()))
+  std::string name = (what + " '" + g->ident.name + "'").str();
+  if (!expect(TokenKind::LBrace, "to start the body of " + name) ||
+      !parseBlock(g->body, name))
     return nullptr;
-  while (true) {
-    skipNewlines();
-    if (consumeIf(TokenKind::RBrace))
-      break;
-    if (is(TokenKind::Eof)) {
-      error(cur().loc, "expected '}' to end " + what + " '" + g->ident.name +
-                           "', found end of file");
-      return nullptr;
-    }
-    StmtPtr stmt = parseStatement();
-    if (!stmt || !expectEndOfStatement())
-      return nullptr;
-    g->body.push_back(std::move(stmt));
-  }
   if (!is(TokenKind::Newline) && !is(TokenKind::Eof)) {
     error(cur().loc, "expected end of line after '}', found " + found());
     return nullptr;
   }
   return g;
+}
+
+bool Parser::parseBlock(std::vector<StmtPtr> &body, llvm::StringRef what) {
+  // The '{' has been consumed.
+  while (true) {
+    skipNewlines();
+    if (consumeIf(TokenKind::RBrace))
+      return true;
+    if (is(TokenKind::Eof))
+      return error(cur().loc,
+                   "expected '}' to end " + what + ", found end of file");
+    StmtPtr stmt = parseStatement();
+    if (!stmt || !expectEndOfStatement())
+      return false;
+    body.push_back(std::move(stmt));
+  }
 }
 
 bool Parser::parseValueDeclList(std::vector<ValueDecl> &decls,
@@ -274,6 +290,19 @@ StmtPtr Parser::parseStatement() {
     return parseParamOrState(/*isParam=*/false);
   if (cur().isIdentifier("mask") && nameFollows)
     return parseMask();
+  // An assignment continues its first name with '=' or ','; anything else
+  // after `if` or `require` starts that statement, so a value named `if` or
+  // `require` can still be assigned.
+  bool assignmentFollows =
+      peekToken().is(TokenKind::Equal) || peekToken().is(TokenKind::Comma);
+  if (cur().isIdentifier("if") && !assignmentFollows)
+    return parseIf();
+  if (cur().isIdentifier("require") && !assignmentFollows)
+    return parseRequire();
+  if (cur().isIdentifier("else") && !assignmentFollows) {
+    error(cur().loc, "'else' without a preceding 'if' block");
+    return nullptr;
+  }
   if (is(TokenKind::KwConfig)) {
     error(cur().loc, "config declarations are only allowed at top level");
     return nullptr;
@@ -322,6 +351,82 @@ StmtPtr Parser::parseParamOrState(bool isParam) {
     consume();
   }
   return p;
+}
+
+StmtPtr Parser::parseIf() {
+  if (++blockDepth > kMaxDepth) {
+    error(cur().loc, "'if' statements nested more than " +
+                         llvm::Twine(kMaxDepth) + " levels deep");
+    return nullptr;
+  }
+  auto stmt = std::make_unique<IfStmt>(cur().loc);
+  Location branchLoc = cur().loc;
+  consume(); // 'if'
+  while (true) {
+    IfStmt::Branch branch;
+    branch.loc = branchLoc;
+    if (is(TokenKind::LBrace)) {
+      error(cur().loc, "expected a condition after 'if', found '{'");
+      return nullptr;
+    }
+    branch.condition = parseExpr();
+    if (!branch.condition)
+      return nullptr;
+    skipNewlines();
+    if (!expect(TokenKind::LBrace, "after the condition of 'if'") ||
+        !parseBlock(branch.body, "the 'if' block"))
+      return nullptr;
+    stmt->branches.push_back(std::move(branch));
+
+    // `else` may follow the '}' on the same line or on a later one.
+    size_t save = index;
+    skipNewlines();
+    if (!cur().isIdentifier("else") || !(peekToken().is(TokenKind::LBrace) ||
+                                         peekToken().isIdentifier("if"))) {
+      index = save;
+      break;
+    }
+    branchLoc = cur().loc;
+    consume(); // 'else'
+    if (consumeIf(TokenKind::LBrace)) {
+      IfStmt::Branch last;
+      last.loc = branchLoc;
+      if (!parseBlock(last.body, "the 'else' block"))
+        return nullptr;
+      stmt->branches.push_back(std::move(last));
+      break;
+    }
+    consume(); // 'if' of `else if`
+  }
+  --blockDepth;
+  return stmt;
+}
+
+StmtPtr Parser::parseRequire() {
+  auto stmt = std::make_unique<RequireStmt>(cur().loc);
+  consume(); // 'require'
+  do {
+    size_t first = index;
+    RequireStmt::Condition condition;
+    condition.expr = parseExpr();
+    if (!condition.expr)
+      return nullptr;
+    condition.text = sourceText(first, index);
+    stmt->conditions.push_back(std::move(condition));
+  } while (consumeIf(TokenKind::Comma));
+  return stmt;
+}
+
+std::string Parser::sourceText(size_t begin, size_t end) const {
+  // Tokens are joined as written, with one space wherever the source has
+  // whitespace, a line break or a comment between them.
+  std::string text;
+  for (size_t i = begin; i < end; ++i) {
+    if (i > begin && tokens[i - 1].spelling.end() != tokens[i].spelling.begin())
+      text += ' ';
+    text += tokens[i].spelling.str();
+  }
+  return text;
 }
 
 StmtPtr Parser::parseMask() {

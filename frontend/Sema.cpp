@@ -13,6 +13,7 @@
 #include "frontend/Sema.h"
 
 #include "frontend/Config.h"
+#include "frontend/Requirement.h"
 
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/StringMap.h"
@@ -68,6 +69,18 @@ private:
   }
 
   bool checkGraph(const GraphAST &g);
+  bool checkPrefix(const GraphAST &g);
+  bool checkStmts(const std::vector<StmtPtr> &body);
+  bool checkStmt(const Stmt &s);
+  bool checkIf(const IfStmt &stmt);
+  /// Records the names declared in a branch that is not taken, to explain
+  /// later uses of them.
+  void recordUntaken(const std::vector<StmtPtr> &body);
+  /// Reports `name` as undefined, with a note when a branch that is not
+  /// taken declares it.
+  bool undefinedName(const Location &loc, llvm::StringRef name);
+  bool checkRequire(const RequireStmt &stmt);
+  std::optional<TermBinding> resolveRequirementName(const NameExpr &name);
   bool declare(const Ident &ident, ScopeEntry::Kind kind);
   bool checkType(const TypeAST &type);
   bool checkAssign(const AssignStmt &a);
@@ -90,6 +103,10 @@ private:
   const GraphAST *graph = nullptr;
   llvm::StringMap<ScopeEntry> scope;
   llvm::StringSet<> symbolicDims;
+  /// The symbolic dims that appear in the types of the inputs.
+  llvm::StringSet<> inputSymbols;
+  /// Names declared only in branches not taken so far, and where.
+  llvm::StringMap<Location> untaken;
   /// The index variables while checking a mask body, else empty.
   llvm::StringSet<> maskIndices;
   bool inMask = false;
@@ -142,36 +159,206 @@ bool Checker::checkGraph(const GraphAST &g) {
   graph = &g;
   scope.clear();
   symbolicDims.clear();
+  inputSymbols.clear();
+  untaken.clear();
+  if (!checkPrefix(g))
+    return false;
   for (const std::string &dim : getSymbolicDims(m, g))
     symbolicDims.insert(dim);
 
-  for (const ValueDecl &d : g.inputs)
+  for (const ValueDecl &d : g.inputs) {
     if (!declare(d.ident, ScopeEntry::Kind::Input) || !checkType(d.type))
       return false;
+    for (const ExprPtr &dim : d.type.dims)
+      if (auto *name = llvm::dyn_cast<NameExpr>(dim.get()))
+        if (!m.findConfig(name->name))
+          inputSymbols.insert(name->name);
+  }
   for (const ValueDecl &d : g.outputs)
     if (!declare(d.ident, ScopeEntry::Kind::Output) || !checkType(d.type))
       return false;
 
-  for (const StmtPtr &s : g.body) {
-    if (const auto *p = llvm::dyn_cast<ParamStmt>(s.get())) {
-      if (!declare(p->ident, ScopeEntry::Kind::Param) || !checkType(p->type))
-        return false;
-    } else if (const auto *st = llvm::dyn_cast<StateStmt>(s.get())) {
-      if (!declare(st->ident, ScopeEntry::Kind::State) || !checkType(st->type))
-        return false;
-    } else if (const auto *mask = llvm::dyn_cast<MaskStmt>(s.get())) {
-      if (!checkMask(*mask))
-        return false;
-    } else if (!checkAssign(llvm::cast<AssignStmt>(*s))) {
-      return false;
-    }
-  }
+  if (!checkStmts(g.body))
+    return false;
 
-  for (const ValueDecl &d : g.outputs)
-    if (!scope.lookup(d.ident.name).assigned)
-      return error(d.ident.loc, "output '" + d.ident.name + "' of " +
-                                    (g.isEntryPoint() ? "graph" : "def") +
-                                    " '" + g.getName() + "' is never assigned");
+  for (const ValueDecl &d : g.outputs) {
+    if (scope.lookup(d.ident.name).assigned)
+      continue;
+    error(d.ident.loc, "output '" + d.ident.name + "' of " +
+                           (g.isEntryPoint() ? "graph" : "def") + " '" +
+                           g.getName() + "' is never assigned");
+    auto it = untaken.find(d.ident.name);
+    if (it != untaken.end())
+      note(it->second, "it is assigned only in a branch that is not taken");
+    return false;
+  }
+  return true;
+}
+
+bool Checker::checkPrefix(const GraphAST &g) {
+  if (!g.prefixConfig)
+    return true;
+  const Ident &name = *g.prefixConfig;
+  const ConfigDecl *c = m.findConfig(name.name);
+  if (!c)
+    return error(name.loc, "'" + name.name +
+                               "' is not a config; 'prefix' takes a string or "
+                               "the name of a string config");
+  if (c->value.kind != ConstValue::Kind::String) {
+    error(name.loc, "prefix must be a string, but config '" + name.name +
+                        "' is " + stringifyKind(c->value.kind) + " " +
+                        c->value.toString());
+    note(c->ident.loc, "config '" + name.name + "' is declared here");
+    return false;
+  }
+  return true;
+}
+
+bool Checker::checkStmts(const std::vector<StmtPtr> &body) {
+  for (const StmtPtr &s : body)
+    if (!checkStmt(*s))
+      return false;
+  return true;
+}
+
+bool Checker::checkStmt(const Stmt &s) {
+  if (const auto *p = llvm::dyn_cast<ParamStmt>(&s))
+    return declare(p->ident, ScopeEntry::Kind::Param) && checkType(p->type);
+  if (const auto *st = llvm::dyn_cast<StateStmt>(&s))
+    return declare(st->ident, ScopeEntry::Kind::State) && checkType(st->type);
+  if (const auto *mask = llvm::dyn_cast<MaskStmt>(&s))
+    return checkMask(*mask);
+  if (const auto *i = llvm::dyn_cast<IfStmt>(&s))
+    return checkIf(*i);
+  if (const auto *r = llvm::dyn_cast<RequireStmt>(&s))
+    return checkRequire(*r);
+  return checkAssign(llvm::cast<AssignStmt>(s));
+}
+
+bool Checker::checkIf(const IfStmt &stmt) {
+  // Conditions are evaluated in order until one holds, as in Python: a
+  // later condition may rely on an earlier one being false.
+  bool taken = false;
+  for (const IfStmt::Branch &branch : stmt.branches) {
+    if (taken) {
+      recordUntaken(branch.body);
+      continue;
+    }
+    if (branch.condition) {
+      std::optional<bool> holds =
+          evaluateCondition(m, *branch.condition, graph, &sm);
+      if (!holds)
+        return false;
+      if (!*holds) {
+        recordUntaken(branch.body);
+        continue;
+      }
+    }
+    taken = true;
+    if (!checkStmts(branch.body))
+      return false;
+  }
+  return true;
+}
+
+void Checker::recordUntaken(const std::vector<StmtPtr> &body) {
+  for (const StmtPtr &s : body) {
+    if (const auto *p = llvm::dyn_cast<ParamStmt>(s.get()))
+      untaken.try_emplace(p->ident.name, p->ident.loc);
+    else if (const auto *st = llvm::dyn_cast<StateStmt>(s.get()))
+      untaken.try_emplace(st->ident.name, st->ident.loc);
+    else if (const auto *mask = llvm::dyn_cast<MaskStmt>(s.get()))
+      untaken.try_emplace(mask->ident.name, mask->ident.loc);
+    else if (const auto *a = llvm::dyn_cast<AssignStmt>(s.get()))
+      for (const Ident &t : a->targets)
+        untaken.try_emplace(t.name, t.loc);
+    else if (const auto *i = llvm::dyn_cast<IfStmt>(s.get()))
+      for (const IfStmt::Branch &branch : i->branches)
+        recordUntaken(branch.body);
+  }
+}
+
+bool Checker::undefinedName(const Location &loc, llvm::StringRef name) {
+  error(loc, "undefined name '" + name + "'");
+  auto it = untaken.find(name);
+  if (it != untaken.end())
+    note(it->second, "'" + name +
+                         "' is defined only in a branch of an 'if' that is "
+                         "not taken");
+  return false;
+}
+
+/// Spells a declared type, e.g. `f32[B, 4]`.
+static std::string spellType(const TypeAST &type) {
+  std::string text = stringifyDType(type.dtype).str();
+  if (type.dims.empty())
+    return text;
+  text += "[";
+  for (auto [i, dim] : llvm::enumerate(type.dims))
+    text += (i ? ", " : "") + exprToString(*dim);
+  return text + "]";
+}
+
+std::optional<TermBinding>
+Checker::resolveRequirementName(const NameExpr &name) {
+  llvm::StringRef what = graph->isEntryPoint() ? "graph" : "def";
+  auto refuse = [&](const llvm::Twine &msg) -> std::nullopt_t {
+    error(name.getLoc(), msg);
+    return std::nullopt;
+  };
+  for (auto [i, input] : llvm::enumerate(graph->inputs)) {
+    if (input.ident.name != name.name)
+      continue;
+    if (input.type.dims.empty() &&
+        (input.type.dtype == DType::I32 || input.type.dtype == DType::I64)) {
+      TermBinding binding;
+      binding.kind = TermBinding::Kind::Input;
+      binding.target = name.name;
+      binding.input = i;
+      return binding;
+    }
+    return refuse("input '" + name.name + "' is " + spellType(input.type) +
+                  "; a requirement can use only rank-0 i32 or i64 inputs, "
+                  "symbolic dims of inputs, int configs and integer "
+                  "literals");
+  }
+  if (inputSymbols.count(name.name)) {
+    TermBinding binding;
+    binding.kind = TermBinding::Kind::Symbol;
+    binding.target = name.name;
+    return binding;
+  }
+  if (symbolicDims.count(name.name))
+    return refuse("symbolic dim '" + name.name +
+                  "' is not a dim of any input "
+                  "of " +
+                  what + " '" + graph->getName() +
+                  "'; a requirement can use only dims that inputs bind");
+  auto it = scope.find(name.name);
+  if (it != scope.end())
+    return refuse("'" + name.name + "' is " +
+                  (it->second.kind == ScopeEntry::Kind::Output ? "an " : "a ") +
+                  describe(it->second.kind) +
+                  "; a requirement can use only rank-0 i32 or i64 inputs, "
+                  "symbolic dims of inputs, int configs and integer literals");
+  undefinedName(name.getLoc(), name.name);
+  return std::nullopt;
+}
+
+bool Checker::checkRequire(const RequireStmt &stmt) {
+  for (const RequireStmt::Condition &c : stmt.conditions) {
+    std::optional<LinearRequirement> r = buildRequirement(
+        m, *c.expr, c.text,
+        [&](const NameExpr &name) { return resolveRequirementName(name); }, sm);
+    if (!r)
+      return false;
+    // Without run-time terms the requirement is decided now.
+    if (r->terms.empty() && !r->holdsWithoutTerms())
+      return error(getStartLoc(*c.expr),
+                   "requirement is false for these configs: " + c.text +
+                       (r->knownValues.empty() ? std::string()
+                                               : " (" + r->knownValues + ")"));
+  }
   return true;
 }
 
@@ -276,7 +463,7 @@ bool Checker::checkValue(const Expr &e) {
       return error(e.getLoc(), "'" + name + "' is a " +
                                    (g->isEntryPoint() ? "graph" : "def") +
                                    "; call it as '" + name + "(...)'");
-    return error(e.getLoc(), "undefined name '" + name + "'");
+    return undefinedName(e.getLoc(), name);
   }
   case Expr::Kind::List:
     for (const ExprPtr &element : llvm::cast<ListExpr>(e).elements)
@@ -339,9 +526,12 @@ bool Checker::checkCall(const CallExpr &call, size_t results, bool nested) {
     std::optional<ConstValue> v = evaluateConstant(m, *kw.value, graph, &sm);
     if (!v)
       return false;
-    if (v->kind != ConstValue::Kind::String)
+    if (v->kind != ConstValue::Kind::String) {
+      const auto *name = llvm::dyn_cast<NameExpr>(kw.value.get());
       return error(kw.value->getLoc(),
-                   "prefix must be a string, got " + stringifyKind(v->kind));
+                   "prefix must be a string, got " + stringifyKind(v->kind) +
+                       (name ? " (config '" + name->name + "')" : ""));
+    }
   }
   size_t outputs = callee->outputs.size();
   if (outputs == results)
@@ -384,7 +574,7 @@ bool Checker::checkAttrNames(const CallExpr &call, const KeywordArg &kw,
                                    n->name + "' is an index variable");
     if (symbolicDims.count(n->name))
       return true;
-    return error(e.getLoc(), "undefined name '" + n->name + "'");
+    return undefinedName(e.getLoc(), n->name);
   }
   if (const auto *l = llvm::dyn_cast<ListExpr>(&e)) {
     for (const ExprPtr &element : l->elements)
@@ -458,10 +648,10 @@ bool Checker::checkRecursion() {
   llvm::DenseMap<const GraphAST *, std::vector<const CallExpr *>> callsOf;
   for (const std::unique_ptr<GraphAST> &g : m.graphs) {
     std::vector<const CallExpr *> &calls = callsOf[g.get()];
-    for (const StmtPtr &s : g->body) {
-      if (const auto *a = llvm::dyn_cast<AssignStmt>(s.get()))
+    for (const Stmt *s : getActiveStmts(m, *g)) {
+      if (const auto *a = llvm::dyn_cast<AssignStmt>(s))
         collectCalls(m, *a->value, calls);
-      else if (const auto *mask = llvm::dyn_cast<MaskStmt>(s.get()))
+      else if (const auto *mask = llvm::dyn_cast<MaskStmt>(s))
         collectCalls(m, *mask->body, calls);
     }
   }

@@ -50,6 +50,59 @@ TEST_F(FrontendTest, EvaluatesConfigs) {
   EXPECT_EQ(m->findConfig("qk_head_dim")->declaredKind, ConstValue::Kind::Int);
 }
 
+TEST_F(FrontendTest, MathFunctions) {
+  ModuleAST *m =
+      parse(R"(config a = log(1), b = exp(0), c = sqrt(16), d = sqrt(2.25)
+config e = floor(2.7), f = floor(-2.5), g = ceil(2.1), h = ceil(-2.5)
+config i = floor(7), j = abs(-3), k = abs(-2.5), l = log(exp(2.0))
+config dim = 64, max_seq_len = 4096, beta_fast = 32, base = 10000.0
+config pi = 3.141592653589793
+config low = floor(dim * log(max_seq_len / (beta_fast * 2 * pi)) / (2 * log(base)))
+config high = ceil(dim * log(max_seq_len / (1 * 2 * pi)) / (2 * log(base)))
+)");
+  ASSERT_TRUE(m) << diags;
+  auto isFloat = [&](llvm::StringRef name, double v) {
+    EXPECT_EQ(valueOf(*m, name).kind, ConstValue::Kind::Float) << name.str();
+    EXPECT_DOUBLE_EQ(valueOf(*m, name).floatValue, v) << name.str();
+  };
+  auto isInt = [&](llvm::StringRef name, int64_t v) {
+    EXPECT_EQ(valueOf(*m, name).kind, ConstValue::Kind::Int) << name.str();
+    EXPECT_EQ(valueOf(*m, name).intValue, v) << name.str();
+  };
+  isFloat("a", 0.0);
+  isFloat("b", 1.0);
+  isFloat("c", 4.0);
+  isFloat("d", 1.5);
+  isInt("e", 2);
+  isInt("f", -3);
+  isInt("g", 3);
+  isInt("h", -2);
+  isInt("i", 7);
+  isInt("j", 3);
+  isFloat("k", 2.5);
+  isFloat("l", 2.0);
+  // DeepSeek-V3's YaRN correction range (dim 64, original length 4096,
+  // beta_fast 32, beta_slow 1, base 10000).
+  double pi = 3.141592653589793;
+  isInt("low", static_cast<int64_t>(std::floor(
+                   64 * std::log(4096 / (32 * 2 * pi)) / (2 * std::log(1e4)))));
+  isInt("high", static_cast<int64_t>(std::ceil(
+                    64 * std::log(4096 / (1 * 2 * pi)) / (2 * std::log(1e4)))));
+  EXPECT_EQ(valueOf(*m, "low").intValue, 10);
+  EXPECT_EQ(valueOf(*m, "high").intValue, 23);
+}
+
+TEST_F(FrontendTest, MathFunctionsInDimsAndAttributes) {
+  ASSERT_TRUE(parseAndCheck(R"(config dim = 64
+graph g(x: f32[B, floor(sqrt(dim))]) -> (y: f32[B, floor(log(dim) / log(2) + 0.5)]) {
+  y = softmax(x, axis=abs(-1)) * (1 / sqrt(dim))
+}
+)")) << diags;
+  const GraphAST &g = *module->graphs[0];
+  EXPECT_EQ(evaluateDim(*module, *g.inputs[0].type.dims[1], &sm)->intValue, 8);
+  EXPECT_EQ(evaluateDim(*module, *g.outputs[0].type.dims[1], &sm)->intValue, 6);
+}
+
 TEST_F(FrontendTest, ArithmeticFollowsPython) {
   ModuleAST *m = parse(R"(config a = 7 // 2, b = -7 // 2, c = -7 % 3, d = 7 % -3
 config e = 2 ** 10, f = 2 ** -1, g = 7 / 2, h = 8 / 2
@@ -117,8 +170,45 @@ INSTANTIATE_TEST_SUITE_P(
                         "applied to string and int"},
         ConfigErrorCase{"config a = foo(1, 2)\n",
                         "test.loom:1:12: error: unknown function 'foo' in a "
-                        "compile-time expression (only min and max are "
-                        "allowed)"},
+                        "compile-time expression (only min, max, log, exp, "
+                        "sqrt, floor, ceil and abs are allowed)"},
+        // Math functions: domain errors at the call.
+        ConfigErrorCase{"config n = 0\nconfig a = 1 + log(n)\n",
+                        "test.loom:2:16: error: math domain error: 'log' "
+                        "needs a positive argument, got 0"},
+        ConfigErrorCase{"config a = log(-0.5)\n",
+                        "test.loom:1:12: error: math domain error: 'log' "
+                        "needs a positive argument, got -0.5"},
+        ConfigErrorCase{"config a = sqrt(-1)\n",
+                        "test.loom:1:12: error: math domain error: 'sqrt' "
+                        "needs a non-negative argument, got -1"},
+        ConfigErrorCase{"config a = exp(1000)\n",
+                        "test.loom:1:12: error: 'exp(1000)' overflows: the "
+                        "result is not a finite number"},
+        ConfigErrorCase{"config a = floor(1e30)\n",
+                        "test.loom:1:12: error: integer overflow: "
+                        "'floor(1e+30)' does not fit in a 64-bit int"},
+        ConfigErrorCase{"config a = ceil(-1e19)\n",
+                        "test.loom:1:12: error: integer overflow: "
+                        "'ceil(-1e+19)' does not fit in a 64-bit int"},
+        ConfigErrorCase{"config a = abs(-9223372036854775807 - 1)\n",
+                        "test.loom:1:12: error: integer overflow in "
+                        "'abs(-9223372036854775808)'"},
+        ConfigErrorCase{"config a = log(2, 3)\n",
+                        "test.loom:1:12: error: 'log' takes 1 argument, but "
+                        "2 are given"},
+        ConfigErrorCase{"config a = sqrt()\n",
+                        "test.loom:1:12: error: 'sqrt' takes 1 argument, but "
+                        "0 are given"},
+        ConfigErrorCase{"config a = exp(true)\n",
+                        "test.loom:1:12: error: 'exp' needs a number, got "
+                        "bool true"},
+        ConfigErrorCase{"config a = floor(\"x\")\n",
+                        "test.loom:1:12: error: 'floor' needs a number, got "
+                        "string \"x\""},
+        ConfigErrorCase{"config a = abs(x=1)\n",
+                        "test.loom:1:16: error: 'abs' takes no keyword "
+                        "arguments"},
         ConfigErrorCase{"config a = [1, 2]\n",
                         "test.loom:1:12: error: a config value cannot be a "
                         "list"},

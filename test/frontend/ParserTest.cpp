@@ -183,6 +183,65 @@ TEST_F(FrontendTest, ContextualKeywordsStayUsableAsNames) {
   EXPECT_TRUE(checkModule(*m, sm)) << diags;
 }
 
+TEST_F(FrontendTest, ParsesIfChainsAndRequire) {
+  ModuleAST *m = parse(R"(config n = 2, p = "layers.0."
+graph g(x: f32[B, S], pos: i64) -> (y: f32[B, S]) prefix p {
+  require pos >= 0, pos + S <= (4 *   # a comment inside the brackets
+                                n)
+  if n == 1 {
+    y = x
+  } else if n == 2 { y = x * 2 }
+  else if n == 3 {
+    if true { y = x }
+  }
+  else {
+    y = x * 4
+  }
+}
+)");
+  ASSERT_TRUE(m) << diags;
+  const GraphAST &g = *m->graphs[0];
+  EXPECT_FALSE(g.prefix);
+  ASSERT_TRUE(g.prefixConfig);
+  EXPECT_EQ(g.prefixConfig->name, "p");
+  EXPECT_EQ(getGraphPrefix(*m, g), "layers.0.");
+  ASSERT_EQ(g.body.size(), 2u);
+  const auto *req = llvm::dyn_cast<RequireStmt>(g.body[0].get());
+  ASSERT_TRUE(req);
+  ASSERT_EQ(req->conditions.size(), 2u);
+  EXPECT_EQ(req->conditions[0].text, "pos >= 0");
+  // Whitespace runs, line breaks and comments read as one space.
+  EXPECT_EQ(req->conditions[1].text, "pos + S <= (4 * n)");
+  const auto *stmt = llvm::dyn_cast<IfStmt>(g.body[1].get());
+  ASSERT_TRUE(stmt);
+  ASSERT_EQ(stmt->branches.size(), 4u);
+  EXPECT_EQ(exprToString(*stmt->branches[1].condition), "n == 2");
+  EXPECT_EQ(stmt->branches[1].loc.line, 7u);
+  EXPECT_EQ(stmt->branches[1].loc.col, 5u);
+  EXPECT_EQ(stmt->branches[1].body.size(), 1u);
+  EXPECT_TRUE(llvm::isa<IfStmt>(stmt->branches[2].body[0].get()));
+  EXPECT_FALSE(stmt->branches[3].condition);
+  EXPECT_EQ(getTakenBranch(*m, *stmt, &g), 1);
+  ASSERT_TRUE(checkModule(*m, sm)) << diags;
+  llvm::SmallVector<const Stmt *> active = getActiveStmts(*m, g);
+  ASSERT_EQ(active.size(), 2u);
+  EXPECT_EQ(active[0], g.body[0].get());
+  EXPECT_EQ(active[1], stmt->branches[1].body[0].get());
+}
+
+TEST_F(FrontendTest, IfBlocksNestOnlySoDeep) {
+  std::string source = "graph g(x: f32[4]) -> (y: f32[4]) {\n";
+  for (int i = 0; i < 300; ++i)
+    source += "if true {\n";
+  source += "y = x\n";
+  for (int i = 0; i < 300; ++i)
+    source += "}\n";
+  source += "}\n";
+  EXPECT_FALSE(parse(source));
+  EXPECT_EQ(firstError(), "test.loom:258:1: error: 'if' statements nested "
+                          "more than 256 levels deep");
+}
+
 TEST_F(FrontendTest, ScalarTypesHaveRankZero) {
   ModuleAST *m =
       parse(R"(graph g(a: i64, b: f32[], c: bf16[2, 3], d: bool) -> (y: f16) {
