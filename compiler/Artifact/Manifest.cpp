@@ -8,6 +8,8 @@
 
 #include "compiler/Artifact/Manifest.h"
 
+#include "compiler/Artifact/Requirements.h"
+
 #include "loom/abi.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinTypes.h"
@@ -123,6 +125,38 @@ FailureOr<Manifest> mlir::loom::collectManifest(ModuleOp module) {
       }
       entry.args.push_back(std::move(arg));
     }
+    std::string error;
+    std::optional<std::vector<Requirement>> reqs =
+        readRequirements(func, error);
+    if (!reqs)
+      return func.emitOpError(error);
+    for (const Requirement &req : *reqs) {
+      ManifestRequirement out;
+      out.constant = req.constant;
+      out.predicate =
+          req.predicate == Requirement::Predicate::GE   ? LOOM_REQUIREMENT_GE
+          : req.predicate == Requirement::Predicate::EQ ? LOOM_REQUIREMENT_EQ
+                                                        : LOOM_REQUIREMENT_NE;
+      out.text = req.text;
+      out.configs = req.configs;
+      out.location = req.location;
+      for (const RequirementTerm &term : req.terms) {
+        ManifestTerm t;
+        t.coeff = term.coeff;
+        t.name = term.name;
+        if (term.kind == RequirementTerm::Kind::Input) {
+          t.kind = LOOM_TERM_INPUT;
+          t.index = term.arg;
+        } else {
+          // An input of this entry has the symbol (readRequirements checks),
+          // so it is in the table.
+          t.kind = LOOM_TERM_SYMBOL;
+          t.index = symbolIds.lookup(term.symbol);
+        }
+        out.terms.push_back(std::move(t));
+      }
+      entry.requirements.push_back(std::move(out));
+    }
     manifest.entries.push_back(std::move(entry));
   }
   return manifest;
@@ -164,17 +198,27 @@ std::vector<uint8_t> mlir::loom::serializeManifest(const Manifest &m) {
   uint32_t compilerVersion = strings.add(m.compilerVersion);
   uint32_t targetCpu = strings.add(m.targetCpu);
 
-  // Layout: header, symbols, entries, args, dims, imports, strings.
+  // Layout: header, symbols, entries, args, requirements, terms, dims,
+  // imports, strings.
   size_t offset = alignTo8(sizeof(loom_manifest_header_t));
   size_t symbolsOffset = offset;
   offset = alignTo8(offset + 4 * m.symbols.size());
   size_t entriesOffset = offset;
   offset = alignTo8(offset + sizeof(loom_manifest_entry_t) * m.entries.size());
-  std::vector<size_t> argsOffsets, dimsOffsets;
+  std::vector<size_t> argsOffsets, dimsOffsets, reqsOffsets, termsOffsets;
   for (const ManifestEntry &e : m.entries) {
     argsOffsets.push_back(offset);
     offset = alignTo8(offset + sizeof(loom_manifest_arg_t) * e.args.size());
   }
+  for (const ManifestEntry &e : m.entries) {
+    reqsOffsets.push_back(offset);
+    offset += sizeof(loom_manifest_requirement_t) * e.requirements.size();
+  }
+  for (const ManifestEntry &e : m.entries)
+    for (const ManifestRequirement &r : e.requirements) {
+      termsOffsets.push_back(offset);
+      offset += sizeof(loom_manifest_term_t) * r.terms.size();
+    }
   for (const ManifestEntry &e : m.entries)
     for (const ManifestArg &a : e.args) {
       dimsOffsets.push_back(offset);
@@ -186,6 +230,8 @@ std::vector<uint8_t> mlir::loom::serializeManifest(const Manifest &m) {
   // Strings are added while filling records, so fill into temporaries first.
   std::vector<loom_manifest_entry_t> entries;
   std::vector<loom_manifest_arg_t> args;
+  std::vector<loom_manifest_requirement_t> reqs;
+  std::vector<loom_manifest_term_t> terms;
   size_t argIndex = 0;
   for (auto [i, e] : llvm::enumerate(m.entries)) {
     loom_manifest_entry_t entry{};
@@ -193,7 +239,22 @@ std::vector<uint8_t> mlir::loom::serializeManifest(const Manifest &m) {
     entry.symbol = strings.add(e.symbol);
     entry.num_args = e.args.size();
     entry.args_offset = argsOffsets[i];
+    entry.num_requirements = e.requirements.size();
+    entry.requirements_offset = reqsOffsets[i];
     entries.push_back(entry);
+    for (const ManifestRequirement &r : e.requirements) {
+      loom_manifest_requirement_t req{};
+      req.constant = r.constant;
+      req.predicate = r.predicate;
+      req.num_terms = r.terms.size();
+      req.terms_offset = termsOffsets[reqs.size()];
+      req.text = strings.add(r.text);
+      req.configs = strings.add(r.configs);
+      req.location = strings.add(r.location);
+      reqs.push_back(req);
+      for (const ManifestTerm &t : r.terms)
+        terms.push_back({t.coeff, t.kind, t.index, strings.add(t.name), 0});
+    }
     for (const ManifestArg &a : e.args) {
       loom_manifest_arg_t arg{};
       arg.name = strings.add(a.name);
@@ -245,6 +306,15 @@ std::vector<uint8_t> mlir::loom::serializeManifest(const Manifest &m) {
           args[argIndex]);
       for (auto [k, d] : llvm::enumerate(e.args[j].dims))
         put(blob, dimsOffsets[argIndex] + 8 * k, static_cast<int64_t>(d));
+    }
+  size_t reqIndex = 0, termIndex = 0;
+  for (auto [i, e] : llvm::enumerate(m.entries))
+    for (size_t j = 0; j < e.requirements.size(); ++j, ++reqIndex) {
+      put(blob, reqsOffsets[i] + sizeof(loom_manifest_requirement_t) * j,
+          reqs[reqIndex]);
+      for (size_t k = 0; k < e.requirements[j].terms.size(); ++k)
+        put(blob, termsOffsets[reqIndex] + sizeof(loom_manifest_term_t) * k,
+            terms[termIndex++]);
     }
   for (auto [i, imp] : llvm::enumerate(imports))
     put(blob, importsOffset + sizeof(imp) * i, imp);

@@ -29,10 +29,30 @@ struct ManifestArg {
   std::vector<int64_t> dims;
 };
 
+/// One term of a requirement (loom_manifest_term_t).
+struct ManifestTerm {
+  int64_t coeff = 0;
+  uint32_t kind = 0;
+  /// Symbol index or argument index.
+  uint32_t index = 0;
+  std::string name;
+};
+
+/// One requirement of an entry (loom_manifest_requirement_t).
+struct ManifestRequirement {
+  int64_t constant = 0;
+  uint32_t predicate = 0;
+  std::vector<ManifestTerm> terms;
+  std::string text;
+  std::string configs;
+  std::string location;
+};
+
 struct ManifestEntry {
   std::string name;
   std::string symbol;
   std::vector<ManifestArg> args;
+  std::vector<ManifestRequirement> requirements;
 };
 
 struct ManifestImport {
@@ -50,9 +70,10 @@ struct Manifest {
 };
 
 /// Collects the entries of `module` after loom-cpu-entry-abi: every public
-/// function whose arguments carry `loom.role`. Imports are added when the
-/// LLVM IR is built. Emits an error and fails on a
-/// signature the ABI cannot describe.
+/// function whose arguments carry `loom.role`, with the requirements of its
+/// `loom.requires`. Imports are added when the LLVM IR is built. Emits an
+/// error and fails on a signature the ABI cannot describe or a malformed
+/// `loom.requires`.
 FailureOr<Manifest> collectManifest(ModuleOp module);
 
 /// Serializes into the blob format of abi.h, checksum zero.

@@ -35,9 +35,11 @@ static constexpr const char *kHostMachineName = "aarch64";
 #endif
 
 static_assert(sizeof(loom_manifest_header_t) == 80, "ABI layout changed");
-static_assert(sizeof(loom_manifest_entry_t) == 16, "ABI layout changed");
+static_assert(sizeof(loom_manifest_entry_t) == 24, "ABI layout changed");
 static_assert(sizeof(loom_manifest_arg_t) == 24, "ABI layout changed");
 static_assert(sizeof(loom_manifest_import_t) == 8, "ABI layout changed");
+static_assert(sizeof(loom_manifest_requirement_t) == 32, "ABI layout changed");
+static_assert(sizeof(loom_manifest_term_t) == 24, "ABI layout changed");
 
 static constexpr uint64_t kChecksumField =
     offsetof(loom_manifest_header_t, file_checksum);
@@ -304,6 +306,10 @@ private:
   }
 
   loom_status_t validateEntry(uint32_t index, EntryInfo *entry);
+  loom_status_t validateRequirements(const loom_manifest_entry_t &me,
+                                     const std::string &where,
+                                     const std::vector<bool> &bound,
+                                     EntryInfo *entry);
 };
 
 } // namespace
@@ -520,6 +526,91 @@ loom_status_t ManifestValidator::validateEntry(uint32_t index,
   desc.num_params = counts[LOOM_ROLE_PARAM];
   desc.num_states = counts[LOOM_ROLE_STATE];
   desc.num_outputs = counts[LOOM_ROLE_OUTPUT];
+  return validateRequirements(me, where, bound, entry);
+}
+
+loom_status_t ManifestValidator::validateRequirements(
+    const loom_manifest_entry_t &me, const std::string &where,
+    const std::vector<bool> &bound, EntryInfo *entry) {
+  if (loom_status_t s = checkTable((where + " requirement table").c_str(),
+                                   me.requirements_offset, me.num_requirements,
+                                   sizeof(loom_manifest_requirement_t), 8))
+    return s;
+  entry->requirements.resize(me.num_requirements);
+  for (uint32_t r = 0; r < me.num_requirements; ++r) {
+    auto mr = load<loom_manifest_requirement_t>(
+        blob, me.requirements_offset + r * sizeof(loom_manifest_requirement_t));
+    RequirementInfo &req = entry->requirements[r];
+    std::string reqWhere = format("%s requirement %u", where.c_str(), r);
+    if (loom_status_t s =
+            string((reqWhere + " text").c_str(), mr.text, &req.text))
+      return s;
+    if (!*req.text)
+      return fail(reqWhere + ": empty text");
+    if (loom_status_t s =
+            string((reqWhere + " configs").c_str(), mr.configs, &req.configs))
+      return s;
+    if (loom_status_t s = string((reqWhere + " location").c_str(), mr.location,
+                                 &req.location))
+      return s;
+    reqWhere = format("%s requirement '%s'", where.c_str(), req.text);
+    if (mr.predicate < LOOM_REQUIREMENT_GE ||
+        mr.predicate > LOOM_REQUIREMENT_NE)
+      return fail(
+          format("%s: invalid predicate %u", reqWhere.c_str(), mr.predicate));
+    req.predicate = static_cast<loom_requirement_predicate_t>(mr.predicate);
+    req.constant = mr.constant;
+    if (mr.num_terms == 0)
+      return fail(reqWhere + ": no terms");
+    if (loom_status_t s =
+            checkTable((reqWhere + " terms").c_str(), mr.terms_offset,
+                       mr.num_terms, sizeof(loom_manifest_term_t), 8))
+      return s;
+    req.terms.resize(mr.num_terms);
+    for (uint32_t t = 0; t < mr.num_terms; ++t) {
+      auto mt = load<loom_manifest_term_t>(
+          blob, mr.terms_offset + t * sizeof(loom_manifest_term_t));
+      RequirementTermInfo &term = req.terms[t];
+      std::string termWhere = format("%s term %u", reqWhere.c_str(), t);
+      if (loom_status_t s =
+              string((termWhere + " name").c_str(), mt.name, &term.name))
+        return s;
+      if (!*term.name)
+        return fail(termWhere + ": empty name");
+      if (mt.reserved != 0)
+        return fail(format("%s: reserved field is %u, expected 0",
+                           termWhere.c_str(), mt.reserved));
+      term.coeff = mt.coeff;
+      term.index = mt.index;
+      if (mt.kind == LOOM_TERM_SYMBOL) {
+        if (mt.index >= a->symbols.size())
+          return fail(format("%s: symbol %u of %zu", termWhere.c_str(),
+                             mt.index, a->symbols.size()));
+        if (!bound[mt.index])
+          return fail(format("%s: symbol '%s' is not bound by any input of "
+                             "the entry",
+                             termWhere.c_str(), a->symbols[mt.index]));
+      } else if (mt.kind == LOOM_TERM_INPUT) {
+        if (mt.index >= entry->desc.num_inputs)
+          return fail(format("%s: argument %u is not an input (the entry has "
+                             "%u inputs)",
+                             termWhere.c_str(), mt.index,
+                             entry->desc.num_inputs));
+        const loom_arg_desc_t &arg = entry->args[mt.index];
+        if (arg.rank != 0 ||
+            (arg.dtype != LOOM_DTYPE_I32 && arg.dtype != LOOM_DTYPE_I64))
+          return fail(format("%s: input '%s' is %s%s, not a rank-0 i32 or "
+                             "i64",
+                             termWhere.c_str(), arg.name,
+                             loom_dtype_name(arg.dtype),
+                             formatDims(arg.rank, arg.dims).c_str()));
+      } else {
+        return fail(
+            format("%s: invalid term kind %u", termWhere.c_str(), mt.kind));
+      }
+      term.kind = static_cast<loom_requirement_term_kind_t>(mt.kind);
+    }
+  }
   return nullptr;
 }
 

@@ -22,10 +22,31 @@ struct ArgInfo {
   int32_t symbol[LOOM_MAX_RANK];
 };
 
+/// A term of a requirement: `coeff` times a symbol's value or a rank-0
+/// integer input's value.
+struct RequirementTermInfo {
+  int64_t coeff;
+  loom_requirement_term_kind_t kind;
+  /// Symbol index, or argument index of the input.
+  uint32_t index;
+  const char *name;
+};
+
+/// A validated requirement of an entry, checked before every call.
+struct RequirementInfo {
+  int64_t constant;
+  loom_requirement_predicate_t predicate;
+  std::vector<RequirementTermInfo> terms;
+  const char *text;
+  const char *configs;
+  const char *location;
+};
+
 struct EntryInfo {
   loom_entry_desc_t desc;
   std::vector<loom_arg_desc_t> args;
   std::vector<ArgInfo> argInfo;
+  std::vector<RequirementInfo> requirements;
   loom_entry_fn_t fn = nullptr;
 };
 

@@ -5,7 +5,8 @@
 // name, so prefill and decode see one cache). Everything that does not change
 // between calls - the args array and the memref descriptors of params and
 // states - is built then, so a call only checks its inputs, binds symbolic
-// dims, allocates outputs and fills the input/output descriptors.
+// dims, checks the entry's requirements, allocates outputs and fills the
+// input/output descriptors.
 //
 //===----------------------------------------------------------------------===//
 
@@ -109,6 +110,55 @@ static loom_status_t checkStatic(const EntryInfo &entry,
                     entry.desc.name, roleWord(arg.role), name.c_str(), what,
                     loom_dtype_name(arg.dtype), declaredShape(arg).c_str(),
                     describe(t->dtype, t->rank, t->dims).c_str());
+}
+
+/// Checks the requirements of `entry` for a call whose inputs have been
+/// checked and whose symbols are bound. The message matches the compiler's
+/// (compiler/Artifact/Requirements.cpp), which the interpreter path uses.
+static loom_status_t checkRequirements(const EntryInfo &entry,
+                                       const EntryPlan &plan,
+                                       loom_tensor_t *const *inputs) {
+  std::vector<int64_t> values;
+  for (const RequirementInfo &req : entry.requirements) {
+    values.clear();
+    // Each product fits in 127 bits and there are far fewer than 2^63
+    // terms, so the sum cannot overflow.
+    __int128 sum = req.constant;
+    for (const RequirementTermInfo &term : req.terms) {
+      int64_t value;
+      if (term.kind == LOOM_TERM_SYMBOL) {
+        value = plan.symbolValue[term.index];
+      } else {
+        const loom_tensor_t *t = inputs[term.index];
+        value = t->dtype == LOOM_DTYPE_I32
+                    ? *static_cast<const int32_t *>(t->data)
+                    : *static_cast<const int64_t *>(t->data);
+      }
+      values.push_back(value);
+      sum += static_cast<__int128>(term.coeff) * value;
+    }
+    bool holds = req.predicate == LOOM_REQUIREMENT_GE   ? sum >= 0
+                 : req.predicate == LOOM_REQUIREMENT_EQ ? sum == 0
+                                                        : sum != 0;
+    if (holds)
+      continue;
+    std::string shown;
+    for (size_t i = 0; i < req.terms.size(); ++i) {
+      bool repeated = false;
+      for (size_t j = 0; j < i; ++j)
+        repeated |= std::strcmp(req.terms[j].name, req.terms[i].name) == 0;
+      if (repeated)
+        continue;
+      shown += (shown.empty() ? "" : ", ") + std::string(req.terms[i].name) +
+               " = " + std::to_string(values[i]);
+    }
+    if (*req.configs)
+      shown += (shown.empty() ? "" : ", ") + std::string(req.configs);
+    return makeStatus(LOOM_STATUS_INVALID_ARGUMENT,
+                      "entry '%s': requirement failed: %s (%s) [%s]",
+                      entry.desc.name, req.text, shown.c_str(), req.location);
+  }
+  return nullptr;
 }
 
 extern "C" {
@@ -285,6 +335,11 @@ loom_status_t loom_session_call(loom_session_t *session, uint32_t entry_index,
             entry.args[plan.symbolSource[sym]].name);
     }
   }
+
+  // Preconditions of the entry: a refused call allocates, runs and changes
+  // nothing.
+  if (loom_status_t s = checkRequirements(entry, plan, inputs))
+    return s;
 
   for (uint32_t i = 0; i < desc.num_inputs; ++i)
     fillDescriptor(plan.descriptors.data() + plan.descriptorOffset[i],

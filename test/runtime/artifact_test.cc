@@ -75,6 +75,31 @@ protected:
     return h;
   }
 
+  /// The file offset of entry `entry`.
+  static uint64_t entryOffset(const std::vector<uint8_t> &bytes, uint64_t m,
+                              uint32_t entry) {
+    return m + header(bytes, m).entries_offset +
+           entry * sizeof(loom_manifest_entry_t);
+  }
+
+  /// The file offset of requirement `req` of entry `entry`.
+  static uint64_t requirementOffset(const std::vector<uint8_t> &bytes,
+                                    uint64_t m, uint32_t entry, uint32_t req) {
+    loom_manifest_entry_t e;
+    std::memcpy(&e, bytes.data() + entryOffset(bytes, m, entry), sizeof(e));
+    return m + e.requirements_offset +
+           req * sizeof(loom_manifest_requirement_t);
+  }
+
+  /// The file offset of term `term` of requirement `req` of entry `entry`.
+  static uint64_t termOffset(const std::vector<uint8_t> &bytes, uint64_t m,
+                             uint32_t entry, uint32_t req, uint32_t term) {
+    loom_manifest_requirement_t r;
+    std::memcpy(&r, bytes.data() + requirementOffset(bytes, m, entry, req),
+                sizeof(r));
+    return m + r.terms_offset + term * sizeof(loom_manifest_term_t);
+  }
+
   /// The file offset of argument `arg` of entry `entry`.
   static uint64_t argOffset(const std::vector<uint8_t> &bytes, uint64_t m,
                             uint32_t entry, uint32_t arg) {
@@ -101,12 +126,12 @@ protected:
 };
 
 // Entry indices and argument positions in the test manifest (gen_manifest).
-constexpr uint32_t kAdd = 0, kAccum = 1, kPeek = 2, kScale = 3;
+constexpr uint32_t kAdd = 0, kAccum = 1, kPeek = 2, kScale = 3, kWindow = 7;
 
 TEST_F(ArtifactTest, OpensAndDescribesEntries) {
   loom_artifact_t *a = nullptr;
   ASSERT_TRUE(isOk(loom_artifact_open(LOOM_TEST_ARTIFACT_GOOD, &a)));
-  EXPECT_EQ(loom_artifact_entry_count(a), 7u);
+  EXPECT_EQ(loom_artifact_entry_count(a), 8u);
   EXPECT_EQ(loom_artifact_target(a), LOOM_TARGET_CPU);
   EXPECT_STREQ(loom_artifact_target_cpu(a), "generic");
   EXPECT_STREQ(loom_artifact_compiler_version(a), "loom-test-gen 0");
@@ -139,7 +164,7 @@ TEST_F(ArtifactTest, OpensAndDescribesEntries) {
   EXPECT_TRUE(isError(loom_artifact_entry_find(a, "nope", &index),
                       LOOM_STATUS_NOT_FOUND,
                       {"no entry named 'nope'", "add, accum"}));
-  EXPECT_EQ(loom_artifact_entry_at(a, 7), nullptr);
+  EXPECT_EQ(loom_artifact_entry_at(a, 8), nullptr);
   loom_artifact_close(a);
 }
 
@@ -283,8 +308,28 @@ TEST_F(ArtifactTest, RefusesInvalidManifests) {
       poke<int64_t>(b, m + a.dims_offset + 8 * dim, value);
     };
   };
+  auto entryField = [](uint32_t entry, size_t offset, uint32_t value) -> Patch {
+    return [=](std::vector<uint8_t> &b, uint64_t m) {
+      poke<uint32_t>(b, entryOffset(b, m, entry) + offset, value);
+    };
+  };
+  auto reqField = [](uint32_t entry, uint32_t req, size_t offset,
+                     uint32_t value) -> Patch {
+    return [=](std::vector<uint8_t> &b, uint64_t m) {
+      poke<uint32_t>(b, requirementOffset(b, m, entry, req) + offset, value);
+    };
+  };
+  auto termField = [](uint32_t entry, uint32_t req, uint32_t term,
+                      size_t offset, uint32_t value) -> Patch {
+    return [=](std::vector<uint8_t> &b, uint64_t m) {
+      poke<uint32_t>(b, termOffset(b, m, entry, req, term) + offset, value);
+    };
+  };
   using H = loom_manifest_header_t;
   using A = loom_manifest_arg_t;
+  using E = loom_manifest_entry_t;
+  using R = loom_manifest_requirement_t;
+  using T = loom_manifest_term_t;
   struct Case {
     const char *what;
     Patch patch;
@@ -344,6 +389,69 @@ TEST_F(ArtifactTest, RefusesInvalidManifests) {
       {"negative static dim via symbol",
        argDim(kScale, 1, 0, -1),
        {"argument 'w'", "symbol 'N'", "not bound"}},
+      // Requirements of entry 'window': 0 is `pos >= 0` (one input term),
+      // 1 is `pos + N <= max_len` (terms pos and N).
+      {"requirement table",
+       entryField(kWindow, offsetof(E, num_requirements), 1u << 28),
+       {"entry 'window' requirement table"}},
+      {"requirement alignment",
+       [&](std::vector<uint8_t> &b, uint64_t m) {
+         loom_manifest_entry_t e;
+         std::memcpy(&e, b.data() + entryOffset(b, m, kWindow), sizeof(e));
+         poke<uint32_t>(
+             b, entryOffset(b, m, kWindow) + offsetof(E, requirements_offset),
+             e.requirements_offset + 4);
+       },
+       {"requirement table offset", "8-byte aligned"}},
+      {"predicate",
+       reqField(kWindow, 0, offsetof(R, predicate), 9),
+       {"requirement 'pos >= 0'", "invalid predicate 9"}},
+      {"no terms",
+       reqField(kWindow, 0, offsetof(R, num_terms), 0),
+       {"requirement 'pos >= 0': no terms"}},
+      {"term table",
+       reqField(kWindow, 1, offsetof(R, terms_offset), 1u << 30),
+       {"requirement 'pos + N <= max_len' terms"}},
+      {"term count",
+       reqField(kWindow, 1, offsetof(R, num_terms), 1u << 28),
+       {"requirement 'pos + N <= max_len' terms", "out of the"}},
+      {"text",
+       reqField(kWindow, 0, offsetof(R, text), 1u << 20),
+       {"requirement 0 text", "NUL-terminated"}},
+      {"empty text",
+       reqField(kWindow, 0, offsetof(R, text), 0),
+       {"requirement 0: empty text"}},
+      {"configs",
+       reqField(kWindow, 1, offsetof(R, configs), 1u << 20),
+       {"requirement 1 configs", "NUL-terminated"}},
+      {"location",
+       reqField(kWindow, 1, offsetof(R, location), 1u << 20),
+       {"requirement 1 location", "NUL-terminated"}},
+      {"term kind",
+       termField(kWindow, 1, 0, offsetof(T, kind), 7),
+       {"term 0", "invalid term kind 7"}},
+      {"term name",
+       termField(kWindow, 1, 1, offsetof(T, name), 1u << 20),
+       {"term 1 name", "NUL-terminated"}},
+      {"empty term name",
+       termField(kWindow, 1, 1, offsetof(T, name), 0),
+       {"term 1: empty name"}},
+      {"term reserved",
+       termField(kWindow, 1, 0, offsetof(T, reserved), 5),
+       {"term 0: reserved field is 5"}},
+      {"term symbol index",
+       termField(kWindow, 1, 1, offsetof(T, index), 99),
+       {"term 1: symbol 99 of 5"}},
+      {"term symbol not bound",
+       // Symbol 1 is 'B', which no input of 'window' has.
+       termField(kWindow, 1, 1, offsetof(T, index), 1),
+       {"term 1: symbol 'B' is not bound by any input"}},
+      {"term input out of range",
+       termField(kWindow, 0, 0, offsetof(T, index), 2),
+       {"term 0: argument 2 is not an input", "2 inputs"}},
+      {"term input not a scalar",
+       termField(kWindow, 0, 0, offsetof(T, index), 0),
+       {"term 0: input 'x'", "not a rank-0 i32 or i64"}},
   };
   for (const Case &c : cases) {
     std::string path = patched(c.patch);

@@ -3,7 +3,8 @@
 // This file tests sessions on the hand-built test artifact: results of calls,
 // state that persists across calls and is shared by entries, params bound by
 // name (and their errors), input checking with symbolic dims, rank-0 values,
-// failing entries, and the per-call overhead.
+// requirements checked before a call runs, failing entries, and the per-call
+// overhead.
 //
 //===----------------------------------------------------------------------===//
 
@@ -12,6 +13,7 @@
 #include "loom/runtime.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <random>
 
@@ -34,7 +36,17 @@ loom_tensor_t *tensorOf(loom_dtype_t dtype, std::vector<int64_t> dims,
     else if (dtype == LOOM_DTYPE_I32)
       static_cast<int32_t *>(loom_tensor_data(t))[i] =
           static_cast<int32_t>(values[i]);
+    else if (dtype == LOOM_DTYPE_I64)
+      static_cast<int64_t *>(loom_tensor_data(t))[i] =
+          static_cast<int64_t>(values[i]);
   }
+  return t;
+}
+
+/// A rank-0 i64 tensor holding `value` exactly.
+loom_tensor_t *scalarI64(int64_t value) {
+  loom_tensor_t *t = tensorOf(LOOM_DTYPE_I64, {});
+  *static_cast<int64_t *>(loom_tensor_data(t)) = value;
   return t;
 }
 
@@ -311,6 +323,83 @@ TEST_F(SessionTest, FailingEntryReportsItsCode) {
   ASSERT_TRUE(isOk(
       invoke("fail", {{"code", tensorOf(LOOM_DTYPE_I32, {}, {0})}}, &out)));
   loom_tensor_map_destroy(out);
+}
+
+// The window entry requires pos >= 0, pos + N <= max_len (8) and
+// 2 * N != 6; a call that fails one is refused before the entry runs (it
+// would write out of bounds) and leaves the state as it was.
+TEST_F(SessionTest, RequirementsRefuseCallsBeforeTheyRun) {
+  createSession();
+  auto window = [&](std::vector<double> x, int64_t pos) {
+    loom_tensor_map_t *out = nullptr;
+    int64_t n = static_cast<int64_t>(x.size());
+    loom_status_t s = invoke(
+        "window",
+        {{"x", tensorOf(LOOM_DTYPE_F32, {n}, x)}, {"pos", scalarI64(pos)}},
+        &out);
+    if (s)
+      EXPECT_EQ(out, nullptr);
+    loom_tensor_map_destroy(out);
+    return s;
+  };
+  auto state = [&] {
+    const float *buf = floats(loom_session_state(session, "buf"));
+    return std::vector<float>(buf, buf + 8);
+  };
+  ASSERT_TRUE(isOk(window({1, 2}, 3)));
+  std::vector<float> written = {0, 0, 0, 1, 2, 0, 0, 0};
+  EXPECT_EQ(state(), written);
+
+  struct Case {
+    std::vector<double> x;
+    int64_t pos;
+    const char *message;
+  } refused[] = {
+      {{5, 6},
+       7,
+       "entry 'window': requirement failed: pos + N <= max_len (pos = 7, N = "
+       "2, max_len = 8) [window.loom:3:3]"},
+      {{5},
+       -1,
+       "entry 'window': requirement failed: pos >= 0 (pos = -1) "
+       "[window.loom:3:3]"},
+      {{5, 6, 7},
+       0,
+       "entry 'window': requirement failed: 2 * N != 6 (N = 3) "
+       "[window.loom:4:3]"},
+      // The sum is computed without overflow.
+      {{5},
+       INT64_MAX,
+       "requirement failed: pos + N <= max_len (pos = 9223372036854775807, "
+       "N = 1, max_len = 8)"},
+      {{5},
+       INT64_MIN,
+       "requirement failed: pos >= 0 (pos = -9223372036854775808)"},
+  };
+  for (const Case &c : refused) {
+    EXPECT_TRUE(
+        isError(window(c.x, c.pos), LOOM_STATUS_INVALID_ARGUMENT, {c.message}))
+        << c.message;
+    EXPECT_EQ(state(), written) << c.message;
+  }
+
+  // The limits themselves are allowed.
+  ASSERT_TRUE(isOk(window({7, 8}, 6)));
+  ASSERT_TRUE(isOk(window({9}, 0)));
+  EXPECT_EQ(state(), (std::vector<float>{9, 0, 0, 1, 2, 0, 7, 8}));
+
+  // loom_session_call checks them as well.
+  uint32_t index = 0;
+  ASSERT_TRUE(isOk(loom_artifact_entry_find(artifact, "window", &index)));
+  loom_tensor_t *inputs[2] = {tensorOf(LOOM_DTYPE_F32, {2}, {1, 1}),
+                              scalarI64(8)};
+  loom_tensor_t *outputs[1] = {nullptr};
+  EXPECT_TRUE(isError(loom_session_call(session, index, inputs, outputs),
+                      LOOM_STATUS_INVALID_ARGUMENT,
+                      {"pos + N <= max_len (pos = 8, N = 2, max_len = 8)"}));
+  EXPECT_EQ(outputs[0], nullptr);
+  for (loom_tensor_t *t : inputs)
+    loom_tensor_release(t);
 }
 
 TEST_F(SessionTest, MatmulThroughImportMatchesReference) {

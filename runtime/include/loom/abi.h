@@ -23,7 +23,7 @@ extern "C" {
 #endif
 
 /// Bumped on every incompatible change of anything in this header.
-#define LOOM_ABI_VERSION 1u
+#define LOOM_ABI_VERSION 2u
 
 /// The first 8 bytes of a manifest.
 #define LOOM_MANIFEST_MAGIC "LOOMART"
@@ -122,7 +122,53 @@ typedef struct loom_manifest_entry_t {
   uint32_t symbol; ///< String offset: the function symbol.
   uint32_t num_args;
   uint32_t args_offset; ///< loom_manifest_arg_t[num_args].
+  uint32_t num_requirements;
+  uint32_t requirements_offset; ///< loom_manifest_requirement_t[
+                                ///< num_requirements], 8-byte aligned.
 } loom_manifest_entry_t;
+
+/// How the linear form of a requirement is compared with zero.
+typedef enum loom_requirement_predicate_e {
+  LOOM_REQUIREMENT_GE = 1, ///< constant + sum(coeff * term) >= 0
+  LOOM_REQUIREMENT_EQ = 2, ///< constant + sum(coeff * term) == 0
+  LOOM_REQUIREMENT_NE = 3, ///< constant + sum(coeff * term) != 0
+  LOOM_REQUIREMENT_MAX_ENUM = 0x7fffffff,
+} loom_requirement_predicate_t;
+
+/// What a term of a requirement reads.
+typedef enum loom_requirement_term_kind_e {
+  /// The value of symbol `index` of the symbol table in this call; the symbol
+  /// is bound by an input of the entry.
+  LOOM_TERM_SYMBOL = 1,
+  /// The value of argument `index` of the entry, a rank-0 i32 or i64 input.
+  LOOM_TERM_INPUT = 2,
+  LOOM_TERM_MAX_ENUM = 0x7fffffff,
+} loom_requirement_term_kind_t;
+
+/// One term of a requirement: `coeff` times the value it reads.
+typedef struct loom_manifest_term_t {
+  int64_t coeff;
+  uint32_t kind;     ///< loom_requirement_term_kind_t.
+  uint32_t index;    ///< Symbol index or argument index.
+  uint32_t name;     ///< String offset: the name in the requirement's text.
+  uint32_t reserved; ///< Zero.
+} loom_manifest_term_t;
+
+/// A precondition of an entry (`require` in the .loom file), checked by the
+/// runtime on every call after the inputs bind the symbols and before the
+/// entry runs: constant + sum(coeff_i * term_i) compared with zero by
+/// `predicate`. A call that fails it is refused and changes nothing.
+typedef struct loom_manifest_requirement_t {
+  int64_t constant;
+  uint32_t predicate;    ///< loom_requirement_predicate_t.
+  uint32_t num_terms;    ///< At least 1.
+  uint32_t terms_offset; ///< loom_manifest_term_t[num_terms], 8-byte aligned.
+  uint32_t text;         ///< String offset: the condition as written.
+  uint32_t configs;      ///< String offset: the compile-time values of the
+                         ///< other names in the text ("max_seq_len = 16",
+                         ///< possibly empty).
+  uint32_t location;     ///< String offset: "file:line:col" of the require.
+} loom_manifest_requirement_t;
 
 /// One argument of an entry.
 typedef struct loom_manifest_arg_t {
@@ -178,6 +224,14 @@ typedef struct loom_memref_3d_t {
   int64_t strides[3];
 } loom_memref_3d_t;
 
+typedef struct loom_memref_4d_t {
+  void *allocated;
+  void *aligned;
+  int64_t offset;
+  int64_t sizes[4];
+  int64_t strides[4];
+} loom_memref_4d_t;
+
 /// Flags of the matmul host functions.
 #define LOOM_MATMUL_TRANSPOSE_A 1
 #define LOOM_MATMUL_TRANSPOSE_B 2
@@ -196,6 +250,29 @@ typedef void (*loom_rt_batch_matmul_f32_fn_t)(const loom_memref_3d_t *a,
                                               const loom_memref_3d_t *b,
                                               loom_memref_3d_t *c,
                                               int64_t flags);
+
+/// Host function "loom_rt_mla_decode_f32": DeepSeek-V3 multi-head latent
+/// attention on the compressed cache, with the key up-projection absorbed
+/// into the queries (attn_impl "absorb"). With B = q_lat.sizes[0], S =
+/// sizes[1], H = sizes[2], C = kv_lora_rank, R = qk_rope_head_dim, T = the
+/// cache length:
+///   q_lat [B, S, H, C]  queries times W_UK (q_nope absorbed per head)
+///   q_pe  [B, S, H, R]  rotated rope part of the queries
+///   kv    [MB, T, C]    normalized latent cache, rows [0, B) read (MB >= B)
+///   pe    [MB, T, R]    rotated rope-key cache, shared by all heads
+///   out   [B, S, H, C]  written: for query (b, s, h), with keys t in
+///                       [0, min(T, start_pos + s + 1)),
+///     p_t = softmax_t(scale * (q_lat[b,s,h] . kv[b,t] + q_pe[b,s,h] . pe[b,t]))
+///     out[b,s,h] = sum_t p_t kv[b,t]   (0 when no key is visible)
+/// Every cached row is read once per (b, block of keys) for all heads and
+/// queries; the output stays in the latent space (the caller multiplies by
+/// W_UV).
+typedef void (*loom_rt_mla_decode_f32_fn_t)(const loom_memref_4d_t *q_lat,
+                                            const loom_memref_4d_t *q_pe,
+                                            const loom_memref_3d_t *kv,
+                                            const loom_memref_3d_t *pe,
+                                            loom_memref_4d_t *out,
+                                            int64_t start_pos, float scale);
 
 /// Host function "loom_rt_parallel_for": calls body(ctx, begin, end) over
 /// disjoint ranges covering [0, n) on the runtime's threads and returns when

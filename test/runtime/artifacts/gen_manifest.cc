@@ -27,13 +27,31 @@ struct Arg {
   std::string binding;
 };
 
+struct Term {
+  int64_t coeff;
+  loom_requirement_term_kind_t kind;
+  uint32_t index;
+  std::string name;
+};
+
+struct Requirement {
+  loom_requirement_predicate_t predicate;
+  int64_t constant;
+  std::vector<Term> terms;
+  std::string text;
+  std::string configs;
+  std::string location;
+};
+
 struct Entry {
   std::string name;
   std::vector<Arg> args;
+  std::vector<Requirement> requirements = {};
 };
 
 /// Builds a manifest: strings are interned, tables laid out in the order
-/// header, symbols, imports, entries, args, dims, strings.
+/// header, symbols, imports, entries, args, requirements, terms, dims,
+/// strings.
 class ManifestBuilder {
 public:
   std::vector<std::string> symbols;
@@ -50,11 +68,14 @@ public:
   }
 
   std::vector<uint8_t> build() {
-    size_t numArgs = 0, numDims = 0;
+    size_t numArgs = 0, numDims = 0, numReqs = 0, numTerms = 0;
     for (const Entry &e : entries) {
       numArgs += e.args.size();
       for (const Arg &a : e.args)
         numDims += a.dims.size();
+      numReqs += e.requirements.size();
+      for (const Requirement &r : e.requirements)
+        numTerms += r.terms.size();
     }
     loom_manifest_header_t h = {};
     std::memcpy(h.magic, LOOM_MANIFEST_MAGIC, 8);
@@ -73,6 +94,10 @@ public:
     off += sizeof(loom_manifest_entry_t) * entries.size();
     uint32_t argsOffset = off;
     off = align(off + sizeof(loom_manifest_arg_t) * numArgs, 8);
+    uint32_t reqsOffset = off;
+    off += sizeof(loom_manifest_requirement_t) * numReqs;
+    uint32_t termsOffset = off;
+    off += sizeof(loom_manifest_term_t) * numTerms;
     uint32_t dimsOffset = off;
     off += 8 * numDims;
     h.strings_offset = off;
@@ -87,13 +112,34 @@ public:
       importTable.push_back({str(imp.first), str(imp.second)});
     std::vector<loom_manifest_entry_t> entryTable;
     std::vector<loom_manifest_arg_t> argTable;
+    std::vector<loom_manifest_requirement_t> reqTable;
+    std::vector<loom_manifest_term_t> termTable;
     std::vector<int64_t> dimTable;
     for (const Entry &e : entries) {
       entryTable.push_back(
           {str(e.name), str(LOOM_ENTRY_SYMBOL_PREFIX + e.name),
            static_cast<uint32_t>(e.args.size()),
-           static_cast<uint32_t>(argsOffset + sizeof(loom_manifest_arg_t) *
-                                                  argTable.size())});
+           static_cast<uint32_t>(argsOffset +
+                                 sizeof(loom_manifest_arg_t) * argTable.size()),
+           static_cast<uint32_t>(e.requirements.size()),
+           static_cast<uint32_t>(reqsOffset +
+                                 sizeof(loom_manifest_requirement_t) *
+                                     reqTable.size())});
+      for (const Requirement &r : e.requirements) {
+        loom_manifest_requirement_t req = {};
+        req.constant = r.constant;
+        req.predicate = r.predicate;
+        req.num_terms = static_cast<uint32_t>(r.terms.size());
+        req.terms_offset = static_cast<uint32_t>(
+            termsOffset + sizeof(loom_manifest_term_t) * termTable.size());
+        req.text = str(r.text);
+        req.configs = str(r.configs);
+        req.location = str(r.location);
+        reqTable.push_back(req);
+        for (const Term &t : r.terms)
+          termTable.push_back({t.coeff, static_cast<uint32_t>(t.kind), t.index,
+                               str(t.name), 0});
+      }
       for (const Arg &a : e.args) {
         argTable.push_back(
             {str(a.name), static_cast<uint32_t>(a.role),
@@ -116,6 +162,10 @@ public:
         sizeof(loom_manifest_entry_t) * entryTable.size());
     put(blob, argsOffset, argTable.data(),
         sizeof(loom_manifest_arg_t) * argTable.size());
+    put(blob, reqsOffset, reqTable.data(),
+        sizeof(loom_manifest_requirement_t) * reqTable.size());
+    put(blob, termsOffset, termTable.data(),
+        sizeof(loom_manifest_term_t) * termTable.size());
     put(blob, dimsOffset, dimTable.data(), 8 * dimTable.size());
     put(blob, h.strings_offset, strings.data(), strings.size());
     return blob;
@@ -192,6 +242,34 @@ int main(int argc, char **argv) {
   b.entries.push_back({"fail",
                        {{"code", LOOM_ROLE_INPUT, LOOM_DTYPE_I32, {}, ""},
                         {"y", LOOM_ROLE_OUTPUT, LOOM_DTYPE_I32, {}, ""}}});
+  // Writes x into the state at pos, as a KV cache update would:
+  //   require pos >= 0, pos + N <= max_len     (max_len = 8)
+  //   require 2 * N != 6
+  b.entries.push_back(
+      {"window",
+       {{"x", LOOM_ROLE_INPUT, F32, {N}, ""},
+        {"pos", LOOM_ROLE_INPUT, LOOM_DTYPE_I64, {}, ""},
+        {"buf", LOOM_ROLE_STATE, F32, {8}, "buf"},
+        {"out", LOOM_ROLE_OUTPUT, F32, {8}, ""}},
+       {{LOOM_REQUIREMENT_GE,
+         0,
+         {{1, LOOM_TERM_INPUT, 1, "pos"}},
+         "pos >= 0",
+         "",
+         "window.loom:3:3"},
+        {LOOM_REQUIREMENT_GE,
+         8,
+         {{-1, LOOM_TERM_INPUT, 1, "pos"},
+          {-1, LOOM_TERM_SYMBOL, static_cast<uint32_t>(-N - 1), "N"}},
+         "pos + N <= max_len",
+         "max_len = 8",
+         "window.loom:3:3"},
+        {LOOM_REQUIREMENT_NE,
+         -6,
+         {{2, LOOM_TERM_SYMBOL, static_cast<uint32_t>(-N - 1), "N"}},
+         "2 * N != 6",
+         "",
+         "window.loom:4:3"}}});
   std::vector<uint8_t> blob = b.build();
 
   FILE *f = std::fopen(argv[2], "w");

@@ -32,6 +32,10 @@ typedef struct {
   int32_t *allocated, *aligned;
   int64_t offset;
 } md0i;
+typedef struct {
+  int64_t *allocated, *aligned;
+  int64_t offset;
+} md0l;
 
 /* Import slots: set by the runtime before any entry runs. */
 EXPORT void *loom_import_parallel_for = 0;
@@ -118,4 +122,18 @@ EXPORT int32_t loom_entry_fail(void **args) {
   md0i *code = (md0i *)args[0], *y = (md0i *)args[1];
   y->aligned[0] = code->aligned[0];
   return code->aligned[0];
+}
+
+/* Copies x into the state from position pos and returns the state. It
+ * relies on the runtime checking its requirements (pos >= 0, pos + N <= 8)
+ * and would write out of bounds otherwise. */
+EXPORT int32_t loom_entry_window(void **args) {
+  md1 *x = (md1 *)args[0], *buf = (md1 *)args[2], *out = (md1 *)args[3];
+  md0l *pos = (md0l *)args[1];
+  int64_t p = pos->aligned[pos->offset];
+  for (int64_t i = 0; i < x->sizes[0]; ++i)
+    buf->aligned[p + i] = x->aligned[x->offset + i * x->strides[0]];
+  for (int64_t i = 0; i < 8; ++i)
+    out->aligned[i] = buf->aligned[i];
+  return 0;
 }
