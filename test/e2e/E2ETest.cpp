@@ -416,6 +416,44 @@ public:
 
   const Tensors &interpreterStates() const { return states; }
 
+  /// Calls `entry` on both sides expecting both to refuse it with `message`
+  /// (a failed requirement) and to leave every state as it was.
+  ::testing::AssertionResult refuse(const std::string &entry,
+                                    const Tensors &inputs,
+                                    const std::string &message) {
+    Status s = invoke(entry, inputs);
+    if (!s)
+      return ::testing::AssertionFailure()
+             << "the runtime ran '" << entry << "'";
+    if (loom_status_message(s.get()) != message)
+      return ::testing::AssertionFailure()
+             << "the runtime refused '" << entry << "' with " << describe(s);
+    auto func = reference->lookupSymbol<func::FuncOp>(entry);
+    if (!func)
+      return ::testing::AssertionFailure() << "no entry '" << entry << "'";
+    FailureOr<std::vector<Tensor>> results;
+    ::testing::AssertionResult r =
+        interpretEntry(func, inputs, paramValues, states, results);
+    if (r)
+      return ::testing::AssertionFailure()
+             << "the interpreter glue ran '" << entry << "'";
+    if (r.message() != message)
+      return ::testing::AssertionFailure()
+             << "the interpreter glue refused '" << entry
+             << "' with: " << r.message();
+    for (auto &[name, want] : states) {
+      const loom_tensor_t *buffer = loom_session_state(session, name.c_str());
+      if (!buffer)
+        return ::testing::AssertionFailure()
+               << "the session has no state '" << name << "'";
+      if (auto result = allClose(entry + ": state '" + name + "'",
+                                 fromRuntime(buffer), want, Tol{0, 0});
+          !result)
+        return result;
+    }
+    return ::testing::AssertionSuccess();
+  }
+
 private:
   static Tol tolFor(const std::string &name, uint32_t dtype, const Tols &tols) {
     if (dtype == LOOM_DTYPE_F64)
@@ -1273,6 +1311,45 @@ graph peek(at: i32) -> (window: f32[4, 3, dim], old: f32[dim]) {
   // Smaller outside the axis: only the rows it has are written.
   ASSERT_TRUE(model->run("decode", {{"k", k(2, 3)}, {"pos", pos(9)}}));
   ASSERT_TRUE(model->run("peek", {{"at", at(-1)}}));
+}
+
+TEST_F(E2ETest, RequirementsRefuseCallsOnBothSides) {
+  // A def's requirement on the graph's inputs, mapped through the call: the
+  // compiled artifact and the interpreter glue refuse the same calls with the
+  // same message, and neither touches the cache.
+  auto model = load("require", R"(
+config max_seq_len = 8
+def write_at(cache: f32[8, 2], x: f32[S, 2], pos: i64) -> (y: f32[8, 2]) {
+  require pos >= 0, pos + S <= max_seq_len
+  y = dynamic_update_slice(cache, x, pos, axis=0)
+}
+graph write(x: f32[T, 2], start_pos: i64) -> (old: f32[8, 2]) {
+  require 2 * T != 6
+  state cache: f32[max_seq_len, 2]
+  old = cache
+  cache = write_at(cache, x, start_pos)
+}
+)");
+  ASSERT_TRUE(model);
+  Rng rng(16);
+  auto x = [&](int64_t rows) {
+    return rng.uniform(kF32Dtype, {rows, 2}, -1, 1);
+  };
+  auto pos = [](double v) { return makeTensor(kI64Dtype, {}, {v}); };
+  ASSERT_TRUE(model->run("write", {{"x", x(2)}, {"start_pos", pos(1)}}));
+  EXPECT_TRUE(model->refuse(
+      "write", {{"x", x(2)}, {"start_pos", pos(7)}},
+      "entry 'write': requirement failed: pos + S <= max_seq_len (pos = 7, "
+      "S = 2, max_seq_len = 8) [require.loom:4:3]"));
+  EXPECT_TRUE(model->refuse("write", {{"x", x(1)}, {"start_pos", pos(-1)}},
+                            "entry 'write': requirement failed: pos >= 0 "
+                            "(pos = -1) [require.loom:4:3]"));
+  EXPECT_TRUE(model->refuse("write", {{"x", x(3)}, {"start_pos", pos(0)}},
+                            "entry 'write': requirement failed: 2 * T != 6 "
+                            "(T = 3) [require.loom:8:3]"));
+  // The limits are accepted, and the session goes on.
+  ASSERT_TRUE(model->run("write", {{"x", x(4)}, {"start_pos", pos(4)}}));
+  ASSERT_TRUE(model->run("write", {{"x", x(0)}, {"start_pos", pos(8)}}));
 }
 
 TEST_F(E2ETest, OutputsAliasingInputsStatesAndEachOther) {

@@ -9,6 +9,7 @@
 #ifndef LOOM_TEST_E2E_RUNTIMEGLUE_H
 #define LOOM_TEST_E2E_RUNTIMEGLUE_H
 
+#include "compiler/Artifact/Requirements.h"
 #include "compiler/Interpreter/Interpreter.h"
 #include "loom/runtime.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -124,8 +125,10 @@ inline std::string attrString(DictionaryAttr attrs, StringRef key) {
 using Tensors = std::map<std::string, Tensor>;
 
 /// Evaluates entry `func` with the float64 interpreter, taking each argument
-/// by its role: inputs by name, params and states by binding. Interpreter
-/// diagnostics end up in the failure message.
+/// by its role: inputs by name, params and states by binding. The entry's
+/// requirements are checked first, as the runtime does; a refused call fails
+/// with the runtime's message. Interpreter diagnostics end up in the failure
+/// message.
 inline ::testing::AssertionResult
 interpretEntry(mlir::func::FuncOp func, const Tensors &inputs,
                const Tensors &params, const Tensors &states,
@@ -145,6 +148,19 @@ interpretEntry(mlir::func::FuncOp func, const Tensors &inputs,
              << "no value for " << role << " '" << key << "'";
     args.push_back(it->second);
   }
+  std::vector<mlir::loom::CallInput> callInputs;
+  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+    if (attrString(func.getArgAttrDict(i), "loom.role") != "input")
+      break;
+    mlir::loom::CallInput in;
+    in.shape = args[i].shape;
+    if (args[i].shape.empty() && !args[i].data.empty())
+      in.scalar = static_cast<int64_t>(args[i].data[0]);
+    callInputs.push_back(in);
+  }
+  if (std::optional<std::string> refused =
+          mlir::loom::checkRequirements(func, callInputs))
+    return ::testing::AssertionFailure() << *refused;
   std::string diagnostics;
   {
     mlir::ScopedDiagnosticHandler handler(func.getContext(),

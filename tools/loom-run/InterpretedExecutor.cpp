@@ -2,13 +2,15 @@
 //
 // This file implements the executor behind `loom-run --interpret`: the
 // `.loom` file is parsed, imported and cleaned up by the graph pipeline, and
-// every call is evaluated by the float64 reference interpreter. Params and
-// state follow the runtime's rules so both paths accept the same files.
+// every call is evaluated by the float64 reference interpreter. Params,
+// state and the entries' requirements follow the runtime's rules, so both
+// paths accept the same files and refuse the same calls.
 //
 //===----------------------------------------------------------------------===//
 
 #include "tools/loom-run/Executor.h"
 
+#include "compiler/Artifact/Requirements.h"
 #include "compiler/Interpreter/Interpreter.h"
 #include "compiler/Pipelines/Pipelines.h"
 #include "dialects/loom/IR/LoomDialect.h"
@@ -212,6 +214,26 @@ public:
   loom_status_t call(uint32_t index, loom_tensor_t *const *inputs,
                      loom_tensor_t **outputs) override {
     Entry &entry = entries[index];
+    // Requirements first, with exact integer inputs: a refused call changes
+    // no state.
+    std::vector<mlir::loom::CallInput> callInputs;
+    for (uint32_t i = 0; i < entry.desc.num_inputs; ++i) {
+      const loom_tensor_t *tensor = inputs[i];
+      mlir::loom::CallInput in;
+      in.shape = llvm::ArrayRef<int64_t>(loom_tensor_dims(tensor),
+                                         loom_tensor_rank(tensor));
+      if (loom_tensor_rank(tensor) == 0) {
+        if (loom_tensor_dtype(tensor) == LOOM_DTYPE_I64)
+          in.scalar = *static_cast<const int64_t *>(loom_tensor_data(tensor));
+        else if (loom_tensor_dtype(tensor) == LOOM_DTYPE_I32)
+          in.scalar = *static_cast<const int32_t *>(loom_tensor_data(tensor));
+      }
+      callInputs.push_back(in);
+    }
+    if (std::optional<std::string> failure =
+            mlir::loom::checkRequirements(entry.func, callInputs))
+      return makeError(LOOM_STATUS_INVALID_ARGUMENT, *failure);
+
     std::vector<interp::Tensor> args;
     for (const loom_arg_desc_t &arg : entry.args) {
       if (arg.role == LOOM_ROLE_INPUT) {
@@ -314,6 +336,10 @@ private:
   loom_status_t addEntry(mlir::func::FuncOp func) {
     Entry entry;
     entry.func = func;
+    std::string error;
+    if (!mlir::loom::readRequirements(func, error))
+      return makeError(LOOM_STATUS_INVALID_ARGUMENT,
+                       "entry '" + func.getSymName().str() + "': " + error);
     for (unsigned i = 0; i < func.getNumArguments(); ++i) {
       mlir::DictionaryAttr attrs = func.getArgAttrDict(i);
       std::string role = attrString(attrs, "loom.role", "input");

@@ -39,6 +39,9 @@ options:
   --outputs FILE.safetensors  write every output of every call
   --output NAME=FILE.npy      write one output (NAME includes its prefix)
   --print                     print each output's dtype, shape and values
+  --keep-going                after a call fails (e.g. a requirement of the
+                              entry), report it and go on with the next
+                              calls; the exit status is still 1
   --interpret                 evaluate MODEL.loom with the float64 reference
                               interpreter instead of compiled code
   --define NAME=VALUE         override a config (with --interpret)
@@ -50,6 +53,7 @@ struct Options {
   std::string model;
   bool interpret = false;
   bool print = false;
+  bool keepGoing = false;
   std::string params;
   std::vector<std::string> inputFiles;
   std::vector<std::pair<std::string, std::string>> npyInputs;
@@ -102,6 +106,8 @@ int parseArgs(int argc, char **argv, Options &o) {
       o.interpret = true;
     } else if (a == "--print") {
       o.print = true;
+    } else if (a == "--keep-going") {
+      o.keepGoing = true;
     } else if (a == "--params") {
       if (!value(o.params))
         return 1;
@@ -224,6 +230,7 @@ int run(const Options &o) {
       return fail(status);
   }
 
+  int rc = 0;
   for (const std::string &call : o.calls) {
     size_t colon = call.find(':');
     std::string entryName = call.substr(0, colon);
@@ -247,7 +254,11 @@ int run(const Options &o) {
       std::string message =
           "call '" + call + "': " + loom_status_message(status);
       loom_status_free(status);
-      return fail(message);
+      rc = fail(message);
+      // A failed call produced nothing; a refused one changed no state.
+      if (o.keepGoing)
+        continue;
+      return rc;
     }
     const loom_arg_desc_t *outArgs =
         entry->args + (entry->num_args - entry->num_outputs);
@@ -287,7 +298,7 @@ int run(const Options &o) {
     if ((status = loom_npy_write(file.c_str(), tensor)))
       return fail(status);
   }
-  return 0;
+  return rc;
 }
 
 } // namespace
