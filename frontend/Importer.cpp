@@ -213,6 +213,7 @@ enum class OpKind {
   Broadcast,
   DynamicSlice,
   DynamicUpdateSlice,
+  MlaAttention,
 };
 
 /// An op name of the language and how it maps to the dialect. For Compare,
@@ -276,6 +277,7 @@ const OpInfo kOps[] = {
     {"dynamic_slice", OpKind::DynamicSlice, "loom.dynamic_slice", 2, 3},
     {"dynamic_update_slice", OpKind::DynamicUpdateSlice,
      "loom.dynamic_update_slice", 3, 3},
+    {"mla_attention", OpKind::MlaAttention, "loom.mla_attention", 8, 8},
 };
 
 const OpInfo *lookupOp(StringRef name) {
@@ -329,7 +331,7 @@ private:
                                            size_t results);
   FailureOr<SmallVector<Value>> inlineCall(Frame &f, const CallExpr &call,
                                            const GraphAST &callee);
-  FailureOr<Value> importOpCall(Frame &f, const CallExpr &call);
+  FailureOr<SmallVector<Value>> importOpCall(Frame &f, const CallExpr &call);
   LogicalResult buildOp(OpCall &c, const OpInfo &info,
                         mlir::OperationState &state);
   LogicalResult buildReduce(OpCall &c, mlir::OperationState &state);
@@ -1186,14 +1188,17 @@ FailureOr<SmallVector<Value>>
 Importer::importCall(Frame &f, const CallExpr &call, size_t results) {
   if (const GraphAST *callee = m.findGraph(call.callee))
     return inlineCall(f, call, *callee);
-  if (results != 1)
-    return error(f, call.getLoc(),
-                 "op '" + call.callee + "' returns one result, but " +
-                     Twine(results) + " names are assigned");
-  FailureOr<Value> value = importOpCall(f, call);
-  if (failed(value))
+  FailureOr<SmallVector<Value>> values = importOpCall(f, call);
+  if (failed(values))
     return failure();
-  return SmallVector<Value>{*value};
+  if (values->size() != results)
+    return error(f, call.getLoc(),
+                 "op '" + call.callee + "' returns " +
+                     (values->size() == 1 ? Twine("one result")
+                                          : Twine(values->size()) + " results") +
+                     ", but " + Twine(results) +
+                     (results == 1 ? " name is" : " names are") + " assigned");
+  return values;
 }
 
 FailureOr<SmallVector<Value>>
@@ -1663,6 +1668,30 @@ LogicalResult Importer::buildOp(OpCall &c, const OpInfo &info,
     state.addAttribute("size", builder.getI64IntegerAttr(*size));
     return success();
   }
+  case OpKind::MlaAttention: {
+    // q_nope, q_pe, kv, k_pe, wkv_b, k_cache, v_cache, start_pos; scale=.
+    SmallVector<Value> operands;
+    for (unsigned i = 0; i < 7; ++i) {
+      FailureOr<Value> v = operandValue(c, i);
+      if (failed(v))
+        return failure();
+      operands.push_back(*v);
+    }
+    FailureOr<Value> start = operandValue(c, 7, builder.getI64Type());
+    if (failed(start))
+      return failure();
+    operands.push_back(*start);
+    FailureOr<double> scale =
+        getFloat(c, "scale", std::numeric_limits<double>::quiet_NaN());
+    if (failed(scale))
+      return failure();
+    if (std::isnan(*scale))
+      return error(*c.frame, c.call->getLoc(),
+                   "op 'mla_attention' needs its softmax scale: scale=...");
+    state.addOperands(operands);
+    state.addAttribute("scale", builder.getF64FloatAttr(*scale));
+    return success();
+  }
   case OpKind::DynamicUpdateSlice: {
     FailureOr<Value> target = operandValue(c, 0);
     if (failed(target))
@@ -1708,7 +1737,8 @@ LogicalResult Importer::buildOp(OpCall &c, const OpInfo &info,
   return success();
 }
 
-FailureOr<Value> Importer::importOpCall(Frame &f, const CallExpr &call) {
+FailureOr<SmallVector<Value>> Importer::importOpCall(Frame &f,
+                                                    const CallExpr &call) {
   const OpInfo *info = lookupOp(call.callee);
   if (!info)
     return error(f, call.getLoc(), "unknown op '" + call.callee + "'");
@@ -1774,7 +1804,10 @@ FailureOr<Value> Importer::importOpCall(Frame &f, const CallExpr &call) {
       return error(f, k.arg->key.loc,
                    "unknown keyword '" + k.arg->key.name + "' for op '" +
                        call.callee + "'");
-  return create(state);
+  FailureOr<Value> first = create(state);
+  if (failed(first))
+    return failure();
+  return SmallVector<Value>(first->getDefiningOp()->getResults());
 }
 
 //===----------------------------------------------------------------------===//

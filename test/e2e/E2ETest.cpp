@@ -28,6 +28,7 @@
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
+#include "mlir/Pass/PassRegistry.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -479,8 +480,12 @@ private:
 /// destroyed, so no static destructor of the MLIR libraries runs before it.
 MLIRContext &getContext() {
   static MLIRContext *context = [] {
-    registerAllPasses();
-    mlir::loom::registerLoomPipelines();
+    // MlaTest.cpp registers the same passes in this binary, and either may
+    // run first (--gtest_shuffle): register them only once.
+    if (!PassPipelineInfo::lookup("loom-graph")) {
+      registerAllPasses();
+      mlir::loom::registerLoomPipelines();
+    }
     DialectRegistry registry;
     registerAllDialects(registry);
     registerAllExtensions(registry);
