@@ -255,12 +255,15 @@ LOOM_INLINE void scoreTile(const float *blk, int64_t kChunks, const float *qp,
 /// of the packed block) over nb keys:
 ///   O[i][0:16] = alpha[i] * O[i][0:16] + sum_t st[t][i] * v[t][0:16]
 /// (O is not read when `first`).
-template <int MT>
+template <int MT, bool Prefetch = false>
 LOOM_INLINE void outputTile(const float *st, int64_t ldst, const float *v,
                             int64_t nb, const float *alpha, float *o,
-                            int64_t ldo, bool first) {
+                            int64_t ldo, bool first,
+                            const char *prefetch = nullptr) {
   v8f acc[MT][2] = {};
   for (int64_t t = 0; t < nb; ++t) {
+    if (Prefetch)
+      __builtin_prefetch(prefetch + t * 64, 0, 3);
     v8f b0 = load(v + t * kLanes), b1 = load(v + t * kLanes + 8);
     for (int i = 0; i < MT; ++i) {
       v8f x = splat(st[t * ldst + i]);
@@ -480,11 +483,36 @@ LOOM_INLINE void runTaskImpl(const Problem &pr, int64_t task) {
     }
     softmaxBlock(st, ldst, nb, mask, mRun, lRun, alpha, Mp);
 
+    // The next block streams in while this one is multiplied, instead of
+    // stalling its copy into `blk` (measured: +6-8% of the FMA peak at
+    // H = 16, where the copy is a third of the time). When its rows are
+    // contiguous, the first row tile of each column chunk prefetches one
+    // line of kv per key (Cp / 16 * nb lines in all, the block's size), and
+    // the second row tile of the first R / 16 chunks does the same for pe.
+    const char *prefetchKv = nullptr, *prefetchPe = nullptr;
+    if (blkIndex + 1 < blockEnd && t0 + 2 * nb <= pr.visible) {
+      if (pr.kv.st[2] == 1 && pr.kv.st[1] == pr.C && pr.C % kLanes == 0)
+        prefetchKv = reinterpret_cast<const char *>(kvB + (t0 + nb) * pr.C);
+      if (pr.pe.st[2] == 1 && pr.pe.st[1] == pr.R && pr.R % kLanes == 0 &&
+          pr.R <= pr.C && pr.M >= 2 * kRowTile)
+        prefetchPe = reinterpret_cast<const char *>(peB + (t0 + nb) * pr.R);
+    }
     // O = alpha * O + P . kv_blk, column chunks outermost so that the
     // chunk (nb x 16, contiguous) stays in L1 while every row tile passes.
     for (int64_t j = 0; j < pr.Cp; j += kLanes) {
       const float *v = blk + (j / kLanes) * chunkStride;
       int64_t m = 0;
+      if (prefetchKv && pr.M >= kRowTile) {
+        outputTile<kRowTile, true>(st, ldst, v, nb, alpha, o + j, ldo, first,
+                                   prefetchKv + (j / kLanes) * nb * 64);
+        m = kRowTile;
+        if (prefetchPe && j < pr.R) {
+          outputTile<kRowTile, true>(st + m, ldst, v, nb, alpha + m,
+                                     o + m * ldo + j, ldo, first,
+                                     prefetchPe + (j / kLanes) * nb * 64);
+          m += kRowTile;
+        }
+      }
       for (; m + kRowTile <= pr.M; m += kRowTile)
         outputTile<kRowTile>(st + m, ldst, v, nb, alpha + m, o + m * ldo + j,
                              ldo, first);
