@@ -408,6 +408,150 @@ GemmTileFn selectGemmTile() {
   return gemmTileGeneric;
 }
 
+//===----------------------------------------------------------------------===//
+// Skinny products: few rows of C, A rows and B columns contiguous along K
+//===----------------------------------------------------------------------===//
+
+// linear(x, w) = x wᵀ with a handful of rows (a decode step) reads every
+// weight once for a few multiply-adds: it is bound by memory bandwidth. The
+// packed kernel would copy all of B first, and oneDNN's sgemm (2.6) reaches
+// about a quarter of the read bandwidth for 2 <= M <= 16; dot products that
+// stream each weight row once reach it.
+
+/// Most rows of C the skinny kernel takes; more amortize B's packing.
+constexpr int64_t kSkinnyMaxRows = 16;
+/// Register tile: MT rows of A times NT columns of B, 12 accumulators.
+constexpr int kSkinnyRows = 4, kSkinnyCols = 3;
+/// Columns of C per task.
+constexpr int64_t kSkinnyColBlock = 96;
+
+__attribute__((always_inline)) inline float hsum(v8f v) {
+  float lanes[8];
+  std::memcpy(lanes, &v, sizeof(v));
+  return ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) +
+         ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+}
+
+/// C[i0 + i, j0 + j] (+)= dot(A row, B column) for i < MT, j < NT.
+template <int MT, int NT>
+__attribute__((always_inline)) inline void
+skinnyTile(const Mat &a, const Mat &b, const Mat &c, int64_t i0, int64_t j0,
+           bool accumulate) {
+  int64_t K = a.cols;
+  const float *ar[MT], *bc[NT];
+  for (int i = 0; i < MT; ++i)
+    ar[i] = a.p + (i0 + i) * a.rs;
+  for (int j = 0; j < NT; ++j)
+    bc[j] = b.p + (j0 + j) * b.cs;
+  v8f acc[MT][NT] = {};
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    v8f bv[NT];
+    for (int j = 0; j < NT; ++j)
+      std::memcpy(&bv[j], bc[j] + k, sizeof(v8f));
+    for (int i = 0; i < MT; ++i) {
+      v8f av;
+      std::memcpy(&av, ar[i] + k, sizeof(v8f));
+      for (int j = 0; j < NT; ++j)
+        acc[i][j] += av * bv[j];
+    }
+  }
+  for (int i = 0; i < MT; ++i)
+    for (int j = 0; j < NT; ++j) {
+      float sum = hsum(acc[i][j]);
+      for (int64_t q = k; q < K; ++q)
+        sum += ar[i][q] * bc[j][q];
+      float *out = c.p + (i0 + i) * c.rs + (j0 + j) * c.cs;
+      *out = accumulate ? *out + sum : sum;
+    }
+}
+
+template <int MT>
+__attribute__((always_inline)) inline void
+skinnyRows(const Mat &a, const Mat &b, const Mat &c, int64_t i0, int64_t j0,
+           int64_t j1, bool accumulate) {
+  int64_t j = j0;
+  for (; j + kSkinnyCols <= j1; j += kSkinnyCols)
+    skinnyTile<MT, kSkinnyCols>(a, b, c, i0, j, accumulate);
+  for (; j < j1; ++j)
+    skinnyTile<MT, 1>(a, b, c, i0, j, accumulate);
+}
+
+/// Columns [j0, j1) of C for every row. Row tiles run inside a column tile,
+/// so a tile's B columns come from memory once and from cache after.
+__attribute__((always_inline)) inline void
+skinnyImpl(const Mat &a, const Mat &b, const Mat &c, int64_t j0, int64_t j1,
+           bool accumulate) {
+  for (int64_t jt = j0; jt < j1; jt += kSkinnyCols) {
+    int64_t je = std::min(jt + kSkinnyCols, j1);
+    int64_t i = 0;
+    for (; i + kSkinnyRows <= c.rows; i += kSkinnyRows)
+      skinnyRows<kSkinnyRows>(a, b, c, i, jt, je, accumulate);
+    switch (c.rows - i) {
+    case 3:
+      skinnyRows<3>(a, b, c, i, jt, je, accumulate);
+      break;
+    case 2:
+      skinnyRows<2>(a, b, c, i, jt, je, accumulate);
+      break;
+    case 1:
+      skinnyRows<1>(a, b, c, i, jt, je, accumulate);
+      break;
+    default:
+      break;
+    }
+  }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) void
+skinnyAvx2(const Mat &a, const Mat &b, const Mat &c, int64_t j0, int64_t j1,
+           bool accumulate) {
+  skinnyImpl(a, b, c, j0, j1, accumulate);
+}
+#endif
+
+void skinnyGeneric(const Mat &a, const Mat &b, const Mat &c, int64_t j0,
+                   int64_t j1, bool accumulate) {
+  skinnyImpl(a, b, c, j0, j1, accumulate);
+}
+
+using SkinnyFn = void (*)(const Mat &, const Mat &, const Mat &, int64_t,
+                          int64_t, bool);
+
+SkinnyFn selectSkinny() {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return skinnyAvx2;
+#endif
+  return skinnyGeneric;
+}
+
+/// The skinny kernel applies: few rows, A's rows and B's columns contiguous
+/// along K, and enough K for the dot products to pay.
+bool skinnyEligible(const Mat &a, const Mat &b, const Mat &c) {
+  return c.rows <= kSkinnyMaxRows && a.cols >= 32 &&
+         (a.cs == 1 || a.cols == 1) && (b.rs == 1 || b.rows == 1);
+}
+
+struct SkinnyJob {
+  const std::vector<Mat> *as, *bs, *cs;
+  int64_t colBlocks;
+  bool accumulate;
+  SkinnyFn fn;
+};
+
+void skinnyTask(void *ctx, int64_t begin, int64_t end) {
+  auto *job = static_cast<SkinnyJob *>(ctx);
+  for (int64_t t = begin; t < end; ++t) {
+    int64_t batch = t / job->colBlocks, block = t % job->colBlocks;
+    const Mat &c = (*job->cs)[batch];
+    int64_t j0 = block * kSkinnyColBlock;
+    job->fn((*job->as)[batch], (*job->bs)[batch], c, j0,
+            std::min(j0 + kSkinnyColBlock, c.cols), job->accumulate);
+  }
+}
+
 /// One batched problem split into (batch, row block, column block) tasks.
 struct GemmJob {
   std::vector<Mat> as, bs, cs;
@@ -476,6 +620,20 @@ void gemmBatch(std::vector<Mat> as, std::vector<Mat> bs, std::vector<Mat> cs,
   if (cs.empty() || cs[0].rows == 0 || cs[0].cols == 0)
     return;
   int64_t M = cs[0].rows, N = cs[0].cols, K = as[0].cols;
+  bool skinny = true;
+  for (size_t i = 0; i < cs.size() && skinny; ++i)
+    skinny = skinnyEligible(as[i], bs[i], cs[i]);
+  if (skinny) {
+    static const SkinnyFn fn = selectSkinny();
+    SkinnyJob job{&as, &bs, &cs, (N + kSkinnyColBlock - 1) / kSkinnyColBlock,
+                  accumulate, fn};
+    int64_t tasks = int64_t(cs.size()) * job.colBlocks;
+    if (M * N * K < 64 * 64 * 64)
+      skinnyTask(&job, 0, tasks);
+    else
+      pool().parallelFor(skinnyTask, &job, tasks);
+    return;
+  }
 #ifdef LOOM_HAVE_DNNL
   if (M * N * std::max<int64_t>(K, 1) >= kDnnlMinWork) {
     bool eligible = true;

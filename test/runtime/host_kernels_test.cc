@@ -240,6 +240,17 @@ TEST(HostKernels, MatmulMatchesReference) {
         checkMatmul({sz[0], sz[1], sz[2], flags, strided});
 }
 
+// Few rows of C with A's rows and B's columns contiguous along K (x wᵀ in a
+// decode step) take the skinny kernel: every row count it handles, column
+// counts around its 3-column tile, K around its 8-lane vectors.
+TEST(HostKernels, SkinnyMatmulMatchesReference) {
+  for (int64_t m : {1, 2, 3, 4, 5, 7, 8, 9, 16})
+    for (int64_t n : {1, 2, 3, 4, 97, 200})
+      for (int64_t k : {32, 33, 39, 40, 300, 1031})
+        for (int flags : {0, LOOM_MATMUL_ACCUMULATE})
+          checkMatmul({m, n, k, flags, false});
+}
+
 TEST(HostKernels, BatchMatmulWithBroadcastBatch) {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> dist(-1, 1);
