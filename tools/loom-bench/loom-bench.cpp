@@ -3,7 +3,8 @@
 // This file implements loom-bench: it opens an artifact, binds params (from
 // a file, or seeded random values of the declared shapes), runs optional
 // untimed set-up calls in the same session, then times one call over many
-// repetitions and reports the median, minimum and maximum.
+// repetitions and reports the median, minimum and maximum. With --describe it
+// instead reports the session's state buffers (e.g. the size of a KV cache).
 //
 //===----------------------------------------------------------------------===//
 
@@ -27,6 +28,7 @@ const char *kUsage = R"(loom-bench: time an entry of a Loom artifact
 
 usage:
   loom-bench ARTIFACT.so [options] --call ENTRY[:PREFIX]
+  loom-bench ARTIFACT.so --describe [--params FILE] [--dim NAME=N]...
 
 options:
   --params FILE.safetensors   weights (params not in it get random values)
@@ -42,6 +44,11 @@ options:
   --seed N                    seed of the random values (default 0)
   --json                      print {"entry", "median_s", "min_s", "max_s",
                               "reps"} as one JSON object on stdout
+  --describe                  print the artifact's entries and the state
+                              buffers a session allocates ({"entries",
+                              "states": [{"name", "dtype", "shape",
+                              "bytes"}], "state_bytes"}) as one JSON object
+                              and exit; params not in --params are zeros
   --help                      this text
 )";
 
@@ -63,6 +70,7 @@ struct Options {
   int warmup = 3, reps = 20;
   uint64_t seed = 0;
   bool json = false;
+  bool describe = false;
 };
 
 bool parseInt(const std::string &s, int64_t &out) {
@@ -92,6 +100,10 @@ int parseArgs(int argc, char **argv, Options &o) {
     }
     if (a == "--json") {
       o.json = true;
+      continue;
+    }
+    if (a == "--describe") {
+      o.describe = true;
       continue;
     }
     if (a.empty() || a[0] != '-') {
@@ -138,16 +150,16 @@ int parseArgs(int argc, char **argv, Options &o) {
   }
   if (o.artifact.empty())
     return fail("no artifact given (see --help)");
-  if (o.call.empty())
+  if (o.call.empty() && !o.describe)
     return fail("no --call given (see --help)");
   return -1;
 }
 
-/// Creates a tensor of the declared shape filled with seeded random values:
-/// floats uniform in [-1, 1), integers in [0, 100), bools half true.
-loom_status_t randomTensor(const loom_arg_desc_t &arg,
-                           const std::map<std::string, int64_t> &dims,
-                           std::mt19937_64 &rng, loom_tensor_t **out) {
+/// Creates a zero-filled tensor of the declared shape, symbolic dims taken
+/// from `dims`.
+loom_status_t zeroTensor(const loom_arg_desc_t &arg,
+                         const std::map<std::string, int64_t> &dims,
+                         loom_tensor_t **out) {
   int64_t shape[LOOM_MAX_RANK];
   for (int32_t d = 0; d < arg.rank; ++d) {
     if (arg.dims[d] >= 0) {
@@ -164,8 +176,16 @@ loom_status_t randomTensor(const loom_arg_desc_t &arg,
     }
     shape[d] = it->second;
   }
+  return loom_tensor_create(arg.dtype, arg.rank, shape, out);
+}
+
+/// Creates a tensor of the declared shape filled with seeded random values:
+/// floats uniform in [-1, 1), integers in [0, 100), bools half true.
+loom_status_t randomTensor(const loom_arg_desc_t &arg,
+                           const std::map<std::string, int64_t> &dims,
+                           std::mt19937_64 &rng, loom_tensor_t **out) {
   loom_tensor_t *t = nullptr;
-  if (loom_status_t s = loom_tensor_create(arg.dtype, arg.rank, shape, &t))
+  if (loom_status_t s = zeroTensor(arg, dims, &t))
     return s;
   std::uniform_real_distribution<double> real(-1.0, 1.0);
   std::uniform_int_distribution<int64_t> integer(0, 99);
@@ -221,7 +241,96 @@ loom_status_t gatherInputs(const loom_entry_desc_t *entry,
   return nullptr;
 }
 
+/// `s` as a JSON string literal.
+std::string jsonString(const std::string &s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+/// --describe: opens the artifact through the runtime's C API, creates a
+/// session (params from the file, zeros for the rest) and prints its entries
+/// and the state buffers the session allocated, found by the state bindings
+/// of the entries' descriptors.
+int describe(const Options &o) {
+  struct Handles {
+    loom_artifact_t *artifact = nullptr;
+    loom_session_t *session = nullptr;
+    ~Handles() {
+      loom_session_destroy(session);
+      loom_artifact_close(artifact);
+    }
+  } h;
+  loom_status_t status = loom_artifact_open(o.artifact.c_str(), &h.artifact);
+  if (status)
+    return fail(status);
+  Map params;
+  if (!o.params.empty())
+    status = loom_params_load(o.params.c_str(), 0, &params.map);
+  else
+    status = loom_tensor_map_create(&params.map);
+  if (status)
+    return fail(status);
+  std::vector<std::string> entries, states;
+  for (uint32_t e = 0; e < loom_artifact_entry_count(h.artifact); ++e) {
+    const loom_entry_desc_t *entry = loom_artifact_entry_at(h.artifact, e);
+    entries.push_back(entry->name);
+    for (uint32_t a = 0; a < entry->num_args; ++a) {
+      const loom_arg_desc_t &arg = entry->args[a];
+      if (arg.role == LOOM_ROLE_STATE &&
+          std::find(states.begin(), states.end(), arg.binding) == states.end())
+        states.push_back(arg.binding);
+      if (arg.role != LOOM_ROLE_PARAM ||
+          loom_tensor_map_find(params.map, arg.binding))
+        continue;
+      loom_tensor_t *t = nullptr;
+      if ((status = zeroTensor(arg, o.dims, &t)))
+        return fail(status);
+      status = loom_tensor_map_insert(params.map, arg.binding, t);
+      loom_tensor_release(t);
+      if (status)
+        return fail(status);
+    }
+  }
+  if ((status = loom_session_create(h.artifact, params.map, &h.session)))
+    return fail(status);
+
+  std::string json =
+      "{\"artifact\": " + jsonString(o.artifact) + ", \"entries\": [";
+  for (size_t i = 0; i < entries.size(); ++i)
+    json += (i ? ", " : "") + jsonString(entries[i]);
+  json += "], \"states\": [";
+  size_t total = 0;
+  for (size_t i = 0; i < states.size(); ++i) {
+    const loom_tensor_t *t = loom_session_state(h.session, states[i].c_str());
+    if (!t)
+      return fail("the session has no state '" + states[i] + "'");
+    json += (i ? ", " : "") + std::string("{\"name\": ") +
+            jsonString(states[i]) + ", \"dtype\": \"" +
+            loom_dtype_name(loom_tensor_dtype(t)) + "\", \"shape\": [";
+    for (int32_t d = 0; d < loom_tensor_rank(t); ++d)
+      json += (d ? ", " : "") + std::to_string(loom_tensor_dims(t)[d]);
+    json += "], \"bytes\": " + std::to_string(loom_tensor_byte_size(t)) + "}";
+    total += loom_tensor_byte_size(t);
+  }
+  json += "], \"state_bytes\": " + std::to_string(total) + "}";
+  std::printf("%s\n", json.c_str());
+  return 0;
+}
+
 int run(const Options &o) {
+  if (o.describe)
+    return describe(o);
   std::unique_ptr<Executor> executor;
   loom_status_t status = openArtifact(o.artifact, executor);
   if (status)

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# One DeepSeek-V3 MLA layer: cache size and decode step, Loom against its
+# baselines in the same run (docs/performance.md, "MLA layer").
+#
+#   bench/mla.sh [BUILD_DIR]        (default BUILD_DIR: ./build)
+#
+# Builds loom-compile, loom-run, loom-bench and the runtime library in
+# BUILD_DIR (configured like loom.sh, Release, if it is not configured yet;
+# LOOM_BENCH_NO_BUILD=1 uses the binaries as they are), compiles
+# bench/roofline.cc and bench/mla_kernel_bench.cc against the runtime into
+# BUILD_DIR/bench-mla-layer/, finds a Python with torch, then runs
+# bench/mla_bench.py: the cache bytes per token of both cache layouts at the
+# DeepSeek-V3 671B config (bench/deepseek_v3_671b.json), one decode step of
+# the layer (Loom --mla=absorb, Loom --mla=naive, PyTorch) and the attention
+# part alone (loom_rt_mla_decode_f32 against its roofline, PyTorch), in
+# interleaved rounds. Prints a markdown report and writes
+# bench/results/mla-DATE.json and .md (LOOM_BENCH_OUT changes the folder).
+#
+# Environment: LOOM_BENCH_QUICK=1 (about 2 minutes: fewer sizes, 1 round),
+# LOOM_BENCH_ROUNDS (default 3), LOOM_MLA_CONFIGS (batch x cache length,
+# default 1x1024,1x4096,1x16384,8x1024,8x4096,8x16384), LOOM_MLA_SECONDS
+# (timed seconds a contender gets per round, default 2),
+# LOOM_BENCH_PYTHON (interpreter with torch; default bench/.venv/bin/python,
+# then /usr/bin/python3), LOOM_JOBS (build jobs). Threads: all cores unless
+# LOOM_NUM_THREADS / OMP_NUM_THREADS say otherwise.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${1:-$root/build}"
+
+if [ ! -f "$build/build.ninja" ]; then
+  [ "${LOOM_BENCH_NO_BUILD:-0}" = 1 ] && { echo "mla: $build is not a configured build" >&2; exit 1; }
+  cmake -G Ninja -S "$root" -B "$build" \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
+    -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
+    -DLLVM_USE_LINKER=lld -DMLIR_LINK_MLIR_DYLIB=ON \
+    -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-22/bin/lit \
+    -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >&2
+fi
+build="$(cd "$build" && pwd)"
+if [ "${LOOM_BENCH_NO_BUILD:-0}" != 1 ]; then
+  ninja -C "$build" -j "${LOOM_JOBS:-$(nproc)}" loom-compile loom-run loom-bench loom_runtime >&2
+fi
+bin="$build/bin"
+for t in loom-compile loom-run loom-bench; do
+  [ -x "$bin/$t" ] || { echo "mla: $bin/$t not found" >&2; exit 1; }
+done
+
+# The roofline and the kernel benchmark, built as bench/mla_kernel.sh does,
+# in their own folder.
+cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$build/CMakeCache.txt"; }
+cxx="$(cache_value CMAKE_CXX_COMPILER)"
+libs=()
+for var in LOOM_DNNL_LIBRARY LOOM_GOMP_LIBRARY; do
+  lib="$(cache_value "$var")"
+  case "$lib" in ""|*NOTFOUND) ;; *) libs+=("$lib") ;; esac
+done
+runtime_lib="$(find "$build" -name libloom_runtime.a -print -quit)"
+[ -n "$runtime_lib" ] || { echo "mla: libloom_runtime.a not found in $build" >&2; exit 1; }
+tools="$build/bench-mla-layer"
+mkdir -p "$tools"
+flags=(-O2 -std=c++17 -pthread)
+"$cxx" "${flags[@]}" "$root/bench/roofline.cc" -o "$tools/roofline"
+"$cxx" "${flags[@]}" -I"$root/runtime/include" -DLOOM_ROOFLINE_NO_MAIN \
+  "$root/bench/mla_kernel_bench.cc" "$root/bench/roofline.cc" \
+  "$runtime_lib" "${libs[@]}" -ldl -o "$tools/mla_kernel_bench"
+
+torch_py=""
+for py in "${LOOM_BENCH_PYTHON:-}" "$root/bench/.venv/bin/python" /usr/bin/python3; do
+  [ -n "$py" ] && [ -x "$py" ] || continue
+  if "$py" -c "import torch, numpy" >/dev/null 2>&1; then torch_py="$py"; break; fi
+done
+[ -n "$torch_py" ] || echo "mla: no Python with torch and numpy; the PyTorch rows read n/a (see docs/performance.md)" >&2
+
+args=(--bin "$bin" --tools "$tools" --out "${LOOM_BENCH_OUT:-$root/bench/results}")
+[ -n "$torch_py" ] && args+=(--torch-python "$torch_py")
+exec python3 "$root/bench/mla_bench.py" "${args[@]}"
