@@ -17,9 +17,9 @@
 # bench/results/mla-DATE.json and .md (LOOM_BENCH_OUT changes the folder).
 #
 # Environment: LOOM_BENCH_QUICK=1 (about 2 minutes: fewer sizes, 1 round),
-# LOOM_BENCH_ROUNDS (default 3), LOOM_MLA_CONFIGS (batch x cache length,
+# LOOM_BENCH_ROUNDS (default 5), LOOM_MLA_CONFIGS (batch x cache length,
 # default 1x1024,1x4096,1x16384,8x1024,8x4096,8x16384), LOOM_MLA_SECONDS
-# (timed seconds a contender gets per round, default 2),
+# (timed seconds a contender gets per round, default 1),
 # LOOM_BENCH_PYTHON (interpreter with torch; default bench/.venv/bin/python,
 # then /usr/bin/python3), LOOM_JOBS (build jobs). Threads: all cores unless
 # LOOM_NUM_THREADS / OMP_NUM_THREADS say otherwise.

@@ -24,9 +24,9 @@ the per-round medians. Writes OUT/mla-DATE.json and OUT/mla-DATE.md and prints
 the markdown. Standard library only; PyTorch runs in its own interpreter.
 
 Environment: LOOM_BENCH_QUICK=1 (configurations 1x1024,1x4096,8x1024, one
-round, 1 s per contender), LOOM_BENCH_ROUNDS (default 3), LOOM_MLA_CONFIGS
-(BxL list, default 1x1024,1x4096,1x16384,8x1024,8x4096,8x16384),
-LOOM_MLA_SECONDS (timed seconds per contender and round, default 2).
+round), LOOM_BENCH_ROUNDS (default 5), LOOM_MLA_CONFIGS (BxL list, default
+1x1024,1x4096,1x16384,8x1024,8x4096,8x16384), LOOM_MLA_SECONDS (timed
+seconds per contender and round, default 1; at least 3 calls).
 """
 import argparse
 import array
@@ -192,8 +192,8 @@ class MlaBench:
         self.dims = Dims(CONFIG)
         quick = os.environ.get("LOOM_BENCH_QUICK", "0") == "1"
         self.quick = quick
-        self.rounds = int(os.environ.get("LOOM_BENCH_ROUNDS", 1 if quick else 3))
-        self.seconds = float(os.environ.get("LOOM_MLA_SECONDS", 1 if quick else 2))
+        self.rounds = int(os.environ.get("LOOM_BENCH_ROUNDS", 1 if quick else 5))
+        self.seconds = float(os.environ.get("LOOM_MLA_SECONDS", 1))
         spec = os.environ.get("LOOM_MLA_CONFIGS", "1x1024,1x4096,8x1024" if quick else
                               "1x1024,1x4096,1x16384,8x1024,8x4096,8x16384")
         self.configs = [tuple(int(v) for v in c.split("x"))
