@@ -244,9 +244,15 @@ struct MlaAbsorbPass : public fuse::impl::MlaAbsorbPassBase<MlaAbsorbPass> {
         q.isDynamicDim(3) || kv.isDynamicDim(2) || kpe.isDynamicDim(2) ||
         vc.isDynamicDim(3))
       return false;
-    for (Value cache : {op.getNewKCache(), op.getNewVCache()})
+    // The new caches go only to the return, as the new values of their own
+    // states (not as outputs, whose layout the signature fixes).
+    auto func = op->getParentOfType<func::FuncOp>();
+    for (auto [cache, old] : {std::pair(op.getNewKCache(), op.getKCache()),
+                              std::pair(op.getNewVCache(), op.getVCache())})
       for (OpOperand &use : cache.getUses())
-        if (!isa<func::ReturnOp>(use.getOwner()))
+        if (!isa<func::ReturnOp>(use.getOwner()) || !func ||
+            resultStateBinding(func, use.getOperandNumber()) !=
+                stateBindingOf(old))
           return false;
     return true;
   }

@@ -159,3 +159,25 @@ func.func @f64(%qn: tensor<1x1x2x8xf64>, %qp: tensor<1x1x2x4xf64>,
       -> tensor<1x1x2x8xf64>, tensor<3x10x2x12xf64>, tensor<3x10x2x8xf64>
   return %o, %k2, %v2 : tensor<1x1x2x8xf64>, tensor<3x10x2x12xf64>, tensor<3x10x2x8xf64>
 }
+
+// -----
+
+// Must not apply: the updated K cache is also returned as an output, whose
+// declared layout is the per-head one.
+// CHECK-LABEL: func.func @outputs_keys(
+// CHECK: loom.mla_attention
+// CHECK-NOT: fuse.mla_decode
+func.func @outputs_keys(%qn: tensor<1x1x2x8xf32>, %qp: tensor<1x1x2x4xf32>,
+                        %kv: tensor<1x1x16xf32>, %kpe: tensor<1x1x4xf32>,
+                        %w: tensor<32x16xf32>,
+                        %kc: tensor<3x10x2x12xf32> {loom.role = "state", loom.name = "k_cache", loom.binding = "k_cache"},
+                        %vc: tensor<3x10x2x8xf32> {loom.role = "state", loom.name = "v_cache", loom.binding = "v_cache"},
+                        %pos: tensor<i64>)
+    -> (tensor<3x10x2x12xf32> {loom.role = "output", loom.name = "keys"},
+        tensor<3x10x2x12xf32> {loom.role = "state", loom.name = "k_cache", loom.binding = "k_cache"},
+        tensor<3x10x2x8xf32> {loom.role = "state", loom.name = "v_cache", loom.binding = "v_cache"}) {
+  %o, %k2, %v2 = loom.mla_attention %qn, %qp, %kv, %kpe, %w, %kc, %vc, %pos {scale = 0.25 : f64}
+      : tensor<1x1x2x8xf32>, tensor<1x1x2x4xf32>, tensor<1x1x16xf32>, tensor<1x1x4xf32>, tensor<32x16xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>, tensor<i64>
+      -> tensor<1x1x2x8xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>
+  return %k2, %k2, %v2 : tensor<3x10x2x12xf32>, tensor<3x10x2x12xf32>, tensor<3x10x2x8xf32>
+}
