@@ -475,28 +475,6 @@ private:
 // Fixture
 //===----------------------------------------------------------------------===//
 
-/// One context for the whole suite: creating one with every dialect and
-/// extension loaded costs more than compiling a small model. It is never
-/// destroyed, so no static destructor of the MLIR libraries runs before it.
-MLIRContext &getContext() {
-  static MLIRContext *context = [] {
-    // MlaTest.cpp registers the same passes in this binary, and either may
-    // run first (--gtest_shuffle): register them only once.
-    if (!PassPipelineInfo::lookup("loom-graph")) {
-      registerAllPasses();
-      mlir::loom::registerLoomPipelines();
-    }
-    DialectRegistry registry;
-    registerAllDialects(registry);
-    registerAllExtensions(registry);
-    registry.insert<mlir::loom::LoomDialect>();
-    auto *ctx = new MLIRContext(registry);
-    ctx->loadAllAvailableDialects();
-    return ctx;
-  }();
-  return *context;
-}
-
 /// Replaces every `$T` of `text` with `dtype`, for sources written once and
 /// compiled per dtype.
 std::string withDtype(std::string text, const std::string &dtype) {

@@ -254,25 +254,6 @@ constexpr double kMaxAbsError = 1e-4;
 // Compilation, once per variant and mode
 //===----------------------------------------------------------------------===//
 
-MLIRContext &getContext() {
-  static MLIRContext *context = [] {
-    // E2ETest.cpp registers the same passes in this binary; register them
-    // only once.
-    if (!PassPipelineInfo::lookup("loom-graph")) {
-      registerAllPasses();
-      mlir::loom::registerLoomPipelines();
-    }
-    DialectRegistry registry;
-    registerAllDialects(registry);
-    registerAllExtensions(registry);
-    registry.insert<mlir::loom::LoomDialect>();
-    auto *ctx = new MLIRContext(registry);
-    ctx->loadAllAvailableDialects();
-    return ctx;
-  }();
-  return *context;
-}
-
 /// The imported modules (what the interpreter evaluates) and the opened
 /// artifacts of this process, kept until the end of the test program: each
 /// (variant, mode) is compiled once however many tests use it.

@@ -13,7 +13,13 @@
 #include "compiler/Interpreter/Interpreter.h"
 #include "loom/runtime.h"
 #include "mlir/IR/BuiltinAttributes.h"
+#include "compiler/Pipelines/Pipelines.h"
+#include "dialects/loom/IR/LoomDialect.h"
 #include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
 
 #include <gtest/gtest.h>
 
@@ -23,6 +29,26 @@
 #include <vector>
 
 namespace loom::e2e {
+
+/// The one context of the test program, shared by every suite: creating one
+/// with every dialect and extension loaded costs more than compiling a small
+/// model, and the passes it needs may be registered only once per process.
+/// It is never destroyed, so no static destructor of the MLIR libraries runs
+/// before it.
+inline mlir::MLIRContext &getContext() {
+  static mlir::MLIRContext *context = [] {
+    mlir::registerAllPasses();
+    mlir::loom::registerLoomPipelines();
+    mlir::DialectRegistry registry;
+    mlir::registerAllDialects(registry);
+    mlir::registerAllExtensions(registry);
+    registry.insert<mlir::loom::LoomDialect>();
+    auto *ctx = new mlir::MLIRContext(registry);
+    ctx->loadAllAvailableDialects();
+    return ctx;
+  }();
+  return *context;
+}
 
 using mlir::DictionaryAttr;
 using mlir::StringAttr;
