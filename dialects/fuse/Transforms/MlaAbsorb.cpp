@@ -68,9 +68,11 @@ std::pair<std::string, std::string> absorbedNames(StringRef kBinding) {
   return {kBinding.str() + ".latent", kBinding.str() + ".pe"};
 }
 
-/// Writes the absorbed computation in place of `op`, reading and updating
-/// the latent cache `kvCache` and the rope-key cache `peCache`.
-LogicalResult rewrite(MlaAttentionOp op, Value kvCache, Value peCache) {
+/// Writes the absorbed computation in place of `op`, whose cache operands
+/// already have the new state types: the k_cache operand is the latent
+/// cache, the v_cache operand the rope-key cache.
+LogicalResult rewrite(MlaAttentionOp op) {
+  Value kvCache = op.getKCache(), peCache = op.getVCache();
   OpBuilder builder(op);
   Location loc = op.getLoc();
   loom::LoomBuilder s(builder, loc);
@@ -326,8 +328,8 @@ struct MlaAbsorbPass : public fuse::impl::MlaAbsorbPassBase<MlaAbsorbPass> {
       list.set("loom.dims", b.getArrayAttr(dims));
       return list.getDictionary(ctx);
     };
-    // Rewrite the ops while the old cache arguments are still in place.
-    llvm::DenseMap<Value, Value> replacement;
+    // The cache arguments take their new types first; each op then reads
+    // them as the latent and rope-key caches.
     for (unsigned a = 0; a < func.getNumArguments(); ++a) {
       StringRef binding = stateBinding(func, a);
       if (!accepted(binding))
@@ -337,7 +339,7 @@ struct MlaAbsorbPass : public fuse::impl::MlaAbsorbPassBase<MlaAbsorbPass> {
       func.getArgument(a).setType(type);
     }
     for (MlaAttentionOp op : ops)
-      if (failed(rewrite(op, op.getKCache(), op.getVCache())))
+      if (failed(rewrite(op)))
         return failure();
     SmallVector<Type> results(func.getResultTypes());
     for (unsigned r = 0; r < func.getNumResults(); ++r) {
