@@ -274,6 +274,56 @@ typedef void (*loom_rt_mla_decode_f32_fn_t)(const loom_memref_4d_t *q_lat,
                                             loom_memref_4d_t *out,
                                             int64_t start_pos, float scale);
 
+/// What a mask says of a block of (query, key) pairs.
+#define LOOM_ATTENTION_BLOCK_NONE 0 ///< No pair of the block is visible.
+#define LOOM_ATTENTION_BLOCK_ALL 1  ///< Every pair of the block is visible.
+#define LOOM_ATTENTION_BLOCK_SOME 2 ///< Unknown: ask mask_row per row.
+
+/// Flags of loom_attention_mods_t: the mask functions read these block
+/// arguments. Without the flag, their answers are the same for every value
+/// of it, so a kernel may compute a block classification once and share it.
+#define LOOM_ATTENTION_MASK_USES_B 1u
+#define LOOM_ATTENTION_MASK_USES_H 2u
+
+/// The mask and the score modifier of an attention, compiled from the
+/// regions of `fuse.attention` into functions of the artifact. `b` is the
+/// batch index, `h` the query head, `i` the query and `j` the key position.
+/// Any function pointer may be NULL: no mask (every key visible), no score
+/// modifier.
+typedef struct loom_attention_mods_t {
+  void *ctx; ///< Passed back to every function: the captured tensors.
+  /// out[t] = 1 when key j0 + t is visible to query i, else 0, t < n.
+  void (*mask_row)(void *ctx, int64_t b, int64_t h, int64_t i, int64_t j0,
+                   int64_t n, uint8_t *out);
+  /// LOOM_ATTENTION_BLOCK_* for queries [i0, i1) and keys [j0, j1), from an
+  /// interval analysis of the mask; NONE and ALL are exact, SOME means the
+  /// analysis could not tell (the caller refines with mask_row). NULL when
+  /// mask_row is NULL.
+  int32_t (*mask_block)(void *ctx, int64_t b, int64_t h, int64_t i0,
+                        int64_t i1, int64_t j0, int64_t j1);
+  /// s[t] = score_mod(b, h, i, j0 + t, s[t]) for t < n, where s[t] is the
+  /// scaled dot product; applied before the mask.
+  void (*score_row)(void *ctx, int64_t b, int64_t h, int64_t i, int64_t j0,
+                    int64_t n, float *s);
+  uint32_t flags; ///< LOOM_ATTENTION_MASK_USES_*.
+} loom_attention_mods_t;
+
+/// Host function "loom_rt_attention_f32": attention with a mask and a score
+/// modifier, flash style (the [Sq, Skv] scores never exist in memory). With
+/// q [B, Hq, Sq, Dk], k [B, Hkv, Skv, Dk], v [B, Hkv, Skv, Dv] (Hq a
+/// multiple of Hkv; query head h reads key/value head h / (Hq / Hkv)):
+///   s_ij = score_row(b, h, i, j, scale * q[b,h,i] . k[b,h',j]),
+///   visible_ij = mask_row(b, h, i, j),
+///   out[b,h,i] = sum_j softmax_j(s_ij over visible j) v[b,h',j]   [B,Hq,Sq,Dv]
+///   lse[b,h,i] = log sum_{visible j} exp(s_ij)                    [B,Hq,Sq]
+/// A query with no visible key gets out 0 and lse -inf. `lse` may be NULL.
+typedef void (*loom_rt_attention_f32_fn_t)(const loom_memref_4d_t *q,
+                                           const loom_memref_4d_t *k,
+                                           const loom_memref_4d_t *v,
+                                           loom_memref_4d_t *out,
+                                           loom_memref_3d_t *lse, float scale,
+                                           const loom_attention_mods_t *mods);
+
 /// Host function "loom_rt_parallel_for": calls body(ctx, begin, end) over
 /// disjoint ranges covering [0, n) on the runtime's threads and returns when
 /// all are done.
