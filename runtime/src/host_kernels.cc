@@ -753,6 +753,8 @@ void *loom_host_function_lookup(const char *name) {
        reinterpret_cast<void *>(&loom_rt_batch_matmul_f32)},
       {"loom_rt_mla_decode_f32",
        reinterpret_cast<void *>(&loom_rt_mla_decode_f32)},
+      {"loom_rt_attention_f32",
+       reinterpret_cast<void *>(&loom_rt_attention_f32)},
       {"loom_rt_parallel_for", reinterpret_cast<void *>(&loom_rt_parallel_for)},
       {"loom_rt_alloc", reinterpret_cast<void *>(&loom_rt_alloc)},
       {"loom_rt_free", reinterpret_cast<void *>(&loom_rt_free)},

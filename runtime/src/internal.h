@@ -35,6 +35,15 @@ struct loom_tensor_map {
   std::unordered_map<std::string, size_t> index;
 };
 
+/// Host function "loom_rt_attention_f32" (see loom_rt_attention_f32_fn_t in
+/// abi.h).
+extern "C" void loom_rt_attention_f32(const loom_memref_4d_t *q,
+                                      const loom_memref_4d_t *k,
+                                      const loom_memref_4d_t *v,
+                                      loom_memref_4d_t *out,
+                                      loom_memref_3d_t *lse, float scale,
+                                      const loom_attention_mods_t *mods);
+
 namespace loom {
 
 /// Creates a status with a printf-formatted message.
@@ -93,6 +102,15 @@ void mlaDecodeF32WithThreads(int threads, const loom_memref_4d_t *qLat,
                              const loom_memref_3d_t *kv,
                              const loom_memref_3d_t *pe, loom_memref_4d_t *out,
                              int64_t startPos, float scale);
+
+/// loom_rt_attention_f32 (abi.h) with its parallel loops on a pool of
+/// `threads` threads made for the call, or on the runtime's pool when
+/// `threads` is 0 (for tests: the result must not depend on the team size).
+void attentionF32WithThreads(int threads, const loom_memref_4d_t *q,
+                             const loom_memref_4d_t *k,
+                             const loom_memref_4d_t *v, loom_memref_4d_t *out,
+                             loom_memref_3d_t *lse, float scale,
+                             const loom_attention_mods_t *mods);
 
 /// The state of loom_rt_alloc's cache of large blocks (for tests).
 struct AllocatorStats {
