@@ -20,8 +20,9 @@ using namespace mlir::fuse;
 
 namespace {
 
-/// A `fuse` op has no region and reads only its operands, so it may be
-/// inlined anywhere (the entry wrappers inline the graph bodies).
+/// A `fuse` op reads only its operands (its regions are isolated scalar
+/// code), so it may be inlined anywhere (the entry wrappers inline the graph
+/// bodies).
 struct FuseInlinerInterface : public DialectInlinerInterface {
   using DialectInlinerInterface::DialectInlinerInterface;
   bool isLegalToInline(Operation *, Region *, bool, IRMapping &) const final {

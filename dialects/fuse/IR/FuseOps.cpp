@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/fuse/IR/FuseOps.h"
+#include "dialects/loom/IR/LoomOps.h"
 
 #include "mlir/IR/OpImplementation.h"
 
@@ -76,6 +77,95 @@ LogicalResult MlaDecodeOp::verify() {
 }
 
 void MlaDecodeOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  for (OpOperand &operand : getOperation()->getOpOperands()) {
+    if (!isa<MemRefType>(operand.get().getType()))
+      continue;
+    if (isDpsInit(&operand))
+      effects.emplace_back(MemoryEffects::Write::get(), &operand,
+                           SideEffects::DefaultResource::get());
+    else
+      effects.emplace_back(MemoryEffects::Read::get(), &operand,
+                           SideEffects::DefaultResource::get());
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// attention
+//===----------------------------------------------------------------------===//
+
+LogicalResult AttentionOp::verify() {
+  struct Operand {
+    StringRef name;
+    ShapedType type;
+    int64_t rank;
+  };
+  Operand operands[] = {
+      {"q", cast<ShapedType>(getQ().getType()), 4},
+      {"k", cast<ShapedType>(getK().getType()), 4},
+      {"v", cast<ShapedType>(getV().getType()), 4},
+      {"the output", cast<ShapedType>(getOutInit().getType()), 4},
+      {"the lse", cast<ShapedType>(getLseInit().getType()), 3},
+  };
+  bool tensors = isa<TensorType>(operands[0].type);
+  Type element = operands[0].type.getElementType();
+  if (!isa<FloatType>(element))
+    return emitOpError("q must hold floats, got ") << element;
+  for (const Operand &op : operands) {
+    if (isa<TensorType>(op.type) != tensors)
+      return emitOpError("operands must be all tensors or all memrefs");
+    if (op.type.getRank() != op.rank)
+      return emitOpError() << op.name << " must have rank " << op.rank
+                           << ", got " << op.type;
+    if (op.type.getElementType() != element)
+      return emitOpError() << op.name << " has element type "
+                           << op.type.getElementType() << ", not " << element;
+  }
+  for (Value capture : getCaptures())
+    if (isa<TensorType>(capture.getType()) != tensors)
+      return emitOpError("captures must be tensors when q is a tensor and "
+                         "memrefs when it is a memref");
+  if (tensors ? getResults().size() != 2 : !getResults().empty())
+    return emitOpError(tensors ? "on tensors must return the output and lse"
+                               : "on memrefs returns nothing");
+  if (tensors && (getResults()[0].getType() != getOutInit().getType() ||
+                  getResults()[1].getType() != getLseInit().getType()))
+    return emitOpError("result types must equal the outs types");
+  auto same = [&](unsigned a, int64_t da, unsigned b, int64_t db,
+                  StringRef what) -> LogicalResult {
+    int64_t x = operands[a].type.getDimSize(da);
+    int64_t y = operands[b].type.getDimSize(db);
+    if (ShapedType::isDynamic(x) || ShapedType::isDynamic(y) || x == y)
+      return success();
+    return emitOpError() << what << " is " << x << " in " << operands[a].name
+                         << " but " << y << " in " << operands[b].name;
+  };
+  if (failed(same(0, 0, 1, 0, "the batch")) ||
+      failed(same(0, 0, 2, 0, "the batch")) ||
+      failed(same(1, 1, 2, 1, "the key/value head count")) ||
+      failed(same(1, 2, 2, 2, "the key count")) ||
+      failed(same(0, 3, 1, 3, "the query/key head dim")) ||
+      failed(same(0, 0, 3, 0, "the batch")) ||
+      failed(same(0, 1, 3, 1, "the query head count")) ||
+      failed(same(0, 2, 3, 2, "the query count")) ||
+      failed(same(2, 3, 3, 3, "the value head dim")) ||
+      failed(same(0, 0, 4, 0, "the batch")) ||
+      failed(same(0, 1, 4, 1, "the query head count")) ||
+      failed(same(0, 2, 4, 2, "the query count")))
+    return failure();
+  int64_t hq = operands[0].type.getDimSize(1);
+  int64_t hkv = operands[1].type.getDimSize(1);
+  if (!ShapedType::isDynamic(hq) && !ShapedType::isDynamic(hkv) &&
+      (hkv == 0 || hq % hkv != 0))
+    return emitOpError() << "the query head count " << hq
+                         << " is not a multiple of the key/value head count "
+                         << hkv;
+  return loom::verifyAttentionRegions(*this, getMask(), getScore(), element,
+                                      getCaptures().getTypes());
+}
+
+void AttentionOp::getEffects(
     SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
         &effects) {
   for (OpOperand &operand : getOperation()->getOpOperands()) {

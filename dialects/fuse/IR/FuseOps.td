@@ -9,6 +9,7 @@
 #define FUSE_OPS_TD
 
 include "mlir/IR/OpBase.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
 include "mlir/Interfaces/DestinationStyleOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
@@ -27,7 +28,11 @@ def Fuse_Dialect : Dialect {
     that the kernel overwrites. On tensors they return the result; after
     bufferization the same op works on memrefs and returns nothing.
   }];
-  let dependentDialects = ["::mlir::tensor::TensorDialect"];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
 }
 
 def AnyRankedTensorOrMemRef : AnyTypeOf<[AnyRankedTensor, AnyMemRef]>;
@@ -86,6 +91,69 @@ def Fuse_MlaDecodeOp : Fuse_Op<"mla_decode", [
     }
   }];
   let hasVerifier = 1;
+}
+
+def Fuse_AttentionOp : Fuse_Op<"attention", [
+    DestinationStyleOpInterface, IsolatedFromAbove,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
+  let summary = "flash attention with a mask region and a score region";
+  let description = [{
+    The kernel form of `loom.attention`: `softmax(score(scale * q . k) over
+    visible keys) . v` per query, with the same operands, regions and
+    semantics (see `loom.attention`), in destination-passing style: `outs`
+    are the output `[B, Hq, Sq, Dv]` and the log-sum-exp `[B, Hq, Sq]`,
+    both overwritten. A query with no visible key gets 0 and -inf.
+
+    The `mask` region `(b, h, i, j: index, captures...) -> i1` and the
+    `score` region `(b, h, i, j: index, s, captures...) -> s'` hold scalar
+    code (`arith`, `math`, `scf`, and `tensor.extract` of a capture, or
+    `memref.load` after bufferization, when the captures are memrefs) and
+    end in `fuse.yield`. The CPU code generator compiles the mask region
+    twice: element by element for a row of keys, and as an interval
+    analysis that classifies a block of (query, key) pairs as all hidden,
+    all visible or mixed, so that the kernel skips hidden blocks and does
+    no mask work on visible ones.
+
+    ```mlir
+    %o, %l = fuse.attention ins(%q, %k, %v : tensor<?x8x?x64xf32>,
+        tensor<?x8x?x64xf32>, tensor<?x8x?x64xf32>)
+        outs(%oi, %li : tensor<?x8x?x64xf32>, tensor<?x8x?xf32>)
+        {scale = 0.125 : f64} -> tensor<?x8x?x64xf32>, tensor<?x8x?xf32>
+      mask {
+      ^bb0(%b: index, %h: index, %i: index, %j: index):
+        %c = arith.cmpi ule, %j, %i : index
+        fuse.yield %c : i1
+      }
+    ```
+  }];
+  let arguments = (ins AnyRankedTensorOrMemRef:$q, AnyRankedTensorOrMemRef:$k,
+                   AnyRankedTensorOrMemRef:$v,
+                   Variadic<AnyRankedTensorOrMemRef>:$captures,
+                   AnyRankedTensorOrMemRef:$out_init,
+                   AnyRankedTensorOrMemRef:$lse_init, F64Attr:$scale);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let regions = (region AnyRegion:$mask, AnyRegion:$score);
+  let assemblyFormat = [{
+    `ins` `(` $q `,` $k `,` $v `:` type($q) `,` type($k) `,` type($v) `)`
+    (`captures` `(` $captures^ `:` type($captures) `)`)?
+    `outs` `(` $out_init `,` $lse_init `:` type($out_init) `,`
+    type($lse_init) `)` attr-dict (`->` type($results)^)?
+    (`mask` $mask^)? (`score` $score^)?
+  }];
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return ::mlir::MutableOperandRange(getOperation(),
+                                         3 + getCaptures().size(), 2);
+    }
+  }];
+  let hasVerifier = 1;
+}
+
+def Fuse_YieldOp : Fuse_Op<"yield", [Pure, Terminator, ReturnLike,
+    ParentOneOf<["AttentionOp"]>]> {
+  let summary = "the value of a mask or score region";
+  let arguments = (ins AnyType:$value);
+  let assemblyFormat = "$value attr-dict `:` type($value)";
 }
 
 #endif // FUSE_OPS_TD

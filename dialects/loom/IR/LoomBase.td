@@ -28,7 +28,10 @@ def Loom_Dialect : Dialect {
     broadcast.
   }];
   let hasConstantMaterializer = 1;
-  let dependentDialects = ["::mlir::func::FuncDialect"];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::func::FuncDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::tensor::TensorDialect"];
 }
 
 class Loom_Op<string mnemonic, list<Trait> traits = []>

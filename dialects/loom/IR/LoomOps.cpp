@@ -1081,3 +1081,129 @@ LogicalResult MlaAttentionOp::inferReturnTypes(
   results.push_back(operands[6].type);
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// AttentionOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &results) {
+  auto fail = [&](const Twine &message) {
+    return emitOptionalError(loc, "'loom.attention' op ", message);
+  };
+  struct Operand {
+    StringRef name;
+    RankedTensorType type;
+  };
+  Operand operands[] = {{"q", tensorOf(adaptor.getQ())},
+                        {"k", tensorOf(adaptor.getK())},
+                        {"v", tensorOf(adaptor.getV())}};
+  Type element = operands[0].type.getElementType();
+  if (!isa<FloatType>(element))
+    return fail("q must hold floats, got " + typeStr(operands[0].type));
+  for (const Operand &op : operands) {
+    if (op.type.getRank() != 4)
+      return fail(op.name + " must have rank 4 ([batch, heads, positions, " +
+                  "head dim]), got " + typeStr(op.type));
+    if (op.type.getElementType() != element)
+      return fail(op.name + " has element type " +
+                  typeStr(op.type.getElementType()) + ", not " +
+                  typeStr(element) + " like q");
+  }
+  auto size = [&](unsigned operand, unsigned dim) {
+    return operands[operand].type.getDimSize(dim);
+  };
+  auto agree = [&](StringRef what, unsigned a, unsigned da, unsigned b,
+                   unsigned db) -> LogicalResult {
+    int64_t x = size(a, da), y = size(b, db);
+    if (ShapedType::isDynamic(x) || ShapedType::isDynamic(y) || x == y)
+      return success();
+    return fail(what + " is " + Twine(x) + " in " + operands[a].name +
+                " (dimension " + Twine(da) + ") but " + Twine(y) + " in " +
+                operands[b].name + " (dimension " + Twine(db) + ")");
+  };
+  if (failed(agree("the batch", 0, 0, 1, 0)) ||
+      failed(agree("the batch", 0, 0, 2, 0)) ||
+      failed(agree("the key/value head count", 1, 1, 2, 1)) ||
+      failed(agree("the key count", 1, 2, 2, 2)) ||
+      failed(agree("the query/key head dim", 0, 3, 1, 3)))
+    return failure();
+  int64_t hq = size(0, 1), hkv = size(1, 1);
+  if (!ShapedType::isDynamic(hq) && !ShapedType::isDynamic(hkv) &&
+      (hkv == 0 || hq % hkv != 0))
+    return fail("the query head count " + Twine(hq) +
+                " is not a multiple of the key/value head count " +
+                Twine(hkv));
+  int64_t batch = size(0, 0);
+  if (ShapedType::isDynamic(batch))
+    batch = size(1, 0);
+  results.push_back(
+      RankedTensorType::get({batch, hq, size(0, 2), size(2, 3)}, element));
+  results.push_back(RankedTensorType::get({batch, hq, size(0, 2)}, element));
+  return success();
+}
+
+LogicalResult AttentionOp::verify() {
+  return verifyAttentionRegions(*this, getMask(), getScore(),
+                                getQ().getType().getElementType(),
+                                getCaptures().getTypes());
+}
+
+LogicalResult mlir::loom::verifyAttentionRegions(Operation *op, Region &mask,
+                                                 Region &score, Type element,
+                                                 TypeRange captures) {
+  auto check = [&](Region &region, StringRef name, bool withScore,
+                   Type yielded) -> LogicalResult {
+    if (region.empty())
+      return success();
+    if (!region.hasOneBlock())
+      return op->emitOpError() << "the " << name << " region must have one "
+                               << "block";
+    Block &block = region.front();
+    SmallVector<Type> expected(4, IndexType::get(op->getContext()));
+    if (withScore)
+      expected.push_back(element);
+    llvm::append_range(expected, captures);
+    if (block.getArgumentTypes() != TypeRange(expected)) {
+      std::string want;
+      llvm::raw_string_ostream os(want);
+      llvm::interleaveComma(expected, os);
+      return op->emitOpError()
+             << "the " << name << " region must take (b, h, i, j: index"
+             << (withScore ? ", s: score" : "") << ", captures...) = (" << want
+             << "), got " << block.getNumArguments() << " arguments";
+    }
+    Operation *terminator = block.empty() ? nullptr : &block.back();
+    if (!terminator || terminator->getName().getStringRef() !=
+                           op->getDialect()->getNamespace().str() + ".yield" ||
+        terminator->getNumOperands() != 1 ||
+        terminator->getOperand(0).getType() != yielded)
+      return op->emitOpError() << "the " << name << " region must end in "
+                               << op->getDialect()->getNamespace()
+                               << ".yield of one " << yielded;
+    return success();
+  };
+  Builder b(op->getContext());
+  if (failed(check(mask, "mask", false, b.getI1Type())) ||
+      failed(check(score, "score", true, element)))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// CsrContainsOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult CsrContainsOp::verify() {
+  for (auto [name, value] : {std::pair<StringRef, Value>{"indptr", getIndptr()},
+                             {"indices", getIndices()}}) {
+    auto type = cast<RankedTensorType>(value.getType());
+    if (type.getRank() != 1 || !type.getElementType().isSignlessInteger() ||
+        type.getElementType().isInteger(1))
+      return emitOpError() << name << " must be a rank-1 integer tensor, got "
+                           << type;
+  }
+  return success();
+}

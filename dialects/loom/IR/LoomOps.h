@@ -44,6 +44,15 @@ FailureOr<SmallVector<int64_t>> broadcastShapes(ArrayRef<int64_t> lhs,
 /// Returns true for the element types a `loom` tensor may have.
 bool isSupportedElementType(Type type);
 
+/// Checks the `mask` and `score` regions of an attention op (`loom.attention`,
+/// `fuse.attention`): each is empty or one block whose arguments are `(b, h,
+/// i, j: index)`, then `s: element` for the score region, then one argument
+/// of the type of each capture; the mask yields an `i1` and the score an
+/// `element`. Errors are emitted on `op`.
+LogicalResult verifyAttentionRegions(Operation *op, Region &mask,
+                                     Region &score, Type element,
+                                     TypeRange captures);
+
 } // namespace mlir::loom
 
 #endif // LOOM_DIALECTS_LOOM_IR_LOOMOPS_H

@@ -13,6 +13,7 @@
 include "dialects/loom/IR/LoomBase.td"
 include "mlir/IR/OpBase.td"
 include "mlir/IR/BuiltinAttributeInterfaces.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
@@ -553,6 +554,94 @@ def Loom_MlaAttentionOp : Loom_Op<"mla_attention", [Pure, InferTypeOpAdaptor]> {
     `,` type($start_pos) `->` type($out) `,` type($new_k_cache) `,`
     type($new_v_cache)
   }];
+}
+
+//===----------------------------------------------------------------------===//
+// Attention with a mask and a score modifier
+//===----------------------------------------------------------------------===//
+
+def Loom_AttentionOp : Loom_Op<"attention", [Pure, IsolatedFromAbove,
+    InferTypeOpAdaptor]> {
+  let summary = "scaled dot-product attention with a mask and score regions";
+  let description = [{
+    `softmax(score(scale * q . k) over visible keys) . v` per query, the MLIR
+    form of FlexAttention's `mask_mod` and `score_mod`. With `B` batch rows,
+    `Hq` query heads, `Hkv` key/value heads (`Hq` a multiple of `Hkv`: MHA,
+    GQA and MQA), `Sq` queries, `Skv` keys, head dims `Dk` and `Dv`:
+
+    | operand | shape | meaning |
+    |---|---|---|
+    | `q` | `[B, Hq, Sq, Dk]` | queries |
+    | `k` | `[B, Hkv, Skv, Dk]` | keys; query head `h` reads head `h / (Hq / Hkv)` |
+    | `v` | `[B, Hkv, Skv, Dv]` | values |
+    | `captures` | any | index tensors the regions read (intervals, CSR edges, bias) |
+
+    The `mask` region (optional; none means every key is visible) has the
+    block arguments `(b, h, i, j: index, captures...)` and yields an `i1`:
+    whether key `j` is visible to query `i` of batch row `b` and query head
+    `h`. The `score` region (optional) has the arguments `(b, h, i, j:
+    index, s: element type, captures...)` and yields the new score; it is
+    applied before the mask. Both regions hold scalar code only (`arith`,
+    `math`, `tensor.extract` of a capture, `loom.csr_contains`) and end in
+    `loom.yield`.
+
+    Results: `out` `[B, Hq, Sq, Dv]` and the log-sum-exp of the visible
+    scores `lse` `[B, Hq, Sq]`. A query with no visible key gets `out` 0
+    and `lse` -inf.
+
+    ```mlir
+    %o, %lse = loom.attention %q, %k, %v captures(%tin, %tout : tensor<?xi32>, tensor<?xi32>)
+        {scale = 0.125 : f64}
+        : tensor<?x8x?x64xf32>, tensor<?x8x?x64xf32>, tensor<?x8x?x64xf32>
+        -> tensor<?x8x?x64xf32>, tensor<?x8x?xf32>
+      mask {
+      ^bb0(%b: index, %h: index, %i: index, %j: index, %a: tensor<?xi32>, %z: tensor<?xi32>):
+        %c = arith.cmpi ule, %j, %i : index
+        loom.yield %c : i1
+      }
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$q, AnyRankedTensor:$k,
+                   AnyRankedTensor:$v, Variadic<AnyRankedTensor>:$captures,
+                   F64Attr:$scale);
+  let results = (outs AnyRankedTensor:$out, AnyRankedTensor:$lse);
+  let regions = (region AnyRegion:$mask, AnyRegion:$score);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v (`captures` `(` $captures^ `:` type($captures) `)`)?
+    attr-dict `:` type($q) `,` type($k) `,` type($v) `->` type($out) `,`
+    type($lse) (`mask` $mask^)? (`score` $score^)?
+  }];
+  let hasVerifier = 1;
+}
+
+def Loom_YieldOp : Loom_Op<"yield", [Pure, Terminator, ReturnLike,
+    ParentOneOf<["AttentionOp"]>]> {
+  let summary = "the value of a mask or score region";
+  let arguments = (ins AnyType:$value);
+  let assemblyFormat = "$value attr-dict `:` type($value)";
+}
+
+def Loom_CsrContainsOp : Loom_Op<"csr_contains", [Pure]> {
+  let summary = "whether row `i` of a CSR adjacency lists column `j`";
+  let description = [{
+    A scalar op for mask regions: true when `j` is one of `indices[p]` for
+    `p` in `[indptr[i], indptr[i + 1])`. `indptr` has one more element than
+    there are rows; each row's columns are sorted ascending (the op may
+    stop at the first column greater than `j`). A row index outside
+    `[0, rows)` or a `p` outside `indices` reads as no edge.
+
+    ```mlir
+    %e = loom.csr_contains %indptr, %indices, %i, %j : tensor<?xi32>, tensor<?xi32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$indptr, AnyRankedTensor:$indices,
+                   Index:$row, Index:$column);
+  let results = (outs I1:$result);
+  let assemblyFormat = [{
+    $indptr `,` $indices `,` $row `,` $column attr-dict `:` type($indptr) `,`
+    type($indices)
+  }];
+  let hasVerifier = 1;
 }
 
 #endif // LOOM_OPS_TD
