@@ -202,6 +202,11 @@ def _build_tree(root, text):
     def build(node, parent, depth):
         wrapped = _Node(node, parent, depth)
         span = _own_span(node, text)
+        if (parent is not None and isinstance(parent.ast, ast.JoinedStr) and
+                span == _own_span(parent.ast, text)):
+            # Before Python 3.12 the parts of an f-string carry the span of
+            # the whole string; only their children's spans are real.
+            span = None
         for child in ast.iter_child_nodes(node):
             sub = build(child, wrapped, depth + 1)
             if sub is None:
@@ -1055,7 +1060,9 @@ def main(argv=None):
                 raise CodeMetaError("cannot write '%s': %s" %
                                     (args.output, e.strerror or e))
         if args.json:
-            print(_dump(records, summary))
+            out = (_dump(records, summary) + "\n").encode("utf-8")
+            sys.stdout.buffer.write(out)
+            sys.stdout.flush()
     except CodeMetaError as e:
         sys.stderr.write("%s: error: %s\n" % (PROG, e))
         return 1

@@ -1,0 +1,3 @@
+# header comment
+def f(a):
+    return a  # trailing
