@@ -5,8 +5,8 @@
 // `fuse.attention`), flash style. The queries of every (batch, head) are cut
 // into tiles of kQTile rows and the keys into tiles of kKTile; a task owns one
 // query tile and walks the key tiles with an online softmax (running max and
-// sum per row, the output accumulated unnormalized and rescaled when the max
-// grows), so the [Sq, Skv] scores never exist in memory.
+// sum per query, the output accumulated unnormalized and rescaled when the
+// max grows), so the [Sq, Skv] scores never exist in memory.
 //
 // The mask is consulted per (query tile, key tile): mask_block's NONE skips
 // the tile with no flops, ALL computes it with no per-element mask work, SOME
@@ -17,11 +17,15 @@
 // and tasks are handed out most expensive first from a shared counter, so
 // causal and block-sparse masks balance over the threads.
 //
-// Keys are packed once per call, tile by tile, transposed ([Dk][kKTile]) so
-// that the score micro-kernel broadcasts a query element and multiplies 16
-// keys at once; values are packed in 16-column strips ([kKTile][16]) for the
-// output micro-kernel. Both micro-kernels keep a 6 x 16 register tile and are
-// compiled twice, for AVX2+FMA (chosen at run time) and for the baseline.
+// Nothing but the query tile is copied: the task transposes its scaled
+// queries ([Dk][kQTile]), and the score micro-kernel broadcasts key elements
+// straight from the key rows against 16 queries at a time, which leaves the
+// scores key-major ([key][query]) so that the softmax runs across queries in
+// vector lanes. The output micro-kernel broadcasts those probabilities
+// against 16 columns of the value rows, read in place when they are
+// contiguous (else copied per tile). Both micro-kernels keep a 6 x 16
+// register tile and are compiled twice, for AVX2+FMA (chosen at run time) and
+// for the baseline target.
 //
 //===----------------------------------------------------------------------===//
 
@@ -44,21 +48,19 @@ namespace {
 // Blocking
 //===----------------------------------------------------------------------===//
 
-/// Query rows per task and key columns per tile; also the granularity of the
-/// mask's block classification.
+/// Query rows per task and keys per tile; also the granularity of the mask's
+/// block classification.
 constexpr int64_t kQTile = 64;
 constexpr int64_t kKTile = 64;
-/// Width of a micro-kernel column strip: two 8-float vectors.
+/// Width of a micro-kernel strip: two 8-float vectors.
 constexpr int64_t kLanes = 16;
-/// Rows of a micro-kernel register tile (6 x 16 accumulators in 12 vector
-/// registers).
-constexpr int kRowTile = 6;
-/// Row stride of the score tile: a little more than a tile so that the rows
-/// a micro-kernel broadcasts from do not share L1 sets.
-constexpr int64_t kScoreStride = kKTile + 8;
-/// Bound on the packed keys and values of one pass; larger problems pack and
-/// run their (batch, kv head) pairs in several passes.
-constexpr int64_t kMaxPackBytes = int64_t(64) << 20;
+/// Keys (scores) or query rows (output) of a micro-kernel register tile:
+/// 6 x 16 accumulators in 12 vector registers.
+constexpr int kRegTile = 6;
+/// Row strides of the key-major scores [kKTile][kScoreStride] and of the
+/// output accumulator: a little more than a row, so that the rows a
+/// micro-kernel touches together do not share L1 sets.
+constexpr int64_t kScoreStride = kQTile + 8;
 /// Bound on the table of tile classes (one byte per tile and mask group);
 /// above it, tasks classify their tiles as they go.
 constexpr int64_t kMaxClassTable = int64_t(16) << 20;
@@ -84,8 +86,11 @@ struct Problem {
   int64_t B, Hq, Hkv, Sq, Skv, Dk, Dv;
   /// Query heads per kv head.
   int64_t group;
-  /// Dv padded to whole strips.
-  int64_t Dvp;
+  /// Dv padded to whole strips, and the row stride of the output
+  /// accumulator.
+  int64_t Dvp, ldo;
+  /// Whether value rows are read in place (unit column stride, whole strips).
+  bool vInPlace;
   float scale;
   /// Query and key tiles.
   int64_t nq, nk;
@@ -103,14 +108,8 @@ struct Problem {
   /// tasks ask mask_block themselves.
   uint8_t *classes;
 
-  // The pass being run: pairs (b * Hkv + kv head) [pairBegin, pairEnd).
-  int64_t pairBegin, pairEnd;
-  /// Packed keys: per pair and key tile, [Dk][kKTile].
-  float *kPack;
-  /// Packed values: per pair and key tile, Dvp / 16 strips of [kKTile][16].
-  float *vPack;
-  int64_t kTileFloats, vTileFloats;
-  /// Tasks of the pass, most expensive first, and the next one to hand out.
+  /// Tasks (b, h, query tile) most expensive first, and the next one to hand
+  /// out.
   const int64_t *order;
   int64_t tasks;
   std::atomic<int64_t> next;
@@ -172,11 +171,12 @@ private:
 };
 
 struct Workspace {
-  Buffer queries; ///< Scaled query tile: [kQTile][Dk].
-  Buffer scores;  ///< Scores, then probabilities: [kQTile][kScoreStride].
+  Buffer queries; ///< Scaled, transposed query tile: [Dk][kQTile].
+  Buffer scores;  ///< Scores, then probabilities: [kKTile][kScoreStride].
   Buffer mask;    ///< Byte mask of a SOME tile: [kQTile][kKTile].
-  Buffer output;  ///< Unnormalized output: [kQTile][Dvp].
-  Buffer state;   ///< Row max, sum, rescale factor, new max: 4 x [kQTile].
+  Buffer values;  ///< A value tile copied in strips: [kKTile][Dvp].
+  Buffer output;  ///< Unnormalized output: [kQTile][ldo].
+  Buffer state;   ///< Running max, sum, rescale factor, a score row.
 };
 
 Workspace &workspace() {
@@ -209,29 +209,15 @@ LOOM_INLINE v8f select(v8i mask, v8f a, v8f b) {
 
 LOOM_INLINE v8f vmax(v8f a, v8f b) { return select(a > b, a, b); }
 
-LOOM_INLINE float hmax(v8f v) {
-  v8f s = vmax(v, __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3));
-  s = vmax(s, __builtin_shufflevector(s, s, 2, 3, 0, 1, 6, 7, 4, 5));
-  s = vmax(s, __builtin_shufflevector(s, s, 1, 0, 3, 2, 5, 4, 7, 6));
-  return s[0];
-}
-
-LOOM_INLINE float hsum(v8f v) {
-  v8f s = v + __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
-  s = s + __builtin_shufflevector(s, s, 2, 3, 0, 1, 6, 7, 4, 5);
-  s = s + __builtin_shufflevector(s, s, 1, 0, 3, 2, 5, 4, 7, 6);
-  return s[0];
-}
-
-/// exp(x) for float lanes, within 2 ulp on [-87.3, 88.7]; 0 below (so
-/// exp(-inf) = 0 exactly), +inf above. Cephes' expf: x = n ln2 + r with
-/// |r| <= ln2 / 2, a degree-6 polynomial for exp(r), and 2^n built in the
-/// exponent field (in two factors so that n = 128 stays representable).
-LOOM_INLINE v8f vexp(v8f x) {
-  const v8f lo = splat(-87.33654f), hi = splat(88.72283f);
-  v8i under = x<lo, over = x> hi;
+/// exp(x) for float lanes x <= 0 (the softmax only exponentiates scores
+/// minus their max), within 2 ulp on [-87.3, 0]; 0 below, so exp(-inf) = 0
+/// exactly. Cephes' expf: x = n ln2 + r with |r| <= ln2 / 2, a degree-6
+/// polynomial for exp(r), and 2^n (n in [-126, 0]) built in the exponent
+/// field.
+LOOM_INLINE v8f vexpNonPositive(v8f x) {
+  const v8f lo = splat(-87.33654f);
+  v8i under = x < lo;
   x = vmax(x, lo);
-  x = select(x > hi, hi, x);
   const v8f magic = splat(12582912.0f);
   v8f n = (x * splat(1.44269504088896341f) + magic) - magic;
   v8f r = x - n * splat(0.693359375f);
@@ -244,52 +230,75 @@ LOOM_INLINE v8f vexp(v8f x) {
   p = p * r + splat(5.0000001201e-1f);
   p = p * (r * r) + r + splat(1.0f);
   v8i ni = __builtin_convertvector(n, v8i);
-  v8i half = ni >> 1;
-  v8f s1 = (v8f)((half + 127) << 23);
-  v8f s2 = (v8f)((ni - half + 127) << 23);
-  v8f y = p * s1 * s2;
-  y = select(under, splat(0.0f), y);
-  return select(over, splat(std::numeric_limits<float>::infinity()), y);
+  v8f y = p * (v8f)((ni + 127) << 23);
+  return select(under, splat(0.0f), y);
+}
+
+/// Transposes the 8 x 8 block r (rows) in place into its columns.
+LOOM_INLINE void transpose8(v8f r[8]) {
+  v8f t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    t[i + 1] =
+        __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = __builtin_shufflevector(t[i], t[i + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+    u[i + 1] =
+        __builtin_shufflevector(t[i], t[i + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+    u[i + 2] =
+        __builtin_shufflevector(t[i + 1], t[i + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+    u[i + 3] =
+        __builtin_shufflevector(t[i + 1], t[i + 3], 2, 3, 10, 11, 6, 7, 14, 15);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = __builtin_shufflevector(u[i], u[i + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    r[i + 4] =
+        __builtin_shufflevector(u[i], u[i + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+  }
 }
 
 //===----------------------------------------------------------------------===//
 // Micro-kernels
 //===----------------------------------------------------------------------===//
 
-/// Scores of MT query rows (qs, row stride ldq, already scaled) against 16
-/// keys of a packed key tile (kt[d * kKTile + 0:16]):
-///   s[i][0:16] = sum_d qs[i][d] * kt[d][0:16]
-template <int MT>
-LOOM_INLINE void scoreTile(const float *qs, int64_t ldq, const float *kt,
-                           int64_t dk, float *s) {
-  v8f acc[MT][2] = {};
+/// Scores of KT keys (rows k + kk * krs, column stride kcs) against 16
+/// queries of the transposed query tile (qt[d * kQTile + 0:16]):
+///   s[kk][0:16] = sum_d k[kk][d] * qt[d][0:16]
+template <int KT>
+LOOM_INLINE void scoreTile(const float *k, int64_t krs, int64_t kcs,
+                           const float *qt, int64_t dk, float *s) {
+  v8f acc[KT][2] = {};
+  const float *rows[KT];
+  for (int kk = 0; kk < KT; ++kk)
+    rows[kk] = k + kk * krs;
   for (int64_t d = 0; d < dk; ++d) {
-    v8f b0 = load(kt + d * kKTile), b1 = load(kt + d * kKTile + 8);
-    for (int i = 0; i < MT; ++i) {
-      v8f x = splat(qs[i * ldq + d]);
-      acc[i][0] += x * b0;
-      acc[i][1] += x * b1;
+    v8f b0 = load(qt + d * kQTile), b1 = load(qt + d * kQTile + 8);
+    for (int kk = 0; kk < KT; ++kk) {
+      v8f x = splat(rows[kk][d * kcs]);
+      acc[kk][0] += x * b0;
+      acc[kk][1] += x * b1;
     }
   }
-  for (int i = 0; i < MT; ++i) {
-    store(s + i * kScoreStride, acc[i][0]);
-    store(s + i * kScoreStride + 8, acc[i][1]);
+  for (int kk = 0; kk < KT; ++kk) {
+    store(s + kk * kScoreStride, acc[kk][0]);
+    store(s + kk * kScoreStride + 8, acc[kk][1]);
   }
 }
 
-/// Output update of MT query rows and one strip of 16 columns (v: [nb][16])
-/// over nb keys:
-///   o[i][0:16] = alpha[i] * o[i][0:16] + sum_t p[i][t] * v[t][0:16]
+/// Output update of MT query rows and one strip of 16 columns (v: rows of
+/// stride vrs) over nb keys, with the key-major probabilities p:
+///   o[i][0:16] = alpha[i] * o[i][0:16] + sum_t p[t][i] * v[t][0:16]
 /// (o is not read when `first`).
 template <int MT>
-LOOM_INLINE void outputTile(const float *p, const float *v, int64_t nb,
-                            const float *alpha, float *o, int64_t ldo,
-                            bool first) {
+LOOM_INLINE void outputTile(const float *p, const float *v, int64_t vrs,
+                            int64_t nb, const float *alpha, float *o,
+                            int64_t ldo, bool first) {
   v8f acc[MT][2] = {};
   for (int64_t t = 0; t < nb; ++t) {
-    v8f b0 = load(v + t * kLanes), b1 = load(v + t * kLanes + 8);
+    v8f b0 = load(v + t * vrs), b1 = load(v + t * vrs + 8);
     for (int i = 0; i < MT; ++i) {
-      v8f x = splat(p[i * kScoreStride + t]);
+      v8f x = splat(p[t * kScoreStride + i]);
       acc[i][0] += x * b0;
       acc[i][1] += x * b1;
     }
@@ -307,9 +316,10 @@ LOOM_INLINE void outputTile(const float *p, const float *v, int64_t nb,
   }
 }
 
-/// Calls Tile<n> for n = rows - r in [1, kRowTile) (the tail of a row loop).
-#define LOOM_ROW_TAIL(rows, r, CALL)                                           \
-  switch ((rows) - (r)) {                                                      \
+/// Calls CALL(n) for n = count - done in [1, kRegTile): the tail of a loop
+/// over register tiles.
+#define LOOM_TILE_TAIL(count, done, CALL)                                      \
+  switch ((count) - (done)) {                                                  \
   case 1:                                                                      \
     CALL(1);                                                                   \
     break;                                                                     \
@@ -329,112 +339,80 @@ LOOM_INLINE void outputTile(const float *p, const float *v, int64_t nb,
     break;                                                                     \
   }
 
-/// Scores of `rows` query rows against the first nbp (a multiple of 16) keys
-/// of a packed tile, into s [rows][kScoreStride].
-LOOM_INLINE void scoreBlock(const float *qs, int64_t dk, const float *kt,
-                            int64_t rows, int64_t nbp, float *s) {
-  for (int64_t j = 0; j < nbp; j += kLanes) {
-    int64_t r = 0;
-    for (; r + kRowTile <= rows; r += kRowTile)
-      scoreTile<kRowTile>(qs + r * dk, dk, kt + j, dk,
-                          s + r * kScoreStride + j);
+/// Scores of nb keys (rows k, stride krs) against the first mp (a multiple
+/// of 16) queries of the transposed tile, into s [nb][kScoreStride]. Key
+/// tiles are outermost so that their rows stay in L1 while the query strips
+/// pass.
+LOOM_INLINE void scoreBlock(const float *k, int64_t krs, int64_t kcs,
+                            int64_t nb, const float *qt, int64_t dk,
+                            int64_t mp, float *s) {
+  int64_t t = 0;
+  for (; t + kRegTile <= nb; t += kRegTile)
+    for (int64_t i = 0; i < mp; i += kLanes)
+      scoreTile<kRegTile>(k + t * krs, krs, kcs, qt + i, dk,
+                          s + t * kScoreStride + i);
 #define LOOM_CALL(n)                                                           \
-  scoreTile<n>(qs + r * dk, dk, kt + j, dk, s + r * kScoreStride + j)
-    LOOM_ROW_TAIL(rows, r, LOOM_CALL)
+  for (int64_t i = 0; i < mp; i += kLanes)                                     \
+  scoreTile<n>(k + t * krs, krs, kcs, qt + i, dk, s + t * kScoreStride + i)
+  LOOM_TILE_TAIL(nb, t, LOOM_CALL)
+#undef LOOM_CALL
+}
+
+/// o = alpha * o + p . v for `rows` query rows, nb keys (rows v, stride
+/// vrs) and dvp columns. Column strips are outermost so that the strip of
+/// the value rows stays in L1 while the row tiles pass.
+LOOM_INLINE void outputBlock(const float *p, const float *v, int64_t vrs,
+                             int64_t nb, int64_t rows, int64_t dvp,
+                             const float *alpha, float *o, int64_t ldo,
+                             bool first) {
+  for (int64_t c = 0; c < dvp; c += kLanes) {
+    int64_t r = 0;
+    for (; r + kRegTile <= rows; r += kRegTile)
+      outputTile<kRegTile>(p + r, v + c, vrs, nb, alpha + r, o + r * ldo + c,
+                           ldo, first);
+#define LOOM_CALL(n)                                                           \
+  outputTile<n>(p + r, v + c, vrs, nb, alpha + r, o + r * ldo + c, ldo, first)
+    LOOM_TILE_TAIL(rows, r, LOOM_CALL)
 #undef LOOM_CALL
   }
 }
 
-/// o = alpha * o + p . v for `rows` rows, nb keys, dvp columns.
-LOOM_INLINE void outputBlock(const float *p, const float *vt, int64_t nb,
-                             int64_t rows, int64_t dvp, const float *alpha,
-                             float *o, bool first) {
-  for (int64_t j = 0; j < dvp; j += kLanes) {
-    const float *v = vt + (j / kLanes) * kKTile * kLanes;
-    int64_t r = 0;
-    for (; r + kRowTile <= rows; r += kRowTile)
-      outputTile<kRowTile>(p + r * kScoreStride, v, nb, alpha + r,
-                           o + r * dvp + j, dvp, first);
-#define LOOM_CALL(n)                                                           \
-  outputTile<n>(p + r * kScoreStride, v, nb, alpha + r, o + r * dvp + j, dvp,  \
-                first)
-    LOOM_ROW_TAIL(rows, r, LOOM_CALL)
-#undef LOOM_CALL
-  }
-}
-
-/// The online-softmax update of one tile: scores s [rows][kScoreStride] over
-/// nbp keys (masked ones -inf) become probabilities against the new running
-/// max; alpha receives the factor that rescales what was accumulated before,
-/// and the running max mRun and sum lRun are updated. A row that has seen no
-/// finite score keeps max -inf; its exponents are taken against 0, which
-/// makes its probabilities and alpha exactly 0. mNew is scratch ([kQTile]).
-LOOM_INLINE void softmaxBlock(float *s, int64_t rows, int64_t nbp, float *mRun,
-                              float *lRun, float *alpha, float *mNew) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float *row = s + r * kScoreStride;
-    v8f mx = load(row);
-    for (int64_t t = 8; t < nbp; t += 8)
-      mx = vmax(mx, load(row + t));
-    mNew[r] = std::max(mRun[r], hmax(mx));
-  }
-  int64_t rowsPadded = roundUp(rows, 8);
-  for (int64_t r = rows; r < rowsPadded; ++r)
-    mNew[r] = mRun[r] = kNegInf;
-  for (int64_t r = 0; r < rowsPadded; r += 8) {
-    v8f m = load(mNew + r);
-    v8f safe = select(m == splat(kNegInf), splat(0.0f), m);
-    store(alpha + r, vexp(load(mRun + r) - safe));
-    store(mRun + r, m);
-    store(mNew + r, safe);
-  }
-  for (int64_t r = 0; r < rows; ++r) {
-    float *row = s + r * kScoreStride;
-    v8f safe = splat(mNew[r]);
-    v8f sum = splat(0.0f);
-    for (int64_t t = 0; t < nbp; t += 8) {
-      v8f e = vexp(load(row + t) - safe);
-      store(row + t, e);
-      sum += e;
+/// The online-softmax update of one tile, 8 queries per vector: the scores
+/// s [nb][kScoreStride] of the first mp queries (masked ones -inf) become
+/// probabilities against the new running max; alpha receives the factor
+/// that rescales what was accumulated before, and the running max mRun and
+/// sum lRun are updated. A query that has seen no finite score keeps max
+/// -inf; its exponents are taken against 0, which makes its probabilities
+/// and alpha exactly 0.
+LOOM_INLINE void softmaxBlock(float *s, int64_t nb, int64_t mp, float *mRun,
+                              float *lRun, float *alpha) {
+  for (int64_t g = 0; g < mp; g += 8) {
+    v8f mOld = load(mRun + g);
+    v8f mx = mOld;
+    for (int64_t t = 0; t < nb; ++t)
+      mx = vmax(mx, load(s + t * kScoreStride + g));
+    v8f safe = select(mx == splat(kNegInf), splat(0.0f), mx);
+    v8f a = vexpNonPositive(mOld - safe);
+    v8f sum0 = splat(0.0f), sum1 = splat(0.0f);
+    int64_t t = 0;
+    for (; t + 2 <= nb; t += 2) {
+      float *p0 = s + t * kScoreStride + g, *p1 = p0 + kScoreStride;
+      v8f e0 = vexpNonPositive(load(p0) - safe);
+      v8f e1 = vexpNonPositive(load(p1) - safe);
+      store(p0, e0);
+      store(p1, e1);
+      sum0 += e0;
+      sum1 += e1;
     }
-    lRun[r] = lRun[r] * alpha[r] + hsum(sum);
-  }
-}
-
-//===----------------------------------------------------------------------===//
-// Packing
-//===----------------------------------------------------------------------===//
-
-/// Packs key tile kt of pair `pair` transposed ([Dk][kKTile]) and its value
-/// tile in strips ([Dvp / 16][kKTile][16]), zero past the last key and past
-/// Dv.
-LOOM_INLINE void packTileImpl(const Problem &pr, int64_t pair, int64_t kt) {
-  const int64_t b = pair / pr.Hkv, h = pair % pr.Hkv;
-  const int64_t j0 = kt * kKTile, nb = std::min(kKTile, pr.Skv - j0);
-  const int64_t local = (pair - pr.pairBegin) * pr.nk + kt;
-  float *kp = pr.kPack + local * pr.kTileFloats;
-  float *vp = pr.vPack + local * pr.vTileFloats;
-  const float *kSrc = pr.k.p + b * pr.k.st[0] + h * pr.k.st[1];
-  const float *vSrc = pr.v.p + b * pr.v.st[0] + h * pr.v.st[1];
-  const int64_t kcs = pr.k.st[3], vcs = pr.v.st[3];
-  for (int64_t t = 0; t < nb; ++t) {
-    const float *row = kSrc + (j0 + t) * pr.k.st[2];
-    if (kcs == 1) {
-      for (int64_t d = 0; d < pr.Dk; ++d)
-        kp[d * kKTile + t] = row[d];
-    } else {
-      for (int64_t d = 0; d < pr.Dk; ++d)
-        kp[d * kKTile + t] = row[d * kcs];
+    if (t < nb) {
+      float *p0 = s + t * kScoreStride + g;
+      v8f e0 = vexpNonPositive(load(p0) - safe);
+      store(p0, e0);
+      sum0 += e0;
     }
-  }
-  for (int64_t d = 0; d < pr.Dk; ++d)
-    for (int64_t t = nb; t < kKTile; ++t)
-      kp[d * kKTile + t] = 0.0f;
-  for (int64_t t = 0; t < nb; ++t) {
-    const float *row = vSrc + (j0 + t) * pr.v.st[2];
-    for (int64_t c = 0; c < pr.Dvp; ++c)
-      vp[(c / kLanes) * kKTile * kLanes + t * kLanes + c % kLanes] =
-          c < pr.Dv ? row[c * vcs] : 0.0f;
+    store(lRun + g, load(lRun + g) * a + (sum0 + sum1));
+    store(mRun + g, mx);
+    store(alpha + g, a);
   }
 }
 
@@ -442,25 +420,64 @@ LOOM_INLINE void packTileImpl(const Problem &pr, int64_t pair, int64_t kt) {
 // One task: a query tile of one (batch row, query head)
 //===----------------------------------------------------------------------===//
 
+/// Transposes `rows` query rows times the scale into qt [Dk][kQTile], zero
+/// for the rows up to mp.
+LOOM_INLINE void packQueries(const Problem &pr, const float *src, int64_t rows,
+                             int64_t mp, float *qt) {
+  const int64_t rs = pr.q.st[2], cs = pr.q.st[3], dk = pr.Dk;
+  const v8f scale = splat(pr.scale);
+  int64_t r8 = 0, d8 = 0;
+  if (cs == 1) {
+    r8 = rows / 8 * 8;
+    d8 = dk / 8 * 8;
+    for (int64_t r = 0; r < r8; r += 8)
+      for (int64_t d = 0; d < d8; d += 8) {
+        v8f x[8];
+        for (int i = 0; i < 8; ++i)
+          x[i] = load(src + (r + i) * rs + d);
+        transpose8(x);
+        for (int i = 0; i < 8; ++i)
+          store(qt + (d + i) * kQTile + r, x[i] * scale);
+      }
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t d = r < r8 ? d8 : 0; d < dk; ++d)
+      qt[d * kQTile + r] = pr.scale * src[r * rs + d * cs];
+  for (int64_t d = 0; d < dk; ++d)
+    for (int64_t r = rows; r < mp; ++r)
+      qt[d * kQTile + r] = 0.0f;
+}
+
+/// Copies nb value rows into vt [nb][Dvp], zero past Dv.
+LOOM_INLINE void copyValues(const Problem &pr, const float *src, int64_t nb,
+                            float *vt) {
+  const int64_t rs = pr.v.st[2], cs = pr.v.st[3];
+  for (int64_t t = 0; t < nb; ++t)
+    for (int64_t c = 0; c < pr.Dvp; ++c)
+      vt[t * pr.Dvp + c] = c < pr.Dv ? src[t * rs + c * cs] : 0.0f;
+}
+
 /// Writes the output and lse rows of the tile.
 LOOM_INLINE void writeRows(const Problem &pr, int64_t b, int64_t h, int64_t i0,
                            int64_t rows, const float *o, const float *mRun,
                            const float *lRun, bool any) {
+  const int64_t cs = pr.out.st[3];
+  const int64_t c8 = cs == 1 ? pr.Dv / 8 * 8 : 0;
   for (int64_t r = 0; r < rows; ++r) {
     float l = any ? lRun[r] : 0.0f;
-    float factor = l > 0 ? 1.0f / l : 0.0f;
     float *dst = pr.out.p + b * pr.out.st[0] + h * pr.out.st[1] +
                  (i0 + r) * pr.out.st[2];
-    const int64_t cs = pr.out.st[3];
-    if (!any || l <= 0) {
-      for (int64_t c = 0; c < pr.Dv; ++c)
-        dst[c * cs] = 0.0f;
-    } else if (cs == 1) {
-      for (int64_t c = 0; c < pr.Dv; ++c)
-        dst[c] = o[r * pr.Dvp + c] * factor;
+    if (l > 0) {
+      const float *row = o + r * pr.ldo;
+      float factor = 1.0f / l;
+      v8f f = splat(factor);
+      for (int64_t c = 0; c < c8; c += 8)
+        store(dst + c, load(row + c) * f);
+      for (int64_t c = c8; c < pr.Dv; ++c)
+        dst[c * cs] = row[c] * factor;
     } else {
       for (int64_t c = 0; c < pr.Dv; ++c)
-        dst[c * cs] = o[r * pr.Dvp + c] * factor;
+        dst[c * cs] = 0.0f;
     }
     if (pr.hasLse)
       pr.lse.p[b * pr.lse.st[0] + h * pr.lse.st[1] + (i0 + r) * pr.lse.st[2]] =
@@ -470,42 +487,40 @@ LOOM_INLINE void writeRows(const Problem &pr, int64_t b, int64_t h, int64_t i0,
 
 LOOM_INLINE void runTaskImpl(const Problem &pr, int64_t task) {
   Workspace &ws = workspace();
-  const int64_t qt = task % pr.nq;
-  const int64_t g = task / pr.nq % pr.group;
-  const int64_t pair = pr.pairBegin + task / (pr.nq * pr.group);
-  const int64_t b = pair / pr.Hkv, hkv = pair % pr.Hkv;
-  const int64_t h = hkv * pr.group + g;
-  const int64_t i0 = qt * kQTile, rows = std::min(kQTile, pr.Sq - i0);
-  const int64_t dk = pr.Dk, dvp = pr.Dvp;
+  const int64_t qtIndex = task % pr.nq, h = task / pr.nq % pr.Hq,
+                b = task / (pr.nq * pr.Hq);
+  const int64_t hkv = h / pr.group;
+  const int64_t i0 = qtIndex * kQTile, rows = std::min(kQTile, pr.Sq - i0);
+  const int64_t mp = roundUp(rows, kLanes);
+  const int64_t dk = pr.Dk, dvp = pr.Dvp, ldo = pr.ldo;
 
-  float *qs = ws.queries.floats(kQTile * dk);
-  float *s = ws.scores.floats(kQTile * kScoreStride);
+  float *qt = ws.queries.floats(std::max<int64_t>(dk, 1) * kQTile);
+  float *s = ws.scores.floats(kKTile * kScoreStride);
   auto *mask = static_cast<uint8_t *>(ws.mask.get(kQTile * kKTile));
-  float *o = ws.output.floats(kQTile * dvp);
+  float *o = ws.output.floats(kQTile * ldo);
   float *state = ws.state.floats(4 * kQTile);
-  float *mRun = state, *lRun = state + kQTile, *alpha = state + 2 * kQTile,
-        *mNew = state + 3 * kQTile;
-  if (!qs || !s || !mask || !o || !state)
+  float *vt = pr.vInPlace ? nullptr : ws.values.floats(kKTile * dvp);
+  if (!qt || !s || !mask || !o || !state || (!pr.vInPlace && !vt))
     return;
+  float *mRun = state, *lRun = state + kQTile, *alpha = state + 2 * kQTile,
+        *scoreRow = state + 3 * kQTile;
 
-  const float *qSrc = pr.q.p + b * pr.q.st[0] + h * pr.q.st[1];
-  for (int64_t r = 0; r < rows; ++r) {
-    const float *row = qSrc + (i0 + r) * pr.q.st[2];
-    for (int64_t d = 0; d < dk; ++d)
-      qs[r * dk + d] = pr.scale * row[d * pr.q.st[3]];
-  }
+  packQueries(pr, pr.q.p + b * pr.q.st[0] + h * pr.q.st[1] + i0 * pr.q.st[2],
+              rows, mp, qt);
   for (int64_t r = 0; r < kQTile; ++r) {
     mRun[r] = kNegInf;
     lRun[r] = 0.0f;
   }
 
+  const float *kHead = pr.k.p + b * pr.k.st[0] + hkv * pr.k.st[1];
+  const float *vHead = pr.v.p + b * pr.v.st[0] + hkv * pr.v.st[1];
+  const int64_t krs = pr.k.st[2], kcs = pr.k.st[3], vrs = pr.v.st[2];
   bool first = true;
   for (int64_t kt = 0; kt < pr.nk; ++kt) {
-    int32_t cls = pr.tileClass(b, h, qt, kt);
+    int32_t cls = pr.tileClass(b, h, qtIndex, kt);
     if (cls == LOOM_ATTENTION_BLOCK_NONE)
       continue;
     const int64_t j0 = kt * kKTile, nb = std::min(kKTile, pr.Skv - j0);
-    const int64_t nbp = roundUp(nb, kLanes);
     if (cls == LOOM_ATTENTION_BLOCK_SOME) {
       // Refine with the rows of the mask.
       int64_t visible = 0;
@@ -521,23 +536,35 @@ LOOM_INLINE void runTaskImpl(const Problem &pr, int64_t task) {
         cls = LOOM_ATTENTION_BLOCK_ALL;
     }
 
-    const int64_t local = (pair - pr.pairBegin) * pr.nk + kt;
-    scoreBlock(qs, dk, pr.kPack + local * pr.kTileFloats, rows, nbp, s);
-    for (int64_t r = 0; r < rows; ++r) {
-      float *row = s + r * kScoreStride;
-      if (pr.scoreRow)
-        pr.scoreRow(pr.ctx, b, h, i0 + r, j0, nb, row);
-      if (cls == LOOM_ATTENTION_BLOCK_SOME) {
+    scoreBlock(kHead + j0 * krs, krs, kcs, nb, qt, dk, mp, s);
+    if (pr.scoreRow) {
+      // The modifier takes one query's scores, contiguous.
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t t = 0; t < nb; ++t)
+          scoreRow[t] = s[t * kScoreStride + r];
+        pr.scoreRow(pr.ctx, b, h, i0 + r, j0, nb, scoreRow);
+        for (int64_t t = 0; t < nb; ++t)
+          s[t * kScoreStride + r] = scoreRow[t];
+      }
+    }
+    if (cls == LOOM_ATTENTION_BLOCK_SOME) {
+      for (int64_t r = 0; r < rows; ++r) {
         const uint8_t *mr = mask + r * kKTile;
         for (int64_t t = 0; t < nb; ++t)
-          row[t] = mr[t] ? row[t] : kNegInf;
+          if (!mr[t])
+            s[t * kScoreStride + r] = kNegInf;
       }
-      for (int64_t t = nb; t < nbp; ++t)
-        row[t] = kNegInf;
     }
-    softmaxBlock(s, rows, nbp, mRun, lRun, alpha, mNew);
-    outputBlock(s, pr.vPack + local * pr.vTileFloats, nb, rows, dvp, alpha, o,
-                first);
+    softmaxBlock(s, nb, mp, mRun, lRun, alpha);
+
+    const float *v = vHead + j0 * vrs;
+    int64_t ldv = vrs;
+    if (!pr.vInPlace) {
+      copyValues(pr, v, nb, vt);
+      v = vt;
+      ldv = dvp;
+    }
+    outputBlock(s, v, ldv, nb, rows, dvp, alpha, o, ldo, first);
     first = false;
   }
   writeRows(pr, b, h, i0, rows, o, mRun, lRun, !first);
@@ -552,33 +579,22 @@ __attribute__((target("avx2,fma"))) void runTaskAvx2(const Problem &pr,
                                                      int64_t task) {
   runTaskImpl(pr, task);
 }
-__attribute__((target("avx2,fma"))) void packTileAvx2(const Problem &pr,
-                                                      int64_t pair,
-                                                      int64_t kt) {
-  packTileImpl(pr, pair, kt);
-}
 #endif
 
 void runTaskGeneric(const Problem &pr, int64_t task) { runTaskImpl(pr, task); }
-void packTileGeneric(const Problem &pr, int64_t pair, int64_t kt) {
-  packTileImpl(pr, pair, kt);
-}
 
-struct Kernels {
-  void (*runTask)(const Problem &, int64_t);
-  void (*packTile)(const Problem &, int64_t, int64_t);
-};
+using TaskFn = void (*)(const Problem &, int64_t);
 
-Kernels selectKernels() {
+TaskFn selectKernel() {
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    return {runTaskAvx2, packTileAvx2};
+    return runTaskAvx2;
 #endif
-  return {runTaskGeneric, packTileGeneric};
+  return runTaskGeneric;
 }
 
-const Kernels &kernels() {
-  static const Kernels k = selectKernels();
+TaskFn kernel() {
+  static const TaskFn k = selectKernel();
   return k;
 }
 
@@ -589,20 +605,13 @@ const Kernels &kernels() {
 /// Each worker takes tasks from the shared counter until none is left.
 void taskBody(void *ctx, int64_t, int64_t) {
   auto &pr = *static_cast<Problem *>(ctx);
-  const Kernels &kern = kernels();
+  TaskFn run = kernel();
   for (;;) {
     int64_t i = pr.next.fetch_add(1, std::memory_order_relaxed);
     if (i >= pr.tasks)
       return;
-    kern.runTask(pr, pr.order[i]);
+    run(pr, pr.order[i]);
   }
-}
-
-void packBody(void *ctx, int64_t begin, int64_t end) {
-  const auto &pr = *static_cast<const Problem *>(ctx);
-  const Kernels &kern = kernels();
-  for (int64_t i = begin; i < end; ++i)
-    kern.packTile(pr, pr.pairBegin + i / pr.nk, i % pr.nk);
 }
 
 void classifyBody(void *ctx, int64_t begin, int64_t end) {
@@ -628,22 +637,6 @@ void runParallel(int threads, void (*body)(void *, int64_t, int64_t), void *ctx,
 View view4(const loom_memref_4d_t *m) {
   return {static_cast<float *>(m->aligned) + m->offset,
           {m->strides[0], m->strides[1], m->strides[2], m->strides[3]}};
-}
-
-/// Writes out = 0 and lse = -inf for every query (no key to attend to) or,
-/// when the kernel cannot run (no memory for its buffers), out = NaN.
-void fillAll(const Problem &pr, float value) {
-  for (int64_t b = 0; b < pr.B; ++b)
-    for (int64_t h = 0; h < pr.Hq; ++h)
-      for (int64_t i = 0; i < pr.Sq; ++i) {
-        float *dst = pr.out.p + b * pr.out.st[0] + h * pr.out.st[1] +
-                     i * pr.out.st[2];
-        for (int64_t c = 0; c < pr.Dv; ++c)
-          dst[c * pr.out.st[3]] = value;
-        if (pr.hasLse)
-          pr.lse.p[b * pr.lse.st[0] + h * pr.lse.st[1] + i * pr.lse.st[2]] =
-              value == 0.0f ? kNegInf : value;
-      }
 }
 
 } // namespace
@@ -684,8 +677,10 @@ void loom::attentionF32WithThreads(int threads, const loom_memref_4d_t *q,
     return;
   pr.group = pr.Hq / pr.Hkv;
   pr.Dvp = roundUp(pr.Dv, kLanes);
+  pr.ldo = pr.Dvp + kLanes;
+  pr.vInPlace = pr.v.st[3] == 1 && pr.Dv % kLanes == 0;
   pr.nq = ceilDiv(pr.Sq, kQTile);
-  pr.nk = ceilDiv(pr.Skv, kKTile);
+  pr.nk = ceilDiv(std::max<int64_t>(pr.Skv, 0), kKTile);
   pr.ctx = mods ? mods->ctx : nullptr;
   pr.maskRow = mods ? mods->mask_row : nullptr;
   // Without mask_row every key is visible, whatever mask_block says.
@@ -694,80 +689,44 @@ void loom::attentionF32WithThreads(int threads, const loom_memref_4d_t *q,
   pr.maskUsesB = mods && (mods->flags & LOOM_ATTENTION_MASK_USES_B);
   pr.maskUsesH = mods && (mods->flags & LOOM_ATTENTION_MASK_USES_H);
   pr.classes = nullptr;
-  pr.kPack = pr.vPack = nullptr;
-  if (pr.Skv <= 0) {
-    // No key: nothing is visible.
-    fillAll(pr, 0.0f);
-    return;
-  }
 
   // Tile classes, once per mask group.
   const int64_t groups =
       (pr.maskUsesB ? pr.B : 1) * (pr.maskUsesH ? pr.Hq : 1);
-  if (pr.maskBlock && groups * pr.nq * pr.nk <= kMaxClassTable) {
-    pr.classes = static_cast<uint8_t *>(loom_rt_alloc(groups * pr.nq * pr.nk, 64));
+  const int64_t tableSize = groups * pr.nq * pr.nk;
+  if (pr.maskBlock && tableSize > 0 && tableSize <= kMaxClassTable) {
+    pr.classes = static_cast<uint8_t *>(loom_rt_alloc(tableSize, 64));
     if (pr.classes)
       runParallel(threads, classifyBody, &pr, groups * pr.nq);
   }
-  /// Cost of a task: the key tiles it may compute (later query tiles first
-  /// when the classes are not known in advance).
-  auto cost = [&](int64_t b, int64_t h, int64_t qt) -> int64_t {
-    if (!pr.maskRow)
-      return pr.nk;
-    if (!pr.classes)
-      return pr.maskBlock ? qt : pr.nk;
-    const uint8_t *row = pr.classes + (pr.maskGroup(b, h) * pr.nq + qt) * pr.nk;
-    int64_t n = 0;
-    for (int64_t kt = 0; kt < pr.nk; ++kt)
-      n += row[kt] != LOOM_ATTENTION_BLOCK_NONE;
-    return n;
-  };
 
-  pr.kTileFloats = std::max<int64_t>(pr.Dk, 1) * kKTile;
-  pr.vTileFloats = pr.Dvp * kKTile;
-  const int64_t pairs = pr.B * pr.Hkv;
-  const int64_t pairBytes =
-      pr.nk * (pr.kTileFloats + pr.vTileFloats) * int64_t(sizeof(float));
-  int64_t pairsPerPass =
-      std::clamp<int64_t>(kMaxPackBytes / pairBytes, 1, pairs);
-  float *pack = static_cast<float *>(loom_rt_alloc(pairsPerPass * pairBytes, 64));
-  if (!pack && pairsPerPass > 1) {
-    pairsPerPass = 1;
-    pack = static_cast<float *>(loom_rt_alloc(pairBytes, 64));
-  }
-  if (!pack) {
-    fillAll(pr, std::numeric_limits<float>::quiet_NaN());
-    loom_rt_free(pr.classes);
-    return;
-  }
-  pr.kPack = pack;
-  pr.vPack = pack + pairsPerPass * pr.nk * pr.kTileFloats;
-
-  const int teamSize = threads > 0 ? threads : loom_runtime_num_threads();
-  std::vector<int64_t> order, costs;
-  for (int64_t begin = 0; begin < pairs; begin += pairsPerPass) {
-    pr.pairBegin = begin;
-    pr.pairEnd = std::min(pairs, begin + pairsPerPass);
-    runParallel(threads, packBody, &pr, (pr.pairEnd - begin) * pr.nk);
-
-    pr.tasks = (pr.pairEnd - begin) * pr.group * pr.nq;
-    order.resize(static_cast<size_t>(pr.tasks));
-    costs.resize(static_cast<size_t>(pr.tasks));
-    for (int64_t t = 0; t < pr.tasks; ++t) {
-      int64_t pair = begin + t / (pr.nq * pr.group);
-      int64_t h = pair % pr.Hkv * pr.group + t / pr.nq % pr.group;
-      costs[t] = cost(pair / pr.Hkv, h, t % pr.nq);
+  // Tasks by decreasing cost: the key tiles each may compute (later query
+  // tiles first when the classes are not known in advance).
+  pr.tasks = pr.B * pr.Hq * pr.nq;
+  std::vector<int64_t> order(static_cast<size_t>(pr.tasks)),
+      costs(static_cast<size_t>(pr.tasks));
+  for (int64_t t = 0; t < pr.tasks; ++t) {
+    int64_t qt = t % pr.nq, h = t / pr.nq % pr.Hq, b = t / (pr.nq * pr.Hq);
+    int64_t cost = pr.nk;
+    if (pr.classes) {
+      const uint8_t *row =
+          pr.classes + (pr.maskGroup(b, h) * pr.nq + qt) * pr.nk;
+      cost = 0;
+      for (int64_t kt = 0; kt < pr.nk; ++kt)
+        cost += row[kt] != LOOM_ATTENTION_BLOCK_NONE;
+    } else if (pr.maskBlock) {
+      cost = qt;
     }
-    std::iota(order.begin(), order.end(), int64_t(0));
-    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-      return costs[a] != costs[b] ? costs[a] > costs[b] : a < b;
-    });
-    pr.order = order.data();
-    pr.next.store(0, std::memory_order_relaxed);
-    runParallel(threads, taskBody, &pr,
-                std::min<int64_t>(teamSize, pr.tasks));
+    costs[t] = cost;
   }
-  loom_rt_free(pack);
+  std::iota(order.begin(), order.end(), int64_t(0));
+  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return costs[a] != costs[b] ? costs[a] > costs[b] : a < b;
+  });
+  pr.order = order.data();
+  pr.next.store(0, std::memory_order_relaxed);
+  const int teamSize = threads > 0 ? threads : loom_runtime_num_threads();
+  runParallel(threads, taskBody, &pr, std::min<int64_t>(teamSize, pr.tasks));
   loom_rt_free(pr.classes);
 }
 
