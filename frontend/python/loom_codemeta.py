@@ -839,7 +839,10 @@ def analyze(source, offsets=None, pad_to=None, keep_comments=False,
     except SyntaxError as e:
         raise CodeMetaError("%s:%s:%s: %s" % (filename, e.lineno or 0,
                                               e.offset or 0, e.msg))
-    except (ValueError, MemoryError, RecursionError) as e:
+    except (RecursionError, MemoryError):
+        # CPython's parser reports deep nesting with either of these.
+        raise CodeMetaError("%s: the source nests too deeply" % filename)
+    except ValueError as e:
         raise CodeMetaError("%s: cannot parse: %s" % (filename, e))
     text = _Text(source)
     if offsets is None:
@@ -1019,8 +1022,16 @@ def _dump(records, summary):
     return "\n".join(lines)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad command line in one line, with exit code 1."""
+
+    def error(self, message):
+        sys.stderr.write("%s: error: %s\n" % (PROG, message))
+        sys.exit(1)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Per-token syntax, scope and data-flow tensors of a Python "
         "source file for tree attention (docs/code-metadata.md).")
