@@ -177,6 +177,7 @@ struct Workspace {
   Buffer values;  ///< A value tile copied in strips: [kKTile][Dvp].
   Buffer output;  ///< Unnormalized output: [kQTile][ldo].
   Buffer state;   ///< Running max, sum, rescale factor, a score row.
+  Buffer spans;   ///< Keys [lo, hi) each query row, then each strip, sees.
 };
 
 Workspace &workspace() {
@@ -342,17 +343,31 @@ LOOM_INLINE void outputTile(const float *p, const float *v, int64_t vrs,
 /// Scores of nb keys (rows k, stride krs) against the first mp (a multiple
 /// of 16) queries of the transposed tile, into s [nb][kScoreStride]. Key
 /// tiles are outermost so that their rows stay in L1 while the query strips
-/// pass.
+/// pass. With `span`, strip i / 16 only needs keys [span[2i], span[2i+1]):
+/// register tiles outside it get -inf without a product.
 LOOM_INLINE void scoreBlock(const float *k, int64_t krs, int64_t kcs,
                             int64_t nb, const float *qt, int64_t dk,
-                            int64_t mp, float *s) {
+                            int64_t mp, const int32_t *span, float *s) {
+  const v8f negInf = splat(kNegInf);
+  auto skip = [&](int64_t t, int64_t n, int64_t i) {
+    if (!span || (t < span[2 * (i / kLanes) + 1] &&
+                  t + n > span[2 * (i / kLanes)]))
+      return false;
+    for (int64_t kk = 0; kk < n; ++kk) {
+      store(s + (t + kk) * kScoreStride + i, negInf);
+      store(s + (t + kk) * kScoreStride + i + 8, negInf);
+    }
+    return true;
+  };
   int64_t t = 0;
   for (; t + kRegTile <= nb; t += kRegTile)
     for (int64_t i = 0; i < mp; i += kLanes)
-      scoreTile<kRegTile>(k + t * krs, krs, kcs, qt + i, dk,
-                          s + t * kScoreStride + i);
+      if (!skip(t, kRegTile, i))
+        scoreTile<kRegTile>(k + t * krs, krs, kcs, qt + i, dk,
+                            s + t * kScoreStride + i);
 #define LOOM_CALL(n)                                                           \
   for (int64_t i = 0; i < mp; i += kLanes)                                     \
+    if (!skip(t, n, i))                                                        \
   scoreTile<n>(k + t * krs, krs, kcs, qt + i, dk, s + t * kScoreStride + i)
   LOOM_TILE_TAIL(nb, t, LOOM_CALL)
 #undef LOOM_CALL
@@ -360,18 +375,37 @@ LOOM_INLINE void scoreBlock(const float *k, int64_t krs, int64_t kcs,
 
 /// o = alpha * o + p . v for `rows` query rows, nb keys (rows v, stride
 /// vrs) and dvp columns. Column strips are outermost so that the strip of
-/// the value rows stays in L1 while the row tiles pass.
+/// the value rows stays in L1 while the row tiles pass. With `span`, query
+/// row r has probability 0 outside keys [span[2r], span[2r+1]), and a row
+/// tile only multiplies the keys some of its rows see.
 LOOM_INLINE void outputBlock(const float *p, const float *v, int64_t vrs,
                              int64_t nb, int64_t rows, int64_t dvp,
                              const float *alpha, float *o, int64_t ldo,
-                             bool first) {
+                             bool first, const int32_t *span) {
+  auto keys = [&](int64_t r, int64_t n, int64_t *t0) {
+    if (!span) {
+      *t0 = 0;
+      return nb;
+    }
+    int32_t lo = span[2 * r], hi = span[2 * r + 1];
+    for (int64_t i = 1; i < n; ++i) {
+      lo = std::min(lo, span[2 * (r + i)]);
+      hi = std::max(hi, span[2 * (r + i) + 1]);
+    }
+    *t0 = std::min<int64_t>(lo, hi);
+    return hi - *t0;
+  };
   for (int64_t c = 0; c < dvp; c += kLanes) {
-    int64_t r = 0;
-    for (; r + kRegTile <= rows; r += kRegTile)
-      outputTile<kRegTile>(p + r, v + c, vrs, nb, alpha + r, o + r * ldo + c,
-                           ldo, first);
-#define LOOM_CALL(n)                                                           \
-  outputTile<n>(p + r, v + c, vrs, nb, alpha + r, o + r * ldo + c, ldo, first)
+    int64_t r = 0, t0, n;
+    for (; r + kRegTile <= rows; r += kRegTile) {
+      n = keys(r, kRegTile, &t0);
+      outputTile<kRegTile>(p + t0 * kScoreStride + r, v + t0 * vrs + c, vrs,
+                           n, alpha + r, o + r * ldo + c, ldo, first);
+    }
+#define LOOM_CALL(k)                                                           \
+  n = keys(r, k, &t0);                                                         \
+  outputTile<k>(p + t0 * kScoreStride + r, v + t0 * vrs + c, vrs, n,           \
+                alpha + r, o + r * ldo + c, ldo, first)
     LOOM_TILE_TAIL(rows, r, LOOM_CALL)
 #undef LOOM_CALL
   }
@@ -502,6 +536,11 @@ LOOM_INLINE void runTaskImpl(const Problem &pr, int64_t task) {
   float *vt = pr.vInPlace ? nullptr : ws.values.floats(kKTile * dvp);
   if (!qt || !s || !mask || !o || !state || (!pr.vInPlace && !vt))
     return;
+  auto *spans = reinterpret_cast<int32_t *>(
+      ws.spans.get(2 * (kQTile + kQTile / kLanes) * sizeof(int32_t)));
+  int32_t *strips = spans + 2 * kQTile;
+  if (!spans)
+    return;
   float *mRun = state, *lRun = state + kQTile, *alpha = state + 2 * kQTile,
         *scoreRow = state + 3 * kQTile;
 
@@ -521,22 +560,46 @@ LOOM_INLINE void runTaskImpl(const Problem &pr, int64_t task) {
     if (cls == LOOM_ATTENTION_BLOCK_NONE)
       continue;
     const int64_t j0 = kt * kKTile, nb = std::min(kKTile, pr.Skv - j0);
+    const int32_t *rowSpan = nullptr, *stripSpan = nullptr;
     if (cls == LOOM_ATTENTION_BLOCK_SOME) {
-      // Refine with the rows of the mask.
+      // Refine with the rows of the mask, and find the keys each query row
+      // and each strip of 16 queries sees: products outside them are
+      // skipped.
       int64_t visible = 0;
       for (int64_t r = 0; r < rows; ++r) {
         uint8_t *mr = mask + r * kKTile;
         pr.maskRow(pr.ctx, b, h, i0 + r, j0, nb, mr);
+        int32_t lo = static_cast<int32_t>(nb), hi = 0;
         for (int64_t t = 0; t < nb; ++t)
-          visible += mr[t] != 0;
+          if (mr[t]) {
+            lo = std::min(lo, static_cast<int32_t>(t));
+            hi = static_cast<int32_t>(t + 1);
+            ++visible;
+          }
+        spans[2 * r] = lo;
+        spans[2 * r + 1] = hi;
       }
       if (visible == 0)
         continue;
-      if (visible == rows * nb)
+      if (visible == rows * nb) {
         cls = LOOM_ATTENTION_BLOCK_ALL;
+      } else {
+        for (int64_t i = 0; i < mp; i += kLanes) {
+          int32_t lo = static_cast<int32_t>(nb), hi = 0;
+          for (int64_t r = i; r < std::min(i + kLanes, rows); ++r)
+            if (spans[2 * r] < spans[2 * r + 1]) {
+              lo = std::min(lo, spans[2 * r]);
+              hi = std::max(hi, spans[2 * r + 1]);
+            }
+          strips[2 * (i / kLanes)] = lo;
+          strips[2 * (i / kLanes) + 1] = hi;
+        }
+        rowSpan = spans;
+        stripSpan = strips;
+      }
     }
 
-    scoreBlock(kHead + j0 * krs, krs, kcs, nb, qt, dk, mp, s);
+    scoreBlock(kHead + j0 * krs, krs, kcs, nb, qt, dk, mp, stripSpan, s);
     if (pr.scoreRow) {
       // The modifier takes one query's scores, contiguous.
       for (int64_t r = 0; r < rows; ++r) {
@@ -564,7 +627,7 @@ LOOM_INLINE void runTaskImpl(const Problem &pr, int64_t task) {
       v = vt;
       ldv = dvp;
     }
-    outputBlock(s, v, ldv, nb, rows, dvp, alpha, o, ldo, first);
+    outputBlock(s, v, ldv, nb, rows, dvp, alpha, o, ldo, first, rowSpan);
     first = false;
   }
   writeRows(pr, b, h, i0, rows, o, mRun, lRun, !first);
