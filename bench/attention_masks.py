@@ -69,7 +69,7 @@ class MaskError(Exception):
     """Bad input: an unknown kind, a malformed metadata file."""
 
 
-# -- safetensors, numpy only ---------------------------------------------------
+# -- safetensors, numpy only --------------------------------------------------
 def read_safetensors(path):
     """(name -> torch tensor (a copy), __metadata__ dict) of a file."""
     try:
@@ -125,14 +125,15 @@ def write_safetensors(path, tensors, metadata=None):
     os.replace(tmp, path)
 
 
-# -- code metadata ---------------------------------------------------------------
+# -- code metadata ------------------------------------------------------------
 class CodeMeta:
     """The code metadata of S positions (checked for shapes and ranges)."""
 
     def __init__(self, tensors, metadata=None, path="<metadata>"):
         missing = [n for n in META_TENSORS if n not in tensors]
         if missing:
-            raise MaskError("%s: missing tensors %s" % (path, ", ".join(missing)))
+            raise MaskError("%s: missing tensors %s"
+                            % (path, ", ".join(missing)))
         t = {n: tensors[n].to(torch.int64) for n in META_TENSORS}
         s = t["tin"].numel()
         for n in ("tin", "tout", "scope_in", "scope_out"):
@@ -268,7 +269,7 @@ def synthetic_meta(s, tokens=None, seed=0):
             "valid": valid}
 
 
-# -- masks -------------------------------------------------------------------------
+# -- masks --------------------------------------------------------------------
 class Mask:
     """One mask of S x S positions: kind, mask_mod, dense bool tensor, and
     the tensors the mask reads (`inputs`: what a compiled model gets)."""
@@ -364,7 +365,8 @@ def make_mask(kind, s, meta=None):
             raise MaskError("the code metadata has %d positions, S is %d"
                             % (meta.s, s))
         return Mask(kind, s, tree_mask_mod(meta), meta.tensors())
-    raise MaskError("unknown mask kind %r (known: %s)" % (kind, ", ".join(KINDS)))
+    raise MaskError("unknown mask kind %r (known: %s)"
+                    % (kind, ", ".join(KINDS)))
 
 
 def check_meta_bits(meta):
@@ -384,7 +386,7 @@ def check_meta_bits(meta):
         raise MaskError("df_bits has %d edges, df_indices %d" % (ones, unique))
 
 
-# -- self test -----------------------------------------------------------------------
+# -- self test ----------------------------------------------------------------
 def reference_dense(kind, s, meta=None):
     """A per-pair Python reference of the masks (data flow from CSR)."""
     ref = [[False] * s for _ in range(s)]
@@ -461,9 +463,9 @@ def selftest():
         write_safetensors(path, synthetic_meta(200, 150, seed=3),
                           {"source": "synthetic"})
         back = CodeMeta.load(path)
-        same = torch.equal(
-            make_mask("tree", 200, back).dense(),
-            make_mask("tree", 200, CodeMeta(synthetic_meta(200, 150, 3))).dense())
+        again = CodeMeta(synthetic_meta(200, 150, seed=3))
+        same = torch.equal(make_mask("tree", 200, back).dense(),
+                           make_mask("tree", 200, again).dense())
         print("safetensors round trip: %s" % ("ok" if same else "FAIL"))
         failures += not same
     finally:
@@ -480,23 +482,27 @@ def selftest():
         print("malformed metadata refused: %s ok" % e)
     frac = make_mask("sparse10", 4096).stats()["tile_fraction"]
     ok = 0.07 <= frac <= 0.13
-    print("sparse10 S=4096 tile fraction %.3f %s" % (frac, "ok" if ok else "FAIL"))
+    print("sparse10 S=4096 tile fraction %.3f %s"
+          % (frac, "ok" if ok else "FAIL"))
     failures += not ok
-    print("selftest: %s" % ("passed" if failures == 0 else "%d FAILED" % failures))
+    print("selftest: %s"
+          % ("passed" if failures == 0 else "%d FAILED" % failures))
     return 1 if failures else 0
 
 
-# -- command line ----------------------------------------------------------------------
+# -- command line -------------------------------------------------------------
 def parse_list(text, conv=str):
     return [conv(v) for v in text.replace(" ", "").split(",") if v]
 
 
-def load_meta_for(path, s):
-    """The CodeMeta of path, when given; MaskError when its size is not s."""
+def load_meta(path):
+    """The CodeMeta of path, its data-flow bits checked against its lists;
+    None when path is None."""
     if not path:
         return None
     meta = CodeMeta.load(path)
     check_meta_bits(meta)
+    meta.path = path
     return meta
 
 
@@ -525,7 +531,7 @@ def main(argv=None):
             write_safetensors(a.output, synthetic_meta(a.s, a.tokens, a.seed),
                               {"source": "synthetic", "seed": a.seed})
             return 0
-        meta = load_meta_for(a.tree_meta, None)
+        meta = load_meta(a.tree_meta)
         out = []
         for s in parse_list(a.s, int):
             for kind in parse_list(a.masks):

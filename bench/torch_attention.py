@@ -27,12 +27,14 @@ kind (bench/attention_masks.py) and D:
 Timing: the implementations of a case run in --rounds interleaved rounds
 (default 3; each round runs every implementation in turn, so that a change of
 the machine's load hits all alike); the first round starts with --warmup
-untimed calls (at least one); an implementation gets up to --reps timed calls
-(default 10) over all rounds, fewer (at least one a round) when they would
-take longer than --max-seconds (default 6) together; median, min and max of
-all timed calls. Records carry the 1-minute load average ("load1"), the
-result the load averages before and after the run. Threads: --threads, else LOOM_NUM_THREADS / OMP_NUM_THREADS,
-else all cores (torch.set_num_threads(os.cpu_count())). torch.inference_mode.
+untimed calls (at least one); an implementation gets --reps timed calls
+(default 10, rounded up to a multiple of --rounds) over all rounds, fewer
+(at least one a round) when they would take longer than --max-seconds
+(default 6) together; median, min and max of all timed calls. Records
+carry the 1-minute load average ("load1"), the result the load averages
+before and after the run.
+
+Threads: --threads, else LOOM_NUM_THREADS / OMP_NUM_THREADS, else all cores (torch.set_num_threads(os.cpu_count())). torch.inference_mode.
 
 GFLOP/s: dense-equivalent 4*B*H*S*S*D / t and visible-pairs-only
 4*B*H*visible_pairs*D / t.
@@ -48,10 +50,10 @@ one file per S: the file's size picks the S it serves); without --tree-meta,
 synthetic metadata of each S is used (attention_masks.synthetic_meta) and the
 records say so ("tree_source").
 
---dump-inputs DIR writes, per S, mask and D, DIR/attention-MASK-sS-dD.safetensors
-with q, k, v, the tensors the mask reads (tiles for sparse10; tin, tout,
-scope_in, scope_out, df_indptr, df_indices, df_bits, valid for tree) and
-`out`, the sdpa output: the inputs and reference of another implementation
+--dump-inputs DIR writes, per S, mask and D,
+DIR/attention-MASK-sS-dD.safetensors with q, k, v, the tensors the mask
+reads (tiles for sparse10; tin, tout, scope_in, scope_out, df_indptr,
+df_indices, df_bits, valid for tree) and `out`, the sdpa output: the inputs and reference of another implementation
 (bench/attention_masks.py read_safetensors reads them back).
 
 Output: one JSON object {"torch", "threads", "cpu", "config", "masks",
@@ -212,8 +214,9 @@ class Runner:
             if metas is not None:
                 meta = metas.get(s)
                 if meta is None:
-                    raise am.MaskError("no --tree-meta file has %d positions "
-                                       "(have %s)" % (s, sorted(metas) or "none"))
+                    raise am.MaskError(
+                        "no --tree-meta file has %d positions (have %s)"
+                        % (s, sorted(metas) or "none"))
                 source = meta.path
             else:
                 meta = am.CodeMeta(am.synthetic_meta(s))
@@ -349,27 +352,27 @@ class Runner:
 
     def dump(self, mask, d, q, k, v, out):
         os.makedirs(self.a.dump_inputs, exist_ok=True)
-        path = os.path.join(self.a.dump_inputs, "attention-%s-s%d-d%d.safetensors"
-                            % (mask.kind, mask.s, d))
+        name = "attention-%s-s%d-d%d.safetensors" % (mask.kind, mask.s, d)
+        path = os.path.join(self.a.dump_inputs, name)
         tensors = {"q": q, "k": k, "v": v, "out": out}
         tensors.update(mask.inputs)
         am.write_safetensors(path, tensors, {"mask": mask.kind,
                                              "scale": 1.0 / math.sqrt(d)})
 
 
-# -- report ----------------------------------------------------------------------
+# -- report -------------------------------------------------------------------
 def fmt(x, spec):
     return format(x, spec) if isinstance(x, (int, float)) else "n/a"
 
 
 def markdown_report(result):
     """A markdown table of a result object (the JSON this script prints)."""
-    lines = ["## PyTorch masked attention (B=%d, H=%d, f32, torch %s, %d threads)"
+    lines = ["## Masked attention (B=%d, H=%d, f32, torch %s, %d threads)"
              % (B, H, result["torch"], result["threads"]), "",
              "CPU: %s. GFLOP/s: dense-equivalent 4*B*H*S*S*D/t and "
              "visible pairs only 4*B*H*pairs*D/t." % result["cpu"], "",
-             "| mask | S | pairs | tiles | D | impl | median ms | min ms | reps "
-             "| GFLOP/s dense | GFLOP/s visible | diff vs sdpa | note |",
+             "| mask | S | pairs | tiles | D | impl | median ms | min ms "
+             "| reps | GFLOP/s dense | GFLOP/s visible | diff vs sdpa | note |",
              "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in result["records"]:
         note = r.get("error", "")
@@ -381,17 +384,17 @@ def markdown_report(result):
             note = "DISAGREES " + note
         note = note.replace("|", "/")
         diff = r.get("max_abs_diff_vs_sdpa")
-        lines.append("| %s | %d | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |"
-                     % (r["mask"], r["s"], fmt(r.get("pair_fraction"), ".3f"),
-                        fmt(r.get("tile_fraction"), ".3f"), r["d"], r["impl"],
-                        fmt(r.get("median_ms"), ".2f"), fmt(r.get("min_ms"), ".2f"),
-                        r.get("reps", "n/a"), fmt(r.get("gflops_dense"), ".1f"),
-                        fmt(r.get("gflops_visible"), ".1f"),
-                        fmt(diff, ".1e") if diff is not None else "-", note))
+        cells = [r["mask"], r["s"], fmt(r.get("pair_fraction"), ".3f"),
+                 fmt(r.get("tile_fraction"), ".3f"), r["d"], r["impl"],
+                 fmt(r.get("median_ms"), ".2f"), fmt(r.get("min_ms"), ".2f"),
+                 r.get("reps", "n/a"), fmt(r.get("gflops_dense"), ".1f"),
+                 fmt(r.get("gflops_visible"), ".1f"),
+                 fmt(diff, ".1e") if diff is not None else "-", note]
+        lines.append("| %s |" % " | ".join(str(c) for c in cells))
     return "\n".join(lines) + "\n"
 
 
-# -- command line ------------------------------------------------------------------
+# -- command line -------------------------------------------------------------
 def parse_args(argv):
     p = argparse.ArgumentParser(
         description="PyTorch baselines of the masked-attention benchmark")
@@ -430,10 +433,12 @@ def parse_args(argv):
         a.s, a.warmup, a.reps, a.rounds = [1024], 1, 3, 1
     bad = [m for m in a.masks if m not in am.KINDS]
     if bad:
-        p.error("unknown mask kinds %s (known: %s)" % (bad, ", ".join(am.KINDS)))
+        p.error("unknown mask kinds %s (known: %s)"
+                % (bad, ", ".join(am.KINDS)))
     bad = [i for i in a.impls if i not in IMPLS]
     if bad:
-        p.error("unknown implementations %s (known: %s)" % (bad, ", ".join(IMPLS)))
+        p.error("unknown implementations %s (known: %s)"
+                % (bad, ", ".join(IMPLS)))
     if not a.s or min(a.s) <= 0 or not a.d or min(a.d) <= 0:
         p.error("--s and --d need positive sizes")
     if a.reps < 1 or a.warmup < 0 or a.rounds < 1:
@@ -449,9 +454,7 @@ def load_metas(spec):
         return None
     metas = {}
     for path in am.parse_list(spec):
-        meta = am.CodeMeta.load(path)
-        am.check_meta_bits(meta)
-        meta.path = path
+        meta = am.load_meta(path)
         if meta.s in metas:
             raise am.MaskError("%s and %s both have %d positions"
                                % (metas[meta.s].path, path, meta.s))
