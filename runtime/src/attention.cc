@@ -569,13 +569,15 @@ LOOM_INLINE void runTaskImpl(const Problem &pr, int64_t task) {
       for (int64_t r = 0; r < rows; ++r) {
         uint8_t *mr = mask + r * kKTile;
         pr.maskRow(pr.ctx, b, h, i0 + r, j0, nb, mr);
-        int32_t lo = static_cast<int32_t>(nb), hi = 0;
-        for (int64_t t = 0; t < nb; ++t)
-          if (mr[t]) {
-            lo = std::min(lo, static_cast<int32_t>(t));
-            hi = static_cast<int32_t>(t + 1);
-            ++visible;
-          }
+        int32_t lo = 0, hi = static_cast<int32_t>(nb);
+        while (lo < hi && !mr[lo])
+          ++lo;
+        while (hi > lo && !mr[hi - 1])
+          --hi;
+        int32_t count = 0;
+        for (int32_t t = lo; t < hi; ++t)
+          count += mr[t] != 0;
+        visible += count;
         spans[2 * r] = lo;
         spans[2 * r + 1] = hi;
       }
@@ -611,9 +613,16 @@ LOOM_INLINE void runTaskImpl(const Problem &pr, int64_t task) {
       }
     }
     if (cls == LOOM_ATTENTION_BLOCK_SOME) {
+      // Scores of the register tiles of keys that scoreBlock skipped for a
+      // row's strip are -inf already, unless the modifier rewrote them.
       for (int64_t r = 0; r < rows; ++r) {
         const uint8_t *mr = mask + r * kKTile;
-        for (int64_t t = 0; t < nb; ++t)
+        int64_t lo = 0, hi = nb;
+        if (!pr.scoreRow) {
+          lo = strips[2 * (r / kLanes)] / kRegTile * kRegTile;
+          hi = std::min(nb, roundUp(strips[2 * (r / kLanes) + 1], kRegTile));
+        }
+        for (int64_t t = lo; t < hi; ++t)
           if (!mr[t])
             s[t * kScoreStride + r] = kNegInf;
       }
