@@ -46,7 +46,7 @@ LogicalResult loom::compileModule(ModuleOp module,
     return success();
   }
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
-        return buildFusePipeline(pm, options.mla);
+        return buildFusePipeline(pm, options.mla, options.attention);
       })))
     return failure();
   if (options.stopAfter == CompileStage::Fuse) {

@@ -30,6 +30,8 @@ struct CompileOptions {
   bool hostMatmul = true;
   /// How `loom.mla_attention` is compiled (cache layout and kernel).
   MlaMode mla = MlaMode::Absorb;
+  /// How `loom.attention` and the attention composite are compiled.
+  AttentionMode attention = AttentionMode::Fused;
   /// Version string recorded in the manifest.
   std::string compilerVersion = "loom";
   /// Applies pass-manager command-line options (--mlir-print-ir-*, timing).

@@ -54,6 +54,14 @@ struct FusePipelineOptions
           clEnumValN(MlaMode::Absorb, "absorb",
                      "cache the latent, fused absorbed attention"),
           clEnumValN(MlaMode::Naive, "naive", "cache per-head K and V"))};
+  Option<AttentionMode> attention{
+      *this, "attention", llvm::cl::desc("How attention is compiled"),
+      llvm::cl::init(AttentionMode::Fused),
+      llvm::cl::values(
+          clEnumValN(AttentionMode::Fused, "fused",
+                     "one fuse.attention kernel (flash attention)"),
+          clEnumValN(AttentionMode::Unfused, "unfused",
+                     "linalg lowering that materializes the scores"))};
 };
 } // namespace
 
@@ -72,7 +80,10 @@ LogicalResult loom::buildGraphPipeline(OpPassManager &pm) {
   return success();
 }
 
-LogicalResult loom::buildFusePipeline(OpPassManager &pm, MlaMode mla) {
+LogicalResult loom::buildFusePipeline(OpPassManager &pm, MlaMode mla,
+                                      AttentionMode attention) {
+  if (attention == AttentionMode::Fused)
+    pm.addPass(fuse::createAttentionFusePass());
   if (mla == MlaMode::Absorb)
     pm.addPass(fuse::createMlaAbsorbPass());
   pm.addPass(createMlaExpandPass());
@@ -112,9 +123,9 @@ void loom::registerLoomPipelines() {
       "loom-graph", "Graph clean-up and symbolic-shape checks",
       [](OpPassManager &pm) { (void)buildGraphPipeline(pm); });
   PassPipelineRegistration<FusePipelineOptions>(
-      "loom-fuse", "Form fused kernels (MLA absorption) and expand the rest",
+      "loom-fuse", "Form fused kernels (attention, MLA absorption) and expand the rest",
       [](OpPassManager &pm, const FusePipelineOptions &options) {
-        (void)buildFusePipeline(pm, options.mla);
+        (void)buildFusePipeline(pm, options.mla, options.attention);
       });
   PassPipelineRegistration<>(
       "loom-to-linalg", "Lower the loom dialect to linalg and fuse",

@@ -24,10 +24,21 @@ enum class MlaMode {
   Naive,
 };
 
-/// Graph passes that form fused kernels: `loom-mla-absorb` (Absorb only),
-/// then `loom-mla-expand` for what is left, clean-up. Registered as
-/// `loom-fuse` with the option `mla=absorb|naive`.
-LogicalResult buildFusePipeline(OpPassManager &pm, MlaMode mla);
+/// How `loom.attention` and the softmax attention composite are compiled.
+enum class AttentionMode {
+  /// One `fuse.attention` kernel (default).
+  Fused,
+  /// Left to the linalg lowering: the scores are materialized.
+  Unfused,
+};
+
+/// Graph passes that form fused kernels: `loom-fuse-attention` (Fused
+/// only), `loom-mla-absorb` (Absorb only), then `loom-mla-expand` for what
+/// is left, clean-up. Registered as `loom-fuse` with the options
+/// `mla=absorb|naive` and `attention=fused|unfused`.
+LogicalResult buildFusePipeline(OpPassManager &pm, MlaMode mla,
+                                AttentionMode attention =
+                                    AttentionMode::Fused);
 
 /// `loom` to linalg on tensors plus elementwise fusion. Registered as
 /// `loom-to-linalg`.

@@ -93,6 +93,18 @@ static cl::opt<mlir::loom::MlaMode> mla(
                           "cache per-head K and V, as DeepSeek's naive "
                           "path")),
     cl::cat(category));
+static cl::opt<mlir::loom::AttentionMode> attention(
+    "attention",
+    cl::desc("How attention (loom.attention and the softmax(q k^T) v "
+             "composite) is compiled"),
+    cl::init(mlir::loom::AttentionMode::Fused),
+    cl::values(clEnumValN(mlir::loom::AttentionMode::Fused, "fused",
+                          "one flash-attention kernel with the mask and "
+                          "score regions; hidden blocks skipped (default)"),
+               clEnumValN(mlir::loom::AttentionMode::Unfused, "unfused",
+                          "materialize the [B, H, Sq, Skv] scores with "
+                          "linalg, the baseline")),
+    cl::cat(category));
 static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
                                   cl::init(3), cl::Prefix, cl::cat(category));
 
@@ -186,6 +198,7 @@ static int compile() {
   mlir::loom::CompileOptions options;
   options.hostMatmul = matmul == "runtime";
   options.mla = mla;
+  options.attention = attention;
   options.cpu = cpuName;
   options.optLevel = optLevel;
   options.compilerVersion = "loom-compile " LOOM_VERSION;
@@ -238,6 +251,7 @@ int main(int argc, char **argv) {
       "  loom-compile model.loom -o model.so [--define NAME=VALUE]... "
       "[--config FILE.json]\n"
       "  loom-compile model.loom --emit=ast|loom|fuse|linalg|llvm|asm\n"
-      "  loom-compile models/mla.loom --mla=absorb|naive -o mla.so\n");
+      "  loom-compile models/mla.loom --mla=absorb|naive -o mla.so\n"
+      "  loom-compile model.loom --attention=fused|unfused -o model.so\n");
   return compile();
 }

@@ -11,6 +11,7 @@
 
 #include "compiler/Conversion/LoomToLinalg/LoomToLinalg.h"
 
+#include "dialects/fuse/Transforms/Transforms.h"
 #include "dialects/loom/IR/LoomOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
@@ -19,6 +20,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/Transforms/DialectConversion.h"
 #include "llvm/ADT/SmallBitVector.h"
 
@@ -1453,6 +1455,221 @@ struct BroadcastLowering : public OpConversionPattern<loom::BroadcastOp> {
   }
 };
 
+/// Returns `x / y` for sizes (exact: the verifier checked divisibility).
+static OpFoldResult divSizes(OpBuilder &b, Location loc, OpFoldResult x,
+                             OpFoldResult y) {
+  std::optional<int64_t> cx = getConstantIntValue(x);
+  std::optional<int64_t> cy = getConstantIntValue(y);
+  if (cx && cy && *cy != 0)
+    return b.getIndexAttr(*cx / *cy);
+  if (cy == 1)
+    return x;
+  return arith::DivUIOp::create(b, loc, toIndex(b, loc, x), toIndex(b, loc, y))
+      .getResult();
+}
+
+/// The static shape that `sizes` describe, `?` where a size is a value.
+static SmallVector<int64_t> staticShape(ArrayRef<OpFoldResult> sizes) {
+  SmallVector<int64_t> shape;
+  for (OpFoldResult size : sizes)
+    shape.push_back(getConstantIntValue(size).value_or(ShapedType::kDynamic));
+  return shape;
+}
+
+/// Reinterprets the contiguous tensor `value` with the shape `sizes`.
+static Value reshapeTo(OpBuilder &b, Location loc, Value value,
+                       ArrayRef<OpFoldResult> sizes) {
+  auto type = RankedTensorType::get(staticShape(sizes),
+                                    tensorType(value).getElementType());
+  if (type == value.getType())
+    return value;
+  SmallVector<Value> shape;
+  for (OpFoldResult size : sizes)
+    shape.push_back(toIndex(b, loc, size));
+  Value shapeTensor = tensor::FromElementsOp::create(b, loc, shape);
+  return tensor::ReshapeOp::create(b, loc, type, value, shapeTensor);
+}
+
+/// Writes the body of the one-block `region` (a mask or score region of
+/// `loom.attention`) at the builder's insertion point with its block
+/// arguments bound to `args`, expanding `loom.csr_contains`; returns the
+/// yielded value.
+static Value inlineScalarRegion(OpBuilder &b, Region &region, ValueRange args) {
+  Block &block = region.front();
+  IRMapping map;
+  map.map(block.getArguments(), args);
+  for (Operation &op : block.without_terminator()) {
+    if (auto csr = dyn_cast<loom::CsrContainsOp>(op)) {
+      map.map(csr.getResult(),
+              fuse::buildCsrContains(
+                  b, csr.getLoc(), map.lookupOrDefault(csr.getIndptr()),
+                  map.lookupOrDefault(csr.getIndices()),
+                  map.lookupOrDefault(csr.getRow()),
+                  map.lookupOrDefault(csr.getColumn())));
+      continue;
+    }
+    b.clone(op, map);
+  }
+  return map.lookupOrDefault(block.getTerminator()->getOperand(0));
+}
+
+/// Lowers `loom.attention` the textbook way, materializing the scores: with
+/// G = Hq / Hkv query heads per key/value head, q is read as [B * Hkv,
+/// G * Sq, Dk] so that one batched product gives the scores [B, Hq, Sq,
+/// Skv] of every query head against its own key/value head; one
+/// `linalg.generic` scales them and applies the score and mask regions (-inf
+/// where hidden), then the row maximum, exp, row sum, log-sum-exp, the
+/// product with v and the normalization follow. A row with no visible key
+/// (maximum -inf) gets output 0 and lse -inf.
+struct AttentionLowering : public OpConversionPattern<loom::AttentionOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::AttentionOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = rewriter.getContext();
+    Value q = adaptor.getQ(), k = adaptor.getK(), v = adaptor.getV();
+    ValueRange captures = adaptor.getCaptures();
+    for (Region *region : {&op.getMask(), &op.getScore()})
+      if (!region->empty() && !region->hasOneBlock())
+        return rewriter.notifyMatchFailure(op, "region with several blocks");
+    RankedTensorType outType = tensorType(op.getOut());
+    RankedTensorType lseType = tensorType(op.getLse());
+    Type element = outType.getElementType();
+    auto floatType = cast<FloatType>(element);
+
+    auto fromType = [&](RankedTensorType type, int64_t d, Value source,
+                        int64_t sd) -> OpFoldResult {
+      if (!type.isDynamicDim(d))
+        return rewriter.getIndexAttr(type.getDimSize(d));
+      return dimOf(rewriter, loc, source, sd);
+    };
+    OpFoldResult batch = fromType(outType, 0, q, 0);
+    OpFoldResult hq = fromType(outType, 1, q, 1);
+    OpFoldResult sq = fromType(outType, 2, q, 2);
+    OpFoldResult dv = fromType(outType, 3, v, 3);
+    OpFoldResult dk = dimOf(rewriter, loc, q, 3);
+    OpFoldResult hkv = dimOf(rewriter, loc, k, 1);
+    OpFoldResult skv = dimOf(rewriter, loc, k, 2);
+    OpFoldResult groups = divSizes(rewriter, loc, hq, hkv);
+    OpFoldResult rows = mulSizes(rewriter, loc, batch, hkv);
+    OpFoldResult queries = mulSizes(rewriter, loc, groups, sq);
+
+    // Raw scores q . k^T as [B * Hkv, G * Sq, Skv] = [B, Hq, Sq, Skv].
+    Value q3 = reshapeTo(rewriter, loc, q, {rows, queries, dk});
+    Value k3 = reshapeTo(rewriter, loc, k, {rows, skv, dk});
+    Value v3 = reshapeTo(rewriter, loc, v, {rows, skv, dv});
+    SmallVector<OpFoldResult> flatSizes = {rows, queries, skv};
+    auto flatType = RankedTensorType::get(staticShape(flatSizes), element);
+    Value raw = buildContraction(rewriter, loc, q3, k3, false, true, flatType,
+                                 flatSizes);
+    SmallVector<OpFoldResult> scoreSizes = {batch, hq, sq, skv};
+    Value scores = reshapeTo(rewriter, loc, raw, scoreSizes);
+    auto scoreType = tensorType(scores);
+
+    // scale, score region, mask region: -inf where hidden.
+    Value scale = floatConst(rewriter, loc, element,
+                             op.getScale().convertToDouble());
+    Value negInf = arith::ConstantOp::create(
+        rewriter, loc,
+        rewriter.getFloatAttr(
+            element, APFloat::getInf(floatType.getFloatSemantics(), true)));
+    Region &maskRegion = op.getMask(), &scoreRegion = op.getScore();
+    Value masked = buildParallel(
+        rewriter, loc, scoreType, scoreSizes, ValueRange{scores},
+        {rewriter.getMultiDimIdentityMap(4)},
+        [&](OpBuilder &b, Location nl, ValueRange args) -> Value {
+          Value s = arith::MulFOp::create(b, nl, args[0], scale);
+          SmallVector<Value> idx;
+          for (int64_t d = 0; d < 4; ++d)
+            idx.push_back(linalg::IndexOp::create(b, nl, d));
+          if (!scoreRegion.empty()) {
+            SmallVector<Value> regionArgs(idx);
+            regionArgs.push_back(s);
+            llvm::append_range(regionArgs, captures);
+            s = inlineScalarRegion(b, scoreRegion, regionArgs);
+          }
+          if (!maskRegion.empty()) {
+            SmallVector<Value> regionArgs(idx);
+            llvm::append_range(regionArgs, captures);
+            Value visible = inlineScalarRegion(b, maskRegion, regionArgs);
+            s = arith::SelectOp::create(b, nl, visible, s, negInf);
+          }
+          return s;
+        });
+
+    // Row maximum; a fully hidden row (-inf) shifts by 0 instead, so that
+    // every exp is exp(-inf) = 0 and no NaN appears.
+    llvm::SmallBitVector lastAxis(4);
+    lastAxis.set(3);
+    Value max = buildReduction(
+        rewriter, loc, masked, ValueRange{}, lastAxis,
+        reductionIdentity(rewriter, ReduceKind::Max, element),
+        [&](OpBuilder &b, Location nl, ValueRange args, Value acc) {
+          return arith::MaximumFOp::create(b, nl, acc, args[0]);
+        });
+    Value zero = floatConst(rewriter, loc, element, 0.0);
+    SmallVector<OpFoldResult> rowSizes = {batch, hq, sq};
+    Value shift = buildElementwise(
+        rewriter, loc, lseType, rowSizes, ValueRange{max},
+        [&](OpBuilder &b, Location nl, ValueRange args) -> Value {
+          Value hidden = arith::CmpFOp::create(b, nl, arith::CmpFPredicate::OEQ,
+                                               args[0], negInf);
+          return arith::SelectOp::create(b, nl, hidden, zero, args[0]);
+        });
+    AffineMap rowMap = AffineMap::get(
+        4, 0,
+        {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx),
+         getAffineDimExpr(2, ctx)},
+        ctx);
+    Value probs = buildParallel(
+        rewriter, loc, scoreType, scoreSizes, ValueRange{masked, shift},
+        {rewriter.getMultiDimIdentityMap(4), rowMap},
+        [&](OpBuilder &b, Location nl, ValueRange args) -> Value {
+          return math::ExpOp::create(
+              b, nl, arith::SubFOp::create(b, nl, args[0], args[1]));
+        });
+    Value sum = buildReduction(
+        rewriter, loc, probs, ValueRange{}, lastAxis,
+        rewriter.getZeroAttr(element),
+        [&](OpBuilder &b, Location nl, ValueRange args, Value acc) {
+          return arith::AddFOp::create(b, nl, acc, args[0]);
+        });
+    Value lse = buildElementwise(
+        rewriter, loc, lseType, rowSizes, ValueRange{max, shift, sum},
+        [&](OpBuilder &b, Location nl, ValueRange args) -> Value {
+          Value hidden = arith::CmpFOp::create(b, nl, arith::CmpFPredicate::OEQ,
+                                               args[0], negInf);
+          Value log = arith::AddFOp::create(
+              b, nl, args[1], math::LogOp::create(b, nl, args[2]));
+          return arith::SelectOp::create(b, nl, hidden, negInf, log);
+        });
+
+    // Unnormalized output exp(s - m) . v, then divided by the row sum (0
+    // for a fully hidden row).
+    Value p3 = reshapeTo(rewriter, loc, probs, flatSizes);
+    SmallVector<OpFoldResult> flatOutSizes = {rows, queries, dv};
+    auto flatOutType =
+        RankedTensorType::get(staticShape(flatOutSizes), element);
+    Value product = buildContraction(rewriter, loc, p3, v3, false, false,
+                                     flatOutType, flatOutSizes);
+    SmallVector<OpFoldResult> outSizes = {batch, hq, sq, dv};
+    Value unnormalized = reshapeTo(rewriter, loc, product, outSizes);
+    Value out = buildParallel(
+        rewriter, loc, outType, outSizes, ValueRange{unnormalized, sum},
+        {rewriter.getMultiDimIdentityMap(4), rowMap},
+        [&](OpBuilder &b, Location nl, ValueRange args) -> Value {
+          Value seen = arith::CmpFOp::create(b, nl, arith::CmpFPredicate::OGT,
+                                             args[1], zero);
+          Value ratio = arith::DivFOp::create(b, nl, args[0], args[1]);
+          return arith::SelectOp::create(b, nl, seen, ratio, zero);
+        });
+    rewriter.replaceOp(op, ValueRange{out, lse});
+    return success();
+  }
+};
+
 struct ConvertLoomToLinalgPass
     : public loom::impl::ConvertLoomToLinalgPassBase<ConvertLoomToLinalgPass> {
   void runOnOperation() override {
@@ -1497,5 +1714,6 @@ void mlir::loom::populateLoomToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<ConstantLowering, IotaLowering, RmsNormLowering, MatmulLowering,
                LinearLowering, ReshapeLowering, TransposeLowering,
                SliceLowering, ConcatLowering, GatherLowering, BroadcastLowering,
-               DynamicSliceLowering, DynamicUpdateSliceLowering>(ctx);
+               DynamicSliceLowering, DynamicUpdateSliceLowering,
+               AttentionLowering>(ctx);
 }

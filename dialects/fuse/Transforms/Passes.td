@@ -40,4 +40,52 @@ def MlaAbsorbPass : Pass<"loom-mla-absorb", "ModuleOp"> {
   ];
 }
 
+def AttentionFusePass : Pass<"loom-fuse-attention", "ModuleOp"> {
+  let summary = "Forms fuse.attention from loom.attention and the softmax "
+                "attention composite";
+  let description = [{
+    Replaces attention by one flash-attention kernel, `fuse.attention`:
+
+    - `loom.attention` keeps its operands, scale and regions; the outputs
+      get `tensor.empty` inits, `loom.yield` becomes `fuse.yield` and every
+      `loom.csr_contains` is expanded into a binary search over the row's
+      sorted columns (`scf.while`, `tensor.extract`, `arith`), the scalar
+      code the kernel generators compile.
+    - The composite `softmax(q @ k^T * s + m, axis=-1) @ v` written with
+      `loom` ops on `[B, H, S, D]` (or `[B*H, S, D]`) operands: `k^T` is
+      `transpose_b` or a `loom.transpose` of the last two axes, the scale
+      `s` is an optional `loom.mul`/`loom.div` by a scalar constant on the
+      scores or on q, and `m` is optional: `loom.select(mask, 0, -inf)`
+      added to the scores or `loom.select(mask, scores, -inf)` becomes a
+      mask region that reads `mask` as a capture; any other tensor added to
+      the scores becomes a score region that adds it (broadcast dimensions
+      read index 0). Keys and values may have one head for all query heads.
+      The composite is left alone when an intermediate (the scores, the
+      softmax) has another use, the softmax is over another axis, the
+      transpose moves other axes, the scale is not a constant, `m` does not
+      broadcast to the scores, or the type is not a float.
+
+    ```mlir
+    %kt = loom.transpose %k {permutation = array<i64: 0, 1, 3, 2>} : ...
+    %s = loom.matmul %q, %kt : ...
+    %t = loom.mul %s, %c : ...            // %c = loom.constant dense<0.125>
+    %p = loom.softmax %t {axis = 3 : i64} : ...
+    %o = loom.matmul %p, %v : ...
+    ```
+
+    becomes
+
+    ```mlir
+    %o, %lse = fuse.attention ins(%q, %k, %v : ...) outs(%oi, %li : ...)
+        {scale = 1.250000e-01 : f64} -> ...
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::fuse::FuseDialect",
+    "::mlir::tensor::TensorDialect",
+    "::mlir::arith::ArithDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
 #endif // FUSE_TRANSFORMS_PASSES_TD

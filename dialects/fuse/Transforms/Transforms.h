@@ -1,0 +1,36 @@
+//===- Transforms.h - Reusable rewrites of the fuse passes ------*- C++ -*-===//
+//
+// This file declares the patterns and helpers of the graph passes that form
+// `fuse` ops, for use by other passes and pipelines.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_DIALECTS_FUSE_TRANSFORMS_TRANSFORMS_H
+#define LOOM_DIALECTS_FUSE_TRANSFORMS_TRANSFORMS_H
+
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::fuse {
+
+/// Builds the scalar code of `loom.csr_contains`: whether row `row` of the
+/// CSR adjacency (`indptr`, `indices`: rank-1 integer tensors) lists column
+/// `column` (both `index`). A binary search over the row's sorted columns
+/// with `scf.while`, `tensor.extract` and `arith`; a row outside `[0, rows)`
+/// or an empty row gives false, and positions are clamped to `indices`.
+/// Returns the `i1` result.
+Value buildCsrContains(OpBuilder &b, Location loc, Value indptr,
+                       Value indices, Value row, Value column);
+
+/// Replaces every `loom.csr_contains` nested in `region` by the code of
+/// buildCsrContains.
+void expandCsrContains(RewriterBase &rewriter, Region &region);
+
+/// Adds the patterns of `loom-fuse-attention`: `loom.attention` becomes
+/// `fuse.attention`, and the composite `softmax(q . k^T * s + m) . v`
+/// written with `loom` ops becomes `fuse.attention` with a mask or score
+/// region.
+void populateAttentionFusePatterns(RewritePatternSet &patterns);
+
+} // namespace mlir::fuse
+
+#endif // LOOM_DIALECTS_FUSE_TRANSFORMS_TRANSFORMS_H
