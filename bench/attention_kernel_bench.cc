@@ -116,8 +116,7 @@ struct MaskData {
     case MaskKind::Sparse: {
       bool any = false, all = true;
       for (int64_t bi = i0 / kSparseBlock; bi <= iLast / kSparseBlock; ++bi)
-        for (int64_t bj = j0 / kSparseBlock; bj <= jLast / kSparseBlock;
-             ++bj) {
+        for (int64_t bj = j0 / kSparseBlock; bj <= jLast / kSparseBlock; ++bj) {
           bool v = m->blocks[static_cast<size_t>(bi * m->nb + bj)];
           any |= v;
           all &= v;
@@ -248,8 +247,8 @@ int main(int argc, char **argv) {
   if (configs.empty())
     for (int64_t d : {64, 128})
       for (int64_t s : {1024, 2048, 4096})
-        for (MaskKind m : {MaskKind::None, MaskKind::Causal,
-                           MaskKind::Sliding, MaskKind::Sparse})
+        for (MaskKind m : {MaskKind::None, MaskKind::Causal, MaskKind::Sliding,
+                           MaskKind::Sparse})
           configs.push_back({s, 8, d, m});
   int threads = loom_runtime_num_threads();
   if (!loom_host_function_lookup("loom_rt_attention_f32")) {
@@ -330,9 +329,9 @@ int main(int argc, char **argv) {
                   "\"median_ms\": %.4f, \"dense_gflops\": %.2f, "
                   "\"visible_gflops\": %.2f, \"fraction_of_peak\": %.4f, "
                   "\"speedup_over_causal\": %.3f}",
-                  i ? ", " : "", (long long)c.S, (long long)c.H,
-                  (long long)c.D, kMaskNames[int(c.mask)], pairsFraction,
-                  t * 1e3, dense, visible, fraction, overCausal);
+                  i ? ", " : "", (long long)c.S, (long long)c.H, (long long)c.D,
+                  kMaskNames[int(c.mask)], pairsFraction, t * 1e3, dense,
+                  visible, fraction, overCausal);
     json += buf;
   }
   json += "]}";

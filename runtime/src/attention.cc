@@ -131,9 +131,9 @@ struct Problem {
 
   int32_t classify(int64_t b, int64_t h, int64_t qt, int64_t kt) const {
     int64_t i0 = qt * kQTile, j0 = kt * kKTile;
-    int32_t c = maskBlock(ctx, maskUsesB ? b : 0, maskUsesH ? h : 0, i0,
-                          std::min(i0 + kQTile, Sq), j0,
-                          std::min(j0 + kKTile, Skv));
+    int32_t c =
+        maskBlock(ctx, maskUsesB ? b : 0, maskUsesH ? h : 0, i0,
+                  std::min(i0 + kQTile, Sq), j0, std::min(j0 + kKTile, Skv));
     return c == LOOM_ATTENTION_BLOCK_NONE || c == LOOM_ATTENTION_BLOCK_ALL
                ? c
                : LOOM_ATTENTION_BLOCK_SOME;
@@ -346,12 +346,12 @@ LOOM_INLINE void outputTile(const float *p, const float *v, int64_t vrs,
 /// pass. With `span`, strip i / 16 only needs keys [span[2i], span[2i+1]):
 /// register tiles outside it get -inf without a product.
 LOOM_INLINE void scoreBlock(const float *k, int64_t krs, int64_t kcs,
-                            int64_t nb, const float *qt, int64_t dk,
-                            int64_t mp, const int32_t *span, float *s) {
+                            int64_t nb, const float *qt, int64_t dk, int64_t mp,
+                            const int32_t *span, float *s) {
   const v8f negInf = splat(kNegInf);
   auto skip = [&](int64_t t, int64_t n, int64_t i) {
-    if (!span || (t < span[2 * (i / kLanes) + 1] &&
-                  t + n > span[2 * (i / kLanes)]))
+    if (!span ||
+        (t < span[2 * (i / kLanes) + 1] && t + n > span[2 * (i / kLanes)]))
       return false;
     for (int64_t kk = 0; kk < n; ++kk) {
       store(s + (t + kk) * kScoreStride + i, negInf);
@@ -399,8 +399,8 @@ LOOM_INLINE void outputBlock(const float *p, const float *v, int64_t vrs,
     int64_t r = 0, t0, n;
     for (; r + kRegTile <= rows; r += kRegTile) {
       n = keys(r, kRegTile, &t0);
-      outputTile<kRegTile>(p + t0 * kScoreStride + r, v + t0 * vrs + c, vrs,
-                           n, alpha + r, o + r * ldo + c, ldo, first);
+      outputTile<kRegTile>(p + t0 * kScoreStride + r, v + t0 * vrs + c, vrs, n,
+                           alpha + r, o + r * ldo + c, ldo, first);
     }
 #define LOOM_CALL(k)                                                           \
   n = keys(r, k, &t0);                                                         \
@@ -720,8 +720,8 @@ View view4(const loom_memref_4d_t *m) {
 void loom::attentionF32WithThreads(int threads, const loom_memref_4d_t *q,
                                    const loom_memref_4d_t *k,
                                    const loom_memref_4d_t *v,
-                                   loom_memref_4d_t *out,
-                                   loom_memref_3d_t *lse, float scale,
+                                   loom_memref_4d_t *out, loom_memref_3d_t *lse,
+                                   float scale,
                                    const loom_attention_mods_t *mods) {
   Problem pr;
   pr.q = view4(q);
@@ -763,8 +763,7 @@ void loom::attentionF32WithThreads(int threads, const loom_memref_4d_t *q,
   pr.classes = nullptr;
 
   // Tile classes, once per mask group.
-  const int64_t groups =
-      (pr.maskUsesB ? pr.B : 1) * (pr.maskUsesH ? pr.Hq : 1);
+  const int64_t groups = (pr.maskUsesB ? pr.B : 1) * (pr.maskUsesH ? pr.Hq : 1);
   const int64_t tableSize = groups * pr.nq * pr.nk;
   if (pr.maskBlock && tableSize > 0 && tableSize <= kMaxClassTable) {
     pr.classes = static_cast<uint8_t *>(loom_rt_alloc(tableSize, 64));

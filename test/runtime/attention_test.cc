@@ -238,8 +238,9 @@ struct Mods {
         any |= v;
         all &= v;
       }
-    return !any ? LOOM_ATTENTION_BLOCK_NONE
-                : all ? LOOM_ATTENTION_BLOCK_ALL : LOOM_ATTENTION_BLOCK_SOME;
+    return !any  ? LOOM_ATTENTION_BLOCK_NONE
+           : all ? LOOM_ATTENTION_BLOCK_ALL
+                 : LOOM_ATTENTION_BLOCK_SOME;
   }
 
   static void scoreRow(void *ctx, int64_t, int64_t h, int64_t i, int64_t j0,
@@ -275,8 +276,8 @@ struct Problem {
   float scale;
 
   explicit Problem(const Case &cs)
-      : c(cs), q({c.B, c.Hq, c.Sq, c.Dk}, c.strided ? 2 : 1,
-                 c.strided ? 3 : 1, c.strided ? 5 : 0),
+      : c(cs), q({c.B, c.Hq, c.Sq, c.Dk}, c.strided ? 2 : 1, c.strided ? 3 : 1,
+                 c.strided ? 5 : 0),
         k({c.B, c.Hkv, c.Skv, c.Dk}, c.strided ? 3 : 1, c.strided ? 2 : 1,
           c.strided ? 7 : 0),
         v({c.B, c.Hkv, c.Skv, c.Dv}, c.strided ? 2 : 1, c.strided ? 4 : 1,
@@ -303,8 +304,8 @@ struct Problem {
         for (int64_t j = 0; j < c.Skv; ++j) {
           // Keys no query sees stay NaN: computing any of them poisons the
           // output.
-          bool hidden = c.mask == Mask::HiddenKeys && j >= kHiddenBegin &&
-                        j < kHiddenEnd;
+          bool hidden =
+              c.mask == Mask::HiddenKeys && j >= kHiddenBegin && j < kHiddenEnd;
           for (int64_t d = 0; d < c.Dk; ++d)
             k.at({b, h, j, d}) = hidden ? std::nanf("") : value();
           for (int64_t d = 0; d < c.Dv; ++d)
@@ -439,7 +440,8 @@ TEST(Attention, NoMask) {
 TEST(Attention, Causal) {
   for (BlockMode block : {BlockMode::Exact, BlockMode::Some, BlockMode::Null})
     for (int64_t S : {1, 63, 64, 65, 200})
-      EXPECT_TRUE(check(withMask({2, 2, 1, S, S, 32, 32}, Mask::Causal, block)));
+      EXPECT_TRUE(
+          check(withMask({2, 2, 1, S, S, 32, 32}, Mask::Causal, block)));
   // Sq != Skv: keys past the last query are hidden from all.
   EXPECT_TRUE(check(withMask({1, 4, 2, 100, 300, 64, 64}, Mask::Causal)));
   EXPECT_TRUE(check(withMask({1, 4, 2, 300, 100, 64, 64}, Mask::Causal)));
