@@ -920,11 +920,13 @@ def analyze(source, offsets=None, pad_to=None, keep_comments=False,
     words = (total + 31) // 32
     bits = [0] * (total * words)
     for i, row in enumerate(rows):
+        packed = {}
         for j in sorted(row):
             indices.append(j)
-            bits[i * words + j // 32] |= 1 << (j % 32)
+            packed[j // 32] = packed.get(j // 32, 0) | 1 << (j % 32)
+        for w, word in packed.items():
+            bits[i * words + w] = _to_i32(word)
         indptr.append(len(indices))
-    bits = [_to_i32(w) for w in bits]
     token_start = [s for s, _ in spans] + [-1] * (total - real)
     token_end = [e for _, e in spans] + [-1] * (total - real)
 

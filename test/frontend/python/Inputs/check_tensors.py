@@ -213,7 +213,11 @@ def main():
     # Scope intervals: one per scope, nested or disjoint.
     intervals = sorted({(sin[i], sout[i]) for i in real})
     want = 1 + sum(isinstance(n, SCOPES) for n in ast.walk(tree))
-    if len(intervals) != want:
+    # Python's own tokens make an f-string one token: a scope inside one
+    # holds no token of its own.
+    hidden = sum(isinstance(n, SCOPES) for s in ast.walk(tree)
+                 if isinstance(s, ast.JoinedStr) for n in ast.walk(s))
+    if not want - hidden <= len(intervals) <= want:
         fail("%d distinct scope intervals, the source has %d scopes" %
              (len(intervals), want))
     for a in intervals:
