@@ -830,6 +830,9 @@ def _to_i32(v):
 def analyze(source, offsets=None, pad_to=None, keep_comments=False,
             keep_layout=False, filename="<source>"):
     """Runs the analysis; returns (tensors, per-token records for dumps)."""
+    if sys.version_info < (3, 10):
+        raise CodeMetaError("needs Python 3.10 or later (positions of import "
+                            "aliases, match statements)")
     if source.startswith("\ufeff"):
         raise CodeMetaError("the source starts with a byte-order mark; "
                             "remove it so that offsets count the same "
