@@ -42,9 +42,6 @@ TENSOR_NAMES = ("tin", "tout", "scope_in", "scope_out", "df_indptr",
 _LAYOUT_TYPES = (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT,
                  tokenize.DEDENT)
 
-_SCOPE_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
-                ast.ClassDef, ast.ListComp, ast.SetComp, ast.DictComp,
-                ast.GeneratorExp)
 _COMP_TYPES = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 _FUNC_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 
@@ -268,9 +265,6 @@ class _Scope:
     def label(self):
         name = getattr(self.node, "name", None)
         return self.kind + (":" + name if name else "")
-
-    def is_function(self):
-        return isinstance(self.node, _FUNC_TYPES + _COMP_TYPES)
 
     def local(self, name):
         return (name in self.bound and name not in self.globals and
@@ -770,7 +764,6 @@ class _Info:
         self.root = root
         self.defs = collector.defs
         self.uses = collector.uses
-        self.node_scope = collector.node_scope
         self.scope_of_node = {id(s.node): s for s in collector.scopes}
         # Resolve where each binding lives (global/nonlocal declarations).
         self.by_scope = {}

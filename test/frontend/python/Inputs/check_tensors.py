@@ -205,10 +205,10 @@ def main():
         for j in checked:
             expected = id(owners[j]) in ancestors[i]
             if anc(tin, tout, j, i) != expected:
-                fail("tokens %d (%r) and %d (%r): the intervals say %s, the AST "
-                     "says %s" % (i, text[starts[i]:ends[i]], j,
-                                  text[starts[j]:ends[j]],
-                                  anc(tin, tout, j, i), expected))
+                fail("tokens %d (%r) and %d (%r): the intervals say %s, "
+                     "the AST says %s" % (i, text[starts[i]:ends[i]], j,
+                                          text[starts[j]:ends[j]],
+                                          anc(tin, tout, j, i), expected))
 
     # Scope intervals: one per scope, nested or disjoint.
     intervals = sorted({(sin[i], sout[i]) for i in real})
