@@ -261,7 +261,7 @@ struct CallExpr : Expr {
   std::vector<KeywordArg> kwargs;
 };
 
-/// `base[i, j]`: element access, only inside a mask body.
+/// `base[i, j]`: element access, only inside a mask or score body.
 struct IndexExpr : Expr {
   IndexExpr(Location loc, ExprPtr base, std::vector<ExprPtr> indices)
       : Expr(Kind::Index, loc), base(std::move(base)),
@@ -366,10 +366,17 @@ struct StateStmt : Stmt {
 };
 
 /// `mask name(b, h, i, j) = expr`: a boolean function of index variables,
-/// passed to ops as a keyword attribute (`mask=name`).
+/// passed to `attention` as `mask=name`; or, with `isScore`, `score name(b,
+/// h, i, j, s) = expr`: the new score of a key, passed as `score=name`.
 struct MaskStmt : Stmt {
   MaskStmt(Location loc) : Stmt(Kind::Mask, loc) {}
   static bool classof(const Stmt *s) { return s->getKind() == Kind::Mask; }
+  /// The keyword that declares it: "mask" or "score".
+  llvm::StringRef getKeyword() const { return isScore ? "score" : "mask"; }
+  /// The number of parameters the declaration must have.
+  size_t getExpectedArity() const { return isScore ? 5 : 4; }
+
+  bool isScore = false;
   Ident ident;
   std::vector<Ident> indices;
   ExprPtr body;

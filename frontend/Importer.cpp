@@ -22,8 +22,12 @@
 #include "dialects/loom/IR/LoomOps.h"
 #include "frontend/Config.h"
 #include "frontend/Requirement.h"
+#include "frontend/Sema.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
@@ -39,6 +43,8 @@
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <array>
+#include <cmath>
 #include <limits>
 #include <memory>
 
@@ -172,6 +178,8 @@ struct Frame {
   llvm::StringMap<Value> values;
   /// The states of this body by their name in the file.
   llvm::StringMap<ArgSlot *> states;
+  /// The mask and score declarations met so far.
+  llvm::StringMap<const MaskStmt *> masks;
 
   bool isEntry() const { return !caller; }
 };
@@ -287,6 +295,40 @@ const OpInfo *lookupOp(StringRef name) {
   return nullptr;
 }
 
+/// A scalar value inside a mask or score region: an `i64` int, a float of
+/// the attention's element type, or an `i1` bool. `index` holds the `index`
+/// form of an int when it is at hand (the region's parameters).
+struct ScalarValue {
+  enum class Kind { Int, Float, Bool };
+  Kind kind;
+  Value value;
+  Value index;
+};
+
+/// The parameters of the mask or score body being compiled: the values its
+/// parameter names stand for.
+struct MaskEnv {
+  const MaskStmt *decl = nullptr;
+  SmallVector<ScalarValue> params;
+};
+
+/// The state of one `attention` call while its regions are built.
+struct AttentionBuild {
+  Frame *frame = nullptr;
+  const CallExpr *call = nullptr;
+  /// q's element type: the type of scores and of floats in the regions.
+  Type element;
+  /// The tensors the regions read, deduplicated, in order of first use.
+  SmallVector<Value> captures;
+  llvm::DenseMap<Value, unsigned> captureIndex;
+  /// The region blocks made so far; each takes every capture.
+  SmallVector<mlir::Block *> blocks;
+  /// The block being filled and its parameters (b, h, i, j as index).
+  mlir::Block *block = nullptr;
+  unsigned numParams = 4;
+  std::array<Value, 4> indexParams;
+};
+
 //===----------------------------------------------------------------------===//
 // Importer
 //===----------------------------------------------------------------------===//
@@ -335,6 +377,36 @@ private:
   LogicalResult buildOp(OpCall &c, const OpInfo &info,
                         mlir::OperationState &state);
   LogicalResult buildReduce(OpCall &c, mlir::OperationState &state);
+
+  // Attention and its mask and score regions (see the section below).
+  FailureOr<SmallVector<Value>> importAttention(Frame &f, const CallExpr &call,
+                                                size_t results);
+  mlir::Block *beginRegion(AttentionBuild &a, mlir::Region &region,
+                           bool withScore);
+  FailureOr<ScalarValue> compileScalar(AttentionBuild &a, const MaskEnv &env,
+                                       const Expr &e);
+  FailureOr<ScalarValue> compileName(AttentionBuild &a, const MaskEnv &env,
+                                     const NameExpr &e);
+  FailureOr<ScalarValue> compileUnary(AttentionBuild &a, const MaskEnv &env,
+                                      const UnaryExpr &e);
+  FailureOr<ScalarValue> compileBinary(AttentionBuild &a, const MaskEnv &env,
+                                       const BinaryExpr &e);
+  FailureOr<ScalarValue> compileCall(AttentionBuild &a, const MaskEnv &env,
+                                     const CallExpr &e);
+  FailureOr<ScalarValue> compileBuiltinMask(AttentionBuild &a,
+                                            const MaskEnv &env,
+                                            const CallExpr &e);
+  FailureOr<ScalarValue> compileIndex(AttentionBuild &a, const MaskEnv &env,
+                                      const IndexExpr &e);
+  FailureOr<ScalarValue> inlineMask(AttentionBuild &a, const MaskEnv &env,
+                                    const MaskStmt &decl);
+  FailureOr<Value> capture(AttentionBuild &a, Value tensor);
+  FailureOr<Value> toIndex(AttentionBuild &a, const ScalarValue &v,
+                           const Expr &e, StringRef what);
+  ScalarValue toFloat(AttentionBuild &a, const ScalarValue &v);
+  ScalarValue readElement(AttentionBuild &a, Value captured,
+                          ArrayRef<Value> indices, mlir::Location l,
+                          const Expr *e);
 
   // Keywords of op calls.
   Keyword *findKeyword(OpCall &c, StringRef key);
@@ -573,8 +645,8 @@ FailureOr<SmallVector<Value>> Importer::importBody(Frame &f) {
       result = importAssign(f, *a);
     else if (const auto *r = llvm::dyn_cast<RequireStmt>(stmt))
       result = importRequire(f, *r);
-    else
-      result = error(f, stmt->getLoc(), "masks are not supported yet");
+    else if (const auto *mask = llvm::dyn_cast<MaskStmt>(stmt))
+      f.masks[mask->ident.name] = mask;
     if (failed(result))
       return failure();
   }
@@ -1188,6 +1260,8 @@ FailureOr<SmallVector<Value>>
 Importer::importCall(Frame &f, const CallExpr &call, size_t results) {
   if (const GraphAST *callee = m.findGraph(call.callee))
     return inlineCall(f, call, *callee);
+  if (call.callee == "attention")
+    return importAttention(f, call, results);
   FailureOr<SmallVector<Value>> values = importOpCall(f, call);
   if (failed(values))
     return failure();
@@ -1781,13 +1855,12 @@ FailureOr<SmallVector<Value>> Importer::importOpCall(Frame &f,
     c.operands.push_back(*operand);
   }
   for (const KeywordArg &kw : call.kwargs) {
-    if (kw.key.name == "mask")
-      return error(f, kw.value->getLoc(), "masks are not supported yet");
     std::optional<ConstValue> v = evaluateConstant(m, *kw.value, f.graph, &sm);
     if (!v)
       return failure();
     if (v->kind == ConstValue::Kind::Mask)
-      return error(f, kw.value->getLoc(), "masks are not supported yet");
+      return error(f, kw.value->getLoc(),
+                   "a mask or score is only taken by 'attention'");
     c.keywords.push_back({&kw, std::move(*v)});
   }
 
@@ -1808,6 +1881,922 @@ FailureOr<SmallVector<Value>> Importer::importOpCall(Frame &f,
   if (failed(first))
     return failure();
   return SmallVector<Value>(first->getDefiningOp()->getResults());
+}
+
+//===----------------------------------------------------------------------===//
+// Attention: mask and score regions
+//===----------------------------------------------------------------------===//
+
+/// Describes a scalar kind for messages.
+static StringRef describeKind(ScalarValue::Kind kind) {
+  switch (kind) {
+  case ScalarValue::Kind::Int:
+    return "an int";
+  case ScalarValue::Kind::Float:
+    return "a float";
+  case ScalarValue::Kind::Bool:
+    return "a bool";
+  }
+  return "a value";
+}
+
+mlir::Block *Importer::beginRegion(AttentionBuild &a, mlir::Region &region,
+                                   bool withScore) {
+  auto *blk = new mlir::Block();
+  region.push_back(blk);
+  mlir::Location l = loc(*a.frame, a.call->getLoc());
+  for (unsigned p = 0; p < 4; ++p)
+    a.indexParams[p] = blk->addArgument(builder.getIndexType(), l);
+  if (withScore)
+    blk->addArgument(a.element, l);
+  for (Value c : a.captures)
+    blk->addArgument(c.getType(), l);
+  a.blocks.push_back(blk);
+  a.block = blk;
+  a.numParams = withScore ? 5 : 4;
+  builder.setInsertionPointToEnd(blk);
+  return blk;
+}
+
+FailureOr<Value> Importer::capture(AttentionBuild &a, Value tensor) {
+  auto [it, inserted] = a.captureIndex.try_emplace(tensor, a.captures.size());
+  if (inserted) {
+    a.captures.push_back(tensor);
+    for (mlir::Block *blk : a.blocks)
+      blk->addArgument(tensor.getType(), tensor.getLoc());
+  }
+  return Value(a.block->getArgument(a.numParams + it->second));
+}
+
+FailureOr<Value> Importer::toIndex(AttentionBuild &a, const ScalarValue &v,
+                                   const Expr &e, StringRef what) {
+  if (v.kind != ScalarValue::Kind::Int)
+    return error(*a.frame, e.getLoc(),
+                 what + " must be an int, but '" + exprToString(e) + "' is " +
+                     describeKind(v.kind));
+  if (v.index)
+    return v.index;
+  return Value(mlir::arith::IndexCastOp::create(
+      builder, loc(*a.frame, e.getLoc()), builder.getIndexType(), v.value));
+}
+
+ScalarValue Importer::toFloat(AttentionBuild &a, const ScalarValue &v) {
+  if (v.kind == ScalarValue::Kind::Float)
+    return v;
+  Value f = mlir::arith::SIToFPOp::create(builder, v.value.getLoc(), a.element,
+                                          v.value);
+  return {ScalarValue::Kind::Float, f, {}};
+}
+
+ScalarValue Importer::readElement(AttentionBuild &a, Value captured,
+                                  ArrayRef<Value> indices, mlir::Location l,
+                                  const Expr *) {
+  Value x = mlir::tensor::ExtractOp::create(builder, l, captured, indices);
+  Type type = x.getType();
+  if (type.isInteger(1))
+    return {ScalarValue::Kind::Bool, x, {}};
+  if (auto intType = llvm::dyn_cast<mlir::IntegerType>(type)) {
+    if (intType.getWidth() < 64)
+      x = mlir::arith::ExtSIOp::create(builder, l, builder.getI64Type(), x);
+    return {ScalarValue::Kind::Int, x, {}};
+  }
+  auto from = llvm::cast<mlir::FloatType>(type);
+  auto to = llvm::cast<mlir::FloatType>(a.element);
+  if (from.getWidth() < to.getWidth())
+    x = mlir::arith::ExtFOp::create(builder, l, to, x);
+  else if (from != to)
+    x = mlir::arith::TruncFOp::create(builder, l, to, x);
+  return {ScalarValue::Kind::Float, x, {}};
+}
+
+FailureOr<ScalarValue> Importer::compileScalar(AttentionBuild &a,
+                                               const MaskEnv &env,
+                                               const Expr &e) {
+  mlir::Location l = loc(*a.frame, e.getLoc());
+  switch (e.getKind()) {
+  case Expr::Kind::Int:
+    return ScalarValue{ScalarValue::Kind::Int,
+                       mlir::arith::ConstantOp::create(
+                           builder, l,
+                           builder.getI64IntegerAttr(
+                               llvm::cast<IntExpr>(e).value)),
+                       {}};
+  case Expr::Kind::Float:
+    return ScalarValue{
+        ScalarValue::Kind::Float,
+        mlir::arith::ConstantOp::create(
+            builder, l,
+            builder.getFloatAttr(a.element, llvm::cast<FloatExpr>(e).value)),
+        {}};
+  case Expr::Kind::Bool:
+    return ScalarValue{
+        ScalarValue::Kind::Bool,
+        mlir::arith::ConstantOp::create(
+            builder, l,
+            builder.getIntegerAttr(builder.getI1Type(),
+                                   llvm::cast<BoolExpr>(e).value ? 1 : 0)),
+        {}};
+  case Expr::Kind::Name:
+    return compileName(a, env, llvm::cast<NameExpr>(e));
+  case Expr::Kind::Unary:
+    return compileUnary(a, env, llvm::cast<UnaryExpr>(e));
+  case Expr::Kind::Binary:
+    return compileBinary(a, env, llvm::cast<BinaryExpr>(e));
+  case Expr::Kind::Call:
+    return compileCall(a, env, llvm::cast<CallExpr>(e));
+  case Expr::Kind::Index:
+    return compileIndex(a, env, llvm::cast<IndexExpr>(e));
+  case Expr::Kind::String:
+  case Expr::Kind::List:
+    break;
+  }
+  return error(*a.frame, e.getLoc(),
+               "a " + Twine(e.getKind() == Expr::Kind::String ? "string"
+                                                               : "list") +
+                   " cannot be used in a " + env.decl->getKeyword() +
+                   " body");
+}
+
+FailureOr<ScalarValue> Importer::inlineMask(AttentionBuild &a,
+                                            const MaskEnv &env,
+                                            const MaskStmt &decl) {
+  MaskEnv inner;
+  inner.decl = &decl;
+  inner.params.assign(env.params.begin(),
+                      env.params.begin() + decl.getExpectedArity());
+  return compileScalar(a, inner, *decl.body);
+}
+
+FailureOr<ScalarValue> Importer::compileName(AttentionBuild &a,
+                                             const MaskEnv &env,
+                                             const NameExpr &e) {
+  Frame &f = *a.frame;
+  for (auto [p, ident] : llvm::enumerate(env.decl->indices))
+    if (ident.name == e.name)
+      return env.params[p];
+  if (const MaskStmt *decl = f.masks.lookup(e.name))
+    return inlineMask(a, env, *decl);
+  if (f.values.count(e.name))
+    return error(f, e.getLoc(),
+                 "'" + e.name + "' is a tensor; a " + env.decl->getKeyword() +
+                     " body reads one element of it: " + e.name + "[...]");
+  if (const ConfigDecl *c = m.findConfig(e.name)) {
+    mlir::Location l = loc(f, e.getLoc());
+    const ConstValue &v = c->value;
+    if (v.isInt())
+      return ScalarValue{ScalarValue::Kind::Int,
+                         mlir::arith::ConstantOp::create(
+                             builder, l, builder.getI64IntegerAttr(v.intValue)),
+                         {}};
+    if (v.isFloat())
+      return ScalarValue{
+          ScalarValue::Kind::Float,
+          mlir::arith::ConstantOp::create(
+              builder, l, builder.getFloatAttr(a.element, v.floatValue)),
+          {}};
+    if (v.kind == ConstValue::Kind::Bool)
+      return ScalarValue{ScalarValue::Kind::Bool,
+                         mlir::arith::ConstantOp::create(
+                             builder, l,
+                             builder.getIntegerAttr(builder.getI1Type(),
+                                                    v.boolValue ? 1 : 0)),
+                         {}};
+    return error(f, e.getLoc(),
+                 "config '" + e.name + "' is a " + stringifyKind(v.kind) +
+                     " and cannot be used in a " + env.decl->getKeyword() +
+                     " body");
+  }
+  if (llvm::is_contained(getSymbolicDims(m, *f.graph), e.name))
+    return error(f, e.getLoc(),
+                 "symbolic dimension '" + e.name + "' cannot be used in a " +
+                     env.decl->getKeyword() + " body");
+  return error(f, e.getLoc(), "undefined name '" + e.name + "'");
+}
+
+FailureOr<ScalarValue> Importer::compileUnary(AttentionBuild &a,
+                                              const MaskEnv &env,
+                                              const UnaryExpr &e) {
+  FailureOr<ScalarValue> x = compileScalar(a, env, *e.operand);
+  if (failed(x))
+    return failure();
+  mlir::Location l = loc(*a.frame, e.getLoc());
+  if (e.op == UnaryOp::Not) {
+    if (x->kind != ScalarValue::Kind::Bool)
+      return error(*a.frame, e.getLoc(),
+                   "'not' needs a bool, but '" + exprToString(*e.operand) +
+                       "' is " + describeKind(x->kind));
+    Value t = mlir::arith::ConstantOp::create(
+        builder, l, builder.getIntegerAttr(builder.getI1Type(), 1));
+    return ScalarValue{ScalarValue::Kind::Bool,
+                       mlir::arith::XOrIOp::create(builder, l, x->value, t),
+                       {}};
+  }
+  switch (x->kind) {
+  case ScalarValue::Kind::Int: {
+    Value zero = mlir::arith::ConstantOp::create(builder, l,
+                                                 builder.getI64IntegerAttr(0));
+    return ScalarValue{ScalarValue::Kind::Int,
+                       mlir::arith::SubIOp::create(builder, l, zero, x->value),
+                       {}};
+  }
+  case ScalarValue::Kind::Float:
+    return ScalarValue{ScalarValue::Kind::Float,
+                       mlir::arith::NegFOp::create(builder, l, x->value),
+                       {}};
+  case ScalarValue::Kind::Bool:
+    break;
+  }
+  return error(*a.frame, e.getLoc(),
+               "unary '-' needs a number, but '" + exprToString(*e.operand) +
+                   "' is a bool");
+}
+
+FailureOr<ScalarValue> Importer::compileBinary(AttentionBuild &a,
+                                               const MaskEnv &env,
+                                               const BinaryExpr &e) {
+  FailureOr<ScalarValue> lhs = compileScalar(a, env, *e.lhs);
+  if (failed(lhs))
+    return failure();
+  FailureOr<ScalarValue> rhs = compileScalar(a, env, *e.rhs);
+  if (failed(rhs))
+    return failure();
+  Frame &f = *a.frame;
+  mlir::Location l = loc(f, e.getLoc());
+  StringRef op = stringifyBinaryOp(e.op);
+  using K = ScalarValue::Kind;
+  K lk = lhs->kind, rk = rhs->kind;
+  // Reports the first operand whose kind `need` ("bools", "numbers" or
+  // "ints") does not accept.
+  auto kindError = [&](StringRef need) {
+    auto accepts = [&](K k) {
+      return need == "bools" ? k == K::Bool
+             : need == "ints" ? k == K::Int
+                              : k != K::Bool;
+    };
+    bool lhsBad = !accepts(lk);
+    const Expr &bad = lhsBad ? *e.lhs : *e.rhs;
+    K badKind = lhsBad ? lk : rk;
+    std::string what = describeKind(badKind).str();
+    if (const auto *name = llvm::dyn_cast<NameExpr>(&bad))
+      if (const MaskStmt *decl = f.masks.lookup(name->name))
+        what = decl->isScore ? "a score (a float)" : "a mask (a bool)";
+    return error(f, e.getLoc(),
+                 "operator '" + op + "' needs " + need + ", but '" +
+                     exprToString(bad) + "' is " + what);
+  };
+  auto boolOf = [&](Value v) { return ScalarValue{K::Bool, v, {}}; };
+
+  switch (e.op) {
+  case BinaryOp::And:
+  case BinaryOp::Or:
+    if (lk != K::Bool || rk != K::Bool)
+      return kindError("bools");
+    if (e.op == BinaryOp::And)
+      return boolOf(
+          mlir::arith::AndIOp::create(builder, l, lhs->value, rhs->value));
+    return boolOf(
+        mlir::arith::OrIOp::create(builder, l, lhs->value, rhs->value));
+  case BinaryOp::Eq:
+  case BinaryOp::Ne:
+  case BinaryOp::Lt:
+  case BinaryOp::Le:
+  case BinaryOp::Gt:
+  case BinaryOp::Ge: {
+    if (lk != rk)
+      return error(f, e.getLoc(),
+                   "cannot compare " + describeKind(lk) + " ('" +
+                       exprToString(*e.lhs) + "') with " + describeKind(rk) +
+                       " ('" + exprToString(*e.rhs) + "')");
+    if (lk == K::Bool && e.op != BinaryOp::Eq && e.op != BinaryOp::Ne)
+      return kindError("numbers");
+    if (lk == K::Float) {
+      using P = mlir::arith::CmpFPredicate;
+      P p = e.op == BinaryOp::Eq   ? P::OEQ
+            : e.op == BinaryOp::Ne ? P::UNE
+            : e.op == BinaryOp::Lt ? P::OLT
+            : e.op == BinaryOp::Le ? P::OLE
+            : e.op == BinaryOp::Gt ? P::OGT
+                                   : P::OGE;
+      return boolOf(
+          mlir::arith::CmpFOp::create(builder, l, p, lhs->value, rhs->value));
+    }
+    using P = mlir::arith::CmpIPredicate;
+    P p = e.op == BinaryOp::Eq   ? P::eq
+          : e.op == BinaryOp::Ne ? P::ne
+          : e.op == BinaryOp::Lt ? P::slt
+          : e.op == BinaryOp::Le ? P::sle
+          : e.op == BinaryOp::Gt ? P::sgt
+                                 : P::sge;
+    return boolOf(
+        mlir::arith::CmpIOp::create(builder, l, p, lhs->value, rhs->value));
+  }
+  case BinaryOp::Add:
+  case BinaryOp::Sub:
+  case BinaryOp::Mul:
+  case BinaryOp::Div: {
+    if (lk == K::Bool || rk == K::Bool)
+      return kindError("numbers");
+    if (lk == K::Int && rk == K::Int && e.op != BinaryOp::Div) {
+      Value v = e.op == BinaryOp::Add
+                    ? Value(mlir::arith::AddIOp::create(builder, l, lhs->value,
+                                                        rhs->value))
+                : e.op == BinaryOp::Sub
+                    ? Value(mlir::arith::SubIOp::create(builder, l, lhs->value,
+                                                        rhs->value))
+                    : Value(mlir::arith::MulIOp::create(builder, l, lhs->value,
+                                                        rhs->value));
+      return ScalarValue{K::Int, v, {}};
+    }
+    Value x = toFloat(a, *lhs).value, y = toFloat(a, *rhs).value;
+    Value v = e.op == BinaryOp::Add
+                  ? Value(mlir::arith::AddFOp::create(builder, l, x, y))
+              : e.op == BinaryOp::Sub
+                  ? Value(mlir::arith::SubFOp::create(builder, l, x, y))
+              : e.op == BinaryOp::Mul
+                  ? Value(mlir::arith::MulFOp::create(builder, l, x, y))
+                  : Value(mlir::arith::DivFOp::create(builder, l, x, y));
+    return ScalarValue{K::Float, v, {}};
+  }
+  case BinaryOp::FloorDiv:
+  case BinaryOp::Mod: {
+    if (lk != K::Int || rk != K::Int)
+      return kindError("ints");
+    if (auto c = rhs->value.getDefiningOp<mlir::arith::ConstantOp>())
+      if (llvm::cast<mlir::IntegerAttr>(c.getValue()).getInt() == 0)
+        return error(f, e.getLoc(), "division by zero");
+    if (e.op == BinaryOp::FloorDiv)
+      return ScalarValue{K::Int,
+                         mlir::arith::FloorDivSIOp::create(
+                             builder, l, lhs->value, rhs->value),
+                         {}};
+    // Python's modulo takes the sign of the divisor: r = a rem b, plus b
+    // when r is nonzero and its sign differs from b's.
+    Value r = mlir::arith::RemSIOp::create(builder, l, lhs->value, rhs->value);
+    Value zero = mlir::arith::ConstantOp::create(builder, l,
+                                                 builder.getI64IntegerAttr(0));
+    using P = mlir::arith::CmpIPredicate;
+    Value rNeg = mlir::arith::CmpIOp::create(builder, l, P::slt, r, zero);
+    Value bNeg =
+        mlir::arith::CmpIOp::create(builder, l, P::slt, rhs->value, zero);
+    Value rNonZero = mlir::arith::CmpIOp::create(builder, l, P::ne, r, zero);
+    Value differ = mlir::arith::XOrIOp::create(builder, l, rNeg, bNeg);
+    Value fix = mlir::arith::AndIOp::create(builder, l, differ, rNonZero);
+    Value adjusted = mlir::arith::AddIOp::create(builder, l, r, rhs->value);
+    return ScalarValue{
+        K::Int, mlir::arith::SelectOp::create(builder, l, fix, adjusted, r),
+        {}};
+  }
+  case BinaryOp::Pow:
+  case BinaryOp::MatMul:
+    break;
+  }
+  return error(f, e.getLoc(),
+               "operator '" + op + "' is not supported in a " +
+                   env.decl->getKeyword() + " body");
+}
+
+FailureOr<ScalarValue> Importer::compileIndex(AttentionBuild &a,
+                                              const MaskEnv &env,
+                                              const IndexExpr &e) {
+  Frame &f = *a.frame;
+  const auto *base = llvm::dyn_cast<NameExpr>(e.base.get());
+  Value tensor = base ? f.values.lookup(base->name) : Value();
+  if (!tensor)
+    return error(f, e.getLoc(),
+                 "only a tensor value of the graph can be indexed, not '" +
+                     exprToString(*e.base) + "'");
+  auto type = llvm::cast<RankedTensorType>(tensor.getType());
+  if (static_cast<int64_t>(e.indices.size()) != type.getRank())
+    return error(f, e.getLoc(),
+                 "'" + base->name + "' has rank " + Twine(type.getRank()) +
+                     " (" + spellType(type) + ") but is indexed with " +
+                     Twine(e.indices.size()) +
+                     (e.indices.size() == 1 ? " index" : " indices"));
+  SmallVector<Value> indices;
+  for (const ExprPtr &index : e.indices) {
+    FailureOr<ScalarValue> v = compileScalar(a, env, *index);
+    if (failed(v))
+      return failure();
+    FailureOr<Value> idx =
+        toIndex(a, *v, *index, "an index of '" + base->name + "'");
+    if (failed(idx))
+      return failure();
+    indices.push_back(*idx);
+  }
+  FailureOr<Value> captured = capture(a, tensor);
+  if (failed(captured))
+    return failure();
+  return readElement(a, *captured, indices, loc(f, e.getLoc()), &e);
+}
+
+FailureOr<ScalarValue> Importer::compileCall(AttentionBuild &a,
+                                             const MaskEnv &env,
+                                             const CallExpr &e) {
+  const MaskFunction *fn = lookupMaskFunction(e.callee);
+  if (!fn)
+    return error(*a.frame, e.getLoc(),
+                 "unknown function '" + e.callee + "' in " +
+                     env.decl->getKeyword() + " '" + env.decl->ident.name +
+                     "'");
+  if (fn->isBuiltinMask)
+    return compileBuiltinMask(a, env, e);
+  using K = ScalarValue::Kind;
+  Frame &f = *a.frame;
+  mlir::Location l = loc(f, e.getLoc());
+  SmallVector<ScalarValue> args;
+  for (const ExprPtr &arg : e.args) {
+    FailureOr<ScalarValue> v = compileScalar(a, env, *arg);
+    if (failed(v))
+      return failure();
+    args.push_back(*v);
+  }
+  auto needNumber = [&](size_t i) -> LogicalResult {
+    if (args[i].kind != K::Bool)
+      return success();
+    return error(f, e.args[i]->getLoc(),
+                 "'" + e.callee + "' needs a number, but '" +
+                     exprToString(*e.args[i]) + "' is a bool");
+  };
+  if (e.callee == "select") {
+    if (args[0].kind != K::Bool)
+      return error(f, e.args[0]->getLoc(),
+                   "the condition of 'select' must be a bool, but '" +
+                       exprToString(*e.args[0]) + "' is " +
+                       describeKind(args[0].kind));
+    ScalarValue x = args[1], y = args[2];
+    if ((x.kind == K::Bool) != (y.kind == K::Bool))
+      return error(f, e.getLoc(),
+                   "the branches of 'select' are " + describeKind(x.kind) +
+                       " and " + describeKind(y.kind));
+    if (x.kind != y.kind) {
+      x = toFloat(a, x);
+      y = toFloat(a, y);
+    }
+    return ScalarValue{
+        x.kind,
+        mlir::arith::SelectOp::create(builder, l, args[0].value, x.value,
+                                      y.value),
+        {}};
+  }
+  if (e.callee == "min" || e.callee == "max") {
+    bool isMax = e.callee == "max";
+    for (size_t i = 0; i < args.size(); ++i)
+      if (failed(needNumber(i)))
+        return failure();
+    bool anyFloat = llvm::any_of(
+        args, [](const ScalarValue &v) { return v.kind == K::Float; });
+    ScalarValue acc = anyFloat ? toFloat(a, args[0]) : args[0];
+    for (size_t i = 1; i < args.size(); ++i) {
+      ScalarValue next = anyFloat ? toFloat(a, args[i]) : args[i];
+      Value v;
+      if (anyFloat)
+        v = isMax ? Value(mlir::arith::MaximumFOp::create(builder, l, acc.value,
+                                                          next.value))
+                  : Value(mlir::arith::MinimumFOp::create(builder, l, acc.value,
+                                                          next.value));
+      else
+        v = isMax ? Value(mlir::arith::MaxSIOp::create(builder, l, acc.value,
+                                                       next.value))
+                  : Value(mlir::arith::MinSIOp::create(builder, l, acc.value,
+                                                       next.value));
+      acc = ScalarValue{acc.kind, v, {}};
+    }
+    return acc;
+  }
+  if (failed(needNumber(0)))
+    return failure();
+  if (e.callee == "abs") {
+    if (args[0].kind == K::Int)
+      return ScalarValue{K::Int,
+                         mlir::math::AbsIOp::create(builder, l, args[0].value),
+                         {}};
+    return ScalarValue{
+        K::Float, mlir::math::AbsFOp::create(builder, l, args[0].value), {}};
+  }
+  Value x = toFloat(a, args[0]).value;
+  Value v = e.callee == "exp"   ? Value(mlir::math::ExpOp::create(builder, l, x))
+            : e.callee == "log" ? Value(mlir::math::LogOp::create(builder, l, x))
+                                : Value(mlir::math::TanhOp::create(builder, l, x));
+  return ScalarValue{K::Float, v, {}};
+}
+
+FailureOr<ScalarValue> Importer::compileBuiltinMask(AttentionBuild &a,
+                                                    const MaskEnv &env,
+                                                    const CallExpr &e) {
+  using K = ScalarValue::Kind;
+  using P = mlir::arith::CmpIPredicate;
+  Frame &f = *a.frame;
+  mlir::Location l = loc(f, e.getLoc());
+  StringRef name = e.callee;
+  Value b = a.indexParams[0], i = a.indexParams[2], j = a.indexParams[3];
+  auto boolOf = [&](Value v) { return ScalarValue{K::Bool, v, {}}; };
+  auto i64 = [&](Value index) {
+    return Value(mlir::arith::IndexCastOp::create(builder, l,
+                                                  builder.getI64Type(), index));
+  };
+
+  // Scalar arguments (window, prefix_lm).
+  if (name == "causal")
+    return boolOf(mlir::arith::CmpIOp::create(builder, l, P::sle, j, i));
+  if (name == "window" || name == "prefix_lm") {
+    FailureOr<ScalarValue> n = compileScalar(a, env, *e.args[0]);
+    if (failed(n))
+      return failure();
+    if (n->kind != K::Int)
+      return error(f, e.args[0]->getLoc(),
+                   "the argument of '" + name + "' must be an int, but '" +
+                       exprToString(*e.args[0]) + "' is " +
+                       describeKind(n->kind));
+    Value i64i = i64(i), i64j = i64(j);
+    if (name == "prefix_lm") {
+      Value inPrefix =
+          mlir::arith::CmpIOp::create(builder, l, P::slt, i64j, n->value);
+      Value causal = mlir::arith::CmpIOp::create(builder, l, P::sle, j, i);
+      return boolOf(mlir::arith::OrIOp::create(builder, l, inPrefix, causal));
+    }
+    Value d = mlir::arith::SubIOp::create(builder, l, i64i, i64j);
+    Value zero = mlir::arith::ConstantOp::create(builder, l,
+                                                 builder.getI64IntegerAttr(0));
+    Value lo = mlir::arith::CmpIOp::create(builder, l, P::sge, d, zero);
+    Value hi = mlir::arith::CmpIOp::create(builder, l, P::slt, d, n->value);
+    return boolOf(mlir::arith::AndIOp::create(builder, l, lo, hi));
+  }
+
+  // Tensor arguments: metadata indexed by position, with an optional
+  // leading batch dimension.
+  struct Meta {
+    Value captured;
+    bool batched;
+  };
+  auto meta = [&](unsigned arg, unsigned rank,
+                  StringRef element) -> FailureOr<Meta> {
+    const Expr &x = *e.args[arg];
+    const auto *ref = llvm::dyn_cast<NameExpr>(&x);
+    Value tensor = ref ? f.values.lookup(ref->name) : Value();
+    if (!tensor)
+      return error(f, x.getLoc(),
+                   "argument " + Twine(arg + 1) + " of '" + name +
+                       "' must be a tensor value of the graph, got '" +
+                       exprToString(x) + "'");
+    auto type = llvm::cast<RankedTensorType>(tensor.getType());
+    Type et = type.getElementType();
+    bool ok = element == "bool"  ? et.isInteger(1)
+              : element == "i32" ? et.isInteger(32)
+                                 : (et.isInteger(32) || et.isInteger(64));
+    if (!ok)
+      return error(f, x.getLoc(),
+                   "'" + ref->name + "' of '" + name + "' must hold " +
+                       element + ", got " + spellType(type));
+    bool batchable = name != "csr";
+    if (type.getRank() != rank && (!batchable || type.getRank() != rank + 1))
+      return error(
+          f, x.getLoc(),
+          "'" + ref->name + "' of '" + name + "' must have rank " +
+              Twine(rank) +
+              (batchable ? " (or " + Twine(rank + 1) +
+                               " with a leading batch dimension)"
+                         : Twine("")) +
+              ", got " + spellType(type));
+    FailureOr<Value> captured = capture(a, tensor);
+    if (failed(captured))
+      return failure();
+    return Meta{*captured, type.getRank() == rank + 1};
+  };
+  auto read = [&](const Meta &mt, ArrayRef<Value> indices) {
+    SmallVector<Value> all;
+    if (mt.batched)
+      all.push_back(b);
+    all.append(indices.begin(), indices.end());
+    return Value(mlir::tensor::ExtractOp::create(builder, l, mt.captured, all));
+  };
+
+  if (name == "document") {
+    FailureOr<Meta> seg = meta(0, 1, "i32 or i64");
+    if (failed(seg))
+      return failure();
+    return boolOf(mlir::arith::CmpIOp::create(builder, l, P::eq, read(*seg, i),
+                                              read(*seg, j)));
+  }
+  if (name == "ancestor" || name == "scope") {
+    FailureOr<Meta> in = meta(0, 1, "i32 or i64");
+    if (failed(in))
+      return failure();
+    FailureOr<Meta> out = meta(1, 1, "i32 or i64");
+    if (failed(out))
+      return failure();
+    Value first = mlir::arith::CmpIOp::create(builder, l, P::sle,
+                                              read(*in, j), read(*in, i));
+    Value second = mlir::arith::CmpIOp::create(builder, l, P::sle,
+                                               read(*out, i), read(*out, j));
+    return boolOf(mlir::arith::AndIOp::create(builder, l, first, second));
+  }
+  if (name == "csr") {
+    FailureOr<Meta> indptr = meta(0, 1, "i32 or i64");
+    if (failed(indptr))
+      return failure();
+    FailureOr<Meta> indices = meta(1, 1, "i32 or i64");
+    if (failed(indices))
+      return failure();
+    mlir::OperationState state(l, "loom.csr_contains");
+    state.addOperands({indptr->captured, indices->captured, i, j});
+    state.addTypes(builder.getI1Type());
+    return boolOf(builder.create(state)->getResult(0));
+  }
+  if (name == "bits") {
+    FailureOr<Meta> words = meta(0, 2, "i32");
+    if (failed(words))
+      return failure();
+    Value thirtyTwo = mlir::arith::ConstantOp::create(
+        builder, l, builder.getIndexAttr(32));
+    Value col = mlir::arith::DivUIOp::create(builder, l, j, thirtyTwo);
+    Value bit = mlir::arith::RemUIOp::create(builder, l, j, thirtyTwo);
+    Value word = read(*words, {i, col});
+    Value shift = mlir::arith::IndexCastOp::create(builder, l,
+                                                   builder.getI32Type(), bit);
+    Value shifted = mlir::arith::ShRUIOp::create(builder, l, word, shift);
+    Value one = mlir::arith::ConstantOp::create(builder, l,
+                                                builder.getI32IntegerAttr(1));
+    Value low = mlir::arith::AndIOp::create(builder, l, shifted, one);
+    return boolOf(mlir::arith::CmpIOp::create(builder, l, P::eq, low, one));
+  }
+  // dense
+  FailureOr<Meta> mat = meta(0, 2, "bool");
+  if (failed(mat))
+    return failure();
+  return boolOf(read(*mat, {i, j}));
+}
+
+FailureOr<SmallVector<Value>>
+Importer::importAttention(Frame &f, const CallExpr &call, size_t results) {
+  if (results > 2)
+    return error(f, call.getLoc(),
+                 "op 'attention' returns 2 results (out, lse), but " +
+                     Twine(results) + " names are assigned");
+  if (call.args.size() != 3)
+    return error(f, call.getLoc(),
+                 "op 'attention' takes 3 operands (q, k, v), but " +
+                     Twine(call.args.size()) +
+                     (call.args.size() == 1 ? " is given" : " are given"));
+  SmallVector<Value> qkv;
+  for (const ExprPtr &arg : call.args) {
+    FailureOr<Operand> operand = importExpr(f, *arg);
+    if (failed(operand))
+      return failure();
+    if (operand->isScalar())
+      return error(f, arg->getLoc(),
+                   "the operands of 'attention' must be tensors");
+    qkv.push_back(operand->value);
+  }
+  auto qType = llvm::cast<RankedTensorType>(qkv[0].getType());
+  auto kType = llvm::cast<RankedTensorType>(qkv[1].getType());
+
+  const KeywordArg *maskKw = nullptr, *scoreKw = nullptr, *biasKw = nullptr,
+                   *alibiKw = nullptr;
+  std::optional<double> scale, softcap;
+  for (const KeywordArg &kw : call.kwargs) {
+    StringRef key = kw.key.name;
+    if (key == "mask") {
+      maskKw = &kw;
+    } else if (key == "score") {
+      scoreKw = &kw;
+    } else if (key == "bias") {
+      biasKw = &kw;
+    } else if (key == "alibi") {
+      alibiKw = &kw;
+    } else if (key == "scale" || key == "softcap") {
+      std::optional<ConstValue> v =
+          evaluateConstant(m, *kw.value, f.graph, &sm);
+      if (!v)
+        return failure();
+      if (!v->isNumeric())
+        return error(f, kw.value->getLoc(),
+                     "keyword '" + key + "' of op 'attention' must be a " +
+                         "number, got " + stringifyKind(v->kind) + " " +
+                         v->toString());
+      double x = v->getAsDouble();
+      if (key == "softcap" && !(x > 0))
+        return error(f, kw.value->getLoc(),
+                     "keyword 'softcap' of op 'attention' must be > 0, got " +
+                         v->toString());
+      (key == "scale" ? scale : softcap) = x;
+    } else {
+      return error(f, kw.key.loc,
+                   "unknown keyword '" + key +
+                       "' for op 'attention' (expected mask, score, scale, "
+                       "bias, alibi or softcap)");
+    }
+  }
+  if (!scale) {
+    if (qType.getRank() == 4 && !qType.isDynamicDim(3) && qType.getDimSize(3))
+      scale = 1.0 / std::sqrt(static_cast<double>(qType.getDimSize(3)));
+    else if (qType.getRank() == 4)
+      return error(f, call.getLoc(),
+                   "op 'attention' needs scale=... when the head dim of q is "
+                   "not static (" +
+                       spellType(qType) + ")");
+  }
+
+  AttentionBuild a;
+  a.frame = &f;
+  a.call = &call;
+  a.element = qType.getElementType();
+  if (!llvm::isa<mlir::FloatType>(a.element))
+    return error(f, getStartLoc(*call.args[0]),
+                 "q of 'attention' must hold floats, got " + spellType(qType));
+  auto maskRegion = std::make_unique<mlir::Region>();
+  auto scoreRegion = std::make_unique<mlir::Region>();
+  mlir::OpBuilder::InsertionGuard guard(builder);
+  mlir::OpBuilder::InsertPoint outside = builder.saveInsertionPoint();
+
+  auto paramsOf = [&](unsigned count) {
+    SmallVector<ScalarValue> params;
+    mlir::Location l = loc(f, call.getLoc());
+    for (unsigned p = 0; p < 4; ++p) {
+      Value v = mlir::arith::IndexCastOp::create(
+          builder, l, builder.getI64Type(), a.indexParams[p]);
+      params.push_back({ScalarValue::Kind::Int, v, a.indexParams[p]});
+    }
+    if (count == 5)
+      params.push_back(
+          {ScalarValue::Kind::Float, a.block->getArgument(4), Value()});
+    return params;
+  };
+  // Parameter casts that the body does not use are dropped at the end.
+  auto finish = [&](mlir::Location l, Value result) {
+    mlir::loom::YieldOp::create(builder, l, result);
+    for (mlir::Operation &op :
+         llvm::make_early_inc_range(llvm::reverse(*a.block)))
+      if (llvm::isa<mlir::arith::IndexCastOp, mlir::arith::ConstantOp>(op) &&
+          op.use_empty())
+        op.erase();
+  };
+
+  if (maskKw) {
+    const auto *name = llvm::cast<NameExpr>(maskKw->value.get());
+    beginRegion(a, *maskRegion, /*withScore=*/false);
+    // A built-in mask without arguments stands for a declaration
+    // `mask _(b, h, i, j) = causal()`.
+    MaskStmt builtin(maskKw->value->getLoc());
+    const MaskStmt *decl = f.masks.lookup(name->name);
+    ExprPtr builtinCall;
+    if (!decl) {
+      const MaskFunction *fn = lookupMaskFunction(name->name);
+      if (fn && fn->minArgs != 0)
+        return error(f, maskKw->value->getLoc(),
+                     "built-in mask '" + name->name + "' takes arguments (" +
+                         fn->params + "); declare a mask that calls it, e.g. "
+                                      "mask m(b, h, i, j) = " +
+                         name->name + "(...)");
+      builtin.ident = {name->name, maskKw->value->getLoc()};
+      for (StringRef p : {"b", "h", "i", "j"})
+        builtin.indices.push_back({p.str(), maskKw->value->getLoc()});
+      builtinCall = std::make_unique<CallExpr>(
+          maskKw->value->getLoc(), name->name, std::vector<ExprPtr>(),
+          std::vector<KeywordArg>());
+      decl = &builtin;
+    }
+    MaskEnv env;
+    env.decl = decl;
+    env.params = paramsOf(4);
+    FailureOr<ScalarValue> v =
+        compileScalar(a, env, builtinCall ? *builtinCall : *decl->body);
+    if (failed(v))
+      return failure();
+    if (v->kind != ScalarValue::Kind::Bool)
+      return error(f, getStartLoc(builtinCall ? *builtinCall : *decl->body),
+                   "mask '" + decl->ident.name + "' must give a bool, but " +
+                       "its body gives " + describeKind(v->kind));
+    finish(loc(f, maskKw->value->getLoc()), v->value);
+  }
+
+  if (scoreKw || biasKw || alibiKw || softcap) {
+    beginRegion(a, *scoreRegion, /*withScore=*/true);
+    SmallVector<ScalarValue> params = paramsOf(5);
+    ScalarValue s = params[4];
+    mlir::Location l = loc(f, call.getLoc());
+    if (scoreKw) {
+      const auto *name = llvm::cast<NameExpr>(scoreKw->value.get());
+      const MaskStmt *decl = f.masks.lookup(name->name);
+      MaskEnv env;
+      env.decl = decl;
+      env.params = params;
+      FailureOr<ScalarValue> v = compileScalar(a, env, *decl->body);
+      if (failed(v))
+        return failure();
+      if (v->kind == ScalarValue::Kind::Bool)
+        return error(f, getStartLoc(*decl->body),
+                     "score '" + decl->ident.name +
+                         "' must give a number, but its body gives a bool");
+      s = toFloat(a, *v);
+    }
+    if (biasKw) {
+      mlir::Location bl = loc(f, biasKw->value->getLoc());
+      const auto *ref = llvm::dyn_cast<NameExpr>(biasKw->value.get());
+      Value tensor = ref ? f.values.lookup(ref->name) : Value();
+      if (!tensor)
+        return error(f, biasKw->value->getLoc(),
+                     "'bias=' takes a tensor value of the graph");
+      auto type = llvm::cast<RankedTensorType>(tensor.getType());
+      int64_t target[4] = {qType.getRank() == 4 ? qType.getDimSize(0)
+                                                : mlir::ShapedType::kDynamic,
+                           qType.getRank() == 4 ? qType.getDimSize(1)
+                                                : mlir::ShapedType::kDynamic,
+                           qType.getRank() == 4 ? qType.getDimSize(2)
+                                                : mlir::ShapedType::kDynamic,
+                           kType.getRank() == 4 ? kType.getDimSize(2)
+                                                : mlir::ShapedType::kDynamic};
+      if (!llvm::isa<mlir::FloatType>(type.getElementType()) ||
+          type.getRank() > 4)
+        return error(f, biasKw->value->getLoc(),
+                     "'bias=' must be a float tensor of rank at most 4 "
+                     "broadcastable to [batch, heads, queries, keys], got " +
+                         spellType(type));
+      int64_t offset = 4 - type.getRank();
+      SmallVector<Value> indices;
+      for (int64_t d = 0; d < type.getRank(); ++d) {
+        int64_t size = type.getDimSize(d), want = target[offset + d];
+        if (size == 1) {
+          indices.push_back(mlir::arith::ConstantOp::create(
+              builder, bl, builder.getIndexAttr(0)));
+          continue;
+        }
+        if (!mlir::ShapedType::isDynamic(size) &&
+            !mlir::ShapedType::isDynamic(want) && size != want)
+          return error(f, biasKw->value->getLoc(),
+                       "'bias=' " + spellType(type) +
+                           " does not broadcast to [batch, heads, queries, "
+                           "keys]: dimension " +
+                           Twine(d) + " is " + Twine(size) + ", expected 1 or " +
+                           Twine(want));
+        indices.push_back(a.indexParams[offset + d]);
+      }
+      FailureOr<Value> captured = capture(a, tensor);
+      if (failed(captured))
+        return failure();
+      ScalarValue bias = readElement(a, *captured, indices, bl, nullptr);
+      s = {ScalarValue::Kind::Float,
+           mlir::arith::AddFOp::create(builder, bl, s.value, bias.value),
+           {}};
+    }
+    if (alibiKw) {
+      mlir::Location al = loc(f, alibiKw->value->getLoc());
+      const auto *ref = llvm::dyn_cast<NameExpr>(alibiKw->value.get());
+      Value tensor = ref ? f.values.lookup(ref->name) : Value();
+      if (!tensor)
+        return error(f, alibiKw->value->getLoc(),
+                     "'alibi=' takes a tensor value of the graph (the slopes, "
+                     "one per query head)");
+      auto type = llvm::cast<RankedTensorType>(tensor.getType());
+      int64_t heads =
+          qType.getRank() == 4 ? qType.getDimSize(1) : mlir::ShapedType::kDynamic;
+      if (!llvm::isa<mlir::FloatType>(type.getElementType()) ||
+          type.getRank() != 1 ||
+          (!type.isDynamicDim(0) && !mlir::ShapedType::isDynamic(heads) &&
+           type.getDimSize(0) != heads))
+        return error(f, alibiKw->value->getLoc(),
+                     "'alibi=' must be float slopes of shape [" +
+                         (mlir::ShapedType::isDynamic(heads)
+                              ? std::string("heads")
+                              : std::to_string(heads)) +
+                         "] (one per query head), got " + spellType(type));
+      FailureOr<Value> captured = capture(a, tensor);
+      if (failed(captured))
+        return failure();
+      ScalarValue slope =
+          readElement(a, *captured, {a.indexParams[1]}, al, nullptr);
+      Value dist = mlir::arith::SubIOp::create(builder, al, params[3].value,
+                                               params[2].value);
+      Value distF = mlir::arith::SIToFPOp::create(builder, al, a.element, dist);
+      Value term = mlir::arith::MulFOp::create(builder, al, slope.value, distF);
+      s = {ScalarValue::Kind::Float,
+           mlir::arith::AddFOp::create(builder, al, s.value, term),
+           {}};
+    }
+    if (softcap) {
+      Value c = mlir::arith::ConstantOp::create(
+          builder, l, builder.getFloatAttr(a.element, *softcap));
+      Value scaled = mlir::arith::DivFOp::create(builder, l, s.value, c);
+      Value t = mlir::math::TanhOp::create(builder, l, scaled);
+      s = {ScalarValue::Kind::Float,
+           mlir::arith::MulFOp::create(builder, l, c, t),
+           {}};
+    }
+    finish(l, s.value);
+  }
+
+  mlir::OperationState state(loc(f, call.getLoc()), "loom.attention");
+  state.addOperands(qkv);
+  state.addOperands(a.captures);
+  state.addAttribute("scale", builder.getF64FloatAttr(scale.value_or(1.0)));
+  state.addRegion(std::move(maskRegion));
+  state.addRegion(std::move(scoreRegion));
+  builder.restoreInsertionPoint(outside);
+  FailureOr<Value> first = create(state);
+  if (failed(first))
+    return failure();
+  SmallVector<Value> values(first->getDefiningOp()->getResults());
+  values.resize(results);
+  return values;
 }
 
 //===----------------------------------------------------------------------===//

@@ -281,14 +281,15 @@ bool Parser::parseType(TypeAST &type) {
 }
 
 StmtPtr Parser::parseStatement() {
-  // `param`, `state` and `mask` start a declaration only when a name follows,
-  // so `mask = f(x)` remains an ordinary assignment.
+  // `param`, `state`, `mask` and `score` start a declaration only when a
+  // name follows, so `mask = f(x)` remains an ordinary assignment.
   bool nameFollows = peekToken().is(TokenKind::Identifier);
   if (cur().isIdentifier("param") && nameFollows)
     return parseParamOrState(/*isParam=*/true);
   if (cur().isIdentifier("state") && nameFollows)
     return parseParamOrState(/*isParam=*/false);
-  if (cur().isIdentifier("mask") && nameFollows)
+  if ((cur().isIdentifier("mask") || cur().isIdentifier("score")) &&
+      nameFollows)
     return parseMask();
   // An assignment continues its first name with '=' or ','; anything else
   // after `if` or `require` starts that statement, so a value named `if` or
@@ -431,9 +432,11 @@ std::string Parser::sourceText(size_t begin, size_t end) const {
 
 StmtPtr Parser::parseMask() {
   auto mask = std::make_unique<MaskStmt>(cur().loc);
+  mask->isScore = cur().isIdentifier("score");
   consume();
-  if (!parseIdent(mask->ident, "mask name") ||
-      !expect(TokenKind::LParen, "after mask name"))
+  std::string what = mask->getKeyword().str();
+  if (!parseIdent(mask->ident, what + " name") ||
+      !expect(TokenKind::LParen, "after " + what + " name"))
     return nullptr;
   while (!is(TokenKind::RParen)) {
     Ident index;
@@ -444,7 +447,7 @@ StmtPtr Parser::parseMask() {
       break;
   }
   if (!expect(TokenKind::RParen, "to end the index variables") ||
-      !expect(TokenKind::Equal, "after the mask's index variables"))
+      !expect(TokenKind::Equal, "after the " + what + "'s index variables"))
     return nullptr;
   mask->body = parseExpr();
   if (!mask->body)

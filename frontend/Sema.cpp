@@ -28,7 +28,7 @@ namespace {
 
 /// What a name of a graph body refers to.
 struct ScopeEntry {
-  enum class Kind { Input, Output, Param, State, Mask, Local };
+  enum class Kind { Input, Output, Param, State, Mask, Score, Local };
   Kind kind;
   Location loc;
   /// For outputs and states: assigned by an earlier statement.
@@ -47,6 +47,8 @@ llvm::StringRef describe(ScopeEntry::Kind kind) {
     return "state";
   case ScopeEntry::Kind::Mask:
     return "mask";
+  case ScopeEntry::Kind::Score:
+    return "score";
   case ScopeEntry::Kind::Local:
     return "value";
   }
@@ -85,6 +87,13 @@ private:
   bool checkType(const TypeAST &type);
   bool checkAssign(const AssignStmt &a);
   bool checkMask(const MaskStmt &mask);
+  /// Checks a call inside a mask or score body: a built-in mask or a scalar
+  /// function with the right number of arguments.
+  bool checkMaskCall(const CallExpr &call);
+  /// Checks the keywords of a call of the `attention` op: `mask=` and
+  /// `score=` name declarations (or a built-in mask), `bias=` and `alibi=`
+  /// are tensor values, the others compile-time values.
+  bool checkAttentionCall(const CallExpr &call);
   /// Checks an expression that yields a tensor (or a scalar operand).
   bool checkValue(const Expr &e);
   /// Checks a call; `results` is how many values the context takes from it
@@ -110,6 +119,8 @@ private:
   /// The index variables while checking a mask body, else empty.
   llvm::StringSet<> maskIndices;
   bool inMask = false;
+  /// The mask or score whose body is being checked.
+  const MaskStmt *currentMask = nullptr;
 };
 
 } // namespace
@@ -363,8 +374,17 @@ bool Checker::checkRequire(const RequireStmt &stmt) {
 }
 
 bool Checker::checkMask(const MaskStmt &mask) {
-  if (!declare(mask.ident, ScopeEntry::Kind::Mask))
+  if (!declare(mask.ident, mask.isScore ? ScopeEntry::Kind::Score
+                                        : ScopeEntry::Kind::Mask))
     return false;
+  llvm::StringRef what = mask.getKeyword();
+  if (mask.indices.size() != mask.getExpectedArity())
+    return error(mask.ident.loc,
+                 what + " '" + mask.ident.name + "' must take " +
+                     llvm::Twine(mask.getExpectedArity()) +
+                     (mask.isScore ? " parameters (b, h, i, j, s)"
+                                   : " parameters (b, h, i, j)") +
+                     ", got " + llvm::Twine(mask.indices.size()));
   maskIndices.clear();
   for (const Ident &index : mask.indices) {
     if (scope.count(index.name) || m.findConfig(index.name))
@@ -372,13 +392,149 @@ bool Checker::checkMask(const MaskStmt &mask) {
                                   "' hides another name of the same spelling");
     if (!maskIndices.insert(index.name).second)
       return error(index.loc, "duplicate index variable '" + index.name +
-                                  "' in mask '" + mask.ident.name + "'");
+                                  "' in " + what + " '" + mask.ident.name +
+                                  "'");
   }
   inMask = true;
+  currentMask = &mask;
   bool ok = checkValue(*mask.body);
   inMask = false;
+  currentMask = nullptr;
   maskIndices.clear();
   return ok;
+}
+
+//===----------------------------------------------------------------------===//
+// Mask bodies and attention
+//===----------------------------------------------------------------------===//
+
+static const MaskFunction kMaskFunctions[] = {
+    {"causal", true, 0, ""},
+    {"window", true, 1, "w"},
+    {"prefix_lm", true, 1, "n"},
+    {"document", true, 1, "seg"},
+    {"ancestor", true, 2, "tin, tout"},
+    {"scope", true, 2, "sin, sout"},
+    {"csr", true, 2, "indptr, indices"},
+    {"bits", true, 1, "words"},
+    {"dense", true, 1, "m"},
+    {"select", false, 3, "c, a, b"},
+    {"min", false, 2, "a, b, ..."},
+    {"max", false, 2, "a, b, ..."},
+    {"abs", false, 1, "x"},
+    {"exp", false, 1, "x"},
+    {"log", false, 1, "x"},
+    {"tanh", false, 1, "x"},
+};
+
+const MaskFunction *loom::frontend::lookupMaskFunction(llvm::StringRef name) {
+  for (const MaskFunction &f : kMaskFunctions)
+    if (f.name == name)
+      return &f;
+  return nullptr;
+}
+
+std::string loom::frontend::listMaskFunctions(bool builtinMasksOnly) {
+  std::string list;
+  for (const MaskFunction &f : kMaskFunctions) {
+    if (builtinMasksOnly && !f.isBuiltinMask)
+      continue;
+    list += (list.empty() ? "" : ", ") + f.name.str();
+  }
+  return list;
+}
+
+bool Checker::checkMaskCall(const CallExpr &call) {
+  llvm::StringRef what = currentMask->getKeyword();
+  const MaskFunction *fn = lookupMaskFunction(call.callee);
+  if (!fn) {
+    auto it = scope.find(call.callee);
+    if (it != scope.end() && (it->second.kind == ScopeEntry::Kind::Mask ||
+                              it->second.kind == ScopeEntry::Kind::Score))
+      return error(call.getLoc(),
+                   describe(it->second.kind) + " '" + call.callee +
+                       "' is used by its name alone, without arguments: it "
+                       "takes the parameters of the " +
+                       what + " that uses it");
+    return error(call.getLoc(),
+                 "unknown function '" + call.callee + "' in " + what + " '" +
+                     currentMask->ident.name + "'; built-in masks: " +
+                     listMaskFunctions(true) +
+                     "; functions: select, min, max, abs, exp, log, tanh");
+  }
+  if (!call.kwargs.empty())
+    return error(call.kwargs.front().key.loc,
+                 "'" + call.callee + "' takes no keyword arguments");
+  bool variadic = fn->name == "min" || fn->name == "max";
+  size_t n = call.args.size();
+  if (variadic ? n < fn->minArgs : n != fn->minArgs)
+    return error(call.getLoc(),
+                 llvm::Twine(fn->isBuiltinMask ? "built-in mask '"
+                                               : "function '") +
+                     call.callee + "' takes " + (variadic ? "at least " : "") +
+                     llvm::Twine(fn->minArgs) +
+                     (fn->minArgs == 1 ? " argument" : " arguments") +
+                     (fn->params.empty() ? "" : " (" + fn->params.str() + ")") +
+                     ", but " + llvm::Twine(n) + (n == 1 ? " is" : " are") +
+                     " given");
+  for (const ExprPtr &arg : call.args)
+    if (!checkValue(*arg))
+      return false;
+  return true;
+}
+
+bool Checker::checkAttentionCall(const CallExpr &call) {
+  for (const KeywordArg &kw : call.kwargs) {
+    llvm::StringRef key = kw.key.name;
+    if (key == "bias" || key == "alibi") {
+      if (!checkValue(*kw.value))
+        return false;
+      continue;
+    }
+    if (key != "mask" && key != "score") {
+      if (!checkAttr(call, kw))
+        return false;
+      continue;
+    }
+    const auto *name = llvm::dyn_cast<NameExpr>(kw.value.get());
+    bool wantScore = key == "score";
+    llvm::StringRef syntax = wantScore ? "score NAME(b, h, i, j, s) = ..."
+                                       : "mask NAME(b, h, i, j) = ...";
+    if (!name)
+      return error(kw.value->getLoc(),
+                   "'" + key + "=' takes the name of a " + key +
+                       " declared with '" + syntax + "'" +
+                       (wantScore ? "" : " or a built-in mask such as causal"));
+    auto it = scope.find(name->name);
+    if (it == scope.end()) {
+      if (!wantScore && lookupMaskFunction(name->name) &&
+          lookupMaskFunction(name->name)->isBuiltinMask)
+        continue;
+      auto untakenIt = untaken.find(name->name);
+      error(kw.value->getLoc(),
+            "unknown " + key + " '" + name->name + "'; declare it with '" +
+                syntax + "'" +
+                (wantScore ? "" : " or use a built-in mask (" +
+                                      listMaskFunctions(true) + ")"));
+      if (untakenIt != untaken.end())
+        note(untakenIt->second, "'" + name->name +
+                                    "' is defined only in a branch of an "
+                                    "'if' that is not taken");
+      return false;
+    }
+    ScopeEntry::Kind want =
+        wantScore ? ScopeEntry::Kind::Score : ScopeEntry::Kind::Mask;
+    if (it->second.kind != want) {
+      error(kw.value->getLoc(),
+            "'" + key + "=' takes a " + key + ", but '" + name->name +
+                "' is " +
+                (it->second.kind == ScopeEntry::Kind::Input ? "an " : "a ") +
+                describe(it->second.kind));
+      note(it->second.loc, "'" + name->name + "' is declared here");
+      return false;
+    }
+  }
+  return true;
 }
 
 bool Checker::checkAssign(const AssignStmt &a) {
@@ -409,6 +565,7 @@ bool Checker::checkAssign(const AssignStmt &a) {
     case ScopeEntry::Kind::Input:
     case ScopeEntry::Kind::Param:
     case ScopeEntry::Kind::Mask:
+    case ScopeEntry::Kind::Score:
       return error(t.loc, "cannot assign to " + describe(entry.kind) + " '" +
                               t.name + "'");
     case ScopeEntry::Kind::Output:
@@ -447,11 +604,24 @@ bool Checker::checkValue(const Expr &e) {
     auto it = scope.find(name);
     if (it != scope.end()) {
       const ScopeEntry &entry = it->second;
-      if (entry.kind == ScopeEntry::Kind::Mask)
-        return error(e.getLoc(), "mask '" + name +
+      bool isMask = entry.kind == ScopeEntry::Kind::Mask ||
+                    entry.kind == ScopeEntry::Kind::Score;
+      if (isMask && inMask) {
+        // Another mask or score is inlined with the current parameters.
+        if (name == currentMask->ident.name)
+          return error(e.getLoc(), currentMask->getKeyword() + " '" + name +
+                                       "' refers to itself");
+        if (entry.kind == ScopeEntry::Kind::Score && !currentMask->isScore)
+          return error(e.getLoc(),
+                       "score '" + name +
+                           "' cannot be used in a mask: it needs a score s");
+        return true;
+      }
+      if (isMask)
+        return error(e.getLoc(), describe(entry.kind) + " '" + name +
                                      "' can only be passed as a keyword "
-                                     "argument (e.g. mask=" +
-                                     name + ")");
+                                     "argument of attention (e.g. " +
+                                     describe(entry.kind) + "=" + name + ")");
       if (entry.kind == ScopeEntry::Kind::Output && !entry.assigned)
         return error(e.getLoc(),
                      "output '" + name + "' is used before it is assigned");
@@ -477,11 +647,14 @@ bool Checker::checkValue(const Expr &e) {
     return checkValue(*b.lhs) && checkValue(*b.rhs);
   }
   case Expr::Kind::Call:
+    if (inMask)
+      return checkMaskCall(llvm::cast<CallExpr>(e));
     return checkCall(llvm::cast<CallExpr>(e), 1, /*nested=*/true);
   case Expr::Kind::Index: {
     const auto &x = llvm::cast<IndexExpr>(e);
     if (!inMask)
-      return error(e.getLoc(), "indexing is only allowed inside a mask body");
+      return error(e.getLoc(),
+                   "indexing is only allowed inside a mask or score body");
     if (!checkValue(*x.base))
       return false;
     for (const ExprPtr &index : x.indices)
@@ -499,6 +672,8 @@ bool Checker::checkCall(const CallExpr &call, size_t results, bool nested) {
       return false;
 
   const GraphAST *callee = m.findGraph(call.callee);
+  if (!callee && call.callee == "attention")
+    return checkAttentionCall(call);
   if (!callee) {
     // An op: its operands and results are the importer's to check.
     for (const KeywordArg &kw : call.kwargs)
@@ -558,7 +733,8 @@ bool Checker::checkAttrNames(const CallExpr &call, const KeywordArg &kw,
       return true;
     auto it = scope.find(n->name);
     if (it != scope.end()) {
-      if (it->second.kind == ScopeEntry::Kind::Mask)
+      if (it->second.kind == ScopeEntry::Kind::Mask ||
+          it->second.kind == ScopeEntry::Kind::Score)
         return true;
       return error(
           e.getLoc(),
@@ -648,12 +824,11 @@ bool Checker::checkRecursion() {
   llvm::DenseMap<const GraphAST *, std::vector<const CallExpr *>> callsOf;
   for (const std::unique_ptr<GraphAST> &g : m.graphs) {
     std::vector<const CallExpr *> &calls = callsOf[g.get()];
-    for (const Stmt *s : getActiveStmts(m, *g)) {
+    // Mask and score bodies call only built-in functions, whatever the
+    // graphs are named.
+    for (const Stmt *s : getActiveStmts(m, *g))
       if (const auto *a = llvm::dyn_cast<AssignStmt>(s))
         collectCalls(m, *a->value, calls);
-      else if (const auto *mask = llvm::dyn_cast<MaskStmt>(s))
-        collectCalls(m, *mask->body, calls);
-    }
   }
 
   // Depth-first search; a call to a graph still on the stack closes a cycle.

@@ -13,6 +13,9 @@
 
 #include "dialects/loom/IR/LoomOps.h"
 #include "loom/abi.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Diagnostics.h"
@@ -447,6 +450,7 @@ private:
   FailureOr<Tensor> evalDynamicUpdateSlice(DynamicUpdateSliceOp op);
   FailureOr<Tensor> evalBroadcast(BroadcastOp op);
   FailureOr<std::vector<Tensor>> evalMlaAttention(MlaAttentionOp op);
+  FailureOr<std::vector<Tensor>> evalAttention(AttentionOp op);
 
   /// Checks `t` against the declared `type` of the value it becomes and sets
   /// its dtype; a mismatch is an interpreter or verifier bug, reported on
@@ -611,8 +615,10 @@ LogicalResult Evaluator::evalOp(Operation *op) {
       return op->emitOpError("uses a value the interpreter has not computed");
   if (auto call = dyn_cast<func::CallOp>(op))
     return evalCall(call);
-  if (auto mla = dyn_cast<MlaAttentionOp>(op)) {
-    FailureOr<std::vector<Tensor>> results = evalMlaAttention(mla);
+  if (isa<MlaAttentionOp, AttentionOp>(op)) {
+    FailureOr<std::vector<Tensor>> results =
+        isa<AttentionOp>(op) ? evalAttention(cast<AttentionOp>(op))
+                             : evalMlaAttention(cast<MlaAttentionOp>(op));
     if (failed(results))
       return failure();
     for (auto [value, result] : llvm::zip(op->getResults(), *results)) {
@@ -1500,6 +1506,499 @@ Evaluator::evalMlaAttention(MlaAttentionOp op) {
   results.push_back(std::move(*out));
   results.push_back(std::move(kCache));
   results.push_back(std::move(vCache));
+  return results;
+}
+
+//===----------------------------------------------------------------------===//
+// Attention with mask and score regions
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// A scalar of a mask or score region. Integers (and `index`) are held in
+/// `i`, sign-extended from their bit width, so that an `i1` true is -1;
+/// floats are held in `f` as float64 whatever their width.
+struct Scalar {
+  int64_t i = 0;
+  double f = 0;
+};
+
+/// Evaluates the scalar code of one region of `loom.attention` for given
+/// (b, h, i, j[, s]). The captures are the op's capture operands, bound to
+/// the block arguments after the parameters.
+class RegionEvaluator {
+public:
+  RegionEvaluator(Region &region, StringRef name,
+                  ArrayRef<const Tensor *> captures)
+      : block(region.front()), name(name), captures(captures),
+        numParams(block.getNumArguments() - captures.size()) {}
+
+  /// Checks once that every op of the region is one the evaluator knows.
+  LogicalResult check();
+  /// Returns the value the region yields.
+  FailureOr<Scalar> run(ArrayRef<int64_t> indices, double score);
+
+private:
+  LogicalResult evalOp(Operation &op);
+  Scalar get(Value v) const { return values.lookup(v); }
+  const Tensor *captureOf(Value v) const;
+
+  Block &block;
+  StringRef name;
+  ArrayRef<const Tensor *> captures;
+  unsigned numParams;
+  llvm::DenseMap<Value, Scalar> values;
+};
+} // namespace
+
+/// The bit width of an integer or index type (index is 64 bits here).
+static unsigned widthOf(Type type) {
+  if (auto intType = dyn_cast<IntegerType>(type))
+    return intType.getWidth();
+  return 64;
+}
+
+/// Sign-extends the low `width` bits of `v`.
+static int64_t sext(int64_t v, unsigned width) {
+  if (width >= 64)
+    return v;
+  uint64_t mask = (uint64_t(1) << width) - 1;
+  uint64_t sign = uint64_t(1) << (width - 1);
+  uint64_t x = static_cast<uint64_t>(v) & mask;
+  return static_cast<int64_t>((x ^ sign) - sign);
+}
+
+/// Zero-extends the low `width` bits of `v`.
+static uint64_t zext(int64_t v, unsigned width) {
+  if (width >= 64)
+    return static_cast<uint64_t>(v);
+  return static_cast<uint64_t>(v) & ((uint64_t(1) << width) - 1);
+}
+
+/// Whether the region holds only ops the evaluator knows.
+static bool isKnownRegionOp(Operation &op) {
+  return isa<arith::ConstantOp, arith::AddIOp, arith::SubIOp, arith::MulIOp,
+             arith::DivSIOp, arith::DivUIOp, arith::FloorDivSIOp,
+             arith::CeilDivSIOp, arith::RemSIOp, arith::RemUIOp,
+             arith::AndIOp, arith::OrIOp, arith::XOrIOp, arith::ShLIOp,
+             arith::ShRSIOp, arith::ShRUIOp, arith::MinSIOp, arith::MaxSIOp,
+             arith::MinUIOp, arith::MaxUIOp, arith::CmpIOp, arith::CmpFOp,
+             arith::SelectOp, arith::IndexCastOp, arith::IndexCastUIOp,
+             arith::SIToFPOp, arith::UIToFPOp, arith::FPToSIOp,
+             arith::FPToUIOp, arith::ExtSIOp, arith::ExtUIOp, arith::TruncIOp,
+             arith::ExtFOp, arith::TruncFOp, arith::AddFOp, arith::SubFOp,
+             arith::MulFOp, arith::DivFOp, arith::RemFOp, arith::NegFOp,
+             arith::MaximumFOp, arith::MinimumFOp, arith::MaxNumFOp,
+             arith::MinNumFOp, math::TanhOp, math::ExpOp, math::LogOp,
+             math::AbsFOp, math::AbsIOp, math::SqrtOp, tensor::ExtractOp,
+             CsrContainsOp, YieldOp>(op);
+}
+
+LogicalResult RegionEvaluator::check() {
+  for (Operation &op : block) {
+    if (!isKnownRegionOp(op))
+      return op.emitOpError("in the ")
+             << name << " region of loom.attention is not supported by the "
+             << "interpreter";
+    if (auto extract = dyn_cast<tensor::ExtractOp>(op))
+      if (!captureOf(extract.getTensor()))
+        return op.emitOpError("reads a tensor that is not a capture of the "
+                              "attention op");
+    if (auto csr = dyn_cast<CsrContainsOp>(op))
+      if (!captureOf(csr.getIndptr()) || !captureOf(csr.getIndices()))
+        return op.emitOpError("reads a tensor that is not a capture of the "
+                              "attention op");
+  }
+  return success();
+}
+
+const Tensor *RegionEvaluator::captureOf(Value v) const {
+  auto arg = dyn_cast<BlockArgument>(v);
+  if (!arg || arg.getOwner() != &block || arg.getArgNumber() < numParams)
+    return nullptr;
+  return captures[arg.getArgNumber() - numParams];
+}
+
+FailureOr<Scalar> RegionEvaluator::run(ArrayRef<int64_t> indices,
+                                       double score) {
+  values.clear();
+  for (unsigned p = 0; p < 4; ++p)
+    values[block.getArgument(p)].i = indices[p];
+  if (numParams == 5)
+    values[block.getArgument(4)].f = score;
+  for (Operation &op : block) {
+    if (auto yield = dyn_cast<YieldOp>(op))
+      return get(yield.getValue());
+    if (failed(evalOp(op)))
+      return failure();
+  }
+  return block.getParentOp()->emitOpError("the ")
+         << name << " region has no loom.yield";
+}
+
+LogicalResult RegionEvaluator::evalOp(Operation &op) {
+  Scalar r;
+  Type resultType = op.getNumResults() ? op.getResult(0).getType() : Type();
+  unsigned w = resultType ? widthOf(resultType) : 64;
+  auto a = [&]() { return get(op.getOperand(0)); };
+  auto b = [&]() { return get(op.getOperand(1)); };
+  auto fail = [&](const Twine &msg) { return op.emitOpError(msg); };
+  // Integer operands are read at the operand's width.
+  unsigned inW = op.getNumOperands() ? widthOf(op.getOperand(0).getType()) : 64;
+
+  if (auto c = dyn_cast<arith::ConstantOp>(op)) {
+    if (auto intAttr = dyn_cast<IntegerAttr>(c.getValue()))
+      r.i = sext(intAttr.getValue().getSExtValue(), w);
+    else if (auto floatAttr = dyn_cast<FloatAttr>(c.getValue()))
+      r.f = floatAttr.getValueAsDouble();
+    else
+      return fail("has a constant the interpreter cannot read");
+  } else if (isa<arith::AddIOp>(op)) {
+    r.i = sext(wrapAdd(a().i, b().i), w);
+  } else if (isa<arith::SubIOp>(op)) {
+    r.i = sext(wrapSub(a().i, b().i), w);
+  } else if (isa<arith::MulIOp>(op)) {
+    r.i = sext(wrapMul(a().i, b().i), w);
+  } else if (isa<arith::DivSIOp, arith::FloorDivSIOp, arith::CeilDivSIOp,
+                 arith::RemSIOp>(op)) {
+    int64_t x = a().i, y = b().i;
+    if (y == 0)
+      return fail("divides by zero");
+    if (y == -1 && x == sext(int64_t(1) << (w - 1), w))
+      return fail("overflows (the smallest integer divided by -1)");
+    int64_t q = x / y, rem = x % y;
+    if (isa<arith::RemSIOp>(op))
+      r.i = rem;
+    else if (isa<arith::FloorDivSIOp>(op))
+      r.i = q - ((rem != 0 && ((rem < 0) != (y < 0))) ? 1 : 0);
+    else if (isa<arith::CeilDivSIOp>(op))
+      r.i = q + ((rem != 0 && ((rem < 0) == (y < 0))) ? 1 : 0);
+    else
+      r.i = q;
+  } else if (isa<arith::DivUIOp, arith::RemUIOp>(op)) {
+    uint64_t x = zext(a().i, w), y = zext(b().i, w);
+    if (y == 0)
+      return fail("divides by zero");
+    r.i = sext(static_cast<int64_t>(isa<arith::DivUIOp>(op) ? x / y : x % y),
+               w);
+  } else if (isa<arith::AndIOp>(op)) {
+    r.i = a().i & b().i;
+  } else if (isa<arith::OrIOp>(op)) {
+    r.i = a().i | b().i;
+  } else if (isa<arith::XOrIOp>(op)) {
+    r.i = a().i ^ b().i;
+  } else if (isa<arith::ShLIOp, arith::ShRSIOp, arith::ShRUIOp>(op)) {
+    uint64_t n = zext(b().i, w);
+    if (n >= w)
+      return fail("shifts by ") << n << ", not less than the bit width " << w;
+    if (isa<arith::ShLIOp>(op))
+      r.i = sext(static_cast<int64_t>(zext(a().i, w) << n), w);
+    else if (isa<arith::ShRSIOp>(op))
+      r.i = a().i >> n;
+    else
+      r.i = sext(static_cast<int64_t>(zext(a().i, w) >> n), w);
+  } else if (isa<arith::MinSIOp>(op)) {
+    r.i = std::min(a().i, b().i);
+  } else if (isa<arith::MaxSIOp>(op)) {
+    r.i = std::max(a().i, b().i);
+  } else if (isa<arith::MinUIOp, arith::MaxUIOp>(op)) {
+    uint64_t x = zext(a().i, w), y = zext(b().i, w);
+    r.i = sext(static_cast<int64_t>(isa<arith::MinUIOp>(op) ? std::min(x, y)
+                                                            : std::max(x, y)),
+               w);
+  } else if (auto cmp = dyn_cast<arith::CmpIOp>(op)) {
+    int64_t x = a().i, y = b().i;
+    uint64_t ux = zext(x, inW), uy = zext(y, inW);
+    bool t = false;
+    switch (cmp.getPredicate()) {
+    case arith::CmpIPredicate::eq:
+      t = x == y;
+      break;
+    case arith::CmpIPredicate::ne:
+      t = x != y;
+      break;
+    case arith::CmpIPredicate::slt:
+      t = x < y;
+      break;
+    case arith::CmpIPredicate::sle:
+      t = x <= y;
+      break;
+    case arith::CmpIPredicate::sgt:
+      t = x > y;
+      break;
+    case arith::CmpIPredicate::sge:
+      t = x >= y;
+      break;
+    case arith::CmpIPredicate::ult:
+      t = ux < uy;
+      break;
+    case arith::CmpIPredicate::ule:
+      t = ux <= uy;
+      break;
+    case arith::CmpIPredicate::ugt:
+      t = ux > uy;
+      break;
+    case arith::CmpIPredicate::uge:
+      t = ux >= uy;
+      break;
+    }
+    r.i = t ? -1 : 0;
+  } else if (auto cmp = dyn_cast<arith::CmpFOp>(op)) {
+    double x = a().f, y = b().f;
+    bool unordered = std::isnan(x) || std::isnan(y);
+    bool t = false;
+    using P = arith::CmpFPredicate;
+    switch (cmp.getPredicate()) {
+    case P::AlwaysFalse:
+      t = false;
+      break;
+    case P::AlwaysTrue:
+      t = true;
+      break;
+    case P::OEQ:
+      t = !unordered && x == y;
+      break;
+    case P::OGT:
+      t = !unordered && x > y;
+      break;
+    case P::OGE:
+      t = !unordered && x >= y;
+      break;
+    case P::OLT:
+      t = !unordered && x < y;
+      break;
+    case P::OLE:
+      t = !unordered && x <= y;
+      break;
+    case P::ONE:
+      t = !unordered && x != y;
+      break;
+    case P::ORD:
+      t = !unordered;
+      break;
+    case P::UEQ:
+      t = unordered || x == y;
+      break;
+    case P::UGT:
+      t = unordered || x > y;
+      break;
+    case P::UGE:
+      t = unordered || x >= y;
+      break;
+    case P::ULT:
+      t = unordered || x < y;
+      break;
+    case P::ULE:
+      t = unordered || x <= y;
+      break;
+    case P::UNE:
+      t = unordered || x != y;
+      break;
+    case P::UNO:
+      t = unordered;
+      break;
+    }
+    r.i = t ? -1 : 0;
+  } else if (isa<arith::SelectOp>(op)) {
+    r = a().i != 0 ? b() : get(op.getOperand(2));
+  } else if (isa<arith::IndexCastOp, arith::ExtSIOp, arith::TruncIOp>(op)) {
+    r.i = sext(a().i, w);
+  } else if (isa<arith::IndexCastUIOp, arith::ExtUIOp>(op)) {
+    r.i = sext(static_cast<int64_t>(zext(a().i, inW)), w);
+  } else if (isa<arith::SIToFPOp>(op)) {
+    r.f = static_cast<double>(a().i);
+  } else if (isa<arith::UIToFPOp>(op)) {
+    r.f = static_cast<double>(zext(a().i, inW));
+  } else if (isa<arith::FPToSIOp, arith::FPToUIOp>(op)) {
+    r.i = sext(toInt64(std::trunc(a().f)), w);
+  } else if (isa<arith::ExtFOp, arith::TruncFOp>(op)) {
+    r.f = a().f;
+  } else if (isa<arith::AddFOp>(op)) {
+    r.f = a().f + b().f;
+  } else if (isa<arith::SubFOp>(op)) {
+    r.f = a().f - b().f;
+  } else if (isa<arith::MulFOp>(op)) {
+    r.f = a().f * b().f;
+  } else if (isa<arith::DivFOp>(op)) {
+    r.f = a().f / b().f;
+  } else if (isa<arith::RemFOp>(op)) {
+    r.f = std::fmod(a().f, b().f);
+  } else if (isa<arith::NegFOp>(op)) {
+    r.f = -a().f;
+  } else if (isa<arith::MaximumFOp>(op)) {
+    r.f = maxOf(a().f, b().f);
+  } else if (isa<arith::MinimumFOp>(op)) {
+    r.f = minOf(a().f, b().f);
+  } else if (isa<arith::MaxNumFOp>(op)) {
+    r.f = std::fmax(a().f, b().f);
+  } else if (isa<arith::MinNumFOp>(op)) {
+    r.f = std::fmin(a().f, b().f);
+  } else if (isa<math::TanhOp>(op)) {
+    r.f = std::tanh(a().f);
+  } else if (isa<math::ExpOp>(op)) {
+    r.f = std::exp(a().f);
+  } else if (isa<math::LogOp>(op)) {
+    r.f = std::log(a().f);
+  } else if (isa<math::SqrtOp>(op)) {
+    r.f = std::sqrt(a().f);
+  } else if (isa<math::AbsFOp>(op)) {
+    r.f = std::fabs(a().f);
+  } else if (isa<math::AbsIOp>(op)) {
+    r.i = sext(a().i < 0 ? wrapSub(0, a().i) : a().i, w);
+  } else if (auto extract = dyn_cast<tensor::ExtractOp>(op)) {
+    const Tensor &t = *captureOf(extract.getTensor());
+    int64_t offset = 0;
+    SmallVector<int64_t> where;
+    bool inBounds = extract.getIndices().size() == t.shape.size();
+    for (auto [d, index] : llvm::enumerate(extract.getIndices())) {
+      int64_t x = get(index).i;
+      where.push_back(x);
+      if (!inBounds || x < 0 || x >= t.shape[d]) {
+        inBounds = false;
+        continue;
+      }
+      offset = offset * t.shape[d] + x;
+    }
+    if (!inBounds) {
+      std::string at;
+      llvm::raw_string_ostream os(at);
+      llvm::interleaveComma(where, os);
+      return fail("reads index [")
+             << at << "] of a capture of shape " << shapeStr(t.shape)
+             << ", out of bounds";
+    }
+    double x = t.data[offset];
+    Type et = resultType;
+    if (et.isInteger(1))
+      r.i = x != 0 ? -1 : 0;
+    else if (isa<IntegerType>(et))
+      r.i = sext(toInt64(x), w);
+    else
+      r.f = x;
+  } else if (auto csr = dyn_cast<CsrContainsOp>(op)) {
+    const Tensor &indptr = *captureOf(csr.getIndptr());
+    const Tensor &cols = *captureOf(csr.getIndices());
+    int64_t row = get(csr.getRow()).i, col = get(csr.getColumn()).i;
+    int64_t rows = static_cast<int64_t>(indptr.data.size()) - 1;
+    bool found = false;
+    if (row >= 0 && row < rows) {
+      int64_t begin = toInt64(indptr.data[row]);
+      int64_t end = toInt64(indptr.data[row + 1]);
+      int64_t n = static_cast<int64_t>(cols.data.size());
+      for (int64_t p = std::max<int64_t>(begin, 0); p < std::min(end, n); ++p)
+        found = found || toInt64(cols.data[p]) == col;
+    }
+    r.i = found ? -1 : 0;
+  } else {
+    return fail("is not supported by the interpreter");
+  }
+  values[op.getResult(0)] = r;
+  return success();
+}
+
+/// Softmax attention per query over the keys its mask shows, with the score
+/// region applied to each visible key's scaled score, all in float64.
+FailureOr<std::vector<Tensor>> Evaluator::evalAttention(AttentionOp op) {
+  const Tensor &q = get(op.getQ()), &k = get(op.getK()), &v = get(op.getV());
+  int64_t B = q.shape[0], Hq = q.shape[1], Sq = q.shape[2], Dk = q.shape[3];
+  int64_t Hkv = k.shape[1], Skv = k.shape[2], Dv = v.shape[3];
+  if (k.shape[0] != B || v.shape[0] != B || v.shape[1] != Hkv ||
+      v.shape[2] != Skv || k.shape[3] != Dk)
+    return op.emitOpError("operand shapes disagree at run time: q ")
+           << shapeStr(q.shape) << ", k " << shapeStr(k.shape) << ", v "
+           << shapeStr(v.shape);
+  if (Hq > 0 && (Hkv == 0 || Hq % Hkv != 0))
+    return op.emitOpError("the query head count ")
+           << Hq << " is not a multiple of the key/value head count " << Hkv;
+  SmallVector<const Tensor *> captures;
+  for (Value c : op.getCaptures())
+    captures.push_back(&get(c));
+  std::optional<RegionEvaluator> mask, score;
+  if (!op.getMask().empty()) {
+    mask.emplace(op.getMask(), "mask", captures);
+    if (failed(mask->check()))
+      return failure();
+  }
+  if (!op.getScore().empty()) {
+    score.emplace(op.getScore(), "score", captures);
+    if (failed(score->check()))
+      return failure();
+  }
+
+  FailureOr<Tensor> out = allocate(op, {B, Hq, Sq, Dv});
+  if (failed(out))
+    return failure();
+  FailureOr<Tensor> lse = allocate(op, {B, Hq, Sq},
+                                   -std::numeric_limits<double>::infinity());
+  if (failed(lse))
+    return failure();
+  double scale = op.getScale().convertToDouble();
+  int64_t group = Hkv ? Hq / Hkv : 1;
+  std::vector<double> scores(Skv);
+  std::vector<bool> visible(Skv);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < Hq; ++h)
+      for (int64_t i = 0; i < Sq; ++i) {
+        int64_t kh = h / group;
+        const double *qr = &q.data[((b * Hq + h) * Sq + i) * Dk];
+        double top = -std::numeric_limits<double>::infinity();
+        bool any = false, nan = false;
+        for (int64_t j = 0; j < Skv; ++j) {
+          int64_t at[4] = {b, h, i, j};
+          visible[j] = true;
+          if (mask) {
+            FailureOr<Scalar> m = mask->run(at, 0.0);
+            if (failed(m))
+              return failure();
+            visible[j] = m->i != 0;
+          }
+          // The score of a hidden key does not matter; it is not computed.
+          if (!visible[j])
+            continue;
+          const double *kr = &k.data[((b * Hkv + kh) * Skv + j) * Dk];
+          double dot = 0;
+          for (int64_t d = 0; d < Dk; ++d)
+            dot += qr[d] * kr[d];
+          double s = dot * scale;
+          if (score) {
+            FailureOr<Scalar> r = score->run(at, s);
+            if (failed(r))
+              return failure();
+            s = r->f;
+          }
+          scores[j] = s;
+          nan = nan || std::isnan(s);
+          if (s > top)
+            top = s;
+          any = true;
+        }
+        double *o = &out->data[((b * Hq + h) * Sq + i) * Dv];
+        double &l = lse->data[(b * Hq + h) * Sq + i];
+        if (nan) {
+          l = std::numeric_limits<double>::quiet_NaN();
+          for (int64_t d = 0; d < Dv; ++d)
+            o[d] = l;
+          continue;
+        }
+        // No visible key, or only keys scored -inf: out 0 and lse -inf.
+        if (!any || top == -std::numeric_limits<double>::infinity())
+          continue;
+        double total = 0;
+        for (int64_t j = 0; j < Skv; ++j)
+          if (visible[j])
+            total += std::exp(scores[j] - top);
+        l = top + std::log(total);
+        for (int64_t j = 0; j < Skv; ++j) {
+          if (!visible[j])
+            continue;
+          double p = std::exp(scores[j] - top) / total;
+          const double *vr = &v.data[((b * Hkv + kh) * Skv + j) * Dv];
+          for (int64_t d = 0; d < Dv; ++d)
+            o[d] += p * vr[d];
+        }
+      }
+  std::vector<Tensor> results;
+  results.push_back(std::move(*out));
+  results.push_back(std::move(*lse));
   return results;
 }
 

@@ -380,7 +380,7 @@ TEST_F(FrontendTest, MissingJsonFileIsAnError) {
 TEST_F(FrontendTest, EvaluatesDimsAndAttributes) {
   ModuleAST *m = parse(R"(config n_heads = 4, head_dim = 16, eps = 1e-6
 graph g(x: f32[B, n_heads * head_dim, 3]) -> (y: f32[B]) {
-  mask causal(i, j) = j <= i
+  mask causal(b, h, i, j) = j <= i
   y = op(x, shape=[B, n_heads, -1], scale=head_dim ** -0.5, m=causal, s="a")
 })");
   ASSERT_TRUE(m) << diags;

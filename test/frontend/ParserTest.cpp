@@ -166,7 +166,7 @@ prefix "p." {
 TEST_F(FrontendTest, ContextualKeywordsStayUsableAsNames) {
   ModuleAST *m = parse(
       R"(graph g(q: f32[S], k: f32[S], tin: i32[S]) -> (mask: f32[S], state: f32[S]) {
-  mask ancestor(i, j) = j <= i and tin[j] <= tin[i]
+  mask ancestor(b, h, i, j) = j <= i and tin[j] <= tin[i]
   param = attention(q, k, mask=ancestor, prefix="x")
   mask = param
   state = mask
@@ -176,7 +176,8 @@ TEST_F(FrontendTest, ContextualKeywordsStayUsableAsNames) {
   const GraphAST &g = *m->graphs[0];
   const auto *mask = llvm::dyn_cast<MaskStmt>(g.body[0].get());
   ASSERT_TRUE(mask);
-  EXPECT_EQ(mask->indices.size(), 2u);
+  EXPECT_EQ(mask->indices.size(), 4u);
+  EXPECT_FALSE(mask->isScore);
   EXPECT_EQ(exprToString(*mask->body), "j <= i and tin[j] <= tin[i]");
   EXPECT_TRUE(llvm::isa<AssignStmt>(g.body[1].get()));
   EXPECT_TRUE(llvm::isa<AssignStmt>(g.body[2].get()));

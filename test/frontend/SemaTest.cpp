@@ -142,20 +142,20 @@ INSTANTIATE_TEST_SUITE_P(
                       "  y = scale(x, by=1 // 0)\n}",
                       "test.loom:2:21: error: division by zero"},
         SemaErrorCase{"graph g(x: f32[S]) -> (y: f32) {\n"
-                      "  mask m(i, j) = j <= i\n  y = m + x\n}",
+                      "  mask m(b, h, i, j) = j <= i\n  y = m + x\n}",
                       "test.loom:3:7: error: mask 'm' can only be passed as a "
-                      "keyword argument (e.g. mask=m)"},
+                      "keyword argument of attention (e.g. mask=m)"},
         SemaErrorCase{"graph g(x: f32[S]) -> (y: f32) {\n"
-                      "  mask m(i, i) = x[i]\n  y = x\n}",
-                      "test.loom:2:13: error: duplicate index variable 'i' in "
+                      "  mask m(b, h, i, i) = x[i]\n  y = x\n}",
+                      "test.loom:2:19: error: duplicate index variable 'i' in "
                       "mask 'm'"},
         SemaErrorCase{"graph g(x: f32[S]) -> (y: f32) {\n"
-                      "  mask m(x, j) = j\n  y = x\n}",
-                      "test.loom:2:10: error: index variable 'x' hides "
+                      "  mask m(b, h, x, j) = j\n  y = x\n}",
+                      "test.loom:2:16: error: index variable 'x' hides "
                       "another name of the same spelling"},
         SemaErrorCase{"graph g(x: f32[S]) -> (y: f32) {\n  y = x[0]\n}",
                       "test.loom:2:8: error: indexing is only allowed inside "
-                      "a mask body"},
+                      "a mask or score body"},
         SemaErrorCase{"graph g(x: f32) -> (y: f32) {\n  y = f(x, \"s\")\n}",
                       "test.loom:2:12: error: a string cannot be used as an "
                       "operand; strings are only allowed as keyword "
