@@ -66,6 +66,8 @@ constexpr int64_t kScoreStride = kQTile + 8;
 constexpr int64_t kMaxClassTable = int64_t(16) << 20;
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kLn2 = 0.693147180559945309f;
 
 int64_t roundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 int64_t ceilDiv(int64_t x, int64_t m) { return (x + m - 1) / m; }
@@ -92,6 +94,9 @@ struct Problem {
   /// Whether value rows are read in place (unit column stride, whole strips).
   bool vInPlace;
   float scale;
+  /// The factor packed into the queries: scale, times log2(e) when no
+  /// modifier needs natural scores (the softmax then works in powers of 2).
+  float queryScale;
   /// Query and key tiles.
   int64_t nq, nk;
 
@@ -210,29 +215,25 @@ LOOM_INLINE v8f select(v8i mask, v8f a, v8f b) {
 
 LOOM_INLINE v8f vmax(v8f a, v8f b) { return select(a > b, a, b); }
 
-/// exp(x) for float lanes x <= 0 (the softmax only exponentiates scores
-/// minus their max), within 2 ulp on [-87.3, 0]; 0 below, so exp(-inf) = 0
-/// exactly. Cephes' expf: x = n ln2 + r with |r| <= ln2 / 2, a degree-6
-/// polynomial for exp(r), and 2^n (n in [-126, 0]) built in the exponent
-/// field.
-LOOM_INLINE v8f vexpNonPositive(v8f x) {
-  const v8f lo = splat(-87.33654f);
-  v8i under = x < lo;
-  x = vmax(x, lo);
-  const v8f magic = splat(12582912.0f);
-  v8f n = (x * splat(1.44269504088896341f) + magic) - magic;
-  v8f r = x - n * splat(0.693359375f);
-  r = r - n * splat(-2.12194440e-4f);
-  v8f p = splat(1.9875691500e-4f);
-  p = p * r + splat(1.3981999507e-3f);
-  p = p * r + splat(8.3334519073e-3f);
-  p = p * r + splat(4.1665795894e-2f);
-  p = p * r + splat(1.6666665459e-1f);
-  p = p * r + splat(5.0000001201e-1f);
-  p = p * (r * r) + r + splat(1.0f);
-  v8i ni = __builtin_convertvector(n, v8i);
-  v8f y = p * (v8f)((ni + 127) << 23);
-  return select(under, splat(0.0f), y);
+/// 2^x for float lanes x <= 0 (the softmax only exponentiates scores minus
+/// their max), within 2 ulp on [-126, 0]; 0 below -126.5, so 2^-inf = 0
+/// exactly. Cephes' exp2f: x = n + f with n an integer and |f| <= 1/2, a
+/// degree-6 polynomial for 2^f, and 2^n built in the exponent field straight
+/// from the bits of the rounding sum (n = -127 gives the bits of 0).
+LOOM_INLINE v8f vexp2NonPositive(v8f x) {
+  x = vmax(x, splat(-127.0f));
+  const v8f magic = splat(12582912.0f); // 1.5 * 2^23
+  v8f t = x + magic;
+  v8f f = x - (t - magic);
+  v8f p = splat(1.535336188319500e-4f);
+  p = p * f + splat(1.339887440266574e-3f);
+  p = p * f + splat(9.618437357674640e-3f);
+  p = p * f + splat(5.550332471162809e-2f);
+  p = p * f + splat(2.402264791363012e-1f);
+  p = p * f + splat(6.931472028550421e-1f);
+  p = p * f + splat(1.0f);
+  v8i e = ((v8i)t << 23) + (127 << 23);
+  return p * (v8f)e;
 }
 
 /// Transposes the 8 x 8 block r (rows) in place into its columns.
@@ -415,24 +416,33 @@ LOOM_INLINE void outputBlock(const float *p, const float *v, int64_t vrs,
 /// s [nb][kScoreStride] of the first mp queries (masked ones -inf) become
 /// probabilities against the new running max; alpha receives the factor
 /// that rescales what was accumulated before, and the running max mRun and
-/// sum lRun are updated. A query that has seen no finite score keeps max
-/// -inf; its exponents are taken against 0, which makes its probabilities
-/// and alpha exactly 0.
+/// sum lRun are updated. Scores are in units of log2 (the queries carry the
+/// factor log2(e)), or natural when `Natural`. A query that has seen no
+/// finite score keeps max -inf; its exponents are taken against 0, which
+/// makes its probabilities and alpha exactly 0.
+template <bool Natural>
 LOOM_INLINE void softmaxBlock(float *s, int64_t nb, int64_t mp, float *mRun,
                               float *lRun, float *alpha) {
+  const v8f unit = splat(Natural ? kLog2e : 1.0f);
   for (int64_t g = 0; g < mp; g += 8) {
     v8f mOld = load(mRun + g);
     v8f mx = mOld;
     for (int64_t t = 0; t < nb; ++t)
       mx = vmax(mx, load(s + t * kScoreStride + g));
     v8f safe = select(mx == splat(kNegInf), splat(0.0f), mx);
-    v8f a = vexpNonPositive(mOld - safe);
+    v8f a = vexp2NonPositive((mOld - safe) * unit);
     v8f sum0 = splat(0.0f), sum1 = splat(0.0f);
     int64_t t = 0;
     for (; t + 2 <= nb; t += 2) {
       float *p0 = s + t * kScoreStride + g, *p1 = p0 + kScoreStride;
-      v8f e0 = vexpNonPositive(load(p0) - safe);
-      v8f e1 = vexpNonPositive(load(p1) - safe);
+      v8f e0, e1;
+      if (Natural) {
+        e0 = vexp2NonPositive((load(p0) - safe) * unit);
+        e1 = vexp2NonPositive((load(p1) - safe) * unit);
+      } else {
+        e0 = vexp2NonPositive(load(p0) - safe);
+        e1 = vexp2NonPositive(load(p1) - safe);
+      }
       store(p0, e0);
       store(p1, e1);
       sum0 += e0;
@@ -440,7 +450,7 @@ LOOM_INLINE void softmaxBlock(float *s, int64_t nb, int64_t mp, float *mRun,
     }
     if (t < nb) {
       float *p0 = s + t * kScoreStride + g;
-      v8f e0 = vexpNonPositive(load(p0) - safe);
+      v8f e0 = vexp2NonPositive((load(p0) - safe) * unit);
       store(p0, e0);
       sum0 += e0;
     }
@@ -459,7 +469,8 @@ LOOM_INLINE void softmaxBlock(float *s, int64_t nb, int64_t mp, float *mRun,
 LOOM_INLINE void packQueries(const Problem &pr, const float *src, int64_t rows,
                              int64_t mp, float *qt) {
   const int64_t rs = pr.q.st[2], cs = pr.q.st[3], dk = pr.Dk;
-  const v8f scale = splat(pr.scale);
+  const float scalar = pr.queryScale;
+  const v8f scale = splat(scalar);
   int64_t r8 = 0, d8 = 0;
   if (cs == 1) {
     r8 = rows / 8 * 8;
@@ -476,7 +487,7 @@ LOOM_INLINE void packQueries(const Problem &pr, const float *src, int64_t rows,
   }
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t d = r < r8 ? d8 : 0; d < dk; ++d)
-      qt[d * kQTile + r] = pr.scale * src[r * rs + d * cs];
+      qt[d * kQTile + r] = scalar * src[r * rs + d * cs];
   for (int64_t d = 0; d < dk; ++d)
     for (int64_t r = rows; r < mp; ++r)
       qt[d * kQTile + r] = 0.0f;
@@ -515,7 +526,8 @@ LOOM_INLINE void writeRows(const Problem &pr, int64_t b, int64_t h, int64_t i0,
     }
     if (pr.hasLse)
       pr.lse.p[b * pr.lse.st[0] + h * pr.lse.st[1] + (i0 + r) * pr.lse.st[2]] =
-          l > 0 ? mRun[r] + std::log(l) : kNegInf;
+          l > 0 ? (pr.scoreRow ? mRun[r] : mRun[r] * kLn2) + std::log(l)
+                : kNegInf;
   }
 }
 
@@ -627,7 +639,10 @@ LOOM_INLINE void runTaskImpl(const Problem &pr, int64_t task) {
             s[t * kScoreStride + r] = kNegInf;
       }
     }
-    softmaxBlock(s, nb, mp, mRun, lRun, alpha);
+    if (pr.scoreRow)
+      softmaxBlock<true>(s, nb, mp, mRun, lRun, alpha);
+    else
+      softmaxBlock<false>(s, nb, mp, mRun, lRun, alpha);
 
     const float *v = vHead + j0 * vrs;
     int64_t ldv = vrs;
@@ -758,6 +773,7 @@ void loom::attentionF32WithThreads(int threads, const loom_memref_4d_t *q,
   // Without mask_row every key is visible, whatever mask_block says.
   pr.maskBlock = pr.maskRow ? mods->mask_block : nullptr;
   pr.scoreRow = mods ? mods->score_row : nullptr;
+  pr.queryScale = pr.scoreRow ? scale : scale * kLog2e;
   pr.maskUsesB = mods && (mods->flags & LOOM_ATTENTION_MASK_USES_B);
   pr.maskUsesH = mods && (mods->flags & LOOM_ATTENTION_MASK_USES_H);
   pr.classes = nullptr;

@@ -530,15 +530,17 @@ TEST(Attention, NoLse) {
 }
 
 TEST(Attention, LargeScoresDoNotOverflow) {
-  // Exact scores of several hundred: a softmax without the running max
-  // overflows.
+  // Scores of a few hundred (integer inputs, q . k of deviation 32, scale
+  // 2): a softmax without the running max overflows. An f32 score s carries a
+  // rounding of about |s| * 2^-24, which the exponential turns into a
+  // relative error of the same size, hence the looser tolerance.
   Case c = withMask({1, 2, 1, 100, 200, 64, 64}, Mask::Causal);
-  c.scale = 8.0f;
+  c.scale = 2.0f;
   c.range = 3;
-  EXPECT_TRUE(check(c));
+  EXPECT_TRUE(check(c, 1e-4));
   c.mask = Mask::None;
-  c.scale = -8.0f;
-  EXPECT_TRUE(check(c));
+  c.scale = -2.0f;
+  EXPECT_TRUE(check(c, 1e-4));
 }
 
 TEST(Attention, HiddenTilesAreNeverComputed) {
