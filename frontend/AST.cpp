@@ -544,8 +544,7 @@ void Dumper::dumpStmt(const Stmt &s) {
     return;
   }
   if (const auto *mask = llvm::dyn_cast<MaskStmt>(&s)) {
-    indent() << (mask->isScore ? "Score " : "Mask ") << mask->ident.name
-             << '(';
+    indent() << (mask->isScore ? "Score " : "Mask ") << mask->ident.name << '(';
     for (size_t i = 0; i < mask->indices.size(); ++i)
       os << (i ? ", " : "") << mask->indices[i].name;
     os << ')';

@@ -393,9 +393,8 @@ private:
                                        const BinaryExpr &e);
   FailureOr<ScalarValue> compileCall(AttentionBuild &a, const MaskEnv &env,
                                      const CallExpr &e);
-  FailureOr<ScalarValue> compileBuiltinMask(AttentionBuild &a,
-                                            const MaskEnv &env,
-                                            const CallExpr &e);
+  FailureOr<ScalarValue>
+  compileBuiltinMask(AttentionBuild &a, const MaskEnv &env, const CallExpr &e);
   FailureOr<ScalarValue> compileIndex(AttentionBuild &a, const MaskEnv &env,
                                       const IndexExpr &e);
   FailureOr<ScalarValue> inlineMask(AttentionBuild &a, const MaskEnv &env,
@@ -1969,18 +1968,17 @@ ScalarValue Importer::readElement(AttentionBuild &a, Value captured,
   return {ScalarValue::Kind::Float, x, {}};
 }
 
-FailureOr<ScalarValue> Importer::compileScalar(AttentionBuild &a,
-                                               const MaskEnv &env,
-                                               const Expr &e) {
+FailureOr<ScalarValue>
+Importer::compileScalar(AttentionBuild &a, const MaskEnv &env, const Expr &e) {
   mlir::Location l = loc(*a.frame, e.getLoc());
   switch (e.getKind()) {
   case Expr::Kind::Int:
-    return ScalarValue{ScalarValue::Kind::Int,
-                       mlir::arith::ConstantOp::create(
-                           builder, l,
-                           builder.getI64IntegerAttr(
-                               llvm::cast<IntExpr>(e).value)),
-                       {}};
+    return ScalarValue{
+        ScalarValue::Kind::Int,
+        mlir::arith::ConstantOp::create(
+            builder, l,
+            builder.getI64IntegerAttr(llvm::cast<IntExpr>(e).value)),
+        {}};
   case Expr::Kind::Float:
     return ScalarValue{
         ScalarValue::Kind::Float,
@@ -2010,11 +2008,10 @@ FailureOr<ScalarValue> Importer::compileScalar(AttentionBuild &a,
   case Expr::Kind::List:
     break;
   }
-  return error(*a.frame, e.getLoc(),
-               "a " + Twine(e.getKind() == Expr::Kind::String ? "string"
-                                                               : "list") +
-                   " cannot be used in a " + env.decl->getKeyword() +
-                   " body");
+  return error(
+      *a.frame, e.getLoc(),
+      "a " + Twine(e.getKind() == Expr::Kind::String ? "string" : "list") +
+          " cannot be used in a " + env.decl->getKeyword() + " body");
 }
 
 FailureOr<ScalarValue> Importer::inlineMask(AttentionBuild &a,
@@ -2055,12 +2052,12 @@ FailureOr<ScalarValue> Importer::compileName(AttentionBuild &a,
               builder, l, builder.getFloatAttr(a.element, v.floatValue)),
           {}};
     if (v.kind == ConstValue::Kind::Bool)
-      return ScalarValue{ScalarValue::Kind::Bool,
-                         mlir::arith::ConstantOp::create(
-                             builder, l,
-                             builder.getIntegerAttr(builder.getI1Type(),
-                                                    v.boolValue ? 1 : 0)),
-                         {}};
+      return ScalarValue{
+          ScalarValue::Kind::Bool,
+          mlir::arith::ConstantOp::create(
+              builder, l,
+              builder.getIntegerAttr(builder.getI1Type(), v.boolValue ? 1 : 0)),
+          {}};
     return error(f, e.getLoc(),
                  "config '" + e.name + "' is a " + stringifyKind(v.kind) +
                      " and cannot be used in a " + env.decl->getKeyword() +
@@ -2129,7 +2126,7 @@ FailureOr<ScalarValue> Importer::compileBinary(AttentionBuild &a,
   // "ints") does not accept.
   auto kindError = [&](StringRef need) {
     auto accepts = [&](K k) {
-      return need == "bools" ? k == K::Bool
+      return need == "bools"  ? k == K::Bool
              : need == "ints" ? k == K::Int
                               : k != K::Bool;
     };
@@ -2197,9 +2194,8 @@ FailureOr<ScalarValue> Importer::compileBinary(AttentionBuild &a,
     if (lk == K::Bool || rk == K::Bool)
       return kindError("numbers");
     if (lk == K::Int && rk == K::Int && e.op != BinaryOp::Div) {
-      Value v = e.op == BinaryOp::Add
-                    ? Value(mlir::arith::AddIOp::create(builder, l, lhs->value,
-                                                        rhs->value))
+      Value v = e.op == BinaryOp::Add ? Value(mlir::arith::AddIOp::create(
+                                            builder, l, lhs->value, rhs->value))
                 : e.op == BinaryOp::Sub
                     ? Value(mlir::arith::SubIOp::create(builder, l, lhs->value,
                                                         rhs->value))
@@ -2225,10 +2221,10 @@ FailureOr<ScalarValue> Importer::compileBinary(AttentionBuild &a,
       if (llvm::cast<mlir::IntegerAttr>(c.getValue()).getInt() == 0)
         return error(f, e.getLoc(), "division by zero");
     if (e.op == BinaryOp::FloorDiv)
-      return ScalarValue{K::Int,
-                         mlir::arith::FloorDivSIOp::create(
-                             builder, l, lhs->value, rhs->value),
-                         {}};
+      return ScalarValue{
+          K::Int,
+          mlir::arith::FloorDivSIOp::create(builder, l, lhs->value, rhs->value),
+          {}};
     // Python's modulo takes the sign of the divisor: r = a rem b, plus b
     // when r is nonzero and its sign differs from b's.
     Value r = mlir::arith::RemSIOp::create(builder, l, lhs->value, rhs->value);
@@ -2243,7 +2239,8 @@ FailureOr<ScalarValue> Importer::compileBinary(AttentionBuild &a,
     Value fix = mlir::arith::AndIOp::create(builder, l, differ, rNonZero);
     Value adjusted = mlir::arith::AddIOp::create(builder, l, r, rhs->value);
     return ScalarValue{
-        K::Int, mlir::arith::SelectOp::create(builder, l, fix, adjusted, r),
+        K::Int,
+        mlir::arith::SelectOp::create(builder, l, fix, adjusted, r),
         {}};
   }
   case BinaryOp::Pow:
@@ -2332,11 +2329,10 @@ FailureOr<ScalarValue> Importer::compileCall(AttentionBuild &a,
       x = toFloat(a, x);
       y = toFloat(a, y);
     }
-    return ScalarValue{
-        x.kind,
-        mlir::arith::SelectOp::create(builder, l, args[0].value, x.value,
-                                      y.value),
-        {}};
+    return ScalarValue{x.kind,
+                       mlir::arith::SelectOp::create(builder, l, args[0].value,
+                                                     x.value, y.value),
+                       {}};
   }
   if (e.callee == "min" || e.callee == "max") {
     bool isMax = e.callee == "max";
@@ -2367,16 +2363,16 @@ FailureOr<ScalarValue> Importer::compileCall(AttentionBuild &a,
     return failure();
   if (e.callee == "abs") {
     if (args[0].kind == K::Int)
-      return ScalarValue{K::Int,
-                         mlir::math::AbsIOp::create(builder, l, args[0].value),
-                         {}};
+      return ScalarValue{
+          K::Int, mlir::math::AbsIOp::create(builder, l, args[0].value), {}};
     return ScalarValue{
         K::Float, mlir::math::AbsFOp::create(builder, l, args[0].value), {}};
   }
   Value x = toFloat(a, args[0]).value;
-  Value v = e.callee == "exp"   ? Value(mlir::math::ExpOp::create(builder, l, x))
-            : e.callee == "log" ? Value(mlir::math::LogOp::create(builder, l, x))
-                                : Value(mlir::math::TanhOp::create(builder, l, x));
+  Value v = e.callee == "exp" ? Value(mlir::math::ExpOp::create(builder, l, x))
+            : e.callee == "log"
+                ? Value(mlir::math::LogOp::create(builder, l, x))
+                : Value(mlir::math::TanhOp::create(builder, l, x));
   return ScalarValue{K::Float, v, {}};
 }
 
@@ -2449,14 +2445,13 @@ FailureOr<ScalarValue> Importer::compileBuiltinMask(AttentionBuild &a,
                        element + ", got " + spellType(type));
     bool batchable = name != "csr";
     if (type.getRank() != rank && (!batchable || type.getRank() != rank + 1))
-      return error(
-          f, x.getLoc(),
-          "'" + ref->name + "' of '" + name + "' must have rank " +
-              Twine(rank) +
-              (batchable ? " (or " + Twine(rank + 1) +
-                               " with a leading batch dimension)"
-                         : Twine("")) +
-              ", got " + spellType(type));
+      return error(f, x.getLoc(),
+                   "'" + ref->name + "' of '" + name + "' must have rank " +
+                       Twine(rank) +
+                       (batchable ? " (or " + Twine(rank + 1) +
+                                        " with a leading batch dimension)"
+                                  : Twine("")) +
+                       ", got " + spellType(type));
     FailureOr<Value> captured = capture(a, tensor);
     if (failed(captured))
       return failure();
@@ -2484,8 +2479,8 @@ FailureOr<ScalarValue> Importer::compileBuiltinMask(AttentionBuild &a,
     FailureOr<Meta> out = meta(1, 1, "i32 or i64");
     if (failed(out))
       return failure();
-    Value first = mlir::arith::CmpIOp::create(builder, l, P::sle,
-                                              read(*in, j), read(*in, i));
+    Value first = mlir::arith::CmpIOp::create(builder, l, P::sle, read(*in, j),
+                                              read(*in, i));
     Value second = mlir::arith::CmpIOp::create(builder, l, P::sle,
                                                read(*out, i), read(*out, j));
     return boolOf(mlir::arith::AndIOp::create(builder, l, first, second));
@@ -2506,13 +2501,13 @@ FailureOr<ScalarValue> Importer::compileBuiltinMask(AttentionBuild &a,
     FailureOr<Meta> words = meta(0, 2, "i32");
     if (failed(words))
       return failure();
-    Value thirtyTwo = mlir::arith::ConstantOp::create(
-        builder, l, builder.getIndexAttr(32));
+    Value thirtyTwo =
+        mlir::arith::ConstantOp::create(builder, l, builder.getIndexAttr(32));
     Value col = mlir::arith::DivUIOp::create(builder, l, j, thirtyTwo);
     Value bit = mlir::arith::RemUIOp::create(builder, l, j, thirtyTwo);
     Value word = read(*words, {i, col});
-    Value shift = mlir::arith::IndexCastOp::create(builder, l,
-                                                   builder.getI32Type(), bit);
+    Value shift =
+        mlir::arith::IndexCastOp::create(builder, l, builder.getI32Type(), bit);
     Value shifted = mlir::arith::ShRUIOp::create(builder, l, word, shift);
     Value one = mlir::arith::ConstantOp::create(builder, l,
                                                 builder.getI32IntegerAttr(1));
@@ -2644,8 +2639,9 @@ Importer::importAttention(Frame &f, const CallExpr &call, size_t results) {
       if (fn && fn->minArgs != 0)
         return error(f, maskKw->value->getLoc(),
                      "built-in mask '" + name->name + "' takes arguments (" +
-                         fn->params + "); declare a mask that calls it, e.g. "
-                                      "mask m(b, h, i, j) = " +
+                         fn->params +
+                         "); declare a mask that calls it, e.g. "
+                         "mask m(b, h, i, j) = " +
                          name->name + "(...)");
       builtin.ident = {name->name, maskKw->value->getLoc()};
       for (StringRef p : {"b", "h", "i", "j"})
@@ -2726,8 +2722,8 @@ Importer::importAttention(Frame &f, const CallExpr &call, size_t results) {
                        "'bias=' " + spellType(type) +
                            " does not broadcast to [batch, heads, queries, "
                            "keys]: dimension " +
-                           Twine(d) + " is " + Twine(size) + ", expected 1 or " +
-                           Twine(want));
+                           Twine(d) + " is " + Twine(size) +
+                           ", expected 1 or " + Twine(want));
         indices.push_back(a.indexParams[offset + d]);
       }
       FailureOr<Value> captured = capture(a, tensor);
@@ -2747,8 +2743,8 @@ Importer::importAttention(Frame &f, const CallExpr &call, size_t results) {
                      "'alibi=' takes a tensor value of the graph (the slopes, "
                      "one per query head)");
       auto type = llvm::cast<RankedTensorType>(tensor.getType());
-      int64_t heads =
-          qType.getRank() == 4 ? qType.getDimSize(1) : mlir::ShapedType::kDynamic;
+      int64_t heads = qType.getRank() == 4 ? qType.getDimSize(1)
+                                           : mlir::ShapedType::kDynamic;
       if (!llvm::isa<mlir::FloatType>(type.getElementType()) ||
           type.getRank() != 1 ||
           (!type.isDynamicDim(0) && !mlir::ShapedType::isDynamic(heads) &&

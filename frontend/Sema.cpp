@@ -374,8 +374,8 @@ bool Checker::checkRequire(const RequireStmt &stmt) {
 }
 
 bool Checker::checkMask(const MaskStmt &mask) {
-  if (!declare(mask.ident, mask.isScore ? ScopeEntry::Kind::Score
-                                        : ScopeEntry::Kind::Mask))
+  if (!declare(mask.ident,
+               mask.isScore ? ScopeEntry::Kind::Score : ScopeEntry::Kind::Mask))
     return false;
   llvm::StringRef what = mask.getKeyword();
   if (mask.indices.size() != mask.getExpectedArity())
@@ -458,8 +458,8 @@ bool Checker::checkMaskCall(const CallExpr &call) {
                        what + " that uses it");
     return error(call.getLoc(),
                  "unknown function '" + call.callee + "' in " + what + " '" +
-                     currentMask->ident.name + "'; built-in masks: " +
-                     listMaskFunctions(true) +
+                     currentMask->ident.name +
+                     "'; built-in masks: " + listMaskFunctions(true) +
                      "; functions: select, min, max, abs, exp, log, tanh");
   }
   if (!call.kwargs.empty())
@@ -468,15 +468,14 @@ bool Checker::checkMaskCall(const CallExpr &call) {
   bool variadic = fn->name == "min" || fn->name == "max";
   size_t n = call.args.size();
   if (variadic ? n < fn->minArgs : n != fn->minArgs)
-    return error(call.getLoc(),
-                 llvm::Twine(fn->isBuiltinMask ? "built-in mask '"
-                                               : "function '") +
-                     call.callee + "' takes " + (variadic ? "at least " : "") +
-                     llvm::Twine(fn->minArgs) +
-                     (fn->minArgs == 1 ? " argument" : " arguments") +
-                     (fn->params.empty() ? "" : " (" + fn->params.str() + ")") +
-                     ", but " + llvm::Twine(n) + (n == 1 ? " is" : " are") +
-                     " given");
+    return error(
+        call.getLoc(),
+        llvm::Twine(fn->isBuiltinMask ? "built-in mask '" : "function '") +
+            call.callee + "' takes " + (variadic ? "at least " : "") +
+            llvm::Twine(fn->minArgs) +
+            (fn->minArgs == 1 ? " argument" : " arguments") +
+            (fn->params.empty() ? "" : " (" + fn->params.str() + ")") +
+            ", but " + llvm::Twine(n) + (n == 1 ? " is" : " are") + " given");
   for (const ExprPtr &arg : call.args)
     if (!checkValue(*arg))
       return false;
@@ -514,8 +513,9 @@ bool Checker::checkAttentionCall(const CallExpr &call) {
       error(kw.value->getLoc(),
             "unknown " + key + " '" + name->name + "'; declare it with '" +
                 syntax + "'" +
-                (wantScore ? "" : " or use a built-in mask (" +
-                                      listMaskFunctions(true) + ")"));
+                (wantScore ? ""
+                           : " or use a built-in mask (" +
+                                 listMaskFunctions(true) + ")"));
       if (untakenIt != untaken.end())
         note(untakenIt->second, "'" + name->name +
                                     "' is defined only in a branch of an "
@@ -526,8 +526,7 @@ bool Checker::checkAttentionCall(const CallExpr &call) {
         wantScore ? ScopeEntry::Kind::Score : ScopeEntry::Kind::Mask;
     if (it->second.kind != want) {
       error(kw.value->getLoc(),
-            "'" + key + "=' takes a " + key + ", but '" + name->name +
-                "' is " +
+            "'" + key + "=' takes a " + key + ", but '" + name->name + "' is " +
                 (it->second.kind == ScopeEntry::Kind::Input ? "an " : "a ") +
                 describe(it->second.kind));
       note(it->second.loc, "'" + name->name + "' is declared here");

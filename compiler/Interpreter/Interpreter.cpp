@@ -1578,19 +1578,18 @@ static uint64_t zext(int64_t v, unsigned width) {
 static bool isKnownRegionOp(Operation &op) {
   return isa<arith::ConstantOp, arith::AddIOp, arith::SubIOp, arith::MulIOp,
              arith::DivSIOp, arith::DivUIOp, arith::FloorDivSIOp,
-             arith::CeilDivSIOp, arith::RemSIOp, arith::RemUIOp,
-             arith::AndIOp, arith::OrIOp, arith::XOrIOp, arith::ShLIOp,
-             arith::ShRSIOp, arith::ShRUIOp, arith::MinSIOp, arith::MaxSIOp,
-             arith::MinUIOp, arith::MaxUIOp, arith::CmpIOp, arith::CmpFOp,
-             arith::SelectOp, arith::IndexCastOp, arith::IndexCastUIOp,
-             arith::SIToFPOp, arith::UIToFPOp, arith::FPToSIOp,
-             arith::FPToUIOp, arith::ExtSIOp, arith::ExtUIOp, arith::TruncIOp,
-             arith::ExtFOp, arith::TruncFOp, arith::AddFOp, arith::SubFOp,
-             arith::MulFOp, arith::DivFOp, arith::RemFOp, arith::NegFOp,
-             arith::MaximumFOp, arith::MinimumFOp, arith::MaxNumFOp,
-             arith::MinNumFOp, math::TanhOp, math::ExpOp, math::LogOp,
-             math::AbsFOp, math::AbsIOp, math::SqrtOp, tensor::ExtractOp,
-             CsrContainsOp, YieldOp>(op);
+             arith::CeilDivSIOp, arith::RemSIOp, arith::RemUIOp, arith::AndIOp,
+             arith::OrIOp, arith::XOrIOp, arith::ShLIOp, arith::ShRSIOp,
+             arith::ShRUIOp, arith::MinSIOp, arith::MaxSIOp, arith::MinUIOp,
+             arith::MaxUIOp, arith::CmpIOp, arith::CmpFOp, arith::SelectOp,
+             arith::IndexCastOp, arith::IndexCastUIOp, arith::SIToFPOp,
+             arith::UIToFPOp, arith::FPToSIOp, arith::FPToUIOp, arith::ExtSIOp,
+             arith::ExtUIOp, arith::TruncIOp, arith::ExtFOp, arith::TruncFOp,
+             arith::AddFOp, arith::SubFOp, arith::MulFOp, arith::DivFOp,
+             arith::RemFOp, arith::NegFOp, arith::MaximumFOp, arith::MinimumFOp,
+             arith::MaxNumFOp, arith::MinNumFOp, math::TanhOp, math::ExpOp,
+             math::LogOp, math::AbsFOp, math::AbsIOp, math::SqrtOp,
+             tensor::ExtractOp, CsrContainsOp, YieldOp>(op);
 }
 
 LogicalResult RegionEvaluator::check() {
@@ -1678,8 +1677,8 @@ LogicalResult RegionEvaluator::evalOp(Operation &op) {
     uint64_t x = zext(a().i, w), y = zext(b().i, w);
     if (y == 0)
       return fail("divides by zero");
-    r.i = sext(static_cast<int64_t>(isa<arith::DivUIOp>(op) ? x / y : x % y),
-               w);
+    r.i =
+        sext(static_cast<int64_t>(isa<arith::DivUIOp>(op) ? x / y : x % y), w);
   } else if (isa<arith::AndIOp>(op)) {
     r.i = a().i & b().i;
   } else if (isa<arith::OrIOp>(op)) {
@@ -1862,9 +1861,8 @@ LogicalResult RegionEvaluator::evalOp(Operation &op) {
       std::string at;
       llvm::raw_string_ostream os(at);
       llvm::interleaveComma(where, os);
-      return fail("reads index [")
-             << at << "] of a capture of shape " << shapeStr(t.shape)
-             << ", out of bounds";
+      return fail("reads index [") << at << "] of a capture of shape "
+                                   << shapeStr(t.shape) << ", out of bounds";
     }
     double x = t.data[offset];
     Type et = resultType;
@@ -1927,8 +1925,8 @@ FailureOr<std::vector<Tensor>> Evaluator::evalAttention(AttentionOp op) {
   FailureOr<Tensor> out = allocate(op, {B, Hq, Sq, Dv});
   if (failed(out))
     return failure();
-  FailureOr<Tensor> lse = allocate(op, {B, Hq, Sq},
-                                   -std::numeric_limits<double>::infinity());
+  FailureOr<Tensor> lse =
+      allocate(op, {B, Hq, Sq}, -std::numeric_limits<double>::infinity());
   if (failed(lse))
     return failure();
   double scale = op.getScale().convertToDouble();
