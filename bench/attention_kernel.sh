@@ -16,6 +16,9 @@
 # causal through torch.nn.functional.scaled_dot_product_attention, float32,
 # median of timed calls, as a second table and JSON line. Threads: all cores
 # unless LOOM_NUM_THREADS (and OMP_NUM_THREADS for torch) say otherwise.
+# The kernel uses AVX2+FMA; on a CPU with AVX-512, torch uses it too unless
+# ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+# restrict it to the same vector width.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
