@@ -184,13 +184,13 @@ Tensor intTensor(const std::vector<int32_t> &values) {
 /// |got - want| <= atol + rtol |want| elementwise, -inf exactly where the
 /// reference has it, and never NaN.
 ::testing::AssertionResult near(const char *what, const Tensor &got,
-                                const Tensor &want, double atol,
-                                double rtol) {
+                                const Tensor &want, double atol, double rtol) {
   if (got.shape != want.shape)
     return ::testing::AssertionFailure() << what << ": shapes differ";
   for (size_t n = 0; n < want.data.size(); ++n) {
     double g = got.data[n], w = want.data[n];
-    if (std::isinf(w) ? g != w : !(std::fabs(g - w) <= atol + rtol * std::fabs(w)))
+    if (std::isinf(w) ? g != w
+                      : !(std::fabs(g - w) <= atol + rtol * std::fabs(w)))
       return ::testing::AssertionFailure()
              << what << "[" << n << "] = " << g << ", want " << w;
   }
@@ -227,8 +227,8 @@ protected:
       fuseStage.stopAfter = mlir::loom::CompileStage::Fuse;
       std::string text;
       llvm::raw_string_ostream printed(text);
-      ASSERT_TRUE(succeeded(
-          mlir::loom::compileModule(*copy, fuseStage, printed, "")))
+      ASSERT_TRUE(
+          succeeded(mlir::loom::compileModule(*copy, fuseStage, printed, "")))
           << diagnostics;
       EXPECT_NE(text.find("loom.attention"), std::string::npos);
       EXPECT_EQ(text.find("fuse.attention"), std::string::npos);

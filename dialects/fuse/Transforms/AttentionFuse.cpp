@@ -40,8 +40,7 @@ Value fuse::buildCsrContains(OpBuilder &b, Location loc, Value indptr,
   Value next = arith::AddIOp::create(b, loc, row, c1);
   // 0 <= row and row + 1 < dim(indptr): both reads of indptr are in bounds.
   Value rowOk = arith::AndIOp::create(
-      b, loc,
-      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, row, c0),
+      b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, row, c0),
       arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, next, rows1));
   auto ifOp = scf::IfOp::create(b, loc, TypeRange{b.getI1Type()}, rowOk,
                                 /*withElseRegion=*/true);
@@ -79,8 +78,8 @@ Value fuse::buildCsrContains(OpBuilder &b, Location loc, Value indptr,
           x = arith::IndexCastOp::create(nb, nl, nb.getIndexType(), x);
           Value eq = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq, x,
                                            column);
-          Value lt = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::slt,
-                                           x, column);
+          Value lt = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::slt, x,
+                                           column);
           Value one = arith::ConstantIndexOp::create(nb, nl, 1);
           Value newLo = arith::SelectOp::create(
               nb, nl, lt, arith::AddIOp::create(nb, nl, mid, one), lo);
@@ -106,8 +105,8 @@ void fuse::expandCsrContains(RewriterBase &rewriter, Region &region) {
     OpBuilder::InsertionGuard guard(rewriter);
     rewriter.setInsertionPoint(op);
     Value result =
-        buildCsrContains(rewriter, op.getLoc(), op.getIndptr(),
-                         op.getIndices(), op.getRow(), op.getColumn());
+        buildCsrContains(rewriter, op.getLoc(), op.getIndptr(), op.getIndices(),
+                         op.getRow(), op.getColumn());
     rewriter.replaceOp(op, result);
   }
 }
@@ -129,10 +128,10 @@ Value emptyLike(OpBuilder &b, Location loc, RankedTensorType type,
   SmallVector<Value> dynamic;
   for (auto [d, size] : llvm::enumerate(type.getShape()))
     if (ShapedType::isDynamic(size))
-      dynamic.push_back(tensor::DimOp::create(b, loc, sources[d].first,
-                                              sources[d].second));
-  return tensor::EmptyOp::create(b, loc, type.getShape(),
-                                 type.getElementType(), dynamic);
+      dynamic.push_back(
+          tensor::DimOp::create(b, loc, sources[d].first, sources[d].second));
+  return tensor::EmptyOp::create(b, loc, type.getShape(), type.getElementType(),
+                                 dynamic);
 }
 
 /// Creates `fuse.attention` on rank-4 q, k, v with inits shaped after q and
@@ -143,8 +142,8 @@ fuse::AttentionOp createFused(OpBuilder &b, Location loc, Value q, Value k,
                               RankedTensorType lseType, FloatAttr scale) {
   Value outInit = emptyLike(b, loc, outType, {{q, 0}, {q, 1}, {q, 2}, {v, 3}});
   Value lseInit = emptyLike(b, loc, lseType, {{q, 0}, {q, 1}, {q, 2}});
-  return fuse::AttentionOp::create(b, loc, TypeRange{outType, lseType}, q, k,
-                                   v, captures, outInit, lseInit, scale);
+  return fuse::AttentionOp::create(b, loc, TypeRange{outType, lseType}, q, k, v,
+                                   captures, outInit, lseInit, scale);
 }
 
 /// Rewrites every `loom.yield` terminator of `region` into `fuse.yield`.
@@ -169,9 +168,8 @@ struct AttentionOpToFusePattern : public OpRewritePattern<loom::AttentionOp> {
   LogicalResult matchAndRewrite(loom::AttentionOp op,
                                 PatternRewriter &rewriter) const override {
     auto fused = createFused(rewriter, op.getLoc(), op.getQ(), op.getK(),
-                             op.getV(), op.getCaptures(),
-                             tensorOf(op.getOut()), tensorOf(op.getLse()),
-                             op.getScaleAttr());
+                             op.getV(), op.getCaptures(), tensorOf(op.getOut()),
+                             tensorOf(op.getLse()), op.getScaleAttr());
     for (auto [from, to] : {std::pair(&op.getMask(), &fused.getMask()),
                             std::pair(&op.getScore(), &fused.getScore())}) {
       rewriter.inlineRegionBefore(*from, *to, to->end());
@@ -208,8 +206,7 @@ std::optional<std::pair<Value, double>> peelScale(Value value) {
   auto scaled = [&](Value x, Value c,
                     bool divide) -> std::optional<std::pair<Value, double>> {
     std::optional<double> factor = splatFloat(c);
-    if (!factor || x.getType() != value.getType() ||
-        (divide && *factor == 0.0))
+    if (!factor || x.getType() != value.getType() || (divide && *factor == 0.0))
       return std::nullopt;
     return std::pair(x, divide ? 1.0 / *factor : *factor);
   };
@@ -289,7 +286,8 @@ LogicalResult matchComposite(loom::MatmulOp pv, Composite &c) {
   if ((rank != 3 && rank != 4) || !isa<FloatType>(type.getElementType()))
     return failure();
   auto softmax = pv.getLhs().getDefiningOp<loom::SoftmaxOp>();
-  if (!softmax || !softmax->hasOneUse() || static_cast<int64_t>(softmax.getAxis()) != rank - 1)
+  if (!softmax || !softmax->hasOneUse() ||
+      static_cast<int64_t>(softmax.getAxis()) != rank - 1)
     return failure();
   Value x = softmax.getOperand();
   RankedTensorType scoresType = tensorOf(x);
@@ -340,8 +338,8 @@ LogicalResult matchComposite(loom::MatmulOp pv, Composite &c) {
   if (k.getDimSize(heads) != v.getDimSize(heads) ||
       (k.getDimSize(heads) != q.getDimSize(heads) && k.getDimSize(heads) != 1))
     return failure();
-  if (rank == 4 &&
-      (k.getDimSize(0) != q.getDimSize(0) || v.getDimSize(0) != q.getDimSize(0)))
+  if (rank == 4 && (k.getDimSize(0) != q.getDimSize(0) ||
+                    v.getDimSize(0) != q.getDimSize(0)))
     return failure();
   if (k.getDimSize(rank - 2) != v.getDimSize(rank - 2))
     return failure();
@@ -418,8 +416,8 @@ struct CompositeToFusePattern : public OpRewritePattern<loom::MatmulOp> {
       captures.push_back(c.boolMask);
     if (c.additive)
       captures.push_back(c.additive);
-    auto fused = createFused(rewriter, loc, q, k, v, captures, outType,
-                             lseType, rewriter.getF64FloatAttr(c.scale));
+    auto fused = createFused(rewriter, loc, q, k, v, captures, outType, lseType,
+                             rewriter.getF64FloatAttr(c.scale));
 
     // The region reads the capture at the scores' position: (b, h, i, j)
     // for rank 4, (h, i, j) for rank 3.
@@ -441,8 +439,7 @@ struct CompositeToFusePattern : public OpRewritePattern<loom::MatmulOp> {
       ValueRange idx = block->getArguments().take_front(4).drop_front(4 - rank);
       return tensor::ExtractOp::create(
           rewriter, loc, capture,
-          broadcastIndices(rewriter, loc, tensorOf(capture), scoresShape,
-                           idx));
+          broadcastIndices(rewriter, loc, tensorOf(capture), scoresShape, idx));
     };
     if (c.boolMask) {
       Block *block = makeBlock(fused.getMask(), false);
@@ -470,11 +467,13 @@ struct AttentionFusePass
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     fuse::populateAttentionFusePatterns(patterns);
-    // No folding: the pass changes the attention ops and nothing else.
+    // Folding and region simplification are left to the canonicalizer
+    // that follows in the pipeline.
     GreedyRewriteConfig config;
     config.enableFolding(false);
-    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns),
-                                     config)))
+    config.setRegionSimplificationLevel(GreedySimplifyRegionLevel::Disabled);
+    if (failed(
+            applyPatternsGreedily(getOperation(), std::move(patterns), config)))
       return signalPassFailure();
   }
 };

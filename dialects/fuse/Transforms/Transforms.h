@@ -18,8 +18,8 @@ namespace mlir::fuse {
 /// with `scf.while`, `tensor.extract` and `arith`; a row outside `[0, rows)`
 /// or an empty row gives false, and positions are clamped to `indices`.
 /// Returns the `i1` result.
-Value buildCsrContains(OpBuilder &b, Location loc, Value indptr,
-                       Value indices, Value row, Value column);
+Value buildCsrContains(OpBuilder &b, Location loc, Value indptr, Value indices,
+                       Value row, Value column);
 
 /// Replaces every `loom.csr_contains` nested in `region` by the code of
 /// buildCsrContains.
