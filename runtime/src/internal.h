@@ -35,15 +35,6 @@ struct loom_tensor_map {
   std::unordered_map<std::string, size_t> index;
 };
 
-/// Host function "loom_rt_attention_f32" (see loom_rt_attention_f32_fn_t in
-/// abi.h).
-extern "C" void loom_rt_attention_f32(const loom_memref_4d_t *q,
-                                      const loom_memref_4d_t *k,
-                                      const loom_memref_4d_t *v,
-                                      loom_memref_4d_t *out,
-                                      loom_memref_3d_t *lse, float scale,
-                                      const loom_attention_mods_t *mods);
-
 namespace loom {
 
 /// Creates a status with a printf-formatted message.

@@ -266,6 +266,10 @@ void loom_rt_mla_decode_f32(const loom_memref_4d_t *q_lat,
                             const loom_memref_3d_t *kv,
                             const loom_memref_3d_t *pe, loom_memref_4d_t *out,
                             int64_t start_pos, float scale);
+void loom_rt_attention_f32(const loom_memref_4d_t *q, const loom_memref_4d_t *k,
+                           const loom_memref_4d_t *v, loom_memref_4d_t *out,
+                           loom_memref_3d_t *lse, float scale,
+                           const loom_attention_mods_t *mods);
 void loom_rt_parallel_for(void (*body)(void *, int64_t, int64_t), void *ctx,
                           int64_t n);
 /// `size` bytes aligned to `alignment` (a power of two, at most 4096), or
