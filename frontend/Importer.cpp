@@ -2033,10 +2033,18 @@ FailureOr<ScalarValue> Importer::compileName(AttentionBuild &a,
       return env.params[p];
   if (const MaskStmt *decl = f.masks.lookup(e.name))
     return inlineMask(a, env, *decl);
-  if (f.values.count(e.name))
+  if (Value tensor = f.values.lookup(e.name)) {
+    // A rank-0 tensor (`start_pos: i64`) is read by its name alone.
+    if (llvm::cast<RankedTensorType>(tensor.getType()).getRank() == 0) {
+      FailureOr<Value> captured = capture(a, tensor);
+      if (failed(captured))
+        return failure();
+      return readElement(a, *captured, {}, loc(f, e.getLoc()), &e);
+    }
     return error(f, e.getLoc(),
                  "'" + e.name + "' is a tensor; a " + env.decl->getKeyword() +
                      " body reads one element of it: " + e.name + "[...]");
+  }
   if (const ConfigDecl *c = m.findConfig(e.name)) {
     mlir::Location l = loc(f, e.getLoc());
     const ConstValue &v = c->value;
@@ -2142,13 +2150,18 @@ FailureOr<ScalarValue> Importer::compileBinary(AttentionBuild &a,
                      exprToString(bad) + "' is " + what);
   };
   auto boolOf = [&](Value v) { return ScalarValue{K::Bool, v, {}}; };
+  // `/` of two ints is floor division, like `//` (and like `j / 32` in the
+  // definition of bits()); with a float operand it divides floats.
+  BinaryOp bop = e.op;
+  if (bop == BinaryOp::Div && lk == K::Int && rk == K::Int)
+    bop = BinaryOp::FloorDiv;
 
-  switch (e.op) {
+  switch (bop) {
   case BinaryOp::And:
   case BinaryOp::Or:
     if (lk != K::Bool || rk != K::Bool)
       return kindError("bools");
-    if (e.op == BinaryOp::And)
+    if (bop == BinaryOp::And)
       return boolOf(
           mlir::arith::AndIOp::create(builder, l, lhs->value, rhs->value));
     return boolOf(
@@ -2164,25 +2177,25 @@ FailureOr<ScalarValue> Importer::compileBinary(AttentionBuild &a,
                    "cannot compare " + describeKind(lk) + " ('" +
                        exprToString(*e.lhs) + "') with " + describeKind(rk) +
                        " ('" + exprToString(*e.rhs) + "')");
-    if (lk == K::Bool && e.op != BinaryOp::Eq && e.op != BinaryOp::Ne)
+    if (lk == K::Bool && bop != BinaryOp::Eq && bop != BinaryOp::Ne)
       return kindError("numbers");
     if (lk == K::Float) {
       using P = mlir::arith::CmpFPredicate;
-      P p = e.op == BinaryOp::Eq   ? P::OEQ
-            : e.op == BinaryOp::Ne ? P::UNE
-            : e.op == BinaryOp::Lt ? P::OLT
-            : e.op == BinaryOp::Le ? P::OLE
-            : e.op == BinaryOp::Gt ? P::OGT
+      P p = bop == BinaryOp::Eq   ? P::OEQ
+            : bop == BinaryOp::Ne ? P::UNE
+            : bop == BinaryOp::Lt ? P::OLT
+            : bop == BinaryOp::Le ? P::OLE
+            : bop == BinaryOp::Gt ? P::OGT
                                    : P::OGE;
       return boolOf(
           mlir::arith::CmpFOp::create(builder, l, p, lhs->value, rhs->value));
     }
     using P = mlir::arith::CmpIPredicate;
-    P p = e.op == BinaryOp::Eq   ? P::eq
-          : e.op == BinaryOp::Ne ? P::ne
-          : e.op == BinaryOp::Lt ? P::slt
-          : e.op == BinaryOp::Le ? P::sle
-          : e.op == BinaryOp::Gt ? P::sgt
+    P p = bop == BinaryOp::Eq   ? P::eq
+          : bop == BinaryOp::Ne ? P::ne
+          : bop == BinaryOp::Lt ? P::slt
+          : bop == BinaryOp::Le ? P::sle
+          : bop == BinaryOp::Gt ? P::sgt
                                  : P::sge;
     return boolOf(
         mlir::arith::CmpIOp::create(builder, l, p, lhs->value, rhs->value));
@@ -2193,10 +2206,10 @@ FailureOr<ScalarValue> Importer::compileBinary(AttentionBuild &a,
   case BinaryOp::Div: {
     if (lk == K::Bool || rk == K::Bool)
       return kindError("numbers");
-    if (lk == K::Int && rk == K::Int && e.op != BinaryOp::Div) {
-      Value v = e.op == BinaryOp::Add ? Value(mlir::arith::AddIOp::create(
+    if (lk == K::Int && rk == K::Int && bop != BinaryOp::Div) {
+      Value v = bop == BinaryOp::Add ? Value(mlir::arith::AddIOp::create(
                                             builder, l, lhs->value, rhs->value))
-                : e.op == BinaryOp::Sub
+                : bop == BinaryOp::Sub
                     ? Value(mlir::arith::SubIOp::create(builder, l, lhs->value,
                                                         rhs->value))
                     : Value(mlir::arith::MulIOp::create(builder, l, lhs->value,
@@ -2204,11 +2217,11 @@ FailureOr<ScalarValue> Importer::compileBinary(AttentionBuild &a,
       return ScalarValue{K::Int, v, {}};
     }
     Value x = toFloat(a, *lhs).value, y = toFloat(a, *rhs).value;
-    Value v = e.op == BinaryOp::Add
+    Value v = bop == BinaryOp::Add
                   ? Value(mlir::arith::AddFOp::create(builder, l, x, y))
-              : e.op == BinaryOp::Sub
+              : bop == BinaryOp::Sub
                   ? Value(mlir::arith::SubFOp::create(builder, l, x, y))
-              : e.op == BinaryOp::Mul
+              : bop == BinaryOp::Mul
                   ? Value(mlir::arith::MulFOp::create(builder, l, x, y))
                   : Value(mlir::arith::DivFOp::create(builder, l, x, y));
     return ScalarValue{K::Float, v, {}};
@@ -2220,7 +2233,7 @@ FailureOr<ScalarValue> Importer::compileBinary(AttentionBuild &a,
     if (auto c = rhs->value.getDefiningOp<mlir::arith::ConstantOp>())
       if (llvm::cast<mlir::IntegerAttr>(c.getValue()).getInt() == 0)
         return error(f, e.getLoc(), "division by zero");
-    if (e.op == BinaryOp::FloorDiv)
+    if (bop == BinaryOp::FloorDiv)
       return ScalarValue{
           K::Int,
           mlir::arith::FloorDivSIOp::create(builder, l, lhs->value, rhs->value),

@@ -162,9 +162,14 @@ def cases():
 
     out["gqa"] = (qkv(hq=4, hkv=2, dk=4, dv=3), {},
                   lambda b, h, i, j: 0 <= i - j < 3, None, None)
+    t = {"q": tensor(rng, B, H, 2, D), "k": tensor(rng, B, H, S, D),
+         "v": tensor(rng, B, H, S, D)}
+    out["offset"] = (t, {"pos": ("I64", 3)}, lambda b, h, i, j: j <= i + 3,
+                     None, None)
     out["empty_rows"] = (qkv(), {},
                          lambda b, h, i, j: j <= i and i != 2 and
-                         not (b == 1 and i == 0), None, None)
+                         not (b == 1 and i == 0) and -(j + 1) // 2 != -2 and
+                         (j - i) % 4 != 3, None, None)
     return out
 
 
