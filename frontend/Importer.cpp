@@ -2186,7 +2186,7 @@ FailureOr<ScalarValue> Importer::compileBinary(AttentionBuild &a,
             : bop == BinaryOp::Lt ? P::OLT
             : bop == BinaryOp::Le ? P::OLE
             : bop == BinaryOp::Gt ? P::OGT
-                                   : P::OGE;
+                                  : P::OGE;
       return boolOf(
           mlir::arith::CmpFOp::create(builder, l, p, lhs->value, rhs->value));
     }
@@ -2196,7 +2196,7 @@ FailureOr<ScalarValue> Importer::compileBinary(AttentionBuild &a,
           : bop == BinaryOp::Lt ? P::slt
           : bop == BinaryOp::Le ? P::sle
           : bop == BinaryOp::Gt ? P::sgt
-                                 : P::sge;
+                                : P::sge;
     return boolOf(
         mlir::arith::CmpIOp::create(builder, l, p, lhs->value, rhs->value));
   }
@@ -2208,7 +2208,7 @@ FailureOr<ScalarValue> Importer::compileBinary(AttentionBuild &a,
       return kindError("numbers");
     if (lk == K::Int && rk == K::Int && bop != BinaryOp::Div) {
       Value v = bop == BinaryOp::Add ? Value(mlir::arith::AddIOp::create(
-                                            builder, l, lhs->value, rhs->value))
+                                           builder, l, lhs->value, rhs->value))
                 : bop == BinaryOp::Sub
                     ? Value(mlir::arith::SubIOp::create(builder, l, lhs->value,
                                                         rhs->value))
