@@ -2,7 +2,9 @@
 //
 // This file implements the `fuse` dialect's registration and the
 // bufferization of its destination-passing ops: inputs are read, the
-// `outs` operand is overwritten whole (never read) and becomes the result.
+// `outs` operands are overwritten whole (never read) and become the results.
+// The regions of `fuse.attention` move to the bufferized op, where their
+// capture block arguments become memrefs and read them with memref.load.
 //
 //===----------------------------------------------------------------------===//
 
@@ -11,6 +13,8 @@
 #include "mlir/Dialect/Bufferization/IR/BufferizableOpInterface.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Bufferization/IR/DstBufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Transforms/InliningUtils.h"
 
 using namespace mlir;
@@ -32,6 +36,57 @@ struct FuseInlinerInterface : public DialectInlinerInterface {
     return true;
   }
 };
+
+/// Retypes the capture block arguments of `region` (those from `first` on)
+/// to the buffers' types and rewrites their reads: tensor.extract becomes
+/// memref.load and tensor.dim memref.dim, wherever they are nested. The
+/// driver bufferizes nested ops first, so these reads are usually memref
+/// ops already, on a bufferization.to_buffer of the argument, which goes.
+static LogicalResult bufferizeCaptureArguments(RewriterBase &rewriter,
+                                               Operation *op, Region &region,
+                                               unsigned first,
+                                               ValueRange buffers) {
+  if (region.empty())
+    return success();
+  Block &block = region.front();
+  if (block.getNumArguments() != first + buffers.size())
+    return op->emitOpError("region has ")
+           << block.getNumArguments() << " arguments, expected "
+           << first + buffers.size();
+  for (auto [arg, buffer] :
+       llvm::zip(block.getArguments().drop_front(first), buffers)) {
+    if (!isa<TensorType>(arg.getType()))
+      continue;
+    arg.setType(buffer.getType());
+    SmallVector<Operation *> users(arg.getUsers().begin(),
+                                   arg.getUsers().end());
+    for (Operation *user : users) {
+      rewriter.setInsertionPoint(user);
+      if (auto toBuffer = dyn_cast<bufferization::ToBufferOp>(user)) {
+        Value replacement = arg;
+        if (toBuffer.getType() != arg.getType()) {
+          if (!memref::CastOp::areCastCompatible(arg.getType(),
+                                                 toBuffer.getType()))
+            return toBuffer->emitOpError("cannot read a capture of type ")
+                   << arg.getType() << " as " << toBuffer.getType();
+          replacement = memref::CastOp::create(rewriter, toBuffer.getLoc(),
+                                               toBuffer.getType(), arg);
+        }
+        rewriter.replaceOp(toBuffer, replacement);
+      } else if (auto extract = dyn_cast<tensor::ExtractOp>(user)) {
+        rewriter.replaceOpWithNewOp<memref::LoadOp>(extract, arg,
+                                                    extract.getIndices());
+      } else if (auto dim = dyn_cast<tensor::DimOp>(user)) {
+        rewriter.replaceOpWithNewOp<memref::DimOp>(dim, arg, dim.getIndex());
+      } else {
+        return user->emitOpError(
+            "reads a captured tensor in a way that cannot be bufferized; "
+            "only tensor.extract and tensor.dim are supported");
+      }
+    }
+  }
+  return success();
+}
 
 template <typename OpTy>
 struct OverwritingDpsBufferization
@@ -65,7 +120,24 @@ struct OverwritingDpsBufferization
     rewriter.setInsertionPoint(op);
     OperationState bufferized(op->getLoc(), op->getName(), buffers,
                               /*types=*/TypeRange(), op->getAttrs());
+    for (unsigned i = 0, e = op->getNumRegions(); i < e; ++i)
+      bufferized.addRegion();
     Operation *newOp = rewriter.create(bufferized);
+    for (unsigned i = 0, e = op->getNumRegions(); i < e; ++i)
+      newOp->getRegion(i).takeBody(op->getRegion(i));
+    if constexpr (std::is_same_v<OpTy, AttentionOp>) {
+      auto attention = cast<AttentionOp>(newOp);
+      ValueRange captures = attention.getCaptures();
+      // mask (b, h, i, j, captures...), score (b, h, i, j, s, captures...).
+      if (failed(bufferizeCaptureArguments(rewriter, newOp,
+                                           attention.getMask(), 4,
+                                           captures)) ||
+          failed(bufferizeCaptureArguments(rewriter, newOp,
+                                           attention.getScore(), 5,
+                                           captures)))
+        return failure();
+      rewriter.setInsertionPoint(op);
+    }
     SmallVector<Value> results;
     for (OpOperand &init : dps.getDpsInitsMutable())
       results.push_back(newOp->getOperand(init.getOperandNumber()));
@@ -83,5 +155,7 @@ void FuseDialect::initialize() {
       >();
   addInterfaces<FuseInlinerInterface>();
   MlaDecodeOp::attachInterface<OverwritingDpsBufferization<MlaDecodeOp>>(
+      *getContext());
+  AttentionOp::attachInterface<OverwritingDpsBufferization<AttentionOp>>(
       *getContext());
 }
