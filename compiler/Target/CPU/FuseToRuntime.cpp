@@ -2,10 +2,13 @@
 //
 // This file implements loom-cpu-fuse-to-runtime: `fuse` ops on memrefs for
 // which the runtime has a CPU kernel become calls of that host function
-// (abi.h), with the operands cast to fully dynamic strided memrefs.
+// (abi.h), with the operands cast to fully dynamic strided memrefs. The
+// regions of `fuse.attention` become functions of the module
+// (AttentionOutline.cpp).
 //
 //===----------------------------------------------------------------------===//
 
+#include "compiler/Target/CPU/AttentionOutline.h"
 #include "compiler/Target/CPU/Passes.h"
 
 #include "dialects/fuse/IR/FuseOps.h"
@@ -49,6 +52,16 @@ struct CpuFuseToRuntimePass
     module.walk([&](fuse::MlaDecodeOp op) { ops.push_back(op); });
     for (fuse::MlaDecodeOp op : ops)
       if (failed(lowerMlaDecode(module, op)))
+        return signalPassFailure();
+    SmallVector<fuse::AttentionOp> attentions;
+    module.walk([&](fuse::AttentionOp op) { attentions.push_back(op); });
+    // Number after the launches of an earlier run.
+    unsigned next = 0;
+    for (auto func : module.getOps<func::FuncOp>())
+      if (func.getSymName().starts_with(loom::cpu::kAttentionLaunchPrefix))
+        ++next;
+    for (fuse::AttentionOp op : attentions)
+      if (failed(loom::cpu::lowerAttentionToRuntime(module, op, next++)))
         return signalPassFailure();
   }
 

@@ -52,6 +52,16 @@ def CpuFuseToRuntimePass : Pass<"loom-cpu-fuse-to-runtime", "ModuleOp"> {
     through a slot the runtime fills. Operands are cast to fully dynamic
     strided memrefs, so any layout the bufferization chose is passed as is.
 
+    `fuse.attention` on f32 memrefs becomes a call of
+    `__loom_attention_launch_N(q, k, v, out, lse, scale, flags, captures...)`,
+    a declaration the CPU object emitter defines: it packs the captures and
+    calls `loom_rt_attention_f32` with a `loom_attention_mods_t` whose
+    functions are compiled from the regions here:
+    `__loom_attention_mask_row_N` (the mask over a row of keys),
+    `__loom_attention_mask_block_N` (an interval analysis of the mask over a
+    block of queries and keys: NONE, ALL or SOME) and
+    `__loom_attention_score_row_N` (the score modifier over a row, in place).
+
     ```mlir
     fuse.mla_decode %ql, %qp, %kv, %pe, %pos outs(%o) {scale = 0.07 : f64}
         : memref<1x1x16x512xf32>, ..., memref<1x1x16x512xf32>
@@ -62,7 +72,8 @@ def CpuFuseToRuntimePass : Pass<"loom-cpu-fuse-to-runtime", "ModuleOp"> {
   }];
   let dependentDialects = ["::mlir::func::FuncDialect",
                            "::mlir::memref::MemRefDialect",
-                           "::mlir::arith::ArithDialect"];
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::scf::SCFDialect"];
 }
 
 def CpuMatmulToRuntimePass : Pass<"loom-cpu-matmul-to-runtime", "ModuleOp"> {
