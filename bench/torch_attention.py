@@ -34,7 +34,8 @@ untimed calls (at least one); an implementation gets --reps timed calls
 carry the 1-minute load average ("load1"), the result the load averages
 before and after the run.
 
-Threads: --threads, else LOOM_NUM_THREADS / OMP_NUM_THREADS, else all cores (torch.set_num_threads(os.cpu_count())). torch.inference_mode.
+Threads: --threads, else LOOM_NUM_THREADS / OMP_NUM_THREADS, else all cores
+(torch.set_num_threads(os.cpu_count())). torch.inference_mode.
 
 GFLOP/s: dense-equivalent 4*B*H*S*S*D / t and visible-pairs-only
 4*B*H*visible_pairs*D / t.
@@ -53,7 +54,8 @@ records say so ("tree_source").
 --dump-inputs DIR writes, per S, mask and D,
 DIR/attention-MASK-sS-dD.safetensors with q, k, v, the tensors the mask
 reads (tiles for sparse10; tin, tout, scope_in, scope_out, df_indptr,
-df_indices, df_bits, valid for tree) and `out`, the sdpa output: the inputs and reference of another implementation
+df_indices, df_bits, valid for tree) and `out`, the sdpa output: the inputs
+and reference of another implementation
 (bench/attention_masks.py read_safetensors reads them back).
 
 Output: one JSON object {"torch", "threads", "cpu", "config", "masks",
