@@ -122,6 +122,8 @@ private:
       return checkReturn(ret);
     if (auto mla = dyn_cast<MlaAttentionOp>(op))
       return visitMla(mla);
+    if (auto attention = dyn_cast<AttentionOp>(op))
+      return visitAttention(attention);
     if (op->getNumResults() != 1 || !isa<LoomDialect>(op->getDialect()))
       return success();
     Value result = op->getResult(0);
@@ -299,6 +301,37 @@ private:
     dims[op.getOut()] = std::move(out);
     dims[op.getNewKCache()] = get(op.getKCache());
     dims[op.getNewVCache()] = get(op.getVCache());
+    return success();
+  }
+
+  /// q, k and v agree on the batch; k and v on the key/value heads and the
+  /// key count; q and k on the head dim. The output has q's batch, heads and
+  /// queries with v's head dim; the lse drops the head dim.
+  LogicalResult visitAttention(AttentionOp op) {
+    Dims q = get(op.getQ()), k = get(op.getK()), v = get(op.getV());
+    if (q.size() != 4 || k.size() != 4 || v.size() != 4)
+      return success();
+    struct Join {
+      const char *what;
+      Dims *a;
+      unsigned da;
+      Dims *b;
+      unsigned db;
+    };
+    Join joins[] = {{"the batch", &q, 0, &k, 0},
+                    {"the batch", &q, 0, &v, 0},
+                    {"the key/value head count", &k, 1, &v, 1},
+                    {"the key count", &k, 2, &v, 2},
+                    {"the query/key head dim", &q, 3, &k, 3}};
+    for (const Join &j : joins) {
+      FailureOr<Dim> d = join(op, j.what, (*j.a)[j.da], (*j.b)[j.db], false);
+      if (failed(d))
+        return failure();
+      (*j.a)[j.da] = *d;
+      (*j.b)[j.db] = *d;
+    }
+    dims[op.getOut()] = Dims{q[0], q[1], q[2], v[3]};
+    dims[op.getLse()] = Dims{q[0], q[1], q[2]};
     return success();
   }
 

@@ -129,6 +129,33 @@ func.func @mla_tokens(%qn: tensor<?x?x2x8xf32> {loom.dims = ["B", "S", 2, 8]}, %
 
 // -----
 
+// attention's outputs take the batch, heads and queries of q: no run-time
+// size check is needed.
+// CHECK-LABEL: func @attention
+// CHECK-NOT: loom.unproven_dims
+func.func @attention(%q: tensor<?x?x?x8xf32> {loom.dims = ["B", "H", "S", 8]},
+                     %k: tensor<?x?x?x8xf32> {loom.dims = ["B", "H", "T", 8]})
+    -> (tensor<?x?x?x8xf32> {loom.dims = ["B", "H", "S", 8]},
+        tensor<?x?x?xf32> {loom.dims = ["B", "H", "S"]}) {
+  %o, %l = loom.attention %q, %k, %k {scale = 0.35 : f64}
+      : tensor<?x?x?x8xf32>, tensor<?x?x?x8xf32>, tensor<?x?x?x8xf32>
+      -> tensor<?x?x?x8xf32>, tensor<?x?x?xf32>
+  return %o, %l : tensor<?x?x?x8xf32>, tensor<?x?x?xf32>
+}
+
+// -----
+
+func.func @attention_batch(%q: tensor<?x?x?x8xf32> {loom.dims = ["B", "H", "S", 8]},
+                           %k: tensor<?x?x?x8xf32> {loom.dims = ["C", "H", "T", 8]}) {
+  // expected-error@+1 {{the batch is B on one operand and C on the other}}
+  %o, %l = loom.attention %q, %k, %k {scale = 0.35 : f64}
+      : tensor<?x?x?x8xf32>, tensor<?x?x?x8xf32>, tensor<?x?x?x8xf32>
+      -> tensor<?x?x?x8xf32>, tensor<?x?x?xf32>
+  return
+}
+
+// -----
+
 // A slice along a static dimension keeps the other dimensions' symbols; a
 // slice along a symbolic one leaves that dimension to the run-time check.
 // CHECK-LABEL: func @slices
