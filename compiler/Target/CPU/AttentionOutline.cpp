@@ -44,8 +44,7 @@ MemRefType dynamicStrided(MLIRContext *ctx, unsigned rank, Type element) {
 /// Creates `name(args...) -> results` at the end of the module with an entry
 /// block and the builder inside it.
 func::FuncOp createFunction(OpBuilder &b, ModuleOp module, Location loc,
-                            StringRef name, TypeRange args,
-                            TypeRange results) {
+                            StringRef name, TypeRange args, TypeRange results) {
   b.setInsertionPointToEnd(module.getBody());
   auto func =
       func::FuncOp::create(b, loc, name, b.getFunctionType(args, results));
@@ -106,8 +105,7 @@ void buildRowFunction(OpBuilder &b, ModuleOp module, Location loc,
   for (Operation &op : block.without_terminator())
     if (varying.contains(&op))
       b.clone(op, mapping);
-  Value value =
-      mapping.lookupOrDefault(block.getTerminator()->getOperand(0));
+  Value value = mapping.lookupOrDefault(block.getTerminator()->getOperand(0));
   if (!score)
     value = arith::ExtUIOp::create(b, loc, b.getI8Type(), value);
   memref::StoreOp::create(b, loc, value, row, ValueRange{t});
@@ -200,9 +198,9 @@ public:
                        arith::MulIOp::create(b, loc, x.lo, y.hi),
                        arith::MulIOp::create(b, loc, x.hi, y.lo),
                        arith::MulIOp::create(b, loc, x.hi, y.hi)};
-          result(mul, {min(min(p[0], p[1]), min(p[2], p[3])),
-                       max(max(p[0], p[1]), max(p[2], p[3])),
-                       andOf(x.ok, y.ok)});
+          result(mul,
+                 {min(min(p[0], p[1]), min(p[2], p[3])),
+                  max(max(p[0], p[1]), max(p[2], p[3])), andOf(x.ok, y.ok)});
         })
         .Case<arith::MinSIOp, arith::MaxSIOp, arith::MinUIOp, arith::MaxUIOp>(
             [&](auto m) {
@@ -331,8 +329,7 @@ private:
       if (pred != P::eq && pred != P::ne)
         return;
       Truth r = xorOf(truth(c.getLhs()), truth(c.getRhs()));
-      truths[c.getResult()] =
-          pred == P::ne ? r : Truth{r.canFalse, r.canTrue};
+      truths[c.getResult()] = pred == P::ne ? r : Truth{r.canFalse, r.canTrue};
       return;
     }
     Range x = range(c.getLhs()), y = range(c.getRhs());
@@ -373,8 +370,9 @@ private:
     case P::eq:
     case P::ne: {
       Value overlap = andOf(cmp(P::sle, x.lo, y.hi), cmp(P::sle, y.lo, x.hi));
-      Value single = andOf(andOf(cmp(P::eq, x.lo, x.hi), cmp(P::eq, y.lo, y.hi)),
-                           cmp(P::eq, x.lo, y.lo));
+      Value single =
+          andOf(andOf(cmp(P::eq, x.lo, x.hi), cmp(P::eq, y.lo, y.hi)),
+                cmp(P::eq, x.lo, y.lo));
       canTrue = overlap;
       canFalse = notOf(single);
       if (pred == P::ne)
@@ -401,7 +399,8 @@ private:
     Value both = andOf(c.canTrue, c.canFalse);
     Value lo = select(both, min(x.lo, y.lo), select(c.canTrue, x.lo, y.lo));
     Value hi = select(both, max(x.hi, y.hi), select(c.canTrue, x.hi, y.hi));
-    Value ok = andOf(orOf(notOf(c.canTrue), x.ok), orOf(notOf(c.canFalse), y.ok));
+    Value ok =
+        andOf(orOf(notOf(c.canTrue), x.ok), orOf(notOf(c.canFalse), y.ok));
     result(s, {lo, hi, ok});
   }
 
@@ -449,13 +448,13 @@ private:
     Value size =
         toI64(memref::DimOp::create(b, loc, memref, (int64_t)0).getResult());
     using P = arith::CmpIPredicate;
-    Value inBounds = andOf(
-        andOf(x.ok, cmp(P::sge, x.lo, i64(0))),
-        andOf(cmp(P::slt, x.hi, size),
-              cmp(P::slt, arith::SubIOp::create(b, loc, x.hi, x.lo),
-                  i64(kMaxScan))));
-    Value end = select(inBounds, arith::AddIOp::create(b, loc, x.hi, i64(1)),
-                       x.lo);
+    Value inBounds =
+        andOf(andOf(x.ok, cmp(P::sge, x.lo, i64(0))),
+              andOf(cmp(P::slt, x.hi, size),
+                    cmp(P::slt, arith::SubIOp::create(b, loc, x.hi, x.lo),
+                        i64(kMaxScan))));
+    Value end =
+        select(inBounds, arith::AddIOp::create(b, loc, x.hi, i64(1)), x.lo);
     Type index = b.getIndexType();
     auto toIndex = [&](Value v) {
       return arith::IndexCastOp::create(b, loc, index, v).getResult();
@@ -474,9 +473,10 @@ private:
             v = arith::ExtUIOp::create(nb, l, i64Type, v);
           else if (element.getIntOrFloatBitWidth() < 64)
             v = arith::ExtSIOp::create(nb, l, i64Type, v);
-          scf::YieldOp::create(nb, l,
-                               ValueRange{arith::MinSIOp::create(nb, l, acc[0], v),
-                                          arith::MaxSIOp::create(nb, l, acc[1], v)});
+          scf::YieldOp::create(
+              nb, l,
+              ValueRange{arith::MinSIOp::create(nb, l, acc[0], v),
+                         arith::MaxSIOp::create(nb, l, acc[1], v)});
         });
     Value lo = scan.getResult(0), hi = scan.getResult(1);
     if (element.isInteger(1)) {
@@ -496,8 +496,8 @@ private:
 
 /// `name(b, h, i0, i1, j0, j1, captures...) -> i32`: the interval analysis
 /// of the mask region over queries [i0, i1) and keys [j0, j1).
-void buildMaskBlock(OpBuilder &b, ModuleOp module, Location loc,
-                    StringRef name, Region &region, ValueRange captures) {
+void buildMaskBlock(OpBuilder &b, ModuleOp module, Location loc, StringRef name,
+                    Region &region, ValueRange captures) {
   SmallVector<Type> args(6, b.getIndexType());
   llvm::append_range(args, captures.getTypes());
   func::FuncOp func =
@@ -535,8 +535,8 @@ void buildMaskBlock(OpBuilder &b, ModuleOp module, Location loc,
   Value yielded = mapping.lookupOrDefault(block.getTerminator()->getOperand(0));
   Truth t = e.truth(yielded);
   using P = arith::CmpIPredicate;
-  Value nonEmpty = e.andOf(e.cmp(P::slt, in[2], in[3]),
-                           e.cmp(P::slt, in[4], in[5]));
+  Value nonEmpty =
+      e.andOf(e.cmp(P::slt, in[2], in[3]), e.cmp(P::slt, in[4], in[5]));
   Value result = e.classify({e.andOf(t.canTrue, nonEmpty), t.canFalse});
   func::ReturnOp::create(b, loc, result);
   for (Operation *copy : llvm::reverse(copies))
@@ -584,8 +584,8 @@ LogicalResult mlir::loom::cpu::lowerAttentionToRuntime(ModuleOp module,
   SmallVector<Value> args;
   for (Value buffer :
        {op.getQ(), op.getK(), op.getV(), op.getOutInit(), op.getLseInit()}) {
-    Type castType = dynamicStrided(
-        ctx, cast<MemRefType>(buffer.getType()).getRank(), f32);
+    Type castType =
+        dynamicStrided(ctx, cast<MemRefType>(buffer.getType()).getRank(), f32);
     argTypes.push_back(castType);
     args.push_back(memref::CastOp::create(b, loc, castType, buffer));
   }

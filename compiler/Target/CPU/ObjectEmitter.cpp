@@ -8,6 +8,8 @@
 
 #include "compiler/Target/CPU/ObjectEmitter.h"
 
+#include "compiler/Target/CPU/AttentionOutline.h"
+
 #include "loom/abi.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
@@ -131,6 +133,134 @@ static void buildParallelLaunch(llvm::Function &launch, llvm::Function &body,
   launch.setLinkage(llvm::GlobalValue::InternalLinkage);
 }
 
+static constexpr llvm::StringLiteral kAttention = "loom_rt_attention_f32";
+
+/// Number of scalars of a memref of `rank` in a lowered function signature:
+/// allocated and aligned pointers, offset, sizes, strides.
+static unsigned descriptorArgs(unsigned rank) { return 3 + 2 * rank; }
+
+/// Defines `launch(q, k, v, out, lse, scale, flags, captures...)` of a
+/// fuse.attention (signature as lowered to LLVM: each memref expanded into
+/// its descriptor's fields): packs the captures into a context on the stack,
+/// builds loom_attention_mods_t with trampolines `(ctx, ...)` that unpack
+/// the context and call the functions compiled from the regions (any of them
+/// may be missing), rebuilds the memref descriptors of abi.h and calls the
+/// runtime's loom_rt_attention_f32 through its import slot.
+static LogicalResult buildAttentionLaunch(llvm::Function &launch,
+                                          llvm::GlobalVariable &slot,
+                                          std::string &error) {
+  llvm::LLVMContext &context = launch.getContext();
+  llvm::Module &module = *launch.getParent();
+  std::string suffix =
+      launch.getName().drop_front(cpu::kAttentionLaunchPrefix.size()).str();
+  const unsigned fixed = 4 * descriptorArgs(4) + descriptorArgs(3) + 2;
+  if (launch.arg_size() < fixed) {
+    error = "attention launch " + suffix + " has too few arguments";
+    return failure();
+  }
+  unsigned numCaptures = launch.arg_size() - fixed;
+  SmallVector<llvm::Type *> fields;
+  for (unsigned k = fixed; k < launch.arg_size(); ++k)
+    fields.push_back(launch.getArg(k)->getType());
+  auto *contextType = llvm::StructType::get(context, fields);
+  llvm::IRBuilder<> b(context);
+  llvm::Type *ptr = b.getPtrTy();
+  llvm::Type *i64 = b.getInt64Ty();
+  llvm::Type *i32 = b.getInt32Ty();
+
+  // A trampoline `(ctx, scalars..., [row pointer]) -> ret` calling `callee
+  // (scalars..., [row descriptor], captures...)`; null when the region was
+  // absent.
+  auto trampoline = [&](llvm::StringRef prefix, unsigned scalars, bool row,
+                        llvm::Type *ret) -> FailureOr<llvm::Constant *> {
+    llvm::Function *callee = module.getFunction((prefix + suffix).str());
+    if (!callee)
+      return llvm::ConstantPointerNull::get(llvm::PointerType::get(context, 0));
+    unsigned expected = scalars + (row ? descriptorArgs(1) : 0) + numCaptures;
+    if (callee->arg_size() != expected || callee->getReturnType() != ret) {
+      error = "attention function " + callee->getName().str() +
+              " does not match its launch";
+      return failure();
+    }
+    SmallVector<llvm::Type *> params = {ptr};
+    params.append(scalars, i64);
+    if (row)
+      params.push_back(ptr);
+    auto *type = llvm::FunctionType::get(ret, params, false);
+    auto *fn =
+        llvm::Function::Create(type, llvm::GlobalValue::InternalLinkage,
+                               callee->getName() + ".trampoline", module);
+    b.SetInsertPoint(llvm::BasicBlock::Create(context, "entry", fn));
+    SmallVector<llvm::Value *> args;
+    for (unsigned k = 0; k < scalars; ++k)
+      args.push_back(fn->getArg(1 + k));
+    if (row) {
+      // memref<?xT>: (allocated, aligned, offset 0, size n, stride 1); the
+      // row functions take n as their fifth scalar.
+      llvm::Value *data = fn->getArg(1 + scalars);
+      args.append({data, data, b.getInt64(0), fn->getArg(5), b.getInt64(1)});
+    }
+    for (auto [k, type] : llvm::enumerate(fields))
+      args.push_back(
+          b.CreateLoad(type, b.CreateStructGEP(contextType, fn->getArg(0), k)));
+    llvm::Value *result = b.CreateCall(callee, args);
+    if (ret->isVoidTy())
+      b.CreateRetVoid();
+    else
+      b.CreateRet(result);
+    return fn;
+  };
+  FailureOr<llvm::Constant *> maskRow =
+      trampoline(cpu::kAttentionMaskRowPrefix, 5, /*row=*/true, b.getVoidTy());
+  FailureOr<llvm::Constant *> maskBlock =
+      trampoline(cpu::kAttentionMaskBlockPrefix, 6, /*row=*/false, i32);
+  FailureOr<llvm::Constant *> scoreRow =
+      trampoline(cpu::kAttentionScoreRowPrefix, 5, /*row=*/true, b.getVoidTy());
+  if (failed(maskRow) || failed(maskBlock) || failed(scoreRow))
+    return failure();
+
+  b.SetInsertPoint(llvm::BasicBlock::Create(context, "entry", &launch));
+  llvm::Value *packed = b.CreateAlloca(contextType);
+  for (unsigned k = 0; k < numCaptures; ++k)
+    b.CreateStore(launch.getArg(fixed + k),
+                  b.CreateStructGEP(contextType, packed, k));
+  // loom_attention_mods_t.
+  auto *modsType = llvm::StructType::get(context, {ptr, ptr, ptr, ptr, i32});
+  llvm::Value *mods = b.CreateAlloca(modsType);
+  llvm::Value *modsFields[] = {packed, *maskRow, *maskBlock, *scoreRow,
+                               launch.getArg(fixed - 1)};
+  for (auto [k, value] : llvm::enumerate(modsFields))
+    b.CreateStore(value, b.CreateStructGEP(modsType, mods, k));
+  // loom_memref_4d_t / loom_memref_3d_t of q, k, v, out, lse.
+  SmallVector<llvm::Value *> descriptors;
+  unsigned next = 0;
+  for (unsigned rank : {4u, 4u, 4u, 4u, 3u}) {
+    auto *arrayType = llvm::ArrayType::get(i64, rank);
+    auto *type =
+        llvm::StructType::get(context, {ptr, ptr, i64, arrayType, arrayType});
+    llvm::Value *desc = b.CreateAlloca(type);
+    b.CreateStore(launch.getArg(next++), b.CreateStructGEP(type, desc, 0));
+    b.CreateStore(launch.getArg(next++), b.CreateStructGEP(type, desc, 1));
+    b.CreateStore(launch.getArg(next++), b.CreateStructGEP(type, desc, 2));
+    for (unsigned field : {3u, 4u})
+      for (unsigned d = 0; d < rank; ++d)
+        b.CreateStore(
+            launch.getArg(next++),
+            b.CreateInBoundsGEP(
+                type, desc, {b.getInt32(0), b.getInt32(field), b.getInt32(d)}));
+    descriptors.push_back(desc);
+  }
+  llvm::Value *kernel = b.CreateLoad(ptr, &slot, "attention");
+  auto *kernelType = llvm::FunctionType::get(
+      b.getVoidTy(), {ptr, ptr, ptr, ptr, ptr, b.getFloatTy(), ptr}, false);
+  b.CreateCall(kernelType, kernel,
+               {descriptors[0], descriptors[1], descriptors[2], descriptors[3],
+                descriptors[4], launch.getArg(fixed - 2), mods});
+  b.CreateRetVoid();
+  launch.setLinkage(llvm::GlobalValue::InternalLinkage);
+  return success();
+}
+
 /// Defines MLIR's generic allocation functions (declared by
 /// finalize-memref-to-llvm with use-generic-functions) on the runtime's
 /// loom_rt_alloc / loom_rt_free, adding those imports and their slots.
@@ -230,6 +360,19 @@ cpu::translateToArtifactIR(ModuleOp module, llvm::LLVMContext &context,
       }))
     manifest.imports.push_back(
         {kParallelFor.str(), importSlotSymbol(kParallelFor)});
+  // So do the fuse.attention ops lowered by loom-cpu-fuse-to-runtime, through
+  // the runtime's attention kernel.
+  SmallVector<llvm::Function *> attentionLaunches;
+  for (llvm::Function &function : *llvmModule)
+    if (function.isDeclaration() &&
+        function.getName().starts_with(cpu::kAttentionLaunchPrefix))
+      attentionLaunches.push_back(&function);
+  if (!attentionLaunches.empty() &&
+      llvm::none_of(manifest.imports, [](const ManifestImport &i) {
+        return i.name == kAttention;
+      }))
+    manifest.imports.push_back(
+        {kAttention.str(), importSlotSymbol(kAttention)});
 
   // Import slots, filled by the runtime before any entry runs. The lowering
   // declared one C interface function per host function it calls.
@@ -251,8 +394,9 @@ cpu::translateToArtifactIR(ModuleOp module, llvm::LLVMContext &context,
         llvm::ConstantPointerNull::get(llvm::PointerType::get(context, 0)),
         import.slot);
     slot->setVisibility(llvm::GlobalValue::DefaultVisibility);
-    // parallel_for is called from the launch functions built below.
-    if (import.name == kParallelFor)
+    // parallel_for and the attention kernel are called from the launch
+    // functions built below.
+    if (import.name == kParallelFor || import.name == kAttention)
       continue;
     std::string stubName = "_mlir_ciface_" + import.name;
     llvm::Function *stub = llvmModule->getFunction(stubName);
@@ -280,6 +424,11 @@ cpu::translateToArtifactIR(ModuleOp module, llvm::LLVMContext &context,
       return nullptr;
     }
     buildParallelLaunch(*launch, *body, *slot);
+  }
+  for (llvm::Function *launch : attentionLaunches) {
+    auto *slot = llvmModule->getNamedGlobal(importSlotSymbol(kAttention));
+    if (!slot || failed(buildAttentionLaunch(*launch, *slot, error)))
+      return nullptr;
   }
 
   // Entry wrappers: int32_t loom_entry_<name>(void **args).

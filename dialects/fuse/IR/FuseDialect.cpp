@@ -129,12 +129,10 @@ struct OverwritingDpsBufferization
       auto attention = cast<AttentionOp>(newOp);
       ValueRange captures = attention.getCaptures();
       // mask (b, h, i, j, captures...), score (b, h, i, j, s, captures...).
-      if (failed(bufferizeCaptureArguments(rewriter, newOp,
-                                           attention.getMask(), 4,
-                                           captures)) ||
+      if (failed(bufferizeCaptureArguments(rewriter, newOp, attention.getMask(),
+                                           4, captures)) ||
           failed(bufferizeCaptureArguments(rewriter, newOp,
-                                           attention.getScore(), 5,
-                                           captures)))
+                                           attention.getScore(), 5, captures)))
         return failure();
       rewriter.setInsertionPoint(op);
     }
