@@ -2,7 +2,8 @@
 //
 // This file implements loom-cpu-copy-to-linalg: memref.copy becomes
 // linalg.copy so that copies are generated loops, never calls of a runtime
-// library that artifacts do not link.
+// library that artifacts do not link. A copy of a buffer onto itself (left
+// by materializing a result that was computed in its destination) goes.
 //
 //===----------------------------------------------------------------------===//
 
@@ -27,6 +28,10 @@ struct CopyToLinalgPattern : public OpRewritePattern<memref::CopyOp> {
                                 PatternRewriter &rewriter) const override {
     auto source = dyn_cast<MemRefType>(op.getSource().getType());
     auto target = dyn_cast<MemRefType>(op.getTarget().getType());
+    if (op.getSource() == op.getTarget()) {
+      rewriter.eraseOp(op);
+      return success();
+    }
     if (!source || !target)
       return rewriter.notifyMatchFailure(op, "unranked memrefs");
     rewriter.replaceOpWithNewOp<linalg::CopyOp>(op, op.getSource(),

@@ -18,3 +18,13 @@ func.func @unranked(%a: memref<*xf32>, %b: memref<*xf32>) {
   memref.copy %a, %b : memref<*xf32> to memref<*xf32>
   return
 }
+
+// -----
+
+// A copy of a buffer onto itself is dropped.
+// CHECK-LABEL: func @self
+// CHECK-NOT: copy
+func.func @self(%a: memref<?x4xf32>) {
+  memref.copy %a, %a : memref<?x4xf32> to memref<?x4xf32>
+  return
+}
