@@ -179,6 +179,13 @@ public:
   /// Interprets one op of the region; ops it does not know leave their
   /// results unknown.
   void visit(Operation *op, ValueRange captures) {
+    // Scalars only: a vector or float result stays unknown.
+    if (op->getNumResults() != 1 ||
+        !op->getResult(0).getType().isIntOrIndex() ||
+        llvm::any_of(op->getOperandTypes(), [](Type t) {
+          return isa<ShapedType>(t) && !isa<MemRefType>(t);
+        }))
+      return;
     llvm::TypeSwitch<Operation *>(op)
         .Case<arith::AddIOp>([&](auto add) {
           Range x = range(add.getLhs()), y = range(add.getRhs());
