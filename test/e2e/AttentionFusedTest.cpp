@@ -391,8 +391,9 @@ std::vector<MaskCase> maskCases() {
        ancestor,
        [](int64_t n, std::mt19937 &rng) { return randomTree(n, rng, true); },
        false},
-      // Not an ancestor, or the query itself, or a key in another head's
-      // half: Kleene not (xor with true), or, select and casts.
+      // Within a pair of positions (i / 2 == j / 2) only the query itself,
+      // elsewhere any key that is not an ancestor or is the query itself:
+      // Kleene not (xor with true), or, select on i1, division.
       {"not_ancestor_or_self",
        R"(%tj = memref.load %a[%j] : memref<?xi32>
           %ti = memref.load %a[%i] : memref<?xi32>
