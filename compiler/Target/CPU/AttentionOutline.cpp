@@ -25,6 +25,7 @@
 #include "llvm/ADT/TypeSwitch.h"
 
 #include <array>
+#include <functional>
 #include <limits>
 
 using namespace mlir;
@@ -442,50 +443,79 @@ private:
       result(op, x);
   }
 
-  /// The minimum and maximum of a 1-D capture over the index range, found
-  /// by a scan of at most kMaxScan elements.
+  /// The minimum and maximum of a capture over the box of its index ranges,
+  /// found by a scan of at most kMaxScan elements (a point for indices that
+  /// are exact, e.g. a block table read at [i / 64, j / 64]).
   void visitLoad(memref::LoadOp load, ValueRange captures) {
     Value memref = load.getMemRef();
     auto type = cast<MemRefType>(memref.getType());
     Type element = type.getElementType();
-    if (type.getRank() != 1 || !element.isIntOrIndex() ||
+    if (type.getRank() < 1 || !element.isIntOrIndex() ||
         !llvm::is_contained(captures, memref))
       return;
-    Range x = range(load.getIndices()[0]);
-    Value size =
-        toI64(memref::DimOp::create(b, loc, memref, (int64_t)0).getResult());
     using P = arith::CmpIPredicate;
-    Value inBounds =
-        andOf(andOf(x.ok, cmp(P::sge, x.lo, i64(0))),
-              andOf(cmp(P::slt, x.hi, size),
-                    cmp(P::slt, arith::SubIOp::create(b, loc, x.hi, x.lo),
-                        i64(kMaxScan))));
-    Value end =
-        select(inBounds, arith::AddIOp::create(b, loc, x.hi, i64(1)), x.lo);
     Type index = b.getIndexType();
     auto toIndex = [&](Value v) {
       return arith::IndexCastOp::create(b, loc, index, v).getResult();
     };
+    // Every index range in bounds, and the box small enough to scan.
+    Value inBounds = flag(true);
+    Value count = i64(1);
+    SmallVector<Value> begins, ends;
+    for (auto [d, idx] : llvm::enumerate(load.getIndices())) {
+      Range x = range(idx);
+      Value size = toI64(
+          memref::DimOp::create(b, loc, memref, (int64_t)d).getResult());
+      Value extent = arith::SubIOp::create(b, loc, x.hi, x.lo);
+      inBounds = andOf(
+          inBounds, andOf(andOf(x.ok, cmp(P::sge, x.lo, i64(0))),
+                          andOf(cmp(P::slt, x.hi, size),
+                                cmp(P::slt, extent, i64(kMaxScan)))));
+      count = arith::MulIOp::create(
+          b, loc, count, arith::AddIOp::create(b, loc, extent, i64(1)));
+      begins.push_back(x.lo);
+      ends.push_back(arith::AddIOp::create(b, loc, x.hi, i64(1)));
+    }
+    inBounds = andOf(inBounds, cmp(P::sle, count, i64(kMaxScan)));
+    // Out of bounds or too large: scan nothing (the result is unknown).
+    for (auto [begin, end] : llvm::zip(begins, ends))
+      end = toIndex(select(inBounds, end, begin));
+    for (Value &begin : begins)
+      begin = toIndex(begin);
+    Value one = arith::ConstantIndexOp::create(b, loc, 1);
+    Type i64Type = b.getI64Type();
+    SmallVector<Value> at(begins.size());
+    // Nested loops over the box, innermost dimension last.
+    std::function<SmallVector<Value>(OpBuilder &, Location, unsigned,
+                                     ValueRange)>
+        nest = [&](OpBuilder &nb, Location l, unsigned d,
+                   ValueRange acc) -> SmallVector<Value> {
+      auto loop = scf::ForOp::create(
+          nb, l, begins[d], ends[d], one, acc,
+          [&](OpBuilder &ib, Location il, Value k, ValueRange inner) {
+            at[d] = k;
+            if (d + 1 < begins.size()) {
+              scf::YieldOp::create(ib, il, nest(ib, il, d + 1, inner));
+              return;
+            }
+            Value v = memref::LoadOp::create(ib, il, memref, at);
+            if (element.isIndex())
+              v = arith::IndexCastOp::create(ib, il, i64Type, v);
+            else if (element.isInteger(1))
+              v = arith::ExtUIOp::create(ib, il, i64Type, v);
+            else if (element.getIntOrFloatBitWidth() < 64)
+              v = arith::ExtSIOp::create(ib, il, i64Type, v);
+            scf::YieldOp::create(
+                ib, il,
+                ValueRange{arith::MinSIOp::create(ib, il, inner[0], v),
+                           arith::MaxSIOp::create(ib, il, inner[1], v)});
+          });
+      return SmallVector<Value>(loop.getResults());
+    };
     Value init[] = {i64(std::numeric_limits<int64_t>::max()),
                     i64(std::numeric_limits<int64_t>::min())};
-    auto scan = scf::ForOp::create(
-        b, loc, toIndex(x.lo), toIndex(end),
-        arith::ConstantIndexOp::create(b, loc, 1), init,
-        [&](OpBuilder &nb, Location l, Value k, ValueRange acc) {
-          Value v = memref::LoadOp::create(nb, l, memref, ValueRange{k});
-          Type i64Type = nb.getI64Type();
-          if (element.isIndex())
-            v = arith::IndexCastOp::create(nb, l, i64Type, v);
-          else if (element.isInteger(1))
-            v = arith::ExtUIOp::create(nb, l, i64Type, v);
-          else if (element.getIntOrFloatBitWidth() < 64)
-            v = arith::ExtSIOp::create(nb, l, i64Type, v);
-          scf::YieldOp::create(
-              nb, l,
-              ValueRange{arith::MinSIOp::create(nb, l, acc[0], v),
-                         arith::MaxSIOp::create(nb, l, acc[1], v)});
-        });
-    Value lo = scan.getResult(0), hi = scan.getResult(1);
+    SmallVector<Value> scan = nest(b, loc, 0, init);
+    Value lo = scan[0], hi = scan[1];
     if (element.isInteger(1)) {
       Value unknown = notOf(inBounds);
       truths[load.getResult()] = {orOf(cmp(P::eq, hi, i64(1)), unknown),

@@ -184,3 +184,32 @@ func.func @f64(%q: memref<1x1x4x8xf64>, %l: memref<1x1x4xf64>) {
       outs(%q, %l : memref<1x1x4x8xf64>, memref<1x1x4xf64>) {scale = 1.0 : f64}
   return
 }
+
+// -----
+
+// A block table read at [i / 32, j / 32]: mask_block scans the box of both
+// index ranges with nested loops (a single element for a block inside one
+// table cell), so such a mask is classified exactly.
+// CHECK-LABEL: func.func @block_table(
+// CHECK: func.func @__loom_attention_mask_block_0(
+// CHECK-SAME: %{{.*}}: memref<?x?xi1>) -> i32
+// CHECK: scf.for
+// CHECK: scf.for
+// CHECK: memref.load %{{.*}}[%{{.*}}, %{{.*}}] : memref<?x?xi1>
+// CHECK: arith.minsi
+// CHECK: arith.maxsi
+func.func @block_table(%q: memref<?x4x?x16xf32>, %t: memref<?x?xi1>,
+                       %o: memref<?x4x?x16xf32>, %l: memref<?x4x?xf32>) {
+  fuse.attention ins(%q, %q, %q : memref<?x4x?x16xf32>, memref<?x4x?x16xf32>, memref<?x4x?x16xf32>)
+      captures(%t : memref<?x?xi1>)
+      outs(%o, %l : memref<?x4x?x16xf32>, memref<?x4x?xf32>) {scale = 0.25 : f64}
+    mask {
+    ^bb0(%b: index, %h: index, %i: index, %j: index, %tab: memref<?x?xi1>):
+      %c32 = arith.constant 32 : index
+      %bi = arith.divui %i, %c32 : index
+      %bj = arith.divui %j, %c32 : index
+      %v = memref.load %tab[%bi, %bj] : memref<?x?xi1>
+      fuse.yield %v : i1
+    }
+  return
+}
