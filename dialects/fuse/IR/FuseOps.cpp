@@ -15,16 +15,76 @@ using namespace mlir::fuse;
 #define GET_OP_CLASSES
 #include "dialects/fuse/IR/FuseOps.cpp.inc"
 
+namespace {
+
+/// An operand of a fuse op, with the name its diagnostics use and the rank
+/// it must have.
+struct Operand {
+  StringRef name;
+  ShapedType type;
+  int64_t rank;
+};
+
+/// Checks that `operands` are all tensors or all memrefs of the first one's
+/// float element type, each of its rank.
+LogicalResult checkOperands(Operation *op, ArrayRef<Operand> operands,
+                            StringRef elementWhat) {
+  bool tensors = isa<TensorType>(operands[0].type);
+  Type element = operands[0].type.getElementType();
+  if (!isa<FloatType>(element))
+    return op->emitOpError() << elementWhat << " floats, got " << element;
+  for (const Operand &o : operands) {
+    if (isa<TensorType>(o.type) != tensors)
+      return op->emitOpError("operands must be all tensors or all memrefs");
+    if (o.type.getRank() != o.rank)
+      return op->emitOpError()
+             << o.name << " must have rank " << o.rank << ", got " << o.type;
+    if (o.type.getElementType() != element)
+      return op->emitOpError() << o.name << " has element type "
+                               << o.type.getElementType() << ", not "
+                               << element;
+  }
+  return success();
+}
+
+/// Checks that dimension `da` of operand `a` and `db` of `b` agree where
+/// both are static; `what` names the size in the message.
+LogicalResult checkSameSize(Operation *op, ArrayRef<Operand> operands,
+                            unsigned a, int64_t da, unsigned b, int64_t db,
+                            const Twine &what) {
+  int64_t x = operands[a].type.getDimSize(da);
+  int64_t y = operands[b].type.getDimSize(db);
+  if (ShapedType::isDynamic(x) || ShapedType::isDynamic(y) || x == y)
+    return success();
+  return op->emitOpError() << what << " is " << x << " in " << operands[a].name
+                           << " but " << y << " in " << operands[b].name;
+}
+
+/// The memory effects of a fuse op on memrefs: it reads its ins and writes
+/// its inits.
+void getDpsEffects(
+    DestinationStyleOpInterface op,
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  for (OpOperand &operand : op->getOpOperands()) {
+    if (!isa<MemRefType>(operand.get().getType()))
+      continue;
+    if (op.isDpsInit(&operand))
+      effects.emplace_back(MemoryEffects::Write::get(), &operand,
+                           SideEffects::DefaultResource::get());
+    else
+      effects.emplace_back(MemoryEffects::Read::get(), &operand,
+                           SideEffects::DefaultResource::get());
+  }
+}
+
+} // namespace
+
 //===----------------------------------------------------------------------===//
 // mla_decode
 //===----------------------------------------------------------------------===//
 
 LogicalResult MlaDecodeOp::verify() {
-  struct Operand {
-    StringRef name;
-    ShapedType type;
-    int64_t rank;
-  };
   Operand operands[] = {
       {"q_lat", cast<ShapedType>(getQLat().getType()), 4},
       {"q_pe", cast<ShapedType>(getQPe().getType()), 4},
@@ -32,20 +92,9 @@ LogicalResult MlaDecodeOp::verify() {
       {"pe_cache", cast<ShapedType>(getPeCache().getType()), 3},
       {"outs", cast<ShapedType>(getInit().getType()), 4},
   };
+  if (failed(checkOperands(*this, operands, "operands must be")))
+    return failure();
   bool tensors = isa<TensorType>(operands[0].type);
-  Type element = operands[0].type.getElementType();
-  if (!isa<FloatType>(element))
-    return emitOpError("operands must be floats, got ") << element;
-  for (const Operand &op : operands) {
-    if (isa<TensorType>(op.type) != tensors)
-      return emitOpError("operands must be all tensors or all memrefs");
-    if (op.type.getRank() != op.rank)
-      return emitOpError() << op.name << " must have rank " << op.rank
-                           << ", got " << op.type;
-    if (op.type.getElementType() != element)
-      return emitOpError() << op.name << " has element type "
-                           << op.type.getElementType() << ", not " << element;
-  }
   if (tensors != static_cast<bool>(getResult()))
     return emitOpError(tensors ? "on tensors must return its result"
                                : "on memrefs returns nothing");
@@ -54,16 +103,11 @@ LogicalResult MlaDecodeOp::verify() {
            << getResult().getType() << " differs from outs "
            << getInit().getType();
   auto same = [&](unsigned a, int64_t da, unsigned b, int64_t db,
-                  StringRef what) -> LogicalResult {
-    int64_t x = operands[a].type.getDimSize(da);
-    int64_t y = operands[b].type.getDimSize(db);
-    if (ShapedType::isDynamic(x) || ShapedType::isDynamic(y) || x == y)
-      return success();
-    return emitOpError() << what << " is " << x << " in " << operands[a].name
-                         << " but " << y << " in " << operands[b].name;
+                  const Twine &what) {
+    return checkSameSize(*this, operands, a, da, b, db, what);
   };
   for (int64_t d = 0; d < 4; ++d)
-    if (failed(same(0, d, 4, d, "dimension " + std::to_string(d))))
+    if (failed(same(0, d, 4, d, "dimension " + Twine(d))))
       return failure();
   if (failed(same(0, 0, 1, 0, "the batch")) ||
       failed(same(0, 1, 1, 1, "the token count")) ||
@@ -79,16 +123,7 @@ LogicalResult MlaDecodeOp::verify() {
 void MlaDecodeOp::getEffects(
     SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
         &effects) {
-  for (OpOperand &operand : getOperation()->getOpOperands()) {
-    if (!isa<MemRefType>(operand.get().getType()))
-      continue;
-    if (isDpsInit(&operand))
-      effects.emplace_back(MemoryEffects::Write::get(), &operand,
-                           SideEffects::DefaultResource::get());
-    else
-      effects.emplace_back(MemoryEffects::Read::get(), &operand,
-                           SideEffects::DefaultResource::get());
-  }
+  getDpsEffects(*this, effects);
 }
 
 //===----------------------------------------------------------------------===//
@@ -96,11 +131,6 @@ void MlaDecodeOp::getEffects(
 //===----------------------------------------------------------------------===//
 
 LogicalResult AttentionOp::verify() {
-  struct Operand {
-    StringRef name;
-    ShapedType type;
-    int64_t rank;
-  };
   Operand operands[] = {
       {"q", cast<ShapedType>(getQ().getType()), 4},
       {"k", cast<ShapedType>(getK().getType()), 4},
@@ -108,20 +138,10 @@ LogicalResult AttentionOp::verify() {
       {"the output", cast<ShapedType>(getOutInit().getType()), 4},
       {"the lse", cast<ShapedType>(getLseInit().getType()), 3},
   };
+  if (failed(checkOperands(*this, operands, "q must hold")))
+    return failure();
   bool tensors = isa<TensorType>(operands[0].type);
   Type element = operands[0].type.getElementType();
-  if (!isa<FloatType>(element))
-    return emitOpError("q must hold floats, got ") << element;
-  for (const Operand &op : operands) {
-    if (isa<TensorType>(op.type) != tensors)
-      return emitOpError("operands must be all tensors or all memrefs");
-    if (op.type.getRank() != op.rank)
-      return emitOpError() << op.name << " must have rank " << op.rank
-                           << ", got " << op.type;
-    if (op.type.getElementType() != element)
-      return emitOpError() << op.name << " has element type "
-                           << op.type.getElementType() << ", not " << element;
-  }
   for (Value capture : getCaptures())
     if (isa<TensorType>(capture.getType()) != tensors)
       return emitOpError("captures must be tensors when q is a tensor and "
@@ -133,13 +153,8 @@ LogicalResult AttentionOp::verify() {
                   getResults()[1].getType() != getLseInit().getType()))
     return emitOpError("result types must equal the outs types");
   auto same = [&](unsigned a, int64_t da, unsigned b, int64_t db,
-                  StringRef what) -> LogicalResult {
-    int64_t x = operands[a].type.getDimSize(da);
-    int64_t y = operands[b].type.getDimSize(db);
-    if (ShapedType::isDynamic(x) || ShapedType::isDynamic(y) || x == y)
-      return success();
-    return emitOpError() << what << " is " << x << " in " << operands[a].name
-                         << " but " << y << " in " << operands[b].name;
+                  const Twine &what) {
+    return checkSameSize(*this, operands, a, da, b, db, what);
   };
   if (failed(same(0, 0, 1, 0, "the batch")) ||
       failed(same(0, 0, 2, 0, "the batch")) ||
@@ -168,14 +183,5 @@ LogicalResult AttentionOp::verify() {
 void AttentionOp::getEffects(
     SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
         &effects) {
-  for (OpOperand &operand : getOperation()->getOpOperands()) {
-    if (!isa<MemRefType>(operand.get().getType()))
-      continue;
-    if (isDpsInit(&operand))
-      effects.emplace_back(MemoryEffects::Write::get(), &operand,
-                           SideEffects::DefaultResource::get());
-    else
-      effects.emplace_back(MemoryEffects::Read::get(), &operand,
-                           SideEffects::DefaultResource::get());
-  }
+  getDpsEffects(*this, effects);
 }
