@@ -29,18 +29,17 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "internal.h"
+#include "kernel_util.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
-#include <limits>
 #include <numeric>
 #include <vector>
 
 using namespace loom;
+using namespace loom::kernel;
 
 namespace {
 
@@ -52,11 +51,6 @@ namespace {
 /// block classification.
 constexpr int64_t kQTile = 64;
 constexpr int64_t kKTile = 64;
-/// Width of a micro-kernel strip: two 8-float vectors.
-constexpr int64_t kLanes = 16;
-/// Keys (scores) or query rows (output) of a micro-kernel register tile:
-/// 6 x 16 accumulators in 12 vector registers.
-constexpr int kRegTile = 6;
 /// Row strides of the key-major scores [kKTile][kScoreStride] and of the
 /// output accumulator: a little more than a row, so that the rows a
 /// micro-kernel touches together do not share L1 sets.
@@ -65,22 +59,12 @@ constexpr int64_t kScoreStride = kQTile + 8;
 /// above it, tasks classify their tiles as they go.
 constexpr int64_t kMaxClassTable = int64_t(16) << 20;
 
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr float kLog2e = 1.44269504088896341f;
 constexpr float kLn2 = 0.693147180559945309f;
-
-int64_t roundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-int64_t ceilDiv(int64_t x, int64_t m) { return (x + m - 1) / m; }
 
 //===----------------------------------------------------------------------===//
 // Problem
 //===----------------------------------------------------------------------===//
-
-/// A strided f32 view of rank <= 4.
-struct View {
-  float *p;
-  int64_t st[4];
-};
 
 struct Problem {
   View q, k, v, out, lse;
@@ -149,32 +133,6 @@ struct Problem {
 // Per-thread workspace
 //===----------------------------------------------------------------------===//
 
-/// A growable, 64-byte aligned buffer.
-class Buffer {
-public:
-  Buffer() = default;
-  Buffer(const Buffer &) = delete;
-  Buffer &operator=(const Buffer &) = delete;
-  ~Buffer() { std::free(data); }
-
-  void *get(int64_t bytes64) {
-    size_t bytes = static_cast<size_t>(std::max<int64_t>(bytes64, 64));
-    if (bytes > capacity) {
-      std::free(data);
-      capacity = (bytes + 63) & ~size_t(63);
-      data = std::aligned_alloc(64, capacity);
-      if (!data)
-        capacity = 0;
-    }
-    return data;
-  }
-  float *floats(int64_t n) { return static_cast<float *>(get(n * 4)); }
-
-private:
-  void *data = nullptr;
-  size_t capacity = 0;
-};
-
 struct Workspace {
   Buffer queries; ///< Scaled, transposed query tile: [Dk][kQTile].
   Buffer scores;  ///< Scores, then probabilities: [kKTile][kScoreStride].
@@ -193,27 +151,6 @@ Workspace &workspace() {
 //===----------------------------------------------------------------------===//
 // Vector helpers (GCC vector extensions, compiled per target)
 //===----------------------------------------------------------------------===//
-
-typedef float v8f __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-
-#define LOOM_INLINE __attribute__((always_inline)) inline
-
-LOOM_INLINE v8f splat(float x) { return v8f{x, x, x, x, x, x, x, x}; }
-
-LOOM_INLINE v8f load(const float *p) {
-  v8f v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-LOOM_INLINE void store(float *p, v8f v) { std::memcpy(p, &v, sizeof(v)); }
-
-LOOM_INLINE v8f select(v8i mask, v8f a, v8f b) {
-  return (v8f)(((v8i)a & mask) | ((v8i)b & ~mask));
-}
-
-LOOM_INLINE v8f vmax(v8f a, v8f b) { return select(a > b, a, b); }
 
 /// 2^x for float lanes x <= 0 (the softmax only exponentiates scores minus
 /// their max), within 2 ulp on [-126, 0]; 0 below -126.5, so 2^-inf = 0
@@ -288,59 +225,6 @@ LOOM_INLINE void scoreTile(const float *k, int64_t krs, int64_t kcs,
   }
 }
 
-/// Output update of MT query rows and one strip of 16 columns (v: rows of
-/// stride vrs) over nb keys, with the key-major probabilities p:
-///   o[i][0:16] = alpha[i] * o[i][0:16] + sum_t p[t][i] * v[t][0:16]
-/// (o is not read when `first`).
-template <int MT>
-LOOM_INLINE void outputTile(const float *p, const float *v, int64_t vrs,
-                            int64_t nb, const float *alpha, float *o,
-                            int64_t ldo, bool first) {
-  v8f acc[MT][2] = {};
-  for (int64_t t = 0; t < nb; ++t) {
-    v8f b0 = load(v + t * vrs), b1 = load(v + t * vrs + 8);
-    for (int i = 0; i < MT; ++i) {
-      v8f x = splat(p[t * kScoreStride + i]);
-      acc[i][0] += x * b0;
-      acc[i][1] += x * b1;
-    }
-  }
-  for (int i = 0; i < MT; ++i) {
-    float *row = o + i * ldo;
-    if (first) {
-      store(row, acc[i][0]);
-      store(row + 8, acc[i][1]);
-    } else {
-      v8f a = splat(alpha[i]);
-      store(row, a * load(row) + acc[i][0]);
-      store(row + 8, a * load(row + 8) + acc[i][1]);
-    }
-  }
-}
-
-/// Calls CALL(n) for n = count - done in [1, kRegTile): the tail of a loop
-/// over register tiles.
-#define LOOM_TILE_TAIL(count, done, CALL)                                      \
-  switch ((count) - (done)) {                                                  \
-  case 1:                                                                      \
-    CALL(1);                                                                   \
-    break;                                                                     \
-  case 2:                                                                      \
-    CALL(2);                                                                   \
-    break;                                                                     \
-  case 3:                                                                      \
-    CALL(3);                                                                   \
-    break;                                                                     \
-  case 4:                                                                      \
-    CALL(4);                                                                   \
-    break;                                                                     \
-  case 5:                                                                      \
-    CALL(5);                                                                   \
-    break;                                                                     \
-  default:                                                                     \
-    break;                                                                     \
-  }
-
 /// Scores of nb keys (rows k, stride krs) against the first mp (a multiple
 /// of 16) queries of the transposed tile, into s [nb][kScoreStride]. Key
 /// tiles are outermost so that their rows stay in L1 while the query strips
@@ -400,13 +284,14 @@ LOOM_INLINE void outputBlock(const float *p, const float *v, int64_t vrs,
     int64_t r = 0, t0, n;
     for (; r + kRegTile <= rows; r += kRegTile) {
       n = keys(r, kRegTile, &t0);
-      outputTile<kRegTile>(p + t0 * kScoreStride + r, v + t0 * vrs + c, vrs, n,
-                           alpha + r, o + r * ldo + c, ldo, first);
+      outputTile<kRegTile>(p + t0 * kScoreStride + r, kScoreStride,
+                           v + t0 * vrs + c, vrs, n, alpha + r, o + r * ldo + c,
+                           ldo, first);
     }
 #define LOOM_CALL(k)                                                           \
   n = keys(r, k, &t0);                                                         \
-  outputTile<k>(p + t0 * kScoreStride + r, v + t0 * vrs + c, vrs, n,           \
-                alpha + r, o + r * ldo + c, ldo, first)
+  outputTile<k>(p + t0 * kScoreStride + r, kScoreStride, v + t0 * vrs + c,     \
+                vrs, n, alpha + r, o + r * ldo + c, ldo, first)
     LOOM_TILE_TAIL(rows, r, LOOM_CALL)
 #undef LOOM_CALL
   }
@@ -662,8 +547,7 @@ LOOM_INLINE void runTaskImpl(const Problem &pr, int64_t task) {
 //===----------------------------------------------------------------------===//
 
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) void runTaskAvx2(const Problem &pr,
-                                                     int64_t task) {
+LOOM_TARGET_AVX2 void runTaskAvx2(const Problem &pr, int64_t task) {
   runTaskImpl(pr, task);
 }
 #endif
@@ -674,7 +558,7 @@ using TaskFn = void (*)(const Problem &, int64_t);
 
 TaskFn selectKernel() {
 #if defined(__x86_64__)
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+  if (cpuHasAvx2Fma())
     return runTaskAvx2;
 #endif
   return runTaskGeneric;
@@ -713,19 +597,6 @@ void classifyBody(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-void runParallel(int threads, void (*body)(void *, int64_t, int64_t), void *ctx,
-                 int64_t n) {
-  if (threads > 0)
-    parallelForWithThreads(threads, body, ctx, n);
-  else
-    loom_rt_parallel_for(body, ctx, n);
-}
-
-View view4(const loom_memref_4d_t *m) {
-  return {static_cast<float *>(m->aligned) + m->offset,
-          {m->strides[0], m->strides[1], m->strides[2], m->strides[3]}};
-}
-
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -745,8 +616,7 @@ void loom::attentionF32WithThreads(int threads, const loom_memref_4d_t *q,
   pr.out = view4(out);
   pr.hasLse = lse != nullptr;
   if (lse)
-    pr.lse = {static_cast<float *>(lse->aligned) + lse->offset,
-              {lse->strides[0], lse->strides[1], lse->strides[2], 0}};
+    pr.lse = view3(lse);
   pr.B = q->sizes[0];
   pr.Hq = q->sizes[1];
   pr.Sq = q->sizes[2];

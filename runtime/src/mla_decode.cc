@@ -19,15 +19,15 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "internal.h"
+#include "kernel_util.h"
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <limits>
 
 using namespace loom;
+using namespace loom::kernel;
 
 namespace {
 
@@ -38,17 +38,16 @@ namespace {
 /// Keys per block: the scores of a block for all query rows stay in L1/L2
 /// while its probabilities multiply the block.
 constexpr int64_t kKeyBlock = 64;
-/// Width of the packed layouts: 16 floats, two 8-float vectors. Queries are
-/// packed in panels of 16 rows, a cache block in chunks of 16 columns.
-constexpr int64_t kLanes = 16;
+// The packed layouts are kLanes floats wide: queries are packed in panels of
+// 16 rows, a cache block in chunks of 16 columns.
 /// Distance between the 16-column chunks of a packed cache block: one key
 /// more than a block, so that the chunks of a row do not alias in 4 KiB
 /// (the copy's loads would wait for unrelated stores).
 constexpr int64_t kChunkStride = (kKeyBlock + 1) * kLanes;
-/// Keys per score register tile (6 x 16 scores in 12 registers).
-constexpr int kKeyTile = 6;
-/// Query rows per output register tile (6 x 16 outputs in 12 registers).
-constexpr int kRowTile = 6;
+/// Keys per score register tile.
+constexpr int kKeyTile = kRegTile;
+/// Query rows per output register tile.
+constexpr int kRowTile = kRegTile;
 /// A chunk of keys spans at least this many blocks, so that merging partial
 /// results stays cheap next to computing them.
 constexpr int64_t kMinChunkBlocks = 4;
@@ -56,31 +55,12 @@ constexpr int64_t kMinChunkBlocks = 4;
 constexpr int64_t kMaxPartials = 32;
 constexpr int64_t kMaxPartialBytes = int64_t(64) << 20;
 
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-int64_t roundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-
 //===----------------------------------------------------------------------===//
 // Problem
 //===----------------------------------------------------------------------===//
 
-/// A strided f32 view of rank <= 4 with the batch dimension first.
-struct View {
-  float *p;
-  int64_t st[4];
-};
-
-View view4(const loom_memref_4d_t *m) {
-  return {static_cast<float *>(m->aligned) + m->offset,
-          {m->strides[0], m->strides[1], m->strides[2], m->strides[3]}};
-}
-
-View view3(const loom_memref_3d_t *m) {
-  return {static_cast<float *>(m->aligned) + m->offset,
-          {m->strides[0], m->strides[1], m->strides[2], 0}};
-}
-
 struct Problem {
+  /// Strided views, the batch dimension first.
   View qLat, qPe, kv, pe, out;
   int64_t B, S, H, C, R, T;
   int64_t startPos;
@@ -123,31 +103,6 @@ struct Problem {
 // Per-thread workspace
 //===----------------------------------------------------------------------===//
 
-/// A growable, 64-byte aligned float buffer.
-class Buffer {
-public:
-  Buffer() = default;
-  Buffer(const Buffer &) = delete;
-  Buffer &operator=(const Buffer &) = delete;
-  ~Buffer() { std::free(data); }
-
-  float *get(int64_t floats) {
-    size_t bytes = static_cast<size_t>(std::max<int64_t>(floats, 1)) * 4;
-    if (bytes > capacity) {
-      std::free(data);
-      capacity = (bytes + 63) & ~size_t(63);
-      data = static_cast<float *>(std::aligned_alloc(64, capacity));
-      if (!data)
-        capacity = 0;
-    }
-    return data;
-  }
-
-private:
-  float *data = nullptr;
-  size_t capacity = 0;
-};
-
 struct Workspace {
   Buffer queries;  ///< Packed, scaled queries: [Mp / 16][Kp][16].
   Buffer block;    ///< Packed cache block, kv then pe: Kp / 16 chunks of
@@ -167,27 +122,6 @@ Workspace &workspace() {
 //===----------------------------------------------------------------------===//
 // Vector helpers (GCC vector extensions, compiled per target)
 //===----------------------------------------------------------------------===//
-
-typedef float v8f __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-
-#define LOOM_INLINE __attribute__((always_inline)) inline
-
-LOOM_INLINE v8f splat(float x) { return v8f{x, x, x, x, x, x, x, x}; }
-
-LOOM_INLINE v8f load(const float *p) {
-  v8f v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-LOOM_INLINE void store(float *p, v8f v) { std::memcpy(p, &v, sizeof(v)); }
-
-LOOM_INLINE v8f select(v8i mask, v8f a, v8f b) {
-  return (v8f)(((v8i)a & mask) | ((v8i)b & ~mask));
-}
-
-LOOM_INLINE v8f vmax(v8f a, v8f b) { return select(a > b, a, b); }
 
 /// exp(x) for float lanes, within 2 ulp on [-87.3, 88.7]; 0 below (so
 /// exp(-inf) = 0 exactly), +inf above. Cephes' expf: x = n ln2 + r with
@@ -248,39 +182,6 @@ LOOM_INLINE void scoreTile(const float *blk, int64_t kChunks, const float *qp,
   for (int i = 0; i < KT; ++i) {
     store(st + i * ldst, acc[i][0]);
     store(st + i * ldst + 8, acc[i][1]);
-  }
-}
-
-/// Output update of MT query rows and one chunk of 16 columns (v: [nb][16]
-/// of the packed block) over nb keys:
-///   O[i][0:16] = alpha[i] * O[i][0:16] + sum_t st[t][i] * v[t][0:16]
-/// (O is not read when `first`).
-template <int MT, bool Prefetch = false>
-LOOM_INLINE void outputTile(const float *st, int64_t ldst, const float *v,
-                            int64_t nb, const float *alpha, float *o,
-                            int64_t ldo, bool first,
-                            const char *prefetch = nullptr) {
-  v8f acc[MT][2] = {};
-  for (int64_t t = 0; t < nb; ++t) {
-    if (Prefetch)
-      __builtin_prefetch(prefetch + t * 64, 0, 3);
-    v8f b0 = load(v + t * kLanes), b1 = load(v + t * kLanes + 8);
-    for (int i = 0; i < MT; ++i) {
-      v8f x = splat(st[t * ldst + i]);
-      acc[i][0] += x * b0;
-      acc[i][1] += x * b1;
-    }
-  }
-  for (int i = 0; i < MT; ++i) {
-    float *row = o + i * ldo;
-    if (first) {
-      store(row, acc[i][0]);
-      store(row + 8, acc[i][1]);
-    } else {
-      v8f a = splat(alpha[i]);
-      store(row, a * load(row) + acc[i][0]);
-      store(row + 8, a * load(row + 8) + acc[i][1]);
-    }
   }
 }
 
@@ -422,16 +323,17 @@ LOOM_INLINE void runTaskImpl(const Problem &pr, int64_t task) {
   if (pr.queries) {
     qp = pr.queries + b * Mp * pr.Kp;
   } else {
-    float *own = ws.queries.get(Mp * pr.Kp);
+    float *own = ws.queries.floats(Mp * pr.Kp);
     packQueries(pr, b, own);
     qp = own;
   }
-  float *blk = ws.block.get(kChunkStride * (pr.Kp / kLanes));
-  float *st = ws.scores.get(kKeyBlock * ldst);
-  float *state = ws.state.get(3 * Mp);
+  float *blk = ws.block.floats(kChunkStride * (pr.Kp / kLanes));
+  float *st = ws.scores.floats(kKeyBlock * ldst);
+  float *state = ws.state.floats(3 * Mp);
   float *mRun = state, *lRun = state + Mp, *alpha = state + 2 * Mp;
-  auto *visibleInBlock = reinterpret_cast<int32_t *>(ws.limits.get(Mp));
-  float *o = pr.chunks > 1 ? pr.slot(b, c) : ws.output.get(pr.M * ldo);
+  auto *visibleInBlock =
+      static_cast<int32_t *>(ws.limits.get(Mp * int64_t(sizeof(int32_t))));
+  float *o = pr.chunks > 1 ? pr.slot(b, c) : ws.output.floats(pr.M * ldo);
 
   for (int64_t m = 0; m < Mp; ++m) {
     mRun[m] = kNegInf;
@@ -458,20 +360,10 @@ LOOM_INLINE void runTaskImpl(const Problem &pr, int64_t task) {
     for (; t + kKeyTile <= nb; t += kKeyTile)
       scoreKeys<kKeyTile>(blk + t * kLanes, kChunks, qp, panels, st + t * ldst,
                           ldst);
-    switch (nb - t) {
-#define LOOM_SCORE_TAIL(n)                                                     \
-  case n:                                                                      \
-    scoreKeys<n>(blk + t * kLanes, kChunks, qp, panels, st + t * ldst, ldst);  \
-    break;
-      LOOM_SCORE_TAIL(1)
-      LOOM_SCORE_TAIL(2)
-      LOOM_SCORE_TAIL(3)
-      LOOM_SCORE_TAIL(4)
-      LOOM_SCORE_TAIL(5)
-#undef LOOM_SCORE_TAIL
-    default:
-      break;
-    }
+#define LOOM_CALL(n)                                                           \
+  scoreKeys<n>(blk + t * kLanes, kChunks, qp, panels, st + t * ldst, ldst)
+    LOOM_TILE_TAIL(nb, t, LOOM_CALL)
+#undef LOOM_CALL
 
     // Causal masking only touches the blocks past the first query's last key.
     const int32_t *mask = nullptr;
@@ -503,34 +395,24 @@ LOOM_INLINE void runTaskImpl(const Problem &pr, int64_t task) {
       const float *v = blk + (j / kLanes) * chunkStride;
       int64_t m = 0;
       if (prefetchKv && pr.M >= kRowTile) {
-        outputTile<kRowTile, true>(st, ldst, v, nb, alpha, o + j, ldo, first,
-                                   prefetchKv + (j / kLanes) * nb * 64);
+        outputTile<kRowTile, true>(st, ldst, v, kLanes, nb, alpha, o + j, ldo,
+                                   first, prefetchKv + (j / kLanes) * nb * 64);
         m = kRowTile;
         if (prefetchPe && j < pr.R) {
-          outputTile<kRowTile, true>(st + m, ldst, v, nb, alpha + m,
+          outputTile<kRowTile, true>(st + m, ldst, v, kLanes, nb, alpha + m,
                                      o + m * ldo + j, ldo, first,
                                      prefetchPe + (j / kLanes) * nb * 64);
           m += kRowTile;
         }
       }
       for (; m + kRowTile <= pr.M; m += kRowTile)
-        outputTile<kRowTile>(st + m, ldst, v, nb, alpha + m, o + m * ldo + j,
-                             ldo, first);
-      switch (pr.M - m) {
-#define LOOM_OUTPUT_TAIL(n)                                                    \
-  case n:                                                                      \
-    outputTile<n>(st + m, ldst, v, nb, alpha + m, o + m * ldo + j, ldo,        \
-                  first);                                                      \
-    break;
-        LOOM_OUTPUT_TAIL(1)
-        LOOM_OUTPUT_TAIL(2)
-        LOOM_OUTPUT_TAIL(3)
-        LOOM_OUTPUT_TAIL(4)
-        LOOM_OUTPUT_TAIL(5)
-#undef LOOM_OUTPUT_TAIL
-      default:
-        break;
-      }
+        outputTile<kRowTile>(st + m, ldst, v, kLanes, nb, alpha + m,
+                             o + m * ldo + j, ldo, first);
+#define LOOM_CALL(n)                                                           \
+  outputTile<n>(st + m, ldst, v, kLanes, nb, alpha + m, o + m * ldo + j, ldo,  \
+                first)
+      LOOM_TILE_TAIL(pr.M, m, LOOM_CALL)
+#undef LOOM_CALL
     }
   }
 
@@ -551,7 +433,7 @@ LOOM_INLINE void mergeRowImpl(const Problem &pr, int64_t b, int64_t m) {
   float mMax = kNegInf;
   for (int64_t c = 0; c < pr.chunks; ++c)
     mMax = std::max(mMax, pr.slot(b, c)[state + m]);
-  float *row = workspace().mergeRow.get(Cp);
+  float *row = workspace().mergeRow.floats(Cp);
   for (int64_t j = 0; j < Cp; j += 8)
     store(row + j, splat(0.0f));
   if (mMax == kNegInf) {
@@ -579,16 +461,13 @@ LOOM_INLINE void mergeRowImpl(const Problem &pr, int64_t b, int64_t m) {
 //===----------------------------------------------------------------------===//
 
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) void packQueriesAvx2(const Problem &pr,
-                                                         int64_t b, float *qp) {
+LOOM_TARGET_AVX2 void packQueriesAvx2(const Problem &pr, int64_t b, float *qp) {
   packQueries(pr, b, qp);
 }
-__attribute__((target("avx2,fma"))) void runTaskAvx2(const Problem &pr,
-                                                     int64_t task) {
+LOOM_TARGET_AVX2 void runTaskAvx2(const Problem &pr, int64_t task) {
   runTaskImpl(pr, task);
 }
-__attribute__((target("avx2,fma"))) void mergeRowAvx2(const Problem &pr,
-                                                      int64_t b, int64_t m) {
+LOOM_TARGET_AVX2 void mergeRowAvx2(const Problem &pr, int64_t b, int64_t m) {
   mergeRowImpl(pr, b, m);
 }
 #endif
@@ -609,7 +488,7 @@ struct Kernels {
 
 Kernels selectKernels() {
 #if defined(__x86_64__)
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+  if (cpuHasAvx2Fma())
     return {packQueriesAvx2, runTaskAvx2, mergeRowAvx2};
 #endif
   return {packQueriesGeneric, runTaskGeneric, mergeRowGeneric};
@@ -636,14 +515,6 @@ void mergeBody(void *ctx, int64_t begin, int64_t end) {
   const auto &pr = *static_cast<const Problem *>(ctx);
   for (int64_t i = begin; i < end; ++i)
     kernels().mergeRow(pr, i / pr.M, i % pr.M);
-}
-
-void runParallel(int threads, void (*body)(void *, int64_t, int64_t), void *ctx,
-                 int64_t n) {
-  if (threads > 0)
-    parallelForWithThreads(threads, body, ctx, n);
-  else
-    loom_rt_parallel_for(body, ctx, n);
 }
 
 } // namespace
@@ -685,7 +556,7 @@ void loom::mlaDecodeF32WithThreads(int threads, const loom_memref_4d_t *qLat,
   pr.slotFloats = 0;
   pr.chunks = 1;
   pr.visible = pr.limit(pr.M - 1);
-  pr.blocks = (pr.visible + kKeyBlock - 1) / kKeyBlock;
+  pr.blocks = ceilDiv(pr.visible, kKeyBlock);
   if (pr.visible <= 0) {
     for (int64_t b = 0; b < pr.B; ++b)
       for (int64_t m = 0; m < pr.M; ++m) {
