@@ -24,25 +24,19 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "bench_util.h"
 #include "loom/runtime.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
-namespace roofline {
-double fmaPeakGflops(int threads, double seconds, int reps);
-} // namespace roofline
+using bench::median;
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 enum class MaskKind { None, Causal, Sliding, Sparse };
 const char *const kMaskNames[] = {"none", "causal", "sliding256", "sparse10"};
@@ -209,41 +203,26 @@ struct Operands {
   double visibleFlops() const { return 4.0 * cfg.H * mask.pairs() * cfg.D; }
 };
 
-double seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 } // namespace
 
 int main(int argc, char **argv) {
   int rounds = 3;
   double perConfigSeconds = 0.3;
   std::vector<Config> configs;
-  for (int i = 1; i < argc; ++i) {
+  auto addConfig = [&](const char *spec) {
     long long s, h, d;
-    if (!std::strcmp(argv[i], "--rounds") && i + 1 < argc) {
-      rounds = std::max(1, std::atoi(argv[++i]));
-    } else if (!std::strcmp(argv[i], "--seconds") && i + 1 < argc) {
-      perConfigSeconds = std::atof(argv[++i]);
-    } else if (!std::strcmp(argv[i], "--config") && i + 1 < argc &&
-               std::sscanf(argv[++i], "%lld,%lld,%lld", &s, &h, &d) == 3 &&
-               s > 0 && h > 0 && d > 0) {
-      for (MaskKind m : {MaskKind::None, MaskKind::Causal, MaskKind::Sliding,
-                         MaskKind::Sparse})
-        configs.push_back({s, h, d, m});
-    } else {
-      std::fprintf(stderr,
-                   "usage: %s [--rounds N] [--seconds S] [--config S,H,D]...\n",
-                   argv[0]);
-      return 2;
-    }
-  }
+    char end;
+    if (std::sscanf(spec, "%lld,%lld,%lld%c", &s, &h, &d, &end) != 3 ||
+        s <= 0 || h <= 0 || d <= 0)
+      return false;
+    for (MaskKind m : {MaskKind::None, MaskKind::Causal, MaskKind::Sliding,
+                       MaskKind::Sparse})
+      configs.push_back({s, h, d, m});
+    return true;
+  };
+  if (!bench::parseOptions(argc, argv, "S,H,D", rounds, perConfigSeconds,
+                           addConfig))
+    return 2;
   if (configs.empty())
     for (int64_t d : {64, 128})
       for (int64_t s : {1024, 2048, 4096})
@@ -262,36 +241,15 @@ int main(int argc, char **argv) {
   std::vector<int> reps;
   for (const Config &c : configs) {
     ops.emplace_back(c);
-    // Warm-up (pages, the pool, the allocator's cache), then calibrate the
-    // repetitions a round gives this configuration.
-    ops.back().call();
-    auto start = Clock::now();
-    ops.back().call();
-    double t = seconds(start, Clock::now());
-    reps.push_back(std::clamp(
-        static_cast<int>(perConfigSeconds / std::max(t, 1e-6)), 3, 100));
+    reps.push_back(bench::calibrateReps(ops.back(), perConfigSeconds, 100));
   }
 
-  std::vector<double> peaks;
-  std::vector<std::vector<double>> times(configs.size()),
-      fractions(configs.size());
-  for (int r = 0; r < rounds; ++r) {
-    double peak = roofline::fmaPeakGflops(threads, 0.1, 3);
-    peaks.push_back(peak);
-    for (size_t i = 0; i < configs.size(); ++i) {
-      std::vector<double> calls;
-      for (int k = 0; k < reps[i]; ++k) {
-        auto start = Clock::now();
-        ops[i].call();
-        calls.push_back(seconds(start, Clock::now()));
-      }
-      double t = median(calls);
-      times[i].push_back(t);
-      fractions[i].push_back(ops[i].visibleFlops() / t / 1e9 / peak);
-    }
-  }
-
-  double peak = median(peaks);
+  bench::Rounds measured =
+      bench::runRounds(ops, reps, rounds, threads, /*warmCalls=*/0,
+                       [](const Operands &op) { return op.visibleFlops(); });
+  const auto &times = measured.times;
+  const auto &fractions = measured.fractions;
+  double peak = median(measured.peaks);
   std::fprintf(stderr,
                "threads %d, FMA peak %.1f GFLOP/s (median of %d rounds)\n\n",
                threads, peak, rounds);
@@ -299,10 +257,7 @@ int main(int argc, char **argv) {
                "| S | H | D | mask | visible pairs | median ms | dense-equiv "
                "GFLOP/s | visible GFLOP/s | %% of FMA peak | x causal |\n"
                "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n");
-  std::string json = "{\"threads\": " + std::to_string(threads) +
-                     ", \"fma_peak_gflops\": " + std::to_string(peak) +
-                     ", \"rounds\": " + std::to_string(rounds) +
-                     ", \"configs\": [";
+  std::string json = bench::jsonHead(threads, peak, rounds);
   for (size_t i = 0; i < configs.size(); ++i) {
     const Config &c = configs[i];
     double t = median(times[i]);

@@ -26,45 +26,15 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build="${1:-$root/build}"
-
-if [ ! -f "$build/build.ninja" ]; then
-  [ "${LOOM_BENCH_NO_BUILD:-0}" = 1 ] && { echo "mla: $build is not a configured build" >&2; exit 1; }
-  cmake -G Ninja -S "$root" -B "$build" \
-    -DCMAKE_BUILD_TYPE=Release \
-    -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
-    -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
-    -DLLVM_USE_LINKER=lld -DMLIR_LINK_MLIR_DYLIB=ON \
-    -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-22/bin/lit \
-    -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >&2
-fi
-build="$(cd "$build" && pwd)"
-if [ "${LOOM_BENCH_NO_BUILD:-0}" != 1 ]; then
-  ninja -C "$build" -j "${LOOM_JOBS:-$(nproc)}" loom-compile loom-run loom-bench loom_runtime >&2
-fi
-bin="$build/bin"
-for t in loom-compile loom-run loom-bench; do
-  [ -x "$bin/$t" ] || { echo "mla: $bin/$t not found" >&2; exit 1; }
-done
+bench_name=mla
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
+bench_configure_build "${1:-$root/build}" loom-compile loom-run loom-bench loom_runtime
 
 # The roofline and the kernel benchmark, built as bench/mla_kernel.sh does,
 # in their own folder.
-cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$build/CMakeCache.txt"; }
-cxx="$(cache_value CMAKE_CXX_COMPILER)"
-libs=()
-for var in LOOM_DNNL_LIBRARY LOOM_GOMP_LIBRARY; do
-  lib="$(cache_value "$var")"
-  case "$lib" in ""|*NOTFOUND) ;; *) libs+=("$lib") ;; esac
-done
-runtime_lib="$(find "$build" -name libloom_runtime.a -print -quit)"
-[ -n "$runtime_lib" ] || { echo "mla: libloom_runtime.a not found in $build" >&2; exit 1; }
 tools="$build/bench-mla-layer"
-mkdir -p "$tools"
-flags=(-O2 -std=c++17 -pthread)
-"$cxx" "${flags[@]}" "$root/bench/roofline.cc" -o "$tools/roofline"
-"$cxx" "${flags[@]}" -I"$root/runtime/include" -DLOOM_ROOFLINE_NO_MAIN \
-  "$root/bench/mla_kernel_bench.cc" "$root/bench/roofline.cc" \
-  "$runtime_lib" "${libs[@]}" -ldl -o "$tools/mla_kernel_bench"
+bench_kernel_tools "$tools" mla_kernel_bench.cc
 
 torch_py=""
 for py in "${LOOM_BENCH_PYTHON:-}" "$root/bench/.venv/bin/python" /usr/bin/python3; do

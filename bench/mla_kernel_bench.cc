@@ -19,26 +19,19 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "bench_util.h"
 #include "loom/runtime.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
-namespace roofline {
-double fmaPeakGflops(int threads, double seconds, int reps);
-double readBandwidthGBs(int threads, int64_t bytes, int reps);
-} // namespace roofline
+using bench::median;
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 constexpr int64_t kC = 512, kR = 64;
 
@@ -115,43 +108,24 @@ struct Operands {
   }
 };
 
-double seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 } // namespace
 
 int main(int argc, char **argv) {
   int rounds = 5;
   double perConfigSeconds = 0.4;
   std::vector<Config> configs;
-  for (int i = 1; i < argc; ++i) {
-    Config c;
+  auto addConfig = [&](const char *spec) {
     long long b, s, h, t;
-    if (!std::strcmp(argv[i], "--rounds") && i + 1 < argc) {
-      rounds = std::max(1, std::atoi(argv[++i]));
-    } else if (!std::strcmp(argv[i], "--seconds") && i + 1 < argc) {
-      perConfigSeconds = std::atof(argv[++i]);
-    } else if (!std::strcmp(argv[i], "--config") && i + 1 < argc &&
-               std::sscanf(argv[++i], "%lld,%lld,%lld,%lld", &b, &s, &h, &t) ==
-                   4 &&
-               b > 0 && s > 0 && h > 0 && t >= s) {
-      c = {b, s, h, t};
-      configs.push_back(c);
-    } else {
-      std::fprintf(stderr,
-                   "usage: %s [--rounds N] [--seconds S] "
-                   "[--config B,S,H,T]...\n",
-                   argv[0]);
-      return 2;
-    }
-  }
+    char end;
+    if (std::sscanf(spec, "%lld,%lld,%lld,%lld%c", &b, &s, &h, &t, &end) != 4 ||
+        b <= 0 || s <= 0 || h <= 0 || t < s)
+      return false;
+    configs.push_back({b, s, h, t});
+    return true;
+  };
+  if (!bench::parseOptions(argc, argv, "B,S,H,T", rounds, perConfigSeconds,
+                           addConfig))
+    return 2;
   if (configs.empty())
     configs = {{1, 1, 128, 1024}, {1, 1, 128, 4096}, {1, 1, 128, 16384},
                {8, 1, 128, 1024}, {8, 1, 128, 4096}, {8, 1, 128, 16384},
@@ -162,38 +136,17 @@ int main(int argc, char **argv) {
   std::vector<int> reps;
   for (const Config &c : configs) {
     ops.emplace_back(c);
-    // Warm-up (pages, the pool, the allocator's cache), then calibrate the
-    // repetitions a round gives this configuration.
-    ops.back().call();
-    auto start = Clock::now();
-    ops.back().call();
-    double t = seconds(start, Clock::now());
-    reps.push_back(std::clamp(
-        static_cast<int>(perConfigSeconds / std::max(t, 1e-6)), 3, 200));
+    reps.push_back(bench::calibrateReps(ops.back(), perConfigSeconds, 200));
   }
   double bandwidth = roofline::readBandwidthGBs(threads, int64_t(512) << 20, 3);
 
-  std::vector<double> peaks;
-  std::vector<std::vector<double>> times(configs.size()),
-      fractions(configs.size());
-  for (int r = 0; r < rounds; ++r) {
-    double peak = roofline::fmaPeakGflops(threads, 0.1, 3);
-    peaks.push_back(peak);
-    for (size_t i = 0; i < configs.size(); ++i) {
-      ops[i].call();
-      std::vector<double> calls;
-      for (int k = 0; k < reps[i]; ++k) {
-        auto start = Clock::now();
-        ops[i].call();
-        calls.push_back(seconds(start, Clock::now()));
-      }
-      double t = median(calls);
-      times[i].push_back(t);
-      fractions[i].push_back(ops[i].flops() / t / 1e9 / peak);
-    }
-  }
-
-  double peak = median(peaks);
+  // Each round's timed calls of a configuration follow one untimed call.
+  bench::Rounds measured =
+      bench::runRounds(ops, reps, rounds, threads, /*warmCalls=*/1,
+                       [](const Operands &op) { return op.flops(); });
+  const auto &times = measured.times;
+  const auto &fractions = measured.fractions;
+  double peak = median(measured.peaks);
   std::fprintf(stderr,
                "threads %d, FMA peak %.1f GFLOP/s (median of %d rounds), "
                "read bandwidth %.2f GB/s\n\n",
@@ -201,11 +154,8 @@ int main(int argc, char **argv) {
   std::fprintf(stderr, "| B | S | H | T | median ms | GFLOP/s | cache MB read "
                        "| cache GB/s | %% of FMA peak |\n"
                        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-  std::string json = "{\"threads\": " + std::to_string(threads) +
-                     ", \"fma_peak_gflops\": " + std::to_string(peak) +
-                     ", \"read_bw_gbs\": " + std::to_string(bandwidth) +
-                     ", \"rounds\": " + std::to_string(rounds) +
-                     ", \"configs\": [";
+  std::string json = bench::jsonHead(
+      threads, peak, rounds, ", \"read_bw_gbs\": " + std::to_string(bandwidth));
   for (size_t i = 0; i < configs.size(); ++i) {
     const Config &c = configs[i];
     double t = median(times[i]);
