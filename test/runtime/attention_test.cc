@@ -23,60 +23,7 @@
 
 namespace {
 
-/// A dense-or-strided tensor of rank 3 or 4 over its own storage, which is
-/// NaN wherever the view does not reach.
-struct Tensor {
-  std::vector<float> storage;
-  std::vector<int64_t> sizes, strides;
-  int64_t offset = 0;
-
-  /// Lays out `sizes` row-major with every stride stretched by `spread` (1:
-  /// contiguous) and the innermost stride by `inner`, after `offset` unused
-  /// elements.
-  Tensor(std::vector<int64_t> sizesIn, int64_t inner, int64_t spread,
-         int64_t offsetIn)
-      : sizes(std::move(sizesIn)), offset(offsetIn) {
-    strides.assign(sizes.size(), 0);
-    int64_t stride = inner;
-    int64_t extent = 1;
-    for (size_t i = sizes.size(); i-- > 0;) {
-      strides[i] = stride;
-      extent += (std::max<int64_t>(sizes[i], 1) - 1) * stride;
-      stride = stride * std::max<int64_t>(sizes[i], 1) + (spread - 1);
-    }
-    storage.assign(static_cast<size_t>(offset + extent), std::nanf(""));
-  }
-
-  float &at(std::initializer_list<int64_t> index) {
-    int64_t pos = offset;
-    size_t d = 0;
-    for (int64_t i : index)
-      pos += i * strides[d++];
-    return storage[static_cast<size_t>(pos)];
-  }
-
-  loom_memref_3d_t memref3() {
-    loom_memref_3d_t m;
-    m.allocated = m.aligned = storage.data();
-    m.offset = offset;
-    for (int i = 0; i < 3; ++i) {
-      m.sizes[i] = sizes[i];
-      m.strides[i] = strides[i];
-    }
-    return m;
-  }
-
-  loom_memref_4d_t memref4() {
-    loom_memref_4d_t m;
-    m.allocated = m.aligned = storage.data();
-    m.offset = offset;
-    for (int i = 0; i < 4; ++i) {
-      m.sizes[i] = sizes[i];
-      m.strides[i] = strides[i];
-    }
-    return m;
-  }
-};
+using loom::test::StridedTensor;
 
 enum class Mask {
   None,
@@ -205,13 +152,18 @@ struct Mods {
     return s;
   }
 
+  /// Counts a call on keys [j0, j0 + n) that reaches the keys HiddenKeys
+  /// hides.
+  void noteHiddenKeys(int64_t j0, int64_t n) {
+    if (j0 < kHiddenEnd && j0 + n > kHiddenBegin && c.mask == Mask::HiddenKeys)
+      hiddenTouched.fetch_add(1);
+  }
+
   static void maskRow(void *ctx, int64_t b, int64_t h, int64_t i, int64_t j0,
                       int64_t n, uint8_t *out) {
     auto *m = static_cast<Mods *>(ctx);
     m->maskRowCalls.fetch_add(1);
-    if (j0 < kHiddenEnd && j0 + n > kHiddenBegin &&
-        m->c.mask == Mask::HiddenKeys)
-      m->hiddenTouched.fetch_add(1);
+    m->noteHiddenKeys(j0, n);
     for (int64_t t = 0; t < n; ++t)
       out[t] = m->visible(b, h, i, j0 + t);
   }
@@ -247,9 +199,7 @@ struct Mods {
                        int64_t n, float *s) {
     auto *m = static_cast<Mods *>(ctx);
     m->scoreRowCalls.fetch_add(1);
-    if (j0 < kHiddenEnd && j0 + n > kHiddenBegin &&
-        m->c.mask == Mask::HiddenKeys)
-      m->hiddenTouched.fetch_add(1);
+    m->noteHiddenKeys(j0, n);
     for (int64_t t = 0; t < n; ++t)
       s[t] = static_cast<float>(m->modify(h, i, j0 + t, s[t]));
   }
@@ -271,21 +221,21 @@ struct Mods {
 
 struct Problem {
   Case c;
-  Tensor q, k, v, out, lse;
+  StridedTensor q, k, v, out, lse;
   Mods mods;
   float scale;
 
   explicit Problem(const Case &cs)
-      : c(cs), q({c.B, c.Hq, c.Sq, c.Dk}, c.strided ? 2 : 1, c.strided ? 3 : 1,
-                 c.strided ? 5 : 0),
-        k({c.B, c.Hkv, c.Skv, c.Dk}, c.strided ? 3 : 1, c.strided ? 2 : 1,
-          c.strided ? 7 : 0),
-        v({c.B, c.Hkv, c.Skv, c.Dv}, c.strided ? 2 : 1, c.strided ? 4 : 1,
-          c.strided ? 1 : 0),
-        out({c.B, c.Hq, c.Sq, c.Dv}, c.strided ? 2 : 1, c.strided ? 2 : 1,
-            c.strided ? 3 : 0),
-        lse({c.B, c.Hq, c.Sq}, c.strided ? 2 : 1, c.strided ? 3 : 1,
-            c.strided ? 2 : 0),
+      : c(cs), q(StridedTensor::contiguousUnless(
+                   c.strided, {c.B, c.Hq, c.Sq, c.Dk}, 2, 3, 5)),
+        k(StridedTensor::contiguousUnless(c.strided, {c.B, c.Hkv, c.Skv, c.Dk},
+                                          3, 2, 7)),
+        v(StridedTensor::contiguousUnless(c.strided, {c.B, c.Hkv, c.Skv, c.Dv},
+                                          2, 4, 1)),
+        out(StridedTensor::contiguousUnless(c.strided, {c.B, c.Hq, c.Sq, c.Dv},
+                                            2, 2, 3)),
+        lse(StridedTensor::contiguousUnless(c.strided, {c.B, c.Hq, c.Sq}, 2, 3,
+                                            2)),
         mods(cs) {
     scale = c.scale != 0 ? c.scale : 1.0f / std::sqrt(float(c.Dk));
     std::mt19937 rng(static_cast<unsigned>(c.B * 1000003 + c.Sq * 10007 +
@@ -345,11 +295,7 @@ struct Problem {
     result[c.Dv] = -INFINITY;
     if (mx == -INFINITY)
       return result;
-    double sum = 0;
-    for (double &s : scores) {
-      s = std::exp(s - mx);
-      sum += s;
-    }
+    double sum = loom::test::exponentiate(scores, mx);
     for (size_t t = 0; t < keys.size(); ++t)
       for (int64_t d = 0; d < c.Dv; ++d)
         result[d] += scores[t] / sum * v.at({b, hk, keys[t], d});
@@ -362,45 +308,31 @@ struct Problem {
   /// of zeros compare absolutely), the lse to `tolerance` relative (infinite
   /// ones exactly), and checks that nothing outside the views was written.
   ::testing::AssertionResult matchesReference(double tolerance = 1e-5) {
-    for (int64_t b = 0; b < c.B; ++b)
-      for (int64_t h = 0; h < c.Hq; ++h)
-        for (int64_t i = 0; i < c.Sq; ++i) {
-          std::vector<double> ref = reference(b, h, i);
-          double magnitude = 1e-3;
-          for (int64_t d = 0; d < c.Dv; ++d)
-            magnitude = std::max(magnitude, std::abs(ref[d]));
-          for (int64_t d = 0; d < c.Dv; ++d) {
-            float got = out.at({b, h, i, d});
-            if (!(std::abs(got - ref[d]) <= tolerance * magnitude))
-              return ::testing::AssertionFailure()
-                     << c << ": out[" << b << "," << h << "," << i << "," << d
-                     << "] = " << got << ", reference " << ref[d];
-          }
-          if (!c.lse)
-            continue;
-          float got = lse.at({b, h, i});
-          double want = ref[c.Dv];
-          bool ok = std::isinf(want)
-                        ? got == want
-                        : std::abs(got - want) <=
-                              tolerance * std::max(1.0, std::abs(want));
-          if (!ok)
-            return ::testing::AssertionFailure()
-                   << c << ": lse[" << b << "," << h << "," << i
-                   << "] = " << got << ", reference " << want;
-        }
-    auto written = [](const Tensor &t) {
-      size_t n = 0;
-      for (float x : t.storage)
-        n += !std::isnan(x);
-      return n;
+    auto checkLse = [&](int64_t b, int64_t h, int64_t i,
+                        const std::vector<double> &ref) {
+      if (!c.lse)
+        return ::testing::AssertionSuccess();
+      float got = lse.at({b, h, i});
+      double want = ref[c.Dv];
+      bool ok = std::isinf(want)
+                    ? got == want
+                    : std::abs(got - want) <=
+                          tolerance * std::max(1.0, std::abs(want));
+      if (!ok)
+        return ::testing::AssertionFailure()
+               << "lse[" << b << "," << h << "," << i << "] = " << got
+               << ", reference " << want;
+      return ::testing::AssertionSuccess();
     };
-    if (written(out) != static_cast<size_t>(c.B * c.Hq * c.Sq * c.Dv))
+    if (::testing::AssertionResult rows = loom::test::matchRows(
+            out,
+            [&](int64_t b, int64_t h, int64_t i) { return reference(b, h, i); },
+            tolerance, checkLse);
+        !rows)
+      return ::testing::AssertionFailure() << c << ": " << rows.message();
+    if (lse.written() != static_cast<size_t>(c.lse ? c.B * c.Hq * c.Sq : 0))
       return ::testing::AssertionFailure()
-             << c << ": " << written(out) << " output elements written";
-    if (written(lse) != static_cast<size_t>(c.lse ? c.B * c.Hq * c.Sq : 0))
-      return ::testing::AssertionFailure()
-             << c << ": " << written(lse) << " lse elements written";
+             << c << ": " << lse.written() << " lse elements written";
     return ::testing::AssertionSuccess();
   }
 };

@@ -21,60 +21,7 @@
 
 namespace {
 
-/// A dense-or-strided tensor of rank 3 or 4 over its own storage, which is
-/// NaN wherever the view does not reach.
-struct Tensor {
-  std::vector<float> storage;
-  std::vector<int64_t> sizes, strides;
-  int64_t offset = 0;
-
-  /// Lays out `sizes` row-major with every stride stretched by `spread` (1:
-  /// contiguous) and the innermost stride by `inner`, after `offset` unused
-  /// elements.
-  Tensor(std::vector<int64_t> sizesIn, int64_t inner, int64_t spread,
-         int64_t offsetIn)
-      : sizes(std::move(sizesIn)), offset(offsetIn) {
-    strides.assign(sizes.size(), 0);
-    int64_t stride = inner;
-    int64_t extent = 1;
-    for (size_t i = sizes.size(); i-- > 0;) {
-      strides[i] = stride;
-      extent += (std::max<int64_t>(sizes[i], 1) - 1) * stride;
-      stride = stride * std::max<int64_t>(sizes[i], 1) + (spread - 1);
-    }
-    storage.assign(static_cast<size_t>(offset + extent), std::nanf(""));
-  }
-
-  float &at(std::initializer_list<int64_t> index) {
-    int64_t pos = offset;
-    size_t d = 0;
-    for (int64_t i : index)
-      pos += i * strides[d++];
-    return storage[static_cast<size_t>(pos)];
-  }
-
-  loom_memref_3d_t memref3() {
-    loom_memref_3d_t m;
-    m.allocated = m.aligned = storage.data();
-    m.offset = offset;
-    for (int i = 0; i < 3; ++i) {
-      m.sizes[i] = sizes[i];
-      m.strides[i] = strides[i];
-    }
-    return m;
-  }
-
-  loom_memref_4d_t memref4() {
-    loom_memref_4d_t m;
-    m.allocated = m.aligned = storage.data();
-    m.offset = offset;
-    for (int i = 0; i < 4; ++i) {
-      m.sizes[i] = sizes[i];
-      m.strides[i] = strides[i];
-    }
-    return m;
-  }
-};
+using loom::test::StridedTensor;
 
 struct Case {
   int64_t B, S, H, C, R, T;
@@ -100,20 +47,20 @@ std::ostream &operator<<(std::ostream &os, const Case &c) {
 
 struct Problem {
   Case c;
-  Tensor qLat, qPe, kv, pe, out;
+  StridedTensor qLat, qPe, kv, pe, out;
   float scale;
 
   explicit Problem(const Case &cs)
-      : c(cs), qLat({c.B, c.S, c.H, c.C}, c.strided ? 2 : 1, c.strided ? 3 : 1,
-                    c.strided ? 5 : 0),
-        qPe({c.B, c.S, c.H, c.R}, c.strided ? 3 : 1, c.strided ? 2 : 1,
-            c.strided ? 1 : 0),
+      : c(cs), qLat(StridedTensor::contiguousUnless(
+                   c.strided, {c.B, c.S, c.H, c.C}, 2, 3, 5)),
+        qPe(StridedTensor::contiguousUnless(c.strided, {c.B, c.S, c.H, c.R}, 3,
+                                            2, 1)),
         kv({c.MB ? c.MB : c.B, c.T, c.C}, c.strided == 1 ? 2 : 1,
            c.strided ? 4 : 1, c.strided ? 7 : 0),
         pe({c.MB ? c.MB : c.B, c.T, c.R}, c.strided == 2 ? 2 : 1,
            c.strided ? 3 : 1, c.strided ? 2 : 0),
-        out({c.B, c.S, c.H, c.C}, c.strided ? 2 : 1, c.strided ? 2 : 1,
-            c.strided ? 3 : 0) {
+        out(StridedTensor::contiguousUnless(c.strided, {c.B, c.S, c.H, c.C}, 2,
+                                            2, 3)) {
     scale = c.scale != 0 ? c.scale : 1.0f / std::sqrt(float(c.C + c.R));
     std::mt19937 rng(static_cast<unsigned>(c.B * 1000003 + c.S * 10007 +
                                            c.H * 101 + c.C * 7 + c.T));
@@ -168,11 +115,7 @@ struct Problem {
       scores[t] = double(scale) * dot;
       mx = std::max(mx, scores[t]);
     }
-    double sum = 0;
-    for (double &v : scores) {
-      v = std::exp(v - mx);
-      sum += v;
-    }
+    double sum = loom::test::exponentiate(scores, mx);
     for (int64_t t = 0; t < visible; ++t)
       for (int64_t k = 0; k < c.C; ++k)
         result[k] += scores[t] / sum * kv.at({b, t, k});
@@ -184,28 +127,13 @@ struct Problem {
   /// of zeros compare absolutely), and checks that nothing outside the
   /// output view was written.
   ::testing::AssertionResult matchesReference(double tolerance = 1e-5) {
-    for (int64_t b = 0; b < c.B; ++b)
-      for (int64_t s = 0; s < c.S; ++s)
-        for (int64_t h = 0; h < c.H; ++h) {
-          std::vector<double> ref = reference(b, s, h);
-          double magnitude = 1e-3;
-          for (double v : ref)
-            magnitude = std::max(magnitude, std::abs(v));
-          for (int64_t k = 0; k < c.C; ++k) {
-            float got = out.at({b, s, h, k});
-            if (!(std::abs(got - ref[k]) <= tolerance * magnitude))
-              return ::testing::AssertionFailure()
-                     << c << ": out[" << b << "," << s << "," << h << "," << k
-                     << "] = " << got << ", reference " << ref[k];
-          }
-        }
-    size_t written = 0;
-    for (float v : out.storage)
-      written += !std::isnan(v);
-    if (written != static_cast<size_t>(c.B * c.S * c.H * c.C))
-      return ::testing::AssertionFailure()
-             << c << ": " << written << " elements written";
-    return ::testing::AssertionSuccess();
+    ::testing::AssertionResult rows = loom::test::matchRows(
+        out,
+        [&](int64_t b, int64_t s, int64_t h) { return reference(b, s, h); },
+        tolerance);
+    if (!rows)
+      return ::testing::AssertionFailure() << c << ": " << rows.message();
+    return rows;
   }
 };
 
