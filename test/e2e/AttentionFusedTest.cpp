@@ -12,11 +12,13 @@
 //   documents) a uniform block must never be SOME;
 // - whole artifacts with fuse.attention (tree mask and a score modifier,
 //   grouped heads, a mask that hides every key of a query) run through the
-//   runtime's attention kernel and are compared with a float64 reference
-//   written here.
+//   runtime's attention kernel and are compared with the float64 reference
+//   of AttentionReference.h.
 //
 //===----------------------------------------------------------------------===//
 
+#include "test/e2e/AttentionEntries.h"
+#include "test/e2e/AttentionReference.h"
 #include "test/e2e/RuntimeGlue.h"
 
 #include "compiler/Pipelines/Compile.h"
@@ -34,7 +36,6 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
-#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
@@ -309,7 +310,7 @@ BlockStats checkMask(const MaskFunctions &fns, Metadata m, const Oracle &oracle,
 
 struct MaskCase {
   const char *name;
-  const char *body;
+  std::string body;
   Oracle oracle;
   /// Metadata generator.
   std::function<Metadata(int64_t, std::mt19937 &)> metadata;
@@ -322,10 +323,35 @@ Metadata treeMetadata(int64_t n, std::mt19937 &rng) {
   return randomTree(n, rng, /*shuffle=*/false);
 }
 
+/// The start of a mask body that leaves in `%anc` whether key j is an
+/// ancestor of query i or i itself on Euler-tour intervals: tin[j] <= tin[i]
+/// and tout[i] <= tout[j], where the i32 vectors `tin` and `tout` of type
+/// `type` are read with `read` (memref.load or tensor.extract).
+std::string ancestorBody(const std::string &read, const std::string &tin,
+                         const std::string &tout, const std::string &type) {
+  std::string body = R"mlir(
+      %tj = $READ $TIN[%j] : $TYPE
+      %ti = $READ $TIN[%i] : $TYPE
+      %oi2 = $READ $TOUT[%i] : $TYPE
+      %oj = $READ $TOUT[%j] : $TYPE
+      %x = arith.cmpi sle, %tj, %ti : i32
+      %y = arith.cmpi sle, %oi2, %oj : i32
+      %anc = arith.andi %x, %y : i1
+      )mlir";
+  replaceAll(body, "$READ", read);
+  replaceAll(body, "$TIN", tin);
+  replaceAll(body, "$TOUT", tout);
+  replaceAll(body, "$TYPE", type);
+  return body;
+}
+
 std::vector<MaskCase> maskCases() {
   auto ancestor = [](const Metadata &m, int64_t i, int64_t j) {
     return m.a[j] <= m.a[i] && m.c[i] <= m.c[j];
   };
+  std::string ancestorPrefix =
+      ancestorBody("memref.load", "%a", "%c", "memref<?xi32>");
+  std::string treeBody = ancestorPrefix + "fuse.yield %anc : i1";
   return {
       {"causal",
        R"(%v = arith.cmpi ule, %j, %i : index
@@ -369,40 +395,14 @@ std::vector<MaskCase> maskCases() {
          return m.a[i] == m.a[j] && j <= i;
        },
        randomDocuments, false},
-      {"tree",
-       R"(%tj = memref.load %a[%j] : memref<?xi32>
-          %ti = memref.load %a[%i] : memref<?xi32>
-          %oi = memref.load %c[%i] : memref<?xi32>
-          %oj = memref.load %c[%j] : memref<?xi32>
-          %x = arith.cmpi sle, %tj, %ti : i32
-          %y = arith.cmpi sle, %oi, %oj : i32
-          %v = arith.andi %x, %y : i1
-          fuse.yield %v : i1)",
-       ancestor, treeMetadata, false},
-      {"tree_shuffled",
-       R"(%tj = memref.load %a[%j] : memref<?xi32>
-          %ti = memref.load %a[%i] : memref<?xi32>
-          %oi = memref.load %c[%i] : memref<?xi32>
-          %oj = memref.load %c[%j] : memref<?xi32>
-          %x = arith.cmpi sle, %tj, %ti : i32
-          %y = arith.cmpi sle, %oi, %oj : i32
-          %v = arith.andi %x, %y : i1
-          fuse.yield %v : i1)",
-       ancestor,
+      {"tree", treeBody, ancestor, treeMetadata, false},
+      {"tree_shuffled", treeBody, ancestor,
        [](int64_t n, std::mt19937 &rng) { return randomTree(n, rng, true); },
        false},
       // Within a pair of positions (i / 2 == j / 2) only the query itself,
       // elsewhere any key that is not an ancestor or is the query itself:
       // Kleene not (xor with true), or, select on i1, division.
-      {"not_ancestor_or_self",
-       R"(%tj = memref.load %a[%j] : memref<?xi32>
-          %ti = memref.load %a[%i] : memref<?xi32>
-          %oi = memref.load %c[%i] : memref<?xi32>
-          %oj = memref.load %c[%j] : memref<?xi32>
-          %x = arith.cmpi sle, %tj, %ti : i32
-          %y = arith.cmpi sle, %oi, %oj : i32
-          %anc = arith.andi %x, %y : i1
-          %true = arith.constant true
+      {"not_ancestor_or_self", ancestorPrefix + R"(%true = arith.constant true
           %not = arith.xori %anc, %true : i1
           %self = arith.cmpi eq, %i, %j : index
           %half = arith.constant 2 : index
@@ -491,240 +491,27 @@ INSTANTIATE_TEST_SUITE_P(Masks, AttentionMaskTest,
 //===----------------------------------------------------------------------===//
 
 /// Two entries: `tree` (an ancestor mask on Euler-tour intervals, a soft cap
-/// and a per-head bias as score modifier, grouped heads) and `strict` (keys
-/// strictly before the query, so query 0 sees none).
-constexpr const char *kArtifactSource = R"mlir(
-func.func @tree(
-    %q: tensor<?x4x?x16xf32> {loom.role = "input", loom.name = "q", loom.dims = ["B", 4, "S", 16]},
-    %k: tensor<?x2x?x16xf32> {loom.role = "input", loom.name = "k", loom.dims = ["B", 2, "S", 16]},
-    %v: tensor<?x2x?x8xf32> {loom.role = "input", loom.name = "v", loom.dims = ["B", 2, "S", 8]},
-    %tin: tensor<?xi32> {loom.role = "input", loom.name = "tin", loom.dims = ["S"]},
-    %tout: tensor<?xi32> {loom.role = "input", loom.name = "tout", loom.dims = ["S"]})
-    -> (tensor<?x4x?x8xf32> {loom.role = "output", loom.name = "out", loom.dims = ["B", 4, "S", 8]},
-        tensor<?x4x?xf32> {loom.role = "output", loom.name = "lse", loom.dims = ["B", 4, "S"]}) {
-  %c0 = arith.constant 0 : index
-  %c2 = arith.constant 2 : index
-  %nb = tensor.dim %q, %c0 : tensor<?x4x?x16xf32>
-  %ns = tensor.dim %q, %c2 : tensor<?x4x?x16xf32>
-  %oi = tensor.empty(%nb, %ns) : tensor<?x4x?x8xf32>
-  %li = tensor.empty(%nb, %ns) : tensor<?x4x?xf32>
-  %r:2 = fuse.attention ins(%q, %k, %v : tensor<?x4x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x8xf32>)
-      captures(%tin, %tout : tensor<?xi32>, tensor<?xi32>)
-      outs(%oi, %li : tensor<?x4x?x8xf32>, tensor<?x4x?xf32>) {scale = 0.25 : f64}
-      -> tensor<?x4x?x8xf32>, tensor<?x4x?xf32>
-    mask {
-    ^bb0(%b: index, %h: index, %i: index, %j: index, %a: tensor<?xi32>, %c: tensor<?xi32>):
-      %tj = tensor.extract %a[%j] : tensor<?xi32>
-      %ti = tensor.extract %a[%i] : tensor<?xi32>
-      %oi2 = tensor.extract %c[%i] : tensor<?xi32>
-      %oj = tensor.extract %c[%j] : tensor<?xi32>
-      %x = arith.cmpi sle, %tj, %ti : i32
-      %y = arith.cmpi sle, %oi2, %oj : i32
-      %m = arith.andi %x, %y : i1
-      fuse.yield %m : i1
-    }
-    score {
-    ^bb0(%b: index, %h: index, %i: index, %j: index, %s: f32, %a: tensor<?xi32>, %c: tensor<?xi32>):
-      %cap = arith.constant 5.0 : f32
-      %d = arith.divf %s, %cap : f32
-      %t = math.tanh %d : f32
-      %soft = arith.mulf %t, %cap : f32
-      %hi = arith.index_cast %h : index to i64
-      %hf = arith.sitofp %hi : i64 to f32
-      %quarter = arith.constant 0.25 : f32
-      %bias = arith.mulf %hf, %quarter : f32
-      %r2 = arith.subf %soft, %bias : f32
-      fuse.yield %r2 : f32
-    }
-  return %r#0, %r#1 : tensor<?x4x?x8xf32>, tensor<?x4x?xf32>
+/// and a per-head bias as score modifier, grouped heads) and `strict`.
+std::string artifactSource() {
+  AttentionEntry tree("tree", 4, 2, 16, 8, "S", "0.25");
+  tree.captures = {{"tin", "S"}, {"tout", "S"}};
+  tree.mask =
+      ancestorBody("tensor.extract", "%c_tin", "%c_tout", "tensor<?xi32>") +
+      "fuse.yield %anc : i1";
+  tree.score = kSoftCapAndHeadBiasBody;
+  return attentionEntry(AttentionForm::Fuse, tree) +
+         strictEntry(AttentionForm::Fuse);
 }
 
-func.func @strict(
-    %q: tensor<?x2x?x8xf32> {loom.role = "input", loom.name = "q", loom.dims = ["B", 2, "S", 8]},
-    %k: tensor<?x2x?x8xf32> {loom.role = "input", loom.name = "k", loom.dims = ["B", 2, "T", 8]},
-    %v: tensor<?x2x?x8xf32> {loom.role = "input", loom.name = "v", loom.dims = ["B", 2, "T", 8]})
-    -> (tensor<?x2x?x8xf32> {loom.role = "output", loom.name = "out", loom.dims = ["B", 2, "S", 8]},
-        tensor<?x2x?xf32> {loom.role = "output", loom.name = "lse", loom.dims = ["B", 2, "S"]}) {
-  %c0 = arith.constant 0 : index
-  %c2 = arith.constant 2 : index
-  %nb = tensor.dim %q, %c0 : tensor<?x2x?x8xf32>
-  %ns = tensor.dim %q, %c2 : tensor<?x2x?x8xf32>
-  %oi = tensor.empty(%nb, %ns) : tensor<?x2x?x8xf32>
-  %li = tensor.empty(%nb, %ns) : tensor<?x2x?xf32>
-  %r:2 = fuse.attention ins(%q, %k, %v : tensor<?x2x?x8xf32>, tensor<?x2x?x8xf32>, tensor<?x2x?x8xf32>)
-      outs(%oi, %li : tensor<?x2x?x8xf32>, tensor<?x2x?xf32>) {scale = 0.35 : f64}
-      -> tensor<?x2x?x8xf32>, tensor<?x2x?xf32>
-    mask {
-    ^bb0(%b: index, %h: index, %i: index, %j: index):
-      %m = arith.cmpi ult, %j, %i : index
-      fuse.yield %m : i1
-    }
-  return %r#0, %r#1 : tensor<?x2x?x8xf32>, tensor<?x2x?xf32>
-}
-)mlir";
-
-/// Float64 reference of attention: q [B, Hq, S, Dk], k [B, Hkv, T, Dk],
-/// v [B, Hkv, T, Dv].
-void referenceAttention(
-    const Tensor &q, const Tensor &k, const Tensor &v, double scale,
-    const std::function<bool(int64_t, int64_t, int64_t, int64_t)> &mask,
-    const std::function<double(int64_t, int64_t, int64_t, int64_t, double)>
-        &score,
-    Tensor &out, Tensor &lse) {
-  int64_t nb = q.shape[0], hq = q.shape[1], s = q.shape[2], dk = q.shape[3];
-  int64_t hkv = k.shape[1], t = k.shape[2], dv = v.shape[3];
-  out.dtype = lse.dtype = LOOM_DTYPE_F32;
-  out.shape = {nb, hq, s, dv};
-  lse.shape = {nb, hq, s};
-  out.data.assign(nb * hq * s * dv, 0.0);
-  lse.data.assign(nb * hq * s, 0.0);
-  for (int64_t b = 0; b < nb; ++b)
-    for (int64_t h = 0; h < hq; ++h) {
-      int64_t g = h / (hq / hkv);
-      for (int64_t i = 0; i < s; ++i) {
-        std::vector<double> logits;
-        std::vector<int64_t> keys;
-        for (int64_t j = 0; j < t; ++j) {
-          if (!mask(b, h, i, j))
-            continue;
-          double dot = 0;
-          for (int64_t d = 0; d < dk; ++d)
-            dot += q.data[((b * hq + h) * s + i) * dk + d] *
-                   k.data[((b * hkv + g) * t + j) * dk + d];
-          logits.push_back(score(b, h, i, j, scale * dot));
-          keys.push_back(j);
-        }
-        double *o = &out.data[((b * hq + h) * s + i) * dv];
-        double &l = lse.data[(b * hq + h) * s + i];
-        if (keys.empty()) {
-          l = -std::numeric_limits<double>::infinity();
-          continue;
-        }
-        double top = *std::max_element(logits.begin(), logits.end());
-        double sum = 0;
-        for (double x : logits)
-          sum += std::exp(x - top);
-        l = top + std::log(sum);
-        for (size_t n = 0; n < keys.size(); ++n) {
-          double p = std::exp(logits[n] - l);
-          for (int64_t d = 0; d < dv; ++d)
-            o[d] += p * v.data[((b * hkv + g) * t + keys[n]) * dv + d];
-        }
-      }
-    }
-}
-
-Tensor randomTensor(std::vector<int64_t> shape, std::mt19937 &rng) {
-  Tensor t;
-  t.dtype = LOOM_DTYPE_F32;
-  t.shape = std::move(shape);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  for (int64_t n = 0, e = t.getNumElements(); n < e; ++n)
-    t.data.push_back(static_cast<float>(normal(rng)));
-  return t;
-}
-
-Tensor intTensor(const std::vector<int32_t> &values) {
-  Tensor t;
-  t.dtype = LOOM_DTYPE_I32;
-  t.shape = {static_cast<int64_t>(values.size())};
-  t.data.assign(values.begin(), values.end());
-  return t;
-}
-
-/// Compares `got` with `want` elementwise: |got - want| <= atol + rtol |want|,
-/// and -inf exactly where the reference has it.
-::testing::AssertionResult near(const char *what, const Tensor &got,
-                                const Tensor &want, double atol, double rtol) {
-  if (got.shape != want.shape)
-    return ::testing::AssertionFailure() << what << ": shapes differ";
-  for (size_t n = 0; n < want.data.size(); ++n) {
-    double g = got.data[n], w = want.data[n];
-    if (std::isinf(w)) {
-      if (g != w)
-        return ::testing::AssertionFailure()
-               << what << "[" << n << "] = " << g << ", want " << w;
-      continue;
-    }
-    if (!(std::fabs(g - w) <= atol + rtol * std::fabs(w)))
-      return ::testing::AssertionFailure()
-             << what << "[" << n << "] = " << g << ", want " << w;
-  }
-  return ::testing::AssertionSuccess();
-}
-
-class AttentionArtifactTest : public ::testing::Test {
+class AttentionArtifactTest : public SourceArtifactTest<AttentionArtifactTest> {
 protected:
   static void SetUpTestSuite() {
-    MLIRContext &context = getContext();
-    context.getOrLoadDialect<fuse::FuseDialect>();
-    llvm::SmallString<128> dirPath;
-    ASSERT_FALSE(
-        llvm::sys::fs::createUniqueDirectory("loom-attention", dirPath));
-    dir = dirPath.str().str();
-    std::string diagnostics;
-    llvm::raw_string_ostream os(diagnostics);
-    llvm::SourceMgr sourceMgr;
-    sourceMgr.AddNewSourceBuffer(
-        llvm::MemoryBuffer::getMemBufferCopy(kArtifactSource, "attention.mlir"),
-        llvm::SMLoc());
-    SourceMgrDiagnosticHandler handler(sourceMgr, &context, os);
-    OwningOpRef<ModuleOp> module =
-        parseSourceFile<ModuleOp>(sourceMgr, &context);
-    ASSERT_TRUE(module) << diagnostics;
+    getContext().getOrLoadDialect<fuse::FuseDialect>();
     mlir::loom::CompileOptions options;
     options.compilerVersion = "loom-e2e-tests";
-    std::string path = dir + "/attention.so";
-    std::string unused;
-    llvm::raw_string_ostream out(unused);
-    ASSERT_TRUE(
-        succeeded(mlir::loom::compileModule(*module, options, out, path)))
-        << diagnostics;
-    ASSERT_EQ(loom_artifact_open(path.c_str(), &artifact), nullptr);
-    ASSERT_EQ(loom_session_create(artifact, nullptr, &session), nullptr);
+    ASSERT_TRUE(artifact.open(artifactSource(), "attention", options));
   }
-
-  static void TearDownTestSuite() {
-    loom_session_destroy(session);
-    loom_artifact_close(artifact);
-    session = nullptr;
-    artifact = nullptr;
-    if (!dir.empty())
-      llvm::sys::fs::remove_directories(dir);
-  }
-
-  /// Runs `entry` on `inputs` through the runtime.
-  ::testing::AssertionResult invoke(const std::string &entry,
-                                    const Tensors &inputs, Tensors &outputs) {
-    if (!session)
-      return ::testing::AssertionFailure() << "no session";
-    std::vector<const char *> names;
-    std::vector<RtTensor> owned;
-    std::vector<loom_tensor_t *> tensors;
-    for (auto &[name, value] : inputs) {
-      names.push_back(name.c_str());
-      owned.push_back(toRuntime(value));
-      tensors.push_back(owned.back().get());
-    }
-    loom_tensor_map_t *out = nullptr;
-    if (Status s{loom_session_invoke(session, entry.c_str(), names.size(),
-                                     names.data(), tensors.data(), &out)})
-      return ::testing::AssertionFailure() << describe(s);
-    RtMap map(out);
-    for (size_t i = 0; i < loom_tensor_map_size(out); ++i)
-      outputs[loom_tensor_map_name_at(out, i)] =
-          fromRuntime(loom_tensor_map_tensor_at(out, i));
-    return ::testing::AssertionSuccess();
-  }
-
-  static std::string dir;
-  static loom_artifact_t *artifact;
-  static loom_session_t *session;
 };
-
-std::string AttentionArtifactTest::dir;
-loom_artifact_t *AttentionArtifactTest::artifact = nullptr;
-loom_session_t *AttentionArtifactTest::session = nullptr;
 
 TEST_F(AttentionArtifactTest, TreeMaskAndScoreModifier) {
   std::mt19937 rng(7);
@@ -740,43 +527,18 @@ TEST_F(AttentionArtifactTest, TreeMaskAndScoreModifier) {
                       {"tin", intTensor(m.a)},
                       {"tout", intTensor(m.c)}};
     Tensors got;
-    ASSERT_TRUE(invoke("tree", inputs, got));
-    Tensor out, lse;
-    referenceAttention(
-        inputs["q"], inputs["k"], inputs["v"], 0.25,
+    ASSERT_TRUE(artifact.invoke("tree", inputs, got));
+    EXPECT_TRUE(matchesReference(
+        got, inputs, 0.25,
         [&](int64_t, int64_t, int64_t i, int64_t j) {
           return m.a[j] <= m.a[i] && m.c[i] <= m.c[j];
         },
-        [](int64_t, int64_t h, int64_t, int64_t, double x) {
-          return 5.0 * std::tanh(x / 5.0) - 0.25 * static_cast<double>(h);
-        },
-        out, lse);
-    EXPECT_TRUE(near("out", got["out"], out, 2e-5, 2e-4));
-    EXPECT_TRUE(near("lse", got["lse"], lse, 2e-5, 2e-4));
+        softCapAndHeadBias));
   }
 }
 
 TEST_F(AttentionArtifactTest, FullyMaskedRowsGiveZeroAndMinusInfinity) {
-  std::mt19937 rng(11);
-  for (auto [s, t] : {std::pair<int64_t, int64_t>{70, 70}, {5, 90}}) {
-    SCOPED_TRACE("S = " + std::to_string(s) + ", T = " + std::to_string(t));
-    Tensors inputs = {{"q", randomTensor({2, 2, s, 8}, rng)},
-                      {"k", randomTensor({2, 2, t, 8}, rng)},
-                      {"v", randomTensor({2, 2, t, 8}, rng)}};
-    Tensors got;
-    ASSERT_TRUE(invoke("strict", inputs, got));
-    Tensor out, lse;
-    referenceAttention(
-        inputs["q"], inputs["k"], inputs["v"], 0.35,
-        [](int64_t, int64_t, int64_t i, int64_t j) { return j < i; },
-        [](int64_t, int64_t, int64_t, int64_t, double x) { return x; }, out,
-        lse);
-    EXPECT_TRUE(near("out", got["out"], out, 2e-5, 2e-4));
-    EXPECT_TRUE(near("lse", got["lse"], lse, 2e-5, 2e-4));
-    for (int64_t n = 0; n < 4; ++n)
-      EXPECT_EQ(got["lse"].data[n * s],
-                -std::numeric_limits<double>::infinity());
-  }
+  checkStrictEntry(artifact);
 }
 
 } // namespace

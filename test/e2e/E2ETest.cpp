@@ -291,21 +291,7 @@ public:
   /// zeroes the interpreter's states, as the runtime does.
   Status start(Tensors params = {}) {
     paramValues = std::move(params);
-    RtMap map;
-    {
-      loom_tensor_map_t *m = nullptr;
-      if (Status s{loom_tensor_map_create(&m)})
-        return s;
-      map.reset(m);
-    }
-    for (auto &[name, value] : paramValues) {
-      RtTensor t = toRuntime(value);
-      if (Status s{loom_tensor_map_insert(map.get(), name.c_str(), t.get())})
-        return s;
-    }
-    loom_session_destroy(session);
-    session = nullptr;
-    if (Status s{loom_session_create(artifact, map.get(), &session)})
+    if (Status s = startSession(artifact, paramValues, session))
       return s;
     states.clear();
     for (auto func : reference->getOps<func::FuncOp>()) {
@@ -327,24 +313,8 @@ public:
   /// Calls `entry` through the runtime only; returns its status.
   Status invoke(const std::string &entry, const Tensors &inputs,
                 Tensors *outputs = nullptr) {
-    std::vector<const char *> names;
-    std::vector<RtTensor> owned;
-    std::vector<loom_tensor_t *> tensors;
-    for (auto &[name, value] : inputs) {
-      names.push_back(name.c_str());
-      owned.push_back(toRuntime(value));
-      tensors.push_back(owned.back().get());
-    }
-    loom_tensor_map_t *out = nullptr;
-    if (Status s{loom_session_invoke(session, entry.c_str(), names.size(),
-                                     names.data(), tensors.data(), &out)})
-      return s;
-    RtMap map(out);
-    if (outputs)
-      for (size_t i = 0; i < loom_tensor_map_size(out); ++i)
-        (*outputs)[loom_tensor_map_name_at(out, i)] =
-            fromRuntime(loom_tensor_map_tensor_at(out, i));
-    return nullptr;
+    Tensors unused;
+    return invokeEntry(session, entry, inputs, outputs ? *outputs : unused);
   }
 
   /// Calls `entry` with `inputs` on the artifact and in the interpreter,

@@ -389,41 +389,13 @@ public:
   ~Session() { loom_session_destroy(session); }
 
   Status start(loom_artifact_t *artifact, const Tensors &params) {
-    loom_tensor_map_t *m = nullptr;
-    if (Status s{loom_tensor_map_create(&m)})
-      return s;
-    RtMap map(m);
-    for (auto &[name, value] : params) {
-      RtTensor t = toRuntime(value);
-      if (Status s{loom_tensor_map_insert(map.get(), name.c_str(), t.get())})
-        return s;
-    }
-    loom_session_destroy(session);
-    session = nullptr;
-    return Status(loom_session_create(artifact, map.get(), &session));
+    return startSession(artifact, params, session);
   }
 
   /// Calls `entry`; on success `outputs` holds its outputs by name.
   Status invoke(const std::string &entry, const Tensors &inputs,
                 Tensors &outputs) {
-    std::vector<const char *> names;
-    std::vector<RtTensor> owned;
-    std::vector<loom_tensor_t *> tensors;
-    for (auto &[name, value] : inputs) {
-      names.push_back(name.c_str());
-      owned.push_back(toRuntime(value));
-      tensors.push_back(owned.back().get());
-    }
-    loom_tensor_map_t *out = nullptr;
-    outputs.clear();
-    if (Status s{loom_session_invoke(session, entry.c_str(), names.size(),
-                                     names.data(), tensors.data(), &out)})
-      return s;
-    RtMap outMap(out);
-    for (size_t i = 0; i < loom_tensor_map_size(out); ++i)
-      outputs[loom_tensor_map_name_at(out, i)] =
-          fromRuntime(loom_tensor_map_tensor_at(out, i));
-    return nullptr;
+    return invokeEntry(session, entry, inputs, outputs);
   }
 
   /// Every state buffer of the session, by name, with its shape.

@@ -2,7 +2,9 @@
 //
 // This file holds what the end-to-end tests share to talk to the runtime:
 // owning handles for runtime objects, conversions between the interpreter's
-// float64 tensors and runtime tensors, and reading signature attributes.
+// float64 tensors and runtime tensors, reading signature attributes, creating
+// sessions and calling entries with tensors by name, and artifacts compiled
+// from hand-written MLIR modules.
 //
 //===----------------------------------------------------------------------===//
 
@@ -11,15 +13,23 @@
 
 #include "compiler/Artifact/Requirements.h"
 #include "compiler/Interpreter/Interpreter.h"
-#include "loom/runtime.h"
-#include "mlir/IR/BuiltinAttributes.h"
+#include "compiler/Pipelines/Compile.h"
 #include "compiler/Pipelines/Pipelines.h"
 #include "dialects/loom/IR/LoomDialect.h"
+#include "loom/runtime.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
+#include "mlir/Parser/Parser.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <gtest/gtest.h>
 
@@ -202,6 +212,144 @@ interpretEntry(mlir::func::FuncOp func, const Tensors &inputs,
            << "': " << diagnostics;
   return ::testing::AssertionSuccess();
 }
+
+/// Creates a session of `artifact` with `params` bound by name, in place of
+/// the one `session` held (destroyed only once the params are gathered).
+/// Returns the runtime's status; null is success.
+inline Status startSession(loom_artifact_t *artifact, const Tensors &params,
+                           loom_session_t *&session) {
+  loom_tensor_map_t *m = nullptr;
+  if (Status s{loom_tensor_map_create(&m)})
+    return s;
+  RtMap map(m);
+  for (auto &[name, value] : params) {
+    RtTensor t = toRuntime(value);
+    if (Status s{loom_tensor_map_insert(map.get(), name.c_str(), t.get())})
+      return s;
+  }
+  loom_session_destroy(session);
+  session = nullptr;
+  return Status(loom_session_create(artifact, map.get(), &session));
+}
+
+/// Calls `entry` of `session` with `inputs` by name. On success `outputs`
+/// holds the entry's outputs by name, and nothing else. Returns the
+/// runtime's status; null is success.
+inline Status invokeEntry(loom_session_t *session, const std::string &entry,
+                          const Tensors &inputs, Tensors &outputs) {
+  std::vector<const char *> names;
+  std::vector<RtTensor> owned;
+  std::vector<loom_tensor_t *> tensors;
+  for (auto &[name, value] : inputs) {
+    names.push_back(name.c_str());
+    owned.push_back(toRuntime(value));
+    tensors.push_back(owned.back().get());
+  }
+  loom_tensor_map_t *out = nullptr;
+  outputs.clear();
+  if (Status s{loom_session_invoke(session, entry.c_str(), names.size(),
+                                   names.data(), tensors.data(), &out)})
+    return s;
+  RtMap map(out);
+  for (size_t i = 0; i < loom_tensor_map_size(out); ++i)
+    outputs[loom_tensor_map_name_at(out, i)] =
+        fromRuntime(loom_tensor_map_tensor_at(out, i));
+  return nullptr;
+}
+
+/// Parses the MLIR module `source` (named `bufferName` in diagnostics) in the
+/// shared context and runs compileModule on it with `options`: the artifact
+/// goes to `artifactPath`, and what the compiler prints (the stage
+/// `options.stopAfter` names, if any) to `printed`. Parser and compiler
+/// diagnostics end up in the failure message.
+inline ::testing::AssertionResult
+compileSource(StringRef source, StringRef bufferName,
+              const mlir::loom::CompileOptions &options,
+              llvm::raw_ostream &printed, StringRef artifactPath) {
+  mlir::MLIRContext &context = getContext();
+  std::string diagnostics;
+  llvm::raw_string_ostream os(diagnostics);
+  llvm::SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(
+      llvm::MemoryBuffer::getMemBufferCopy(source, bufferName), llvm::SMLoc());
+  mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context, os);
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::parseSourceFile<mlir::ModuleOp>(sourceMgr, &context);
+  if (!module)
+    return ::testing::AssertionFailure() << "parse errors:\n" << diagnostics;
+  if (mlir::failed(
+          mlir::loom::compileModule(*module, options, printed, artifactPath)))
+    return ::testing::AssertionFailure() << "compilation failed:\n"
+                                         << diagnostics;
+  return ::testing::AssertionSuccess();
+}
+
+/// An artifact compiled from a hand-written MLIR module into a fresh
+/// directory, and one session of it without params: `open` in a suite's
+/// SetUpTestSuite, `close` in its TearDownTestSuite (see SourceArtifactTest).
+class SourceArtifact {
+public:
+  /// Compiles `source` with `options` to `<name>.so` in a new directory
+  /// and creates the session.
+  ::testing::AssertionResult open(StringRef source, const std::string &name,
+                                  const mlir::loom::CompileOptions &options) {
+    llvm::SmallString<128> dirPath;
+    if (std::error_code ec =
+            llvm::sys::fs::createUniqueDirectory("loom-" + name, dirPath))
+      return ::testing::AssertionFailure()
+             << "cannot create a directory: " << ec.message();
+    dir = dirPath.str().str();
+    std::string path = dir + "/" + name + ".so";
+    std::string unused;
+    llvm::raw_string_ostream printed(unused);
+    if (::testing::AssertionResult compiled =
+            compileSource(source, name + ".mlir", options, printed, path);
+        !compiled)
+      return compiled;
+    if (Status s{loom_artifact_open(path.c_str(), &artifact)})
+      return ::testing::AssertionFailure()
+             << "cannot open the artifact: " << describe(s);
+    if (Status s{loom_session_create(artifact, nullptr, &session)})
+      return ::testing::AssertionFailure()
+             << "cannot create the session: " << describe(s);
+    return ::testing::AssertionSuccess();
+  }
+
+  /// Destroys the session and the artifact and removes the directory.
+  void close() {
+    loom_session_destroy(session);
+    loom_artifact_close(artifact);
+    session = nullptr;
+    artifact = nullptr;
+    if (!dir.empty())
+      llvm::sys::fs::remove_directories(dir);
+    dir.clear();
+  }
+
+  /// Runs `entry` on `inputs` through the runtime.
+  ::testing::AssertionResult invoke(const std::string &entry,
+                                    const Tensors &inputs, Tensors &outputs) {
+    if (!session)
+      return ::testing::AssertionFailure() << "no session";
+    if (Status s = invokeEntry(session, entry, inputs, outputs))
+      return ::testing::AssertionFailure() << describe(s);
+    return ::testing::AssertionSuccess();
+  }
+
+private:
+  std::string dir;
+  loom_artifact_t *artifact = nullptr;
+  loom_session_t *session = nullptr;
+};
+
+/// A suite of tests on one SourceArtifact, its own for each `Suite`: the
+/// suite's SetUpTestSuite opens `artifact`, which is closed after the suite.
+template <typename Suite> class SourceArtifactTest : public ::testing::Test {
+protected:
+  static void TearDownTestSuite() { artifact.close(); }
+
+  static inline SourceArtifact artifact;
+};
 
 } // namespace loom::e2e
 
