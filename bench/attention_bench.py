@@ -46,9 +46,10 @@ loom-run check, start-up included; PyTorch: the check call, or a second
 untimed call after it when the first compiled or took under a second). The
 figure of a contender is the median over the rounds of
 its per-round median. The FMA peak of the machine is measured with
-bench/roofline.cc before and after the cases; the fraction of the peak uses
-the higher of the two (each the best of 10 rounds of the roofline, so that
-a moment of load from other processes does not lower it).
+bench/roofline.cc before the cases, after each S and after the cases (each
+the best of 10 rounds of the roofline); the fraction of the peak uses the
+highest of them, so that a moment of load from other processes, which lowers
+a measurement, does not inflate the fractions.
 
 Writes OUT/attention-DATE.json and OUT/attention-DATE.md and prints the
 markdown. Needs torch and numpy (PyTorch is a contender and makes the
@@ -229,13 +230,15 @@ class Bench:
     def roofline(self, when):
         try:
             r = run_json([self.a.roofline, "--threads", str(self.threads),
-                          "--rounds", "10"])
+                          "--rounds", "10", "--mib", "128"])
         except Exception as e:  # noqa: BLE001 - recorded
             self.errors["roofline_" + when] = str(e)
             log("attention: roofline: %s" % e)
             return None
         log("attention: FMA peak %s: %.1f GFLOP/s (%d threads)"
             % (when, r["fma_peak_gflops"], r["threads"]))
+        r["when"] = when
+        self.info.setdefault("rooflines", []).append(r)
         return r
 
     def compile_all(self):
@@ -494,6 +497,8 @@ class Bench:
                     for d in self.d_list:
                         self.run_case(mask, stats, d)
                     mask._dense = None
+                if s != self.s_list[-1]:
+                    self.roofline("after S=%d" % s)
         self.info["roofline_after"] = self.roofline("after")
         self.info["loadavg_end"] = os.getloadavg()
         self.info["wall_s"] = round(time.time() - t_start, 1)
@@ -546,9 +551,7 @@ class Bench:
         return out
 
     def report(self):
-        peaks = [r["fma_peak_gflops"] for r in
-                 (self.info.get("roofline_before"),
-                  self.info.get("roofline_after")) if r]
+        peaks = [r["fma_peak_gflops"] for r in self.info.get("rooflines", [])]
         peak = max(peaks) if peaks else None
         for r in self.records:
             if peak and "gflops_visible" in r:
@@ -575,6 +578,7 @@ class Bench:
                "fma_peak_gflops": peak,
                "roofline_before": self.info.get("roofline_before"),
                "roofline_after": self.info.get("roofline_after"),
+               "rooflines": self.info.get("rooflines"),
                "tree_source": self.info.get("tree_source"),
                "compile_s": self.info.get("compile_s"),
                "masks": self.mask_stats, "records": self.records,
@@ -610,10 +614,14 @@ def markdown(res):
             " (quick mode)" if m["quick"] else "",
             load(m["loadavg_start"]), load(m["loadavg_end"]),
             m["wall_s"] or 0), "",
-         "FMA peak (bench/roofline.cc): %s GFLOP/s before the cases, %s "
-         "after; fractions use %s." % (
+         "FMA peak (bench/roofline.cc, best of 10 rounds each): %s GFLOP/s "
+         "before the cases, %s after%s; fractions use the highest, %s "
+         "(load from other processes lowers a measurement)." % (
              num(rb and rb["fma_peak_gflops"], ".1f"),
              num(ra and ra["fma_peak_gflops"], ".1f"),
+             "".join(", %.1f %s" % (r["fma_peak_gflops"], r["when"])
+                     for r in res.get("rooflines") or []
+                     if r["when"] not in ("before", "after")),
              num(res["fma_peak_gflops"], ".1f"))]
     src = res.get("tree_source")
     if src:
