@@ -450,8 +450,12 @@ private:
     Value memref = load.getMemRef();
     auto type = cast<MemRefType>(memref.getType());
     Type element = type.getElementType();
+    // Bufferization reads a capture through a cast to a strided layout.
+    Value base = memref;
+    while (auto cast = base.getDefiningOp<memref::CastOp>())
+      base = cast.getSource();
     if (type.getRank() < 1 || !element.isIntOrIndex() ||
-        !llvm::is_contained(captures, memref))
+        !llvm::is_contained(captures, base))
       return;
     using P = arith::CmpIPredicate;
     Type index = b.getIndexType();
