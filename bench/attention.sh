@@ -18,7 +18,7 @@
 # folder).
 #
 # Environment: LOOM_BENCH_QUICK=1 (S = 1024 only, one round: a few minutes),
-# LOOM_BENCH_ROUNDS (default 3), LOOM_ATTN_S, LOOM_ATTN_D, LOOM_ATTN_MASKS,
+# LOOM_BENCH_ROUNDS (default 5), LOOM_ATTN_S, LOOM_ATTN_D, LOOM_ATTN_MASKS,
 # LOOM_ATTN_SECONDS, LOOM_ATTN_UNFUSED_MAX_S, LOOM_ATTN_TOL,
 # LOOM_ATTN_SOURCE (see bench/attention_bench.py), LOOM_BENCH_PYTHON
 # (interpreter with torch; default bench/.venv/bin/python, then

@@ -39,7 +39,7 @@ Loom's outputs (loom-run --outputs with the inputs file of the case) and
 PyTorch's are compared with the SDPA output (max abs difference, tolerance
 LOOM_ATTN_TOL, default 1e-4). Loom's calls are subprocesses of loom-bench
 (one untimed warm-up call in each, then the timed calls); PyTorch's run in
-this process. A contender gets about LOOM_ATTN_SECONDS (default 3) timed
+this process. A contender gets about LOOM_ATTN_SECONDS (default 5) timed
 seconds per case over all rounds, at least one call and at most 10 a round,
 sized from the untimed calls before the rounds (Loom: the wall time of the
 loom-run check, start-up included; PyTorch: the check call, or a second
@@ -56,7 +56,7 @@ markdown. Needs torch and numpy (PyTorch is a contender and makes the
 inputs).
 
 Environment: LOOM_BENCH_QUICK=1 (S = 1024 only, one round),
-LOOM_BENCH_ROUNDS (default 3), LOOM_ATTN_S, LOOM_ATTN_D, LOOM_ATTN_MASKS
+LOOM_BENCH_ROUNDS (default 5), LOOM_ATTN_S, LOOM_ATTN_D, LOOM_ATTN_MASKS
 (comma-separated lists), LOOM_ATTN_SECONDS, LOOM_ATTN_UNFUSED_MAX_S,
 LOOM_ATTN_TOL, LOOM_ATTN_SOURCE (another Python source file for the tree
 mask). Threads: all cores unless LOOM_NUM_THREADS / OMP_NUM_THREADS say
@@ -195,7 +195,7 @@ class Bench:
         self.a = a
         self.quick = os.environ.get("LOOM_BENCH_QUICK", "0") == "1"
         self.rounds = int(os.environ.get("LOOM_BENCH_ROUNDS",
-                                         1 if self.quick else 3))
+                                         1 if self.quick else 5))
         self.s_list = env_list("LOOM_ATTN_S", [1024] if self.quick
                                else [1024, 2048, 4096], int)
         self.d_list = env_list("LOOM_ATTN_D", [64, 128], int)
@@ -204,7 +204,7 @@ class Bench:
         if bad:
             raise am.MaskError("unknown masks %s (known: %s)"
                                % (bad, ", ".join(ENTRIES)))
-        self.seconds = float(os.environ.get("LOOM_ATTN_SECONDS", 3))
+        self.seconds = float(os.environ.get("LOOM_ATTN_SECONDS", 5))
         self.unfused_max_s = float(os.environ.get("LOOM_ATTN_UNFUSED_MAX_S",
                                                   60))
         self.tol = float(os.environ.get("LOOM_ATTN_TOL", 1e-4))
