@@ -27,38 +27,17 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build="${1:-$root/build}"
+bench_name=attention
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
+bench_configure_build "${1:-$root/build}" loom-compile loom-run loom-bench loom_runtime
 
-if [ ! -f "$build/build.ninja" ]; then
-  [ "${LOOM_BENCH_NO_BUILD:-0}" = 1 ] && { echo "attention: $build is not a configured build" >&2; exit 1; }
-  cmake -G Ninja -S "$root" -B "$build" \
-    -DCMAKE_BUILD_TYPE=Release \
-    -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
-    -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
-    -DLLVM_USE_LINKER=lld -DMLIR_LINK_MLIR_DYLIB=ON \
-    -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-22/bin/lit \
-    -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >&2
-fi
-build="$(cd "$build" && pwd)"
-if [ "${LOOM_BENCH_NO_BUILD:-0}" != 1 ]; then
-  ninja -C "$build" -j "${LOOM_JOBS:-$(nproc)}" loom-compile loom-run loom-bench loom_runtime >&2
-fi
-bin="$build/bin"
-for t in loom-compile loom-run loom-bench; do
-  [ -x "$bin/$t" ] || { echo "attention: $bin/$t not found" >&2; exit 1; }
-done
-
-cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$build/CMakeCache.txt"; }
-cxx="$(cache_value CMAKE_CXX_COMPILER)"
+cxx="$(bench_cache_value CMAKE_CXX_COMPILER)"
 tools="$build/bench-attention-model"
 mkdir -p "$tools"
 "$cxx" -O2 -std=c++17 -pthread "$root/bench/roofline.cc" -o "$tools/roofline"
 
-torch_py=""
-for py in "${LOOM_BENCH_PYTHON:-}" "$root/bench/.venv/bin/python" /usr/bin/python3; do
-  [ -n "$py" ] && [ -x "$py" ] || continue
-  if "$py" -c "import torch, numpy" >/dev/null 2>&1; then torch_py="$py"; break; fi
-done
+bench_torch_python
 [ -n "$torch_py" ] || {
   echo "attention: no Python with torch and numpy (set LOOM_BENCH_PYTHON); PyTorch is a contender and makes the inputs" >&2
   exit 1

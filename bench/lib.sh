@@ -17,6 +17,10 @@
 #       benchmark bench/SOURCE with bench/roofline.cc (LOOM_ROOFLINE_NO_MAIN)
 #       against the runtime library of `build`, and its oneDNN and libgomp
 #       when that build uses them, into OUT_DIR/SOURCE without .cc.
+#   bench_torch_python
+#       Sets `torch_py` to the first Python that imports torch and numpy:
+#       LOOM_BENCH_PYTHON, bench/.venv/bin/python, /usr/bin/python3; empty
+#       when none does.
 #   bench_machine
 #       Prints the cores, the CPU model, the load average and the commit.
 #   bench_kernel OUT_SUBDIR SOURCE [BUILD_DIR [ARGUMENTS...]]
@@ -58,6 +62,18 @@ bench_configure_build() {
   for t in "$@"; do
     [ "$t" = loom_runtime ] && continue
     [ -x "$bin/$t" ] || bench_fail "$bin/$t not found"
+  done
+}
+
+bench_torch_python() {
+  torch_py=""
+  local py
+  for py in "${LOOM_BENCH_PYTHON:-}" "$root/bench/.venv/bin/python" /usr/bin/python3; do
+    [ -n "$py" ] && [ -x "$py" ] || continue
+    if "$py" -c "import torch, numpy" >/dev/null 2>&1; then
+      torch_py="$py"
+      return 0
+    fi
   done
 }
 

@@ -36,11 +36,7 @@ bench_configure_build "${1:-$root/build}" loom-compile loom-run loom-bench loom_
 tools="$build/bench-mla-layer"
 bench_kernel_tools "$tools" mla_kernel_bench.cc
 
-torch_py=""
-for py in "${LOOM_BENCH_PYTHON:-}" "$root/bench/.venv/bin/python" /usr/bin/python3; do
-  [ -n "$py" ] && [ -x "$py" ] || continue
-  if "$py" -c "import torch, numpy" >/dev/null 2>&1; then torch_py="$py"; break; fi
-done
+bench_torch_python
 [ -n "$torch_py" ] || echo "mla: no Python with torch and numpy; the PyTorch rows read n/a (see docs/performance.md)" >&2
 
 args=(--bin "$bin" --tools "$tools" --out "${LOOM_BENCH_OUT:-$root/bench/results}")
