@@ -7,29 +7,9 @@ has another dtype or shape, or differs by more than ATOL + RTOL * |b|. Equal
 values pass (infinities of the same sign included); NaN never does.
 """
 
-import json
-import struct
 import sys
 
-FORMATS = {"F32": "f", "F64": "d", "I32": "i", "I64": "q"}
-
-
-def load(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (size,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + size])
-    base = 8 + size
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        fmt = FORMATS[info["dtype"]]
-        count = (end - begin) // struct.calcsize(fmt)
-        values = struct.unpack("<%d%s" % (count, fmt), data[base + begin:base + end])
-        tensors[name] = (info["dtype"], info["shape"], values)
-    return tensors
+from safetensors_io import load
 
 
 def main():

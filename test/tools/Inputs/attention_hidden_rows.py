@@ -6,33 +6,17 @@ Reads PREFIX.out [B, H, S, D] and PREFIX.lse [B, H, S]; query ROW must have
 lse -inf and out 0 in every batch row and head, and no value may be NaN.
 """
 
-import json
 import math
-import struct
 import sys
 
-
-def load(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (size,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + size])
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        values = struct.unpack("<%df" % ((end - begin) // 4),
-                               data[8 + size + begin:8 + size + end])
-        out[name] = (info["shape"], values)
-    return out
+from safetensors_io import load
 
 
 def main():
     tensors = load(sys.argv[1])
     prefix, row = sys.argv[2], int(sys.argv[3])
-    (b, h, s, d), out = tensors[prefix + ".out"]
-    _, lse = tensors[prefix + ".lse"]
+    _, (b, h, s, d), out = tensors[prefix + ".out"]
+    _, _, lse = tensors[prefix + ".lse"]
     if any(math.isnan(x) for x in out) or any(math.isnan(x) for x in lse):
         sys.exit("NaN in the outputs")
     for bh in range(b * h):

@@ -17,54 +17,17 @@ pseudo-random values in [-1, 1), and what the entry's mask reads:
   attend_code     the metadata tensors they name
 """
 
-import json
 import random
-import struct
 import sys
 
-FORMATS = {"F32": "f", "I32": "i", "BOOL": "?"}
-SIZES = {"F32": 4, "I32": 4, "BOOL": 1}
-
-
-def load(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (size,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + size])
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        count = (end - begin) // 4
-        values = struct.unpack("<%di" % count, data[8 + size + begin:8 + size + end])
-        out[name] = (info["shape"], list(values))
-    return out
-
-
-def write(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, dtype, shape, values in tensors:
-        blob = struct.pack("<%d%s" % (len(values), FORMATS[dtype]), *values)
-        header[name] = {"dtype": dtype, "shape": shape,
-                        "data_offsets": [offset, offset + len(blob)]}
-        blobs.append(blob)
-        offset += len(blob)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
-
+from safetensors_io import load, write
 
 def main():
     meta = load(sys.argv[1])
     out = sys.argv[2]
     b, h, d, seed, block = (int(x) for x in sys.argv[3:8])
     rng = random.Random(seed)
-    s = meta["tin"][0][0]
+    s = meta["tin"][1][0]
     nb = (s + block - 1) // block
     tensors = []
 
@@ -75,7 +38,7 @@ def main():
 
     def metadata(prefix, names):
         for name in names:
-            shape, values = meta[name]
+            _, shape, values = meta[name]
             tensors.append(("%s.%s" % (prefix, name), "I32", shape, values))
 
     for entry in ("attend_full", "attend_causal", "attend_window"):

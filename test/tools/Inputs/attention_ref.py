@@ -13,14 +13,14 @@ compares the outputs: a value passes when |got - want| <= ATOL + RTOL *
 |want|, -inf must be -inf, and no output may be NaN.
 """
 
-import json
 import math
 import random
 import struct
 import sys
 
+from safetensors_io import load, write
+
 B, H, S, D = 2, 4, 6, 4
-FORMATS = {"F32": "f", "F64": "d", "I32": "i", "I64": "q", "BOOL": "?"}
 
 
 def f32(x):
@@ -205,37 +205,6 @@ def reference(case):
     return out, lse
 
 
-def write(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, (dtype, nested) in tensors.items():
-        values = flat(nested)
-        data = struct.pack("<%d%s" % (len(values), FORMATS[dtype]), *values)
-        header[name] = {"dtype": dtype, "shape": shape_of(nested),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
-
-
-def load(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (size,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + size])
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        fmt = FORMATS[info["dtype"]]
-        count = (end - begin) // struct.calcsize(fmt)
-        tensors[name] = (info["shape"], struct.unpack(
-            "<%d%s" % (count, fmt), data[8 + size + begin:8 + size + end]))
-    return tensors
-
-
 def main():
     all_cases = cases()
     if sys.argv[1] == "inputs":
@@ -245,7 +214,8 @@ def main():
                 tensors["%s.%s" % (name, key)] = ("F32", value)
             for key, value in meta.items():
                 tensors["%s.%s" % (name, key)] = value
-        write(sys.argv[2], tensors)
+        write(sys.argv[2], [(name, dtype, shape_of(nested), flat(nested))
+                            for name, (dtype, nested) in tensors.items()])
         return
     got = load(sys.argv[2])
     rtol, atol = float(sys.argv[3]), float(sys.argv[4])
@@ -259,7 +229,7 @@ def main():
                 print("%s: missing" % full)
                 ok = False
                 continue
-            shape, values = got[full]
+            _, shape, values = got[full]
             want_flat = flat(want)
             if shape != shape_of(want) or len(values) != len(want_flat):
                 print("%s: shape %s, expected %s" % (full, shape, shape_of(want)))
