@@ -83,6 +83,7 @@ CODEMETA = os.path.join(ROOT, "frontend", "python", "loom_codemeta.py")
 sys.path.insert(0, BENCH)
 import attention_masks as am  # noqa: E402
 import torch_attention as ta  # noqa: E402
+from benchinfo import git_rev, log, meminfo, run_json
 
 ENTRIES = {"none": "attend_full", "causal": "attend_causal",
            "window256": "attend_window", "tree": "attend_code",
@@ -95,47 +96,9 @@ TARGETS = {"causal_fused_vs_sdpa": 1.0, "causal_fused_vs_composite": 5.0,
 B, H = ta.B, ta.H
 
 
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
 def env_list(name, default, conv=str):
     text = os.environ.get(name)
     return am.parse_list(text, conv) if text else default
-
-
-def run_json(cmd, timeout=1800):
-    """Runs cmd; returns the JSON object on the last line of its stdout."""
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if p.returncode != 0:
-        raise RuntimeError("%s failed (rc %d): %s" % (
-            os.path.basename(cmd[0]), p.returncode,
-            (p.stderr or p.stdout).strip()[-600:]))
-    return json.loads(p.stdout.strip().splitlines()[-1])
-
-
-def meminfo(key):
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def git_rev():
-    try:
-        rev = subprocess.run(
-            ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain",
-                                "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except OSError:
-        return "unknown"
 
 
 # -- code metadata ------------------------------------------------------------

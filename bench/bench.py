@@ -14,11 +14,11 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
-import sys
 import time
+from benchinfo import cpu_model, git_rev, log
+from benchinfo import run_json as benchinfo_run_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
@@ -31,10 +31,6 @@ TARGETS = {"matmul_vs_onednn": 0.8, "mlp_vs_torch": 1.0, "overhead_us": 5.0,
 SLOW_S = 2.0   # seconds per call above which a contender is timed once
 
 
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
 # Environment of the single-thread pass (--single-thread): oneDNN and torch
 # (OpenMP), Loom's own pool, torch_mlp.py.
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "LOOM_NUM_THREADS": "1",
@@ -43,25 +39,8 @@ CURRENT_ENV = [None]
 
 
 def run_json(cmd, timeout=900):
-    """Runs cmd, returns the JSON object on the last line of stdout."""
-    p = subprocess.run(cmd, capture_output=True, text=True, env=CURRENT_ENV[0],
-                       timeout=timeout)
-    if p.returncode != 0:
-        raise RuntimeError("%s failed (rc %d): %s" % (
-            os.path.basename(cmd[0]), p.returncode,
-            (p.stderr or p.stdout).strip()[-500:]))
-    return json.loads(p.stdout.strip().splitlines()[-1])
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    """Runs cmd in the current pass's environment (see benchinfo.run_json)."""
+    return benchinfo_run_json(cmd, timeout, env=CURRENT_ENV[0])
 
 
 def cpu_flags():
@@ -74,18 +53,6 @@ def cpu_flags():
     except OSError:
         pass
     return []
-
-
-def git_rev():
-    try:
-        rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain",
-                                "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except OSError:
-        return "unknown"
 
 
 class Bench:

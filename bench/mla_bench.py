@@ -34,13 +34,12 @@ import datetime
 import json
 import math
 import os
-import platform
 import random
 import statistics
 import struct
 import subprocess
-import sys
 import time
+from benchinfo import cpu_model, git_rev, log, meminfo, run_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
@@ -51,56 +50,8 @@ TARGETS = {"absorb_vs_naive_4k": 3.0, "loom_vs_torch": 2.0}
 DESCRIBE_B, DESCRIBE_T = 2, 1024
 
 
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def run_json(cmd, timeout=900):
-    """Runs cmd; returns the JSON object on the last line of its stdout."""
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if p.returncode != 0:
-        raise RuntimeError("%s failed (rc %d): %s" % (
-            os.path.basename(cmd[0]), p.returncode,
-            (p.stderr or p.stdout).strip()[-600:]))
-    return json.loads(p.stdout.strip().splitlines()[-1])
-
-
 def median(xs):
     return statistics.median(xs) if xs else None
-
-
-def meminfo(key):
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def cpu_model():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def git_rev():
-    try:
-        rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain",
-                                "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except OSError:
-        return "unknown"
 
 
 # -- safetensors, standard library only ---------------------------------------
