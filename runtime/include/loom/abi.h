@@ -208,6 +208,14 @@ typedef int32_t (*loom_entry_fn_t)(void **args);
 #define LOOM_ENTRY_ERROR_OUTPUT_SIZE 1
 
 /// Memref descriptors as they are passed to host functions.
+typedef struct loom_memref_1d_t {
+  void *allocated;
+  void *aligned;
+  int64_t offset;
+  int64_t sizes[1];
+  int64_t strides[1];
+} loom_memref_1d_t;
+
 typedef struct loom_memref_2d_t {
   void *allocated;
   void *aligned;
@@ -323,6 +331,33 @@ typedef void (*loom_rt_attention_f32_fn_t)(const loom_memref_4d_t *q,
                                            loom_memref_4d_t *out,
                                            loom_memref_3d_t *lse, float scale,
                                            const loom_attention_mods_t *mods);
+
+/// Host function "loom_rt_token_logprob_f32": the log-probability of each
+/// token under an lm-head, computed in vocabulary chunks so that the
+/// [N, V] logits never exist in memory (extra memory O(N x chunk)). With N
+/// tokens, hidden [N, d], weight [V, d] (the lm-head, rows are vocabulary
+/// entries), ids [N] (int64, each in [0, V)) and t = temperature > 0:
+///   logits[n, v] = (hidden[n] . weight[v]) / t
+///   lse[n]  = log sum_v exp(logits[n, v])                 [N]
+///   logp[n] = logits[n, ids[n]] - lse[n]                   [N]
+/// `chunk` is the number of vocabulary rows per step (0: the kernel picks).
+typedef void (*loom_rt_token_logprob_f32_fn_t)(
+    const loom_memref_2d_t *hidden, const loom_memref_2d_t *weight,
+    const loom_memref_1d_t *ids, loom_memref_1d_t *logp,
+    loom_memref_1d_t *lse, float temperature, int64_t chunk);
+
+/// Host function "loom_rt_token_logprob_grad_f32": the backward of
+/// loom_rt_token_logprob_f32 for an upstream gradient g [N] = dL/dlogp,
+/// with the forward's lse, again chunked over the vocabulary:
+///   dlogits[n, v] = g[n] / t * ([v == ids[n]] - exp(logits[n, v] - lse[n]))
+///   grad_hidden = dlogits . weight          [N, d]   (overwritten)
+///   grad_weight = dlogits^T . hidden        [V, d]   (overwritten)
+/// Either gradient may be NULL when it is not needed.
+typedef void (*loom_rt_token_logprob_grad_f32_fn_t)(
+    const loom_memref_2d_t *hidden, const loom_memref_2d_t *weight,
+    const loom_memref_1d_t *ids, const loom_memref_1d_t *g,
+    const loom_memref_1d_t *lse, loom_memref_2d_t *grad_hidden,
+    loom_memref_2d_t *grad_weight, float temperature, int64_t chunk);
 
 /// Host function "loom_rt_parallel_for": calls body(ctx, begin, end) over
 /// disjoint ranges covering [0, n) on the runtime's threads and returns when
