@@ -270,6 +270,16 @@ void loom_rt_attention_f32(const loom_memref_4d_t *q, const loom_memref_4d_t *k,
                            const loom_memref_4d_t *v, loom_memref_4d_t *out,
                            loom_memref_3d_t *lse, float scale,
                            const loom_attention_mods_t *mods);
+void loom_rt_token_logprob_f32(const loom_memref_2d_t *hidden,
+                               const loom_memref_2d_t *weight,
+                               const loom_memref_1d_t *ids,
+                               loom_memref_1d_t *logp, loom_memref_1d_t *lse,
+                               float temperature, int64_t chunk);
+void loom_rt_token_logprob_grad_f32(
+    const loom_memref_2d_t *hidden, const loom_memref_2d_t *weight,
+    const loom_memref_1d_t *ids, const loom_memref_1d_t *g,
+    const loom_memref_1d_t *lse, loom_memref_2d_t *grad_hidden,
+    loom_memref_2d_t *grad_weight, float temperature, int64_t chunk);
 void loom_rt_parallel_for(void (*body)(void *, int64_t, int64_t), void *ctx,
                           int64_t n);
 /// `size` bytes aligned to `alignment` (a power of two, at most 4096), or

@@ -1,0 +1,378 @@
+//===- token_logprob.cc - Chunked lm-head log-probabilities on the CPU ----===//
+//
+// This file implements the host functions loom_rt_token_logprob_f32 and
+// loom_rt_token_logprob_grad_f32: the log-probability of each token's id
+// under an lm-head, and its backward, without the [N, V] logits ever
+// existing in memory.
+//
+// Both walk the vocabulary in chunks of C rows of the weight. Per chunk, one
+// GEMM (loom_rt_matmul_f32, so oneDNN's sgemm when the runtime has it, else
+// the runtime's packed kernel) writes the raw products
+//   S[n, j] = hidden[n] . weight[v0 + j]                    [N, C] scratch
+// and a parallel loop over the tokens reads them:
+//  - forward: an online log-sum-exp per token (a running max and a running
+//    sum rescaled when the max grows, in base 2 so that one multiply by
+//    log2(e) / t turns a product into an exponent), and the token's own
+//    logit taken when its id falls in the chunk;
+//  - backward: S is overwritten in place by
+//      dlogits[n, j] = g[n] / t * ([v0 + j == ids[n]] - exp(logits - lse[n]))
+//    and two more GEMMs accumulate grad_hidden += dlogits . weight_chunk and
+//    write grad_weight[v0 : v0 + C] = dlogits^T . hidden.
+// The extra memory is the N x C scratch plus 3 N floats, taken from
+// loom_rt_alloc (which keeps large blocks for the next call).
+//
+// The default chunk (chunk == 0) keeps the scratch near kScratchFloats
+// floats (16 MiB): C = kScratchFloats / N rounded down to a multiple of 16,
+// clamped to [kMinChunk, kMaxChunk] = [256, 4096], and to V.
+//
+// Caller errors are reported in the numbers, never by reading out of bounds:
+// a token whose id is outside [0, V) gets logp = NaN (its lse is still
+// computed) and, in the backward, a NaN row of dlogits (so the gradients it
+// reaches are NaN); a temperature that is not > 0 makes every output NaN; a
+// scratch allocation that fails does the same. The forward's lse may be NULL
+// when only logp is wanted.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kernel_util.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+using namespace loom;
+using namespace loom::kernel;
+
+namespace {
+
+constexpr int64_t kScratchFloats = int64_t(4) << 20;
+constexpr int64_t kMinChunk = 256;
+constexpr int64_t kMaxChunk = 4096;
+
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kLn2 = 0.693147180559945309f;
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+/// The vocabulary rows per step: `chunk` when positive, else the default of
+/// the file comment; never more than V (and at least 1).
+int64_t chunkRows(int64_t chunk, int64_t N, int64_t V) {
+  int64_t c = chunk;
+  if (c <= 0) {
+    c = kScratchFloats / std::max<int64_t>(N, 1) / 16 * 16;
+    c = std::clamp(c, kMinChunk, kMaxChunk);
+  }
+  return std::max<int64_t>(1, std::min(c, V));
+}
+
+//===----------------------------------------------------------------------===//
+// Operand access
+//===----------------------------------------------------------------------===//
+
+/// A strided 1-D view of a loom_memref_1d_t of element type T.
+template <typename T> struct Vec {
+  T *p;
+  int64_t st;
+  T &operator[](int64_t i) const { return p[i * st]; }
+};
+
+template <typename T> Vec<T> vec(const loom_memref_1d_t *m) {
+  return {static_cast<T *>(m->aligned) + m->offset, m->strides[0]};
+}
+
+/// Rows [v0, v0 + c) of a rank-2 memref.
+loom_memref_2d_t rows(const loom_memref_2d_t *m, int64_t v0, int64_t c) {
+  loom_memref_2d_t r = *m;
+  r.offset += v0 * m->strides[0];
+  r.sizes[0] = c;
+  return r;
+}
+
+/// A contiguous [rows, cols] memref over `p`.
+loom_memref_2d_t dense(float *p, int64_t rows, int64_t cols) {
+  loom_memref_2d_t m;
+  m.allocated = m.aligned = p;
+  m.offset = 0;
+  m.sizes[0] = rows;
+  m.sizes[1] = cols;
+  m.strides[0] = std::max<int64_t>(cols, 1);
+  m.strides[1] = 1;
+  return m;
+}
+
+/// Sets every element of a rank-2 memref to `value`.
+void fill(loom_memref_2d_t *m, float value) {
+  float *base = static_cast<float *>(m->aligned) + m->offset;
+  for (int64_t i = 0; i < m->sizes[0]; ++i)
+    for (int64_t j = 0; j < m->sizes[1]; ++j)
+      base[i * m->strides[0] + j * m->strides[1]] = value;
+}
+
+/// S = hidden . weight[v0 : v0 + c]^T into the dense [N, c] scratch.
+void chunkProducts(const loom_memref_2d_t *hidden,
+                   const loom_memref_2d_t *weight, int64_t v0, int64_t c,
+                   float *scratch) {
+  int64_t N = hidden->sizes[0], d = hidden->sizes[1];
+  if (d == 0) {
+    std::fill(scratch, scratch + N * c, 0.0f);
+    return;
+  }
+  loom_memref_2d_t w = rows(weight, v0, c);
+  loom_memref_2d_t s = dense(scratch, N, c);
+  loom_rt_matmul_f32(hidden, &w, &s, LOOM_MATMUL_TRANSPOSE_B);
+}
+
+//===----------------------------------------------------------------------===//
+// Per-row loops (compiled for AVX2+FMA and for the baseline target)
+//===----------------------------------------------------------------------===//
+
+/// 2^x for float lanes, within 2 ulp on [-126, 127]; 0 below -126.5 (so
+/// 2^-inf = 0 exactly) and x clamped to 127 above. Cephes' exp2f, as in
+/// attention.cc.
+LOOM_INLINE v8f vexp2(v8f x) {
+  x = vmax(x, splat(-127.0f));
+  x = select(x > splat(127.0f), splat(127.0f), x);
+  const v8f magic = splat(12582912.0f); // 1.5 * 2^23
+  v8f t = x + magic;
+  v8f f = x - (t - magic);
+  v8f p = splat(1.535336188319500e-4f);
+  p = p * f + splat(1.339887440266574e-3f);
+  p = p * f + splat(9.618437357674640e-3f);
+  p = p * f + splat(5.550332471162809e-2f);
+  p = p * f + splat(2.402264791363012e-1f);
+  p = p * f + splat(6.931472028550421e-1f);
+  p = p * f + splat(1.0f);
+  v8i e = ((v8i)t << 23) + (127 << 23);
+  return p * (v8f)e;
+}
+
+/// The largest of row[0 : c].
+LOOM_INLINE float rowMax(const float *row, int64_t c) {
+  int64_t j = 0;
+  float m = kNegInf;
+  if (c >= 8) {
+    v8f vm = load(row);
+    for (j = 8; j + 8 <= c; j += 8)
+      vm = vmax(vm, load(row + j));
+    for (int l = 0; l < 8; ++l)
+      m = std::max(m, vm[l]);
+  }
+  for (; j < c; ++j)
+    m = std::max(m, row[j]);
+  return m;
+}
+
+/// sum_j 2^(row[j] * scale - shift).
+LOOM_INLINE float rowExpSum(const float *row, int64_t c, float scale,
+                            float shift) {
+  v8f acc = splat(0.0f), vs = splat(scale), vsh = splat(shift);
+  int64_t j = 0;
+  for (; j + 8 <= c; j += 8)
+    acc += vexp2(load(row + j) * vs - vsh);
+  float sum = 0;
+  for (int l = 0; l < 8; ++l)
+    sum += acc[l];
+  for (; j < c; ++j)
+    sum += std::exp2(row[j] * scale - shift);
+  return sum;
+}
+
+/// row[j] = -a * 2^(row[j] * scale - shift).
+LOOM_INLINE void rowNegExp(float *row, int64_t c, float scale, float shift,
+                           float a) {
+  v8f vs = splat(scale), vsh = splat(shift), va = splat(-a);
+  int64_t j = 0;
+  for (; j + 8 <= c; j += 8)
+    store(row + j, va * vexp2(load(row + j) * vs - vsh));
+  for (; j < c; ++j)
+    row[j] = -a * std::exp2(row[j] * scale - shift);
+}
+
+/// The state of the forward: the running max (in base-2 exponent units) and
+/// sum of every token, its logit once its id's chunk has passed, and the
+/// chunk at hand.
+struct ForwardJob {
+  const float *scratch;
+  int64_t c, v0, V;
+  Vec<const int64_t> ids;
+  float scale2; ///< log2(e) / t.
+  float invT;
+  float *runMax, *runSum, *picked;
+};
+
+/// The forward's per-token step over the chunk at hand.
+LOOM_INLINE void forwardRows(ForwardJob *job, int64_t begin, int64_t end) {
+  for (int64_t n = begin; n < end; ++n) {
+    const float *row = job->scratch + n * job->c;
+    float old = job->runMax[n];
+    float top = std::max(old, rowMax(row, job->c) * job->scale2);
+    if (top == kNegInf)
+      continue;
+    job->runSum[n] = job->runSum[n] * std::exp2(old - top) +
+                     rowExpSum(row, job->c, job->scale2, top);
+    job->runMax[n] = top;
+    int64_t id = job->ids[n];
+    if (id >= job->v0 && id < job->v0 + job->c)
+      job->picked[n] = row[id - job->v0] * job->invT;
+  }
+}
+
+/// The state of the backward: S is turned into dlogits in place.
+struct BackwardJob {
+  float *scratch;
+  int64_t c, v0, V;
+  Vec<const int64_t> ids;
+  Vec<const float> g, lse;
+  float scale2, invT;
+};
+
+/// The backward's per-token step: S into dlogits, in place.
+LOOM_INLINE void backwardRows(BackwardJob *job, int64_t begin, int64_t end) {
+  for (int64_t n = begin; n < end; ++n) {
+    float *row = job->scratch + n * job->c;
+    int64_t id = job->ids[n];
+    if (id < 0 || id >= job->V) {
+      std::fill(row, row + job->c, kNaN);
+      continue;
+    }
+    float a = job->g[n] * job->invT;
+    rowNegExp(row, job->c, job->scale2, job->lse[n] * kLog2e, a);
+    if (id >= job->v0 && id < job->v0 + job->c)
+      row[id - job->v0] += a;
+  }
+}
+
+using RowFn = void (*)(void *, int64_t, int64_t);
+
+LOOM_TARGET_AVX2 void forwardAvx2(void *ctx, int64_t begin, int64_t end) {
+  forwardRows(static_cast<ForwardJob *>(ctx), begin, end);
+}
+void forwardGeneric(void *ctx, int64_t begin, int64_t end) {
+  forwardRows(static_cast<ForwardJob *>(ctx), begin, end);
+}
+LOOM_TARGET_AVX2 void backwardAvx2(void *ctx, int64_t begin, int64_t end) {
+  backwardRows(static_cast<BackwardJob *>(ctx), begin, end);
+}
+void backwardGeneric(void *ctx, int64_t begin, int64_t end) {
+  backwardRows(static_cast<BackwardJob *>(ctx), begin, end);
+}
+
+RowFn selectForward() {
+  static const RowFn fn = cpuHasAvx2Fma() ? forwardAvx2 : forwardGeneric;
+  return fn;
+}
+RowFn selectBackward() {
+  static const RowFn fn = cpuHasAvx2Fma() ? backwardAvx2 : backwardGeneric;
+  return fn;
+}
+
+/// Scratch memory from loom_rt_alloc, freed on scope exit.
+struct Scratch {
+  float *p;
+  explicit Scratch(int64_t floats)
+      : p(static_cast<float *>(
+            loom_rt_alloc(std::max<int64_t>(floats, 1) * 4, 64))) {}
+  ~Scratch() { loom_rt_free(p); }
+};
+
+} // namespace
+
+extern "C" void loom_rt_token_logprob_f32(const loom_memref_2d_t *hidden,
+                                          const loom_memref_2d_t *weight,
+                                          const loom_memref_1d_t *ids,
+                                          loom_memref_1d_t *logp,
+                                          loom_memref_1d_t *lse,
+                                          float temperature, int64_t chunk) {
+  int64_t N = hidden->sizes[0], V = weight->sizes[0];
+  if (N <= 0)
+    return;
+  Vec<float> outLogp = vec<float>(logp);
+  Vec<float> outLse = lse ? vec<float>(lse) : Vec<float>{nullptr, 0};
+  int64_t c = chunkRows(chunk, N, V);
+  Scratch scratch(N * c), state(3 * N);
+  if (!(temperature > 0) || !scratch.p || !state.p) {
+    for (int64_t n = 0; n < N; ++n) {
+      outLogp[n] = kNaN;
+      if (lse)
+        outLse[n] = kNaN;
+    }
+    return;
+  }
+  ForwardJob job;
+  job.scratch = scratch.p;
+  job.V = V;
+  job.ids = vec<const int64_t>(ids);
+  job.invT = 1.0f / temperature;
+  job.scale2 = kLog2e / temperature;
+  job.runMax = state.p;
+  job.runSum = state.p + N;
+  job.picked = state.p + 2 * N;
+  std::fill(job.runMax, job.runMax + N, kNegInf);
+  std::fill(job.runSum, job.runSum + N, 0.0f);
+  std::fill(job.picked, job.picked + N, kNaN);
+  RowFn rowFn = selectForward();
+  for (int64_t v0 = 0; v0 < V; v0 += c) {
+    job.v0 = v0;
+    job.c = std::min(c, V - v0);
+    chunkProducts(hidden, weight, v0, job.c, scratch.p);
+    loom_rt_parallel_for(rowFn, &job, N);
+  }
+  for (int64_t n = 0; n < N; ++n) {
+    float l = (job.runMax[n] + std::log2(job.runSum[n])) * kLn2;
+    if (lse)
+      outLse[n] = l;
+    outLogp[n] = job.picked[n] - l;
+  }
+}
+
+extern "C" void loom_rt_token_logprob_grad_f32(
+    const loom_memref_2d_t *hidden, const loom_memref_2d_t *weight,
+    const loom_memref_1d_t *ids, const loom_memref_1d_t *g,
+    const loom_memref_1d_t *lse, loom_memref_2d_t *grad_hidden,
+    loom_memref_2d_t *grad_weight, float temperature, int64_t chunk) {
+  if (!grad_hidden && !grad_weight)
+    return;
+  int64_t N = hidden->sizes[0], V = weight->sizes[0], d = hidden->sizes[1];
+  // Both gradients are sums over what is empty here.
+  if (N <= 0 || V <= 0 || d <= 0) {
+    if (grad_hidden)
+      fill(grad_hidden, 0.0f);
+    if (grad_weight)
+      fill(grad_weight, 0.0f);
+    return;
+  }
+  int64_t c = chunkRows(chunk, N, V);
+  Scratch scratch(N * c);
+  if (!(temperature > 0) || !scratch.p) {
+    if (grad_hidden)
+      fill(grad_hidden, kNaN);
+    if (grad_weight)
+      fill(grad_weight, kNaN);
+    return;
+  }
+  BackwardJob job;
+  job.scratch = scratch.p;
+  job.V = V;
+  job.ids = vec<const int64_t>(ids);
+  job.g = vec<const float>(g);
+  job.lse = vec<const float>(lse);
+  job.invT = 1.0f / temperature;
+  job.scale2 = kLog2e / temperature;
+  RowFn rowFn = selectBackward();
+  for (int64_t v0 = 0; v0 < V; v0 += c) {
+    job.v0 = v0;
+    job.c = std::min(c, V - v0);
+    chunkProducts(hidden, weight, v0, job.c, scratch.p);
+    loom_rt_parallel_for(rowFn, &job, N);
+    loom_memref_2d_t dl = dense(scratch.p, N, job.c);
+    if (grad_hidden) {
+      loom_memref_2d_t w = rows(weight, v0, job.c);
+      loom_rt_matmul_f32(&dl, &w, grad_hidden,
+                         v0 == 0 ? 0 : LOOM_MATMUL_ACCUMULATE);
+    }
+    if (grad_weight) {
+      loom_memref_2d_t gw = rows(grad_weight, v0, job.c);
+      loom_rt_matmul_f32(&dl, hidden, &gw, LOOM_MATMUL_TRANSPOSE_A);
+    }
+  }
+}
