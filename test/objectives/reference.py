@@ -20,6 +20,7 @@ import json
 import math
 import os
 import random
+import struct
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -327,7 +328,8 @@ def dpo_loss(logits, labels, mask, ref_chosen_logps, ref_rejected_logps,
     for i in range(N):
         c, r = i, N + i
         pc, pr = sums[c] * scale[c], sums[r] * scale[r]
-        rc, rr = ref_chosen_logps[i] * scale[c], ref_rejected_logps[i] * scale[r]
+        rc = ref_chosen_logps[i] * scale[c]
+        rr = ref_rejected_logps[i] * scale[r]
         z = (pc - rf * rc) - (pr - rf * rr)
         if lt == "sigmoid":
             loss = -(1 - ls) * logsigmoid(beta * z) - ls * logsigmoid(-beta * z)
@@ -461,8 +463,7 @@ LN2, LN3 = math.log(2.0), math.log(3.0)
 
 
 def f32(x):
-    return safetensors_io.struct.unpack("<f",
-                                        safetensors_io.struct.pack("<f", x))[0]
+    return struct.unpack("<f", struct.pack("<f", x))[0]
 
 
 def grid(fn, *dims):
@@ -655,7 +656,7 @@ def evaluate(kind, config, inputs, logits=None, vpred=None):
 def read_inputs(kind, path):
     try:
         tensors = safetensors_io.load(path)
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, struct.error) as e:
         raise ReferenceError("cannot read %s: %s" % (path, e))
     inputs = {}
     for key, dtype in INPUTS[kind]:
@@ -666,7 +667,34 @@ def read_inputs(kind, path):
             raise ReferenceError("input '%s' is %s, expected %s"
                                  % (key, got, dtype))
         inputs[key] = unflatten(list(values), shape)
+    check_shapes(kind, {k: tensors[k][1] for k, _ in INPUTS[kind]})
     return inputs, tensors
+
+
+def check_shapes(kind, shapes):
+    """The input shapes of one kind agree with each other."""
+    logits = shapes["logits"]
+    if len(logits) != 3 or 0 in logits:
+        raise ReferenceError("logits must be [B, T, V] with no zero dim, got "
+                             "%s" % logits)
+    rows = logits[:2]
+    rows_of = {"grpo": ["completion_ids", "completion_mask",
+                        "old_per_token_logps", "ref_per_token_logps"],
+               "dpo": ["labels", "completion_mask"],
+               "ppo": ["ids", "mask", "old_logp", "ref_logp", "old_values",
+                       "vpred"]}[kind]
+    want = {k: rows for k in rows_of}
+    if kind == "grpo":
+        want.update(rewards=rows[:1], num_items_in_batch=[])
+    elif kind == "dpo":
+        want.update(ref_chosen_logps=[rows[0] // 2],
+                    ref_rejected_logps=[rows[0] // 2])
+    else:
+        want.update(scores=rows[:1])
+    for key, shape in want.items():
+        if shapes[key] != shape:
+            raise ReferenceError("input '%s' has shape %s, expected %s"
+                                 % (key, shapes[key], shape))
 
 
 def parse_overrides(args):
@@ -803,7 +831,7 @@ def main(argv):
         inputs, _ = read_inputs(kind, args[1])
         try:
             outputs = safetensors_io.load(args[2])
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, struct.error) as e:
             raise ReferenceError("cannot read %s: %s" % (args[2], e))
         ok = compare(kind, config, inputs, outputs, float(args[3]),
                      float(args[4]))
