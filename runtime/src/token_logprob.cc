@@ -22,7 +22,7 @@
 // loom_rt_alloc (which keeps large blocks for the next call).
 //
 // The default chunk (chunk == 0) keeps the scratch near kScratchFloats
-// floats (16 MiB): C = kScratchFloats / N rounded down to a multiple of 16,
+// floats (4 MiB): C = kScratchFloats / N rounded down to a multiple of 16,
 // clamped to [kMinChunk, kMaxChunk] = [256, 4096], and to V.
 //
 // Caller errors are reported in the numbers, never by reading out of bounds:
@@ -46,7 +46,7 @@ using namespace loom::kernel;
 
 namespace {
 
-constexpr int64_t kScratchFloats = int64_t(4) << 20;
+constexpr int64_t kScratchFloats = int64_t(1) << 20;
 constexpr int64_t kMinChunk = 256;
 constexpr int64_t kMaxChunk = 4096;
 
