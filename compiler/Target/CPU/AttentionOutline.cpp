@@ -148,6 +148,33 @@ public:
   Value cmp(arith::CmpIPredicate p, Value x, Value y) {
     return arith::CmpIOp::create(b, loc, p, x, y);
   }
+  /// An i64 result with whether it did not overflow.
+  struct Checked {
+    Value value;
+    Value ok;
+  };
+  /// x + y; overflow when both operands differ in sign from the result.
+  Checked addChecked(Value x, Value y) {
+    Value r = arith::AddIOp::create(b, loc, x, y);
+    Value signs = arith::AndIOp::create(b, loc,
+                                        arith::XOrIOp::create(b, loc, x, r),
+                                        arith::XOrIOp::create(b, loc, y, r));
+    return {r, cmp(arith::CmpIPredicate::sge, signs, i64(0))};
+  }
+  /// x - y; overflow when x and y differ in sign and r differs from x.
+  Checked subChecked(Value x, Value y) {
+    Value r = arith::SubIOp::create(b, loc, x, y);
+    Value signs = arith::AndIOp::create(b, loc,
+                                        arith::XOrIOp::create(b, loc, x, y),
+                                        arith::XOrIOp::create(b, loc, x, r));
+    return {r, cmp(arith::CmpIPredicate::sge, signs, i64(0))};
+  }
+  /// x * y; overflow when the high half is not the sign of the low half.
+  Checked mulChecked(Value x, Value y) {
+    auto full = arith::MulSIExtendedOp::create(b, loc, x, y);
+    Value sign = arith::ShRSIOp::create(b, loc, full.getLow(), i64(63));
+    return {full.getLow(), cmp(arith::CmpIPredicate::eq, full.getHigh(), sign)};
+  }
   Value min(Value x, Value y) { return arith::MinSIOp::create(b, loc, x, y); }
   Value max(Value x, Value y) { return arith::MaxSIOp::create(b, loc, x, y); }
   Value select(Value c, Value x, Value y) {
@@ -188,27 +215,32 @@ public:
         }))
       return;
     llvm::TypeSwitch<Operation *>(op)
+        // The bounds are computed in i64 with an overflow check: a bound
+        // that wraps makes the range unknown.
         .Case<arith::AddIOp>([&](auto add) {
           Range x = range(add.getLhs()), y = range(add.getRhs());
-          result(add, {arith::AddIOp::create(b, loc, x.lo, y.lo),
-                       arith::AddIOp::create(b, loc, x.hi, y.hi),
-                       andOf(x.ok, y.ok)});
+          Checked lo = addChecked(x.lo, y.lo), hi = addChecked(x.hi, y.hi);
+          result(add, {lo.value, hi.value,
+                       andOf(andOf(x.ok, y.ok), andOf(lo.ok, hi.ok))});
         })
         .Case<arith::SubIOp>([&](auto sub) {
           Range x = range(sub.getLhs()), y = range(sub.getRhs());
-          result(sub, {arith::SubIOp::create(b, loc, x.lo, y.hi),
-                       arith::SubIOp::create(b, loc, x.hi, y.lo),
-                       andOf(x.ok, y.ok)});
+          Checked lo = subChecked(x.lo, y.hi), hi = subChecked(x.hi, y.lo);
+          result(sub, {lo.value, hi.value,
+                       andOf(andOf(x.ok, y.ok), andOf(lo.ok, hi.ok))});
         })
         .Case<arith::MulIOp>([&](auto mul) {
           Range x = range(mul.getLhs()), y = range(mul.getRhs());
-          Value p[] = {arith::MulIOp::create(b, loc, x.lo, y.lo),
-                       arith::MulIOp::create(b, loc, x.lo, y.hi),
-                       arith::MulIOp::create(b, loc, x.hi, y.lo),
-                       arith::MulIOp::create(b, loc, x.hi, y.hi)};
-          result(mul,
-                 {min(min(p[0], p[1]), min(p[2], p[3])),
-                  max(max(p[0], p[1]), max(p[2], p[3])), andOf(x.ok, y.ok)});
+          Checked p[] = {mulChecked(x.lo, y.lo), mulChecked(x.lo, y.hi),
+                         mulChecked(x.hi, y.lo), mulChecked(x.hi, y.hi)};
+          Value ok = andOf(x.ok, y.ok);
+          for (const Checked &c : p)
+            ok = andOf(ok, c.ok);
+          result(mul, {min(min(p[0].value, p[1].value),
+                           min(p[2].value, p[3].value)),
+                       max(max(p[0].value, p[1].value),
+                           max(p[2].value, p[3].value)),
+                       ok});
         })
         .Case<arith::MinSIOp, arith::MaxSIOp, arith::MinUIOp, arith::MaxUIOp>(
             [&](auto m) {
@@ -475,8 +507,13 @@ private:
           inBounds, andOf(andOf(x.ok, cmp(P::sge, x.lo, i64(0))),
                           andOf(cmp(P::slt, x.hi, size),
                                 cmp(P::slt, extent, i64(kMaxScan)))));
-      count = arith::MulIOp::create(
-          b, loc, count, arith::AddIOp::create(b, loc, extent, i64(1)));
+      // Clamped so that it cannot wrap: every extent is checked below
+      // kMaxScan, so the product of two clamped factors fits.
+      count = min(arith::MulIOp::create(
+                      b, loc, count,
+                      arith::AddIOp::create(b, loc, min(extent, i64(kMaxScan)),
+                                            i64(1))),
+                  i64(kMaxScan + 1));
       begins.push_back(x.lo);
       ends.push_back(arith::AddIOp::create(b, loc, x.hi, i64(1)));
     }
