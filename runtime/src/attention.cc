@@ -628,7 +628,7 @@ void loom::attentionF32WithThreads(int threads, const loom_memref_4d_t *q,
   // The compiler checks the shapes; a call that breaks the contract (heads
   // that do not divide, operands that disagree) has no defined result and
   // writes nothing.
-  if (pr.B <= 0 || pr.Hq <= 0 || pr.Sq <= 0 || pr.Dv <= 0 || pr.Hkv <= 0 ||
+  if (pr.B <= 0 || pr.Hq <= 0 || pr.Sq <= 0 || pr.Dv < 0 || pr.Hkv <= 0 ||
       pr.Hq % pr.Hkv != 0 || k->sizes[0] < pr.B || v->sizes[0] < pr.B ||
       v->sizes[1] != pr.Hkv || v->sizes[2] != pr.Skv || k->sizes[3] != pr.Dk)
     return;
