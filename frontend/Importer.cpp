@@ -2230,27 +2230,51 @@ FailureOr<ScalarValue> Importer::compileBinary(AttentionBuild &a,
   case BinaryOp::Mod: {
     if (lk != K::Int || rk != K::Int)
       return kindError("ints");
-    if (auto c = rhs->value.getDefiningOp<mlir::arith::ConstantOp>())
-      if (llvm::cast<mlir::IntegerAttr>(c.getValue()).getInt() == 0)
-        return error(f, e.getLoc(), "division by zero");
-    if (bop == BinaryOp::FloorDiv)
-      return ScalarValue{
-          K::Int,
-          mlir::arith::FloorDivSIOp::create(builder, l, lhs->value, rhs->value),
-          {}};
-    // Python's modulo takes the sign of the divisor: r = a rem b, plus b
-    // when r is nonzero and its sign differs from b's.
-    Value r = mlir::arith::RemSIOp::create(builder, l, lhs->value, rhs->value);
+    using P = mlir::arith::CmpIPredicate;
     Value zero = mlir::arith::ConstantOp::create(builder, l,
                                                  builder.getI64IntegerAttr(0));
-    using P = mlir::arith::CmpIPredicate;
+    Value divisor = rhs->value;
+    Value byZero;
+    if (auto c = rhs->value.getDefiningOp<mlir::arith::ConstantOp>()) {
+      if (llvm::cast<mlir::IntegerAttr>(c.getValue()).getInt() == 0)
+        return error(f, e.getLoc(), "division by zero");
+    } else {
+      // A divisor read from data may be 0 (or -1 with INT64_MIN): as in the
+      // rest of the language, x // 0 and x % 0 are 0 and INT64_MIN // -1 is
+      // INT64_MIN, and the hardware never sees those divisions.
+      Value one = mlir::arith::ConstantOp::create(
+          builder, l, builder.getI64IntegerAttr(1));
+      Value minusOne = mlir::arith::ConstantOp::create(
+          builder, l, builder.getI64IntegerAttr(-1));
+      Value min = mlir::arith::ConstantOp::create(
+          builder, l,
+          builder.getI64IntegerAttr(std::numeric_limits<int64_t>::min()));
+      byZero = mlir::arith::CmpIOp::create(builder, l, P::eq, divisor, zero);
+      Value wraps = mlir::arith::AndIOp::create(
+          builder, l,
+          mlir::arith::CmpIOp::create(builder, l, P::eq, lhs->value, min),
+          mlir::arith::CmpIOp::create(builder, l, P::eq, divisor, minusOne));
+      divisor = mlir::arith::SelectOp::create(
+          builder, l, mlir::arith::OrIOp::create(builder, l, byZero, wraps),
+          one, divisor);
+    }
+    if (bop == BinaryOp::FloorDiv) {
+      Value q =
+          mlir::arith::FloorDivSIOp::create(builder, l, lhs->value, divisor);
+      if (byZero)
+        q = mlir::arith::SelectOp::create(builder, l, byZero, zero, q);
+      return ScalarValue{K::Int, q, {}};
+    }
+    // Python's modulo takes the sign of the divisor: r = a rem b, plus b
+    // when r is nonzero and its sign differs from b's. A guarded divisor of
+    // 1 gives r = 0.
+    Value r = mlir::arith::RemSIOp::create(builder, l, lhs->value, divisor);
     Value rNeg = mlir::arith::CmpIOp::create(builder, l, P::slt, r, zero);
-    Value bNeg =
-        mlir::arith::CmpIOp::create(builder, l, P::slt, rhs->value, zero);
+    Value bNeg = mlir::arith::CmpIOp::create(builder, l, P::slt, divisor, zero);
     Value rNonZero = mlir::arith::CmpIOp::create(builder, l, P::ne, r, zero);
     Value differ = mlir::arith::XOrIOp::create(builder, l, rNeg, bNeg);
     Value fix = mlir::arith::AndIOp::create(builder, l, differ, rNonZero);
-    Value adjusted = mlir::arith::AddIOp::create(builder, l, r, rhs->value);
+    Value adjusted = mlir::arith::AddIOp::create(builder, l, r, divisor);
     return ScalarValue{
         K::Int,
         mlir::arith::SelectOp::create(builder, l, fix, adjusted, r),
