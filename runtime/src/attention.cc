@@ -152,26 +152,8 @@ Workspace &workspace() {
 // Vector helpers (GCC vector extensions, compiled per target)
 //===----------------------------------------------------------------------===//
 
-/// 2^x for float lanes x <= 0 (the softmax only exponentiates scores minus
-/// their max), within 2 ulp on [-126, 0]; 0 below -126.5, so 2^-inf = 0
-/// exactly. Cephes' exp2f: x = n + f with n an integer and |f| <= 1/2, a
-/// degree-6 polynomial for 2^f, and 2^n built in the exponent field straight
-/// from the bits of the rounding sum (n = -127 gives the bits of 0).
-LOOM_INLINE v8f vexp2NonPositive(v8f x) {
-  x = vmax(x, splat(-127.0f));
-  const v8f magic = splat(12582912.0f); // 1.5 * 2^23
-  v8f t = x + magic;
-  v8f f = x - (t - magic);
-  v8f p = splat(1.535336188319500e-4f);
-  p = p * f + splat(1.339887440266574e-3f);
-  p = p * f + splat(9.618437357674640e-3f);
-  p = p * f + splat(5.550332471162809e-2f);
-  p = p * f + splat(2.402264791363012e-1f);
-  p = p * f + splat(6.931472028550421e-1f);
-  p = p * f + splat(1.0f);
-  v8i e = ((v8i)t << 23) + (127 << 23);
-  return p * (v8f)e;
-}
+/// 2^x for x <= 0: the softmax only exponentiates scores minus their max.
+LOOM_INLINE v8f vexp2NonPositive(v8f x) { return vexp2(x); }
 
 /// Transposes the 8 x 8 block r (rows) in place into its columns.
 LOOM_INLINE void transpose8(v8f r[8]) {

@@ -126,24 +126,9 @@ void chunkProducts(const loom_memref_2d_t *hidden,
 // Per-row loops (compiled for AVX2+FMA and for the baseline target)
 //===----------------------------------------------------------------------===//
 
-/// 2^x for float lanes, within 2 ulp on [-126, 127]; 0 below -126.5 (so
-/// 2^-inf = 0 exactly) and x clamped to 127 above. Cephes' exp2f, as in
-/// attention.cc.
-LOOM_INLINE v8f vexp2(v8f x) {
-  x = vmax(x, splat(-127.0f));
-  x = select(x > splat(127.0f), splat(127.0f), x);
-  const v8f magic = splat(12582912.0f); // 1.5 * 2^23
-  v8f t = x + magic;
-  v8f f = x - (t - magic);
-  v8f p = splat(1.535336188319500e-4f);
-  p = p * f + splat(1.339887440266574e-3f);
-  p = p * f + splat(9.618437357674640e-3f);
-  p = p * f + splat(5.550332471162809e-2f);
-  p = p * f + splat(2.402264791363012e-1f);
-  p = p * f + splat(6.931472028550421e-1f);
-  p = p * f + splat(1.0f);
-  v8i e = ((v8i)t << 23) + (127 << 23);
-  return p * (v8f)e;
+/// 2^x with x clamped to 127 above (vexp2 of kernel_util.h).
+LOOM_INLINE v8f vexp2Clamped(v8f x) {
+  return vexp2(select(x > splat(127.0f), splat(127.0f), x));
 }
 
 /// The largest of row[0 : c].
@@ -168,7 +153,7 @@ LOOM_INLINE float rowExpSum(const float *row, int64_t c, float scale,
   v8f acc = splat(0.0f), vs = splat(scale), vsh = splat(shift);
   int64_t j = 0;
   for (; j + 8 <= c; j += 8)
-    acc += vexp2(load(row + j) * vs - vsh);
+    acc += vexp2Clamped(load(row + j) * vs - vsh);
   float sum = 0;
   for (int l = 0; l < 8; ++l)
     sum += acc[l];
@@ -183,7 +168,7 @@ LOOM_INLINE void rowNegExp(float *row, int64_t c, float scale, float shift,
   v8f vs = splat(scale), vsh = splat(shift), va = splat(-a);
   int64_t j = 0;
   for (; j + 8 <= c; j += 8)
-    store(row + j, va * vexp2(load(row + j) * vs - vsh));
+    store(row + j, va * vexp2Clamped(load(row + j) * vs - vsh));
   for (; j < c; ++j)
     row[j] = -a * std::exp2(row[j] * scale - shift);
 }

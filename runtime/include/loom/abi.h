@@ -341,6 +341,9 @@ typedef void (*loom_rt_attention_f32_fn_t)(const loom_memref_4d_t *q,
 ///   lse[n]  = log sum_v exp(logits[n, v])                 [N]
 ///   logp[n] = logits[n, ids[n]] - lse[n]                   [N]
 /// `chunk` is the number of vocabulary rows per step (0: the kernel picks).
+/// `lse` may be NULL. Nothing is read out of bounds: an id outside [0, V)
+/// gives logp NaN for its token, and a temperature that is not > 0 makes
+/// every output NaN.
 typedef void (*loom_rt_token_logprob_f32_fn_t)(
     const loom_memref_2d_t *hidden, const loom_memref_2d_t *weight,
     const loom_memref_1d_t *ids, loom_memref_1d_t *logp,
@@ -352,7 +355,9 @@ typedef void (*loom_rt_token_logprob_f32_fn_t)(
 ///   dlogits[n, v] = g[n] / t * ([v == ids[n]] - exp(logits[n, v] - lse[n]))
 ///   grad_hidden = dlogits . weight          [N, d]   (overwritten)
 ///   grad_weight = dlogits^T . hidden        [V, d]   (overwritten)
-/// Either gradient may be NULL when it is not needed.
+/// Either gradient may be NULL when it is not needed. A token with an id
+/// outside [0, V) makes its grad_hidden row and all of grad_weight NaN, so
+/// padding tokens take a valid id and g = 0.
 typedef void (*loom_rt_token_logprob_grad_f32_fn_t)(
     const loom_memref_2d_t *hidden, const loom_memref_2d_t *weight,
     const loom_memref_1d_t *ids, const loom_memref_1d_t *g,
