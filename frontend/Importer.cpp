@@ -218,6 +218,7 @@ enum class OpKind {
   Slice,
   Concat,
   Gather,
+  TokenLogprob,
   Broadcast,
   DynamicSlice,
   DynamicUpdateSlice,
@@ -281,6 +282,7 @@ const OpInfo kOps[] = {
     {"slice", OpKind::Slice, "loom.slice", 1, 1},
     {"concat", OpKind::Concat, "loom.concat", 1, kVariadic},
     {"gather", OpKind::Gather, "loom.gather", 2, 2},
+    {"token_logprob", OpKind::TokenLogprob, "loom.token_logprob", 2, 2},
     {"broadcast", OpKind::Broadcast, "loom.broadcast", 1, 2},
     {"dynamic_slice", OpKind::DynamicSlice, "loom.dynamic_slice", 2, 3},
     {"dynamic_update_slice", OpKind::DynamicUpdateSlice,
@@ -1701,6 +1703,25 @@ LogicalResult Importer::buildOp(OpCall &c, const OpInfo &info,
       return failure();
     state.addOperands({*x, *indices});
     state.addAttribute("axis", builder.getI64IntegerAttr(*normalized));
+    return success();
+  }
+  case OpKind::TokenLogprob: {
+    FailureOr<Value> logits = operandValue(c, 0);
+    if (failed(logits))
+      return failure();
+    FailureOr<Value> ids = operandValue(c, 1, builder.getI64Type());
+    if (failed(ids))
+      return failure();
+    FailureOr<double> temperature = getFloat(c, "temperature", 1.0);
+    if (failed(temperature))
+      return failure();
+    if (!(*temperature > 0.0) || std::isinf(*temperature)) {
+      Keyword *k = findKeyword(c, "temperature");
+      return keywordError(c, *k,
+                          "must be finite and > 0, got " + describe(k->value));
+    }
+    state.addOperands({*logits, *ids});
+    state.addAttribute("temperature", builder.getF64FloatAttr(*temperature));
     return success();
   }
   case OpKind::DynamicSlice: {

@@ -438,6 +438,7 @@ private:
                                Reduction reduction);
   FailureOr<Tensor> evalSoftmax(Operation *op, Value operand, uint64_t axis,
                                 bool log);
+  FailureOr<Tensor> evalTokenLogprob(TokenLogprobOp op);
   FailureOr<Tensor> evalRmsNorm(RmsNormOp op);
   FailureOr<Tensor> evalMatmul(MatmulOp op);
   FailureOr<Tensor> evalLinear(LinearOp op);
@@ -989,6 +990,44 @@ FailureOr<Tensor> Evaluator::evalSoftmax(Operation *op, Value operand,
             log ? x[at] - rowMax[i] - std::log(rowSum[i]) : y[at] / rowSum[i];
       }
     }
+  }
+  return result;
+}
+
+FailureOr<Tensor> Evaluator::evalTokenLogprob(TokenLogprobOp op) {
+  const Tensor &logits = get(op.getLogits());
+  const Tensor &ids = get(op.getIds());
+  if (logits.shape.empty() ||
+      !llvm::equal(ArrayRef<int64_t>(logits.shape).drop_back(), ids.shape))
+    return op.emitOpError("ids have shape ")
+           << shapeStr(ids.shape) << " at run time, but logits have shape "
+           << shapeStr(logits.shape);
+  double temperature = op.getTemperature().convertToDouble();
+  if (!(temperature > 0.0))
+    return op.emitOpError("temperature must be > 0, got ") << temperature;
+  FailureOr<Tensor> result = allocate(op, ids.shape);
+  if (failed(result))
+    return failure();
+  int64_t vocab = logits.shape.back();
+  int64_t rows = ids.getNumElements();
+  SmallVector<int64_t> strides = rowMajorStrides(ids.shape);
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t id = toInt64(ids.data[r]);
+    if (id < 0 || id >= vocab) {
+      InFlightDiagnostic diag = op.emitOpError("ids[");
+      for (size_t d = 0; d < strides.size(); ++d)
+        diag << (d ? ", " : "") << (r / strides[d]) % ids.shape[d];
+      diag << "] = " << id << " is outside the vocabulary [0, " << vocab << ")";
+      return diag;
+    }
+    const double *row = logits.data.data() + r * vocab;
+    double top = -std::numeric_limits<double>::infinity();
+    for (int64_t v = 0; v < vocab; ++v)
+      top = maxOf(top, row[v] / temperature);
+    double sum = 0.0;
+    for (int64_t v = 0; v < vocab; ++v)
+      sum += std::exp(row[v] / temperature - top);
+    result->data[r] = row[id] / temperature - top - std::log(sum);
   }
   return result;
 }
@@ -2136,6 +2175,7 @@ FailureOr<Tensor> Evaluator::evalLoomOp(Operation *op) {
       .Case([&](LogSoftmaxOp op) {
         return evalSoftmax(op, op.getOperand(), op.getAxis(), /*log=*/true);
       })
+      .Case([&](TokenLogprobOp op) { return evalTokenLogprob(op); })
       .Case([&](RmsNormOp op) { return evalRmsNorm(op); })
       .Case([&](MatmulOp op) { return evalMatmul(op); })
       .Case([&](LinearOp op) { return evalLinear(op); })

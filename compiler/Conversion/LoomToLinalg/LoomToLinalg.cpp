@@ -25,6 +25,7 @@
 #include "llvm/ADT/SmallBitVector.h"
 
 #include <cmath>
+#include <limits>
 
 namespace mlir::loom {
 #define GEN_PASS_DEF_CONVERTLOOMTOLINALGPASS
@@ -1327,6 +1328,99 @@ static Value clampIndex(OpBuilder &b, Location loc, Value v, Value lo,
                                 hi);
 }
 
+/// Lowers `loom.token_logprob` over logits `[..., V]`: m = max(x) and
+/// s = sum(exp((x - m) / T)) over V, then, per token, the logit of its id
+/// read with `tensor.extract` gives (x[id] - m) / T - log(s). The id is
+/// clamped into `[0, V)` for the read and an id outside that range gives NaN;
+/// with V = 0 nothing is read and every token is NaN.
+struct TokenLogprobLowering : public OpConversionPattern<loom::TokenLogprobOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::TokenLogprobOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value logits = adaptor.getLogits(), ids = adaptor.getIds();
+    RankedTensorType logitsType = tensorType(logits);
+    RankedTensorType resultType = op.getType();
+    Type elementType = logitsType.getElementType();
+    int64_t rank = logitsType.getRank();
+    int64_t rows = rank - 1;
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, ids);
+    Value vocab = toIndex(rewriter, loc, dimOf(rewriter, loc, logits, rows));
+    Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
+    Value nan = floatConst(rewriter, loc, elementType,
+                           std::numeric_limits<double>::quiet_NaN());
+
+    Value nonEmpty = arith::CmpIOp::create(
+        rewriter, loc, arith::CmpIPredicate::sgt, vocab, zero);
+    auto branch = scf::IfOp::create(rewriter, loc, TypeRange{resultType},
+                                    nonEmpty, /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(rewriter);
+    // No vocabulary: no id is valid.
+    rewriter.setInsertionPointToStart(&branch.getElseRegion().front());
+    Value empty = createEmpty(rewriter, loc, resultType, sizes);
+    Value nans = linalg::FillOp::create(rewriter, loc, ValueRange{nan},
+                                        ValueRange{empty})
+                     .getResult(0);
+    scf::YieldOp::create(rewriter, loc, nans);
+
+    rewriter.setInsertionPointToStart(&branch.getThenRegion().front());
+    Value temperature = floatConst(rewriter, loc, elementType,
+                                   op.getTemperature().convertToDouble());
+    llvm::SmallBitVector reduced(rank);
+    reduced.set(rows);
+    // max(x / T) = max(x) / T for T > 0, so the maximum is taken unscaled.
+    Value max = buildReduction(
+        rewriter, loc, logits, ValueRange{}, reduced,
+        reductionIdentity(rewriter, ReduceKind::Max, elementType),
+        [&](OpBuilder &b, Location nestedLoc, ValueRange args, Value acc) {
+          return arith::MaximumFOp::create(b, nestedLoc, acc, args[0]);
+        });
+    Value sum = buildReduction(
+        rewriter, loc, logits, ValueRange{max}, reduced,
+        rewriter.getZeroAttr(elementType),
+        [&](OpBuilder &b, Location nestedLoc, ValueRange args, Value acc) {
+          Value shifted = arith::SubFOp::create(b, nestedLoc, args[0], args[1]);
+          Value scaled =
+              arith::DivFOp::create(b, nestedLoc, shifted, temperature);
+          Value e = math::ExpOp::create(b, nestedLoc, scaled);
+          return arith::AddFOp::create(b, nestedLoc, acc, e);
+        });
+    Value last = arith::SubIOp::create(
+        rewriter, loc, vocab, arith::ConstantIndexOp::create(rewriter, loc, 1));
+    AffineMap identity = rewriter.getMultiDimIdentityMap(rows);
+    Value logp = buildParallel(
+        rewriter, loc, resultType, sizes, ValueRange{ids, max, sum},
+        {identity, identity, identity},
+        [&](OpBuilder &b, Location nestedLoc, ValueRange args) -> Value {
+          Value id = arith::IndexCastOp::create(b, nestedLoc, b.getIndexType(),
+                                                args[0]);
+          Value inRange = arith::AndIOp::create(
+              b, nestedLoc,
+              arith::CmpIOp::create(b, nestedLoc, arith::CmpIPredicate::sge, id,
+                                    zero),
+              arith::CmpIOp::create(b, nestedLoc, arith::CmpIPredicate::slt, id,
+                                    vocab));
+          Value clamped = clampIndex(b, nestedLoc, id, zero, last);
+          SmallVector<Value> at;
+          for (int64_t i = 0; i < rows; ++i)
+            at.push_back(linalg::IndexOp::create(b, nestedLoc, i));
+          at.push_back(clamped);
+          Value x = tensor::ExtractOp::create(b, nestedLoc, logits, at);
+          Value shifted = arith::SubFOp::create(b, nestedLoc, x, args[1]);
+          Value scaled =
+              arith::DivFOp::create(b, nestedLoc, shifted, temperature);
+          Value value = arith::SubFOp::create(
+              b, nestedLoc, scaled, math::LogOp::create(b, nestedLoc, args[2]));
+          return arith::SelectOp::create(b, nestedLoc, inRange, value, nan);
+        });
+    scf::YieldOp::create(rewriter, loc, logp);
+    rewriter.replaceOp(op, branch.getResults());
+    return success();
+  }
+};
+
 /// Lowers `loom.dynamic_slice` to a `tensor.extract_slice` whose offset (and,
 /// with a `length` operand, size) along the axis is read and clamped at run
 /// time.
@@ -1713,7 +1807,7 @@ void mlir::loom::populateLoomToLinalgPatterns(RewritePatternSet &patterns) {
                SoftmaxLowering<LogSoftmaxOp, /*IsLog=*/true>>(ctx);
   patterns.add<ConstantLowering, IotaLowering, RmsNormLowering, MatmulLowering,
                LinearLowering, ReshapeLowering, TransposeLowering,
-               SliceLowering, ConcatLowering, GatherLowering, BroadcastLowering,
-               DynamicSliceLowering, DynamicUpdateSliceLowering,
-               AttentionLowering>(ctx);
+               SliceLowering, ConcatLowering, GatherLowering,
+               TokenLogprobLowering, BroadcastLowering, DynamicSliceLowering,
+               DynamicUpdateSliceLowering, AttentionLowering>(ctx);
 }

@@ -16,6 +16,8 @@
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::loom;
 
@@ -414,6 +416,50 @@ LOOM_REDUCE_INFER(ReduceMinOp, "reduce_min", ElementKind::Number)
 LOOM_AXIS_INFER(SoftmaxOp, "softmax")
 LOOM_AXIS_INFER(LogSoftmaxOp, "log_softmax")
 #undef LOOM_AXIS_INFER
+
+LogicalResult TokenLogprobOp::inferReturnTypes(MLIRContext *,
+                                               std::optional<Location> loc,
+                                               Adaptor adaptor,
+                                               SmallVectorImpl<Type> &results) {
+  RankedTensorType logits = tensorOf(adaptor.getLogits());
+  RankedTensorType ids = tensorOf(adaptor.getIds());
+  if (failed(checkElement(loc, "token_logprob", "logits",
+                          logits.getElementType(), ElementKind::Float)))
+    return failure();
+  if (!ids.getElementType().isInteger(32) &&
+      !ids.getElementType().isInteger(64))
+    return emitOptionalError(loc,
+                             "'loom.token_logprob' op ids must be i32 or "
+                             "i64, got ",
+                             ids.getElementType());
+  if (logits.getRank() < 1)
+    return emitOptionalError(loc,
+                             "'loom.token_logprob' op logits must have "
+                             "rank >= 1 (a vocabulary dimension), got ",
+                             typeStr(logits));
+  if (ids.getRank() != logits.getRank() - 1)
+    return emitOptionalError(
+        loc, "'loom.token_logprob' op ids must have rank ",
+        logits.getRank() - 1, " (the leading dimensions of logits ",
+        shapeStr(logits.getShape()), "), got ", shapeStr(ids.getShape()));
+  for (int64_t d = 0; d < ids.getRank(); ++d) {
+    int64_t i = ids.getDimSize(d), l = logits.getDimSize(d);
+    if (!ShapedType::isDynamic(i) && !ShapedType::isDynamic(l) && i != l)
+      return emitOptionalError(loc, "'loom.token_logprob' op ids dimension ", d,
+                               " is ", i, " but logits dimension ", d, " is ",
+                               l, ": ids ", shapeStr(ids.getShape()),
+                               " vs logits ", shapeStr(logits.getShape()));
+  }
+  double temperature = adaptor.getTemperature().convertToDouble();
+  if (!(temperature > 0.0) || std::isinf(temperature))
+    return emitOptionalError(loc,
+                             "'loom.token_logprob' op temperature must be "
+                             "finite and > 0, got ",
+                             temperature);
+  results.push_back(
+      RankedTensorType::get(ids.getShape(), logits.getElementType()));
+  return success();
+}
 
 LogicalResult RmsNormOp::inferReturnTypes(MLIRContext *,
                                           std::optional<Location> loc,

@@ -238,6 +238,35 @@ class Loom_AxisOp<string mnemonic, string desc>
 def Loom_SoftmaxOp : Loom_AxisOp<"softmax", "softmax along one axis">;
 def Loom_LogSoftmaxOp : Loom_AxisOp<"log_softmax", "log-softmax along one axis">;
 
+def Loom_TokenLogprobOp : Loom_Op<"token_logprob",
+                                  [Pure, InferTypeOpAdaptor]> {
+  let summary = "log-probability of each token id under its logits";
+  let description = [{
+    `result[i...] = log_softmax(logits[i..., :] / temperature)[ids[i...]]`:
+    `logits` is a float tensor `[..., V]`, `ids` an `i32` or `i64` tensor
+    with the leading shape `[...]` of `logits`, and the result has the shape
+    of `ids` and the element type of `logits`. `temperature` must be > 0
+    (TRL's `selective_log_softmax` on logits divided by the temperature).
+    Computed stably (the row maximum is subtracted first).
+
+    An id outside `[0, V)` is an error in the interpreter; compiled code
+    never reads out of bounds: it clamps the index and gives NaN for that
+    token. A row with `V = 0` has no valid id (NaN compiled).
+
+    ```mlir
+    %lp = loom.token_logprob %logits, %ids {temperature = 7.0e-01 : f64}
+        : tensor<?x?x32000xf32>, tensor<?x?xi64> -> tensor<?x?xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$logits, AnyRankedTensor:$ids,
+                   DefaultValuedAttr<F64Attr, "1.0">:$temperature);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $logits `,` $ids attr-dict `:` type($logits) `,` type($ids) `->`
+    type($result)
+  }];
+}
+
 def Loom_RmsNormOp : Loom_Op<"rms_norm", [Pure, InferTypeOpAdaptor]> {
   let summary = "RMSNorm over the last dimension";
   let description = [{
