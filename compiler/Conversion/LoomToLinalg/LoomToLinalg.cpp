@@ -1332,7 +1332,8 @@ static Value clampIndex(OpBuilder &b, Location loc, Value v, Value lo,
 /// s = sum(exp((x - m) / T)) over V, then, per token, the logit of its id
 /// read with `tensor.extract` gives (x[id] - m) / T - log(s). The id is
 /// clamped into `[0, V)` for the read and an id outside that range gives NaN;
-/// with V = 0 nothing is read and every token is NaN.
+/// with V = 0, or leading dimensions of logits and ids that differ at run
+/// time, nothing is read and every token is NaN.
 struct TokenLogprobLowering : public OpConversionPattern<loom::TokenLogprobOp> {
   using OpConversionPattern::OpConversionPattern;
 
@@ -1352,12 +1353,24 @@ struct TokenLogprobLowering : public OpConversionPattern<loom::TokenLogprobOp> {
     Value nan = floatConst(rewriter, loc, elementType,
                            std::numeric_limits<double>::quiet_NaN());
 
-    Value nonEmpty = arith::CmpIOp::create(
-        rewriter, loc, arith::CmpIPredicate::sgt, vocab, zero);
-    auto branch = scf::IfOp::create(rewriter, loc, TypeRange{resultType},
-                                    nonEmpty, /*withElseRegion=*/true);
+    // The leading dimensions agree where both are static (the verifier
+    // checks it); dynamic ones (two different symbols) are compared here so
+    // that a mismatch reads nothing out of bounds.
+    Value valid = arith::CmpIOp::create(rewriter, loc,
+                                        arith::CmpIPredicate::sgt, vocab, zero);
+    for (int64_t d = 0; d < rows; ++d) {
+      if (!logitsType.isDynamicDim(d) && !resultType.isDynamicDim(d))
+        continue;
+      Value same = arith::CmpIOp::create(
+          rewriter, loc, arith::CmpIPredicate::eq,
+          toIndex(rewriter, loc, dimOf(rewriter, loc, logits, d)),
+          toIndex(rewriter, loc, sizes[d]));
+      valid = arith::AndIOp::create(rewriter, loc, valid, same);
+    }
+    auto branch = scf::IfOp::create(rewriter, loc, TypeRange{resultType}, valid,
+                                    /*withElseRegion=*/true);
     OpBuilder::InsertionGuard guard(rewriter);
-    // No vocabulary: no id is valid.
+    // No vocabulary, or rows that do not match: no id can be read.
     rewriter.setInsertionPointToStart(&branch.getElseRegion().front());
     Value empty = createEmpty(rewriter, loc, resultType, sizes);
     Value nans = linalg::FillOp::create(rewriter, loc, ValueRange{nan},

@@ -251,7 +251,9 @@ def Loom_TokenLogprobOp : Loom_Op<"token_logprob",
 
     An id outside `[0, V)` is an error in the interpreter; compiled code
     never reads out of bounds: it clamps the index and gives NaN for that
-    token. A row with `V = 0` has no valid id (NaN compiled).
+    token. With `V = 0` no id is valid, and when dynamic leading dimensions
+    of `logits` and `ids` differ at run time no row can be read: compiled
+    code gives NaN for every token then.
 
     ```mlir
     %lp = loom.token_logprob %logits, %ids {temperature = 7.0e-01 : f64}
