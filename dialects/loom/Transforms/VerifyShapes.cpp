@@ -124,6 +124,8 @@ private:
       return visitMla(mla);
     if (auto attention = dyn_cast<AttentionOp>(op))
       return visitAttention(attention);
+    if (auto logprob = dyn_cast<TokenLogprobOp>(op))
+      return visitTokenLogprob(logprob);
     if (op->getNumResults() != 1 || !isa<LoomDialect>(op->getDialect()))
       return success();
     Value result = op->getResult(0);
@@ -301,6 +303,23 @@ private:
     dims[op.getOut()] = std::move(out);
     dims[op.getNewKCache()] = get(op.getKCache());
     dims[op.getNewVCache()] = get(op.getVCache());
+    return success();
+  }
+
+  /// ids and logits agree on every dimension of ids; the result has the
+  /// ids' dims.
+  LogicalResult visitTokenLogprob(TokenLogprobOp op) {
+    Dims logits = get(op->getOperand(0)), ids = get(op->getOperand(1));
+    if (ids.empty() || logits.size() != ids.size() + 1)
+      return success();
+    for (size_t d = 0; d < ids.size(); ++d) {
+      FailureOr<Dim> joined = join(op, "dimension " + std::to_string(d),
+                                   logits[d], ids[d], false);
+      if (failed(joined))
+        return failure();
+      ids[d] = *joined;
+    }
+    dims[op->getResult(0)] = ids;
     return success();
   }
 

@@ -156,6 +156,29 @@ func.func @attention_batch(%q: tensor<?x?x?x8xf32> {loom.dims = ["B", "H", "S", 
 
 // -----
 
+// token_logprob's result takes the symbols of its ids.
+// CHECK-LABEL: func @token_logprob
+// CHECK-NOT: loom.unproven_dims
+func.func @token_logprob(%l: tensor<?x?x?xf32> {loom.dims = ["B", "T", "V"]},
+                         %i: tensor<?x?xi64> {loom.dims = ["B", "T"]})
+    -> (tensor<?x?xf32> {loom.dims = ["B", "T"]}) {
+  %p = loom.token_logprob %l, %i {temperature = 1.0 : f64}
+      : tensor<?x?x?xf32>, tensor<?x?xi64> -> tensor<?x?xf32>
+  return %p : tensor<?x?xf32>
+}
+
+// -----
+
+func.func @token_logprob_tokens(%l: tensor<?x?xf32> {loom.dims = ["N", "V"]},
+                                %i: tensor<?xi64> {loom.dims = ["M"]}) {
+  // expected-error@+1 {{dimension 0 is N on one operand and M on the other}}
+  %p = loom.token_logprob %l, %i {temperature = 1.0 : f64}
+      : tensor<?x?xf32>, tensor<?xi64> -> tensor<?xf32>
+  return
+}
+
+// -----
+
 // A slice along a static dimension keeps the other dimensions' symbols; a
 // slice along a symbolic one leaves that dimension to the run-time check.
 // CHECK-LABEL: func @slices
