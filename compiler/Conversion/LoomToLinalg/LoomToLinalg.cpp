@@ -570,6 +570,35 @@ static Value combineScalar(OpBuilder &b, Location loc, ReduceKind kind,
   return {};
 }
 
+/// The maximum of the float tensor `x` over the dimensions set in `reduced`.
+static Value buildMax(OpBuilder &b, Location loc, Value x,
+                      const llvm::SmallBitVector &reduced) {
+  return buildReduction(
+      b, loc, x, ValueRange{}, reduced,
+      reductionIdentity(b, ReduceKind::Max, tensorType(x).getElementType()),
+      [](OpBuilder &nb, Location nl, ValueRange args, Value acc) -> Value {
+        return arith::MaximumFOp::create(nb, nl, acc, args[0]);
+      });
+}
+
+/// sum exp((x - max) / divisor) over the dimensions set in `reduced`, with
+/// `max` of the reduced shape; no division when `divisor` is null. The sum
+/// of a softmax's (or log-softmax's) denominator.
+static Value buildShiftedExpSum(OpBuilder &b, Location loc, Value x, Value max,
+                                const llvm::SmallBitVector &reduced,
+                                Value divisor = {}) {
+  return buildReduction(
+      b, loc, x, ValueRange{max}, reduced,
+      b.getZeroAttr(tensorType(x).getElementType()),
+      [&](OpBuilder &nb, Location nl, ValueRange args, Value acc) -> Value {
+        Value shifted = arith::SubFOp::create(nb, nl, args[0], args[1]);
+        if (divisor)
+          shifted = arith::DivFOp::create(nb, nl, shifted, divisor);
+        return arith::AddFOp::create(nb, nl, acc,
+                                     math::ExpOp::create(nb, nl, shifted));
+      });
+}
+
 /// Returns the product of `value`'s dimensions in `dims` as a float of `type`.
 static Value countAsFloat(OpBuilder &b, Location loc, Value value,
                           ArrayRef<int64_t> dims, Type type) {
@@ -808,21 +837,8 @@ struct SoftmaxLowering : public OpConversionPattern<OpTy> {
     int64_t axis = op.getAxis();
     llvm::SmallBitVector reduced(rank);
     reduced.set(axis);
-    Type elementType = type.getElementType();
-    Value max = buildReduction(
-        rewriter, loc, x, ValueRange{}, reduced,
-        reductionIdentity(rewriter, ReduceKind::Max, elementType),
-        [&](OpBuilder &b, Location nestedLoc, ValueRange args, Value acc) {
-          return arith::MaximumFOp::create(b, nestedLoc, acc, args[0]);
-        });
-    Value sum = buildReduction(
-        rewriter, loc, x, ValueRange{max}, reduced,
-        rewriter.getZeroAttr(elementType),
-        [&](OpBuilder &b, Location nestedLoc, ValueRange args, Value acc) {
-          Value shifted = arith::SubFOp::create(b, nestedLoc, args[0], args[1]);
-          Value e = math::ExpOp::create(b, nestedLoc, shifted);
-          return arith::AddFOp::create(b, nestedLoc, acc, e);
-        });
+    Value max = buildMax(rewriter, loc, x, reduced);
+    Value sum = buildShiftedExpSum(rewriter, loc, x, max, reduced);
     SmallVector<AffineExpr> exprs;
     for (int64_t i = 0; i < rank; ++i)
       if (i != axis)
@@ -1384,22 +1400,9 @@ struct TokenLogprobLowering : public OpConversionPattern<loom::TokenLogprobOp> {
     llvm::SmallBitVector reduced(rank);
     reduced.set(rows);
     // max(x / T) = max(x) / T for T > 0, so the maximum is taken unscaled.
-    Value max = buildReduction(
-        rewriter, loc, logits, ValueRange{}, reduced,
-        reductionIdentity(rewriter, ReduceKind::Max, elementType),
-        [&](OpBuilder &b, Location nestedLoc, ValueRange args, Value acc) {
-          return arith::MaximumFOp::create(b, nestedLoc, acc, args[0]);
-        });
-    Value sum = buildReduction(
-        rewriter, loc, logits, ValueRange{max}, reduced,
-        rewriter.getZeroAttr(elementType),
-        [&](OpBuilder &b, Location nestedLoc, ValueRange args, Value acc) {
-          Value shifted = arith::SubFOp::create(b, nestedLoc, args[0], args[1]);
-          Value scaled =
-              arith::DivFOp::create(b, nestedLoc, shifted, temperature);
-          Value e = math::ExpOp::create(b, nestedLoc, scaled);
-          return arith::AddFOp::create(b, nestedLoc, acc, e);
-        });
+    Value max = buildMax(rewriter, loc, logits, reduced);
+    Value sum =
+        buildShiftedExpSum(rewriter, loc, logits, max, reduced, temperature);
     Value last = arith::SubIOp::create(
         rewriter, loc, vocab, arith::ConstantIndexOp::create(rewriter, loc, 1));
     AffineMap identity = rewriter.getMultiDimIdentityMap(rows);
@@ -1710,12 +1713,7 @@ struct AttentionLowering : public OpConversionPattern<loom::AttentionOp> {
     // every exp is exp(-inf) = 0 and no NaN appears.
     llvm::SmallBitVector lastAxis(4);
     lastAxis.set(3);
-    Value max = buildReduction(
-        rewriter, loc, masked, ValueRange{}, lastAxis,
-        reductionIdentity(rewriter, ReduceKind::Max, element),
-        [&](OpBuilder &b, Location nl, ValueRange args, Value acc) {
-          return arith::MaximumFOp::create(b, nl, acc, args[0]);
-        });
+    Value max = buildMax(rewriter, loc, masked, lastAxis);
     Value zero = floatConst(rewriter, loc, element, 0.0);
     SmallVector<OpFoldResult> rowSizes = {batch, hq, sq};
     Value shift = buildElementwise(
