@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -59,3 +60,19 @@ def git_rev():
         return rev + ("+dirty" if dirty else "")
     except OSError:
         return "unknown"
+
+
+def timed(fn, warmup, reps):
+    """Calls fn `warmup` times, then times `reps` calls: {"median_s",
+    "min_s", "max_s", "reps"} (the JSON of `loom-bench --json`)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    n = len(times)
+    median = times[n // 2] if n % 2 else 0.5 * (times[n // 2 - 1] + times[n // 2])
+    return {"median_s": median, "min_s": times[0], "max_s": times[-1], "reps": reps}

@@ -35,11 +35,12 @@ import math
 import os
 import struct
 import sys
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from benchinfo import timed
 
 ROTATION_BYTES = 96 << 20
 NP_DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64,
@@ -64,20 +65,6 @@ def read_safetensors(path):
         t.numpy()[...] = arr.reshape(info["shape"])
         out[name] = t
     return out
-
-
-def timed(fn, warmup, reps):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    n = len(times)
-    median = times[n // 2] if n % 2 else 0.5 * (times[n // 2 - 1] + times[n // 2])
-    return {"median_s": median, "min_s": times[0], "max_s": times[-1], "reps": reps}
 
 
 class Args:

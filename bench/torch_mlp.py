@@ -13,28 +13,15 @@ torch.inference_mode().
 import json
 import os
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
+from benchinfo import timed
+
 
 def uniform(*shape):
     return torch.rand(*shape, dtype=torch.float32) * 2 - 1
-
-
-def timed(fn, warmup, reps):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    n = len(times)
-    median = times[n // 2] if n % 2 else 0.5 * (times[n // 2 - 1] + times[n // 2])
-    return {"median_s": median, "min_s": times[0], "max_s": times[-1], "reps": reps}
 
 
 def main():
