@@ -12,6 +12,8 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/OpImplementation.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/IR/TypeUtilities.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/raw_ostream.h"
@@ -417,47 +419,206 @@ LOOM_AXIS_INFER(SoftmaxOp, "softmax")
 LOOM_AXIS_INFER(LogSoftmaxOp, "log_softmax")
 #undef LOOM_AXIS_INFER
 
+/// Checks the operands shared by token_logprob and its backward and returns
+/// the shape of ids (the per-token shape).
+static LogicalResult checkTokenLogprob(std::optional<Location> loc,
+                                       StringRef op, Value inputValue,
+                                       Value idsValue, Value weightValue,
+                                       double temperature) {
+  RankedTensorType input = tensorOf(inputValue);
+  RankedTensorType ids = tensorOf(idsValue);
+  StringRef what = weightValue ? "input" : "logits";
+  if (failed(checkElement(loc, op, what, input.getElementType(),
+                          ElementKind::Float)))
+    return failure();
+  if (!ids.getElementType().isInteger(32) &&
+      !ids.getElementType().isInteger(64))
+    return emitOptionalError(loc, "'loom.", op, "' op ids must be i32 or i64, got ",
+                             ids.getElementType());
+  if (input.getRank() < 1)
+    return emitOptionalError(
+        loc, "'loom.", op, "' op ", what, " must have rank >= 1 (a ",
+        weightValue ? "hidden" : "vocabulary", " dimension), got ",
+        typeStr(input));
+  if (ids.getRank() != input.getRank() - 1)
+    return emitOptionalError(
+        loc, "'loom.", op, "' op ids must have rank ", input.getRank() - 1,
+        " (the leading dimensions of ", what, " ", shapeStr(input.getShape()),
+        "), got ", shapeStr(ids.getShape()));
+  for (int64_t d = 0; d < ids.getRank(); ++d) {
+    int64_t i = ids.getDimSize(d), l = input.getDimSize(d);
+    if (!ShapedType::isDynamic(i) && !ShapedType::isDynamic(l) && i != l)
+      return emitOptionalError(loc, "'loom.", op, "' op ids dimension ", d,
+                               " is ", i, " but ", what, " dimension ", d,
+                               " is ", l, ": ids ", shapeStr(ids.getShape()),
+                               " vs ", what, " ", shapeStr(input.getShape()));
+  }
+  if (weightValue) {
+    RankedTensorType weight = tensorOf(weightValue);
+    if (weight.getElementType() != input.getElementType())
+      return emitOptionalError(loc, "'loom.", op,
+                               "' op weight element type ",
+                               weight.getElementType(), " differs from ",
+                               input.getElementType());
+    if (weight.getRank() != 2)
+      return emitOptionalError(loc, "'loom.", op,
+                               "' op weight must be [V, d], got ",
+                               typeStr(weight));
+    int64_t d = input.getDimSize(input.getRank() - 1), wd = weight.getDimSize(1);
+    if (!ShapedType::isDynamic(d) && !ShapedType::isDynamic(wd) && d != wd)
+      return emitOptionalError(loc, "'loom.", op, "' op weight ",
+                               shapeStr(weight.getShape()),
+                               " does not match the hidden size ", d,
+                               " of input ", shapeStr(input.getShape()));
+  }
+  if (!(temperature > 0.0) || std::isinf(temperature))
+    return emitOptionalError(loc, "'loom.", op,
+                             "' op temperature must be finite and > 0, got ",
+                             temperature);
+  return success();
+}
+
 LogicalResult TokenLogprobOp::inferReturnTypes(MLIRContext *,
                                                std::optional<Location> loc,
                                                Adaptor adaptor,
                                                SmallVectorImpl<Type> &results) {
-  RankedTensorType logits = tensorOf(adaptor.getLogits());
-  RankedTensorType ids = tensorOf(adaptor.getIds());
-  if (failed(checkElement(loc, "token_logprob", "logits",
-                          logits.getElementType(), ElementKind::Float)))
+  if (failed(checkTokenLogprob(loc, "token_logprob", adaptor.getInput(),
+                               adaptor.getIds(), adaptor.getWeight(),
+                               adaptor.getTemperature().convertToDouble())))
     return failure();
-  if (!ids.getElementType().isInteger(32) &&
-      !ids.getElementType().isInteger(64))
-    return emitOptionalError(loc,
-                             "'loom.token_logprob' op ids must be i32 or "
-                             "i64, got ",
-                             ids.getElementType());
-  if (logits.getRank() < 1)
-    return emitOptionalError(loc,
-                             "'loom.token_logprob' op logits must have "
-                             "rank >= 1 (a vocabulary dimension), got ",
-                             typeStr(logits));
-  if (ids.getRank() != logits.getRank() - 1)
-    return emitOptionalError(
-        loc, "'loom.token_logprob' op ids must have rank ",
-        logits.getRank() - 1, " (the leading dimensions of logits ",
-        shapeStr(logits.getShape()), "), got ", shapeStr(ids.getShape()));
-  for (int64_t d = 0; d < ids.getRank(); ++d) {
-    int64_t i = ids.getDimSize(d), l = logits.getDimSize(d);
-    if (!ShapedType::isDynamic(i) && !ShapedType::isDynamic(l) && i != l)
-      return emitOptionalError(loc, "'loom.token_logprob' op ids dimension ", d,
-                               " is ", i, " but logits dimension ", d, " is ",
-                               l, ": ids ", shapeStr(ids.getShape()),
-                               " vs logits ", shapeStr(logits.getShape()));
-  }
-  double temperature = adaptor.getTemperature().convertToDouble();
-  if (!(temperature > 0.0) || std::isinf(temperature))
-    return emitOptionalError(loc,
-                             "'loom.token_logprob' op temperature must be "
-                             "finite and > 0, got ",
-                             temperature);
   results.push_back(
-      RankedTensorType::get(ids.getShape(), logits.getElementType()));
+      RankedTensorType::get(tensorOf(adaptor.getIds()).getShape(),
+                            tensorOf(adaptor.getInput()).getElementType()));
+  return success();
+}
+
+namespace {
+/// token_logprob(linear(x, w), ids) -> token_logprob(x, ids, weight = w)
+/// when the linear has no bias and no other use, so that the logits need
+/// not exist (the fused lowering chunks the lm-head over the vocabulary).
+struct FoldLmHead : OpRewritePattern<TokenLogprobOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(TokenLogprobOp op,
+                                PatternRewriter &rewriter) const override {
+    if (op.getWeight())
+      return failure();
+    auto linear = op.getInput().getDefiningOp<LinearOp>();
+    if (!linear || linear.getBias() || !linear->hasOneUse())
+      return failure();
+    Value x = linear.getOperand(), w = linear.getWeight();
+    if (tensorOf(w).getRank() != 2)
+      return failure();
+    rewriter.replaceOpWithNewOp<TokenLogprobOp>(
+        op, op.getType(), x, op.getIds(), w, op.getTemperatureAttr());
+    return success();
+  }
+};
+} // namespace
+
+void TokenLogprobOp::getCanonicalizationPatterns(RewritePatternSet &patterns,
+                                                 MLIRContext *ctx) {
+  patterns.add<FoldLmHead>(ctx);
+}
+
+LogicalResult TokenLogprobGradOp::inferReturnTypes(
+    MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &results) {
+  if (failed(checkTokenLogprob(loc, "token_logprob_grad", adaptor.getInput(),
+                               adaptor.getIds(), adaptor.getWeight(),
+                               adaptor.getTemperature().convertToDouble())))
+    return failure();
+  RankedTensorType ids = tensorOf(adaptor.getIds());
+  RankedTensorType grad = tensorOf(adaptor.getGrad());
+  RankedTensorType input = tensorOf(adaptor.getInput());
+  if (grad.getElementType() != input.getElementType() ||
+      grad.getRank() != ids.getRank() ||
+      failed(verifyCompatibleShape(grad.getShape(), ids.getShape())))
+    return emitOptionalError(loc,
+                             "'loom.token_logprob_grad' op grad must be ",
+                             typeStr(RankedTensorType::get(
+                                 ids.getShape(), input.getElementType())),
+                             " (one value per token), got ", typeStr(grad));
+  results.push_back(input);
+  if (Value w = adaptor.getWeight())
+    results.push_back(w.getType());
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Differentiation and RL objectives
+//===----------------------------------------------------------------------===//
+
+LogicalResult GradOp::verify() {
+  auto loss = tensorOf(getLoss());
+  if (loss.getRank() != 0 || !isa<FloatType>(loss.getElementType()))
+    return emitOpError("loss must be a rank-0 float tensor, got ")
+           << typeStr(loss);
+  if (getWrt().size() != getGradients().size())
+    return emitOpError("has ") << getWrt().size() << " values to differentiate "
+                               << "by but " << getGradients().size()
+                               << " results";
+  for (auto [i, pair] : llvm::enumerate(llvm::zip(getWrt(), getGradients()))) {
+    auto [wrt, grad] = pair;
+    if (!isa<FloatType>(tensorOf(wrt).getElementType()))
+      return emitOpError("can only differentiate by float tensors, but "
+                         "operand ")
+             << i + 1 << " is " << typeStr(tensorOf(wrt));
+    if (wrt.getType() != grad.getType())
+      return emitOpError("result ")
+             << i << " must have the type of its value, "
+             << typeStr(tensorOf(wrt)) << ", got " << typeStr(tensorOf(grad));
+  }
+  return success();
+}
+
+LogicalResult StopGradientOp::inferReturnTypes(
+    MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &results) {
+  return inferUnary(loc, "stop_gradient", adaptor.getOperand(),
+                    ElementKind::Any, results);
+}
+
+LogicalResult KlOp::inferReturnTypes(MLIRContext *,
+                                     std::optional<Location> loc,
+                                     Adaptor adaptor,
+                                     SmallVectorImpl<Type> &results) {
+  StringRef e = adaptor.getEstimator();
+  if (e != "k1" && e != "k2" && e != "k3")
+    return emitOptionalError(loc, "'loom.kl' op estimator must be \"k1\", "
+                                  "\"k2\" or \"k3\", got \"",
+                             e, "\"");
+  return inferBinary(loc, "kl", adaptor.getLogp(), adaptor.getRef(),
+                     ElementKind::Float, results);
+}
+
+LogicalResult GaeOp::inferReturnTypes(MLIRContext *,
+                                      std::optional<Location> loc,
+                                      Adaptor adaptor,
+                                      SmallVectorImpl<Type> &results) {
+  RankedTensorType rewards = tensorOf(adaptor.getRewards());
+  if (failed(checkElement(loc, "gae", "rewards", rewards.getElementType(),
+                          ElementKind::Float)))
+    return failure();
+  if (rewards.getRank() != 2)
+    return emitOptionalError(loc, "'loom.gae' op rewards must be [B, T], got ",
+                             typeStr(rewards));
+  for (auto [name, value] : {std::pair<StringRef, Value>{"values",
+                                                         adaptor.getValues()},
+                             {"mask", adaptor.getMask()}}) {
+    RankedTensorType t = tensorOf(value);
+    if (t.getElementType() != rewards.getElementType() ||
+        failed(verifyCompatibleShape(t.getShape(), rewards.getShape())))
+      return emitOptionalError(loc, "'loom.gae' op ", name, " must be ",
+                               typeStr(rewards), " like rewards, got ",
+                               typeStr(t));
+  }
+  double gamma = adaptor.getGamma().convertToDouble();
+  double lam = adaptor.getLam().convertToDouble();
+  if (!std::isfinite(gamma) || !std::isfinite(lam))
+    return emitOptionalError(loc, "'loom.gae' op gamma and lam must be finite, "
+                                  "got ",
+                             gamma, " and ", lam);
+  results.push_back(rewards);
   return success();
 }
 

@@ -243,29 +243,158 @@ def Loom_TokenLogprobOp : Loom_Op<"token_logprob",
   let summary = "log-probability of each token id under its logits";
   let description = [{
     `result[i...] = log_softmax(logits[i..., :] / temperature)[ids[i...]]`:
-    `logits` is a float tensor `[..., V]`, `ids` an `i32` or `i64` tensor
-    with the leading shape `[...]` of `logits`, and the result has the shape
-    of `ids` and the element type of `logits`. `temperature` must be > 0
-    (TRL's `selective_log_softmax` on logits divided by the temperature).
-    Computed stably (the row maximum is subtracted first).
+    without `weight`, `input` is the float tensor of logits `[..., V]`;
+    with `weight` (the lm-head `[V, d]`), `input` is the hidden states
+    `[..., d]` and `logits = input @ weight^T`, which the fused lowering
+    never materializes (`fuse.token_logprob`). `ids` is an `i32` or `i64`
+    tensor with the leading shape `[...]` of `input`, and the result has the
+    shape of `ids` and the element type of `input`. `temperature` must be
+    > 0 (TRL's `selective_log_softmax` on logits divided by the
+    temperature). Computed stably (the row maximum is subtracted first).
+    The canonicalizer folds `token_logprob(linear(x, w), ids)` into the
+    form with `weight` when the linear has no bias and no other use.
 
     An id outside `[0, V)` is an error in the interpreter; compiled code
     never reads out of bounds: it clamps the index and gives NaN for that
     token. With `V = 0` no id is valid, and when dynamic leading dimensions
-    of `logits` and `ids` differ at run time no row can be read: compiled
+    of `input` and `ids` differ at run time no row can be read: compiled
     code gives NaN for every token then.
 
     ```mlir
     %lp = loom.token_logprob %logits, %ids {temperature = 7.0e-01 : f64}
         : tensor<?x?x32000xf32>, tensor<?x?xi64> -> tensor<?x?xf32>
+    %lq = loom.token_logprob %hidden, %ids weight %w
+        : tensor<?x?x64xf32>, tensor<?x?xi64>, tensor<32000x64xf32>
+        -> tensor<?x?xf32>
     ```
   }];
-  let arguments = (ins AnyRankedTensor:$logits, AnyRankedTensor:$ids,
+  let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$ids,
+                   Optional<AnyRankedTensor>:$weight,
                    DefaultValuedAttr<F64Attr, "1.0">:$temperature);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
-    $logits `,` $ids attr-dict `:` type($logits) `,` type($ids) `->`
+    $input `,` $ids (`weight` $weight^)? attr-dict `:` type($input) `,`
+    type($ids) (`,` type($weight)^)? `->` type($result)
+  }];
+  let hasCanonicalizer = 1;
+}
+
+def Loom_TokenLogprobGradOp : Loom_Op<"token_logprob_grad",
+                                      [Pure, InferTypeOpAdaptor]> {
+  let summary = "backward of token_logprob";
+  let description = [{
+    Given `grad = dL/dresult` of a `loom.token_logprob` with the same
+    `input`, `ids`, optional `weight` and `temperature`, returns
+    `dL/dinput` and, with `weight`, `dL/dweight`:
+
+    ```
+    dlogits[i..., v] = grad[i...] / T * ([v == ids[i...]] - softmax(logits[i...] / T)[v])
+    input_grad  = dlogits                       (no weight)
+    input_grad  = dlogits @ weight              (with weight)  [..., d]
+    weight_grad = sum over i... of dlogits^T @ input           [V, d]
+    ```
+
+    The reverse-mode pass `loom-autodiff` writes it; the fused lowering
+    (`fuse.token_logprob_grad`) walks the vocabulary in chunks.
+
+    ```mlir
+    %dx, %dw = loom.token_logprob_grad %x, %ids, %g weight %w
+        : tensor<?x64xf32>, tensor<?xi64>, tensor<?xf32>, tensor<100x64xf32>
+        -> tensor<?x64xf32>, tensor<100x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$ids,
+                   AnyRankedTensor:$grad, Optional<AnyRankedTensor>:$weight,
+                   DefaultValuedAttr<F64Attr, "1.0">:$temperature);
+  let results = (outs AnyRankedTensor:$input_grad,
+                 Optional<AnyRankedTensor>:$weight_grad);
+  let assemblyFormat = [{
+    $input `,` $ids `,` $grad (`weight` $weight^)? attr-dict `:`
+    type($input) `,` type($ids) `,` type($grad) (`,` type($weight)^)? `->`
+    type($input_grad) (`,` type($weight_grad)^)?
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Differentiation and RL objectives
+//===----------------------------------------------------------------------===//
+
+def Loom_GradOp : Loom_Op<"grad", [Pure]> {
+  let summary = "gradient of a scalar with respect to values (reverse mode)";
+  let description = [{
+    `dL/dwrt` for the rank-0 float `loss` and each value of `wrt` (float
+    tensors defined in the same function: arguments or op results); each
+    result has the type of its `wrt`. The pass `loom-autodiff` replaces the
+    op with the adjoint computation, built from the derivative rule of
+    every op on a path from a `wrt` value to `loss`; a value that does not
+    reach `loss` gets a zero gradient, and `loom.stop_gradient` cuts paths.
+
+    ```mlir
+    %g:2 = loom.grad %loss, %x, %w : (tensor<f32>, tensor<?x4xf32>,
+        tensor<8x4xf32>) -> (tensor<?x4xf32>, tensor<8x4xf32>)
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$loss, Variadic<AnyRankedTensor>:$wrt);
+  let results = (outs Variadic<AnyRankedTensor>:$gradients);
+  let assemblyFormat = [{
+    $loss (`,` $wrt^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Loom_StopGradientOp : Loom_UnaryOp<"stop_gradient",
+    "identity whose gradient is zero (torch's detach)">;
+
+def Loom_KlOp : Loom_Op<"kl", [Pure, InferTypeOpAdaptor]> {
+  let summary = "per-sample KL estimator of the policy against a reference";
+  let description = [{
+    With `x = logp - ref` (broadcast, floats), `estimator` selects
+    J. Schulman's estimator of KL(policy || reference) from samples of the
+    policy: `k1 = x`, `k2 = x^2 / 2`, `k3 = exp(-x) + x - 1` (TRL's GRPO
+    `per_token_kl`). See docs/objectives.md.
+
+    ```mlir
+    %kl = loom.kl %logp, %ref {estimator = "k3"}
+        : tensor<?x?xf32>, tensor<?x?xf32> -> tensor<?x?xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$logp, AnyRankedTensor:$ref,
+                   StrAttr:$estimator);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $logp `,` $ref attr-dict `:` type($logp) `,` type($ref) `->`
     type($result)
+  }];
+}
+
+def Loom_GaeOp : Loom_Op<"gae", [Pure, InferTypeOpAdaptor]> {
+  let summary = "generalized advantage estimation over masked rows";
+  let description = [{
+    `rewards`, `values` and `mask` are float tensors `[B, T]` of one type;
+    the result is the advantages `[B, T]`. Per row, over the positions
+    whose mask is not 0, in order (ReFT's rollout; the value after the last
+    valid position is 0; "next" is the next valid position):
+
+    ```
+    delta_t = rewards_t + gamma * values_next - values_t
+    A_t     = delta_t + gamma * lam * A_next        (0 after the last)
+    ```
+
+    Positions whose mask is 0 get 0. The op has no derivative rule: its
+    inputs are constants of the loss (ReFT computes them without
+    gradient).
+
+    ```mlir
+    %adv = loom.gae %r, %v, %m {gamma = 1.0 : f64, lam = 9.5e-01 : f64}
+        : tensor<?x?xf32>, tensor<?x?xf32>, tensor<?x?xf32> -> tensor<?x?xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$rewards, AnyRankedTensor:$values,
+                   AnyRankedTensor:$mask, F64Attr:$gamma, F64Attr:$lam);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $rewards `,` $values `,` $mask attr-dict `:` type($rewards) `,`
+    type($values) `,` type($mask) `->` type($result)
   }];
 }
 
