@@ -3,7 +3,9 @@
 // This file implements loom-bench: it opens an artifact, binds params (from
 // a file, or seeded random values of the declared shapes), runs optional
 // untimed set-up calls in the same session, then times one call over many
-// repetitions and reports the median, minimum and maximum. With --describe it
+// repetitions and reports the median, minimum and maximum. With --rss it also
+// reports the resident memory of the process once the session is started and
+// the inputs are bound, and its peak during the calls. With --describe it
 // instead reports the session's state buffers (e.g. the size of a KV cache).
 //
 //===----------------------------------------------------------------------===//
@@ -15,10 +17,13 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <sys/resource.h>
 
 using namespace loom::tools;
 
@@ -44,6 +49,12 @@ options:
   --seed N                    seed of the random values (default 0)
   --json                      print {"entry", "median_s", "min_s", "max_s",
                               "reps"} as one JSON object on stdout
+  --rss                       also report memory (Linux): the resident set
+                              once params and inputs are bound and before
+                              the first call ("rss_baseline_bytes"), its peak
+                              over the warm-up and timed calls
+                              ("rss_peak_bytes") and the difference
+                              ("rss_peak_above_baseline_bytes")
   --describe                  print the artifact's entries and the state
                               buffers a session allocates ({"entries",
                               "states": [{"name", "dtype", "shape",
@@ -70,6 +81,7 @@ struct Options {
   int warmup = 3, reps = 20;
   uint64_t seed = 0;
   bool json = false;
+  bool rss = false;
   bool describe = false;
 };
 
@@ -104,6 +116,10 @@ int parseArgs(int argc, char **argv, Options &o) {
     }
     if (a == "--describe") {
       o.describe = true;
+      continue;
+    }
+    if (a == "--rss") {
+      o.rss = true;
       continue;
     }
     if (a.empty() || a[0] != '-') {
@@ -152,6 +168,8 @@ int parseArgs(int argc, char **argv, Options &o) {
     return fail("no artifact given (see --help)");
   if (o.call.empty() && !o.describe)
     return fail("no --call given (see --help)");
+  if (o.rss && o.describe)
+    return fail("--rss measures timed calls; it does not go with --describe");
   return -1;
 }
 
@@ -328,6 +346,54 @@ int describe(const Options &o) {
   return 0;
 }
 
+/// Reads field `key` (in kB) of /proc/self/status, in bytes; -1 when the
+/// file or the field is missing.
+int64_t procStatusBytes(const char *key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  size_t n = std::strlen(key);
+  while (std::getline(in, line)) {
+    if (line.compare(0, n, key) || line.size() <= n || line[n] != ':')
+      continue;
+    int64_t kb = 0;
+    if (std::sscanf(line.c_str() + n + 1, "%" SCNd64, &kb) != 1)
+      return -1;
+    return kb * 1024;
+  }
+  return -1;
+}
+
+/// The resident-set measurement of --rss. `start` records the current
+/// resident set and resets the kernel's high-water mark (VmHWM, by writing
+/// 5 to /proc/self/clear_refs), so that `peak` afterwards is the largest
+/// resident set since `start`. Where the reset is not possible, the peak is
+/// getrusage's ru_maxrss, the peak over the whole process, which is then an
+/// upper bound (reported by "rss_peak_since_start": false).
+struct RssProbe {
+  int64_t baseline = -1;
+  bool reset = false;
+
+  /// False when the resident set cannot be read (no /proc).
+  bool start() {
+    baseline = procStatusBytes("VmRSS");
+    if (baseline < 0)
+      return false;
+    std::ofstream clear("/proc/self/clear_refs");
+    clear << "5" << std::flush;
+    reset = clear.good();
+    return true;
+  }
+
+  int64_t peak() const {
+    int64_t hwm = reset ? procStatusBytes("VmHWM") : -1;
+    if (hwm >= 0)
+      return std::max(hwm, baseline);
+    struct rusage usage = {};
+    getrusage(RUSAGE_SELF, &usage);
+    return std::max<int64_t>(int64_t(usage.ru_maxrss) * 1024, baseline);
+  }
+};
+
 int run(const Options &o) {
   if (o.describe)
     return describe(o);
@@ -400,6 +466,9 @@ int run(const Options &o) {
   std::vector<loom_tensor_t *> inputs;
   if ((status = prepare(o.call, index, inputs)))
     return fail(status);
+  RssProbe probe;
+  if (o.rss && !probe.start())
+    return fail("--rss needs /proc/self/status (Linux)");
   for (int i = 0; i < o.warmup; ++i)
     if ((status = invoke(index, inputs)))
       return fail(status);
@@ -416,16 +485,32 @@ int run(const Options &o) {
   size_t n = times.size();
   double median =
       n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
+  int64_t peak = o.rss ? probe.peak() : 0;
   std::string entry = executor->entryAt(index)->name;
-  if (o.json)
+  if (o.json) {
     std::printf("{\"entry\": \"%s\", \"median_s\": %.9g, \"min_s\": %.9g, "
-                "\"max_s\": %.9g, \"reps\": %d}\n",
+                "\"max_s\": %.9g, \"reps\": %d",
                 entry.c_str(), median, times.front(), times.back(), o.reps);
-  else
+    if (o.rss)
+      std::printf(", \"rss_baseline_bytes\": %" PRId64
+                  ", \"rss_peak_bytes\": %" PRId64
+                  ", \"rss_peak_above_baseline_bytes\": %" PRId64
+                  ", \"rss_peak_since_start\": %s",
+                  probe.baseline, peak, peak - probe.baseline,
+                  probe.reset ? "true" : "false");
+    std::printf("}\n");
+  } else {
     std::printf("%s: median %.6g s, min %.6g s, max %.6g s over %d reps "
                 "(%d warm-up)\n",
                 entry.c_str(), median, times.front(), times.back(), o.reps,
                 o.warmup);
+    if (o.rss)
+      std::printf("%s: resident %.1f MiB before the calls, peak %.1f MiB "
+                  "(+%.1f MiB)%s\n",
+                  entry.c_str(), probe.baseline / 1048576.0, peak / 1048576.0,
+                  (peak - probe.baseline) / 1048576.0,
+                  probe.reset ? "" : ", peak over the whole process");
+  }
   return 0;
 }
 
