@@ -2,6 +2,11 @@
 the Python standard library only. docs/objectives.md gives every formula and
 its source in TRL / ReFT; this file implements exactly that text.
 
+Every case CASE has a fused form CASE_fused whose inputs hold hidden [B,T,d]
+and lm_head.weight [V,d] (logits = hidden . lm_head.weight^T) instead of
+logits, and whose outputs hold grad_hidden and grad_lm_head instead of
+grad_logits.
+
 Tensors are nested lists: logits[b][t][v], ids[b][t], mask[b][t], and so on.
 A position whose mask is 0 is not read (its id may be -100) and every
 per-token output there is 0.
@@ -9,8 +14,9 @@ per-token output there is 0.
 Command line (see docs/objectives.md):
   reference.py cases                        the named cases and their kind
   reference.py config CASE                  the case's config as JSON
-  reference.py inputs CASE IN.safetensors   write the case's inputs
-  reference.py outputs CASE IN OUT [DTYPE]  write the reference outputs
+  reference.py inputs CASE IN [K=V...]     write the case's inputs
+  reference.py outputs CASE IN OUT [DTYPE] [K=V...]
+                                            write the reference outputs
   reference.py check CASE IN OUT ATOL RTOL  compare OUT against the reference
   reference.py print CASE                   print the reference values
   reference.py gradcheck CASE               central finite differences
@@ -487,23 +493,25 @@ def case_grpo_hand():
         "rewards": [1.0, 3.0, 5.0, 5.0], "num_items_in_batch": 10.0})
 
 
-def case_grpo_random():
+def case_grpo_random(fused=False):
     rng = random.Random(7)
     B, T, V = 6, 5, 7
     mask = [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [0, 0, 0, 0, 0],
             [1, 0, 0, 0, 0], [1, 1, 1, 1, 0], [1, 1, 0, 0, 0]]
     logits = grid(lambda b, t, v: rng.gauss(0, 1.5), B, T, V)
+    lm = fused_lm_head(17, B, T, V, 1.5) if fused else {}
+    logits = lm.pop("logits", logits)
     ids = grid(lambda b, t: rng.randrange(V) if mask[b][t] else -100, B, T)
     logp = token_logprob(logits, [[max(i, 0) for i in r] for r in ids],
                          [[1] * T for _ in range(B)])
     old = grid(lambda b, t: logp[b][t] + rng.uniform(-0.35, 0.35), B, T)
     ref = grid(lambda b, t: logp[b][t] + rng.uniform(-0.5, 0.5), B, T)
     return ("grpo", {"num_generations": 3, "beta": 0.1, "temperature": 0.7,
-                     "epsilon_high": 0.28, "max_completion_length": 5}, {
+                     "epsilon_high": 0.28, "max_completion_length": 5}, dict({
         "logits": logits, "completion_ids": ids, "completion_mask": mask,
         "old_per_token_logps": old, "ref_per_token_logps": ref,
         "rewards": [rng.uniform(-1, 2) for _ in range(B)],
-        "num_items_in_batch": 36.0})
+        "num_items_in_batch": 36.0}, **lm))
 
 
 def case_dpo_hand():
@@ -517,18 +525,20 @@ def case_dpo_hand():
         "ref_rejected_logps": [-LN2 + 0.5, 0.0]})
 
 
-def case_dpo_random():
+def case_dpo_random(fused=False):
     rng = random.Random(11)
     N, T, V = 3, 4, 6
     mask = [[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0],
             [1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]]
-    return ("dpo", {"beta": 0.3, "label_smoothing": 0.15}, {
-        "logits": grid(lambda b, t, v: rng.gauss(0, 1.2), 2 * N, T, V),
+    logits = grid(lambda b, t, v: rng.gauss(0, 1.2), 2 * N, T, V)
+    lm = fused_lm_head(19, 2 * N, T, V, 1.2) if fused else {}
+    return ("dpo", {"beta": 0.3, "label_smoothing": 0.15}, dict({
+        "logits": lm.pop("logits", logits),
         "labels": grid(lambda b, t: rng.randrange(V) if mask[b][t] else -100,
                        2 * N, T),
         "completion_mask": mask,
         "ref_chosen_logps": [rng.uniform(-6, -2) for _ in range(N)],
-        "ref_rejected_logps": [rng.uniform(-6, -2) for _ in range(N)]})
+        "ref_rejected_logps": [rng.uniform(-6, -2) for _ in range(N)]}, **lm))
 
 
 def case_ppo_hand():
@@ -536,40 +546,120 @@ def case_ppo_hand():
     # Row 0 has 1 valid token, row 1 has 3.
     return ("ppo", {"kl_coef": 0.5, "gamma": 0.9, "lam": 0.8}, {
         "logits": grid(lambda b, t, v: 0.0, 2, 3, 2),
-        "ids": [[1, -100, -100], [0, 1, 0]],
+        "response_ids": [[1, -100, -100], [0, 1, 0]],
         "mask": [[1, 0, 0], [1, 1, 1]],
-        "old_logp": [[-LN2] * 3, [-LN2] * 3],
-        "ref_logp": [[-LN2 - 0.2] * 3, [-LN2 - 0.2] * 3],
+        "old_logprobs": [[-LN2] * 3, [-LN2] * 3],
+        "ref_logprobs": [[-LN2 - 0.2] * 3, [-LN2 - 0.2] * 3],
         "old_values": [[0.5, 0.0, 0.0], [0.1, 0.2, 0.3]],
         "vpred": [[0.6, 0.0, 0.0], [0.1, 0.5, 1.0]],
         "scores": [1.0, 2.0]})
 
 
-def case_ppo_random():
+def case_ppo_random(fused=False):
     rng = random.Random(5)
     B, T, V = 3, 6, 5
     mask = [[0, 1, 1, 1, 1, 0], [0, 0, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]]
     logits = grid(lambda b, t, v: rng.gauss(0, 1.0), B, T, V)
+    lm = fused_lm_head(23, B, T, V, 1.0) if fused else {}
+    logits = lm.pop("logits", logits)
     ids = grid(lambda b, t: rng.randrange(V) if mask[b][t] else -100, B, T)
     logp = token_logprob(logits, [[max(i, 0) for i in r] for r in ids],
                          [[1] * T for _ in range(B)])
     old_values = grid(lambda b, t: rng.uniform(-1, 1), B, T)
     return ("ppo", {"kl_coef": 0.1, "gamma": 0.95, "lam": 0.9,
-                    "cliprange_value": 0.15, "vf_coef": 0.3}, {
-        "logits": logits, "ids": ids, "mask": mask,
-        "old_logp": grid(lambda b, t: logp[b][t] + rng.uniform(-0.3, 0.3),
-                         B, T),
-        "ref_logp": grid(lambda b, t: logp[b][t] + rng.uniform(-0.4, 0.4),
-                         B, T),
+                    "cliprange_value": 0.15, "vf_coef": 0.3}, dict({
+        "logits": logits, "response_ids": ids, "mask": mask,
+        "old_logprobs": grid(lambda b, t: logp[b][t] + rng.uniform(-0.3, 0.3),
+                             B, T),
+        "ref_logprobs": grid(lambda b, t: logp[b][t] + rng.uniform(-0.4, 0.4),
+                             B, T),
         "old_values": old_values,
         "vpred": grid(lambda b, t: old_values[b][t] + rng.uniform(-0.4, 0.4),
                       B, T),
-        "scores": [rng.uniform(-1, 1) for _ in range(B)]})
+        "scores": [rng.uniform(-1, 1) for _ in range(B)]}, **lm))
+
+
+# ===------------------------------------------------------------------=== #
+# Fused forms: hidden [B,T,d] and lm_head.weight [V,d] instead of logits
+# ===------------------------------------------------------------------=== #
+
+FUSED_D = 5
+
+
+def lm_head_logits(hidden, weight):
+    """logits[b][t][v] = sum_k hidden[b][t][k] * weight[v][k], float64."""
+    return [[[sum(h * w for h, w in zip(row, wv)) for wv in weight]
+             for row in rows] for rows in hidden]
+
+
+def lm_head_backward(hidden, weight, grad_logits):
+    """The chain rule through logits = hidden . weight^T: (grad_hidden =
+    grad_logits . weight, grad_lm_head = sum over b, t of grad_logits^T .
+    hidden)."""
+    d = len(weight[0]) if weight else 0
+    grad_hidden = [[[sum(g[v] * weight[v][k] for v in range(len(weight)))
+                     for k in range(d)] for g in rows] for rows in grad_logits]
+    grad_w = [[0.0] * d for _ in weight]
+    for rows_g, rows_h in zip(grad_logits, hidden):
+        for g, h in zip(rows_g, rows_h):
+            for v, gv in enumerate(g):
+                if gv:
+                    line = grad_w[v]
+                    for k in range(d):
+                        line[k] += gv * h[k]
+    return grad_hidden, grad_w
+
+
+def fused_lm_head(seed, B, T, V, scale):
+    """Random f32-representable hidden [B,T,d] and lm_head.weight [V,d] whose
+    logits have about the given scale, with those logits (float64)."""
+    rng = random.Random(seed)
+    hidden = grid(lambda b, t, k: f32(rng.gauss(0, 1)), B, T, FUSED_D)
+    weight = grid(lambda v, k: f32(rng.gauss(0, scale / math.sqrt(FUSED_D))),
+                  V, FUSED_D)
+    return {"hidden": hidden, "lm_head.weight": weight,
+            "logits": lm_head_logits(hidden, weight)}
+
+
+def fused_hand(case, seed):
+    """The fused form of a hand case, whose logits are all 0: hidden rows
+    (a, a, c, 0, 0) and lm_head.weight rows (1, -1, 0, p, q) give logits of
+    exactly 0 again, so every output but the gradients is the unfused case's
+    exactly, while the gradients of both hidden and the weight are not 0."""
+    kind, config, raw = case()
+    logits = raw.pop("logits")
+    if any(x != 0 for rows in logits for row in rows for x in row):
+        raise ReferenceError("fused_hand needs logits of 0")
+    rng = random.Random(seed)
+    B, T, V = len(logits), len(logits[0]), len(logits[0][0])
+
+    def row(b, t):
+        a = f32(rng.gauss(0, 1))
+        return [a, a, f32(rng.gauss(0, 1)), 0.0, 0.0]
+
+    raw["hidden"] = grid(row, B, T)
+    raw["lm_head.weight"] = [[1.0, -1.0, 0.0, f32(rng.uniform(-1, 1)),
+                              f32(rng.uniform(-1, 1))] for _ in range(V)]
+    return kind, config, raw
+
+
+def fused_random(case):
+    kind, config, raw = case(fused=True)
+    del raw["logits"]
+    return kind, config, raw
 
 
 CASES = {"grpo_hand": case_grpo_hand, "grpo_random": case_grpo_random,
          "dpo_hand": case_dpo_hand, "dpo_random": case_dpo_random,
          "ppo_hand": case_ppo_hand, "ppo_random": case_ppo_random}
+for _seed, _name in enumerate(sorted(CASES)):
+    CASES[_name + "_fused"] = (
+        (lambda c=CASES[_name], s=_seed: fused_hand(c, s))
+        if _name.endswith("_hand") else
+        (lambda c=CASES[_name]: fused_random(c)))
+# The kind of a case: its loss, with "_fused" for the fused forms.
+CASE_KINDS = {name: CASES[name]()[0] + ("_fused" if name.endswith("_fused")
+                                       else "") for name in CASES}
 
 # Input names in file order, with their dtype; the rest are outputs.
 INPUTS = {
@@ -579,9 +669,9 @@ INPUTS = {
              ("num_items_in_batch", "F32")],
     "dpo": [("logits", "F32"), ("labels", "I64"), ("completion_mask", "F32"),
             ("ref_chosen_logps", "F32"), ("ref_rejected_logps", "F32")],
-    "ppo": [("logits", "F32"), ("ids", "I64"), ("mask", "F32"),
-            ("old_logp", "F32"), ("ref_logp", "F32"), ("old_values", "F32"),
-            ("vpred", "F32"), ("scores", "F32")],
+    "ppo": [("logits", "F32"), ("response_ids", "I64"), ("mask", "F32"),
+            ("old_logprobs", "F32"), ("ref_logprobs", "F32"),
+            ("old_values", "F32"), ("vpred", "F32"), ("scores", "F32")],
 }
 OUTPUTS = {
     "grpo": ["loss", "per_token_loss", "per_token_kl", "advantages",
@@ -590,6 +680,19 @@ OUTPUTS = {
     "ppo": ["loss", "pg_loss", "vf_loss", "pg_clipfrac", "vf_clipfrac",
             "advantages", "returns", "grad_logits", "grad_vpred"],
 }
+# The fused kinds take hidden and the lm-head weight instead of logits and
+# give their gradients instead of grad_logits.
+for _kind in list(INPUTS):
+    INPUTS[_kind + "_fused"] = ([("hidden", "F32"), ("lm_head.weight", "F32")]
+                                + INPUTS[_kind][1:])
+    OUTPUTS[_kind + "_fused"] = [
+        n for n in OUTPUTS[_kind] if n != "grad_logits"] + [
+        "grad_hidden", "grad_lm_head"]
+
+
+def base_kind(kind):
+    """grpo, dpo or ppo: the loss of a kind, fused or not."""
+    return kind[:-len("_fused")] if kind.endswith("_fused") else kind
 
 
 def flatten(x):
@@ -619,6 +722,7 @@ def load_case(name, overrides, round_f32=False):
         raise ReferenceError("unknown case '%s'; cases: %s"
                              % (name, ", ".join(sorted(CASES))))
     kind, config, raw = CASES[name]()
+    kind = CASE_KINDS[name]
     inputs = {}
     for key, dtype in INPUTS[kind]:
         shape = shape_of(raw[key])
@@ -626,20 +730,37 @@ def load_case(name, overrides, round_f32=False):
                 else int(v)
                 for v in flatten(raw[key])]
         inputs[key] = unflatten(vals, shape)
+    dtypes = dict(INPUTS[kind])
     for key, value in overrides.items():
-        if key == "num_items_in_batch" and kind == "grpo":
-            inputs[key] = float(value)
+        if key in dtypes:
+            # An input given as JSON (rewards=[1, 1, 1, 0, 2, 3]): the same
+            # shape, rounded like the case's own values.
+            vals = flatten(value)
+            if (shape_of(value) != shape_of(inputs[key])
+                    or not all(isinstance(v, (int, float)) for v in vals)):
+                raise ReferenceError("input override '%s' needs numbers of "
+                                     "shape %s" % (key,
+                                                   shape_of(inputs[key])))
+            vals = [(f32(v) if round_f32 else float(v)) if dtypes[key] ==
+                    "F32" else int(v) for v in vals]
+            inputs[key] = unflatten(vals, shape_of(value))
         else:
             config[key] = value
     return kind, config, inputs
 
 
-def evaluate(kind, config, inputs, logits=None, vpred=None):
+def evaluate(kind, config, inputs, replace=None):
+    """The reference outputs of a kind on inputs, with the inputs named in
+    `replace` replaced."""
     i = dict(inputs)
-    if logits is not None:
-        i["logits"] = logits
-    if vpred is not None:
-        i["vpred"] = vpred
+    i.update(replace or {})
+    if kind.endswith("_fused"):
+        hidden, weight = i["hidden"], i["lm_head.weight"]
+        i["logits"] = lm_head_logits(hidden, weight)
+        result = evaluate(base_kind(kind), config, i)
+        result["grad_hidden"], result["grad_lm_head"] = lm_head_backward(
+            hidden, weight, result["grad_logits"])
+        return result
     if kind == "grpo":
         return grpo_loss(i["logits"], i["completion_ids"],
                          i["completion_mask"], i["old_per_token_logps"],
@@ -648,9 +769,9 @@ def evaluate(kind, config, inputs, logits=None, vpred=None):
     if kind == "dpo":
         return dpo_loss(i["logits"], i["labels"], i["completion_mask"],
                         i["ref_chosen_logps"], i["ref_rejected_logps"], config)
-    return ppo_loss(i["logits"], i["ids"], i["mask"], i["old_logp"],
-                    i["ref_logp"], i["old_values"], i["vpred"], i["scores"],
-                    config)
+    return ppo_loss(i["logits"], i["response_ids"], i["mask"],
+                    i["old_logprobs"], i["ref_logprobs"], i["old_values"],
+                    i["vpred"], i["scores"], config)
 
 
 def read_inputs(kind, path):
@@ -673,7 +794,18 @@ def read_inputs(kind, path):
 
 def check_shapes(kind, shapes):
     """The input shapes of one kind agree with each other."""
-    logits = shapes["logits"]
+    if kind.endswith("_fused"):
+        hidden, weight = shapes["hidden"], shapes["lm_head.weight"]
+        if len(hidden) != 3 or 0 in hidden:
+            raise ReferenceError("hidden must be [B, T, d] with no zero dim, "
+                                 "got %s" % hidden)
+        if len(weight) != 2 or weight[0] == 0 or weight[1] != hidden[2]:
+            raise ReferenceError("lm_head.weight must be [V, %d] with V > 0, "
+                                 "got %s" % (hidden[2], weight))
+        kind = base_kind(kind)
+        logits = hidden[:2] + weight[:1]
+    else:
+        logits = shapes["logits"]
     if len(logits) != 3 or 0 in logits:
         raise ReferenceError("logits must be [B, T, V] with no zero dim, got "
                              "%s" % logits)
@@ -681,8 +813,8 @@ def check_shapes(kind, shapes):
     rows_of = {"grpo": ["completion_ids", "completion_mask",
                         "old_per_token_logps", "ref_per_token_logps"],
                "dpo": ["labels", "completion_mask"],
-               "ppo": ["ids", "mask", "old_logp", "ref_logp", "old_values",
-                       "vpred"]}[kind]
+               "ppo": ["response_ids", "mask", "old_logprobs",
+                       "ref_logprobs", "old_values", "vpred"]}[kind]
     want = {k: rows for k in rows_of}
     if kind == "grpo":
         want.update(rewards=rows[:1], num_items_in_batch=[])
@@ -717,8 +849,8 @@ def fmt(x):
 
 def print_values(kind, result):
     for key in OUTPUTS[kind] + (["raw_advantages", "rewards"]
-                                if kind == "ppo" else []):
-        if key == "grad_logits":
+                                if base_kind(kind) == "ppo" else []):
+        if key in ("grad_logits", "grad_hidden", "grad_lm_head"):
             continue
         v = result[key]
         print("%s: %s" % (key, " ".join(fmt(x) for x in flatten(v))
@@ -730,11 +862,16 @@ def print_values(kind, result):
 
 def gradcheck(kind, config, inputs, h=1e-6):
     """Max relative error of the analytic gradient against central finite
-    differences of the reference's own loss, over logits (and vpred)."""
+    differences of the reference's own loss, over logits (hidden and
+    lm_head.weight for the fused kinds) and vpred."""
     result = evaluate(kind, config, inputs)
     reports = []
-    targets = [("grad_logits", "logits")]
-    if kind == "ppo":
+    if kind.endswith("_fused"):
+        targets = [("grad_hidden", "hidden"),
+                   ("grad_lm_head", "lm_head.weight")]
+    else:
+        targets = [("grad_logits", "logits")]
+    if base_kind(kind) == "ppo":
         targets.append(("grad_vpred", "vpred"))
     for gname, iname in targets:
         base = inputs[iname]
@@ -747,9 +884,9 @@ def gradcheck(kind, config, inputs, h=1e-6):
             plus[k] += h
             minus[k] -= h
             lp = evaluate(kind, config, inputs,
-                          **{iname: unflatten(plus, shape)})["loss"]
+                          {iname: unflatten(plus, shape)})["loss"]
             lm = evaluate(kind, config, inputs,
-                          **{iname: unflatten(minus, shape)})["loss"]
+                          {iname: unflatten(minus, shape)})["loss"]
             fd = (lp - lm) / (2 * h)
             worst = max(worst, abs(fd - analytic[k]))
             scale = max(scale, abs(fd))
@@ -797,7 +934,7 @@ def main(argv):
     cmd, args = argv[0], argv[1:]
     if cmd == "cases":
         for name in sorted(CASES):
-            print("%s %s" % (name, CASES[name]()[0]))
+            print("%s %s" % (name, CASE_KINDS[name]))
         return 0
     if not args:
         raise ReferenceError("'%s' needs a case name" % cmd)
@@ -814,11 +951,15 @@ def main(argv):
             for key, dtype in INPUTS[kind]])
     elif cmd == "outputs":
         if len(args) < 3:
-            raise ReferenceError("usage: outputs CASE IN OUT [F32|F64]")
-        dtype = args[3] if len(args) > 3 else "F32"
+            raise ReferenceError("usage: outputs CASE IN OUT [F32|F64] "
+                                 "[K=V...]")
+        rest = args[3:]
+        dtype = "F32"
+        if rest and "=" not in rest[0]:
+            dtype = rest.pop(0)
         if dtype not in ("F32", "F64"):
             raise ReferenceError("dtype must be F32 or F64, got %s" % dtype)
-        kind, config, _ = load_case(name, {})
+        kind, config, _ = load_case(name, parse_overrides(rest))
         inputs, _ = read_inputs(kind, args[1])
         result = evaluate(kind, config, inputs)
         safetensors_io.write(args[2], [
