@@ -47,4 +47,33 @@ def MlaExpandPass : Pass<"loom-mla-expand", "ModuleOp"> {
   }];
 }
 
+def AutodiffPass : Pass<"loom-autodiff", "ModuleOp"> {
+  let summary = "Expands loom.grad by reverse-mode differentiation";
+  let description = [{
+    Replaces every `loom.grad %loss, %x...` by the adjoint computation: the
+    ops on a path from a differentiated value to the loss are visited in
+    reverse order, and each op's derivative rule turns the adjoints of its
+    results into adjoints of its operands (summed where a value has several
+    uses; operands that were broadcast are summed back to their shape). A
+    value with no path to the loss gets zeros, `loom.stop_gradient` cuts
+    paths, and an op on a path without a derivative rule is an error at
+    its location. Afterwards every `loom.stop_gradient` is replaced by its
+    operand. The rules are listed in docs/compiler.md.
+
+    Before:
+    ```mlir
+    %y = loom.exp %x : tensor<4xf32> -> tensor<4xf32>
+    %l = loom.sum %y {axes = array<i64: 0>} : tensor<4xf32> -> tensor<f32>
+    %g = loom.grad %l, %x : (tensor<f32>, tensor<4xf32>) -> tensor<4xf32>
+    ```
+    After (`d sum / d y` is the broadcast 1, `d exp / d x` is `exp(x)`):
+    ```mlir
+    %one = loom.constant dense<1.0> : tensor<f32>
+    %r = loom.reshape %one {shape = array<i64: 1>} : tensor<f32> -> tensor<1xf32>
+    %b = loom.broadcast %r like %y : ...
+    %g = loom.mul %b, %y : ...
+    ```
+  }];
+}
+
 #endif // LOOM_TRANSFORMS_PASSES_TD
