@@ -163,6 +163,7 @@ class Bench:
             for line in lines:
                 log("objectives: check %s: %s" % (mode, line))
             os.remove(out)
+        os.remove(ref)
         return result
 
     # -- rounds ------------------------------------------------------------------
@@ -173,9 +174,10 @@ class Bench:
             self.errors[name] = str(e)
             log("objectives: %s: %s" % (name, e))
             return
-        s = self.samples.setdefault(name, {"time": [], "rss": []})
+        s = self.samples.setdefault(name, {"time": [], "rss": [], "base": []})
         s["time"].append(r["median_s"])
         s["rss"].append(r["rss_peak_above_baseline_bytes"])
+        s["base"].append(r["rss_baseline_bytes"])
         self.last[name] = r
         log("objectives: %s: median %.4g s, peak +%.1f MiB above the inputs"
             % (name, r["median_s"], r["rss_peak_above_baseline_bytes"] / 2**20))
@@ -212,7 +214,8 @@ class Bench:
     def report(self):
         m = {k: {"time_s": median(v["time"]), "rss_above_bytes":
                  median(v["rss"]), "round_times_s": v["time"],
-                 "round_rss_above_bytes": v["rss"]}
+                 "round_rss_above_bytes": v["rss"],
+                 "round_rss_baseline_bytes": v["base"]}
              for k, v in self.samples.items()}
 
         def ratio(num, den, key):
