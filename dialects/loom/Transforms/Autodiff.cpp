@@ -22,6 +22,9 @@
 #include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <algorithm>
+#include <limits>
+
 namespace mlir::loom {
 #define GEN_PASS_DEF_AUTODIFFPASS
 #include "dialects/loom/Transforms/Passes.h.inc"
@@ -402,6 +405,49 @@ LogicalResult buildAdjoints(Operation *op, ArrayRef<Value> resultGrads,
         for (auto [i, p] : llvm::enumerate(perm))
           inverse[p] = i;
         set(0, A.L.transpose(g, inverse));
+        return success();
+      })
+      .Case<SliceOp>([&](SliceOp s) -> LogicalResult {
+        // The slice's gradient between zeros for the parts cut off, which
+        // are slices of the operand (so symbolic dims need no sizes).
+        if (s.getStep() != 1)
+          return op->emitOpError("loom-autodiff: the backward of a slice "
+                                 "with step > 1 is not supported");
+        int64_t axis = s.getAxis();
+        int64_t dim = tensorOf(x(0)).getDimSize(axis);
+        int64_t start = s.getStart(), end = s.getEnd();
+        if (ShapedType::isDynamic(dim) && (start < 0 || end < 0))
+          return op->emitOpError("loom-autodiff: the backward of a slice "
+                                 "with negative bounds needs a static dim");
+        if (!ShapedType::isDynamic(dim)) {
+          start = std::clamp(start < 0 ? start + dim : start, int64_t(0), dim);
+          end = std::clamp(end < 0 ? end + dim : end, start, dim);
+        }
+        SmallVector<Value> parts;
+        if (start != 0)
+          parts.push_back(A.zerosLike(A.L.slice(x(0), axis, 0, start)));
+        parts.push_back(g);
+        if (end != dim) {
+          Value tail = A.L.slice(x(0), axis, end,
+                                 std::numeric_limits<int64_t>::max());
+          parts.push_back(A.zerosLike(tail));
+        }
+        set(0, parts.size() == 1
+                   ? g
+                   : A.L.op("loom.concat", parts, {A.L.i64("axis", axis)}));
+        return success();
+      })
+      .Case<ConcatOp>([&](ConcatOp c) -> LogicalResult {
+        int64_t axis = c.getAxis(), offset = 0;
+        for (auto [i, operand] : llvm::enumerate(op->getOperands())) {
+          int64_t size = tensorOf(operand).getDimSize(axis);
+          if (ShapedType::isDynamic(size))
+            return op->emitOpError("loom-autodiff: the backward of a concat "
+                                   "needs static sizes along its axis");
+          if (active[i])
+            set(i, A.L.slice(g, axis, offset, offset + size));
+          offset += size;
+        }
         return success();
       })
       // RL objectives.

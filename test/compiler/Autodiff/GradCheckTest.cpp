@@ -53,6 +53,11 @@ struct GradCase {
   std::vector<int64_t> outShape;
 };
 
+/// Names a case in gtest's messages.
+[[maybe_unused]] void PrintTo(const GradCase &c, std::ostream *os) {
+  *os << c.name;
+}
+
 int64_t count(const std::vector<int64_t> &shape) {
   int64_t n = 1;
   for (int64_t d : shape)
@@ -344,6 +349,19 @@ std::vector<GradCase> cases() {
       "  %out = loom.transpose %x {permutation = array<i64: 2, 0, 1>} : "
       "tensor<2x3x4xf32> -> tensor<4x2x3xf32>",
       "tensor<4x2x3xf32>", {4, 2, 3});
+  add("slice_middle", {{"x", "tensor<?x6xf32>", {3, 6}}}, {"x"},
+      "  %out = loom.slice %x {axis = 1 : i64, start = 1 : i64, end = -2 : "
+      "i64} : tensor<?x6xf32> -> tensor<?x3xf32>",
+      "tensor<?x3xf32>", {3, 3});
+  add("slice_dynamic_axis", {{"x", "tensor<?x4xf32>", {5, 4}}}, {"x"},
+      "  %out = loom.slice %x {axis = 0 : i64, start = 2 : i64, end = "
+      "9223372036854775807 : i64} : tensor<?x4xf32> -> tensor<?x4xf32>",
+      d4, {3, 4});
+  add("concat", {{"x", "tensor<?x2xf32>", {3, 2}}, {"y", d4, {3, 4}}},
+      {"x", "y"},
+      "  %out = loom.concat %x, %y {axis = 1 : i64} : tensor<?x2xf32>, "
+      "tensor<?x4xf32> -> tensor<?x6xf32>",
+      "tensor<?x6xf32>", {3, 6});
   for (std::string e : {"k1", "k2", "k3"})
     add("kl_" + e, {{"p", d4, {3, 4}}, {"q", "tensor<4xf32>", {4}}},
         {"p", "q"},
