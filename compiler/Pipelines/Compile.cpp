@@ -46,7 +46,8 @@ LogicalResult loom::compileModule(ModuleOp module,
     return success();
   }
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
-        return buildFusePipeline(pm, options.mla, options.attention);
+        return buildFusePipeline(pm, options.mla, options.attention,
+                                 options.logprob);
       })))
     return failure();
   if (options.stopAfter == CompileStage::Fuse) {

@@ -32,6 +32,9 @@ struct CompileOptions {
   MlaMode mla = MlaMode::Absorb;
   /// How `loom.attention` and the attention composite are compiled.
   AttentionMode attention = AttentionMode::Fused;
+  /// How `loom.token_logprob` and its backward with an lm-head are
+  /// compiled.
+  LogprobMode logprob = LogprobMode::Fused;
   /// Version string recorded in the manifest.
   std::string compilerVersion = "loom";
   /// Applies pass-manager command-line options (--mlir-print-ir-*, timing).

@@ -62,6 +62,15 @@ struct FusePipelineOptions
                      "one fuse.attention kernel (flash attention)"),
           clEnumValN(AttentionMode::Unfused, "unfused",
                      "linalg lowering that materializes the scores"))};
+  Option<LogprobMode> logprob{
+      *this, "logprob",
+      llvm::cl::desc("How token_logprob with an lm-head is compiled"),
+      llvm::cl::init(LogprobMode::Fused),
+      llvm::cl::values(
+          clEnumValN(LogprobMode::Fused, "fused",
+                     "vocabulary-chunked fuse.token_logprob kernels"),
+          clEnumValN(LogprobMode::Unfused, "unfused",
+                     "linalg lowering that materializes the logits"))};
 };
 } // namespace
 
@@ -73,6 +82,7 @@ LogicalResult loom::buildGraphPipeline(OpPassManager &pm) {
   // Built from pass constructors rather than text so that tools which
   // register no passes (loom-run --interpret) can run it too.
   pm.addPass(createInlinerPass());
+  pm.addPass(createAutodiffPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addPass(createSymbolDCEPass());
@@ -81,9 +91,12 @@ LogicalResult loom::buildGraphPipeline(OpPassManager &pm) {
 }
 
 LogicalResult loom::buildFusePipeline(OpPassManager &pm, MlaMode mla,
-                                      AttentionMode attention) {
+                                      AttentionMode attention,
+                                      LogprobMode logprob) {
   if (attention == AttentionMode::Fused)
     pm.addPass(fuse::createAttentionFusePass());
+  if (logprob == LogprobMode::Fused)
+    pm.addPass(fuse::createTokenLogprobFusePass());
   if (mla == MlaMode::Absorb)
     pm.addPass(fuse::createMlaAbsorbPass());
   pm.addPass(createMlaExpandPass());
@@ -123,9 +136,12 @@ void loom::registerLoomPipelines() {
       "loom-graph", "Graph clean-up and symbolic-shape checks",
       [](OpPassManager &pm) { (void)buildGraphPipeline(pm); });
   PassPipelineRegistration<FusePipelineOptions>(
-      "loom-fuse", "Form fused kernels (attention, MLA absorption) and expand the rest",
+      "loom-fuse",
+      "Form fused kernels (attention, token log-probs, MLA absorption) and "
+      "expand the rest",
       [](OpPassManager &pm, const FusePipelineOptions &options) {
-        (void)buildFusePipeline(pm, options.mla, options.attention);
+        (void)buildFusePipeline(pm, options.mla, options.attention,
+                                options.logprob);
       });
   PassPipelineRegistration<>(
       "loom-to-linalg", "Lower the loom dialect to linalg and fuse",

@@ -32,13 +32,23 @@ enum class AttentionMode {
   Unfused,
 };
 
+/// How the lm-head forms of `loom.token_logprob` and its backward are
+/// compiled.
+enum class LogprobMode {
+  /// Vocabulary-chunked `fuse.token_logprob(_grad)` kernels (default).
+  Fused,
+  /// Left to the linalg lowering: the logits are materialized.
+  Unfused,
+};
+
 /// Graph passes that form fused kernels: `loom-fuse-attention` (Fused
-/// only), `loom-mla-absorb` (Absorb only), then `loom-mla-expand` for what
-/// is left, clean-up. Registered as `loom-fuse` with the options
-/// `mla=absorb|naive` and `attention=fused|unfused`.
+/// only), `loom-fuse-token-logprob` (Fused only), `loom-mla-absorb` (Absorb
+/// only), then `loom-mla-expand` for what is left, clean-up. Registered as
+/// `loom-fuse` with the options `mla=absorb|naive`,
+/// `attention=fused|unfused` and `logprob=fused|unfused`.
 LogicalResult buildFusePipeline(OpPassManager &pm, MlaMode mla,
-                                AttentionMode attention =
-                                    AttentionMode::Fused);
+                                AttentionMode attention = AttentionMode::Fused,
+                                LogprobMode logprob = LogprobMode::Fused);
 
 /// `loom` to linalg on tensors plus elementwise fusion. Registered as
 /// `loom-to-linalg`.

@@ -58,7 +58,8 @@ static cl::opt<Emit>
                     clEnumValN(Emit::Loom, "loom",
                                "the loom dialect after graph passes"),
                     clEnumValN(Emit::Fuse, "fuse",
-                               "after the fusing passes (MLA absorption)"),
+                               "after the fusing passes (attention, token "
+                               "log-probs, MLA absorption)"),
                     clEnumValN(Emit::Linalg, "linalg", "linalg on tensors"),
                     clEnumValN(Emit::Llvm, "llvm", "optimized LLVM IR"),
                     clEnumValN(Emit::Asm, "asm", "assembly")),
@@ -104,6 +105,18 @@ static cl::opt<mlir::loom::AttentionMode> attention(
                clEnumValN(mlir::loom::AttentionMode::Unfused, "unfused",
                           "materialize the [B, H, Sq, Skv] scores with "
                           "linalg, the baseline")),
+    cl::cat(category));
+static cl::opt<mlir::loom::LogprobMode> logprob(
+    "logprob",
+    cl::desc("How token_logprob with an lm-head (token_logprob(linear(h, "
+             "w), ids)) and its backward are compiled"),
+    cl::init(mlir::loom::LogprobMode::Fused),
+    cl::values(clEnumValN(mlir::loom::LogprobMode::Fused, "fused",
+                          "kernels that walk the vocabulary in chunks; the "
+                          "[tokens, vocab] logits never exist (default)"),
+               clEnumValN(mlir::loom::LogprobMode::Unfused, "unfused",
+                          "materialize the logits with linalg, the "
+                          "baseline")),
     cl::cat(category));
 static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
                                   cl::init(3), cl::Prefix, cl::cat(category));
@@ -199,6 +212,7 @@ static int compile() {
   options.hostMatmul = matmul == "runtime";
   options.mla = mla;
   options.attention = attention;
+  options.logprob = logprob;
   options.cpu = cpuName;
   options.optLevel = optLevel;
   options.compilerVersion = "loom-compile " LOOM_VERSION;
@@ -252,6 +266,7 @@ int main(int argc, char **argv) {
       "[--config FILE.json]\n"
       "  loom-compile model.loom --emit=ast|loom|fuse|linalg|llvm|asm\n"
       "  loom-compile models/mla.loom --mla=absorb|naive -o mla.so\n"
-      "  loom-compile model.loom --attention=fused|unfused -o model.so\n");
+      "  loom-compile model.loom --attention=fused|unfused -o model.so\n"
+      "  loom-compile model.loom --logprob=fused|unfused -o model.so\n");
   return compile();
 }

@@ -63,6 +63,71 @@ struct CpuFuseToRuntimePass
     for (fuse::AttentionOp op : attentions)
       if (failed(loom::cpu::lowerAttentionToRuntime(module, op, next++)))
         return signalPassFailure();
+    SmallVector<Operation *> logprobs;
+    module.walk([&](Operation *op) {
+      if (isa<fuse::TokenLogprobOp, fuse::TokenLogprobGradOp>(op))
+        logprobs.push_back(op);
+    });
+    for (Operation *op : logprobs)
+      if (failed(lowerTokenLogprob(module, op)))
+        return signalPassFailure();
+  }
+
+  /// `fuse.token_logprob` and `fuse.token_logprob_grad` become calls of
+  /// loom_rt_token_logprob_f32 (hidden, weight, ids, logp, lse, temperature,
+  /// chunk) and loom_rt_token_logprob_grad_f32 (hidden, weight, ids, g, lse,
+  /// grad_hidden, grad_weight, temperature, chunk); chunk 0 lets the kernel
+  /// pick its vocabulary chunk.
+  LogicalResult lowerTokenLogprob(ModuleOp module, Operation *op) {
+    auto dps = cast<DestinationStyleOpInterface>(op);
+    if (!dps.hasPureBufferSemantics())
+      return op->emitOpError("must be bufferized before it becomes a call");
+    Type element =
+        cast<MemRefType>(op->getOperand(0).getType()).getElementType();
+    if (!element.isF32())
+      return op->emitOpError("has a CPU kernel for f32 only, not ") << element;
+    SmallVector<Value> buffers;
+    StringRef name;
+    FloatAttr temperature;
+    if (auto forward = dyn_cast<fuse::TokenLogprobOp>(op)) {
+      buffers = {forward.getHidden(), forward.getWeight(), forward.getIds(),
+                 forward.getLogpInit(), forward.getLseInit()};
+      name = "loom_rt_token_logprob_f32";
+      temperature = forward.getTemperatureAttr();
+    } else {
+      auto grad = cast<fuse::TokenLogprobGradOp>(op);
+      buffers = {grad.getHidden(),         grad.getWeight(),
+                 grad.getIds(),            grad.getGrad(),
+                 grad.getLse(),            grad.getGradHiddenInit(),
+                 grad.getGradWeightInit()};
+      name = "loom_rt_token_logprob_grad_f32";
+      temperature = grad.getTemperatureAttr();
+    }
+    MLIRContext *ctx = module.getContext();
+    OpBuilder builder(op);
+    Location loc = op->getLoc();
+    SmallVector<Type> argTypes;
+    SmallVector<Value> args;
+    for (Value buffer : buffers) {
+      auto type = cast<MemRefType>(buffer.getType());
+      Type castType =
+          dynamicStrided(ctx, type.getRank(), type.getElementType());
+      argTypes.push_back(castType);
+      args.push_back(memref::CastOp::create(builder, loc, castType, buffer));
+    }
+    argTypes.push_back(builder.getF32Type());
+    args.push_back(arith::ConstantOp::create(
+        builder, loc,
+        builder.getF32FloatAttr(
+            static_cast<float>(temperature.getValueAsDouble()))));
+    argTypes.push_back(builder.getI64Type());
+    args.push_back(arith::ConstantOp::create(builder, loc,
+                                             builder.getI64IntegerAttr(0)));
+    func::FuncOp callee =
+        hostFunction(module, name, builder.getFunctionType(argTypes, {}));
+    func::CallOp::create(builder, loc, callee, args);
+    op->erase();
+    return success();
   }
 
   LogicalResult lowerMlaDecode(ModuleOp module, fuse::MlaDecodeOp op) {

@@ -62,6 +62,11 @@ def CpuFuseToRuntimePass : Pass<"loom-cpu-fuse-to-runtime", "ModuleOp"> {
     block of queries and keys: NONE, ALL or SOME) and
     `__loom_attention_score_row_N` (the score modifier over a row, in place).
 
+    `fuse.token_logprob` and `fuse.token_logprob_grad` on f32 memrefs become
+    calls of `loom_rt_token_logprob_f32` and `loom_rt_token_logprob_grad_f32`
+    (the vocabulary-chunked kernels; chunk 0 lets the kernel choose), the
+    temperature passed as f32.
+
     ```mlir
     fuse.mla_decode %ql, %qp, %kv, %pe, %pos outs(%o) {scale = 0.07 : f64}
         : memref<1x1x16x512xf32>, ..., memref<1x1x16x512xf32>

@@ -156,4 +156,8 @@ void FuseDialect::initialize() {
       *getContext());
   AttentionOp::attachInterface<OverwritingDpsBufferization<AttentionOp>>(
       *getContext());
+  TokenLogprobOp::attachInterface<OverwritingDpsBufferization<TokenLogprobOp>>(
+      *getContext());
+  TokenLogprobGradOp::attachInterface<
+      OverwritingDpsBufferization<TokenLogprobGradOp>>(*getContext());
 }

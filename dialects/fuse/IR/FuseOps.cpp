@@ -9,6 +9,8 @@
 
 #include "mlir/IR/OpImplementation.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::fuse;
 
@@ -181,6 +183,101 @@ LogicalResult AttentionOp::verify() {
 }
 
 void AttentionOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  getDpsEffects(*this, effects);
+}
+
+//===----------------------------------------------------------------------===//
+// token_logprob and token_logprob_grad
+//===----------------------------------------------------------------------===//
+
+/// Checks the operands of the token log-prob ops: `operands` are the float
+/// operands followed by `ids` (last), the rank-1 i64 token ids; `results`
+/// must equal the inits' types on tensors and be absent on memrefs. The
+/// first operand is the hidden state [N, d].
+static LogicalResult verifyTokenLogprob(Operation *op,
+                                        ArrayRef<Operand> operands,
+                                        ValueRange inits, TypeRange results) {
+  if (failed(checkOperands(op, operands.drop_back(), "hidden must hold")))
+    return failure();
+  const Operand &ids = operands.back();
+  bool tensors = isa<TensorType>(operands[0].type);
+  if (isa<TensorType>(ids.type) != tensors)
+    return op->emitOpError("operands must be all tensors or all memrefs");
+  if (ids.type.getRank() != 1 || !ids.type.getElementType().isInteger(64))
+    return op->emitOpError("ids must be a rank-1 i64 ")
+           << (tensors ? "tensor" : "memref") << ", got " << ids.type;
+  if (tensors ? results.size() != inits.size() : !results.empty())
+    return op->emitOpError(tensors ? "on tensors must return its outs"
+                                   : "on memrefs returns nothing");
+  if (tensors && TypeRange(inits) != results)
+    return op->emitOpError("result types must equal the outs types");
+  // Every operand of rank 1 and every gradient of the hidden state is one
+  // row per token.
+  for (unsigned i = 1; i < operands.size(); ++i) {
+    const Operand &o = operands[i];
+    bool perToken = o.rank == 1 || o.name == "grad_hidden";
+    if (perToken &&
+        failed(checkSameSize(op, operands, 0, 0, i, 0, "the token count")))
+      return failure();
+  }
+  return success();
+}
+
+/// The temperature divides the logits: finite and > 0, as in `loom`.
+static LogicalResult checkTemperature(Operation *op, APFloat temperature) {
+  double t = temperature.convertToDouble();
+  if (!(t > 0.0) || std::isinf(t))
+    return op->emitOpError("temperature must be finite and > 0, got ") << t;
+  return success();
+}
+
+LogicalResult TokenLogprobOp::verify() {
+  Operand operands[] = {
+      {"hidden", cast<ShapedType>(getHidden().getType()), 2},
+      {"weight", cast<ShapedType>(getWeight().getType()), 2},
+      {"logp", cast<ShapedType>(getLogpInit().getType()), 1},
+      {"lse", cast<ShapedType>(getLseInit().getType()), 1},
+      {"ids", cast<ShapedType>(getIds().getType()), 1},
+  };
+  if (failed(verifyTokenLogprob(*this, operands,
+                                {getLogpInit(), getLseInit()},
+                                getResults().getTypes())) ||
+      failed(checkSameSize(*this, operands, 0, 1, 1, 1, "the hidden size")))
+    return failure();
+  return checkTemperature(*this, getTemperature());
+}
+
+void TokenLogprobOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  getDpsEffects(*this, effects);
+}
+
+LogicalResult TokenLogprobGradOp::verify() {
+  Operand operands[] = {
+      {"hidden", cast<ShapedType>(getHidden().getType()), 2},
+      {"weight", cast<ShapedType>(getWeight().getType()), 2},
+      {"lse", cast<ShapedType>(getLse().getType()), 1},
+      {"grad", cast<ShapedType>(getGrad().getType()), 1},
+      {"grad_hidden", cast<ShapedType>(getGradHiddenInit().getType()), 2},
+      {"grad_weight", cast<ShapedType>(getGradWeightInit().getType()), 2},
+      {"ids", cast<ShapedType>(getIds().getType()), 1},
+  };
+  if (failed(verifyTokenLogprob(
+          *this, operands, {getGradHiddenInit(), getGradWeightInit()},
+          getResults().getTypes())) ||
+      failed(checkSameSize(*this, operands, 0, 1, 1, 1, "the hidden size")) ||
+      failed(checkSameSize(*this, operands, 0, 1, 4, 1, "the hidden size")) ||
+      failed(checkSameSize(*this, operands, 0, 1, 5, 1, "the hidden size")) ||
+      failed(checkSameSize(*this, operands, 1, 0, 5, 0, "the vocabulary")) ||
+      failed(checkSameSize(*this, operands, 1, 1, 5, 1, "the hidden size")))
+    return failure();
+  return checkTemperature(*this, getTemperature());
+}
+
+void TokenLogprobGradOp::getEffects(
     SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
         &effects) {
   getDpsEffects(*this, effects);

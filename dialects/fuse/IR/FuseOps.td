@@ -149,6 +149,111 @@ def Fuse_AttentionOp : Fuse_Op<"attention", [
   let hasVerifier = 1;
 }
 
+def Fuse_TokenLogprobOp : Fuse_Op<"token_logprob", [
+    DestinationStyleOpInterface,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
+  let summary = "lm-head, log-softmax and gather without the logits";
+  let description = [{
+    The kernel form of `loom.token_logprob` with a `weight`, on flattened
+    tokens. With `N` tokens, hidden size `d` and vocabulary `V`:
+
+    | operand | shape | meaning |
+    |---|---|---|
+    | `hidden` | `[N, d]` | the hidden state of each token |
+    | `weight` | `[V, d]` | the lm-head, one row per vocabulary entry |
+    | `ids` | `[N]`, `i64` | the token whose log-probability is wanted |
+    | `outs` | `[N]`, `[N]` | overwritten with `logp` and `lse` |
+
+    With `t = temperature` and `logits[n, v] = (hidden[n] . weight[v]) / t`:
+    `lse[n] = log sum_v exp(logits[n, v])` and `logp[n] = logits[n, ids[n]]
+    - lse[n]`. The kernel walks the vocabulary in chunks, so the `[N, V]`
+    logits never exist in memory; `lse` is what the backward
+    (`fuse.token_logprob_grad`) needs from the forward. An id outside `[0,
+    V)` gives NaN for its token (nothing is read out of bounds).
+
+    ```mlir
+    %lp, %lse = fuse.token_logprob ins(%h, %w, %ids : tensor<?x64xf32>,
+        tensor<32000x64xf32>, tensor<?xi64>)
+        outs(%lpi, %lsei : tensor<?xf32>, tensor<?xf32>)
+        {temperature = 7.000000e-01 : f64} -> tensor<?xf32>, tensor<?xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensorOrMemRef:$hidden,
+                   AnyRankedTensorOrMemRef:$weight,
+                   AnyRankedTensorOrMemRef:$ids,
+                   AnyRankedTensorOrMemRef:$logp_init,
+                   AnyRankedTensorOrMemRef:$lse_init, F64Attr:$temperature);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let assemblyFormat = [{
+    `ins` `(` $hidden `,` $weight `,` $ids `:` type($hidden) `,`
+    type($weight) `,` type($ids) `)`
+    `outs` `(` $logp_init `,` $lse_init `:` type($logp_init) `,`
+    type($lse_init) `)` attr-dict (`->` type($results)^)?
+  }];
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return ::mlir::MutableOperandRange(getOperation(), 3, 2);
+    }
+  }];
+  let hasVerifier = 1;
+}
+
+def Fuse_TokenLogprobGradOp : Fuse_Op<"token_logprob_grad", [
+    DestinationStyleOpInterface,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
+  let summary = "backward of fuse.token_logprob";
+  let description = [{
+    The kernel form of `loom.token_logprob_grad` with a `weight`, on
+    flattened tokens: `hidden [N, d]`, `weight [V, d]`, `ids [N]` (`i64`)
+    and `temperature` as in `fuse.token_logprob`, `lse [N]` the forward's
+    log-sum-exp and `g [N] = dL/dlogp`. With `p[n, v] = exp(logits[n, v] -
+    lse[n])`:
+
+    ```
+    dlogits[n, v] = g[n] / t * ([v == ids[n]] - p[n, v])
+    grad_hidden   = dlogits . weight          [N, d]
+    grad_weight   = dlogits^T . hidden        [V, d]
+    ```
+
+    Both `outs` are overwritten whole. The kernel recomputes the logits
+    chunk by chunk of the vocabulary from `lse`, so nothing of size `[N, V]`
+    is stored. An id outside `[0, V)` makes its `grad_hidden` row and all of
+    `grad_weight` NaN.
+
+    ```mlir
+    %dh, %dw = fuse.token_logprob_grad ins(%h, %w, %ids, %lse, %g :
+        tensor<?x64xf32>, tensor<32000x64xf32>, tensor<?xi64>,
+        tensor<?xf32>, tensor<?xf32>)
+        outs(%dhi, %dwi : tensor<?x64xf32>, tensor<32000x64xf32>)
+        {temperature = 1.000000e+00 : f64}
+        -> tensor<?x64xf32>, tensor<32000x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensorOrMemRef:$hidden,
+                   AnyRankedTensorOrMemRef:$weight,
+                   AnyRankedTensorOrMemRef:$ids,
+                   AnyRankedTensorOrMemRef:$lse,
+                   AnyRankedTensorOrMemRef:$grad,
+                   AnyRankedTensorOrMemRef:$grad_hidden_init,
+                   AnyRankedTensorOrMemRef:$grad_weight_init,
+                   F64Attr:$temperature);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let assemblyFormat = [{
+    `ins` `(` $hidden `,` $weight `,` $ids `,` $lse `,` $grad `:`
+    type($hidden) `,` type($weight) `,` type($ids) `,` type($lse) `,`
+    type($grad) `)`
+    `outs` `(` $grad_hidden_init `,` $grad_weight_init `:`
+    type($grad_hidden_init) `,` type($grad_weight_init) `)` attr-dict
+    (`->` type($results)^)?
+  }];
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return ::mlir::MutableOperandRange(getOperation(), 5, 2);
+    }
+  }];
+  let hasVerifier = 1;
+}
+
 def Fuse_YieldOp : Fuse_Op<"yield", [Pure, Terminator, ReturnLike,
     ParentOneOf<["AttentionOp"]>]> {
   let summary = "the value of a mask or score region";

@@ -88,4 +88,51 @@ def AttentionFusePass : Pass<"loom-fuse-attention", "ModuleOp"> {
   ];
 }
 
+def TokenLogprobFusePass : Pass<"loom-fuse-token-logprob", "ModuleOp"> {
+  let summary = "Forms fuse.token_logprob(_grad) from the lm-head forms of "
+                "token_logprob";
+  let description = [{
+    Replaces `loom.token_logprob` and `loom.token_logprob_grad` with an
+    lm-head `weight` (what the canonicalizer makes of `token_logprob(linear(
+    x, w), ids)`) by the chunked kernels `fuse.token_logprob` and
+    `fuse.token_logprob_grad`, so that the `[tokens, vocabulary]` logits are
+    never stored. The kernels work on flattened tokens: the leading
+    dimensions of the hidden states `[..., d]`, the ids and the upstream
+    gradient are reshaped to `N` tokens (`loom.reshape`; `tensor.reshape`
+    when more than one leading dimension is dynamic), `i32` ids are cast to
+    `i64`, and the results are reshaped back.
+
+    The backward needs the forward's log-sum-exp: a backward takes the one
+    of a `loom.token_logprob` in the same function with the same input, ids,
+    weight and temperature that dominates it, and otherwise gets a forward
+    kernel of its own (whose log-probs go unused).
+
+    Only f32 is fused (the kernels' type); other types, and the form
+    without `weight` (logits given), stay for the linalg lowering.
+
+    ```mlir
+    %lp = loom.token_logprob %h, %ids weight %w {temperature = 7.0e-01 : f64}
+        : tensor<?x?x16xf32>, tensor<?x?xi64>, tensor<40x16xf32>
+        -> tensor<?x?xf32>
+    ```
+
+    becomes
+
+    ```mlir
+    %h2 = loom.reshape %h {shape = array<i64: -1, 16>}
+        : tensor<?x?x16xf32> -> tensor<?x16xf32>
+    %ids1 = loom.reshape %ids {shape = array<i64: -1>}
+        : tensor<?x?xi64> -> tensor<?xi64>
+    %lp1, %lse = fuse.token_logprob ins(%h2, %w, %ids1 : ...)
+        outs(%e0, %e1 : tensor<?xf32>, tensor<?xf32>)
+        {temperature = 7.0e-01 : f64} -> tensor<?xf32>, tensor<?xf32>
+    %lp = tensor.reshape %lp1(%shape) : ... -> tensor<?x?xf32>
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::fuse::FuseDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 #endif // FUSE_TRANSFORMS_PASSES_TD

@@ -31,6 +31,14 @@ void expandCsrContains(RewriterBase &rewriter, Region &region);
 /// region.
 void populateAttentionFusePatterns(RewritePatternSet &patterns);
 
+/// Rewrites every f32 `loom.token_logprob` and `loom.token_logprob_grad`
+/// with an lm-head `weight` nested in `scope` into `fuse.token_logprob` and
+/// `fuse.token_logprob_grad` on tokens flattened to `[N]` (ids become i64).
+/// A backward takes the log-sum-exp of a forward of `scope` with the same
+/// operands and temperature that dominates it, or else computes it with a
+/// forward kernel of its own.
+LogicalResult fuseTokenLogprobs(RewriterBase &rewriter, Operation *scope);
+
 } // namespace mlir::fuse
 
 #endif // LOOM_DIALECTS_FUSE_TRANSFORMS_TRANSFORMS_H

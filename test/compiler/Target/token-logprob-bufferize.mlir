@@ -1,0 +1,68 @@
+// RUN: loom-opt %s --split-input-file --one-shot-bufferize="bufferize-function-boundaries" | FileCheck %s
+
+// The token log-prob kernels bufferize in place: their outs become the
+// buffers they write, nothing is allocated or copied.
+// CHECK-LABEL: func.func @forward(
+// CHECK-SAME: %[[H:[^:]*]]: memref<?x16xf32{{.*}}>, %[[W:[^:]*]]: memref<40x16xf32{{.*}}>, %[[IDS:[^:]*]]: memref<?xi64{{.*}}>, %[[LP:[^:]*]]: memref<?xf32{{.*}}>, %[[LSE:[^:]*]]: memref<?xf32{{.*}}>
+// CHECK-NOT: memref.alloc
+// CHECK-NOT: memref.copy
+// CHECK: fuse.token_logprob ins(%[[H]], %[[W]], %[[IDS]] : {{.*}}) outs(%[[LP]], %[[LSE]] : {{.*}}) {temperature = 7.500000e-01 : f64}{{$}}
+// CHECK: return %[[LP]], %[[LSE]]
+func.func @forward(%h: tensor<?x16xf32>, %w: tensor<40x16xf32>, %ids: tensor<?xi64>,
+                   %lpi: tensor<?xf32>, %lsei: tensor<?xf32>) -> (tensor<?xf32>, tensor<?xf32>) {
+  %lp, %lse = fuse.token_logprob ins(%h, %w, %ids : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>)
+      outs(%lpi, %lsei : tensor<?xf32>, tensor<?xf32>) {temperature = 0.75 : f64}
+      -> tensor<?xf32>, tensor<?xf32>
+  return %lp, %lse : tensor<?xf32>, tensor<?xf32>
+}
+
+// -----
+
+// The backward reads the forward's lse from the forward's buffer; its outs
+// from tensor.empty become fresh allocations, written whole.
+// CHECK-LABEL: func.func @backward(
+// CHECK-SAME: %[[H:[^:]*]]: memref<?x16xf32{{.*}}>, %[[W:[^:]*]]: memref<40x16xf32{{.*}}>, %[[IDS:[^:]*]]: memref<?xi64{{.*}}>, %[[G:[^:]*]]: memref<?xf32{{.*}}>
+// CHECK: %[[LP:.*]] = memref.alloc(%{{.*}}) {{.*}}: memref<?xf32>
+// CHECK: %[[LSE:.*]] = memref.alloc(%{{.*}}) {{.*}}: memref<?xf32>
+// CHECK: fuse.token_logprob ins(%[[H]], %[[W]], %[[IDS]] : {{.*}}) outs(%[[LP]], %[[LSE]] : {{.*}})
+// CHECK: %[[DH:.*]] = memref.alloc(%{{.*}}) {{.*}}: memref<?x16xf32>
+// CHECK: %[[DW:.*]] = memref.alloc() {{.*}}: memref<40x16xf32>
+// CHECK-NOT: memref.copy
+// CHECK: fuse.token_logprob_grad ins(%[[H]], %[[W]], %[[IDS]], %[[LSE]], %[[G]] : {{.*}}) outs(%[[DH]], %[[DW]] : memref<?x16xf32>, memref<40x16xf32>) {temperature = 7.500000e-01 : f64}{{$}}
+// CHECK: return %[[LP]], %[[DH]], %[[DW]]
+func.func @backward(%h: tensor<?x16xf32>, %w: tensor<40x16xf32>, %ids: tensor<?xi64>, %g: tensor<?xf32>)
+    -> (tensor<?xf32>, tensor<?x16xf32>, tensor<40x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %h, %c0 : tensor<?x16xf32>
+  %lpi = tensor.empty(%n) : tensor<?xf32>
+  %lsei = tensor.empty(%n) : tensor<?xf32>
+  %lp, %lse = fuse.token_logprob ins(%h, %w, %ids : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>)
+      outs(%lpi, %lsei : tensor<?xf32>, tensor<?xf32>) {temperature = 0.75 : f64}
+      -> tensor<?xf32>, tensor<?xf32>
+  %dhi = tensor.empty(%n) : tensor<?x16xf32>
+  %dwi = tensor.empty() : tensor<40x16xf32>
+  %dh, %dw = fuse.token_logprob_grad ins(%h, %w, %ids, %lse, %g : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<?xf32>)
+      outs(%dhi, %dwi : tensor<?x16xf32>, tensor<40x16xf32>) {temperature = 0.75 : f64}
+      -> tensor<?x16xf32>, tensor<40x16xf32>
+  return %lp, %dh, %dw : tensor<?xf32>, tensor<?x16xf32>, tensor<40x16xf32>
+}
+
+// -----
+
+// CSE gives both outs the same tensor.empty; each still gets a buffer of
+// its own.
+// CHECK-LABEL: func.func @shared_init(
+// CHECK: %[[A:.*]] = memref.alloc(%{{.*}}) {{.*}}: memref<?xf32>
+// CHECK: %[[B:.*]] = memref.alloc(%{{.*}}) {{.*}}: memref<?xf32>
+// CHECK: fuse.token_logprob ins({{.*}}) outs(%[[A]], %[[B]] : memref<?xf32>, memref<?xf32>)
+// CHECK: return %[[A]], %[[B]]
+func.func @shared_init(%h: tensor<?x16xf32>, %w: tensor<40x16xf32>, %ids: tensor<?xi64>)
+    -> (tensor<?xf32>, tensor<?xf32>) {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %h, %c0 : tensor<?x16xf32>
+  %e = tensor.empty(%n) : tensor<?xf32>
+  %lp, %lse = fuse.token_logprob ins(%h, %w, %ids : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>)
+      outs(%e, %e : tensor<?xf32>, tensor<?xf32>) {temperature = 0.75 : f64}
+      -> tensor<?xf32>, tensor<?xf32>
+  return %lp, %lse : tensor<?xf32>, tensor<?xf32>
+}

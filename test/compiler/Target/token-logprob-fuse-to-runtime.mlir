@@ -1,0 +1,56 @@
+// RUN: loom-opt %s --split-input-file --loom-cpu-fuse-to-runtime --verify-diagnostics | FileCheck %s
+
+// The bufferized kernels become calls of the runtime's host functions, their
+// memrefs (ids too) cast to fully dynamic strided layouts, the temperature
+// passed as f32 and the vocabulary chunk as 0 (the kernel's default).
+// CHECK-DAG: func.func private @loom_rt_token_logprob_f32(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xi64, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, f32, i64) attributes {llvm.emit_c_interface}
+// CHECK-DAG: func.func private @loom_rt_token_logprob_grad_f32(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xi64, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, f32, i64) attributes {llvm.emit_c_interface}
+// CHECK-LABEL: func.func @both(
+// CHECK-SAME: %[[H:[^:]*]]: memref<?x16xf32>, %[[W:[^:]*]]: memref<40x16xf32, strided<[32, 1]>>, %[[IDS:[^:]*]]: memref<?xi64>, %[[G:[^:]*]]: memref<?xf32>, %[[LP:[^:]*]]: memref<?xf32>, %[[LSE:[^:]*]]: memref<?xf32>, %[[DH:[^:]*]]: memref<?x16xf32>, %[[DW:[^:]*]]: memref<40x16xf32>
+// CHECK-DAG: %[[T:.*]] = arith.constant 0.699999988 : f32
+// CHECK-DAG: %[[C0:.*]] = arith.constant 0 : i64
+// CHECK-DAG: %[[A:.*]] = memref.cast %[[H]]
+// CHECK-DAG: %[[B:.*]] = memref.cast %[[W]]
+// CHECK-DAG: %[[I:.*]] = memref.cast %[[IDS]] : memref<?xi64> to memref<?xi64, strided<[?], offset: ?>>
+// CHECK-DAG: %[[P:.*]] = memref.cast %[[LP]]
+// CHECK-DAG: %[[L:.*]] = memref.cast %[[LSE]]
+// CHECK: call @loom_rt_token_logprob_f32(%[[A]], %[[B]], %[[I]], %[[P]], %[[L]], %[[T]], %[[C0]])
+// CHECK-DAG: %[[A2:.*]] = memref.cast %[[H]]
+// CHECK-DAG: %[[B2:.*]] = memref.cast %[[W]]
+// CHECK-DAG: %[[I2:.*]] = memref.cast %[[IDS]]
+// CHECK-DAG: %[[G2:.*]] = memref.cast %[[G]]
+// CHECK-DAG: %[[L2:.*]] = memref.cast %[[LSE]]
+// CHECK-DAG: %[[DH2:.*]] = memref.cast %[[DH]]
+// CHECK-DAG: %[[DW2:.*]] = memref.cast %[[DW]]
+// CHECK: call @loom_rt_token_logprob_grad_f32(%[[A2]], %[[B2]], %[[I2]], %[[G2]], %[[L2]], %[[DH2]], %[[DW2]], %{{.*}}, %{{.*}})
+// CHECK-NOT: fuse.
+func.func @both(%h: memref<?x16xf32>, %w: memref<40x16xf32, strided<[32, 1]>>, %ids: memref<?xi64>,
+                %g: memref<?xf32>, %lp: memref<?xf32>, %lse: memref<?xf32>,
+                %dh: memref<?x16xf32>, %dw: memref<40x16xf32>) {
+  fuse.token_logprob ins(%h, %w, %ids : memref<?x16xf32>, memref<40x16xf32, strided<[32, 1]>>, memref<?xi64>)
+      outs(%lp, %lse : memref<?xf32>, memref<?xf32>) {temperature = 0.7 : f64}
+  fuse.token_logprob_grad ins(%h, %w, %ids, %lse, %g : memref<?x16xf32>, memref<40x16xf32, strided<[32, 1]>>, memref<?xi64>, memref<?xf32>, memref<?xf32>)
+      outs(%dh, %dw : memref<?x16xf32>, memref<40x16xf32>) {temperature = 0.7 : f64}
+  return
+}
+
+// -----
+
+func.func @tensors(%h: tensor<4x16xf32>, %w: tensor<40x16xf32>, %ids: tensor<4xi64>,
+                   %lpi: tensor<4xf32>, %lsei: tensor<4xf32>) {
+  // expected-error@+1 {{must be bufferized before it becomes a call}}
+  %lp, %lse = fuse.token_logprob ins(%h, %w, %ids : tensor<4x16xf32>, tensor<40x16xf32>, tensor<4xi64>)
+      outs(%lpi, %lsei : tensor<4xf32>, tensor<4xf32>) {temperature = 1.0 : f64}
+      -> tensor<4xf32>, tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @f64(%h: memref<4x16xf64>, %w: memref<40x16xf64>, %ids: memref<4xi64>,
+               %lse: memref<4xf64>, %g: memref<4xf64>, %dh: memref<4x16xf64>, %dw: memref<40x16xf64>) {
+  // expected-error@+1 {{has a CPU kernel for f32 only, not 'f64'}}
+  fuse.token_logprob_grad ins(%h, %w, %ids, %lse, %g : memref<4x16xf64>, memref<40x16xf64>, memref<4xi64>, memref<4xf64>, memref<4xf64>)
+      outs(%dh, %dw : memref<4x16xf64>, memref<40x16xf64>) {temperature = 1.0 : f64}
+  return
+}
