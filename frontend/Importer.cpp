@@ -223,6 +223,9 @@ enum class OpKind {
   DynamicSlice,
   DynamicUpdateSlice,
   MlaAttention,
+  Grad,
+  Kl,
+  Gae,
 };
 
 /// An op name of the language and how it maps to the dialect. For Compare,
@@ -266,6 +269,7 @@ const OpInfo kOps[] = {
     {"sqrt", OpKind::Unary, "loom.sqrt", 1, 1},
     {"sin", OpKind::Unary, "loom.sin", 1, 1},
     {"cos", OpKind::Unary, "loom.cos", 1, 1},
+    {"detach", OpKind::Unary, "loom.stop_gradient", 1, 1},
     {"where", OpKind::Select, "loom.select", 3, 3},
     {"select", OpKind::Select, "loom.select", 3, 3},
     {"cast", OpKind::Cast, "loom.cast", 1, 1},
@@ -288,6 +292,9 @@ const OpInfo kOps[] = {
     {"dynamic_update_slice", OpKind::DynamicUpdateSlice,
      "loom.dynamic_update_slice", 3, 3},
     {"mla_attention", OpKind::MlaAttention, "loom.mla_attention", 8, 8},
+    {"grad", OpKind::Grad, "loom.grad", 2, kVariadic},
+    {"kl", OpKind::Kl, "loom.kl", 2, 2},
+    {"gae", OpKind::Gae, "loom.gae", 3, 3},
 };
 
 const OpInfo *lookupOp(StringRef name) {
@@ -417,6 +424,8 @@ private:
                             std::optional<int64_t> dflt);
   FailureOr<bool> getBool(OpCall &c, StringRef key, bool dflt);
   FailureOr<double> getFloat(OpCall &c, StringRef key, double dflt);
+  /// Returns the finite number that keyword `key` must be given.
+  FailureOr<double> getRequiredFiniteFloat(OpCall &c, StringRef key);
   FailureOr<Type> getDType(OpCall &c, StringRef key, DType dflt);
   FailureOr<std::optional<SmallVector<int64_t>>>
   getIntList(OpCall &c, StringRef key, bool required);
@@ -424,6 +433,11 @@ private:
                                    int64_t rank);
   FailureOr<Value> operandValue(OpCall &c, unsigned i, Type hint = {});
   Type pickElementType(ArrayRef<Operand> operands);
+  LogicalResult buildGrad(OpCall &c, mlir::OperationState &state);
+  /// Returns the type of `value` for messages: the declared spelling of an
+  /// argument of the entry function (`f32[B, 4]`), else the computed type
+  /// (`f32[?, 4]`).
+  std::string describeValueType(Value value);
 
   const ModuleAST &m;
   mlir::MLIRContext *ctx;
@@ -1380,6 +1394,23 @@ FailureOr<double> Importer::getFloat(OpCall &c, StringRef key, double dflt) {
   return k->value.getAsDouble();
 }
 
+FailureOr<double> Importer::getRequiredFiniteFloat(OpCall &c, StringRef key) {
+  Keyword *k = findKeyword(c, key);
+  if (!k)
+    return error(*c.frame, c.call->getLoc(),
+                 "op '" + c.call->callee + "' needs keyword '" + key + "'");
+  const auto *name = llvm::dyn_cast<NameExpr>(k->arg->value.get());
+  std::string config = name ? " (config '" + name->name + "')" : "";
+  if (!k->value.isNumeric())
+    return keywordError(c, *k,
+                        "must be a number, got " + describe(k->value) + config);
+  double v = k->value.getAsDouble();
+  if (!std::isfinite(v))
+    return keywordError(c, *k,
+                        "must be finite, got " + describe(k->value) + config);
+  return v;
+}
+
 FailureOr<Type> Importer::getDType(OpCall &c, StringRef key, DType dflt) {
   Keyword *k = findKeyword(c, key);
   if (!k)
@@ -1481,6 +1512,68 @@ LogicalResult Importer::buildReduce(OpCall &c, mlir::OperationState &state) {
   state.addOperands(*x);
   state.addAttribute("axes", builder.getDenseI64ArrayAttr(axes));
   state.addAttribute("keepdim", builder.getBoolAttr(*keepdim));
+  return success();
+}
+
+std::string Importer::describeValueType(Value value) {
+  for (const auto *slots : {&inputs, &params, &states})
+    for (const std::unique_ptr<ArgSlot> &slot : *slots)
+      if (slot->arg == value)
+        return slot->decl.spelling;
+  return spellType(llvm::cast<RankedTensorType>(value.getType()));
+}
+
+LogicalResult Importer::buildGrad(OpCall &c, mlir::OperationState &state) {
+  Frame &f = *c.frame;
+  // The loss: a rank-0 float tensor, or a float constant (whose gradients
+  // are zero).
+  const Operand &loss = c.operands.front();
+  std::string lossText = exprToString(*loss.expr);
+  Location lossLoc = getStartLoc(*loss.expr);
+  if (loss.isScalar() && !loss.scalar.isFloat())
+    return error(f, lossLoc,
+                 "grad: the loss must be a float scalar, but '" + lossText +
+                     "' is " + describe(loss.scalar));
+  FailureOr<Value> lossValue = operandValue(c, 0);
+  if (failed(lossValue))
+    return failure();
+  auto lossType = llvm::cast<RankedTensorType>(lossValue->getType());
+  if (lossType.getRank() != 0 ||
+      !llvm::isa<mlir::FloatType>(lossType.getElementType()))
+    return error(f, lossLoc,
+                 "grad: the loss must be a float scalar, but '" + lossText +
+                     "' is " + describeValueType(*lossValue) +
+                     (lossType.getRank() != 0 ? " (reduce it first, e.g. "
+                                                "with mean or sum)"
+                                              : ""));
+  state.addOperands(*lossValue);
+
+  // The values to differentiate by: float tensors of the graph, by name.
+  for (unsigned i = 1, e = c.operands.size(); i < e; ++i) {
+    const Operand &wrt = c.operands[i];
+    std::string text = exprToString(*wrt.expr);
+    Location wrtLoc = getStartLoc(*wrt.expr);
+    if (wrt.isScalar())
+      return error(f, wrtLoc,
+                   "grad: '" + text + "' is a compile-time " +
+                       stringifyKind(wrt.scalar.kind) +
+                       ", not a tensor of the graph; grad differentiates by "
+                       "inputs, params, states and assigned values");
+    if (!llvm::isa<NameExpr>(wrt.expr))
+      return error(f, wrtLoc,
+                   "grad: value " + Twine(i) +
+                       " to differentiate by must be the name of a tensor of "
+                       "the graph (an input, a param, a state or an assigned "
+                       "value), but is '" +
+                       text + "'; assign it to a name first");
+    auto type = llvm::cast<RankedTensorType>(wrt.value.getType());
+    if (!llvm::isa<mlir::FloatType>(type.getElementType()))
+      return error(f, wrtLoc,
+                   "grad: only float tensors can be differentiated by, but '" +
+                       text + "' is " + describeValueType(wrt.value));
+    state.addOperands(wrt.value);
+    state.addTypes(type);
+  }
   return success();
 }
 
@@ -1806,6 +1899,68 @@ LogicalResult Importer::buildOp(OpCall &c, const OpInfo &info,
       return failure();
     state.addOperands({*target, *update, *start});
     state.addAttribute("axis", builder.getI64IntegerAttr(*normalized));
+    return success();
+  }
+  case OpKind::Grad:
+    return buildGrad(c, state);
+  case OpKind::Kl: {
+    std::string estimator = "k3";
+    if (Keyword *k = findKeyword(c, "estimator")) {
+      const ConstValue &v = k->value;
+      if (v.kind != ConstValue::Kind::String ||
+          (v.str != "k1" && v.str != "k2" && v.str != "k3")) {
+        const auto *name = llvm::dyn_cast<NameExpr>(k->arg->value.get());
+        return keywordError(
+            c, *k,
+            "must be \"k1\", \"k2\" or \"k3\", got " + describe(v) +
+                (name ? " (config '" + name->name + "')" : std::string()));
+      }
+      estimator = v.str;
+    }
+    state.addAttribute("estimator", builder.getStringAttr(estimator));
+    if (failed(addAll(common)))
+      return failure();
+    const char *const names[] = {"logp", "ref"};
+    for (auto [i, name] : llvm::enumerate(names)) {
+      Value v = state.operands[i];
+      if (!llvm::isa<mlir::FloatType>(
+              llvm::cast<RankedTensorType>(v.getType()).getElementType()))
+        return error(*c.frame, getStartLoc(*c.operands[i].expr),
+                     Twine("kl: ") + name + " must be a float tensor, but '" +
+                         exprToString(*c.operands[i].expr) + "' is " +
+                         describeValueType(v));
+    }
+    return success();
+  }
+  case OpKind::Gae: {
+    FailureOr<double> gamma = getRequiredFiniteFloat(c, "gamma");
+    if (failed(gamma))
+      return failure();
+    FailureOr<double> lam = getRequiredFiniteFloat(c, "lam");
+    if (failed(lam))
+      return failure();
+    state.addAttribute("gamma", builder.getF64FloatAttr(*gamma));
+    state.addAttribute("lam", builder.getF64FloatAttr(*lam));
+    if (failed(addAll(common)))
+      return failure();
+    // rewards, values and mask: float [B, T] of one element type.
+    Type element = llvm::cast<RankedTensorType>(state.operands[0].getType())
+                       .getElementType();
+    const char *const names[] = {"rewards", "values", "mask"};
+    for (auto [i, name] : llvm::enumerate(names)) {
+      Value v = state.operands[i];
+      auto type = llvm::cast<RankedTensorType>(v.getType());
+      bool isFloat = llvm::isa<mlir::FloatType>(type.getElementType());
+      if (type.getRank() != 2 || !isFloat || type.getElementType() != element)
+        return error(
+            *c.frame, getStartLoc(*c.operands[i].expr),
+            Twine("gae: ") + name + " must be " +
+                (i == 0 || !llvm::isa<mlir::FloatType>(element)
+                     ? std::string("a float tensor [B, T]")
+                     : withArticle(element) + " tensor [B, T] like rewards") +
+                ", but '" + exprToString(*c.operands[i].expr) + "' is " +
+                describeValueType(v));
+    }
     return success();
   }
   case OpKind::Broadcast: {

@@ -99,6 +99,10 @@ private:
   /// Checks a call; `results` is how many values the context takes from it
   /// (the number of assigned names, or 1 inside an expression).
   bool checkCall(const CallExpr &call, size_t results, bool nested);
+  /// Checks the form of a call of `grad`: a loss, at least one value to
+  /// differentiate by, no keywords and one name per gradient. The types are
+  /// the importer's to check.
+  bool checkGradCall(const CallExpr &call, size_t results, bool nested);
   /// Checks a keyword argument value: a compile-time expression.
   bool checkAttr(const CallExpr &call, const KeywordArg &kw);
   bool checkAttrNames(const CallExpr &call, const KeywordArg &kw,
@@ -673,6 +677,8 @@ bool Checker::checkCall(const CallExpr &call, size_t results, bool nested) {
   const GraphAST *callee = m.findGraph(call.callee);
   if (!callee && call.callee == "attention")
     return checkAttentionCall(call);
+  if (!callee && call.callee == "grad")
+    return checkGradCall(call, results, nested);
   if (!callee) {
     // An op: its operands and results are the importer's to check.
     for (const KeywordArg &kw : call.kwargs)
@@ -723,6 +729,35 @@ bool Checker::checkCall(const CallExpr &call, size_t results, bool nested) {
                what + " '" + call.callee + "' returns " +
                    plural(outputs, "result", "results") + ", but " +
                    plural(results, "name is", "names are") + " assigned");
+}
+
+bool Checker::checkGradCall(const CallExpr &call, size_t results, bool nested) {
+  if (!call.kwargs.empty())
+    return error(call.kwargs.front().key.loc,
+                 "grad takes no keyword arguments, got '" +
+                     call.kwargs.front().key.name +
+                     "='; write grad(loss, x, ...) with the loss first and "
+                     "then the values to differentiate by");
+  if (call.args.size() < 2)
+    return error(call.getLoc(),
+                 "grad needs the loss and at least one value to differentiate "
+                 "by: grad(loss, x, ...)");
+  size_t gradients = call.args.size() - 1;
+  if (gradients == results)
+    return true;
+  auto count = [](size_t n, llvm::StringRef one, llvm::StringRef many) {
+    return (llvm::Twine(n) + " " + (n == 1 ? one : many)).str();
+  };
+  if (nested)
+    return error(call.getLoc(),
+                 "grad of " + count(gradients, "value", "values") +
+                     " returns " + count(gradients, "gradient", "gradients") +
+                     "; only a call with one result can be used inside an "
+                     "expression");
+  return error(call.getLoc(),
+               "grad returns one gradient per value after the loss: " +
+                   count(gradients, "value", "values") + ", but " +
+                   count(results, "name is", "names are") + " assigned");
 }
 
 bool Checker::checkAttrNames(const CallExpr &call, const KeywordArg &kw,
