@@ -26,6 +26,7 @@ config.substitutions.append(
     ("%mlir_runner", os.path.join(config.llvm_tools_dir, "mlir-runner")))
 config.substitutions.append(("%models", os.path.join(config.loom_src_root, "models")))
 config.substitutions.append(("%python", "python3"))
+config.substitutions.append(("%loom_tools_dir", config.loom_tools_dir))
 
 # GPU tests run only where a CUDA device is usable.
 if os.path.exists("/dev/nvidia0") or os.environ.get("LOOM_CUDA_DEVICE"):

@@ -1,0 +1,103 @@
+"""Runs a case of reference.py through Loom's model and checks the outputs
+against the float64 reference.
+
+  run_model.py BIN_DIR WORK_DIR CASE MODE ATOL RTOL [K=V...]
+
+MODE is `interpret` (loom-run --interpret on the .loom file), `fused` or
+`unfused` (loom-compile --logprob=MODE, then loom-run on the artifact). The
+case's kind picks the model (models/grpo.loom, dpo.loom, ppo.loom) and the
+entry (`grpo_loss`, or `grpo_loss_fused` for a `_fused` case); its config,
+after the K=V overrides, becomes `--define`s (None as 0, as the models
+document). Prints reference.py's comparison and exits with its status.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODELS = os.path.join(HERE, "..", "..", "models")
+sys.path.insert(0, os.path.join(HERE, "..", "tools", "Inputs"))
+import safetensors_io  # noqa: E402
+
+REFERENCE = os.path.join(HERE, "reference.py")
+
+
+def run(cmd):
+    result = subprocess.run(cmd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    if result.returncode != 0:
+        sys.stdout.write(result.stdout)
+        sys.exit("error: %s failed with status %d"
+                 % (" ".join(cmd), result.returncode))
+    return result.stdout
+
+
+def define(value):
+    if value is None:
+        return "0"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def main(argv):
+    if len(argv) < 6:
+        sys.exit(__doc__.strip())
+    bin_dir, work, case, mode, atol, rtol = argv[:6]
+    overrides = argv[6:]
+    if mode not in ("interpret", "fused", "unfused"):
+        sys.exit("error: MODE must be interpret, fused or unfused")
+    kinds = dict(line.split() for line in
+                 run([sys.executable, REFERENCE, "cases"]).splitlines())
+    if case not in kinds:
+        sys.exit("error: unknown case %s" % case)
+    kind = kinds[case]
+    objective = kind.split("_")[0]
+    fused = kind.endswith("_fused")
+    model = os.path.join(MODELS, objective + ".loom")
+    entry = objective + "_loss" + ("_fused" if fused else "")
+    config = json.loads(run([sys.executable, REFERENCE, "config", case] +
+                            overrides))
+
+    os.makedirs(work, exist_ok=True)
+    base = os.path.join(work, case + "." + mode)
+    inputs = base + ".in.safetensors"
+    outputs = base + ".out.safetensors"
+    run([sys.executable, REFERENCE, "inputs", case, inputs] + overrides)
+    defines = ["%s=%s" % (k, define(v)) for k, v in sorted(config.items())]
+    if fused:
+        # The lm head comes with the inputs; its shape sets the configs.
+        params = inputs
+        _, shape, _ = safetensors_io.load(inputs)["lm_head.weight"]
+        defines += ["vocab=%d" % shape[0], "hidden_size=%d" % shape[1]]
+    else:
+        # The fused entry's param must be bound too (any values).
+        params = base + ".params.safetensors"
+        safetensors_io.write(params, [("lm_head.weight", "F32", [32, 16],
+                                       [0.0] * 512)])
+    flags = []
+    for d in defines:
+        flags += ["--define", d]
+    loom_run = os.path.join(bin_dir, "loom-run")
+    if mode == "interpret":
+        run([loom_run, model, "--interpret"] + flags +
+            ["--params", params, "--inputs", inputs, "--call", entry,
+             "--outputs", outputs])
+    else:
+        artifact = base + ".so"
+        run([os.path.join(bin_dir, "loom-compile"), model, "-o", artifact,
+             "--logprob=" + mode] + flags)
+        run([loom_run, artifact, "--params", params, "--inputs", inputs,
+             "--call", entry, "--outputs", outputs])
+    check = subprocess.run([sys.executable, REFERENCE, "check", case, inputs,
+                            outputs, atol, rtol] + overrides,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+    sys.stdout.write(check.stdout)
+    return check.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
