@@ -98,9 +98,11 @@ def TokenLogprobFusePass : Pass<"loom-fuse-token-logprob", "ModuleOp"> {
     `fuse.token_logprob_grad`, so that the `[tokens, vocabulary]` logits are
     never stored. The kernels work on flattened tokens: the leading
     dimensions of the hidden states `[..., d]`, the ids and the upstream
-    gradient are reshaped to `N` tokens (`loom.reshape`; `tensor.reshape`
-    when more than one leading dimension is dynamic), `i32` ids are cast to
-    `i64`, and the results are reshaped back.
+    gradient are reshaped to `N` tokens with `loom.reshape`
+    (`tensor.collapse_shape` when the hidden size is not static), `i32` ids
+    are cast to `i64`, and the results are reshaped back (`tensor.reshape`
+    with the sizes of the operand when more than one dimension is dynamic).
+    One token (hidden `[d]`, rank-0 ids) is a batch of one.
 
     The backward needs the forward's log-sum-exp: a backward takes the one
     of a `loom.token_logprob` in the same function with the same input, ids,

@@ -129,6 +129,7 @@ func.func @forward_after(%h: tensor<?x16xf32>, %ids: tensor<?xi64>, %w: tensor<4
 // CHECK-NOT: fuse.
 // FUSED-LABEL: func.func @not_fused(
 // FUSED-NOT: fuse.
+// FUSED: return
 func.func @not_fused(%h: tensor<?x16xf64>, %ids: tensor<?xi64>, %w: tensor<40x16xf64>, %g: tensor<?xf64>,
                      %logits: tensor<?x40xf32>)
     -> (tensor<?xf64>, tensor<?x16xf64>, tensor<40x16xf64>, tensor<?xf32>) {
@@ -139,4 +140,42 @@ func.func @not_fused(%h: tensor<?x16xf64>, %ids: tensor<?xi64>, %w: tensor<40x16
       -> tensor<?x16xf64>, tensor<40x16xf64>
   %lq = loom.token_logprob %logits, %ids : tensor<?x40xf32>, tensor<?xi64> -> tensor<?xf32>
   return %lp, %dh, %dw, %lq : tensor<?xf64>, tensor<?x16xf64>, tensor<40x16xf64>, tensor<?xf32>
+}
+
+// -----
+
+// One token (hidden [d], ids rank 0) is a batch of one, and its results go
+// back to rank 0 and [d].
+// CHECK-LABEL: func.func @one_token(
+// CHECK: %[[H:.*]] = loom.reshape %{{.*}} {shape = array<i64: 1, -1>} : tensor<16xf32> -> tensor<1x16xf32>
+// CHECK: %[[I:.*]] = loom.reshape %{{.*}} {shape = array<i64: -1>} : tensor<i64> -> tensor<1xi64>
+// CHECK: %[[F:.*]]:2 = fuse.token_logprob ins(%[[H]], %{{.*}}, %[[I]] : tensor<1x16xf32>, tensor<40x16xf32>, tensor<1xi64>)
+// CHECK: loom.reshape %[[F]]#0 {shape = array<i64>} : tensor<1xf32> -> tensor<f32>
+// CHECK: %[[D:.*]]:2 = fuse.token_logprob_grad ins({{.*}}, %[[F]]#1, %{{.*}} : tensor<1x16xf32>, tensor<40x16xf32>, tensor<1xi64>, tensor<1xf32>, tensor<1xf32>)
+// CHECK: loom.reshape %[[D]]#0 {shape = array<i64: 16>} : tensor<1x16xf32> -> tensor<16xf32>
+func.func @one_token(%h: tensor<16xf32>, %ids: tensor<i64>, %w: tensor<40x16xf32>, %g: tensor<f32>)
+    -> (tensor<f32>, tensor<16xf32>, tensor<40x16xf32>) {
+  %lp = loom.token_logprob %h, %ids weight %w
+      : tensor<16xf32>, tensor<i64>, tensor<40x16xf32> -> tensor<f32>
+  %dh, %dw = loom.token_logprob_grad %h, %ids, %g weight %w
+      : tensor<16xf32>, tensor<i64>, tensor<f32>, tensor<40x16xf32>
+      -> tensor<16xf32>, tensor<40x16xf32>
+  return %lp, %dh, %dw : tensor<f32>, tensor<16xf32>, tensor<40x16xf32>
+}
+
+// -----
+
+// A hidden size known nowhere: the tokens are flattened with
+// tensor.collapse_shape, and the gradient goes back with tensor.reshape.
+// CHECK-LABEL: func.func @unknown_hidden(
+// CHECK-SAME: %[[H:[^:]*]]: tensor<?x?x?xf32>
+// CHECK: %[[C:.*]] = tensor.collapse_shape %[[H]] {{\[}}[0, 1], [2]] : tensor<?x?x?xf32> into tensor<?x?xf32>
+// CHECK: %[[D:.*]]:2 = fuse.token_logprob_grad ins(%[[C]],
+// CHECK: tensor.reshape %[[D]]#0(%{{.*}}) : (tensor<?x?xf32>, tensor<3xindex>) -> tensor<?x?x?xf32>
+func.func @unknown_hidden(%h: tensor<?x?x?xf32>, %ids: tensor<?x?xi64>, %w: tensor<?x?xf32>, %g: tensor<?x?xf32>)
+    -> (tensor<?x?x?xf32>, tensor<?x?xf32>) {
+  %dh, %dw = loom.token_logprob_grad %h, %ids, %g weight %w
+      : tensor<?x?x?xf32>, tensor<?x?xi64>, tensor<?x?xf32>, tensor<?x?xf32>
+      -> tensor<?x?x?xf32>, tensor<?x?xf32>
+  return %dh, %dw : tensor<?x?x?xf32>, tensor<?x?xf32>
 }
