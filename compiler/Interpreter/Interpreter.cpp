@@ -438,7 +438,13 @@ private:
                                Reduction reduction);
   FailureOr<Tensor> evalSoftmax(Operation *op, Value operand, uint64_t axis,
                                 bool log);
+  FailureOr<std::vector<double>> tokenLogits(Operation *op, Value input,
+                                             Value ids, Value weight,
+                                             int64_t &vocab);
   FailureOr<Tensor> evalTokenLogprob(TokenLogprobOp op);
+  FailureOr<std::vector<Tensor>> evalTokenLogprobGrad(TokenLogprobGradOp op);
+  FailureOr<Tensor> evalKl(KlOp op);
+  FailureOr<Tensor> evalGae(GaeOp op);
   FailureOr<Tensor> evalRmsNorm(RmsNormOp op);
   FailureOr<Tensor> evalMatmul(MatmulOp op);
   FailureOr<Tensor> evalLinear(LinearOp op);
@@ -616,10 +622,17 @@ LogicalResult Evaluator::evalOp(Operation *op) {
       return op->emitOpError("uses a value the interpreter has not computed");
   if (auto call = dyn_cast<func::CallOp>(op))
     return evalCall(call);
-  if (isa<MlaAttentionOp, AttentionOp>(op)) {
+  if (isa<GradOp>(op))
+    return op->emitError("'loom.grad' must be expanded by loom-autodiff "
+                         "first");
+  if (isa<MlaAttentionOp, AttentionOp, TokenLogprobGradOp>(op)) {
     FailureOr<std::vector<Tensor>> results =
-        isa<AttentionOp>(op) ? evalAttention(cast<AttentionOp>(op))
-                             : evalMlaAttention(cast<MlaAttentionOp>(op));
+        llvm::TypeSwitch<Operation *, FailureOr<std::vector<Tensor>>>(op)
+            .Case([&](AttentionOp op) { return evalAttention(op); })
+            .Case([&](MlaAttentionOp op) { return evalMlaAttention(op); })
+            .Case(
+                [&](TokenLogprobGradOp op) { return evalTokenLogprobGrad(op); })
+            .Default([](Operation *) { return failure(); });
     if (failed(results))
       return failure();
     for (auto [value, result] : llvm::zip(op->getResults(), *results)) {
@@ -994,40 +1007,219 @@ FailureOr<Tensor> Evaluator::evalSoftmax(Operation *op, Value operand,
   return result;
 }
 
+/// Reports the first id of `ids` outside `[0, vocab)` on `op`, naming its
+/// position; succeeds when every id is in range.
+static LogicalResult checkIds(Operation *op, const Tensor &ids, int64_t vocab) {
+  SmallVector<int64_t> strides = rowMajorStrides(ids.shape);
+  for (int64_t r = 0, e = ids.getNumElements(); r < e; ++r) {
+    int64_t id = toInt64(ids.data[r]);
+    if (id >= 0 && id < vocab)
+      continue;
+    InFlightDiagnostic diag = op->emitOpError("ids[");
+    for (size_t d = 0; d < strides.size(); ++d)
+      diag << (d ? ", " : "") << (r / strides[d]) % ids.shape[d];
+    diag << "] = " << id << " is outside the vocabulary [0, " << vocab << ")";
+    return diag;
+  }
+  return success();
+}
+
+/// Returns the logits `[tokens, V]` (row-major) of a token_logprob or its
+/// backward and sets `vocab` to V: `input` itself without `weight`, and
+/// `input @ weight^T` computed in float64 with it. Checks the run-time shapes
+/// of `input`, `ids` and `weight` against each other and every id against
+/// the vocabulary.
+FailureOr<std::vector<double>>
+Evaluator::tokenLogits(Operation *op, Value inputValue, Value idsValue,
+                       Value weightValue, int64_t &vocab) {
+  const Tensor &input = get(inputValue);
+  const Tensor &ids = get(idsValue);
+  StringRef what = weightValue ? "input" : "logits";
+  if (input.shape.empty() ||
+      !llvm::equal(ArrayRef<int64_t>(input.shape).drop_back(), ids.shape))
+    return op->emitOpError("ids have shape ")
+           << shapeStr(ids.shape) << " at run time, but " << what
+           << " have shape " << shapeStr(input.shape);
+  int64_t rows = ids.getNumElements();
+  if (!weightValue) {
+    vocab = input.shape.back();
+    if (failed(checkIds(op, ids, vocab)))
+      return failure();
+    return input.data;
+  }
+  const Tensor &weight = get(weightValue);
+  int64_t hidden = input.shape.back();
+  if (weight.shape.size() != 2 || weight.shape[1] != hidden)
+    return op->emitOpError("weight has shape ")
+           << shapeStr(weight.shape) << " at run time, but the hidden size "
+           << "of input " << shapeStr(input.shape) << " is " << hidden;
+  vocab = weight.shape[0];
+  if (failed(checkIds(op, ids, vocab)))
+    return failure();
+  int64_t logitsShape[] = {rows, vocab};
+  if (!checkedProduct(logitsShape))
+    return op->emitOpError("logits [")
+           << rows << ", " << vocab << "] have more than " << kMaxElements
+           << " elements";
+  std::vector<double> logits(rows * vocab, 0.0);
+  for (int64_t r = 0; r < rows; ++r) {
+    const double *x = input.data.data() + r * hidden;
+    for (int64_t v = 0; v < vocab; ++v) {
+      const double *w = weight.data.data() + v * hidden;
+      double sum = 0.0;
+      for (int64_t k = 0; k < hidden; ++k)
+        sum += x[k] * w[k];
+      logits[r * vocab + v] = sum;
+    }
+  }
+  return logits;
+}
+
+/// Returns max(row / T) and log(sum(exp(row / T - max))) of one row of
+/// logits.
+static std::pair<double, double> rowLogSumExp(const double *row, int64_t vocab,
+                                              double temperature) {
+  double top = -std::numeric_limits<double>::infinity();
+  for (int64_t v = 0; v < vocab; ++v)
+    top = maxOf(top, row[v] / temperature);
+  double sum = 0.0;
+  for (int64_t v = 0; v < vocab; ++v)
+    sum += std::exp(row[v] / temperature - top);
+  return {top, std::log(sum)};
+}
+
 FailureOr<Tensor> Evaluator::evalTokenLogprob(TokenLogprobOp op) {
-  const Tensor &logits = get(op.getLogits());
-  const Tensor &ids = get(op.getIds());
-  if (logits.shape.empty() ||
-      !llvm::equal(ArrayRef<int64_t>(logits.shape).drop_back(), ids.shape))
-    return op.emitOpError("ids have shape ")
-           << shapeStr(ids.shape) << " at run time, but logits have shape "
-           << shapeStr(logits.shape);
   double temperature = op.getTemperature().convertToDouble();
   if (!(temperature > 0.0))
     return op.emitOpError("temperature must be > 0, got ") << temperature;
+  int64_t vocab = 0;
+  FailureOr<std::vector<double>> logits =
+      tokenLogits(op, op.getInput(), op.getIds(), op.getWeight(), vocab);
+  if (failed(logits))
+    return failure();
+  const Tensor &ids = get(op.getIds());
   FailureOr<Tensor> result = allocate(op, ids.shape);
   if (failed(result))
     return failure();
-  int64_t vocab = logits.shape.back();
+  for (int64_t r = 0, rows = ids.getNumElements(); r < rows; ++r) {
+    const double *row = logits->data() + r * vocab;
+    auto [top, logSum] = rowLogSumExp(row, vocab, temperature);
+    result->data[r] = row[toInt64(ids.data[r])] / temperature - top - logSum;
+  }
+  return result;
+}
+
+FailureOr<std::vector<Tensor>>
+Evaluator::evalTokenLogprobGrad(TokenLogprobGradOp op) {
+  double temperature = op.getTemperature().convertToDouble();
+  if (!(temperature > 0.0))
+    return op.emitOpError("temperature must be > 0, got ") << temperature;
+  int64_t vocab = 0;
+  FailureOr<std::vector<double>> logits =
+      tokenLogits(op, op.getInput(), op.getIds(), op.getWeight(), vocab);
+  if (failed(logits))
+    return failure();
+  const Tensor &input = get(op.getInput());
+  const Tensor &ids = get(op.getIds());
+  const Tensor &grad = get(op.getGrad());
+  if (grad.shape != ids.shape)
+    return op.emitOpError("grad has shape ")
+           << shapeStr(grad.shape) << " at run time, but ids have shape "
+           << shapeStr(ids.shape);
+  // dlogits overwrites the logits row by row.
+  std::vector<double> &dlogits = *logits;
   int64_t rows = ids.getNumElements();
-  SmallVector<int64_t> strides = rowMajorStrides(ids.shape);
   for (int64_t r = 0; r < rows; ++r) {
-    int64_t id = toInt64(ids.data[r]);
-    if (id < 0 || id >= vocab) {
-      InFlightDiagnostic diag = op.emitOpError("ids[");
-      for (size_t d = 0; d < strides.size(); ++d)
-        diag << (d ? ", " : "") << (r / strides[d]) % ids.shape[d];
-      diag << "] = " << id << " is outside the vocabulary [0, " << vocab << ")";
-      return diag;
+    double *row = dlogits.data() + r * vocab;
+    auto [top, logSum] = rowLogSumExp(row, vocab, temperature);
+    double scale = grad.data[r] / temperature;
+    for (int64_t v = 0; v < vocab; ++v)
+      row[v] = -scale * std::exp(row[v] / temperature - top - logSum);
+    row[toInt64(ids.data[r])] += scale;
+  }
+
+  std::vector<Tensor> results;
+  Value weightValue = op.getWeight();
+  if (!weightValue) {
+    Tensor inputGrad;
+    inputGrad.shape = input.shape;
+    inputGrad.data = std::move(dlogits);
+    results.push_back(std::move(inputGrad));
+    return results;
+  }
+  const Tensor &weight = get(weightValue);
+  int64_t hidden = input.shape.back();
+  FailureOr<Tensor> inputGrad = allocate(op, input.shape);
+  FailureOr<Tensor> weightGrad = allocate(op, weight.shape);
+  if (failed(inputGrad) || failed(weightGrad))
+    return failure();
+  for (int64_t r = 0; r < rows; ++r) {
+    const double *d = dlogits.data() + r * vocab;
+    const double *x = input.data.data() + r * hidden;
+    double *dx = inputGrad->data.data() + r * hidden;
+    for (int64_t v = 0; v < vocab; ++v) {
+      const double *w = weight.data.data() + v * hidden;
+      double *dw = weightGrad->data.data() + v * hidden;
+      for (int64_t k = 0; k < hidden; ++k) {
+        dx[k] += d[v] * w[k];
+        dw[k] += d[v] * x[k];
+      }
     }
-    const double *row = logits.data.data() + r * vocab;
-    double top = -std::numeric_limits<double>::infinity();
-    for (int64_t v = 0; v < vocab; ++v)
-      top = maxOf(top, row[v] / temperature);
-    double sum = 0.0;
-    for (int64_t v = 0; v < vocab; ++v)
-      sum += std::exp(row[v] / temperature - top);
-    result->data[r] = row[id] / temperature - top - std::log(sum);
+  }
+  results.push_back(std::move(*inputGrad));
+  results.push_back(std::move(*weightGrad));
+  return results;
+}
+
+//===----------------------------------------------------------------------===//
+// RL objectives
+//===----------------------------------------------------------------------===//
+
+FailureOr<Tensor> Evaluator::evalKl(KlOp op) {
+  StringRef estimator = op.getEstimator();
+  auto apply = [&](auto fn) {
+    return elementwise<2>(
+        op, {op.getLogp(), op.getRef()},
+        [&](const std::array<double, 2> &v) { return fn(v[0] - v[1]); });
+  };
+  if (estimator == "k1")
+    return apply([](double x) { return x; });
+  if (estimator == "k2")
+    return apply([](double x) { return 0.5 * x * x; });
+  if (estimator == "k3")
+    return apply([](double x) { return std::exp(-x) + x - 1.0; });
+  return op.emitOpError("unknown estimator \"") << estimator << "\"";
+}
+
+FailureOr<Tensor> Evaluator::evalGae(GaeOp op) {
+  const Tensor &rewards = get(op.getRewards());
+  const Tensor &values = get(op.getValues());
+  const Tensor &mask = get(op.getMask());
+  if (rewards.shape.size() != 2 || values.shape != rewards.shape ||
+      mask.shape != rewards.shape)
+    return op.emitOpError("rewards, values and mask must be [B, T] of one "
+                          "shape at run time, got ")
+           << shapeStr(rewards.shape) << ", " << shapeStr(values.shape)
+           << " and " << shapeStr(mask.shape);
+  double gamma = op.getGamma().convertToDouble();
+  double lam = op.getLam().convertToDouble();
+  FailureOr<Tensor> result = allocate(op, rewards.shape);
+  if (failed(result))
+    return failure();
+  int64_t batch = rewards.shape[0], steps = rewards.shape[1];
+  for (int64_t b = 0; b < batch; ++b) {
+    // Walk the row backwards, carrying the value and the advantage of the
+    // next valid position (0 after the last one).
+    double nextValue = 0.0, nextAdvantage = 0.0;
+    for (int64_t t = steps - 1; t >= 0; --t) {
+      int64_t at = b * steps + t;
+      if (mask.data[at] == 0.0)
+        continue;
+      double delta = rewards.data[at] + gamma * nextValue - values.data[at];
+      nextAdvantage = delta + gamma * lam * nextAdvantage;
+      nextValue = values.data[at];
+      result->data[at] = nextAdvantage;
+    }
   }
   return result;
 }
@@ -2176,6 +2368,11 @@ FailureOr<Tensor> Evaluator::evalLoomOp(Operation *op) {
         return evalSoftmax(op, op.getOperand(), op.getAxis(), /*log=*/true);
       })
       .Case([&](TokenLogprobOp op) { return evalTokenLogprob(op); })
+      .Case([&](StopGradientOp op) {
+        return unary(op, op.getOperand(), [](double v) { return v; });
+      })
+      .Case([&](KlOp op) { return evalKl(op); })
+      .Case([&](GaeOp op) { return evalGae(op); })
       .Case([&](RmsNormOp op) { return evalRmsNorm(op); })
       .Case([&](MatmulOp op) { return evalMatmul(op); })
       .Case([&](LinearOp op) { return evalLinear(op); })

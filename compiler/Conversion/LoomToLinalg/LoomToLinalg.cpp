@@ -529,6 +529,23 @@ static Value scalarOf(loom::CastOp op, OpBuilder &b, Location loc,
   return castScalar(b, loc, args[0], op.getType().getElementType());
 }
 
+/// Schulman's estimators of KL(policy || reference) on x = logp - ref:
+/// k1 = x, k2 = x^2 / 2, k3 = exp(-x) + x - 1.
+static Value scalarOf(loom::KlOp op, OpBuilder &b, Location loc,
+                      ValueRange args) {
+  Value x = arith::SubFOp::create(b, loc, args[0], args[1]);
+  StringRef estimator = op.getEstimator();
+  if (estimator == "k2")
+    return arith::MulFOp::create(b, loc, floatConst(b, loc, x.getType(), 0.5),
+                                 arith::MulFOp::create(b, loc, x, x));
+  if (estimator == "k3") {
+    Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
+    return arith::SubFOp::create(b, loc, arith::AddFOp::create(b, loc, e, x),
+                                 floatConst(b, loc, x.getType(), 1.0));
+  }
+  return x;
+}
+
 static bool isCastSupported(Type from, Type to) {
   auto isNumeric = [](Type t) { return isa<FloatType, IntegerType>(t); };
   return isNumeric(from) && isNumeric(to);
@@ -1344,12 +1361,176 @@ static Value clampIndex(OpBuilder &b, Location loc, Value v, Value lo,
                                 hi);
 }
 
-/// Lowers `loom.token_logprob` over logits `[..., V]`: m = max(x) and
-/// s = sum(exp((x - m) / T)) over V, then, per token, the logit of its id
-/// read with `tensor.extract` gives (x[id] - m) / T - log(s). The id is
-/// clamped into `[0, V)` for the read and an id outside that range gives NaN;
-/// with V = 0, or leading dimensions of logits and ids that differ at run
-/// time, nothing is read and every token is NaN.
+/// Flattens the leading (token) dimensions of `value` into one and keeps the
+/// last `keep`; a value with no leading dimension gets a unit one. Two or
+/// more dynamic leading dimensions become a `tensor.reshape` rather than a
+/// `tensor.collapse_shape`: elementwise fusion would otherwise propagate the
+/// collapse into the consumers as an `expand_shape` that splits a dynamic
+/// size, which `expand-strided-metadata` of MLIR 22.1 cannot lower.
+static Value flattenTokens(OpBuilder &b, Location loc, Value value,
+                           int64_t keep) {
+  RankedTensorType type = tensorType(value);
+  int64_t rank = type.getRank();
+  if (rank > keep) {
+    int64_t split = rank - keep;
+    if (llvm::count_if(type.getShape().take_front(split),
+                       ShapedType::isDynamic) < 2)
+      return collapseLeading(b, loc, value, keep);
+    OpFoldResult tokens = b.getIndexAttr(1);
+    for (int64_t i = 0; i < split; ++i)
+      tokens = mulSizes(b, loc, tokens, dimOf(b, loc, value, i));
+    SmallVector<int64_t> shape = {ShapedType::kDynamic};
+    SmallVector<Value> shapeValues = {toIndex(b, loc, tokens)};
+    for (int64_t i = split; i < rank; ++i) {
+      shape.push_back(type.getDimSize(i));
+      shapeValues.push_back(toIndex(b, loc, dimOf(b, loc, value, i)));
+    }
+    Value shapeTensor = tensor::FromElementsOp::create(b, loc, shapeValues);
+    return tensor::ReshapeOp::create(
+        b, loc, RankedTensorType::get(shape, type.getElementType()), value,
+        shapeTensor);
+  }
+  SmallVector<int64_t> shape = {1};
+  llvm::append_range(shape, type.getShape());
+  SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1)};
+  SmallVector<ReassociationIndices> groups;
+  for (int64_t i = 0; i < keep; ++i) {
+    sizes.push_back(dimOf(b, loc, value, i));
+    groups.push_back(i == 0 ? ReassociationIndices{0, 1}
+                            : ReassociationIndices{i + 1});
+  }
+  return expandTo(b, loc, value,
+                  RankedTensorType::get(shape, type.getElementType()), groups,
+                  sizes);
+}
+
+/// Undoes flattenTokens: reshapes `flat` `[N, keep...]` to `type`, whose
+/// dimensions are `sizes`.
+static Value unflattenTokens(OpBuilder &b, Location loc, Value flat,
+                             RankedTensorType type,
+                             ArrayRef<OpFoldResult> sizes, int64_t keep) {
+  int64_t rank = type.getRank();
+  if (rank == keep + 1)
+    return flat;
+  if (rank > keep + 1)
+    return expandTo(b, loc, flat, type, leadingGroup(rank - keep, rank), sizes);
+  SmallVector<ReassociationIndices> groups;
+  for (int64_t i = 0; i < keep; ++i)
+    groups.push_back(i == 0 ? ReassociationIndices{0, 1}
+                            : ReassociationIndices{i + 1});
+  return tensor::CollapseShapeOp::create(b, loc, type, flat, groups);
+}
+
+/// Returns the logits `[N, V]` of the tokens of `flatInput` `[N, d]` under
+/// the lm-head `weight` `[V, d]`: one `linalg.matmul` with a transposed rhs,
+/// which loom-cpu-matmul-to-runtime sends to the runtime's GEMM for f32.
+static Value buildLmHeadLogits(OpBuilder &b, Location loc, Value flatInput,
+                               Value weight) {
+  RankedTensorType inputType = tensorType(flatInput);
+  auto type = RankedTensorType::get(
+      {inputType.getDimSize(0), tensorType(weight).getDimSize(0)},
+      inputType.getElementType());
+  SmallVector<OpFoldResult> sizes = {dimOf(b, loc, flatInput, 0),
+                                     dimOf(b, loc, weight, 0)};
+  return buildContraction(b, loc, flatInput, weight, /*transposeA=*/false,
+                          /*transposeB=*/true, type, sizes);
+}
+
+/// Returns the i1 that holds when a token_logprob (or its backward) of
+/// `input`, `ids`, optional `weight` and `perToken` values (shaped like ids)
+/// can read its operands: the vocabulary is not empty, the leading
+/// dimensions of `input` and each per-token value equal those of `ids`, and
+/// the hidden size of `input` is the one of `weight`. Only dimensions that
+/// are dynamic on one side are compared; the verifier checked the others.
+static Value buildTokenShapesValid(OpBuilder &b, Location loc, Value input,
+                                   Value ids, Value weight,
+                                   ValueRange perToken) {
+  RankedTensorType inputType = tensorType(input);
+  RankedTensorType idsType = tensorType(ids);
+  int64_t rows = idsType.getRank();
+  Value vocab = toIndex(
+      b, loc, weight ? dimOf(b, loc, weight, 0) : dimOf(b, loc, input, rows));
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value valid =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, vocab, zero);
+  auto requireEqual = [&](Value x, int64_t dx, Value y, int64_t dy) {
+    if (!tensorType(x).isDynamicDim(dx) && !tensorType(y).isDynamicDim(dy))
+      return;
+    Value same = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                       toIndex(b, loc, dimOf(b, loc, x, dx)),
+                                       toIndex(b, loc, dimOf(b, loc, y, dy)));
+    valid = arith::AndIOp::create(b, loc, valid, same);
+  };
+  for (int64_t d = 0; d < rows; ++d) {
+    requireEqual(input, d, ids, d);
+    for (Value v : perToken)
+      requireEqual(v, d, ids, d);
+  }
+  if (weight)
+    requireEqual(input, inputType.getRank() - 1, weight, 1);
+  return valid;
+}
+
+/// Emits the log-probability of every token of `ids` under `logits`
+/// `[..., V]` (V > 0 and leading dimensions that match, checked by the
+/// caller): m = max(x) and s = sum(exp((x - m) / T)) over V, then the logit
+/// of each token's id read with `tensor.extract` gives (x[id] - m) / T -
+/// log(s). The id is clamped into `[0, V)` for the read and an id outside
+/// that range gives NaN.
+static Value buildTokenLogprob(OpBuilder &b, Location loc, Value logits,
+                               Value ids, double temperatureValue,
+                               RankedTensorType resultType) {
+  RankedTensorType logitsType = tensorType(logits);
+  Type elementType = logitsType.getElementType();
+  int64_t rank = logitsType.getRank();
+  int64_t rows = rank - 1;
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, ids);
+  Value vocab = toIndex(b, loc, dimOf(b, loc, logits, rows));
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value nan =
+      floatConst(b, loc, elementType, std::numeric_limits<double>::quiet_NaN());
+  Value temperature = floatConst(b, loc, elementType, temperatureValue);
+  llvm::SmallBitVector reduced(rank);
+  reduced.set(rows);
+  // max(x / T) = max(x) / T for T > 0, so the maximum is taken unscaled.
+  Value max = buildMax(b, loc, logits, reduced);
+  Value sum = buildShiftedExpSum(b, loc, logits, max, reduced, temperature);
+  Value last = arith::SubIOp::create(b, loc, vocab,
+                                     arith::ConstantIndexOp::create(b, loc, 1));
+  AffineMap identity = b.getMultiDimIdentityMap(rows);
+  return buildParallel(
+      b, loc, resultType, sizes, ValueRange{ids, max, sum},
+      {identity, identity, identity},
+      [&](OpBuilder &nb, Location nestedLoc, ValueRange args) -> Value {
+        Value id = arith::IndexCastOp::create(nb, nestedLoc, nb.getIndexType(),
+                                              args[0]);
+        Value inRange = arith::AndIOp::create(
+            nb, nestedLoc,
+            arith::CmpIOp::create(nb, nestedLoc, arith::CmpIPredicate::sge, id,
+                                  zero),
+            arith::CmpIOp::create(nb, nestedLoc, arith::CmpIPredicate::slt, id,
+                                  vocab));
+        Value clamped = clampIndex(nb, nestedLoc, id, zero, last);
+        SmallVector<Value> at;
+        for (int64_t i = 0; i < rows; ++i)
+          at.push_back(linalg::IndexOp::create(nb, nestedLoc, i));
+        at.push_back(clamped);
+        Value x = tensor::ExtractOp::create(nb, nestedLoc, logits, at);
+        Value shifted = arith::SubFOp::create(nb, nestedLoc, x, args[1]);
+        Value scaled =
+            arith::DivFOp::create(nb, nestedLoc, shifted, temperature);
+        Value value = arith::SubFOp::create(
+            nb, nestedLoc, scaled, math::LogOp::create(nb, nestedLoc, args[2]));
+        return arith::SelectOp::create(nb, nestedLoc, inRange, value, nan);
+      });
+}
+
+/// Lowers `loom.token_logprob` (see buildTokenLogprob). With a `weight`, the
+/// tokens are flattened to `[N, d]` and the logits `[N, V]` materialized by
+/// a matmul first (the unfused path; the fused one never builds them). With
+/// V = 0, leading dimensions of the input and ids that differ at run time,
+/// or a hidden size that differs from the weight's, nothing is read and
+/// every token is NaN.
 struct TokenLogprobLowering : public OpConversionPattern<loom::TokenLogprobOp> {
   using OpConversionPattern::OpConversionPattern;
 
@@ -1357,37 +1538,20 @@ struct TokenLogprobLowering : public OpConversionPattern<loom::TokenLogprobOp> {
   matchAndRewrite(loom::TokenLogprobOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    Value logits = adaptor.getLogits(), ids = adaptor.getIds();
-    RankedTensorType logitsType = tensorType(logits);
+    Value input = adaptor.getInput(), ids = adaptor.getIds();
+    Value weight = adaptor.getWeight();
     RankedTensorType resultType = op.getType();
-    Type elementType = logitsType.getElementType();
-    int64_t rank = logitsType.getRank();
-    int64_t rows = rank - 1;
+    Type elementType = resultType.getElementType();
     SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, ids);
-    Value vocab = toIndex(rewriter, loc, dimOf(rewriter, loc, logits, rows));
-    Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
-    Value nan = floatConst(rewriter, loc, elementType,
-                           std::numeric_limits<double>::quiet_NaN());
-
-    // The leading dimensions agree where both are static (the verifier
-    // checks it); dynamic ones (two different symbols) are compared here so
-    // that a mismatch reads nothing out of bounds.
-    Value valid = arith::CmpIOp::create(rewriter, loc,
-                                        arith::CmpIPredicate::sgt, vocab, zero);
-    for (int64_t d = 0; d < rows; ++d) {
-      if (!logitsType.isDynamicDim(d) && !resultType.isDynamicDim(d))
-        continue;
-      Value same = arith::CmpIOp::create(
-          rewriter, loc, arith::CmpIPredicate::eq,
-          toIndex(rewriter, loc, dimOf(rewriter, loc, logits, d)),
-          toIndex(rewriter, loc, sizes[d]));
-      valid = arith::AndIOp::create(rewriter, loc, valid, same);
-    }
+    Value valid =
+        buildTokenShapesValid(rewriter, loc, input, ids, weight, ValueRange{});
     auto branch = scf::IfOp::create(rewriter, loc, TypeRange{resultType}, valid,
                                     /*withElseRegion=*/true);
     OpBuilder::InsertionGuard guard(rewriter);
-    // No vocabulary, or rows that do not match: no id can be read.
+    // No vocabulary, or shapes that do not match: no id can be read.
     rewriter.setInsertionPointToStart(&branch.getElseRegion().front());
+    Value nan = floatConst(rewriter, loc, elementType,
+                           std::numeric_limits<double>::quiet_NaN());
     Value empty = createEmpty(rewriter, loc, resultType, sizes);
     Value nans = linalg::FillOp::create(rewriter, loc, ValueRange{nan},
                                         ValueRange{empty})
@@ -1395,43 +1559,255 @@ struct TokenLogprobLowering : public OpConversionPattern<loom::TokenLogprobOp> {
     scf::YieldOp::create(rewriter, loc, nans);
 
     rewriter.setInsertionPointToStart(&branch.getThenRegion().front());
+    double temperature = op.getTemperature().convertToDouble();
+    Value logp;
+    if (!weight) {
+      logp =
+          buildTokenLogprob(rewriter, loc, input, ids, temperature, resultType);
+    } else {
+      Value flatInput = flattenTokens(rewriter, loc, input, 1);
+      Value flatIds = flattenTokens(rewriter, loc, ids, 0);
+      Value logits = buildLmHeadLogits(rewriter, loc, flatInput, weight);
+      auto flatType = RankedTensorType::get({tensorType(flatIds).getDimSize(0)},
+                                            elementType);
+      Value flat = buildTokenLogprob(rewriter, loc, logits, flatIds,
+                                     temperature, flatType);
+      logp = unflattenTokens(rewriter, loc, flat, resultType, sizes, 0);
+    }
+    scf::YieldOp::create(rewriter, loc, logp);
+    rewriter.replaceOp(op, branch.getResults());
+    return success();
+  }
+};
+
+/// Lowers `loom.token_logprob_grad` on the tokens flattened to `[N, ...]`:
+/// the logits `[N, V]` (the input, or a matmul with the weight) give
+/// m = max(x) and s = sum(exp((x - m) / T)), then
+/// dlogits = g / T * ([v == id] - exp((x - m) / T) / s) is materialized; the
+/// row of a token whose id is outside `[0, V)` is NaN (no id is ever used
+/// to read). With a weight, input_grad = dlogits @ weight and weight_grad =
+/// dlogits^T @ input are two matmuls (the second with a transposed lhs), both
+/// in the form loom-cpu-matmul-to-runtime recognizes. Shapes that do not
+/// match at run time (as for token_logprob) or an empty vocabulary give NaN
+/// gradients.
+struct TokenLogprobGradLowering
+    : public OpConversionPattern<loom::TokenLogprobGradOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::TokenLogprobGradOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value input = adaptor.getInput(), ids = adaptor.getIds();
+    Value grad = adaptor.getGrad(), weight = adaptor.getWeight();
+    RankedTensorType inputType = tensorType(input);
+    Type elementType = inputType.getElementType();
+    SmallVector<Type> resultTypes(op->getResultTypes());
+    SmallVector<SmallVector<OpFoldResult>> resultSizes = {
+        tensor::getMixedSizes(rewriter, loc, input)};
+    if (weight)
+      resultSizes.push_back(tensor::getMixedSizes(rewriter, loc, weight));
+
+    Value valid = buildTokenShapesValid(rewriter, loc, input, ids, weight,
+                                        ValueRange{grad});
+    Value nan = floatConst(rewriter, loc, elementType,
+                           std::numeric_limits<double>::quiet_NaN());
+    auto branch = scf::IfOp::create(rewriter, loc, resultTypes, valid,
+                                    /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(rewriter);
+    rewriter.setInsertionPointToStart(&branch.getElseRegion().front());
+    SmallVector<Value> nans;
+    for (auto [type, sizes] : llvm::zip(resultTypes, resultSizes)) {
+      Value empty =
+          createEmpty(rewriter, loc, cast<RankedTensorType>(type), sizes);
+      nans.push_back(linalg::FillOp::create(rewriter, loc, ValueRange{nan},
+                                            ValueRange{empty})
+                         .getResult(0));
+    }
+    scf::YieldOp::create(rewriter, loc, nans);
+
+    rewriter.setInsertionPointToStart(&branch.getThenRegion().front());
+    Value flatInput = flattenTokens(rewriter, loc, input, 1);
+    Value flatIds = flattenTokens(rewriter, loc, ids, 0);
+    Value flatGrad = flattenTokens(rewriter, loc, grad, 0);
+    Value logits = weight ? buildLmHeadLogits(rewriter, loc, flatInput, weight)
+                          : flatInput;
+    RankedTensorType logitsType = tensorType(logits);
+    SmallVector<OpFoldResult> logitsSizes =
+        tensor::getMixedSizes(rewriter, loc, logits);
+    Value vocab = toIndex(rewriter, loc, logitsSizes[1]);
+    Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
     Value temperature = floatConst(rewriter, loc, elementType,
                                    op.getTemperature().convertToDouble());
-    llvm::SmallBitVector reduced(rank);
-    reduced.set(rows);
-    // max(x / T) = max(x) / T for T > 0, so the maximum is taken unscaled.
+    llvm::SmallBitVector reduced(2);
+    reduced.set(1);
     Value max = buildMax(rewriter, loc, logits, reduced);
     Value sum =
         buildShiftedExpSum(rewriter, loc, logits, max, reduced, temperature);
-    Value last = arith::SubIOp::create(
-        rewriter, loc, vocab, arith::ConstantIndexOp::create(rewriter, loc, 1));
-    AffineMap identity = rewriter.getMultiDimIdentityMap(rows);
-    Value logp = buildParallel(
-        rewriter, loc, resultType, sizes, ValueRange{ids, max, sum},
-        {identity, identity, identity},
+    MLIRContext *ctx = rewriter.getContext();
+    AffineMap identity = rewriter.getMultiDimIdentityMap(2);
+    AffineMap perToken = AffineMap::get(2, 0, getAffineDimExpr(0, ctx));
+    Value dlogits = buildParallel(
+        rewriter, loc, logitsType, logitsSizes,
+        ValueRange{logits, flatIds, flatGrad, max, sum},
+        {identity, perToken, perToken, perToken, perToken},
         [&](OpBuilder &b, Location nestedLoc, ValueRange args) -> Value {
           Value id = arith::IndexCastOp::create(b, nestedLoc, b.getIndexType(),
-                                                args[0]);
+                                                args[1]);
           Value inRange = arith::AndIOp::create(
               b, nestedLoc,
               arith::CmpIOp::create(b, nestedLoc, arith::CmpIPredicate::sge, id,
                                     zero),
               arith::CmpIOp::create(b, nestedLoc, arith::CmpIPredicate::slt, id,
                                     vocab));
-          Value clamped = clampIndex(b, nestedLoc, id, zero, last);
-          SmallVector<Value> at;
-          for (int64_t i = 0; i < rows; ++i)
-            at.push_back(linalg::IndexOp::create(b, nestedLoc, i));
-          at.push_back(clamped);
-          Value x = tensor::ExtractOp::create(b, nestedLoc, logits, at);
-          Value shifted = arith::SubFOp::create(b, nestedLoc, x, args[1]);
+          Value v = linalg::IndexOp::create(b, nestedLoc, 1);
+          Value isId = arith::CmpIOp::create(b, nestedLoc,
+                                             arith::CmpIPredicate::eq, v, id);
+          Value shifted = arith::SubFOp::create(b, nestedLoc, args[0], args[3]);
           Value scaled =
               arith::DivFOp::create(b, nestedLoc, shifted, temperature);
-          Value value = arith::SubFOp::create(
-              b, nestedLoc, scaled, math::LogOp::create(b, nestedLoc, args[2]));
+          Value prob = arith::DivFOp::create(
+              b, nestedLoc, math::ExpOp::create(b, nestedLoc, scaled), args[4]);
+          Value oneHot = arith::SelectOp::create(
+              b, nestedLoc, isId, floatConst(b, nestedLoc, elementType, 1.0),
+              floatConst(b, nestedLoc, elementType, 0.0));
+          Value scale =
+              arith::DivFOp::create(b, nestedLoc, args[2], temperature);
+          Value value = arith::MulFOp::create(
+              b, nestedLoc, scale,
+              arith::SubFOp::create(b, nestedLoc, oneHot, prob));
           return arith::SelectOp::create(b, nestedLoc, inRange, value, nan);
         });
-    scf::YieldOp::create(rewriter, loc, logp);
+
+    SmallVector<Value> results;
+    if (!weight) {
+      results.push_back(unflattenTokens(rewriter, loc, dlogits, inputType,
+                                        resultSizes[0], 1));
+    } else {
+      RankedTensorType flatType = tensorType(flatInput);
+      SmallVector<OpFoldResult> flatSizes =
+          tensor::getMixedSizes(rewriter, loc, flatInput);
+      Value flatInputGrad =
+          buildContraction(rewriter, loc, dlogits, weight, /*transposeA=*/false,
+                           /*transposeB=*/false, flatType, flatSizes);
+      results.push_back(unflattenTokens(rewriter, loc, flatInputGrad, inputType,
+                                        resultSizes[0], 1));
+      results.push_back(buildContraction(
+          rewriter, loc, dlogits, flatInput, /*transposeA=*/true,
+          /*transposeB=*/false, cast<RankedTensorType>(resultTypes[1]),
+          resultSizes[1]));
+    }
+    scf::YieldOp::create(rewriter, loc, results);
+    rewriter.replaceOp(op, branch.getResults());
+    return success();
+  }
+};
+
+/// Lowers `loom.stop_gradient` to its operand: it only matters to
+/// loom-autodiff.
+struct StopGradientLowering : public OpConversionPattern<loom::StopGradientOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::StopGradientOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    rewriter.replaceOp(op, adaptor.getOperand());
+    return success();
+  }
+};
+
+/// Lowers `loom.gae` to two `scf.for` loops on tensors: over the rows, and
+/// over each row's positions from the last to the first, carrying the value
+/// and the advantage of the next valid position (0 after the last one) and
+/// inserting every position's advantage (0 where the mask is 0). Rows of
+/// values or mask whose dynamic sizes differ from those of rewards at run
+/// time give NaN everywhere instead of reading out of bounds.
+struct GaeLowering : public OpConversionPattern<loom::GaeOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(loom::GaeOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value rewards = adaptor.getRewards(), values = adaptor.getValues();
+    Value mask = adaptor.getMask();
+    RankedTensorType resultType = op.getType();
+    Type elementType = resultType.getElementType();
+    SmallVector<OpFoldResult> sizes =
+        tensor::getMixedSizes(rewriter, loc, rewards);
+    Value valid = arith::ConstantIntOp::create(rewriter, loc, 1, 1);
+    for (Value other : {values, mask})
+      for (int64_t d = 0; d < 2; ++d) {
+        if (!tensorType(other).isDynamicDim(d) &&
+            !tensorType(rewards).isDynamicDim(d))
+          continue;
+        Value same = arith::CmpIOp::create(
+            rewriter, loc, arith::CmpIPredicate::eq,
+            toIndex(rewriter, loc, sizes[d]),
+            toIndex(rewriter, loc, dimOf(rewriter, loc, other, d)));
+        valid = arith::AndIOp::create(rewriter, loc, valid, same);
+      }
+    auto branch = scf::IfOp::create(rewriter, loc, TypeRange{resultType}, valid,
+                                    /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(rewriter);
+    rewriter.setInsertionPointToStart(&branch.getElseRegion().front());
+    Value nan = floatConst(rewriter, loc, elementType,
+                           std::numeric_limits<double>::quiet_NaN());
+    Value nans = linalg::FillOp::create(
+                     rewriter, loc, ValueRange{nan},
+                     ValueRange{createEmpty(rewriter, loc, resultType, sizes)})
+                     .getResult(0);
+    scf::YieldOp::create(rewriter, loc, nans);
+
+    rewriter.setInsertionPointToStart(&branch.getThenRegion().front());
+    Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
+    Value one = arith::ConstantIndexOp::create(rewriter, loc, 1);
+    Value rows = toIndex(rewriter, loc, sizes[0]);
+    Value steps = toIndex(rewriter, loc, sizes[1]);
+    Value last = arith::SubIOp::create(rewriter, loc, steps, one);
+    Value fzero = floatConst(rewriter, loc, elementType, 0.0);
+    Value gamma =
+        floatConst(rewriter, loc, elementType, op.getGamma().convertToDouble());
+    Value gammaLam = floatConst(rewriter, loc, elementType,
+                                op.getGamma().convertToDouble() *
+                                    op.getLam().convertToDouble());
+    Value init = createEmpty(rewriter, loc, resultType, sizes);
+    auto rowLoop = scf::ForOp::create(
+        rewriter, loc, zero, rows, one, ValueRange{init},
+        [&](OpBuilder &b, Location rowLoc, Value row, ValueRange rowArgs) {
+          auto stepLoop = scf::ForOp::create(
+              b, rowLoc, zero, steps, one, ValueRange{rowArgs[0], fzero, fzero},
+              [&](OpBuilder &nb, Location l, Value i, ValueRange args) {
+                Value t = arith::SubIOp::create(nb, l, last, i);
+                SmallVector<Value, 2> at = {row, t};
+                Value m = tensor::ExtractOp::create(nb, l, mask, at);
+                Value r = tensor::ExtractOp::create(nb, l, rewards, at);
+                Value v = tensor::ExtractOp::create(nb, l, values, at);
+                Value isValid = arith::CmpFOp::create(
+                    nb, l, arith::CmpFPredicate::UNE, m, fzero);
+                // delta = r + gamma * V_next - V; A = delta + gamma lam A_next.
+                Value delta = arith::SubFOp::create(
+                    nb, l,
+                    arith::AddFOp::create(
+                        nb, l, r, arith::MulFOp::create(nb, l, gamma, args[1])),
+                    v);
+                Value advantage = arith::AddFOp::create(
+                    nb, l, delta,
+                    arith::MulFOp::create(nb, l, gammaLam, args[2]));
+                Value written =
+                    arith::SelectOp::create(nb, l, isValid, advantage, fzero);
+                Value updated =
+                    tensor::InsertOp::create(nb, l, written, args[0], at);
+                Value nextValue =
+                    arith::SelectOp::create(nb, l, isValid, v, args[1]);
+                Value nextAdvantage =
+                    arith::SelectOp::create(nb, l, isValid, advantage, args[2]);
+                scf::YieldOp::create(
+                    nb, l, ValueRange{updated, nextValue, nextAdvantage});
+              });
+          scf::YieldOp::create(b, rowLoc, stepLoop.getResult(0));
+        });
+    scf::YieldOp::create(rewriter, loc, rowLoop.getResult(0));
     rewriter.replaceOp(op, branch.getResults());
     return success();
   }
@@ -1809,16 +2185,18 @@ void mlir::loom::populateLoomToLinalgPatterns(RewritePatternSet &patterns) {
                ElementwiseLowering<GeluOp>, ElementwiseLowering<RsqrtOp>,
                ElementwiseLowering<SqrtOp>, ElementwiseLowering<SinOp>,
                ElementwiseLowering<CosOp>, ElementwiseLowering<NotOp>,
-               ElementwiseLowering<CastOp>>(ctx);
+               ElementwiseLowering<CastOp>, ElementwiseLowering<KlOp>>(ctx);
   patterns.add<ReduceLowering<SumOp, ReduceKind::Sum>,
                ReduceLowering<MeanOp, ReduceKind::Mean>,
                ReduceLowering<ReduceMaxOp, ReduceKind::Max>,
                ReduceLowering<ReduceMinOp, ReduceKind::Min>,
                SoftmaxLowering<SoftmaxOp, /*IsLog=*/false>,
                SoftmaxLowering<LogSoftmaxOp, /*IsLog=*/true>>(ctx);
-  patterns.add<ConstantLowering, IotaLowering, RmsNormLowering, MatmulLowering,
-               LinearLowering, ReshapeLowering, TransposeLowering,
-               SliceLowering, ConcatLowering, GatherLowering,
-               TokenLogprobLowering, BroadcastLowering, DynamicSliceLowering,
-               DynamicUpdateSliceLowering, AttentionLowering>(ctx);
+  patterns
+      .add<ConstantLowering, IotaLowering, RmsNormLowering, MatmulLowering,
+           LinearLowering, ReshapeLowering, TransposeLowering, SliceLowering,
+           ConcatLowering, GatherLowering, TokenLogprobLowering,
+           TokenLogprobGradLowering, StopGradientLowering, GaeLowering,
+           BroadcastLowering, DynamicSliceLowering, DynamicUpdateSliceLowering,
+           AttentionLowering>(ctx);
 }

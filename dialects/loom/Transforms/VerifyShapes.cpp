@@ -126,19 +126,30 @@ private:
       return visitAttention(attention);
     if (auto logprob = dyn_cast<TokenLogprobOp>(op))
       return visitTokenLogprob(logprob);
+    if (auto logprobGrad = dyn_cast<TokenLogprobGradOp>(op))
+      return visitTokenLogprobGrad(logprobGrad);
+    if (auto gae = dyn_cast<GaeOp>(op))
+      return visitGae(gae);
+    // Each gradient has the dims of the value it is taken by.
+    if (auto grad = dyn_cast<GradOp>(op)) {
+      for (auto [wrt, result] : llvm::zip(grad.getWrt(), grad.getGradients()))
+        dims[result] = get(wrt);
+      return success();
+    }
     if (op->getNumResults() != 1 || !isa<LoomDialect>(op->getDialect()))
       return success();
     Value result = op->getResult(0);
     FailureOr<Dims> computed =
         llvm::TypeSwitch<Operation *, FailureOr<Dims>>(op)
             .Case<AddOp, SubOp, MulOp, DivOp, MaxOp, MinOp, PowOp, AndOp, OrOp,
-                  CmpOp, SelectOp>(
+                  CmpOp, SelectOp, KlOp>(
                 [&](Operation *op) { return broadcast(op, op->getOperands()); })
             .Case<NegOp, AbsOp, ExpOp, LogOp, TanhOp, SigmoidOp, SiluOp, GeluOp,
                   RsqrtOp, SqrtOp, SinOp, CosOp, NotOp, CastOp, SoftmaxOp,
-                  LogSoftmaxOp>([&](Operation *op) -> FailureOr<Dims> {
-              return get(op->getOperand(0));
-            })
+                  LogSoftmaxOp, StopGradientOp>(
+                [&](Operation *op) -> FailureOr<Dims> {
+                  return get(op->getOperand(0));
+                })
             .Case<RmsNormOp>([&](RmsNormOp op) -> FailureOr<Dims> {
               Dims x = get(op.getOperand()), w = get(op.getWeight());
               if (!x.empty() && !w.empty() &&
@@ -306,20 +317,84 @@ private:
     return success();
   }
 
-  /// ids and logits agree on every dimension of ids; the result has the
-  /// ids' dims.
-  LogicalResult visitTokenLogprob(TokenLogprobOp op) {
-    Dims logits = get(op->getOperand(0)), ids = get(op->getOperand(1));
-    if (ids.empty() || logits.size() != ids.size() + 1)
+  /// Joins the per-token dimensions of a token_logprob or its backward:
+  /// `ids` and the leading dimensions of `input` (and `grad`, when given)
+  /// agree, and with a `weight` the hidden size of `input` is the weight's
+  /// second dimension. `input`, `ids`, `grad` and `weight` receive the
+  /// joined dims.
+  LogicalResult joinTokens(Operation *op, Dims &input, Dims &ids, Dims *grad,
+                           Dims *weight) {
+    if (input.size() != ids.size() + 1)
       return success();
     for (size_t d = 0; d < ids.size(); ++d) {
-      FailureOr<Dim> joined = join(op, "dimension " + std::to_string(d),
-                                   logits[d], ids[d], false);
+      std::string what = "dimension " + std::to_string(d);
+      FailureOr<Dim> joined = join(op, what, input[d], ids[d], false);
       if (failed(joined))
         return failure();
-      ids[d] = *joined;
+      if (grad && grad->size() == ids.size()) {
+        joined = join(op, what, *joined, (*grad)[d], false);
+        if (failed(joined))
+          return failure();
+        (*grad)[d] = *joined;
+      }
+      ids[d] = input[d] = *joined;
     }
-    dims[op->getResult(0)] = ids;
+    if (weight && weight->size() == 2) {
+      FailureOr<Dim> hidden =
+          join(op, "the hidden dimension", input.back(), (*weight)[1], false);
+      if (failed(hidden))
+        return failure();
+      input.back() = (*weight)[1] = *hidden;
+    }
+    return success();
+  }
+
+  /// ids and the leading dimensions of the input (logits, or hidden states
+  /// with a weight) agree; the result has the ids' dims.
+  LogicalResult visitTokenLogprob(TokenLogprobOp op) {
+    Dims input = get(op.getInput()), ids = get(op.getIds()), weight;
+    if (op.getWeight())
+      weight = get(op.getWeight());
+    if (failed(joinTokens(op, input, ids, nullptr,
+                          op.getWeight() ? &weight : nullptr)))
+      return failure();
+    dims[op.getResult()] = ids;
+    return success();
+  }
+
+  /// As token_logprob, with grad shaped like ids; the gradients have the
+  /// joined dims of the input and the weight.
+  LogicalResult visitTokenLogprobGrad(TokenLogprobGradOp op) {
+    Dims input = get(op.getInput()), ids = get(op.getIds());
+    Dims grad = get(op.getGrad()), weight;
+    if (op.getWeight())
+      weight = get(op.getWeight());
+    if (failed(joinTokens(op, input, ids, &grad,
+                          op.getWeight() ? &weight : nullptr)))
+      return failure();
+    dims[op.getInputGrad()] = input;
+    if (Value weightGrad = op.getWeightGrad())
+      dims[weightGrad] = weight;
+    return success();
+  }
+
+  /// rewards, values and mask agree on both dimensions; the advantages have
+  /// the joined dims.
+  LogicalResult visitGae(GaeOp op) {
+    Dims rewards = get(op.getRewards());
+    for (Value other : {op.getValues(), op.getMask()}) {
+      Dims o = get(other);
+      if (o.size() != rewards.size())
+        continue;
+      for (size_t d = 0; d < rewards.size(); ++d) {
+        FailureOr<Dim> joined =
+            join(op, "dimension " + std::to_string(d), rewards[d], o[d], false);
+        if (failed(joined))
+          return failure();
+        rewards[d] = *joined;
+      }
+    }
+    dims[op.getResult()] = rewards;
     return success();
   }
 
