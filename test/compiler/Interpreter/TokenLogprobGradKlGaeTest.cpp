@@ -1,4 +1,4 @@
-//===- token-logprob-grad-kl-gae-test.cpp - Interpreter tests ---*- C++ -*-===//
+//===- TokenLogprobGradKlGaeTest.cpp - Interpreter tests --------*- C++ -*-===//
 //
 // This file checks the reference interpreter on loom.token_logprob with an
 // lm-head weight, loom.token_logprob_grad, loom.stop_gradient, loom.kl and
