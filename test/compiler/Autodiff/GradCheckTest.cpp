@@ -363,9 +363,9 @@ std::vector<GradCase> cases() {
       "tensor<?x4xf32> -> tensor<?x6xf32>",
       "tensor<?x6xf32>", {3, 6});
   for (std::string e : {"k1", "k2", "k3"})
-    add("kl_" + e, {{"p", d4, {3, 4}}, {"q", "tensor<4xf32>", {4}}},
-        {"p", "q"},
-        "  %out = loom.kl %p, %q {estimator = \"" + e +
+    add("kl_" + e, {{"lp", d4, {3, 4}}, {"q", "tensor<4xf32>", {4}}},
+        {"lp", "q"},
+        "  %out = loom.kl %lp, %q {estimator = \"" + e +
             "\"} : tensor<?x4xf32>, tensor<4xf32> -> tensor<?x4xf32>",
         d4, {3, 4});
   add("token_logprob_logits",
