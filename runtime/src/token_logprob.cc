@@ -19,7 +19,12 @@
 //    and two more GEMMs accumulate grad_hidden += dlogits . weight_chunk and
 //    write grad_weight[v0 : v0 + C] = dlogits^T . hidden.
 // The extra memory is the N x C scratch plus 3 N floats, taken from
-// loom_rt_alloc (which keeps large blocks for the next call).
+// loom_rt_alloc (which keeps large blocks for the next call). The backward
+// leaves out the tokens whose upstream gradient is exactly 0 (the padding of
+// a batch under its mask): when there are any, the others' hidden rows, ids,
+// g and lse are gathered into dense copies (2 N x d floats more at most),
+// the chunks run over those, and grad_hidden is scattered back with zero
+// rows for the tokens left out.
 //
 // The default chunk (chunk == 0) keeps the scratch near kScratchFloats
 // floats (4 MiB): C = kScratchFloats / N rounded down to a multiple of 16,
@@ -27,8 +32,8 @@
 //
 // Caller errors are reported in the numbers, never by reading out of bounds:
 // a token whose id is outside [0, V) gets logp = NaN (its lse is still
-// computed) and, in the backward, a NaN row of dlogits (so the gradients it
-// reaches are NaN); a temperature that is not > 0 makes every output NaN; a
+// computed) and, in the backward when its g is not 0, a NaN row of dlogits
+// (so the gradients it reaches are NaN); a temperature that is not > 0 makes every output NaN; a
 // scratch allocation that fails does the same. The forward's lse may be NULL
 // when only logp is wanted.
 //
@@ -310,25 +315,20 @@ extern "C" void loom_rt_token_logprob_f32(const loom_memref_2d_t *hidden,
   }
 }
 
-extern "C" void loom_rt_token_logprob_grad_f32(
-    const loom_memref_2d_t *hidden, const loom_memref_2d_t *weight,
-    const loom_memref_1d_t *ids, const loom_memref_1d_t *g,
-    const loom_memref_1d_t *lse, loom_memref_2d_t *grad_hidden,
-    loom_memref_2d_t *grad_weight, float temperature, int64_t chunk) {
-  if (!grad_hidden && !grad_weight)
-    return;
-  int64_t N = hidden->sizes[0], V = weight->sizes[0], d = hidden->sizes[1];
-  // Both gradients are sums over what is empty here.
-  if (N <= 0 || V <= 0 || d <= 0) {
-    if (grad_hidden)
-      fill(grad_hidden, 0.0f);
-    if (grad_weight)
-      fill(grad_weight, 0.0f);
-    return;
-  }
+namespace {
+
+/// The chunked backward over every token given (see the file comment).
+void backwardChunks(const loom_memref_2d_t *hidden,
+                    const loom_memref_2d_t *weight,
+                    const loom_memref_1d_t *ids, const loom_memref_1d_t *g,
+                    const loom_memref_1d_t *lse,
+                    loom_memref_2d_t *grad_hidden,
+                    loom_memref_2d_t *grad_weight, float temperature,
+                    int64_t chunk) {
+  int64_t N = hidden->sizes[0], V = weight->sizes[0];
   int64_t c = chunkRows(chunk, N, V);
   Scratch scratch(N * c);
-  if (!(temperature > 0) || !scratch.p) {
+  if (!scratch.p) {
     if (grad_hidden)
       fill(grad_hidden, kNaN);
     if (grad_weight)
@@ -359,5 +359,105 @@ extern "C" void loom_rt_token_logprob_grad_f32(
       loom_memref_2d_t gw = rows(grad_weight, v0, job.c);
       loom_rt_matmul_f32(&dl, hidden, &gw, LOOM_MATMUL_TRANSPOSE_A);
     }
+  }
+}
+
+/// A contiguous 1-D memref over `p`.
+loom_memref_1d_t dense1d(void *p, int64_t n) {
+  loom_memref_1d_t m;
+  m.allocated = m.aligned = p;
+  m.offset = 0;
+  m.sizes[0] = n;
+  m.strides[0] = 1;
+  return m;
+}
+
+} // namespace
+
+extern "C" void loom_rt_token_logprob_grad_f32(
+    const loom_memref_2d_t *hidden, const loom_memref_2d_t *weight,
+    const loom_memref_1d_t *ids, const loom_memref_1d_t *g,
+    const loom_memref_1d_t *lse, loom_memref_2d_t *grad_hidden,
+    loom_memref_2d_t *grad_weight, float temperature, int64_t chunk) {
+  if (!grad_hidden && !grad_weight)
+    return;
+  int64_t N = hidden->sizes[0], V = weight->sizes[0], d = hidden->sizes[1];
+  // Both gradients are sums over what is empty here.
+  if (N <= 0 || V <= 0 || d <= 0) {
+    if (grad_hidden)
+      fill(grad_hidden, 0.0f);
+    if (grad_weight)
+      fill(grad_weight, 0.0f);
+    return;
+  }
+  if (!(temperature > 0)) {
+    if (grad_hidden)
+      fill(grad_hidden, kNaN);
+    if (grad_weight)
+      fill(grad_weight, kNaN);
+    return;
+  }
+  // A token whose upstream gradient is exactly 0 (padding under a mask)
+  // contributes nothing: the GEMMs run over the others only, gathered into
+  // dense copies, and its grad_hidden row is 0.
+  Vec<const float> gv = vec<const float>(g);
+  int64_t active = 0;
+  for (int64_t n = 0; n < N; ++n)
+    active += !(gv[n] == 0.0f);
+  if (active == N) {
+    backwardChunks(hidden, weight, ids, g, lse, grad_hidden, grad_weight,
+                   temperature, chunk);
+    return;
+  }
+  if (grad_hidden)
+    fill(grad_hidden, 0.0f);
+  if (active == 0) {
+    if (grad_weight)
+      fill(grad_weight, 0.0f);
+    return;
+  }
+  Scratch rowsCopy(active * d), gradCopy(grad_hidden ? active * d : 0);
+  Scratch perToken(2 * active);
+  auto *idsCopy = static_cast<int64_t *>(loom_rt_alloc(active * 8, 64));
+  if (!rowsCopy.p || !gradCopy.p || !perToken.p || !idsCopy) {
+    loom_rt_free(idsCopy);
+    if (grad_hidden)
+      fill(grad_hidden, kNaN);
+    if (grad_weight)
+      fill(grad_weight, kNaN);
+    return;
+  }
+  Vec<const int64_t> idv = vec<const int64_t>(ids);
+  Vec<const float> lv = vec<const float>(lse);
+  const float *h = static_cast<const float *>(hidden->aligned) + hidden->offset;
+  float *gc = perToken.p, *lc = perToken.p + active;
+  for (int64_t n = 0, k = 0; n < N; ++n) {
+    if (gv[n] == 0.0f)
+      continue;
+    const float *src = h + n * hidden->strides[0];
+    for (int64_t j = 0; j < d; ++j)
+      rowsCopy.p[k * d + j] = src[j * hidden->strides[1]];
+    idsCopy[k] = idv[n];
+    gc[k] = gv[n];
+    lc[k] = lv[n];
+    ++k;
+  }
+  loom_memref_2d_t hc = dense(rowsCopy.p, active, d);
+  loom_memref_2d_t ghc = dense(gradCopy.p, active, d);
+  loom_memref_1d_t idc = dense1d(idsCopy, active), gcm = dense1d(gc, active),
+                   lcm = dense1d(lc, active);
+  backwardChunks(&hc, weight, &idc, &gcm, &lcm, grad_hidden ? &ghc : nullptr,
+                 grad_weight, temperature, chunk);
+  loom_rt_free(idsCopy);
+  if (!grad_hidden)
+    return;
+  float *out = static_cast<float *>(grad_hidden->aligned) + grad_hidden->offset;
+  for (int64_t n = 0, k = 0; n < N; ++n) {
+    if (gv[n] == 0.0f)
+      continue;
+    float *dst = out + n * grad_hidden->strides[0];
+    for (int64_t j = 0; j < d; ++j)
+      dst[j * grad_hidden->strides[1]] = gradCopy.p[k * d + j];
+    ++k;
   }
 }

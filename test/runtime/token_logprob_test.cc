@@ -356,6 +356,47 @@ TEST(TokenLogprobLimits, IdsOutOfRangeGiveNaN) {
   EXPECT_TRUE(std::isnan(gw.at({0, 0})));
 }
 
+TEST(TokenLogprobLimits, ZeroGradientTokensAreLeftOut) {
+  // Padding under a mask: g = 0, and ids that may be anything (TRL's -100).
+  // Those tokens are left out of the products: zero grad_hidden rows, no
+  // NaN anywhere, and the others exact; on contiguous and strided operands.
+  for (bool strided : {false, true}) {
+    Case c{9, 8, 300, 7, 1.0f, strided};
+    Problem p(c);
+    for (int64_t n : {0, 3, 4, 8})
+      p.g[n] = 0.0f;
+    p.ids[3] = -100;
+    p.ids[8] = c.V + 5;
+    p.reference();
+    StridedTensor gh = p.gradTensor(c.N), gw = p.gradTensor(c.V);
+    p.backward(&gh, &gw);
+    for (int64_t n = 0; n < c.N; ++n)
+      for (int64_t k = 0; k < c.d; ++k) {
+        if (n == 0 || n == 3 || n == 4 || n == 8)
+          EXPECT_EQ(gh.at({n, k}), 0.0f) << n;
+        else
+          EXPECT_NEAR(gh.at({n, k}), p.gradHidden[n * c.d + k], 1e-5);
+      }
+    for (int64_t v = 0; v < c.V; ++v)
+      for (int64_t k = 0; k < c.d; ++k)
+        EXPECT_NEAR(gw.at({v, k}), p.gradWeight[v * c.d + k], 1e-5);
+  }
+  // Every g = 0: both gradients are 0.
+  Case c{5, 4, 20, 3};
+  Problem p(c);
+  for (int64_t n = 0; n < c.N; ++n)
+    p.g[n] = 0.0f;
+  p.ids[2] = -1;
+  StridedTensor gh = p.gradTensor(c.N), gw = p.gradTensor(c.V);
+  p.backward(&gh, &gw);
+  for (int64_t n = 0; n < c.N; ++n)
+    for (int64_t k = 0; k < c.d; ++k)
+      EXPECT_EQ(gh.at({n, k}), 0.0f);
+  for (int64_t v = 0; v < c.V; ++v)
+    for (int64_t k = 0; k < c.d; ++k)
+      EXPECT_EQ(gw.at({v, k}), 0.0f);
+}
+
 TEST(TokenLogprobLimits, NonPositiveTemperatureGivesNaN) {
   for (float t : {0.0f, -1.0f, std::nanf("")}) {
     Case c{3, 4, 10, 4, t};

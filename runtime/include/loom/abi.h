@@ -355,9 +355,10 @@ typedef void (*loom_rt_token_logprob_f32_fn_t)(
 ///   dlogits[n, v] = g[n] / t * ([v == ids[n]] - exp(logits[n, v] - lse[n]))
 ///   grad_hidden = dlogits . weight          [N, d]   (overwritten)
 ///   grad_weight = dlogits^T . hidden        [V, d]   (overwritten)
-/// Either gradient may be NULL when it is not needed. A token with an id
-/// outside [0, V) makes its grad_hidden row and all of grad_weight NaN, so
-/// padding tokens take a valid id and g = 0.
+/// Either gradient may be NULL when it is not needed. A token with g = 0
+/// (padding under a mask) is left out of the products: its grad_hidden row
+/// is 0 and its id is not read. A token with g != 0 and an id outside
+/// [0, V) makes its grad_hidden row and all of grad_weight NaN.
 typedef void (*loom_rt_token_logprob_grad_f32_fn_t)(
     const loom_memref_2d_t *hidden, const loom_memref_2d_t *weight,
     const loom_memref_1d_t *ids, const loom_memref_1d_t *g,
