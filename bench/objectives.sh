@@ -23,14 +23,11 @@
 # LOOM_OBJ_MODEL (default models/grpo.loom), LOOM_OBJ_FUSED_FLAGS and
 # LOOM_OBJ_UNFUSED_FLAGS (loom-compile flags, defaults --logprob=fused and
 # --logprob=unfused), LOOM_OBJ_SIZE, LOOM_OBJ_REPS, LOOM_OBJ_WARMUP,
-# LOOM_OBJ_CONFIG, LOOM_OBJ_ATOL, LOOM_OBJ_RTOL (see
+# LOOM_OBJ_MASK (padded or full), LOOM_OBJ_CONFIG, LOOM_OBJ_ATOL, LOOM_OBJ_RTOL (see
 # bench/objectives_bench.py), LOOM_BENCH_PYTHON (interpreter with torch;
 # default bench/.venv/bin/python, then /usr/bin/python3), LOOM_JOBS (build
 # jobs). Threads: all cores unless LOOM_NUM_THREADS / OMP_NUM_THREADS say
-# otherwise. bench/objectives_standin.loom runs the harness without
-# models/grpo.loom:
-#   LOOM_OBJ_MODEL=bench/objectives_standin.loom LOOM_OBJ_FUSED_FLAGS= \
-#     LOOM_OBJ_UNFUSED_FLAGS= bench/objectives.sh
+# otherwise.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -31,7 +31,9 @@ LOOM_BENCH_ROUNDS (default 3), LOOM_OBJ_REPS (timed calls per contender and
 round, default 3), LOOM_OBJ_WARMUP (default 1), LOOM_OBJ_SIZE (B,T,D,V,
 default 8,128,1024,32768), LOOM_OBJ_MODEL (default models/grpo.loom),
 LOOM_OBJ_FUSED_FLAGS, LOOM_OBJ_UNFUSED_FLAGS (space-separated loom-compile
-flags), LOOM_OBJ_CONFIG (JSON merged into the GRPO config), LOOM_OBJ_ATOL
+flags), LOOM_OBJ_MASK (padded: completion lengths uniform in [T/2, T] with
+one empty completion, as a TRL batch is padded; full: every position is a
+completion token), LOOM_OBJ_CONFIG (JSON merged into the GRPO config), LOOM_OBJ_ATOL
 and LOOM_OBJ_RTOL (the check: |loom - torch| <= ATOL * max|torch| + RTOL *
 |torch| per tensor, defaults 1e-4 and 1e-3).
 """
@@ -75,6 +77,10 @@ class Bench:
                                          1 if quick else 3))
         self.reps = int(os.environ.get("LOOM_OBJ_REPS", 2 if quick else 3))
         self.warmup = int(os.environ.get("LOOM_OBJ_WARMUP", 1))
+        self.mask = os.environ.get("LOOM_OBJ_MASK", "padded")
+        if self.mask not in ("padded", "full"):
+            raise SystemExit("objectives: LOOM_OBJ_MASK must be padded or "
+                             "full, got %r" % self.mask)
         size = os.environ.get("LOOM_OBJ_SIZE", "8,128,1024,32768")
         self.b, self.t, self.d, self.v = (int(x) for x in size.split(","))
         self.model = a.model
@@ -107,16 +113,17 @@ class Bench:
 
     # -- set-up ------------------------------------------------------------------
     def inputs(self):
-        """The inputs and params files of the size (kept while the size and
-        seed are the same)."""
-        tag = "b%d-t%d-d%d-v%d" % (self.b, self.t, self.d, self.v)
+        """The inputs and params files of the size and mask (written again
+        every run, which also counts the completion tokens)."""
+        tag = "b%d-t%d-d%d-v%d-%s" % (self.b, self.t, self.d, self.v,
+                                      self.mask)
         inputs = os.path.join(self.work, "inputs-%s.safetensors" % tag)
         params = os.path.join(self.work, "params-%s.safetensors" % tag)
-        if not (os.path.exists(inputs) and os.path.exists(params)):
-            log("objectives: writing inputs %s" % tag)
-            r = run_json(self.torch("make", self.b, self.t, self.d, self.v, 1,
-                                    inputs, params))
-            self.info["tokens"] = r["tokens"]
+        log("objectives: writing inputs %s" % tag)
+        extra = ["full"] if self.mask == "full" else []
+        r = run_json(self.torch("make", self.b, self.t, self.d, self.v, 1,
+                                inputs, params, *extra))
+        self.info["tokens"] = r["tokens"]
         return inputs, params
 
     def compile(self, mode):
@@ -222,9 +229,17 @@ class Bench:
             a, b = m.get(num, {}).get(key), m.get(den, {}).get(key)
             return a / b if a and b else None
 
+        # The outputs every contender must hold: grad_hidden, grad_lm_head,
+        # per_token_kl, per_token_loss, advantages, loss (f32).
+        out_bytes = 4 * (self.b * self.t * self.d + self.v * self.d +
+                         2 * self.b * self.t + self.b + 1)
+        for v in m.values():
+            v["work_above_bytes"] = v["rss_above_bytes"] - out_bytes
         ratios = {
             "rss_unfused_over_fused": ratio("loom_unfused", "loom_fused",
                                             "rss_above_bytes"),
+            "work_unfused_over_fused": ratio("loom_unfused", "loom_fused",
+                                             "work_above_bytes"),
             "time_unfused_over_fused": ratio("loom_unfused", "loom_fused",
                                              "time_s"),
             "time_torch_over_fused": ratio("torch", "loom_fused", "time_s"),
@@ -251,6 +266,8 @@ class Bench:
         }
         return {"machine": machine, "model": os.path.relpath(self.model, ROOT),
                 "entry": ENTRY, "flags": self.flags,
+                "outputs_bytes": out_bytes, "mask": self.mask,
+                "valid_tokens": self.info.get("tokens"),
                 "size": {"B": self.b, "T": self.t, "tokens": self.b * self.t,
                          "D": self.d, "V": self.v, "dtype": "f32"},
                 "config": self.config, "check": self.info.get("check"),
@@ -266,10 +283,12 @@ def markdown(res):
         "# GRPO loss + backward, fused lm head (%s, %s)" % (
             res["model"], res["machine"]["date"]),
         "",
-        "B = %d, T = %d (%d tokens), D = %d, V = %d, f32; config %s; "
+        "B = %d, T = %d (%d tokens, %s completion tokens: mask %s), D = %d, "
+        "V = %d, f32; config %s; "
         "%d round(s) of %d timed call(s) after %d warm-up; %s, %d cores, "
         "load %s -> %s; torch %s, %s threads; commit %s." % (
-            s["B"], s["T"], s["tokens"], s["D"], s["V"],
+            s["B"], s["T"], s["tokens"], res.get("valid_tokens") or "?",
+            res.get("mask"), s["D"], s["V"],
             json.dumps(res["config"], sort_keys=True),
             res["machine"]["rounds"], res["machine"]["reps"],
             res["machine"]["warmup"], res["machine"]["cpu"],
@@ -277,15 +296,19 @@ def markdown(res):
             res["machine"]["loadavg_end"], res["machine"]["torch"],
             res["machine"]["torch_threads"], res["machine"]["loom_commit"]),
         "",
-        "| contender | median time (s) | peak RSS above inputs (MiB) |",
-        "|---|---|---|",
+        "| contender | median time (s) | peak RSS above inputs (MiB) | "
+        "above inputs and the %.1f MiB of outputs (MiB) |"
+        % (res["outputs_bytes"] / 2**20),
+        "|---|---|---|---|",
     ]
     for k in ("loom_fused", "loom_unfused", "torch"):
         r = res["results"].get(k)
-        lines.append("| %s | %s | %s |" % (
+        lines.append("| %s | %s | %s | %s |" % (
             k, num(r and r["time_s"], ".4g"),
             num(r and r["rss_above_bytes"] and r["rss_above_bytes"] / 2**20,
-                ".1f")) if r else "| %s | %s | |" % (
+                ".1f"),
+            num(r and r["work_above_bytes"] / 2**20, ".1f")) if r
+            else "| %s | %s | | |" % (
             k, "error: " + res["errors"].get(k, "not run")[:200]))
     lines += ["", "| ratio | value | target |", "|---|---|---|"]
     for k, v in res["ratios"].items():

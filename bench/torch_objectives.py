@@ -231,9 +231,11 @@ def reset_peak():
 
 
 # -- commands -----------------------------------------------------------------------
-def cmd_make(b, t, d, v, seed, inputs_path, params_path):
+def cmd_make(b, t, d, v, seed, inputs_path, params_path, full=False):
     """Seeded inputs; the old and ref log-probs are the policy's own (computed
-    here in float64 blocks) plus uniform noise."""
+    here in float64 blocks) plus uniform noise. Completion lengths are
+    uniform in [T/2, T] with one empty completion (padding, as in a TRL
+    batch), or all T with `full`."""
     rng = np.random.default_rng(seed)
     hidden = rng.standard_normal((b, t, d), dtype=np.float32)
     weight = (rng.standard_normal((v, d), dtype=np.float32)
@@ -241,6 +243,8 @@ def cmd_make(b, t, d, v, seed, inputs_path, params_path):
     ids = rng.integers(0, v, size=(b, t), dtype=np.int64)
     lengths = rng.integers(t // 2, t + 1, size=b)
     lengths[b // 2] = 0 if b > 2 else lengths[b // 2]  # one empty completion
+    if full:
+        lengths[:] = t
     mask = (np.arange(t)[None, :] < lengths[:, None]).astype(np.float32)
     with torch.no_grad():
         h = torch.from_numpy(hidden)
@@ -368,8 +372,8 @@ def main(argv):
         raise BenchError(__doc__.strip())
     cmd, a = argv[0], argv[1:]
     try:
-        if cmd == "make" and len(a) == 7:
-            cmd_make(*(int(x) for x in a[:5]), a[5], a[6])
+        if cmd == "make" and (len(a) == 7 or a[7:] == ["full"]):
+            cmd_make(*(int(x) for x in a[:5]), a[5], a[6], len(a) == 8)
         elif cmd == "time" and len(a) == 5:
             cmd_time(a[0], a[1], a[2], int(a[3]), int(a[4]))
         elif cmd == "outputs" and len(a) == 4:
