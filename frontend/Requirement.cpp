@@ -59,6 +59,9 @@ private:
 
   bool isCompileTime(const Expr &e) const;
   void noteConfigs(const Expr &e);
+  /// Whether `e`, a compile-time expression, is a condition of bools or
+  /// strings (and, or, not, == and != of strings or bools, a bool config).
+  bool isLogical(const Expr &e);
   void noteKnown(llvm::StringRef name, const std::string &value);
   std::optional<Linear> linearize(const Expr &e);
   std::optional<Linear> scale(Linear l, int64_t factor, const Location &loc);
@@ -266,13 +269,49 @@ std::optional<Linear> Normalizer::linearize(const Expr &e) {
                                    "+, -, and multiplication by a constant)");
 }
 
+bool Normalizer::isLogical(const Expr &e) {
+  if (const auto *b = llvm::dyn_cast<BinaryExpr>(&e)) {
+    if (b->op == BinaryOp::And || b->op == BinaryOp::Or)
+      return true;
+    if (b->op != BinaryOp::Eq && b->op != BinaryOp::Ne)
+      return false;
+    std::optional<ConstValue> l = evaluateConstant(m, *b->lhs, nullptr, &sm);
+    return l && (l->kind == ConstValue::Kind::String ||
+                 l->kind == ConstValue::Kind::Bool);
+  }
+  if (const auto *u = llvm::dyn_cast<UnaryExpr>(&e))
+    return u->op == UnaryOp::Not;
+  if (llvm::isa<NameExpr>(e)) {
+    std::optional<ConstValue> v = evaluateConstant(m, e, nullptr, &sm);
+    return v && v->kind == ConstValue::Kind::Bool;
+  }
+  return false;
+}
+
 std::optional<LinearRequirement> Normalizer::run(const Expr &condition) {
+  using Predicate = LinearRequirement::Predicate;
+  // A compile-time bool (`loss_type == "grpo" or loss_type == "dapo"`):
+  // checked when the graph is imported, like an integer condition without
+  // terms; recorded as 0 == 0 or 1 == 0.
+  if (isCompileTime(condition) && isLogical(condition)) {
+    std::optional<ConstValue> v = evaluateConstant(m, condition, nullptr, &sm);
+    if (!v)
+      return std::nullopt;
+    if (v->kind == ConstValue::Kind::Bool) {
+      noteConfigs(condition);
+      LinearRequirement result;
+      result.predicate = Predicate::EQ;
+      result.constant = v->boolValue ? 0 : 1;
+      result.text = text.str();
+      result.knownValues = known;
+      return result;
+    }
+  }
   const auto *cmp = llvm::dyn_cast<BinaryExpr>(&condition);
   if (cmp && (cmp->op == BinaryOp::And || cmp->op == BinaryOp::Or))
     return error(cmp->getLoc(), "'" + stringifyBinaryOp(cmp->op) +
                                     "' is not allowed in a requirement; give "
                                     "several conditions separated by ','");
-  using Predicate = LinearRequirement::Predicate;
   Predicate predicate = Predicate::GE;
   // lhs - rhs for these, rhs - lhs for `<` and `<=` (computed as the
   // negation, so terms keep the order they are written in); the strict ones
