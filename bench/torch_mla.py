@@ -33,38 +33,15 @@ Timing: WARMUP untimed calls, then the median of REPS timed calls, all cores
 import json
 import math
 import os
-import struct
 import sys
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from benchinfo import timed
+from torch_safetensors import read_safetensors
 
 ROTATION_BYTES = 96 << 20
-NP_DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64,
-             "I32": np.int32}
-
-
-def read_safetensors(path):
-    """name -> torch tensor (a copy) for every tensor of a safetensors file."""
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-    raw = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        arr = np.frombuffer(raw[begin:end], dtype=NP_DTYPES[info["dtype"]])
-        # Copied into torch's own (64-byte aligned) allocation, as weights
-        # loaded by torch would be.
-        t = torch.empty(info["shape"], dtype=getattr(torch, arr.dtype.name))
-        t.numpy()[...] = arr.reshape(info["shape"])
-        out[name] = t
-    return out
 
 
 class Args:

@@ -43,17 +43,15 @@ Threads: all cores (torch.set_num_threads(os.cpu_count())).
 import json
 import math
 import os
-import struct
 import sys
 
 import numpy as np
 import torch
 
 from benchinfo import timed
+from torch_safetensors import read_safetensors, write_safetensors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NP_DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64,
-             "I32": np.int32}
 DEFAULTS = {"temperature": 1.0, "num_generations": 2, "scale_rewards": "group",
             "epsilon_low": 0.2, "epsilon_high": 0.2, "beta": 0.0,
             "loss_type": "grpo", "max_completion_length": None,
@@ -65,48 +63,6 @@ INPUT_NAMES = ["hidden", "completion_ids", "completion_mask",
 
 class BenchError(Exception):
     """A bad argument or file: a message and exit status 1."""
-
-
-# -- safetensors ----------------------------------------------------------------
-def read_safetensors(path):
-    """name -> torch tensor (a copy) for every tensor of a safetensors file."""
-    try:
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(n))
-    except (OSError, ValueError, struct.error) as e:
-        raise BenchError("cannot read %s: %s" % (path, e))
-    raw = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        arr = np.frombuffer(raw[begin:end], dtype=NP_DTYPES[info["dtype"]])
-        t = torch.empty(info["shape"], dtype=getattr(torch, arr.dtype.name))
-        t.numpy()[...] = arr.reshape(info["shape"])
-        out[name] = t
-    return out
-
-
-def write_safetensors(path, tensors):
-    """tensors: [(name, numpy array)] (float32, float64 or int64)."""
-    names = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64",
-             np.dtype(np.int64): "I64"}
-    header, offset = {}, 0
-    for name, arr in tensors:
-        header[name] = {"dtype": names[arr.dtype], "shape": list(arr.shape),
-                        "data_offsets": [offset, offset + arr.nbytes]}
-        offset += arr.nbytes
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for _, arr in tensors:
-            f.write(np.ascontiguousarray(arr).tobytes())
-    os.replace(tmp, path)
 
 
 # -- TRL's GRPO loss --------------------------------------------------------------
