@@ -133,6 +133,15 @@ def sigmoid(x):
     return e / (1.0 + e)
 
 
+def merge_config(kind, defaults, config):
+    """The defaults updated with `config`, whose keys must be the defaults'."""
+    unknown = set(config) - set(defaults)
+    if unknown:
+        raise ReferenceError("unknown %s config keys: %s"
+                             % (kind, ", ".join(sorted(unknown))))
+    return dict(defaults, **config)
+
+
 def check_mask(mask):
     for b, row in enumerate(mask):
         for t, m in enumerate(row):
@@ -192,12 +201,7 @@ def grpo_loss(logits, ids, mask, old_logp, ref_logp, rewards, config,
               num_items_in_batch=None):
     """TRL GRPOTrainer._compute_loss. Returns a dict: loss, per_token_loss,
     per_token_kl, advantages, logp, grad_logits (d loss / d logits)."""
-    cfg = dict(GRPO_DEFAULTS)
-    unknown = set(config) - set(cfg)
-    if unknown:
-        raise ReferenceError("unknown grpo config keys: %s"
-                             % ", ".join(sorted(unknown)))
-    cfg.update(config)
+    cfg = merge_config("grpo", GRPO_DEFAULTS, config)
     check_mask(mask)
     B, T = len(ids), len(ids[0])
     lt = cfg["loss_type"]
@@ -304,12 +308,7 @@ def dpo_loss(logits, labels, mask, ref_chosen_logps, ref_rejected_logps,
     """TRL DPOTrainer.concatenated_forward + dpo_loss. Rows 0..N-1 of logits
     are the chosen completions, rows N..2N-1 the rejected ones. Returns a
     dict: loss, chosen_rewards, rejected_rewards, losses, grad_logits."""
-    cfg = dict(DPO_DEFAULTS)
-    unknown = set(config) - set(cfg)
-    if unknown:
-        raise ReferenceError("unknown dpo config keys: %s"
-                             % ", ".join(sorted(unknown)))
-    cfg.update(config)
+    cfg = merge_config("dpo", DPO_DEFAULTS, config)
     check_mask(mask)
     lt, beta, ls = cfg["loss_type"], cfg["beta"], cfg["label_smoothing"]
     if lt not in ("sigmoid", "hinge", "ipo"):
@@ -408,12 +407,7 @@ def ppo_loss(logits, ids, mask, old_logp, ref_logp, old_values, vpred, scores,
     """ReFT train_rl_reft.py (rollout() then the loss of train_one_epoch()).
     Returns a dict: loss, pg_loss, vf_loss, pg_clipfrac, vf_clipfrac,
     rewards, advantages (whitened), returns, grad_logits, grad_vpred."""
-    cfg = dict(PPO_DEFAULTS)
-    unknown = set(config) - set(cfg)
-    if unknown:
-        raise ReferenceError("unknown ppo config keys: %s"
-                             % ", ".join(sorted(unknown)))
-    cfg.update(config)
+    cfg = merge_config("ppo", PPO_DEFAULTS, config)
     check_mask(mask)
     B, T = len(ids), len(ids[0])
     if len(scores) != B:
