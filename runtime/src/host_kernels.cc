@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "cuda_driver.h"
 #include "internal.h"
 
 #include <algorithm>
@@ -766,7 +767,8 @@ void *loom_host_function_lookup(const char *name) {
   for (const auto &entry : table)
     if (std::strcmp(entry.name, name) == 0)
       return entry.fn;
-  return nullptr;
+  // The host side of MLIR's GPU runtime ABI, which CUDA artifacts import.
+  return loom::cuda::lookupImport(name);
 }
 
 int32_t loom_runtime_num_threads(void) { return pool().size(); }

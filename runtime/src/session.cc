@@ -8,10 +8,19 @@
 // dims, checks the entry's requirements, allocates outputs and fills the
 // input/output descriptors.
 //
+// Sessions on CUDA artifacts keep params and states in device memory for
+// their whole life and pass device pointers in every descriptor: a call
+// uploads its inputs into device buffers the entry's plan keeps for the next
+// call, runs the entry (which launches its kernels through the mgpu* host
+// functions of cuda_driver.cc), waits for the device and downloads the
+// outputs.
+//
 //===----------------------------------------------------------------------===//
 
 #include "artifact.h"
+#include "cuda_driver.h"
 
+#include <chrono>
 #include <cstring>
 #include <new>
 
@@ -33,6 +42,11 @@ struct EntryPlan {
   std::vector<int32_t> symbolSource;
   std::vector<int32_t> symbolDim;
   std::vector<loom_tensor_t *> inputScratch;
+  /// CUDA sessions: the device buffer of each input and output (indexed
+  /// like args, 0 for params and states), grown on demand and kept for the
+  /// next call, and its capacity in bytes.
+  std::vector<cuda::DevicePtr> deviceBuffer;
+  std::vector<size_t> deviceCapacity;
 };
 
 } // namespace
@@ -45,11 +59,17 @@ struct loom_session {
   std::vector<std::string> stateNames;
   std::unordered_map<std::string, loom_tensor_t *> states;
   std::vector<EntryPlan> plans;
+  /// Whether the artifact runs on the CUDA device. Then `params` is empty,
+  /// `states` are host mirrors refreshed by loom_session_state, and the
+  /// buffers the entries see are these device copies, by binding name.
+  bool cuda = false;
+  std::unordered_map<std::string, cuda::DevicePtr> deviceParams;
+  std::unordered_map<std::string, cuda::DevicePtr> deviceStates;
 };
 
-/// Writes the contiguous row-major descriptor of `t` at `d`.
-static void fillDescriptor(int64_t *d, const loom_tensor_t *t) {
-  void *p = t->data;
+/// Writes the contiguous row-major descriptor of a tensor of the shape of
+/// `t` whose data is at `p` (host or device memory) at `d`.
+static void fillDescriptorAt(int64_t *d, const loom_tensor_t *t, void *p) {
   std::memcpy(&d[0], &p, sizeof(void *));
   std::memcpy(&d[1], &p, sizeof(void *));
   d[2] = 0;
@@ -59,6 +79,15 @@ static void fillDescriptor(int64_t *d, const loom_tensor_t *t) {
     d[3 + t->rank + i] = stride;
     stride *= t->dims[i];
   }
+}
+
+/// Writes the contiguous row-major descriptor of `t` at `d`.
+static void fillDescriptor(int64_t *d, const loom_tensor_t *t) {
+  fillDescriptorAt(d, t, t->data);
+}
+
+static void *devicePointer(cuda::DevicePtr p) {
+  return reinterpret_cast<void *>(static_cast<uintptr_t>(p));
 }
 
 /// Formats the declared shape of an arg, symbols by name: "[B, 4]".
@@ -161,6 +190,68 @@ static loom_status_t checkRequirements(const EntryInfo &entry,
   return nullptr;
 }
 
+/// Checks that a CUDA artifact can run here: a driver, a device, and a
+/// compute capability the artifact's chip runs on.
+static loom_status_t checkCudaDevice(const loom_artifact_t *artifact) {
+  const char *chip = artifact->targetCpu;
+  if (loom_status_t s = cuda::ensureDriver())
+    return prefixStatus(s, format("%s: this artifact was compiled for CUDA "
+                                  "(%s) and needs an NVIDIA driver: ",
+                                  artifact->path.c_str(), chip));
+  const cuda::DeviceInfo &dev = cuda::device();
+  bool parsed = false;
+  std::string need = cuda::chipRequirement(chip, dev.major, dev.minor, &parsed);
+  if (!parsed)
+    return makeStatus(LOOM_STATUS_INCOMPATIBLE,
+                      "%s: CUDA artifact for an unknown chip '%s' (expected "
+                      "sm_<major><minor>, optionally with the suffix 'a')",
+                      artifact->path.c_str(), chip);
+  if (!need.empty())
+    return makeStatus(LOOM_STATUS_INCOMPATIBLE,
+                      "%s: this artifact was compiled for %s, which needs %s, "
+                      "but CUDA device %d (%s) has compute capability %d.%d",
+                      artifact->path.c_str(), chip, need.c_str(), dev.ordinal,
+                      dev.name.c_str(), dev.major, dev.minor);
+  return nullptr;
+}
+
+/// Makes sure the plan's device buffer of argument `i` holds `bytes`.
+static loom_status_t reserveDevice(EntryPlan &plan, size_t i, size_t bytes,
+                                   const loom_arg_desc_t &arg) {
+  if (plan.deviceBuffer[i] && plan.deviceCapacity[i] >= bytes)
+    return nullptr;
+  cuda::freeBuffer(plan.deviceBuffer[i]);
+  plan.deviceBuffer[i] = 0;
+  plan.deviceCapacity[i] = 0;
+  if (loom_status_t s =
+          cuda::alloc(bytes,
+                      format("entry '%s': %s '%s'", plan.info->desc.name,
+                             roleWord(arg.role), arg.name),
+                      &plan.deviceBuffer[i]))
+    return s;
+  plan.deviceCapacity[i] = bytes;
+  return nullptr;
+}
+
+/// Binds param `arg` of `entry` on the device: uploaded once per binding.
+static loom_status_t bindDeviceParam(loom_session_t *s, const EntryInfo &entry,
+                                     const loom_arg_desc_t &arg,
+                                     const loom_tensor_t *t, void **out) {
+  auto it = s->deviceParams.find(arg.binding);
+  if (it == s->deviceParams.end()) {
+    std::string what = format("entry '%s': param '%s' (binding '%s')",
+                              entry.desc.name, arg.name, arg.binding);
+    cuda::DevicePtr p = 0;
+    if (loom_status_t st = cuda::alloc(t->byteSize, what, &p))
+      return st;
+    it = s->deviceParams.emplace(arg.binding, p).first;
+    if (loom_status_t st = cuda::upload(p, t->data, t->byteSize, what))
+      return st;
+  }
+  *out = devicePointer(it->second);
+  return nullptr;
+}
+
 extern "C" {
 
 loom_status_t loom_session_create(loom_artifact_t *artifact,
@@ -169,16 +260,19 @@ loom_status_t loom_session_create(loom_artifact_t *artifact,
   if (!artifact || !out_session)
     return makeStatus(LOOM_STATUS_INVALID_ARGUMENT,
                       "session_create: NULL argument");
-  if (artifact->target != LOOM_TARGET_CPU)
-    return makeStatus(LOOM_STATUS_UNIMPLEMENTED,
-                      "%s: artifact targets CUDA, which this runtime build "
-                      "cannot run",
-                      artifact->path.c_str());
+  bool onDevice = artifact->target == LOOM_TARGET_CUDA;
+  if (onDevice) {
+    if (loom_status_t status = checkCudaDevice(artifact))
+      return status;
+    if (loom_status_t status = cuda::makeCurrent())
+      return status;
+  }
   auto *s = new (std::nothrow) loom_session;
   if (!s)
     return makeStatus(LOOM_STATUS_OUT_OF_MEMORY, "out of memory");
   retainArtifact(artifact);
   s->artifact = artifact;
+  s->cuda = onDevice;
   s->plans.resize(artifact->entries.size());
   size_t numSymbols = artifact->symbols.size();
   for (size_t e = 0; e < artifact->entries.size(); ++e) {
@@ -189,6 +283,10 @@ loom_status_t loom_session_create(loom_artifact_t *artifact,
     plan.symbolSource.assign(numSymbols, -1);
     plan.symbolDim.assign(numSymbols, -1);
     plan.inputScratch.assign(entry.desc.num_inputs, nullptr);
+    if (onDevice) {
+      plan.deviceBuffer.assign(entry.args.size(), 0);
+      plan.deviceCapacity.assign(entry.args.size(), 0);
+    }
     size_t words = 0;
     for (const loom_arg_desc_t &arg : entry.args) {
       plan.descriptorOffset.push_back(words);
@@ -216,6 +314,16 @@ loom_status_t loom_session_create(loom_artifact_t *artifact,
           loom_session_destroy(s);
           return status;
         }
+        if (onDevice) {
+          void *p = nullptr;
+          if (loom_status_t status = bindDeviceParam(s, entry, arg, t, &p)) {
+            loom_session_destroy(s);
+            return status;
+          }
+          fillDescriptorAt(plan.descriptors.data() + plan.descriptorOffset[i],
+                           t, p);
+          continue;
+        }
         if (s->params.emplace(arg.binding, t).second)
           loom_tensor_retain(t);
       } else if (arg.role == LOOM_ROLE_STATE) {
@@ -228,12 +336,37 @@ loom_status_t loom_session_create(loom_artifact_t *artifact,
           }
           s->states.emplace(arg.binding, t);
           s->stateNames.emplace_back(arg.binding);
+          if (onDevice) {
+            std::string what = format("state '%s'", arg.binding);
+            cuda::DevicePtr p = 0;
+            loom_status_t status = cuda::alloc(t->byteSize, what, &p);
+            if (!status) {
+              s->deviceStates.emplace(arg.binding, p);
+              status = cuda::zero(p, t->byteSize, what);
+            }
+            if (status) {
+              loom_session_destroy(s);
+              return status;
+            }
+          }
         } else {
           t = it->second;
+        }
+        if (onDevice) {
+          fillDescriptorAt(plan.descriptors.data() + plan.descriptorOffset[i],
+                           t, devicePointer(s->deviceStates[arg.binding]));
+          continue;
         }
       }
       if (t)
         fillDescriptor(plan.descriptors.data() + plan.descriptorOffset[i], t);
+    }
+  }
+  // The uploads of pageable memory may still be in flight.
+  if (onDevice) {
+    if (loom_status_t status = cuda::synchronize()) {
+      loom_session_destroy(s);
+      return prefixStatus(status, "binding params: ");
     }
   }
   *out_session = s;
@@ -243,6 +376,15 @@ loom_status_t loom_session_create(loom_artifact_t *artifact,
 void loom_session_destroy(loom_session_t *session) {
   if (!session)
     return;
+  if (session->cuda) {
+    for (auto &p : session->deviceParams)
+      cuda::freeBuffer(p.second);
+    for (auto &p : session->deviceStates)
+      cuda::freeBuffer(p.second);
+    for (EntryPlan &plan : session->plans)
+      for (cuda::DevicePtr p : plan.deviceBuffer)
+        cuda::freeBuffer(p);
+  }
   for (auto &p : session->params)
     loom_tensor_release(p.second);
   for (auto &st : session->states)
@@ -260,7 +402,23 @@ loom_tensor_t *loom_session_state(const loom_session_t *session,
   if (!session || !name)
     return nullptr;
   auto it = session->states.find(name);
-  return it == session->states.end() ? nullptr : it->second;
+  if (it == session->states.end())
+    return nullptr;
+  if (session->cuda) {
+    // The host mirror, refreshed from the device.
+    loom_status_t s = cuda::makeCurrent();
+    if (!s)
+      s = cuda::synchronize();
+    auto device = session->deviceStates.find(name);
+    if (!s)
+      s = cuda::download(it->second->data, device->second, it->second->byteSize,
+                         format("state '%s'", name));
+    if (s) {
+      loom_status_free(s);
+      return nullptr;
+    }
+  }
+  return it->second;
 }
 
 void loom_session_reset_states(loom_session_t *session) {
@@ -268,11 +426,109 @@ void loom_session_reset_states(loom_session_t *session) {
     return;
   for (auto &st : session->states)
     std::memset(st.second->data, 0, st.second->byteSize);
+  if (!session->cuda)
+    return;
+  loom_status_t s = cuda::makeCurrent();
+  for (auto it = session->deviceStates.begin();
+       !s && it != session->deviceStates.end(); ++it)
+    s = cuda::zero(it->second, session->states[it->first]->byteSize,
+                   format("state '%s'", it->first.c_str()));
+  if (!s)
+    s = cuda::synchronize();
+  // The API has no status here; a device that cannot zero a buffer fails
+  // the next call too, which reports it.
+  loom_status_free(s);
 }
 
-loom_status_t loom_session_call(loom_session_t *session, uint32_t entry_index,
-                                loom_tensor_t *const *inputs,
-                                loom_tensor_t **out_outputs) {
+} // extern "C"
+
+using Clock = std::chrono::steady_clock;
+
+static double secondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+/// The status of an entry that returned `rc` != 0.
+static loom_status_t entryFailure(const loom_entry_desc_t &desc, int32_t rc) {
+  if (rc == LOOM_ENTRY_ERROR_OUTPUT_SIZE)
+    return makeStatus(LOOM_STATUS_INVALID_ARGUMENT,
+                      "entry '%s': an output's computed size differs from "
+                      "its declared dimensions for these inputs",
+                      desc.name);
+  return makeStatus(LOOM_STATUS_INTERNAL, "entry '%s' failed with code %d",
+                    desc.name, rc);
+}
+
+/// Runs a checked call of a CUDA session: uploads the inputs, runs the
+/// entry, waits for the device and downloads the outputs into `outputs`
+/// (host tensors already created). Fills `timing` when not NULL.
+static loom_status_t runOnDevice(EntryPlan &plan, loom_tensor_t *const *inputs,
+                                 loom_tensor_t **outputs,
+                                 loom_call_timing_t *timing) {
+  const EntryInfo &entry = *plan.info;
+  const loom_entry_desc_t &desc = entry.desc;
+  uint32_t firstOutput = desc.num_args - desc.num_outputs;
+  if (loom_status_t s = cuda::makeCurrent())
+    return s;
+  Clock::time_point start = Clock::now();
+  for (uint32_t i = 0; i < desc.num_inputs; ++i) {
+    const loom_tensor_t *t = inputs[i];
+    if (loom_status_t s = reserveDevice(plan, i, t->byteSize, entry.args[i]))
+      return s;
+    if (loom_status_t s = cuda::upload(
+            plan.deviceBuffer[i], t->data, t->byteSize,
+            format("entry '%s': input '%s'", desc.name, entry.args[i].name)))
+      return s;
+    fillDescriptorAt(plan.descriptors.data() + plan.descriptorOffset[i], t,
+                     devicePointer(plan.deviceBuffer[i]));
+  }
+  for (uint32_t o = 0; o < desc.num_outputs; ++o) {
+    uint32_t i = firstOutput + o;
+    const loom_tensor_t *t = outputs[o];
+    if (loom_status_t s = reserveDevice(plan, i, t->byteSize, entry.args[i]))
+      return s;
+    fillDescriptorAt(plan.descriptors.data() + plan.descriptorOffset[i], t,
+                     devicePointer(plan.deviceBuffer[i]));
+  }
+  if (loom_status_t s = cuda::synchronize())
+    return prefixStatus(s, format("entry '%s': uploading inputs: ", desc.name));
+  double uploadSeconds = secondsSince(start);
+
+  start = Clock::now();
+  cuda::beginCall();
+  int32_t rc = entry.fn(plan.args.data());
+  loom_status_t error = cuda::endCall();
+  // Kernels run asynchronously: their faults show when the device is idle.
+  loom_status_t sync = cuda::synchronize();
+  double entrySeconds = secondsSince(start);
+  if (error || sync) {
+    loom_status_free(error ? sync : nullptr);
+    return prefixStatus(error ? error : sync,
+                        format("entry '%s': ", desc.name));
+  }
+  if (rc != 0)
+    return entryFailure(desc, rc);
+
+  start = Clock::now();
+  for (uint32_t o = 0; o < desc.num_outputs; ++o) {
+    loom_tensor_t *t = outputs[o];
+    if (loom_status_t s = cuda::download(
+            t->data, plan.deviceBuffer[firstOutput + o], t->byteSize,
+            format("entry '%s': output '%s'", desc.name,
+                   entry.args[firstOutput + o].name)))
+      return s;
+  }
+  if (timing) {
+    timing->entry_seconds = entrySeconds;
+    timing->transfer_seconds = uploadSeconds + secondsSince(start);
+  }
+  return nullptr;
+}
+
+static loom_status_t callEntry(loom_session_t *session, uint32_t entry_index,
+                               loom_tensor_t *const *inputs,
+                               loom_tensor_t **out_outputs,
+                               loom_call_timing_t *timing) {
   if (!session || entry_index >= session->plans.size())
     return makeStatus(LOOM_STATUS_INVALID_ARGUMENT,
                       "session_call: NULL session or entry index %u out of "
@@ -341,9 +597,10 @@ loom_status_t loom_session_call(loom_session_t *session, uint32_t entry_index,
   if (loom_status_t s = checkRequirements(entry, plan, inputs))
     return s;
 
-  for (uint32_t i = 0; i < desc.num_inputs; ++i)
-    fillDescriptor(plan.descriptors.data() + plan.descriptorOffset[i],
-                   inputs[i]);
+  if (!session->cuda)
+    for (uint32_t i = 0; i < desc.num_inputs; ++i)
+      fillDescriptor(plan.descriptors.data() + plan.descriptorOffset[i],
+                     inputs[i]);
   uint32_t firstOutput = desc.num_args - desc.num_outputs;
   for (uint32_t o = 0; o < desc.num_outputs; ++o) {
     uint32_t i = firstOutput + o;
@@ -362,23 +619,53 @@ loom_status_t loom_session_call(loom_session_t *session, uint32_t entry_index,
           s, format("entry '%s': output '%s': ", desc.name, arg.name));
     }
     out_outputs[o] = t;
-    fillDescriptor(plan.descriptors.data() + plan.descriptorOffset[i], t);
+    if (!session->cuda)
+      fillDescriptor(plan.descriptors.data() + plan.descriptorOffset[i], t);
   }
 
-  int32_t rc = entry.fn(plan.args.data());
-  if (rc != 0) {
+  loom_status_t status = nullptr;
+  if (session->cuda) {
+    status = runOnDevice(plan, inputs, out_outputs, timing);
+  } else {
+    Clock::time_point start = Clock::now();
+    int32_t rc = entry.fn(plan.args.data());
+    if (timing) {
+      timing->entry_seconds = secondsSince(start);
+      timing->transfer_seconds = 0;
+    }
+    if (rc != 0)
+      status = entryFailure(desc, rc);
+  }
+  if (status) {
     for (uint32_t o = 0; o < desc.num_outputs; ++o) {
       loom_tensor_release(out_outputs[o]);
       out_outputs[o] = nullptr;
     }
-    if (rc == LOOM_ENTRY_ERROR_OUTPUT_SIZE)
-      return makeStatus(LOOM_STATUS_INVALID_ARGUMENT,
-                        "entry '%s': an output's computed size differs from "
-                        "its declared dimensions for these inputs",
-                        desc.name);
-    return makeStatus(LOOM_STATUS_INTERNAL, "entry '%s' failed with code %d",
-                      desc.name, rc);
   }
+  return status;
+}
+
+extern "C" {
+
+loom_status_t loom_session_call(loom_session_t *session, uint32_t entry_index,
+                                loom_tensor_t *const *inputs,
+                                loom_tensor_t **out_outputs) {
+  return callEntry(session, entry_index, inputs, out_outputs, nullptr);
+}
+
+loom_status_t loom_session_call_timed(loom_session_t *session,
+                                      uint32_t entry_index,
+                                      loom_tensor_t *const *inputs,
+                                      loom_tensor_t **out_outputs,
+                                      loom_call_timing_t *out_timing) {
+  if (!out_timing)
+    return makeStatus(LOOM_STATUS_INVALID_ARGUMENT,
+                      "session_call_timed: NULL timing");
+  loom_call_timing_t timing = {};
+  if (loom_status_t s =
+          callEntry(session, entry_index, inputs, out_outputs, &timing))
+    return s;
+  *out_timing = timing;
   return nullptr;
 }
 

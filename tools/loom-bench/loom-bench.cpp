@@ -8,6 +8,11 @@
 // the inputs are bound, and its peak during the calls. With --describe it
 // instead reports the session's state buffers (e.g. the size of a KV cache).
 //
+// For a CUDA artifact the time reported is the entry's alone, until the
+// device is idle (loom_session_call_timed): the copies of inputs to the
+// device and of outputs back are timed apart, as they are not the compiled
+// code's work.
+//
 //===----------------------------------------------------------------------===//
 
 #include "tools/loom-run/Executor.h"
@@ -48,7 +53,11 @@ options:
   --reps N                    timed repetitions (default 20)
   --seed N                    seed of the random values (default 0)
   --json                      print {"entry", "median_s", "min_s", "max_s",
-                              "reps"} as one JSON object on stdout
+                              "reps", "timed"} as one JSON object on
+                              stdout; "timed" is "call" (the whole call) or,
+                              for CUDA artifacts, "entry" (the kernels
+                              without host<->device copies, whose median is
+                              "transfer_median_s")
   --rss                       also report memory (Linux): the resident set
                               once params and inputs are bound and before
                               the first call ("rss_baseline_bytes"), its peak
@@ -445,11 +454,14 @@ int run(const Options &o) {
       return s;
     return gatherInputs(executor->entryAt(index), prefix, pool, o, rng, inputs);
   };
-  auto invoke = [&](uint32_t index,
-                    const std::vector<loom_tensor_t *> &inputs) {
+  auto invoke = [&](uint32_t index, const std::vector<loom_tensor_t *> &inputs,
+                    loom_call_timing_t *timing = nullptr) {
     std::vector<loom_tensor_t *> outputs(executor->entryAt(index)->num_outputs,
                                          nullptr);
-    loom_status_t s = executor->call(index, inputs.data(), outputs.data());
+    loom_status_t s =
+        timing
+            ? executor->callTimed(index, inputs.data(), outputs.data(), timing)
+            : executor->call(index, inputs.data(), outputs.data());
     for (loom_tensor_t *t : outputs)
       loom_tensor_release(t);
     return s;
@@ -472,25 +484,38 @@ int run(const Options &o) {
   for (int i = 0; i < o.warmup; ++i)
     if ((status = invoke(index, inputs)))
       return fail(status);
-  std::vector<double> times;
+  // On a GPU the whole call includes host<->device copies of every input and
+  // output; the runtime times the entry apart from them.
+  bool device = executor->target() == LOOM_TARGET_CUDA;
+  std::vector<double> times, transfers;
   for (int i = 0; i < o.reps; ++i) {
+    loom_call_timing_t timing = {};
     auto start = std::chrono::steady_clock::now();
-    status = invoke(index, inputs);
+    status = invoke(index, inputs, device ? &timing : nullptr);
     auto end = std::chrono::steady_clock::now();
     if (status)
       return fail(status);
-    times.push_back(std::chrono::duration<double>(end - start).count());
+    times.push_back(device
+                        ? timing.entry_seconds
+                        : std::chrono::duration<double>(end - start).count());
+    transfers.push_back(timing.transfer_seconds);
   }
-  std::sort(times.begin(), times.end());
-  size_t n = times.size();
-  double median =
-      n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
+  auto medianOf = [](std::vector<double> &v) {
+    std::sort(v.begin(), v.end());
+    size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  };
+  double median = medianOf(times);
+  double transferMedian = medianOf(transfers);
   int64_t peak = o.rss ? probe.peak() : 0;
   std::string entry = executor->entryAt(index)->name;
   if (o.json) {
     std::printf("{\"entry\": \"%s\", \"median_s\": %.9g, \"min_s\": %.9g, "
-                "\"max_s\": %.9g, \"reps\": %d",
-                entry.c_str(), median, times.front(), times.back(), o.reps);
+                "\"max_s\": %.9g, \"reps\": %d, \"timed\": \"%s\"",
+                entry.c_str(), median, times.front(), times.back(), o.reps,
+                device ? "entry" : "call");
+    if (device)
+      std::printf(", \"transfer_median_s\": %.9g", transferMedian);
     if (o.rss)
       std::printf(", \"rss_baseline_bytes\": %" PRId64
                   ", \"rss_peak_bytes\": %" PRId64
@@ -504,6 +529,10 @@ int run(const Options &o) {
                 "(%d warm-up)\n",
                 entry.c_str(), median, times.front(), times.back(), o.reps,
                 o.warmup);
+    if (device)
+      std::printf("%s: the entry on the GPU alone; host<->device copies "
+                  "median %.6g s more per call\n",
+                  entry.c_str(), transferMedian);
     if (o.rss)
       std::printf("%s: resident %.1f MiB before the calls, peak %.1f MiB "
                   "(+%.1f MiB)%s\n",

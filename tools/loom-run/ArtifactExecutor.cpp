@@ -7,6 +7,7 @@
 
 #include "tools/loom-run/Executor.h"
 
+#include <chrono>
 #include <cstring>
 
 using namespace loom::tools;
@@ -24,6 +25,17 @@ loom_status_t Executor::findEntry(const std::string &name,
   std::string message =
       "no entry named '" + name + "' (entries: " + names + ")";
   return loom_status_create(LOOM_STATUS_NOT_FOUND, message.c_str());
+}
+
+loom_status_t Executor::callTimed(uint32_t entry, loom_tensor_t *const *inputs,
+                                  loom_tensor_t **outputs,
+                                  loom_call_timing_t *timing) {
+  auto start = std::chrono::steady_clock::now();
+  loom_status_t status = call(entry, inputs, outputs);
+  auto end = std::chrono::steady_clock::now();
+  timing->entry_seconds = std::chrono::duration<double>(end - start).count();
+  timing->transfer_seconds = 0;
+  return status;
 }
 
 loom_status_t loom::tools::addSafetensors(const std::vector<std::string> &paths,
@@ -61,6 +73,14 @@ public:
   loom_status_t call(uint32_t entry, loom_tensor_t *const *inputs,
                      loom_tensor_t **outputs) override {
     return loom_session_call(session, entry, inputs, outputs);
+  }
+  loom_target_t target() const override {
+    return loom_artifact_target(artifact);
+  }
+  loom_status_t callTimed(uint32_t entry, loom_tensor_t *const *inputs,
+                          loom_tensor_t **outputs,
+                          loom_call_timing_t *timing) override {
+    return loom_session_call_timed(session, entry, inputs, outputs, timing);
   }
 
 private:

@@ -29,6 +29,14 @@ public:
   /// references.
   virtual loom_status_t call(uint32_t entry, loom_tensor_t *const *inputs,
                              loom_tensor_t **outputs) = 0;
+  /// Where the code runs: LOOM_TARGET_CUDA when calls copy their inputs to
+  /// a GPU and their outputs back.
+  virtual loom_target_t target() const { return LOOM_TARGET_CPU; }
+  /// call() that also measures the entry apart from host<->device copies
+  /// (loom_session_call_timed); by default the whole call is the entry.
+  virtual loom_status_t callTimed(uint32_t entry, loom_tensor_t *const *inputs,
+                                  loom_tensor_t **outputs,
+                                  loom_call_timing_t *timing);
 
   /// Finds an entry by name; the error lists the entries there are.
   loom_status_t findEntry(const std::string &name, uint32_t *index) const;

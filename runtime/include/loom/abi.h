@@ -79,6 +79,26 @@ typedef enum loom_arg_role_e {
 } loom_arg_role_t;
 
 /// Target kinds.
+///
+/// A LOOM_TARGET_CUDA artifact is the same kind of shared object, with
+/// `target_cpu` naming the GPU chip ("sm_80": compute capability 8.0 or
+/// newer; "sm_90a": exactly 9.0). Every argument descriptor of its entries
+/// holds DEVICE pointers: the runtime uploads inputs before a call, keeps
+/// params and states on the device for the session's life, and allocates
+/// outputs on the device and downloads them after the call. Its host code
+/// reaches the GPU only through imports of MLIR 22's GPU runtime functions by
+/// their plain names and C signatures (mgpuModuleLoad(void *, size_t),
+/// mgpuModuleLoadJIT(void *, int), mgpuModuleUnload, mgpuModuleGetFunction,
+/// mgpuLaunchKernel(f, gx, gy, gz, bx, by, bz, int32_t smem, stream,
+/// void **params, void **extra, size_t count), mgpuStream{Create, Destroy,
+/// Synchronize, WaitEvent}, mgpuEvent{Create, Destroy, Synchronize, Record},
+/// mgpuMemAlloc(uint64_t, stream, bool host_shared), mgpuMemFree,
+/// mgpuMemcpy, mgpuMemset32, mgpuMemset16), which return no error: the
+/// runtime records the first CUDA error of a call and returns it as the
+/// call's status. The kernel module is loaded by the first entry call and
+/// kept (never from an ELF constructor, which runs before the import slots
+/// are filled); the runtime keeps one CUDA context current for the whole
+/// process. See docs/abi.md, "CUDA artifacts".
 typedef enum loom_target_e {
   LOOM_TARGET_CPU = 1,
   LOOM_TARGET_CUDA = 2,

@@ -222,17 +222,32 @@ loom_status_t loom_artifact_file_seal(const char *path);
 
 /// Params bound and state buffers owned for one artifact. A session runs one
 /// call at a time; use one session per thread.
+///
+/// Sessions on CUDA artifacts (loom_artifact_target() == LOOM_TARGET_CUDA)
+/// run on an NVIDIA GPU through the driver library, loaded on first use
+/// with dlopen("libcuda.so.1") (the environment variable LOOM_CUDA_DRIVER
+/// names another file), on device LOOM_CUDA_DEVICE (default 0). Params are
+/// uploaded when the session is created and states live in device memory;
+/// tensors given to and returned by calls are host tensors, copied to and
+/// from the device by every call.
 typedef struct loom_session loom_session_t;
 
 /// Binds every param of every entry by its binding name from `params`
 /// (retained; NULL means an empty map) and allocates zeroed state buffers
-/// shared across entries by state name.
+/// shared across entries by state name. A CUDA artifact's params are copied
+/// to the device instead of retained; creating a session on one fails with
+/// INCOMPATIBLE, saying why, when there is no usable driver or device, or
+/// when the device's compute capability does not run the artifact's chip
+/// (loom_artifact_target_cpu: "sm_80" needs 8.0 or newer, "sm_90a" exactly
+/// 9.0).
 loom_status_t loom_session_create(loom_artifact_t *artifact,
                                   const loom_tensor_map_t *params,
                                   loom_session_t **out_session);
 void loom_session_destroy(loom_session_t *session);
 const loom_artifact_t *loom_session_artifact(const loom_session_t *session);
-/// The state buffer named `name` (borrowed), or NULL.
+/// The state buffer named `name` (borrowed), or NULL. For a CUDA session,
+/// a host copy downloaded by this call (NULL if that fails); writing to it
+/// does not change the device's buffer.
 loom_tensor_t *loom_session_state(const loom_session_t *session,
                                   const char *name);
 /// Zeroes every state buffer (e.g. to start a new sequence).
@@ -244,6 +259,23 @@ void loom_session_reset_states(loom_session_t *session);
 loom_status_t loom_session_call(loom_session_t *session, uint32_t entry_index,
                                 loom_tensor_t *const *inputs,
                                 loom_tensor_t **out_outputs);
+/// Where the time of a call went, for benchmarks.
+typedef struct loom_call_timing_t {
+  /// The entry function, until the device is idle for a CUDA session (its
+  /// kernels, launches and device allocations; what a benchmark of the
+  /// compiled code should report).
+  double entry_seconds;
+  /// Copies of inputs to the device and outputs back (0 for CPU sessions).
+  double transfer_seconds;
+} loom_call_timing_t;
+
+/// loom_session_call that also measures the call's parts. The input checks
+/// and host allocations of a call are in neither part.
+loom_status_t loom_session_call_timed(loom_session_t *session,
+                                      uint32_t entry_index,
+                                      loom_tensor_t *const *inputs,
+                                      loom_tensor_t **out_outputs,
+                                      loom_call_timing_t *out_timing);
 /// Calls the entry named `entry_name` with `num_inputs` inputs given by name.
 /// On success returns a new map of the outputs by name.
 loom_status_t loom_session_invoke(loom_session_t *session,
@@ -289,7 +321,10 @@ void loom_rt_parallel_for(void (*body)(void *, int64_t, int64_t), void *ctx,
 void *loom_rt_alloc(int64_t size, int64_t alignment);
 /// Releases a block of loom_rt_alloc; NULL is ignored.
 void loom_rt_free(void *ptr);
-/// The host function named `name`, or NULL when the runtime has none.
+/// The host function named `name`, or NULL when the runtime has none. Besides
+/// the loom_rt_* functions above, the runtime provides the host side of
+/// MLIR 22's GPU runtime ABI that CUDA artifacts import (mgpuModuleLoad,
+/// mgpuModuleLoadJIT, mgpuLaunchKernel, mgpuMemAlloc, ...; docs/abi.md).
 void *loom_host_function_lookup(const char *name);
 /// Threads of the runtime's pool (LOOM_NUM_THREADS, else hardware
 /// concurrency, or libgomp's default team size in builds with oneDNN), the

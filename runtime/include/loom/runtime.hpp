@@ -205,9 +205,11 @@ public:
     return status;
   }
 
-  /// Calls entry `index` with inputs in manifest order.
+  /// Calls entry `index` with inputs in manifest order; measures the call's
+  /// parts into `timing` when it is not NULL (loom_session_call_timed).
   Status call(uint32_t index, const std::vector<Tensor> &inputs,
-              std::vector<Tensor> *outputs) {
+              std::vector<Tensor> *outputs,
+              loom_call_timing_t *timing = nullptr) {
     const loom_entry_desc_t *desc =
         loom_artifact_entry_at(loom_session_artifact(session), index);
     if (!desc)
@@ -222,7 +224,10 @@ public:
     std::vector<loom_tensor_t *> in, out(desc->num_outputs, nullptr);
     for (const Tensor &t : inputs)
       in.push_back(t.get());
-    Status s = loom_session_call(session, index, in.data(), out.data());
+    Status s = timing
+                   ? loom_session_call_timed(session, index, in.data(),
+                                             out.data(), timing)
+                   : loom_session_call(session, index, in.data(), out.data());
     if (s.ok()) {
       outputs->clear();
       for (loom_tensor_t *t : out)

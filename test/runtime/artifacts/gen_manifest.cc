@@ -57,6 +57,8 @@ public:
   std::vector<std::string> symbols;
   std::vector<std::pair<std::string, std::string>> imports;
   std::vector<Entry> entries;
+  loom_target_t target = LOOM_TARGET_CPU;
+  std::string targetCpu = "generic";
 
   /// A symbolic dim by name, for Arg::dims.
   int64_t sym(const std::string &name) {
@@ -81,7 +83,7 @@ public:
     std::memcpy(h.magic, LOOM_MANIFEST_MAGIC, 8);
     h.abi_version = LOOM_ABI_VERSION;
     h.header_size = sizeof(h);
-    h.target = LOOM_TARGET_CPU;
+    h.target = target;
     uint32_t off = sizeof(h);
     h.num_symbols = symbols.size();
     h.symbols_offset = off;
@@ -103,7 +105,7 @@ public:
     h.strings_offset = off;
 
     h.compiler_version = str("loom-test-gen 0");
-    h.target_cpu = str("generic");
+    h.target_cpu = str(targetCpu);
     std::vector<uint32_t> symbolStrings;
     for (const std::string &s : symbols)
       symbolStrings.push_back(str(s));
@@ -197,14 +199,56 @@ private:
 
 } // namespace
 
+static int writeManifest(ManifestBuilder &b, const std::string &variant,
+                         const char *path);
+
+/// The manifest of cuda_artifact.c: a CUDA artifact for sm_80 whose
+/// entries import MLIR's GPU runtime functions.
+static void buildCuda(ManifestBuilder &b) {
+  const auto F32 = LOOM_DTYPE_F32;
+  b.target = LOOM_TARGET_CUDA;
+  b.targetCpu = "sm_80";
+  int64_t N = b.sym("N");
+  for (const char *name :
+       {"mgpuModuleLoad", "mgpuModuleGetFunction", "mgpuLaunchKernel",
+        "mgpuStreamCreate", "mgpuStreamDestroy", "mgpuStreamSynchronize",
+        "mgpuEventCreate", "mgpuEventRecord", "mgpuStreamWaitEvent",
+        "mgpuEventDestroy", "mgpuMemAlloc", "mgpuMemFree", "mgpuMemcpy",
+        "mgpuMemset32"})
+    b.imports.push_back({name, std::string("loom_import_") + name});
+  b.entries.push_back({"fma",
+                       {{"x", LOOM_ROLE_INPUT, F32, {N}, ""},
+                        {"w", LOOM_ROLE_PARAM, F32, {N}, "w.weight"},
+                        {"y", LOOM_ROLE_OUTPUT, F32, {N}, ""}}});
+  b.entries.push_back({"accum",
+                       {{"x", LOOM_ROLE_INPUT, F32, {4}, ""},
+                        {"acc", LOOM_ROLE_STATE, F32, {4}, "acc"},
+                        {"out", LOOM_ROLE_OUTPUT, F32, {4}, ""}}});
+  b.entries.push_back({"copy",
+                       {{"x", LOOM_ROLE_INPUT, F32, {N}, ""},
+                        {"pos", LOOM_ROLE_INPUT, LOOM_DTYPE_I64, {}, ""},
+                        {"y", LOOM_ROLE_OUTPUT, F32, {N}, ""}},
+                       {{LOOM_REQUIREMENT_GE,
+                         0,
+                         {{1, LOOM_TERM_INPUT, 1, "pos"}},
+                         "pos >= 0",
+                         "",
+                         "copy.loom:2:3"}}});
+}
+
 int main(int argc, char **argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: %s good|unknown_import OUT.inc\n", argv[0]);
+    std::fprintf(stderr, "usage: %s good|unknown_import|cuda OUT.inc\n",
+                 argv[0]);
     return 2;
   }
   std::string variant = argv[1];
   ManifestBuilder b;
   const auto F32 = LOOM_DTYPE_F32;
+  if (variant == "cuda") {
+    buildCuda(b);
+    return writeManifest(b, variant, argv[2]);
+  }
   int64_t N = b.sym("N"), B = b.sym("B"), M = b.sym("M"), K = b.sym("K"),
           P = b.sym("P");
   b.imports.push_back({"loom_rt_parallel_for", "loom_import_parallel_for"});
@@ -270,11 +314,16 @@ int main(int argc, char **argv) {
          "2 * N != 6",
          "",
          "window.loom:4:3"}}});
-  std::vector<uint8_t> blob = b.build();
+  return writeManifest(b, variant, argv[2]);
+}
 
-  FILE *f = std::fopen(argv[2], "w");
+/// Writes the manifest of `b` as C to `path`.
+static int writeManifest(ManifestBuilder &b, const std::string &variant,
+                         const char *path) {
+  std::vector<uint8_t> blob = b.build();
+  FILE *f = std::fopen(path, "w");
   if (!f) {
-    std::perror(argv[2]);
+    std::perror(path);
     return 1;
   }
   std::fprintf(f,

@@ -1,0 +1,695 @@
+//===- cuda_driver.cc - The CUDA driver behind CUDA sessions --------------===//
+//
+// This file implements the runtime's CUDA driver. The NVIDIA driver library
+// is opened with dlopen and its entry points found with dlsym, so the runtime
+// neither links nor includes anything of CUDA: the few types it needs are
+// declared here with the driver's ABI. One primary context of one device is
+// retained for the life of the process, because the code of a CUDA artifact
+// loads its kernel module on its first call and keeps it; every entry call
+// and every mgpu* function makes that context current on its thread first.
+//
+// The mgpu* functions are the host side of MLIR 22's GPU runtime ABI (the
+// signatures of mlir/lib/ExecutionEngine/CudaRuntimeWrappers.cpp, which the
+// gpu-to-llvm lowering calls). They return no error codes, so the first CUDA
+// error of an entry call is recorded per thread, later work of the same call
+// is skipped (no launch on a buffer whose allocation failed), and the session
+// returns the error as a status when the entry returns.
+//
+//===----------------------------------------------------------------------===//
+
+#include "cuda_driver.h"
+
+#include <atomic>
+#include <cerrno>
+#include <cinttypes>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include <dlfcn.h>
+
+using namespace loom;
+using loom::cuda::DevicePtr;
+
+namespace {
+
+// The driver ABI (cuda.h), declared here so that the runtime builds without
+// the CUDA toolkit.
+using CUresult = int;
+using CUdevice = int;
+using CUcontext = struct CUctx_st *;
+using CUmodule = struct CUmod_st *;
+using CUfunction = struct CUfunc_st *;
+using CUstream = struct CUstream_st *;
+using CUevent = struct CUevent_st *;
+
+constexpr CUresult CUDA_SUCCESS = 0;
+constexpr CUresult CUDA_ERROR_STUB_LIBRARY = 34;
+constexpr CUresult CUDA_ERROR_NO_DEVICE = 100;
+constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
+constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
+constexpr unsigned CU_STREAM_NON_BLOCKING = 1;
+constexpr unsigned CU_EVENT_DISABLE_TIMING = 2;
+constexpr unsigned CU_MEM_ATTACH_GLOBAL = 1;
+constexpr int CU_JIT_ERROR_LOG_BUFFER = 5;
+constexpr int CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6;
+constexpr int CU_JIT_OPTIMIZATION_LEVEL = 7;
+
+/// The driver entry points the runtime uses, with the symbol each is found
+/// under (the `_v2` names where the API has them, as cuda.h maps them).
+struct Api {
+  CUresult (*cuInit)(unsigned);
+  CUresult (*cuDriverGetVersion)(int *);
+  CUresult (*cuDeviceGetCount)(int *);
+  CUresult (*cuDeviceGet)(CUdevice *, int);
+  CUresult (*cuDeviceGetName)(char *, int, CUdevice);
+  CUresult (*cuDeviceGetAttribute)(int *, int, CUdevice);
+  CUresult (*cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice);
+  CUresult (*cuCtxSetCurrent)(CUcontext);
+  CUresult (*cuCtxSynchronize)();
+  CUresult (*cuGetErrorName)(CUresult, const char **);
+  CUresult (*cuGetErrorString)(CUresult, const char **);
+  CUresult (*cuMemAlloc)(DevicePtr *, size_t);
+  CUresult (*cuMemAllocManaged)(DevicePtr *, size_t, unsigned);
+  CUresult (*cuMemFree)(DevicePtr);
+  CUresult (*cuMemcpyHtoD)(DevicePtr, const void *, size_t);
+  CUresult (*cuMemcpyDtoH)(void *, DevicePtr, size_t);
+  CUresult (*cuMemcpyAsync)(DevicePtr, DevicePtr, size_t, CUstream);
+  CUresult (*cuMemsetD8)(DevicePtr, unsigned char, size_t);
+  CUresult (*cuMemsetD32Async)(DevicePtr, unsigned, size_t, CUstream);
+  CUresult (*cuMemsetD16Async)(DevicePtr, unsigned short, size_t, CUstream);
+  CUresult (*cuModuleLoadData)(CUmodule *, const void *);
+  CUresult (*cuModuleLoadDataEx)(CUmodule *, const void *, unsigned, int *,
+                                 void **);
+  CUresult (*cuModuleUnload)(CUmodule);
+  CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
+  CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned,
+                             unsigned, unsigned, unsigned, CUstream, void **,
+                             void **);
+  CUresult (*cuStreamCreate)(CUstream *, unsigned);
+  CUresult (*cuStreamDestroy)(CUstream);
+  CUresult (*cuStreamSynchronize)(CUstream);
+  CUresult (*cuStreamWaitEvent)(CUstream, CUevent, unsigned);
+  CUresult (*cuEventCreate)(CUevent *, unsigned);
+  CUresult (*cuEventDestroy)(CUevent);
+  CUresult (*cuEventRecord)(CUevent, CUstream);
+  CUresult (*cuEventSynchronize)(CUevent);
+};
+
+/// The process-wide driver. It is never destroyed: artifacts may call mgpu*
+/// functions from their destructors at exit, after static objects are gone.
+struct Driver {
+  std::mutex mutex;
+  /// 0: not tried, 1: ready, 2: failed with `error`.
+  std::atomic<int> state{0};
+  std::string error;
+  std::string path;
+  void *library = nullptr;
+  Api api = {};
+  CUcontext context = nullptr;
+  cuda::DeviceInfo info;
+};
+
+Driver &driver() {
+  static Driver *d = new Driver;
+  return *d;
+}
+
+/// "CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected", from the
+/// driver when it can say, else the number.
+std::string errorText(const Api &api, CUresult result) {
+  const char *name = nullptr, *text = nullptr;
+  if (api.cuGetErrorName)
+    api.cuGetErrorName(result, &name);
+  if (api.cuGetErrorString)
+    api.cuGetErrorString(result, &text);
+  // The toolkit's stub library names no error, not even its own.
+  if (!name && result == CUDA_ERROR_STUB_LIBRARY)
+    name = "CUDA_ERROR_STUB_LIBRARY";
+  if (!name && result == CUDA_ERROR_NO_DEVICE)
+    name = "CUDA_ERROR_NO_DEVICE";
+  std::string s = name ? name : format("CUDA error %d", result);
+  if (text)
+    s += std::string(": ") + text;
+  return s;
+}
+
+std::string callError(const Api &api, const char *function, CUresult result) {
+  return format("CUDA error in %s: %s", function,
+                errorText(api, result).c_str());
+}
+
+/// Resolves every entry point; names the first one missing.
+bool resolve(void *lib, Api &api, std::string *missing) {
+#define LOOM_CU_SYM(field, symbol)                                             \
+  do {                                                                         \
+    void *p = dlsym(lib, symbol);                                              \
+    if (!p) {                                                                  \
+      *missing = symbol;                                                       \
+      return false;                                                            \
+    }                                                                          \
+    std::memcpy(&api.field, &p, sizeof(void *));                               \
+  } while (0)
+  LOOM_CU_SYM(cuGetErrorName, "cuGetErrorName");
+  LOOM_CU_SYM(cuGetErrorString, "cuGetErrorString");
+  LOOM_CU_SYM(cuInit, "cuInit");
+  LOOM_CU_SYM(cuDriverGetVersion, "cuDriverGetVersion");
+  LOOM_CU_SYM(cuDeviceGetCount, "cuDeviceGetCount");
+  LOOM_CU_SYM(cuDeviceGet, "cuDeviceGet");
+  LOOM_CU_SYM(cuDeviceGetName, "cuDeviceGetName");
+  LOOM_CU_SYM(cuDeviceGetAttribute, "cuDeviceGetAttribute");
+  LOOM_CU_SYM(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
+  LOOM_CU_SYM(cuCtxSetCurrent, "cuCtxSetCurrent");
+  LOOM_CU_SYM(cuCtxSynchronize, "cuCtxSynchronize");
+  LOOM_CU_SYM(cuMemAlloc, "cuMemAlloc_v2");
+  LOOM_CU_SYM(cuMemAllocManaged, "cuMemAllocManaged");
+  LOOM_CU_SYM(cuMemFree, "cuMemFree_v2");
+  LOOM_CU_SYM(cuMemcpyHtoD, "cuMemcpyHtoD_v2");
+  LOOM_CU_SYM(cuMemcpyDtoH, "cuMemcpyDtoH_v2");
+  LOOM_CU_SYM(cuMemcpyAsync, "cuMemcpyAsync");
+  LOOM_CU_SYM(cuMemsetD8, "cuMemsetD8_v2");
+  LOOM_CU_SYM(cuMemsetD32Async, "cuMemsetD32Async");
+  LOOM_CU_SYM(cuMemsetD16Async, "cuMemsetD16Async");
+  LOOM_CU_SYM(cuModuleLoadData, "cuModuleLoadData");
+  LOOM_CU_SYM(cuModuleLoadDataEx, "cuModuleLoadDataEx");
+  LOOM_CU_SYM(cuModuleUnload, "cuModuleUnload");
+  LOOM_CU_SYM(cuModuleGetFunction, "cuModuleGetFunction");
+  LOOM_CU_SYM(cuLaunchKernel, "cuLaunchKernel");
+  LOOM_CU_SYM(cuStreamCreate, "cuStreamCreate");
+  LOOM_CU_SYM(cuStreamDestroy, "cuStreamDestroy_v2");
+  LOOM_CU_SYM(cuStreamSynchronize, "cuStreamSynchronize");
+  LOOM_CU_SYM(cuStreamWaitEvent, "cuStreamWaitEvent");
+  LOOM_CU_SYM(cuEventCreate, "cuEventCreate");
+  LOOM_CU_SYM(cuEventDestroy, "cuEventDestroy_v2");
+  LOOM_CU_SYM(cuEventRecord, "cuEventRecord");
+  LOOM_CU_SYM(cuEventSynchronize, "cuEventSynchronize");
+#undef LOOM_CU_SYM
+  return true;
+}
+
+/// Loads and initializes the driver; on failure returns why.
+std::string initialize(Driver &d) {
+  const char *env = std::getenv("LOOM_CUDA_DRIVER");
+  d.path = env && *env ? env : "libcuda.so.1";
+  if (!d.library) {
+    d.library = dlopen(d.path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!d.library) {
+      const char *why = dlerror();
+      return format("%s could not be loaded: %s", d.path.c_str(),
+                    why ? why : "unknown error");
+    }
+  }
+  std::string missing;
+  if (!resolve(d.library, d.api, &missing))
+    return format("%s is not a usable CUDA driver: it lacks %s (a driver "
+                  "for CUDA 11 or newer is needed)",
+                  d.path.c_str(), missing.c_str());
+  Api &api = d.api;
+  if (CUresult r = api.cuInit(0)) {
+    if (r == CUDA_ERROR_STUB_LIBRARY)
+      return format("%s is the CUDA toolkit's stub library, not an NVIDIA "
+                    "driver (%s); install the driver, or take the toolkit's "
+                    "stubs directory off the library path",
+                    d.path.c_str(), errorText(api, r).c_str());
+    if (r == CUDA_ERROR_NO_DEVICE)
+      return format("no CUDA device is visible (%s); check the GPU and "
+                    "CUDA_VISIBLE_DEVICES",
+                    errorText(api, r).c_str());
+    return format("cuInit failed: %s", errorText(api, r).c_str());
+  }
+  api.cuDriverGetVersion(&d.info.driverVersion);
+  int count = 0;
+  if (CUresult r = api.cuDeviceGetCount(&count))
+    return callError(api, "cuDeviceGetCount", r);
+  if (count <= 0)
+    return "no CUDA device is visible; check the GPU and "
+           "CUDA_VISIBLE_DEVICES";
+  const char *ordinalText = std::getenv("LOOM_CUDA_DEVICE");
+  long ordinal = 0;
+  if (ordinalText && *ordinalText) {
+    char *end = nullptr;
+    errno = 0;
+    ordinal = std::strtol(ordinalText, &end, 10);
+    if (*end || errno || ordinal < 0 || ordinal >= count)
+      return format("LOOM_CUDA_DEVICE='%s' is not a device number: %d "
+                    "device%s visible (0 to %d)",
+                    ordinalText, count, count == 1 ? " is" : "s are",
+                    count - 1);
+  }
+  d.info.ordinal = static_cast<int>(ordinal);
+  CUdevice dev = 0;
+  if (CUresult r = api.cuDeviceGet(&dev, d.info.ordinal))
+    return callError(api, "cuDeviceGet", r);
+  char name[256] = {};
+  if (CUresult r = api.cuDeviceGetName(name, sizeof(name) - 1, dev))
+    return callError(api, "cuDeviceGetName", r);
+  d.info.name = name;
+  if (CUresult r = api.cuDeviceGetAttribute(
+          &d.info.major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev))
+    return callError(api, "cuDeviceGetAttribute", r);
+  if (CUresult r = api.cuDeviceGetAttribute(
+          &d.info.minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev))
+    return callError(api, "cuDeviceGetAttribute", r);
+  // Retained once and never released: modules the artifacts load live in it
+  // until the process ends.
+  if (CUresult r = api.cuDevicePrimaryCtxRetain(&d.context, dev))
+    return callError(api, "cuDevicePrimaryCtxRetain", r);
+  return "";
+}
+
+/// The API with the context current on this thread, or NULL with `*error`
+/// set.
+const Api *currentApi(std::string *error) {
+  Driver &d = driver();
+  if (loom_status_t s = cuda::ensureDriver()) {
+    *error = loom_status_message(s);
+    loom_status_free(s);
+    return nullptr;
+  }
+  if (CUresult r = d.api.cuCtxSetCurrent(d.context)) {
+    *error = callError(d.api, "cuCtxSetCurrent", r);
+    return nullptr;
+  }
+  return &d.api;
+}
+
+//===----------------------------------------------------------------------===//
+// Per-thread error state of entry calls
+//===----------------------------------------------------------------------===//
+
+struct CallState {
+  bool inCall = false;
+  bool failed = false;
+  std::string message;
+};
+
+thread_local CallState callState;
+
+/// Records `message` as the call's error if it is the first; outside an
+/// entry call nobody could read it, so it goes to stderr.
+void record(const std::string &message) {
+  CallState &c = callState;
+  if (!c.inCall) {
+    std::fprintf(stderr, "loom: %s\n", message.c_str());
+    return;
+  }
+  if (!c.failed) {
+    c.failed = true;
+    c.message = message;
+  }
+}
+
+/// True when `r` succeeded; records the error otherwise.
+bool check(const Api *api, const char *function, CUresult r) {
+  if (r == CUDA_SUCCESS)
+    return true;
+  record(callError(*api, function, r));
+  return false;
+}
+
+/// The API for an mgpu* function that issues work: NULL (nothing to do)
+/// after an earlier error of the same call or when the driver is unusable.
+const Api *workApi() {
+  if (callState.inCall && callState.failed)
+    return nullptr;
+  std::string error;
+  const Api *api = currentApi(&error);
+  if (!api)
+    record("CUDA driver unavailable: " + error);
+  return api;
+}
+
+/// The API for an mgpu* function that releases something: it runs even
+/// after an error, so a failed call leaks nothing.
+const Api *cleanupApi() {
+  std::string error;
+  const Api *api = currentApi(&error);
+  if (!api)
+    record("CUDA driver unavailable: " + error);
+  return api;
+}
+
+DevicePtr devicePtr(const void *p) {
+  return static_cast<DevicePtr>(reinterpret_cast<uintptr_t>(p));
+}
+
+bool launchDim(intptr_t v) { return v >= 1 && v <= UINT_MAX; }
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// The mgpu* host functions (MLIR 22 GPU runtime ABI)
+//===----------------------------------------------------------------------===//
+
+extern "C" {
+
+static CUmodule mgpuModuleLoad(void *data, size_t /*gpuBlobSize*/) {
+  const Api *api = workApi();
+  CUmodule module = nullptr;
+  if (api)
+    check(api, "cuModuleLoadData", api->cuModuleLoadData(&module, data));
+  return module;
+}
+
+/// PTX compiled by the driver's JIT at `optLevel`; the JIT's error log is
+/// part of the recorded error.
+static CUmodule mgpuModuleLoadJIT(void *data, int optLevel) {
+  const Api *api = workApi();
+  CUmodule module = nullptr;
+  if (!api)
+    return nullptr;
+  char log[4096] = {};
+  int options[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES,
+                   CU_JIT_OPTIMIZATION_LEVEL};
+  void *values[] = {log, reinterpret_cast<void *>(uintptr_t(sizeof(log) - 1)),
+                    reinterpret_cast<void *>(intptr_t(optLevel))};
+  CUresult r = api->cuModuleLoadDataEx(&module, data, 3, options, values);
+  if (r != CUDA_SUCCESS) {
+    std::string message = callError(*api, "cuModuleLoadDataEx", r);
+    if (log[0])
+      message += std::string(": JIT log: ") + log;
+    record(message);
+    return nullptr;
+  }
+  return module;
+}
+
+static void mgpuModuleUnload(CUmodule module) {
+  const Api *api = module ? cleanupApi() : nullptr;
+  if (api)
+    check(api, "cuModuleUnload", api->cuModuleUnload(module));
+}
+
+static CUfunction mgpuModuleGetFunction(CUmodule module, const char *name) {
+  const Api *api = workApi();
+  CUfunction function = nullptr;
+  if (!api)
+    return nullptr;
+  if (!module) {
+    record(format("mgpuModuleGetFunction('%s') on a module that failed to "
+                  "load",
+                  name ? name : "(null)"));
+    return nullptr;
+  }
+  check(api, "cuModuleGetFunction",
+        api->cuModuleGetFunction(&function, module, name));
+  return function;
+}
+
+static void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
+                             intptr_t gridY, intptr_t gridZ, intptr_t blockX,
+                             intptr_t blockY, intptr_t blockZ, int32_t smem,
+                             CUstream stream, void **params, void **extra,
+                             size_t /*paramsCount*/) {
+  const Api *api = workApi();
+  if (!api)
+    return;
+  if (!function) {
+    record("mgpuLaunchKernel of a kernel that was not found");
+    return;
+  }
+  if (!launchDim(gridX) || !launchDim(gridY) || !launchDim(gridZ) ||
+      !launchDim(blockX) || !launchDim(blockY) || !launchDim(blockZ) ||
+      smem < 0) {
+    record(format("mgpuLaunchKernel: invalid launch: grid (%" PRIdPTR
+                  ", %" PRIdPTR ", %" PRIdPTR "), block (%" PRIdPTR
+                  ", %" PRIdPTR ", %" PRIdPTR "), shared memory %d bytes",
+                  gridX, gridY, gridZ, blockX, blockY, blockZ, smem));
+    return;
+  }
+  check(api, "cuLaunchKernel",
+        api->cuLaunchKernel(function, unsigned(gridX), unsigned(gridY),
+                            unsigned(gridZ), unsigned(blockX), unsigned(blockY),
+                            unsigned(blockZ), unsigned(smem), stream, params,
+                            extra));
+}
+
+static CUstream mgpuStreamCreate() {
+  const Api *api = workApi();
+  CUstream stream = nullptr;
+  if (api)
+    check(api, "cuStreamCreate",
+          api->cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+  return stream;
+}
+
+static void mgpuStreamDestroy(CUstream stream) {
+  const Api *api = stream ? cleanupApi() : nullptr;
+  if (api)
+    check(api, "cuStreamDestroy_v2", api->cuStreamDestroy(stream));
+}
+
+static void mgpuStreamSynchronize(CUstream stream) {
+  if (const Api *api = workApi())
+    check(api, "cuStreamSynchronize", api->cuStreamSynchronize(stream));
+}
+
+static void mgpuStreamWaitEvent(CUstream stream, CUevent event) {
+  if (const Api *api = workApi())
+    check(api, "cuStreamWaitEvent", api->cuStreamWaitEvent(stream, event, 0));
+}
+
+static CUevent mgpuEventCreate() {
+  const Api *api = workApi();
+  CUevent event = nullptr;
+  if (api)
+    check(api, "cuEventCreate",
+          api->cuEventCreate(&event, CU_EVENT_DISABLE_TIMING));
+  return event;
+}
+
+static void mgpuEventDestroy(CUevent event) {
+  const Api *api = event ? cleanupApi() : nullptr;
+  if (api)
+    check(api, "cuEventDestroy_v2", api->cuEventDestroy(event));
+}
+
+static void mgpuEventSynchronize(CUevent event) {
+  if (const Api *api = workApi())
+    check(api, "cuEventSynchronize", api->cuEventSynchronize(event));
+}
+
+static void mgpuEventRecord(CUevent event, CUstream stream) {
+  if (const Api *api = workApi())
+    check(api, "cuEventRecord", api->cuEventRecord(event, stream));
+}
+
+/// Device memory, or managed memory the host can read too when
+/// `isHostShared`. 0 bytes gives NULL, as MLIR's wrapper does.
+static void *mgpuMemAlloc(uint64_t sizeBytes, CUstream /*stream*/,
+                          bool isHostShared) {
+  const Api *api = workApi();
+  DevicePtr ptr = 0;
+  if (!api || sizeBytes == 0)
+    return nullptr;
+  if (isHostShared)
+    check(api, "cuMemAllocManaged",
+          api->cuMemAllocManaged(&ptr, sizeBytes, CU_MEM_ATTACH_GLOBAL));
+  else
+    check(api, "cuMemAlloc_v2", api->cuMemAlloc(&ptr, sizeBytes));
+  return reinterpret_cast<void *>(static_cast<uintptr_t>(ptr));
+}
+
+static void mgpuMemFree(void *ptr, CUstream /*stream*/) {
+  const Api *api = ptr ? cleanupApi() : nullptr;
+  if (api)
+    check(api, "cuMemFree_v2", api->cuMemFree(devicePtr(ptr)));
+}
+
+static void mgpuMemcpy(void *dst, void *src, size_t sizeBytes,
+                       CUstream stream) {
+  if (const Api *api = workApi())
+    check(
+        api, "cuMemcpyAsync",
+        api->cuMemcpyAsync(devicePtr(dst), devicePtr(src), sizeBytes, stream));
+}
+
+static void mgpuMemset32(void *dst, unsigned value, size_t count,
+                         CUstream stream) {
+  if (const Api *api = workApi())
+    check(api, "cuMemsetD32Async",
+          api->cuMemsetD32Async(devicePtr(dst), value, count, stream));
+}
+
+static void mgpuMemset16(void *dst, unsigned short value, size_t count,
+                         CUstream stream) {
+  if (const Api *api = workApi())
+    check(api, "cuMemsetD16Async",
+          api->cuMemsetD16Async(devicePtr(dst), value, count, stream));
+}
+
+} // extern "C"
+
+//===----------------------------------------------------------------------===//
+// The driver's interface to sessions
+//===----------------------------------------------------------------------===//
+
+namespace loom::cuda {
+
+loom_status_t ensureDriver() {
+  Driver &d = driver();
+  int state = d.state.load(std::memory_order_acquire);
+  if (state == 0) {
+    std::lock_guard<std::mutex> lock(d.mutex);
+    state = d.state.load(std::memory_order_relaxed);
+    if (state == 0) {
+      d.error = initialize(d);
+      state = d.error.empty() ? 1 : 2;
+      d.state.store(state, std::memory_order_release);
+    }
+  }
+  if (state == 1)
+    return nullptr;
+  return makeStatus(LOOM_STATUS_INCOMPATIBLE, "%s", d.error.c_str());
+}
+
+const DeviceInfo &device() { return driver().info; }
+
+std::string chipRequirement(const char *chip, int major, int minor,
+                            bool *parsed) {
+  *parsed = false;
+  if (!chip || std::strncmp(chip, "sm_", 3) != 0)
+    return "";
+  const char *p = chip + 3;
+  int number = 0, digits = 0;
+  while (*p >= '0' && *p <= '9' && digits < 4) {
+    number = number * 10 + (*p++ - '0');
+    ++digits;
+  }
+  bool archSpecific = *p == 'a';
+  if (archSpecific)
+    ++p;
+  if (digits < 2 || *p)
+    return "";
+  *parsed = true;
+  int needMajor = number / 10, needMinor = number % 10;
+  // Arch-specific chips (sm_90a) use features that only that exact
+  // architecture has; plain ones run on it and on every later one.
+  if (archSpecific) {
+    if (major == needMajor && minor == needMinor)
+      return "";
+    return format("compute capability %d.%d exactly", needMajor, needMinor);
+  }
+  if (major > needMajor || (major == needMajor && minor >= needMinor))
+    return "";
+  return format("compute capability %d.%d or newer", needMajor, needMinor);
+}
+
+loom_status_t makeCurrent() {
+  std::string error;
+  if (!currentApi(&error))
+    return makeStatus(LOOM_STATUS_INTERNAL, "%s", error.c_str());
+  return nullptr;
+}
+
+/// A status for the failed driver call `function` on buffer `what`.
+static loom_status_t failure(const char *function, CUresult r,
+                             const std::string &what) {
+  return makeStatus(r == 2 ? LOOM_STATUS_OUT_OF_MEMORY : LOOM_STATUS_INTERNAL,
+                    "%s: %s", what.c_str(),
+                    callError(driver().api, function, r).c_str());
+}
+
+loom_status_t alloc(size_t bytes, const std::string &what, DevicePtr *out) {
+  if (loom_status_t s = makeCurrent())
+    return s;
+  if (CUresult r = driver().api.cuMemAlloc(out, bytes ? bytes : 1))
+    return failure("cuMemAlloc_v2", r, what);
+  return nullptr;
+}
+
+void freeBuffer(DevicePtr ptr) {
+  if (!ptr || driver().state.load() != 1)
+    return;
+  if (loom_status_t s = makeCurrent()) {
+    loom_status_free(s);
+    return;
+  }
+  driver().api.cuMemFree(ptr);
+}
+
+loom_status_t upload(DevicePtr dst, const void *src, size_t bytes,
+                     const std::string &what) {
+  if (!bytes)
+    return nullptr;
+  if (CUresult r = driver().api.cuMemcpyHtoD(dst, src, bytes))
+    return failure("cuMemcpyHtoD_v2", r, what);
+  return nullptr;
+}
+
+loom_status_t download(void *dst, DevicePtr src, size_t bytes,
+                       const std::string &what) {
+  if (!bytes)
+    return nullptr;
+  if (CUresult r = driver().api.cuMemcpyDtoH(dst, src, bytes))
+    return failure("cuMemcpyDtoH_v2", r, what);
+  return nullptr;
+}
+
+loom_status_t zero(DevicePtr dst, size_t bytes, const std::string &what) {
+  if (!bytes)
+    return nullptr;
+  if (CUresult r = driver().api.cuMemsetD8(dst, 0, bytes))
+    return failure("cuMemsetD8_v2", r, what);
+  return nullptr;
+}
+
+loom_status_t synchronize() {
+  if (CUresult r = driver().api.cuCtxSynchronize())
+    return makeStatus(LOOM_STATUS_INTERNAL, "%s",
+                      callError(driver().api, "cuCtxSynchronize", r).c_str());
+  return nullptr;
+}
+
+void beginCall() {
+  callState.inCall = true;
+  callState.failed = false;
+  callState.message.clear();
+}
+
+loom_status_t endCall() {
+  CallState &c = callState;
+  c.inCall = false;
+  if (!c.failed)
+    return nullptr;
+  c.failed = false;
+  return makeStatus(LOOM_STATUS_INTERNAL, "%s", c.message.c_str());
+}
+
+void *lookupImport(const char *name) {
+  static const struct {
+    const char *name;
+    void *fn;
+  } table[] = {
+#define LOOM_MGPU(fn) {#fn, reinterpret_cast<void *>(&fn)}
+      LOOM_MGPU(mgpuModuleLoad),      LOOM_MGPU(mgpuModuleLoadJIT),
+      LOOM_MGPU(mgpuModuleUnload),    LOOM_MGPU(mgpuModuleGetFunction),
+      LOOM_MGPU(mgpuLaunchKernel),    LOOM_MGPU(mgpuStreamCreate),
+      LOOM_MGPU(mgpuStreamDestroy),   LOOM_MGPU(mgpuStreamSynchronize),
+      LOOM_MGPU(mgpuStreamWaitEvent), LOOM_MGPU(mgpuEventCreate),
+      LOOM_MGPU(mgpuEventDestroy),    LOOM_MGPU(mgpuEventSynchronize),
+      LOOM_MGPU(mgpuEventRecord),     LOOM_MGPU(mgpuMemAlloc),
+      LOOM_MGPU(mgpuMemFree),         LOOM_MGPU(mgpuMemcpy),
+      LOOM_MGPU(mgpuMemset32),        LOOM_MGPU(mgpuMemset16),
+#undef LOOM_MGPU
+  };
+  for (const auto &entry : table)
+    if (std::strcmp(entry.name, name) == 0)
+      return entry.fn;
+  return nullptr;
+}
+
+void resetDriverForTesting() {
+  Driver &d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  d.state.store(0);
+  d.error.clear();
+  d.library = nullptr;
+  d.api = {};
+  d.context = nullptr;
+  d.info = DeviceInfo();
+}
+
+} // namespace loom::cuda

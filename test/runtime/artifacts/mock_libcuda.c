@@ -1,0 +1,330 @@
+/*===- mock_libcuda.c - A CUDA driver on host memory, for tests -----------===*
+ *
+ * This file is a stand-in for libcuda.so.1 that the runtime tests load
+ * through LOOM_CUDA_DRIVER on machines without a GPU. It implements the
+ * driver functions the runtime uses with the driver's C ABI: "device"
+ * memory is host memory (so device pointers can be checked by reading
+ * them), streams and events are dummies, and the one module it loads (text
+ * starting with "loom-mock-module") has two kernels run on the host,
+ * mul_add(w, x, y, n): y[i] += w[i] * x[i] and add_into(acc, x, n):
+ * acc[i] += x[i]. The environment steers it, read on every call:
+ *   MOCK_CUDA_FAIL=<function>=<code>  that function returns <code>
+ *   MOCK_CUDA_INIT=<code>             cuInit returns <code> (34: stub, 100:
+ *                                     no device)
+ *   MOCK_CUDA_CC=<major><minor>       compute capability (default 80)
+ *   MOCK_CUDA_DEVICES=<n>             device count (default 1)
+ * Counters for the tests: mock_cuda_launches(), mock_cuda_live_allocations().
+ *
+ *===----------------------------------------------------------------------===*/
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+typedef int CUresult;
+typedef unsigned long long CUdeviceptr;
+
+static int launches;
+static int liveAllocations;
+static int contextToken, streamToken, eventToken;
+
+/* The failure MOCK_CUDA_FAIL asks of `function`, else 0. */
+static CUresult injected(const char *function) {
+  const char *spec = getenv("MOCK_CUDA_FAIL");
+  size_t n = strlen(function);
+  if (!spec || strncmp(spec, function, n) != 0 || spec[n] != '=')
+    return 0;
+  return atoi(spec + n + 1);
+}
+
+#define MOCK_FAIL_POINT(name)                                                  \
+  do {                                                                         \
+    CUresult r = injected(name);                                               \
+    if (r)                                                                     \
+      return r;                                                                \
+  } while (0)
+
+static const struct {
+  CUresult code;
+  const char *name, *text;
+} errors[] = {
+    {0, "CUDA_SUCCESS", "no error"},
+    {1, "CUDA_ERROR_INVALID_VALUE", "invalid argument"},
+    {2, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
+    {34, "CUDA_ERROR_STUB_LIBRARY", "CUDA driver is a stub library"},
+    {100, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
+    {200, "CUDA_ERROR_INVALID_IMAGE", "device kernel image is invalid"},
+    {500, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
+    {700, "CUDA_ERROR_ILLEGAL_ADDRESS",
+     "an illegal memory access was encountered"},
+    {719, "CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure"},
+};
+
+EXPORT CUresult cuGetErrorName(CUresult error, const char **str) {
+  for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); ++i)
+    if (errors[i].code == error) {
+      *str = errors[i].name;
+      return 0;
+    }
+  *str = NULL;
+  return 1;
+}
+
+EXPORT CUresult cuGetErrorString(CUresult error, const char **str) {
+  for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); ++i)
+    if (errors[i].code == error) {
+      *str = errors[i].text;
+      return 0;
+    }
+  *str = NULL;
+  return 1;
+}
+
+EXPORT CUresult cuInit(unsigned flags) {
+  const char *init = getenv("MOCK_CUDA_INIT");
+  (void)flags;
+  return init ? atoi(init) : 0;
+}
+
+EXPORT CUresult cuDriverGetVersion(int *version) {
+  *version = 12040;
+  return 0;
+}
+
+EXPORT CUresult cuDeviceGetCount(int *count) {
+  const char *n = getenv("MOCK_CUDA_DEVICES");
+  *count = n ? atoi(n) : 1;
+  return 0;
+}
+
+EXPORT CUresult cuDeviceGet(int *device, int ordinal) {
+  *device = ordinal;
+  return 0;
+}
+
+EXPORT CUresult cuDeviceGetName(char *name, int len, int device) {
+  (void)device;
+  strncpy(name, "Mock GPU", (size_t)len);
+  return 0;
+}
+
+EXPORT CUresult cuDeviceGetAttribute(int *value, int attribute, int device) {
+  const char *cc = getenv("MOCK_CUDA_CC");
+  int number = cc ? atoi(cc) : 80;
+  (void)device;
+  if (attribute == 75)
+    *value = number / 10;
+  else if (attribute == 76)
+    *value = number % 10;
+  else
+    return 1;
+  return 0;
+}
+
+EXPORT CUresult cuDevicePrimaryCtxRetain(void **context, int device) {
+  (void)device;
+  *context = &contextToken;
+  return 0;
+}
+
+EXPORT CUresult cuCtxSetCurrent(void *context) {
+  return context == &contextToken ? 0 : 1;
+}
+
+EXPORT CUresult cuCtxSynchronize(void) {
+  MOCK_FAIL_POINT("cuCtxSynchronize");
+  return 0;
+}
+
+EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *ptr, size_t bytes) {
+  MOCK_FAIL_POINT("cuMemAlloc_v2");
+  void *p = bytes ? malloc(bytes) : NULL;
+  if (!p)
+    return bytes ? 2 : 1;
+  ++liveAllocations;
+  *ptr = (CUdeviceptr)(uintptr_t)p;
+  return 0;
+}
+
+EXPORT CUresult cuMemAllocManaged(CUdeviceptr *ptr, size_t bytes,
+                                  unsigned flags) {
+  (void)flags;
+  return cuMemAlloc_v2(ptr, bytes);
+}
+
+EXPORT CUresult cuMemFree_v2(CUdeviceptr ptr) {
+  if (!ptr)
+    return 1;
+  free((void *)(uintptr_t)ptr);
+  --liveAllocations;
+  return 0;
+}
+
+EXPORT CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src,
+                                size_t bytes) {
+  MOCK_FAIL_POINT("cuMemcpyHtoD_v2");
+  memcpy((void *)(uintptr_t)dst, src, bytes);
+  return 0;
+}
+
+EXPORT CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t bytes) {
+  MOCK_FAIL_POINT("cuMemcpyDtoH_v2");
+  memcpy(dst, (const void *)(uintptr_t)src, bytes);
+  return 0;
+}
+
+EXPORT CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t bytes,
+                              void *stream) {
+  (void)stream;
+  MOCK_FAIL_POINT("cuMemcpyAsync");
+  if (!dst || !src)
+    return 1;
+  memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, bytes);
+  return 0;
+}
+
+EXPORT CUresult cuMemsetD8_v2(CUdeviceptr dst, unsigned char value,
+                              size_t count) {
+  memset((void *)(uintptr_t)dst, value, count);
+  return 0;
+}
+
+EXPORT CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned value, size_t count,
+                                 void *stream) {
+  uint32_t *p = (uint32_t *)(uintptr_t)dst;
+  (void)stream;
+  if (!p)
+    return 1;
+  for (size_t i = 0; i < count; ++i)
+    p[i] = value;
+  return 0;
+}
+
+EXPORT CUresult cuMemsetD16Async(CUdeviceptr dst, unsigned short value,
+                                 size_t count, void *stream) {
+  uint16_t *p = (uint16_t *)(uintptr_t)dst;
+  (void)stream;
+  if (!p)
+    return 1;
+  for (size_t i = 0; i < count; ++i)
+    p[i] = value;
+  return 0;
+}
+
+/* The module and its kernels. */
+typedef void (*kernel_fn)(void **params);
+struct kernel {
+  const char *name;
+  kernel_fn fn;
+};
+
+static void mulAdd(void **params) {
+  const float *w = *(const float **)params[0], *x = *(const float **)params[1];
+  float *y = *(float **)params[2];
+  int64_t n = *(const int64_t *)params[3];
+  for (int64_t i = 0; i < n; ++i)
+    y[i] += w[i] * x[i];
+}
+
+static void addInto(void **params) {
+  float *acc = *(float **)params[0];
+  const float *x = *(const float **)params[1];
+  int64_t n = *(const int64_t *)params[2];
+  for (int64_t i = 0; i < n; ++i)
+    acc[i] += x[i];
+}
+
+static struct kernel kernels[] = {{"mul_add", mulAdd}, {"add_into", addInto}};
+static int moduleToken;
+
+EXPORT CUresult cuModuleLoadData(void **module, const void *image) {
+  MOCK_FAIL_POINT("cuModuleLoadData");
+  if (!image || strncmp((const char *)image, "loom-mock-module", 16) != 0)
+    return 200;
+  *module = &moduleToken;
+  return 0;
+}
+
+EXPORT CUresult cuModuleLoadDataEx(void **module, const void *image,
+                                   unsigned numOptions, int *options,
+                                   void **values) {
+  (void)numOptions;
+  (void)options;
+  (void)values;
+  return cuModuleLoadData(module, image);
+}
+
+EXPORT CUresult cuModuleUnload(void *module) {
+  return module == &moduleToken ? 0 : 1;
+}
+
+EXPORT CUresult cuModuleGetFunction(void **function, void *module,
+                                    const char *name) {
+  if (module != &moduleToken)
+    return 1;
+  for (size_t i = 0; i < sizeof(kernels) / sizeof(kernels[0]); ++i)
+    if (strcmp(kernels[i].name, name) == 0) {
+      *function = &kernels[i];
+      return 0;
+    }
+  return 500;
+}
+
+EXPORT CUresult cuLaunchKernel(void *function, unsigned gridX, unsigned gridY,
+                               unsigned gridZ, unsigned blockX, unsigned blockY,
+                               unsigned blockZ, unsigned smem, void *stream,
+                               void **params, void **extra) {
+  (void)gridX, (void)gridY, (void)gridZ, (void)blockX, (void)blockY;
+  (void)blockZ, (void)smem, (void)stream, (void)extra;
+  MOCK_FAIL_POINT("cuLaunchKernel");
+  if (!function || !params)
+    return 1;
+  ++launches;
+  ((struct kernel *)function)->fn(params);
+  return 0;
+}
+
+EXPORT CUresult cuStreamCreate(void **stream, unsigned flags) {
+  (void)flags;
+  *stream = &streamToken;
+  return 0;
+}
+
+EXPORT CUresult cuStreamDestroy_v2(void *stream) {
+  return stream == &streamToken ? 0 : 1;
+}
+
+EXPORT CUresult cuStreamSynchronize(void *stream) {
+  (void)stream;
+  return 0;
+}
+
+EXPORT CUresult cuStreamWaitEvent(void *stream, void *event, unsigned flags) {
+  (void)stream, (void)flags;
+  return event == &eventToken ? 0 : 1;
+}
+
+EXPORT CUresult cuEventCreate(void **event, unsigned flags) {
+  (void)flags;
+  *event = &eventToken;
+  return 0;
+}
+
+EXPORT CUresult cuEventDestroy_v2(void *event) {
+  return event == &eventToken ? 0 : 1;
+}
+
+EXPORT CUresult cuEventRecord(void *event, void *stream) {
+  (void)stream;
+  return event == &eventToken ? 0 : 1;
+}
+
+EXPORT CUresult cuEventSynchronize(void *event) {
+  return event == &eventToken ? 0 : 1;
+}
+
+EXPORT int mock_cuda_launches(void) { return launches; }
+EXPORT int mock_cuda_live_allocations(void) { return liveAllocations; }

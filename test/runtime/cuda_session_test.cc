@@ -1,0 +1,360 @@
+//===- cuda_session_test.cc - Tests of sessions on CUDA artifacts ---------===//
+//
+// This file tests the CUDA driver of the runtime without a GPU: the
+// hand-written CUDA test artifact runs on a mock driver (mock_libcuda.c,
+// device memory = host memory) loaded through LOOM_CUDA_DRIVER. It checks
+// param upload, input upload, the entry's mgpu* calls, output download and
+// device-resident state; CUDA errors injected into the mock, reported as
+// statuses that name the failing call; and the messages for a missing
+// driver, the toolkit's stub library, no device and a device too old for
+// the artifact's chip.
+//
+//===----------------------------------------------------------------------===//
+
+#include "test_util.h"
+
+#include "cuda_driver.h"
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <dlfcn.h>
+
+using loom::test::isError;
+using loom::test::isOk;
+
+namespace {
+
+loom_tensor_t *floatTensor(std::vector<float> values) {
+  int64_t n = static_cast<int64_t>(values.size());
+  loom_tensor_t *t = nullptr;
+  EXPECT_TRUE(isOk(loom_tensor_create(LOOM_DTYPE_F32, 1, &n, &t)));
+  std::copy(values.begin(), values.end(),
+            static_cast<float *>(loom_tensor_data(t)));
+  return t;
+}
+
+std::vector<float> floatsOf(const loom_tensor_t *t) {
+  const float *p = static_cast<const float *>(loom_tensor_data(t));
+  return std::vector<float>(p, p + loom_tensor_num_elements(t));
+}
+
+/// Environment variables the tests set, cleared around every test.
+const char *const kEnv[] = {"LOOM_CUDA_DRIVER", "LOOM_CUDA_DEVICE",
+                            "MOCK_CUDA_FAIL",   "MOCK_CUDA_INIT",
+                            "MOCK_CUDA_CC",     "MOCK_CUDA_DEVICES"};
+
+class CudaSessionTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    clearEnv();
+    setenv("LOOM_CUDA_DRIVER", LOOM_TEST_MOCK_LIBCUDA, 1);
+    ASSERT_TRUE(isOk(loom_artifact_open(LOOM_TEST_ARTIFACT_CUDA, &artifact)));
+    ASSERT_TRUE(isOk(loom_tensor_map_create(&params)));
+    loom_tensor_t *w = floatTensor({1, 2, 3, 4});
+    ASSERT_TRUE(isOk(loom_tensor_map_insert(params, "w.weight", w)));
+    loom_tensor_release(w);
+  }
+  void TearDown() override {
+    loom_session_destroy(session);
+    loom_tensor_map_destroy(params);
+    loom_artifact_close(artifact);
+    clearEnv();
+  }
+
+  static void clearEnv() {
+    for (const char *name : kEnv)
+      unsetenv(name);
+    // Each test chooses its driver through the environment.
+    loom::cuda::resetDriverForTesting();
+  }
+
+  /// A counter of the mock driver (loaded by the runtime already).
+  static int mockCounter(const char *name) {
+    void *lib = dlopen(LOOM_TEST_MOCK_LIBCUDA, RTLD_NOW | RTLD_NOLOAD);
+    if (!lib)
+      return -1;
+    auto fn = reinterpret_cast<int (*)()>(dlsym(lib, name));
+    int value = fn ? fn() : -1;
+    dlclose(lib);
+    return value;
+  }
+  static int launches() { return mockCounter("mock_cuda_launches"); }
+  static int liveAllocations() {
+    return mockCounter("mock_cuda_live_allocations");
+  }
+
+  loom_status_t createSession() {
+    return loom_session_create(artifact, params, &session);
+  }
+
+  /// Calls entry `name` with inputs in manifest order (released here).
+  loom_status_t call(const char *name, std::vector<loom_tensor_t *> inputs,
+                     std::vector<loom_tensor_t *> *outputs,
+                     loom_call_timing_t *timing = nullptr) {
+    uint32_t index = 0;
+    loom_status_t s = loom_artifact_entry_find(artifact, name, &index);
+    if (!s) {
+      outputs->assign(loom_artifact_entry_at(artifact, index)->num_outputs,
+                      nullptr);
+      s = timing ? loom_session_call_timed(session, index, inputs.data(),
+                                           outputs->data(), timing)
+                 : loom_session_call(session, index, inputs.data(),
+                                     outputs->data());
+    }
+    for (loom_tensor_t *t : inputs)
+      loom_tensor_release(t);
+    return s;
+  }
+
+  static void release(std::vector<loom_tensor_t *> &outputs) {
+    for (loom_tensor_t *t : outputs)
+      loom_tensor_release(t);
+    outputs.clear();
+  }
+
+  loom_artifact_t *artifact = nullptr;
+  loom_tensor_map_t *params = nullptr;
+  loom_session_t *session = nullptr;
+};
+
+TEST_F(CudaSessionTest, ArtifactDescribesItsTargetAndImports) {
+  EXPECT_EQ(loom_artifact_target(artifact), LOOM_TARGET_CUDA);
+  EXPECT_STREQ(loom_artifact_target_cpu(artifact), "sm_80");
+  bool launch = false;
+  for (uint32_t i = 0; i < loom_artifact_import_count(artifact); ++i)
+    launch |=
+        std::string(loom_artifact_import_at(artifact, i)) == "mgpuLaunchKernel";
+  EXPECT_TRUE(launch);
+  EXPECT_NE(loom_host_function_lookup("mgpuModuleLoadJIT"), nullptr);
+  EXPECT_NE(loom_host_function_lookup("mgpuMemset16"), nullptr);
+}
+
+TEST_F(CudaSessionTest, RunsEntriesOnTheDevice) {
+  ASSERT_TRUE(isOk(createSession()));
+  int before = launches();
+  std::vector<loom_tensor_t *> out;
+  ASSERT_TRUE(isOk(call("fma", {floatTensor({1, 1, 2, -1})}, &out)));
+  ASSERT_EQ(out.size(), 1u);
+  // y = 1 + w * x with w = [1, 2, 3, 4] uploaded when the session started.
+  EXPECT_EQ(floatsOf(out[0]), (std::vector<float>{2, 3, 7, -3}));
+  // The entry's result is in a host tensor: the device buffer is not it.
+  EXPECT_EQ(launches(), before + 1);
+  release(out);
+  // The same call again reuses the device buffers.
+  int allocations = liveAllocations();
+  ASSERT_TRUE(isOk(call("fma", {floatTensor({0, 1, 0, 1})}, &out)));
+  EXPECT_EQ(floatsOf(out[0]), (std::vector<float>{1, 3, 1, 5}));
+  EXPECT_EQ(liveAllocations(), allocations);
+  release(out);
+}
+
+TEST_F(CudaSessionTest, StatesLiveOnTheDevice) {
+  ASSERT_TRUE(isOk(createSession()));
+  std::vector<loom_tensor_t *> out;
+  ASSERT_TRUE(isOk(call("accum", {floatTensor({1, 2, 3, 4})}, &out)));
+  release(out);
+  ASSERT_TRUE(isOk(call("accum", {floatTensor({1, 2, 3, 4})}, &out)));
+  EXPECT_EQ(floatsOf(out[0]), (std::vector<float>{2, 4, 6, 8}));
+  release(out);
+  loom_tensor_t *acc = loom_session_state(session, "acc");
+  ASSERT_NE(acc, nullptr);
+  EXPECT_EQ(floatsOf(acc), (std::vector<float>{2, 4, 6, 8}));
+  loom_session_reset_states(session);
+  ASSERT_TRUE(isOk(call("accum", {floatTensor({1, 1, 1, 1})}, &out)));
+  EXPECT_EQ(floatsOf(out[0]), (std::vector<float>{1, 1, 1, 1}));
+  release(out);
+}
+
+TEST_F(CudaSessionTest, RequirementsAreCheckedOnTheHost) {
+  ASSERT_TRUE(isOk(createSession()));
+  loom_tensor_t *pos = nullptr;
+  ASSERT_TRUE(isOk(loom_tensor_create(LOOM_DTYPE_I64, 0, nullptr, &pos)));
+  *static_cast<int64_t *>(loom_tensor_data(pos)) = -1;
+  loom_tensor_retain(pos);
+  std::vector<loom_tensor_t *> out;
+  EXPECT_TRUE(isError(call("copy", {floatTensor({1, 2}), pos}, &out),
+                      LOOM_STATUS_INVALID_ARGUMENT,
+                      {"requirement failed", "pos >= 0", "pos = -1"}));
+  *static_cast<int64_t *>(loom_tensor_data(pos)) = 0;
+  ASSERT_TRUE(isOk(call("copy", {floatTensor({1, 2}), pos}, &out)));
+  EXPECT_EQ(floatsOf(out[0]), (std::vector<float>{1, 2}));
+  release(out);
+}
+
+TEST_F(CudaSessionTest, LaunchFailureIsReportedAndNotSticky) {
+  ASSERT_TRUE(isOk(createSession()));
+  int allocations = liveAllocations();
+  setenv("MOCK_CUDA_FAIL", "cuLaunchKernel=719", 1);
+  std::vector<loom_tensor_t *> out;
+  EXPECT_TRUE(isError(call("fma", {floatTensor({1, 1, 1, 1})}, &out),
+                      LOOM_STATUS_INTERNAL,
+                      {"entry 'fma'", "CUDA error in cuLaunchKernel",
+                       "CUDA_ERROR_LAUNCH_FAILED", "unspecified launch"}));
+  EXPECT_EQ(out[0], nullptr);
+  unsetenv("MOCK_CUDA_FAIL");
+  // The entry's temporary was freed although the launch failed; the input
+  // and output buffers are kept for the next call.
+  EXPECT_EQ(liveAllocations(), allocations + 2);
+  ASSERT_TRUE(isOk(call("fma", {floatTensor({1, 1, 1, 1})}, &out)));
+  EXPECT_EQ(floatsOf(out[0]), (std::vector<float>{2, 3, 4, 5}));
+  release(out);
+}
+
+TEST_F(CudaSessionTest, FailedAllocationSkipsTheLaunch) {
+  ASSERT_TRUE(isOk(createSession()));
+  std::vector<loom_tensor_t *> out;
+  // The first call allocates the session's buffers; the second one's only
+  // allocation is the entry's temporary.
+  ASSERT_TRUE(isOk(call("fma", {floatTensor({1, 1, 1, 1})}, &out)));
+  release(out);
+  int before = launches();
+  setenv("MOCK_CUDA_FAIL", "cuMemAlloc_v2=2", 1);
+  EXPECT_TRUE(isError(call("fma", {floatTensor({1, 1, 1, 1})}, &out),
+                      LOOM_STATUS_INTERNAL,
+                      {"entry 'fma'", "CUDA error in cuMemAlloc_v2",
+                       "CUDA_ERROR_OUT_OF_MEMORY"}));
+  EXPECT_EQ(launches(), before);
+}
+
+TEST_F(CudaSessionTest, DownloadFailureNamesTheOutput) {
+  ASSERT_TRUE(isOk(createSession()));
+  setenv("MOCK_CUDA_FAIL", "cuMemcpyDtoH_v2=700", 1);
+  std::vector<loom_tensor_t *> out;
+  EXPECT_TRUE(isError(
+      call("fma", {floatTensor({1, 1, 1, 1})}, &out), LOOM_STATUS_INTERNAL,
+      {"output 'y'", "cuMemcpyDtoH_v2", "CUDA_ERROR_ILLEGAL_ADDRESS"}));
+}
+
+TEST_F(CudaSessionTest, ParamUploadFailureNamesTheParam) {
+  setenv("MOCK_CUDA_FAIL", "cuMemcpyHtoD_v2=1", 1);
+  EXPECT_TRUE(isError(createSession(), LOOM_STATUS_INTERNAL,
+                      {"param 'w'", "w.weight", "cuMemcpyHtoD_v2",
+                       "CUDA_ERROR_INVALID_VALUE"}));
+  EXPECT_EQ(session, nullptr);
+  EXPECT_EQ(liveAllocations(), 0);
+}
+
+TEST_F(CudaSessionTest, DestroyFreesDeviceMemory) {
+  int before = std::max(liveAllocations(), 0);
+  ASSERT_TRUE(isOk(createSession()));
+  std::vector<loom_tensor_t *> out;
+  ASSERT_TRUE(isOk(call("fma", {floatTensor({1, 1, 1, 1})}, &out)));
+  release(out);
+  EXPECT_GT(liveAllocations(), before);
+  loom_session_destroy(session);
+  session = nullptr;
+  EXPECT_EQ(liveAllocations(), before);
+}
+
+TEST_F(CudaSessionTest, TimedCallSeparatesTransfers) {
+  ASSERT_TRUE(isOk(createSession()));
+  std::vector<loom_tensor_t *> out;
+  loom_call_timing_t timing = {-1, -1};
+  ASSERT_TRUE(isOk(call("fma", {floatTensor({1, 1, 1, 1})}, &out, &timing)));
+  EXPECT_GE(timing.entry_seconds, 0);
+  EXPECT_GE(timing.transfer_seconds, 0);
+  EXPECT_EQ(floatsOf(out[0]), (std::vector<float>{2, 3, 4, 5}));
+  release(out);
+}
+
+TEST_F(CudaSessionTest, OldDeviceIsRefused) {
+  setenv("MOCK_CUDA_CC", "75", 1);
+  EXPECT_TRUE(isError(createSession(), LOOM_STATUS_INCOMPATIBLE,
+                      {"compiled for sm_80", "8.0 or newer", "Mock GPU",
+                       "compute capability 7.5"}));
+}
+
+TEST_F(CudaSessionTest, NoDriver) {
+  setenv("LOOM_CUDA_DRIVER", "/nonexistent/libcuda.so.1", 1);
+  EXPECT_TRUE(isError(createSession(), LOOM_STATUS_INCOMPATIBLE,
+                      {"loom_test_artifact_cuda", "compiled for CUDA (sm_80)",
+                       "needs an NVIDIA driver",
+                       "/nonexistent/libcuda.so.1 could not be loaded"}));
+}
+
+TEST_F(CudaSessionTest, NotADriver) {
+  setenv("LOOM_CUDA_DRIVER", LOOM_TEST_PLAIN_LIBRARY, 1);
+  EXPECT_TRUE(isError(createSession(), LOOM_STATUS_INCOMPATIBLE,
+                      {"needs an NVIDIA driver", "not a usable CUDA driver",
+                       "lacks cuGetErrorName"}));
+}
+
+TEST_F(CudaSessionTest, StubLibrary) {
+  setenv("MOCK_CUDA_INIT", "34", 1);
+  EXPECT_TRUE(isError(
+      createSession(), LOOM_STATUS_INCOMPATIBLE,
+      {"needs an NVIDIA driver", "stub library", "CUDA_ERROR_STUB_LIBRARY"}));
+}
+
+TEST_F(CudaSessionTest, ToolkitStubLibrary) {
+  const char *stub = "/usr/local/cuda/lib64/stubs/libcuda.so";
+  if (access(stub, R_OK) != 0)
+    GTEST_SKIP() << stub << " is not installed (no CUDA toolkit)";
+  setenv("LOOM_CUDA_DRIVER", stub, 1);
+  EXPECT_TRUE(isError(createSession(), LOOM_STATUS_INCOMPATIBLE,
+                      {"needs an NVIDIA driver", "stub library"}));
+}
+
+TEST_F(CudaSessionTest, NoDevice) {
+  setenv("MOCK_CUDA_INIT", "100", 1);
+  EXPECT_TRUE(isError(createSession(), LOOM_STATUS_INCOMPATIBLE,
+                      {"no CUDA device", "CUDA_ERROR_NO_DEVICE"}));
+  loom::cuda::resetDriverForTesting();
+  unsetenv("MOCK_CUDA_INIT");
+  setenv("MOCK_CUDA_DEVICES", "0", 1);
+  EXPECT_TRUE(
+      isError(createSession(), LOOM_STATUS_INCOMPATIBLE, {"no CUDA device"}));
+}
+
+TEST_F(CudaSessionTest, DeviceOrdinalOutOfRange) {
+  setenv("LOOM_CUDA_DEVICE", "3", 1);
+  setenv("MOCK_CUDA_DEVICES", "2", 1);
+  EXPECT_TRUE(isError(createSession(), LOOM_STATUS_INCOMPATIBLE,
+                      {"LOOM_CUDA_DEVICE='3'", "2 devices are visible"}));
+}
+
+TEST_F(CudaSessionTest, CpuCallTimingHasNoTransfers) {
+  loom_artifact_t *cpu = nullptr;
+  ASSERT_TRUE(isOk(loom_artifact_open(LOOM_TEST_ARTIFACT_GOOD, &cpu)));
+  loom_session_t *s = nullptr;
+  ASSERT_TRUE(isOk(loom_session_create(cpu, params, &s)));
+  uint32_t index = 0;
+  ASSERT_TRUE(isOk(loom_artifact_entry_find(cpu, "add", &index)));
+  loom_tensor_t *in[2] = {floatTensor({1, 2}), floatTensor({3, 4})};
+  loom_tensor_t *out[1] = {nullptr};
+  loom_call_timing_t timing = {-1, -1};
+  EXPECT_TRUE(isOk(loom_session_call_timed(s, index, in, out, &timing)));
+  EXPECT_GE(timing.entry_seconds, 0);
+  EXPECT_EQ(timing.transfer_seconds, 0);
+  EXPECT_EQ(floatsOf(out[0]), (std::vector<float>{4, 6}));
+  EXPECT_TRUE(isError(loom_session_call_timed(s, index, in, out, nullptr),
+                      LOOM_STATUS_INVALID_ARGUMENT, {"NULL timing"}));
+  for (loom_tensor_t *t : {in[0], in[1], out[0]})
+    loom_tensor_release(t);
+  loom_session_destroy(s);
+  loom_artifact_close(cpu);
+}
+
+TEST(CudaChip, ComputeCapabilityRules) {
+  bool parsed = false;
+  EXPECT_EQ(loom::cuda::chipRequirement("sm_80", 8, 0, &parsed), "");
+  EXPECT_TRUE(parsed);
+  EXPECT_EQ(loom::cuda::chipRequirement("sm_80", 9, 0, &parsed), "");
+  EXPECT_EQ(loom::cuda::chipRequirement("sm_86", 8, 0, &parsed),
+            "compute capability 8.6 or newer");
+  EXPECT_EQ(loom::cuda::chipRequirement("sm_90a", 9, 0, &parsed), "");
+  EXPECT_EQ(loom::cuda::chipRequirement("sm_90a", 10, 0, &parsed),
+            "compute capability 9.0 exactly");
+  EXPECT_EQ(loom::cuda::chipRequirement("sm_90a", 8, 9, &parsed),
+            "compute capability 9.0 exactly");
+  EXPECT_EQ(loom::cuda::chipRequirement("sm_100a", 10, 0, &parsed), "");
+  EXPECT_TRUE(parsed);
+  for (const char *bad : {"gfx90a", "sm_", "sm_9", "sm_90b", "znver3"}) {
+    loom::cuda::chipRequirement(bad, 9, 0, &parsed);
+    EXPECT_FALSE(parsed) << bad;
+  }
+}
+
+} // namespace
