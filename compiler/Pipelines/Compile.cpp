@@ -15,6 +15,14 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "loom/abi.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+
+#include <cstdlib>
 
 using namespace mlir;
 using namespace mlir::loom;
@@ -34,10 +42,128 @@ static LogicalResult fail(ModuleOp module, const std::string &message) {
   return emitError(module.getLoc()) << message;
 }
 
+/// Which binary format the CUDA kernels get: cubin needs ptxas.
+static std::string cudaFormat(const CompileOptions &options) {
+  if (options.stopAfter == CompileStage::Ptx ||
+      options.cudaBinary == CudaBinary::Ptx)
+    return "isa";
+  if (options.cudaBinary == CudaBinary::Cubin)
+    return "bin";
+  return findPtxas().empty() ? "isa" : "bin";
+}
+
+/// Prints the PTX of every kernel module, each under a comment naming it.
+static LogicalResult printPtx(ModuleOp module, llvm::raw_ostream &out) {
+  bool any = false;
+  module.walk([&](gpu::BinaryOp binary) {
+    for (Attribute attr : binary.getObjects()) {
+      auto object = dyn_cast<gpu::ObjectAttr>(attr);
+      if (!object || object.getFormat() != gpu::CompilationTarget::Assembly)
+        continue;
+      out << "// kernel module @" << binary.getSymName() << "\n"
+          << object.getObject().getValue() << "\n";
+      any = true;
+    }
+  });
+  if (!any)
+    out << "// the model has no GPU kernels\n";
+  return success();
+}
+
+/// Lowers the entry functions for the CUDA target, then emits PTX or the
+/// artifact: host code for the CPU that launches the embedded kernels
+/// through the runtime's CUDA driver.
+static LogicalResult compileCuda(ModuleOp module, const CompileOptions &options,
+                                 Manifest &manifest, llvm::raw_ostream &out,
+                                 StringRef artifactPath) {
+  std::string format = cudaFormat(options);
+  // Serializing the kernels and translating the host code both go through
+  // LLVM IR, from the gpu, nvvm and llvm dialects.
+  DialectRegistry registry;
+  registerAllToLLVMIRTranslations(registry);
+  module->getContext()->appendDialectRegistry(registry);
+  if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
+        return buildCudaLoweringPipeline(pm, options.gpuChip, format);
+      })))
+    return failure();
+  if (options.stopAfter == CompileStage::Ptx)
+    return printPtx(module, out);
+
+  cpu::CpuCodegenOptions codegen;
+  codegen.cpu = options.cpu;
+  codegen.optLevel = options.optLevel;
+  std::string error;
+  std::unique_ptr<llvm::TargetMachine> machine =
+      cpu::createTargetMachine(codegen, error);
+  if (!machine)
+    return fail(module, error);
+  manifest.compilerVersion = options.compilerVersion;
+  manifest.target = LOOM_TARGET_CUDA;
+  manifest.targetCpu = options.gpuChip;
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> llvmModule = cpu::translateToArtifactIR(
+      module, llvmContext, manifest, *machine, error);
+  if (!llvmModule)
+    return fail(module, error);
+  cpu::optimizeModule(*llvmModule, *machine, options.optLevel);
+  if (options.stopAfter == CompileStage::Llvm) {
+    llvmModule->print(out, nullptr);
+    return success();
+  }
+  llvm::SmallVector<char, 0> code;
+  error = cpu::emitCode(*llvmModule, *machine,
+                        options.stopAfter == CompileStage::Asm, code);
+  if (!error.empty())
+    return fail(module, error);
+  if (options.stopAfter == CompileStage::Asm) {
+    out << llvm::StringRef(code.data(), code.size());
+    return success();
+  }
+  error = cpu::linkArtifact(code, artifactPath);
+  if (!error.empty())
+    return fail(module, error);
+  return success();
+}
+
+std::string loom::findPtxas() {
+  if (const char *root = std::getenv("CUDA_ROOT")) {
+    llvm::SmallString<128> path(root);
+    llvm::sys::path::append(path, "bin", "ptxas");
+    if (llvm::sys::fs::can_execute(path))
+      return path.str().str();
+  }
+  if (auto path = llvm::sys::findProgramByName("ptxas"))
+    return *path;
+  if (llvm::sys::fs::can_execute("/usr/local/cuda/bin/ptxas"))
+    return "/usr/local/cuda/bin/ptxas";
+  return {};
+}
+
 LogicalResult loom::compileModule(ModuleOp module,
                                   const CompileOptions &options,
                                   llvm::raw_ostream &out,
                                   StringRef artifactPath) {
+  if (options.target == Target::Cuda) {
+    if (cudaPtxFeatures(options.gpuChip).empty())
+      return fail(module, "unsupported GPU '" + options.gpuChip +
+                              "' (--sm takes 80, 86, 89, 90 or 90a)");
+    if (options.stopAfter == CompileStage::Ptx ||
+        options.cudaBinary != CudaBinary::Cubin) {
+    } else if (findPtxas().empty()) {
+      return fail(module, "cubin needs ptxas from the CUDA toolkit, which "
+                          "was not found (CUDA_ROOT, PATH, /usr/local/cuda)");
+    }
+    // The fused kernels (attention, MLA decode, token log-probs) exist
+    // for the CPU only so far; on the GPU their unfused forms run.
+    if (options.attention == AttentionMode::Fused ||
+        options.logprob == LogprobMode::Fused ||
+        options.mla == MlaMode::Absorb)
+      return fail(module, "the CUDA target compiles attention, token "
+                          "log-probs and MLA unfused: pass --attention=unfused "
+                          "--logprob=unfused --mla=naive");
+  } else if (options.stopAfter == CompileStage::Ptx) {
+    return fail(module, "--emit=ptx needs --target=cuda");
+  }
   if (failed(verify(module)) ||
       failed(runPipeline(module, options, buildGraphPipeline)))
     return failure();
@@ -80,6 +206,8 @@ LogicalResult loom::compileModule(ModuleOp module,
       func.setArgAttrs(i, kept);
     }
   });
+  if (options.target == Target::Cuda)
+    return compileCuda(module, options, *manifest, out, artifactPath);
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
         return buildCpuLoweringPipeline(pm, options.hostMatmul);
       })))

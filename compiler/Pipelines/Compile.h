@@ -18,9 +18,22 @@
 namespace mlir::loom {
 
 /// Where compilation stops. Every stage but Artifact prints its result.
-enum class CompileStage { Loom, Fuse, Linalg, Llvm, Asm, Artifact };
+enum class CompileStage { Loom, Fuse, Linalg, Llvm, Asm, Ptx, Artifact };
+
+/// How the kernels of the CUDA target are embedded: PTX (compiled by the
+/// driver when the module is loaded) or cubin (compiled by ptxas here);
+/// Auto takes cubin when ptxas is found.
+enum class CudaBinary { Auto, Ptx, Cubin };
+
+/// What the artifact runs on.
+enum class Target { Cpu, Cuda };
 
 struct CompileOptions {
+  Target target = Target::Cpu;
+  /// The GPU of the CUDA target: sm_80 or sm_90a.
+  std::string gpuChip = "sm_90a";
+  /// How the CUDA kernels are embedded.
+  CudaBinary cudaBinary = CudaBinary::Auto;
   /// LLVM CPU name; empty means the host CPU.
   std::string cpu;
   unsigned optLevel = 3;
@@ -51,6 +64,10 @@ struct CompileOptions {
 LogicalResult compileModule(ModuleOp module, const CompileOptions &options,
                             llvm::raw_ostream &out,
                             llvm::StringRef artifactPath);
+
+/// The path of ptxas from the CUDA toolkit ($CUDA_ROOT/bin, PATH,
+/// /usr/local/cuda/bin), or an empty string.
+std::string findPtxas();
 
 } // namespace mlir::loom
 

@@ -10,6 +10,7 @@
 
 #include "compiler/Conversion/Passes.h"
 #include "compiler/Target/CPU/Passes.h"
+#include "compiler/Target/CUDA/Passes.h"
 #include "dialects/fuse/Transforms/Passes.h"
 #include "dialects/loom/Transforms/Passes.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -44,7 +45,37 @@ static const char *kCpuLoweringPipeline =
     "convert-index-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,"
     "reconcile-unrealized-casts";
 
+static const char *kCudaLoweringPipeline =
+    "loom-cpu-split-shared-fills,eliminate-empty-tensors,"
+    "one-shot-bufferize,"
+    "func.func(buffer-hoisting,buffer-loop-hoisting),"
+    "buffer-deallocation-pipeline,"
+    "loom-cpu-copy-to-linalg,"
+    "func.func(convert-linalg-to-parallel-loops),canonicalize,"
+    "loom-cuda-map-to-gpu,loom-cpu-math-approximation,canonicalize,cse,"
+    "expand-strided-metadata,lower-affine,"
+    "gpu-kernel-outlining,func.func(gpu-async-region),"
+    "nvvm-attach-target{chip=%CHIP% features=%FEATURES% O=3},"
+    "gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm,canonicalize,cse,"
+    "reconcile-unrealized-casts),"
+    "gpu-module-to-binary{format=%FORMAT%},"
+    "convert-scf-to-cf,gpu-to-llvm,finalize-memref-to-llvm,"
+    "convert-math-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,"
+    "convert-cf-to-llvm,convert-func-to-llvm,canonicalize,"
+    "reconcile-unrealized-casts";
+
 namespace {
+struct CudaPipelineOptions
+    : public PassPipelineOptions<CudaPipelineOptions> {
+  Option<std::string> chip{*this, "chip",
+                           llvm::cl::desc("GPU: sm_80 or sm_90a"),
+                           llvm::cl::init("sm_90a")};
+  Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("Kernel binary: isa (PTX) or bin (cubin, needs ptxas)"),
+      llvm::cl::init("isa")};
+};
+
 struct FusePipelineOptions
     : public PassPipelineOptions<FusePipelineOptions> {
   Option<MlaMode> mla{
@@ -127,11 +158,46 @@ LogicalResult loom::buildCpuCodegenPipeline(OpPassManager &pm) {
                  succeeded(buildCpuLoweringPipeline(pm, true)));
 }
 
+std::string loom::cudaPtxFeatures(StringRef chip) {
+  // sm_90a instructions (wgmma) need PTX 8.0; PTX 7.0 is the first with
+  // sm_80 and keeps older drivers able to load the kernels.
+  if (chip == "sm_90a" || chip == "sm_90")
+    return "+ptx80";
+  if (chip == "sm_80" || chip == "sm_86" || chip == "sm_89")
+    return chip == "sm_89" ? "+ptx78" : "+ptx70";
+  return {};
+}
+
+LogicalResult loom::buildCudaLoweringPipeline(OpPassManager &pm,
+                                              StringRef chip,
+                                              StringRef format) {
+  std::string features = cudaPtxFeatures(chip);
+  if (features.empty()) {
+    llvm::errs() << "unsupported GPU '" << chip
+                 << "' (the CUDA target supports sm_80, sm_86, sm_89, sm_90 "
+                    "and sm_90a)\n";
+    return failure();
+  }
+  if (format != "isa" && format != "bin") {
+    llvm::errs() << "unknown CUDA binary format '" << format
+                 << "' (isa or bin)\n";
+    return failure();
+  }
+  std::string text = kCudaLoweringPipeline;
+  for (auto [slot, value] :
+       {std::pair<StringRef, StringRef>{"%CHIP%", chip},
+        {"%FEATURES%", features},
+        {"%FORMAT%", format}})
+    text.replace(text.find(slot.str()), slot.size(), value.str());
+  return addPipeline(pm, text);
+}
+
 void loom::registerLoomPipelines() {
   loom::registerLoomPasses();
   fuse::registerFusePasses();
   loom::registerLoomConversionPasses();
   loom::cpu::registerLoomCpuPasses();
+  loom::cuda::registerLoomCudaPasses();
   PassPipelineRegistration<>(
       "loom-graph", "Graph clean-up and symbolic-shape checks",
       [](OpPassManager &pm) { (void)buildGraphPipeline(pm); });
@@ -149,4 +215,11 @@ void loom::registerLoomPipelines() {
   PassPipelineRegistration<>(
       "loom-cpu-codegen", "Bufferize and lower to the LLVM dialect for CPUs",
       [](OpPassManager &pm) { (void)buildCpuCodegenPipeline(pm); });
+  PassPipelineRegistration<CudaPipelineOptions>(
+      "loom-cuda-lowering",
+      "Bufferize, map loop nests to GPU kernels and lower them to PTX or "
+      "cubin (after loom-cpu-entry-abi)",
+      [](OpPassManager &pm, const CudaPipelineOptions &options) {
+        (void)buildCudaLoweringPipeline(pm, options.chip, options.format);
+      });
 }

@@ -67,7 +67,18 @@ LogicalResult buildCpuLoweringPipeline(OpPassManager &pm, bool hostMatmul);
 /// dialect. Registered as `loom-cpu-codegen`.
 LogicalResult buildCpuCodegenPipeline(OpPassManager &pm);
 
-/// Registers the three pipelines above and the passes they use.
+/// The CUDA target after the entry ABI: bufferization, loop nests mapped to
+/// GPU kernels, kernels lowered through NVVM and serialized for `chip`
+/// (sm_80, sm_90a) in `format` (isa: PTX, bin: cubin through ptxas), and the
+/// host side lowered to the LLVM dialect with `gpu.launch_func` calls.
+LogicalResult buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
+                                        StringRef format);
+
+/// The PTX features that go with a chip ("+ptx80" for sm_90a), or an empty
+/// string for a chip the CUDA target does not support.
+std::string cudaPtxFeatures(StringRef chip);
+
+/// Registers the pipelines above and the passes they use.
 void registerLoomPipelines();
 
 } // namespace mlir::loom

@@ -40,7 +40,7 @@ namespace cl = llvm::cl;
 #endif
 
 namespace {
-enum class Emit { Artifact, Ast, Loom, Fuse, Linalg, Llvm, Asm };
+enum class Emit { Artifact, Ast, Loom, Fuse, Linalg, Llvm, Asm, Ptx };
 } // namespace
 
 static cl::OptionCategory category("loom-compile options");
@@ -62,7 +62,9 @@ static cl::opt<Emit>
                                "log-probs, MLA absorption)"),
                     clEnumValN(Emit::Linalg, "linalg", "linalg on tensors"),
                     clEnumValN(Emit::Llvm, "llvm", "optimized LLVM IR"),
-                    clEnumValN(Emit::Asm, "asm", "assembly")),
+                    clEnumValN(Emit::Asm, "asm", "host assembly"),
+                    clEnumValN(Emit::Ptx, "ptx",
+                               "the PTX of the GPU kernels (--target=cuda)")),
          cl::cat(category));
 static cl::list<std::string> defines("define",
                                      cl::desc("Override a config: NAME=VALUE"),
@@ -73,8 +75,20 @@ static cl::alias defineAlias("D", cl::desc("Alias for --define"),
 static cl::opt<std::string>
     configFile("config", cl::desc("Override configs from a flat JSON object"),
                cl::value_desc("file.json"), cl::cat(category));
-static cl::opt<std::string> target("target", cl::desc("Target: cpu"),
-                                   cl::init("cpu"), cl::cat(category));
+static cl::opt<std::string>
+    target("target", cl::desc("What the artifact runs on: cpu or cuda"),
+           cl::init("cpu"), cl::cat(category));
+static cl::opt<std::string>
+    smVersion("sm",
+              cl::desc("GPU architecture of --target=cuda: 80, 86, 89, 90 or "
+                       "90a (default 90a)"),
+              cl::init("90a"), cl::cat(category));
+static cl::opt<std::string> cudaBinary(
+    "cuda-binary",
+    cl::desc("Kernels of --target=cuda as: auto (cubin when ptxas is found, "
+             "else PTX; default), ptx (compiled by the driver at load) or "
+             "cubin (compiled by ptxas now)"),
+    cl::init("auto"), cl::cat(category));
 static cl::opt<std::string>
     cpuName("cpu", cl::desc("LLVM CPU name (default: the host CPU)"),
             cl::cat(category));
@@ -175,9 +189,15 @@ static OwningOpRef<ModuleOp> load(MLIRContext &context,
 }
 
 static int compile() {
-  if (target != "cpu") {
+  if (target != "cpu" && target != "cuda") {
     llvm::errs() << "loom-compile: error: unknown target '" << target
-                 << "' (this build supports: cpu)\n";
+                 << "' (cpu or cuda)\n";
+    return 1;
+  }
+  if (cudaBinary != "auto" && cudaBinary != "ptx" && cudaBinary != "cubin") {
+    llvm::errs() << "loom-compile: error: --cuda-binary must be auto, ptx or "
+                    "cubin, got '"
+                 << cudaBinary << "'\n";
     return 1;
   }
   DialectRegistry registry;
@@ -214,6 +234,21 @@ static int compile() {
   options.attention = attention;
   options.logprob = logprob;
   options.cpu = cpuName;
+  if (target == "cuda") {
+    options.target = mlir::loom::Target::Cuda;
+    options.gpuChip = "sm_" + smVersion;
+    options.cudaBinary = cudaBinary == "ptx"     ? mlir::loom::CudaBinary::Ptx
+                         : cudaBinary == "cubin" ? mlir::loom::CudaBinary::Cubin
+                                                 : mlir::loom::CudaBinary::Auto;
+    // Until the GPU has fused kernels of its own, the CUDA target takes the
+    // unfused forms unless they were asked for by name.
+    if (mla.getNumOccurrences() == 0)
+      options.mla = mlir::loom::MlaMode::Naive;
+    if (attention.getNumOccurrences() == 0)
+      options.attention = mlir::loom::AttentionMode::Unfused;
+    if (logprob.getNumOccurrences() == 0)
+      options.logprob = mlir::loom::LogprobMode::Unfused;
+  }
   options.optLevel = optLevel;
   options.compilerVersion = "loom-compile " LOOM_VERSION;
   options.useCommandLineOptions = true;
@@ -232,6 +267,9 @@ static int compile() {
     break;
   case Emit::Asm:
     options.stopAfter = mlir::loom::CompileStage::Asm;
+    break;
+  case Emit::Ptx:
+    options.stopAfter = mlir::loom::CompileStage::Ptx;
     break;
   default:
     options.stopAfter = mlir::loom::CompileStage::Artifact;
@@ -265,6 +303,8 @@ int main(int argc, char **argv) {
       "  loom-compile model.loom -o model.so [--define NAME=VALUE]... "
       "[--config FILE.json]\n"
       "  loom-compile model.loom --emit=ast|loom|fuse|linalg|llvm|asm\n"
+      "  loom-compile model.loom --target=cuda [--sm=80|90a] -o model.so\n"
+      "  loom-compile model.loom --target=cuda --emit=ptx\n"
       "  loom-compile models/mla.loom --mla=absorb|naive -o mla.so\n"
       "  loom-compile model.loom --attention=fused|unfused -o model.so\n"
       "  loom-compile model.loom --logprob=fused|unfused -o model.so\n");

@@ -13,17 +13,20 @@
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
-  // Loom's passes and the named pipelines loom-graph, loom-to-linalg and
-  // loom-cpu-codegen.
+  // Loom's passes and the named pipelines (loom-graph, loom-to-linalg,
+  // loom-cpu-codegen, loom-cuda-lowering, ...).
   mlir::loom::registerLoomPipelines();
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
+  // gpu-module-to-binary serializes kernels through LLVM IR.
+  mlir::registerAllToLLVMIRTranslations(registry);
   registry.insert<mlir::loom::LoomDialect, mlir::fuse::FuseDialect>();
 
   return mlir::asMainReturnCode(

@@ -83,8 +83,81 @@ static void buildImportStub(llvm::Function &function,
   SmallVector<llvm::Value *> args;
   for (llvm::Argument &arg : function.args())
     args.push_back(&arg);
-  b.CreateCall(function.getFunctionType(), target, args);
+  llvm::Value *result = b.CreateCall(function.getFunctionType(), target, args);
+  if (function.getReturnType()->isVoidTy())
+    b.CreateRetVoid();
+  else
+    b.CreateRet(result);
+}
+
+/// MLIR's GPU runtime functions (`mgpuLaunchKernel`, ...), which the host
+/// code of GPU targets calls and the runtime provides under these names.
+static constexpr llvm::StringLiteral kGpuRuntimePrefix = "mgpu";
+
+/// Module initializers (`llvm.global_ctors`, which load the GPU kernels)
+/// call imports, and import slots are filled only after the runtime has
+/// opened the artifact: the initializers run once, on the first entry call,
+/// instead of when the shared object is loaded. Returns the function that
+/// runs them (null when there are none); `llvm.global_dtors` are dropped, as
+/// what they release lives as long as the process.
+static llvm::Function *lazyInitializers(llvm::Module &module) {
+  if (llvm::GlobalVariable *dtors = module.getNamedGlobal("llvm.global_dtors"))
+    dtors->eraseFromParent();
+  llvm::GlobalVariable *ctors = module.getNamedGlobal("llvm.global_ctors");
+  if (!ctors)
+    return nullptr;
+  // (priority, position): equal priorities keep the order of the array.
+  SmallVector<std::tuple<uint64_t, unsigned, llvm::Function *>> initializers;
+  if (auto *array =
+          llvm::dyn_cast_or_null<llvm::ConstantArray>(ctors->getInitializer()))
+    for (llvm::Value *element : array->operands()) {
+      auto *entry = llvm::cast<llvm::ConstantStruct>(element);
+      auto *priority = llvm::cast<llvm::ConstantInt>(entry->getOperand(0));
+      if (auto *fn = llvm::dyn_cast<llvm::Function>(entry->getOperand(1)))
+        initializers.push_back(
+            {priority->getZExtValue(), initializers.size(), fn});
+    }
+  ctors->eraseFromParent();
+  llvm::sort(initializers);
+  llvm::LLVMContext &context = module.getContext();
+  llvm::IRBuilder<> b(context);
+  // 0: not run, 1: running, 2: done. One thread runs them; the others wait.
+  auto *state = new llvm::GlobalVariable(
+      module, b.getInt32Ty(), /*isConstant=*/false,
+      llvm::GlobalValue::InternalLinkage, b.getInt32(0), "__loom_init_state");
+  auto *init = llvm::Function::Create(
+      llvm::FunctionType::get(b.getVoidTy(), false),
+      llvm::GlobalValue::InternalLinkage, "__loom_run_initializers", module);
+  auto *entry = llvm::BasicBlock::Create(context, "entry", init);
+  auto *run = llvm::BasicBlock::Create(context, "run", init);
+  auto *wait = llvm::BasicBlock::Create(context, "wait", init);
+  auto *done = llvm::BasicBlock::Create(context, "done", init);
+  b.SetInsertPoint(entry);
+  auto *current = b.CreateLoad(b.getInt32Ty(), state);
+  current->setAtomic(llvm::AtomicOrdering::Acquire);
+  current->setAlignment(llvm::Align(4));
+  auto *finished = b.CreateICmpEQ(current, b.getInt32(2));
+  auto *claim = llvm::BasicBlock::Create(context, "claim", init, run);
+  b.CreateCondBr(finished, done, claim);
+  b.SetInsertPoint(claim);
+  auto *exchange = b.CreateAtomicCmpXchg(
+      state, b.getInt32(0), b.getInt32(1), llvm::MaybeAlign(4),
+      llvm::AtomicOrdering::AcquireRelease, llvm::AtomicOrdering::Acquire);
+  b.CreateCondBr(b.CreateExtractValue(exchange, 1), run, wait);
+  b.SetInsertPoint(run);
+  for (auto &[priority, position, fn] : initializers)
+    b.CreateCall(fn);
+  b.CreateStore(b.getInt32(2), state)
+      ->setAtomic(llvm::AtomicOrdering::Release);
+  b.CreateBr(done);
+  b.SetInsertPoint(wait);
+  auto *seen = b.CreateLoad(b.getInt32Ty(), state);
+  seen->setAtomic(llvm::AtomicOrdering::Acquire);
+  seen->setAlignment(llvm::Align(4));
+  b.CreateCondBr(b.CreateICmpEQ(seen, b.getInt32(2)), done, wait);
+  b.SetInsertPoint(done);
   b.CreateRetVoid();
+  return init;
 }
 
 static constexpr llvm::StringLiteral kLaunchPrefix = "__loom_parallel_launch_";
@@ -378,11 +451,15 @@ cpu::translateToArtifactIR(ModuleOp module, llvm::LLVMContext &context,
   // declared one C interface function per host function it calls.
   static constexpr llvm::StringLiteral kStubPrefix = "_mlir_ciface_loom_rt_";
   for (llvm::Function &function : *llvmModule) {
-    if (!function.isDeclaration() ||
-        !function.getName().starts_with(kStubPrefix))
+    if (!function.isDeclaration())
       continue;
-    std::string name =
-        function.getName().drop_front(strlen("_mlir_ciface_")).str();
+    std::string name;
+    if (function.getName().starts_with(kStubPrefix))
+      name = function.getName().drop_front(strlen("_mlir_ciface_")).str();
+    else if (function.getName().starts_with(kGpuRuntimePrefix))
+      name = function.getName().str();
+    else
+      continue;
     if (llvm::none_of(manifest.imports,
                       [&](const ManifestImport &i) { return i.name == name; }))
       manifest.imports.push_back({name, importSlotSymbol(name)});
@@ -398,7 +475,10 @@ cpu::translateToArtifactIR(ModuleOp module, llvm::LLVMContext &context,
     // functions built below.
     if (import.name == kParallelFor || import.name == kAttention)
       continue;
-    std::string stubName = "_mlir_ciface_" + import.name;
+    std::string stubName =
+        llvm::StringRef(import.name).starts_with(kGpuRuntimePrefix)
+            ? import.name
+            : "_mlir_ciface_" + import.name;
     llvm::Function *stub = llvmModule->getFunction(stubName);
     if (!stub) {
       error = "the module does not declare " + stubName;
@@ -431,6 +511,8 @@ cpu::translateToArtifactIR(ModuleOp module, llvm::LLVMContext &context,
       return nullptr;
   }
 
+  llvm::Function *initializers = lazyInitializers(*llvmModule);
+
   // Entry wrappers: int32_t loom_entry_<name>(void **args).
   for (const ManifestEntry &entry : manifest.entries) {
     std::string target = "_mlir_ciface_" + entry.name;
@@ -445,6 +527,8 @@ cpu::translateToArtifactIR(ModuleOp module, llvm::LLVMContext &context,
         type, llvm::GlobalValue::ExternalLinkage, entry.symbol, *llvmModule);
     wrapper->setVisibility(llvm::GlobalValue::DefaultVisibility);
     b.SetInsertPoint(llvm::BasicBlock::Create(context, "entry", wrapper));
+    if (initializers)
+      b.CreateCall(initializers);
     SmallVector<llvm::Value *> args;
     for (unsigned i = 0; i < entry.args.size(); ++i) {
       llvm::Value *slot =

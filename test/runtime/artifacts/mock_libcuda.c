@@ -13,12 +13,20 @@
  *                                     no device)
  *   MOCK_CUDA_CC=<major><minor>       compute capability (default 80)
  *   MOCK_CUDA_DEVICES=<n>             device count (default 1)
+ *   MOCK_CUDA_RECORD=<file>           record mode, for compiled artifacts:
+ *                                     any module image loads ("load ptx",
+ *                                     "load cubin" is appended to <file>),
+ *                                     any kernel name resolves, and a launch
+ *                                     of such a kernel appends "launch NAME
+ *                                     grid X Y Z block X Y Z" and runs
+ *                                     nothing
  * Counters for the tests: mock_cuda_launches(), mock_cuda_live_allocations().
  *
  *===----------------------------------------------------------------------===*/
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -240,8 +248,30 @@ static void addInto(void **params) {
 static struct kernel kernels[] = {{"mul_add", mulAdd}, {"add_into", addInto}};
 static int moduleToken;
 
+/* Appends one line to the MOCK_CUDA_RECORD file; 0 when not recording. */
+static int record(const char *line) {
+  const char *path = getenv("MOCK_CUDA_RECORD");
+  if (!path)
+    return 0;
+  FILE *file = fopen(path, "a");
+  if (file) {
+    fputs(line, file);
+    fputc('\n', file);
+    fclose(file);
+  }
+  return 1;
+}
+
 EXPORT CUresult cuModuleLoadData(void **module, const void *image) {
   MOCK_FAIL_POINT("cuModuleLoadData");
+  if (image && getenv("MOCK_CUDA_RECORD")) {
+    const char *text = (const char *)image;
+    record(memcmp(text, "\177ELF", 4) == 0 ? "load cubin"
+           : strstr(text, ".version") ? "load ptx"
+                                      : "load unknown");
+    *module = &moduleToken;
+    return 0;
+  }
   if (!image || strncmp((const char *)image, "loom-mock-module", 16) != 0)
     return 200;
   *module = &moduleToken;
@@ -270,6 +300,16 @@ EXPORT CUresult cuModuleGetFunction(void **function, void *module,
       *function = &kernels[i];
       return 0;
     }
+  if (getenv("MOCK_CUDA_RECORD")) {
+    /* A kernel that only records its launches; kept for the process. */
+    struct kernel *recorded = malloc(sizeof(struct kernel));
+    if (!recorded)
+      return 2;
+    recorded->name = strdup(name);
+    recorded->fn = NULL;
+    *function = recorded;
+    return 0;
+  }
   return 500;
 }
 
@@ -277,12 +317,19 @@ EXPORT CUresult cuLaunchKernel(void *function, unsigned gridX, unsigned gridY,
                                unsigned gridZ, unsigned blockX, unsigned blockY,
                                unsigned blockZ, unsigned smem, void *stream,
                                void **params, void **extra) {
-  (void)gridX, (void)gridY, (void)gridZ, (void)blockX, (void)blockY;
-  (void)blockZ, (void)smem, (void)stream, (void)extra;
+  (void)smem, (void)stream, (void)extra;
   MOCK_FAIL_POINT("cuLaunchKernel");
   if (!function || !params)
     return 1;
   ++launches;
+  if (!((struct kernel *)function)->fn) {
+    char line[512];
+    snprintf(line, sizeof(line), "launch %s grid %u %u %u block %u %u %u",
+             ((struct kernel *)function)->name, gridX, gridY, gridZ, blockX,
+             blockY, blockZ);
+    record(line);
+    return 0;
+  }
   ((struct kernel *)function)->fn(params);
   return 0;
 }

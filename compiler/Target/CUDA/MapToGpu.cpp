@@ -1,0 +1,306 @@
+//===- MapToGpu.cpp - Loop nests of entry functions as kernels --*- C++ -*-===//
+//
+// This file implements loom-cuda-map-to-gpu: after bufferization the entry
+// functions of the CUDA target hold loop nests over device buffers; every
+// outermost parallel loop becomes a `gpu.launch` with one iteration per
+// thread, every other host operation touching memory becomes a one-thread
+// launch, and allocations and copies become their `gpu` forms.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Target/CUDA/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
+
+namespace mlir::loom::cuda {
+#define GEN_PASS_DEF_CUDAMAPTOGPUPASS
+#include "compiler/Target/CUDA/Passes.h.inc"
+} // namespace mlir::loom::cuda
+
+using namespace mlir;
+
+namespace {
+
+/// Buffers that live in host memory: those of `index` elements (the shape
+/// operands of memref.reshape; tensors of the model never have that type)
+/// and those handed to a host function (the ownership flags of the
+/// deallocation helper), with their casts.
+static llvm::DenseSet<Value> findHostBuffers(func::FuncOp func) {
+  llvm::DenseSet<Value> host;
+  func.walk([&](Operation *op) {
+    if (!isa<memref::AllocOp, memref::AllocaOp>(op))
+      return;
+    Value buffer = op->getResult(0);
+    SmallVector<Value> aliases = {buffer};
+    for (Operation *user : buffer.getUsers())
+      if (isa<memref::CastOp>(user))
+        aliases.push_back(user->getResult(0));
+    bool isHost =
+        cast<MemRefType>(buffer.getType()).getElementType().isIndex() ||
+        llvm::any_of(aliases, [](Value alias) {
+          return llvm::any_of(alias.getUsers(), [](Operation *user) {
+            return isa<func::CallOp>(user);
+          });
+        });
+    if (isHost)
+      host.insert(aliases.begin(), aliases.end());
+  });
+  return host;
+}
+
+/// Whether `op` or an op nested in it reads or writes device memory.
+static bool touchesMemory(Operation *op,
+                          const llvm::DenseSet<Value> &hostBuffers) {
+  WalkResult result = op->walk([&](Operation *nested) {
+    if (auto load = dyn_cast<memref::LoadOp>(nested))
+      return hostBuffers.contains(load.getMemref()) ? WalkResult::advance()
+                                                    : WalkResult::interrupt();
+    if (auto store = dyn_cast<memref::StoreOp>(nested))
+      return hostBuffers.contains(store.getMemref()) ? WalkResult::advance()
+                                                     : WalkResult::interrupt();
+    if (isa<memref::AtomicRMWOp, memref::GenericAtomicRMWOp, memref::CopyOp,
+            vector::TransferReadOp, vector::TransferWriteOp, vector::LoadOp,
+            vector::StoreOp, linalg::LinalgOp>(nested))
+      return WalkResult::interrupt();
+    return WalkResult::advance();
+  });
+  return result.wasInterrupted();
+}
+
+/// Whether `op` holds a parallel loop or an allocation, which must stay
+/// on the host (the loop becomes a launch, the allocation a gpu.alloc).
+static bool holdsHostWork(Operation *op) {
+  WalkResult result = op->walk([](Operation *nested) {
+    if (isa<scf::ParallelOp, memref::AllocOp, memref::AllocaOp,
+            memref::DeallocOp, memref::CopyOp>(nested))
+      return WalkResult::interrupt();
+    return WalkResult::advance();
+  });
+  return result.wasInterrupted();
+}
+
+/// Creates `gpu.launch` with the given grid and block sizes (x only) and
+/// returns it with the builder inside its body, before the terminator.
+static gpu::LaunchOp createLaunch(OpBuilder &b, Location loc, Value blocks,
+                                  Value threads) {
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  auto launch =
+      gpu::LaunchOp::create(b, loc, blocks, one, one, threads, one, one);
+  b.setInsertionPointToEnd(&launch.getBody().front());
+  auto terminator = gpu::TerminatorOp::create(b, loc);
+  b.setInsertionPoint(terminator);
+  return launch;
+}
+
+struct CudaMapToGpuPass
+    : public loom::cuda::impl::CudaMapToGpuPassBase<CudaMapToGpuPass> {
+  using CudaMapToGpuPassBase::CudaMapToGpuPassBase;
+
+  /// The host buffers of the function being mapped.
+  llvm::DenseSet<Value> hostBuffers;
+
+  void runOnOperation() override {
+    if (blockSize <= 0 || blockSize > 1024) {
+      getOperation().emitError() << "block-size must be in [1, 1024], got "
+                                 << static_cast<int64_t>(blockSize);
+      return signalPassFailure();
+    }
+    // Entry functions carry the C interface; the others (the deallocation
+    // helper) are host code that works on host buffers.
+    for (auto func : getOperation().getOps<func::FuncOp>()) {
+      if (func.isDeclaration() || !func->hasAttr("llvm.emit_c_interface"))
+        continue;
+      hostBuffers = findHostBuffers(func);
+      for (Block &block : func.getBody())
+        if (failed(mapBlock(block)))
+          return signalPassFailure();
+    }
+  }
+
+  LogicalResult mapBlock(Block &block) {
+    for (auto it = block.begin(); it != block.end();) {
+      Operation &op = *it++;
+      if (auto loop = dyn_cast<scf::ParallelOp>(op)) {
+        if (failed(mapParallel(loop)))
+          return failure();
+        continue;
+      }
+      if (isa<memref::AllocOp, memref::AllocaOp>(op) &&
+          !hostBuffers.contains(op.getResult(0))) {
+        OpBuilder b(&op);
+        auto type = cast<MemRefType>(op.getResult(0).getType());
+        auto alloc =
+            gpu::AllocOp::create(b, op.getLoc(), type, Type(), ValueRange(),
+                                 op.getOperands(), ValueRange());
+        op.getResult(0).replaceAllUsesWith(alloc.getMemref());
+        op.erase();
+        continue;
+      }
+      auto dealloc = dyn_cast<memref::DeallocOp>(op);
+      if (dealloc && !hostBuffers.contains(dealloc.getMemref())) {
+        OpBuilder b(&op);
+        gpu::DeallocOp::create(b, op.getLoc(), Type(), ValueRange(),
+                               dealloc.getMemref());
+        op.erase();
+        continue;
+      }
+      // Integer scalars (positions, lengths) decide offsets and sizes on
+      // the host: they are copied back before they are read.
+      if (readsHostScalar(&op)) {
+        auto load = cast<memref::LoadOp>(op);
+        OpBuilder b(&op);
+        auto host =
+            memref::AllocaOp::create(b, op.getLoc(), load.getMemRefType());
+        hostBuffers.insert(host);
+        gpu::MemcpyOp::create(b, op.getLoc(), Type(), ValueRange(), host,
+                              load.getMemref());
+        load.getMemrefMutable().assign(host);
+        continue;
+      }
+      if (auto copy = dyn_cast<memref::CopyOp>(op)) {
+        OpBuilder b(&op);
+        gpu::MemcpyOp::create(b, op.getLoc(), Type(), ValueRange(),
+                              copy.getTarget(), copy.getSource());
+        op.erase();
+        continue;
+      }
+      if (op.getNumRegions() != 0 && holdsHostWork(&op)) {
+        for (Region &region : op.getRegions())
+          for (Block &nested : region)
+            if (failed(mapBlock(nested)))
+              return failure();
+        continue;
+      }
+      if (touchesMemory(&op, hostBuffers)) {
+        FailureOr<gpu::LaunchOp> launch = mapSerial(&op);
+        if (failed(launch))
+          return failure();
+        // What the launch took in is done; go on after it.
+        it = std::next(Block::iterator(*launch));
+      }
+    }
+    return success();
+  }
+
+  /// Whether `op` loads an integer scalar from device memory, which the
+  /// host reads after a copy.
+  bool readsHostScalar(Operation *op) {
+    auto load = dyn_cast<memref::LoadOp>(op);
+    return load && load.getMemRefType().getRank() == 0 &&
+           !hostBuffers.contains(load.getMemref()) &&
+           load.getType().isIntOrIndex();
+  }
+
+  /// Runs `first` and the straight-line code after it that works on what
+  /// it reads (`%x = load; %y = divf %x, %n; store %y`: the 0-d ops of
+  /// full reductions) on one GPU thread. Pure ops in between that do not
+  /// depend on device data stay on the host, before the launch.
+  FailureOr<gpu::LaunchOp> mapSerial(Operation *first) {
+    SmallVector<Operation *> run, hoisted;
+    llvm::SmallPtrSet<Operation *, 16> inRun;
+    auto dependsOnRun = [&](Operation *op) {
+      WalkResult result = op->walk([&](Operation *nested) {
+        for (Value operand : nested->getOperands())
+          if (Operation *def = operand.getDefiningOp())
+            if (inRun.contains(def))
+              return WalkResult::interrupt();
+        return WalkResult::advance();
+      });
+      return result.wasInterrupted();
+    };
+    for (Operation *op = first; op && !op->hasTrait<OpTrait::IsTerminator>();
+         op = op->getNextNode()) {
+      if (op != first && readsHostScalar(op))
+        break;
+      bool isDeviceWork = touchesMemory(op, hostBuffers) && !holdsHostWork(op);
+      if (!isDeviceWork &&
+          !(op->getNumRegions() == 0 && isMemoryEffectFree(op)))
+        break;
+      if (isDeviceWork || dependsOnRun(op)) {
+        run.push_back(op);
+        inRun.insert(op);
+      } else {
+        hoisted.push_back(op);
+      }
+    }
+    for (Operation *op : run)
+      for (Value result : op->getResults())
+        for (Operation *user : result.getUsers()) {
+          Operation *owner = op->getBlock()->findAncestorOpInBlock(*user);
+          if (!owner || !inRun.contains(owner))
+            return static_cast<LogicalResult>(
+                user->emitOpError()
+                << "needs on the host a value read from device memory; the "
+                   "CUDA target cannot run it");
+        }
+    OpBuilder b(first);
+    for (Operation *op : hoisted)
+      op->moveBefore(first);
+    Value one = arith::ConstantIndexOp::create(b, first->getLoc(), 1);
+    gpu::LaunchOp launch = createLaunch(b, first->getLoc(), one, one);
+    for (Operation *op : run)
+      op->moveBefore(b.getInsertionBlock(), b.getInsertionPoint());
+    return launch;
+  }
+
+  /// Replaces `loop` by a launch over its iteration space, flattened.
+  LogicalResult mapParallel(scf::ParallelOp loop) {
+    if (loop.getNumResults() != 0)
+      return loop.emitOpError()
+             << "has reductions, which the CUDA target does not map";
+    Location loc = loop.getLoc();
+    OpBuilder b(loop);
+    Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+    Value one = arith::ConstantIndexOp::create(b, loc, 1);
+    SmallVector<Value> counts;
+    Value total = one;
+    for (auto [lb, ub, step] : llvm::zip(
+             loop.getLowerBound(), loop.getUpperBound(), loop.getStep())) {
+      Value span = arith::SubIOp::create(b, loc, ub, lb);
+      Value count = arith::CeilDivSIOp::create(b, loc, span, step);
+      count = arith::MaxSIOp::create(b, loc, count, zero);
+      counts.push_back(count);
+      total = arith::MulIOp::create(b, loc, total, count);
+    }
+    Value threads = arith::ConstantIndexOp::create(b, loc, blockSize);
+    Value blocks = arith::CeilDivSIOp::create(b, loc, total, threads);
+    Value nonEmpty =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, total, zero);
+    auto ifOp = scf::IfOp::create(b, loc, nonEmpty, /*withElseRegion=*/false);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    gpu::LaunchOp launch = createLaunch(b, loc, blocks, threads);
+    Value id = arith::AddIOp::create(
+        b, loc, arith::MulIOp::create(b, loc, launch.getBlockIds().x, threads),
+        launch.getThreadIds().x);
+    Value inRange =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, id, total);
+    auto guard = scf::IfOp::create(b, loc, inRange, /*withElseRegion=*/false);
+    b.setInsertionPointToStart(guard.thenBlock());
+    // The last dimension varies fastest, so neighbouring threads touch
+    // neighbouring elements of row-major buffers.
+    IRMapping mapping;
+    Value rest = id;
+    for (int64_t d = counts.size() - 1; d >= 0; --d) {
+      Value index = rest;
+      if (d > 0) {
+        index = arith::RemSIOp::create(b, loc, rest, counts[d]);
+        rest = arith::DivSIOp::create(b, loc, rest, counts[d]);
+      }
+      Value iv = arith::AddIOp::create(
+          b, loc, loop.getLowerBound()[d],
+          arith::MulIOp::create(b, loc, index, loop.getStep()[d]));
+      mapping.map(loop.getInductionVars()[d], iv);
+    }
+    for (Operation &op : loop.getBody()->without_terminator())
+      b.clone(op, mapping);
+    loop.erase();
+    return success();
+  }
+};
+
+} // namespace

@@ -1,0 +1,26 @@
+//===- Passes.h - CUDA target passes ----------------------------*- C++ -*-===//
+//
+// This file declares the CUDA target passes and their registration.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_COMPILER_TARGET_CUDA_PASSES_H
+#define LOOM_COMPILER_TARGET_CUDA_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+
+namespace mlir::loom::cuda {
+
+#define GEN_PASS_DECL
+#include "compiler/Target/CUDA/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "compiler/Target/CUDA/Passes.h.inc"
+
+} // namespace mlir::loom::cuda
+
+#endif // LOOM_COMPILER_TARGET_CUDA_PASSES_H

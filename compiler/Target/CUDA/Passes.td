@@ -1,0 +1,61 @@
+//===- Passes.td - CUDA target passes ----------------------*- tablegen -*-===//
+//
+// This file defines the passes that take bufferized host functions to the
+// `gpu` dialect for the CUDA target.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_TARGET_CUDA_PASSES_TD
+#define LOOM_TARGET_CUDA_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def CudaMapToGpuPass : Pass<"loom-cuda-map-to-gpu", "ModuleOp"> {
+  let summary = "Runs every loop nest of the entry functions as a GPU kernel";
+  let description = [{
+    On the CUDA target the arguments of an entry are device buffers, so the
+    host function may only compute sizes and launch kernels. This pass:
+
+    - turns every outermost `scf.parallel` into a `gpu.launch` over its
+      iteration space flattened to one dimension (`block-size` threads per
+      block, one iteration per thread, guarded against the tail and against
+      an empty space, which CUDA refuses to launch);
+    - wraps every other host operation that reads or writes memory (the
+      sequential loops of scans and full reductions) in a one-thread
+      `gpu.launch`;
+    - allocates temporaries with `gpu.alloc` / `gpu.dealloc` and copies with
+      `gpu.memcpy`.
+
+    A host operation that needs a value read from device memory is an error:
+    the graph passes never produce one.
+
+    ```mlir
+    scf.parallel (%i, %j) = (%c0, %c0) to (%n, %c64) step (%c1, %c1) {
+      memref.store %cst, %buf[%i, %j] : memref<?x64xf32>
+      scf.reduce
+    }
+    // becomes, with %total = %n * 64
+    scf.if %nonempty {
+      gpu.launch blocks(%bx, %by, %bz) in (%gx = %blocks, ...)
+                 threads(%tx, %ty, %tz) in (%sx = %c256, ...) {
+        %id = <%bx * 256 + %tx>
+        scf.if <%id < %total> {
+          %i = <%id / 64>
+          %j = <%id mod 64>
+          memref.store %cst, %buf[%i, %j] : memref<?x64xf32>
+        }
+        gpu.terminator
+      }
+    }
+    ```
+  }];
+  let options = [
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"256",
+           "Threads per block of the kernels made from parallel loops">,
+  ];
+  let dependentDialects = ["::mlir::gpu::GPUDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
+#endif // LOOM_TARGET_CUDA_PASSES_TD

@@ -1,0 +1,133 @@
+// RUN: loom-opt --split-input-file --loom-cuda-map-to-gpu --verify-diagnostics %s | FileCheck %s
+// RUN: not loom-opt --loom-cuda-map-to-gpu=block-size=2048 %s 2>&1 | FileCheck %s --check-prefix=BLOCK
+
+// BLOCK: block-size must be in [1, 1024], got 2048
+
+// A parallel loop becomes a launch over its flattened iteration space, with
+// the last dimension fastest, a tail guard and an empty-space guard;
+// temporaries become gpu.alloc / gpu.dealloc.
+// CHECK-LABEL: func.func @elementwise
+// CHECK-SAME: (%[[IN:.*]]: memref<?x64xf32>, %[[OUT:.*]]: memref<?x64xf32>)
+// CHECK: %[[TMP:.*]] = gpu.alloc (%{{.*}}) : memref<?x64xf32>
+// CHECK: arith.muli
+// CHECK: %[[TOTAL:.*]] = arith.muli
+// CHECK: %[[BLOCKS:.*]] = arith.ceildivsi %[[TOTAL]], %[[C256:.*]] : index
+// CHECK: %[[NONEMPTY:.*]] = arith.cmpi sgt, %[[TOTAL]]
+// CHECK: scf.if %[[NONEMPTY]] {
+// CHECK: gpu.launch blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[BLOCKS]], %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) threads(%[[TX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[C256]]
+// CHECK: %[[ID:.*]] = arith.addi
+// CHECK: arith.cmpi slt, %[[ID]], %[[TOTAL]]
+// CHECK: arith.remsi %[[ID]], %{{.*}}
+// CHECK: arith.divsi %[[ID]], %{{.*}}
+// CHECK: memref.load %[[IN]]
+// CHECK: memref.store %{{.*}}, %[[TMP]]
+// CHECK: gpu.terminator
+// CHECK: gpu.launch
+// CHECK: memref.store %{{.*}}, %[[OUT]]
+// CHECK: gpu.dealloc %[[TMP]] : memref<?x64xf32>
+// CHECK-NOT: memref.alloc
+func.func @elementwise(%in: memref<?x64xf32>, %out: memref<?x64xf32>) -> i32 attributes {llvm.emit_c_interface} {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %c0_i32 = arith.constant 0 : i32
+  %n = memref.dim %in, %c0 : memref<?x64xf32>
+  %tmp = memref.alloc(%n) : memref<?x64xf32>
+  scf.parallel (%i, %j) = (%c0, %c0) to (%n, %c64) step (%c1, %c1) {
+    %x = memref.load %in[%i, %j] : memref<?x64xf32>
+    %y = math.exp %x : f32
+    memref.store %y, %tmp[%i, %j] : memref<?x64xf32>
+    scf.reduce
+  }
+  scf.parallel (%i, %j) = (%c0, %c0) to (%n, %c64) step (%c1, %c1) {
+    %x = memref.load %tmp[%i, %j] : memref<?x64xf32>
+    memref.store %x, %out[%i, %j] : memref<?x64xf32>
+    scf.reduce
+  }
+  memref.dealloc %tmp : memref<?x64xf32>
+  return %c0_i32 : i32
+}
+
+// -----
+
+// A full reduction runs on one thread, and the 0-d arithmetic after it joins
+// the same launch; the constant it uses stays on the host.
+// CHECK-LABEL: func.func @full_reduction
+// CHECK: %[[SCALE:.*]] = arith.constant 5.000000e-01 : f32
+// CHECK: %[[ONE:.*]] = arith.constant 1 : index
+// CHECK: gpu.launch blocks(%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}} = %[[ONE]], %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) threads(%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}} = %[[ONE]]
+// CHECK-NEXT: scf.for
+// CHECK: }
+// CHECK-NEXT: memref.load %{{.*}}[] : memref<f32>
+// CHECK-NEXT: arith.mulf %{{.*}}, %[[SCALE]]
+// CHECK-NEXT: memref.store
+// CHECK-NEXT: gpu.terminator
+func.func @full_reduction(%in: memref<?xf32>, %out: memref<f32>) -> i32 attributes {llvm.emit_c_interface} {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c0_i32 = arith.constant 0 : i32
+  %n = memref.dim %in, %c0 : memref<?xf32>
+  scf.for %i = %c0 to %n step %c1 {
+    %x = memref.load %in[%i] : memref<?xf32>
+    %acc = memref.load %out[] : memref<f32>
+    %s = arith.addf %acc, %x : f32
+    memref.store %s, %out[] : memref<f32>
+  }
+  %total = memref.load %out[] : memref<f32>
+  %half = arith.constant 0.5 : f32
+  %scaled = arith.mulf %total, %half : f32
+  memref.store %scaled, %out[] : memref<f32>
+  return %c0_i32 : i32
+}
+
+// -----
+
+// An integer scalar that decides a size is copied to the host first; the
+// shape buffer of memref.reshape stays in host memory.
+// CHECK-LABEL: func.func @host_scalar
+// CHECK: %[[HOST:.*]] = memref.alloca() : memref<i64>
+// CHECK: gpu.memcpy %[[HOST]], %{{.*}} : memref<i64>, memref<i64>
+// CHECK: memref.load %[[HOST]][] : memref<i64>
+// CHECK: %[[SHAPE:.*]] = memref.alloc() : memref<1xindex>
+// CHECK: memref.store %{{.*}}, %[[SHAPE]]
+// CHECK: memref.reshape %{{.*}}(%[[SHAPE]])
+// CHECK: memref.dealloc %[[SHAPE]] : memref<1xindex>
+func.func @host_scalar(%pos: memref<i64>, %in: memref<?x4xf32>, %out: memref<?xf32>) -> i32 attributes {llvm.emit_c_interface} {
+  %c0 = arith.constant 0 : index
+  %c0_i32 = arith.constant 0 : i32
+  %p = memref.load %pos[] : memref<i64>
+  %len = arith.index_cast %p : i64 to index
+  %shape = memref.alloc() : memref<1xindex>
+  memref.store %len, %shape[%c0] : memref<1xindex>
+  %flat = memref.reshape %in(%shape) : (memref<?x4xf32>, memref<1xindex>) -> memref<?xf32>
+  memref.copy %flat, %out : memref<?xf32> to memref<?xf32>
+  memref.dealloc %shape : memref<1xindex>
+  return %c0_i32 : i32
+}
+
+// -----
+
+// Functions without the C interface (the deallocation helper) are host code
+// and stay as they are.
+// CHECK-LABEL: func.func private @helper
+// CHECK-NOT: gpu.launch
+// CHECK: return
+func.func private @helper(%flags: memref<?xi1>) {
+  %c0 = arith.constant 0 : index
+  %true = arith.constant true
+  memref.store %true, %flags[%c0] : memref<?xi1>
+  return
+}
+
+// -----
+
+func.func @host_needs_float(%in: memref<f32>, %out: memref<?xf32>) -> i32 attributes {llvm.emit_c_interface} {
+  %c0_i32 = arith.constant 0 : i32
+  %x = memref.load %in[] : memref<f32>
+  %n = arith.fptosi %x : f32 to i64
+  %i = arith.index_cast %n : i64 to index
+  // expected-error@+1 {{'memref.alloc' op needs on the host a value read from device memory; the CUDA target cannot run it}}
+  %buf = memref.alloc(%i) : memref<?xf32>
+  memref.dealloc %buf : memref<?xf32>
+  return %c0_i32 : i32
+}
