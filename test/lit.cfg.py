@@ -28,8 +28,21 @@ config.substitutions.append(("%models", os.path.join(config.loom_src_root, "mode
 config.substitutions.append(("%python", "python3"))
 config.substitutions.append(("%loom_tools_dir", config.loom_tools_dir))
 
-# GPU tests run only where a CUDA device is usable.
-if os.path.exists("/dev/nvidia0") or os.environ.get("LOOM_CUDA_DEVICE"):
+# GPU tests run only where a CUDA device is usable (LOOM_TEST_CUDA=1 forces
+# them, e.g. in a container without /dev/nvidia0 listed).
+if os.path.exists("/dev/nvidia0") or os.environ.get("LOOM_TEST_CUDA") == "1":
     config.available_features.add("cuda-device")
-if shutil.which("ptxas") or os.path.exists("/usr/local/cuda/bin/ptxas"):
+ptxas = shutil.which("ptxas") or (
+    "/usr/local/cuda/bin/ptxas"
+    if os.path.exists("/usr/local/cuda/bin/ptxas") else None)
+if ptxas:
     config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", ptxas))
+# A CUDA driver on host memory (test/runtime/artifacts/mock_libcuda.c): with
+# it, CUDA artifacts run their host code, load their modules and launch
+# (recorded, not executed) on machines without a GPU.
+config.substitutions.append(("%mock_libcuda", os.path.join(
+    config.loom_obj_root, "test", "runtime", "libloom_test_mock_libcuda.so")))
+for name in ("LOOM_CUDA_DRIVER", "LOOM_CUDA_DEVICE"):
+    if name in os.environ:
+        config.environment[name] = os.environ[name]

@@ -11,18 +11,21 @@
 #include "compiler/Artifact/Manifest.h"
 #include "compiler/Pipelines/Pipelines.h"
 #include "compiler/Target/CPU/ObjectEmitter.h"
+#include "loom/abi.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
-#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
-#include "loom/abi.h"
+#include "llvm/Bitcode/BitcodeWriter.h"
+#include "llvm/IR/Module.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 
 #include <cstdlib>
+#include <optional>
 
 using namespace mlir;
 using namespace mlir::loom;
@@ -52,6 +55,72 @@ static std::string cudaFormat(const CompileOptions &options) {
   return findPtxas().empty() ? "isa" : "bin";
 }
 
+namespace {
+/// Without a CUDA toolkit, MLIR's NVVM serializer still links libdevice
+/// from somewhere and reports an error (yet goes on) when it finds none.
+/// This folder holds an empty libdevice in the toolkit layout, so kernels
+/// that need no libdevice compile cleanly and the others are caught by
+/// checkResolved with a message that says what is missing.
+class EmptyLibdevice {
+public:
+  EmptyLibdevice() {
+    if (llvm::sys::fs::createUniqueDirectory("loom-no-cuda", root))
+      return;
+    llvm::SmallString<128> dir(root);
+    llvm::sys::path::append(dir, "nvvm", "libdevice");
+    llvm::SmallString<128> file(dir);
+    llvm::sys::path::append(file, "libdevice.10.bc");
+    std::error_code ec = llvm::sys::fs::create_directories(dir);
+    llvm::raw_fd_ostream os(file, ec);
+    if (ec) {
+      root.clear();
+      return;
+    }
+    llvm::LLVMContext context;
+    llvm::Module module("libdevice", context);
+    module.setTargetTriple(llvm::Triple("nvptx64-nvidia-cuda"));
+    // NVPTX's layout, so that linking it into the kernels warns of nothing.
+    module.setDataLayout(
+        "e-p6:32:32-i64:64-i128:128-i256:256-v16:16-v32:32-n16:32:64");
+    llvm::WriteBitcodeToFile(module, os);
+  }
+  ~EmptyLibdevice() {
+    if (!root.empty())
+      llvm::sys::fs::remove_directories(root);
+  }
+  StringRef path() const { return root; }
+
+private:
+  llvm::SmallString<128> root;
+};
+} // namespace
+
+/// Fails when a kernel module calls a function it does not define: the
+/// libdevice functions of sin, cos and pow, when no CUDA toolkit supplied
+/// libdevice. The driver would refuse such a module only at run time.
+static LogicalResult checkResolved(ModuleOp module) {
+  WalkResult result = module.walk([&](gpu::BinaryOp binary) {
+    for (Attribute attr : binary.getObjects()) {
+      auto object = dyn_cast<gpu::ObjectAttr>(attr);
+      if (!object || object.getFormat() != gpu::CompilationTarget::Assembly)
+        continue;
+      StringRef ptx = object.getObject().getValue();
+      size_t at = ptx.find(".extern .func");
+      if (at == StringRef::npos)
+        continue;
+      StringRef line = ptx.substr(at).split('\n').first;
+      StringRef name = line.rsplit(' ').second;
+      emitError(binary.getLoc())
+          << "kernel module @" << binary.getSymName() << " calls " << name
+          << ", which libdevice of the CUDA toolkit defines; "
+             "no toolkit was found (set CUDA_ROOT)";
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  return failure(result.wasInterrupted());
+}
+
 /// Prints the PTX of every kernel module, each under a comment naming it.
 static LogicalResult printPtx(ModuleOp module, llvm::raw_ostream &out) {
   bool any = false;
@@ -76,15 +145,27 @@ static LogicalResult printPtx(ModuleOp module, llvm::raw_ostream &out) {
 static LogicalResult compileCuda(ModuleOp module, const CompileOptions &options,
                                  Manifest &manifest, llvm::raw_ostream &out,
                                  StringRef artifactPath) {
+  if (const char *root = std::getenv("CUDA_ROOT"))
+    if (!llvm::sys::fs::is_directory(root))
+      return fail(module, std::string("CUDA_ROOT is set to '") + root +
+                              "', which is not a directory");
   std::string format = cudaFormat(options);
   // Serializing the kernels and translating the host code both go through
   // LLVM IR, from the gpu, nvvm and llvm dialects.
   DialectRegistry registry;
   registerAllToLLVMIRTranslations(registry);
   module->getContext()->appendDialectRegistry(registry);
+  std::string toolkit = findCudaToolkit();
+  std::optional<EmptyLibdevice> emptyLibdevice;
+  if (toolkit.empty()) {
+    emptyLibdevice.emplace();
+    toolkit = emptyLibdevice->path().str();
+  }
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
-        return buildCudaLoweringPipeline(pm, options.gpuChip, format);
+        return buildCudaLoweringPipeline(pm, options.gpuChip, format, toolkit);
       })))
+    return failure();
+  if (failed(checkResolved(module)))
     return failure();
   if (options.stopAfter == CompileStage::Ptx)
     return printPtx(module, out);
@@ -125,12 +206,24 @@ static LogicalResult compileCuda(ModuleOp module, const CompileOptions &options,
   return success();
 }
 
+std::string loom::findCudaToolkit() {
+  std::string ptxas = findPtxas();
+  if (ptxas.empty())
+    return {};
+  llvm::SmallString<128> root(ptxas);
+  llvm::sys::path::remove_filename(root); // bin/
+  llvm::sys::path::remove_filename(root);
+  llvm::SmallString<128> libdevice(root);
+  llvm::sys::path::append(libdevice, "nvvm", "libdevice", "libdevice.10.bc");
+  return llvm::sys::fs::exists(libdevice) ? root.str().str() : std::string();
+}
+
 std::string loom::findPtxas() {
+  // CUDA_ROOT, when set, is the only place looked at.
   if (const char *root = std::getenv("CUDA_ROOT")) {
     llvm::SmallString<128> path(root);
     llvm::sys::path::append(path, "bin", "ptxas");
-    if (llvm::sys::fs::can_execute(path))
-      return path.str().str();
+    return llvm::sys::fs::can_execute(path) ? path.str().str() : "";
   }
   if (auto path = llvm::sys::findProgramByName("ptxas"))
     return *path;
@@ -156,8 +249,7 @@ LogicalResult loom::compileModule(ModuleOp module,
     // The fused kernels (attention, MLA decode, token log-probs) exist
     // for the CPU only so far; on the GPU their unfused forms run.
     if (options.attention == AttentionMode::Fused ||
-        options.logprob == LogprobMode::Fused ||
-        options.mla == MlaMode::Absorb)
+        options.logprob == LogprobMode::Fused || options.mla == MlaMode::Absorb)
       return fail(module, "the CUDA target compiles attention, token "
                           "log-probs and MLA unfused: pass --attention=unfused "
                           "--logprob=unfused --mla=naive");

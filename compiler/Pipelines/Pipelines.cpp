@@ -56,17 +56,16 @@ static const char *kCudaLoweringPipeline =
     "expand-strided-metadata,lower-affine,"
     "gpu-kernel-outlining,func.func(gpu-async-region),"
     "nvvm-attach-target{chip=%CHIP% features=%FEATURES% O=3},"
-    "gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm,canonicalize,cse,"
-    "reconcile-unrealized-casts),"
-    "gpu-module-to-binary{format=%FORMAT%},"
+    "gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm,loom-cuda-native-math,"
+    "canonicalize,cse,reconcile-unrealized-casts),"
+    "gpu-module-to-binary{format=%FORMAT%%TOOLKIT%},"
     "convert-scf-to-cf,gpu-to-llvm,finalize-memref-to-llvm,"
     "convert-math-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,"
     "convert-cf-to-llvm,convert-func-to-llvm,canonicalize,"
     "reconcile-unrealized-casts";
 
 namespace {
-struct CudaPipelineOptions
-    : public PassPipelineOptions<CudaPipelineOptions> {
+struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
   Option<std::string> chip{*this, "chip",
                            llvm::cl::desc("GPU: sm_80 or sm_90a"),
                            llvm::cl::init("sm_90a")};
@@ -74,10 +73,14 @@ struct CudaPipelineOptions
       *this, "format",
       llvm::cl::desc("Kernel binary: isa (PTX) or bin (cubin, needs ptxas)"),
       llvm::cl::init("isa")};
+  Option<std::string> toolkit{
+      *this, "toolkit",
+      llvm::cl::desc("CUDA toolkit root, for ptxas and libdevice (default: "
+                     "MLIR's search)"),
+      llvm::cl::init("")};
 };
 
-struct FusePipelineOptions
-    : public PassPipelineOptions<FusePipelineOptions> {
+struct FusePipelineOptions : public PassPipelineOptions<FusePipelineOptions> {
   Option<MlaMode> mla{
       *this, "mla", llvm::cl::desc("How MLA attention is compiled"),
       llvm::cl::init(MlaMode::Absorb),
@@ -168,9 +171,9 @@ std::string loom::cudaPtxFeatures(StringRef chip) {
   return {};
 }
 
-LogicalResult loom::buildCudaLoweringPipeline(OpPassManager &pm,
-                                              StringRef chip,
-                                              StringRef format) {
+LogicalResult loom::buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
+                                              StringRef format,
+                                              StringRef toolkit) {
   std::string features = cudaPtxFeatures(chip);
   if (features.empty()) {
     llvm::errs() << "unsupported GPU '" << chip
@@ -184,11 +187,13 @@ LogicalResult loom::buildCudaLoweringPipeline(OpPassManager &pm,
     return failure();
   }
   std::string text = kCudaLoweringPipeline;
-  for (auto [slot, value] :
-       {std::pair<StringRef, StringRef>{"%CHIP%", chip},
-        {"%FEATURES%", features},
-        {"%FORMAT%", format}})
+  for (auto [slot, value] : {std::pair<StringRef, StringRef>{"%CHIP%", chip},
+                             {"%FEATURES%", features},
+                             {"%FORMAT%", format}})
     text.replace(text.find(slot.str()), slot.size(), value.str());
+  std::string toolkitOption =
+      toolkit.empty() ? "" : " toolkit=" + toolkit.str();
+  text.replace(text.find("%TOOLKIT%"), strlen("%TOOLKIT%"), toolkitOption);
   return addPipeline(pm, text);
 }
 
@@ -220,6 +225,7 @@ void loom::registerLoomPipelines() {
       "Bufferize, map loop nests to GPU kernels and lower them to PTX or "
       "cubin (after loom-cpu-entry-abi)",
       [](OpPassManager &pm, const CudaPipelineOptions &options) {
-        (void)buildCudaLoweringPipeline(pm, options.chip, options.format);
+        (void)buildCudaLoweringPipeline(pm, options.chip, options.format,
+                                        options.toolkit);
       });
 }

@@ -71,8 +71,11 @@ LogicalResult buildCpuCodegenPipeline(OpPassManager &pm);
 /// GPU kernels, kernels lowered through NVVM and serialized for `chip`
 /// (sm_80, sm_90a) in `format` (isa: PTX, bin: cubin through ptxas), and the
 /// host side lowered to the LLVM dialect with `gpu.launch_func` calls.
+/// `toolkit` is the CUDA toolkit root that ptxas and libdevice come from
+/// (empty: MLIR's own search).
 LogicalResult buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
-                                        StringRef format);
+                                        StringRef format,
+                                        StringRef toolkit = {});
 
 /// The PTX features that go with a chip ("+ptx80" for sm_90a), or an empty
 /// string for a chip the CUDA target does not support.

@@ -97,17 +97,17 @@ static cl::opt<std::string> matmul(
     cl::desc("f32 matrix products: runtime (the runtime's GEMM, oneDNN where "
              "built with it; default) or codegen (generated loops)"),
     cl::init("runtime"), cl::cat(category));
-static cl::opt<mlir::loom::MlaMode> mla(
-    "mla",
-    cl::desc("How multi-head latent attention (mla_attention) is compiled"),
-    cl::init(mlir::loom::MlaMode::Absorb),
-    cl::values(clEnumValN(mlir::loom::MlaMode::Absorb, "absorb",
-                          "cache the latent and rope key only; absorbed "
-                          "weights, fused decode kernel (default)"),
-               clEnumValN(mlir::loom::MlaMode::Naive, "naive",
-                          "cache per-head K and V, as DeepSeek's naive "
-                          "path")),
-    cl::cat(category));
+static cl::opt<mlir::loom::MlaMode>
+    mla("mla",
+        cl::desc("How multi-head latent attention (mla_attention) is compiled"),
+        cl::init(mlir::loom::MlaMode::Absorb),
+        cl::values(clEnumValN(mlir::loom::MlaMode::Absorb, "absorb",
+                              "cache the latent and rope key only; absorbed "
+                              "weights, fused decode kernel (default)"),
+                   clEnumValN(mlir::loom::MlaMode::Naive, "naive",
+                              "cache per-head K and V, as DeepSeek's naive "
+                              "path")),
+        cl::cat(category));
 static cl::opt<mlir::loom::AttentionMode> attention(
     "attention",
     cl::desc("How attention (loom.attention and the softmax(q k^T) v "

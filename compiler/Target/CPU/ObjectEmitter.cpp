@@ -147,8 +147,7 @@ static llvm::Function *lazyInitializers(llvm::Module &module) {
   b.SetInsertPoint(run);
   for (auto &[priority, position, fn] : initializers)
     b.CreateCall(fn);
-  b.CreateStore(b.getInt32(2), state)
-      ->setAtomic(llvm::AtomicOrdering::Release);
+  b.CreateStore(b.getInt32(2), state)->setAtomic(llvm::AtomicOrdering::Release);
   b.CreateBr(done);
   b.SetInsertPoint(wait);
   auto *seen = b.CreateLoad(b.getInt32Ty(), state);

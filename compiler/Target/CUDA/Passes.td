@@ -58,4 +58,25 @@ def CudaMapToGpuPass : Pass<"loom-cuda-map-to-gpu", "ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def CudaNativeMathPass : Pass<"loom-cuda-native-math", "::mlir::gpu::GPUModuleOp"> {
+  let summary = "Replaces libdevice calls that PTX has instructions for by LLVM intrinsics";
+  let description = [{
+    `convert-gpu-to-nvvm` turns every `math` op into a call of libdevice
+    (`__nv_fmaf`, ...), which exists only where the CUDA toolkit is
+    installed. After it, this pass replaces the calls whose function is one
+    PTX instruction by the LLVM intrinsic the NVPTX backend selects to it,
+    so that kernels without sin, cos or pow need no libdevice: `__nv_fma(f)`
+    (fma.rn), `__nv_fabs(f)`, `__nv_floor(f)`, `__nv_sqrt(f)` (sqrt.rn) and
+    `__nv_rsqrt(f)` (1 / sqrt.rn, correctly rounded like the CPU path).
+    Declarations left without callers are erased.
+
+    ```mlir
+    %y = llvm.call @__nv_fmaf(%a, %b, %c) : (f32, f32, f32) -> f32
+    // becomes
+    %y = llvm.intr.fma(%a, %b, %c) : (f32, f32, f32) -> f32
+    ```
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 #endif // LOOM_TARGET_CUDA_PASSES_TD
