@@ -43,6 +43,7 @@ if ptxas:
 # (recorded, not executed) on machines without a GPU.
 config.substitutions.append(("%mock_libcuda", os.path.join(
     config.loom_obj_root, "test", "runtime", "libloom_test_mock_libcuda.so")))
-for name in ("LOOM_CUDA_DRIVER", "LOOM_CUDA_DEVICE"):
+for name in ("LOOM_CUDA_DRIVER", "LOOM_CUDA_DEVICE", "MOCK_CUDA_CC",
+             "MOCK_CUDA_RECORD"):
     if name in os.environ:
         config.environment[name] = os.environ[name]

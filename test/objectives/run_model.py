@@ -4,7 +4,8 @@ against the float64 reference.
   run_model.py BIN_DIR WORK_DIR CASE MODE ATOL RTOL [K=V...]
 
 MODE is `interpret` (loom-run --interpret on the .loom file), `fused` or
-`unfused` (loom-compile --logprob=MODE, then loom-run on the artifact). The
+`unfused` (loom-compile --logprob=MODE, then loom-run on the artifact), or
+`cuda` (loom-compile --target=cuda, run on the GPU). The
 case's kind picks the model (models/grpo.loom, dpo.loom, ppo.loom) and the
 entry (`grpo_loss`, or `grpo_loss_fused` for a `_fused` case); its config,
 after the K=V overrides, becomes `--define`s (None as 0, as the models
@@ -47,8 +48,8 @@ def main(argv):
         sys.exit(__doc__.strip())
     bin_dir, work, case, mode, atol, rtol = argv[:6]
     overrides = argv[6:]
-    if mode not in ("interpret", "fused", "unfused"):
-        sys.exit("error: MODE must be interpret, fused or unfused")
+    if mode not in ("interpret", "fused", "unfused", "cuda"):
+        sys.exit("error: MODE must be interpret, fused, unfused or cuda")
     kinds = dict(line.split() for line in
                  run([sys.executable, REFERENCE, "cases"]).splitlines())
     if case not in kinds:
@@ -87,8 +88,10 @@ def main(argv):
              "--outputs", outputs])
     else:
         artifact = base + ".so"
-        run([os.path.join(bin_dir, "loom-compile"), model, "-o", artifact,
-             "--logprob=" + mode] + flags)
+        target = (["--target=cuda"] if mode == "cuda" else
+                  ["--logprob=" + mode])
+        run([os.path.join(bin_dir, "loom-compile"), model, "-o", artifact] +
+            target + flags)
         run([loom_run, artifact, "--params", params, "--inputs", inputs,
              "--call", entry, "--outputs", outputs])
     check = subprocess.run([sys.executable, REFERENCE, "check", case, inputs,
