@@ -43,13 +43,12 @@ def define(value):
     return str(value)
 
 
-def main(argv):
-    if len(argv) < 6:
-        sys.exit(__doc__.strip())
-    bin_dir, work, case, mode, atol, rtol = argv[:6]
-    overrides = argv[6:]
-    if mode not in ("interpret", "fused", "unfused", "cuda"):
-        sys.exit("error: MODE must be interpret, fused, unfused or cuda")
+def prepare(bin_dir, work, case, mode, overrides, compile_flags=()):
+    """Writes the case's inputs and params under WORK and, unless MODE is
+    `interpret`, compiles the model. Returns a dict: `model` (the .loom file),
+    `artifact` (None for `interpret`), `entry`, `params`, `inputs`,
+    `outputs` (where a run writes them) and `flags` (the --define options of
+    the config)."""
     kinds = dict(line.split() for line in
                  run([sys.executable, REFERENCE, "cases"]).splitlines())
     if case not in kinds:
@@ -65,7 +64,6 @@ def main(argv):
     os.makedirs(work, exist_ok=True)
     base = os.path.join(work, case + "." + mode)
     inputs = base + ".in.safetensors"
-    outputs = base + ".out.safetensors"
     run([sys.executable, REFERENCE, "inputs", case, inputs] + overrides)
     defines = ["%s=%s" % (k, define(v)) for k, v in sorted(config.items())]
     if fused:
@@ -81,25 +79,46 @@ def main(argv):
     flags = []
     for d in defines:
         flags += ["--define", d]
-    loom_run = os.path.join(bin_dir, "loom-run")
-    if mode == "interpret":
-        run([loom_run, model, "--interpret"] + flags +
-            ["--params", params, "--inputs", inputs, "--call", entry,
-             "--outputs", outputs])
-    else:
+    artifact = None
+    if mode != "interpret":
         artifact = base + ".so"
         target = (["--target=cuda"] if mode == "cuda" else
                   ["--logprob=" + mode])
         run([os.path.join(bin_dir, "loom-compile"), model, "-o", artifact] +
-            target + flags)
-        run([loom_run, artifact, "--params", params, "--inputs", inputs,
-             "--call", entry, "--outputs", outputs])
-    check = subprocess.run([sys.executable, REFERENCE, "check", case, inputs,
-                            outputs, atol, rtol] + overrides,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True)
-    sys.stdout.write(check.stdout)
-    return check.returncode
+            target + list(compile_flags) + flags)
+    return {"model": model, "artifact": artifact, "entry": entry,
+            "params": params, "inputs": inputs,
+            "outputs": base + ".out.safetensors", "flags": flags}
+
+
+def check(case, inputs, outputs, atol, rtol, overrides):
+    """Compares OUTPUTS with the float64 reference; prints the comparison and
+    returns its exit status."""
+    result = subprocess.run([sys.executable, REFERENCE, "check", case, inputs,
+                             outputs, atol, rtol] + overrides,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    sys.stdout.write(result.stdout)
+    return result.returncode
+
+
+def main(argv):
+    if len(argv) < 6:
+        sys.exit(__doc__.strip())
+    bin_dir, work, case, mode, atol, rtol = argv[:6]
+    overrides = argv[6:]
+    if mode not in ("interpret", "fused", "unfused", "cuda"):
+        sys.exit("error: MODE must be interpret, fused, unfused or cuda")
+    p = prepare(bin_dir, work, case, mode, overrides)
+    loom_run = os.path.join(bin_dir, "loom-run")
+    if mode == "interpret":
+        run([loom_run, p["model"], "--interpret"] + p["flags"] +
+            ["--params", p["params"], "--inputs", p["inputs"], "--call",
+             p["entry"], "--outputs", p["outputs"]])
+    else:
+        run([loom_run, p["artifact"], "--params", p["params"], "--inputs",
+             p["inputs"], "--call", p["entry"], "--outputs", p["outputs"]])
+    return check(case, p["inputs"], p["outputs"], atol, rtol, overrides)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The GPU check, in one call on a machine with an NVIDIA GPU: builds the
+# runtime (runtime-only, no LLVM or MLIR needed there), runs its CUDA tests,
+# runs every model of the pack made by bench/gpu-pack.sh on the GPU against
+# its CPU or float64 reference, and benchmarks masked attention against
+# PyTorch (SDPA, FlexAttention) and PyTorch's absorbed MLA decode against
+# the card's copy bandwidth, on the same card in the same run.
+#
+#   bench/gpu-check.sh OUT_DIR [PACK_DIR]      (default PACK_DIR: bench/gpu-pack)
+#
+# Writes OUT_DIR/gpu-check.log and OUT_DIR/gpu-check.json. Exits 1 when a
+# numerics case fails, 2 when the pack or the build is missing.
+# Environment: LOOM_GPU_BUILD (default /tmp/loom-gpu-build), LOOM_GPU_ATTN_S
+# (sequence length of the attention benchmark, default 4096).
+set -uo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="${1:?usage: bench/gpu-check.sh OUT_DIR [PACK_DIR]}"
+pack="${2:-$root/bench/gpu-pack}"
+build="${LOOM_GPU_BUILD:-/tmp/loom-gpu-build}"
+mkdir -p "$out"
+exec > >(tee "$out/gpu-check.log") 2>&1
+
+if [ ! -f "$pack/pack.json" ]; then
+  echo "gpu-check: no pack in $pack: run bench/gpu-pack.sh where the compiler builds"
+  exit 2
+fi
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+echo "== build (runtime only) in $build"
+if ! { cmake "${generator[@]}" -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+         -DLOOM_RUNTIME_ONLY=ON -DLOOM_ENABLE_DNNL=OFF >/dev/null &&
+       cmake --build "$build" -j "$(nproc)" --target loom-run loom-bench \
+         loom-runtime-tests >/dev/null; }; then
+  echo "gpu-check: the runtime did not build"
+  exit 2
+fi
+echo "== runtime CUDA tests (mock driver)"
+"$build/test/runtime/loom-runtime-tests" --gtest_filter='Cuda*' --gtest_brief=1
+echo "== models on the GPU, then benchmarks"
+PYTHONUNBUFFERED=1 python3 "$root/bench/gpu_check.py" "$pack" "$build/bin" "$out"

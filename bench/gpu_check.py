@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Runs the pack of bench/gpu_pack.py on a GPU: numerics, then benchmarks.
+
+usage: gpu_check.py PACK_DIR BIN_DIR OUT_DIR
+
+BIN_DIR holds loom-run and loom-bench (the runtime-only build). For every
+case of PACK_DIR/pack.json, runs the CUDA artifact with loom-run and checks
+its outputs against the CPU artifact's (allclose) or the float64 reference of
+the objectives. Then times the masked-attention entries (loom-bench, kernels
+without copies) and runs bench/torch_gpu.py (SDPA, FlexAttention, the
+absorbed MLA decode and the device-to-device copy bandwidth) on the same
+card. Writes OUT_DIR/gpu-check.json and prints a summary; exits 1 when a
+numerics case fails.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "test", "tools", "Inputs"))
+sys.path.insert(0, os.path.join(ROOT, "test", "objectives"))
+import run_model  # noqa: E402
+
+
+def run(cmd, timeout=600):
+    try:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True,
+                           timeout=timeout)
+        return r.returncode, r.stdout
+    except subprocess.TimeoutExpired:
+        return 124, "timed out after %d s" % timeout
+    except OSError as e:
+        return 127, str(e)
+
+
+def numerics(pack, bin_dir, work):
+    results = []
+    for case in pack["cases"]:
+        p = lambda f: os.path.join(PACK, f)  # noqa: E731
+        outputs = os.path.join(work, case["name"][:60] + ".out.safetensors")
+        cmd = [os.path.join(bin_dir, "loom-run"), p(case["artifact"])]
+        if case["params"]:
+            cmd += ["--params", p(case["params"])]
+        for i in case["inputs"]:
+            cmd += ["--inputs", p(i)]
+        for c in case["calls"]:
+            cmd += ["--call", c]
+        rc, text = run(cmd + ["--outputs", outputs])
+        check = case["check"]
+        if rc == 0 and check["kind"] == "allclose":
+            rc, text = run([sys.executable,
+                            os.path.join(ROOT, "test", "tools", "Inputs",
+                                         "allclose.py"),
+                            outputs, p(check["ref"]), check["rtol"],
+                            check["atol"]])
+        elif rc == 0:
+            rc, text = run([sys.executable, run_model.REFERENCE, "check",
+                            check["case"], p(case["inputs"][0]), outputs,
+                            check["atol"], check["rtol"]] + check["overrides"])
+        status = "ok" if rc == 0 else "FAIL"
+        print("numerics %-40s %s  %s" % (case["name"][:40], status,
+                                         text.strip().splitlines()[-1]
+                                         if text.strip() else ""))
+        results.append({"case": case["name"], "ok": rc == 0,
+                        "detail": text.strip()[-2000:]})
+    return results
+
+
+def attention_flop(b, h, s, d, causal):
+    # Two products of [S, D] x [D, S] shape per head; causal halves them.
+    full = 4.0 * b * h * s * s * d
+    return full / 2 if causal else full
+
+
+def loom_attention(pack, bin_dir, b, h, s):
+    results = {}
+    art = os.path.join(PACK, pack["bench"]["attention"])
+    for entry in pack["bench"]["entries"]:
+        cmd = [os.path.join(bin_dir, "loom-bench"), art, "--call", entry,
+               "--dim", "B=%d" % b, "--dim", "H=%d" % h, "--dim", "S=%d" % s,
+               "--warmup", "1", "--reps", "5", "--json"]
+        rc, text = run(cmd, timeout=300)
+        if rc != 0:
+            results[entry] = {"error": text.strip()[-500:]}
+            continue
+        r = json.loads(text.strip().splitlines()[-1])
+        flop = attention_flop(b, h, s, 128, entry == "attend_causal")
+        r["tflops"] = flop / r["median_s"] / 1e12
+        results[entry] = r
+    return results
+
+
+def main():
+    global PACK
+    PACK, bin_dir, out = sys.argv[1:4]
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(PACK, "pack.json")) as f:
+        pack = json.load(f)
+    report = {"pack": {"chip": pack["chip"], "commit": pack.get("commit")}}
+    rc, smi = run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                   "--format=csv,noheader"])
+    report["gpu"] = smi.strip() if rc == 0 else "nvidia-smi failed: " + smi
+    print("gpu:", report["gpu"])
+
+    # Outputs stay out of OUT_DIR, which holds the log and the report only.
+    with tempfile.TemporaryDirectory() as work:
+        report["numerics"] = numerics(pack, bin_dir, work)
+    failed = [r["case"] for r in report["numerics"] if not r["ok"]]
+
+    b, h, s = 1, 16, int(os.environ.get("LOOM_GPU_ATTN_S", "4096"))
+    report["attention_shape"] = {"B": b, "H": h, "S": s, "D": 128}
+    report["loom_attention_f32"] = loom_attention(pack, bin_dir, b, h, s)
+    for entry, r in report["loom_attention_f32"].items():
+        print("loom %-14s f32 %s" % (entry, "%.3f ms, %.2f TFLOP/s" % (
+            r["median_s"] * 1e3, r["tflops"]) if "tflops" in r else r))
+    rc, text = run([sys.executable, os.path.join(ROOT, "bench", "torch_gpu.py"),
+                    str(b), str(h), str(s)], timeout=540)
+    print(text.strip()[-4000:])
+    try:
+        report["torch"] = json.loads(text.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        report["torch"] = {"error": text.strip()[-2000:]}
+    with open(os.path.join(out, "gpu-check.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    print("numerics: %d of %d cases ok%s" % (
+        len(report["numerics"]) - len(failed), len(report["numerics"]),
+        (": failed " + ", ".join(failed)) if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Prepares what bench/gpu-check.sh runs on a GPU machine (stdlib only).
+
+usage: gpu_pack.py BIN_DIR PACK_DIR [--sm 90a]
+
+The GPU machines have no MLIR 22, so the compiler runs here: every model in
+models/ is compiled with `loom-compile --target=cuda` (host code for
+x86-64-v3, cubin when ptxas is found, else PTX), with inputs and the values
+to check its outputs against:
+  - the CPU artifact's outputs on the same inputs (allclose), or
+  - for the GRPO, DPO and PPO cases, test/objectives/reference.py's float64
+    reference, which runs on the GPU machine.
+The benchmark artifacts (masked attention with D = 128) are compiled too.
+Writes PACK_DIR/pack.json, which lists every case with its files (relative
+to PACK_DIR), calls and tolerances.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = os.path.join(ROOT, "models")
+TOOL_INPUTS = os.path.join(ROOT, "test", "tools", "Inputs")
+sys.path.insert(0, os.path.join(ROOT, "test", "objectives"))
+import run_model  # noqa: E402
+
+ATTENTION_ENTRIES = [
+    "attend", "attend_full", "attend_causal", "attend_window",
+    "attend_document", "attend_tree", "attend_scope", "attend_dataflow",
+    "attend_dataflow_bits", "attend_code", "attend_blocks"]
+# The objective cases: logits and lm-head entries of each model, and options.
+OBJECTIVES = [
+    ("grpo_random", []), ("grpo_hand_fused", []), ("dpo_random", []),
+    ("dpo_hand_fused", []), ("ppo_random_fused", []),
+    ("grpo_random_fused", ["loss_type=dapo", "num_items_in_batch=40",
+                           "importance_sampling_level=sequence"]),
+]
+
+
+def run(cmd):
+    result = subprocess.run(cmd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    if result.returncode != 0:
+        sys.exit("gpu_pack: %s failed:\n%s" % (" ".join(cmd), result.stdout))
+    return result.stdout
+
+
+class Pack:
+    def __init__(self, bin_dir, out, sm):
+        self.bin, self.out, self.sm = bin_dir, out, sm
+        self.cases = []
+        self.cuda_flags = ["--target=cuda", "--sm=" + sm, "--cpu=x86-64-v3"]
+
+    def path(self, name):
+        return os.path.join(self.out, name)
+
+    def tool(self, name):
+        return os.path.join(self.bin, name)
+
+    def tensors(self, name, specs):
+        run([sys.executable, os.path.join(TOOL_INPUTS, "make_tensors.py"),
+             self.path(name)] + specs)
+        return name
+
+    def compile(self, name, model, flags):
+        run([self.tool("loom-compile"), model, "-o", self.path(name)] + flags)
+        return name
+
+    def compared(self, name, model, flags, params, inputs, calls, rtol, atol):
+        """A case checked against the CPU artifact's outputs."""
+        cuda = self.compile(name + ".cuda.so", model, flags + self.cuda_flags)
+        cpu = self.compile(name + ".cpu.so", model, flags)
+        ref = name + ".ref.safetensors"
+        cmd = [self.tool("loom-run"), self.path(cpu)]
+        if params:
+            cmd += ["--params", self.path(params)]
+        for i in inputs:
+            cmd += ["--inputs", self.path(i)]
+        for c in calls:
+            cmd += ["--call", c]
+        run(cmd + ["--outputs", self.path(ref)])
+        os.remove(self.path(cpu))  # only its outputs travel
+        self.cases.append({"name": name, "artifact": cuda, "params": params,
+                           "inputs": inputs, "calls": calls,
+                           "check": {"kind": "allclose", "ref": ref,
+                                     "rtol": rtol, "atol": atol}})
+
+    def objective(self, case, overrides):
+        work = os.path.join(self.out, "objectives")
+        p = run_model.prepare(self.bin, work, case, "cuda", overrides,
+                              compile_flags=self.cuda_flags[1:])
+        rel = lambda f: os.path.relpath(f, self.out)  # noqa: E731
+        name = case + ("-" + "-".join(overrides) if overrides else "")
+        self.cases.append({"name": name, "artifact": rel(p["artifact"]),
+                           "params": rel(p["params"]),
+                           "inputs": [rel(p["inputs"])], "calls": [p["entry"]],
+                           "check": {"kind": "objective", "case": case,
+                                     "overrides": overrides, "atol": "1e-5",
+                                     "rtol": "1e-4"}})
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("bin_dir")
+    ap.add_argument("pack_dir")
+    ap.add_argument("--sm", default="90a")
+    a = ap.parse_args()
+    os.makedirs(a.pack_dir, exist_ok=True)
+    p = Pack(a.bin_dir, a.pack_dir, a.sm)
+
+    quick = os.path.join(MODELS, "quickstart.loom")
+    p.tensors("quick.safetensors", [
+        "block.fc1.weight:f32:16x8:wave", "block.fc1.bias:f32:16:wave",
+        "block.fc2.weight:f32:8x16:wave", "x:f32:1000x8:wave"])
+    p.compared("quickstart", quick, [], "quick.safetensors",
+               ["quick.safetensors"], ["main"], "1e-4", "1e-6")
+
+    p.tensors("mlp.safetensors", [
+        "norm.weight:f32:64:wave", "w1.weight:f32:256x64:wave",
+        "w2.weight:f32:64x256:wave", "x:f32:33x64:wave"])
+    p.compared("mlp", os.path.join(MODELS, "mlp.loom"), [],
+               "mlp.safetensors", ["mlp.safetensors"], ["main"], "1e-4",
+               "1e-5")
+
+    meta = p.path("attention.meta.safetensors")
+    run([sys.executable, os.path.join(ROOT, "frontend", "python",
+                                      "loom_codemeta.py"),
+         os.path.join(ROOT, "test", "frontend", "python", "Inputs",
+                      "unicode_stats.py"), "-o", meta])
+    run([sys.executable, os.path.join(TOOL_INPUTS, "attention_model_inputs.py"),
+         meta, p.path("attention.in.safetensors"), "2", "3", "16", "7", "32"])
+    p.compared("masked_attention", os.path.join(MODELS, "masked_attention.loom"),
+               ["--define", "D=16", "--define", "window=16", "--define",
+                "block=32"], None, ["attention.in.safetensors"],
+               ["%s:%s" % (e, e) for e in ATTENTION_ENTRIES], "1e-4", "1e-5")
+
+    p.tensors("mla.w.safetensors", [
+        "wq_a.weight:f32:8x32:wave", "q_norm.weight:f32:8:1",
+        "wq_b.weight:f32:24x8:wave", "wkv_a.weight:f32:20x32:wave",
+        "kv_norm.weight:f32:16:1", "wkv_b.weight:f32:32x16:wave",
+        "wo.weight:f32:32x16:wave"])
+    p.tensors("mla.io.safetensors", [
+        "step0.x:f32:2x3x32:wave", "step0.start_pos:i64::0",
+        "step1.x:f32:2x1x32:0.25", "step1.start_pos:i64::3",
+        "step2.x:f32:2x2x32:wave", "step2.start_pos:i64::4",
+        "step3.x:f32:2x1x32:-0.5", "step3.start_pos:i64::6"])
+    p.compared("mla", os.path.join(MODELS, "mla.loom"),
+               ["--config", os.path.join(TOOL_INPUTS, "mla_tiny.json")],
+               "mla.w.safetensors", ["mla.io.safetensors"],
+               ["prefill:step0", "decode:step1", "decode:step2",
+                "decode:step3"], "1e-4", "1e-5")
+
+    tree_meta = p.path("tree.meta.safetensors")
+    run([sys.executable, os.path.join(ROOT, "frontend", "python",
+                                      "loom_codemeta.py"),
+         os.path.join(ROOT, "test", "frontend", "python", "Inputs", "flow.py"),
+         "--pad-to", "120", "-o", tree_meta])
+    p.tensors("tree.w.safetensors", [
+        "wq.weight:f32:32x32:wave", "wk.weight:f32:32x32:0.05",
+        "wv.weight:f32:32x32:wave", "wo.weight:f32:32x32:wave"])
+    p.tensors("tree.x.safetensors", ["x:f32:2x120x32:wave"])
+    p.compared("tree_attention", os.path.join(MODELS, "tree_attention.loom"),
+               ["--define", "dim=32", "--define", "n_heads=4"],
+               "tree.w.safetensors",
+               ["tree.meta.safetensors", "tree.x.safetensors"],
+               ["block"], "1e-4", "1e-5")
+
+    for case, overrides in OBJECTIVES:
+        p.objective(case, overrides)
+
+    # Benchmark: masked attention prefill at D = 128 (random inputs of the
+    # declared shapes, made by loom-bench on the GPU machine).
+    bench = p.compile("attention128.cuda.so",
+                      os.path.join(MODELS, "masked_attention.loom"),
+                      ["--define", "D=128"] + p.cuda_flags)
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True).stdout.strip()
+    with open(p.path("pack.json"), "w") as f:
+        json.dump({"chip": "sm_" + a.sm,
+                   "commit": commit,
+                   "cases": p.cases,
+                   "bench": {"attention": bench,
+                             "entries": ["attend_causal", "attend_tree"]}},
+                  f, indent=1)
+    print("gpu_pack: %d cases and the benchmark artifact in %s"
+          % (len(p.cases), a.pack_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
