@@ -54,7 +54,7 @@ static const char *kCudaLoweringPipeline =
     "func.func(convert-linalg-to-parallel-loops),canonicalize,"
     "loom-cuda-map-to-gpu,loom-cpu-math-approximation,canonicalize,cse,"
     "expand-strided-metadata,lower-affine,"
-    "gpu-kernel-outlining,func.func(gpu-async-region),"
+    "gpu-kernel-outlining,"
     "nvvm-attach-target{chip=%CHIP% features=%FEATURES% O=3},"
     "gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm,loom-cuda-native-math,"
     "canonicalize,cse,reconcile-unrealized-casts),"

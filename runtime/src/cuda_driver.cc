@@ -492,10 +492,15 @@ static void *mgpuMemAlloc(uint64_t sizeBytes, CUstream /*stream*/,
   return reinterpret_cast<void *>(static_cast<uintptr_t>(ptr));
 }
 
-static void mgpuMemFree(void *ptr, CUstream /*stream*/) {
+static void mgpuMemFree(void *ptr, CUstream stream) {
   const Api *api = ptr ? cleanupApi() : nullptr;
-  if (api)
-    check(api, "cuMemFree_v2", api->cuMemFree(devicePtr(ptr)));
+  if (!api)
+    return;
+  // The free is ordered after the stream's work (the kernels that read the
+  // buffer may still run); cuMemFree itself does not promise to wait.
+  if (stream)
+    check(api, "cuStreamSynchronize", api->cuStreamSynchronize(stream));
+  check(api, "cuMemFree_v2", api->cuMemFree(devicePtr(ptr)));
 }
 
 static void mgpuMemcpy(void *dst, void *src, size_t sizeBytes,

@@ -119,6 +119,95 @@ struct CudaMapToGpuPass
       for (Block &block : func.getBody())
         if (failed(mapBlock(block)))
           return signalPassFailure();
+      for (Block &block : func.getBody())
+        chainOnStream(block);
+    }
+  }
+
+  /// Makes the GPU work of `block` asynchronous on one stream, in program
+  /// order: the first GPU op starts a chain of tokens (`gpu.wait async`,
+  /// which the lowering makes a stream), each later one depends on the
+  /// previous, and the chain is waited for before the block's terminator,
+  /// before a region op holding GPU work (whose blocks get chains of their
+  /// own) and before the host reads what a copy brought back. Nothing else
+  /// waits, so the host runs ahead of the kernels and launches are not
+  /// separated by synchronizations.
+  void chainOnStream(Block &block) {
+    Value token;
+    llvm::SmallPtrSet<Value, 4> copiedToHost;
+    auto drain = [&](Operation *before) {
+      if (!token)
+        return;
+      OpBuilder b(before);
+      gpu::WaitOp::create(b, before->getLoc(), Type(), ValueRange{token});
+      token = Value();
+      copiedToHost.clear();
+    };
+    auto holdsGpuWork = [](Operation *op) {
+      WalkResult result = op->walk([](Operation *nested) {
+        return isa<gpu::LaunchOp, gpu::AllocOp, gpu::DeallocOp, gpu::MemcpyOp>(
+                   nested)
+                   ? WalkResult::interrupt()
+                   : WalkResult::advance();
+      });
+      return result.wasInterrupted();
+    };
+    for (auto it = block.begin(); it != block.end();) {
+      Operation *op = &*it++;
+      if (op->hasTrait<OpTrait::IsTerminator>()) {
+        drain(op);
+        continue;
+      }
+      if (auto load = dyn_cast<memref::LoadOp>(op))
+        if (copiedToHost.contains(load.getMemref()))
+          drain(op);
+      bool isGpuOp =
+          isa<gpu::LaunchOp, gpu::AllocOp, gpu::DeallocOp, gpu::MemcpyOp>(op);
+      if (!isGpuOp) {
+        if (op->getNumRegions() != 0 && holdsGpuWork(op)) {
+          drain(op);
+          for (Region &region : op->getRegions())
+            for (Block &nested : region)
+              chainOnStream(nested);
+        }
+        continue;
+      }
+      OpBuilder b(op);
+      Location loc = op->getLoc();
+      if (!token)
+        token = gpu::WaitOp::create(b, loc, b.getType<gpu::AsyncTokenType>(),
+                                    ValueRange())
+                    .getAsyncToken();
+      Type tokenType = b.getType<gpu::AsyncTokenType>();
+      Operation *async = nullptr;
+      if (auto alloc = dyn_cast<gpu::AllocOp>(op)) {
+        async = gpu::AllocOp::create(b, loc, alloc.getType(), tokenType,
+                                     ValueRange{token}, alloc.getDynamicSizes(),
+                                     alloc.getSymbolOperands());
+        alloc.getMemref().replaceAllUsesWith(async->getResult(0));
+        token = async->getResult(1);
+      } else if (auto dealloc = dyn_cast<gpu::DeallocOp>(op)) {
+        async = gpu::DeallocOp::create(b, loc, tokenType, ValueRange{token},
+                                       dealloc.getMemref());
+        token = async->getResult(0);
+      } else if (auto copy = dyn_cast<gpu::MemcpyOp>(op)) {
+        async = gpu::MemcpyOp::create(b, loc, tokenType, ValueRange{token},
+                                      copy.getDst(), copy.getSrc());
+        token = async->getResult(0);
+        if (hostBuffers.contains(copy.getDst()))
+          copiedToHost.insert(copy.getDst());
+      } else {
+        auto launch = cast<gpu::LaunchOp>(op);
+        gpu::KernelDim3 grid = launch.getGridSizeOperandValues();
+        gpu::KernelDim3 block = launch.getBlockSizeOperandValues();
+        auto asyncLaunch = gpu::LaunchOp::create(
+            b, loc, grid.x, grid.y, grid.z, block.x, block.y, block.z,
+            /*dynamicSharedMemorySize=*/nullptr, tokenType, ValueRange{token});
+        asyncLaunch.getBody().takeBody(launch.getBody());
+        async = asyncLaunch;
+        token = asyncLaunch.getAsyncToken();
+      }
+      op->erase();
     }
   }
 
@@ -268,11 +357,11 @@ struct CudaMapToGpuPass
       total = arith::MulIOp::create(b, loc, total, count);
     }
     Value threads = arith::ConstantIndexOp::create(b, loc, blockSize);
-    Value blocks = arith::CeilDivSIOp::create(b, loc, total, threads);
-    Value nonEmpty =
-        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, total, zero);
-    auto ifOp = scf::IfOp::create(b, loc, nonEmpty, /*withElseRegion=*/false);
-    b.setInsertionPointToStart(ifOp.thenBlock());
+    // CUDA refuses an empty grid: an empty space launches one block whose
+    // threads all fail the guard, which keeps the launch unconditional and
+    // so on the entry's stream.
+    Value blocks = arith::MaxSIOp::create(
+        b, loc, arith::CeilDivSIOp::create(b, loc, total, threads), one);
     gpu::LaunchOp launch = createLaunch(b, loc, blocks, threads);
     Value id = arith::AddIOp::create(
         b, loc, arith::MulIOp::create(b, loc, launch.getBlockIds().x, threads),

@@ -18,35 +18,40 @@ def CudaMapToGpuPass : Pass<"loom-cuda-map-to-gpu", "ModuleOp"> {
 
     - turns every outermost `scf.parallel` into a `gpu.launch` over its
       iteration space flattened to one dimension (`block-size` threads per
-      block, one iteration per thread, guarded against the tail and against
-      an empty space, which CUDA refuses to launch);
+      block, one iteration per thread, guarded against the tail; an empty
+      space launches one block, since CUDA refuses empty grids);
     - wraps every other host operation that reads or writes memory (the
       sequential loops of scans and full reductions) in a one-thread
       `gpu.launch`;
     - allocates temporaries with `gpu.alloc` / `gpu.dealloc` and copies with
-      `gpu.memcpy`.
+      `gpu.memcpy`; integer scalars that the host needs (positions that
+      decide offsets) are copied to host memory first;
+    - chains the GPU work of each block on one stream in program order
+      (async tokens from one `gpu.wait async`), waited for before the host
+      reads a copied scalar, before a host region holding GPU work (whose
+      blocks get chains of their own) and before the terminator.
 
-    A host operation that needs a value read from device memory is an error:
-    the graph passes never produce one.
+    Any other host use of a value read from device memory is an error.
 
     ```mlir
     scf.parallel (%i, %j) = (%c0, %c0) to (%n, %c64) step (%c1, %c1) {
       memref.store %cst, %buf[%i, %j] : memref<?x64xf32>
       scf.reduce
     }
-    // becomes, with %total = %n * 64
-    scf.if %nonempty {
-      gpu.launch blocks(%bx, %by, %bz) in (%gx = %blocks, ...)
-                 threads(%tx, %ty, %tz) in (%sx = %c256, ...) {
-        %id = <%bx * 256 + %tx>
-        scf.if <%id < %total> {
-          %i = <%id / 64>
-          %j = <%id mod 64>
-          memref.store %cst, %buf[%i, %j] : memref<?x64xf32>
-        }
-        gpu.terminator
+    // becomes, with %total = %n * 64 and %blocks = max(ceil(%total / 256), 1)
+    %t0 = gpu.wait async
+    %t1 = gpu.launch async [%t0] blocks(%bx, %by, %bz) in (%gx = %blocks, ...)
+               threads(%tx, %ty, %tz) in (%sx = %c256, ...) {
+      %id = <%bx * 256 + %tx>
+      scf.if <%id < %total> {
+        %i = <%id / 64>
+        %j = <%id mod 64>
+        memref.store %cst, %buf[%i, %j] : memref<?x64xf32>
       }
+      gpu.terminator
     }
+    ...
+    gpu.wait [%tn]
     ```
   }];
   let options = [

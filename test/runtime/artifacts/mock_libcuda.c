@@ -19,7 +19,8 @@
  *                                     any kernel name resolves, and a launch
  *                                     of such a kernel appends "launch NAME
  *                                     grid X Y Z block X Y Z" and runs
- *                                     nothing
+ *                                     nothing; stream creations and
+ *                                     synchronizations are recorded too
  * Counters for the tests: mock_cuda_launches(), mock_cuda_live_allocations().
  *
  *===----------------------------------------------------------------------===*/
@@ -336,6 +337,7 @@ EXPORT CUresult cuLaunchKernel(void *function, unsigned gridX, unsigned gridY,
 
 EXPORT CUresult cuStreamCreate(void **stream, unsigned flags) {
   (void)flags;
+  record("stream create");
   *stream = &streamToken;
   return 0;
 }
@@ -346,6 +348,7 @@ EXPORT CUresult cuStreamDestroy_v2(void *stream) {
 
 EXPORT CUresult cuStreamSynchronize(void *stream) {
   (void)stream;
+  record("stream sync");
   return 0;
 }
 

@@ -4,17 +4,20 @@
 // BLOCK: block-size must be in [1, 1024], got 2048
 
 // A parallel loop becomes a launch over its flattened iteration space, with
-// the last dimension fastest, a tail guard and an empty-space guard;
-// temporaries become gpu.alloc / gpu.dealloc.
+// the last dimension fastest and a tail guard; an empty space still launches
+// one block (CUDA refuses empty grids), whose threads all fail the guard.
+// Temporaries become gpu.alloc / gpu.dealloc, and all GPU work is chained on
+// one stream, waited for once before the return.
 // CHECK-LABEL: func.func @elementwise
 // CHECK-SAME: (%[[IN:.*]]: memref<?x64xf32>, %[[OUT:.*]]: memref<?x64xf32>)
-// CHECK: %[[TMP:.*]] = gpu.alloc (%{{.*}}) : memref<?x64xf32>
+// CHECK: %[[T0:.*]] = gpu.wait async
+// CHECK: %[[TMP:.*]], %[[T1:.*]] = gpu.alloc async [%[[T0]]] (%{{.*}}) : memref<?x64xf32>
 // CHECK: arith.muli
 // CHECK: %[[TOTAL:.*]] = arith.muli
-// CHECK: %[[BLOCKS:.*]] = arith.ceildivsi %[[TOTAL]], %[[C256:.*]] : index
-// CHECK: %[[NONEMPTY:.*]] = arith.cmpi sgt, %[[TOTAL]]
-// CHECK: scf.if %[[NONEMPTY]] {
-// CHECK: gpu.launch blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[BLOCKS]], %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) threads(%[[TX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[C256]]
+// CHECK: %[[CEIL:.*]] = arith.ceildivsi %[[TOTAL]], %[[C256:.*]] : index
+// CHECK: %[[BLOCKS:.*]] = arith.maxsi %[[CEIL]], %{{.*}} : index
+// CHECK-NOT: scf.if
+// CHECK: %[[T2:.*]] = gpu.launch async [%[[T1]]] blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[BLOCKS]], %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) threads(%[[TX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[C256]]
 // CHECK: %[[ID:.*]] = arith.addi
 // CHECK: arith.cmpi slt, %[[ID]], %[[TOTAL]]
 // CHECK: arith.remsi %[[ID]], %{{.*}}
@@ -22,9 +25,12 @@
 // CHECK: memref.load %[[IN]]
 // CHECK: memref.store %{{.*}}, %[[TMP]]
 // CHECK: gpu.terminator
-// CHECK: gpu.launch
+// CHECK-NOT: gpu.wait
+// CHECK: %[[T3:.*]] = gpu.launch async [%[[T2]]]
 // CHECK: memref.store %{{.*}}, %[[OUT]]
-// CHECK: gpu.dealloc %[[TMP]] : memref<?x64xf32>
+// CHECK: %[[T4:.*]] = gpu.dealloc async [%[[T3]]] %[[TMP]] : memref<?x64xf32>
+// CHECK-NEXT: gpu.wait [%[[T4]]]
+// CHECK-NEXT: return
 // CHECK-NOT: memref.alloc
 func.func @elementwise(%in: memref<?x64xf32>, %out: memref<?x64xf32>) -> i32 attributes {llvm.emit_c_interface} {
   %c0 = arith.constant 0 : index
@@ -55,13 +61,15 @@ func.func @elementwise(%in: memref<?x64xf32>, %out: memref<?x64xf32>) -> i32 att
 // CHECK-LABEL: func.func @full_reduction
 // CHECK: %[[SCALE:.*]] = arith.constant 5.000000e-01 : f32
 // CHECK: %[[ONE:.*]] = arith.constant 1 : index
-// CHECK: gpu.launch blocks(%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}} = %[[ONE]], %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) threads(%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}} = %[[ONE]]
+// CHECK: gpu.launch async [%{{.*}}] blocks(%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}} = %[[ONE]], %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) threads(%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}} = %[[ONE]]
 // CHECK-NEXT: scf.for
 // CHECK: }
 // CHECK-NEXT: memref.load %{{.*}}[] : memref<f32>
 // CHECK-NEXT: arith.mulf %{{.*}}, %[[SCALE]]
 // CHECK-NEXT: memref.store
 // CHECK-NEXT: gpu.terminator
+// CHECK: gpu.wait [%{{.*}}]
+// CHECK-NEXT: return
 func.func @full_reduction(%in: memref<?xf32>, %out: memref<f32>) -> i32 attributes {llvm.emit_c_interface} {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -84,10 +92,13 @@ func.func @full_reduction(%in: memref<?xf32>, %out: memref<f32>) -> i32 attribut
 
 // An integer scalar that decides a size is copied to the host first; the
 // shape buffer of memref.reshape stays in host memory.
+// The host waits for the copy (and only for it) before it reads.
 // CHECK-LABEL: func.func @host_scalar
 // CHECK: %[[HOST:.*]] = memref.alloca() : memref<i64>
-// CHECK: gpu.memcpy %[[HOST]], %{{.*}} : memref<i64>, memref<i64>
-// CHECK: memref.load %[[HOST]][] : memref<i64>
+// CHECK: %[[T0:.*]] = gpu.wait async
+// CHECK: %[[T1:.*]] = gpu.memcpy async [%[[T0]]] %[[HOST]], %{{.*}} : memref<i64>, memref<i64>
+// CHECK-NEXT: gpu.wait [%[[T1]]]
+// CHECK-NEXT: memref.load %[[HOST]][] : memref<i64>
 // CHECK: %[[SHAPE:.*]] = memref.alloc() : memref<1xindex>
 // CHECK: memref.store %{{.*}}, %[[SHAPE]]
 // CHECK: memref.reshape %{{.*}}(%[[SHAPE]])
@@ -129,5 +140,43 @@ func.func @host_needs_float(%in: memref<f32>, %out: memref<?xf32>) -> i32 attrib
   // expected-error@+1 {{'memref.alloc' op needs on the host a value read from device memory; the CUDA target cannot run it}}
   %buf = memref.alloc(%i) : memref<?xf32>
   memref.dealloc %buf : memref<?xf32>
+  return %c0_i32 : i32
+}
+
+// -----
+
+// GPU work inside a host region: the chain before it is waited for, and the
+// region's block gets a chain of its own, waited for before its terminator.
+// CHECK-LABEL: func.func @nested
+// CHECK: %[[A:.*]] = gpu.wait async
+// CHECK: gpu.launch async [%[[A]]]
+// CHECK: gpu.wait [%{{.*}}]
+// CHECK-NEXT: scf.if
+// CHECK: %[[B:.*]] = gpu.wait async
+// CHECK-NEXT: %{{.*}}, %[[C:.*]] = gpu.alloc async [%[[B]]]
+// CHECK: gpu.launch async [%[[C]]]
+// CHECK: gpu.dealloc async
+// CHECK-NEXT: gpu.wait [%{{.*}}]
+// CHECK-NEXT: }
+// CHECK-NEXT: return
+func.func @nested(%cond: i1, %in: memref<?xf32>) -> i32 attributes {llvm.emit_c_interface} {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c0_i32 = arith.constant 0 : i32
+  %zero = arith.constant 0.0 : f32
+  %n = memref.dim %in, %c0 : memref<?xf32>
+  scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+    memref.store %zero, %in[%i] : memref<?xf32>
+    scf.reduce
+  }
+  scf.if %cond {
+    %tmp = memref.alloc(%n) : memref<?xf32>
+    scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+      %x = memref.load %in[%i] : memref<?xf32>
+      memref.store %x, %tmp[%i] : memref<?xf32>
+      scf.reduce
+    }
+    memref.dealloc %tmp : memref<?xf32>
+  }
   return %c0_i32 : i32
 }
