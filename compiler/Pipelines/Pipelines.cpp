@@ -38,12 +38,22 @@ static const char *kCpuLoweringPipeline =
     "buffer-deallocation-pipeline,"
     "loom-cpu-copy-to-linalg,"
     "func.func(convert-linalg-to-parallel-loops),"
+    "%LOW_PRECISION%"
     "loom-cpu-parallel-outline,loom-cpu-math-approximation,"
+    "arith-expand{include-bf16=true},"
     "expand-strided-metadata,lower-affine,convert-scf-to-cf,canonicalize,"
     "cse,finalize-memref-to-llvm{use-generic-functions=true},"
     "convert-math-to-llvm,convert-math-to-libm,convert-arith-to-llvm,"
     "convert-index-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,"
     "reconcile-unrealized-casts";
+
+// f16 and bf16 arithmetic runs in f32, rounded after each op: math
+// functions and their polynomials exist for f32 only, and x86 has no bf16
+// arithmetic (LLVM would call compiler-rt's conversions, which artifacts do
+// not link).
+static const char *kLowPrecisionPasses =
+    "math-extend-to-supported-types{target-type=f32},"
+    "arith-emulate-unsupported-floats{source-types=bf16,f16 target-type=f32},";
 
 static const char *kCudaLoweringPipeline =
     "loom-cpu-split-shared-fills,eliminate-empty-tensors,"
@@ -52,6 +62,7 @@ static const char *kCudaLoweringPipeline =
     "buffer-deallocation-pipeline,"
     "loom-cpu-copy-to-linalg,"
     "func.func(convert-linalg-to-parallel-loops),canonicalize,"
+    "%LOW_PRECISION%"
     "loom-cuda-map-to-gpu,loom-cpu-math-approximation,canonicalize,cse,"
     "expand-strided-metadata,lower-affine,"
     "gpu-kernel-outlining,"
@@ -109,7 +120,11 @@ struct FusePipelineOptions : public PassPipelineOptions<FusePipelineOptions> {
 } // namespace
 
 static LogicalResult addPipeline(OpPassManager &pm, StringRef text) {
-  return parsePassPipeline(text, pm, llvm::errs());
+  std::string expanded = text.str();
+  const char *slot = "%LOW_PRECISION%";
+  if (size_t at = expanded.find(slot); at != std::string::npos)
+    expanded.replace(at, strlen(slot), kLowPrecisionPasses);
+  return parsePassPipeline(expanded, pm, llvm::errs());
 }
 
 LogicalResult loom::buildGraphPipeline(OpPassManager &pm) {
@@ -127,6 +142,7 @@ LogicalResult loom::buildGraphPipeline(OpPassManager &pm) {
 LogicalResult loom::buildFusePipeline(OpPassManager &pm, MlaMode mla,
                                       AttentionMode attention,
                                       LogprobMode logprob) {
+  pm.addPass(createPromoteLowPrecisionPass());
   if (attention == AttentionMode::Fused)
     pm.addPass(fuse::createAttentionFusePass());
   if (logprob == LogprobMode::Fused)
@@ -134,6 +150,8 @@ LogicalResult loom::buildFusePipeline(OpPassManager &pm, MlaMode mla,
   if (mla == MlaMode::Absorb)
     pm.addPass(fuse::createMlaAbsorbPass());
   pm.addPass(createMlaExpandPass());
+  // The naive MLA expansion writes softmax of the model's element type.
+  pm.addPass(createPromoteLowPrecisionPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   return success();

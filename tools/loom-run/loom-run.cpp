@@ -11,6 +11,7 @@
 #include "tools/loom-run/Executor.h"
 
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -155,6 +156,29 @@ int parseArgs(int argc, char **argv, Options &o) {
   return -1;
 }
 
+/// The float value of an IEEE half or a bfloat16, from its bits.
+static float halfToFloat(uint16_t h, bool brain) {
+  uint32_t bits;
+  if (brain) {
+    bits = static_cast<uint32_t>(h) << 16;
+  } else {
+    uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f,
+             mant = h & 0x3ffu;
+    if (exp == 0x1f) {
+      bits = sign | 0x7f800000u | (mant << 13);
+    } else if (exp != 0) {
+      bits = sign | ((exp + 112) << 23) | (mant << 13);
+    } else {
+      // Zero or subnormal: mant * 2^-24.
+      float value = std::ldexp(static_cast<float>(mant), -24);
+      return sign ? -value : value;
+    }
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
 void printTensor(const std::string &name, const loom_tensor_t *t) {
   std::printf("%s: %s[", name.c_str(), loom_dtype_name(loom_tensor_dtype(t)));
   for (int32_t d = 0; d < loom_tensor_rank(t); ++d)
@@ -180,6 +204,12 @@ void printTensor(const std::string &name, const loom_tensor_t *t) {
     case LOOM_DTYPE_BOOL:
       std::printf(" %s",
                   static_cast<const uint8_t *>(data)[i] ? "true" : "false");
+      break;
+    case LOOM_DTYPE_F16:
+    case LOOM_DTYPE_BF16:
+      std::printf(" %.4g",
+                  halfToFloat(static_cast<const uint16_t *>(data)[i],
+                              loom_tensor_dtype(t) == LOOM_DTYPE_BF16));
       break;
     default:
       std::printf(" ?");

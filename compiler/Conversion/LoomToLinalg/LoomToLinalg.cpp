@@ -632,12 +632,25 @@ static Value countAsFloat(OpBuilder &b, Location loc, Value value,
 /// Creates `linalg.matmul` (rank 2) or `linalg.batch_matmul` (rank 3) of
 /// `lhs` and `rhs` into a zero-filled init of `resultType`. A transposed
 /// operand is expressed by the op's `indexing_maps`; without transposes the
-/// default maps are kept.
+/// default maps are kept. Products of f16 or bf16 accumulate in f32 (the op
+/// extends each element) and are rounded to the result type once, at the
+/// end, as tensor-core and library GEMMs do.
 static Value buildContraction(OpBuilder &b, Location loc, Value lhs, Value rhs,
                               bool transposeA, bool transposeB,
                               RankedTensorType resultType,
                               ArrayRef<OpFoldResult> sizes) {
   MLIRContext *ctx = b.getContext();
+  Type elementType = resultType.getElementType();
+  if (isa<Float16Type, BFloat16Type>(elementType)) {
+    auto wideType = resultType.clone(b.getF32Type());
+    Value wide = buildContraction(b, loc, lhs, rhs, transposeA, transposeB,
+                                  wideType, sizes);
+    return buildElementwise(
+        b, loc, resultType, sizes, ValueRange{wide},
+        [&](OpBuilder &nb, Location nestedLoc, ValueRange args) -> Value {
+          return arith::TruncFOp::create(nb, nestedLoc, elementType, args[0]);
+        });
+  }
   Value init = createFilled(b, loc, resultType, sizes,
                             b.getZeroAttr(resultType.getElementType()));
   bool batched = resultType.getRank() == 3;
@@ -1987,11 +2000,11 @@ static Value inlineScalarRegion(OpBuilder &b, Region &region, ValueRange args) {
   for (Operation &op : block.without_terminator()) {
     if (auto csr = dyn_cast<loom::CsrContainsOp>(op)) {
       map.map(csr.getResult(),
-              fuse::buildCsrContains(
-                  b, csr.getLoc(), map.lookupOrDefault(csr.getIndptr()),
-                  map.lookupOrDefault(csr.getIndices()),
-                  map.lookupOrDefault(csr.getRow()),
-                  map.lookupOrDefault(csr.getColumn())));
+              fuse::buildCsrContains(b, csr.getLoc(),
+                                     map.lookupOrDefault(csr.getIndptr()),
+                                     map.lookupOrDefault(csr.getIndices()),
+                                     map.lookupOrDefault(csr.getRow()),
+                                     map.lookupOrDefault(csr.getColumn())));
       continue;
     }
     b.clone(op, map);
@@ -2055,8 +2068,8 @@ struct AttentionLowering : public OpConversionPattern<loom::AttentionOp> {
     auto scoreType = tensorType(scores);
 
     // scale, score region, mask region: -inf where hidden.
-    Value scale = floatConst(rewriter, loc, element,
-                             op.getScale().convertToDouble());
+    Value scale =
+        floatConst(rewriter, loc, element, op.getScale().convertToDouble());
     Value negInf = arith::ConstantOp::create(
         rewriter, loc,
         rewriter.getFloatAttr(
@@ -2099,11 +2112,11 @@ struct AttentionLowering : public OpConversionPattern<loom::AttentionOp> {
                                                args[0], negInf);
           return arith::SelectOp::create(b, nl, hidden, zero, args[0]);
         });
-    AffineMap rowMap = AffineMap::get(
-        4, 0,
-        {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx),
-         getAffineDimExpr(2, ctx)},
-        ctx);
+    AffineMap rowMap =
+        AffineMap::get(4, 0,
+                       {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx),
+                        getAffineDimExpr(2, ctx)},
+                       ctx);
     Value probs = buildParallel(
         rewriter, loc, scoreType, scoreSizes, ValueRange{masked, shift},
         {rewriter.getMultiDimIdentityMap(4), rowMap},

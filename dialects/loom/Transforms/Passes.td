@@ -47,6 +47,29 @@ def MlaExpandPass : Pass<"loom-mla-expand", "ModuleOp"> {
   }];
 }
 
+def PromoteLowPrecisionPass : Pass<"loom-promote-low-precision", "ModuleOp"> {
+  let summary = "Computes reductions of f16 and bf16 tensors in f32";
+  let description = [{
+    Sums, means, softmax and log_softmax, rms_norm, token log-probs and
+    their backward, KL estimators, GAE and attention (without a score
+    region) of f16 or bf16 tensors read their operands as f32 and round
+    their results back: their accumulations run in f32, as the libraries
+    Loom is compared with do. Matrix products need no promotion: their
+    lowering accumulates in f32 without widening the operands. Elementwise
+    ops keep the element type (one correctly rounded operation either way).
+    Runs at the start of the fuse pipeline and again after
+    `loom-mla-expand`; ops already in f32 are left alone.
+
+    ```mlir
+    %s = loom.sum %x {axes = array<i64: 1>} : tensor<?x64xbf16> -> tensor<?xbf16>
+    // becomes
+    %w = loom.cast %x : tensor<?x64xbf16> -> tensor<?x64xf32>
+    %t = loom.sum %w {axes = array<i64: 1>} : tensor<?x64xf32> -> tensor<?xf32>
+    %s = loom.cast %t : tensor<?xf32> -> tensor<?xbf16>
+    ```
+  }];
+}
+
 def AutodiffPass : Pass<"loom-autodiff", "ModuleOp"> {
   let summary = "Expands loom.grad by reverse-mode differentiation";
   let description = [{

@@ -3,7 +3,8 @@
 
 usage: allclose.py A.safetensors B.safetensors RTOL ATOL
 Prints the largest absolute difference and exits 1 when a tensor is missing,
-has another dtype or shape, or differs by more than ATOL + RTOL * |b|. Equal
+has another dtype (an f16 or bf16 tensor may be compared with an f32 or f64
+one) or shape, or differs by more than ATOL + RTOL * |b|. Equal
 values pass (infinities of the same sign included); NaN never does.
 """
 
@@ -22,7 +23,12 @@ def main():
             ok = False
             continue
         (da, sa, va), (db, sb, vb) = a[name], b[name]
-        if da != db or sa != sb:
+        # The interpreter returns f16 and bf16 results in f32 (unrounded):
+        # a low-precision float compares with any float of the same shape.
+        floats = ("F16", "BF16", "F32", "F64")
+        comparable = da == db or (da in floats and db in floats and
+                                  ("F16" in (da, db) or "BF16" in (da, db)))
+        if not comparable or sa != sb:
             print("%s: %s%s vs %s%s" % (name, da, sa, db, sb))
             ok = False
             continue

@@ -3,8 +3,9 @@
 
 usage: make_tensors.py OUT.safetensors NAME:DTYPE:D0xD1...[:FILL] ...
        make_tensors.py --npy OUT.npy DTYPE:D0xD1...[:FILL]
-FILL is a number (every element), `iota` (0, 1, 2, ...; the default) or
-`wave` (0.5 sin(1.3 i + 0.7): varied values of order one).
+DTYPE is F32, F64, F16, BF16, I32, I64 or BOOL (any case). FILL is a number
+(every element), `iota` (0, 1, 2, ...; the default) or `wave`
+(0.5 sin(1.3 i + 0.7): varied values of order one), rounded to the dtype.
 """
 
 import json
@@ -12,7 +13,8 @@ import math
 import struct
 import sys
 
-FORMATS = {"F32": "f", "F64": "d", "I32": "i", "I64": "q", "BOOL": "?"}
+from safetensors_io import FORMATS, to_bf16_bits
+
 NPY = {"F32": "<f4", "F64": "<f8", "I32": "<i4", "I64": "<i8", "BOOL": "|b1"}
 
 
@@ -30,6 +32,8 @@ def values(dtype, shape, fill):
         vals = [int(v) for v in vals]
     if dtype == "BOOL":
         vals = [bool(int(v) % 2) for v in vals]
+    if dtype == "BF16":
+        vals = [to_bf16_bits(v) for v in vals]
     return struct.pack("<%d%s" % (count, FORMATS[dtype]), *vals)
 
 
