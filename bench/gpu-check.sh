@@ -35,6 +35,14 @@ if ! { cmake "${generator[@]}" -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release
   echo "gpu-check: the runtime did not build"
   exit 2
 fi
+# cuBLAS for the matrix products: the toolkit's, else PyTorch's wheel.
+if [ -z "${LOOM_CUBLAS:-}" ] && ! ldconfig -p 2>/dev/null | grep -q libcublas.so; then
+  for f in /usr/local/cuda/lib64/libcublas.so.1[0-9] \
+           $(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null)/libcublas.so.1[0-9]; do
+    if [ -f "$f" ]; then export LOOM_CUBLAS="$f"; break; fi
+  done
+fi
+echo "cuBLAS: ${LOOM_CUBLAS:-from the library path}"
 echo "== runtime CUDA tests (mock driver)"
 "$build/test/runtime/loom-runtime-tests" --gtest_filter='Cuda*' --gtest_brief=1
 echo "== models on the GPU, then benchmarks"

@@ -43,7 +43,11 @@ if ptxas:
 # (recorded, not executed) on machines without a GPU.
 config.substitutions.append(("%mock_libcuda", os.path.join(
     config.loom_obj_root, "test", "runtime", "libloom_test_mock_libcuda.so")))
-for name in ("LOOM_CUDA_DRIVER", "LOOM_CUDA_DEVICE", "MOCK_CUDA_CC",
-             "MOCK_CUDA_RECORD"):
+# And cuBLAS on host memory (test/runtime/artifacts/mock_libcublas.c), which
+# computes the products the artifacts hand to it.
+config.substitutions.append(("%mock_libcublas", os.path.join(
+    config.loom_obj_root, "test", "runtime", "libloom_test_mock_libcublas.so")))
+for name in ("LOOM_CUDA_DRIVER", "LOOM_CUDA_DEVICE", "LOOM_CUBLAS",
+             "MOCK_CUDA_CC", "MOCK_CUDA_RECORD"):
     if name in os.environ:
         config.environment[name] = os.environ[name]

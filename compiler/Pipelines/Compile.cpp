@@ -162,7 +162,8 @@ static LogicalResult compileCuda(ModuleOp module, const CompileOptions &options,
     toolkit = emptyLibdevice->path().str();
   }
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
-        return buildCudaLoweringPipeline(pm, options.gpuChip, format, toolkit);
+        return buildCudaLoweringPipeline(pm, options.gpuChip, format, toolkit,
+                                         options.hostMatmul);
       })))
     return failure();
   if (failed(checkResolved(module)))

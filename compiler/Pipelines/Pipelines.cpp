@@ -59,6 +59,7 @@ static const char *kCudaLoweringPipeline =
     "loom-cpu-split-shared-fills,eliminate-empty-tensors,"
     "one-shot-bufferize,"
     "func.func(buffer-hoisting,buffer-loop-hoisting),"
+    "%HOST_MATMUL%"
     "buffer-deallocation-pipeline,"
     "loom-cpu-copy-to-linalg,"
     "func.func(convert-linalg-to-parallel-loops),canonicalize,"
@@ -84,6 +85,10 @@ struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
       *this, "format",
       llvm::cl::desc("Kernel binary: isa (PTX) or bin (cubin, needs ptxas)"),
       llvm::cl::init("isa")};
+  Option<bool> matmul{
+      *this, "library-matmul",
+      llvm::cl::desc("f32 matrix products call the runtime (cuBLAS)"),
+      llvm::cl::init(true)};
   Option<std::string> toolkit{
       *this, "toolkit",
       llvm::cl::desc("CUDA toolkit root, for ptxas and libdevice (default: "
@@ -191,7 +196,8 @@ std::string loom::cudaPtxFeatures(StringRef chip) {
 
 LogicalResult loom::buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
                                               StringRef format,
-                                              StringRef toolkit) {
+                                              StringRef toolkit,
+                                              bool libraryMatmul) {
   std::string features = cudaPtxFeatures(chip);
   if (features.empty()) {
     llvm::errs() << "unsupported GPU '" << chip
@@ -209,6 +215,8 @@ LogicalResult loom::buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
                              {"%FEATURES%", features},
                              {"%FORMAT%", format}})
     text.replace(text.find(slot.str()), slot.size(), value.str());
+  text.replace(text.find("%HOST_MATMUL%"), strlen("%HOST_MATMUL%"),
+               libraryMatmul ? "loom-cpu-matmul-to-runtime," : "");
   std::string toolkitOption =
       toolkit.empty() ? "" : " toolkit=" + toolkit.str();
   text.replace(text.find("%TOOLKIT%"), strlen("%TOOLKIT%"), toolkitOption);
@@ -244,6 +252,6 @@ void loom::registerLoomPipelines() {
       "cubin (after loom-cpu-entry-abi)",
       [](OpPassManager &pm, const CudaPipelineOptions &options) {
         (void)buildCudaLoweringPipeline(pm, options.chip, options.format,
-                                        options.toolkit);
+                                        options.toolkit, options.matmul);
       });
 }

@@ -72,10 +72,12 @@ LogicalResult buildCpuCodegenPipeline(OpPassManager &pm);
 /// (sm_80, sm_90a) in `format` (isa: PTX, bin: cubin through ptxas), and the
 /// host side lowered to the LLVM dialect with `gpu.launch_func` calls.
 /// `toolkit` is the CUDA toolkit root that ptxas and libdevice come from
-/// (empty: MLIR's own search).
+/// (empty: MLIR's own search). With `libraryMatmul`, f32 matrix products
+/// call the runtime's GEMM, which is cuBLAS for CUDA artifacts.
 LogicalResult buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
                                         StringRef format,
-                                        StringRef toolkit = {});
+                                        StringRef toolkit = {},
+                                        bool libraryMatmul = true);
 
 /// The PTX features that go with a chip ("+ptx80" for sm_90a), or an empty
 /// string for a chip the CUDA target does not support.

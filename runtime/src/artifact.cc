@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "artifact.h"
+#include "cuda_driver.h"
 
 #include <cerrno>
 #include <cstddef>
@@ -58,6 +59,14 @@ template <typename T> static T load(const uint8_t *base, uint64_t offset) {
 //===----------------------------------------------------------------------===//
 // ELF
 //===----------------------------------------------------------------------===//
+
+/// The function an import of an artifact of `target` resolves to: the host
+/// kernels for CPU artifacts; the GPU runtime ABI and the device GEMMs
+/// (cuBLAS) for CUDA artifacts, whose arguments are device memory.
+static void *importFor(loom_target_t target, const char *name) {
+  return target == LOOM_TARGET_CUDA ? loom::cuda::lookupImport(name)
+                                    : loom_host_function_lookup(name);
+}
 
 namespace {
 
@@ -732,11 +741,12 @@ static loom_status_t validateFile(const std::vector<uint8_t> &bytes,
                         path, e.desc.name, e.desc.symbol);
   }
   for (size_t i = 0; i < a->imports.size(); ++i) {
-    if (!loom_host_function_lookup(a->imports[i]))
+    if (!importFor(a->target, a->imports[i]))
       return makeStatus(LOOM_STATUS_NOT_FOUND,
                         "%s: the artifact imports host function '%s', which "
-                        "this runtime does not provide",
-                        path, a->imports[i]);
+                        "this runtime does not provide for %s artifacts",
+                        path, a->imports[i],
+                        a->target == LOOM_TARGET_CUDA ? "CUDA" : "CPU");
     auto it = syms.find(a->importSlots[i]);
     bool writable = it != syms.end() &&
                     it->second.section < elf->sections.size() &&
@@ -802,7 +812,7 @@ static loom_status_t loadCode(const char *path, loom_artifact_t *a) {
     if (!slot)
       return makeStatus(LOOM_STATUS_NOT_FOUND, "%s: dlsym('%s') failed", path,
                         a->importSlots[i]);
-    *slot = loom_host_function_lookup(a->imports[i]);
+    *slot = importFor(a->target, a->imports[i]);
   }
   return nullptr;
 }

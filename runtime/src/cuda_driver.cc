@@ -19,6 +19,7 @@
 
 #include "cuda_driver.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cinttypes>
@@ -27,6 +28,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string>
 
 #include <dlfcn.h>
 
@@ -528,6 +530,190 @@ static void mgpuMemset16(void *dst, unsigned short value, size_t count,
 } // extern "C"
 
 //===----------------------------------------------------------------------===//
+// Matrix products through cuBLAS
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+using CublasHandle = struct cublasContext *;
+using CublasStatus = int;
+constexpr int CUBLAS_OP_N = 0;
+constexpr int CUBLAS_OP_T = 1;
+
+/// cuBLAS, loaded on the first GEMM (LOOM_CUBLAS, else libcublas.so.13, 12
+/// or 11 on the library path or in /usr/local/cuda/lib64), with one handle
+/// for the process, made in the process-wide context. Like the driver, never
+/// unloaded.
+struct Blas {
+  std::string error;
+  CublasHandle handle = nullptr;
+  CublasStatus (*create)(CublasHandle *) = nullptr;
+  CublasStatus (*sgemm)(CublasHandle, int, int, int, int, int, const float *,
+                        const float *, int, const float *, int, const float *,
+                        float *, int) = nullptr;
+  CublasStatus (*sgemmStridedBatched)(CublasHandle, int, int, int, int, int,
+                                      const float *, const float *, int,
+                                      long long, const float *, int, long long,
+                                      const float *, float *, int, long long,
+                                      int) = nullptr;
+};
+
+/// The loaded cuBLAS, or NULL after recording why there is none.
+const Blas *blas(const Api *api) {
+  static Blas *b = [api] {
+    auto *b = new Blas;
+    const char *env = std::getenv("LOOM_CUBLAS");
+    void *lib = nullptr;
+    std::string tried;
+    // The toolkit's folder is often not on the library path.
+    for (const char *name :
+         {env, "libcublas.so.13", "libcublas.so.12", "libcublas.so.11",
+          "libcublas.so", "/usr/local/cuda/lib64/libcublas.so.13",
+          "/usr/local/cuda/lib64/libcublas.so.12"}) {
+      if (!name || (env && name != env))
+        continue;
+      lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+      if (lib)
+        break;
+      tried += std::string(tried.empty() ? "" : "; ") + dlerror();
+    }
+    if (!lib) {
+      b->error = "cuBLAS could not be loaded (" + tried +
+                 "); compile with --matmul=codegen to do without it";
+      return b;
+    }
+    b->create =
+        reinterpret_cast<decltype(b->create)>(dlsym(lib, "cublasCreate_v2"));
+    b->sgemm =
+        reinterpret_cast<decltype(b->sgemm)>(dlsym(lib, "cublasSgemm_v2"));
+    b->sgemmStridedBatched = reinterpret_cast<decltype(b->sgemmStridedBatched)>(
+        dlsym(lib, "cublasSgemmStridedBatched"));
+    if (!b->create || !b->sgemm || !b->sgemmStridedBatched) {
+      b->error = "the cuBLAS library lacks cublasCreate_v2, cublasSgemm_v2 "
+                 "or cublasSgemmStridedBatched";
+      return b;
+    }
+    if (CublasStatus st = b->create(&b->handle))
+      b->error = "cublasCreate_v2 failed with status " + std::to_string(st);
+    (void)api;
+    return b;
+  }();
+  if (!b->error.empty()) {
+    record(b->error);
+    return nullptr;
+  }
+  return b;
+}
+
+/// One operand as cuBLAS sees it: cuBLAS is column-major, so a row-major
+/// matrix is its transpose there.
+struct Operand {
+  const float *data;
+  int op;
+  int ld;
+};
+
+/// Describes stored matrix `rows x cols` (strides `s0`, `s1`, in elements)
+/// for the product C^T = op(B)^T op(A)^T that computes the row-major
+/// C = op(A) op(B); `transposed` is the operand's transpose flag. Fails for
+/// layouts with no unit stride.
+bool describe(const float *data, int64_t rows, int64_t cols, int64_t s0,
+              int64_t s1, bool transposed, Operand *out) {
+  if (s1 == 1 || cols <= 1) {
+    out->op = transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
+    out->ld = static_cast<int>(std::max<int64_t>({s0, cols, 1}));
+  } else if (s0 == 1 || rows <= 1) {
+    out->op = transposed ? CUBLAS_OP_N : CUBLAS_OP_T;
+    out->ld = static_cast<int>(std::max<int64_t>({s1, rows, 1}));
+  } else {
+    return false;
+  }
+  out->data = data;
+  return true;
+}
+
+template <typename Memref> const float *elements(const Memref *m) {
+  return static_cast<const float *>(m->aligned) + m->offset;
+}
+
+/// C[b] = op(A[b]) op(B[b]) (+ C[b]) on the device, for `batch` products
+/// whose operands start `strideA`, `strideB`, `strideC` elements apart.
+void gemm(const int64_t *aSizes, const int64_t *aStrides, const float *a,
+          const int64_t *bSizes, const int64_t *bStrides, const float *b,
+          const int64_t *cSizes, const int64_t *cStrides, float *c,
+          int64_t flags, int64_t batch, int64_t strideA, int64_t strideB,
+          int64_t strideC) {
+  const Api *api = workApi();
+  if (!api)
+    return;
+  bool ta = flags & LOOM_MATMUL_TRANSPOSE_A,
+       tb = flags & LOOM_MATMUL_TRANSPOSE_B;
+  int64_t m = cSizes[0], n = cSizes[1], k = ta ? aSizes[0] : aSizes[1];
+  if (m == 0 || n == 0 || batch == 0)
+    return;
+  Operand opA, opB;
+  if (!describe(a, aSizes[0], aSizes[1], aStrides[0], aStrides[1], ta, &opA) ||
+      !describe(b, bSizes[0], bSizes[1], bStrides[0], bStrides[1], tb, &opB) ||
+      (cStrides[1] != 1 && n > 1)) {
+    record("loom_rt_matmul_f32: a matrix has no unit stride, which cuBLAS "
+           "needs");
+    return;
+  }
+  const Blas *lib = blas(api);
+  if (!lib)
+    return;
+  if (std::max({m, n, k}) > INT_MAX) {
+    record("loom_rt_matmul_f32: a dimension exceeds cuBLAS's int range");
+    return;
+  }
+  float alpha = 1.0f, beta = (flags & LOOM_MATMUL_ACCUMULATE) ? 1.0f : 0.0f;
+  int ldc = static_cast<int>(std::max<int64_t>({cStrides[0], n, 1}));
+  CublasStatus st;
+  const char *function;
+  if (batch == 1) {
+    function = "cublasSgemm_v2";
+    st = lib->sgemm(lib->handle, opB.op, opA.op, static_cast<int>(n),
+                    static_cast<int>(m), static_cast<int>(k), &alpha, opB.data,
+                    opB.ld, opA.data, opA.ld, &beta, c, ldc);
+  } else {
+    function = "cublasSgemmStridedBatched";
+    st = lib->sgemmStridedBatched(
+        lib->handle, opB.op, opA.op, static_cast<int>(n), static_cast<int>(m),
+        static_cast<int>(k), &alpha, opB.data, opB.ld, strideB, opA.data,
+        opA.ld, strideA, &beta, c, ldc, strideC, static_cast<int>(batch));
+  }
+  if (st != 0) {
+    record(std::string("cuBLAS error in ") + function + ": status " +
+           std::to_string(st));
+    return;
+  }
+  // cuBLAS runs on the legacy default stream, which the entry's own streams
+  // do not wait for: the product is finished before the next kernel.
+  check(api, "cuCtxSynchronize", api->cuCtxSynchronize());
+}
+
+} // namespace
+
+/// The CUDA implementations of the runtime's GEMM imports (abi.h): the same
+/// signatures as on the CPU, on device memory.
+static void loomCudaMatmulF32(const loom_memref_2d_t *a,
+                              const loom_memref_2d_t *b, loom_memref_2d_t *c,
+                              int64_t flags) {
+  gemm(a->sizes, a->strides, elements(a), b->sizes, b->strides, elements(b),
+       c->sizes, c->strides, const_cast<float *>(elements(c)), flags, 1, 0, 0,
+       0);
+}
+
+static void loomCudaBatchMatmulF32(const loom_memref_3d_t *a,
+                                   const loom_memref_3d_t *b,
+                                   loom_memref_3d_t *c, int64_t flags) {
+  gemm(a->sizes + 1, a->strides + 1, elements(a), b->sizes + 1, b->strides + 1,
+       elements(b), c->sizes + 1, c->strides + 1,
+       const_cast<float *>(elements(c)), flags, c->sizes[0], a->strides[0],
+       b->strides[0], c->strides[0]);
+}
+
+//===----------------------------------------------------------------------===//
 // The driver's interface to sessions
 //===----------------------------------------------------------------------===//
 
@@ -669,16 +855,28 @@ void *lookupImport(const char *name) {
     void *fn;
   } table[] = {
 #define LOOM_MGPU(fn) {#fn, reinterpret_cast<void *>(&fn)}
-      LOOM_MGPU(mgpuModuleLoad),      LOOM_MGPU(mgpuModuleLoadJIT),
-      LOOM_MGPU(mgpuModuleUnload),    LOOM_MGPU(mgpuModuleGetFunction),
-      LOOM_MGPU(mgpuLaunchKernel),    LOOM_MGPU(mgpuStreamCreate),
-      LOOM_MGPU(mgpuStreamDestroy),   LOOM_MGPU(mgpuStreamSynchronize),
-      LOOM_MGPU(mgpuStreamWaitEvent), LOOM_MGPU(mgpuEventCreate),
-      LOOM_MGPU(mgpuEventDestroy),    LOOM_MGPU(mgpuEventSynchronize),
-      LOOM_MGPU(mgpuEventRecord),     LOOM_MGPU(mgpuMemAlloc),
-      LOOM_MGPU(mgpuMemFree),         LOOM_MGPU(mgpuMemcpy),
-      LOOM_MGPU(mgpuMemset32),        LOOM_MGPU(mgpuMemset16),
+      LOOM_MGPU(mgpuModuleLoad),
+      LOOM_MGPU(mgpuModuleLoadJIT),
+      LOOM_MGPU(mgpuModuleUnload),
+      LOOM_MGPU(mgpuModuleGetFunction),
+      LOOM_MGPU(mgpuLaunchKernel),
+      LOOM_MGPU(mgpuStreamCreate),
+      LOOM_MGPU(mgpuStreamDestroy),
+      LOOM_MGPU(mgpuStreamSynchronize),
+      LOOM_MGPU(mgpuStreamWaitEvent),
+      LOOM_MGPU(mgpuEventCreate),
+      LOOM_MGPU(mgpuEventDestroy),
+      LOOM_MGPU(mgpuEventSynchronize),
+      LOOM_MGPU(mgpuEventRecord),
+      LOOM_MGPU(mgpuMemAlloc),
+      LOOM_MGPU(mgpuMemFree),
+      LOOM_MGPU(mgpuMemcpy),
+      LOOM_MGPU(mgpuMemset32),
+      LOOM_MGPU(mgpuMemset16),
 #undef LOOM_MGPU
+      {"loom_rt_matmul_f32", reinterpret_cast<void *>(&loomCudaMatmulF32)},
+      {"loom_rt_batch_matmul_f32",
+       reinterpret_cast<void *>(&loomCudaBatchMatmulF32)},
   };
   for (const auto &entry : table)
     if (std::strcmp(entry.name, name) == 0)

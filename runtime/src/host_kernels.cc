@@ -505,9 +505,10 @@ skinnyImpl(const Mat &a, const Mat &b, const Mat &c, int64_t j0, int64_t j1,
 }
 
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) void
-skinnyAvx2(const Mat &a, const Mat &b, const Mat &c, int64_t j0, int64_t j1,
-           bool accumulate) {
+__attribute__((target("avx2,fma"))) void skinnyAvx2(const Mat &a, const Mat &b,
+                                                    const Mat &c, int64_t j0,
+                                                    int64_t j1,
+                                                    bool accumulate) {
   skinnyImpl(a, b, c, j0, j1, accumulate);
 }
 #endif
@@ -626,7 +627,8 @@ void gemmBatch(std::vector<Mat> as, std::vector<Mat> bs, std::vector<Mat> cs,
     skinny = skinnyEligible(as[i], bs[i], cs[i]);
   if (skinny) {
     static const SkinnyFn fn = selectSkinny();
-    SkinnyJob job{&as, &bs, &cs, (N + kSkinnyColBlock - 1) / kSkinnyColBlock,
+    SkinnyJob job{&as,        &bs,
+                  &cs,        (N + kSkinnyColBlock - 1) / kSkinnyColBlock,
                   accumulate, fn};
     int64_t tasks = int64_t(cs.size()) * job.colBlocks;
     if (M * N * K < 64 * 64 * 64)
@@ -767,8 +769,7 @@ void *loom_host_function_lookup(const char *name) {
   for (const auto &entry : table)
     if (std::strcmp(entry.name, name) == 0)
       return entry.fn;
-  // The host side of MLIR's GPU runtime ABI, which CUDA artifacts import.
-  return loom::cuda::lookupImport(name);
+  return nullptr;
 }
 
 int32_t loom_runtime_num_threads(void) { return pool().size(); }

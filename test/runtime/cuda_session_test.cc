@@ -127,8 +127,16 @@ TEST_F(CudaSessionTest, ArtifactDescribesItsTargetAndImports) {
     launch |=
         std::string(loom_artifact_import_at(artifact, i)) == "mgpuLaunchKernel";
   EXPECT_TRUE(launch);
-  EXPECT_NE(loom_host_function_lookup("mgpuModuleLoadJIT"), nullptr);
-  EXPECT_NE(loom_host_function_lookup("mgpuMemset16"), nullptr);
+  // The GPU runtime ABI and the device GEMMs are resolved for CUDA
+  // artifacts only; the host table (CPU artifacts) has neither, and its
+  // GEMM is another function than the device one.
+  EXPECT_EQ(loom_host_function_lookup("mgpuModuleLoadJIT"), nullptr);
+  EXPECT_EQ(loom_host_function_lookup("mgpuMemset16"), nullptr);
+  EXPECT_NE(loom::cuda::lookupImport("mgpuMemset16"), nullptr);
+  EXPECT_NE(loom::cuda::lookupImport("loom_rt_matmul_f32"), nullptr);
+  EXPECT_NE(loom::cuda::lookupImport("loom_rt_matmul_f32"),
+            loom_host_function_lookup("loom_rt_matmul_f32"));
+  EXPECT_EQ(loom::cuda::lookupImport("loom_rt_attention_f32"), nullptr);
 }
 
 TEST_F(CudaSessionTest, RunsEntriesOnTheDevice) {

@@ -94,8 +94,9 @@ static cl::opt<std::string>
             cl::cat(category));
 static cl::opt<std::string> matmul(
     "matmul",
-    cl::desc("f32 matrix products: runtime (the runtime's GEMM, oneDNN where "
-             "built with it; default) or codegen (generated loops)"),
+    cl::desc("f32 matrix products: runtime (the runtime's GEMM: oneDNN "
+             "where built with it, cuBLAS for --target=cuda; default) or "
+             "codegen (generated loops)"),
     cl::init("runtime"), cl::cat(category));
 static cl::opt<mlir::loom::MlaMode>
     mla("mla",

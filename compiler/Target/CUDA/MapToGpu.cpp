@@ -40,12 +40,20 @@ static llvm::DenseSet<Value> findHostBuffers(func::FuncOp func) {
     for (Operation *user : buffer.getUsers())
       if (isa<memref::CastOp>(user))
         aliases.push_back(user->getResult(0));
+    // Calls of declared functions are the runtime's kernels (cuBLAS GEMMs),
+    // which take device buffers; defined ones are host helpers.
+    auto callsHostCode = [&](Operation *user) {
+      auto call = dyn_cast<func::CallOp>(user);
+      if (!call)
+        return false;
+      auto callee = SymbolTable::lookupNearestSymbolFrom<func::FuncOp>(
+          call, call.getCalleeAttr());
+      return callee && !callee.isDeclaration();
+    };
     bool isHost =
         cast<MemRefType>(buffer.getType()).getElementType().isIndex() ||
-        llvm::any_of(aliases, [](Value alias) {
-          return llvm::any_of(alias.getUsers(), [](Operation *user) {
-            return isa<func::CallOp>(user);
-          });
+        llvm::any_of(aliases, [&](Value alias) {
+          return llvm::any_of(alias.getUsers(), callsHostCode);
         });
     if (isHost)
       host.insert(aliases.begin(), aliases.end());
@@ -160,6 +168,11 @@ struct CudaMapToGpuPass
       }
       if (auto load = dyn_cast<memref::LoadOp>(op))
         if (copiedToHost.contains(load.getMemref()))
+          drain(op);
+      // The runtime's kernels (cuBLAS) run on their own stream and wait
+      // for it: the chain's work must be done before they start.
+      if (auto call = dyn_cast<func::CallOp>(op))
+        if (call.getCallee().starts_with("loom_rt_"))
           drain(op);
       bool isGpuOp =
           isa<gpu::LaunchOp, gpu::AllocOp, gpu::DeallocOp, gpu::MemcpyOp>(op);

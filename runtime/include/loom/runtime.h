@@ -321,10 +321,12 @@ void loom_rt_parallel_for(void (*body)(void *, int64_t, int64_t), void *ctx,
 void *loom_rt_alloc(int64_t size, int64_t alignment);
 /// Releases a block of loom_rt_alloc; NULL is ignored.
 void loom_rt_free(void *ptr);
-/// The host function named `name`, or NULL when the runtime has none. Besides
-/// the loom_rt_* functions above, the runtime provides the host side of
-/// MLIR 22's GPU runtime ABI that CUDA artifacts import (mgpuModuleLoad,
-/// mgpuModuleLoadJIT, mgpuLaunchKernel, mgpuMemAlloc, ...; docs/abi.md).
+/// The host function named `name` that CPU artifacts import (the loom_rt_*
+/// functions above), or NULL when the runtime has none. CUDA artifacts
+/// import from another table: the host side of MLIR 22's GPU runtime ABI
+/// (mgpuModuleLoad, mgpuLaunchKernel, mgpuMemAlloc, ...) and the GEMMs
+/// loom_rt_matmul_f32 / loom_rt_batch_matmul_f32 on device memory through
+/// cuBLAS (docs/abi.md).
 void *loom_host_function_lookup(const char *name);
 /// Threads of the runtime's pool (LOOM_NUM_THREADS, else hardware
 /// concurrency, or libgomp's default team size in builds with oneDNN), the
