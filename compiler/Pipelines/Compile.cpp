@@ -45,6 +45,51 @@ static LogicalResult fail(ModuleOp module, const std::string &message) {
   return emitError(module.getLoc()) << message;
 }
 
+/// The host half of every target: the LLVM dialect to LLVM IR with the
+/// artifact glue, optimized for the host CPU, then object code and the
+/// linked, sealed shared object (or the IR or assembly for --emit). The
+/// manifest's target CPU is the host's unless the target set it (the GPU
+/// chip of CUDA artifacts).
+static LogicalResult emitArtifact(ModuleOp module,
+                                  const CompileOptions &options,
+                                  Manifest &manifest, llvm::raw_ostream &out,
+                                  StringRef artifactPath) {
+  cpu::CpuCodegenOptions codegen;
+  codegen.cpu = options.cpu;
+  codegen.optLevel = options.optLevel;
+  std::string error;
+  std::unique_ptr<llvm::TargetMachine> machine =
+      cpu::createTargetMachine(codegen, error);
+  if (!machine)
+    return fail(module, error);
+  manifest.compilerVersion = options.compilerVersion;
+  if (manifest.targetCpu.empty())
+    manifest.targetCpu = machine->getTargetCPU().str();
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> llvmModule = cpu::translateToArtifactIR(
+      module, llvmContext, manifest, *machine, error);
+  if (!llvmModule)
+    return fail(module, error);
+  cpu::optimizeModule(*llvmModule, *machine, options.optLevel);
+  if (options.stopAfter == CompileStage::Llvm) {
+    llvmModule->print(out, nullptr);
+    return success();
+  }
+  llvm::SmallVector<char, 0> code;
+  error = cpu::emitCode(*llvmModule, *machine,
+                        options.stopAfter == CompileStage::Asm, code);
+  if (!error.empty())
+    return fail(module, error);
+  if (options.stopAfter == CompileStage::Asm) {
+    out << llvm::StringRef(code.data(), code.size());
+    return success();
+  }
+  error = cpu::linkArtifact(code, artifactPath);
+  if (!error.empty())
+    return fail(module, error);
+  return success();
+}
+
 /// Which binary format the CUDA kernels get: cubin needs ptxas.
 static std::string cudaFormat(const CompileOptions &options) {
   if (options.stopAfter == CompileStage::Ptx ||
@@ -171,40 +216,9 @@ static LogicalResult compileCuda(ModuleOp module, const CompileOptions &options,
   if (options.stopAfter == CompileStage::Ptx)
     return printPtx(module, out);
 
-  cpu::CpuCodegenOptions codegen;
-  codegen.cpu = options.cpu;
-  codegen.optLevel = options.optLevel;
-  std::string error;
-  std::unique_ptr<llvm::TargetMachine> machine =
-      cpu::createTargetMachine(codegen, error);
-  if (!machine)
-    return fail(module, error);
-  manifest.compilerVersion = options.compilerVersion;
   manifest.target = LOOM_TARGET_CUDA;
   manifest.targetCpu = options.gpuChip;
-  llvm::LLVMContext llvmContext;
-  std::unique_ptr<llvm::Module> llvmModule = cpu::translateToArtifactIR(
-      module, llvmContext, manifest, *machine, error);
-  if (!llvmModule)
-    return fail(module, error);
-  cpu::optimizeModule(*llvmModule, *machine, options.optLevel);
-  if (options.stopAfter == CompileStage::Llvm) {
-    llvmModule->print(out, nullptr);
-    return success();
-  }
-  llvm::SmallVector<char, 0> code;
-  error = cpu::emitCode(*llvmModule, *machine,
-                        options.stopAfter == CompileStage::Asm, code);
-  if (!error.empty())
-    return fail(module, error);
-  if (options.stopAfter == CompileStage::Asm) {
-    out << llvm::StringRef(code.data(), code.size());
-    return success();
-  }
-  error = cpu::linkArtifact(code, artifactPath);
-  if (!error.empty())
-    return fail(module, error);
-  return success();
+  return emitArtifact(module, options, manifest, out, artifactPath);
 }
 
 std::string loom::findCudaToolkit() {
@@ -306,37 +320,5 @@ LogicalResult loom::compileModule(ModuleOp module,
       })))
     return failure();
 
-  cpu::CpuCodegenOptions codegen;
-  codegen.cpu = options.cpu;
-  codegen.optLevel = options.optLevel;
-  std::string error;
-  std::unique_ptr<llvm::TargetMachine> machine =
-      cpu::createTargetMachine(codegen, error);
-  if (!machine)
-    return fail(module, error);
-  manifest->compilerVersion = options.compilerVersion;
-  manifest->targetCpu = machine->getTargetCPU().str();
-  llvm::LLVMContext llvmContext;
-  std::unique_ptr<llvm::Module> llvmModule = cpu::translateToArtifactIR(
-      module, llvmContext, *manifest, *machine, error);
-  if (!llvmModule)
-    return fail(module, error);
-  cpu::optimizeModule(*llvmModule, *machine, options.optLevel);
-  if (options.stopAfter == CompileStage::Llvm) {
-    llvmModule->print(out, nullptr);
-    return success();
-  }
-  llvm::SmallVector<char, 0> code;
-  error = cpu::emitCode(*llvmModule, *machine,
-                        options.stopAfter == CompileStage::Asm, code);
-  if (!error.empty())
-    return fail(module, error);
-  if (options.stopAfter == CompileStage::Asm) {
-    out << llvm::StringRef(code.data(), code.size());
-    return success();
-  }
-  error = cpu::linkArtifact(code, artifactPath);
-  if (!error.empty())
-    return fail(module, error);
-  return success();
+  return emitArtifact(module, options, *manifest, out, artifactPath);
 }
