@@ -76,7 +76,10 @@ static cl::opt<std::string>
     configFile("config", cl::desc("Override configs from a flat JSON object"),
                cl::value_desc("file.json"), cl::cat(category));
 static cl::opt<std::string>
-    target("target", cl::desc("What the artifact runs on: cpu or cuda"),
+    target("target",
+           cl::desc("What the artifact runs on: cpu or cuda (for cuda, "
+                    "--attention, --logprob and --mla default to unfused and "
+                    "naive)"),
            cl::init("cpu"), cl::cat(category));
 static cl::opt<std::string>
     smVersion("sm",
