@@ -27,8 +27,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include <dlfcn.h>
 
@@ -339,6 +341,42 @@ DevicePtr devicePtr(const void *p) {
 
 bool launchDim(intptr_t v) { return v >= 1 && v <= UINT_MAX; }
 
+/// Device blocks that generated code freed, kept for its next allocations of
+/// the same size class: cuMemAlloc and cuMemFree synchronize the device and
+/// cost tens of microseconds, and an entry allocates the same temporaries on
+/// every call. At most `limit` bytes are kept (LOOM_CUDA_CACHE_BYTES,
+/// default 1 GiB); loom::cuda::trimCache() returns them to the driver.
+struct BlockCache {
+  std::mutex mutex;
+  std::unordered_map<DevicePtr, size_t> live; ///< Handed out, with its size.
+  std::multimap<size_t, DevicePtr> free;      ///< Cached, by size class.
+  size_t cachedBytes = 0;
+  size_t limit = 0;
+};
+
+BlockCache &blockCache() {
+  static BlockCache *cache = [] {
+    auto *c = new BlockCache;
+    const char *env = std::getenv("LOOM_CUDA_CACHE_BYTES");
+    c->limit = env ? std::strtoull(env, nullptr, 10) : size_t(1) << 30;
+    return c;
+  }();
+  return *cache;
+}
+
+/// The size a block of `bytes` is allocated with: powers of two from 512
+/// bytes to 1 MiB, then multiples of 1 MiB, so that a temporary of a
+/// slightly different size on the next call still finds its block.
+size_t sizeClass(size_t bytes) {
+  constexpr size_t kMiB = size_t(1) << 20;
+  if (bytes >= kMiB)
+    return (bytes + kMiB - 1) / kMiB * kMiB;
+  size_t size = 512;
+  while (size < bytes)
+    size *= 2;
+  return size;
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -479,18 +517,36 @@ static void mgpuEventRecord(CUevent event, CUstream stream) {
 }
 
 /// Device memory, or managed memory the host can read too when
-/// `isHostShared`. 0 bytes gives NULL, as MLIR's wrapper does.
+/// `isHostShared`. 0 bytes gives NULL, as MLIR's wrapper does. Device
+/// blocks come from the block cache when one of the size class is free.
 static void *mgpuMemAlloc(uint64_t sizeBytes, CUstream /*stream*/,
                           bool isHostShared) {
   const Api *api = workApi();
   DevicePtr ptr = 0;
   if (!api || sizeBytes == 0)
     return nullptr;
-  if (isHostShared)
+  if (isHostShared) {
     check(api, "cuMemAllocManaged",
           api->cuMemAllocManaged(&ptr, sizeBytes, CU_MEM_ATTACH_GLOBAL));
-  else
-    check(api, "cuMemAlloc_v2", api->cuMemAlloc(&ptr, sizeBytes));
+    return reinterpret_cast<void *>(static_cast<uintptr_t>(ptr));
+  }
+  BlockCache &cache = blockCache();
+  size_t size = sizeClass(sizeBytes);
+  {
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    auto it = cache.free.find(size);
+    if (it != cache.free.end()) {
+      ptr = it->second;
+      cache.free.erase(it);
+      cache.cachedBytes -= size;
+      cache.live[ptr] = size;
+      return reinterpret_cast<void *>(static_cast<uintptr_t>(ptr));
+    }
+  }
+  if (!check(api, "cuMemAlloc_v2", api->cuMemAlloc(&ptr, size)))
+    return nullptr;
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  cache.live[ptr] = size;
   return reinterpret_cast<void *>(static_cast<uintptr_t>(ptr));
 }
 
@@ -502,6 +558,20 @@ static void mgpuMemFree(void *ptr, CUstream stream) {
   // buffer may still run); cuMemFree itself does not promise to wait.
   if (stream)
     check(api, "cuStreamSynchronize", api->cuStreamSynchronize(stream));
+  BlockCache &cache = blockCache();
+  {
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    auto it = cache.live.find(devicePtr(ptr));
+    if (it != cache.live.end()) {
+      size_t size = it->second;
+      cache.live.erase(it);
+      if (cache.cachedBytes + size <= cache.limit) {
+        cache.free.emplace(size, devicePtr(ptr));
+        cache.cachedBytes += size;
+        return;
+      }
+    }
+  }
   check(api, "cuMemFree_v2", api->cuMemFree(devicePtr(ptr)));
 }
 
@@ -882,6 +952,22 @@ void *lookupImport(const char *name) {
     if (std::strcmp(entry.name, name) == 0)
       return entry.fn;
   return nullptr;
+}
+
+void trimCache() {
+  BlockCache &cache = blockCache();
+  std::multimap<size_t, DevicePtr> blocks;
+  {
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    blocks.swap(cache.free);
+    cache.cachedBytes = 0;
+  }
+  if (blocks.empty())
+    return;
+  std::string error;
+  if (const Api *api = currentApi(&error))
+    for (const auto &block : blocks)
+      check(api, "cuMemFree_v2", api->cuMemFree(block.second));
 }
 
 void resetDriverForTesting() {

@@ -73,6 +73,10 @@ loom_status_t synchronize();
 void beginCall();
 loom_status_t endCall();
 
+/// Returns the device blocks that generated code freed and the runtime kept
+/// for reuse to the driver. Sessions call it when they are destroyed.
+void trimCache();
+
 /// The mgpu* host function named `name`, or NULL.
 void *lookupImport(const char *name);
 

@@ -384,6 +384,7 @@ void loom_session_destroy(loom_session_t *session) {
     for (EntryPlan &plan : session->plans)
       for (cuda::DevicePtr p : plan.deviceBuffer)
         cuda::freeBuffer(p);
+    cuda::trimCache();
   }
   for (auto &p : session->params)
     loom_tensor_release(p.second);

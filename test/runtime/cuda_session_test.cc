@@ -202,8 +202,10 @@ TEST_F(CudaSessionTest, LaunchFailureIsReportedAndNotSticky) {
                        "CUDA_ERROR_LAUNCH_FAILED", "unspecified launch"}));
   EXPECT_EQ(out[0], nullptr);
   unsetenv("MOCK_CUDA_FAIL");
-  // The entry's temporary was freed although the launch failed; the input
+  // The entry's temporary was freed although the launch failed (into the
+  // block cache, which gives it back to the driver when trimmed); the input
   // and output buffers are kept for the next call.
+  loom::cuda::trimCache();
   EXPECT_EQ(liveAllocations(), allocations + 2);
   ASSERT_TRUE(isOk(call("fma", {floatTensor({1, 1, 1, 1})}, &out)));
   EXPECT_EQ(floatsOf(out[0]), (std::vector<float>{2, 3, 4, 5}));
@@ -217,6 +219,8 @@ TEST_F(CudaSessionTest, FailedAllocationSkipsTheLaunch) {
   // allocation is the entry's temporary.
   ASSERT_TRUE(isOk(call("fma", {floatTensor({1, 1, 1, 1})}, &out)));
   release(out);
+  // Without the cached block, the temporary needs cuMemAlloc again.
+  loom::cuda::trimCache();
   int before = launches();
   setenv("MOCK_CUDA_FAIL", "cuMemAlloc_v2=2", 1);
   EXPECT_TRUE(isError(call("fma", {floatTensor({1, 1, 1, 1})}, &out),
@@ -254,6 +258,22 @@ TEST_F(CudaSessionTest, DestroyFreesDeviceMemory) {
   loom_session_destroy(session);
   session = nullptr;
   EXPECT_EQ(liveAllocations(), before);
+}
+
+TEST_F(CudaSessionTest, TemporariesAreReusedAcrossCalls) {
+  ASSERT_TRUE(isOk(createSession()));
+  std::vector<loom_tensor_t *> out;
+  ASSERT_TRUE(isOk(call("fma", {floatTensor({1, 1, 1, 1})}, &out)));
+  release(out);
+  int allocs = mockCounter("mock_cuda_alloc_calls");
+  // The entry's temporary comes back from the block cache, and the
+  // session's input and output buffers are kept: no allocation at all.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(isOk(call("fma", {floatTensor({1, 2, 3, 4})}, &out)));
+    EXPECT_EQ(floatsOf(out[0]), (std::vector<float>{2, 5, 10, 17}));
+    release(out);
+  }
+  EXPECT_EQ(mockCounter("mock_cuda_alloc_calls"), allocs);
 }
 
 TEST_F(CudaSessionTest, TimedCallSeparatesTransfers) {

@@ -21,7 +21,8 @@
  *                                     grid X Y Z block X Y Z" and runs
  *                                     nothing; stream creations and
  *                                     synchronizations are recorded too
- * Counters for the tests: mock_cuda_launches(), mock_cuda_live_allocations().
+ * Counters for the tests: mock_cuda_launches(), mock_cuda_live_allocations(),
+ * mock_cuda_alloc_calls().
  *
  *===----------------------------------------------------------------------===*/
 
@@ -38,6 +39,7 @@ typedef unsigned long long CUdeviceptr;
 
 static int launches;
 static int liveAllocations;
+static int allocCalls;
 static int contextToken, streamToken, eventToken;
 
 /* The failure MOCK_CUDA_FAIL asks of `function`, else 0. */
@@ -150,6 +152,7 @@ EXPORT CUresult cuCtxSynchronize(void) {
 
 EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *ptr, size_t bytes) {
   MOCK_FAIL_POINT("cuMemAlloc_v2");
+  ++allocCalls;
   void *p = bytes ? malloc(bytes) : NULL;
   if (!p)
     return bytes ? 2 : 1;
@@ -378,3 +381,4 @@ EXPORT CUresult cuEventSynchronize(void *event) {
 
 EXPORT int mock_cuda_launches(void) { return launches; }
 EXPORT int mock_cuda_live_allocations(void) { return liveAllocations; }
+EXPORT int mock_cuda_alloc_calls(void) { return allocCalls; }
