@@ -215,8 +215,9 @@ LogicalResult loom::buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
                              {"%FEATURES%", features},
                              {"%FORMAT%", format}})
     text.replace(text.find(slot.str()), slot.size(), value.str());
-  text.replace(text.find("%HOST_MATMUL%"), strlen("%HOST_MATMUL%"),
-               libraryMatmul ? "loom-cpu-matmul-to-runtime," : "");
+  text.replace(
+      text.find("%HOST_MATMUL%"), strlen("%HOST_MATMUL%"),
+      libraryMatmul ? "loom-cpu-matmul-to-runtime{half-precision=true}," : "");
   std::string toolkitOption =
       toolkit.empty() ? "" : " toolkit=" + toolkit.str();
   text.replace(text.find("%TOOLKIT%"), strlen("%TOOLKIT%"), toolkitOption);

@@ -626,7 +626,25 @@ struct Blas {
                                       long long, const float *, int, long long,
                                       const float *, float *, int, long long,
                                       int) = nullptr;
+  /// Mixed precision (f16 or bf16 operands, f32 result and accumulation);
+  /// NULL in a cuBLAS without them, which only the f32 products then use.
+  CublasStatus (*gemmEx)(CublasHandle, int, int, int, int, int, const void *,
+                         const void *, int, int, const void *, int, int,
+                         const void *, void *, int, int, int, int) = nullptr;
+  CublasStatus (*gemmStridedBatchedEx)(CublasHandle, int, int, int, int, int,
+                                       const void *, const void *, int, int,
+                                       long long, const void *, int, int,
+                                       long long, const void *, void *, int,
+                                       int, long long, int, int, int) = nullptr;
 };
+
+/// cudaDataType and cublasComputeType_t values (library_types.h,
+/// cublas_api.h).
+constexpr int CUDA_R_32F = 0;
+constexpr int CUDA_R_16F = 2;
+constexpr int CUDA_R_16BF = 14;
+constexpr int CUBLAS_COMPUTE_32F = 68;
+constexpr int CUBLAS_GEMM_DEFAULT = -1;
 
 /// The loaded cuBLAS, or NULL after recording why there is none.
 const Blas *blas(const Api *api) {
@@ -658,6 +676,11 @@ const Blas *blas(const Api *api) {
         reinterpret_cast<decltype(b->sgemm)>(dlsym(lib, "cublasSgemm_v2"));
     b->sgemmStridedBatched = reinterpret_cast<decltype(b->sgemmStridedBatched)>(
         dlsym(lib, "cublasSgemmStridedBatched"));
+    b->gemmEx =
+        reinterpret_cast<decltype(b->gemmEx)>(dlsym(lib, "cublasGemmEx"));
+    b->gemmStridedBatchedEx =
+        reinterpret_cast<decltype(b->gemmStridedBatchedEx)>(
+            dlsym(lib, "cublasGemmStridedBatchedEx"));
     if (!b->create || !b->sgemm || !b->sgemmStridedBatched) {
       b->error = "the cuBLAS library lacks cublasCreate_v2, cublasSgemm_v2 "
                  "or cublasSgemmStridedBatched";
@@ -678,7 +701,7 @@ const Blas *blas(const Api *api) {
 /// One operand as cuBLAS sees it: cuBLAS is column-major, so a row-major
 /// matrix is its transpose there.
 struct Operand {
-  const float *data;
+  const void *data;
   int op;
   int ld;
 };
@@ -687,7 +710,7 @@ struct Operand {
 /// for the product C^T = op(B)^T op(A)^T that computes the row-major
 /// C = op(A) op(B); `transposed` is the operand's transpose flag. Fails for
 /// layouts with no unit stride.
-bool describe(const float *data, int64_t rows, int64_t cols, int64_t s0,
+bool describe(const void *data, int64_t rows, int64_t cols, int64_t s0,
               int64_t s1, bool transposed, Operand *out) {
   if (s1 == 1 || cols <= 1) {
     out->op = transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -702,17 +725,18 @@ bool describe(const float *data, int64_t rows, int64_t cols, int64_t s0,
   return true;
 }
 
-template <typename Memref> const float *elements(const Memref *m) {
-  return static_cast<const float *>(m->aligned) + m->offset;
+/// The first element of `m`, whose elements are `size` bytes.
+template <typename Memref> void *elements(const Memref *m, size_t size) {
+  return static_cast<char *>(m->aligned) + m->offset * size;
 }
 
 /// C[b] = op(A[b]) op(B[b]) (+ C[b]) on the device, for `batch` products
 /// whose operands start `strideA`, `strideB`, `strideC` elements apart.
-void gemm(const int64_t *aSizes, const int64_t *aStrides, const float *a,
-          const int64_t *bSizes, const int64_t *bStrides, const float *b,
-          const int64_t *cSizes, const int64_t *cStrides, float *c,
-          int64_t flags, int64_t batch, int64_t strideA, int64_t strideB,
-          int64_t strideC) {
+void gemm(int abType, const int64_t *aSizes, const int64_t *aStrides,
+          const void *a, const int64_t *bSizes, const int64_t *bStrides,
+          const void *b, const int64_t *cSizes, const int64_t *cStrides,
+          float *c, int64_t flags, int64_t batch, int64_t strideA,
+          int64_t strideB, int64_t strideC) {
   const Api *api = workApi();
   if (!api)
     return;
@@ -740,17 +764,37 @@ void gemm(const int64_t *aSizes, const int64_t *aStrides, const float *a,
   int ldc = static_cast<int>(std::max<int64_t>({cStrides[0], n, 1}));
   CublasStatus st;
   const char *function;
-  if (batch == 1) {
+  int in = static_cast<int>(n), im = static_cast<int>(m),
+      ik = static_cast<int>(k);
+  if (abType == CUDA_R_32F && batch == 1) {
     function = "cublasSgemm_v2";
-    st = lib->sgemm(lib->handle, opB.op, opA.op, static_cast<int>(n),
-                    static_cast<int>(m), static_cast<int>(k), &alpha, opB.data,
-                    opB.ld, opA.data, opA.ld, &beta, c, ldc);
-  } else {
+    st =
+        lib->sgemm(lib->handle, opB.op, opA.op, in, im, ik, &alpha,
+                   static_cast<const float *>(opB.data), opB.ld,
+                   static_cast<const float *>(opA.data), opA.ld, &beta, c, ldc);
+  } else if (abType == CUDA_R_32F) {
     function = "cublasSgemmStridedBatched";
     st = lib->sgemmStridedBatched(
-        lib->handle, opB.op, opA.op, static_cast<int>(n), static_cast<int>(m),
-        static_cast<int>(k), &alpha, opB.data, opB.ld, strideB, opA.data,
-        opA.ld, strideA, &beta, c, ldc, strideC, static_cast<int>(batch));
+        lib->handle, opB.op, opA.op, in, im, ik, &alpha,
+        static_cast<const float *>(opB.data), opB.ld, strideB,
+        static_cast<const float *>(opA.data), opA.ld, strideA, &beta, c, ldc,
+        strideC, static_cast<int>(batch));
+  } else if (!lib->gemmEx || !lib->gemmStridedBatchedEx) {
+    record("this cuBLAS has no cublasGemmEx: f16 and bf16 products need "
+           "cuBLAS 11 or newer");
+    return;
+  } else if (batch == 1) {
+    function = "cublasGemmEx";
+    st = lib->gemmEx(lib->handle, opB.op, opA.op, in, im, ik, &alpha, opB.data,
+                     abType, opB.ld, opA.data, abType, opA.ld, &beta, c,
+                     CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  } else {
+    function = "cublasGemmStridedBatchedEx";
+    st = lib->gemmStridedBatchedEx(
+        lib->handle, opB.op, opA.op, in, im, ik, &alpha, opB.data, abType,
+        opB.ld, strideB, opA.data, abType, opA.ld, strideA, &beta, c,
+        CUDA_R_32F, ldc, strideC, static_cast<int>(batch), CUBLAS_COMPUTE_32F,
+        CUBLAS_GEMM_DEFAULT);
   }
   if (st != 0) {
     record(std::string("cuBLAS error in ") + function + ": status " +
@@ -765,21 +809,23 @@ void gemm(const int64_t *aSizes, const int64_t *aStrides, const float *a,
 } // namespace
 
 /// The CUDA implementations of the runtime's GEMM imports (abi.h): the same
-/// signatures as on the CPU, on device memory.
-static void loomCudaMatmulF32(const loom_memref_2d_t *a,
-                              const loom_memref_2d_t *b, loom_memref_2d_t *c,
-                              int64_t flags) {
-  gemm(a->sizes, a->strides, elements(a), b->sizes, b->strides, elements(b),
-       c->sizes, c->strides, const_cast<float *>(elements(c)), flags, 1, 0, 0,
-       0);
+/// signatures as on the CPU, on device memory; the f16 and bf16 ones have
+/// operands of that type and an f32 result.
+template <int Type, size_t Size>
+static void loomCudaMatmul(const loom_memref_2d_t *a, const loom_memref_2d_t *b,
+                           loom_memref_2d_t *c, int64_t flags) {
+  gemm(Type, a->sizes, a->strides, elements(a, Size), b->sizes, b->strides,
+       elements(b, Size), c->sizes, c->strides,
+       static_cast<float *>(elements(c, 4)), flags, 1, 0, 0, 0);
 }
 
-static void loomCudaBatchMatmulF32(const loom_memref_3d_t *a,
-                                   const loom_memref_3d_t *b,
-                                   loom_memref_3d_t *c, int64_t flags) {
-  gemm(a->sizes + 1, a->strides + 1, elements(a), b->sizes + 1, b->strides + 1,
-       elements(b), c->sizes + 1, c->strides + 1,
-       const_cast<float *>(elements(c)), flags, c->sizes[0], a->strides[0],
+template <int Type, size_t Size>
+static void loomCudaBatchMatmul(const loom_memref_3d_t *a,
+                                const loom_memref_3d_t *b, loom_memref_3d_t *c,
+                                int64_t flags) {
+  gemm(Type, a->sizes + 1, a->strides + 1, elements(a, Size), b->sizes + 1,
+       b->strides + 1, elements(b, Size), c->sizes + 1, c->strides + 1,
+       static_cast<float *>(elements(c, 4)), flags, c->sizes[0], a->strides[0],
        b->strides[0], c->strides[0]);
 }
 
@@ -944,9 +990,18 @@ void *lookupImport(const char *name) {
       LOOM_MGPU(mgpuMemset32),
       LOOM_MGPU(mgpuMemset16),
 #undef LOOM_MGPU
-      {"loom_rt_matmul_f32", reinterpret_cast<void *>(&loomCudaMatmulF32)},
+      {"loom_rt_matmul_f32",
+       reinterpret_cast<void *>(&loomCudaMatmul<CUDA_R_32F, 4>)},
       {"loom_rt_batch_matmul_f32",
-       reinterpret_cast<void *>(&loomCudaBatchMatmulF32)},
+       reinterpret_cast<void *>(&loomCudaBatchMatmul<CUDA_R_32F, 4>)},
+      {"loom_rt_matmul_bf16_f32",
+       reinterpret_cast<void *>(&loomCudaMatmul<CUDA_R_16BF, 2>)},
+      {"loom_rt_batch_matmul_bf16_f32",
+       reinterpret_cast<void *>(&loomCudaBatchMatmul<CUDA_R_16BF, 2>)},
+      {"loom_rt_matmul_f16_f32",
+       reinterpret_cast<void *>(&loomCudaMatmul<CUDA_R_16F, 2>)},
+      {"loom_rt_batch_matmul_f16_f32",
+       reinterpret_cast<void *>(&loomCudaBatchMatmul<CUDA_R_16F, 2>)},
   };
   for (const auto &entry : table)
     if (std::strcmp(entry.name, name) == 0)

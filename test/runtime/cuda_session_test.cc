@@ -276,6 +276,101 @@ TEST_F(CudaSessionTest, TemporariesAreReusedAcrossCalls) {
   EXPECT_EQ(mockCounter("mock_cuda_alloc_calls"), allocs);
 }
 
+/// The bits of small integer `v` (|v| < 2048) as f16, or as bf16 when
+/// `brain` (|v| < 256): both exact.
+uint16_t halfBits(int v, bool brain) {
+  if (v == 0)
+    return 0;
+  uint16_t sign = v < 0 ? 0x8000 : 0;
+  int a = v < 0 ? -v : v, e = 0;
+  while ((a >> (e + 1)) != 0)
+    ++e;
+  int fraction = a - (1 << e); // below 2^e
+  if (brain)
+    return sign | static_cast<uint16_t>((e + 127) << 7) |
+           static_cast<uint16_t>((fraction << 7) >> e);
+  return sign | static_cast<uint16_t>((e + 15) << 10) |
+         static_cast<uint16_t>((fraction << 10) >> e);
+}
+
+/// The GEMM imports of CUDA artifacts on the mock driver and the mock
+/// cuBLAS (column-major, as cuBLAS): the row-major products with their
+/// transposes, accumulation and batches come out right for f32, bf16 and
+/// f16 operands (small integers, so every result is exact).
+TEST_F(CudaSessionTest, GemmImportsComputeRowMajorProducts) {
+  setenv("LOOM_CUBLAS", LOOM_TEST_MOCK_LIBCUBLAS, 1);
+  ASSERT_TRUE(isOk(createSession())); // loads the driver
+  // A [2, 3] row-major; B given transposed as [2, 3] (op(B) = B^T [3, 2]).
+  const int a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 0, -1, 2, 1, 0};
+  // C = A B^T = [[1*1 + 3*-1, 1*2 + 2*1], [4 - 6, 8 + 5]].
+  const float expected[4] = {-2, 4, -2, 13};
+  struct Case {
+    const char *name;
+    int kind; // 0: f32, 1: bf16, 2: f16
+  } cases[] = {{"loom_rt_matmul_f32", 0},
+               {"loom_rt_matmul_bf16_f32", 1},
+               {"loom_rt_matmul_f16_f32", 2}};
+  for (const Case &c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<float> af(a, a + 6), bf(b, b + 6);
+    std::vector<uint16_t> ah(6), bh(6);
+    for (int i = 0; i < 6; ++i) {
+      ah[i] = halfBits(a[i], c.kind == 1);
+      bh[i] = halfBits(b[i], c.kind == 1);
+    }
+    void *ap = c.kind ? static_cast<void *>(ah.data()) : af.data();
+    void *bp = c.kind ? static_cast<void *>(bh.data()) : bf.data();
+    float out[4] = {100, 100, 100, 100};
+    loom_memref_2d_t ma = {ap, ap, 0, {2, 3}, {3, 1}};
+    loom_memref_2d_t mb = {bp, bp, 0, {2, 3}, {3, 1}};
+    loom_memref_2d_t mc = {out, out, 0, {2, 2}, {2, 1}};
+    auto fn = reinterpret_cast<loom_rt_matmul_f32_fn_t>(
+        loom::cuda::lookupImport(c.name));
+    ASSERT_NE(fn, nullptr);
+    loom::cuda::beginCall();
+    fn(&ma, &mb, &mc, LOOM_MATMUL_TRANSPOSE_B);
+    ASSERT_TRUE(isOk(loom::cuda::endCall()));
+    EXPECT_EQ(std::vector<float>(out, out + 4),
+              std::vector<float>(expected, expected + 4));
+    // Accumulating adds the product to what C holds.
+    loom::cuda::beginCall();
+    fn(&ma, &mb, &mc, LOOM_MATMUL_TRANSPOSE_B | LOOM_MATMUL_ACCUMULATE);
+    ASSERT_TRUE(isOk(loom::cuda::endCall()));
+    EXPECT_EQ(out[3], 26.0f);
+  }
+  // Batched, A transposed: A[g] given as [3, 2], B[g] [3, 2]; C[g] = A^T B.
+  const int at[2][6] = {{1, 4, 2, 5, 3, 6}, {1, 0, 0, 1, 1, 1}};
+  const int bt[2][6] = {{1, 2, 0, 1, -1, 0}, {2, 0, 0, 2, 1, 1}};
+  const float expectedBatch[8] = {-2, 4, -2, 13, 3, 1, 1, 3};
+  for (int kind : {0, 1}) {
+    SCOPED_TRACE(kind ? "bf16" : "f32");
+    std::vector<float> af(12), bf(12);
+    std::vector<uint16_t> ah(12), bh(12);
+    for (int g = 0; g < 2; ++g)
+      for (int i = 0; i < 6; ++i) {
+        af[g * 6 + i] = static_cast<float>(at[g][i]);
+        bf[g * 6 + i] = static_cast<float>(bt[g][i]);
+        ah[g * 6 + i] = halfBits(at[g][i], true);
+        bh[g * 6 + i] = halfBits(bt[g][i], true);
+      }
+    void *ap = kind ? static_cast<void *>(ah.data()) : af.data();
+    void *bp = kind ? static_cast<void *>(bh.data()) : bf.data();
+    float out[8] = {};
+    loom_memref_3d_t ma = {ap, ap, 0, {2, 3, 2}, {6, 2, 1}};
+    loom_memref_3d_t mb = {bp, bp, 0, {2, 3, 2}, {6, 2, 1}};
+    loom_memref_3d_t mc = {out, out, 0, {2, 2, 2}, {4, 2, 1}};
+    auto fn = reinterpret_cast<loom_rt_batch_matmul_f32_fn_t>(
+        loom::cuda::lookupImport(kind ? "loom_rt_batch_matmul_bf16_f32"
+                                      : "loom_rt_batch_matmul_f32"));
+    ASSERT_NE(fn, nullptr);
+    loom::cuda::beginCall();
+    fn(&ma, &mb, &mc, LOOM_MATMUL_TRANSPOSE_A);
+    ASSERT_TRUE(isOk(loom::cuda::endCall()));
+    EXPECT_EQ(std::vector<float>(out, out + 8),
+              std::vector<float>(expectedBatch, expectedBatch + 8));
+  }
+}
+
 TEST_F(CudaSessionTest, TimedCallSeparatesTransfers) {
   ASSERT_TRUE(isOk(createSession()));
   std::vector<loom_tensor_t *> out;

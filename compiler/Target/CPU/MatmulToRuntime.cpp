@@ -94,16 +94,17 @@ static linalg::FillOp zeroFillBefore(linalg::LinalgOp op) {
 }
 
 static func::FuncOp getOrCreateHostDecl(ModuleOp module, StringRef name,
-                                        unsigned rank) {
+                                        unsigned rank, Type inputType) {
   if (auto func = module.lookupSymbol<func::FuncOp>(name))
     return func;
   MLIRContext *ctx = module.getContext();
   OpBuilder builder = OpBuilder::atBlockBegin(module.getBody());
   SmallVector<int64_t> dyn(rank, ShapedType::kDynamic);
   auto layout = StridedLayoutAttr::get(ctx, ShapedType::kDynamic, dyn);
-  Type memref = MemRefType::get(dyn, Float32Type::get(ctx), layout);
-  auto type = builder.getFunctionType(
-      {memref, memref, memref, builder.getI64Type()}, {});
+  Type input = MemRefType::get(dyn, inputType, layout);
+  Type output = MemRefType::get(dyn, Float32Type::get(ctx), layout);
+  auto type =
+      builder.getFunctionType({input, input, output, builder.getI64Type()}, {});
   auto func = func::FuncOp::create(builder, module.getLoc(), name, type);
   func.setPrivate();
   func->setAttr("llvm.emit_c_interface", builder.getUnitAttr());
@@ -130,11 +131,26 @@ struct CpuMatmulToRuntimePass
     if (!op.hasPureBufferSemantics())
       return;
     bool batched = isa<linalg::BatchMatmulOp>(op);
+    // f32 products; with `half-precision`, also f16 or bf16 operands into
+    // an f32 result (the form the lowering gives their products).
+    SmallVector<Type> types;
     for (Value operand : op->getOperands()) {
       auto type = dyn_cast<MemRefType>(operand.getType());
-      if (!type || !type.getElementType().isF32())
+      if (!type)
         return;
+      types.push_back(type.getElementType());
     }
+    if (types.size() != 3 || !types[2].isF32() || types[0] != types[1])
+      return;
+    StringRef suffix;
+    if (types[0].isF32())
+      suffix = "f32";
+    else if (halfPrecision && types[0].isBF16())
+      suffix = "bf16_f32";
+    else if (halfPrecision && types[0].isF16())
+      suffix = "f16_f32";
+    else
+      return;
     FailureOr<int64_t> flags =
         transposeFlags(op.getIndexingMapsArray(), batched, op->getContext());
     if (failed(flags))
@@ -144,9 +160,10 @@ struct CpuMatmulToRuntimePass
       return;
 
     unsigned rank = batched ? 3 : 2;
-    func::FuncOp callee = getOrCreateHostDecl(
-        module, batched ? "loom_rt_batch_matmul_f32" : "loom_rt_matmul_f32",
-        rank);
+    std::string name =
+        (Twine(batched ? "loom_rt_batch_matmul_" : "loom_rt_matmul_") + suffix)
+            .str();
+    func::FuncOp callee = getOrCreateHostDecl(module, name, rank, types[0]);
     OpBuilder builder(op);
     Location loc = op.getLoc();
     SmallVector<Value> args;

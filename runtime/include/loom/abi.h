@@ -279,6 +279,13 @@ typedef void (*loom_rt_batch_matmul_f32_fn_t)(const loom_memref_3d_t *a,
                                               loom_memref_3d_t *c,
                                               int64_t flags);
 
+/// For CUDA artifacts only, on device memory: "loom_rt_matmul_bf16_f32",
+/// "loom_rt_batch_matmul_bf16_f32", "loom_rt_matmul_f16_f32" and
+/// "loom_rt_batch_matmul_f16_f32", the same products with A and B of
+/// bfloat16 or IEEE half elements (16 bits each) and C of f32, accumulated
+/// in f32. Their descriptors have the layout of loom_memref_2d_t /
+/// loom_memref_3d_t; the function pointer types above apply.
+
 /// Host function "loom_rt_mla_decode_f32": DeepSeek-V3 multi-head latent
 /// attention on the compressed cache, with the key up-projection absorbed
 /// into the queries (attn_impl "absorb"). With B = q_lat.sizes[0], S =

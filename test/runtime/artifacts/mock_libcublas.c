@@ -2,8 +2,10 @@
  *
  * This file is a stand-in for libcublas.so that tests load through
  * LOOM_CUBLAS together with mock_libcuda.c (whose device pointers are host
- * pointers). It implements the three functions the runtime calls with
- * cuBLAS's column-major semantics, in double precision:
+ * pointers). It implements the functions the runtime calls (cublasSgemm_v2,
+ * cublasGemmEx and their strided-batched forms; GemmEx with f32, f16 or
+ * bf16 operands, an f32 result and f32 compute) with cuBLAS's column-major
+ * semantics, in double precision:
  *   C = alpha op(A) op(B) + beta C   (m x n, op(A) m x k, op(B) k x n)
  * so that the runtime's translation of row-major products into cuBLAS
  * calls (operand order, transposes, leading dimensions, batch strides) is
@@ -12,8 +14,11 @@
  *
  *===----------------------------------------------------------------------===*/
 
+#include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -24,14 +29,35 @@ EXPORT int cublasCreate_v2(void **handle) {
   return 0;
 }
 
+enum { R_32F = 0, R_16F = 2, R_16BF = 14, COMPUTE_32F = 68 };
+
+/* Element `index` of an array of cudaDataType `type`. */
+static float load(const void *x, int type, size_t index) {
+  if (type == R_32F)
+    return ((const float *)x)[index];
+  uint16_t h = ((const uint16_t *)x)[index];
+  if (type == R_16BF) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+  }
+  int exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  float value = exp == 0    ? ldexpf((float)mant, -24)
+                : exp == 31 ? (mant ? NAN : INFINITY)
+                            : ldexpf((float)(mant | 0x400), exp - 25);
+  return (h & 0x8000) ? -value : value;
+}
+
 /* Element (i, j) of op(X), X stored column-major with leading dimension ld. */
-static float at(const float *x, int op, int ld, int i, int j) {
-  return op ? x[j + (size_t)i * ld] : x[i + (size_t)j * ld];
+static float at(const void *x, int type, int op, int ld, int i, int j) {
+  return op ? load(x, type, j + (size_t)i * ld)
+            : load(x, type, i + (size_t)j * ld);
 }
 
 static int gemm(int opA, int opB, int m, int n, int k, float alpha,
-                const float *a, int lda, const float *b, int ldb, float beta,
-                float *c, int ldc) {
+                const void *a, int lda, const void *b, int ldb, float beta,
+                float *c, int ldc, int type) {
   if ((opA != 0 && opA != 1) || (opB != 0 && opB != 1) || m < 0 || n < 0 ||
       k < 0 || lda < (opA ? k : m) || lda < 1 || ldb < (opB ? n : k) ||
       ldb < 1 || ldc < m || ldc < 1)
@@ -40,7 +66,8 @@ static int gemm(int opA, int opB, int m, int n, int k, float alpha,
     for (int i = 0; i < m; ++i) {
       double sum = 0;
       for (int p = 0; p < k; ++p)
-        sum += (double)at(a, opA, lda, i, p) * at(b, opB, ldb, p, j);
+        sum += (double)at(a, type, opA, lda, i, p) *
+               at(b, type, opB, ldb, p, j);
       float *out = &c[i + (size_t)j * ldc];
       *out = (float)(alpha * sum + (beta != 0.0f ? beta * *out : 0.0));
     }
@@ -53,7 +80,8 @@ EXPORT int cublasSgemm_v2(void *handle, int opA, int opB, int m, int n, int k,
                           int ldc) {
   if (handle != &handleToken)
     return 1;
-  return gemm(opA, opB, m, n, k, *alpha, a, lda, b, ldb, *beta, c, ldc);
+  return gemm(opA, opB, m, n, k, *alpha, a, lda, b, ldb, *beta, c, ldc,
+              R_32F);
 }
 
 EXPORT int cublasSgemmStridedBatched(void *handle, int opA, int opB, int m,
@@ -68,7 +96,48 @@ EXPORT int cublasSgemmStridedBatched(void *handle, int opA, int opB, int m,
     return 7;
   for (int i = 0; i < batch; ++i) {
     int st = gemm(opA, opB, m, n, k, *alpha, a + i * strideA, lda,
-                  b + i * strideB, ldb, *beta, c + i * strideC, ldc);
+                  b + i * strideB, ldb, *beta, c + i * strideC, ldc, R_32F);
+    if (st)
+      return st;
+  }
+  return 0;
+}
+
+static int exTypes(int aType, int bType, int cType, int compute) {
+  return aType == bType &&
+         (aType == R_32F || aType == R_16F || aType == R_16BF) &&
+         cType == R_32F && compute == COMPUTE_32F;
+}
+
+EXPORT int cublasGemmEx(void *handle, int opA, int opB, int m, int n, int k,
+                        const void *alpha, const void *a, int aType, int lda,
+                        const void *b, int bType, int ldb, const void *beta,
+                        void *c, int cType, int ldc, int compute, int algo) {
+  (void)algo;
+  if (handle != &handleToken)
+    return 1;
+  if (!exTypes(aType, bType, cType, compute))
+    return 7;
+  return gemm(opA, opB, m, n, k, *(const float *)alpha, a, lda, b, ldb,
+              *(const float *)beta, (float *)c, ldc, aType);
+}
+
+EXPORT int cublasGemmStridedBatchedEx(
+    void *handle, int opA, int opB, int m, int n, int k, const void *alpha,
+    const void *a, int aType, int lda, long long strideA, const void *b,
+    int bType, int ldb, long long strideB, const void *beta, void *c,
+    int cType, int ldc, long long strideC, int batch, int compute, int algo) {
+  (void)algo;
+  if (handle != &handleToken)
+    return 1;
+  if (!exTypes(aType, bType, cType, compute) || batch < 0)
+    return 7;
+  size_t size = aType == R_32F ? 4 : 2;
+  for (int i = 0; i < batch; ++i) {
+    int st = gemm(opA, opB, m, n, k, *(const float *)alpha,
+                  (const char *)a + i * strideA * size, lda,
+                  (const char *)b + i * strideB * size, ldb,
+                  *(const float *)beta, (float *)c + i * strideC, ldc, aType);
     if (st)
       return st;
   }
