@@ -37,10 +37,10 @@ def run(cmd, timeout=600):
         return 127, str(e)
 
 
-def numerics(pack, bin_dir, work):
+def numerics(pack_dir, pack, bin_dir, work):
     results = []
     for case in pack["cases"]:
-        p = lambda f: os.path.join(PACK, f)  # noqa: E731
+        p = lambda f: os.path.join(pack_dir, f)  # noqa: E731
         outputs = os.path.join(work, case["name"][:60] + ".out.safetensors")
         cmd = [os.path.join(bin_dir, "loom-run"), p(case["artifact"])]
         if case["params"]:
@@ -76,9 +76,9 @@ def attention_flop(b, h, s, d, causal):
     return full / 2 if causal else full
 
 
-def loom_attention(pack, bin_dir, b, h, s):
+def loom_attention(pack_dir, pack, bin_dir, b, h, s):
     results = {}
-    art = os.path.join(PACK, pack["bench"]["attention"])
+    art = os.path.join(pack_dir, pack["bench"]["attention"])
     for entry in pack["bench"]["entries"]:
         cmd = [os.path.join(bin_dir, "loom-bench"), art, "--call", entry,
                "--dim", "B=%d" % b, "--dim", "H=%d" % h, "--dim", "S=%d" % s,
@@ -95,10 +95,9 @@ def loom_attention(pack, bin_dir, b, h, s):
 
 
 def main():
-    global PACK
-    PACK, bin_dir, out = sys.argv[1:4]
+    pack_dir, bin_dir, out = sys.argv[1:4]
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(PACK, "pack.json")) as f:
+    with open(os.path.join(pack_dir, "pack.json")) as f:
         pack = json.load(f)
     report = {"pack": {"chip": pack["chip"], "commit": pack.get("commit")}}
     rc, smi = run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
@@ -108,12 +107,13 @@ def main():
 
     # Outputs stay out of OUT_DIR, which holds the log and the report only.
     with tempfile.TemporaryDirectory() as work:
-        report["numerics"] = numerics(pack, bin_dir, work)
+        report["numerics"] = numerics(pack_dir, pack, bin_dir, work)
     failed = [r["case"] for r in report["numerics"] if not r["ok"]]
 
     b, h, s = 1, 16, int(os.environ.get("LOOM_GPU_ATTN_S", "4096"))
     report["attention_shape"] = {"B": b, "H": h, "S": s, "D": 128}
-    report["loom_attention_f32"] = loom_attention(pack, bin_dir, b, h, s)
+    report["loom_attention_f32"] = loom_attention(pack_dir, pack, bin_dir, b,
+                                                  h, s)
     for entry, r in report["loom_attention_f32"].items():
         print("loom %-14s f32 %s" % (entry, "%.3f ms, %.2f TFLOP/s" % (
             r["median_s"] * 1e3, r["tflops"]) if "tflops" in r else r))

@@ -440,6 +440,7 @@ private:
                                 bool log);
   FailureOr<std::vector<double>> tokenLogits(Operation *op, Value input,
                                              Value ids, Value weight,
+                                             double temperature,
                                              int64_t &vocab);
   FailureOr<Tensor> evalTokenLogprob(TokenLogprobOp op);
   FailureOr<std::vector<Tensor>> evalTokenLogprobGrad(TokenLogprobGradOp op);
@@ -1027,11 +1028,13 @@ static LogicalResult checkIds(Operation *op, const Tensor &ids, int64_t vocab) {
 /// Returns the logits `[tokens, V]` (row-major) of a token_logprob or its
 /// backward and sets `vocab` to V: `input` itself without `weight`, and
 /// `input @ weight^T` computed in float64 with it. Checks the run-time shapes
-/// of `input`, `ids` and `weight` against each other and every id against
-/// the vocabulary.
+/// of `input`, `ids` and `weight` against each other, every id against
+/// the vocabulary and the temperature the logits will be divided by.
 FailureOr<std::vector<double>>
 Evaluator::tokenLogits(Operation *op, Value inputValue, Value idsValue,
-                       Value weightValue, int64_t &vocab) {
+                       Value weightValue, double temperature, int64_t &vocab) {
+  if (!(temperature > 0.0))
+    return op->emitOpError("temperature must be > 0, got ") << temperature;
   const Tensor &input = get(inputValue);
   const Tensor &ids = get(idsValue);
   StringRef what = weightValue ? "input" : "logits";
@@ -1090,11 +1093,9 @@ static std::pair<double, double> rowLogSumExp(const double *row, int64_t vocab,
 
 FailureOr<Tensor> Evaluator::evalTokenLogprob(TokenLogprobOp op) {
   double temperature = op.getTemperature().convertToDouble();
-  if (!(temperature > 0.0))
-    return op.emitOpError("temperature must be > 0, got ") << temperature;
   int64_t vocab = 0;
-  FailureOr<std::vector<double>> logits =
-      tokenLogits(op, op.getInput(), op.getIds(), op.getWeight(), vocab);
+  FailureOr<std::vector<double>> logits = tokenLogits(
+      op, op.getInput(), op.getIds(), op.getWeight(), temperature, vocab);
   if (failed(logits))
     return failure();
   const Tensor &ids = get(op.getIds());
@@ -1112,11 +1113,9 @@ FailureOr<Tensor> Evaluator::evalTokenLogprob(TokenLogprobOp op) {
 FailureOr<std::vector<Tensor>>
 Evaluator::evalTokenLogprobGrad(TokenLogprobGradOp op) {
   double temperature = op.getTemperature().convertToDouble();
-  if (!(temperature > 0.0))
-    return op.emitOpError("temperature must be > 0, got ") << temperature;
   int64_t vocab = 0;
-  FailureOr<std::vector<double>> logits =
-      tokenLogits(op, op.getInput(), op.getIds(), op.getWeight(), vocab);
+  FailureOr<std::vector<double>> logits = tokenLogits(
+      op, op.getInput(), op.getIds(), op.getWeight(), temperature, vocab);
   if (failed(logits))
     return failure();
   const Tensor &input = get(op.getInput());
@@ -1649,8 +1648,7 @@ FailureOr<Tensor> Evaluator::evalBroadcast(BroadcastOp op) {
 /// DeepSeek-V3's naive MLA attention, straight from the op's description:
 /// the new tokens' K and V from the latent, written into the caches, then
 /// softmax attention over the visible cached positions, all in float64.
-FailureOr<std::vector<Tensor>>
-Evaluator::evalMlaAttention(MlaAttentionOp op) {
+FailureOr<std::vector<Tensor>> Evaluator::evalMlaAttention(MlaAttentionOp op) {
   const Tensor &qNope = get(op.getQNope()), &qPe = get(op.getQPe());
   const Tensor &kv = get(op.getKv()), &kPe = get(op.getKPe());
   const Tensor &w = get(op.getWkvB());

@@ -91,13 +91,26 @@ static LogicalResult emitArtifact(ModuleOp module,
 }
 
 /// Which binary format the CUDA kernels get: cubin needs ptxas.
-static std::string cudaFormat(const CompileOptions &options) {
+static std::string cudaFormat(const CompileOptions &options, bool havePtxas) {
   if (options.stopAfter == CompileStage::Ptx ||
       options.cudaBinary == CudaBinary::Ptx)
     return "isa";
   if (options.cudaBinary == CudaBinary::Cubin)
     return "bin";
-  return findPtxas().empty() ? "isa" : "bin";
+  return havePtxas ? "bin" : "isa";
+}
+
+/// The root of the CUDA toolkit that `ptxas` comes from, when it also has
+/// libdevice; otherwise an empty string.
+static std::string toolkitRoot(StringRef ptxas) {
+  if (ptxas.empty())
+    return {};
+  llvm::SmallString<128> root(ptxas);
+  llvm::sys::path::remove_filename(root); // bin/
+  llvm::sys::path::remove_filename(root);
+  llvm::SmallString<128> libdevice(root);
+  llvm::sys::path::append(libdevice, "nvvm", "libdevice", "libdevice.10.bc");
+  return llvm::sys::fs::exists(libdevice) ? root.str().str() : std::string();
 }
 
 namespace {
@@ -194,13 +207,14 @@ static LogicalResult compileCuda(ModuleOp module, const CompileOptions &options,
     if (!llvm::sys::fs::is_directory(root))
       return fail(module, std::string("CUDA_ROOT is set to '") + root +
                               "', which is not a directory");
-  std::string format = cudaFormat(options);
+  std::string ptxas = findPtxas();
+  std::string format = cudaFormat(options, !ptxas.empty());
   // Serializing the kernels and translating the host code both go through
   // LLVM IR, from the gpu, nvvm and llvm dialects.
   DialectRegistry registry;
   registerAllToLLVMIRTranslations(registry);
   module->getContext()->appendDialectRegistry(registry);
-  std::string toolkit = findCudaToolkit();
+  std::string toolkit = toolkitRoot(ptxas);
   std::optional<EmptyLibdevice> emptyLibdevice;
   if (toolkit.empty()) {
     emptyLibdevice.emplace();
@@ -219,18 +233,6 @@ static LogicalResult compileCuda(ModuleOp module, const CompileOptions &options,
   manifest.target = LOOM_TARGET_CUDA;
   manifest.targetCpu = options.gpuChip;
   return emitArtifact(module, options, manifest, out, artifactPath);
-}
-
-std::string loom::findCudaToolkit() {
-  std::string ptxas = findPtxas();
-  if (ptxas.empty())
-    return {};
-  llvm::SmallString<128> root(ptxas);
-  llvm::sys::path::remove_filename(root); // bin/
-  llvm::sys::path::remove_filename(root);
-  llvm::SmallString<128> libdevice(root);
-  llvm::sys::path::append(libdevice, "nvvm", "libdevice", "libdevice.10.bc");
-  return llvm::sys::fs::exists(libdevice) ? root.str().str() : std::string();
 }
 
 std::string loom::findPtxas() {
@@ -255,12 +257,10 @@ LogicalResult loom::compileModule(ModuleOp module,
     if (cudaPtxFeatures(options.gpuChip).empty())
       return fail(module, "unsupported GPU '" + options.gpuChip +
                               "' (--sm takes 80, 86, 89, 90 or 90a)");
-    if (options.stopAfter == CompileStage::Ptx ||
-        options.cudaBinary != CudaBinary::Cubin) {
-    } else if (findPtxas().empty()) {
+    if (options.stopAfter != CompileStage::Ptx &&
+        options.cudaBinary == CudaBinary::Cubin && findPtxas().empty())
       return fail(module, "cubin needs ptxas from the CUDA toolkit, which "
                           "was not found (CUDA_ROOT, PATH, /usr/local/cuda)");
-    }
     // The fused kernels (attention, MLA decode, token log-probs) exist
     // for the CPU only so far; on the GPU their unfused forms run.
     if (options.attention == AttentionMode::Fused ||

@@ -69,10 +69,6 @@ LogicalResult compileModule(ModuleOp module, const CompileOptions &options,
 /// /usr/local/cuda/bin), or an empty string.
 std::string findPtxas();
 
-/// The root of the CUDA toolkit that ptxas comes from, when it also has
-/// libdevice; otherwise an empty string.
-std::string findCudaToolkit();
-
 } // namespace mlir::loom
 
 #endif // LOOM_COMPILER_PIPELINES_COMPILE_H

@@ -15,6 +15,7 @@
 #include "dialects/loom/Transforms/Passes.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/ADT/StringSwitch.h"
 
 #include <cstring>
 #include <string>
@@ -187,11 +188,11 @@ LogicalResult loom::buildCpuCodegenPipeline(OpPassManager &pm) {
 std::string loom::cudaPtxFeatures(StringRef chip) {
   // sm_90a instructions (wgmma) need PTX 8.0; PTX 7.0 is the first with
   // sm_80 and keeps older drivers able to load the kernels.
-  if (chip == "sm_90a" || chip == "sm_90")
-    return "+ptx80";
-  if (chip == "sm_80" || chip == "sm_86" || chip == "sm_89")
-    return chip == "sm_89" ? "+ptx78" : "+ptx70";
-  return {};
+  return llvm::StringSwitch<std::string>(chip)
+      .Cases({"sm_90a", "sm_90"}, "+ptx80")
+      .Case("sm_89", "+ptx78")
+      .Cases({"sm_80", "sm_86"}, "+ptx70")
+      .Default("");
 }
 
 LogicalResult loom::buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,

@@ -11,9 +11,7 @@
 #include "tools/loom-run/Executor.h"
 
 #include <cinttypes>
-#include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -156,29 +154,6 @@ int parseArgs(int argc, char **argv, Options &o) {
   return -1;
 }
 
-/// The float value of an IEEE half or a bfloat16, from its bits.
-static float halfToFloat(uint16_t h, bool brain) {
-  uint32_t bits;
-  if (brain) {
-    bits = static_cast<uint32_t>(h) << 16;
-  } else {
-    uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f,
-             mant = h & 0x3ffu;
-    if (exp == 0x1f) {
-      bits = sign | 0x7f800000u | (mant << 13);
-    } else if (exp != 0) {
-      bits = sign | ((exp + 112) << 23) | (mant << 13);
-    } else {
-      // Zero or subnormal: mant * 2^-24.
-      float value = std::ldexp(static_cast<float>(mant), -24);
-      return sign ? -value : value;
-    }
-  }
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
 void printTensor(const std::string &name, const loom_tensor_t *t) {
   std::printf("%s: %s[", name.c_str(), loom_dtype_name(loom_tensor_dtype(t)));
   for (int32_t d = 0; d < loom_tensor_rank(t); ++d)
@@ -186,9 +161,18 @@ void printTensor(const std::string &name, const loom_tensor_t *t) {
   std::printf("] =");
   int64_t n = loom_tensor_num_elements(t);
   const int64_t shown = 8;
-  const void *data = loom_tensor_data(t);
+  // Half floats print through an f32 copy made by the runtime.
+  loom_tensor_t *widened = nullptr;
+  loom_dtype_t dtype = loom_tensor_dtype(t);
+  if (dtype == LOOM_DTYPE_F16 || dtype == LOOM_DTYPE_BF16) {
+    if (loom_status_t s = loom_tensor_convert(t, LOOM_DTYPE_F32, &widened))
+      loom_status_free(s);
+    else
+      dtype = LOOM_DTYPE_F32;
+  }
+  const void *data = loom_tensor_data(widened ? widened : t);
   for (int64_t i = 0; i < n && i < shown; ++i) {
-    switch (loom_tensor_dtype(t)) {
+    switch (dtype) {
     case LOOM_DTYPE_F32:
       std::printf(" %.6g", static_cast<const float *>(data)[i]);
       break;
@@ -205,12 +189,6 @@ void printTensor(const std::string &name, const loom_tensor_t *t) {
       std::printf(" %s",
                   static_cast<const uint8_t *>(data)[i] ? "true" : "false");
       break;
-    case LOOM_DTYPE_F16:
-    case LOOM_DTYPE_BF16:
-      std::printf(" %.4g",
-                  halfToFloat(static_cast<const uint16_t *>(data)[i],
-                              loom_tensor_dtype(t) == LOOM_DTYPE_BF16));
-      break;
     default:
       std::printf(" ?");
     }
@@ -218,6 +196,7 @@ void printTensor(const std::string &name, const loom_tensor_t *t) {
   if (n > shown)
     std::printf(" ... (%" PRId64 " values)", n);
   std::printf("\n");
+  loom_tensor_release(widened);
 }
 
 /// Owns the tensors of a run by name.
