@@ -15,6 +15,7 @@ numerics case fails.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,7 @@ sys.path.insert(0, os.path.join(ROOT, "test", "objectives"))
 import run_model  # noqa: E402
 
 
-def run(cmd, timeout=600):
+def run(cmd, timeout=90):
     try:
         r = subprocess.run(cmd, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True,
@@ -66,8 +67,21 @@ def numerics(pack_dir, pack, bin_dir, work):
                                          text.strip().splitlines()[-1]
                                          if text.strip() else ""))
         results.append({"case": case["name"], "ok": rc == 0,
-                        "detail": text.strip()[-2000:]})
+                        "detail": text.strip()[-2000:], "command": cmd})
     return results
+
+
+def sanitize(results):
+    """Reruns the first failing case under compute-sanitizer (memcheck)."""
+    failed = [r for r in results if not r["ok"]]
+    if not failed or not shutil.which("compute-sanitizer"):
+        return None
+    rc, text = run(["compute-sanitizer", "--print-limit", "8"] +
+                   failed[0]["command"] + ["--outputs", os.devnull],
+                   timeout=120)
+    print("compute-sanitizer on %s (rc %d):\n%s" % (
+        failed[0]["case"], rc, text.strip()[-3000:]))
+    return {"case": failed[0]["case"], "rc": rc, "log": text.strip()[-3000:]}
 
 
 def attention_flop(b, h, s, d, causal):
@@ -83,7 +97,7 @@ def loom_attention(pack_dir, pack, bin_dir, b, h, s):
         cmd = [os.path.join(bin_dir, "loom-bench"), art, "--call", entry,
                "--dim", "B=%d" % b, "--dim", "H=%d" % h, "--dim", "S=%d" % s,
                "--warmup", "1", "--reps", "5", "--json"]
-        rc, text = run(cmd, timeout=300)
+        rc, text = run(cmd, timeout=120)
         if rc != 0:
             results[entry] = {"error": text.strip()[-500:]}
             continue
@@ -108,6 +122,7 @@ def main():
     # Outputs stay out of OUT_DIR, which holds the log and the report only.
     with tempfile.TemporaryDirectory() as work:
         report["numerics"] = numerics(pack_dir, pack, bin_dir, work)
+    report["sanitizer"] = sanitize(report["numerics"])
     failed = [r["case"] for r in report["numerics"] if not r["ok"]]
 
     b, h, s = 1, 16, int(os.environ.get("LOOM_GPU_ATTN_S", "4096"))
@@ -118,7 +133,7 @@ def main():
         print("loom %-14s f32 %s" % (entry, "%.3f ms, %.2f TFLOP/s" % (
             r["median_s"] * 1e3, r["tflops"]) if "tflops" in r else r))
     rc, text = run([sys.executable, os.path.join(ROOT, "bench", "torch_gpu.py"),
-                    str(b), str(h), str(s)], timeout=540)
+                    str(b), str(h), str(s)], timeout=300)
     print(text.strip()[-4000:])
     try:
         report["torch"] = json.loads(text.strip().splitlines()[-1])
