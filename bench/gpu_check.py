@@ -86,25 +86,32 @@ def sanitize(results):
 
 def attention_flop(b, h, s, d, causal):
     # Two products of [S, D] x [D, S] shape per head; causal halves them.
+    # Other masks count the dense work, as bench/torch_gpu.py does.
     full = 4.0 * b * h * s * s * d
     return full / 2 if causal else full
 
 
 def loom_attention(pack_dir, pack, bin_dir, b, h, s):
+    """Times attend_causal and attend_tree of each benchmark artifact."""
     results = {}
-    art = os.path.join(pack_dir, pack["bench"]["attention"])
-    for entry in pack["bench"]["entries"]:
-        cmd = [os.path.join(bin_dir, "loom-bench"), art, "--call", entry,
-               "--dim", "B=%d" % b, "--dim", "H=%d" % h, "--dim", "S=%d" % s,
-               "--warmup", "1", "--reps", "5", "--json"]
-        rc, text = run(cmd, timeout=120)
-        if rc != 0:
-            results[entry] = {"error": text.strip()[-500:]}
-            continue
-        r = json.loads(text.strip().splitlines()[-1])
-        flop = attention_flop(b, h, s, 128, entry == "attend_causal")
-        r["tflops"] = flop / r["median_s"] / 1e12
-        results[entry] = r
+    tree = os.path.join(pack_dir, pack["bench"]["tree"])
+    for bench in pack["bench"]["attention"]:
+        art = os.path.join(pack_dir, bench["artifact"])
+        for entry in bench["entries"]:
+            key = "%s_%s" % (entry, bench["name"])
+            cmd = [os.path.join(bin_dir, "loom-bench"), art, "--call", entry,
+                   "--dim", "B=%d" % b, "--dim", "H=%d" % h, "--dim",
+                   "S=%d" % s, "--warmup", "2", "--reps", "10", "--json"]
+            if entry == "attend_tree" and s == pack["bench"]["S"]:
+                cmd += ["--inputs", tree]
+            rc, text = run(cmd, timeout=120)
+            if rc != 0:
+                results[key] = {"error": text.strip()[-500:]}
+                continue
+            r = json.loads(text.strip().splitlines()[-1])
+            flop = attention_flop(b, h, s, 128, entry == "attend_causal")
+            r["tflops"] = flop / r["median_s"] / 1e12
+            results[key] = r
     return results
 
 
@@ -127,13 +134,15 @@ def main():
 
     b, h, s = 1, 16, int(os.environ.get("LOOM_GPU_ATTN_S", "4096"))
     report["attention_shape"] = {"B": b, "H": h, "S": s, "D": 128}
-    report["loom_attention_f32"] = loom_attention(pack_dir, pack, bin_dir, b,
-                                                  h, s)
-    for entry, r in report["loom_attention_f32"].items():
-        print("loom %-14s f32 %s" % (entry, "%.3f ms, %.2f TFLOP/s" % (
+    report["loom_attention"] = loom_attention(pack_dir, pack, bin_dir, b, h, s)
+    for entry, r in report["loom_attention"].items():
+        print("loom %-26s %s" % (entry, "%.3f ms, %.2f TFLOP/s" % (
             r["median_s"] * 1e3, r["tflops"]) if "tflops" in r else r))
-    rc, text = run([sys.executable, os.path.join(ROOT, "bench", "torch_gpu.py"),
-                    str(b), str(h), str(s)], timeout=300)
+    torch_cmd = [sys.executable, os.path.join(ROOT, "bench", "torch_gpu.py"),
+                 str(b), str(h), str(s)]
+    if s == pack["bench"]["S"]:
+        torch_cmd.append(os.path.join(pack_dir, pack["bench"]["tree"]))
+    rc, text = run(torch_cmd, timeout=300)
     print(text.strip()[-4000:])
     try:
         report["torch"] = json.loads(text.strip().splitlines()[-1])

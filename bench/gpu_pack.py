@@ -168,14 +168,50 @@ def main():
                ["tree.meta.safetensors", "tree.x.safetensors"],
                ["block"], "1e-4", "1e-5")
 
+    # The GPU flash-attention kernel (bf16, --attention=fused) on every
+    # mask, against the CPU artifact of the same model (which computes in
+    # f32 from the same bf16 inputs).
+    bf16_model = p.path("masked_attention_bf16.loom")
+    with open(os.path.join(MODELS, "masked_attention.loom")) as f:
+        text = f.read()
+    with open(bf16_model, "w") as f:
+        f.write(text.replace("f32[", "bf16["))
+    run([sys.executable, os.path.join(TOOL_INPUTS, "attention_model_inputs.py"),
+         meta, p.path("attention_bf16.in.safetensors"), "2", "3", "16", "7",
+         "32", "BF16"])
+    p.compared("masked_attention_bf16_fused", bf16_model,
+               ["--define", "D=16", "--define", "window=16", "--define",
+                "block=32", "--attention=fused"], None,
+               ["attention_bf16.in.safetensors"],
+               ["%s:%s" % (e, e) for e in ATTENTION_ENTRIES], "2e-2", "2e-2")
+    run([sys.executable, os.path.join(TOOL_INPUTS, "attention_model_inputs.py"),
+         meta, p.path("attention_bf16_d64.in.safetensors"), "1", "2", "64",
+         "8", "64", "BF16"])
+    p.compared("masked_attention_bf16_d64_fused", bf16_model,
+               ["--define", "D=64", "--attention=fused"], None,
+               ["attention_bf16_d64.in.safetensors"],
+               ["%s:%s" % (e, e) for e in ("attend_causal", "attend_tree",
+                                           "attend_full")], "2e-2", "2e-2")
+
     for case, overrides in OBJECTIVES:
         p.objective(case, overrides)
 
-    # Benchmark: masked attention prefill at D = 128 (random inputs of the
-    # declared shapes, made by loom-bench on the GPU machine).
-    bench = p.compile("attention128.cuda.so",
-                      os.path.join(MODELS, "masked_attention.loom"),
-                      ["--define", "D=128"] + p.cuda_flags)
+    # Benchmarks: masked attention prefill at D = 128, the generic f32
+    # path and the bf16 flash kernel (random q, k, v of the declared shapes,
+    # made by loom-bench on the GPU machine; the tree of attend_tree is
+    # tree.safetensors, which PyTorch's FlexAttention reads too).
+    bench = [
+        {"name": "f32_unfused", "entries": ["attend_causal", "attend_tree"],
+         "artifact": p.compile("attention128.cuda.so",
+                               os.path.join(MODELS, "masked_attention.loom"),
+                               ["--define", "D=128"] + p.cuda_flags)},
+        {"name": "bf16_fused", "entries": ["attend_causal", "attend_tree"],
+         "artifact": p.compile("attention128_bf16.cuda.so", bf16_model,
+                               ["--define", "D=128", "--attention=fused"] +
+                               p.cuda_flags)},
+    ]
+    run([sys.executable, os.path.join(ROOT, "bench", "make_tree.py"),
+         p.path("tree.safetensors"), "4096", "0"])
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True).stdout.strip()
@@ -183,8 +219,8 @@ def main():
         json.dump({"chip": "sm_" + a.sm,
                    "commit": commit,
                    "cases": p.cases,
-                   "bench": {"attention": bench,
-                             "entries": ["attend_causal", "attend_tree"]}},
+                   "bench": {"attention": bench, "S": 4096,
+                             "tree": "tree.safetensors"}},
                   f, indent=1)
     print("gpu_pack: %d cases and the benchmark artifact in %s"
           % (len(p.cases), a.pack_dir))

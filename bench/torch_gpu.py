@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """PyTorch baselines on the GPU for bench/gpu-check.sh.
 
-usage: torch_gpu.py B H S
+usage: torch_gpu.py B H S [TREE.safetensors]
 
 Times, with CUDA events (median of 10 after 3 warm-ups), on the current
 card:
   - the device-to-device copy bandwidth (1 GiB, bytes read + written);
   - masked attention prefill [B, H, S, 128]: SDPA (causal) in bf16 and f32,
-    FlexAttention (causal, and a syntax-tree mask from Euler-tour intervals
-    of a random tree) in bf16; TFLOP/s count 4 B H S^2 D (half when causal);
+    FlexAttention (causal, and a syntax-tree mask from the Euler-tour
+    intervals of TREE, by default a random tree of bench/make_tree.py) in
+    bf16; TFLOP/s count 4 B H S^2 D (half when causal) for every mask;
   - the absorbed MLA decode of DeepSeek-V3 (128 heads, kv_lora 512, rope 64,
     one query token, cache 4096) in bf16 at batch 64 and 128; GB/s count the
     cache bytes read (latent and rope key).
@@ -23,6 +24,9 @@ import sys
 import time
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_tree  # noqa: E402
 
 # LOOM_TORCH_DEVICE=cpu runs the same code on the CPU (small sizes), to check
 # this script where there is no GPU.
@@ -61,33 +65,10 @@ def copy_bandwidth():
     return {"bytes": 2 * 4 * n, "median_s": t, "gbps": 2 * 4 * n / t / 1e9}
 
 
-def random_tree_intervals(s, gen):
-    """Euler-tour (tin, tout) of a random tree over s tokens in order."""
-    parent = [-1] + [int(torch.randint(0, i, (1,), generator=gen))
-                     for i in range(1, s)]
-    children = [[] for _ in range(s)]
-    for i in range(1, s):
-        children[parent[i]].append(i)
-    tin, tout, clock, stack = [0] * s, [0] * s, 0, [(0, False)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            tout[node] = clock
-            clock += 1
-            continue
-        tin[node] = clock
-        clock += 1
-        stack.append((node, True))
-        for c in reversed(children[node]):
-            stack.append((c, False))
-    return (torch.tensor(tin, device=DEVICE), torch.tensor(tout, device=DEVICE))
-
-
-def attention(b, h, s, d=128):
+def attention(b, h, s, tree_file, d=128):
     from torch.nn.attention.flex_attention import (create_block_mask,
                                                    flex_attention)
     out = {}
-    gen = torch.Generator().manual_seed(0)
     full = 4.0 * b * h * s * s * d
     for dtype, name in ((torch.bfloat16, "bf16"), (torch.float32, "f32")):
         q, k, v = (torch.randn(b, h, s, d, device=DEVICE, dtype=dtype)
@@ -99,7 +80,10 @@ def attention(b, h, s, d=128):
     q, k, v = (torch.randn(b, h, s, d, device=DEVICE, dtype=torch.bfloat16)
                for _ in range(3))
     flex = torch.compile(flex_attention) if DEVICE == "cuda" else flex_attention
-    tin, tout = random_tree_intervals(s, gen)
+    tin, tout = (make_tree.read(tree_file) if tree_file else
+                 make_tree.tree_intervals(s, 0))
+    tin = torch.tensor(tin, device=DEVICE)
+    tout = torch.tensor(tout, device=DEVICE)
 
     def causal(b_, h_, i, j):
         return j <= i
@@ -141,13 +125,14 @@ def mla_decode(batch, cache=4096, heads=128, kv_lora=512, rope=64):
 
 def main():
     b, h, s = (int(x) for x in sys.argv[1:4])
+    tree_file = sys.argv[4] if len(sys.argv) > 4 else None
     torch.manual_seed(0)
     report = {"torch": torch.__version__,
               "device": torch.cuda.get_device_name() if DEVICE == "cuda"
               else DEVICE}
     report["copy"] = copy_bandwidth()
     print("copy: %.0f GB/s" % report["copy"]["gbps"])
-    report["attention"] = attention(b, h, s)
+    report["attention"] = attention(b, h, s, tree_file)
     for k, r in report["attention"].items():
         print("torch %-18s %.3f ms, %.1f TFLOP/s" % (k, r["median_s"] * 1e3,
                                                     r["tflops"]))

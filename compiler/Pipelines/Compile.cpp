@@ -261,13 +261,11 @@ LogicalResult loom::compileModule(ModuleOp module,
         options.cudaBinary == CudaBinary::Cubin && findPtxas().empty())
       return fail(module, "cubin needs ptxas from the CUDA toolkit, which "
                           "was not found (CUDA_ROOT, PATH, /usr/local/cuda)");
-    // The fused kernels (attention, MLA decode, token log-probs) exist
-    // for the CPU only so far; on the GPU their unfused forms run.
-    if (options.attention == AttentionMode::Fused ||
-        options.logprob == LogprobMode::Fused || options.mla == MlaMode::Absorb)
-      return fail(module, "the CUDA target compiles attention, token "
-                          "log-probs and MLA unfused: pass --attention=unfused "
-                          "--logprob=unfused --mla=naive");
+    // The fused MLA decode and token log-prob kernels exist for the CPU
+    // only so far; on the GPU their unfused forms run.
+    if (options.logprob == LogprobMode::Fused || options.mla == MlaMode::Absorb)
+      return fail(module, "the CUDA target compiles token log-probs and MLA "
+                          "unfused: pass --logprob=unfused --mla=naive");
   } else if (options.stopAfter == CompileStage::Ptx) {
     return fail(module, "--emit=ptx needs --target=cuda");
   }
@@ -280,7 +278,8 @@ LogicalResult loom::compileModule(ModuleOp module,
   }
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
         return buildFusePipeline(pm, options.mla, options.attention,
-                                 options.logprob);
+                                 options.logprob,
+                                 options.target == Target::Cuda);
       })))
     return failure();
   if (options.stopAfter == CompileStage::Fuse) {

@@ -61,6 +61,7 @@ static const char *kCudaLoweringPipeline =
     "one-shot-bufferize,"
     "func.func(buffer-hoisting,buffer-loop-hoisting),"
     "%HOST_MATMUL%"
+    "loom-cuda-attention,"
     "buffer-deallocation-pipeline,"
     "loom-cpu-copy-to-linalg,"
     "func.func(convert-linalg-to-parallel-loops),canonicalize,"
@@ -147,9 +148,12 @@ LogicalResult loom::buildGraphPipeline(OpPassManager &pm) {
 
 LogicalResult loom::buildFusePipeline(OpPassManager &pm, MlaMode mla,
                                       AttentionMode attention,
-                                      LogprobMode logprob) {
+                                      LogprobMode logprob,
+                                      bool lowPrecisionAttention) {
+  if (attention == AttentionMode::Fused && lowPrecisionAttention)
+    pm.addPass(fuse::createAttentionFusePass());
   pm.addPass(createPromoteLowPrecisionPass());
-  if (attention == AttentionMode::Fused)
+  if (attention == AttentionMode::Fused && !lowPrecisionAttention)
     pm.addPass(fuse::createAttentionFusePass());
   if (logprob == LogprobMode::Fused)
     pm.addPass(fuse::createTokenLogprobFusePass());

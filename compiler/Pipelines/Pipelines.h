@@ -45,10 +45,14 @@ enum class LogprobMode {
 /// only), `loom-fuse-token-logprob` (Fused only), `loom-mla-absorb` (Absorb
 /// only), then `loom-mla-expand` for what is left, clean-up. Registered as
 /// `loom-fuse` with the options `mla=absorb|naive`,
-/// `attention=fused|unfused` and `logprob=fused|unfused`.
+/// `attention=fused|unfused` and `logprob=fused|unfused`. With
+/// `lowPrecisionAttention` (the CUDA target, whose attention kernel reads
+/// f16 and bf16 and accumulates in f32 itself) attention is fused before
+/// `loom-promote-low-precision`, so that it keeps its element type.
 LogicalResult buildFusePipeline(OpPassManager &pm, MlaMode mla,
                                 AttentionMode attention = AttentionMode::Fused,
-                                LogprobMode logprob = LogprobMode::Fused);
+                                LogprobMode logprob = LogprobMode::Fused,
+                                bool lowPrecisionAttention = false);
 
 /// `loom` to linalg on tensors plus elementwise fusion. Registered as
 /// `loom-to-linalg`.

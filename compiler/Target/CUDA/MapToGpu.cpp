@@ -118,6 +118,10 @@ struct CudaMapToGpuPass
                                  << static_cast<int64_t>(blockSize);
       return signalPassFailure();
     }
+    // Kernels made earlier (loom-cuda-attention) are called through marked
+    // declarations: the calls become launches.
+    if (failed(launchKernels()))
+      return signalPassFailure();
     // Entry functions carry the C interface; the others (the deallocation
     // helper) are host code that works on host buffers.
     for (auto func : getOperation().getOps<func::FuncOp>()) {
@@ -130,6 +134,55 @@ struct CudaMapToGpuPass
       for (Block &block : func.getBody())
         chainOnStream(block);
     }
+  }
+
+  /// Replaces each call of a declaration with `loom.cuda.launch = @kernel`
+  /// (made by loom-cuda-attention, whose kernels own 64 queries of one
+  /// (batch, head) with 128 threads) by a `gpu.launch_func` of that
+  /// kernel: grid (ceil(Sq / 64), B * Hq), both at least 1.
+  LogicalResult launchKernels() {
+    ModuleOp module = getOperation();
+    SmallVector<func::CallOp> calls;
+    SmallVector<func::FuncOp> declarations;
+    for (auto func : module.getOps<func::FuncOp>())
+      if (func->hasAttr("loom.cuda.launch"))
+        declarations.push_back(func);
+    if (declarations.empty())
+      return success();
+    module.walk([&](func::CallOp call) {
+      if (auto callee = module.lookupSymbol<func::FuncOp>(call.getCallee()))
+        if (callee->hasAttr("loom.cuda.launch"))
+          calls.push_back(call);
+    });
+    module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                    UnitAttr::get(module.getContext()));
+    for (func::CallOp call : calls) {
+      OpBuilder b(call);
+      Location loc = call.getLoc();
+      Value q = call.getOperand(0);
+      Value one = arith::ConstantIndexOp::create(b, loc, 1);
+      auto dim = [&](int64_t i) {
+        return memref::DimOp::create(b, loc, q, i).getResult();
+      };
+      Value gridX = arith::MaxSIOp::create(
+          b, loc,
+          arith::CeilDivSIOp::create(b, loc, dim(2),
+                                     arith::ConstantIndexOp::create(b, loc, 64)),
+          one);
+      Value gridY = arith::MaxSIOp::create(
+          b, loc, arith::MulIOp::create(b, loc, dim(0), dim(1)), one);
+      auto kernel = cast<SymbolRefAttr>(
+          module.lookupSymbol(call.getCallee())->getAttr("loom.cuda.launch"));
+      gpu::LaunchFuncOp::create(
+          b, loc, kernel, gpu::KernelDim3{gridX, gridY, one},
+          gpu::KernelDim3{arith::ConstantIndexOp::create(b, loc, 128), one, one},
+          /*dynamicSharedMemorySize=*/Value(), call.getOperands(),
+          /*asyncTokenType=*/Type(), ValueRange());
+      call.erase();
+    }
+    for (func::FuncOp func : declarations)
+      func.erase();
+    return success();
   }
 
   /// Makes the GPU work of `block` asynchronous on one stream, in program
@@ -153,8 +206,8 @@ struct CudaMapToGpuPass
     };
     auto holdsGpuWork = [](Operation *op) {
       WalkResult result = op->walk([](Operation *nested) {
-        return isa<gpu::LaunchOp, gpu::AllocOp, gpu::DeallocOp, gpu::MemcpyOp>(
-                   nested)
+        return isa<gpu::LaunchOp, gpu::LaunchFuncOp, gpu::AllocOp,
+                   gpu::DeallocOp, gpu::MemcpyOp>(nested)
                    ? WalkResult::interrupt()
                    : WalkResult::advance();
       });
@@ -174,8 +227,8 @@ struct CudaMapToGpuPass
       if (auto call = dyn_cast<func::CallOp>(op))
         if (call.getCallee().starts_with("loom_rt_"))
           drain(op);
-      bool isGpuOp =
-          isa<gpu::LaunchOp, gpu::AllocOp, gpu::DeallocOp, gpu::MemcpyOp>(op);
+      bool isGpuOp = isa<gpu::LaunchOp, gpu::LaunchFuncOp, gpu::AllocOp,
+                         gpu::DeallocOp, gpu::MemcpyOp>(op);
       if (!isGpuOp) {
         if (op->getNumRegions() != 0 && holdsGpuWork(op)) {
           drain(op);
@@ -209,13 +262,27 @@ struct CudaMapToGpuPass
         token = async->getResult(0);
         if (hostBuffers.contains(copy.getDst()))
           copiedToHost.insert(copy.getDst());
+      } else if (auto call = dyn_cast<gpu::LaunchFuncOp>(op)) {
+        auto asyncCall = gpu::LaunchFuncOp::create(
+            b, loc, call.getKernel(), call.getGridSizeOperandValues(),
+            call.getBlockSizeOperandValues(),
+            call.getDynamicSharedMemorySize(), call.getKernelOperands(),
+            tokenType, ValueRange{token});
+        async = asyncCall;
+        token = asyncCall.getAsyncToken();
       } else {
         auto launch = cast<gpu::LaunchOp>(op);
         gpu::KernelDim3 grid = launch.getGridSizeOperandValues();
         gpu::KernelDim3 block = launch.getBlockSizeOperandValues();
+        auto types = [](ArrayRef<BlockArgument> args) {
+          return llvm::to_vector(llvm::map_range(
+              args, [](BlockArgument arg) { return arg.getType(); }));
+        };
         auto asyncLaunch = gpu::LaunchOp::create(
             b, loc, grid.x, grid.y, grid.z, block.x, block.y, block.z,
-            /*dynamicSharedMemorySize=*/nullptr, tokenType, ValueRange{token});
+            launch.getDynamicSharedMemorySize(), tokenType, ValueRange{token},
+            types(launch.getWorkgroupAttributions()),
+            types(launch.getPrivateAttributions()));
         asyncLaunch.getBody().takeBody(launch.getBody());
         async = asyncLaunch;
         token = asyncLaunch.getAsyncToken();
@@ -227,6 +294,9 @@ struct CudaMapToGpuPass
   LogicalResult mapBlock(Block &block) {
     for (auto it = block.begin(); it != block.end();) {
       Operation &op = *it++;
+      // Kernels made earlier (loom-cuda-attention) are launched as they are.
+      if (isa<gpu::LaunchOp>(op))
+        continue;
       if (auto loop = dyn_cast<scf::ParallelOp>(op)) {
         if (failed(mapParallel(loop)))
           return failure();

@@ -63,6 +63,38 @@ def CudaMapToGpuPass : Pass<"loom-cuda-map-to-gpu", "ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def CudaAttentionPass : Pass<"loom-cuda-attention", "ModuleOp"> {
+  let summary = "Compiles fuse.attention on f16 or bf16 to a flash-attention kernel";
+  let description = [{
+    Replaces every bufferized `fuse.attention` by a `gpu.launch` of a
+    flash-attention kernel in the style of FlashAttention-2: blocks of 4
+    warps own 64 queries of one (batch, head); keys go by tiles of 64
+    through shared memory (K row-major, V transposed, rows padded);
+    `q k^T` and `P v` are tensor-core products (`nvvm.mma.sync` m16n8k16
+    with f32 accumulators); the softmax is online in base 2. The mask
+    region is cloned into the kernel and evaluated for every (query, key)
+    pair a thread holds; a tile no pair of the block sees is skipped (an
+    or-reducing barrier decides). Grouped heads (Hq a multiple of Hkv),
+    different query and key counts and empty problems are handled.
+
+    q, k and v must be f16 or bf16 with static head dims that are
+    multiples of 16 up to 128, and there must be no score region; any
+    other `fuse.attention` is an error that says so.
+
+    Runs before the deallocation passes, which do not know
+    `fuse.attention`; the shared memory is made of workgroup allocas, which
+    `loom-cuda-map-to-gpu` turns into workgroup attributions when it puts
+    the launch on the entry's stream.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::vector::VectorDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::LLVM::LLVMDialect",
+                           "::mlir::NVVM::NVVMDialect"];
+}
+
 def CudaNativeMathPass : Pass<"loom-cuda-native-math", "::mlir::gpu::GPUModuleOp"> {
   let summary = "Replaces libdevice calls that PTX has instructions for by LLVM intrinsics";
   let description = [{

@@ -2,12 +2,13 @@
 """Inputs of every entry of models/masked_attention.loom (stdlib only).
 
 usage: attention_model_inputs.py META.safetensors OUT.safetensors B H D SEED
-                                 BLOCK
+                                 BLOCK [DTYPE]
 
 META is the output of frontend/python/loom_codemeta.py for a source file; its
 token count is S. Writes, for each entry, tensors named ENTRY.NAME (the
-prefix of `loom-run --call ENTRY:ENTRY`): q, k, v f32[B, H, S, D] of
-pseudo-random values in [-1, 1), and what the entry's mask reads:
+prefix of `loom-run --call ENTRY:ENTRY`): q, k, v [B, H, S, D] of
+pseudo-random values in [-1, 1), of DTYPE (F32, the default, F16 or BF16),
+and what the entry's mask reads:
   attend          mask bool[S, S], about half visible, and rows 1 and S - 2
                   hidden entirely
   attend_document seg i32[S], runs of 1 to 40 tokens
@@ -26,6 +27,7 @@ def main():
     meta = load(sys.argv[1])
     out = sys.argv[2]
     b, h, d, seed, block = (int(x) for x in sys.argv[3:8])
+    dtype = sys.argv[8] if len(sys.argv) > 8 else "F32"
     rng = random.Random(seed)
     s = meta["tin"][1][0]
     nb = (s + block - 1) // block
@@ -33,7 +35,7 @@ def main():
 
     def qkv(prefix):
         for name in ("q", "k", "v"):
-            tensors.append(("%s.%s" % (prefix, name), "F32", [b, h, s, d],
+            tensors.append(("%s.%s" % (prefix, name), dtype, [b, h, s, d],
                             [rng.uniform(-1.0, 1.0) for _ in range(b * h * s * d)]))
 
     def metadata(prefix, names):

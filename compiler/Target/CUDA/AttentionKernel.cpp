@@ -1,0 +1,636 @@
+//===- AttentionKernel.cpp - fuse.attention as a flash kernel ---*- C++ -*-===//
+//
+// This file implements loom-cuda-attention: a bufferized `fuse.attention`
+// on f16 or bf16 becomes a `gpu.func` of its own `gpu.module`, a
+// flash-attention kernel in the style of FlashAttention-2, and the call of
+// a declaration that loom-cuda-map-to-gpu turns into its launch:
+//
+//   - a block of 4 warps owns 64 queries of one (batch, head); each warp
+//     owns 16 of them, whose q fragments stay in registers;
+//   - the keys go by tiles of 64: K row-major and V transposed in shared
+//     memory (rows padded by 8 elements, which makes the fragment reads
+//     free of bank conflicts);
+//   - S = q k^T and O += P v are tensor-core products (`mma.sync`
+//     m16n8k16, f32 accumulation); the softmax is online, in base 2, with
+//     the running maximum and sum per row in registers;
+//   - the mask region is evaluated in the kernel for each (query, key)
+//     pair a thread holds, and a tile that no pair of the block sees is
+//     skipped whole (its loads and products), decided by a barrier that
+//     or-reduces the threads' predicates.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Target/CUDA/Passes.h"
+
+#include "dialects/fuse/IR/FuseOps.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
+
+#include <cmath>
+#include <limits>
+
+namespace mlir::loom::cuda {
+#define GEN_PASS_DEF_CUDAATTENTIONPASS
+#include "compiler/Target/CUDA/Passes.h.inc"
+} // namespace mlir::loom::cuda
+
+using namespace mlir;
+
+namespace {
+
+/// Names the kernel that loom-cuda-map-to-gpu launches for the calls of a
+/// declaration.
+constexpr const char *kLaunchAttr = "loom.cuda.launch";
+constexpr int64_t kWarps = 4;
+constexpr int64_t kThreads = 32 * kWarps;
+/// Queries of a block (16 per warp) and keys of a tile.
+constexpr int64_t kRows = 16 * kWarps;
+constexpr int64_t kKeys = 64;
+/// Elements of padding at the end of each shared-memory row.
+constexpr int64_t kPad = 8;
+/// Elements one thread moves from global to shared memory at a time.
+constexpr int64_t kChunk = 8;
+
+/// Builds the kernel of one fuse.attention.
+class AttentionKernel {
+public:
+  AttentionKernel(OpBuilder &b, fuse::AttentionOp op)
+      : b(b), loc(op.getLoc()), op(op), ctx(op.getContext()) {
+    elem = cast<MemRefType>(op.getQ().getType()).getElementType();
+    f32 = b.getF32Type();
+    i32 = b.getI32Type();
+    index = b.getIndexType();
+    d = cast<MemRefType>(op.getQ().getType()).getDimSize(3);
+    dv = cast<MemRefType>(op.getV().getType()).getDimSize(3);
+  }
+
+  /// Why the kernel cannot compile `op`, or "" when it can.
+  static std::string unsupported(fuse::AttentionOp op) {
+    auto q = dyn_cast<MemRefType>(op.getQ().getType());
+    auto v = dyn_cast<MemRefType>(op.getV().getType());
+    if (!q || !v)
+      return "is not bufferized";
+    if (!isa<Float16Type, BFloat16Type>(q.getElementType()))
+      return "reads " + typeName(q.getElementType()) +
+             "; the GPU attention kernel reads f16 or bf16 (compile with "
+             "--attention=unfused, or give the model f16 or bf16 q, k, v)";
+    if (!op.getScore().empty())
+      return "has a score region, which the GPU attention kernel does not "
+             "compile yet (compile with --attention=unfused)";
+    for (int64_t size : {q.getDimSize(3), v.getDimSize(3)})
+      if (ShapedType::isDynamic(size) || size % 16 != 0 || size > 128)
+        return "has head dims " + std::to_string(q.getDimSize(3)) + " and " +
+               std::to_string(v.getDimSize(3)) +
+               "; the GPU attention kernel needs static multiples of 16 up "
+               "to 128 (compile with --attention=unfused)";
+    return "";
+  }
+
+  /// Creates the kernel `@<name>::@kernel` at the end of `module` and
+  /// replaces the op by a call of `@<name>_launch`, a declaration that
+  /// loom-cuda-map-to-gpu turns into the launch (grid: query blocks x
+  /// batch * heads, 128 threads).
+  void build(ModuleOp module, StringRef name) {
+    OpBuilder::InsertionGuard guard(b);
+    SmallVector<Value> operands{op.getQ(), op.getK(), op.getV()};
+    llvm::append_range(operands, op.getCaptures());
+    operands.append({op.getOutInit(), op.getLseInit()});
+    auto types = llvm::to_vector(ValueRange(operands).getTypes());
+    {
+      OpBuilder top = OpBuilder::atBlockEnd(module.getBody());
+      auto callee = func::FuncOp::create(top, loc, (name + "_launch").str(),
+                                         top.getFunctionType(types, {}));
+      callee.setPrivate();
+      callee->setAttr(kLaunchAttr,
+                      SymbolRefAttr::get(top.getStringAttr(name),
+                                         {FlatSymbolRefAttr::get(
+                                             top.getStringAttr("kernel"))}));
+    }
+    func::CallOp::create(b, loc, (name + "_launch").str(), TypeRange(),
+                         operands);
+
+    b.setInsertionPointToEnd(module.getBody());
+    auto gpuModule = gpu::GPUModuleOp::create(b, loc, name);
+    b.setInsertionPointToStart(gpuModule.getBody());
+    auto kernel = gpu::GPUFuncOp::create(b, loc, "kernel",
+                                         b.getFunctionType(types, {}));
+    kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
+                    b.getUnitAttr());
+    kernel.setKnownBlockSize(ArrayRef<int32_t>{int32_t(kThreads), 1, 1});
+    auto shared = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+    ks = kernel.addWorkgroupAttribution(
+        MemRefType::get({kKeys, d + kPad}, elem, AffineMap(), shared), loc);
+    vt = kernel.addWorkgroupAttribution(
+        MemRefType::get({dv, kKeys + kPad}, elem, AffineMap(), shared), loc);
+    Block &entry = kernel.getBody().front();
+    b.setInsertionPointToStart(&entry);
+    gpu::ReturnOp::create(b, loc);
+    b.setInsertionPointToStart(&entry);
+    q = entry.getArgument(0);
+    k = entry.getArgument(1);
+    v = entry.getArgument(2);
+    captures = llvm::to_vector(ValueRange(
+        entry.getArguments().slice(3, op.getCaptures().size())));
+    out = entry.getArgument(3 + captures.size());
+    lse = entry.getArgument(4 + captures.size());
+
+    Value one = constant(1);
+    Value batch = dim(q, 0), heads = dim(q, 1);
+    queries = dim(q, 2);
+    keys = dim(k, 2);
+    Value kvHeads = dim(k, 1);
+    Value planes = mul(batch, heads);
+    // An empty problem runs one block (CUDA refuses empty grids) that has
+    // no query and no key tile.
+    Value empty = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                        planes, constant(0));
+    queries = arith::SelectOp::create(b, loc, empty, constant(0), queries);
+    keys = arith::SelectOp::create(b, loc, empty, constant(0), keys);
+    Value group = arith::DivSIOp::create(
+        b, loc, heads, arith::MaxSIOp::create(b, loc, kvHeads, one));
+    heads = arith::MaxSIOp::create(b, loc, heads, one);
+
+    tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+    Value plane = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
+    Value blockX = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+    bIdx = arith::DivSIOp::create(b, loc, plane, heads);
+    hIdx = arith::RemSIOp::create(b, loc, plane, heads);
+    hkv = arith::DivSIOp::create(b, loc, hIdx, group);
+    lane = arith::RemSIOp::create(b, loc, tid, constant(32));
+    Value warp = arith::DivSIOp::create(b, loc, tid, constant(32));
+    g = arith::DivSIOp::create(b, loc, lane, constant(4));
+    t = arith::RemSIOp::create(b, loc, lane, constant(4));
+    // Row of this thread's first accumulator element; the second is 8 on.
+    rowBase = add(mul(blockX, constant(kRows)),
+                  add(mul(warp, constant(16)), g));
+    kView = view(k);
+    vView = view(v);
+
+    loadQuery();
+    // State: the output accumulators (dv / 8 tiles of 4), the running
+    // maximum and sum of both rows.
+    SmallVector<Value> init(dv / 2, floatConstant(0.0));
+    Value minusInf = floatConstant(-std::numeric_limits<double>::infinity());
+    init.append({minusInf, minusInf, floatConstant(0.0), floatConstant(0.0)});
+    auto loop = scf::ForOp::create(b, loc, constant(0), keys, constant(kKeys),
+                                   init);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(loop.getBody());
+      SmallVector<Value> state(loop.getRegionIterArgs());
+      Value n0 = loop.getInductionVar();
+      Value bits = maskBits(n0);
+      // One barrier both ends the previous tile's reads of shared memory
+      // and tells every thread whether any pair of this tile is visible.
+      Value nonzero = arith::ExtUIOp::create(
+          b, loc, i32,
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, bits,
+                                i32Constant(0)));
+      Value any = NVVM::BarrierOp::create(
+                      b, loc, i32, Value(), Value(),
+                      NVVM::BarrierReductionAttr::get(
+                          ctx, NVVM::BarrierReduction::OR),
+                      nonzero)
+                      .getRes();
+      Value seen = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, any,
+                                         i32Constant(0));
+      auto ifOp = scf::IfOp::create(b, loc, TypeRange(ValueRange(state)),
+                                    seen, /*withElseRegion=*/true);
+      b.setInsertionPointToStart(ifOp.thenBlock());
+      SmallVector<Value> next = tile(n0, bits, state);
+      scf::YieldOp::create(b, loc, next);
+      b.setInsertionPointToStart(ifOp.elseBlock());
+      scf::YieldOp::create(b, loc, state);
+      b.setInsertionPointAfter(ifOp);
+      scf::YieldOp::create(b, loc, ifOp.getResults());
+    }
+    store(SmallVector<Value>(loop.getResults()));
+  }
+
+private:
+  OpBuilder &b;
+  Location loc;
+  fuse::AttentionOp op;
+  MLIRContext *ctx;
+  Type elem, f32, i32, index;
+  int64_t d, dv;
+  Value ks, vt, tid, lane, g, t, bIdx, hIdx, hkv, rowBase, queries, keys;
+  /// The kernel's arguments.
+  Value q, k, v, out, lse;
+  SmallVector<Value> captures;
+  /// The q fragments: d / 16 groups of 4 packed pairs.
+  SmallVector<Value> qFrag;
+
+  /// A 4-d operand as a flat buffer with its offset and strides, and
+  /// whether chunks of 8 elements of a row are contiguous and aligned to
+  /// 16 bytes (then loaded as one vector).
+  struct View {
+    Value flat, offset, fast;
+    SmallVector<Value, 4> strides;
+  };
+  View kView, vView;
+
+  static std::string typeName(Type type) {
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    type.print(os);
+    return text;
+  }
+
+  Value constant(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value i32Constant(int64_t v) {
+    return arith::ConstantIntOp::create(b, loc, i32, v);
+  }
+  Value floatConstant(double v) {
+    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+  }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
+  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
+  Value less(Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, x, y);
+  }
+  Value dim(Value memref, int64_t i) {
+    return memref::DimOp::create(b, loc, memref, i);
+  }
+  Value fadd(Value x, Value y) { return arith::AddFOp::create(b, loc, x, y); }
+  Value fmul(Value x, Value y) { return arith::MulFOp::create(b, loc, x, y); }
+  Value fmax(Value x, Value y) {
+    return arith::MaxNumFOp::create(b, loc, x, y);
+  }
+  /// ex2.approx and lg2.approx: one instruction each, no libdevice.
+  Value ptxUnary(StringRef instruction, Value x) {
+    return LLVM::InlineAsmOp::create(
+               b, loc, f32, ValueRange{x},
+               (instruction + " $0, $1;").str(), "=f,f",
+               /*has_side_effects=*/false, /*is_align_stack=*/false,
+               LLVM::tailcallkind::TailCallKind::None,
+               LLVM::AsmDialectAttr(), ArrayAttr())
+        .getResult(0);
+  }
+  Value exp2(Value x) { return ptxUnary("ex2.approx.ftz.f32", x); }
+  Value log2(Value x) { return ptxUnary("lg2.approx.ftz.f32", x); }
+  Value shuffleXor(Value x, int32_t offset) {
+    return gpu::ShuffleOp::create(b, loc, x, offset, 32,
+                                  gpu::ShuffleMode::XOR)
+        .getShuffleResult();
+  }
+
+  View view(Value memref) {
+    auto meta = memref::ExtractStridedMetadataOp::create(b, loc, memref);
+    View v;
+    v.offset = meta.getOffset();
+    v.strides.assign(meta.getStrides().begin(), meta.getStrides().end());
+    Value extent = add(v.offset, mul(meta.getSizes()[0], v.strides[0]));
+    auto flatType = MemRefType::get({ShapedType::kDynamic}, elem);
+    v.flat = memref::ReinterpretCastOp::create(
+        b, loc, flatType, meta.getBaseBuffer(), OpFoldResult(b.getIndexAttr(0)),
+        ArrayRef<OpFoldResult>{extent},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+    Value fast = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                       v.strides[3], constant(1));
+    for (Value x : {v.offset, v.strides[0], v.strides[1], v.strides[2]}) {
+      Value aligned = arith::CmpIOp::create(
+          b, loc, arith::CmpIPredicate::eq,
+          arith::RemSIOp::create(b, loc, x, constant(kChunk)), constant(0));
+      fast = arith::AndIOp::create(b, loc, fast, aligned);
+    }
+    v.fast = fast;
+    return v;
+  }
+
+  /// The linear index of [bIdx, head, row, col] in `v`.
+  Value at(const View &v, Value head, Value row, Value col) {
+    Value i = add(v.offset, mul(bIdx, v.strides[0]));
+    i = add(i, mul(head, v.strides[1]));
+    i = add(i, mul(row, v.strides[2]));
+    return add(i, mul(col, v.strides[3]));
+  }
+
+  /// kChunk elements of a row of `v` from column `col`, zero past `valid`.
+  Value loadChunk(const View &v, Value row, Value col, Value valid) {
+    auto chunk = VectorType::get({kChunk}, elem);
+    auto outer = scf::IfOp::create(b, loc, TypeRange{chunk}, valid, true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(outer.thenBlock());
+    auto fast = scf::IfOp::create(b, loc, TypeRange{chunk}, v.fast, true);
+    b.setInsertionPointToStart(fast.thenBlock());
+    Value start = at(v, hkv, row, col);
+    auto load = vector::LoadOp::create(b, loc, chunk, v.flat, ValueRange{start});
+    load.setAlignment(2 * kChunk);
+    scf::YieldOp::create(b, loc, load.getResult());
+    b.setInsertionPointToStart(fast.elseBlock());
+    SmallVector<Value> parts;
+    for (int64_t e = 0; e < kChunk; ++e)
+      parts.push_back(memref::LoadOp::create(
+          b, loc, v.flat, ValueRange{at(v, hkv, row, add(col, constant(e)))}));
+    scf::YieldOp::create(
+        b, loc, vector::FromElementsOp::create(b, loc, chunk, parts).getResult());
+    b.setInsertionPointAfter(fast);
+    scf::YieldOp::create(b, loc, fast.getResult(0));
+    b.setInsertionPointToStart(outer.elseBlock());
+    Value zero = arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(chunk, b.getFloatAttr(elem, 0.0)));
+    scf::YieldOp::create(b, loc, zero);
+    return outer.getResult(0);
+  }
+
+  /// Two elements as one mma operand register: an i32 for bf16, a
+  /// vector<2xf16> for f16.
+  Value pack(Value pair) {
+    if (isa<BFloat16Type>(elem))
+      return LLVM::BitcastOp::create(b, loc, i32, pair);
+    return pair;
+  }
+  Value packFloats(Value x, Value y) {
+    Value pair = vector::FromElementsOp::create(
+        b, loc, VectorType::get({2}, f32), ValueRange{x, y});
+    return pack(
+        arith::TruncFOp::create(b, loc, VectorType::get({2}, elem), pair));
+  }
+  /// Two consecutive elements of a shared-memory row.
+  Value sharedPair(Value buffer, Value row, Value col) {
+    auto load = vector::LoadOp::create(b, loc, VectorType::get({2}, elem),
+                                       buffer, ValueRange{row, col});
+    load.setAlignment(4);
+    return pack(load);
+  }
+
+  SmallVector<Value> mma(ValueRange a, ValueRange bFrag, ValueRange c) {
+    auto type = LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
+    NVVM::MMATypes ptx = isa<BFloat16Type>(elem) ? NVVM::MMATypes::bf16
+                                                 : NVVM::MMATypes::f16;
+    auto op = NVVM::MmaOp::create(
+        b, loc, type, a, bFrag, c, ArrayRef<int64_t>{16, 8, 16}, std::nullopt,
+        std::nullopt, std::array<NVVM::MMATypes, 2>{ptx, ptx},
+        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                       NVVM::MMALayout::col});
+    SmallVector<Value> out;
+    for (int64_t k = 0; k < 4; ++k)
+      out.push_back(LLVM::ExtractValueOp::create(b, loc, op, k));
+    return out;
+  }
+
+  /// The q fragments of the thread's rows (zero past the last query).
+  void loadQuery() {
+    Value zero = arith::ConstantOp::create(b, loc, b.getFloatAttr(elem, 0.0));
+    auto pairAt = [&](Value row, Value col) {
+      Value valid = less(row, queries);
+      auto ifOp = scf::IfOp::create(b, loc, TypeRange{elem, elem}, valid, true);
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(ifOp.thenBlock());
+      Value x = memref::LoadOp::create(b, loc, q,
+                                       ValueRange{bIdx, hIdx, row, col});
+      Value y = memref::LoadOp::create(
+          b, loc, q, ValueRange{bIdx, hIdx, row, add(col, constant(1))});
+      scf::YieldOp::create(b, loc, ValueRange{x, y});
+      b.setInsertionPointToStart(ifOp.elseBlock());
+      scf::YieldOp::create(b, loc, ValueRange{zero, zero});
+      b.setInsertionPointAfter(ifOp);
+      return pack(vector::FromElementsOp::create(
+          b, loc, VectorType::get({2}, elem), ifOp.getResults()));
+    };
+    Value row8 = add(rowBase, constant(8));
+    Value col = mul(t, constant(2));
+    for (int64_t kk = 0; kk < d / 16; ++kk) {
+      Value c0 = add(col, constant(16 * kk));
+      Value c8 = add(c0, constant(8));
+      qFrag.append({pairAt(rowBase, c0), pairAt(row8, c0), pairAt(rowBase, c8),
+                    pairAt(row8, c8)});
+    }
+  }
+
+  /// Bit e of the result: whether the e-th score of the thread in this
+  /// tile is visible, e = 4 * (n-tile) + 2 * (second row) + (odd column).
+  Value maskBits(Value n0) {
+    auto loop = scf::ForOp::create(b, loc, constant(0), constant(32),
+                                   constant(1), ValueRange{i32Constant(0)});
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value e = loop.getInductionVar();
+    Value nt = arith::DivSIOp::create(b, loc, e, constant(4));
+    Value half = arith::RemSIOp::create(
+        b, loc, arith::DivSIOp::create(b, loc, e, constant(2)), constant(2));
+    Value odd = arith::RemSIOp::create(b, loc, e, constant(2));
+    Value i = add(rowBase, mul(half, constant(8)));
+    Value j = add(add(n0, mul(nt, constant(8))),
+                  add(mul(t, constant(2)), odd));
+    Value inRange =
+        arith::AndIOp::create(b, loc, less(i, queries), less(j, keys));
+    Value visible = inRange;
+    if (!op.getMask().empty()) {
+      auto ifOp =
+          scf::IfOp::create(b, loc, TypeRange{b.getI1Type()}, inRange, true);
+      b.setInsertionPointToStart(ifOp.thenBlock());
+      Block &region = op.getMask().front();
+      IRMapping mapping;
+      mapping.map(region.getArgument(0), bIdx);
+      mapping.map(region.getArgument(1), hIdx);
+      mapping.map(region.getArgument(2), i);
+      mapping.map(region.getArgument(3), j);
+      for (auto [n, capture] : llvm::enumerate(captures))
+        mapping.map(region.getArgument(4 + n), capture);
+      for (Operation &nested : region.without_terminator())
+        b.clone(nested, mapping);
+      scf::YieldOp::create(
+          b, loc, mapping.lookupOrDefault(region.getTerminator()->getOperand(0)));
+      b.setInsertionPointToStart(ifOp.elseBlock());
+      scf::YieldOp::create(b, loc, ValueRange{inRange});
+      b.setInsertionPointAfter(ifOp);
+      visible = ifOp.getResult(0);
+    }
+    Value bit = arith::ShLIOp::create(
+        b, loc, i32Constant(1),
+        arith::IndexCastOp::create(b, loc, i32, e).getResult());
+    Value set = arith::SelectOp::create(b, loc, visible, bit, i32Constant(0));
+    scf::YieldOp::create(
+        b, loc,
+        ValueRange{arith::OrIOp::create(b, loc, loop.getRegionIterArgs()[0],
+                                        set)
+                       .getResult()});
+    return loop.getResult(0);
+  }
+
+  /// K (row-major) and V (transposed) of the tile at `n0` into shared
+  /// memory, zero past the last key.
+  void loadTile(Value n0) {
+    // K: consecutive threads take consecutive chunks of a row (coalesced).
+    int64_t kChunks = kKeys * d / kChunk;
+    for (int64_t c = 0; c < kChunks; c += kThreads) {
+      Value id = add(tid, constant(c));
+      Value row = arith::DivSIOp::create(b, loc, id, constant(d / kChunk));
+      Value col = mul(arith::RemSIOp::create(b, loc, id, constant(d / kChunk)),
+                      constant(kChunk));
+      Value key = add(n0, row);
+      Value chunk = loadChunk(kView, key, col, less(key, keys));
+      auto st = vector::StoreOp::create(b, loc, chunk, ks, ValueRange{row, col});
+      st.setAlignment(2 * kChunk);
+    }
+    // V: consecutive threads take consecutive keys, so that the transposed
+    // stores of a warp fall in distinct banks.
+    int64_t vChunks = kKeys * dv / kChunk;
+    for (int64_t c = 0; c < vChunks; c += kThreads) {
+      Value id = add(tid, constant(c));
+      Value row = arith::RemSIOp::create(b, loc, id, constant(kKeys));
+      Value col = mul(arith::DivSIOp::create(b, loc, id, constant(kKeys)),
+                      constant(kChunk));
+      Value key = add(n0, row);
+      Value chunk = loadChunk(vView, key, col, less(key, keys));
+      for (int64_t e = 0; e < kChunk; ++e) {
+        Value x = vector::ExtractOp::create(b, loc, chunk, e);
+        memref::StoreOp::create(b, loc, x, vt,
+                                ValueRange{add(col, constant(e)), row});
+      }
+    }
+    gpu::BarrierOp::create(b, loc);
+  }
+
+  /// One tile of keys: scores, online softmax, output update.
+  SmallVector<Value> tile(Value n0, Value bits, ArrayRef<Value> state) {
+    loadTile(n0);
+    Value col = mul(t, constant(2));
+    // S = q k^T, 8 tiles of 8 keys.
+    SmallVector<SmallVector<Value>> s;
+    for (int64_t nt = 0; nt < kKeys / 8; ++nt) {
+      SmallVector<Value> acc(4, floatConstant(0.0));
+      Value key = add(g, constant(8 * nt));
+      for (int64_t kk = 0; kk < d / 16; ++kk) {
+        Value c0 = add(col, constant(16 * kk));
+        Value bFrag[] = {sharedPair(ks, key, c0),
+                         sharedPair(ks, key, add(c0, constant(8)))};
+        acc = mma(ArrayRef<Value>(qFrag).slice(4 * kk, 4), bFrag, acc);
+      }
+      s.push_back(acc);
+    }
+    // Online softmax in base 2: x = s * scale * log2(e), hidden -> -inf.
+    double scale2 = op.getScale().convertToDouble() / std::log(2.0);
+    Value scale = floatConstant(scale2);
+    Value minusInf = floatConstant(-std::numeric_limits<double>::infinity());
+    SmallVector<Value> out(state.begin(), state.begin() + dv / 2);
+    Value m[2] = {state[dv / 2], state[dv / 2 + 1]};
+    Value l[2] = {state[dv / 2 + 2], state[dv / 2 + 3]};
+    for (int64_t nt = 0; nt < kKeys / 8; ++nt)
+      for (int64_t k = 0; k < 4; ++k) {
+        Value bit = arith::AndIOp::create(
+            b, loc, bits, i32Constant(int64_t(1) << (4 * nt + k)));
+        Value visible = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                              bit, i32Constant(0));
+        s[nt][k] = arith::SelectOp::create(b, loc, visible,
+                                           fmul(s[nt][k], scale), minusInf);
+      }
+    for (int64_t half = 0; half < 2; ++half) {
+      Value mx = minusInf;
+      for (int64_t nt = 0; nt < kKeys / 8; ++nt)
+        mx = fmax(mx, fmax(s[nt][2 * half], s[nt][2 * half + 1]));
+      // The four threads of a row hold its 64 scores between them.
+      mx = fmax(mx, shuffleXor(mx, 1));
+      mx = fmax(mx, shuffleXor(mx, 2));
+      Value mNew = fmax(m[half], mx);
+      Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
+                                         mNew, minusInf);
+      Value mUse =
+          arith::SelectOp::create(b, loc, none, floatConstant(0.0), mNew);
+      Value alpha = exp2(arith::SubFOp::create(b, loc, m[half], mUse));
+      Value sum = floatConstant(0.0);
+      for (int64_t nt = 0; nt < kKeys / 8; ++nt)
+        for (int64_t k = 2 * half; k < 2 * half + 2; ++k) {
+          s[nt][k] = exp2(arith::SubFOp::create(b, loc, s[nt][k], mUse));
+          sum = fadd(sum, s[nt][k]);
+        }
+      l[half] = fadd(fmul(l[half], alpha), sum);
+      m[half] = mNew;
+      for (int64_t n = 0; n < dv / 8; ++n)
+        for (int64_t k = 2 * half; k < 2 * half + 2; ++k)
+          out[4 * n + k] = fmul(out[4 * n + k], alpha);
+    }
+    // O += P v: P's accumulators are the A fragments of the next product.
+    for (int64_t kk = 0; kk < kKeys / 16; ++kk) {
+      Value a[] = {packFloats(s[2 * kk][0], s[2 * kk][1]),
+                   packFloats(s[2 * kk][2], s[2 * kk][3]),
+                   packFloats(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                   packFloats(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      Value k0 = add(col, constant(16 * kk));
+      for (int64_t n = 0; n < dv / 8; ++n) {
+        Value row = add(g, constant(8 * n));
+        Value bFrag[] = {sharedPair(vt, row, k0),
+                         sharedPair(vt, row, add(k0, constant(8)))};
+        SmallVector<Value> acc =
+            mma(a, bFrag, ArrayRef<Value>(out).slice(4 * n, 4));
+        std::copy(acc.begin(), acc.end(), out.begin() + 4 * n);
+      }
+    }
+    SmallVector<Value> next(out);
+    next.append({m[0], m[1], l[0], l[1]});
+    return next;
+  }
+
+  /// out = O / l and lse = m ln 2 + ln l; a row without a visible key gets
+  /// 0 and -inf.
+  void store(ArrayRef<Value> state) {
+    Type outElem = cast<MemRefType>(out.getType()).getElementType();
+    Type lseElem = cast<MemRefType>(lse.getType()).getElementType();
+    Value col = mul(t, constant(2));
+    Value minusInf = floatConstant(-std::numeric_limits<double>::infinity());
+    for (int64_t half = 0; half < 2; ++half) {
+      Value l = state[dv / 2 + 2 + half];
+      l = fadd(l, shuffleXor(l, 1));
+      l = fadd(l, shuffleXor(l, 2));
+      Value m = state[dv / 2 + half];
+      Value empty = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, l,
+                                          floatConstant(0.0));
+      Value inv = arith::SelectOp::create(
+          b, loc, empty, floatConstant(0.0),
+          arith::DivFOp::create(b, loc, floatConstant(1.0), l));
+      Value logSum = fmul(fadd(m, log2(l)), floatConstant(std::log(2.0)));
+      logSum = arith::SelectOp::create(b, loc, empty, minusInf, logSum);
+      Value row = add(rowBase, constant(8 * half));
+      auto guard = scf::IfOp::create(b, loc, less(row, queries), false);
+      OpBuilder::InsertionGuard insertion(b);
+      b.setInsertionPointToStart(guard.thenBlock());
+      for (int64_t n = 0; n < dv / 8; ++n)
+        for (int64_t k = 0; k < 2; ++k) {
+          Value x = fmul(state[4 * n + 2 * half + k], inv);
+          if (outElem != f32)
+            x = arith::TruncFOp::create(b, loc, outElem, x);
+          memref::StoreOp::create(
+              b, loc, x, out,
+              ValueRange{bIdx, hIdx, row, add(col, constant(8 * n + k))});
+        }
+      auto first = scf::IfOp::create(
+          b, loc,
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, t,
+                                constant(0)),
+          false);
+      b.setInsertionPointToStart(first.thenBlock());
+      if (lseElem != f32)
+        logSum = arith::TruncFOp::create(b, loc, lseElem, logSum);
+      memref::StoreOp::create(b, loc, logSum, lse,
+                              ValueRange{bIdx, hIdx, row});
+    }
+  }
+};
+
+struct CudaAttentionPass
+    : public loom::cuda::impl::CudaAttentionPassBase<CudaAttentionPass> {
+  void runOnOperation() override {
+    SmallVector<fuse::AttentionOp> ops;
+    int64_t count = 0;
+    getOperation().walk([&](fuse::AttentionOp op) { ops.push_back(op); });
+    for (fuse::AttentionOp op : ops) {
+      std::string why = AttentionKernel::unsupported(op);
+      if (!why.empty()) {
+        op.emitOpError() << why;
+        return signalPassFailure();
+      }
+      OpBuilder b(op);
+      AttentionKernel(b, op).build(
+          getOperation(), ("loom_attention_" + Twine(count++)).str());
+      op.erase();
+    }
+  }
+};
+
+} // namespace
