@@ -3,6 +3,10 @@
 
 usage: gpu_check.py PACK_DIR BIN_DIR OUT_DIR
 
+Environment: LOOM_GPU_CASES (a regular expression: only the numerics cases
+whose name it matches), LOOM_GPU_TORCH=0 (no PyTorch baselines),
+LOOM_GPU_NCU=1 (Nsight Compute sections of the flash kernel's launches).
+
 BIN_DIR holds loom-run and loom-bench (the runtime-only build). For every
 case of PACK_DIR/pack.json, runs the CUDA artifact with loom-run and checks
 its outputs against the CPU artifact's (allclose) or the float64 reference of
@@ -15,6 +19,7 @@ numerics case fails.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,7 +45,10 @@ def run(cmd, timeout=90):
 
 def numerics(pack_dir, pack, bin_dir, work):
     results = []
+    only = re.compile(os.environ.get("LOOM_GPU_CASES", ""))
     for case in pack["cases"]:
+        if not only.search(case["name"]):
+            continue
         p = lambda f: os.path.join(pack_dir, f)  # noqa: E731
         outputs = os.path.join(work, case["name"][:60] + ".out.safetensors")
         cmd = [os.path.join(bin_dir, "loom-run"), p(case["artifact"])]
@@ -115,6 +123,27 @@ def loom_attention(pack_dir, pack, bin_dir, b, h, s):
     return results
 
 
+def profile(pack_dir, pack, bin_dir, b, h, s):
+    """Nsight Compute's summary of one launch of each attention kernel of
+    the last benchmark artifact (the flash kernel)."""
+    bench = pack["bench"]["attention"][-1]
+    logs = {}
+    for entry in bench["entries"]:
+        cmd = ["ncu", "--section", "SpeedOfLight", "--section", "Occupancy",
+               "--section", "WarpStateStats", "--section", "LaunchStats",
+               "--section", "MemoryWorkloadAnalysis", "-k", "regex:kernel",
+               "-c", "1", os.path.join(bin_dir, "loom-bench"),
+               os.path.join(pack_dir, bench["artifact"]), "--call", entry,
+               "--dim", "B=%d" % b, "--dim", "H=%d" % h, "--dim", "S=%d" % s,
+               "--warmup", "0", "--reps", "1"]
+        if entry == "attend_tree":
+            cmd += ["--inputs", os.path.join(pack_dir, pack["bench"]["tree"])]
+        rc, text = run(cmd, timeout=120)
+        print("ncu %s (rc %d):\n%s" % (entry, rc, text.strip()[-6000:]))
+        logs[entry] = text.strip()[-6000:]
+    return logs
+
+
 def main():
     pack_dir, bin_dir, out = sys.argv[1:4]
     os.makedirs(out, exist_ok=True)
@@ -138,16 +167,19 @@ def main():
     for entry, r in report["loom_attention"].items():
         print("loom %-26s %s" % (entry, "%.3f ms, %.2f TFLOP/s" % (
             r["median_s"] * 1e3, r["tflops"]) if "tflops" in r else r))
+    if os.environ.get("LOOM_GPU_NCU") and shutil.which("ncu"):
+        report["ncu"] = profile(pack_dir, pack, bin_dir, b, h, s)
     torch_cmd = [sys.executable, os.path.join(ROOT, "bench", "torch_gpu.py"),
                  str(b), str(h), str(s)]
     if s == pack["bench"]["S"]:
         torch_cmd.append(os.path.join(pack_dir, pack["bench"]["tree"]))
-    rc, text = run(torch_cmd, timeout=300)
-    print(text.strip()[-4000:])
-    try:
-        report["torch"] = json.loads(text.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        report["torch"] = {"error": text.strip()[-2000:]}
+    if os.environ.get("LOOM_GPU_TORCH", "1") != "0":
+        rc, text = run(torch_cmd, timeout=300)
+        print(text.strip()[-4000:])
+        try:
+            report["torch"] = json.loads(text.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            report["torch"] = {"error": text.strip()[-2000:]}
     with open(os.path.join(out, "gpu-check.json"), "w") as f:
         json.dump(report, f, indent=1)
     print("numerics: %d of %d cases ok%s" % (

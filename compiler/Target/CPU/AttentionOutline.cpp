@@ -42,11 +42,11 @@ MemRefType dynamicStrided(MLIRContext *ctx, unsigned rank, Type element) {
       dyn, element, StridedLayoutAttr::get(ctx, ShapedType::kDynamic, dyn));
 }
 
-/// Creates `name(args...) -> results` at the end of the module with an entry
-/// block and the builder inside it.
-func::FuncOp createFunction(OpBuilder &b, ModuleOp module, Location loc,
+/// Creates `name(args...) -> results` at the end of `body` (a module's) with
+/// an entry block and the builder inside it.
+func::FuncOp createFunction(OpBuilder &b, Block *body, Location loc,
                             StringRef name, TypeRange args, TypeRange results) {
-  b.setInsertionPointToEnd(module.getBody());
+  b.setInsertionPointToEnd(body);
   auto func =
       func::FuncOp::create(b, loc, name, b.getFunctionType(args, results));
   b.setInsertionPointToStart(func.addEntryBlock());
@@ -64,7 +64,8 @@ void buildRowFunction(OpBuilder &b, ModuleOp module, Location loc,
   SmallVector<Type> args(5, index);
   args.push_back(MemRefType::get({ShapedType::kDynamic}, element));
   llvm::append_range(args, captures.getTypes());
-  func::FuncOp func = createFunction(b, module, loc, name, args, {});
+  func::FuncOp func =
+      createFunction(b, module.getBody(), loc, name, args, {});
   Block *entry = &func.front();
   Value zero = arith::ConstantIndexOp::create(b, loc, 0);
   Value one = arith::ConstantIndexOp::create(b, loc, 1);
@@ -572,14 +573,16 @@ private:
   DenseMap<Value, Truth> truths;
 };
 
-/// `name(b, h, i0, i1, j0, j1, captures...) -> i32`: the interval analysis
-/// of the mask region over queries [i0, i1) and keys [j0, j1).
-void buildMaskBlock(OpBuilder &b, ModuleOp module, Location loc, StringRef name,
-                    Region &region, ValueRange captures) {
+} // namespace
+
+func::FuncOp mlir::loom::cpu::buildAttentionMaskBlock(OpBuilder &b, Block *body,
+                                                      Location loc,
+                                                      StringRef name,
+                                                      Region &region,
+                                                      TypeRange captures) {
   SmallVector<Type> args(6, b.getIndexType());
-  llvm::append_range(args, captures.getTypes());
-  func::FuncOp func =
-      createFunction(b, module, loc, name, args, {b.getI32Type()});
+  llvm::append_range(args, captures);
+  func::FuncOp func = createFunction(b, body, loc, name, args, {b.getI32Type()});
   Block *entry = &func.front();
   IntervalEmitter e(b, loc);
   SmallVector<Value> in;
@@ -620,9 +623,8 @@ void buildMaskBlock(OpBuilder &b, ModuleOp module, Location loc, StringRef name,
   for (Operation *copy : llvm::reverse(copies))
     if (copy->use_empty())
       copy->erase();
+  return func;
 }
-
-} // namespace
 
 LogicalResult mlir::loom::cpu::lowerAttentionToRuntime(ModuleOp module,
                                                        fuse::AttentionOp op,
@@ -644,8 +646,9 @@ LogicalResult mlir::loom::cpu::lowerAttentionToRuntime(ModuleOp module,
     Region &mask = op.getMask();
     buildRowFunction(b, module, loc, (kAttentionMaskRowPrefix + suffix).str(),
                      mask, /*score=*/false, captures);
-    buildMaskBlock(b, module, loc, (kAttentionMaskBlockPrefix + suffix).str(),
-                   mask, captures);
+    buildAttentionMaskBlock(b, module.getBody(), loc,
+                            (kAttentionMaskBlockPrefix + suffix).str(), mask,
+                            captures.getTypes());
     if (!mask.getArgument(0).use_empty())
       flags |= LOOM_ATTENTION_MASK_USES_B;
     if (!mask.getArgument(1).use_empty())

@@ -11,6 +11,7 @@
 #define LOOM_COMPILER_TARGET_CPU_ATTENTIONOUTLINE_H
 
 #include "dialects/fuse/IR/FuseOps.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 
 namespace mlir::loom::cpu {
@@ -30,6 +31,14 @@ inline constexpr llvm::StringLiteral kAttentionMaskBlockPrefix =
 /// `(b, h, i, j0, n: index, s: memref<?xf32>, captures...)`.
 inline constexpr llvm::StringLiteral kAttentionScoreRowPrefix =
     "__loom_attention_score_row_";
+
+/// Creates, at the end of `body` (a module's or a GPU module's),
+/// `name(b, h, i0, i1, j0, j1: index, captures...) -> i32`: the interval
+/// analysis of the mask `region` over queries [i0, i1) and keys [j0, j1),
+/// which returns LOOM_ATTENTION_BLOCK_NONE, _ALL or _SOME (abi.h).
+func::FuncOp buildAttentionMaskBlock(OpBuilder &b, Block *body, Location loc,
+                                     StringRef name, Region &region,
+                                     TypeRange captures);
 
 /// Outlines the regions of `op` (on memrefs) into the mask_row, mask_block
 /// and score_row functions of number `index` and replaces `op` with a call of

@@ -22,6 +22,8 @@
 
 #include "compiler/Target/CUDA/Passes.h"
 
+#include "compiler/Target/CPU/AttentionOutline.h"
+#include "loom/abi.h"
 #include "dialects/fuse/IR/FuseOps.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
@@ -54,6 +56,8 @@ constexpr int64_t kKeys = 64;
 constexpr int64_t kPad = 8;
 /// Elements one thread moves from global to shared memory at a time.
 constexpr int64_t kChunk = 8;
+/// Tiles classified at a time (one per thread).
+constexpr int64_t kClassChunk = kThreads;
 
 /// Builds the kernel of one fuse.attention.
 class AttentionKernel {
@@ -176,39 +180,71 @@ public:
     SmallVector<Value> init(dv / 2, floatConstant(0.0));
     Value minusInf = floatConstant(-std::numeric_limits<double>::infinity());
     init.append({minusInf, minusInf, floatConstant(0.0), floatConstant(0.0)});
-    auto loop = scf::ForOp::create(b, loc, constant(0), keys, constant(kKeys),
-                                   init);
-    {
+    Value tiles = arith::CeilDivSIOp::create(b, loc, keys, constant(kKeys));
+    q0 = mul(blockX, constant(kRows));
+    Value q1 = arith::MinSIOp::create(b, loc, add(q0, constant(kRows)), queries);
+    SmallVector<Value> result;
+    if (op.getMask().empty()) {
+      result = forTiles(constant(0), tiles, init, [&](Value tile, ValueRange s) {
+        return visit(mul(tile, constant(kKeys)), Value(), s);
+      });
+    } else {
+      // The classes of up to kClassChunk tiles at a time, one per thread,
+      // from the interval analysis of the mask region (mask_block), go
+      // through shared memory; hidden tiles are skipped, fully visible
+      // ones evaluate no mask.
+      func::FuncOp block = loom::cpu::buildAttentionMaskBlock(
+          b, gpuModule.getBody(), loc, "mask_block", op.getMask(),
+          ValueRange(captures).getTypes());
+      b.setInsertionPoint(kernel.getBody().front().getTerminator());
+      Value classes = kernel.addWorkgroupAttribution(
+          MemRefType::get({kClassChunk}, i32, AffineMap(), shared), loc);
+      auto chunks = scf::ForOp::create(b, loc, constant(0), tiles,
+                                       constant(kClassChunk), init);
       OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(loop.getBody());
-      SmallVector<Value> state(loop.getRegionIterArgs());
-      Value n0 = loop.getInductionVar();
-      Value bits = maskBits(n0);
-      // One barrier both ends the previous tile's reads of shared memory
-      // and tells every thread whether any pair of this tile is visible.
-      Value nonzero = arith::ExtUIOp::create(
-          b, loc, i32,
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, bits,
-                                i32Constant(0)));
-      Value any = NVVM::BarrierOp::create(
-                      b, loc, i32, Value(), Value(),
-                      NVVM::BarrierReductionAttr::get(
-                          ctx, NVVM::BarrierReduction::OR),
-                      nonzero)
-                      .getRes();
-      Value seen = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, any,
-                                         i32Constant(0));
-      auto ifOp = scf::IfOp::create(b, loc, TypeRange(ValueRange(state)),
-                                    seen, /*withElseRegion=*/true);
-      b.setInsertionPointToStart(ifOp.thenBlock());
-      SmallVector<Value> next = tile(n0, bits, state);
+      b.setInsertionPointToStart(chunks.getBody());
+      Value c0 = chunks.getInductionVar();
+      gpu::BarrierOp::create(b, loc);
+      Value mine = add(c0, tid);
+      auto classify = scf::IfOp::create(
+          b, loc,
+          arith::AndIOp::create(b, loc, less(mine, tiles),
+                                less(tid, constant(kClassChunk))),
+          false);
+      {
+        OpBuilder::InsertionGuard inner(b);
+        b.setInsertionPointToStart(classify.thenBlock());
+        Value n0 = mul(mine, constant(kKeys));
+        Value n1 =
+            arith::MinSIOp::create(b, loc, add(n0, constant(kKeys)), keys);
+        SmallVector<Value> args{bIdx, hIdx, q0, q1, n0, n1};
+        llvm::append_range(args, captures);
+        Value cls = func::CallOp::create(b, loc, block, args).getResult(0);
+        memref::StoreOp::create(b, loc, cls, classes, ValueRange{tid});
+      }
+      gpu::BarrierOp::create(b, loc);
+      Value count = arith::MinSIOp::create(
+          b, loc, constant(kClassChunk), arith::SubIOp::create(b, loc, tiles, c0));
+      SmallVector<Value> next = forTiles(
+          constant(0), count, chunks.getRegionIterArgs(),
+          [&](Value local, ValueRange s) {
+            Value cls = memref::LoadOp::create(b, loc, classes, local);
+            Value n0 = mul(add(c0, local), constant(kKeys));
+            Value seen =
+                arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, cls,
+                                      i32Constant(LOOM_ATTENTION_BLOCK_NONE));
+            auto ifOp = scf::IfOp::create(b, loc, TypeRange(s), seen, true);
+            OpBuilder::InsertionGuard inner(b);
+            b.setInsertionPointToStart(ifOp.thenBlock());
+            scf::YieldOp::create(b, loc, visit(n0, cls, s));
+            b.setInsertionPointToStart(ifOp.elseBlock());
+            scf::YieldOp::create(b, loc, s);
+            return SmallVector<Value>(ifOp.getResults());
+          });
       scf::YieldOp::create(b, loc, next);
-      b.setInsertionPointToStart(ifOp.elseBlock());
-      scf::YieldOp::create(b, loc, state);
-      b.setInsertionPointAfter(ifOp);
-      scf::YieldOp::create(b, loc, ifOp.getResults());
+      result = SmallVector<Value>(chunks.getResults());
     }
-    store(SmallVector<Value>(loop.getResults()));
+    store(result);
   }
 
 private:
@@ -218,7 +254,7 @@ private:
   MLIRContext *ctx;
   Type elem, f32, i32, index;
   int64_t d, dv;
-  Value ks, vt, tid, lane, g, t, bIdx, hIdx, hkv, rowBase, queries, keys;
+  Value ks, vt, tid, lane, g, t, bIdx, hIdx, hkv, rowBase, q0, queries, keys;
   /// The kernel's arguments.
   Value q, k, v, out, lse;
   SmallVector<Value> captures;
@@ -405,7 +441,7 @@ private:
 
   /// Bit e of the result: whether the e-th score of the thread in this
   /// tile is visible, e = 4 * (n-tile) + 2 * (second row) + (odd column).
-  Value maskBits(Value n0) {
+  Value maskBits(Value n0, bool withRegion) {
     auto loop = scf::ForOp::create(b, loc, constant(0), constant(32),
                                    constant(1), ValueRange{i32Constant(0)});
     OpBuilder::InsertionGuard guard(b);
@@ -421,7 +457,7 @@ private:
     Value inRange =
         arith::AndIOp::create(b, loc, less(i, queries), less(j, keys));
     Value visible = inRange;
-    if (!op.getMask().empty()) {
+    if (withRegion) {
       auto ifOp =
           scf::IfOp::create(b, loc, TypeRange{b.getI1Type()}, inRange, true);
       b.setInsertionPointToStart(ifOp.thenBlock());
@@ -488,9 +524,67 @@ private:
     gpu::BarrierOp::create(b, loc);
   }
 
-  /// One tile of keys: scores, online softmax, output update.
-  SmallVector<Value> tile(Value n0, Value bits, ArrayRef<Value> state) {
+  /// `for i in [lo, hi): state = body(i, state)`; returns the final state.
+  SmallVector<Value>
+  forTiles(Value lo, Value hi, ValueRange init,
+           llvm::function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+    auto loop = scf::ForOp::create(b, loc, lo, hi, constant(1), init);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    scf::YieldOp::create(
+        b, loc, body(loop.getInductionVar(), loop.getRegionIterArgs()));
+    return SmallVector<Value>(loop.getResults());
+  }
+
+  /// The tile of keys at `n0` whose class is `cls` (no mask: null).
+  SmallVector<Value> visit(Value n0, Value cls, ValueRange state) {
+    // The previous tile's reads of shared memory end here.
+    gpu::BarrierOp::create(b, loc);
     loadTile(n0);
+    // Which of the thread's 32 scores are visible: the pairs in range,
+    // and for a tile that is not all visible those the mask region shows.
+    Value full = arith::AndIOp::create(
+        b, loc,
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle,
+                              add(n0, constant(kKeys)), keys),
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle,
+                              add(q0, constant(kRows)), queries));
+    Value all = full;
+    if (cls)
+      all = arith::AndIOp::create(
+          b, loc, all,
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, cls,
+                                i32Constant(LOOM_ATTENTION_BLOCK_ALL)));
+    auto ifOp = scf::IfOp::create(b, loc, TypeRange{i32}, all, true);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(ifOp.thenBlock());
+      scf::YieldOp::create(b, loc, ValueRange{i32Constant(-1)});
+      b.setInsertionPointToStart(ifOp.elseBlock());
+      Value bits;
+      if (!cls) {
+        bits = maskBits(n0, /*region=*/false);
+      } else {
+        auto some = scf::IfOp::create(
+            b, loc, TypeRange{i32},
+            arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, cls,
+                                  i32Constant(LOOM_ATTENTION_BLOCK_ALL)),
+            true);
+        b.setInsertionPointToStart(some.thenBlock());
+        scf::YieldOp::create(b, loc, maskBits(n0, /*region=*/false));
+        b.setInsertionPointToStart(some.elseBlock());
+        scf::YieldOp::create(b, loc, maskBits(n0, /*region=*/true));
+        b.setInsertionPointAfter(some);
+        bits = some.getResult(0);
+      }
+      scf::YieldOp::create(b, loc, bits);
+    }
+    return tile(n0, ifOp.getResult(0), state);
+  }
+
+  /// One tile of keys (in shared memory): scores, online softmax, output
+  /// update.
+  SmallVector<Value> tile(Value n0, Value bits, ValueRange state) {
     Value col = mul(t, constant(2));
     // S = q k^T, 8 tiles of 8 keys.
     SmallVector<SmallVector<Value>> s;
