@@ -139,8 +139,13 @@ def profile(pack_dir, pack, bin_dir, b, h, s):
         if entry == "attend_tree":
             cmd += ["--inputs", os.path.join(pack_dir, pack["bench"]["tree"])]
         rc, text = run(cmd, timeout=120)
-        print("ncu %s (rc %d):\n%s" % (entry, rc, text.strip()[-6000:]))
-        logs[entry] = text.strip()[-6000:]
+        # The metric tables, without the advice paragraphs.
+        table = "\n".join(
+            line for line in text.splitlines()
+            if "Section:" in line or re.match(r"^ {4}\S.*\s[\d.,]+$", line))
+        print("ncu %s (rc %d):\n%s" % (entry, rc, table[-6000:] if rc == 0
+                                        else text.strip()[-3000:]))
+        logs[entry] = table[-6000:] if rc == 0 else text.strip()[-3000:]
     return logs
 
 

@@ -7,9 +7,9 @@
 //
 //   - a block of 4 warps owns 64 queries of one (batch, head); each warp
 //     owns 16 of them, whose q fragments stay in registers;
-//   - the keys go by tiles of 64: K row-major and V transposed in shared
-//     memory (rows padded by 8 elements, which makes the fragment reads
-//     free of bank conflicts);
+//   - the keys go by tiles of 64: K and V in shared memory, rows padded by
+//     8 elements so that the ldmatrix reads of the mma fragments (V's
+//     transposed) are free of bank conflicts;
 //   - S = q k^T and O += P v are tensor-core products (`mma.sync`
 //     m16n8k16, f32 accumulation); the softmax is online, in base 2, with
 //     the running maximum and sum per row in registers;
@@ -28,6 +28,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
@@ -56,6 +57,8 @@ constexpr int64_t kKeys = 64;
 constexpr int64_t kPad = 8;
 /// Elements one thread moves from global to shared memory at a time.
 constexpr int64_t kChunk = 8;
+/// Blocks per multiprocessor the register allocation must allow.
+constexpr int64_t kMinBlocks = 2;
 /// Tiles classified at a time (one per thread).
 constexpr int64_t kClassChunk = kThreads;
 
@@ -125,11 +128,14 @@ public:
     kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
                     b.getUnitAttr());
     kernel.setKnownBlockSize(ArrayRef<int32_t>{int32_t(kThreads), 1, 1});
+    // Registers for kMinBlocks blocks per multiprocessor.
+    kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
+                    b.getI32IntegerAttr(kMinBlocks));
     auto shared = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
     ks = kernel.addWorkgroupAttribution(
         MemRefType::get({kKeys, d + kPad}, elem, AffineMap(), shared), loc);
-    vt = kernel.addWorkgroupAttribution(
-        MemRefType::get({dv, kKeys + kPad}, elem, AffineMap(), shared), loc);
+    vs = kernel.addWorkgroupAttribution(
+        MemRefType::get({kKeys, dv + kPad}, elem, AffineMap(), shared), loc);
     Block &entry = kernel.getBody().front();
     b.setInsertionPointToStart(&entry);
     gpu::ReturnOp::create(b, loc);
@@ -168,6 +174,12 @@ public:
     Value warp = arith::DivSIOp::create(b, loc, tid, constant(32));
     g = arith::DivSIOp::create(b, loc, lane, constant(4));
     t = arith::RemSIOp::create(b, loc, lane, constant(4));
+    // ldmatrix: lane l points at row l % 8 of matrix l / 8, whose bits
+    // are lm1 (l / 8 % 2) and lm2 (l / 16).
+    lr = arith::RemSIOp::create(b, loc, lane, constant(8));
+    lm1 = arith::RemSIOp::create(
+        b, loc, arith::DivSIOp::create(b, loc, lane, constant(8)), constant(2));
+    lm2 = arith::DivSIOp::create(b, loc, lane, constant(16));
     // Row of this thread's first accumulator element; the second is 8 on.
     rowBase = add(mul(blockX, constant(kRows)),
                   add(mul(warp, constant(16)), g));
@@ -254,7 +266,7 @@ private:
   MLIRContext *ctx;
   Type elem, f32, i32, index;
   int64_t d, dv;
-  Value ks, vt, tid, lane, g, t, bIdx, hIdx, hkv, rowBase, q0, queries, keys;
+  Value ks, vs, tid, lane, g, t, lr, lm1, lm2, bIdx, hIdx, hkv, rowBase, q0, queries, keys;
   /// The kernel's arguments.
   Value q, k, v, out, lse;
   SmallVector<Value> captures;
@@ -387,12 +399,17 @@ private:
     return pack(
         arith::TruncFOp::create(b, loc, VectorType::get({2}, elem), pair));
   }
-  /// Two consecutive elements of a shared-memory row.
-  Value sharedPair(Value buffer, Value row, Value col) {
-    auto load = vector::LoadOp::create(b, loc, VectorType::get({2}, elem),
-                                       buffer, ValueRange{row, col});
-    load.setAlignment(4);
-    return pack(load);
+  /// The four 8x8 matrices of `buffer` whose rows the lanes point at (lane
+  /// l: row `row`, column `col`), as four mma operand registers.
+  SmallVector<Value> ldmatrix(Value buffer, Value row, Value col,
+                              bool transpose) {
+    auto load = nvgpu::LdMatrixOp::create(
+        b, loc, VectorType::get({4, 2}, elem), buffer, ValueRange{row, col},
+        transpose, 4);
+    SmallVector<Value> regs;
+    for (int64_t k = 0; k < 4; ++k)
+      regs.push_back(pack(vector::ExtractOp::create(b, loc, load, k)));
+    return regs;
   }
 
   SmallVector<Value> mma(ValueRange a, ValueRange bFrag, ValueRange c) {
@@ -490,37 +507,26 @@ private:
     return loop.getResult(0);
   }
 
-  /// K (row-major) and V (transposed) of the tile at `n0` into shared
-  /// memory, zero past the last key.
+  /// K and V of the tile at `n0` into shared memory, zero past the last
+  /// key.
   void loadTile(Value n0) {
-    // K: consecutive threads take consecutive chunks of a row (coalesced).
-    int64_t kChunks = kKeys * d / kChunk;
-    for (int64_t c = 0; c < kChunks; c += kThreads) {
-      Value id = add(tid, constant(c));
-      Value row = arith::DivSIOp::create(b, loc, id, constant(d / kChunk));
-      Value col = mul(arith::RemSIOp::create(b, loc, id, constant(d / kChunk)),
-                      constant(kChunk));
-      Value key = add(n0, row);
-      Value chunk = loadChunk(kView, key, col, less(key, keys));
-      auto st = vector::StoreOp::create(b, loc, chunk, ks, ValueRange{row, col});
-      st.setAlignment(2 * kChunk);
-    }
-    // V: consecutive threads take consecutive keys, so that the transposed
-    // stores of a warp fall in distinct banks.
-    int64_t vChunks = kKeys * dv / kChunk;
-    for (int64_t c = 0; c < vChunks; c += kThreads) {
-      Value id = add(tid, constant(c));
-      Value row = arith::RemSIOp::create(b, loc, id, constant(kKeys));
-      Value col = mul(arith::DivSIOp::create(b, loc, id, constant(kKeys)),
-                      constant(kChunk));
-      Value key = add(n0, row);
-      Value chunk = loadChunk(vView, key, col, less(key, keys));
-      for (int64_t e = 0; e < kChunk; ++e) {
-        Value x = vector::ExtractOp::create(b, loc, chunk, e);
-        memref::StoreOp::create(b, loc, x, vt,
-                                ValueRange{add(col, constant(e)), row});
+    // Consecutive threads take consecutive chunks of a row (coalesced).
+    auto load = [&](const View &view, Value buffer, int64_t width) {
+      for (int64_t c = 0; c < kKeys * width / kChunk; c += kThreads) {
+        Value id = add(tid, constant(c));
+        Value row = arith::DivSIOp::create(b, loc, id, constant(width / kChunk));
+        Value col =
+            mul(arith::RemSIOp::create(b, loc, id, constant(width / kChunk)),
+                constant(kChunk));
+        Value key = add(n0, row);
+        Value chunk = loadChunk(view, key, col, less(key, keys));
+        auto st =
+            vector::StoreOp::create(b, loc, chunk, buffer, ValueRange{row, col});
+        st.setAlignment(2 * kChunk);
       }
-    }
+    };
+    load(kView, ks, d);
+    load(vView, vs, dv);
     gpu::BarrierOp::create(b, loc);
   }
 
@@ -538,9 +544,6 @@ private:
 
   /// The tile of keys at `n0` whose class is `cls` (no mask: null).
   SmallVector<Value> visit(Value n0, Value cls, ValueRange state) {
-    // The previous tile's reads of shared memory end here.
-    gpu::BarrierOp::create(b, loc);
-    loadTile(n0);
     // Which of the thread's 32 scores are visible: the pairs in range,
     // and for a tile that is not all visible those the mask region shows.
     Value full = arith::AndIOp::create(
@@ -549,13 +552,15 @@ private:
                               add(n0, constant(kKeys)), keys),
         arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle,
                               add(q0, constant(kRows)), queries));
-    Value all = full;
-    if (cls)
-      all = arith::AndIOp::create(
-          b, loc, all,
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, cls,
-                                i32Constant(LOOM_ATTENTION_BLOCK_ALL)));
-    auto ifOp = scf::IfOp::create(b, loc, TypeRange{i32}, all, true);
+    Value allVisible =
+        cls ? arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, cls,
+                                    i32Constant(LOOM_ATTENTION_BLOCK_ALL))
+                  .getResult()
+            : arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1)
+                  .getResult();
+    auto ifOp = scf::IfOp::create(
+        b, loc, TypeRange{i32}, arith::AndIOp::create(b, loc, full, allVisible),
+        true);
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(ifOp.thenBlock());
@@ -565,11 +570,7 @@ private:
       if (!cls) {
         bits = maskBits(n0, /*region=*/false);
       } else {
-        auto some = scf::IfOp::create(
-            b, loc, TypeRange{i32},
-            arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, cls,
-                                  i32Constant(LOOM_ATTENTION_BLOCK_ALL)),
-            true);
+        auto some = scf::IfOp::create(b, loc, TypeRange{i32}, allVisible, true);
         b.setInsertionPointToStart(some.thenBlock());
         scf::YieldOp::create(b, loc, maskBits(n0, /*region=*/false));
         b.setInsertionPointToStart(some.elseBlock());
@@ -579,26 +580,48 @@ private:
       }
       scf::YieldOp::create(b, loc, bits);
     }
-    return tile(n0, ifOp.getResult(0), state);
+    Value bits = ifOp.getResult(0);
+    // One barrier both ends the previous tile's reads of shared memory and
+    // tells every thread whether any pair of the tile is visible (the
+    // interval analysis cannot always tell: a tree's hidden tiles).
+    Value nonzero = arith::ExtUIOp::create(
+        b, loc, i32,
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, bits,
+                              i32Constant(0)));
+    Value any =
+        NVVM::BarrierOp::create(
+            b, loc, i32, Value(), Value(),
+            NVVM::BarrierReductionAttr::get(ctx, NVVM::BarrierReduction::OR),
+            nonzero)
+            .getRes();
+    Value seen = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, any,
+                                       i32Constant(0));
+    auto work = scf::IfOp::create(b, loc, TypeRange(state), seen, true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(work.thenBlock());
+    loadTile(n0);
+    scf::YieldOp::create(b, loc, tile(n0, bits, state));
+    b.setInsertionPointToStart(work.elseBlock());
+    scf::YieldOp::create(b, loc, state);
+    return SmallVector<Value>(work.getResults());
   }
 
   /// One tile of keys (in shared memory): scores, online softmax, output
   /// update.
   SmallVector<Value> tile(Value n0, Value bits, ValueRange state) {
-    Value col = mul(t, constant(2));
-    // S = q k^T, 8 tiles of 8 keys.
-    SmallVector<SmallVector<Value>> s;
-    for (int64_t nt = 0; nt < kKeys / 8; ++nt) {
-      SmallVector<Value> acc(4, floatConstant(0.0));
-      Value key = add(g, constant(8 * nt));
+    // S = q k^T, 8 tiles of 8 keys; one ldmatrix.x4 gives the B fragments
+    // of two of them for 16 of the head dims.
+    SmallVector<SmallVector<Value>> s(kKeys / 8,
+                                      SmallVector<Value>(4, floatConstant(0.0)));
+    for (int64_t np = 0; np < kKeys / 16; ++np)
       for (int64_t kk = 0; kk < d / 16; ++kk) {
-        Value c0 = add(col, constant(16 * kk));
-        Value bFrag[] = {sharedPair(ks, key, c0),
-                         sharedPair(ks, key, add(c0, constant(8)))};
-        acc = mma(ArrayRef<Value>(qFrag).slice(4 * kk, 4), bFrag, acc);
+        SmallVector<Value> frag = ldmatrix(
+            ks, add(constant(16 * np), add(lr, mul(lm2, constant(8)))),
+            add(constant(16 * kk), mul(lm1, constant(8))), false);
+        ArrayRef<Value> a = ArrayRef<Value>(qFrag).slice(4 * kk, 4);
+        s[2 * np] = mma(a, {frag[0], frag[1]}, s[2 * np]);
+        s[2 * np + 1] = mma(a, {frag[2], frag[3]}, s[2 * np + 1]);
       }
-      s.push_back(acc);
-    }
     // Online softmax in base 2: x = s * scale * log2(e), hidden -> -inf.
     double scale2 = op.getScale().convertToDouble() / std::log(2.0);
     Value scale = floatConstant(scale2);
@@ -646,14 +669,19 @@ private:
                    packFloats(s[2 * kk][2], s[2 * kk][3]),
                    packFloats(s[2 * kk + 1][0], s[2 * kk + 1][1]),
                    packFloats(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-      Value k0 = add(col, constant(16 * kk));
-      for (int64_t n = 0; n < dv / 8; ++n) {
-        Value row = add(g, constant(8 * n));
-        Value bFrag[] = {sharedPair(vt, row, k0),
-                         sharedPair(vt, row, add(k0, constant(8)))};
-        SmallVector<Value> acc =
-            mma(a, bFrag, ArrayRef<Value>(out).slice(4 * n, 4));
-        std::copy(acc.begin(), acc.end(), out.begin() + 4 * n);
+      // One ldmatrix.x4.trans gives the B fragments of two tiles of 8
+      // value dims for these 16 keys.
+      for (int64_t np = 0; np < dv / 16; ++np) {
+        SmallVector<Value> frag = ldmatrix(
+            vs, add(constant(16 * kk), add(lr, mul(lm1, constant(8)))),
+            add(constant(16 * np), mul(lm2, constant(8))), true);
+        for (int64_t h = 0; h < 2; ++h) {
+          int64_t n = 2 * np + h;
+          SmallVector<Value> acc =
+              mma(a, {frag[2 * h], frag[2 * h + 1]},
+                  ArrayRef<Value>(out).slice(4 * n, 4));
+          std::copy(acc.begin(), acc.end(), out.begin() + 4 * n);
+        }
       }
     }
     SmallVector<Value> next(out);

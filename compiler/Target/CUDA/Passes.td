@@ -69,7 +69,8 @@ def CudaAttentionPass : Pass<"loom-cuda-attention", "ModuleOp"> {
     Replaces every bufferized `fuse.attention` by a `gpu.launch` of a
     flash-attention kernel in the style of FlashAttention-2: blocks of 4
     warps own 64 queries of one (batch, head); keys go by tiles of 64
-    through shared memory (K row-major, V transposed, rows padded);
+    through shared memory (rows padded; the mma fragments of K and V are
+    read with `nvgpu.ldmatrix`, V's transposed);
     `q k^T` and `P v` are tensor-core products (`nvvm.mma.sync` m16n8k16
     with f32 accumulators); the softmax is online in base 2. The mask
     region is cloned into the kernel and evaluated for every (query, key)
@@ -92,7 +93,8 @@ def CudaAttentionPass : Pass<"loom-cuda-attention", "ModuleOp"> {
                            "::mlir::vector::VectorDialect",
                            "::mlir::memref::MemRefDialect",
                            "::mlir::LLVM::LLVMDialect",
-                           "::mlir::NVVM::NVVMDialect"];
+                           "::mlir::NVVM::NVVMDialect",
+                           "::mlir::nvgpu::NVGPUDialect"];
 }
 
 def CudaNativeMathPass : Pass<"loom-cuda-native-math", "::mlir::gpu::GPUModuleOp"> {
