@@ -58,7 +58,7 @@ constexpr int64_t kPad = 8;
 /// Elements one thread moves from global to shared memory at a time.
 constexpr int64_t kChunk = 8;
 /// Blocks per multiprocessor the register allocation must allow.
-constexpr int64_t kMinBlocks = 2;
+constexpr int64_t kMinBlocks = 3;
 /// Tiles classified at a time (one per thread).
 constexpr int64_t kClassChunk = kThreads;
 
@@ -159,6 +159,11 @@ public:
     Value empty = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
                                         planes, constant(0));
     queries = arith::SelectOp::create(b, loc, empty, constant(0), queries);
+    // No query, no key tile: the mask is only evaluated at a real query.
+    empty = arith::OrIOp::create(
+        b, loc, empty,
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, queries,
+                              constant(0)));
     keys = arith::SelectOp::create(b, loc, empty, constant(0), keys);
     Value group = arith::DivSIOp::create(
         b, loc, heads, arith::MaxSIOp::create(b, loc, kvHeads, one));
@@ -192,6 +197,8 @@ public:
     SmallVector<Value> init(dv / 2, floatConstant(0.0));
     Value minusInf = floatConstant(-std::numeric_limits<double>::infinity());
     init.append({minusInf, minusInf, floatConstant(0.0), floatConstant(0.0)});
+    // Last: the key tile whose K is in (or on its way to) shared memory.
+    init.push_back(constant(-1));
     Value tiles = arith::CeilDivSIOp::create(b, loc, keys, constant(kKeys));
     q0 = mul(blockX, constant(kRows));
     Value q1 = arith::MinSIOp::create(b, loc, add(q0, constant(kRows)), queries);
@@ -256,6 +263,8 @@ public:
       scf::YieldOp::create(b, loc, next);
       result = SmallVector<Value>(chunks.getResults());
     }
+    NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
+    result.pop_back();
     store(result);
   }
 
@@ -459,75 +468,77 @@ private:
   /// Bit e of the result: whether the e-th score of the thread in this
   /// tile is visible, e = 4 * (n-tile) + 2 * (second row) + (odd column).
   Value maskBits(Value n0, bool withRegion) {
-    auto loop = scf::ForOp::create(b, loc, constant(0), constant(32),
-                                   constant(1), ValueRange{i32Constant(0)});
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(loop.getBody());
-    Value e = loop.getInductionVar();
-    Value nt = arith::DivSIOp::create(b, loc, e, constant(4));
-    Value half = arith::RemSIOp::create(
-        b, loc, arith::DivSIOp::create(b, loc, e, constant(2)), constant(2));
-    Value odd = arith::RemSIOp::create(b, loc, e, constant(2));
-    Value i = add(rowBase, mul(half, constant(8)));
-    Value j = add(add(n0, mul(nt, constant(8))),
-                  add(mul(t, constant(2)), odd));
-    Value inRange =
-        arith::AndIOp::create(b, loc, less(i, queries), less(j, keys));
-    Value visible = inRange;
-    if (withRegion) {
-      auto ifOp =
-          scf::IfOp::create(b, loc, TypeRange{b.getI1Type()}, inRange, true);
-      b.setInsertionPointToStart(ifOp.thenBlock());
-      Block &region = op.getMask().front();
-      IRMapping mapping;
-      mapping.map(region.getArgument(0), bIdx);
-      mapping.map(region.getArgument(1), hIdx);
-      mapping.map(region.getArgument(2), i);
-      mapping.map(region.getArgument(3), j);
-      for (auto [n, capture] : llvm::enumerate(captures))
-        mapping.map(region.getArgument(4 + n), capture);
-      for (Operation &nested : region.without_terminator())
-        b.clone(nested, mapping);
-      scf::YieldOp::create(
-          b, loc, mapping.lookupOrDefault(region.getTerminator()->getOperand(0)));
-      b.setInsertionPointToStart(ifOp.elseBlock());
-      scf::YieldOp::create(b, loc, ValueRange{inRange});
-      b.setInsertionPointAfter(ifOp);
-      visible = ifOp.getResult(0);
+    // Unrolled, and the region is evaluated at indices clamped into range
+    // (its result then ignored), without branches: loads of the same
+    // capture element (tin[i] for the two rows, tin[j] for the 16 keys)
+    // are then common subexpressions.
+    Value lastQuery = arith::SubIOp::create(b, loc, queries, constant(1));
+    Value lastKey = arith::SubIOp::create(b, loc, keys, constant(1));
+    Value bits = i32Constant(0);
+    for (int64_t e = 0; e < 32; ++e) {
+      int64_t nt = e / 4, half = e / 2 % 2, odd = e % 2;
+      Value i = add(rowBase, constant(8 * half));
+      Value j = add(n0, add(mul(t, constant(2)), constant(8 * nt + odd)));
+      Value visible =
+          arith::AndIOp::create(b, loc, less(i, queries), less(j, keys));
+      if (withRegion) {
+        Block &region = op.getMask().front();
+        IRMapping mapping;
+        mapping.map(region.getArgument(0), bIdx);
+        mapping.map(region.getArgument(1), hIdx);
+        mapping.map(region.getArgument(2),
+                    arith::MinSIOp::create(b, loc, i, lastQuery).getResult());
+        mapping.map(region.getArgument(3),
+                    arith::MinSIOp::create(b, loc, j, lastKey).getResult());
+        for (auto [n, capture] : llvm::enumerate(captures))
+          mapping.map(region.getArgument(4 + n), capture);
+        for (Operation &nested : region.without_terminator())
+          b.clone(nested, mapping);
+        visible = arith::AndIOp::create(
+            b, loc, visible,
+            mapping.lookupOrDefault(region.getTerminator()->getOperand(0)));
+      }
+      bits = arith::OrIOp::create(
+          b, loc, bits,
+          arith::SelectOp::create(b, loc, visible,
+                                  i32Constant(int64_t(1) << e),
+                                  i32Constant(0)));
     }
-    Value bit = arith::ShLIOp::create(
-        b, loc, i32Constant(1),
-        arith::IndexCastOp::create(b, loc, i32, e).getResult());
-    Value set = arith::SelectOp::create(b, loc, visible, bit, i32Constant(0));
-    scf::YieldOp::create(
-        b, loc,
-        ValueRange{arith::OrIOp::create(b, loc, loop.getRegionIterArgs()[0],
-                                        set)
-                       .getResult()});
-    return loop.getResult(0);
+    return bits;
   }
 
-  /// K and V of the tile at `n0` into shared memory, zero past the last
-  /// key.
-  void loadTile(Value n0) {
-    // Consecutive threads take consecutive chunks of a row (coalesced).
-    auto load = [&](const View &view, Value buffer, int64_t width) {
-      for (int64_t c = 0; c < kKeys * width / kChunk; c += kThreads) {
-        Value id = add(tid, constant(c));
-        Value row = arith::DivSIOp::create(b, loc, id, constant(width / kChunk));
-        Value col =
-            mul(arith::RemSIOp::create(b, loc, id, constant(width / kChunk)),
-                constant(kChunk));
-        Value key = add(n0, row);
-        Value chunk = loadChunk(view, key, col, less(key, keys));
-        auto st =
-            vector::StoreOp::create(b, loc, chunk, buffer, ValueRange{row, col});
-        st.setAlignment(2 * kChunk);
-      }
-    };
-    load(kView, ks, d);
-    load(vView, vs, dv);
-    gpu::BarrierOp::create(b, loc);
+  /// Starts the copies of the rows of `view` of the tile at `n0` into
+  /// `buffer` (cp.async, 16 bytes each, zero past the last key) and
+  /// commits them as one group; a view whose chunks are not contiguous and
+  /// aligned is copied synchronously instead. Consecutive threads take
+  /// consecutive chunks of a row (coalesced).
+  void issue(const View &view, Value buffer, int64_t width, Value n0) {
+    for (int64_t c = 0; c < kKeys * width / kChunk; c += kThreads) {
+      Value id = add(tid, constant(c));
+      Value row = arith::DivSIOp::create(b, loc, id, constant(width / kChunk));
+      Value col = mul(arith::RemSIOp::create(b, loc, id, constant(width / kChunk)),
+                      constant(kChunk));
+      Value key = add(n0, row);
+      Value valid = less(key, keys);
+      auto fast = scf::IfOp::create(b, loc, view.fast, true);
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(fast.thenBlock());
+      // The source stays in bounds; rows past the end copy 0 bytes.
+      Value clamped = arith::MinSIOp::create(
+          b, loc, key, arith::SubIOp::create(b, loc, keys, constant(1)));
+      Value count = arith::SelectOp::create(b, loc, valid, constant(kChunk),
+                                            constant(0));
+      nvgpu::DeviceAsyncCopyOp::create(
+          b, loc, buffer, ValueRange{row, col}, view.flat,
+          ValueRange{at(view, hkv, clamped, col)}, b.getIndexAttr(kChunk),
+          count, b.getUnitAttr());
+      b.setInsertionPointToStart(fast.elseBlock());
+      Value chunk = loadChunk(view, key, col, valid);
+      auto st =
+          vector::StoreOp::create(b, loc, chunk, buffer, ValueRange{row, col});
+      st.setAlignment(2 * kChunk);
+    }
+    NVVM::CpAsyncCommitGroupOp::create(b, loc);
   }
 
   /// `for i in [lo, hi): state = body(i, state)`; returns the final state.
@@ -599,8 +610,48 @@ private:
     auto work = scf::IfOp::create(b, loc, TypeRange(state), seen, true);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(work.thenBlock());
-    loadTile(n0);
-    scf::YieldOp::create(b, loc, tile(n0, bits, state));
+    // K of this tile was started during the previous one's P v when it
+    // is the next tile; else it is started now, once the copy in flight
+    // into the same buffer is done.
+    Value kLoaded = state.back();
+    auto missing = scf::IfOp::create(
+        b, loc,
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, kLoaded, n0),
+        false);
+    {
+      OpBuilder::InsertionGuard inner(b);
+      b.setInsertionPointToStart(missing.thenBlock());
+      NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
+      issue(kView, ks, d, n0);
+    }
+    issue(vView, vs, dv, n0);
+    NVVM::CpAsyncWaitGroupOp::create(b, loc, 1); // K
+    gpu::BarrierOp::create(b, loc);
+    Value next = add(n0, constant(kKeys));
+    SmallVector<Value> updated = tile(bits, state.drop_back(), [&] {
+      // Every warp is done with K: the next tile's K goes in (an empty
+      // group past the end, so that the wait below counts right).
+      gpu::BarrierOp::create(b, loc);
+      auto more = scf::IfOp::create(b, loc, less(next, keys), false);
+      {
+        OpBuilder::InsertionGuard inner(b);
+        b.setInsertionPointToStart(more.thenBlock());
+        issue(kView, ks, d, next);
+      }
+      auto none = scf::IfOp::create(
+          b, loc,
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, next, keys),
+          false);
+      {
+        OpBuilder::InsertionGuard inner(b);
+        b.setInsertionPointToStart(none.thenBlock());
+        NVVM::CpAsyncCommitGroupOp::create(b, loc);
+      }
+      NVVM::CpAsyncWaitGroupOp::create(b, loc, 1); // V
+      gpu::BarrierOp::create(b, loc);
+    });
+    updated.push_back(next);
+    scf::YieldOp::create(b, loc, updated);
     b.setInsertionPointToStart(work.elseBlock());
     scf::YieldOp::create(b, loc, state);
     return SmallVector<Value>(work.getResults());
@@ -608,7 +659,8 @@ private:
 
   /// One tile of keys (in shared memory): scores, online softmax, output
   /// update.
-  SmallVector<Value> tile(Value n0, Value bits, ValueRange state) {
+  SmallVector<Value> tile(Value bits, ValueRange state,
+                          llvm::function_ref<void()> beforeValues) {
     // S = q k^T, 8 tiles of 8 keys; one ldmatrix.x4 gives the B fragments
     // of two of them for 16 of the head dims.
     SmallVector<SmallVector<Value>> s(kKeys / 8,
@@ -663,6 +715,7 @@ private:
         for (int64_t k = 2 * half; k < 2 * half + 2; ++k)
           out[4 * n + k] = fmul(out[4 * n + k], alpha);
     }
+    beforeValues();
     // O += P v: P's accumulators are the A fragments of the next product.
     for (int64_t kk = 0; kk < kKeys / 16; ++kk) {
       Value a[] = {packFloats(s[2 * kk][0], s[2 * kk][1]),
