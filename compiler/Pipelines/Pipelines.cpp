@@ -114,7 +114,9 @@ struct FusePipelineOptions : public PassPipelineOptions<FusePipelineOptions> {
           clEnumValN(AttentionMode::Fused, "fused",
                      "one fuse.attention kernel (flash attention)"),
           clEnumValN(AttentionMode::Unfused, "unfused",
-                     "linalg lowering that materializes the scores"))};
+                     "linalg lowering that materializes the scores"),
+          clEnumValN(AttentionMode::Auto, "auto",
+                     "fused where the target's kernel compiles it"))};
   Option<LogprobMode> logprob{
       *this, "logprob",
       llvm::cl::desc("How token_logprob with an lm-head is compiled"),
@@ -150,11 +152,12 @@ LogicalResult loom::buildGraphPipeline(OpPassManager &pm) {
 LogicalResult loom::buildFusePipeline(OpPassManager &pm, MlaMode mla,
                                       AttentionMode attention,
                                       LogprobMode logprob,
-                                      bool lowPrecisionAttention) {
-  if (attention == AttentionMode::Fused && lowPrecisionAttention)
-    pm.addPass(fuse::createAttentionFusePass());
+                                      bool gpu) {
+  if (attention != AttentionMode::Unfused && gpu)
+    pm.addPass(fuse::createAttentionFusePass(
+        {/*gpuKernelOnly=*/attention == AttentionMode::Auto}));
   pm.addPass(createPromoteLowPrecisionPass());
-  if (attention == AttentionMode::Fused && !lowPrecisionAttention)
+  if (attention != AttentionMode::Unfused && !gpu)
     pm.addPass(fuse::createAttentionFusePass());
   if (logprob == LogprobMode::Fused)
     pm.addPass(fuse::createTokenLogprobFusePass());

@@ -30,6 +30,10 @@ enum class AttentionMode {
   Fused,
   /// Left to the linalg lowering: the scores are materialized.
   Unfused,
+  /// Fused where the target's kernel compiles the op, else unfused: every
+  /// attention on the CPU; on the GPU f16 and bf16 attention without a
+  /// score region, with head dims that are multiples of 16 up to 128.
+  Auto,
 };
 
 /// How the lm-head forms of `loom.token_logprob` and its backward are
@@ -45,14 +49,15 @@ enum class LogprobMode {
 /// only), `loom-fuse-token-logprob` (Fused only), `loom-mla-absorb` (Absorb
 /// only), then `loom-mla-expand` for what is left, clean-up. Registered as
 /// `loom-fuse` with the options `mla=absorb|naive`,
-/// `attention=fused|unfused` and `logprob=fused|unfused`. With
-/// `lowPrecisionAttention` (the CUDA target, whose attention kernel reads
-/// f16 and bf16 and accumulates in f32 itself) attention is fused before
-/// `loom-promote-low-precision`, so that it keeps its element type.
+/// `attention=fused|unfused|auto` and `logprob=fused|unfused`. With `gpu`
+/// (the CUDA target, whose attention kernel reads f16 and bf16 and
+/// accumulates in f32 itself) attention is fused before
+/// `loom-promote-low-precision`, so that it keeps its element type, and
+/// `auto` fuses what that kernel compiles.
 LogicalResult buildFusePipeline(OpPassManager &pm, MlaMode mla,
                                 AttentionMode attention = AttentionMode::Fused,
                                 LogprobMode logprob = LogprobMode::Fused,
-                                bool lowPrecisionAttention = false);
+                                bool gpu = false);
 
 /// `loom` to linalg on tensors plus elementwise fusion. Registered as
 /// `loom-to-linalg`.

@@ -78,8 +78,8 @@ static cl::opt<std::string>
 static cl::opt<std::string>
     target("target",
            cl::desc("What the artifact runs on: cpu or cuda (for cuda, "
-                    "--attention, --logprob and --mla default to unfused and "
-                    "naive)"),
+                    "--attention defaults to auto, --logprob to unfused and "
+                    "--mla to naive)"),
            cl::init("cpu"), cl::cat(category));
 static cl::opt<std::string>
     smVersion("sm",
@@ -122,7 +122,12 @@ static cl::opt<mlir::loom::AttentionMode> attention(
                           "score regions; hidden blocks skipped (default)"),
                clEnumValN(mlir::loom::AttentionMode::Unfused, "unfused",
                           "materialize the [B, H, Sq, Skv] scores with "
-                          "linalg, the baseline")),
+                          "linalg, the baseline"),
+               clEnumValN(mlir::loom::AttentionMode::Auto, "auto",
+                          "fused where the target's kernel compiles it "
+                          "(default for --target=cuda: f16 and bf16 "
+                          "attention without a score region, head dims "
+                          "multiples of 16 up to 128)")),
     cl::cat(category));
 static cl::opt<mlir::loom::LogprobMode> logprob(
     "logprob",
@@ -244,12 +249,12 @@ static int compile() {
     options.cudaBinary = cudaBinary == "ptx"     ? mlir::loom::CudaBinary::Ptx
                          : cudaBinary == "cubin" ? mlir::loom::CudaBinary::Cubin
                                                  : mlir::loom::CudaBinary::Auto;
-    // Until the GPU has fused kernels of its own, the CUDA target takes the
-    // unfused forms unless they were asked for by name.
+    // The GPU has a fused attention kernel for f16 and bf16; MLA decode
+    // and token log-probs run unfused there unless asked for by name.
     if (mla.getNumOccurrences() == 0)
       options.mla = mlir::loom::MlaMode::Naive;
     if (attention.getNumOccurrences() == 0)
-      options.attention = mlir::loom::AttentionMode::Unfused;
+      options.attention = mlir::loom::AttentionMode::Auto;
     if (logprob.getNumOccurrences() == 0)
       options.logprob = mlir::loom::LogprobMode::Unfused;
   }

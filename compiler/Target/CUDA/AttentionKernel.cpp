@@ -25,6 +25,7 @@
 #include "compiler/Target/CPU/AttentionOutline.h"
 #include "loom/abi.h"
 #include "dialects/fuse/IR/FuseOps.h"
+#include "dialects/fuse/Transforms/Transforms.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -81,20 +82,9 @@ public:
     auto v = dyn_cast<MemRefType>(op.getV().getType());
     if (!q || !v)
       return "is not bufferized";
-    if (!isa<Float16Type, BFloat16Type>(q.getElementType()))
-      return "reads " + typeName(q.getElementType()) +
-             "; the GPU attention kernel reads f16 or bf16 (compile with "
-             "--attention=unfused, or give the model f16 or bf16 q, k, v)";
-    if (!op.getScore().empty())
-      return "has a score region, which the GPU attention kernel does not "
-             "compile yet (compile with --attention=unfused)";
-    for (int64_t size : {q.getDimSize(3), v.getDimSize(3)})
-      if (ShapedType::isDynamic(size) || size % 16 != 0 || size > 128)
-        return "has head dims " + std::to_string(q.getDimSize(3)) + " and " +
-               std::to_string(v.getDimSize(3)) +
-               "; the GPU attention kernel needs static multiples of 16 up "
-               "to 128 (compile with --attention=unfused)";
-    return "";
+    return fuse::gpuAttentionUnsupported(q.getElementType(), q.getDimSize(3),
+                                         v.getDimSize(3),
+                                         !op.getScore().empty());
   }
 
   /// Creates the kernel `@<name>::@kernel` at the end of `module` and
@@ -290,13 +280,6 @@ private:
     SmallVector<Value, 4> strides;
   };
   View kView, vView;
-
-  static std::string typeName(Type type) {
-    std::string text;
-    llvm::raw_string_ostream os(text);
-    type.print(os);
-    return text;
-  }
 
   Value constant(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
   Value i32Constant(int64_t v) {

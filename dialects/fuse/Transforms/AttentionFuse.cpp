@@ -163,10 +163,18 @@ void retargetYields(RewriterBase &rewriter, Region &region) {
 
 /// `loom.attention` becomes `fuse.attention` with the same regions.
 struct AttentionOpToFusePattern : public OpRewritePattern<loom::AttentionOp> {
-  using OpRewritePattern::OpRewritePattern;
+  AttentionOpToFusePattern(MLIRContext *ctx, bool gpuKernelOnly)
+      : OpRewritePattern(ctx), gpuKernelOnly(gpuKernelOnly) {}
 
   LogicalResult matchAndRewrite(loom::AttentionOp op,
                                 PatternRewriter &rewriter) const override {
+    if (gpuKernelOnly &&
+        !fuse::gpuAttentionUnsupported(
+             tensorOf(op.getQ()).getElementType(),
+             tensorOf(op.getQ()).getDimSize(3),
+             tensorOf(op.getV()).getDimSize(3), !op.getScore().empty())
+             .empty())
+      return rewriter.notifyMatchFailure(op, "not for the GPU kernel");
     auto fused = createFused(rewriter, op.getLoc(), op.getQ(), op.getK(),
                              op.getV(), op.getCaptures(), tensorOf(op.getOut()),
                              tensorOf(op.getLse()), op.getScaleAttr());
@@ -179,6 +187,8 @@ struct AttentionOpToFusePattern : public OpRewritePattern<loom::AttentionOp> {
     rewriter.replaceOp(op, fused.getResults());
     return success();
   }
+
+  bool gpuKernelOnly;
 };
 
 //===----------------------------------------------------------------------===//
@@ -374,13 +384,23 @@ SmallVector<Value> broadcastIndices(OpBuilder &b, Location loc,
 
 /// `softmax(q . k^T * s + m, axis=-1) . v` becomes `fuse.attention`.
 struct CompositeToFusePattern : public OpRewritePattern<loom::MatmulOp> {
-  using OpRewritePattern::OpRewritePattern;
+  CompositeToFusePattern(MLIRContext *ctx, bool gpuKernelOnly)
+      : OpRewritePattern(ctx), gpuKernelOnly(gpuKernelOnly) {}
+
+  bool gpuKernelOnly;
 
   LogicalResult matchAndRewrite(loom::MatmulOp op,
                                 PatternRewriter &rewriter) const override {
     Composite c;
     if (failed(matchComposite(op, c)))
       return rewriter.notifyMatchFailure(op, "not an attention composite");
+    if (gpuKernelOnly &&
+        !fuse::gpuAttentionUnsupported(
+             op.getType().getElementType(),
+             tensorOf(c.q).getShape().back(), tensorOf(c.v).getShape().back(),
+             bool(c.additive))
+             .empty())
+      return rewriter.notifyMatchFailure(op, "not for the GPU kernel");
     Location loc = op.getLoc();
     RankedTensorType type = op.getType();
     int64_t rank = type.getRank();
@@ -464,9 +484,11 @@ struct CompositeToFusePattern : public OpRewritePattern<loom::MatmulOp> {
 
 struct AttentionFusePass
     : public fuse::impl::AttentionFusePassBase<AttentionFusePass> {
+  using AttentionFusePassBase::AttentionFusePassBase;
+
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    fuse::populateAttentionFusePatterns(patterns);
+    fuse::populateAttentionFusePatterns(patterns, gpuKernelOnly);
     // Folding and region simplification are left to the canonicalizer
     // that follows in the pipeline.
     GreedyRewriteConfig config;
@@ -480,7 +502,33 @@ struct AttentionFusePass
 
 } // namespace
 
-void fuse::populateAttentionFusePatterns(RewritePatternSet &patterns) {
+void fuse::populateAttentionFusePatterns(RewritePatternSet &patterns,
+                                         bool gpuKernelOnly) {
   patterns.add<AttentionOpToFusePattern, CompositeToFusePattern>(
-      patterns.getContext());
+      patterns.getContext(), gpuKernelOnly);
+}
+
+std::string fuse::gpuAttentionUnsupported(Type element, int64_t d, int64_t dv,
+                                          bool score) {
+  if (!isa<Float16Type, BFloat16Type>(element)) {
+    std::string name;
+    llvm::raw_string_ostream os(name);
+    element.print(os);
+    return "reads " + name +
+           "; the GPU attention kernel reads f16 or bf16 (compile with "
+           "--attention=unfused, or give the model f16 or bf16 q, k, v)";
+  }
+  if (score)
+    return "has a score region, which the GPU attention kernel does not "
+           "compile yet (compile with --attention=unfused)";
+  for (int64_t size : {d, dv})
+    if (ShapedType::isDynamic(size) || size % 16 != 0 || size > 128)
+      return "has head dims " +
+             (ShapedType::isDynamic(d) ? std::string("?") : std::to_string(d)) +
+             " and " +
+             (ShapedType::isDynamic(dv) ? std::string("?")
+                                        : std::to_string(dv)) +
+             "; the GPU attention kernel needs static multiples of 16 up "
+             "to 128 (compile with --attention=unfused)";
+  return "";
 }

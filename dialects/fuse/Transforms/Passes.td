@@ -79,7 +79,16 @@ def AttentionFusePass : Pass<"loom-fuse-attention", "ModuleOp"> {
     %o, %lse = fuse.attention ins(%q, %k, %v : ...) outs(%oi, %li : ...)
         {scale = 1.250000e-01 : f64} -> ...
     ```
+
+    With `gpu-kernel-only`, attention is fused only where the CUDA
+    kernel (`loom-cuda-attention`) compiles it: f16 or bf16, no score
+    region, head dims that are static multiples of 16 up to 128; the rest
+    is left to the linalg lowering.
   }];
+  let options = [
+    Option<"gpuKernelOnly", "gpu-kernel-only", "bool", /*default=*/"false",
+           "Fuse only what the CUDA attention kernel compiles">,
+  ];
   let dependentDialects = [
     "::mlir::fuse::FuseDialect",
     "::mlir::tensor::TensorDialect",

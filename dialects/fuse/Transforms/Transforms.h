@@ -29,7 +29,16 @@ void expandCsrContains(RewriterBase &rewriter, Region &region);
 /// `fuse.attention`, and the composite `softmax(q . k^T * s + m) . v`
 /// written with `loom` ops becomes `fuse.attention` with a mask or score
 /// region.
-void populateAttentionFusePatterns(RewritePatternSet &patterns);
+/// With `gpuKernelOnly`, only what the CUDA attention kernel compiles is
+/// fused (see gpuAttentionUnsupported).
+void populateAttentionFusePatterns(RewritePatternSet &patterns,
+                                   bool gpuKernelOnly = false);
+
+/// Why the CUDA attention kernel (loom-cuda-attention) cannot compile an
+/// attention on `element` with head dims `d` (q, k) and `dv` (v), with or
+/// without a score region; empty when it can.
+std::string gpuAttentionUnsupported(Type element, int64_t d, int64_t dv,
+                                    bool score);
 
 /// Rewrites every f32 `loom.token_logprob` and `loom.token_logprob_grad`
 /// with an lm-head `weight` nested in `scope` into `fuse.token_logprob` and
