@@ -123,6 +123,25 @@ def loom_attention(pack_dir, pack, bin_dir, b, h, s):
     return results
 
 
+def loom_matmul(pack_dir, pack, bin_dir):
+    """Times the 4096^3 products: cuBLAS against the generated loops."""
+    results = {}
+    for bench in pack["bench"].get("matmul", []):
+        cmd = [os.path.join(bin_dir, "loom-bench"),
+               os.path.join(pack_dir, bench["artifact"]), "--call", "main",
+               "--warmup", "2", "--reps", "10", "--json"]
+        rc, text = run(cmd, timeout=120)
+        if rc != 0:
+            results[bench["name"]] = {"error": text.strip()[-500:]}
+            continue
+        r = json.loads(text.strip().splitlines()[-1])
+        r["tflops"] = 2.0 * 4096 ** 3 / r["median_s"] / 1e12
+        results[bench["name"]] = r
+        print("loom %-26s %.3f ms, %.2f TFLOP/s" % (
+            bench["name"], r["median_s"] * 1e3, r["tflops"]))
+    return results
+
+
 def profile(pack_dir, pack, bin_dir, b, h, s):
     """Nsight Compute's summary of one launch of each attention kernel of
     the last benchmark artifact (the flash kernel)."""
@@ -172,6 +191,7 @@ def main():
     for entry, r in report["loom_attention"].items():
         print("loom %-26s %s" % (entry, "%.3f ms, %.2f TFLOP/s" % (
             r["median_s"] * 1e3, r["tflops"]) if "tflops" in r else r))
+    report["loom_matmul"] = loom_matmul(pack_dir, pack, bin_dir)
     if os.environ.get("LOOM_GPU_NCU") and shutil.which("ncu"):
         report["ncu"] = profile(pack_dir, pack, bin_dir, b, h, s)
     torch_cmd = [sys.executable, os.path.join(ROOT, "bench", "torch_gpu.py"),

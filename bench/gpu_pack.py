@@ -210,6 +210,22 @@ def main():
                                ["--define", "D=128", "--attention=fused"] +
                                p.cuda_flags)},
     ]
+    # Dense matrix products, 4096^3: cuBLAS (--matmul=runtime) against the
+    # generated loops (--matmul=codegen), f32 and bf16.
+    mm_bf16 = p.path("matmul_bf16.loom")
+    with open(os.path.join(ROOT, "bench", "matmul.loom")) as f:
+        text = f.read()
+    with open(mm_bf16, "w") as f:
+        f.write(text.replace("f32[", "bf16["))
+    matmul = []
+    for dtype, model in (("f32", os.path.join(ROOT, "bench", "matmul.loom")),
+                         ("bf16", mm_bf16)):
+        for how in ("runtime", "codegen"):
+            name = "matmul_%s_%s" % (dtype, how)
+            matmul.append({"name": name, "artifact": p.compile(
+                name + ".cuda.so", model,
+                ["--define", "m=4096", "--define", "n=4096", "--define",
+                 "k=4096", "--matmul=" + how] + p.cuda_flags)})
     run([sys.executable, os.path.join(ROOT, "bench", "make_tree.py"),
          p.path("tree.safetensors"), "4096", "0"])
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
@@ -219,7 +235,8 @@ def main():
         json.dump({"chip": "sm_" + a.sm,
                    "commit": commit,
                    "cases": p.cases,
-                   "bench": {"attention": bench, "S": 4096,
+                   "bench": {"attention": bench, "matmul": matmul,
+                             "S": 4096,
                              "tree": "tree.safetensors"}},
                   f, indent=1)
     print("gpu_pack: %d cases and the benchmark artifact in %s"

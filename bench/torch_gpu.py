@@ -10,6 +10,7 @@ card:
     FlexAttention (causal, and a syntax-tree mask from the Euler-tour
     intervals of TREE, by default a random tree of bench/make_tree.py) in
     bf16; TFLOP/s count 4 B H S^2 D (half when causal) for every mask;
+  - torch.mm of 4096 x 4096 matrices in f32 and bf16 (cuBLAS);
   - the absorbed MLA decode of DeepSeek-V3 (128 heads, kv_lora 512, rope 64,
     one query token, cache 4096) in bf16 at batch 64 and 128; GB/s count the
     cache bytes read (latent and rope key).
@@ -123,6 +124,18 @@ def mla_decode(batch, cache=4096, heads=128, kv_lora=512, rope=64):
     return {"median_s": t, "cache_bytes": nbytes, "gbps": nbytes / t / 1e9}
 
 
+def matmul(n=4096):
+    if DEVICE != "cuda":
+        n = 256
+    out = {}
+    for dtype, name in ((torch.float32, "f32"), (torch.bfloat16, "bf16")):
+        a = torch.randn(n, n, device=DEVICE, dtype=dtype)
+        b = torch.randn(n, n, device=DEVICE, dtype=dtype)
+        t = timed(lambda: torch.mm(a, b))
+        out[name] = {"n": n, "median_s": t, "tflops": 2.0 * n ** 3 / t / 1e12}
+    return out
+
+
 def main():
     b, h, s = (int(x) for x in sys.argv[1:4])
     tree_file = sys.argv[4] if len(sys.argv) > 4 else None
@@ -136,6 +149,10 @@ def main():
     for k, r in report["attention"].items():
         print("torch %-18s %.3f ms, %.1f TFLOP/s" % (k, r["median_s"] * 1e3,
                                                     r["tflops"]))
+    report["matmul"] = matmul()
+    for k, r in report["matmul"].items():
+        print("torch mm %d^3 %-4s %.3f ms, %.1f TFLOP/s" % (
+            r["n"], k, r["median_s"] * 1e3, r["tflops"]))
     report["mla_decode"] = {}
     for batch in (64, 128):
         r = mla_decode(batch)
