@@ -193,6 +193,19 @@ def main():
                ["%s:%s" % (e, e) for e in ("attend_causal", "attend_tree",
                                            "attend_full")], "2e-2", "2e-2")
 
+    # Long sequences: more than 128 key tiles (the kernel classifies them
+    # 128 at a time) and a partial last tile, two heads, the causal and
+    # the tree mask.
+    p.tensors("long.qkv.safetensors", [
+        "%s%s:bf16:1x2x8300x16:wave" % (prefix, name)
+        for prefix in ("", "c.") for name in ("q", "k", "v")])
+    run([sys.executable, os.path.join(ROOT, "bench", "make_tree.py"),
+         p.path("long.tree.safetensors"), "8300", "1"])
+    p.compared("masked_attention_bf16_long_fused", bf16_model,
+               ["--define", "D=16", "--attention=fused"], None,
+               ["long.qkv.safetensors", "long.tree.safetensors"],
+               ["attend_tree", "attend_causal:c"], "2e-2", "2e-2")
+
     for case, overrides in OBJECTIVES:
         p.objective(case, overrides)
 
