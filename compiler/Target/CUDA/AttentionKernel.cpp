@@ -13,19 +13,23 @@
 //   - S = q k^T and O += P v are tensor-core products (`mma.sync`
 //     m16n8k16, f32 accumulation); the softmax is online, in base 2, with
 //     the running maximum and sum per row in registers;
-//   - the mask region is evaluated in the kernel for each (query, key)
-//     pair a thread holds, and a tile that no pair of the block sees is
-//     skipped whole (its loads and products), decided by a barrier that
-//     or-reduces the threads' predicates.
+//   - cp.async copies overlap the products: V of a tile during its scores,
+//     K of the next tile during P v;
+//   - the mask region's interval analysis (mask_block, as on the CPU)
+//     classifies the tiles of keys as hidden, visible or mixed; hidden
+//     tiles are skipped, visible ones evaluate no mask, and in mixed ones
+//     the region is evaluated for each (query, key) pair a thread holds,
+//     the tile skipped when a barrier that or-reduces the threads'
+//     predicates finds no visible pair.
 //
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Target/CUDA/Passes.h"
 
 #include "compiler/Target/CPU/AttentionOutline.h"
-#include "loom/abi.h"
 #include "dialects/fuse/IR/FuseOps.h"
 #include "dialects/fuse/Transforms/Transforms.h"
+#include "loom/abi.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -49,6 +53,9 @@ namespace {
 /// Names the kernel that loom-cuda-map-to-gpu launches for the calls of a
 /// declaration.
 constexpr const char *kLaunchAttr = "loom.cuda.launch";
+/// Queries per block and threads per block of that launch.
+constexpr const char *kLaunchRowsAttr = "loom.cuda.launch_rows";
+constexpr const char *kLaunchThreadsAttr = "loom.cuda.launch_threads";
 constexpr int64_t kWarps = 4;
 constexpr int64_t kThreads = 32 * kWarps;
 /// Queries of a block (16 per warp) and keys of a tile.
@@ -106,6 +113,9 @@ public:
                       SymbolRefAttr::get(top.getStringAttr(name),
                                          {FlatSymbolRefAttr::get(
                                              top.getStringAttr("kernel"))}));
+      // The launch: one block per kRows queries of a (batch, head).
+      callee->setAttr(kLaunchRowsAttr, top.getIndexAttr(kRows));
+      callee->setAttr(kLaunchThreadsAttr, top.getIndexAttr(kThreads));
     }
     func::CallOp::create(b, loc, (name + "_launch").str(), TypeRange(),
                          operands);
@@ -113,10 +123,9 @@ public:
     b.setInsertionPointToEnd(module.getBody());
     auto gpuModule = gpu::GPUModuleOp::create(b, loc, name);
     b.setInsertionPointToStart(gpuModule.getBody());
-    auto kernel = gpu::GPUFuncOp::create(b, loc, "kernel",
-                                         b.getFunctionType(types, {}));
-    kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
-                    b.getUnitAttr());
+    auto kernel =
+        gpu::GPUFuncOp::create(b, loc, "kernel", b.getFunctionType(types, {}));
+    kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
     kernel.setKnownBlockSize(ArrayRef<int32_t>{int32_t(kThreads), 1, 1});
     // Registers for kMinBlocks blocks per multiprocessor.
     kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
@@ -133,8 +142,8 @@ public:
     q = entry.getArgument(0);
     k = entry.getArgument(1);
     v = entry.getArgument(2);
-    captures = llvm::to_vector(ValueRange(
-        entry.getArguments().slice(3, op.getCaptures().size())));
+    captures = llvm::to_vector(
+        ValueRange(entry.getArguments().slice(3, op.getCaptures().size())));
     out = entry.getArgument(3 + captures.size());
     lse = entry.getArgument(4 + captures.size());
 
@@ -150,10 +159,10 @@ public:
                                         planes, constant(0));
     queries = arith::SelectOp::create(b, loc, empty, constant(0), queries);
     // No query, no key tile: the mask is only evaluated at a real query.
-    empty = arith::OrIOp::create(
-        b, loc, empty,
-        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, queries,
-                              constant(0)));
+    empty = arith::OrIOp::create(b, loc, empty,
+                                 arith::CmpIOp::create(b, loc,
+                                                       arith::CmpIPredicate::eq,
+                                                       queries, constant(0)));
     keys = arith::SelectOp::create(b, loc, empty, constant(0), keys);
     Value group = arith::DivSIOp::create(
         b, loc, heads, arith::MaxSIOp::create(b, loc, kvHeads, one));
@@ -176,8 +185,8 @@ public:
         b, loc, arith::DivSIOp::create(b, loc, lane, constant(8)), constant(2));
     lm2 = arith::DivSIOp::create(b, loc, lane, constant(16));
     // Row of this thread's first accumulator element; the second is 8 on.
-    rowBase = add(mul(blockX, constant(kRows)),
-                  add(mul(warp, constant(16)), g));
+    rowBase =
+        add(mul(blockX, constant(kRows)), add(mul(warp, constant(16)), g));
     kView = view(k);
     vView = view(v);
 
@@ -191,12 +200,14 @@ public:
     init.push_back(constant(-1));
     Value tiles = arith::CeilDivSIOp::create(b, loc, keys, constant(kKeys));
     q0 = mul(blockX, constant(kRows));
-    Value q1 = arith::MinSIOp::create(b, loc, add(q0, constant(kRows)), queries);
+    Value q1 =
+        arith::MinSIOp::create(b, loc, add(q0, constant(kRows)), queries);
     SmallVector<Value> result;
     if (op.getMask().empty()) {
-      result = forTiles(constant(0), tiles, init, [&](Value tile, ValueRange s) {
-        return visit(mul(tile, constant(kKeys)), Value(), s);
-      });
+      result =
+          forTiles(constant(0), tiles, init, [&](Value tile, ValueRange s) {
+            return visit(mul(tile, constant(kKeys)), Value(), s);
+          });
     } else {
       // The classes of up to kClassChunk tiles at a time, one per thread,
       // from the interval analysis of the mask region (mask_block), go
@@ -232,8 +243,9 @@ public:
         memref::StoreOp::create(b, loc, cls, classes, ValueRange{tid});
       }
       gpu::BarrierOp::create(b, loc);
-      Value count = arith::MinSIOp::create(
-          b, loc, constant(kClassChunk), arith::SubIOp::create(b, loc, tiles, c0));
+      Value count =
+          arith::MinSIOp::create(b, loc, constant(kClassChunk),
+                                 arith::SubIOp::create(b, loc, tiles, c0));
       SmallVector<Value> next = forTiles(
           constant(0), count, chunks.getRegionIterArgs(),
           [&](Value local, ValueRange s) {
@@ -265,7 +277,8 @@ private:
   MLIRContext *ctx;
   Type elem, f32, i32, index;
   int64_t d, dv;
-  Value ks, vs, tid, lane, g, t, lr, lm1, lm2, bIdx, hIdx, hkv, rowBase, q0, queries, keys;
+  Value ks, vs, tid, lane, g, t, lr, lm1, lm2, bIdx, hIdx, hkv, rowBase, q0,
+      queries, keys;
   /// The kernel's arguments.
   Value q, k, v, out, lse;
   SmallVector<Value> captures;
@@ -281,7 +294,9 @@ private:
   };
   View kView, vView;
 
-  Value constant(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value constant(int64_t v) {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  }
   Value i32Constant(int64_t v) {
     return arith::ConstantIntOp::create(b, loc, i32, v);
   }
@@ -303,19 +318,18 @@ private:
   }
   /// ex2.approx and lg2.approx: one instruction each, no libdevice.
   Value ptxUnary(StringRef instruction, Value x) {
-    return LLVM::InlineAsmOp::create(
-               b, loc, f32, ValueRange{x},
-               (instruction + " $0, $1;").str(), "=f,f",
-               /*has_side_effects=*/false, /*is_align_stack=*/false,
-               LLVM::tailcallkind::TailCallKind::None,
-               LLVM::AsmDialectAttr(), ArrayAttr())
+    return LLVM::InlineAsmOp::create(b, loc, f32, ValueRange{x},
+                                     (instruction + " $0, $1;").str(), "=f,f",
+                                     /*has_side_effects=*/false,
+                                     /*is_align_stack=*/false,
+                                     LLVM::tailcallkind::TailCallKind::None,
+                                     LLVM::AsmDialectAttr(), ArrayAttr())
         .getResult(0);
   }
   Value exp2(Value x) { return ptxUnary("ex2.approx.ftz.f32", x); }
   Value log2(Value x) { return ptxUnary("lg2.approx.ftz.f32", x); }
   Value shuffleXor(Value x, int32_t offset) {
-    return gpu::ShuffleOp::create(b, loc, x, offset, 32,
-                                  gpu::ShuffleMode::XOR)
+    return gpu::ShuffleOp::create(b, loc, x, offset, 32, gpu::ShuffleMode::XOR)
         .getShuffleResult();
   }
 
@@ -359,7 +373,8 @@ private:
     auto fast = scf::IfOp::create(b, loc, TypeRange{chunk}, v.fast, true);
     b.setInsertionPointToStart(fast.thenBlock());
     Value start = at(v, hkv, row, col);
-    auto load = vector::LoadOp::create(b, loc, chunk, v.flat, ValueRange{start});
+    auto load =
+        vector::LoadOp::create(b, loc, chunk, v.flat, ValueRange{start});
     load.setAlignment(2 * kChunk);
     scf::YieldOp::create(b, loc, load.getResult());
     b.setInsertionPointToStart(fast.elseBlock());
@@ -368,7 +383,8 @@ private:
       parts.push_back(memref::LoadOp::create(
           b, loc, v.flat, ValueRange{at(v, hkv, row, add(col, constant(e)))}));
     scf::YieldOp::create(
-        b, loc, vector::FromElementsOp::create(b, loc, chunk, parts).getResult());
+        b, loc,
+        vector::FromElementsOp::create(b, loc, chunk, parts).getResult());
     b.setInsertionPointAfter(fast);
     scf::YieldOp::create(b, loc, fast.getResult(0));
     b.setInsertionPointToStart(outer.elseBlock());
@@ -395,9 +411,9 @@ private:
   /// l: row `row`, column `col`), as four mma operand registers.
   SmallVector<Value> ldmatrix(Value buffer, Value row, Value col,
                               bool transpose) {
-    auto load = nvgpu::LdMatrixOp::create(
-        b, loc, VectorType::get({4, 2}, elem), buffer, ValueRange{row, col},
-        transpose, 4);
+    auto load =
+        nvgpu::LdMatrixOp::create(b, loc, VectorType::get({4, 2}, elem), buffer,
+                                  ValueRange{row, col}, transpose, 4);
     SmallVector<Value> regs;
     for (int64_t k = 0; k < 4; ++k)
       regs.push_back(pack(vector::ExtractOp::create(b, loc, load, k)));
@@ -406,8 +422,8 @@ private:
 
   SmallVector<Value> mma(ValueRange a, ValueRange bFrag, ValueRange c) {
     auto type = LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
-    NVVM::MMATypes ptx = isa<BFloat16Type>(elem) ? NVVM::MMATypes::bf16
-                                                 : NVVM::MMATypes::f16;
+    NVVM::MMATypes ptx =
+        isa<BFloat16Type>(elem) ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
     auto op = NVVM::MmaOp::create(
         b, loc, type, a, bFrag, c, ArrayRef<int64_t>{16, 8, 16}, std::nullopt,
         std::nullopt, std::array<NVVM::MMATypes, 2>{ptx, ptx},
@@ -427,8 +443,8 @@ private:
       auto ifOp = scf::IfOp::create(b, loc, TypeRange{elem, elem}, valid, true);
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(ifOp.thenBlock());
-      Value x = memref::LoadOp::create(b, loc, q,
-                                       ValueRange{bIdx, hIdx, row, col});
+      Value x =
+          memref::LoadOp::create(b, loc, q, ValueRange{bIdx, hIdx, row, col});
       Value y = memref::LoadOp::create(
           b, loc, q, ValueRange{bIdx, hIdx, row, add(col, constant(1))});
       scf::YieldOp::create(b, loc, ValueRange{x, y});
@@ -483,8 +499,7 @@ private:
       }
       bits = arith::OrIOp::create(
           b, loc, bits,
-          arith::SelectOp::create(b, loc, visible,
-                                  i32Constant(int64_t(1) << e),
+          arith::SelectOp::create(b, loc, visible, i32Constant(int64_t(1) << e),
                                   i32Constant(0)));
     }
     return bits;
@@ -499,8 +514,9 @@ private:
     for (int64_t c = 0; c < kKeys * width / kChunk; c += kThreads) {
       Value id = add(tid, constant(c));
       Value row = arith::DivSIOp::create(b, loc, id, constant(width / kChunk));
-      Value col = mul(arith::RemSIOp::create(b, loc, id, constant(width / kChunk)),
-                      constant(kChunk));
+      Value col =
+          mul(arith::RemSIOp::create(b, loc, id, constant(width / kChunk)),
+              constant(kChunk));
       Value key = add(n0, row);
       Value valid = less(key, keys);
       auto fast = scf::IfOp::create(b, loc, view.fast, true);
@@ -509,8 +525,8 @@ private:
       // The source stays in bounds; rows past the end copy 0 bytes.
       Value clamped = arith::MinSIOp::create(
           b, loc, key, arith::SubIOp::create(b, loc, keys, constant(1)));
-      Value count = arith::SelectOp::create(b, loc, valid, constant(kChunk),
-                                            constant(0));
+      Value count =
+          arith::SelectOp::create(b, loc, valid, constant(kChunk), constant(0));
       nvgpu::DeviceAsyncCopyOp::create(
           b, loc, buffer, ValueRange{row, col}, view.flat,
           ValueRange{at(view, hkv, clamped, col)}, b.getIndexAttr(kChunk),
@@ -582,12 +598,11 @@ private:
         b, loc, i32,
         arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, bits,
                               i32Constant(0)));
-    Value any =
-        NVVM::BarrierOp::create(
-            b, loc, i32, Value(), Value(),
-            NVVM::BarrierReductionAttr::get(ctx, NVVM::BarrierReduction::OR),
-            nonzero)
-            .getRes();
+    Value any = NVVM::BarrierOp::create(b, loc, i32, Value(), Value(),
+                                        NVVM::BarrierReductionAttr::get(
+                                            ctx, NVVM::BarrierReduction::OR),
+                                        nonzero)
+                    .getRes();
     Value seen = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, any,
                                        i32Constant(0));
     auto work = scf::IfOp::create(b, loc, TypeRange(state), seen, true);
@@ -646,13 +661,13 @@ private:
                           llvm::function_ref<void()> beforeValues) {
     // S = q k^T, 8 tiles of 8 keys; one ldmatrix.x4 gives the B fragments
     // of two of them for 16 of the head dims.
-    SmallVector<SmallVector<Value>> s(kKeys / 8,
-                                      SmallVector<Value>(4, floatConstant(0.0)));
+    SmallVector<SmallVector<Value>> s(
+        kKeys / 8, SmallVector<Value>(4, floatConstant(0.0)));
     for (int64_t np = 0; np < kKeys / 16; ++np)
       for (int64_t kk = 0; kk < d / 16; ++kk) {
-        SmallVector<Value> frag = ldmatrix(
-            ks, add(constant(16 * np), add(lr, mul(lm2, constant(8)))),
-            add(constant(16 * kk), mul(lm1, constant(8))), false);
+        SmallVector<Value> frag =
+            ldmatrix(ks, add(constant(16 * np), add(lr, mul(lm2, constant(8)))),
+                     add(constant(16 * kk), mul(lm1, constant(8))), false);
         ArrayRef<Value> a = ArrayRef<Value>(qFrag).slice(4 * kk, 4);
         s[2 * np] = mma(a, {frag[0], frag[1]}, s[2 * np]);
         s[2 * np + 1] = mma(a, {frag[2], frag[3]}, s[2 * np + 1]);
@@ -708,14 +723,13 @@ private:
       // One ldmatrix.x4.trans gives the B fragments of two tiles of 8
       // value dims for these 16 keys.
       for (int64_t np = 0; np < dv / 16; ++np) {
-        SmallVector<Value> frag = ldmatrix(
-            vs, add(constant(16 * kk), add(lr, mul(lm1, constant(8)))),
-            add(constant(16 * np), mul(lm2, constant(8))), true);
+        SmallVector<Value> frag =
+            ldmatrix(vs, add(constant(16 * kk), add(lr, mul(lm1, constant(8)))),
+                     add(constant(16 * np), mul(lm2, constant(8))), true);
         for (int64_t h = 0; h < 2; ++h) {
           int64_t n = 2 * np + h;
-          SmallVector<Value> acc =
-              mma(a, {frag[2 * h], frag[2 * h + 1]},
-                  ArrayRef<Value>(out).slice(4 * n, 4));
+          SmallVector<Value> acc = mma(a, {frag[2 * h], frag[2 * h + 1]},
+                                       ArrayRef<Value>(out).slice(4 * n, 4));
           std::copy(acc.begin(), acc.end(), out.begin() + 4 * n);
         }
       }
@@ -765,8 +779,7 @@ private:
       b.setInsertionPointToStart(first.thenBlock());
       if (lseElem != f32)
         logSum = arith::TruncFOp::create(b, loc, lseElem, logSum);
-      memref::StoreOp::create(b, loc, logSum, lse,
-                              ValueRange{bIdx, hIdx, row});
+      memref::StoreOp::create(b, loc, logSum, lse, ValueRange{bIdx, hIdx, row});
     }
   }
 };
@@ -784,8 +797,8 @@ struct CudaAttentionPass
         return signalPassFailure();
       }
       OpBuilder b(op);
-      AttentionKernel(b, op).build(
-          getOperation(), ("loom_attention_" + Twine(count++)).str());
+      AttentionKernel(b, op).build(getOperation(),
+                                   ("loom_attention_" + Twine(count++)).str());
       op.erase();
     }
   }

@@ -136,10 +136,11 @@ struct CudaMapToGpuPass
     }
   }
 
-  /// Replaces each call of a declaration with `loom.cuda.launch = @kernel`
-  /// (made by loom-cuda-attention, whose kernels own 64 queries of one
-  /// (batch, head) with 128 threads) by a `gpu.launch_func` of that
-  /// kernel: grid (ceil(Sq / 64), B * Hq), both at least 1.
+  /// Replaces each call of a declaration with `loom.cuda.launch = @kernel`,
+  /// `loom.cuda.launch_rows = R` and `loom.cuda.launch_threads = T` (made
+  /// by loom-cuda-attention, whose blocks own R queries of one (batch,
+  /// head)) by a `gpu.launch_func` of that kernel: grid (ceil(Sq / R),
+  /// B * Hq), both at least 1, T threads.
   LogicalResult launchKernels() {
     ModuleOp module = getOperation();
     SmallVector<func::CallOp> calls;
@@ -160,22 +161,31 @@ struct CudaMapToGpuPass
       OpBuilder b(call);
       Location loc = call.getLoc();
       Value q = call.getOperand(0);
+      Operation *callee = module.lookupSymbol(call.getCallee());
+      auto rows = callee->getAttrOfType<IntegerAttr>("loom.cuda.launch_rows");
+      auto threads =
+          callee->getAttrOfType<IntegerAttr>("loom.cuda.launch_threads");
+      if (!rows || !threads)
+        return callee->emitOpError(
+            "needs loom.cuda.launch_rows and loom.cuda.launch_threads");
       Value one = arith::ConstantIndexOp::create(b, loc, 1);
       auto dim = [&](int64_t i) {
         return memref::DimOp::create(b, loc, q, i).getResult();
       };
       Value gridX = arith::MaxSIOp::create(
           b, loc,
-          arith::CeilDivSIOp::create(b, loc, dim(2),
-                                     arith::ConstantIndexOp::create(b, loc, 64)),
+          arith::CeilDivSIOp::create(
+              b, loc, dim(2),
+              arith::ConstantIndexOp::create(b, loc, rows.getInt())),
           one);
       Value gridY = arith::MaxSIOp::create(
           b, loc, arith::MulIOp::create(b, loc, dim(0), dim(1)), one);
-      auto kernel = cast<SymbolRefAttr>(
-          module.lookupSymbol(call.getCallee())->getAttr("loom.cuda.launch"));
+      auto kernel = cast<SymbolRefAttr>(callee->getAttr("loom.cuda.launch"));
       gpu::LaunchFuncOp::create(
           b, loc, kernel, gpu::KernelDim3{gridX, gridY, one},
-          gpu::KernelDim3{arith::ConstantIndexOp::create(b, loc, 128), one, one},
+          gpu::KernelDim3{
+              arith::ConstantIndexOp::create(b, loc, threads.getInt()), one,
+              one},
           /*dynamicSharedMemorySize=*/Value(), call.getOperands(),
           /*asyncTokenType=*/Type(), ValueRange());
       call.erase();
@@ -265,9 +275,8 @@ struct CudaMapToGpuPass
       } else if (auto call = dyn_cast<gpu::LaunchFuncOp>(op)) {
         auto asyncCall = gpu::LaunchFuncOp::create(
             b, loc, call.getKernel(), call.getGridSizeOperandValues(),
-            call.getBlockSizeOperandValues(),
-            call.getDynamicSharedMemorySize(), call.getKernelOperands(),
-            tokenType, ValueRange{token});
+            call.getBlockSizeOperandValues(), call.getDynamicSharedMemorySize(),
+            call.getKernelOperands(), tokenType, ValueRange{token});
         async = asyncCall;
         token = asyncCall.getAsyncToken();
       } else {

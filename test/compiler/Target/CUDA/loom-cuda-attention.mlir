@@ -11,7 +11,7 @@
 // CHECK-SAME: (%[[Q:.*]]: memref<?x?x?x32xbf16>, %[[K:.*]]: memref<?x?x?x32xbf16>, %[[V:.*]]: memref<?x?x?x32xbf16>, %[[O:.*]]: memref<?x?x?x32xbf16>, %[[L:.*]]: memref<?x?x?xbf16>)
 // CHECK-NEXT: call @loom_attention_0_launch(%[[Q]], %[[K]], %[[V]], %[[O]], %[[L]])
 // CHECK-NEXT: return
-// CHECK: func.func private @loom_attention_0_launch({{.*}}) attributes {loom.cuda.launch = @loom_attention_0::@kernel}
+// CHECK: func.func private @loom_attention_0_launch({{.*}}) attributes {loom.cuda.launch = @loom_attention_0::@kernel, loom.cuda.launch_rows = 64 : index, loom.cuda.launch_threads = 128 : index}
 // CHECK: gpu.module @loom_attention_0
 // CHECK: gpu.func @kernel({{.*}}) workgroup(%[[KS:.*]] : memref<64x40xbf16, #gpu.address_space<workgroup>>, %[[VS:.*]] : memref<64x40xbf16, #gpu.address_space<workgroup>>, %[[CLS:.*]] : memref<128xi32, #gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 3 : i32}
 // CHECK: func.call @mask_block(

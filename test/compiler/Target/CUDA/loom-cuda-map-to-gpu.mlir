@@ -180,3 +180,13 @@ func.func @nested(%cond: i1, %in: memref<?xf32>) -> i32 attributes {llvm.emit_c_
   }
   return %c0_i32 : i32
 }
+
+// -----
+
+// A launch declaration must say how its grid is made.
+// expected-error @below {{needs loom.cuda.launch_rows and loom.cuda.launch_threads}}
+func.func private @k_launch(memref<?x?x?x16xbf16>) attributes {loom.cuda.launch = @k::@kernel}
+func.func @unsized(%q: memref<?x?x?x16xbf16>) attributes {llvm.emit_c_interface} {
+  call @k_launch(%q) : (memref<?x?x?x16xbf16>) -> ()
+  return
+}
