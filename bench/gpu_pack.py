@@ -193,6 +193,38 @@ def main():
                ["%s:%s" % (e, e) for e in ("attend_causal", "attend_tree",
                                            "attend_full")], "2e-2", "2e-2")
 
+    # The kernel inside a model: bf16 tree attention (projections, heads
+    # split by transposes, the combined and the per-head masks), and
+    # grouped heads with more keys than queries and Dv != D.
+    tree16 = p.path("tree_attention_bf16.loom")
+    with open(os.path.join(MODELS, "tree_attention.loom")) as f:
+        text = f.read()
+    with open(tree16, "w") as f:
+        f.write(text.replace("f32[", "bf16["))
+    p.tensors("tree16.w.safetensors", [
+        "wq.weight:bf16:32x32:wave", "wk.weight:bf16:32x32:0.05",
+        "wv.weight:bf16:32x32:wave", "wo.weight:bf16:32x32:wave"])
+    p.tensors("tree16.x.safetensors", ["x:bf16:2x120x32:wave"])
+    for entry in ("block", "block_grouped"):
+        p.compared("tree_attention_bf16_%s_fused" % entry, tree16,
+                   ["--define", "dim=32", "--define", "n_heads=2",
+                    "--attention=fused"],
+                   "tree16.w.safetensors",
+                   ["tree.meta.safetensors", "tree16.x.safetensors"],
+                   [entry], "3e-2", "3e-2")
+    gqa = p.path("gqa_bf16.loom")
+    with open(gqa, "w") as f:
+        f.write("graph gqa(q: bf16[B, 4, S, 32], k: bf16[B, 2, T, 32],\n"
+                "          v: bf16[B, 2, T, 64])\n"
+                "    -> (out: bf16[B, 4, S, 64], lse: bf16[B, 4, S]) {\n"
+                "  out, lse = attention(q, k, v, mask=causal)\n"
+                "}\n")
+    p.tensors("gqa.in.safetensors", [
+        "q:bf16:2x4x100x32:wave", "k:bf16:2x2x150x32:0.25",
+        "v:bf16:2x2x150x64:wave"])
+    p.compared("gqa_bf16_fused", gqa, ["--attention=fused"], None,
+               ["gqa.in.safetensors"], ["gqa"], "2e-2", "2e-2")
+
     # Long sequences: more than 128 key tiles (the kernel classifies them
     # 128 at a time) and a partial last tile, two heads, the causal and
     # the tree mask.
