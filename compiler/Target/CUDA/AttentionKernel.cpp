@@ -78,7 +78,6 @@ public:
     elem = cast<MemRefType>(op.getQ().getType()).getElementType();
     f32 = b.getF32Type();
     i32 = b.getI32Type();
-    index = b.getIndexType();
     d = cast<MemRefType>(op.getQ().getType()).getDimSize(3);
     dv = cast<MemRefType>(op.getV().getType()).getDimSize(3);
   }
@@ -275,7 +274,7 @@ private:
   Location loc;
   fuse::AttentionOp op;
   MLIRContext *ctx;
-  Type elem, f32, i32, index;
+  Type elem, f32, i32;
   int64_t d, dv;
   Value ks, vs, tid, lane, g, t, lr, lm1, lm2, bIdx, hIdx, hkv, rowBase, q0,
       queries, keys;
