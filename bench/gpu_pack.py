@@ -65,6 +65,14 @@ class Pack:
              self.path(name)] + specs)
         return name
 
+    def bf16(self, model, name):
+        """A copy of `model` with its f32 tensors made bf16, as `name`."""
+        with open(model) as f:
+            text = f.read()
+        with open(self.path(name), "w") as f:
+            f.write(text.replace("f32[", "bf16["))
+        return self.path(name)
+
     def compile(self, name, model, flags):
         run([self.tool("loom-compile"), model, "-o", self.path(name)] + flags)
         return name
@@ -171,11 +179,8 @@ def main():
     # The GPU flash-attention kernel (bf16, --attention=fused) on every
     # mask, against the CPU artifact of the same model (which computes in
     # f32 from the same bf16 inputs).
-    bf16_model = p.path("masked_attention_bf16.loom")
-    with open(os.path.join(MODELS, "masked_attention.loom")) as f:
-        text = f.read()
-    with open(bf16_model, "w") as f:
-        f.write(text.replace("f32[", "bf16["))
+    bf16_model = p.bf16(os.path.join(MODELS, "masked_attention.loom"),
+                        "masked_attention_bf16.loom")
     run([sys.executable, os.path.join(TOOL_INPUTS, "attention_model_inputs.py"),
          meta, p.path("attention_bf16.in.safetensors"), "2", "3", "16", "7",
          "32", "BF16"])
@@ -196,11 +201,8 @@ def main():
     # The kernel inside a model: bf16 tree attention (projections, heads
     # split by transposes, the combined and the per-head masks), and
     # grouped heads with more keys than queries and Dv != D.
-    tree16 = p.path("tree_attention_bf16.loom")
-    with open(os.path.join(MODELS, "tree_attention.loom")) as f:
-        text = f.read()
-    with open(tree16, "w") as f:
-        f.write(text.replace("f32[", "bf16["))
+    tree16 = p.bf16(os.path.join(MODELS, "tree_attention.loom"),
+                    "tree_attention_bf16.loom")
     p.tensors("tree16.w.safetensors", [
         "wq.weight:bf16:32x32:wave", "wk.weight:bf16:32x32:0.05",
         "wv.weight:bf16:32x32:wave", "wo.weight:bf16:32x32:wave"])
@@ -257,11 +259,8 @@ def main():
     ]
     # Dense matrix products, 4096^3: cuBLAS (--matmul=runtime) against the
     # generated loops (--matmul=codegen), f32 and bf16.
-    mm_bf16 = p.path("matmul_bf16.loom")
-    with open(os.path.join(ROOT, "bench", "matmul.loom")) as f:
-        text = f.read()
-    with open(mm_bf16, "w") as f:
-        f.write(text.replace("f32[", "bf16["))
+    mm_bf16 = p.bf16(os.path.join(ROOT, "bench", "matmul.loom"),
+                     "matmul_bf16.loom")
     matmul = []
     for dtype, model in (("f32", os.path.join(ROOT, "bench", "matmul.loom")),
                          ("bf16", mm_bf16)):

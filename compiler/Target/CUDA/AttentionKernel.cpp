@@ -50,12 +50,9 @@ using namespace mlir;
 
 namespace {
 
-/// Names the kernel that loom-cuda-map-to-gpu launches for the calls of a
-/// declaration.
-constexpr const char *kLaunchAttr = "loom.cuda.launch";
-/// Queries per block and threads per block of that launch.
-constexpr const char *kLaunchRowsAttr = "loom.cuda.launch_rows";
-constexpr const char *kLaunchThreadsAttr = "loom.cuda.launch_threads";
+using loom::cuda::kLaunchAttr;
+using loom::cuda::kLaunchRowsAttr;
+using loom::cuda::kLaunchThreadsAttr;
 constexpr int64_t kWarps = 4;
 constexpr int64_t kThreads = 32 * kWarps;
 /// Queries of a block (16 per warp) and keys of a tile.
@@ -363,20 +360,14 @@ private:
     return add(i, mul(col, v.strides[3]));
   }
 
-  /// kChunk elements of a row of `v` from column `col`, zero past `valid`.
+  /// kChunk elements of a row of `v` from column `col`, one at a time
+  /// (the copy path of views that cp.async cannot read), zero past
+  /// `valid`.
   Value loadChunk(const View &v, Value row, Value col, Value valid) {
     auto chunk = VectorType::get({kChunk}, elem);
-    auto outer = scf::IfOp::create(b, loc, TypeRange{chunk}, valid, true);
+    auto ifOp = scf::IfOp::create(b, loc, TypeRange{chunk}, valid, true);
     OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(outer.thenBlock());
-    auto fast = scf::IfOp::create(b, loc, TypeRange{chunk}, v.fast, true);
-    b.setInsertionPointToStart(fast.thenBlock());
-    Value start = at(v, hkv, row, col);
-    auto load =
-        vector::LoadOp::create(b, loc, chunk, v.flat, ValueRange{start});
-    load.setAlignment(2 * kChunk);
-    scf::YieldOp::create(b, loc, load.getResult());
-    b.setInsertionPointToStart(fast.elseBlock());
+    b.setInsertionPointToStart(ifOp.thenBlock());
     SmallVector<Value> parts;
     for (int64_t e = 0; e < kChunk; ++e)
       parts.push_back(memref::LoadOp::create(
@@ -384,13 +375,11 @@ private:
     scf::YieldOp::create(
         b, loc,
         vector::FromElementsOp::create(b, loc, chunk, parts).getResult());
-    b.setInsertionPointAfter(fast);
-    scf::YieldOp::create(b, loc, fast.getResult(0));
-    b.setInsertionPointToStart(outer.elseBlock());
+    b.setInsertionPointToStart(ifOp.elseBlock());
     Value zero = arith::ConstantOp::create(
         b, loc, DenseElementsAttr::get(chunk, b.getFloatAttr(elem, 0.0)));
     scf::YieldOp::create(b, loc, zero);
-    return outer.getResult(0);
+    return ifOp.getResult(0);
   }
 
   /// Two elements as one mma operand register: an i32 for bf16, a

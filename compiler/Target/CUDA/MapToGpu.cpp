@@ -146,13 +146,13 @@ struct CudaMapToGpuPass
     SmallVector<func::CallOp> calls;
     SmallVector<func::FuncOp> declarations;
     for (auto func : module.getOps<func::FuncOp>())
-      if (func->hasAttr("loom.cuda.launch"))
+      if (func->hasAttr(loom::cuda::kLaunchAttr))
         declarations.push_back(func);
     if (declarations.empty())
       return success();
     module.walk([&](func::CallOp call) {
       if (auto callee = module.lookupSymbol<func::FuncOp>(call.getCallee()))
-        if (callee->hasAttr("loom.cuda.launch"))
+        if (callee->hasAttr(loom::cuda::kLaunchAttr))
           calls.push_back(call);
     });
     module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
@@ -162,9 +162,10 @@ struct CudaMapToGpuPass
       Location loc = call.getLoc();
       Value q = call.getOperand(0);
       Operation *callee = module.lookupSymbol(call.getCallee());
-      auto rows = callee->getAttrOfType<IntegerAttr>("loom.cuda.launch_rows");
+      auto rows =
+          callee->getAttrOfType<IntegerAttr>(loom::cuda::kLaunchRowsAttr);
       auto threads =
-          callee->getAttrOfType<IntegerAttr>("loom.cuda.launch_threads");
+          callee->getAttrOfType<IntegerAttr>(loom::cuda::kLaunchThreadsAttr);
       if (!rows || !threads)
         return callee->emitOpError(
             "needs loom.cuda.launch_rows and loom.cuda.launch_threads");
@@ -180,7 +181,8 @@ struct CudaMapToGpuPass
           one);
       Value gridY = arith::MaxSIOp::create(
           b, loc, arith::MulIOp::create(b, loc, dim(0), dim(1)), one);
-      auto kernel = cast<SymbolRefAttr>(callee->getAttr("loom.cuda.launch"));
+      auto kernel =
+          cast<SymbolRefAttr>(callee->getAttr(loom::cuda::kLaunchAttr));
       gpu::LaunchFuncOp::create(
           b, loc, kernel, gpu::KernelDim3{gridX, gridY, one},
           gpu::KernelDim3{

@@ -20,6 +20,14 @@
 
 namespace mlir::loom::cuda {
 
+/// Attributes of the declarations whose calls loom-cuda-map-to-gpu turns
+/// into launches (made by loom-cuda-attention): the kernel, and the queries
+/// and threads of a block.
+inline constexpr llvm::StringLiteral kLaunchAttr = "loom.cuda.launch";
+inline constexpr llvm::StringLiteral kLaunchRowsAttr = "loom.cuda.launch_rows";
+inline constexpr llvm::StringLiteral kLaunchThreadsAttr =
+    "loom.cuda.launch_threads";
+
 #define GEN_PASS_DECL
 #include "compiler/Target/CUDA/Passes.h.inc"
 
