@@ -261,11 +261,11 @@ LogicalResult loom::compileModule(ModuleOp module,
         options.cudaBinary == CudaBinary::Cubin && findPtxas().empty())
       return fail(module, "cubin needs ptxas from the CUDA toolkit, which "
                           "was not found (CUDA_ROOT, PATH, /usr/local/cuda)");
-    // The fused MLA decode and token log-prob kernels exist for the CPU
-    // only so far; on the GPU their unfused forms run.
-    if (options.logprob == LogprobMode::Fused || options.mla == MlaMode::Absorb)
-      return fail(module, "the CUDA target compiles token log-probs and MLA "
-                          "unfused: pass --logprob=unfused --mla=naive");
+    // The fused token log-prob kernels exist for the CPU only so far; on
+    // the GPU the unfused form runs.
+    if (options.logprob == LogprobMode::Fused)
+      return fail(module, "the CUDA target compiles token log-probs unfused: "
+                          "pass --logprob=unfused");
   } else if (options.stopAfter == CompileStage::Ptx) {
     return fail(module, "--emit=ptx needs --target=cuda");
   }

@@ -61,7 +61,7 @@ static const char *kCudaLoweringPipeline =
     "one-shot-bufferize,"
     "func.func(buffer-hoisting,buffer-loop-hoisting),"
     "%HOST_MATMUL%"
-    "loom-cuda-attention,"
+    "loom-cuda-attention,loom-cuda-mla-decode,"
     "buffer-deallocation-pipeline,"
     "loom-cpu-copy-to-linalg,"
     "func.func(convert-linalg-to-parallel-loops),canonicalize,"
@@ -162,7 +162,7 @@ LogicalResult loom::buildFusePipeline(OpPassManager &pm, MlaMode mla,
   if (logprob == LogprobMode::Fused)
     pm.addPass(fuse::createTokenLogprobFusePass());
   if (mla == MlaMode::Absorb)
-    pm.addPass(fuse::createMlaAbsorbPass());
+    pm.addPass(fuse::createMlaAbsorbPass({/*lowPrecision=*/gpu}));
   pm.addPass(createMlaExpandPass());
   // The naive MLA expansion writes softmax of the model's element type.
   pm.addPass(createPromoteLowPrecisionPass());
@@ -194,12 +194,14 @@ LogicalResult loom::buildCpuCodegenPipeline(OpPassManager &pm) {
 }
 
 std::string loom::cudaPtxFeatures(StringRef chip) {
-  // sm_90a instructions (wgmma) need PTX 8.0; PTX 7.0 is the first with
-  // sm_80 and keeps older drivers able to load the kernels.
+  // sm_90a instructions (wgmma) need PTX 8.0; each other chip gets the
+  // first PTX version that has it (7.0 for sm_80, 7.1 for sm_86), which
+  // keeps older drivers able to load the kernels.
   return llvm::StringSwitch<std::string>(chip)
       .Cases({"sm_90a", "sm_90"}, "+ptx80")
       .Case("sm_89", "+ptx78")
-      .Cases({"sm_80", "sm_86"}, "+ptx70")
+      .Case("sm_86", "+ptx71")
+      .Case("sm_80", "+ptx70")
       .Default("");
 }
 

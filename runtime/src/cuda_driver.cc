@@ -54,6 +54,10 @@ constexpr CUresult CUDA_ERROR_STUB_LIBRARY = 34;
 constexpr CUresult CUDA_ERROR_NO_DEVICE = 100;
 constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
 constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
+constexpr int CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97;
+constexpr int CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
+/// Shared memory a block gets without opting in.
+constexpr int kDefaultSharedBytes = 48 * 1024;
 constexpr unsigned CU_STREAM_NON_BLOCKING = 1;
 constexpr unsigned CU_EVENT_DISABLE_TIMING = 2;
 constexpr unsigned CU_MEM_ATTACH_GLOBAL = 1;
@@ -89,6 +93,7 @@ struct Api {
                                  void **);
   CUresult (*cuModuleUnload)(CUmodule);
   CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
+  CUresult (*cuFuncSetAttribute)(CUfunction, int, int);
   CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned,
                              unsigned, unsigned, unsigned, CUstream, void **,
                              void **);
@@ -180,6 +185,7 @@ bool resolve(void *lib, Api &api, std::string *missing) {
   LOOM_CU_SYM(cuModuleLoadDataEx, "cuModuleLoadDataEx");
   LOOM_CU_SYM(cuModuleUnload, "cuModuleUnload");
   LOOM_CU_SYM(cuModuleGetFunction, "cuModuleGetFunction");
+  LOOM_CU_SYM(cuFuncSetAttribute, "cuFuncSetAttribute");
   LOOM_CU_SYM(cuLaunchKernel, "cuLaunchKernel");
   LOOM_CU_SYM(cuStreamCreate, "cuStreamCreate");
   LOOM_CU_SYM(cuStreamDestroy, "cuStreamDestroy_v2");
@@ -255,6 +261,10 @@ std::string initialize(Driver &d) {
     return callError(api, "cuDeviceGetAttribute", r);
   if (CUresult r = api.cuDeviceGetAttribute(
           &d.info.minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev))
+    return callError(api, "cuDeviceGetAttribute", r);
+  if (CUresult r = api.cuDeviceGetAttribute(
+          &d.info.maxSharedBytes,
+          CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, dev))
     return callError(api, "cuDeviceGetAttribute", r);
   // Retained once and never released: modules the artifacts load live in it
   // until the process ends.
@@ -458,6 +468,21 @@ static void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
                   ", %" PRIdPTR ", %" PRIdPTR "), shared memory %d bytes",
                   gridX, gridY, gridZ, blockX, blockY, blockZ, smem));
     return;
+  }
+  // Past 48 KB a kernel must opt in to its dynamic shared memory.
+  if (smem > kDefaultSharedBytes) {
+    const cuda::DeviceInfo &info = driver().info;
+    if (smem > info.maxSharedBytes) {
+      record(format("a kernel needs %d bytes of shared memory per block; "
+                    "%s allows %d",
+                    smem, info.name.c_str(), info.maxSharedBytes));
+      return;
+    }
+    if (!check(api, "cuFuncSetAttribute",
+               api->cuFuncSetAttribute(
+                   function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                   smem)))
+      return;
   }
   check(api, "cuLaunchKernel",
         api->cuLaunchKernel(function, unsigned(gridX), unsigned(gridY),

@@ -28,6 +28,8 @@ struct DeviceInfo {
   int ordinal = 0;
   int major = 0, minor = 0;
   int driverVersion = 0;
+  /// Shared memory a block may opt in to, in bytes.
+  int maxSharedBytes = 0;
   std::string name;
 };
 

@@ -79,7 +79,8 @@ static cl::opt<std::string>
     target("target",
            cl::desc("What the artifact runs on: cpu or cuda (for cuda, "
                     "--attention defaults to auto, --logprob to unfused and "
-                    "--mla to naive)"),
+                    "--mla to naive; --mla=absorb compiles the MLA decode "
+                    "kernel for f16 and bf16)"),
            cl::init("cpu"), cl::cat(category));
 static cl::opt<std::string>
     smVersion("sm",
@@ -249,8 +250,10 @@ static int compile() {
     options.cudaBinary = cudaBinary == "ptx"     ? mlir::loom::CudaBinary::Ptx
                          : cudaBinary == "cubin" ? mlir::loom::CudaBinary::Cubin
                                                  : mlir::loom::CudaBinary::Auto;
-    // The GPU has a fused attention kernel for f16 and bf16; MLA decode
-    // and token log-probs run unfused there unless asked for by name.
+    // The GPU has fused attention and MLA decode kernels for f16 and
+    // bf16; attention is fused where the kernel takes it, MLA is absorbed
+    // when asked for by name (--mla=absorb) and token log-probs run
+    // unfused.
     if (mla.getNumOccurrences() == 0)
       options.mla = mlir::loom::MlaMode::Naive;
     if (attention.getNumOccurrences() == 0)

@@ -24,7 +24,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "compiler/Target/CUDA/Passes.h"
+#include "compiler/Target/CUDA/KernelBuilder.h"
 
 #include "compiler/Target/CPU/AttentionOutline.h"
 #include "dialects/fuse/IR/FuseOps.h"
@@ -50,9 +50,7 @@ using namespace mlir;
 
 namespace {
 
-using loom::cuda::kLaunchAttr;
-using loom::cuda::kLaunchRowsAttr;
-using loom::cuda::kLaunchThreadsAttr;
+using loom::cuda::kChunk;
 constexpr int64_t kWarps = 4;
 constexpr int64_t kThreads = 32 * kWarps;
 /// Queries of a block (16 per warp) and keys of a tile.
@@ -60,21 +58,18 @@ constexpr int64_t kRows = 16 * kWarps;
 constexpr int64_t kKeys = 64;
 /// Elements of padding at the end of each shared-memory row.
 constexpr int64_t kPad = 8;
-/// Elements one thread moves from global to shared memory at a time.
-constexpr int64_t kChunk = 8;
 /// Blocks per multiprocessor the register allocation must allow.
 constexpr int64_t kMinBlocks = 3;
 /// Tiles classified at a time (one per thread).
 constexpr int64_t kClassChunk = kThreads;
 
 /// Builds the kernel of one fuse.attention.
-class AttentionKernel {
+class AttentionKernel : loom::cuda::KernelBuilder {
 public:
   AttentionKernel(OpBuilder &b, fuse::AttentionOp op)
-      : b(b), loc(op.getLoc()), op(op), ctx(op.getContext()) {
-    elem = cast<MemRefType>(op.getQ().getType()).getElementType();
-    f32 = b.getF32Type();
-    i32 = b.getI32Type();
+      : KernelBuilder(b, op.getLoc(),
+                      cast<MemRefType>(op.getQ().getType()).getElementType()),
+        op(op) {
     d = cast<MemRefType>(op.getQ().getType()).getDimSize(3);
     dv = cast<MemRefType>(op.getV().getType()).getDimSize(3);
   }
@@ -91,7 +86,7 @@ public:
   }
 
   /// Creates the kernel `@<name>::@kernel` at the end of `module` and
-  /// replaces the op by a call of `@<name>_launch`, a declaration that
+  /// replaces the op by a call of `@<name>_kernel_launch`, a declaration that
   /// loom-cuda-map-to-gpu turns into the launch (grid: query blocks x
   /// batch * heads, 128 threads).
   void build(ModuleOp module, StringRef name) {
@@ -100,21 +95,10 @@ public:
     llvm::append_range(operands, op.getCaptures());
     operands.append({op.getOutInit(), op.getLseInit()});
     auto types = llvm::to_vector(ValueRange(operands).getTypes());
-    {
-      OpBuilder top = OpBuilder::atBlockEnd(module.getBody());
-      auto callee = func::FuncOp::create(top, loc, (name + "_launch").str(),
-                                         top.getFunctionType(types, {}));
-      callee.setPrivate();
-      callee->setAttr(kLaunchAttr,
-                      SymbolRefAttr::get(top.getStringAttr(name),
-                                         {FlatSymbolRefAttr::get(
-                                             top.getStringAttr("kernel"))}));
-      // The launch: one block per kRows queries of a (batch, head).
-      callee->setAttr(kLaunchRowsAttr, top.getIndexAttr(kRows));
-      callee->setAttr(kLaunchThreadsAttr, top.getIndexAttr(kThreads));
-    }
-    func::CallOp::create(b, loc, (name + "_launch").str(), TypeRange(),
-                         operands);
+    // One block per kRows queries of a (batch, head).
+    Value grid[] = {ceilDiv(dim(op.getQ(), 2), constant(kRows)),
+                    mul(dim(op.getQ(), 0), dim(op.getQ(), 1)), constant(1)};
+    launch(module, name, "kernel", grid, kThreads, 0, operands);
 
     b.setInsertionPointToEnd(module.getBody());
     auto gpuModule = gpu::GPUModuleOp::create(b, loc, name);
@@ -267,11 +251,7 @@ public:
   }
 
 private:
-  OpBuilder &b;
-  Location loc;
   fuse::AttentionOp op;
-  MLIRContext *ctx;
-  Type elem, f32, i32;
   int64_t d, dv;
   Value ks, vs, tid, lane, g, t, lr, lm1, lm2, bIdx, hIdx, hkv, rowBase, q0,
       queries, keys;
@@ -281,146 +261,11 @@ private:
   /// The q fragments: d / 16 groups of 4 packed pairs.
   SmallVector<Value> qFrag;
 
-  /// A 4-d operand as a flat buffer with its offset and strides, and
-  /// whether chunks of 8 elements of a row are contiguous and aligned to
-  /// 16 bytes (then loaded as one vector).
-  struct View {
-    Value flat, offset, fast;
-    SmallVector<Value, 4> strides;
-  };
   View kView, vView;
-
-  Value constant(int64_t v) {
-    return arith::ConstantIndexOp::create(b, loc, v);
-  }
-  Value i32Constant(int64_t v) {
-    return arith::ConstantIntOp::create(b, loc, i32, v);
-  }
-  Value floatConstant(double v) {
-    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
-  }
-  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
-  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
-  Value less(Value x, Value y) {
-    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, x, y);
-  }
-  Value dim(Value memref, int64_t i) {
-    return memref::DimOp::create(b, loc, memref, i);
-  }
-  Value fadd(Value x, Value y) { return arith::AddFOp::create(b, loc, x, y); }
-  Value fmul(Value x, Value y) { return arith::MulFOp::create(b, loc, x, y); }
-  Value fmax(Value x, Value y) {
-    return arith::MaxNumFOp::create(b, loc, x, y);
-  }
-  /// ex2.approx and lg2.approx: one instruction each, no libdevice.
-  Value ptxUnary(StringRef instruction, Value x) {
-    return LLVM::InlineAsmOp::create(b, loc, f32, ValueRange{x},
-                                     (instruction + " $0, $1;").str(), "=f,f",
-                                     /*has_side_effects=*/false,
-                                     /*is_align_stack=*/false,
-                                     LLVM::tailcallkind::TailCallKind::None,
-                                     LLVM::AsmDialectAttr(), ArrayAttr())
-        .getResult(0);
-  }
-  Value exp2(Value x) { return ptxUnary("ex2.approx.ftz.f32", x); }
-  Value log2(Value x) { return ptxUnary("lg2.approx.ftz.f32", x); }
-  Value shuffleXor(Value x, int32_t offset) {
-    return gpu::ShuffleOp::create(b, loc, x, offset, 32, gpu::ShuffleMode::XOR)
-        .getShuffleResult();
-  }
-
-  View view(Value memref) {
-    auto meta = memref::ExtractStridedMetadataOp::create(b, loc, memref);
-    View v;
-    v.offset = meta.getOffset();
-    v.strides.assign(meta.getStrides().begin(), meta.getStrides().end());
-    Value extent = add(v.offset, mul(meta.getSizes()[0], v.strides[0]));
-    auto flatType = MemRefType::get({ShapedType::kDynamic}, elem);
-    v.flat = memref::ReinterpretCastOp::create(
-        b, loc, flatType, meta.getBaseBuffer(), OpFoldResult(b.getIndexAttr(0)),
-        ArrayRef<OpFoldResult>{extent},
-        ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
-    Value fast = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                                       v.strides[3], constant(1));
-    for (Value x : {v.offset, v.strides[0], v.strides[1], v.strides[2]}) {
-      Value aligned = arith::CmpIOp::create(
-          b, loc, arith::CmpIPredicate::eq,
-          arith::RemSIOp::create(b, loc, x, constant(kChunk)), constant(0));
-      fast = arith::AndIOp::create(b, loc, fast, aligned);
-    }
-    v.fast = fast;
-    return v;
-  }
 
   /// The linear index of [bIdx, head, row, col] in `v`.
   Value at(const View &v, Value head, Value row, Value col) {
-    Value i = add(v.offset, mul(bIdx, v.strides[0]));
-    i = add(i, mul(head, v.strides[1]));
-    i = add(i, mul(row, v.strides[2]));
-    return add(i, mul(col, v.strides[3]));
-  }
-
-  /// kChunk elements of a row of `v` from column `col`, one at a time
-  /// (the copy path of views that cp.async cannot read), zero past
-  /// `valid`.
-  Value loadChunk(const View &v, Value row, Value col, Value valid) {
-    auto chunk = VectorType::get({kChunk}, elem);
-    auto ifOp = scf::IfOp::create(b, loc, TypeRange{chunk}, valid, true);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(ifOp.thenBlock());
-    SmallVector<Value> parts;
-    for (int64_t e = 0; e < kChunk; ++e)
-      parts.push_back(memref::LoadOp::create(
-          b, loc, v.flat, ValueRange{at(v, hkv, row, add(col, constant(e)))}));
-    scf::YieldOp::create(
-        b, loc,
-        vector::FromElementsOp::create(b, loc, chunk, parts).getResult());
-    b.setInsertionPointToStart(ifOp.elseBlock());
-    Value zero = arith::ConstantOp::create(
-        b, loc, DenseElementsAttr::get(chunk, b.getFloatAttr(elem, 0.0)));
-    scf::YieldOp::create(b, loc, zero);
-    return ifOp.getResult(0);
-  }
-
-  /// Two elements as one mma operand register: an i32 for bf16, a
-  /// vector<2xf16> for f16.
-  Value pack(Value pair) {
-    if (isa<BFloat16Type>(elem))
-      return LLVM::BitcastOp::create(b, loc, i32, pair);
-    return pair;
-  }
-  Value packFloats(Value x, Value y) {
-    Value pair = vector::FromElementsOp::create(
-        b, loc, VectorType::get({2}, f32), ValueRange{x, y});
-    return pack(
-        arith::TruncFOp::create(b, loc, VectorType::get({2}, elem), pair));
-  }
-  /// The four 8x8 matrices of `buffer` whose rows the lanes point at (lane
-  /// l: row `row`, column `col`), as four mma operand registers.
-  SmallVector<Value> ldmatrix(Value buffer, Value row, Value col,
-                              bool transpose) {
-    auto load =
-        nvgpu::LdMatrixOp::create(b, loc, VectorType::get({4, 2}, elem), buffer,
-                                  ValueRange{row, col}, transpose, 4);
-    SmallVector<Value> regs;
-    for (int64_t k = 0; k < 4; ++k)
-      regs.push_back(pack(vector::ExtractOp::create(b, loc, load, k)));
-    return regs;
-  }
-
-  SmallVector<Value> mma(ValueRange a, ValueRange bFrag, ValueRange c) {
-    auto type = LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
-    NVVM::MMATypes ptx =
-        isa<BFloat16Type>(elem) ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
-    auto op = NVVM::MmaOp::create(
-        b, loc, type, a, bFrag, c, ArrayRef<int64_t>{16, 8, 16}, std::nullopt,
-        std::nullopt, std::array<NVVM::MMATypes, 2>{ptx, ptx},
-        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
-                                       NVVM::MMALayout::col});
-    SmallVector<Value> out;
-    for (int64_t k = 0; k < 4; ++k)
-      out.push_back(LLVM::ExtractValueOp::create(b, loc, op, k));
-    return out;
+    return KernelBuilder::at(v, ValueRange{bIdx, head, row, col});
   }
 
   /// The q fragments of the thread's rows (zero past the last query).
@@ -506,24 +351,10 @@ private:
           mul(arith::RemSIOp::create(b, loc, id, constant(width / kChunk)),
               constant(kChunk));
       Value key = add(n0, row);
-      Value valid = less(key, keys);
-      auto fast = scf::IfOp::create(b, loc, view.fast, true);
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(fast.thenBlock());
-      // The source stays in bounds; rows past the end copy 0 bytes.
-      Value clamped = arith::MinSIOp::create(
-          b, loc, key, arith::SubIOp::create(b, loc, keys, constant(1)));
-      Value count =
-          arith::SelectOp::create(b, loc, valid, constant(kChunk), constant(0));
-      nvgpu::DeviceAsyncCopyOp::create(
-          b, loc, buffer, ValueRange{row, col}, view.flat,
-          ValueRange{at(view, hkv, clamped, col)}, b.getIndexAttr(kChunk),
-          count, b.getUnitAttr());
-      b.setInsertionPointToStart(fast.elseBlock());
-      Value chunk = loadChunk(view, key, col, valid);
-      auto st =
-          vector::StoreOp::create(b, loc, chunk, buffer, ValueRange{row, col});
-      st.setAlignment(2 * kChunk);
+      Value clamped = min(key, sub(keys, constant(1)));
+      copyChunk(view, ValueRange{bIdx, hkv, key, col},
+                ValueRange{bIdx, hkv, clamped, col}, less(key, keys), buffer,
+                ValueRange{row, col});
     }
     NVVM::CpAsyncCommitGroupOp::create(b, loc);
   }
@@ -532,12 +363,7 @@ private:
   SmallVector<Value>
   forTiles(Value lo, Value hi, ValueRange init,
            llvm::function_ref<SmallVector<Value>(Value, ValueRange)> body) {
-    auto loop = scf::ForOp::create(b, loc, lo, hi, constant(1), init);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(loop.getBody());
-    scf::YieldOp::create(
-        b, loc, body(loop.getInductionVar(), loop.getRegionIterArgs()));
-    return SmallVector<Value>(loop.getResults());
+    return loop(lo, hi, constant(1), init, body);
   }
 
   /// The tile of keys at `n0` whose class is `cls` (no mask: null).
@@ -654,8 +480,10 @@ private:
     for (int64_t np = 0; np < kKeys / 16; ++np)
       for (int64_t kk = 0; kk < d / 16; ++kk) {
         SmallVector<Value> frag =
-            ldmatrix(ks, add(constant(16 * np), add(lr, mul(lm2, constant(8)))),
-                     add(constant(16 * kk), mul(lm1, constant(8))), false);
+            ldmatrix(ks,
+                     ValueRange{add(constant(16 * np), add(lr, mul(lm2, constant(8)))),
+                                add(constant(16 * kk), mul(lm1, constant(8)))},
+                     false);
         ArrayRef<Value> a = ArrayRef<Value>(qFrag).slice(4 * kk, 4);
         s[2 * np] = mma(a, {frag[0], frag[1]}, s[2 * np]);
         s[2 * np + 1] = mma(a, {frag[2], frag[3]}, s[2 * np + 1]);
@@ -712,8 +540,10 @@ private:
       // value dims for these 16 keys.
       for (int64_t np = 0; np < dv / 16; ++np) {
         SmallVector<Value> frag =
-            ldmatrix(vs, add(constant(16 * kk), add(lr, mul(lm1, constant(8)))),
-                     add(constant(16 * np), mul(lm2, constant(8))), true);
+            ldmatrix(vs,
+                     ValueRange{add(constant(16 * kk), add(lr, mul(lm1, constant(8)))),
+                                add(constant(16 * np), mul(lm2, constant(8)))},
+                     true);
         for (int64_t h = 0; h < 2; ++h) {
           int64_t n = 2 * np + h;
           SmallVector<Value> acc = mma(a, {frag[2 * h], frag[2 * h + 1]},

@@ -136,11 +136,12 @@ struct CudaMapToGpuPass
     }
   }
 
-  /// Replaces each call of a declaration with `loom.cuda.launch = @kernel`,
-  /// `loom.cuda.launch_rows = R` and `loom.cuda.launch_threads = T` (made
-  /// by loom-cuda-attention, whose blocks own R queries of one (batch,
-  /// head)) by a `gpu.launch_func` of that kernel: grid (ceil(Sq / R),
-  /// B * Hq), both at least 1, T threads.
+  /// Replaces each call of a declaration with `loom.cuda.launch = @kernel`
+  /// and `loom.cuda.launch_threads = T` (made by the kernel generators) by
+  /// a `gpu.launch_func` of that kernel: the call's first three operands
+  /// are the grid (each taken as at least 1: CUDA refuses empty grids), the
+  /// others the kernel's; T threads, and `loom.cuda.launch_shared` bytes
+  /// of dynamic shared memory.
   LogicalResult launchKernels() {
     ModuleOp module = getOperation();
     SmallVector<func::CallOp> calls;
@@ -160,35 +161,32 @@ struct CudaMapToGpuPass
     for (func::CallOp call : calls) {
       OpBuilder b(call);
       Location loc = call.getLoc();
-      Value q = call.getOperand(0);
       Operation *callee = module.lookupSymbol(call.getCallee());
-      auto rows =
-          callee->getAttrOfType<IntegerAttr>(loom::cuda::kLaunchRowsAttr);
       auto threads =
           callee->getAttrOfType<IntegerAttr>(loom::cuda::kLaunchThreadsAttr);
-      if (!rows || !threads)
+      if (!threads || call.getNumOperands() < 3 ||
+          !llvm::all_of(call.getOperands().take_front(3),
+                        [](Value v) { return v.getType().isIndex(); }))
         return callee->emitOpError(
-            "needs loom.cuda.launch_rows and loom.cuda.launch_threads");
+            "needs loom.cuda.launch_threads and a grid of three index "
+            "operands");
       Value one = arith::ConstantIndexOp::create(b, loc, 1);
-      auto dim = [&](int64_t i) {
-        return memref::DimOp::create(b, loc, q, i).getResult();
-      };
-      Value gridX = arith::MaxSIOp::create(
-          b, loc,
-          arith::CeilDivSIOp::create(
-              b, loc, dim(2),
-              arith::ConstantIndexOp::create(b, loc, rows.getInt())),
-          one);
-      Value gridY = arith::MaxSIOp::create(
-          b, loc, arith::MulIOp::create(b, loc, dim(0), dim(1)), one);
+      Value grid[3];
+      for (int i = 0; i < 3; ++i)
+        grid[i] = arith::MaxSIOp::create(b, loc, call.getOperand(i), one);
+      Value shared;
+      if (auto bytes = callee->getAttrOfType<IntegerAttr>(
+              loom::cuda::kLaunchSharedAttr))
+        shared = arith::ConstantIntOp::create(b, loc, b.getI32Type(),
+                                              bytes.getInt());
       auto kernel =
           cast<SymbolRefAttr>(callee->getAttr(loom::cuda::kLaunchAttr));
       gpu::LaunchFuncOp::create(
-          b, loc, kernel, gpu::KernelDim3{gridX, gridY, one},
+          b, loc, kernel, gpu::KernelDim3{grid[0], grid[1], grid[2]},
           gpu::KernelDim3{
               arith::ConstantIndexOp::create(b, loc, threads.getInt()), one,
               one},
-          /*dynamicSharedMemorySize=*/Value(), call.getOperands(),
+          shared, call.getOperands().drop_front(3),
           /*asyncTokenType=*/Type(), ValueRange());
       call.erase();
     }

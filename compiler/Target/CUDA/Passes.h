@@ -21,12 +21,15 @@
 namespace mlir::loom::cuda {
 
 /// Attributes of the declarations whose calls loom-cuda-map-to-gpu turns
-/// into launches (made by loom-cuda-attention): the kernel, and the queries
-/// and threads of a block.
+/// into launches (made by the kernel generators, loom-cuda-attention and
+/// loom-cuda-mla-decode): the kernel, the threads of a block and the bytes
+/// of dynamic shared memory (absent: none). The first three operands of a
+/// call are the grid, the others the kernel's arguments.
 inline constexpr llvm::StringLiteral kLaunchAttr = "loom.cuda.launch";
-inline constexpr llvm::StringLiteral kLaunchRowsAttr = "loom.cuda.launch_rows";
 inline constexpr llvm::StringLiteral kLaunchThreadsAttr =
     "loom.cuda.launch_threads";
+inline constexpr llvm::StringLiteral kLaunchSharedAttr =
+    "loom.cuda.launch_shared";
 
 #define GEN_PASS_DECL
 #include "compiler/Target/CUDA/Passes.h.inc"

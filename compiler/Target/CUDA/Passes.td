@@ -66,7 +66,7 @@ def CudaMapToGpuPass : Pass<"loom-cuda-map-to-gpu", "ModuleOp"> {
 def CudaAttentionPass : Pass<"loom-cuda-attention", "ModuleOp"> {
   let summary = "Compiles fuse.attention on f16 or bf16 to a flash-attention kernel";
   let description = [{
-    Replaces every bufferized `fuse.attention` by a `gpu.launch` of a
+    Replaces every bufferized `fuse.attention` by the launch of a
     flash-attention kernel in the style of FlashAttention-2: blocks of 4
     warps own 64 queries of one (batch, head); keys go by tiles of 64
     through shared memory (rows padded; the mma fragments of K and V are
@@ -83,9 +83,50 @@ def CudaAttentionPass : Pass<"loom-cuda-attention", "ModuleOp"> {
     other `fuse.attention` is an error that says so.
 
     Runs before the deallocation passes, which do not know
-    `fuse.attention`; the shared memory is made of workgroup allocas, which
-    `loom-cuda-map-to-gpu` turns into workgroup attributions when it puts
-    the launch on the entry's stream.
+    `fuse.attention`. The kernel is a `gpu.func` of its own `gpu.module`;
+    the op becomes the call of a declaration marked `loom.cuda.launch`
+    (grid as the first three operands), which `loom-cuda-map-to-gpu` turns
+    into a `gpu.launch_func` on the entry's stream.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::vector::VectorDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::LLVM::LLVMDialect",
+                           "::mlir::NVVM::NVVMDialect",
+                           "::mlir::nvgpu::NVGPUDialect"];
+}
+
+def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
+  let summary = "Compiles fuse.mla_decode on f16 or bf16 to split-K tensor-core kernels";
+  let description = [{
+    Replaces every bufferized `fuse.mla_decode` (absorbed multi-head latent
+    attention) by two kernels in a `gpu.module` of its own, in the style of
+    flash decoding and FlashMLA:
+
+    - `partial`: blocks of 8 warps own 64 query rows (the (token, head)
+      pairs of one batch row, which all read the same latent cache) and one
+      split of the visible cache positions. The rows `[q_lat | q_pe]` stay
+      in shared memory; the cache goes by tiles of 32 positions
+      `[kv | pe]`, double-buffered with `cp.async`. Scores and the output
+      are `nvvm.mma.sync` m16n8k16 products with f32 accumulators (the
+      first `C` columns of a cache tile are its values); the two warps that
+      share 16 rows split the tile's keys for the scores and the latent
+      columns for the output, exchanging row maxima and P through shared
+      memory. Each split writes its normalized output and log-sum-exp to
+      f32 temporaries.
+    - `combine`: merges the splits of every output element.
+
+    The host chooses the number of splits from the batch, the rows and the
+    visible length (`min(T, start_pos + S)`), for about 264 blocks.
+
+    q_lat, q_pe and the caches must be f16 or bf16, with a static head
+    count, a latent rank that is a multiple of 32 up to 512 and a rope dim
+    that is a nonzero multiple of 16; any other `fuse.mla_decode` is an
+    error that says so. The partial kernel takes 152 KB of dynamic shared
+    memory at DeepSeek-V3's dims (rank 512, rope 64): sm_80 and sm_90 have
+    it, sm_86 and sm_89 do not.
   }];
   let dependentDialects = ["::mlir::gpu::GPUDialect",
                            "::mlir::scf::SCFDialect",

@@ -150,6 +150,8 @@ LogicalResult rewrite(MlaAttentionOp op) {
 }
 
 struct MlaAbsorbPass : public fuse::impl::MlaAbsorbPassBase<MlaAbsorbPass> {
+  using MlaAbsorbPassBase::MlaAbsorbPassBase;
+
   void runOnOperation() override {
     ModuleOp module = getOperation();
 
@@ -162,7 +164,7 @@ struct MlaAbsorbPass : public fuse::impl::MlaAbsorbPassBase<MlaAbsorbPass> {
       StringRef v = stateBindingOf(op.getVCache());
       if (k.empty() || v.empty())
         return;
-      if (!absorbable(op) || k == v) {
+      if (!absorbable(op, lowPrecision) || k == v) {
         rejected.insert(k);
         rejected.insert(v);
         return;
@@ -237,12 +239,15 @@ struct MlaAbsorbPass : public fuse::impl::MlaAbsorbPassBase<MlaAbsorbPass> {
 
   /// The op computes in f32 (the fused kernel's type) with static head
   /// sizes, and its new caches go nowhere but the function's return.
-  static bool absorbable(MlaAttentionOp op) {
+  static bool absorbable(MlaAttentionOp op, bool lowPrecision) {
     auto q = cast<RankedTensorType>(op.getQNope().getType());
     auto kv = cast<RankedTensorType>(op.getKv().getType());
     auto kpe = cast<RankedTensorType>(op.getKPe().getType());
     auto vc = cast<RankedTensorType>(op.getVCache().getType());
-    if (!q.getElementType().isF32() || q.isDynamicDim(2) ||
+    Type element = q.getElementType();
+    if (!(element.isF32() ||
+          (lowPrecision && isa<Float16Type, BFloat16Type>(element))) ||
+        q.isDynamicDim(2) ||
         q.isDynamicDim(3) || kv.isDynamicDim(2) || kpe.isDynamicDim(2) ||
         vc.isDynamicDim(3))
       return false;

@@ -24,7 +24,8 @@ def MlaAbsorbPass : Pass<"loom-mla-absorb", "ModuleOp"> {
     Changing a cache's layout changes the meaning of a session-wide state,
     so the pass applies to a pair of K/V caches only when, in every
     function of the module that has either state:
-    - both are state arguments (`loom.role = "state"`), f32, used by exactly
+    - both are state arguments (`loom.role = "state"`), f32 (with
+      `low-precision` also f16 or bf16), used by exactly
       one `loom.mla_attention` (or only passed through unchanged);
     - the op's updated caches are returned as those states' new values and
       used by nothing else.
@@ -32,7 +33,14 @@ def MlaAbsorbPass : Pass<"loom-mla-absorb", "ModuleOp"> {
     new states are named after the old ones: a K-cache binding ending in
     `k_cache` becomes `kv_cache` and `pe_cache` with the same prefix,
     anything else gets `.latent` and `.pe` appended.
+
+    `low-precision` is for targets whose `fuse.mla_decode` kernel reads
+    f16 and bf16 (CUDA); the CPU kernel reads f32.
   }];
+  let options = [
+    Option<"lowPrecision", "low-precision", "bool", /*default=*/"false",
+           "Also absorb MLA on f16 and bf16">,
+  ];
   let dependentDialects = [
     "::mlir::fuse::FuseDialect",
     "::mlir::tensor::TensorDialect",

@@ -130,6 +130,8 @@ EXPORT CUresult cuDeviceGetAttribute(int *value, int attribute, int device) {
     *value = number / 10;
   else if (attribute == 76)
     *value = number % 10;
+  else if (attribute == 97) /* shared memory per block, opted in */
+    *value = number >= 90 ? 232448 : number == 80 ? 166912 : 101376;
   else
     return 1;
   return 0;
@@ -317,20 +319,34 @@ EXPORT CUresult cuModuleGetFunction(void **function, void *module,
   return 500;
 }
 
+EXPORT CUresult cuFuncSetAttribute(void *function, int attribute, int value) {
+  char line[512];
+  MOCK_FAIL_POINT("cuFuncSetAttribute");
+  if (!function)
+    return 1;
+  snprintf(line, sizeof(line), "attribute %s %d = %d",
+           ((struct kernel *)function)->name, attribute, value);
+  record(line);
+  return 0;
+}
+
 EXPORT CUresult cuLaunchKernel(void *function, unsigned gridX, unsigned gridY,
                                unsigned gridZ, unsigned blockX, unsigned blockY,
                                unsigned blockZ, unsigned smem, void *stream,
                                void **params, void **extra) {
-  (void)smem, (void)stream, (void)extra;
+  (void)stream, (void)extra;
   MOCK_FAIL_POINT("cuLaunchKernel");
   if (!function || !params)
     return 1;
   ++launches;
   if (!((struct kernel *)function)->fn) {
     char line[512];
-    snprintf(line, sizeof(line), "launch %s grid %u %u %u block %u %u %u",
-             ((struct kernel *)function)->name, gridX, gridY, gridZ, blockX,
-             blockY, blockZ);
+    int n = snprintf(line, sizeof(line),
+                     "launch %s grid %u %u %u block %u %u %u",
+                     ((struct kernel *)function)->name, gridX, gridY, gridZ,
+                     blockX, blockY, blockZ);
+    if (smem && n > 0 && (size_t)n < sizeof(line))
+      snprintf(line + n, sizeof(line) - (size_t)n, " shared %u", smem);
     record(line);
     return 0;
   }

@@ -9,39 +9,22 @@
 // tensor-core products with f32 accumulators.
 // CHECK-LABEL: func.func @causal
 // CHECK-SAME: (%[[Q:.*]]: memref<?x?x?x32xbf16>, %[[K:.*]]: memref<?x?x?x32xbf16>, %[[V:.*]]: memref<?x?x?x32xbf16>, %[[O:.*]]: memref<?x?x?x32xbf16>, %[[L:.*]]: memref<?x?x?xbf16>)
-// CHECK-NEXT: call @loom_attention_0_launch(%[[Q]], %[[K]], %[[V]], %[[O]], %[[L]])
+// CHECK: %[[S:.*]] = memref.dim %[[Q]], %c2
+// CHECK: %[[X:.*]] = arith.ceildivsi %[[S]], %c64
+// CHECK: %[[Y:.*]] = arith.muli
+// CHECK: call @loom_attention_0_kernel_launch(%[[X]], %[[Y]], %{{.*}}, %[[Q]], %[[K]], %[[V]], %[[O]], %[[L]])
 // CHECK-NEXT: return
-// CHECK: func.func private @loom_attention_0_launch({{.*}}) attributes {loom.cuda.launch = @loom_attention_0::@kernel, loom.cuda.launch_rows = 64 : index, loom.cuda.launch_threads = 128 : index}
-// CHECK: gpu.module @loom_attention_0
-// CHECK: gpu.func @kernel({{.*}}) workgroup(%[[KS:.*]] : memref<64x40xbf16, #gpu.address_space<workgroup>>, %[[VS:.*]] : memref<64x40xbf16, #gpu.address_space<workgroup>>, %[[CLS:.*]] : memref<128xi32, #gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 3 : i32}
-// CHECK: func.call @mask_block(
-// CHECK: memref.store %{{.*}}, %[[CLS]]
-// CHECK: memref.load %[[CLS]]
-// CHECK: arith.cmpi ule
-// CHECK: nvvm.barrier #nvvm.reduction<or>
-// CHECK: nvgpu.device_async_copy %{{.*}}, %[[KS]][%{{.*}}, %{{.*}}], 8, %{{.*}} {bypassL1}
-// CHECK: nvvm.cp.async.commit.group
-// CHECK: nvgpu.device_async_copy %{{.*}}, %[[VS]][%{{.*}}, %{{.*}}], 8, %{{.*}} {bypassL1}
-// CHECK: nvvm.cp.async.wait.group 1
-// CHECK: nvgpu.ldmatrix %[[KS]][%{{.*}}, %{{.*}}] {numTiles = 4 : i32, transpose = false}
-// CHECK: nvvm.mma.sync {{.*}} multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
-// CHECK: llvm.inline_asm "ex2.approx.ftz.f32 $0, $1;"
-// CHECK: nvgpu.ldmatrix %[[VS]][%{{.*}}, %{{.*}}] {numTiles = 4 : i32, transpose = true}
-// CHECK: nvvm.cp.async.wait.group 0
-// CHECK: llvm.inline_asm "lg2.approx.ftz.f32 $0, $1;"
-// CHECK: func.func @mask_block(%{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index) -> i32
-
-// loom-cuda-map-to-gpu launches it on the entry's stream: grid
-// (ceil(S / 64), B * H), both at least 1, 128 threads.
+// CHECK: func.func private @loom_attention_0_kernel_launch(index, index, index, {{.*}}) attributes {loom.cuda.launch = @loom_attention_0::@kernel, loom.cuda.launch_threads = 128 : index}
 // LAUNCH-LABEL: func.func @causal
 // LAUNCH: %[[S:.*]] = memref.dim %{{.*}}, %c2
 // LAUNCH: %[[X:.*]] = arith.ceildivsi %[[S]], %c64
-// LAUNCH: %[[GX:.*]] = arith.maxsi %[[X]], %c1
-// LAUNCH: %[[GY:.*]] = arith.maxsi %{{.*}}, %c1
+// LAUNCH: %[[GX:.*]] = arith.maxsi %[[X]], %[[ONE:.*]] :
+// LAUNCH: %[[GY:.*]] = arith.maxsi %{{.*}}, %[[ONE]] :
+// LAUNCH: %[[GZ:.*]] = arith.maxsi %{{.*}}, %[[ONE]] :
 // LAUNCH: %[[T0:.*]] = gpu.wait async
-// LAUNCH: %[[T1:.*]] = gpu.launch_func async [%[[T0]]] @loom_attention_0::@kernel blocks in (%[[GX]], %[[GY]], %c1) threads in (%c128, %c1, %c1)
+// LAUNCH: %[[T1:.*]] = gpu.launch_func async [%[[T0]]] @loom_attention_0::@kernel blocks in (%[[GX]], %[[GY]], %[[GZ]]) threads in (%c128, %[[ONE]], %[[ONE]])
 // LAUNCH: gpu.wait [%[[T1]]]
-// LAUNCH-NOT: loom_attention_0_launch
+// LAUNCH-NOT: loom_attention_0_kernel_launch
 func.func @causal(%q: memref<?x?x?x32xbf16>, %k: memref<?x?x?x32xbf16>,
                   %v: memref<?x?x?x32xbf16>, %o: memref<?x?x?x32xbf16>,
                   %l: memref<?x?x?xbf16>) attributes {llvm.emit_c_interface} {

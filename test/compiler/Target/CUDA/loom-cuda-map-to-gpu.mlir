@@ -183,8 +183,9 @@ func.func @nested(%cond: i1, %in: memref<?xf32>) -> i32 attributes {llvm.emit_c_
 
 // -----
 
-// A launch declaration must say how its grid is made.
-// expected-error @below {{needs loom.cuda.launch_rows and loom.cuda.launch_threads}}
+// A launch declaration must say how its blocks are made, and its calls
+// start with the grid.
+// expected-error @below {{needs loom.cuda.launch_threads and a grid of three index operands}}
 func.func private @k_launch(memref<?x?x?x16xbf16>) attributes {loom.cuda.launch = @k::@kernel}
 func.func @unsized(%q: memref<?x?x?x16xbf16>) attributes {llvm.emit_c_interface} {
   call @k_launch(%q) : (memref<?x?x?x16xbf16>) -> ()

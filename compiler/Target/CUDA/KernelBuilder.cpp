@@ -1,0 +1,166 @@
+//===- KernelBuilder.cpp - Helpers of the tensor-core kernels ---*- C++ -*-===//
+//
+// This file implements KernelBuilder (KernelBuilder.h).
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Target/CUDA/KernelBuilder.h"
+
+using namespace mlir;
+using namespace mlir::loom::cuda;
+
+Value KernelBuilder::ptxUnary(StringRef instruction, Value x) {
+  return LLVM::InlineAsmOp::create(b, loc, f32, ValueRange{x},
+                                   (instruction + " $0, $1;").str(), "=f,f",
+                                   /*has_side_effects=*/false,
+                                   /*is_align_stack=*/false,
+                                   LLVM::tailcallkind::TailCallKind::None,
+                                   LLVM::AsmDialectAttr(), ArrayAttr())
+      .getResult(0);
+}
+
+Value KernelBuilder::pack(Value pair) {
+  if (isa<BFloat16Type>(elem))
+    return LLVM::BitcastOp::create(b, loc, i32, pair);
+  return pair;
+}
+
+Value KernelBuilder::roundPair(Value x, Value y) {
+  Value pair = vector::FromElementsOp::create(b, loc, VectorType::get({2}, f32),
+                                              ValueRange{x, y});
+  return arith::TruncFOp::create(b, loc, VectorType::get({2}, elem), pair);
+}
+
+Value KernelBuilder::packFloats(Value x, Value y) {
+  return pack(roundPair(x, y));
+}
+
+SmallVector<Value> KernelBuilder::ldmatrix(Value buffer, ValueRange indices,
+                                           bool transpose) {
+  auto load = nvgpu::LdMatrixOp::create(
+      b, loc, VectorType::get({4, 2}, elem), buffer, indices, transpose, 4);
+  SmallVector<Value> regs;
+  for (int64_t k = 0; k < 4; ++k)
+    regs.push_back(pack(vector::ExtractOp::create(b, loc, load, k)));
+  return regs;
+}
+
+SmallVector<Value> KernelBuilder::mma(ValueRange a, ValueRange bFrag,
+                                      ValueRange c) {
+  auto type = LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
+  NVVM::MMATypes ptx =
+      isa<BFloat16Type>(elem) ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
+  auto op = NVVM::MmaOp::create(
+      b, loc, type, a, bFrag, c, ArrayRef<int64_t>{16, 8, 16}, std::nullopt,
+      std::nullopt, std::array<NVVM::MMATypes, 2>{ptx, ptx},
+      std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                     NVVM::MMALayout::col});
+  SmallVector<Value> out;
+  for (int64_t k = 0; k < 4; ++k)
+    out.push_back(LLVM::ExtractValueOp::create(b, loc, op, k));
+  return out;
+}
+
+KernelBuilder::View KernelBuilder::view(Value memref) {
+  auto meta = memref::ExtractStridedMetadataOp::create(b, loc, memref);
+  View v;
+  v.offset = meta.getOffset();
+  v.strides.assign(meta.getStrides().begin(), meta.getStrides().end());
+  Value extent = add(v.offset, mul(meta.getSizes()[0], v.strides[0]));
+  auto flatType = MemRefType::get({ShapedType::kDynamic}, elem);
+  v.flat = memref::ReinterpretCastOp::create(
+      b, loc, flatType, meta.getBaseBuffer(), OpFoldResult(b.getIndexAttr(0)),
+      ArrayRef<OpFoldResult>{extent},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+  Value fast = equal(v.strides.back(), constant(1));
+  SmallVector<Value> multiples{v.offset};
+  multiples.append(v.strides.begin(), v.strides.end() - 1);
+  for (Value x : multiples)
+    fast = both(fast, equal(rem(x, kChunk), constant(0)));
+  v.fast = fast;
+  return v;
+}
+
+Value KernelBuilder::at(const View &v, ValueRange indices) {
+  Value i = v.offset;
+  for (auto [index, stride] : llvm::zip_equal(indices, v.strides))
+    i = add(i, mul(index, stride));
+  return i;
+}
+
+void KernelBuilder::copyChunk(const View &src, ValueRange indices,
+                              ValueRange clamped, Value valid, Value dst,
+                              ValueRange dstIndices) {
+  auto fast = scf::IfOp::create(b, loc, src.fast, true);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(fast.thenBlock());
+  // The source stays in bounds; invalid chunks copy 0 bytes and zero-fill.
+  Value count = select(valid, constant(kChunk), constant(0));
+  nvgpu::DeviceAsyncCopyOp::create(b, loc, dst, dstIndices, src.flat,
+                                   ValueRange{at(src, clamped)},
+                                   b.getIndexAttr(kChunk), count,
+                                   b.getUnitAttr());
+  b.setInsertionPointToStart(fast.elseBlock());
+  auto chunk = VectorType::get({kChunk}, elem);
+  auto load = scf::IfOp::create(b, loc, TypeRange{chunk}, valid, true);
+  b.setInsertionPointToStart(load.thenBlock());
+  SmallVector<Value> parts;
+  SmallVector<Value> element(indices);
+  Value col = element.back();
+  for (int64_t e = 0; e < kChunk; ++e) {
+    element.back() = add(col, constant(e));
+    parts.push_back(
+        memref::LoadOp::create(b, loc, src.flat, ValueRange{at(src, element)}));
+  }
+  scf::YieldOp::create(
+      b, loc, vector::FromElementsOp::create(b, loc, chunk, parts).getResult());
+  b.setInsertionPointToStart(load.elseBlock());
+  Value zero = arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(chunk, b.getFloatAttr(elem, 0.0)));
+  scf::YieldOp::create(b, loc, zero);
+  b.setInsertionPointAfter(load);
+  auto st = vector::StoreOp::create(b, loc, load.getResult(0), dst, dstIndices);
+  st.setAlignment(2 * kChunk);
+}
+
+SmallVector<Value> KernelBuilder::loop(
+    Value lo, Value hi, Value step, ValueRange init,
+    llvm::function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+  auto forOp = scf::ForOp::create(b, loc, lo, hi, step, init);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(forOp.getBody());
+  scf::YieldOp::create(
+      b, loc, body(forOp.getInductionVar(), forOp.getRegionIterArgs()));
+  return SmallVector<Value>(forOp.getResults());
+}
+
+void KernelBuilder::when(Value cond, llvm::function_ref<void()> body) {
+  auto ifOp = scf::IfOp::create(b, loc, cond, false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  body();
+}
+
+void KernelBuilder::launch(ModuleOp module, StringRef name, StringRef kernel,
+                           ArrayRef<Value> grid, int64_t threads,
+                           int64_t sharedBytes, ValueRange operands) {
+  std::string callee = (name + "_" + kernel + "_launch").str();
+  SmallVector<Value> args(grid);
+  llvm::append_range(args, operands);
+  if (!module.lookupSymbol(callee)) {
+    OpBuilder top = OpBuilder::atBlockEnd(module.getBody());
+    auto decl =
+        func::FuncOp::create(top, loc, callee,
+                             top.getFunctionType(ValueRange(args).getTypes(),
+                                                 {}));
+    decl.setPrivate();
+    decl->setAttr(kLaunchAttr,
+                  SymbolRefAttr::get(top.getStringAttr(name),
+                                     {FlatSymbolRefAttr::get(
+                                         top.getStringAttr(kernel))}));
+    decl->setAttr(kLaunchThreadsAttr, top.getIndexAttr(threads));
+    if (sharedBytes)
+      decl->setAttr(kLaunchSharedAttr, top.getIndexAttr(sharedBytes));
+  }
+  func::CallOp::create(b, loc, callee, TypeRange(), args);
+}

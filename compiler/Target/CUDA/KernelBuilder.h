@@ -1,0 +1,141 @@
+//===- KernelBuilder.h - Helpers of the tensor-core kernels -----*- C++ -*-===//
+//
+// This file declares KernelBuilder, the base of the generators of the
+// hand-scheduled GPU kernels (loom-cuda-attention, loom-cuda-mla-decode):
+// index and float arithmetic, the PTX one-instruction math, warp shuffles,
+// the mma.sync operand registers of f16 and bf16, ldmatrix, and copies of
+// 8-element chunks from global to shared memory (cp.async where the source
+// allows it).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOOM_COMPILER_TARGET_CUDA_KERNELBUILDER_H
+#define LOOM_COMPILER_TARGET_CUDA_KERNELBUILDER_H
+
+#include "compiler/Target/CUDA/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+
+namespace mlir::loom::cuda {
+
+/// Elements one thread moves from global to shared memory at a time (16
+/// bytes of f16 or bf16).
+inline constexpr int64_t kChunk = 8;
+
+class KernelBuilder {
+public:
+  /// `elem` is the f16 or bf16 type of the tensor-core operands.
+  KernelBuilder(OpBuilder &b, Location loc, Type elem)
+      : b(b), loc(loc), ctx(b.getContext()), elem(elem), f32(b.getF32Type()),
+        i32(b.getI32Type()) {}
+
+protected:
+  OpBuilder &b;
+  Location loc;
+  MLIRContext *ctx;
+  Type elem, f32, i32;
+
+  /// An operand as a flat buffer with its offset and strides, and whether
+  /// chunks of kChunk elements of its rows are contiguous and 16-byte
+  /// aligned (then copied by cp.async).
+  struct View {
+    Value flat, offset, fast;
+    SmallVector<Value, 4> strides;
+  };
+
+  Value constant(int64_t v) {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  }
+  Value i32Constant(int64_t v) {
+    return arith::ConstantIntOp::create(b, loc, i32, v);
+  }
+  Value floatConstant(double v) {
+    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+  }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
+  Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
+  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
+  Value div(Value x, int64_t y) {
+    return arith::DivSIOp::create(b, loc, x, constant(y));
+  }
+  Value rem(Value x, int64_t y) {
+    return arith::RemSIOp::create(b, loc, x, constant(y));
+  }
+  Value min(Value x, Value y) { return arith::MinSIOp::create(b, loc, x, y); }
+  Value max(Value x, Value y) { return arith::MaxSIOp::create(b, loc, x, y); }
+  Value ceilDiv(Value x, Value y) {
+    return arith::CeilDivSIOp::create(b, loc, x, y);
+  }
+  Value less(Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, x, y);
+  }
+  Value equal(Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, x, y);
+  }
+  Value both(Value x, Value y) { return arith::AndIOp::create(b, loc, x, y); }
+  Value select(Value c, Value x, Value y) {
+    return arith::SelectOp::create(b, loc, c, x, y);
+  }
+  Value dim(Value memref, int64_t i) {
+    return memref::DimOp::create(b, loc, memref, i);
+  }
+  Value fadd(Value x, Value y) { return arith::AddFOp::create(b, loc, x, y); }
+  Value fmul(Value x, Value y) { return arith::MulFOp::create(b, loc, x, y); }
+  Value fmax(Value x, Value y) {
+    return arith::MaxNumFOp::create(b, loc, x, y);
+  }
+
+  /// ex2.approx and lg2.approx: one instruction each, no libdevice.
+  Value exp2(Value x) { return ptxUnary("ex2.approx.ftz.f32", x); }
+  Value log2(Value x) { return ptxUnary("lg2.approx.ftz.f32", x); }
+  Value ptxUnary(StringRef instruction, Value x);
+  Value shuffleXor(Value x, int32_t offset) {
+    return gpu::ShuffleOp::create(b, loc, x, offset, 32, gpu::ShuffleMode::XOR)
+        .getShuffleResult();
+  }
+
+  /// Two elements as one mma operand register: an i32 for bf16, a
+  /// vector<2xf16> for f16.
+  Value pack(Value pair);
+  /// Two f32 values rounded to `elem` as one operand register.
+  Value packFloats(Value x, Value y);
+  /// The pair (x, y) rounded to `elem`, as a vector<2 x elem>.
+  Value roundPair(Value x, Value y);
+  /// The four 8x8 matrices of `buffer` whose rows the lanes point at (lane
+  /// l: the row at `indices`), as four mma operand registers.
+  SmallVector<Value> ldmatrix(Value buffer, ValueRange indices,
+                              bool transpose);
+  /// `mma.sync` m16n8k16, A row-major, B column-major, f32 accumulators.
+  SmallVector<Value> mma(ValueRange a, ValueRange bFrag, ValueRange c);
+
+  View view(Value memref);
+  /// The linear index of `indices` in `v`.
+  Value at(const View &v, ValueRange indices);
+  /// Copies kChunk elements of `src` from `indices` (the last one a column)
+  /// to `dst` at `dstIndices`, zeros where `valid` is false: cp.async
+  /// where the view is fast (`clamped` are in-bounds source indices for
+  /// the invalid case), element loads otherwise. Does not commit.
+  void copyChunk(const View &src, ValueRange indices, ValueRange clamped,
+                 Value valid, Value dst, ValueRange dstIndices);
+
+  /// `for i in [lo, hi) step `step`: state = body(i, state)`; returns the
+  /// final state.
+  SmallVector<Value>
+  loop(Value lo, Value hi, Value step, ValueRange init,
+       llvm::function_ref<SmallVector<Value>(Value, ValueRange)> body);
+  /// `if (cond) body()`.
+  void when(Value cond, llvm::function_ref<void()> body);
+
+  /// A private declaration `@<name>_<kernel>_launch` marked for loom-cuda-map-to-gpu
+  /// (kernel `@<name>::@<kernel>`, `threads` per block, `sharedBytes` of
+  /// dynamic shared memory) and its call at the builder's insertion point
+  /// with the grid `grid` and the kernel's `operands`.
+  void launch(ModuleOp module, StringRef name, StringRef kernel,
+              ArrayRef<Value> grid, int64_t threads, int64_t sharedBytes,
+              ValueRange operands);
+};
+
+} // namespace mlir::loom::cuda
+
+#endif // LOOM_COMPILER_TARGET_CUDA_KERNELBUILDER_H

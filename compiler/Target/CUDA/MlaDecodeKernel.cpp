@@ -1,0 +1,568 @@
+//===- MlaDecodeKernel.cpp - fuse.mla_decode as split-K kernels -*- C++ -*-===//
+//
+// This file implements loom-cuda-mla-decode: a bufferized `fuse.mla_decode`
+// on f16 or bf16 becomes two kernels of its own `gpu.module`, in the style
+// of flash decoding (FlashMLA's split-K and combine):
+//
+//   - `partial`: a block of 8 warps owns 64 query rows (the (token, head)
+//     pairs of one batch row, all reading the same latent cache) and one
+//     split of the visible cache positions. The rows, [q_lat | q_pe], stay
+//     in shared memory; the cache goes by tiles of 32 positions, [kv | pe],
+//     double-buffered with cp.async. Warp (r, h) computes the scores of
+//     rows 16r..16r+15 against keys 16h..16h+15 of the tile (mma.sync
+//     m16n8k16 over C + R), the two halves of a row exchange their maxima
+//     through shared memory, P goes to shared memory rounded to the input
+//     type, and the warp adds P times columns [h C/2, (h+1) C/2) of the
+//     latent tile (the first C columns of the same tile: the values are
+//     the keys) to its f32 accumulators. The split's normalized output and
+//     log-sum-exp (base 2) go to f32 buffers.
+//   - `combine`: one thread per output element merges the splits with
+//     their log-sum-exps.
+//
+// The number of splits is chosen on the host from the batch, the rows and
+// the visible length, for about kTargetBlocks blocks.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Target/CUDA/KernelBuilder.h"
+
+#include "dialects/fuse/IR/FuseOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+
+#include <cmath>
+#include <limits>
+
+namespace mlir::loom::cuda {
+#define GEN_PASS_DEF_CUDAMLADECODEPASS
+#include "compiler/Target/CUDA/Passes.h.inc"
+} // namespace mlir::loom::cuda
+
+using namespace mlir;
+
+namespace {
+
+using loom::cuda::kChunk;
+constexpr int64_t kWarps = 8;
+constexpr int64_t kThreads = 32 * kWarps;
+/// Query rows of a block: 4 groups of 16, each shared by two warps.
+constexpr int64_t kRows = 64;
+/// Cache positions of a tile: each warp of a pair scores 16 of them.
+constexpr int64_t kKeys = 32;
+/// Elements of padding at the end of each shared-memory row, so that the
+/// ldmatrix reads of 8 consecutive rows fall in different banks.
+constexpr int64_t kPad = 8;
+/// Blocks the splits aim for: two waves of a 132-multiprocessor GPU.
+constexpr int64_t kTargetBlocks = 264;
+/// Threads of a block of the combine kernel.
+constexpr int64_t kCombineThreads = 256;
+/// The largest latent rank: the accumulators of a thread are C / 4 floats.
+constexpr int64_t kMaxRank = 512;
+
+class MlaDecodeKernel : loom::cuda::KernelBuilder {
+public:
+  MlaDecodeKernel(OpBuilder &b, fuse::MlaDecodeOp op)
+      : KernelBuilder(
+            b, op.getLoc(),
+            cast<ShapedType>(op.getQLat().getType()).getElementType()),
+        op(op) {
+    auto q = cast<ShapedType>(op.getQLat().getType());
+    heads = q.getDimSize(2);
+    rank = q.getDimSize(3);
+    rope = cast<ShapedType>(op.getQPe().getType()).getDimSize(3);
+    width = rank + rope;
+  }
+
+  /// Why the kernels cannot compile `op`, or "" when they can.
+  static std::string unsupported(fuse::MlaDecodeOp op) {
+    SmallVector<Value> inputs{op.getQLat(), op.getQPe(), op.getKvCache(),
+                              op.getPeCache()};
+    if (!llvm::all_of(inputs,
+                      [](Value v) { return isa<MemRefType>(v.getType()); }))
+      return "is not bufferized";
+    // The verifier makes every operand's element type the same.
+    Type element = cast<MemRefType>(inputs[0].getType()).getElementType();
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    if (!isa<Float16Type, BFloat16Type>(element)) {
+      os << "reads " << element
+         << "; the GPU MLA decode kernel reads f16 or bf16 (compile with "
+            "--mla=naive, or give the model f16 or bf16 weights and inputs)";
+      return text;
+    }
+    auto q = cast<MemRefType>(inputs[0].getType());
+    auto pe = cast<MemRefType>(inputs[1].getType());
+    int64_t h = q.getDimSize(2), c = q.getDimSize(3), r = pe.getDimSize(3);
+    if (ShapedType::isDynamic(h) || ShapedType::isDynamic(c) ||
+        ShapedType::isDynamic(r) || c % 32 || c > kMaxRank || r % 16 ||
+        r == 0) {
+      os << "has " << (ShapedType::isDynamic(h) ? "dynamic heads, " : "")
+         << "latent rank " << c << " and rope dim " << r
+         << "; the GPU MLA decode kernel needs a static head count, a rank "
+            "that is a multiple of 32 up to "
+         << kMaxRank
+         << " and a rope dim that is a nonzero multiple of 16 (compile with "
+            "--mla=naive)";
+      return text;
+    }
+    return "";
+  }
+
+  /// Bytes of dynamic shared memory of the partial kernel.
+  int64_t sharedBytes() const {
+    return (kRows + 2 * kKeys) * (width + kPad) * 2 +
+           kRows * (kKeys + kPad) * 2 + 2 * kRows * 4;
+  }
+
+  /// Creates `@<name>::@partial` and `@<name>::@combine` and replaces the
+  /// op by the temporaries of the splits and the calls of the two launch
+  /// declarations.
+  void build(ModuleOp module, StringRef name) {
+    OpBuilder::InsertionGuard guard(b);
+    Value qLat = op.getQLat();
+    Value batch = dim(qLat, 0), tokens = dim(qLat, 1);
+    Value cacheLength = dim(op.getKvCache(), 1);
+    Value zero = constant(0), one = constant(1);
+    // Rows of a batch row, and the positions the last of them sees; none
+    // at all for an empty batch.
+    Value empty = equal(batch, zero);
+    Value rows = select(empty, zero, mul(tokens, constant(heads)));
+    Value start = arith::IndexCastOp::create(b, loc, b.getIndexType(),
+                                             op.getStartPos());
+    Value visible = min(max(add(start, tokens), zero), cacheLength);
+    visible = select(equal(rows, zero), zero, visible);
+    // Splits: about kTargetBlocks blocks, every split at least one tile.
+    Value rowBlocks = ceilDiv(rows, constant(kRows));
+    Value tiles = max(ceilDiv(visible, constant(kKeys)), one);
+    Value wanted =
+        ceilDiv(constant(kTargetBlocks), max(mul(rowBlocks, batch), one));
+    Value splits = min(max(wanted, one), tiles);
+    Value perSplit = ceilDiv(tiles, splits);
+    splits = ceilDiv(tiles, perSplit);
+    perSplit = mul(perSplit, constant(kKeys));
+
+    auto partType = MemRefType::get(
+        {ShapedType::kDynamic, ShapedType::kDynamic, ShapedType::kDynamic,
+         rank},
+        f32);
+    auto lseType = MemRefType::get(
+        {ShapedType::kDynamic, ShapedType::kDynamic, ShapedType::kDynamic},
+        f32);
+    Value part = memref::AllocOp::create(b, loc, partType,
+                                         ValueRange{splits, batch, rows});
+    Value lse = memref::AllocOp::create(b, loc, lseType,
+                                        ValueRange{splits, batch, rows});
+    SmallVector<Value> partialArgs{qLat,  op.getQPe(), op.getKvCache(),
+                                   op.getPeCache(), part, lse,
+                                   start, rows,        visible, perSplit};
+    Value partialGrid[] = {rowBlocks, batch, splits};
+    launch(module, name, "partial", partialGrid, kThreads, sharedBytes(),
+           partialArgs);
+    SmallVector<Value> combineArgs{part, lse, op.getInit(), splits, rows};
+    Value elements = mul(mul(batch, rows), constant(rank));
+    Value combineGrid[] = {ceilDiv(elements, constant(kCombineThreads)), one,
+                           one};
+    launch(module, name, "combine", combineGrid, kCombineThreads, 0,
+           combineArgs);
+
+    b.setInsertionPointToEnd(module.getBody());
+    auto gpuModule = gpu::GPUModuleOp::create(b, loc, name);
+    b.setInsertionPointToStart(gpuModule.getBody());
+    buildPartial(ValueRange(partialArgs).getTypes());
+    b.setInsertionPointToEnd(gpuModule.getBody());
+    buildCombine(ValueRange(combineArgs).getTypes());
+  }
+
+private:
+  fuse::MlaDecodeOp op;
+  int64_t heads, rank, rope, width;
+  /// The partial kernel's thread coordinates: lane, row group, key half,
+  /// mma row (g) and column pair (t), and the ldmatrix lane pointers.
+  Value tid, lane, group, half, g, t, lr, lm1, lm2;
+  /// Its shared memory: the query rows, two cache tiles, P, and the row
+  /// maxima (then sums) of the two halves.
+  Value qs, ks, ps, exchange;
+
+  gpu::GPUFuncOp kernelFunc(StringRef name, TypeRange types, int64_t threads) {
+    auto kernel =
+        gpu::GPUFuncOp::create(b, loc, name, b.getFunctionType(types, {}));
+    kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+    kernel.setKnownBlockSize(ArrayRef<int32_t>{int32_t(threads), 1, 1});
+    Block &entry = kernel.getBody().front();
+    b.setInsertionPointToStart(&entry);
+    gpu::ReturnOp::create(b, loc);
+    b.setInsertionPointToStart(&entry);
+    return kernel;
+  }
+
+  /// A typed window of the dynamic shared memory at `offset` bytes.
+  Value sharedView(Value base, int64_t offset, ArrayRef<int64_t> shape,
+                   Type type) {
+    auto space = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+    return memref::ViewOp::create(
+        b, loc, MemRefType::get(shape, type, AffineMap(), space), base,
+        constant(offset), ValueRange());
+  }
+
+  /// Copies rows [0, count) of a `columns`-wide part of shared buffer
+  /// `dst` (from column `column0`, prefix `dstPrefix`) from `src`, whose
+  /// row r is at `source(r)` (the indices before the column, in-bounds
+  /// ones for rows that are not `valid(r)`, and `valid(r)`).
+  void copyRows(const View &src, int64_t count, int64_t columns,
+                Value dst, ValueRange dstPrefix, int64_t column0,
+                llvm::function_ref<std::tuple<SmallVector<Value>,
+                                              SmallVector<Value>, Value>(Value)>
+                    source) {
+    int64_t perRow = columns / kChunk, total = count * perRow;
+    for (int64_t c = 0; c < total; c += kThreads) {
+      Value id = add(tid, constant(c));
+      auto body = [&] {
+        Value r = div(id, perRow);
+        Value col = mul(rem(id, perRow), constant(kChunk));
+        auto [indices, clamped, valid] = source(r);
+        indices.push_back(col);
+        clamped.push_back(col);
+        SmallVector<Value> to(dstPrefix);
+        to.append({r, add(col, constant(column0))});
+        copyChunk(src, indices, clamped, valid, dst, to);
+      };
+      if (c + kThreads <= total)
+        body();
+      else
+        when(less(id, constant(total)), body);
+    }
+  }
+
+  void buildPartial(TypeRange types) {
+    gpu::GPUFuncOp kernel = kernelFunc("partial", types, kThreads);
+    // One block per multiprocessor: the accumulators need the registers.
+    kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
+                    b.getI32IntegerAttr(1));
+    Block &entry = kernel.getBody().front();
+    Value qLat = entry.getArgument(0), qPe = entry.getArgument(1);
+    Value kv = entry.getArgument(2), pe = entry.getArgument(3);
+    Value part = entry.getArgument(4), lse = entry.getArgument(5);
+    Value start = entry.getArgument(6), rows = entry.getArgument(7);
+    Value visible = entry.getArgument(8), perSplit = entry.getArgument(9);
+
+    auto space = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+    Value base = gpu::DynamicSharedMemoryOp::create(
+        b, loc,
+        MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), AffineMap(),
+                        space));
+    int64_t pitch = (width + kPad) * 2;
+    qs = sharedView(base, 0, {kRows, width + kPad}, elem);
+    ks = sharedView(base, kRows * pitch, {2, kKeys, width + kPad}, elem);
+    ps = sharedView(base, (kRows + 2 * kKeys) * pitch, {kRows, kKeys + kPad},
+                    elem);
+    exchange = sharedView(
+        base, (kRows + 2 * kKeys) * pitch + kRows * (kKeys + kPad) * 2,
+        {2, kRows}, f32);
+
+    tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+    Value rowBlock = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+    Value bIdx = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
+    Value split = gpu::BlockIdOp::create(b, loc, gpu::Dimension::z);
+    lane = rem(tid, 32);
+    Value warp = div(tid, 32);
+    group = rem(warp, 4);
+    half = div(warp, 4);
+    g = div(lane, 4);
+    t = rem(lane, 4);
+    lr = rem(lane, 8);
+    lm1 = rem(div(lane, 8), 2);
+    lm2 = div(lane, 16);
+    Value row0 = mul(rowBlock, constant(kRows));
+    Value k0 = mul(split, perSplit);
+    Value k1 = min(add(k0, perSplit), visible);
+    Value tileCount =
+        select(less(row0, rows),
+               ceilDiv(max(arith::SubIOp::create(b, loc, k1, k0), constant(0)),
+                       constant(kKeys)),
+               constant(0));
+
+    // The block's rows into shared memory, rows past the end as zeros.
+    View qLatView = view(qLat), qPeView = view(qPe);
+    View kvView = view(kv), peView = view(pe);
+    Value lastRow = max(sub(rows, constant(1)), constant(0));
+    auto queryRow = [&](Value r) {
+      Value row = add(row0, r);
+      Value clamped = min(row, lastRow);
+      SmallVector<Value> at{bIdx, div(row, heads), rem(row, heads)};
+      SmallVector<Value> safe{bIdx, div(clamped, heads), rem(clamped, heads)};
+      return std::make_tuple(at, safe, less(row, rows));
+    };
+    when(less(row0, rows), [&] {
+      copyRows(qLatView, kRows, rank, qs, {}, 0, queryRow);
+      copyRows(qPeView, kRows, rope, qs, {}, rank, queryRow);
+    });
+    // The first tile joins the rows' group.
+    Value lastKey = max(sub(k1, constant(1)), constant(0));
+    auto issueTile = [&](Value n0, Value buffer) {
+      auto keyRow = [&](Value r) {
+        Value key = add(n0, r);
+        SmallVector<Value> at{bIdx, key};
+        SmallVector<Value> safe{bIdx, min(key, lastKey)};
+        return std::make_tuple(at, safe, less(key, k1));
+      };
+      copyRows(kvView, kKeys, rank, ks, {buffer}, 0, keyRow);
+      copyRows(peView, kKeys, rope, ks, {buffer}, rank, keyRow);
+    };
+    when(less(constant(0), tileCount), [&] { issueTile(k0, constant(0)); });
+    NVVM::CpAsyncCommitGroupOp::create(b, loc);
+
+    // State: the accumulators (rank / 2 columns of 16 rows: rank / 16
+    // tiles of 4), the running maximum and sum of the thread's two rows.
+    int64_t accumulators = rank / 4;
+    Value minusInf = floatConstant(-std::numeric_limits<double>::infinity());
+    SmallVector<Value> init(accumulators, floatConstant(0.0));
+    init.append({minusInf, minusInf, floatConstant(0.0), floatConstant(0.0)});
+    // The row of the thread's first accumulator (block-local); the second
+    // is 8 on.
+    Value localRow = add(mul(group, constant(16)), g);
+    double scale2 = op.getScale().convertToDouble() / std::log(2.0);
+    SmallVector<Value> state = loop(
+        constant(0), tileCount, constant(1), init,
+        [&](Value i, ValueRange s) {
+          Value n0 = add(k0, mul(i, constant(kKeys)));
+          Value buffer = rem(i, 2);
+          NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
+          gpu::BarrierOp::create(b, loc);
+          Value next = add(i, constant(1));
+          when(less(next, tileCount), [&] {
+            issueTile(add(n0, constant(kKeys)), rem(next, 2));
+          });
+          NVVM::CpAsyncCommitGroupOp::create(b, loc);
+          return tile(s, buffer, n0, k1, start, add(row0, localRow), localRow,
+                      scale2);
+        });
+
+    // The sums of the two halves of each row, then the split's results.
+    gpu::BarrierOp::create(b, loc);
+    Value l[2], m[2] = {state[accumulators], state[accumulators + 1]};
+    for (int64_t h = 0; h < 2; ++h) {
+      l[h] = state[accumulators + 2 + h];
+      l[h] = fadd(l[h], shuffleXor(l[h], 1));
+      l[h] = fadd(l[h], shuffleXor(l[h], 2));
+      when(equal(t, constant(0)), [&] {
+        memref::StoreOp::create(
+            b, loc, l[h], exchange,
+            ValueRange{half, add(localRow, constant(8 * h))});
+      });
+    }
+    gpu::BarrierOp::create(b, loc);
+    Value other = sub(constant(1), half);
+    Value column = add(mul(half, constant(rank / 2)), mul(t, constant(2)));
+    for (int64_t h = 0; h < 2; ++h) {
+      Value local = add(localRow, constant(8 * h));
+      Value sum = fadd(l[h], memref::LoadOp::create(b, loc, exchange,
+                                                    ValueRange{other, local}));
+      Value none =
+          arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, sum,
+                                floatConstant(0.0));
+      Value inv = select(none, floatConstant(0.0),
+                         arith::DivFOp::create(b, loc, floatConstant(1.0), sum));
+      Value logSum = select(none, minusInf, fadd(m[h], log2(sum)));
+      Value row = add(row0, local);
+      when(less(row, rows), [&] {
+        for (int64_t n = 0; n < rank / 16; ++n)
+          for (int64_t k = 0; k < 2; ++k)
+            memref::StoreOp::create(
+                b, loc, fmul(state[4 * n + 2 * h + k], inv), part,
+                ValueRange{split, bIdx, row,
+                           add(column, constant(8 * n + k))});
+        when(both(equal(t, constant(0)), equal(half, constant(0))), [&] {
+          memref::StoreOp::create(b, loc, logSum, lse,
+                                  ValueRange{split, bIdx, row});
+        });
+      });
+    }
+  }
+
+  /// One tile of 32 cache positions at `n0` (in shared buffer `buffer`):
+  /// the warp's scores, the online softmax across the pair of warps, the
+  /// update of its accumulators.
+  SmallVector<Value> tile(ValueRange state, Value buffer, Value n0, Value k1,
+                          Value start, Value row, Value localRow,
+                          double scale2) {
+    int64_t accumulators = rank / 4;
+    // S: 16 rows x 16 keys (two tiles of 8), over the C + R columns.
+    SmallVector<SmallVector<Value>> s(2,
+                                      SmallVector<Value>(4, floatConstant(0.0)));
+    Value aRow = add(mul(group, constant(16)), add(lr, mul(lm1, constant(8))));
+    Value bRow = add(mul(half, constant(16)), add(lr, mul(lm2, constant(8))));
+    for (int64_t kk = 0; kk < width / 16; ++kk) {
+      SmallVector<Value> a = ldmatrix(
+          qs, ValueRange{aRow, add(constant(16 * kk), mul(lm2, constant(8)))},
+          false);
+      SmallVector<Value> frag = ldmatrix(
+          ks,
+          ValueRange{buffer, bRow,
+                     add(constant(16 * kk), mul(lm1, constant(8)))},
+          false);
+      s[0] = mma(a, {frag[0], frag[1]}, s[0]);
+      s[1] = mma(a, {frag[2], frag[3]}, s[1]);
+    }
+    // Visible: key < min(k1, start + token + 1), token = row / heads.
+    Value minusInf = floatConstant(-std::numeric_limits<double>::infinity());
+    Value scale = floatConstant(scale2);
+    Value limit[2];
+    for (int64_t h = 0; h < 2; ++h) {
+      Value token = div(add(row, constant(8 * h)), heads);
+      limit[h] = min(k1, add(add(start, token), constant(1)));
+    }
+    Value key0 =
+        add(n0, add(mul(half, constant(16)), mul(t, constant(2))));
+    for (int64_t j = 0; j < 2; ++j)
+      for (int64_t e = 0; e < 4; ++e) {
+        Value key = add(key0, constant(8 * j + e % 2));
+        s[j][e] = select(less(key, limit[e / 2]), fmul(s[j][e], scale),
+                         minusInf);
+      }
+    // The maxima of this half's keys, exchanged with the other half.
+    Value mx[2];
+    for (int64_t h = 0; h < 2; ++h) {
+      mx[h] = fmax(fmax(s[0][2 * h], s[0][2 * h + 1]),
+                   fmax(s[1][2 * h], s[1][2 * h + 1]));
+      mx[h] = fmax(mx[h], shuffleXor(mx[h], 1));
+      mx[h] = fmax(mx[h], shuffleXor(mx[h], 2));
+      when(equal(t, constant(0)), [&] {
+        memref::StoreOp::create(
+            b, loc, mx[h], exchange,
+            ValueRange{half, add(localRow, constant(8 * h))});
+      });
+    }
+    gpu::BarrierOp::create(b, loc);
+    Value other = sub(constant(1), half);
+    SmallVector<Value> out(state.begin(), state.begin() + accumulators);
+    Value m[2], l[2];
+    for (int64_t h = 0; h < 2; ++h) {
+      Value theirs = memref::LoadOp::create(
+          b, loc, exchange,
+          ValueRange{other, add(localRow, constant(8 * h))});
+      // Both warps of the pair compute the same maximum from the same two
+      // numbers, so their rescalings agree.
+      Value mNew = fmax(state[accumulators + h], fmax(mx[h], theirs));
+      Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
+                                         mNew, minusInf);
+      Value mUse = select(none, floatConstant(0.0), mNew);
+      Value alpha = exp2(
+          arith::SubFOp::create(b, loc, state[accumulators + h], mUse));
+      Value sum = floatConstant(0.0);
+      for (int64_t j = 0; j < 2; ++j)
+        for (int64_t e = 2 * h; e < 2 * h + 2; ++e) {
+          s[j][e] = exp2(arith::SubFOp::create(b, loc, s[j][e], mUse));
+          sum = fadd(sum, s[j][e]);
+        }
+      l[h] = fadd(fmul(state[accumulators + 2 + h], alpha), sum);
+      m[h] = mNew;
+      for (int64_t n = 0; n < rank / 16; ++n)
+        for (int64_t k = 2 * h; k < 2 * h + 2; ++k)
+          out[4 * n + k] = fmul(out[4 * n + k], alpha);
+      // P of this half to shared memory, rounded as the product reads it.
+      for (int64_t j = 0; j < 2; ++j) {
+        auto st = vector::StoreOp::create(
+            b, loc, roundPair(s[j][2 * h], s[j][2 * h + 1]), ps,
+            ValueRange{add(localRow, constant(8 * h)),
+                       add(mul(half, constant(16)),
+                           add(mul(t, constant(2)), constant(8 * j)))});
+        st.setAlignment(4);
+      }
+    }
+    gpu::BarrierOp::create(b, loc);
+    // O += P v over the tile's 32 keys, for this warp's rank / 2 columns:
+    // one ldmatrix.x4.trans gives the B fragments of two tiles of 8
+    // columns for 16 keys.
+    Value vColumn = add(mul(half, constant(rank / 2)), mul(lm2, constant(8)));
+    for (int64_t kk = 0; kk < kKeys / 16; ++kk) {
+      SmallVector<Value> a = ldmatrix(
+          ps, ValueRange{aRow, add(constant(16 * kk), mul(lm2, constant(8)))},
+          false);
+      Value vRow = add(constant(16 * kk), add(lr, mul(lm1, constant(8))));
+      for (int64_t np = 0; np < rank / 32; ++np) {
+        SmallVector<Value> frag = ldmatrix(
+            ks, ValueRange{buffer, vRow, add(vColumn, constant(16 * np))},
+            true);
+        for (int64_t h = 0; h < 2; ++h) {
+          int64_t n = 2 * np + h;
+          SmallVector<Value> acc = mma(a, {frag[2 * h], frag[2 * h + 1]},
+                                       ArrayRef<Value>(out).slice(4 * n, 4));
+          std::copy(acc.begin(), acc.end(), out.begin() + 4 * n);
+        }
+      }
+    }
+    SmallVector<Value> next(out);
+    next.append({m[0], m[1], l[0], l[1]});
+    return next;
+  }
+
+  /// out[b, s, h, c] = sum_z 2^(L_z - M) O_z / sum_z 2^(L_z - M), M the
+  /// largest L_z; 0 where no split saw a key.
+  void buildCombine(TypeRange types) {
+    gpu::GPUFuncOp kernel = kernelFunc("combine", types, kCombineThreads);
+    Block &entry = kernel.getBody().front();
+    Value part = entry.getArgument(0), lse = entry.getArgument(1);
+    Value out = entry.getArgument(2), splits = entry.getArgument(3);
+    Value rows = entry.getArgument(4);
+    Value id = add(mul(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x),
+                       constant(kCombineThreads)),
+                   gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
+    Value total = mul(mul(dim(out, 0), rows), constant(rank));
+    when(less(id, total), [&] {
+      Value c = rem(id, rank);
+      Value row = arith::RemSIOp::create(b, loc, div(id, rank), rows);
+      Value bIdx = arith::DivSIOp::create(b, loc, div(id, rank), rows);
+      Value minusInf =
+          floatConstant(-std::numeric_limits<double>::infinity());
+      Value top = loop(constant(0), splits, constant(1), {minusInf},
+                       [&](Value z, ValueRange s) {
+                         auto l = memref::LoadOp::create(
+                             b, loc, lse, ValueRange{z, bIdx, row});
+                         return SmallVector<Value>{fmax(s[0], l.getResult())};
+                       })[0];
+      Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
+                                         top, minusInf);
+      Value mUse = select(none, floatConstant(0.0), top);
+      SmallVector<Value> sums = loop(
+          constant(0), splits, constant(1),
+          {floatConstant(0.0), floatConstant(0.0)},
+          [&](Value z, ValueRange s) {
+            auto l =
+                memref::LoadOp::create(b, loc, lse, ValueRange{z, bIdx, row});
+            Value w = exp2(arith::SubFOp::create(b, loc, l, mUse));
+            auto o = memref::LoadOp::create(b, loc, part,
+                                             ValueRange{z, bIdx, row, c});
+            return SmallVector<Value>{fadd(s[0], w),
+                                      fadd(s[1], fmul(w, o.getResult()))};
+          });
+      Value x = select(none, floatConstant(0.0),
+                       arith::DivFOp::create(b, loc, sums[1], sums[0]));
+      x = arith::TruncFOp::create(b, loc, elem, x);
+      memref::StoreOp::create(b, loc, x, out,
+                              ValueRange{bIdx, div(row, heads),
+                                         rem(row, heads), c});
+    });
+  }
+};
+
+struct CudaMlaDecodePass
+    : public loom::cuda::impl::CudaMlaDecodePassBase<CudaMlaDecodePass> {
+  void runOnOperation() override {
+    SmallVector<fuse::MlaDecodeOp> ops;
+    int64_t count = 0;
+    getOperation().walk([&](fuse::MlaDecodeOp op) { ops.push_back(op); });
+    for (fuse::MlaDecodeOp op : ops) {
+      std::string why = MlaDecodeKernel::unsupported(op);
+      if (!why.empty()) {
+        op.emitOpError() << why;
+        return signalPassFailure();
+      }
+      OpBuilder b(op);
+      MlaDecodeKernel(b, op).build(getOperation(),
+                                   ("loom_mla_decode_" + Twine(count++)).str());
+      op.erase();
+    }
+  }
+};
+
+} // namespace
