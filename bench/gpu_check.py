@@ -10,10 +10,11 @@ LOOM_GPU_NCU=1 (Nsight Compute sections of the flash kernel's launches).
 BIN_DIR holds loom-run and loom-bench (the runtime-only build). For every
 case of PACK_DIR/pack.json, runs the CUDA artifact with loom-run and checks
 its outputs against the CPU artifact's (allclose) or the float64 reference of
-the objectives. Then times the masked-attention entries (loom-bench, kernels
-without copies) and runs bench/torch_gpu.py (SDPA, FlexAttention, the
-absorbed MLA decode and the device-to-device copy bandwidth) on the same
-card. Writes OUT_DIR/gpu-check.json and prints a summary; exits 1 when a
+the objectives. Then times the masked-attention entries, the matrix products
+and the MLA decode step (loom-bench, kernels without copies) and runs
+bench/torch_gpu.py (SDPA, FlexAttention, torch.mm, the absorbed MLA decode
+with and without its projections, and the device-to-device copy bandwidth)
+on the same card. Writes OUT_DIR/gpu-check.json and prints a summary; exits 1 when a
 numerics case fails.
 """
 
@@ -142,6 +143,33 @@ def loom_matmul(pack_dir, pack, bin_dir):
     return results
 
 
+def loom_mla(pack_dir, pack, bin_dir):
+    """Times one decode step of MLA at DeepSeek-V3's dims per batch size;
+    GB/s counts the cache read (latent and rope key of every position)."""
+    results = {}
+    mla = pack["bench"].get("mla")
+    if not mla:
+        return results
+    for batch in mla["batches"]:
+        cmd = [os.path.join(bin_dir, "loom-bench"),
+               os.path.join(pack_dir, mla["artifact"]), "--call", "step",
+               "--dim", "B=%d" % batch, "--dim", "S=1", "--inputs",
+               os.path.join(pack_dir, mla["inputs"]), "--warmup", "3",
+               "--reps", "20", "--json"]
+        rc, text = run(cmd, timeout=300)
+        key = "B%d" % batch
+        if rc != 0:
+            results[key] = {"error": text.strip()[-500:]}
+            continue
+        r = json.loads(text.strip().splitlines()[-1])
+        r["cache_bytes"] = batch * mla["cache"] * (mla["rank"] + mla["rope"]) * 2
+        r["gbps"] = r["cache_bytes"] / r["median_s"] / 1e9
+        results[key] = r
+        print("loom mla decode step B=%d: %.3f ms, %.0f GB/s" % (
+            batch, r["median_s"] * 1e3, r["gbps"]))
+    return results
+
+
 def profile(pack_dir, pack, bin_dir, b, h, s):
     """Nsight Compute's summary of one launch of each attention kernel of
     the last benchmark artifact (the flash kernel)."""
@@ -192,6 +220,7 @@ def main():
         print("loom %-26s %s" % (entry, "%.3f ms, %.2f TFLOP/s" % (
             r["median_s"] * 1e3, r["tflops"]) if "tflops" in r else r))
     report["loom_matmul"] = loom_matmul(pack_dir, pack, bin_dir)
+    report["loom_mla"] = loom_mla(pack_dir, pack, bin_dir)
     if os.environ.get("LOOM_GPU_NCU") and shutil.which("ncu"):
         report["ncu"] = profile(pack_dir, pack, bin_dir, b, h, s)
     torch_cmd = [sys.executable, os.path.join(ROOT, "bench", "torch_gpu.py"),
@@ -205,6 +234,12 @@ def main():
             report["torch"] = json.loads(text.strip().splitlines()[-1])
         except (ValueError, IndexError):
             report["torch"] = {"error": text.strip()[-2000:]}
+    copy = report.get("torch", {}).get("copy", {}).get("gbps")
+    for batch, r in report["loom_mla"].items():
+        if copy and "gbps" in r:
+            r["fraction_of_copy"] = r["gbps"] / copy
+            print("loom mla decode step %s: %.0f%% of copy" % (
+                batch, 100 * r["fraction_of_copy"]))
     with open(os.path.join(out, "gpu-check.json"), "w") as f:
         json.dump(report, f, indent=1)
     print("numerics: %d of %d cases ok%s" % (

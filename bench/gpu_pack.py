@@ -10,7 +10,8 @@ to check its outputs against:
   - the CPU artifact's outputs on the same inputs (allclose), or
   - for the GRPO, DPO and PPO cases, test/objectives/reference.py's float64
     reference, which runs on the GPU machine.
-The benchmark artifacts (masked attention with D = 128) are compiled too.
+The benchmark artifacts (masked attention with D = 128, dense matrix
+products, MLA decode at DeepSeek-V3's dims) are compiled too.
 Writes PACK_DIR/pack.json, which lists every case with its files (relative
 to PACK_DIR), calls and tolerances.
 """
@@ -77,12 +78,18 @@ class Pack:
         run([self.tool("loom-compile"), model, "-o", self.path(name)] + flags)
         return name
 
-    def compared(self, name, model, flags, params, inputs, calls, rtol, atol):
-        """A case checked against the CPU artifact's outputs."""
+    def compared(self, name, model, flags, params, inputs, calls, rtol, atol,
+                 interpret=None):
+        """A case checked against the CPU artifact's outputs, or with
+        `interpret` (the configs: --define/--config flags) against the
+        float64 interpreter's."""
         cuda = self.compile(name + ".cuda.so", model, flags + self.cuda_flags)
-        cpu = self.compile(name + ".cpu.so", model, flags)
         ref = name + ".ref.safetensors"
-        cmd = [self.tool("loom-run"), self.path(cpu)]
+        if interpret is None:
+            cpu = self.compile(name + ".cpu.so", model, flags)
+            cmd = [self.tool("loom-run"), self.path(cpu)]
+        else:
+            cmd = [self.tool("loom-run"), model, "--interpret"] + interpret
         if params:
             cmd += ["--params", self.path(params)]
         for i in inputs:
@@ -90,7 +97,8 @@ class Pack:
         for c in calls:
             cmd += ["--call", c]
         run(cmd + ["--outputs", self.path(ref)])
-        os.remove(self.path(cpu))  # only its outputs travel
+        if interpret is None:
+            os.remove(self.path(cpu))  # only its outputs travel
         self.cases.append({"name": name, "artifact": cuda, "params": params,
                            "inputs": inputs, "calls": calls,
                            "check": {"kind": "allclose", "ref": ref,
@@ -108,6 +116,21 @@ class Pack:
                            "check": {"kind": "objective", "case": case,
                                      "overrides": overrides, "atol": "1e-5",
                                      "rtol": "1e-4"}})
+
+
+def mla_core_steps(steps, heads, nope, rope, rank, batch=2):
+    """Inputs of models/mla_core.loom's `step` for (tokens, start_pos) steps,
+    as make_tensors.py specs named step0., step1., ..."""
+    specs = []
+    for i, (tokens, start) in enumerate(steps):
+        n = "step%d." % i
+        specs += [n + "q_nope:bf16:%dx%dx%dx%d:wave" % (batch, tokens, heads,
+                                                        nope),
+                  n + "q_pe:bf16:%dx%dx%dx%d:wave" % (batch, tokens, heads, rope),
+                  n + "kv:bf16:%dx%dx%d:wave" % (batch, tokens, rank),
+                  n + "k_pe:bf16:%dx%dx%d:wave" % (batch, tokens, rope),
+                  n + "start_pos:i64::%d" % start]
+    return specs
 
 
 def main():
@@ -160,6 +183,38 @@ def main():
                "mla.w.safetensors", ["mla.io.safetensors"],
                ["prefill:step0", "decode:step1", "decode:step2",
                 "decode:step3"], "1e-4", "1e-5")
+
+    # The GPU MLA decode kernel: models/mla_core.loom in bf16 with
+    # --mla=absorb against the float64 interpreter (the CPU's bf16 artifact
+    # is naive, and rounds the up-projected keys and values: it is further
+    # from the exact result than the absorbed form). The tiny config over a
+    # prefill and decode steps (a few keys: one too many or too few shows);
+    # DeepSeek-V3's rank and rope dims with 16 heads over a short cache
+    # (two tiles, two splits of the decode steps) and over a 700-token
+    # prefill (11200 rows of queries) whose decode steps split the cache
+    # 22 ways. Tolerances: q_lat, P, the latent output and the result are
+    # rounded to bf16; a float64 emulation of those roundings stays within
+    # 0.4 of them (outputs of order 5, up to 64).
+    core = os.path.join(MODELS, "mla_core.loom")
+    tiny = ["--config", os.path.join(TOOL_INPUTS, "mla_core_tiny.json")]
+    p.tensors("mla_core_tiny.w.safetensors", ["wkv_b.weight:bf16:64x32:wave"])
+    p.tensors("mla_core_tiny.io.safetensors", mla_core_steps(
+        [(3, 0), (1, 3), (2, 4)], heads=2, nope=16, rope=16, rank=32))
+    p.compared("mla_core_tiny_bf16_absorb", core, tiny + ["--mla=absorb"],
+               "mla_core_tiny.w.safetensors", ["mla_core_tiny.io.safetensors"],
+               ["step:step0", "step:step1", "step:step2"], "2e-2", "2e-2",
+               interpret=tiny)
+    v3 = ["--define", "max_seq_len=1024"]
+    p.tensors("mla_core.w.safetensors", ["wkv_b.weight:bf16:4096x512:wave"])
+    for name, steps in (("short", [(40, 0), (1, 40), (3, 41)]),
+                        ("long", [(700, 0), (1, 700), (2, 701), (1, 703)])):
+        io = "mla_core_%s.io.safetensors" % name
+        p.tensors(io, mla_core_steps(steps, heads=16, nope=128, rope=64,
+                                     rank=512))
+        p.compared("mla_core_%s_bf16_absorb" % name, core,
+                   v3 + ["--mla=absorb"], "mla_core.w.safetensors", [io],
+                   ["step:step%d" % i for i in range(len(steps))], "1.5e-2",
+                   "0.15", interpret=v3)
 
     tree_meta = p.path("tree.meta.safetensors")
     run([sys.executable, os.path.join(ROOT, "frontend", "python",
@@ -270,6 +325,16 @@ def main():
                 name + ".cuda.so", model,
                 ["--define", "m=4096", "--define", "n=4096", "--define",
                  "k=4096", "--matmul=" + how] + p.cuda_flags)})
+    # MLA decode at DeepSeek-V3's dims (128 heads, rank 512, rope 64), bf16,
+    # one new token after 4095 cached positions: the whole step (the
+    # absorbed projections, the cache update and the split-K kernels).
+    p.tensors("mla_bench.pos.safetensors", ["start_pos:i64::4095"])
+    mla = {"artifact": p.compile(
+        "mla_core_v3.cuda.so", core,
+        ["--define", "n_heads=128", "--define", "max_batch_size=128",
+         "--mla=absorb"] + p.cuda_flags),
+        "inputs": "mla_bench.pos.safetensors", "batches": [64, 128],
+        "cache": 4096, "rank": 512, "rope": 64}
     run([sys.executable, os.path.join(ROOT, "bench", "make_tree.py"),
          p.path("tree.safetensors"), "4096", "0"])
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
@@ -280,6 +345,7 @@ def main():
                    "commit": commit,
                    "cases": p.cases,
                    "bench": {"attention": bench, "matmul": matmul,
+                             "mla": mla,
                              "S": 4096,
                              "tree": "tree.safetensors"}},
                   f, indent=1)

@@ -58,6 +58,8 @@ constexpr int64_t kTargetBlocks = 264;
 constexpr int64_t kCombineThreads = 256;
 /// The largest latent rank: the accumulators of a thread are C / 4 floats.
 constexpr int64_t kMaxRank = 512;
+/// The most shared memory a block can have (sm_90; sm_80 has 166912).
+constexpr int64_t kMaxSharedBytes = 232448;
 
 class MlaDecodeKernel : loom::cuda::KernelBuilder {
 public:
@@ -93,23 +95,26 @@ public:
     auto q = cast<MemRefType>(inputs[0].getType());
     auto pe = cast<MemRefType>(inputs[1].getType());
     int64_t h = q.getDimSize(2), c = q.getDimSize(3), r = pe.getDimSize(3);
-    if (ShapedType::isDynamic(h) || ShapedType::isDynamic(c) ||
+    if (ShapedType::isDynamic(h) || h < 1 || ShapedType::isDynamic(c) ||
         ShapedType::isDynamic(r) || c % 32 || c > kMaxRank || r % 16 ||
-        r == 0) {
+        r == 0 || sharedBytes(c + r) > kMaxSharedBytes) {
       os << "has " << (ShapedType::isDynamic(h) ? "dynamic heads, " : "")
-         << "latent rank " << c << " and rope dim " << r
-         << "; the GPU MLA decode kernel needs a static head count, a rank "
+         << "latent rank " << c << " and rope dim " << r << " ("
+         << sharedBytes(c + r)
+         << " bytes of shared memory); the GPU MLA decode kernel needs a static head count, a rank "
             "that is a multiple of 32 up to "
          << kMaxRank
-         << " and a rope dim that is a nonzero multiple of 16 (compile with "
-            "--mla=naive)";
+         << " and a rope dim that is a nonzero multiple of 16, with at most "
+         << kMaxSharedBytes
+         << " bytes of shared memory (compile with --mla=naive)";
       return text;
     }
     return "";
   }
 
-  /// Bytes of dynamic shared memory of the partial kernel.
-  int64_t sharedBytes() const {
+  /// Bytes of dynamic shared memory of the partial kernel for rows of
+  /// `width` (rank + rope) elements.
+  static int64_t sharedBytes(int64_t width) {
     return (kRows + 2 * kKeys) * (width + kPad) * 2 +
            kRows * (kKeys + kPad) * 2 + 2 * kRows * 4;
   }
@@ -156,7 +161,7 @@ public:
                                    op.getPeCache(), part, lse,
                                    start, rows,        visible, perSplit};
     Value partialGrid[] = {rowBlocks, batch, splits};
-    launch(module, name, "partial", partialGrid, kThreads, sharedBytes(),
+    launch(module, name, "partial", partialGrid, kThreads, sharedBytes(width),
            partialArgs);
     SmallVector<Value> combineArgs{part, lse, op.getInit(), splits, rows};
     Value elements = mul(mul(batch, rows), constant(rank));
@@ -274,12 +279,15 @@ private:
     lm2 = div(lane, 16);
     Value row0 = mul(rowBlock, constant(kRows));
     Value k0 = mul(split, perSplit);
-    Value k1 = min(add(k0, perSplit), visible);
-    Value tileCount =
-        select(less(row0, rows),
-               ceilDiv(max(arith::SubIOp::create(b, loc, k1, k0), constant(0)),
-                       constant(kKeys)),
-               constant(0));
+    // The split's positions, up to the last that a row of the block sees
+    // (a prefill's first rows see fewer: their blocks skip hidden tiles).
+    Value lastToken =
+        div(sub(min(add(row0, constant(kRows)), rows), constant(1)), heads);
+    Value k1 = min(min(add(k0, perSplit), visible),
+                   add(start, add(lastToken, constant(1))));
+    Value tileCount = select(
+        less(row0, rows),
+        ceilDiv(max(sub(k1, k0), constant(0)), constant(kKeys)), constant(0));
 
     // The block's rows into shared memory, rows past the end as zeros.
     View qLatView = view(qLat), qPeView = view(qPe);
@@ -338,6 +346,8 @@ private:
         });
 
     // The sums of the two halves of each row, then the split's results.
+    // (Without a tile, the rows' copies are still in flight.)
+    NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
     gpu::BarrierOp::create(b, loc);
     Value l[2], m[2] = {state[accumulators], state[accumulators + 1]};
     for (int64_t h = 0; h < 2; ++h) {

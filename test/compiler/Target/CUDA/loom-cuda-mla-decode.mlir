@@ -120,7 +120,7 @@ func.func @f32(%ql: memref<1x1x4x32xf32>, %qp: memref<1x1x4x16xf32>,
 func.func @rank(%ql: memref<1x1x4x48xbf16>, %qp: memref<1x1x4x16xbf16>,
                 %kv: memref<1x64x48xbf16>, %pe: memref<1x64x16xbf16>,
                 %pos: i64, %o: memref<1x1x4x48xbf16>) {
-  // expected-error @below {{has latent rank 48 and rope dim 16; the GPU MLA decode kernel needs a static head count, a rank that is a multiple of 32 up to 512}}
+  // expected-error @below {{has latent rank 48 and rope dim 16 (24064 bytes of shared memory); the GPU MLA decode kernel needs a static head count, a rank that is a multiple of 32 up to 512}}
   fuse.mla_decode %ql, %qp, %kv, %pe, %pos outs(%o) {scale = 0.1 : f64}
       : memref<1x1x4x48xbf16>, memref<1x1x4x16xbf16>, memref<1x64x48xbf16>,
         memref<1x64x16xbf16>, memref<1x1x4x48xbf16>
