@@ -104,12 +104,18 @@ class Pack:
                            "check": {"kind": "allclose", "ref": ref,
                                      "rtol": rtol, "atol": atol}})
 
-    def objective(self, case, overrides):
-        work = os.path.join(self.out, "objectives")
+    def objective(self, case, overrides, logprob="unfused"):
+        """A GRPO, DPO or PPO case of test/objectives, with the token
+        log-probs compiled `logprob` (fused: the vocabulary-chunked GPU
+        code of the lm-head entries)."""
+        work = os.path.join(self.out, "objectives_" + logprob)
         p = run_model.prepare(self.bin, work, case, "cuda", overrides,
-                              compile_flags=self.cuda_flags[1:])
+                              compile_flags=self.cuda_flags[1:] +
+                              ["--logprob=" + logprob])
         rel = lambda f: os.path.relpath(f, self.out)  # noqa: E731
         name = case + ("-" + "-".join(overrides) if overrides else "")
+        if logprob == "fused":
+            name += "-logprob_fused"
         self.cases.append({"name": name, "artifact": rel(p["artifact"]),
                            "params": rel(p["params"]),
                            "inputs": [rel(p["inputs"])], "calls": [p["entry"]],
@@ -297,6 +303,29 @@ def main():
 
     for case, overrides in OBJECTIVES:
         p.objective(case, overrides)
+        if case.endswith("_fused"):
+            p.objective(case, overrides, logprob="fused")
+
+    # The GPU token log-probs over three chunks of the vocabulary (9000
+    # entries: 4096, 4096 and 808), forward and gradients, against the
+    # CPU's vocabulary-chunked kernel; the ids reach every chunk.
+    with open(p.path("lm_head.loom"), "w") as f:
+        f.write(
+            "graph lm(h: f32[N, 32], ids: i64[N], g: f32[N], w: f32[V, 32])\n"
+            "    -> (lp: f32[N], dh: f32[N, 32], dw: f32[V, 32]) {\n"
+            "  lp = token_logprob(linear(h, w), ids, temperature=0.7)\n"
+            "  dh, dw = grad(sum(token_logprob(linear(h, w), ids,\n"
+            "                                  temperature=0.7) * g), h, w)\n"
+            "}\n")
+    p.tensors("lm_head.in.safetensors",
+              ["h:f32:50x32:wave", "g:f32:50:wave", "w:f32:9000x32:wave"])
+    run_model.safetensors_io.write(
+        p.path("lm_head.ids.safetensors"),
+        [("ids", "I64", [50], [(i * 181) % 9000 for i in range(49)] + [8999])])
+    p.compared("lm_head_logprob_fused", p.path("lm_head.loom"),
+               ["--logprob=fused"], None,
+               ["lm_head.in.safetensors", "lm_head.ids.safetensors"], ["lm"],
+               "1e-4", "1e-5")
 
     # Benchmarks: masked attention prefill at D = 128, the generic f32
     # path and the bf16 flash kernel (random q, k, v of the declared shapes,

@@ -261,11 +261,6 @@ LogicalResult loom::compileModule(ModuleOp module,
         options.cudaBinary == CudaBinary::Cubin && findPtxas().empty())
       return fail(module, "cubin needs ptxas from the CUDA toolkit, which "
                           "was not found (CUDA_ROOT, PATH, /usr/local/cuda)");
-    // The fused token log-prob kernels exist for the CPU only so far; on
-    // the GPU the unfused form runs.
-    if (options.logprob == LogprobMode::Fused)
-      return fail(module, "the CUDA target compiles token log-probs unfused: "
-                          "pass --logprob=unfused");
   } else if (options.stopAfter == CompileStage::Ptx) {
     return fail(module, "--emit=ptx needs --target=cuda");
   }
@@ -315,7 +310,8 @@ LogicalResult loom::compileModule(ModuleOp module,
   if (options.target == Target::Cuda)
     return compileCuda(module, options, *manifest, out, artifactPath);
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
-        return buildCpuLoweringPipeline(pm, options.hostMatmul);
+        return buildCpuLoweringPipeline(
+            pm, options.hostMatmul, options.logprob == LogprobMode::Chunked);
       })))
     return failure();
 

@@ -34,6 +34,7 @@ static const char *kCpuLoweringPipeline =
     "loom-cpu-split-shared-fills,eliminate-empty-tensors,"
     "one-shot-bufferize,"
     "func.func(buffer-hoisting,buffer-loop-hoisting),"
+    "%CHUNKED_LOGPROB%"
     "%HOST_MATMUL%"
     "loom-cpu-fuse-to-runtime,"
     "buffer-deallocation-pipeline,"
@@ -60,6 +61,7 @@ static const char *kCudaLoweringPipeline =
     "loom-cpu-split-shared-fills,eliminate-empty-tensors,"
     "one-shot-bufferize,"
     "func.func(buffer-hoisting,buffer-loop-hoisting),"
+    "loom-cuda-token-logprob,"
     "%HOST_MATMUL%"
     "loom-cuda-attention,loom-cuda-mla-decode,"
     "buffer-deallocation-pipeline,"
@@ -125,7 +127,9 @@ struct FusePipelineOptions : public PassPipelineOptions<FusePipelineOptions> {
           clEnumValN(LogprobMode::Fused, "fused",
                      "vocabulary-chunked fuse.token_logprob kernels"),
           clEnumValN(LogprobMode::Unfused, "unfused",
-                     "linalg lowering that materializes the logits"))};
+                     "linalg lowering that materializes the logits"),
+          clEnumValN(LogprobMode::Chunked, "chunked",
+                     "fused, compiled as the CUDA target does"))};
 };
 } // namespace
 
@@ -159,7 +163,7 @@ LogicalResult loom::buildFusePipeline(OpPassManager &pm, MlaMode mla,
   pm.addPass(createPromoteLowPrecisionPass());
   if (attention != AttentionMode::Unfused && !gpu)
     pm.addPass(fuse::createAttentionFusePass());
-  if (logprob == LogprobMode::Fused)
+  if (logprob != LogprobMode::Unfused)
     pm.addPass(fuse::createTokenLogprobFusePass());
   if (mla == MlaMode::Absorb)
     pm.addPass(fuse::createMlaAbsorbPass({/*lowPrecision=*/gpu}));
@@ -180,11 +184,16 @@ LogicalResult loom::buildCpuEntryAbiPipeline(OpPassManager &pm) {
 }
 
 LogicalResult loom::buildCpuLoweringPipeline(OpPassManager &pm,
-                                             bool hostMatmul) {
+                                             bool hostMatmul,
+                                             bool chunkedLogprob) {
   std::string text = kCpuLoweringPipeline;
   const char *slot = "%HOST_MATMUL%";
   text.replace(text.find(slot), strlen(slot),
                hostMatmul ? "loom-cpu-matmul-to-runtime," : "");
+  slot = "%CHUNKED_LOGPROB%";
+  text.replace(text.find(slot), strlen(slot),
+               chunkedLogprob ? "loom-cuda-token-logprob{row-kernel=false},"
+                              : "");
   return addPipeline(pm, text);
 }
 

@@ -43,13 +43,17 @@ enum class LogprobMode {
   Fused,
   /// Left to the linalg lowering: the logits are materialized.
   Unfused,
+  /// Fused, and on the CPU compiled as the CUDA target compiles it (a loop
+  /// over vocabulary chunks of GEMM calls and generated loops) instead of
+  /// the runtime's kernel: the GPU's lowering, testable without a GPU.
+  Chunked,
 };
 
 /// Graph passes that form fused kernels: `loom-fuse-attention` (Fused
 /// only), `loom-fuse-token-logprob` (Fused only), `loom-mla-absorb` (Absorb
 /// only), then `loom-mla-expand` for what is left, clean-up. Registered as
 /// `loom-fuse` with the options `mla=absorb|naive`,
-/// `attention=fused|unfused|auto` and `logprob=fused|unfused`. With `gpu`
+/// `attention=fused|unfused|auto` and `logprob=fused|unfused|chunked`. With `gpu`
 /// (the CUDA target, whose attention kernel reads f16 and bf16 and
 /// accumulates in f32 itself) attention is fused before
 /// `loom-promote-low-precision`, so that it keeps its element type, and
@@ -70,7 +74,8 @@ LogicalResult buildCpuEntryAbiPipeline(OpPassManager &pm);
 /// Bufferization, host GEMM calls (f32 matrix products go to the runtime's
 /// GEMM unless `hostMatmul` is false, which keeps generated loops) and
 /// lowering to the LLVM dialect.
-LogicalResult buildCpuLoweringPipeline(OpPassManager &pm, bool hostMatmul);
+LogicalResult buildCpuLoweringPipeline(OpPassManager &pm, bool hostMatmul,
+                                       bool chunkedLogprob = false);
 
 /// Entry ABI, bufferization, host GEMM calls and lowering to the LLVM
 /// dialect. Registered as `loom-cpu-codegen`.

@@ -140,7 +140,11 @@ static cl::opt<mlir::loom::LogprobMode> logprob(
                           "[tokens, vocab] logits never exist (default)"),
                clEnumValN(mlir::loom::LogprobMode::Unfused, "unfused",
                           "materialize the logits with linalg, the "
-                          "baseline")),
+                          "baseline"),
+               clEnumValN(mlir::loom::LogprobMode::Chunked, "chunked",
+                          "fused, compiled as for --target=cuda (chunks "
+                          "of GEMM calls and generated loops) instead of "
+                          "the CPU runtime's kernel")),
     cl::cat(category));
 static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
                                   cl::init(3), cl::Prefix, cl::cat(category));

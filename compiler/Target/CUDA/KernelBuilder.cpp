@@ -127,6 +127,9 @@ SmallVector<Value> KernelBuilder::loop(
     Value lo, Value hi, Value step, ValueRange init,
     llvm::function_ref<SmallVector<Value>(Value, ValueRange)> body) {
   auto forOp = scf::ForOp::create(b, loc, lo, hi, step, init);
+  // Without iteration values the loop comes with its yield.
+  if (init.empty())
+    forOp.getBody()->getTerminator()->erase();
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(forOp.getBody());
   scf::YieldOp::create(

@@ -138,6 +138,47 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
                            "::mlir::nvgpu::NVGPUDialect"];
 }
 
+def CudaTokenLogprobPass : Pass<"loom-cuda-token-logprob", "ModuleOp"> {
+  let summary = "Compiles f32 fuse.token_logprob and its backward to vocabulary-chunked GPU code";
+  let description = [{
+    Replaces every bufferized f32 `fuse.token_logprob` and
+    `fuse.token_logprob_grad` by a host loop over chunks of 4096
+    vocabulary entries, so that the logits exist one [tokens x 4096] block
+    at a time (the layout of Liger-Kernel's fused linear cross-entropy):
+
+    - forward: the block of logits is a matrix product (`linalg.matmul`
+      with W's rows transposed, which `loom-cpu-matmul-to-runtime` turns
+      into the runtime's GEMM: cuBLAS on the GPU); a kernel of its own
+      (`rows`, one block of 256 threads per token, shuffles and shared
+      memory for the reductions) folds each row into the token's running
+      maximum and sum of exp and picks the id's logit; after the loop,
+      `lse = max + log(sum)` and `logp = picked - lse`;
+    - backward: the block is recomputed, turned in place into
+      `g / t ([v == id] - exp(L / t - lse))`, and two products add it into
+      `grad_hidden` and write `grad_weight`'s rows of the chunk.
+
+    Ids outside the vocabulary give NaN, as in the op's definition. Runs
+    before `loom-cpu-matmul-to-runtime` and the deallocation passes.
+    Other element types are an error (the promotion of f16 and bf16 makes
+    these ops f32).
+
+    With `row-kernel=false` the rows are reduced by `linalg.generic` ops
+    instead of the `rows` kernel, and nothing is GPU-specific: the CPU
+    pipeline runs that form for `loom-compile --logprob=chunked`, which
+    tests this lowering on machines without a GPU.
+  }];
+  let options = [
+    Option<"rowKernel", "row-kernel", "bool", /*default=*/"true",
+           "Reduce each row of logits with a GPU kernel of its own">,
+  ];
+  let dependentDialects = ["::mlir::gpu::GPUDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::memref::MemRefDialect"];
+}
+
 def CudaNativeMathPass : Pass<"loom-cuda-native-math", "::mlir::gpu::GPUModuleOp"> {
   let summary = "Replaces libdevice calls that PTX has instructions for by LLVM intrinsics";
   let description = [{
