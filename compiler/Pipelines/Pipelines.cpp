@@ -73,7 +73,7 @@ static const char *kCudaLoweringPipeline =
     "gpu-kernel-outlining,"
     "nvvm-attach-target{chip=%CHIP% features=%FEATURES% O=3},"
     "gpu.module(convert-scf-to-cf,convert-nvgpu-to-nvvm,convert-gpu-to-nvvm,"
-    "loom-cuda-native-math,"
+    "loom-cuda-native-math,loom-cuda-extern-shared,"
     "canonicalize,cse,reconcile-unrealized-casts),"
     "gpu-module-to-binary{format=%FORMAT%%TOOLKIT%},"
     "convert-scf-to-cf,gpu-to-llvm,finalize-memref-to-llvm,"

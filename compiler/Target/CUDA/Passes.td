@@ -179,6 +179,27 @@ def CudaTokenLogprobPass : Pass<"loom-cuda-token-logprob", "ModuleOp"> {
                            "::mlir::memref::MemRefDialect"];
 }
 
+def CudaExternSharedPass : Pass<"loom-cuda-extern-shared", "::mlir::gpu::GPUModuleOp"> {
+  let summary = "Declares the dynamic shared memory base as an external array";
+  let description = [{
+    `convert-gpu-to-nvvm` lowers `gpu.dynamic_shared_memory` to an internal
+    zero-sized global in the shared address space, which the NVPTX backend
+    demotes into the kernel as a static one-byte `.shared` variable: the
+    dynamic window then starts after it and the kernel's offsets only work
+    because nothing else is static. This pass makes the global external,
+    so that the PTX declares it as CUDA does (`.extern .shared .align 16
+    .b8 __dynamic_shmem__0[]`, at module scope): the base of the dynamic
+    window, after any static shared memory of the kernel.
+
+    ```mlir
+    llvm.mlir.global internal @__dynamic_shmem__0() {addr_space = 3 : i32, alignment = 16 : i64} : !llvm.array<0 x i8>
+    // becomes
+    llvm.mlir.global external @__dynamic_shmem__0() {addr_space = 3 : i32, alignment = 16 : i64} : !llvm.array<0 x i8>
+    ```
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 def CudaNativeMathPass : Pass<"loom-cuda-native-math", "::mlir::gpu::GPUModuleOp"> {
   let summary = "Replaces libdevice calls that PTX has instructions for by LLVM intrinsics";
   let description = [{
