@@ -605,20 +605,9 @@ private:
 struct CudaAttentionPass
     : public loom::cuda::impl::CudaAttentionPassBase<CudaAttentionPass> {
   void runOnOperation() override {
-    SmallVector<fuse::AttentionOp> ops;
-    int64_t count = 0;
-    getOperation().walk([&](fuse::AttentionOp op) { ops.push_back(op); });
-    for (fuse::AttentionOp op : ops) {
-      std::string why = AttentionKernel::unsupported(op);
-      if (!why.empty()) {
-        op.emitOpError() << why;
-        return signalPassFailure();
-      }
-      OpBuilder b(op);
-      AttentionKernel(b, op).build(getOperation(),
-                                   ("loom_attention_" + Twine(count++)).str());
-      op.erase();
-    }
+    if (failed(loom::cuda::buildKernels<AttentionKernel, fuse::AttentionOp>(
+            getOperation(), "loom_attention")))
+      signalPassFailure();
   }
 };
 

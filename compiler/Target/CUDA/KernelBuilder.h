@@ -136,6 +136,25 @@ protected:
               ValueRange operands);
 };
 
+/// Replaces every `Op` of `module` by the kernel `Kernel(b, op).build(
+/// module, "<prefix>_<i>")` makes; an op that `Kernel::unsupported(op)`
+/// rejects is an error with its reason.
+template <typename Kernel, typename Op>
+LogicalResult buildKernels(ModuleOp module, StringRef prefix) {
+  SmallVector<Op> ops;
+  module.walk([&](Op op) { ops.push_back(op); });
+  int64_t count = 0;
+  for (Op op : ops) {
+    std::string why = Kernel::unsupported(op);
+    if (!why.empty())
+      return op.emitOpError() << why;
+    OpBuilder b(op);
+    Kernel(b, op).build(module, (prefix + "_" + Twine(count++)).str());
+    op.erase();
+  }
+  return success();
+}
+
 } // namespace mlir::loom::cuda
 
 #endif // LOOM_COMPILER_TARGET_CUDA_KERNELBUILDER_H

@@ -30,6 +30,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -349,24 +350,14 @@ private:
     // (Without a tile, the rows' copies are still in flight.)
     NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
     gpu::BarrierOp::create(b, loc);
-    Value l[2], m[2] = {state[accumulators], state[accumulators + 1]};
-    for (int64_t h = 0; h < 2; ++h) {
-      l[h] = state[accumulators + 2 + h];
-      l[h] = fadd(l[h], shuffleXor(l[h], 1));
-      l[h] = fadd(l[h], shuffleXor(l[h], 2));
-      when(equal(t, constant(0)), [&] {
-        memref::StoreOp::create(
-            b, loc, l[h], exchange,
-            ValueRange{half, add(localRow, constant(8 * h))});
-      });
-    }
-    gpu::BarrierOp::create(b, loc);
-    Value other = sub(constant(1), half);
+    Value m[2] = {state[accumulators], state[accumulators + 1]};
+    auto [l, theirs] = exchangeRows(
+        {state[accumulators + 2], state[accumulators + 3]}, localRow,
+        [&](Value x, Value y) { return fadd(x, y); });
     Value column = add(mul(half, constant(rank / 2)), mul(t, constant(2)));
     for (int64_t h = 0; h < 2; ++h) {
       Value local = add(localRow, constant(8 * h));
-      Value sum = fadd(l[h], memref::LoadOp::create(b, loc, exchange,
-                                                    ValueRange{other, local}));
+      Value sum = fadd(l[h], theirs[h]);
       Value none =
           arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, sum,
                                 floatConstant(0.0));
@@ -387,6 +378,32 @@ private:
         });
       });
     }
+  }
+
+  /// Reduces each of the thread's two row values (rows g and g + 8 of its
+  /// group) over the four threads of the row with `combine`, publishes the
+  /// result to the other warp of the pair through shared memory, and
+  /// returns, after a barrier, the reduced values and the other warp's.
+  std::pair<std::array<Value, 2>, std::array<Value, 2>>
+  exchangeRows(std::array<Value, 2> v, Value localRow,
+               function_ref<Value(Value, Value)> combine) {
+    for (int64_t h = 0; h < 2; ++h) {
+      v[h] = combine(v[h], shuffleXor(v[h], 1));
+      v[h] = combine(v[h], shuffleXor(v[h], 2));
+      when(equal(t, constant(0)), [&] {
+        memref::StoreOp::create(
+            b, loc, v[h], exchange,
+            ValueRange{half, add(localRow, constant(8 * h))});
+      });
+    }
+    gpu::BarrierOp::create(b, loc);
+    Value other = sub(constant(1), half);
+    std::array<Value, 2> theirs;
+    for (int64_t h = 0; h < 2; ++h)
+      theirs[h] = memref::LoadOp::create(
+          b, loc, exchange,
+          ValueRange{other, add(localRow, constant(8 * h))});
+    return {v, theirs};
   }
 
   /// One tile of 32 cache positions at `n0` (in shared buffer `buffer`):
@@ -430,29 +447,18 @@ private:
                          minusInf);
       }
     // The maxima of this half's keys, exchanged with the other half.
-    Value mx[2];
-    for (int64_t h = 0; h < 2; ++h) {
-      mx[h] = fmax(fmax(s[0][2 * h], s[0][2 * h + 1]),
-                   fmax(s[1][2 * h], s[1][2 * h + 1]));
-      mx[h] = fmax(mx[h], shuffleXor(mx[h], 1));
-      mx[h] = fmax(mx[h], shuffleXor(mx[h], 2));
-      when(equal(t, constant(0)), [&] {
-        memref::StoreOp::create(
-            b, loc, mx[h], exchange,
-            ValueRange{half, add(localRow, constant(8 * h))});
-      });
-    }
-    gpu::BarrierOp::create(b, loc);
-    Value other = sub(constant(1), half);
+    std::array<Value, 2> own;
+    for (int64_t h = 0; h < 2; ++h)
+      own[h] = fmax(fmax(s[0][2 * h], s[0][2 * h + 1]),
+                    fmax(s[1][2 * h], s[1][2 * h + 1]));
+    auto [mx, theirs] = exchangeRows(
+        own, localRow, [&](Value x, Value y) { return fmax(x, y); });
     SmallVector<Value> out(state.begin(), state.begin() + accumulators);
     Value m[2], l[2];
     for (int64_t h = 0; h < 2; ++h) {
-      Value theirs = memref::LoadOp::create(
-          b, loc, exchange,
-          ValueRange{other, add(localRow, constant(8 * h))});
       // Both warps of the pair compute the same maximum from the same two
       // numbers, so their rescalings agree.
-      Value mNew = fmax(state[accumulators + h], fmax(mx[h], theirs));
+      Value mNew = fmax(state[accumulators + h], fmax(mx[h], theirs[h]));
       Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
                                          mNew, minusInf);
       Value mUse = select(none, floatConstant(0.0), mNew);
@@ -558,20 +564,9 @@ private:
 struct CudaMlaDecodePass
     : public loom::cuda::impl::CudaMlaDecodePassBase<CudaMlaDecodePass> {
   void runOnOperation() override {
-    SmallVector<fuse::MlaDecodeOp> ops;
-    int64_t count = 0;
-    getOperation().walk([&](fuse::MlaDecodeOp op) { ops.push_back(op); });
-    for (fuse::MlaDecodeOp op : ops) {
-      std::string why = MlaDecodeKernel::unsupported(op);
-      if (!why.empty()) {
-        op.emitOpError() << why;
-        return signalPassFailure();
-      }
-      OpBuilder b(op);
-      MlaDecodeKernel(b, op).build(getOperation(),
-                                   ("loom_mla_decode_" + Twine(count++)).str());
-      op.erase();
-    }
+    if (failed(loom::cuda::buildKernels<MlaDecodeKernel, fuse::MlaDecodeOp>(
+            getOperation(), "loom_mla_decode")))
+      signalPassFailure();
   }
 };
 
