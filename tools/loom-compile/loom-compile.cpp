@@ -322,7 +322,8 @@ int main(int argc, char **argv) {
       "  loom-compile model.loom --target=cuda [--sm=80|90a] -o model.so\n"
       "  loom-compile model.loom --target=cuda --emit=ptx\n"
       "  loom-compile models/mla.loom --mla=absorb|naive -o mla.so\n"
+      "  loom-compile models/mla_core.loom --target=cuda --mla=absorb -o mla.so\n"
       "  loom-compile model.loom --attention=fused|unfused -o model.so\n"
-      "  loom-compile model.loom --logprob=fused|unfused -o model.so\n");
+      "  loom-compile model.loom --logprob=fused|unfused|chunked -o model.so\n");
   return compile();
 }
