@@ -287,6 +287,22 @@ def main():
         "v:bf16:2x2x150x64:wave"])
     p.compared("gqa_bf16_fused", gqa, ["--attention=fused"], None,
                ["gqa.in.safetensors"], ["gqa"], "2e-2", "2e-2")
+    # q, k and v as slices of one tensor at element offsets 4, 20 and 36:
+    # rows that are not 16-byte aligned, which the kernel copies to shared
+    # memory without cp.async (its synchronous path).
+    views = p.path("views_bf16.loom")
+    with open(views, "w") as f:
+        f.write("graph attend_views(x: bf16[B, H, S, 56])\n"
+                "    -> (out: bf16[B, H, S, 16]) {\n"
+                "  q = slice(x, axis=3, start=4, end=20)\n"
+                "  k = slice(x, axis=3, start=20, end=36)\n"
+                "  v = slice(x, axis=3, start=36, end=52)\n"
+                "  out, lse = attention(q, k, v, mask=causal)\n"
+                "}\n")
+    p.tensors("views.in.safetensors", ["x:bf16:2x3x100x56:wave"])
+    p.compared("unaligned_views_bf16_fused", views, ["--attention=fused"],
+               None, ["views.in.safetensors"], ["attend_views"], "2e-2",
+               "2e-2")
 
     # Long sequences: more than 128 key tiles (the kernel classifies them
     # 128 at a time) and a partial last tile, two heads, the causal and
