@@ -74,6 +74,12 @@ class Pack:
             f.write(text.replace("f32[", "bf16["))
         return self.path(name)
 
+    def model(self, name, text):
+        """Writes a model given as text; returns its path."""
+        with open(self.path(name), "w") as f:
+            f.write(text)
+        return self.path(name)
+
     def compile(self, name, model, flags):
         run([self.tool("loom-compile"), model, "-o", self.path(name)] + flags)
         return name
@@ -275,13 +281,12 @@ def main():
                    "tree16.w.safetensors",
                    ["tree.meta.safetensors", "tree16.x.safetensors"],
                    [entry], "3e-2", "3e-2")
-    gqa = p.path("gqa_bf16.loom")
-    with open(gqa, "w") as f:
-        f.write("graph gqa(q: bf16[B, 4, S, 32], k: bf16[B, 2, T, 32],\n"
-                "          v: bf16[B, 2, T, 64])\n"
-                "    -> (out: bf16[B, 4, S, 64], lse: bf16[B, 4, S]) {\n"
-                "  out, lse = attention(q, k, v, mask=causal)\n"
-                "}\n")
+    gqa = p.model("gqa_bf16.loom",
+                  "graph gqa(q: bf16[B, 4, S, 32], k: bf16[B, 2, T, 32],\n"
+                  "          v: bf16[B, 2, T, 64])\n"
+                  "    -> (out: bf16[B, 4, S, 64], lse: bf16[B, 4, S]) {\n"
+                  "  out, lse = attention(q, k, v, mask=causal)\n"
+                  "}\n")
     p.tensors("gqa.in.safetensors", [
         "q:bf16:2x4x100x32:wave", "k:bf16:2x2x150x32:0.25",
         "v:bf16:2x2x150x64:wave"])
@@ -290,15 +295,14 @@ def main():
     # q, k and v as slices of one tensor at element offsets 4, 20 and 36:
     # rows that are not 16-byte aligned, which the kernel copies to shared
     # memory without cp.async (its synchronous path).
-    views = p.path("views_bf16.loom")
-    with open(views, "w") as f:
-        f.write("graph attend_views(x: bf16[B, H, S, 56])\n"
-                "    -> (out: bf16[B, H, S, 16]) {\n"
-                "  q = slice(x, axis=3, start=4, end=20)\n"
-                "  k = slice(x, axis=3, start=20, end=36)\n"
-                "  v = slice(x, axis=3, start=36, end=52)\n"
-                "  out, lse = attention(q, k, v, mask=causal)\n"
-                "}\n")
+    views = p.model("views_bf16.loom",
+                    "graph attend_views(x: bf16[B, H, S, 56])\n"
+                    "    -> (out: bf16[B, H, S, 16]) {\n"
+                    "  q = slice(x, axis=3, start=4, end=20)\n"
+                    "  k = slice(x, axis=3, start=20, end=36)\n"
+                    "  v = slice(x, axis=3, start=36, end=52)\n"
+                    "  out, lse = attention(q, k, v, mask=causal)\n"
+                    "}\n")
     p.tensors("views.in.safetensors", ["x:bf16:2x3x100x56:wave"])
     p.compared("unaligned_views_bf16_fused", views, ["--attention=fused"],
                None, ["views.in.safetensors"], ["attend_views"], "2e-2",
@@ -325,20 +329,20 @@ def main():
     # The GPU token log-probs over three chunks of the vocabulary (9000
     # entries: 4096, 4096 and 808), forward and gradients, against the
     # CPU's vocabulary-chunked kernel; the ids reach every chunk.
-    with open(p.path("lm_head.loom"), "w") as f:
-        f.write(
-            "graph lm(h: f32[N, 32], ids: i64[N], g: f32[N], w: f32[V, 32])\n"
-            "    -> (lp: f32[N], dh: f32[N, 32], dw: f32[V, 32]) {\n"
-            "  lp = token_logprob(linear(h, w), ids, temperature=0.7)\n"
-            "  dh, dw = grad(sum(token_logprob(linear(h, w), ids,\n"
-            "                                  temperature=0.7) * g), h, w)\n"
-            "}\n")
+    lm_head = p.model(
+        "lm_head.loom",
+        "graph lm(h: f32[N, 32], ids: i64[N], g: f32[N], w: f32[V, 32])\n"
+        "    -> (lp: f32[N], dh: f32[N, 32], dw: f32[V, 32]) {\n"
+        "  lp = token_logprob(linear(h, w), ids, temperature=0.7)\n"
+        "  dh, dw = grad(sum(token_logprob(linear(h, w), ids,\n"
+        "                                  temperature=0.7) * g), h, w)\n"
+        "}\n")
     p.tensors("lm_head.in.safetensors",
               ["h:f32:50x32:wave", "g:f32:50:wave", "w:f32:9000x32:wave"])
     run_model.safetensors_io.write(
         p.path("lm_head.ids.safetensors"),
         [("ids", "I64", [50], [(i * 181) % 9000 for i in range(49)] + [8999])])
-    p.compared("lm_head_logprob_fused", p.path("lm_head.loom"),
+    p.compared("lm_head_logprob_fused", lm_head,
                ["--logprob=fused"], None,
                ["lm_head.in.safetensors", "lm_head.ids.safetensors"], ["lm"],
                "1e-4", "1e-5")
