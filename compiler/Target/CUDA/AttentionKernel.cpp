@@ -206,22 +206,14 @@ public:
       Value c0 = chunks.getInductionVar();
       gpu::BarrierOp::create(b, loc);
       Value mine = add(c0, tid);
-      auto classify = scf::IfOp::create(
-          b, loc,
-          arith::AndIOp::create(b, loc, less(mine, tiles),
-                                less(tid, constant(kClassChunk))),
-          false);
-      {
-        OpBuilder::InsertionGuard inner(b);
-        b.setInsertionPointToStart(classify.thenBlock());
+      when(both(less(mine, tiles), less(tid, constant(kClassChunk))), [&] {
         Value n0 = mul(mine, constant(kKeys));
-        Value n1 =
-            arith::MinSIOp::create(b, loc, add(n0, constant(kKeys)), keys);
+        Value n1 = min(add(n0, constant(kKeys)), keys);
         SmallVector<Value> args{bIdx, hIdx, q0, q1, n0, n1};
         llvm::append_range(args, captures);
         Value cls = func::CallOp::create(b, loc, block, args).getResult(0);
         memref::StoreOp::create(b, loc, cls, classes, ValueRange{tid});
-      }
+      });
       gpu::BarrierOp::create(b, loc);
       Value count =
           arith::MinSIOp::create(b, loc, constant(kClassChunk),
@@ -426,16 +418,11 @@ private:
     // is the next tile; else it is started now, once the copy in flight
     // into the same buffer is done.
     Value kLoaded = state.back();
-    auto missing = scf::IfOp::create(
-        b, loc,
-        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, kLoaded, n0),
-        false);
-    {
-      OpBuilder::InsertionGuard inner(b);
-      b.setInsertionPointToStart(missing.thenBlock());
-      NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
-      issue(kView, ks, d, n0);
-    }
+    when(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, kLoaded, n0),
+         [&] {
+           NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
+           issue(kView, ks, d, n0);
+         });
     issue(vView, vs, dv, n0);
     NVVM::CpAsyncWaitGroupOp::create(b, loc, 1); // K
     gpu::BarrierOp::create(b, loc);
@@ -444,21 +431,12 @@ private:
       // Every warp is done with K: the next tile's K goes in (an empty
       // group past the end, so that the wait below counts right).
       gpu::BarrierOp::create(b, loc);
-      auto more = scf::IfOp::create(b, loc, less(next, keys), false);
-      {
-        OpBuilder::InsertionGuard inner(b);
-        b.setInsertionPointToStart(more.thenBlock());
-        issue(kView, ks, d, next);
-      }
-      auto none = scf::IfOp::create(
-          b, loc,
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, next, keys),
-          false);
-      {
-        OpBuilder::InsertionGuard inner(b);
-        b.setInsertionPointToStart(none.thenBlock());
-        NVVM::CpAsyncCommitGroupOp::create(b, loc);
-      }
+      Value more = less(next, keys);
+      when(more, [&] { issue(kView, ks, d, next); });
+      when(arith::XOrIOp::create(
+               b, loc, more,
+               arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1)),
+           [&] { NVVM::CpAsyncCommitGroupOp::create(b, loc); });
       NVVM::CpAsyncWaitGroupOp::create(b, loc, 1); // V
       gpu::BarrierOp::create(b, loc);
     });
@@ -577,27 +555,23 @@ private:
       Value logSum = fmul(fadd(m, log2(l)), floatConstant(std::log(2.0)));
       logSum = arith::SelectOp::create(b, loc, empty, minusInf, logSum);
       Value row = add(rowBase, constant(8 * half));
-      auto guard = scf::IfOp::create(b, loc, less(row, queries), false);
-      OpBuilder::InsertionGuard insertion(b);
-      b.setInsertionPointToStart(guard.thenBlock());
-      for (int64_t n = 0; n < dv / 8; ++n)
-        for (int64_t k = 0; k < 2; ++k) {
-          Value x = fmul(state[4 * n + 2 * half + k], inv);
-          if (outElem != f32)
-            x = arith::TruncFOp::create(b, loc, outElem, x);
-          memref::StoreOp::create(
-              b, loc, x, out,
-              ValueRange{bIdx, hIdx, row, add(col, constant(8 * n + k))});
-        }
-      auto first = scf::IfOp::create(
-          b, loc,
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, t,
-                                constant(0)),
-          false);
-      b.setInsertionPointToStart(first.thenBlock());
-      if (lseElem != f32)
-        logSum = arith::TruncFOp::create(b, loc, lseElem, logSum);
-      memref::StoreOp::create(b, loc, logSum, lse, ValueRange{bIdx, hIdx, row});
+      when(less(row, queries), [&] {
+        for (int64_t n = 0; n < dv / 8; ++n)
+          for (int64_t k = 0; k < 2; ++k) {
+            Value x = fmul(state[4 * n + 2 * half + k], inv);
+            if (outElem != f32)
+              x = arith::TruncFOp::create(b, loc, outElem, x);
+            memref::StoreOp::create(
+                b, loc, x, out,
+                ValueRange{bIdx, hIdx, row, add(col, constant(8 * n + k))});
+          }
+        when(equal(t, constant(0)), [&] {
+          if (lseElem != f32)
+            logSum = arith::TruncFOp::create(b, loc, lseElem, logSum);
+          memref::StoreOp::create(b, loc, logSum, lse,
+                                  ValueRange{bIdx, hIdx, row});
+        });
+      });
     }
   }
 };

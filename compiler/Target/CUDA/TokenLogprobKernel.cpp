@@ -47,8 +47,7 @@ constexpr int64_t kThreads = 256;
 class TokenLogprobLowering : loom::cuda::KernelBuilder {
 public:
   TokenLogprobLowering(OpBuilder &b, Operation *op, bool rowKernel)
-      : KernelBuilder(b, op->getLoc(), b.getF32Type()), op(op),
-        rowKernel(rowKernel) {}
+      : KernelBuilder(b, op->getLoc(), b.getF32Type()), rowKernel(rowKernel) {}
 
   /// Why `op` cannot be compiled, or "".
   static std::string unsupported(Operation *op) {
@@ -153,7 +152,6 @@ public:
   }
 
 private:
-  Operation *op;
   bool rowKernel;
 
   Value allocLogits(Value tokens) {
