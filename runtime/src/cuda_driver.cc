@@ -756,12 +756,14 @@ template <typename Memref> void *elements(const Memref *m, size_t size) {
 }
 
 /// C[b] = op(A[b]) op(B[b]) (+ C[b]) on the device, for `batch` products
-/// whose operands start `strideA`, `strideB`, `strideC` elements apart.
-void gemm(int abType, const int64_t *aSizes, const int64_t *aStrides,
-          const void *a, const int64_t *bSizes, const int64_t *bStrides,
-          const void *b, const int64_t *cSizes, const int64_t *cStrides,
-          float *c, int64_t flags, int64_t batch, int64_t strideA,
-          int64_t strideB, int64_t strideC) {
+/// whose operands start `strideA`, `strideB`, `strideC` elements apart. A
+/// and B have elements of `abType`, C of `cType` (f32, or abType for 16-bit
+/// operands); the products accumulate in f32 and C is rounded once.
+void gemm(int abType, int cType, const int64_t *aSizes,
+          const int64_t *aStrides, const void *a, const int64_t *bSizes,
+          const int64_t *bStrides, const void *b, const int64_t *cSizes,
+          const int64_t *cStrides, void *c, int64_t flags, int64_t batch,
+          int64_t strideA, int64_t strideB, int64_t strideC) {
   const Api *api = workApi();
   if (!api)
     return;
@@ -774,7 +776,7 @@ void gemm(int abType, const int64_t *aSizes, const int64_t *aStrides,
   if (!describe(a, aSizes[0], aSizes[1], aStrides[0], aStrides[1], ta, &opA) ||
       !describe(b, bSizes[0], bSizes[1], bStrides[0], bStrides[1], tb, &opB) ||
       (cStrides[1] != 1 && n > 1)) {
-    record("loom_rt_matmul_f32: a matrix has no unit stride, which cuBLAS "
+    record("a matrix product: a matrix has no unit stride, which cuBLAS "
            "needs");
     return;
   }
@@ -782,7 +784,7 @@ void gemm(int abType, const int64_t *aSizes, const int64_t *aStrides,
   if (!lib)
     return;
   if (std::max({m, n, k}) > INT_MAX) {
-    record("loom_rt_matmul_f32: a dimension exceeds cuBLAS's int range");
+    record("a matrix product: a dimension exceeds cuBLAS's int range");
     return;
   }
   float alpha = 1.0f, beta = (flags & LOOM_MATMUL_ACCUMULATE) ? 1.0f : 0.0f;
@@ -796,14 +798,15 @@ void gemm(int abType, const int64_t *aSizes, const int64_t *aStrides,
     st =
         lib->sgemm(lib->handle, opB.op, opA.op, in, im, ik, &alpha,
                    static_cast<const float *>(opB.data), opB.ld,
-                   static_cast<const float *>(opA.data), opA.ld, &beta, c, ldc);
+                   static_cast<const float *>(opA.data), opA.ld, &beta,
+                   static_cast<float *>(c), ldc);
   } else if (abType == CUDA_R_32F) {
     function = "cublasSgemmStridedBatched";
     st = lib->sgemmStridedBatched(
         lib->handle, opB.op, opA.op, in, im, ik, &alpha,
         static_cast<const float *>(opB.data), opB.ld, strideB,
-        static_cast<const float *>(opA.data), opA.ld, strideA, &beta, c, ldc,
-        strideC, static_cast<int>(batch));
+        static_cast<const float *>(opA.data), opA.ld, strideA, &beta,
+        static_cast<float *>(c), ldc, strideC, static_cast<int>(batch));
   } else if (!lib->gemmEx || !lib->gemmStridedBatchedEx) {
     record("this cuBLAS has no cublasGemmEx: f16 and bf16 products need "
            "cuBLAS 11 or newer");
@@ -812,13 +815,13 @@ void gemm(int abType, const int64_t *aSizes, const int64_t *aStrides,
     function = "cublasGemmEx";
     st = lib->gemmEx(lib->handle, opB.op, opA.op, in, im, ik, &alpha, opB.data,
                      abType, opB.ld, opA.data, abType, opA.ld, &beta, c,
-                     CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+                     cType, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
   } else {
     function = "cublasGemmStridedBatchedEx";
     st = lib->gemmStridedBatchedEx(
         lib->handle, opB.op, opA.op, in, im, ik, &alpha, opB.data, abType,
-        opB.ld, strideB, opA.data, abType, opA.ld, strideA, &beta, c,
-        CUDA_R_32F, ldc, strideC, static_cast<int>(batch), CUBLAS_COMPUTE_32F,
+        opB.ld, strideB, opA.data, abType, opA.ld, strideA, &beta, c, cType,
+        ldc, strideC, static_cast<int>(batch), CUBLAS_COMPUTE_32F,
         CUBLAS_GEMM_DEFAULT);
   }
   if (st != 0) {
@@ -834,24 +837,27 @@ void gemm(int abType, const int64_t *aSizes, const int64_t *aStrides,
 } // namespace
 
 /// The CUDA implementations of the runtime's GEMM imports (abi.h): the same
-/// signatures as on the CPU, on device memory; the f16 and bf16 ones have
-/// operands of that type and an f32 result.
-template <int Type, size_t Size>
+/// signatures as on the CPU, on device memory. A and B have elements of
+/// cudaDataType `AB` and C of `C` (f32 for the "_f32" imports, else AB), all
+/// accumulated in f32.
+template <int AB, int C>
 static void loomCudaMatmul(const loom_memref_2d_t *a, const loom_memref_2d_t *b,
                            loom_memref_2d_t *c, int64_t flags) {
-  gemm(Type, a->sizes, a->strides, elements(a, Size), b->sizes, b->strides,
-       elements(b, Size), c->sizes, c->strides,
-       static_cast<float *>(elements(c, 4)), flags, 1, 0, 0, 0);
+  size_t ab = AB == CUDA_R_32F ? 4 : 2, cs = C == CUDA_R_32F ? 4 : 2;
+  gemm(AB, C, a->sizes, a->strides, elements(a, ab), b->sizes, b->strides,
+       elements(b, ab), c->sizes, c->strides, elements(c, cs), flags, 1, 0, 0,
+       0);
 }
 
-template <int Type, size_t Size>
+template <int AB, int C>
 static void loomCudaBatchMatmul(const loom_memref_3d_t *a,
                                 const loom_memref_3d_t *b, loom_memref_3d_t *c,
                                 int64_t flags) {
-  gemm(Type, a->sizes + 1, a->strides + 1, elements(a, Size), b->sizes + 1,
-       b->strides + 1, elements(b, Size), c->sizes + 1, c->strides + 1,
-       static_cast<float *>(elements(c, 4)), flags, c->sizes[0], a->strides[0],
-       b->strides[0], c->strides[0]);
+  size_t ab = AB == CUDA_R_32F ? 4 : 2, cs = C == CUDA_R_32F ? 4 : 2;
+  gemm(AB, C, a->sizes + 1, a->strides + 1, elements(a, ab), b->sizes + 1,
+       b->strides + 1, elements(b, ab), c->sizes + 1, c->strides + 1,
+       elements(c, cs), flags, c->sizes[0], a->strides[0], b->strides[0],
+       c->strides[0]);
 }
 
 //===----------------------------------------------------------------------===//
@@ -1015,18 +1021,17 @@ void *lookupImport(const char *name) {
       LOOM_MGPU(mgpuMemset32),
       LOOM_MGPU(mgpuMemset16),
 #undef LOOM_MGPU
-      {"loom_rt_matmul_f32",
-       reinterpret_cast<void *>(&loomCudaMatmul<CUDA_R_32F, 4>)},
-      {"loom_rt_batch_matmul_f32",
-       reinterpret_cast<void *>(&loomCudaBatchMatmul<CUDA_R_32F, 4>)},
-      {"loom_rt_matmul_bf16_f32",
-       reinterpret_cast<void *>(&loomCudaMatmul<CUDA_R_16BF, 2>)},
-      {"loom_rt_batch_matmul_bf16_f32",
-       reinterpret_cast<void *>(&loomCudaBatchMatmul<CUDA_R_16BF, 2>)},
-      {"loom_rt_matmul_f16_f32",
-       reinterpret_cast<void *>(&loomCudaMatmul<CUDA_R_16F, 2>)},
-      {"loom_rt_batch_matmul_f16_f32",
-       reinterpret_cast<void *>(&loomCudaBatchMatmul<CUDA_R_16F, 2>)},
+#define LOOM_GEMM(name, ab, c)                                                 \
+  {"loom_rt_matmul_" name,                                                     \
+   reinterpret_cast<void *>(&loomCudaMatmul<ab, c>)},                          \
+      {"loom_rt_batch_matmul_" name,                                           \
+       reinterpret_cast<void *>(&loomCudaBatchMatmul<ab, c>)}
+      LOOM_GEMM("f32", CUDA_R_32F, CUDA_R_32F),
+      LOOM_GEMM("bf16_f32", CUDA_R_16BF, CUDA_R_32F),
+      LOOM_GEMM("f16_f32", CUDA_R_16F, CUDA_R_32F),
+      LOOM_GEMM("bf16", CUDA_R_16BF, CUDA_R_16BF),
+      LOOM_GEMM("f16", CUDA_R_16F, CUDA_R_16F),
+#undef LOOM_GEMM
   };
   for (const auto &entry : table)
     if (std::strcmp(entry.name, name) == 0)

@@ -276,8 +276,8 @@ TEST_F(CudaSessionTest, TemporariesAreReusedAcrossCalls) {
   EXPECT_EQ(mockCounter("mock_cuda_alloc_calls"), allocs);
 }
 
-/// The bits of small integer `v` (|v| < 2048) as f16, or as bf16 when
-/// `brain` (|v| < 256): both exact.
+/// The bits of integer `v` as f16, or as bf16 when `brain`: exact for
+/// |v| < 2048 (f16) or |v| < 256 (bf16), and for powers of two.
 uint16_t halfBits(int v, bool brain) {
   if (v == 0)
     return 0;
@@ -369,6 +369,69 @@ TEST_F(CudaSessionTest, GemmImportsComputeRowMajorProducts) {
     EXPECT_EQ(std::vector<float>(out, out + 8),
               std::vector<float>(expectedBatch, expectedBatch + 8));
   }
+}
+
+/// The GEMM imports whose result has the operands' 16-bit type accumulate
+/// in f32 and round once, to nearest with ties to even. In bf16, 255 + 2 =
+/// 257 is a tie between 256 and 258 and gives 256, 255 + 4 = 259 gives 260,
+/// 2048 + 2 gives 2048; f16 holds 257 and 259 and rounds the tie 2047 + 2 =
+/// 2049 to 2048. Accumulating adds C's 16-bit value; the batched form writes
+/// each product to its own slice.
+TEST_F(CudaSessionTest, GemmImportsRoundSixteenBitResults) {
+  setenv("LOOM_CUBLAS", LOOM_TEST_MOCK_LIBCUBLAS, 1);
+  ASSERT_TRUE(isOk(createSession()));
+  struct Case {
+    const char *name;
+    bool brain;
+    int a[6]; // [3, 2] row-major, times B = [1, 1]^T
+    int expected[3];
+    int accumulated; // C[0] after adding the product again
+  } cases[] = {
+      {"loom_rt_matmul_bf16", true, {255, 2, 255, 4, 2048, 2}, {256, 260, 2048},
+       512},
+      {"loom_rt_matmul_f16", false, {255, 2, 255, 4, 2047, 2}, {257, 259, 2048},
+       514}};
+  for (const Case &c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<uint16_t> ah(6), bh(2, halfBits(1, c.brain)), out(3, 0xffff);
+    for (int i = 0; i < 6; ++i)
+      ah[i] = halfBits(c.a[i], c.brain);
+    loom_memref_2d_t ma = {ah.data(), ah.data(), 0, {3, 2}, {2, 1}};
+    loom_memref_2d_t mb = {bh.data(), bh.data(), 0, {2, 1}, {1, 1}};
+    loom_memref_2d_t mc = {out.data(), out.data(), 0, {3, 1}, {1, 1}};
+    auto fn = reinterpret_cast<loom_rt_matmul_f32_fn_t>(
+        loom::cuda::lookupImport(c.name));
+    ASSERT_NE(fn, nullptr);
+    loom::cuda::beginCall();
+    fn(&ma, &mb, &mc, 0);
+    ASSERT_TRUE(isOk(loom::cuda::endCall()));
+    for (int i = 0; i < 3; ++i)
+      EXPECT_EQ(out[i], halfBits(c.expected[i], c.brain)) << "row " << i;
+    loom::cuda::beginCall();
+    fn(&ma, &mb, &mc, LOOM_MATMUL_ACCUMULATE);
+    ASSERT_TRUE(isOk(loom::cuda::endCall()));
+    EXPECT_EQ(out[0], halfBits(c.accumulated, c.brain));
+  }
+  // Batched, bf16: C[g] = A[g] B[g] with A[g] [1, 2] and B[g] [2, 1].
+  const uint16_t ab[4] = {halfBits(3, true), halfBits(-1, true),
+                          halfBits(5, true), halfBits(7, true)};
+  const uint16_t bb[4] = {halfBits(2, true), halfBits(1, true),
+                          halfBits(1, true), halfBits(-1, true)};
+  uint16_t outBatch[2] = {0xffff, 0xffff};
+  loom_memref_3d_t ma = {const_cast<uint16_t *>(ab),
+                         const_cast<uint16_t *>(ab), 0, {2, 1, 2}, {2, 2, 1}};
+  loom_memref_3d_t mb = {const_cast<uint16_t *>(bb),
+                         const_cast<uint16_t *>(bb), 0, {2, 2, 1}, {2, 1, 1}};
+  loom_memref_3d_t mc = {outBatch, outBatch, 0, {2, 1, 1}, {1, 1, 1}};
+  auto batchFn = reinterpret_cast<loom_rt_batch_matmul_f32_fn_t>(
+      loom::cuda::lookupImport("loom_rt_batch_matmul_bf16"));
+  ASSERT_NE(batchFn, nullptr);
+  loom::cuda::beginCall();
+  batchFn(&ma, &mb, &mc, 0);
+  ASSERT_TRUE(isOk(loom::cuda::endCall()));
+  EXPECT_EQ(outBatch[0], halfBits(5, true));
+  EXPECT_EQ(outBatch[1], halfBits(-2, true));
+  EXPECT_NE(loom::cuda::lookupImport("loom_rt_batch_matmul_f16"), nullptr);
 }
 
 TEST_F(CudaSessionTest, TimedCallSeparatesTransfers) {

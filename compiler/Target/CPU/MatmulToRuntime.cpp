@@ -93,8 +93,73 @@ static linalg::FillOp zeroFillBefore(linalg::LinalgOp op) {
   return {};
 }
 
+/// The buffer a memref value views: `value` with view-like ops stripped.
+static Value viewRoot(Value value) {
+  while (auto view = value.getDefiningOp<ViewLikeOpInterface>())
+    value = view.getViewSource();
+  return value;
+}
+
+/// The rounding of a 16-bit product that the lowering writes after it: the
+/// `linalg.generic` that only truncates the f32 result `acc` (a fresh
+/// `memref.alloc` that nothing else reads) elementwise into a buffer of the
+/// operands' type `half`, with nothing but pure ops, views and allocations
+/// between `op` and it, and no view of an operand as its output. The product
+/// can then write that buffer directly, rounded once by the GEMM, which
+/// saves the f32 result's write and read.
+static linalg::GenericOp roundingAfter(linalg::LinalgOp op, Type half) {
+  Value acc = op.getDpsInitOperand(0)->get();
+  auto alloc = acc.getDefiningOp<memref::AllocOp>();
+  if (!alloc)
+    return {};
+  linalg::GenericOp rounding;
+  for (Operation *user : acc.getUsers()) {
+    if (user == op.getOperation() || isa<memref::DeallocOp>(user))
+      continue;
+    auto generic = dyn_cast<linalg::GenericOp>(user);
+    if (!generic || rounding)
+      return {};
+    rounding = generic;
+  }
+  if (!rounding || rounding->getBlock() != op->getBlock() ||
+      rounding.getNumDpsInputs() != 1 || rounding.getNumDpsInits() != 1 ||
+      rounding.getDpsInputOperand(0)->get() != acc ||
+      !rounding.hasPureBufferSemantics() ||
+      rounding.getNumReductionLoops() != 0 ||
+      !llvm::all_of(rounding.getIndexingMapsArray(),
+                    [](AffineMap m) { return m.isIdentity(); }))
+    return {};
+  Value out = rounding.getDpsInitOperand(0)->get();
+  auto outType = dyn_cast<MemRefType>(out.getType());
+  if (!outType || outType.getElementType() != half ||
+      outType.getShape() != cast<MemRefType>(acc.getType()).getShape())
+    return {};
+  Block &body = rounding.getRegion().front();
+  auto yield = dyn_cast<linalg::YieldOp>(body.getTerminator());
+  auto trunc = yield && yield.getNumOperands() == 1
+                   ? yield.getOperand(0).getDefiningOp<arith::TruncFOp>()
+                   : arith::TruncFOp();
+  if (!trunc || &body.front() != trunc.getOperation() ||
+      trunc.getIn() != body.getArgument(0))
+    return {};
+  for (Operation *between = op->getNextNode(); between != rounding;
+       between = between->getNextNode()) {
+    if (!between)
+      return {};
+    if (!isMemoryEffectFree(between) && !isa<ViewLikeOpInterface>(between) &&
+        !isa<memref::AllocOp>(between))
+      return {};
+  }
+  Value root = viewRoot(out);
+  for (OpOperand *input : op.getDpsInputOperands())
+    if (viewRoot(input->get()) == root)
+      return {};
+  return rounding;
+}
+
 static func::FuncOp getOrCreateHostDecl(ModuleOp module, StringRef name,
-                                        unsigned rank, Type inputType) {
+                                        unsigned rank, Type inputType,
+                                        Type outputType) {
   if (auto func = module.lookupSymbol<func::FuncOp>(name))
     return func;
   MLIRContext *ctx = module.getContext();
@@ -102,7 +167,7 @@ static func::FuncOp getOrCreateHostDecl(ModuleOp module, StringRef name,
   SmallVector<int64_t> dyn(rank, ShapedType::kDynamic);
   auto layout = StridedLayoutAttr::get(ctx, ShapedType::kDynamic, dyn);
   Type input = MemRefType::get(dyn, inputType, layout);
-  Type output = MemRefType::get(dyn, Float32Type::get(ctx), layout);
+  Type output = MemRefType::get(dyn, outputType, layout);
   auto type =
       builder.getFunctionType({input, input, output, builder.getI64Type()}, {});
   auto func = func::FuncOp::create(builder, module.getLoc(), name, type);
@@ -159,17 +224,6 @@ struct CpuMatmulToRuntimePass
     if (flops >= 0 && flops < minFlops)
       return;
 
-    unsigned rank = batched ? 3 : 2;
-    std::string name =
-        (Twine(batched ? "loom_rt_batch_matmul_" : "loom_rt_matmul_") + suffix)
-            .str();
-    func::FuncOp callee = getOrCreateHostDecl(module, name, rank, types[0]);
-    OpBuilder builder(op);
-    Location loc = op.getLoc();
-    SmallVector<Value> args;
-    for (auto [operand, type] :
-         llvm::zip(op->getOperands(), callee.getArgumentTypes()))
-      args.push_back(memref::CastOp::create(builder, loc, type, operand));
     // linalg's named products accumulate into their output, which the
     // lowering zero-fills first: drop that fill and let the GEMM overwrite
     // (beta = 0), which saves a pass over the output.
@@ -178,10 +232,48 @@ struct CpuMatmulToRuntimePass
       fill->erase();
       accumulate = 0;
     }
+    // A 16-bit product whose f32 result is only rounded to the operands'
+    // type writes that type directly ("loom_rt_matmul_bf16").
+    linalg::GenericOp rounding;
+    if (!accumulate && !types[0].isF32()) {
+      rounding = roundingAfter(op, types[0]);
+      if (rounding)
+        suffix = suffix.drop_back(4);
+    }
+
+    unsigned rank = batched ? 3 : 2;
+    std::string name =
+        (Twine(batched ? "loom_rt_batch_matmul_" : "loom_rt_matmul_") + suffix)
+            .str();
+    func::FuncOp callee =
+        getOrCreateHostDecl(module, name, rank, types[0],
+                            rounding ? types[0] : Float32Type::get(&getContext()));
+    OpBuilder builder(rounding ? rounding.getOperation() : op.getOperation());
+    Location loc = op.getLoc();
+    SmallVector<Value> operands = {op.getDpsInputOperand(0)->get(),
+                                   op.getDpsInputOperand(1)->get(),
+                                   rounding
+                                       ? rounding.getDpsInitOperand(0)->get()
+                                       : op.getDpsInitOperand(0)->get()};
+    SmallVector<Value> args;
+    for (auto [operand, type] :
+         llvm::zip(operands, callee.getArgumentTypes()))
+      args.push_back(memref::CastOp::create(builder, loc, type, operand));
     args.push_back(
         arith::ConstantIntOp::create(builder, loc, *flags | accumulate, 64));
     func::CallOp::create(builder, loc, callee, args);
+    if (!rounding) {
+      op->erase();
+      return;
+    }
+    Value acc = op.getDpsInitOperand(0)->get();
+    rounding->erase();
     op->erase();
+    // The f32 result is left with its deallocations at most.
+    Operation *alloc = acc.getDefiningOp();
+    for (Operation *user : llvm::make_early_inc_range(acc.getUsers()))
+      user->erase();
+    alloc->erase();
   }
 };
 } // namespace

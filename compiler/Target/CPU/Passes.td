@@ -103,7 +103,9 @@ def CpuMatmulToRuntimePass : Pass<"loom-cpu-matmul-to-runtime", "ModuleOp"> {
            "Statically known products below this many flops stay as loops">,
     Option<"halfPrecision", "half-precision", "bool", /*default=*/"false",
            "Also f16 and bf16 products accumulated in f32, through "
-           "loom_rt_[batch_]matmul_{f16,bf16}_f32 (the CUDA runtime has them)">,
+           "loom_rt_[batch_]matmul_{f16,bf16}_f32 (the CUDA runtime has them), "
+           "or loom_rt_[batch_]matmul_{f16,bf16} when the f32 result is only "
+           "rounded to the operands' type">,
   ];
   let dependentDialects = ["::mlir::func::FuncDialect",
                            "::mlir::memref::MemRefDialect",

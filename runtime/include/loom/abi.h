@@ -283,8 +283,12 @@ typedef void (*loom_rt_batch_matmul_f32_fn_t)(const loom_memref_3d_t *a,
 /// "loom_rt_batch_matmul_bf16_f32", "loom_rt_matmul_f16_f32" and
 /// "loom_rt_batch_matmul_f16_f32", the same products with A and B of
 /// bfloat16 or IEEE half elements (16 bits each) and C of f32, accumulated
-/// in f32. Their descriptors have the layout of loom_memref_2d_t /
-/// loom_memref_3d_t; the function pointer types above apply.
+/// in f32; and "loom_rt_matmul_bf16", "loom_rt_batch_matmul_bf16",
+/// "loom_rt_matmul_f16" and "loom_rt_batch_matmul_f16", whose C has the
+/// operands' 16-bit type: accumulated in f32 and rounded once (to nearest,
+/// ties to even), with LOOM_MATMUL_ACCUMULATE adding C's 16-bit values. Their
+/// descriptors have the layout of loom_memref_2d_t / loom_memref_3d_t; the
+/// function pointer types above apply.
 
 /// Host function "loom_rt_mla_decode_f32": DeepSeek-V3 multi-head latent
 /// attention on the compressed cache, with the key up-projection absorbed

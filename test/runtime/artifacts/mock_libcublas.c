@@ -4,7 +4,8 @@
  * LOOM_CUBLAS together with mock_libcuda.c (whose device pointers are host
  * pointers). It implements the functions the runtime calls (cublasSgemm_v2,
  * cublasGemmEx and their strided-batched forms; GemmEx with f32, f16 or
- * bf16 operands, an f32 result and f32 compute) with cuBLAS's column-major
+ * bf16 operands, an f32 result or one of the operands' 16-bit type (rounded
+ * to nearest, ties to even), and f32 compute) with cuBLAS's column-major
  * semantics, in double precision:
  *   C = alpha op(A) op(B) + beta C   (m x n, op(A) m x k, op(B) k x n)
  * so that the runtime's translation of row-major products into cuBLAS
@@ -49,6 +50,49 @@ static float load(const void *x, int type, size_t index) {
   return (h & 0x8000) ? -value : value;
 }
 
+/* Stores `value` as element `index` of an array of cudaDataType `type`,
+ * rounded to nearest with ties to even (NaN stays NaN). */
+static void store(void *x, int type, size_t index, float value) {
+  if (type == R_32F) {
+    ((float *)x)[index] = value;
+    return;
+  }
+  uint16_t h;
+  if (type == R_16BF) {
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    if (isnan(value))
+      h = (uint16_t)((bits >> 16) | 0x40);
+    else
+      h = (uint16_t)((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
+  } else {
+    /* IEEE half: the nearest of the 2^16 values, found by its exponent. */
+    float a = fabsf(value);
+    uint16_t sign = signbit(value) ? 0x8000 : 0;
+    if (isnan(value)) {
+      h = 0x7e00;
+    } else if (a >= 65520.0f) {
+      h = sign | 0x7c00;
+    } else {
+      int e;
+      frexpf(a, &e); /* a = f * 2^e, f in [0.5, 1) */
+      int shift = e - 11 < -24 ? -24 : e - 11; /* the ulp's exponent */
+      float m = nearbyintf(ldexpf(a, -shift)); /* ties to even */
+      int bits = (int)m;
+      if (shift == -24) {
+        h = sign | (uint16_t)bits; /* subnormal, or the smallest normal */
+      } else {
+        if (bits == 2048) { /* rounded up to the next binade */
+          bits = 1024;
+          ++shift;
+        }
+        h = sign | (uint16_t)((shift + 25) << 10) | (uint16_t)(bits - 1024);
+      }
+    }
+  }
+  ((uint16_t *)x)[index] = h;
+}
+
 /* Element (i, j) of op(X), X stored column-major with leading dimension ld. */
 static float at(const void *x, int type, int op, int ld, int i, int j) {
   return op ? load(x, type, j + (size_t)i * ld)
@@ -57,7 +101,7 @@ static float at(const void *x, int type, int op, int ld, int i, int j) {
 
 static int gemm(int opA, int opB, int m, int n, int k, float alpha,
                 const void *a, int lda, const void *b, int ldb, float beta,
-                float *c, int ldc, int type) {
+                void *c, int ldc, int type, int cType) {
   if ((opA != 0 && opA != 1) || (opB != 0 && opB != 1) || m < 0 || n < 0 ||
       k < 0 || lda < (opA ? k : m) || lda < 1 || ldb < (opB ? n : k) ||
       ldb < 1 || ldc < m || ldc < 1)
@@ -68,8 +112,10 @@ static int gemm(int opA, int opB, int m, int n, int k, float alpha,
       for (int p = 0; p < k; ++p)
         sum += (double)at(a, type, opA, lda, i, p) *
                at(b, type, opB, ldb, p, j);
-      float *out = &c[i + (size_t)j * ldc];
-      *out = (float)(alpha * sum + (beta != 0.0f ? beta * *out : 0.0));
+      size_t at = i + (size_t)j * ldc;
+      store(c, cType, at,
+            (float)(alpha * sum +
+                    (beta != 0.0f ? beta * load(c, cType, at) : 0.0)));
     }
   return 0;
 }
@@ -81,7 +127,7 @@ EXPORT int cublasSgemm_v2(void *handle, int opA, int opB, int m, int n, int k,
   if (handle != &handleToken)
     return 1;
   return gemm(opA, opB, m, n, k, *alpha, a, lda, b, ldb, *beta, c, ldc,
-              R_32F);
+              R_32F, R_32F);
 }
 
 EXPORT int cublasSgemmStridedBatched(void *handle, int opA, int opB, int m,
@@ -96,7 +142,8 @@ EXPORT int cublasSgemmStridedBatched(void *handle, int opA, int opB, int m,
     return 7;
   for (int i = 0; i < batch; ++i) {
     int st = gemm(opA, opB, m, n, k, *alpha, a + i * strideA, lda,
-                  b + i * strideB, ldb, *beta, c + i * strideC, ldc, R_32F);
+                  b + i * strideB, ldb, *beta, c + i * strideC, ldc, R_32F,
+                  R_32F);
     if (st)
       return st;
   }
@@ -106,7 +153,8 @@ EXPORT int cublasSgemmStridedBatched(void *handle, int opA, int opB, int m,
 static int exTypes(int aType, int bType, int cType, int compute) {
   return aType == bType &&
          (aType == R_32F || aType == R_16F || aType == R_16BF) &&
-         cType == R_32F && compute == COMPUTE_32F;
+         (cType == R_32F || (cType == aType && aType != R_32F)) &&
+         compute == COMPUTE_32F;
 }
 
 EXPORT int cublasGemmEx(void *handle, int opA, int opB, int m, int n, int k,
@@ -119,7 +167,7 @@ EXPORT int cublasGemmEx(void *handle, int opA, int opB, int m, int n, int k,
   if (!exTypes(aType, bType, cType, compute))
     return 7;
   return gemm(opA, opB, m, n, k, *(const float *)alpha, a, lda, b, ldb,
-              *(const float *)beta, (float *)c, ldc, aType);
+              *(const float *)beta, c, ldc, aType, cType);
 }
 
 EXPORT int cublasGemmStridedBatchedEx(
@@ -132,12 +180,13 @@ EXPORT int cublasGemmStridedBatchedEx(
     return 1;
   if (!exTypes(aType, bType, cType, compute) || batch < 0)
     return 7;
-  size_t size = aType == R_32F ? 4 : 2;
+  size_t size = aType == R_32F ? 4 : 2, cSize = cType == R_32F ? 4 : 2;
   for (int i = 0; i < batch; ++i) {
     int st = gemm(opA, opB, m, n, k, *(const float *)alpha,
                   (const char *)a + i * strideA * size, lda,
                   (const char *)b + i * strideB * size, ldb,
-                  *(const float *)beta, (float *)c + i * strideC, ldc, aType);
+                  *(const float *)beta, (char *)c + i * strideC * cSize, ldc,
+                  aType, cType);
     if (st)
       return st;
   }
