@@ -759,11 +759,11 @@ template <typename Memref> void *elements(const Memref *m, size_t size) {
 /// whose operands start `strideA`, `strideB`, `strideC` elements apart. A
 /// and B have elements of `abType`, C of `cType` (f32, or abType for 16-bit
 /// operands); the products accumulate in f32 and C is rounded once.
-void gemm(int abType, int cType, const int64_t *aSizes,
-          const int64_t *aStrides, const void *a, const int64_t *bSizes,
-          const int64_t *bStrides, const void *b, const int64_t *cSizes,
-          const int64_t *cStrides, void *c, int64_t flags, int64_t batch,
-          int64_t strideA, int64_t strideB, int64_t strideC) {
+void gemm(int abType, int cType, const int64_t *aSizes, const int64_t *aStrides,
+          const void *a, const int64_t *bSizes, const int64_t *bStrides,
+          const void *b, const int64_t *cSizes, const int64_t *cStrides,
+          void *c, int64_t flags, int64_t batch, int64_t strideA,
+          int64_t strideB, int64_t strideC) {
   const Api *api = workApi();
   if (!api)
     return;
@@ -795,11 +795,10 @@ void gemm(int abType, int cType, const int64_t *aSizes,
       ik = static_cast<int>(k);
   if (abType == CUDA_R_32F && batch == 1) {
     function = "cublasSgemm_v2";
-    st =
-        lib->sgemm(lib->handle, opB.op, opA.op, in, im, ik, &alpha,
-                   static_cast<const float *>(opB.data), opB.ld,
-                   static_cast<const float *>(opA.data), opA.ld, &beta,
-                   static_cast<float *>(c), ldc);
+    st = lib->sgemm(lib->handle, opB.op, opA.op, in, im, ik, &alpha,
+                    static_cast<const float *>(opB.data), opB.ld,
+                    static_cast<const float *>(opA.data), opA.ld, &beta,
+                    static_cast<float *>(c), ldc);
   } else if (abType == CUDA_R_32F) {
     function = "cublasSgemmStridedBatched";
     st = lib->sgemmStridedBatched(
@@ -814,15 +813,15 @@ void gemm(int abType, int cType, const int64_t *aSizes,
   } else if (batch == 1) {
     function = "cublasGemmEx";
     st = lib->gemmEx(lib->handle, opB.op, opA.op, in, im, ik, &alpha, opB.data,
-                     abType, opB.ld, opA.data, abType, opA.ld, &beta, c,
-                     cType, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+                     abType, opB.ld, opA.data, abType, opA.ld, &beta, c, cType,
+                     ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
   } else {
     function = "cublasGemmStridedBatchedEx";
-    st = lib->gemmStridedBatchedEx(
-        lib->handle, opB.op, opA.op, in, im, ik, &alpha, opB.data, abType,
-        opB.ld, strideB, opA.data, abType, opA.ld, strideA, &beta, c, cType,
-        ldc, strideC, static_cast<int>(batch), CUBLAS_COMPUTE_32F,
-        CUBLAS_GEMM_DEFAULT);
+    st = lib->gemmStridedBatchedEx(lib->handle, opB.op, opA.op, in, im, ik,
+                                   &alpha, opB.data, abType, opB.ld, strideB,
+                                   opA.data, abType, opA.ld, strideA, &beta, c,
+                                   cType, ldc, strideC, static_cast<int>(batch),
+                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
   }
   if (st != 0) {
     record(std::string("cuBLAS error in ") + function + ": status " +
@@ -1022,8 +1021,7 @@ void *lookupImport(const char *name) {
       LOOM_MGPU(mgpuMemset16),
 #undef LOOM_MGPU
 #define LOOM_GEMM(name, ab, c)                                                 \
-  {"loom_rt_matmul_" name,                                                     \
-   reinterpret_cast<void *>(&loomCudaMatmul<ab, c>)},                          \
+  {"loom_rt_matmul_" name, reinterpret_cast<void *>(&loomCudaMatmul<ab, c>)},  \
       {"loom_rt_batch_matmul_" name,                                           \
        reinterpret_cast<void *>(&loomCudaBatchMatmul<ab, c>)}
       LOOM_GEMM("f32", CUDA_R_32F, CUDA_R_32F),

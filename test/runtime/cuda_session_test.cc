@@ -386,11 +386,16 @@ TEST_F(CudaSessionTest, GemmImportsRoundSixteenBitResults) {
     int a[6]; // [3, 2] row-major, times B = [1, 1]^T
     int expected[3];
     int accumulated; // C[0] after adding the product again
-  } cases[] = {
-      {"loom_rt_matmul_bf16", true, {255, 2, 255, 4, 2048, 2}, {256, 260, 2048},
-       512},
-      {"loom_rt_matmul_f16", false, {255, 2, 255, 4, 2047, 2}, {257, 259, 2048},
-       514}};
+  } cases[] = {{"loom_rt_matmul_bf16",
+                true,
+                {255, 2, 255, 4, 2048, 2},
+                {256, 260, 2048},
+                512},
+               {"loom_rt_matmul_f16",
+                false,
+                {255, 2, 255, 4, 2047, 2},
+                {257, 259, 2048},
+                514}};
   for (const Case &c : cases) {
     SCOPED_TRACE(c.name);
     std::vector<uint16_t> ah(6), bh(2, halfBits(1, c.brain)), out(3, 0xffff);
@@ -419,9 +424,15 @@ TEST_F(CudaSessionTest, GemmImportsRoundSixteenBitResults) {
                           halfBits(1, true), halfBits(-1, true)};
   uint16_t outBatch[2] = {0xffff, 0xffff};
   loom_memref_3d_t ma = {const_cast<uint16_t *>(ab),
-                         const_cast<uint16_t *>(ab), 0, {2, 1, 2}, {2, 2, 1}};
+                         const_cast<uint16_t *>(ab),
+                         0,
+                         {2, 1, 2},
+                         {2, 2, 1}};
   loom_memref_3d_t mb = {const_cast<uint16_t *>(bb),
-                         const_cast<uint16_t *>(bb), 0, {2, 2, 1}, {2, 1, 1}};
+                         const_cast<uint16_t *>(bb),
+                         0,
+                         {2, 2, 1},
+                         {2, 1, 1}};
   loom_memref_3d_t mc = {outBatch, outBatch, 0, {2, 1, 1}, {1, 1, 1}};
   auto batchFn = reinterpret_cast<loom_rt_batch_matmul_f32_fn_t>(
       loom::cuda::lookupImport("loom_rt_batch_matmul_bf16"));

@@ -245,19 +245,17 @@ struct CpuMatmulToRuntimePass
     std::string name =
         (Twine(batched ? "loom_rt_batch_matmul_" : "loom_rt_matmul_") + suffix)
             .str();
-    func::FuncOp callee =
-        getOrCreateHostDecl(module, name, rank, types[0],
-                            rounding ? types[0] : Float32Type::get(&getContext()));
+    func::FuncOp callee = getOrCreateHostDecl(
+        module, name, rank, types[0],
+        rounding ? types[0] : Float32Type::get(&getContext()));
     OpBuilder builder(rounding ? rounding.getOperation() : op.getOperation());
     Location loc = op.getLoc();
-    SmallVector<Value> operands = {op.getDpsInputOperand(0)->get(),
-                                   op.getDpsInputOperand(1)->get(),
-                                   rounding
-                                       ? rounding.getDpsInitOperand(0)->get()
-                                       : op.getDpsInitOperand(0)->get()};
+    SmallVector<Value> operands = {
+        op.getDpsInputOperand(0)->get(), op.getDpsInputOperand(1)->get(),
+        rounding ? rounding.getDpsInitOperand(0)->get()
+                 : op.getDpsInitOperand(0)->get()};
     SmallVector<Value> args;
-    for (auto [operand, type] :
-         llvm::zip(operands, callee.getArgumentTypes()))
+    for (auto [operand, type] : llvm::zip(operands, callee.getArgumentTypes()))
       args.push_back(memref::CastOp::create(builder, loc, type, operand));
     args.push_back(
         arith::ConstantIntOp::create(builder, loc, *flags | accumulate, 64));

@@ -75,7 +75,7 @@ static void store(void *x, int type, size_t index, float value) {
       h = sign | 0x7c00;
     } else {
       int e;
-      frexpf(a, &e); /* a = f * 2^e, f in [0.5, 1) */
+      frexpf(a, &e);                           /* a = f * 2^e, f in [0.5, 1) */
       int shift = e - 11 < -24 ? -24 : e - 11; /* the ulp's exponent */
       float m = nearbyintf(ldexpf(a, -shift)); /* ties to even */
       int bits = (int)m;
@@ -126,8 +126,8 @@ EXPORT int cublasSgemm_v2(void *handle, int opA, int opB, int m, int n, int k,
                           int ldc) {
   if (handle != &handleToken)
     return 1;
-  return gemm(opA, opB, m, n, k, *alpha, a, lda, b, ldb, *beta, c, ldc,
-              R_32F, R_32F);
+  return gemm(opA, opB, m, n, k, *alpha, a, lda, b, ldb, *beta, c, ldc, R_32F,
+              R_32F);
 }
 
 EXPORT int cublasSgemmStridedBatched(void *handle, int opA, int opB, int m,
@@ -141,9 +141,9 @@ EXPORT int cublasSgemmStridedBatched(void *handle, int opA, int opB, int m,
   if (batch < 0)
     return 7;
   for (int i = 0; i < batch; ++i) {
-    int st = gemm(opA, opB, m, n, k, *alpha, a + i * strideA, lda,
-                  b + i * strideB, ldb, *beta, c + i * strideC, ldc, R_32F,
-                  R_32F);
+    int st =
+        gemm(opA, opB, m, n, k, *alpha, a + i * strideA, lda, b + i * strideB,
+             ldb, *beta, c + i * strideC, ldc, R_32F, R_32F);
     if (st)
       return st;
   }
@@ -182,11 +182,11 @@ EXPORT int cublasGemmStridedBatchedEx(
     return 7;
   size_t size = aType == R_32F ? 4 : 2, cSize = cType == R_32F ? 4 : 2;
   for (int i = 0; i < batch; ++i) {
-    int st = gemm(opA, opB, m, n, k, *(const float *)alpha,
-                  (const char *)a + i * strideA * size, lda,
-                  (const char *)b + i * strideB * size, ldb,
-                  *(const float *)beta, (char *)c + i * strideC * cSize, ldc,
-                  aType, cType);
+    int st =
+        gemm(opA, opB, m, n, k, *(const float *)alpha,
+             (const char *)a + i * strideA * size, lda,
+             (const char *)b + i * strideB * size, ldb, *(const float *)beta,
+             (char *)c + i * strideC * cSize, ldc, aType, cType);
     if (st)
       return st;
   }
