@@ -98,9 +98,9 @@ static cl::opt<std::string>
             cl::cat(category));
 static cl::opt<std::string> matmul(
     "matmul",
-    cl::desc("f32 matrix products: runtime (the runtime's GEMM: oneDNN "
-             "where built with it, cuBLAS for --target=cuda; default) or "
-             "codegen (generated loops)"),
+    cl::desc("Matrix products: runtime (the runtime's GEMM: oneDNN for f32 "
+             "where built with it; cuBLAS for --target=cuda, f32, f16 and "
+             "bf16; default) or codegen (generated loops)"),
     cl::init("runtime"), cl::cat(category));
 static cl::opt<mlir::loom::MlaMode>
     mla("mla",
@@ -312,7 +312,24 @@ int main(int argc, char **argv) {
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
   registerAsmPrinterCLOptions();
-  cl::HideUnrelatedOptions({&category, &cl::getGeneralCategory()});
+  // --help lists the driver's options and MLIR's IR dumps; the flags that
+  // LLVM's code generators register stay usable and --help-hidden lists
+  // them.
+  static cl::OptionCategory irCategory("IR dumps (MLIR)");
+  for (auto &[name, option] : cl::getRegisteredOptions()) {
+    if (name.starts_with("mlir-print-ir") ||
+        llvm::is_contained({"mlir-pass-statistics", "mlir-print-debuginfo",
+                            "mlir-print-local-scope", "mlir-disable-threading",
+                            "mlir-elide-elementsattrs-if-larger"},
+                           name)) {
+      option->addCategory(irCategory);
+      continue;
+    }
+    if (!llvm::is_contained(option->Categories, &category) &&
+        option->getOptionHiddenFlag() == cl::NotHidden &&
+        !llvm::is_contained({"help", "help-list", "version"}, name))
+      option->setHiddenFlag(cl::Hidden);
+  }
   cl::ParseCommandLineOptions(
       argc, argv,
       "Loom compiler: .loom model -> shared-object artifact\n\n"
