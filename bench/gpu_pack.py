@@ -85,14 +85,15 @@ class Pack:
         return name
 
     def compared(self, name, model, flags, params, inputs, calls, rtol, atol,
-                 interpret=None):
-        """A case checked against the CPU artifact's outputs, or with
-        `interpret` (the configs: --define/--config flags) against the
-        float64 interpreter's."""
+                 interpret=None, cpu_flags=None):
+        """A case checked against the CPU artifact's outputs (compiled with
+        `cpu_flags`, by default `flags`), or with `interpret` (the configs:
+        --define/--config flags) against the float64 interpreter's."""
         cuda = self.compile(name + ".cuda.so", model, flags + self.cuda_flags)
         ref = name + ".ref.safetensors"
         if interpret is None:
-            cpu = self.compile(name + ".cpu.so", model, flags)
+            cpu = self.compile(name + ".cpu.so", model,
+                               flags if cpu_flags is None else cpu_flags)
             cmd = [self.tool("loom-run"), self.path(cpu)]
         else:
             cmd = [self.tool("loom-run"), model, "--interpret"] + interpret
@@ -307,6 +308,39 @@ def main():
     p.compared("unaligned_views_bf16_fused", views, ["--attention=fused"],
                None, ["views.in.safetensors"], ["attend_views"], "2e-2",
                "2e-2")
+
+    # Score regions in the kernel: FlexAttention-style modifiers (a
+    # position boost, an additive bias read at [h, i, j], ALiBi slopes and
+    # a soft cap) under the causal mask, and a bias alone without a mask
+    # (every tile visited). The region computes in bf16 as written, on the
+    # GPU as on the CPU, whose flash kernel reads f32 only: the reference
+    # is its unfused form.
+    mods = p.model("score_mods_bf16.loom",
+                   "config cap = 5.0\n"
+                   "graph modifiers(q: bf16[B, H, S, 32], k: bf16[B, H, S, 32],\n"
+                   "                v: bf16[B, H, S, 32], bias: bf16[H, S, S],\n"
+                   "                slopes: bf16[H])\n"
+                   "    -> (out: bf16[B, H, S, 32], lse: bf16[B, H, S]) {\n"
+                   "  score boost(b, h, i, j, s) = s * 2.0 + "
+                   "select(j == 0, 0.5, 0.0) - (i - j) / 4.0\n"
+                   "  out, lse = attention(q, k, v, mask=causal, score=boost,\n"
+                   "                       bias=bias, alibi=slopes, "
+                   "softcap=cap, scale=0.4)\n"
+                   "}\n"
+                   "graph biased(q: bf16[B, H, S, 32], k: bf16[B, H, S, 32],\n"
+                   "             v: bf16[B, H, S, 32], bias: bf16[H, S, S])\n"
+                   "    -> (out: bf16[B, H, S, 32], lse: bf16[B, H, S]) {\n"
+                   "  out, lse = attention(q, k, v, bias=bias)\n"
+                   "}\n")
+    p.tensors("mods.in.safetensors", [
+        "%s.%s:bf16:%s:wave" % (prefix, name, shape)
+        for prefix in ("m", "b")
+        for name, shape in (("q", "2x3x100x32"), ("k", "2x3x100x32"),
+                            ("v", "2x3x100x32"), ("bias", "3x100x100"))] +
+        ["m.slopes:bf16:3:0.125"])
+    p.compared("score_mods_bf16_fused", mods, ["--attention=fused"], None,
+               ["mods.in.safetensors"], ["modifiers:m", "biased:b"], "3e-2",
+               "3e-2", cpu_flags=["--attention=unfused"])
 
     # Long sequences: more than 128 key tiles (the kernel classifies them
     # 128 at a time) and a partial last tile, two heads, the causal and

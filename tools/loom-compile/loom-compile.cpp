@@ -127,8 +127,8 @@ static cl::opt<mlir::loom::AttentionMode> attention(
                clEnumValN(mlir::loom::AttentionMode::Auto, "auto",
                           "fused where the target's kernel compiles it "
                           "(default for --target=cuda: f16 and bf16 "
-                          "attention without a score region, head dims "
-                          "multiples of 16 up to 128)")),
+                          "attention with head dims multiples of 16 up to "
+                          "128)")),
     cl::cat(category));
 static cl::opt<mlir::loom::LogprobMode> logprob(
     "logprob",

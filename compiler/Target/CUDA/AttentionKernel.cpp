@@ -15,6 +15,8 @@
 //     the running maximum and sum per row in registers;
 //   - cp.async copies overlap the products: V of a tile during its scores,
 //     K of the next tile during P v;
+//   - a score region is evaluated on each scaled score before the softmax,
+//     in the model's type as it is written;
 //   - the mask region's interval analysis (mask_block, as on the CPU)
 //     classifies the tiles of keys as hidden, visible or mixed; hidden
 //     tiles are skipped, visible ones evaluate no mask, and in mixed ones
@@ -81,8 +83,7 @@ public:
     if (!q || !v)
       return "is not bufferized";
     return fuse::gpuAttentionUnsupported(q.getElementType(), q.getDimSize(3),
-                                         v.getDimSize(3),
-                                         !op.getScore().empty());
+                                         v.getDimSize(3));
   }
 
   /// Creates the kernel `@<name>::@kernel` at the end of `module` and
@@ -300,9 +301,7 @@ private:
     Value lastKey = arith::SubIOp::create(b, loc, keys, constant(1));
     Value bits = i32Constant(0);
     for (int64_t e = 0; e < 32; ++e) {
-      int64_t nt = e / 4, half = e / 2 % 2, odd = e % 2;
-      Value i = add(rowBase, constant(8 * half));
-      Value j = add(n0, add(mul(t, constant(2)), constant(8 * nt + odd)));
+      auto [i, j] = scoreIndex(n0, e);
       Value visible =
           arith::AndIOp::create(b, loc, less(i, queries), less(j, keys));
       if (withRegion) {
@@ -427,7 +426,7 @@ private:
     NVVM::CpAsyncWaitGroupOp::create(b, loc, 1); // K
     gpu::BarrierOp::create(b, loc);
     Value next = add(n0, constant(kKeys));
-    SmallVector<Value> updated = tile(bits, state.drop_back(), [&] {
+    SmallVector<Value> updated = tile(n0, bits, state.drop_back(), [&] {
       // Every warp is done with K: the next tile's K goes in (an empty
       // group past the end, so that the wait below counts right).
       gpu::BarrierOp::create(b, loc);
@@ -447,9 +446,42 @@ private:
     return SmallVector<Value>(work.getResults());
   }
 
-  /// One tile of keys (in shared memory): scores, online softmax, output
-  /// update.
-  SmallVector<Value> tile(Value bits, ValueRange state,
+  /// The pair (i, j) of the thread's score e of the tile at `n0`, e = 4 *
+  /// (n-tile) + 2 * (second row) + (odd column): the layout of mma.sync's
+  /// accumulators.
+  std::pair<Value, Value> scoreIndex(Value n0, int64_t e) {
+    int64_t nt = e / 4, half = e / 2 % 2, odd = e % 2;
+    return {add(rowBase, constant(8 * half)),
+            add(n0, add(mul(t, constant(2)), constant(8 * nt + odd)))};
+  }
+
+  /// The score region at (i, j) (clamped into range: a pair outside is
+  /// hidden anyway) on the scaled score `s` (f32): the region computes in
+  /// the model's type, as it is written, and its result is extended back.
+  Value scoreRegion(Value i, Value j, Value s) {
+    Block &region = op.getScore().front();
+    IRMapping mapping;
+    mapping.map(region.getArgument(0), bIdx);
+    mapping.map(region.getArgument(1), hIdx);
+    mapping.map(region.getArgument(2),
+                min(i, arith::SubIOp::create(b, loc, queries, constant(1))));
+    mapping.map(region.getArgument(3),
+                min(j, arith::SubIOp::create(b, loc, keys, constant(1))));
+    Type type = region.getArgument(4).getType();
+    mapping.map(region.getArgument(4),
+                type == f32 ? s : arith::TruncFOp::create(b, loc, type, s));
+    for (auto [n, capture] : llvm::enumerate(captures))
+      mapping.map(region.getArgument(5 + n), capture);
+    for (Operation &nested : region.without_terminator())
+      b.clone(nested, mapping);
+    Value result = mapping.lookupOrDefault(region.getTerminator()->getOperand(0));
+    return result.getType() == f32 ? result
+                                   : arith::ExtFOp::create(b, loc, f32, result);
+  }
+
+  /// One tile of keys (in shared memory) at `n0`: scores, online softmax,
+  /// output update.
+  SmallVector<Value> tile(Value n0, Value bits, ValueRange state,
                           llvm::function_ref<void()> beforeValues) {
     // S = q k^T, 8 tiles of 8 keys; one ldmatrix.x4 gives the B fragments
     // of two of them for 16 of the head dims.
@@ -466,9 +498,21 @@ private:
         s[2 * np] = mma(a, {frag[0], frag[1]}, s[2 * np]);
         s[2 * np + 1] = mma(a, {frag[2], frag[3]}, s[2 * np + 1]);
       }
-    // Online softmax in base 2: x = s * scale * log2(e), hidden -> -inf.
+    // Online softmax in base 2: x = s * scale * log2(e), hidden -> -inf;
+    // with a score region, x = score(s * scale) * log2(e).
+    bool withScore = !op.getScore().empty();
     double scale2 = op.getScale().convertToDouble() / std::log(2.0);
     Value scale = floatConstant(scale2);
+    if (withScore) {
+      Value plain = floatConstant(op.getScale().convertToDouble());
+      Value log2e = floatConstant(1.0 / std::log(2.0));
+      for (int64_t e = 0; e < 32; ++e) {
+        auto [i, j] = scoreIndex(n0, e);
+        Value &x = s[e / 4][e % 4];
+        x = fmul(scoreRegion(i, j, fmul(x, plain)), log2e);
+      }
+      scale = floatConstant(1.0);
+    }
     Value minusInf = floatConstant(-std::numeric_limits<double>::infinity());
     SmallVector<Value> out(state.begin(), state.begin() + dv / 2);
     Value m[2] = {state[dv / 2], state[dv / 2 + 1]};

@@ -75,12 +75,14 @@ def CudaAttentionPass : Pass<"loom-cuda-attention", "ModuleOp"> {
     with f32 accumulators); the softmax is online in base 2. The mask
     region is cloned into the kernel and evaluated for every (query, key)
     pair a thread holds; a tile no pair of the block sees is skipped (an
-    or-reducing barrier decides). Grouped heads (Hq a multiple of Hkv),
-    different query and key counts and empty problems are handled.
+    or-reducing barrier decides). The score region is cloned likewise and
+    applied to every scaled score, in the model's type. Grouped heads (Hq a
+    multiple of Hkv), different query and key counts and empty problems are
+    handled.
 
     q, k and v must be f16 or bf16 with static head dims that are
-    multiples of 16 up to 128, and there must be no score region; any
-    other `fuse.attention` is an error that says so.
+    multiples of 16 up to 128; any other `fuse.attention` is an error that
+    says so.
 
     Runs before the deallocation passes, which do not know
     `fuse.attention`. The kernel is a `gpu.func` of its own `gpu.module`;

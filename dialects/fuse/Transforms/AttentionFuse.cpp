@@ -172,7 +172,7 @@ struct AttentionOpToFusePattern : public OpRewritePattern<loom::AttentionOp> {
         !fuse::gpuAttentionUnsupported(
              tensorOf(op.getQ()).getElementType(),
              tensorOf(op.getQ()).getDimSize(3),
-             tensorOf(op.getV()).getDimSize(3), !op.getScore().empty())
+             tensorOf(op.getV()).getDimSize(3))
              .empty())
       return rewriter.notifyMatchFailure(op, "not for the GPU kernel");
     auto fused = createFused(rewriter, op.getLoc(), op.getQ(), op.getK(),
@@ -397,8 +397,7 @@ struct CompositeToFusePattern : public OpRewritePattern<loom::MatmulOp> {
     if (gpuKernelOnly &&
         !fuse::gpuAttentionUnsupported(
              op.getType().getElementType(),
-             tensorOf(c.q).getShape().back(), tensorOf(c.v).getShape().back(),
-             bool(c.additive))
+             tensorOf(c.q).getShape().back(), tensorOf(c.v).getShape().back())
              .empty())
       return rewriter.notifyMatchFailure(op, "not for the GPU kernel");
     Location loc = op.getLoc();
@@ -508,8 +507,8 @@ void fuse::populateAttentionFusePatterns(RewritePatternSet &patterns,
       patterns.getContext(), gpuKernelOnly);
 }
 
-std::string fuse::gpuAttentionUnsupported(Type element, int64_t d, int64_t dv,
-                                          bool score) {
+std::string fuse::gpuAttentionUnsupported(Type element, int64_t d,
+                                          int64_t dv) {
   if (!isa<Float16Type, BFloat16Type>(element)) {
     std::string name;
     llvm::raw_string_ostream os(name);
@@ -518,9 +517,6 @@ std::string fuse::gpuAttentionUnsupported(Type element, int64_t d, int64_t dv,
            "; the GPU attention kernel reads f16 or bf16 (compile with "
            "--attention=unfused, or give the model f16 or bf16 q, k, v)";
   }
-  if (score)
-    return "has a score region, which the GPU attention kernel does not "
-           "compile yet (compile with --attention=unfused)";
   for (int64_t size : {d, dv})
     if (ShapedType::isDynamic(size) || size % 16 != 0 || size > 128)
       return "has head dims " +

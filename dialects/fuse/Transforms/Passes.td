@@ -89,8 +89,8 @@ def AttentionFusePass : Pass<"loom-fuse-attention", "ModuleOp"> {
     ```
 
     With `gpu-kernel-only`, attention is fused only where the CUDA
-    kernel (`loom-cuda-attention`) compiles it: f16 or bf16, no score
-    region, head dims that are static multiples of 16 up to 128; the rest
+    kernel (`loom-cuda-attention`) compiles it: f16 or bf16, head dims
+    that are static multiples of 16 up to 128; the rest
     is left to the linalg lowering.
   }];
   let options = [

@@ -35,10 +35,9 @@ void populateAttentionFusePatterns(RewritePatternSet &patterns,
                                    bool gpuKernelOnly = false);
 
 /// Why the CUDA attention kernel (loom-cuda-attention) cannot compile an
-/// attention on `element` with head dims `d` (q, k) and `dv` (v), with or
-/// without a score region; empty when it can.
-std::string gpuAttentionUnsupported(Type element, int64_t d, int64_t dv,
-                                    bool score);
+/// attention on `element` with head dims `d` (q, k) and `dv` (v); empty
+/// when it can.
+std::string gpuAttentionUnsupported(Type element, int64_t d, int64_t dv);
 
 /// Rewrites every f32 `loom.token_logprob` and `loom.token_logprob_grad`
 /// with an lm-head `weight` nested in `scope` into `fuse.token_logprob` and

@@ -1,7 +1,7 @@
 // RUN: loom-opt --split-input-file --loom-fuse-attention=gpu-kernel-only=true %s | FileCheck %s
 
 // With gpu-kernel-only, attention is fused only where the CUDA kernel
-// compiles it: f16 or bf16, no score region, head dims static multiples of
+// compiles it: f16 or bf16, head dims static multiples of
 // 16 up to 128. The rest stays loom.attention (or the composite).
 // CHECK-LABEL: func.func @bf16_causal
 // CHECK: fuse.attention
@@ -45,10 +45,12 @@ func.func @head_dim_24_stays(%q: tensor<2x4x16x24xf16>) -> tensor<2x4x16x24xf16>
 
 // -----
 
-// CHECK-LABEL: func.func @score_stays
-// CHECK: loom.attention
-// CHECK-NOT: fuse.attention
-func.func @score_stays(%q: tensor<2x4x16x32xbf16>) -> tensor<2x4x16x32xbf16> {
+// A score region is evaluated in the kernel.
+// CHECK-LABEL: func.func @score
+// CHECK: fuse.attention
+// CHECK: score {
+// CHECK-NOT: loom.attention
+func.func @score(%q: tensor<2x4x16x32xbf16>) -> tensor<2x4x16x32xbf16> {
   %o, %l = loom.attention %q, %q, %q {scale = 0.125 : f64}
       : tensor<2x4x16x32xbf16>, tensor<2x4x16x32xbf16>, tensor<2x4x16x32xbf16>
       -> tensor<2x4x16x32xbf16>, tensor<2x4x16xbf16>

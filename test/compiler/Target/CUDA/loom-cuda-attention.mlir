@@ -65,14 +65,41 @@ func.func @f32(%q: memref<?x?x?x32xf32>, %o: memref<?x?x?x32xf32>,
 
 // -----
 
+// A score region (here a soft cap and a bias read from a capture at
+// [h, i, j]) is evaluated on each of a thread's 32 scaled scores of a
+// tile, in the model's type: the f32 accumulator is rounded to bf16, the
+// region's ops run, and the result is extended back before the base-2
+// softmax (times log2(e)). Without a mask every tile is visited.
+// CHECK-LABEL: func.func @score
+// CHECK: call @loom_attention_0_kernel_launch(
+// CHECK: gpu.func @kernel(
+// CHECK-NOT: mask_block
+// CHECK: nvvm.mma.sync
+// CHECK: %[[SCALED:.*]] = arith.mulf %{{.*}}, %[[SCALE:.*]] : f32
+// CHECK: %[[R:.*]] = arith.truncf %[[SCALED]] : f32 to bf16
+// CHECK: %[[D:.*]] = arith.divf %[[R]], %{{.*}} : bf16
+// CHECK: math.tanh %[[D]] : bf16
+// CHECK: memref.load %{{.*}}[%{{.*}}, %{{.*}}, %{{.*}}] : memref<?x?x?xbf16>
+// CHECK: %[[Y:.*]] = arith.addf %{{.*}}, %{{.*}} : bf16
+// CHECK: %[[E:.*]] = arith.extf %[[Y]] : bf16 to f32
+// CHECK: arith.mulf %[[E]], %[[LOG2E:.*]] : f32
+// CHECK-COUNT-31: math.tanh
+// CHECK-NOT: math.tanh
+// CHECK: gpu.return
 func.func @score(%q: memref<?x?x?x32xbf16>, %o: memref<?x?x?x32xbf16>,
-                 %l: memref<?x?x?xbf16>) {
-  // expected-error @below {{has a score region, which the GPU attention kernel does not compile yet (compile with --attention=unfused)}}
+                 %l: memref<?x?x?xbf16>, %bias: memref<?x?x?xbf16>) {
   fuse.attention ins(%q, %q, %q : memref<?x?x?x32xbf16>, memref<?x?x?x32xbf16>, memref<?x?x?x32xbf16>)
+      captures(%bias : memref<?x?x?xbf16>)
       outs(%o, %l : memref<?x?x?x32xbf16>, memref<?x?x?xbf16>) {scale = 0.125 : f64}
     score {
-    ^bb0(%b: index, %h: index, %i: index, %j: index, %s: bf16):
-      fuse.yield %s : bf16
+    ^bb0(%b: index, %h: index, %i: index, %j: index, %s: bf16, %bt: memref<?x?x?xbf16>):
+      %cap = arith.constant 2.000000e+01 : bf16
+      %d = arith.divf %s, %cap : bf16
+      %t = math.tanh %d : bf16
+      %c = arith.mulf %t, %cap : bf16
+      %x = memref.load %bt[%h, %i, %j] : memref<?x?x?xbf16>
+      %y = arith.addf %c, %x : bf16
+      fuse.yield %y : bf16
     }
   return
 }
