@@ -220,6 +220,12 @@ static int compile() {
   registry.insert<mlir::loom::LoomDialect, mlir::fuse::FuseDialect>();
   MLIRContext context(registry);
   context.loadAllAvailableDialects();
+  // A diagnostic names the model's line; the op in MLIR's generic form is
+  // only printed when asked for (--mlir-print-op-on-diagnostic).
+  cl::Option *printOp =
+      cl::getRegisteredOptions().lookup("mlir-print-op-on-diagnostic");
+  if (!printOp || printOp->getNumOccurrences() == 0)
+    context.printOpOnDiagnostic(false);
 
   std::string error;
   auto file = openInputFile(inputFile, &error);
