@@ -49,12 +49,15 @@ def MlaExpandPass : Pass<"loom-mla-expand", "ModuleOp"> {
 
 def PromoteLowPrecisionPass : Pass<"loom-promote-low-precision", "ModuleOp"> {
   let summary = "Computes reductions of f16 and bf16 tensors in f32";
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
   let description = [{
     Sums, means, softmax and log_softmax, rms_norm, token log-probs and
-    their backward, KL estimators, GAE and attention (without a score
-    region) of f16 or bf16 tensors read their operands as f32 and round
-    their results back: their accumulations run in f32, as the libraries
-    Loom is compared with do. Matrix products need no promotion: their
+    their backward, KL estimators, GAE and attention of f16 or bf16 tensors
+    read their operands as f32 and round their results back: their
+    accumulations run in f32, as the libraries Loom is compared with do.
+    Attention's captures keep their types, and its score region computes
+    as written: it takes the f32 score rounded to its type and its result
+    is widened back. Matrix products need no promotion: their
     lowering accumulates in f32 without widening the operands. Elementwise
     ops keep the element type (one correctly rounded operation either way).
     Runs at the start of the fuse pipeline and again after

@@ -9,6 +9,7 @@
 #include "dialects/loom/Transforms/Passes.h"
 
 #include "dialects/loom/IR/LoomOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/IR/Builders.h"
 
 namespace mlir::loom {
@@ -34,13 +35,33 @@ static bool needsPromotion(Operation *op) {
            loom::RmsNormOp, loom::TokenLogprobOp, loom::TokenLogprobGradOp,
            loom::KlOp, loom::GaeOp, loom::AttentionOp>(op))
     return false;
-  // A score region computes in the element type; it stays as written.
-  if (auto attention = dyn_cast<loom::AttentionOp>(op))
-    if (!attention.getScore().empty())
-      return false;
   auto lowPrecision = [](Type type) { return bool(widened(type)); };
   return llvm::any_of(op->getOperandTypes(), lowPrecision) ||
          llvm::any_of(op->getResultTypes(), lowPrecision);
+}
+
+/// The score region of an attention promoted to f32 takes and yields f32
+/// but computes as written: the score is rounded to the region's type on
+/// entry and its result widened on exit, so the scores are the same as
+/// before the promotion.
+static void widenScoreRegion(Region &score) {
+  if (score.empty())
+    return;
+  Block &block = score.front();
+  BlockArgument s = block.getArgument(4);
+  Type low = s.getType();
+  if (!isa<Float16Type, BFloat16Type>(low))
+    return;
+  Type f32 = Float32Type::get(low.getContext());
+  Location loc = s.getLoc();
+  s.setType(f32);
+  OpBuilder b = OpBuilder::atBlockBegin(&block);
+  Value rounded = arith::TruncFOp::create(b, loc, low, s);
+  s.replaceAllUsesExcept(rounded, rounded.getDefiningOp());
+  Operation *yield = block.getTerminator();
+  b.setInsertionPoint(yield);
+  yield->setOperand(0,
+                    arith::ExtFOp::create(b, loc, f32, yield->getOperand(0)));
 }
 
 struct PromoteLowPrecisionPass
@@ -55,8 +76,11 @@ struct PromoteLowPrecisionPass
       OpBuilder b(op);
       Location loc = op->getLoc();
       OperationState state(loc, op->getName());
-      for (Value operand : op->getOperands()) {
-        Type wide = widened(operand.getType());
+      // Attention's captures keep their type: its regions read them.
+      unsigned promotedOperands =
+          isa<loom::AttentionOp>(op) ? 3 : op->getNumOperands();
+      for (auto [n, operand] : llvm::enumerate(op->getOperands())) {
+        Type wide = n < promotedOperands ? widened(operand.getType()) : Type();
         state.addOperands(
             wide ? loom::CastOp::create(b, loc, wide, operand).getResult()
                  : operand);
@@ -70,6 +94,8 @@ struct PromoteLowPrecisionPass
       for (Region &region : op->getRegions())
         state.addRegion()->takeBody(region);
       Operation *promoted = b.create(state);
+      if (auto attention = dyn_cast<loom::AttentionOp>(promoted))
+        widenScoreRegion(attention.getScore());
       for (auto [old, now] :
            llvm::zip(op->getResults(), promoted->getResults())) {
         Value result = now;
