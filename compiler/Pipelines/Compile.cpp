@@ -222,7 +222,8 @@ static LogicalResult compileCuda(ModuleOp module, const CompileOptions &options,
   }
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
         return buildCudaLoweringPipeline(pm, options.gpuChip, format, toolkit,
-                                         options.hostMatmul);
+                                         options.hostMatmul,
+                                         options.cudaWgmma);
       })))
     return failure();
   if (failed(checkResolved(module)))

@@ -34,6 +34,8 @@ struct CompileOptions {
   std::string gpuChip = "sm_90a";
   /// How the CUDA kernels are embedded.
   CudaBinary cudaBinary = CudaBinary::Auto;
+  /// The attention kernel's q k^T through wgmma (sm_90a only).
+  bool cudaWgmma = false;
   /// LLVM CPU name; empty means the host CPU.
   std::string cpu;
   unsigned optLevel = 3;

@@ -63,7 +63,7 @@ static const char *kCudaLoweringPipeline =
     "func.func(buffer-hoisting,buffer-loop-hoisting),"
     "loom-cuda-token-logprob,"
     "%HOST_MATMUL%"
-    "loom-cuda-attention,loom-cuda-mla-decode,"
+    "loom-cuda-attention%ATTENTION%,loom-cuda-mla-decode,"
     "buffer-deallocation-pipeline,"
     "loom-cpu-copy-to-linalg,"
     "func.func(convert-linalg-to-parallel-loops),canonicalize,"
@@ -99,6 +99,10 @@ struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
       llvm::cl::desc("CUDA toolkit root, for ptxas and libdevice (default: "
                      "MLIR's search)"),
       llvm::cl::init("")};
+  Option<bool> wgmma{
+      *this, "wgmma",
+      llvm::cl::desc("The attention kernel's q k^T through wgmma (sm_90a)"),
+      llvm::cl::init(false)};
 };
 
 struct FusePipelineOptions : public PassPipelineOptions<FusePipelineOptions> {
@@ -217,12 +221,16 @@ std::string loom::cudaPtxFeatures(StringRef chip) {
 LogicalResult loom::buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
                                               StringRef format,
                                               StringRef toolkit,
-                                              bool libraryMatmul) {
+                                              bool libraryMatmul, bool wgmma) {
   std::string features = cudaPtxFeatures(chip);
   if (features.empty()) {
     llvm::errs() << "unsupported GPU '" << chip
                  << "' (the CUDA target supports sm_80, sm_86, sm_89, sm_90 "
                     "and sm_90a)\n";
+    return failure();
+  }
+  if (wgmma && chip != "sm_90a") {
+    llvm::errs() << "wgmma needs sm_90a (the GPU is '" << chip << "')\n";
     return failure();
   }
   if (format != "isa" && format != "bin") {
@@ -238,6 +246,8 @@ LogicalResult loom::buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
   text.replace(
       text.find("%HOST_MATMUL%"), strlen("%HOST_MATMUL%"),
       libraryMatmul ? "loom-cpu-matmul-to-runtime{half-precision=true}," : "");
+  text.replace(text.find("%ATTENTION%"), strlen("%ATTENTION%"),
+               wgmma ? "{wgmma=true}" : "");
   std::string toolkitOption =
       toolkit.empty() ? "" : " toolkit=" + toolkit.str();
   text.replace(text.find("%TOOLKIT%"), strlen("%TOOLKIT%"), toolkitOption);
@@ -273,6 +283,7 @@ void loom::registerLoomPipelines() {
       "cubin (after loom-cpu-entry-abi)",
       [](OpPassManager &pm, const CudaPipelineOptions &options) {
         (void)buildCudaLoweringPipeline(pm, options.chip, options.format,
-                                        options.toolkit, options.matmul);
+                                        options.toolkit, options.matmul,
+                                        options.wgmma);
       });
 }

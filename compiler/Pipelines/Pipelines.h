@@ -87,11 +87,13 @@ LogicalResult buildCpuCodegenPipeline(OpPassManager &pm);
 /// host side lowered to the LLVM dialect with `gpu.launch_func` calls.
 /// `toolkit` is the CUDA toolkit root that ptxas and libdevice come from
 /// (empty: MLIR's own search). With `libraryMatmul`, f32 matrix products
-/// call the runtime's GEMM, which is cuBLAS for CUDA artifacts.
+/// call the runtime's GEMM, which is cuBLAS for CUDA artifacts. With
+/// `wgmma` (sm_90a only), the attention kernel's q k^T is a warpgroup MMA.
 LogicalResult buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
                                         StringRef format,
                                         StringRef toolkit = {},
-                                        bool libraryMatmul = true);
+                                        bool libraryMatmul = true,
+                                        bool wgmma = false);
 
 /// The PTX features that go with a chip ("+ptx80" for sm_90a), or an empty
 /// string for a chip the CUDA target does not support.

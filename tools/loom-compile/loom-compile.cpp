@@ -93,6 +93,11 @@ static cl::opt<std::string> cudaBinary(
              "else PTX; default), ptx (compiled by the driver at load) or "
              "cubin (compiled by ptxas now)"),
     cl::init("auto"), cl::cat(category));
+static cl::opt<bool> wgmma(
+    "wgmma",
+    cl::desc("The attention kernel's q k^T through Hopper's warpgroup MMA "
+             "(wgmma.mma_async) instead of mma.sync (--target=cuda --sm=90a)"),
+    cl::init(false), cl::cat(category));
 static cl::opt<std::string>
     cpuName("cpu", cl::desc("LLVM CPU name (default: the host CPU)"),
             cl::cat(category));
@@ -208,6 +213,11 @@ static int compile() {
                  << "' (cpu or cuda)\n";
     return 1;
   }
+  if (wgmma && (target != "cuda" || smVersion != "90a")) {
+    llvm::errs() << "loom-compile: error: --wgmma needs --target=cuda and "
+                    "--sm=90a (Hopper's wgmma.mma_async)\n";
+    return 1;
+  }
   if (cudaBinary != "auto" && cudaBinary != "ptx" && cudaBinary != "cubin") {
     llvm::errs() << "loom-compile: error: --cuda-binary must be auto, ptx or "
                     "cubin, got '"
@@ -257,6 +267,7 @@ static int compile() {
   if (target == "cuda") {
     options.target = mlir::loom::Target::Cuda;
     options.gpuChip = "sm_" + smVersion;
+    options.cudaWgmma = wgmma;
     options.cudaBinary = cudaBinary == "ptx"     ? mlir::loom::CudaBinary::Ptx
                          : cudaBinary == "cubin" ? mlir::loom::CudaBinary::Cubin
                                                  : mlir::loom::CudaBinary::Auto;

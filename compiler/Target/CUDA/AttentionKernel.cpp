@@ -12,7 +12,11 @@
 //     transposed) are free of bank conflicts;
 //   - S = q k^T and O += P v are tensor-core products (`mma.sync`
 //     m16n8k16, f32 accumulation); the softmax is online, in base 2, with
-//     the running maximum and sum per row in registers;
+//     the running maximum and sum per row in registers. With `wgmma`
+//     (sm_90a), S is Hopper's warpgroup MMA instead (the block's 4 warps
+//     are one warpgroup): A is the q fragments in registers, K is stored
+//     as the core matrices of a wgmma descriptor, and the accumulators
+//     come out in mma.sync's layout;
 //   - cp.async copies overlap the products: V of a tile during its scores,
 //     K of the next tile during P v;
 //   - a score region is evaluated on each scaled score before the softmax,
@@ -68,10 +72,10 @@ constexpr int64_t kClassChunk = kThreads;
 /// Builds the kernel of one fuse.attention.
 class AttentionKernel : loom::cuda::KernelBuilder {
 public:
-  AttentionKernel(OpBuilder &b, fuse::AttentionOp op)
+  AttentionKernel(OpBuilder &b, fuse::AttentionOp op, bool useWgmma)
       : KernelBuilder(b, op.getLoc(),
                       cast<MemRefType>(op.getQ().getType()).getElementType()),
-        op(op) {
+        op(op), useWgmma(useWgmma) {
     d = cast<MemRefType>(op.getQ().getType()).getDimSize(3);
     dv = cast<MemRefType>(op.getV().getType()).getDimSize(3);
   }
@@ -112,10 +116,21 @@ public:
     kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
                     b.getI32IntegerAttr(kMinBlocks));
     auto shared = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+    // For wgmma, K is stored as the 8 x 8 core matrices of its descriptor:
+    // element (n, c) at [n / 8][c / 8][8 (n % 8) + c % 8].
     ks = kernel.addWorkgroupAttribution(
-        MemRefType::get({kKeys, d + kPad}, elem, AffineMap(), shared), loc);
+        useWgmma ? MemRefType::get({kKeys / 8, d / 8, 64}, elem, AffineMap(),
+                                   shared)
+                 : MemRefType::get({kKeys, d + kPad}, elem, AffineMap(),
+                                   shared),
+        loc);
     vs = kernel.addWorkgroupAttribution(
         MemRefType::get({kKeys, dv + kPad}, elem, AffineMap(), shared), loc);
+    // cp.async writes 16 bytes at a time, and wgmma's descriptors address
+    // 16-byte units.
+    for (unsigned i = 0; i < 2; ++i)
+      kernel.setWorkgroupAttributionAttr(i, LLVM::LLVMDialect::getAlignAttrName(),
+                                         b.getI64IntegerAttr(16));
     Block &entry = kernel.getBody().front();
     b.setInsertionPointToStart(&entry);
     gpu::ReturnOp::create(b, loc);
@@ -245,6 +260,8 @@ public:
 
 private:
   fuse::AttentionOp op;
+  /// q k^T through wgmma (sm_90a), K in shared memory as core matrices.
+  bool useWgmma;
   int64_t d, dv;
   Value ks, vs, tid, lane, g, t, lr, lm1, lm2, bIdx, hIdx, hkv, rowBase, q0,
       queries, keys;
@@ -343,9 +360,12 @@ private:
               constant(kChunk));
       Value key = add(n0, row);
       Value clamped = min(key, sub(keys, constant(1)));
+      SmallVector<Value> at{row, col};
+      if (cast<MemRefType>(buffer.getType()).getRank() == 3)
+        at = {div(row, 8), div(col, 8), mul(rem(row, 8), constant(8))};
       copyChunk(view, ValueRange{bIdx, hkv, key, col},
                 ValueRange{bIdx, hkv, clamped, col}, less(key, keys), buffer,
-                ValueRange{row, col});
+                at);
     }
     NVVM::CpAsyncCommitGroupOp::create(b, loc);
   }
@@ -424,6 +444,9 @@ private:
          });
     issue(vView, vs, dv, n0);
     NVVM::CpAsyncWaitGroupOp::create(b, loc, 1); // K
+    // wgmma reads K through the asynchronous proxy.
+    if (useWgmma)
+      fenceProxyAsync();
     gpu::BarrierOp::create(b, loc);
     Value next = add(n0, constant(kKeys));
     SmallVector<Value> updated = tile(n0, bits, state.drop_back(), [&] {
@@ -487,17 +510,37 @@ private:
     // of two of them for 16 of the head dims.
     SmallVector<SmallVector<Value>> s(
         kKeys / 8, SmallVector<Value>(4, floatConstant(0.0)));
-    for (int64_t np = 0; np < kKeys / 16; ++np)
+    if (useWgmma) {
+      // One m64n64k16 per 16 head dims: A is the q fragments (the same
+      // registers as mma.sync's A), B the core matrices of K, 128 bytes
+      // apart along the head dim and d / 8 of them apart along the keys;
+      // the accumulators come out in mma.sync's layout.
+      SmallVector<Value> acc;
+      Value base = sharedAddress(ks);
+      wgmmaFence();
       for (int64_t kk = 0; kk < d / 16; ++kk) {
-        SmallVector<Value> frag =
-            ldmatrix(ks,
-                     ValueRange{add(constant(16 * np), add(lr, mul(lm2, constant(8)))),
-                                add(constant(16 * kk), mul(lm1, constant(8)))},
-                     false);
-        ArrayRef<Value> a = ArrayRef<Value>(qFrag).slice(4 * kk, 4);
-        s[2 * np] = mma(a, {frag[0], frag[1]}, s[2 * np]);
-        s[2 * np + 1] = mma(a, {frag[2], frag[3]}, s[2 * np + 1]);
+        Value address = arith::AddIOp::create(
+            b, loc, base,
+            arith::ConstantIntOp::create(b, loc, b.getI64Type(), kk * 256));
+        acc = wgmma(kKeys, acc, ArrayRef<Value>(qFrag).slice(4 * kk, 4),
+                    wgmmaDescriptor(address, 128, 128 * (d / 8)));
       }
+      wgmmaCommitAndWait();
+      for (int64_t e = 0; e < kKeys / 2; ++e)
+        s[e / 4][e % 4] = acc[e];
+    } else {
+      for (int64_t np = 0; np < kKeys / 16; ++np)
+        for (int64_t kk = 0; kk < d / 16; ++kk) {
+          SmallVector<Value> frag = ldmatrix(
+              ks,
+              ValueRange{add(constant(16 * np), add(lr, mul(lm2, constant(8)))),
+                         add(constant(16 * kk), mul(lm1, constant(8)))},
+              false);
+          ArrayRef<Value> a = ArrayRef<Value>(qFrag).slice(4 * kk, 4);
+          s[2 * np] = mma(a, {frag[0], frag[1]}, s[2 * np]);
+          s[2 * np + 1] = mma(a, {frag[2], frag[3]}, s[2 * np + 1]);
+        }
+    }
     // Online softmax in base 2: x = s * scale * log2(e), hidden -> -inf;
     // with a score region, x = score(s * scale) * log2(e).
     bool withScore = !op.getScore().empty();
@@ -622,9 +665,11 @@ private:
 
 struct CudaAttentionPass
     : public loom::cuda::impl::CudaAttentionPassBase<CudaAttentionPass> {
+  using Base::Base;
+
   void runOnOperation() override {
     if (failed(loom::cuda::buildKernels<AttentionKernel, fuse::AttentionOp>(
-            getOperation(), "loom_attention")))
+            getOperation(), "loom_attention", bool(wgmma))))
       signalPassFailure();
   }
 };

@@ -61,6 +61,77 @@ SmallVector<Value> KernelBuilder::mma(ValueRange a, ValueRange bFrag,
   return out;
 }
 
+SmallVector<Value> KernelBuilder::wgmma(int64_t n, ValueRange acc,
+                                        ValueRange a, Value desc) {
+  int64_t count = n / 2;
+  bool accumulate = !acc.empty();
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  // scale-d is a predicate: 1 adds the product to the accumulators, 0
+  // overwrites them.
+  os << "{\n.reg .pred p;\nsetp.ne.b32 p, " << (accumulate ? 1 : 0)
+     << ", 0;\nwgmma.mma_async.sync.aligned.m64n" << n << "k16.f32."
+     << (isa<BFloat16Type>(elem) ? "bf16.bf16" : "f16.f16") << " {";
+  for (int64_t i = 0; i < count; ++i)
+    os << (i ? ", " : "") << "$" << i;
+  os << "}, {$" << count << ", $" << count + 1 << ", $" << count + 2 << ", $"
+     << count + 3 << "}, $" << count + 4 << ", p, 1, 1, 0;\n}";
+  std::string constraints;
+  for (int64_t i = 0; i < count; ++i)
+    constraints += (i ? ",=f" : "=f");
+  constraints += ",r,r,r,r,l";
+  // Accumulating, the accumulators are tied inputs: "0", "1", ...
+  if (accumulate)
+    for (int64_t i = 0; i < count; ++i)
+      constraints += "," + std::to_string(i);
+  SmallVector<Value> operands;
+  for (Value reg : a)
+    operands.push_back(isa<VectorType>(reg.getType())
+                           ? LLVM::BitcastOp::create(b, loc, i32, reg)
+                           : reg);
+  operands.push_back(desc);
+  llvm::append_range(operands, acc);
+  SmallVector<Type> fields(count, f32);
+  auto type = LLVM::LLVMStructType::getLiteral(ctx, fields);
+  auto op = LLVM::InlineAsmOp::create(
+      b, loc, type, operands, text, constraints, /*has_side_effects=*/true,
+      /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
+      LLVM::AsmDialectAttr(), ArrayAttr());
+  SmallVector<Value> out;
+  for (int64_t i = 0; i < count; ++i)
+    out.push_back(LLVM::ExtractValueOp::create(b, loc, op.getResult(0), i));
+  return out;
+}
+
+void KernelBuilder::asmStatement(StringRef text) {
+  LLVM::InlineAsmOp::create(b, loc, TypeRange{}, ValueRange{}, text, "",
+                            /*has_side_effects=*/true,
+                            /*is_align_stack=*/false,
+                            LLVM::tailcallkind::TailCallKind::None,
+                            LLVM::AsmDialectAttr(), ArrayAttr());
+}
+
+Value KernelBuilder::sharedAddress(Value buffer) {
+  Value pointer =
+      memref::ExtractAlignedPointerAsIndexOp::create(b, loc, buffer);
+  return arith::IndexCastOp::create(b, loc, b.getI64Type(), pointer);
+}
+
+Value KernelBuilder::wgmmaDescriptor(Value address, int64_t leading,
+                                     int64_t stride) {
+  Type i64 = b.getI64Type();
+  auto c = [&](int64_t v) {
+    return arith::ConstantIntOp::create(b, loc, i64, v).getResult();
+  };
+  // Bits 0-13: address / 16 (18 bits of shared memory); 16-29: the
+  // leading byte offset / 16; 32-45: the stride byte offset / 16; 62-63:
+  // 0, no swizzling.
+  Value start = arith::AndIOp::create(
+      b, loc, arith::ShRUIOp::create(b, loc, address, c(4)), c(0x3FFF));
+  return arith::OrIOp::create(
+      b, loc, start, c(((leading >> 4) << 16) | ((stride >> 4) << 32)));
+}
+
 KernelBuilder::View KernelBuilder::view(Value memref) {
   auto meta = memref::ExtractStridedMetadataOp::create(b, loc, memref);
   View v;

@@ -109,6 +109,33 @@ protected:
   /// `mma.sync` m16n8k16, A row-major, B column-major, f32 accumulators.
   SmallVector<Value> mma(ValueRange a, ValueRange bFrag, ValueRange c);
 
+  /// Hopper's warpgroup MMA (sm_90a), `wgmma.mma_async` m64nNk16: the
+  /// warpgroup's N / 2 f32 accumulators per thread (in the layout of
+  /// mma.sync's, 16 rows a warp) are `acc` plus A (64 x 16, the 4 registers
+  /// of each thread's mma.sync A fragment) times B (16 x N, K-major in
+  /// shared memory, described by `desc`); with `acc` empty, A times B alone
+  /// (nothing writes the accumulators between the fence and the chain).
+  /// Asynchronous: wgmmaFence() before, wgmmaCommitAndWait() before the
+  /// results are read.
+  SmallVector<Value> wgmma(int64_t n, ValueRange acc, ValueRange a,
+                           Value desc);
+  void wgmmaFence() { asmStatement("wgmma.fence.sync.aligned;"); }
+  void wgmmaCommitAndWait() {
+    asmStatement("wgmma.commit_group.sync.aligned;");
+    asmStatement("wgmma.wait_group.sync.aligned 0;");
+  }
+  /// Makes this thread's writes of shared memory (cp.async included)
+  /// visible to the asynchronous proxy that wgmma reads it through.
+  void fenceProxyAsync() { asmStatement("fence.proxy.async.shared::cta;"); }
+  /// The descriptor of a K-major wgmma operand without swizzling at byte
+  /// `address` of shared memory: core matrices of 8 rows x 16 bytes,
+  /// `leading` bytes apart along K and `stride` bytes apart along M/N.
+  Value wgmmaDescriptor(Value address, int64_t leading, int64_t stride);
+  /// The shared-memory byte address of `buffer`'s first element, as i64.
+  Value sharedAddress(Value buffer);
+  /// An inline-asm statement with side effects and no operands.
+  void asmStatement(StringRef text);
+
   View view(Value memref);
   /// The linear index of `indices` in `v`.
   Value at(const View &v, ValueRange indices);
@@ -136,11 +163,11 @@ protected:
               ValueRange operands);
 };
 
-/// Replaces every `Op` of `module` by the kernel `Kernel(b, op).build(
-/// module, "<prefix>_<i>")` makes; an op that `Kernel::unsupported(op)`
-/// rejects is an error with its reason.
-template <typename Kernel, typename Op>
-LogicalResult buildKernels(ModuleOp module, StringRef prefix) {
+/// Replaces every `Op` of `module` by the kernel `Kernel(b, op, args...)
+/// .build(module, "<prefix>_<i>")` makes; an op that
+/// `Kernel::unsupported(op)` rejects is an error with its reason.
+template <typename Kernel, typename Op, typename... Args>
+LogicalResult buildKernels(ModuleOp module, StringRef prefix, Args... args) {
   SmallVector<Op> ops;
   module.walk([&](Op op) { ops.push_back(op); });
   int64_t count = 0;
@@ -149,7 +176,7 @@ LogicalResult buildKernels(ModuleOp module, StringRef prefix) {
     if (!why.empty())
       return op.emitOpError() << why;
     OpBuilder b(op);
-    Kernel(b, op).build(module, (prefix + "_" + Twine(count++)).str());
+    Kernel(b, op, args...).build(module, (prefix + "_" + Twine(count++)).str());
     op.erase();
   }
   return success();

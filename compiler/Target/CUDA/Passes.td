@@ -89,7 +89,16 @@ def CudaAttentionPass : Pass<"loom-cuda-attention", "ModuleOp"> {
     the op becomes the call of a declaration marked `loom.cuda.launch`
     (grid as the first three operands), which `loom-cuda-map-to-gpu` turns
     into a `gpu.launch_func` on the entry's stream.
+
+    With `wgmma` (sm_90a only), `q k^T` is Hopper's warpgroup MMA
+    (`wgmma.mma_async` m64n64k16, the q fragments from registers, K in
+    shared memory as the core matrices of its descriptor); `P v` stays
+    `mma.sync`.
   }];
+  let options = [
+    Option<"wgmma", "wgmma", "bool", /*default=*/"false",
+           "q k^T through wgmma.mma_async (sm_90a)">,
+  ];
   let dependentDialects = ["::mlir::gpu::GPUDialect",
                            "::mlir::scf::SCFDialect",
                            "::mlir::arith::ArithDialect",

@@ -42,7 +42,7 @@ func.func @causal(%q: memref<?x?x?x32xbf16>, %k: memref<?x?x?x32xbf16>,
 
 // Without a mask there is no classification: every tile is visited.
 // CHECK-LABEL: func.func @full
-// CHECK: gpu.func @kernel({{.*}}) workgroup(%{{.*}} : memref<64x24xf16, #gpu.address_space<workgroup>>, %{{.*}} : memref<64x72xf16, #gpu.address_space<workgroup>>) kernel
+// CHECK: gpu.func @kernel({{.*}}) workgroup(%{{.*}} : memref<64x24xf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<64x72xf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
 // CHECK-NOT: mask_block
 // CHECK: nvvm.mma.sync {{.*}}shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (vector<2xf16>, vector<2xf16>, f32) -> !llvm.struct<(f32, f32, f32, f32)>
 func.func @full(%q: memref<2x4x?x16xf16>, %k: memref<2x2x?x16xf16>,
