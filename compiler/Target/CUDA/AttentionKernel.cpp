@@ -350,18 +350,36 @@ private:
   /// `buffer` (cp.async, 16 bytes each, zero past the last key) and
   /// commits them as one group; a view whose chunks are not contiguous and
   /// aligned is copied synchronously instead. Consecutive threads take
-  /// consecutive chunks of a row (coalesced).
+  /// consecutive chunks of a row (coalesced). For K stored as core matrices
+  /// (wgmma) with a power-of-two head dim, each 8 threads take 2
+  /// neighbouring chunks (32 bytes) of 4 rows instead, so that their
+  /// 16-byte stores, 128 bytes apart across core matrices, meet in 2 bank
+  /// groups rather than 1; a thread's rows then step by a constant, as in
+  /// the row-major order, which keeps the addressing to 2 registers.
   void issue(const View &view, Value buffer, int64_t width, Value n0) {
+    bool coreMatrices = cast<MemRefType>(buffer.getType()).getRank() == 3;
+    int64_t pairs = width / 16; // chunk pairs of a row
+    bool paired = coreMatrices && 16 % pairs == 0;
+    Value pairRow, pairCol;
+    if (paired) {
+      Value group = div(tid, 8), lane8 = rem(tid, 8);
+      pairRow = add(mul(div(group, pairs), constant(4)), div(lane8, 2));
+      pairCol = mul(add(mul(rem(group, pairs), constant(2)), rem(lane8, 2)),
+                    constant(kChunk));
+    }
     for (int64_t c = 0; c < kKeys * width / kChunk; c += kThreads) {
       Value id = add(tid, constant(c));
-      Value row = arith::DivSIOp::create(b, loc, id, constant(width / kChunk));
-      Value col =
-          mul(arith::RemSIOp::create(b, loc, id, constant(width / kChunk)),
-              constant(kChunk));
+      Value row = div(id, width / kChunk);
+      Value col = mul(rem(id, width / kChunk), constant(kChunk));
+      if (paired) {
+        // 128 threads cover 16 groups of 4 rows x 2 chunks: 64 / pairs rows.
+        row = add(pairRow, constant(c / kThreads * (64 / pairs)));
+        col = pairCol;
+      }
       Value key = add(n0, row);
       Value clamped = min(key, sub(keys, constant(1)));
       SmallVector<Value> at{row, col};
-      if (cast<MemRefType>(buffer.getType()).getRank() == 3)
+      if (coreMatrices)
         at = {div(row, 8), div(col, 8), mul(rem(row, 8), constant(8))};
       copyChunk(view, ValueRange{bIdx, hkv, key, col},
                 ValueRange{bIdx, hkv, clamped, col}, less(key, keys), buffer,
@@ -525,7 +543,7 @@ private:
         acc = wgmma(kKeys, acc, ArrayRef<Value>(qFrag).slice(4 * kk, 4),
                     wgmmaDescriptor(address, 128, 128 * (d / 8)));
       }
-      wgmmaCommitAndWait();
+      acc = wgmmaCommitAndWait(acc);
       for (int64_t e = 0; e < kKeys / 2; ++e)
         s[e / 4][e % 4] = acc[e];
     } else {

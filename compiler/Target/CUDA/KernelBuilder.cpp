@@ -103,6 +103,26 @@ SmallVector<Value> KernelBuilder::wgmma(int64_t n, ValueRange acc,
   return out;
 }
 
+SmallVector<Value> KernelBuilder::wgmmaCommitAndWait(ValueRange acc) {
+  asmStatement("wgmma.commit_group.sync.aligned;");
+  std::string constraints;
+  for (size_t i = 0; i < acc.size(); ++i)
+    constraints += (i ? ",=f" : "=f");
+  for (size_t i = 0; i < acc.size(); ++i)
+    constraints += "," + std::to_string(i);
+  SmallVector<Type> fields(acc.size(), f32);
+  auto op = LLVM::InlineAsmOp::create(
+      b, loc, LLVM::LLVMStructType::getLiteral(ctx, fields), acc,
+      "wgmma.wait_group.sync.aligned 0;", constraints,
+      /*has_side_effects=*/true, /*is_align_stack=*/false,
+      LLVM::tailcallkind::TailCallKind::None, LLVM::AsmDialectAttr(),
+      ArrayAttr());
+  SmallVector<Value> out;
+  for (size_t i = 0; i < acc.size(); ++i)
+    out.push_back(LLVM::ExtractValueOp::create(b, loc, op.getResult(0), i));
+  return out;
+}
+
 void KernelBuilder::asmStatement(StringRef text) {
   LLVM::InlineAsmOp::create(b, loc, TypeRange{}, ValueRange{}, text, "",
                             /*has_side_effects=*/true,

@@ -120,10 +120,10 @@ protected:
   SmallVector<Value> wgmma(int64_t n, ValueRange acc, ValueRange a,
                            Value desc);
   void wgmmaFence() { asmStatement("wgmma.fence.sync.aligned;"); }
-  void wgmmaCommitAndWait() {
-    asmStatement("wgmma.commit_group.sync.aligned;");
-    asmStatement("wgmma.wait_group.sync.aligned 0;");
-  }
+  /// Commits the wgmma chain and waits for it; returns the accumulators
+  /// `acc` through the wait (tied operands), so that nothing reads them
+  /// before it.
+  SmallVector<Value> wgmmaCommitAndWait(ValueRange acc);
   /// Makes this thread's writes of shared memory (cp.async included)
   /// visible to the asynchronous proxy that wgmma reads it through.
   void fenceProxyAsync() { asmStatement("fence.proxy.async.shared::cta;"); }

@@ -28,7 +28,10 @@
 // CHECK: arith.addi %[[ADDR]], %c256_i64
 // CHECK: llvm.inline_asm has_side_effects "{\0A.reg .pred p;\0Asetp.ne.b32 p, 1, 0;\0Awgmma.mma_async{{.*}}", "=f,{{.*}},=f,r,r,r,r,l,0,1,{{.*}},31"
 // CHECK: llvm.inline_asm has_side_effects "wgmma.commit_group.sync.aligned;"
-// CHECK-NEXT: llvm.inline_asm has_side_effects "wgmma.wait_group.sync.aligned 0;"
+// The wait passes the accumulators through (tied operands): nothing reads
+// them before it.
+// CHECK-NEXT: %[[W:.*]] = llvm.inline_asm has_side_effects "wgmma.wait_group.sync.aligned 0;", "=f,{{.*}},=f,0,1,{{.*}},31"
+// CHECK: llvm.extractvalue %[[W]][0]
 // CHECK-NOT: wgmma.mma_async
 // CHECK: nvvm.mma.sync
 func.func @causal(%q: memref<?x?x?x32xbf16>, %k: memref<?x?x?x32xbf16>,
