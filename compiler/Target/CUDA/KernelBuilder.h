@@ -3,7 +3,8 @@
 // This file declares KernelBuilder, the base of the generators of the
 // hand-scheduled GPU kernels (loom-cuda-attention, loom-cuda-mla-decode):
 // index and float arithmetic, the PTX one-instruction math, warp shuffles,
-// the mma.sync operand registers of f16 and bf16, ldmatrix, and copies of
+// the mma.sync operand registers of f16 and bf16, ldmatrix, Hopper's
+// wgmma (inline PTX, with its descriptors and fences), and copies of
 // 8-element chunks from global to shared memory (cp.async where the source
 // allows it).
 //
