@@ -205,9 +205,10 @@ def main():
     # DeepSeek-V3's rank and rope dims with 16 heads over a short cache
     # (two tiles, two splits of the decode steps) and over a 400-token
     # prefill (6400 rows of queries) whose decode steps split the cache
-    # 13 ways (the pack stays under the 64 MiB a device call carries). Tolerances: q_lat, P, the latent output and the result are
-    # rounded to bf16; a float64 emulation of those roundings stays within
-    # 0.4 of them (outputs of order 5, up to 64).
+    # 13 ways (long enough for many splits, small enough to keep the pack
+    # near 50 MB). Tolerances: q_lat, P, the latent output and the result
+    # are rounded to bf16; a float64 emulation of those roundings stays
+    # within 0.4 of them (outputs of order 5, up to 64).
     core = os.path.join(MODELS, "mla_core.loom")
     tiny = ["--config", os.path.join(TOOL_INPUTS, "mla_core_tiny.json")]
     p.tensors("mla_core_tiny.w.safetensors", ["wkv_b.weight:bf16:64x32:wave"])
