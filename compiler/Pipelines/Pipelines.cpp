@@ -239,18 +239,18 @@ LogicalResult loom::buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
     return failure();
   }
   std::string text = kCudaLoweringPipeline;
-  for (auto [slot, value] : {std::pair<StringRef, StringRef>{"%CHIP%", chip},
-                             {"%FEATURES%", features},
-                             {"%FORMAT%", format}})
-    text.replace(text.find(slot.str()), slot.size(), value.str());
-  text.replace(
-      text.find("%HOST_MATMUL%"), strlen("%HOST_MATMUL%"),
-      libraryMatmul ? "loom-cpu-matmul-to-runtime{half-precision=true}," : "");
-  text.replace(text.find("%ATTENTION%"), strlen("%ATTENTION%"),
-               wgmma ? "{wgmma=true}" : "");
   std::string toolkitOption =
       toolkit.empty() ? "" : " toolkit=" + toolkit.str();
-  text.replace(text.find("%TOOLKIT%"), strlen("%TOOLKIT%"), toolkitOption);
+  for (auto [slot, value] :
+       {std::pair<StringRef, StringRef>{"%CHIP%", chip},
+        {"%FEATURES%", features},
+        {"%FORMAT%", format},
+        {"%HOST_MATMUL%", libraryMatmul ? "loom-cpu-matmul-to-runtime{"
+                                          "half-precision=true},"
+                                        : ""},
+        {"%ATTENTION%", wgmma ? "{wgmma=true}" : ""},
+        {"%TOOLKIT%", toolkitOption}})
+    text.replace(text.find(slot.str()), slot.size(), value.str());
   return addPipeline(pm, text);
 }
 

@@ -314,30 +314,14 @@ private:
     // (its result then ignored), without branches: loads of the same
     // capture element (tin[i] for the two rows, tin[j] for the 16 keys)
     // are then common subexpressions.
-    Value lastQuery = arith::SubIOp::create(b, loc, queries, constant(1));
-    Value lastKey = arith::SubIOp::create(b, loc, keys, constant(1));
     Value bits = i32Constant(0);
     for (int64_t e = 0; e < 32; ++e) {
       auto [i, j] = scoreIndex(n0, e);
       Value visible =
           arith::AndIOp::create(b, loc, less(i, queries), less(j, keys));
-      if (withRegion) {
-        Block &region = op.getMask().front();
-        IRMapping mapping;
-        mapping.map(region.getArgument(0), bIdx);
-        mapping.map(region.getArgument(1), hIdx);
-        mapping.map(region.getArgument(2),
-                    arith::MinSIOp::create(b, loc, i, lastQuery).getResult());
-        mapping.map(region.getArgument(3),
-                    arith::MinSIOp::create(b, loc, j, lastKey).getResult());
-        for (auto [n, capture] : llvm::enumerate(captures))
-          mapping.map(region.getArgument(4 + n), capture);
-        for (Operation &nested : region.without_terminator())
-          b.clone(nested, mapping);
-        visible = arith::AndIOp::create(
-            b, loc, visible,
-            mapping.lookupOrDefault(region.getTerminator()->getOperand(0)));
-      }
+      if (withRegion)
+        visible = arith::AndIOp::create(b, loc, visible,
+                                        inlineRegion(op.getMask(), i, j, {}));
       bits = arith::OrIOp::create(
           b, loc, bits,
           arith::SelectOp::create(b, loc, visible, i32Constant(int64_t(1) << e),
@@ -368,13 +352,15 @@ private:
                     constant(kChunk));
     }
     for (int64_t c = 0; c < kKeys * width / kChunk; c += kThreads) {
-      Value id = add(tid, constant(c));
-      Value row = div(id, width / kChunk);
-      Value col = mul(rem(id, width / kChunk), constant(kChunk));
+      Value row, col;
       if (paired) {
         // 128 threads cover 16 groups of 4 rows x 2 chunks: 64 / pairs rows.
         row = add(pairRow, constant(c / kThreads * (64 / pairs)));
         col = pairCol;
+      } else {
+        Value id = add(tid, constant(c));
+        row = div(id, width / kChunk);
+        col = mul(rem(id, width / kChunk), constant(kChunk));
       }
       Value key = add(n0, row);
       Value clamped = min(key, sub(keys, constant(1)));
@@ -496,26 +482,31 @@ private:
             add(n0, add(mul(t, constant(2)), constant(8 * nt + odd)))};
   }
 
-  /// The score region at (i, j) (clamped into range: a pair outside is
-  /// hidden anyway) on the scaled score `s` (f32): the region computes in
-  /// the model's type, as it is written, and its result is extended back.
-  Value scoreRegion(Value i, Value j, Value s) {
-    Block &region = op.getScore().front();
+  /// The mask or score region inlined at (b, h, i, j), i and j clamped
+  /// into range (a pair outside is hidden anyway), with `scalars` after the
+  /// indices (the score region's s) and the captures last; returns what it
+  /// yields.
+  Value inlineRegion(Region &region, Value i, Value j, ValueRange scalars) {
+    Block &block = region.front();
+    SmallVector<Value> args{bIdx, hIdx, min(i, sub(queries, constant(1))),
+                            min(j, sub(keys, constant(1)))};
+    llvm::append_range(args, scalars);
+    llvm::append_range(args, captures);
     IRMapping mapping;
-    mapping.map(region.getArgument(0), bIdx);
-    mapping.map(region.getArgument(1), hIdx);
-    mapping.map(region.getArgument(2),
-                min(i, arith::SubIOp::create(b, loc, queries, constant(1))));
-    mapping.map(region.getArgument(3),
-                min(j, arith::SubIOp::create(b, loc, keys, constant(1))));
-    Type type = region.getArgument(4).getType();
-    mapping.map(region.getArgument(4),
-                type == f32 ? s : arith::TruncFOp::create(b, loc, type, s));
-    for (auto [n, capture] : llvm::enumerate(captures))
-      mapping.map(region.getArgument(5 + n), capture);
-    for (Operation &nested : region.without_terminator())
+    mapping.map(block.getArguments(), args);
+    for (Operation &nested : block.without_terminator())
       b.clone(nested, mapping);
-    Value result = mapping.lookupOrDefault(region.getTerminator()->getOperand(0));
+    return mapping.lookupOrDefault(block.getTerminator()->getOperand(0));
+  }
+
+  /// The score region at (i, j) on the scaled score `s` (f32): the region
+  /// computes in the model's type, as it is written, and its result is
+  /// extended back.
+  Value scoreRegion(Value i, Value j, Value s) {
+    Type type = op.getScore().getArgument(4).getType();
+    Value result = inlineRegion(
+        op.getScore(), i, j,
+        type == f32 ? s : arith::TruncFOp::create(b, loc, type, s).getResult());
     return result.getType() == f32 ? result
                                    : arith::ExtFOp::create(b, loc, f32, result);
   }

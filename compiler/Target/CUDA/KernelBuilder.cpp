@@ -9,14 +9,27 @@
 using namespace mlir;
 using namespace mlir::loom::cuda;
 
+/// Inline PTX returning `types` (a struct when there are several).
+static ValueRange inlineAsm(OpBuilder &b, Location loc, TypeRange types,
+                            ValueRange operands, StringRef text,
+                            StringRef constraints, bool sideEffects) {
+  Type result;
+  if (types.size() == 1)
+    result = types[0];
+  else if (!types.empty())
+    result = LLVM::LLVMStructType::getLiteral(b.getContext(),
+                                              llvm::to_vector(types));
+  return LLVM::InlineAsmOp::create(
+             b, loc, result ? TypeRange(result) : TypeRange(), operands, text,
+             constraints, sideEffects, /*is_align_stack=*/false,
+             LLVM::tailcallkind::TailCallKind::None, LLVM::AsmDialectAttr(),
+             ArrayAttr())
+      ->getResults();
+}
+
 Value KernelBuilder::ptxUnary(StringRef instruction, Value x) {
-  return LLVM::InlineAsmOp::create(b, loc, f32, ValueRange{x},
-                                   (instruction + " $0, $1;").str(), "=f,f",
-                                   /*has_side_effects=*/false,
-                                   /*is_align_stack=*/false,
-                                   LLVM::tailcallkind::TailCallKind::None,
-                                   LLVM::AsmDialectAttr(), ArrayAttr())
-      .getResult(0);
+  return inlineAsm(b, loc, f32, x, (instruction + " $0, $1;").str(), "=f,f",
+                   /*sideEffects=*/false)[0];
 }
 
 Value KernelBuilder::pack(Value pair) {
@@ -61,74 +74,59 @@ SmallVector<Value> KernelBuilder::mma(ValueRange a, ValueRange bFrag,
   return out;
 }
 
+SmallVector<Value> KernelBuilder::asmFloats(StringRef text, int64_t count,
+                                            ValueRange inputs,
+                                            StringRef inputConstraints,
+                                            ValueRange tied) {
+  std::string constraints;
+  for (int64_t i = 0; i < count; ++i)
+    constraints += (i ? ",=f" : "=f");
+  constraints += inputConstraints;
+  for (size_t i = 0; i < tied.size(); ++i)
+    constraints += "," + std::to_string(i);
+  SmallVector<Value> operands(inputs);
+  llvm::append_range(operands, tied);
+  SmallVector<Type> types(count, f32);
+  ValueRange results =
+      inlineAsm(b, loc, types, operands, text, constraints, true);
+  if (count == 1)
+    return {results[0]};
+  SmallVector<Value> out;
+  for (int64_t i = 0; i < count; ++i)
+    out.push_back(LLVM::ExtractValueOp::create(b, loc, results[0], i));
+  return out;
+}
+
 SmallVector<Value> KernelBuilder::wgmma(int64_t n, ValueRange acc,
                                         ValueRange a, Value desc) {
   int64_t count = n / 2;
-  bool accumulate = !acc.empty();
   std::string text;
   llvm::raw_string_ostream os(text);
-  // scale-d is a predicate: 1 adds the product to the accumulators, 0
-  // overwrites them.
-  os << "{\n.reg .pred p;\nsetp.ne.b32 p, " << (accumulate ? 1 : 0)
+  // scale-d is a predicate: 1 adds the product to the accumulators (tied
+  // inputs), 0 overwrites them.
+  os << "{\n.reg .pred p;\nsetp.ne.b32 p, " << (acc.empty() ? 0 : 1)
      << ", 0;\nwgmma.mma_async.sync.aligned.m64n" << n << "k16.f32."
      << (isa<BFloat16Type>(elem) ? "bf16.bf16" : "f16.f16") << " {";
   for (int64_t i = 0; i < count; ++i)
     os << (i ? ", " : "") << "$" << i;
   os << "}, {$" << count << ", $" << count + 1 << ", $" << count + 2 << ", $"
      << count + 3 << "}, $" << count + 4 << ", p, 1, 1, 0;\n}";
-  std::string constraints;
-  for (int64_t i = 0; i < count; ++i)
-    constraints += (i ? ",=f" : "=f");
-  constraints += ",r,r,r,r,l";
-  // Accumulating, the accumulators are tied inputs: "0", "1", ...
-  if (accumulate)
-    for (int64_t i = 0; i < count; ++i)
-      constraints += "," + std::to_string(i);
-  SmallVector<Value> operands;
+  SmallVector<Value> inputs;
   for (Value reg : a)
-    operands.push_back(isa<VectorType>(reg.getType())
-                           ? LLVM::BitcastOp::create(b, loc, i32, reg)
-                           : reg);
-  operands.push_back(desc);
-  llvm::append_range(operands, acc);
-  SmallVector<Type> fields(count, f32);
-  auto type = LLVM::LLVMStructType::getLiteral(ctx, fields);
-  auto op = LLVM::InlineAsmOp::create(
-      b, loc, type, operands, text, constraints, /*has_side_effects=*/true,
-      /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
-      LLVM::AsmDialectAttr(), ArrayAttr());
-  SmallVector<Value> out;
-  for (int64_t i = 0; i < count; ++i)
-    out.push_back(LLVM::ExtractValueOp::create(b, loc, op.getResult(0), i));
-  return out;
+    inputs.push_back(isa<VectorType>(reg.getType())
+                         ? LLVM::BitcastOp::create(b, loc, i32, reg)
+                         : reg);
+  inputs.push_back(desc);
+  return asmFloats(text, count, inputs, ",r,r,r,r,l", acc);
 }
 
 SmallVector<Value> KernelBuilder::wgmmaCommitAndWait(ValueRange acc) {
   asmStatement("wgmma.commit_group.sync.aligned;");
-  std::string constraints;
-  for (size_t i = 0; i < acc.size(); ++i)
-    constraints += (i ? ",=f" : "=f");
-  for (size_t i = 0; i < acc.size(); ++i)
-    constraints += "," + std::to_string(i);
-  SmallVector<Type> fields(acc.size(), f32);
-  auto op = LLVM::InlineAsmOp::create(
-      b, loc, LLVM::LLVMStructType::getLiteral(ctx, fields), acc,
-      "wgmma.wait_group.sync.aligned 0;", constraints,
-      /*has_side_effects=*/true, /*is_align_stack=*/false,
-      LLVM::tailcallkind::TailCallKind::None, LLVM::AsmDialectAttr(),
-      ArrayAttr());
-  SmallVector<Value> out;
-  for (size_t i = 0; i < acc.size(); ++i)
-    out.push_back(LLVM::ExtractValueOp::create(b, loc, op.getResult(0), i));
-  return out;
+  return asmFloats("wgmma.wait_group.sync.aligned 0;", acc.size(), {}, "", acc);
 }
 
 void KernelBuilder::asmStatement(StringRef text) {
-  LLVM::InlineAsmOp::create(b, loc, TypeRange{}, ValueRange{}, text, "",
-                            /*has_side_effects=*/true,
-                            /*is_align_stack=*/false,
-                            LLVM::tailcallkind::TailCallKind::None,
-                            LLVM::AsmDialectAttr(), ArrayAttr());
+  inlineAsm(b, loc, {}, {}, text, "", /*sideEffects=*/true);
 }
 
 Value KernelBuilder::sharedAddress(Value buffer) {

@@ -136,6 +136,11 @@ protected:
   Value sharedAddress(Value buffer);
   /// An inline-asm statement with side effects and no operands.
   void asmStatement(StringRef text);
+  /// Inline PTX with side effects and `count` f32 results ("=f"), then
+  /// `inputs` (`inputConstraints`, each with its leading comma), then `tied`
+  /// inputs that share the first tied.size() results' registers.
+  SmallVector<Value> asmFloats(StringRef text, int64_t count, ValueRange inputs,
+                               StringRef inputConstraints, ValueRange tied);
 
   View view(Value memref);
   /// The linear index of `indices` in `v`.
