@@ -150,23 +150,26 @@ def loom_mla(pack_dir, pack, bin_dir):
     mla = pack["bench"].get("mla")
     if not mla:
         return results
-    for batch in mla["batches"]:
-        cmd = [os.path.join(bin_dir, "loom-bench"),
-               os.path.join(pack_dir, mla["artifact"]), "--call", "step",
-               "--dim", "B=%d" % batch, "--dim", "S=1", "--inputs",
-               os.path.join(pack_dir, mla["inputs"]), "--warmup", "3",
-               "--reps", "20", "--json"]
-        rc, text = run(cmd, timeout=300)
-        key = "B%d" % batch
-        if rc != 0:
-            results[key] = {"error": text.strip()[-500:]}
-            continue
-        r = json.loads(text.strip().splitlines()[-1])
-        r["cache_bytes"] = batch * mla["cache"] * (mla["rank"] + mla["rope"]) * 2
-        r["gbps"] = r["cache_bytes"] / r["median_s"] / 1e9
-        results[key] = r
-        print("loom mla decode step B=%d: %.3f ms, %.0f GB/s" % (
-            batch, r["median_s"] * 1e3, r["gbps"]))
+    for kernel, artifact in sorted(mla["artifacts"].items()):
+        for batch in mla["batches"]:
+            cmd = [os.path.join(bin_dir, "loom-bench"),
+                   os.path.join(pack_dir, artifact), "--call", "step",
+                   "--dim", "B=%d" % batch, "--dim", "S=1", "--inputs",
+                   os.path.join(pack_dir, mla["inputs"]), "--warmup", "3",
+                   "--reps", "20", "--json"]
+            rc, text = run(cmd, timeout=300)
+            key = "%s_B%d" % (kernel, batch)
+            if rc != 0:
+                results[key] = {"error": text.strip()[-500:]}
+                print("loom mla decode step %s: %s" % (key, text.strip()[-300:]))
+                continue
+            r = json.loads(text.strip().splitlines()[-1])
+            r["cache_bytes"] = (batch * mla["cache"] *
+                                (mla["rank"] + mla["rope"]) * 2)
+            r["gbps"] = r["cache_bytes"] / r["median_s"] / 1e9
+            results[key] = r
+            print("loom mla decode step %s: %.3f ms, %.0f GB/s" % (
+                key, r["median_s"] * 1e3, r["gbps"]))
     return results
 
 
@@ -193,6 +196,27 @@ def profile(pack_dir, pack, bin_dir, b, h, s):
         print("ncu %s (rc %d):\n%s" % (entry, rc, table[-6000:] if rc == 0
                                         else text.strip()[-3000:]))
         logs[entry] = table[-6000:] if rc == 0 else text.strip()[-3000:]
+    # The MLA decode step's kernels at batch 64: the split-K kernels and
+    # the elementwise and cuBLAS ones around them.
+    mla = pack["bench"].get("mla")
+    for kernel, artifact in sorted((mla or {}).get("artifacts", {}).items()):
+        cmd = ["ncu", "--section", "SpeedOfLight", "--section", "Occupancy",
+               "--section", "WarpStateStats",
+               os.path.join(bin_dir, "loom-bench"),
+               os.path.join(pack_dir, artifact), "--call", "step",
+               "--dim", "B=64", "--dim", "S=1", "--inputs",
+               os.path.join(pack_dir, mla["inputs"]), "--warmup", "0",
+               "--reps", "1"]
+        rc, text = run(cmd, timeout=180)
+        table = "\n".join(
+            line for line in text.splitlines()
+            if re.match(r"^  \S+.*\(\d+, \d+, \d+\)x", line) or
+            re.match(r"^ {4}(Duration|DRAM Throughput|Memory Throughput|"
+                     r"Compute \(SM\) Throughput|Registers Per Thread|"
+                     r"Achieved Occupancy|Warp Cycles Per Issued)", line))
+        print("ncu mla %s (rc %d):\n%s" % (kernel, rc, table[-6000:] if rc == 0
+                                            else text.strip()[-3000:]))
+        logs["mla_" + kernel] = table[-6000:] if rc == 0 else text.strip()[-3000:]
     return logs
 
 

@@ -221,9 +221,9 @@ static LogicalResult compileCuda(ModuleOp module, const CompileOptions &options,
     toolkit = emptyLibdevice->path().str();
   }
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
-        return buildCudaLoweringPipeline(pm, options.gpuChip, format, toolkit,
-                                         options.hostMatmul,
-                                         options.cudaWgmma);
+        return buildCudaLoweringPipeline(
+            pm, options.gpuChip, format, toolkit, options.hostMatmul,
+            options.cudaAttentionWgmma, options.cudaMlaWgmma);
       })))
     return failure();
   if (failed(checkResolved(module)))

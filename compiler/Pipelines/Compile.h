@@ -35,7 +35,9 @@ struct CompileOptions {
   /// How the CUDA kernels are embedded.
   CudaBinary cudaBinary = CudaBinary::Auto;
   /// The attention kernel's q k^T through wgmma (sm_90a only).
-  bool cudaWgmma = false;
+  bool cudaAttentionWgmma = false;
+  /// The MLA decode kernel's products through wgmma (sm_90a only).
+  bool cudaMlaWgmma = false;
   /// LLVM CPU name; empty means the host CPU.
   std::string cpu;
   unsigned optLevel = 3;

@@ -63,7 +63,7 @@ static const char *kCudaLoweringPipeline =
     "func.func(buffer-hoisting,buffer-loop-hoisting),"
     "loom-cuda-token-logprob,"
     "%HOST_MATMUL%"
-    "loom-cuda-attention%ATTENTION%,loom-cuda-mla-decode,"
+    "loom-cuda-attention%ATTENTION%,loom-cuda-mla-decode%MLA%,"
     "buffer-deallocation-pipeline,"
     "loom-cpu-copy-to-linalg,"
     "func.func(convert-linalg-to-parallel-loops),canonicalize,"
@@ -102,6 +102,11 @@ struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
   Option<bool> wgmma{
       *this, "wgmma",
       llvm::cl::desc("The attention kernel's q k^T through wgmma (sm_90a)"),
+      llvm::cl::init(false)};
+  Option<bool> mlaWgmma{
+      *this, "mla-wgmma",
+      llvm::cl::desc("The MLA decode kernel's products through wgmma "
+                     "(sm_90a)"),
       llvm::cl::init(false)};
 };
 
@@ -218,10 +223,9 @@ std::string loom::cudaPtxFeatures(StringRef chip) {
       .Default("");
 }
 
-LogicalResult loom::buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
-                                              StringRef format,
-                                              StringRef toolkit,
-                                              bool libraryMatmul, bool wgmma) {
+LogicalResult loom::buildCudaLoweringPipeline(
+    OpPassManager &pm, StringRef chip, StringRef format, StringRef toolkit,
+    bool libraryMatmul, bool attentionWgmma, bool mlaWgmma) {
   std::string features = cudaPtxFeatures(chip);
   if (features.empty()) {
     llvm::errs() << "unsupported GPU '" << chip
@@ -229,7 +233,7 @@ LogicalResult loom::buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
                     "and sm_90a)\n";
     return failure();
   }
-  if (wgmma && chip != "sm_90a") {
+  if ((attentionWgmma || mlaWgmma) && chip != "sm_90a") {
     llvm::errs() << "wgmma needs sm_90a (the GPU is '" << chip << "')\n";
     return failure();
   }
@@ -248,7 +252,8 @@ LogicalResult loom::buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
         {"%HOST_MATMUL%", libraryMatmul ? "loom-cpu-matmul-to-runtime{"
                                           "half-precision=true},"
                                         : ""},
-        {"%ATTENTION%", wgmma ? "{wgmma=true}" : ""},
+        {"%ATTENTION%", attentionWgmma ? "{wgmma=true}" : ""},
+        {"%MLA%", mlaWgmma ? "{wgmma=true}" : ""},
         {"%TOOLKIT%", toolkitOption}})
     text.replace(text.find(slot.str()), slot.size(), value.str());
   return addPipeline(pm, text);
@@ -284,6 +289,6 @@ void loom::registerLoomPipelines() {
       [](OpPassManager &pm, const CudaPipelineOptions &options) {
         (void)buildCudaLoweringPipeline(pm, options.chip, options.format,
                                         options.toolkit, options.matmul,
-                                        options.wgmma);
+                                        options.wgmma, options.mlaWgmma);
       });
 }

@@ -88,12 +88,13 @@ LogicalResult buildCpuCodegenPipeline(OpPassManager &pm);
 /// `toolkit` is the CUDA toolkit root that ptxas and libdevice come from
 /// (empty: MLIR's own search). With `libraryMatmul`, f32 matrix products
 /// call the runtime's GEMM, which is cuBLAS for CUDA artifacts. With
-/// `wgmma` (sm_90a only), the attention kernel's q k^T is a warpgroup MMA.
-LogicalResult buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
-                                        StringRef format,
-                                        StringRef toolkit = {},
-                                        bool libraryMatmul = true,
-                                        bool wgmma = false);
+/// `attentionWgmma` (sm_90a only), the attention kernel's q k^T is a
+/// warpgroup MMA; with `mlaWgmma` (sm_90a only), so are both products of
+/// the MLA decode kernel.
+LogicalResult
+buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip, StringRef format,
+                          StringRef toolkit = {}, bool libraryMatmul = true,
+                          bool attentionWgmma = false, bool mlaWgmma = false);
 
 /// The PTX features that go with a chip ("+ptx80" for sm_90a), or an empty
 /// string for a chip the CUDA target does not support.

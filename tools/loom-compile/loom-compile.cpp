@@ -93,11 +93,14 @@ static cl::opt<std::string> cudaBinary(
              "else PTX; default), ptx (compiled by the driver at load) or "
              "cubin (compiled by ptxas now)"),
     cl::init("auto"), cl::cat(category));
-static cl::opt<bool> wgmma(
+static cl::opt<std::string> wgmma(
     "wgmma",
-    cl::desc("The attention kernel's q k^T through Hopper's warpgroup MMA "
-             "(wgmma.mma_async) instead of mma.sync (--target=cuda --sm=90a)"),
-    cl::init(false), cl::cat(category));
+    cl::desc("Hopper's warpgroup MMA (wgmma.mma_async) instead of mma.sync "
+             "in the GPU kernels: auto (where it is faster on sm_90a: the "
+             "MLA decode kernel; default), on (also the attention kernel's "
+             "q k^T; --target=cuda --sm=90a; --wgmma alone) or off"),
+    cl::init("auto"), cl::ValueOptional, cl::value_desc("auto|on|off"),
+    cl::cat(category));
 static cl::opt<std::string>
     cpuName("cpu", cl::desc("LLVM CPU name (default: the host CPU)"),
             cl::cat(category));
@@ -213,7 +216,15 @@ static int compile() {
                  << "' (cpu or cuda)\n";
     return 1;
   }
-  if (wgmma && (target != "cuda" || smVersion != "90a")) {
+  if (wgmma.empty())
+    wgmma = "on";
+  if (wgmma != "auto" && wgmma != "on" && wgmma != "off") {
+    llvm::errs() << "loom-compile: error: --wgmma must be auto, on or off, "
+                    "got '"
+                 << wgmma << "'\n";
+    return 1;
+  }
+  if (wgmma == "on" && (target != "cuda" || smVersion != "90a")) {
     llvm::errs() << "loom-compile: error: --wgmma needs --target=cuda and "
                     "--sm=90a (Hopper's wgmma.mma_async)\n";
     return 1;
@@ -267,7 +278,8 @@ static int compile() {
   if (target == "cuda") {
     options.target = mlir::loom::Target::Cuda;
     options.gpuChip = "sm_" + smVersion;
-    options.cudaWgmma = wgmma;
+    options.cudaAttentionWgmma = wgmma == "on";
+    options.cudaMlaWgmma = smVersion == "90a" && wgmma != "off";
     options.cudaBinary = cudaBinary == "ptx"     ? mlir::loom::CudaBinary::Ptx
                          : cudaBinary == "cubin" ? mlir::loom::CudaBinary::Cubin
                                                  : mlir::loom::CudaBinary::Auto;

@@ -6,6 +6,8 @@
 
 #include "compiler/Target/CUDA/KernelBuilder.h"
 
+#include "llvm/Support/FormatVariadic.h"
+
 using namespace mlir;
 using namespace mlir::loom::cuda;
 
@@ -97,20 +99,32 @@ SmallVector<Value> KernelBuilder::asmFloats(StringRef text, int64_t count,
   return out;
 }
 
-SmallVector<Value> KernelBuilder::wgmma(int64_t n, ValueRange acc,
-                                        ValueRange a, Value desc) {
-  int64_t count = n / 2;
+/// The text of `wgmma.mma_async` m64nNk16 with f32 accumulators $0..$(N/2 -
+/// 1), then `operands` (A's registers or descriptor, B's descriptor);
+/// `immediates` are the scale and transpose flags after scale-d.
+static std::string wgmmaText(Type elem, int64_t n, bool accumulate,
+                             StringRef operands, StringRef immediates) {
   std::string text;
   llvm::raw_string_ostream os(text);
   // scale-d is a predicate: 1 adds the product to the accumulators (tied
   // inputs), 0 overwrites them.
-  os << "{\n.reg .pred p;\nsetp.ne.b32 p, " << (acc.empty() ? 0 : 1)
+  os << "{\n.reg .pred p;\nsetp.ne.b32 p, " << (accumulate ? 1 : 0)
      << ", 0;\nwgmma.mma_async.sync.aligned.m64n" << n << "k16.f32."
      << (isa<BFloat16Type>(elem) ? "bf16.bf16" : "f16.f16") << " {";
-  for (int64_t i = 0; i < count; ++i)
+  for (int64_t i = 0; i < n / 2; ++i)
     os << (i ? ", " : "") << "$" << i;
-  os << "}, {$" << count << ", $" << count + 1 << ", $" << count + 2 << ", $"
-     << count + 3 << "}, $" << count + 4 << ", p, 1, 1, 0;\n}";
+  os << "}, " << operands << ", p, " << immediates << ";\n}";
+  return text;
+}
+
+SmallVector<Value> KernelBuilder::wgmma(int64_t n, ValueRange acc, ValueRange a,
+                                        Value desc, bool transposeB) {
+  int64_t count = n / 2;
+  std::string operands =
+      llvm::formatv("{{${0}, ${1}, ${2}, ${3}}, ${4}", count, count + 1,
+                    count + 2, count + 3, count + 4);
+  std::string text = wgmmaText(elem, n, !acc.empty(), operands,
+                               transposeB ? "1, 1, 1" : "1, 1, 0");
   SmallVector<Value> inputs;
   for (Value reg : a)
     inputs.push_back(isa<VectorType>(reg.getType())
@@ -118,6 +132,14 @@ SmallVector<Value> KernelBuilder::wgmma(int64_t n, ValueRange acc,
                          : reg);
   inputs.push_back(desc);
   return asmFloats(text, count, inputs, ",r,r,r,r,l", acc);
+}
+
+SmallVector<Value> KernelBuilder::wgmmaShared(int64_t n, ValueRange acc,
+                                              Value descA, Value descB) {
+  int64_t count = n / 2;
+  std::string operands = llvm::formatv("${0}, ${1}", count, count + 1);
+  std::string text = wgmmaText(elem, n, !acc.empty(), operands, "1, 1, 0, 0");
+  return asmFloats(text, count, {descA, descB}, ",l,l", acc);
 }
 
 SmallVector<Value> KernelBuilder::wgmmaCommitAndWait(ValueRange acc) {

@@ -116,10 +116,15 @@ protected:
   /// of each thread's mma.sync A fragment) times B (16 x N, K-major in
   /// shared memory, described by `desc`); with `acc` empty, A times B alone
   /// (nothing writes the accumulators between the fence and the chain).
+  /// With `transposeB`, B is MN-major instead (16-bit types only).
   /// Asynchronous: wgmmaFence() before, wgmmaCommitAndWait() before the
   /// results are read.
-  SmallVector<Value> wgmma(int64_t n, ValueRange acc, ValueRange a,
-                           Value desc);
+  SmallVector<Value> wgmma(int64_t n, ValueRange acc, ValueRange a, Value desc,
+                           bool transposeB = false);
+  /// wgmma() with A in shared memory too: both K-major, described by
+  /// `descA` (64 x 16) and `descB` (16 x N).
+  SmallVector<Value> wgmmaShared(int64_t n, ValueRange acc, Value descA,
+                                 Value descB);
   void wgmmaFence() { asmStatement("wgmma.fence.sync.aligned;"); }
   /// Commits the wgmma chain and waits for it; returns the accumulators
   /// `acc` through the wait (tied operands), so that nothing reads them
@@ -128,9 +133,10 @@ protected:
   /// Makes this thread's writes of shared memory (cp.async included)
   /// visible to the asynchronous proxy that wgmma reads it through.
   void fenceProxyAsync() { asmStatement("fence.proxy.async.shared::cta;"); }
-  /// The descriptor of a K-major wgmma operand without swizzling at byte
-  /// `address` of shared memory: core matrices of 8 rows x 16 bytes,
-  /// `leading` bytes apart along K and `stride` bytes apart along M/N.
+  /// The descriptor of a wgmma operand without swizzling at byte `address`
+  /// of shared memory: core matrices of 8 x 16 bytes (the 16 bytes along K
+  /// for a K-major operand, along M/N for an MN-major one), `leading` bytes
+  /// apart along K and `stride` bytes apart along M/N.
   Value wgmmaDescriptor(Value address, int64_t leading, int64_t stride);
   /// The shared-memory byte address of `buffer`'s first element, as i64.
   Value sharedAddress(Value buffer);

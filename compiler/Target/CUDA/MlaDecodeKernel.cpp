@@ -53,10 +53,15 @@ constexpr int64_t kKeys = 32;
 /// Elements of padding at the end of each shared-memory row, so that the
 /// ldmatrix reads of 8 consecutive rows fall in different banks.
 constexpr int64_t kPad = 8;
+/// Cache positions of a tile of the wgmma kernel: every warpgroup scores
+/// all of them.
+constexpr int64_t kWgKeys = 64;
+/// Output columns of one wgmma of P v (N of m64nNk16).
+constexpr int64_t kWgColumns = 128;
 /// Blocks the splits aim for: two waves of a 132-multiprocessor GPU.
 constexpr int64_t kTargetBlocks = 264;
-/// Threads of a block of the combine kernel.
-constexpr int64_t kCombineThreads = 256;
+/// Output columns of a thread of the combine kernel.
+constexpr int64_t kCombineColumns = 4;
 /// The largest latent rank: the accumulators of a thread are C / 4 floats.
 constexpr int64_t kMaxRank = 512;
 /// The most shared memory a block can have (sm_90; sm_80 has 166912).
@@ -64,7 +69,7 @@ constexpr int64_t kMaxSharedBytes = 232448;
 
 class MlaDecodeKernel : loom::cuda::KernelBuilder {
 public:
-  MlaDecodeKernel(OpBuilder &b, fuse::MlaDecodeOp op)
+  MlaDecodeKernel(OpBuilder &b, fuse::MlaDecodeOp op, bool wgmma)
       : KernelBuilder(
             b, op.getLoc(),
             cast<ShapedType>(op.getQLat().getType()).getElementType()),
@@ -74,6 +79,8 @@ public:
     rank = q.getDimSize(3);
     rope = cast<ShapedType>(op.getQPe().getType()).getDimSize(3);
     width = rank + rope;
+    useWgmma = wgmma && wgmmaSharedBytes(width) <= kMaxSharedBytes;
+    keys = useWgmma ? kWgKeys : kKeys;
   }
 
   /// Why the kernels cannot compile `op`, or "" when they can.
@@ -120,6 +127,12 @@ public:
            kRows * (kKeys + kPad) * 2 + 2 * kRows * 4;
   }
 
+  /// Bytes of dynamic shared memory of the wgmma partial kernel: the query
+  /// rows and two cache tiles as core matrices, unpadded.
+  static int64_t wgmmaSharedBytes(int64_t width) {
+    return (kRows + 2 * kWgKeys) * width * 2;
+  }
+
   /// Creates `@<name>::@partial` and `@<name>::@combine` and replaces the
   /// op by the temporaries of the splits and the calls of the two launch
   /// declarations.
@@ -139,13 +152,13 @@ public:
     visible = select(equal(rows, zero), zero, visible);
     // Splits: about kTargetBlocks blocks, every split at least one tile.
     Value rowBlocks = ceilDiv(rows, constant(kRows));
-    Value tiles = max(ceilDiv(visible, constant(kKeys)), one);
+    Value tiles = max(ceilDiv(visible, constant(keys)), one);
     Value wanted =
         ceilDiv(constant(kTargetBlocks), max(mul(rowBlocks, batch), one));
     Value splits = min(max(wanted, one), tiles);
     Value perSplit = ceilDiv(tiles, splits);
     splits = ceilDiv(tiles, perSplit);
-    perSplit = mul(perSplit, constant(kKeys));
+    perSplit = mul(perSplit, constant(keys));
 
     auto partType = MemRefType::get(
         {ShapedType::kDynamic, ShapedType::kDynamic, ShapedType::kDynamic,
@@ -162,13 +175,12 @@ public:
                                    op.getPeCache(), part, lse,
                                    start, rows,        visible, perSplit};
     Value partialGrid[] = {rowBlocks, batch, splits};
-    launch(module, name, "partial", partialGrid, kThreads, sharedBytes(width),
+    launch(module, name, "partial", partialGrid, kThreads,
+           useWgmma ? wgmmaSharedBytes(width) : sharedBytes(width),
            partialArgs);
     SmallVector<Value> combineArgs{part, lse, op.getInit(), splits, rows};
-    Value elements = mul(mul(batch, rows), constant(rank));
-    Value combineGrid[] = {ceilDiv(elements, constant(kCombineThreads)), one,
-                           one};
-    launch(module, name, "combine", combineGrid, kCombineThreads, 0,
+    Value combineGrid[] = {rows, batch, one};
+    launch(module, name, "combine", combineGrid, rank / kCombineColumns, 0,
            combineArgs);
 
     b.setInsertionPointToEnd(module.getBody());
@@ -182,6 +194,9 @@ public:
 private:
   fuse::MlaDecodeOp op;
   int64_t heads, rank, rope, width;
+  /// The partial kernel through wgmma (sm_90a), and its tile of positions.
+  bool useWgmma;
+  int64_t keys;
   /// The partial kernel's thread coordinates: lane, row group, key half,
   /// mma row (g) and column pair (t), and the ldmatrix lane pointers.
   Value tid, lane, group, half, g, t, lr, lm1, lm2;
@@ -214,6 +229,11 @@ private:
   /// `dst` (from column `column0`, prefix `dstPrefix`) from `src`, whose
   /// row r is at `source(r)` (the indices before the column, in-bounds
   /// ones for rows that are not `valid(r)`, and `valid(r)`).
+  ///
+  /// For wgmma, `dst` holds rows as core matrices, [count / 8][width / 8]
+  /// [64]: each 8 consecutive threads copy one chunk of 8 consecutive rows
+  /// (one core matrix, 128 contiguous bytes: no bank conflicts), a warp 4
+  /// chunks (64 contiguous bytes of each of 8 rows).
   void copyRows(const View &src, int64_t count, int64_t columns,
                 Value dst, ValueRange dstPrefix, int64_t column0,
                 llvm::function_ref<std::tuple<SmallVector<Value>,
@@ -223,13 +243,25 @@ private:
     for (int64_t c = 0; c < total; c += kThreads) {
       Value id = add(tid, constant(c));
       auto body = [&] {
-        Value r = div(id, perRow);
-        Value col = mul(rem(id, perRow), constant(kChunk));
+        Value r, chunk;
+        SmallVector<Value> to(dstPrefix);
+        if (useWgmma) {
+          Value rest = div(id, 8);
+          Value rows8 = div(rest, perRow);
+          chunk = rem(rest, perRow);
+          r = add(mul(rows8, constant(8)), rem(id, 8));
+          to.append({rows8, add(chunk, constant(column0 / kChunk)),
+                     mul(rem(id, 8), constant(kChunk))});
+        } else {
+          r = div(id, perRow);
+          chunk = rem(id, perRow);
+        }
+        Value col = mul(chunk, constant(kChunk));
+        if (!useWgmma)
+          to.append({r, add(col, constant(column0))});
         auto [indices, clamped, valid] = source(r);
         indices.push_back(col);
         clamped.push_back(col);
-        SmallVector<Value> to(dstPrefix);
-        to.append({r, add(col, constant(column0))});
         copyChunk(src, indices, clamped, valid, dst, to);
       };
       if (c + kThreads <= total)
@@ -256,14 +288,21 @@ private:
         b, loc,
         MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), AffineMap(),
                         space));
-    int64_t pitch = (width + kPad) * 2;
-    qs = sharedView(base, 0, {kRows, width + kPad}, elem);
-    ks = sharedView(base, kRows * pitch, {2, kKeys, width + kPad}, elem);
-    ps = sharedView(base, (kRows + 2 * kKeys) * pitch, {kRows, kKeys + kPad},
-                    elem);
-    exchange = sharedView(
-        base, (kRows + 2 * kKeys) * pitch + kRows * (kKeys + kPad) * 2,
-        {2, kRows}, f32);
+    if (useWgmma) {
+      // Core matrices, [rows / 8][width / 8][8 x 8], 16-byte aligned.
+      qs = sharedView(base, 0, {kRows / 8, width / 8, 64}, elem);
+      ks = sharedView(base, kRows * width * 2, {2, kWgKeys / 8, width / 8, 64},
+                      elem);
+    } else {
+      int64_t pitch = (width + kPad) * 2;
+      qs = sharedView(base, 0, {kRows, width + kPad}, elem);
+      ks = sharedView(base, kRows * pitch, {2, kKeys, width + kPad}, elem);
+      ps = sharedView(base, (kRows + 2 * kKeys) * pitch, {kRows, kKeys + kPad},
+                      elem);
+      exchange = sharedView(
+          base, (kRows + 2 * kKeys) * pitch + kRows * (kKeys + kPad) * 2,
+          {2, kRows}, f32);
+    }
 
     tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
     Value rowBlock = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
@@ -288,7 +327,7 @@ private:
                    add(start, add(lastToken, constant(1))));
     Value tileCount = select(
         less(row0, rows),
-        ceilDiv(max(sub(k1, k0), constant(0)), constant(kKeys)), constant(0));
+        ceilDiv(max(sub(k1, k0), constant(0)), constant(keys)), constant(0));
 
     // The block's rows into shared memory, rows past the end as zeros.
     View qLatView = view(qLat), qPeView = view(qPe);
@@ -314,8 +353,8 @@ private:
         SmallVector<Value> safe{bIdx, min(key, lastKey)};
         return std::make_tuple(at, safe, less(key, k1));
       };
-      copyRows(kvView, kKeys, rank, ks, {buffer}, 0, keyRow);
-      copyRows(peView, kKeys, rope, ks, {buffer}, rank, keyRow);
+      copyRows(kvView, keys, rank, ks, {buffer}, 0, keyRow);
+      copyRows(peView, keys, rope, ks, {buffer}, rank, keyRow);
     };
     when(less(constant(0), tileCount), [&] { issueTile(k0, constant(0)); });
     NVVM::CpAsyncCommitGroupOp::create(b, loc);
@@ -331,19 +370,22 @@ private:
     Value localRow = add(mul(group, constant(16)), g);
     double scale2 = op.getScale().convertToDouble() / std::log(2.0);
     SmallVector<Value> state = loop(
-        constant(0), tileCount, constant(1), init,
-        [&](Value i, ValueRange s) {
-          Value n0 = add(k0, mul(i, constant(kKeys)));
+        constant(0), tileCount, constant(1), init, [&](Value i, ValueRange s) {
+          Value n0 = add(k0, mul(i, constant(keys)));
           Value buffer = rem(i, 2);
           NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
+          // wgmma reads the tile through the asynchronous proxy.
+          if (useWgmma)
+            fenceProxyAsync();
           gpu::BarrierOp::create(b, loc);
           Value next = add(i, constant(1));
-          when(less(next, tileCount), [&] {
-            issueTile(add(n0, constant(kKeys)), rem(next, 2));
-          });
+          when(less(next, tileCount),
+               [&] { issueTile(add(n0, constant(keys)), rem(next, 2)); });
           NVVM::CpAsyncCommitGroupOp::create(b, loc);
-          return tile(s, buffer, n0, k1, start, add(row0, localRow), localRow,
-                      scale2);
+          Value row = add(row0, localRow);
+          return useWgmma
+                     ? tileWgmma(s, buffer, n0, k1, start, row, scale2)
+                     : tile(s, buffer, n0, k1, start, row, localRow, scale2);
         });
 
     // The sums of the two halves of each row, then the split's results.
@@ -351,13 +393,22 @@ private:
     NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
     gpu::BarrierOp::create(b, loc);
     Value m[2] = {state[accumulators], state[accumulators + 1]};
-    auto [l, theirs] = exchangeRows(
-        {state[accumulators + 2], state[accumulators + 3]}, localRow,
-        [&](Value x, Value y) { return fadd(x, y); });
+    // The sum of a row: its four threads' (with wgmma, a warpgroup scores
+    // all keys), and the other half's.
+    std::array<Value, 2> l = {state[accumulators + 2], state[accumulators + 3]};
+    if (useWgmma) {
+      for (Value &x : l)
+        x = quadSum(x);
+    } else {
+      auto [own, theirs] = exchangeRows(
+          l, localRow, [&](Value x, Value y) { return fadd(x, y); });
+      for (int64_t h = 0; h < 2; ++h)
+        l[h] = fadd(own[h], theirs[h]);
+    }
     Value column = add(mul(half, constant(rank / 2)), mul(t, constant(2)));
     for (int64_t h = 0; h < 2; ++h) {
       Value local = add(localRow, constant(8 * h));
-      Value sum = fadd(l[h], theirs[h]);
+      Value sum = l[h];
       Value none =
           arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, sum,
                                 floatConstant(0.0));
@@ -380,6 +431,121 @@ private:
     }
   }
 
+  /// `combine` of x over the four threads of an mma row (lanes 4g..4g+3).
+  Value quad(Value x, function_ref<Value(Value, Value)> combine) {
+    x = combine(x, shuffleXor(x, 1));
+    return combine(x, shuffleXor(x, 2));
+  }
+  Value quadSum(Value x) {
+    return quad(x, [&](Value p, Value q) { return fadd(p, q); });
+  }
+
+  /// The wgmma descriptor of the core matrices at shared byte `address`.
+  Value descriptor(Value address, int64_t leading, int64_t stride) {
+    return wgmmaDescriptor(
+        arith::IndexCastOp::create(b, loc, b.getI64Type(), address), leading,
+        stride);
+  }
+
+  /// One tile of kWgKeys cache positions at `n0` (in shared buffer
+  /// `buffer`) through wgmma. Each warpgroup scores its 64 rows against all
+  /// the tile's keys (Q and K both from shared memory, K-major), so the
+  /// online softmax of a row stays within its four threads; it then adds P
+  /// (from registers) times its rank / 2 latent columns of the tile to its
+  /// accumulators: the same core matrices read MN-major, as V.
+  SmallVector<Value> tileWgmma(ValueRange state, Value buffer, Value n0,
+                               Value k1, Value start, Value row,
+                               double scale2) {
+    int64_t accumulators = rank / 4;
+    // Bytes from one group of 8 rows (or keys) to the next.
+    int64_t rowBytes = width / 8 * 128;
+    auto pointer = [&](Value v) -> Value {
+      return memref::ExtractAlignedPointerAsIndexOp::create(b, loc, v);
+    };
+    Value qAddr = pointer(qs);
+    Value kAddr =
+        add(pointer(ks), mul(buffer, constant(kWgKeys / 8 * rowBytes)));
+    // S: 64 rows x kWgKeys keys over the C + R columns, 16 at a time.
+    wgmmaFence();
+    SmallVector<Value> s;
+    for (int64_t kk = 0; kk < width / 16; ++kk)
+      s = wgmmaShared(
+          kWgKeys, s, descriptor(add(qAddr, constant(256 * kk)), 128, rowBytes),
+          descriptor(add(kAddr, constant(256 * kk)), 128, rowBytes));
+    s = wgmmaCommitAndWait(s);
+
+    // Visible: key < min(k1, start + token + 1), token = row / heads. The
+    // thread's values: rows `row` and row + 8, keys 8j + 2t and 8j + 2t + 1
+    // of the tile for each j.
+    Value minusInf = floatConstant(-std::numeric_limits<double>::infinity());
+    Value scale = floatConstant(scale2);
+    Value limit[2];
+    for (int64_t h = 0; h < 2; ++h) {
+      Value token = div(add(row, constant(8 * h)), heads);
+      limit[h] = min(k1, add(add(start, token), constant(1)));
+    }
+    Value key0 = add(n0, mul(t, constant(2)));
+    for (int64_t j = 0; j < kWgKeys / 8; ++j)
+      for (int64_t e = 0; e < 4; ++e) {
+        Value key = add(key0, constant(8 * j + e % 2));
+        Value &x = s[4 * j + e];
+        x = select(less(key, limit[e / 2]), fmul(x, scale), minusInf);
+      }
+    SmallVector<Value> out(state.begin(), state.begin() + accumulators);
+    Value m[2], l[2];
+    for (int64_t h = 0; h < 2; ++h) {
+      Value own = minusInf;
+      for (int64_t j = 0; j < kWgKeys / 8; ++j)
+        own = fmax(own, fmax(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
+      own = quad(own, [&](Value x, Value y) { return fmax(x, y); });
+      Value mNew = fmax(state[accumulators + h], own);
+      Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
+                                         mNew, minusInf);
+      Value mUse = select(none, floatConstant(0.0), mNew);
+      Value alpha =
+          exp2(arith::SubFOp::create(b, loc, state[accumulators + h], mUse));
+      Value sum = floatConstant(0.0);
+      for (int64_t j = 0; j < kWgKeys / 8; ++j)
+        for (int64_t e = 2 * h; e < 2 * h + 2; ++e) {
+          Value &x = s[4 * j + e];
+          x = exp2(arith::SubFOp::create(b, loc, x, mUse));
+          sum = fadd(sum, x);
+        }
+      l[h] = fadd(fmul(state[accumulators + 2 + h], alpha), sum);
+      m[h] = mNew;
+      for (int64_t n = 0; n < rank / 16; ++n)
+        for (int64_t k = 2 * h; k < 2 * h + 2; ++k)
+          out[4 * n + k] = fmul(out[4 * n + k], alpha);
+    }
+    // O += P v: P's A registers for keys 16kk..16kk + 15 are the
+    // accumulators of key tiles 2kk and 2kk + 1, rounded as the product
+    // reads them; B is the warpgroup's columns of the tile, MN-major (16
+    // bytes along the columns, rows of keys), up to kWgColumns at a time.
+    // (Nothing may write registers of the chain between its wgmmas: the
+    // registers of P come first.)
+    SmallVector<Value> p;
+    for (int64_t i = 0; i < kWgKeys / 4; ++i)
+      p.push_back(packFloats(s[2 * i], s[2 * i + 1]));
+    Value vAddr = add(kAddr, mul(half, constant(rank / 2 / 8 * 128)));
+    wgmmaFence();
+    for (int64_t kk = 0; kk < kWgKeys / 16; ++kk) {
+      for (int64_t c0 = 0; c0 < rank / 2; c0 += kWgColumns) {
+        int64_t n = std::min(kWgColumns, rank / 2 - c0);
+        Value desc =
+            descriptor(add(vAddr, constant(2 * kk * rowBytes + c0 / 8 * 128)),
+                       rowBytes, 128);
+        SmallVector<Value> acc =
+            wgmma(n, ArrayRef<Value>(out).slice(c0 / 2, n / 2),
+                  ArrayRef<Value>(p).slice(4 * kk, 4), desc,
+                  /*transposeB=*/true);
+        std::copy(acc.begin(), acc.end(), out.begin() + c0 / 2);
+      }
+    }
+    SmallVector<Value> next = wgmmaCommitAndWait(out);
+    next.append({m[0], m[1], l[0], l[1]});
+    return next;
+  }
+
   /// Reduces each of the thread's two row values (rows g and g + 8 of its
   /// group) over the four threads of the row with `combine`, publishes the
   /// result to the other warp of the pair through shared memory, and
@@ -388,8 +554,7 @@ private:
   exchangeRows(std::array<Value, 2> v, Value localRow,
                function_ref<Value(Value, Value)> combine) {
     for (int64_t h = 0; h < 2; ++h) {
-      v[h] = combine(v[h], shuffleXor(v[h], 1));
-      v[h] = combine(v[h], shuffleXor(v[h], 2));
+      v[h] = quad(v[h], combine);
       when(equal(t, constant(0)), [&] {
         memref::StoreOp::create(
             b, loc, v[h], exchange,
@@ -513,21 +678,22 @@ private:
   }
 
   /// out[b, s, h, c] = sum_z 2^(L_z - M) O_z / sum_z 2^(L_z - M), M the
-  /// largest L_z; 0 where no split saw a key.
+  /// largest L_z; 0 where no split saw a key. A block per row of a batch
+  /// row, kCombineColumns consecutive columns a thread (one 16-byte load
+  /// per split).
   void buildCombine(TypeRange types) {
-    gpu::GPUFuncOp kernel = kernelFunc("combine", types, kCombineThreads);
+    int64_t threads = rank / kCombineColumns;
+    gpu::GPUFuncOp kernel = kernelFunc("combine", types, threads);
     Block &entry = kernel.getBody().front();
     Value part = entry.getArgument(0), lse = entry.getArgument(1);
     Value out = entry.getArgument(2), splits = entry.getArgument(3);
     Value rows = entry.getArgument(4);
-    Value id = add(mul(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x),
-                       constant(kCombineThreads)),
-                   gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
-    Value total = mul(mul(dim(out, 0), rows), constant(rank));
-    when(less(id, total), [&] {
-      Value c = rem(id, rank);
-      Value row = arith::RemSIOp::create(b, loc, div(id, rank), rows);
-      Value bIdx = arith::DivSIOp::create(b, loc, div(id, rank), rows);
+    Value row = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+    Value bIdx = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
+    Value c = mul(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x),
+                  constant(kCombineColumns));
+    // An empty launch still runs one block.
+    when(both(less(row, rows), less(bIdx, dim(out, 0))), [&] {
       Value minusInf =
           floatConstant(-std::numeric_limits<double>::infinity());
       Value top = loop(constant(0), splits, constant(1), {minusInf},
@@ -539,33 +705,43 @@ private:
       Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
                                          top, minusInf);
       Value mUse = select(none, floatConstant(0.0), top);
+      auto vec = VectorType::get({kCombineColumns}, f32);
+      Value zeros = arith::ConstantOp::create(
+          b, loc, DenseElementsAttr::get(vec, b.getF32FloatAttr(0.0)));
       SmallVector<Value> sums = loop(
-          constant(0), splits, constant(1),
-          {floatConstant(0.0), floatConstant(0.0)},
+          constant(0), splits, constant(1), {floatConstant(0.0), zeros},
           [&](Value z, ValueRange s) {
             auto l =
                 memref::LoadOp::create(b, loc, lse, ValueRange{z, bIdx, row});
             Value w = exp2(arith::SubFOp::create(b, loc, l, mUse));
-            auto o = memref::LoadOp::create(b, loc, part,
-                                             ValueRange{z, bIdx, row, c});
-            return SmallVector<Value>{fadd(s[0], w),
-                                      fadd(s[1], fmul(w, o.getResult()))};
+            auto o = vector::LoadOp::create(b, loc, vec, part,
+                                            ValueRange{z, bIdx, row, c});
+            o.setAlignment(4 * kCombineColumns);
+            Value wv = vector::BroadcastOp::create(b, loc, vec, w);
+            return SmallVector<Value>{
+                fadd(s[0], w), vector::FMAOp::create(b, loc, wv, o, s[1])};
           });
-      Value x = select(none, floatConstant(0.0),
-                       arith::DivFOp::create(b, loc, sums[1], sums[0]));
-      x = arith::TruncFOp::create(b, loc, elem, x);
-      memref::StoreOp::create(b, loc, x, out,
-                              ValueRange{bIdx, div(row, heads),
-                                         rem(row, heads), c});
+      Value inv =
+          select(none, floatConstant(0.0),
+                 arith::DivFOp::create(b, loc, floatConstant(1.0), sums[0]));
+      Value token = div(row, heads), head = rem(row, heads);
+      for (int64_t k = 0; k < kCombineColumns; ++k) {
+        Value x = fmul(vector::ExtractOp::create(b, loc, sums[1], k), inv);
+        memref::StoreOp::create(
+            b, loc, arith::TruncFOp::create(b, loc, elem, x), out,
+            ValueRange{bIdx, token, head, add(c, constant(k))});
+      }
     });
   }
 };
 
 struct CudaMlaDecodePass
     : public loom::cuda::impl::CudaMlaDecodePassBase<CudaMlaDecodePass> {
+  using Base::Base;
+
   void runOnOperation() override {
     if (failed(loom::cuda::buildKernels<MlaDecodeKernel, fuse::MlaDecodeOp>(
-            getOperation(), "loom_mla_decode")))
+            getOperation(), "loom_mla_decode", bool(wgmma))))
       signalPassFailure();
   }
 };

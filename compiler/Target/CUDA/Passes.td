@@ -138,7 +138,20 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
     error that says so. The partial kernel takes 152 KB of dynamic shared
     memory at DeepSeek-V3's dims (rank 512, rope 64): sm_80 and sm_90 have
     it, sm_86 and sm_89 do not.
+
+    With `wgmma` (sm_90a only), the partial kernel's blocks are two
+    warpgroups and its tiles 64 positions: each warpgroup computes all 64
+    rows' scores with `wgmma.mma_async` m64n64k16 (the rows and the tile
+    in shared memory as the core matrices of K-major descriptors, 216 KB at
+    DeepSeek-V3's dims), keeps its rows' softmax in registers, and adds P
+    (registers) times its half of the latent columns with m64n128k16 (the
+    same tile read MN-major as V). Where the tiles do not fit in shared
+    memory, the mma.sync kernel is used.
   }];
+  let options = [
+    Option<"wgmma", "wgmma", "bool", /*default=*/"false",
+           "the partial kernel through wgmma.mma_async (sm_90a)">,
+  ];
   let dependentDialects = ["::mlir::gpu::GPUDialect",
                            "::mlir::scf::SCFDialect",
                            "::mlir::arith::ArithDialect",

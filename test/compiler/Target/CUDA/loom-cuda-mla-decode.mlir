@@ -28,9 +28,9 @@
 // CHECK: %[[PART:.*]] = memref.alloc(%[[SPLITS]], %[[B]], %[[ROWS]]) : memref<?x?x?x64xf32>
 // CHECK: %[[LSE:.*]] = memref.alloc(%[[SPLITS]], %[[B]], %[[ROWS]]) : memref<?x?x?xf32>
 // CHECK: call @loom_mla_decode_0_partial_launch(%[[RB]], %[[B]], %[[SPLITS]], %[[QL]], %[[QP]], %[[KV]], %[[PE]], %[[PART]], %[[LSE]], %[[START]], %[[ROWS]], %[[VIS]], %[[PER]])
-// CHECK: call @loom_mla_decode_0_combine_launch(%{{.*}}, %{{.*}}, %{{.*}}, %[[PART]], %[[LSE]], %[[O]], %[[SPLITS]], %[[ROWS]])
+// CHECK: call @loom_mla_decode_0_combine_launch(%[[ROWS]], %[[B]], %{{.*}}, %[[PART]], %[[LSE]], %[[O]], %[[SPLITS]], %[[ROWS]])
 // CHECK: func.func private @loom_mla_decode_0_partial_launch({{.*}}) attributes {loom.cuda.launch = @loom_mla_decode_0::@partial, loom.cuda.launch_shared = 28160 : index, loom.cuda.launch_threads = 256 : index}
-// CHECK: func.func private @loom_mla_decode_0_combine_launch({{.*}}) attributes {loom.cuda.launch = @loom_mla_decode_0::@combine, loom.cuda.launch_threads = 256 : index}
+// CHECK: func.func private @loom_mla_decode_0_combine_launch({{.*}}) attributes {loom.cuda.launch = @loom_mla_decode_0::@combine, loom.cuda.launch_threads = 16 : index}
 // The partial kernel: dynamic shared memory for the 64 query rows and two
 // cache tiles of 32 positions (rows of 64 + 16 columns, padded by 8), P
 // and the exchanged row maxima; cp.async copies, ldmatrix fragments and
@@ -63,13 +63,21 @@
 // CHECK: nvgpu.ldmatrix %[[PS]][%{{.*}}, %{{.*}}] {numTiles = 4 : i32, transpose = false}
 // CHECK: nvgpu.ldmatrix %[[KS]][%{{.*}}, %{{.*}}, %{{.*}}] {numTiles = 4 : i32, transpose = true}
 // CHECK: llvm.inline_asm "lg2.approx.ftz.f32 $0, $1;"
-// The combine kernel merges the splits by their log-sum-exps.
-// CHECK: gpu.func @combine({{.*}}) kernel attributes {known_block_size = array<i32: 256, 1, 1>}
+// The combine kernel merges the splits by their log-sum-exps: a block per
+// row of a batch row, 4 columns a thread (rank 64: 16 threads), one
+// 16-byte load of each split's output.
+// CHECK: gpu.func @combine({{.*}}) kernel attributes {known_block_size = array<i32: 16, 1, 1>}
+// CHECK: %[[CROW:.*]] = gpu.block_id x
+// CHECK: %[[CB:.*]] = gpu.block_id y
+// CHECK: %[[TX:.*]] = gpu.thread_id x
+// CHECK: %[[C:.*]] = arith.muli %[[TX]], %c4
 // CHECK: scf.for
 // CHECK: arith.maxnumf
 // CHECK: scf.for
 // CHECK: llvm.inline_asm "ex2.approx.ftz.f32 $0, $1;"
-// CHECK: arith.truncf %{{.*}} : f32 to bf16
+// CHECK: vector.load %{{.*}}[%{{.*}}, %[[CB]], %[[CROW]], %[[C]]] {alignment = 16 : i64} : memref<?x?x?x64xf32>, vector<4xf32>
+// CHECK: vector.fma
+// CHECK-COUNT-4: arith.truncf %{{.*}} : f32 to bf16
 // The launches, on the entry's stream: the partial kernel with its dynamic
 // shared memory, the combine kernel after it.
 // LAUNCH-LABEL: func.func @decode

@@ -1,0 +1,104 @@
+// RUN: loom-opt --split-input-file --loom-cuda-mla-decode=wgmma=true %s | FileCheck %s
+
+// With wgmma, the partial kernel's tiles are 64 positions (splits in
+// multiples of 64) and its shared memory the query rows and two tiles as
+// unpadded core matrices: (64 + 2 * 64) rows of 64 + 16 columns, 30720
+// bytes; [rows / 8][columns / 8][8 x 8] each, the tiles 10240 bytes on.
+// CHECK-LABEL: func.func @decode
+// CHECK: arith.ceildivsi %{{.*}}, %c64
+// CHECK: %[[PER:.*]] = arith.muli %{{.*}}, %c64
+// CHECK: call @loom_mla_decode_0_partial_launch({{.*}}, %[[PER]])
+// CHECK: func.func private @loom_mla_decode_0_partial_launch({{.*}}) attributes {loom.cuda.launch = @loom_mla_decode_0::@partial, loom.cuda.launch_shared = 30720 : index, loom.cuda.launch_threads = 256 : index}
+// CHECK: gpu.func @partial
+// CHECK: %[[QS:.*]] = memref.view %{{.*}}[%c0{{.*}}][] : {{.*}} to memref<8x10x64xbf16, #gpu.address_space<workgroup>>
+// CHECK: %[[KS:.*]] = memref.view %{{.*}}[%c10240][] : {{.*}} to memref<2x8x10x64xbf16, #gpu.address_space<workgroup>>
+// CHECK: nvgpu.device_async_copy %{{.*}}, %[[QS]][%{{.*}}, %{{.*}}, %{{.*}}], 8, %{{.*}} {bypassL1}
+// CHECK: nvgpu.device_async_copy %{{.*}}, %[[KS]][%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}], 8, %{{.*}} {bypassL1}
+// Each tile: the copies made visible to the asynchronous proxy before the
+// barrier, the next tile issued, then the scores: 5 wgmma m64n64k16 (80
+// columns), A and B from shared memory, K-major: 128 bytes between core
+// matrices along the columns (8 << 16), 10 * 128 = 1280 bytes between
+// groups of 8 rows (80 << 32): 343597907968. The first overwrites the
+// accumulators.
+// CHECK: scf.for
+// CHECK: nvvm.cp.async.wait.group 0
+// CHECK-NEXT: llvm.inline_asm has_side_effects "fence.proxy.async.shared::cta;"
+// CHECK-NEXT: gpu.barrier
+// CHECK: nvvm.cp.async.commit.group
+// CHECK: memref.extract_aligned_pointer_as_index %[[QS]]
+// CHECK: memref.extract_aligned_pointer_as_index %[[KS]]
+// CHECK: llvm.inline_asm has_side_effects "wgmma.fence.sync.aligned;"
+// CHECK: %[[DA:.*]] = arith.ori %{{.*}}, %c343597907968_i64
+// CHECK: %[[DB:.*]] = arith.ori %{{.*}}, %c343597907968_i64
+// CHECK: llvm.inline_asm has_side_effects "{\0A.reg .pred p;\0Asetp.ne.b32 p, 0, 0;\0Awgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {$0, {{.*}}, $31}, $32, $33, p, 1, 1, 0, 0;\0A}", "=f,{{.*}},=f,l,l" %[[DA]], %[[DB]]
+// CHECK-COUNT-4: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 0, 0;\0A}", "=f,{{.*}},=f,l,l,0,1,{{.*}},31"
+// CHECK: "wgmma.commit_group.sync.aligned;"
+// CHECK: "wgmma.wait_group.sync.aligned 0;"
+// The softmax of a row within its four threads, no shared memory.
+// CHECK-NOT: memref.store
+// CHECK: gpu.shuffle xor %{{.*}}, %c1_i32
+// CHECK: gpu.shuffle xor %{{.*}}, %c2_i32
+// CHECK: llvm.inline_asm "ex2.approx.ftz.f32 $0, $1;"
+// P v: P rounded to bf16 pairs first, then per 16 keys one wgmma of the
+// warpgroup's 32 latent columns (N = 32), A from registers, B the same
+// tile MN-major (transpose-b 1): 1280 bytes between groups of 8 keys
+// (80 << 16), 128 between core matrices along the columns (8 << 32):
+// 34364981248.
+// CHECK: arith.truncf %{{.*}} : vector<2xf32> to vector<2xbf16>
+// CHECK: "wgmma.fence.sync.aligned;"
+// CHECK-NOT: arith.truncf
+// CHECK: %[[DV:.*]] = arith.ori %{{.*}}, %c34364981248_i64
+// CHECK: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$0, {{.*}}, $15}, {$16, $17, $18, $19}, $20, p, 1, 1, 1;\0A}", "=f,{{.*}},=f,r,r,r,r,l,0,{{.*}},15" {{.*}}, %[[DV]]
+// CHECK-COUNT-3: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 1;
+// CHECK: "wgmma.commit_group.sync.aligned;"
+// CHECK: "wgmma.wait_group.sync.aligned 0;"
+// After the tiles, a row's sum is reduced over its four threads only.
+// CHECK: scf.yield
+// CHECK: gpu.shuffle xor %{{.*}}#18, %c1_i32
+// CHECK-NOT: gpu.barrier
+// CHECK: memref.store
+// CHECK: gpu.func @combine
+func.func @decode(%ql: memref<?x?x16x64xbf16>, %qp: memref<?x?x16x16xbf16>,
+                  %kv: memref<4x256x64xbf16>, %pe: memref<4x256x16xbf16>,
+                  %pos: i64, %o: memref<?x?x16x64xbf16>) attributes {llvm.emit_c_interface} {
+  fuse.mla_decode %ql, %qp, %kv, %pe, %pos outs(%o) {scale = 0.1 : f64}
+      : memref<?x?x16x64xbf16>, memref<?x?x16x16xbf16>, memref<4x256x64xbf16>,
+        memref<4x256x16xbf16>, memref<?x?x16x64xbf16>
+  return
+}
+
+// -----
+
+// DeepSeek-V3's rank 512 and rope 64: P v in chunks of 128 columns (two per
+// warpgroup and 16 keys), 216 KB of shared memory.
+// CHECK-LABEL: func.func @v3
+// CHECK: loom.cuda.launch_shared = 221184 : index
+// CHECK-COUNT-36: wgmma.mma_async.sync.aligned.m64n64k16
+// CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16
+func.func @v3(%ql: memref<?x1x128x512xf16>, %qp: memref<?x1x128x64xf16>,
+              %kv: memref<?x4096x512xf16>, %pe: memref<?x4096x64xf16>,
+              %pos: i64, %o: memref<?x1x128x512xf16>) {
+  fuse.mla_decode %ql, %qp, %kv, %pe, %pos outs(%o) {scale = 0.1 : f64}
+      : memref<?x1x128x512xf16>, memref<?x1x128x64xf16>, memref<?x4096x512xf16>,
+        memref<?x4096x64xf16>, memref<?x1x128x512xf16>
+  return
+}
+
+// -----
+
+// Where the tiles of 64 positions do not fit in shared memory (rope 128:
+// 245760 bytes), the mma.sync kernel.
+// CHECK-LABEL: func.func @wide
+// CHECK: arith.ceildivsi %{{.*}}, %c32
+// CHECK: loom.cuda.launch_shared = 171520 : index
+// CHECK-NOT: wgmma
+// CHECK: nvvm.mma.sync
+// CHECK-NOT: wgmma
+func.func @wide(%ql: memref<1x1x16x512xbf16>, %qp: memref<1x1x16x128xbf16>,
+                %kv: memref<1x256x512xbf16>, %pe: memref<1x256x128xbf16>,
+                %pos: i64, %o: memref<1x1x16x512xbf16>) {
+  fuse.mla_decode %ql, %qp, %kv, %pe, %pos outs(%o) {scale = 0.1 : f64}
+      : memref<1x1x16x512xbf16>, memref<1x1x16x128xbf16>, memref<1x256x512xbf16>,
+        memref<1x256x128xbf16>, memref<1x1x16x512xbf16>
+  return
+}
