@@ -217,6 +217,16 @@ def profile(pack_dir, pack, bin_dir, b, h, s):
         print("ncu mla %s (rc %d):\n%s" % (kernel, rc, table[-6000:] if rc == 0
                                             else text.strip()[-3000:]))
         logs["mla_" + kernel] = table[-6000:] if rc == 0 else text.strip()[-3000:]
+        # The split-K kernel in detail: stall reasons and shared memory.
+        rc, text = run(cmd[:1] + ["-k", "regex:partial", "-c", "1",
+                                  "--section", "WarpStateStats",
+                                  "--section", "MemoryWorkloadAnalysis_Tables",
+                                  "--section", "ComputeWorkloadAnalysis"] +
+                       cmd[7:], timeout=180)
+        detail = "\n".join(line for line in text.splitlines()
+                           if re.search(r"\d", line) and "==PROF==" not in line)
+        print("ncu mla %s partial:\n%s" % (kernel, detail[-5000:]))
+        logs["mla_%s_partial" % kernel] = detail[-5000:]
     return logs
 
 

@@ -135,10 +135,12 @@ SmallVector<Value> KernelBuilder::wgmma(int64_t n, ValueRange acc, ValueRange a,
 }
 
 SmallVector<Value> KernelBuilder::wgmmaShared(int64_t n, ValueRange acc,
-                                              Value descA, Value descB) {
+                                              Value descA, Value descB,
+                                              bool transposeB) {
   int64_t count = n / 2;
   std::string operands = llvm::formatv("${0}, ${1}", count, count + 1);
-  std::string text = wgmmaText(elem, n, !acc.empty(), operands, "1, 1, 0, 0");
+  std::string text = wgmmaText(elem, n, !acc.empty(), operands,
+                               transposeB ? "1, 1, 0, 1" : "1, 1, 0, 0");
   return asmFloats(text, count, {descA, descB}, ",l,l", acc);
 }
 

@@ -121,10 +121,10 @@ protected:
   /// results are read.
   SmallVector<Value> wgmma(int64_t n, ValueRange acc, ValueRange a, Value desc,
                            bool transposeB = false);
-  /// wgmma() with A in shared memory too: both K-major, described by
-  /// `descA` (64 x 16) and `descB` (16 x N).
+  /// wgmma() with A in shared memory too, K-major, described by `descA`
+  /// (64 x 16); B (16 x N) by `descB`, MN-major with `transposeB`.
   SmallVector<Value> wgmmaShared(int64_t n, ValueRange acc, Value descA,
-                                 Value descB);
+                                 Value descB, bool transposeB = false);
   void wgmmaFence() { asmStatement("wgmma.fence.sync.aligned;"); }
   /// Commits the wgmma chain and waits for it; returns the accumulators
   /// `acc` through the wait (tied operands), so that nothing reads them

@@ -128,9 +128,11 @@ public:
   }
 
   /// Bytes of dynamic shared memory of the wgmma partial kernel: the query
-  /// rows and two cache tiles as core matrices, unpadded.
+  /// rows, two cache tiles and P as core matrices, unpadded, and the row
+  /// maxima (then sums) of the two warpgroups.
   static int64_t wgmmaSharedBytes(int64_t width) {
-    return (kRows + 2 * kWgKeys) * width * 2;
+    return (kRows + 2 * kWgKeys) * width * 2 + kRows * kWgKeys * 2 +
+           2 * kRows * 4;
   }
 
   /// Creates `@<name>::@partial` and `@<name>::@combine` and replaces the
@@ -290,9 +292,13 @@ private:
                         space));
     if (useWgmma) {
       // Core matrices, [rows / 8][width / 8][8 x 8], 16-byte aligned.
+      int64_t offset = kRows * width * 2;
       qs = sharedView(base, 0, {kRows / 8, width / 8, 64}, elem);
-      ks = sharedView(base, kRows * width * 2, {2, kWgKeys / 8, width / 8, 64},
-                      elem);
+      ks = sharedView(base, offset, {2, kWgKeys / 8, width / 8, 64}, elem);
+      offset += 2 * kWgKeys * width * 2;
+      ps = sharedView(base, offset, {kRows / 8, kWgKeys / 8, 64}, elem);
+      offset += kRows * kWgKeys * 2;
+      exchange = sharedView(base, offset, {2, kRows}, f32);
     } else {
       int64_t pitch = (width + kPad) * 2;
       qs = sharedView(base, 0, {kRows, width + kPad}, elem);
@@ -384,7 +390,8 @@ private:
           NVVM::CpAsyncCommitGroupOp::create(b, loc);
           Value row = add(row0, localRow);
           return useWgmma
-                     ? tileWgmma(s, buffer, n0, k1, start, row, scale2)
+                     ? tileWgmma(s, buffer, n0, k1, start, row, localRow,
+                                 scale2)
                      : tile(s, buffer, n0, k1, start, row, localRow, scale2);
         });
 
@@ -393,18 +400,12 @@ private:
     NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
     gpu::BarrierOp::create(b, loc);
     Value m[2] = {state[accumulators], state[accumulators + 1]};
-    // The sum of a row: its four threads' (with wgmma, a warpgroup scores
-    // all keys), and the other half's.
-    std::array<Value, 2> l = {state[accumulators + 2], state[accumulators + 3]};
-    if (useWgmma) {
-      for (Value &x : l)
-        x = quadSum(x);
-    } else {
-      auto [own, theirs] = exchangeRows(
-          l, localRow, [&](Value x, Value y) { return fadd(x, y); });
-      for (int64_t h = 0; h < 2; ++h)
-        l[h] = fadd(own[h], theirs[h]);
-    }
+    // The sum of a row: its four threads', and the other half's.
+    auto [l, theirs] =
+        exchangeRows({state[accumulators + 2], state[accumulators + 3]},
+                     localRow, [&](Value x, Value y) { return fadd(x, y); });
+    for (int64_t h = 0; h < 2; ++h)
+      l[h] = fadd(l[h], theirs[h]);
     Value column = add(mul(half, constant(rank / 2)), mul(t, constant(2)));
     for (int64_t h = 0; h < 2; ++h) {
       Value local = add(localRow, constant(8 * h));
@@ -436,9 +437,6 @@ private:
     x = combine(x, shuffleXor(x, 1));
     return combine(x, shuffleXor(x, 2));
   }
-  Value quadSum(Value x) {
-    return quad(x, [&](Value p, Value q) { return fadd(p, q); });
-  }
 
   /// The wgmma descriptor of the core matrices at shared byte `address`.
   Value descriptor(Value address, int64_t leading, int64_t stride) {
@@ -448,15 +446,17 @@ private:
   }
 
   /// One tile of kWgKeys cache positions at `n0` (in shared buffer
-  /// `buffer`) through wgmma. Each warpgroup scores its 64 rows against all
-  /// the tile's keys (Q and K both from shared memory, K-major), so the
-  /// online softmax of a row stays within its four threads; it then adds P
-  /// (from registers) times its rank / 2 latent columns of the tile to its
-  /// accumulators: the same core matrices read MN-major, as V.
+  /// `buffer`) through wgmma. Warpgroup h scores the 64 rows against keys
+  /// [32h, 32h + 32) of the tile (Q and K both from shared memory,
+  /// K-major); the two exchange their row maxima and write P to shared
+  /// memory as K-major core matrices; then each adds P times its rank / 2
+  /// latent columns of the tile to its accumulators: the tile's core
+  /// matrices read MN-major, as V.
   SmallVector<Value> tileWgmma(ValueRange state, Value buffer, Value n0,
-                               Value k1, Value start, Value row,
+                               Value k1, Value start, Value row, Value localRow,
                                double scale2) {
     int64_t accumulators = rank / 4;
+    constexpr int64_t keysOwn = kWgKeys / 2;
     // Bytes from one group of 8 rows (or keys) to the next.
     int64_t rowBytes = width / 8 * 128;
     auto pointer = [&](Value v) -> Value {
@@ -465,18 +465,19 @@ private:
     Value qAddr = pointer(qs);
     Value kAddr =
         add(pointer(ks), mul(buffer, constant(kWgKeys / 8 * rowBytes)));
-    // S: 64 rows x kWgKeys keys over the C + R columns, 16 at a time.
+    Value ownKeys = add(kAddr, mul(half, constant(keysOwn / 8 * rowBytes)));
+    // S: 64 rows x 32 keys over the C + R columns, 16 at a time.
     wgmmaFence();
     SmallVector<Value> s;
     for (int64_t kk = 0; kk < width / 16; ++kk)
       s = wgmmaShared(
-          kWgKeys, s, descriptor(add(qAddr, constant(256 * kk)), 128, rowBytes),
-          descriptor(add(kAddr, constant(256 * kk)), 128, rowBytes));
+          keysOwn, s, descriptor(add(qAddr, constant(256 * kk)), 128, rowBytes),
+          descriptor(add(ownKeys, constant(256 * kk)), 128, rowBytes));
     s = wgmmaCommitAndWait(s);
 
     // Visible: key < min(k1, start + token + 1), token = row / heads. The
-    // thread's values: rows `row` and row + 8, keys 8j + 2t and 8j + 2t + 1
-    // of the tile for each j.
+    // thread's values: rows `row` and row + 8, keys 32h + 8j + 2t and the
+    // next of the tile for each j.
     Value minusInf = floatConstant(-std::numeric_limits<double>::infinity());
     Value scale = floatConstant(scale2);
     Value limit[2];
@@ -484,28 +485,36 @@ private:
       Value token = div(add(row, constant(8 * h)), heads);
       limit[h] = min(k1, add(add(start, token), constant(1)));
     }
-    Value key0 = add(n0, mul(t, constant(2)));
-    for (int64_t j = 0; j < kWgKeys / 8; ++j)
+    Value key0 =
+        add(n0, add(mul(half, constant(keysOwn)), mul(t, constant(2))));
+    for (int64_t j = 0; j < keysOwn / 8; ++j)
       for (int64_t e = 0; e < 4; ++e) {
         Value key = add(key0, constant(8 * j + e % 2));
         Value &x = s[4 * j + e];
         x = select(less(key, limit[e / 2]), fmul(x, scale), minusInf);
       }
+    // The maxima of this half's keys, exchanged with the other half.
+    std::array<Value, 2> own;
+    for (int64_t h = 0; h < 2; ++h) {
+      own[h] = minusInf;
+      for (int64_t j = 0; j < keysOwn / 8; ++j)
+        own[h] = fmax(own[h], fmax(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
+    }
+    auto [mx, theirs] = exchangeRows(
+        own, localRow, [&](Value x, Value y) { return fmax(x, y); });
     SmallVector<Value> out(state.begin(), state.begin() + accumulators);
     Value m[2], l[2];
     for (int64_t h = 0; h < 2; ++h) {
-      Value own = minusInf;
-      for (int64_t j = 0; j < kWgKeys / 8; ++j)
-        own = fmax(own, fmax(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
-      own = quad(own, [&](Value x, Value y) { return fmax(x, y); });
-      Value mNew = fmax(state[accumulators + h], own);
+      // Both warpgroups compute the same maximum from the same two
+      // numbers, so their rescalings agree.
+      Value mNew = fmax(state[accumulators + h], fmax(mx[h], theirs[h]));
       Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
                                          mNew, minusInf);
       Value mUse = select(none, floatConstant(0.0), mNew);
       Value alpha =
           exp2(arith::SubFOp::create(b, loc, state[accumulators + h], mUse));
       Value sum = floatConstant(0.0);
-      for (int64_t j = 0; j < kWgKeys / 8; ++j)
+      for (int64_t j = 0; j < keysOwn / 8; ++j)
         for (int64_t e = 2 * h; e < 2 * h + 2; ++e) {
           Value &x = s[4 * j + e];
           x = exp2(arith::SubFOp::create(b, loc, x, mUse));
@@ -516,28 +525,39 @@ private:
       for (int64_t n = 0; n < rank / 16; ++n)
         for (int64_t k = 2 * h; k < 2 * h + 2; ++k)
           out[4 * n + k] = fmul(out[4 * n + k], alpha);
+      // P of this half to shared memory, rounded as the product reads it:
+      // row r, key c at [r / 8][c / 8][8 (r % 8) + c % 8].
+      Value r = add(localRow, constant(8 * h));
+      for (int64_t j = 0; j < keysOwn / 8; ++j) {
+        auto st = vector::StoreOp::create(
+            b, loc, roundPair(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]), ps,
+            ValueRange{div(r, 8),
+                       add(mul(half, constant(keysOwn / 8)), constant(j)),
+                       add(mul(rem(r, 8), constant(8)), mul(t, constant(2)))});
+        st.setAlignment(4);
+      }
     }
-    // O += P v: P's A registers for keys 16kk..16kk + 15 are the
-    // accumulators of key tiles 2kk and 2kk + 1, rounded as the product
-    // reads them; B is the warpgroup's columns of the tile, MN-major (16
-    // bytes along the columns, rows of keys), up to kWgColumns at a time.
-    // (Nothing may write registers of the chain between its wgmmas: the
-    // registers of P come first.)
-    SmallVector<Value> p;
-    for (int64_t i = 0; i < kWgKeys / 4; ++i)
-      p.push_back(packFloats(s[2 * i], s[2 * i + 1]));
+    // wgmma reads P through the asynchronous proxy.
+    fenceProxyAsync();
+    gpu::BarrierOp::create(b, loc);
+    // O += P v: A is P (K-major: 128 bytes between chunks of 8 keys, 1024
+    // between groups of 8 rows), 16 keys at a time; B is the warpgroup's
+    // columns of the tile, MN-major (16 bytes along the columns, rows of
+    // keys), up to kWgColumns at a time.
+    Value pAddr = pointer(ps);
     Value vAddr = add(kAddr, mul(half, constant(rank / 2 / 8 * 128)));
     wgmmaFence();
     for (int64_t kk = 0; kk < kWgKeys / 16; ++kk) {
+      Value pDesc =
+          descriptor(add(pAddr, constant(256 * kk)), 128, kWgKeys / 8 * 128);
       for (int64_t c0 = 0; c0 < rank / 2; c0 += kWgColumns) {
         int64_t n = std::min(kWgColumns, rank / 2 - c0);
         Value desc =
             descriptor(add(vAddr, constant(2 * kk * rowBytes + c0 / 8 * 128)),
                        rowBytes, 128);
         SmallVector<Value> acc =
-            wgmma(n, ArrayRef<Value>(out).slice(c0 / 2, n / 2),
-                  ArrayRef<Value>(p).slice(4 * kk, 4), desc,
-                  /*transposeB=*/true);
+            wgmmaShared(n, ArrayRef<Value>(out).slice(c0 / 2, n / 2), pDesc,
+                        desc, /*transposeB=*/true);
         std::copy(acc.begin(), acc.end(), out.begin() + c0 / 2);
       }
     }

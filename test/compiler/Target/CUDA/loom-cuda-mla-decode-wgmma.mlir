@@ -1,25 +1,29 @@
 // RUN: loom-opt --split-input-file --loom-cuda-mla-decode=wgmma=true %s | FileCheck %s
 
 // With wgmma, the partial kernel's tiles are 64 positions (splits in
-// multiples of 64) and its shared memory the query rows and two tiles as
-// unpadded core matrices: (64 + 2 * 64) rows of 64 + 16 columns, 30720
-// bytes; [rows / 8][columns / 8][8 x 8] each, the tiles 10240 bytes on.
+// multiples of 64) and its shared memory, as unpadded core matrices, the
+// query rows and two tiles ((64 + 2 * 64) rows of 64 + 16 columns, 30720
+// bytes; [rows / 8][columns / 8][8 x 8] each, the tiles 10240 bytes on),
+// then P (64 rows x 64 keys, 8192 bytes) and the row maxima of the two
+// warpgroups: 39424 bytes.
 // CHECK-LABEL: func.func @decode
 // CHECK: arith.ceildivsi %{{.*}}, %c64
 // CHECK: %[[PER:.*]] = arith.muli %{{.*}}, %c64
 // CHECK: call @loom_mla_decode_0_partial_launch({{.*}}, %[[PER]])
-// CHECK: func.func private @loom_mla_decode_0_partial_launch({{.*}}) attributes {loom.cuda.launch = @loom_mla_decode_0::@partial, loom.cuda.launch_shared = 30720 : index, loom.cuda.launch_threads = 256 : index}
+// CHECK: func.func private @loom_mla_decode_0_partial_launch({{.*}}) attributes {loom.cuda.launch = @loom_mla_decode_0::@partial, loom.cuda.launch_shared = 39424 : index, loom.cuda.launch_threads = 256 : index}
 // CHECK: gpu.func @partial
 // CHECK: %[[QS:.*]] = memref.view %{{.*}}[%c0{{.*}}][] : {{.*}} to memref<8x10x64xbf16, #gpu.address_space<workgroup>>
 // CHECK: %[[KS:.*]] = memref.view %{{.*}}[%c10240][] : {{.*}} to memref<2x8x10x64xbf16, #gpu.address_space<workgroup>>
+// CHECK: %[[PS:.*]] = memref.view %{{.*}}[%c30720][] : {{.*}} to memref<8x8x64xbf16, #gpu.address_space<workgroup>>
+// CHECK: %[[EX:.*]] = memref.view %{{.*}}[%c38912][] : {{.*}} to memref<2x64xf32, #gpu.address_space<workgroup>>
 // CHECK: nvgpu.device_async_copy %{{.*}}, %[[QS]][%{{.*}}, %{{.*}}, %{{.*}}], 8, %{{.*}} {bypassL1}
 // CHECK: nvgpu.device_async_copy %{{.*}}, %[[KS]][%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}], 8, %{{.*}} {bypassL1}
 // Each tile: the copies made visible to the asynchronous proxy before the
-// barrier, the next tile issued, then the scores: 5 wgmma m64n64k16 (80
-// columns), A and B from shared memory, K-major: 128 bytes between core
-// matrices along the columns (8 << 16), 10 * 128 = 1280 bytes between
-// groups of 8 rows (80 << 32): 343597907968. The first overwrites the
-// accumulators.
+// barrier, the next tile issued, then the warpgroup's half of the scores
+// (32 keys): 5 wgmma m64n32k16 (80 columns), A and B from shared memory,
+// K-major: 128 bytes between core matrices along the columns (8 << 16),
+// 10 * 128 = 1280 bytes between groups of 8 rows (80 << 32):
+// 343597907968. The first overwrites the accumulators.
 // CHECK: scf.for
 // CHECK: nvvm.cp.async.wait.group 0
 // CHECK-NEXT: llvm.inline_asm has_side_effects "fence.proxy.async.shared::cta;"
@@ -30,33 +34,41 @@
 // CHECK: llvm.inline_asm has_side_effects "wgmma.fence.sync.aligned;"
 // CHECK: %[[DA:.*]] = arith.ori %{{.*}}, %c343597907968_i64
 // CHECK: %[[DB:.*]] = arith.ori %{{.*}}, %c343597907968_i64
-// CHECK: llvm.inline_asm has_side_effects "{\0A.reg .pred p;\0Asetp.ne.b32 p, 0, 0;\0Awgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {$0, {{.*}}, $31}, $32, $33, p, 1, 1, 0, 0;\0A}", "=f,{{.*}},=f,l,l" %[[DA]], %[[DB]]
-// CHECK-COUNT-4: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 0, 0;\0A}", "=f,{{.*}},=f,l,l,0,1,{{.*}},31"
+// CHECK: llvm.inline_asm has_side_effects "{\0A.reg .pred p;\0Asetp.ne.b32 p, 0, 0;\0Awgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$0, {{.*}}, $15}, $16, $17, p, 1, 1, 0, 0;\0A}", "=f,{{.*}},=f,l,l" %[[DA]], %[[DB]]
+// CHECK-COUNT-4: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 0, 0;\0A}", "=f,{{.*}},=f,l,l,0,1,{{.*}},15"
 // CHECK: "wgmma.commit_group.sync.aligned;"
 // CHECK: "wgmma.wait_group.sync.aligned 0;"
-// The softmax of a row within its four threads, no shared memory.
-// CHECK-NOT: memref.store
+// The row maxima of the two halves exchanged through shared memory, P
+// rounded to bf16 into its core matrices, made visible to the
+// asynchronous proxy.
 // CHECK: gpu.shuffle xor %{{.*}}, %c1_i32
 // CHECK: gpu.shuffle xor %{{.*}}, %c2_i32
+// CHECK: memref.store %{{.*}}, %[[EX]]
+// CHECK: gpu.barrier
+// CHECK: memref.load %[[EX]]
 // CHECK: llvm.inline_asm "ex2.approx.ftz.f32 $0, $1;"
-// P v: P rounded to bf16 pairs first, then per 16 keys one wgmma of the
-// warpgroup's 32 latent columns (N = 32), A from registers, B the same
-// tile MN-major (transpose-b 1): 1280 bytes between groups of 8 keys
-// (80 << 16), 128 between core matrices along the columns (8 << 32):
-// 34364981248.
-// CHECK: arith.truncf %{{.*}} : vector<2xf32> to vector<2xbf16>
+// CHECK: vector.store %{{.*}}, %[[PS]][%{{.*}}, %{{.*}}, %{{.*}}] {alignment = 4 : i64} : memref<8x8x64xbf16, #gpu.address_space<workgroup>>, vector<2xbf16>
+// CHECK: "fence.proxy.async.shared::cta;"
+// CHECK-NEXT: gpu.barrier
+// P v: per 16 keys one wgmma of the warpgroup's 32 latent columns (N =
+// 32). A is P: 128 bytes between chunks of 8 keys (8 << 16), 1024 between
+// groups of 8 rows (64 << 32): 274878431232. B is the same tile MN-major
+// (transpose-b 1): 1280 bytes between groups of 8 keys (80 << 16), 128
+// between core matrices along the columns (8 << 32): 34364981248.
+// CHECK: memref.extract_aligned_pointer_as_index %[[PS]]
 // CHECK: "wgmma.fence.sync.aligned;"
-// CHECK-NOT: arith.truncf
+// CHECK: %[[DP:.*]] = arith.ori %{{.*}}, %c274878431232_i64
 // CHECK: %[[DV:.*]] = arith.ori %{{.*}}, %c34364981248_i64
-// CHECK: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$0, {{.*}}, $15}, {$16, $17, $18, $19}, $20, p, 1, 1, 1;\0A}", "=f,{{.*}},=f,r,r,r,r,l,0,{{.*}},15" {{.*}}, %[[DV]]
-// CHECK-COUNT-3: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 1;
+// CHECK: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$0, {{.*}}, $15}, $16, $17, p, 1, 1, 0, 1;\0A}", "=f,{{.*}},=f,l,l,0,{{.*}},15" %[[DP]], %[[DV]], 
+// CHECK-COUNT-3: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 0, 1;
 // CHECK: "wgmma.commit_group.sync.aligned;"
 // CHECK: "wgmma.wait_group.sync.aligned 0;"
-// After the tiles, a row's sum is reduced over its four threads only.
+// After the tiles, the row sums of the two halves are exchanged too.
 // CHECK: scf.yield
 // CHECK: gpu.shuffle xor %{{.*}}#18, %c1_i32
-// CHECK-NOT: gpu.barrier
-// CHECK: memref.store
+// CHECK: memref.store %{{.*}}, %[[EX]]
+// CHECK: gpu.barrier
+// CHECK: memref.load %[[EX]]
 // CHECK: gpu.func @combine
 func.func @decode(%ql: memref<?x?x16x64xbf16>, %qp: memref<?x?x16x16xbf16>,
                   %kv: memref<4x256x64xbf16>, %pe: memref<4x256x16xbf16>,
@@ -70,10 +82,10 @@ func.func @decode(%ql: memref<?x?x16x64xbf16>, %qp: memref<?x?x16x16xbf16>,
 // -----
 
 // DeepSeek-V3's rank 512 and rope 64: P v in chunks of 128 columns (two per
-// warpgroup and 16 keys), 216 KB of shared memory.
+// warpgroup and 16 keys), 224.5 KB of shared memory.
 // CHECK-LABEL: func.func @v3
-// CHECK: loom.cuda.launch_shared = 221184 : index
-// CHECK-COUNT-36: wgmma.mma_async.sync.aligned.m64n64k16
+// CHECK: loom.cuda.launch_shared = 229888 : index
+// CHECK-COUNT-36: wgmma.mma_async.sync.aligned.m64n32k16
 // CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16
 func.func @v3(%ql: memref<?x1x128x512xf16>, %qp: memref<?x1x128x64xf16>,
               %kv: memref<?x4096x512xf16>, %pe: memref<?x4096x64xf16>,
