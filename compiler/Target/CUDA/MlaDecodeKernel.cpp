@@ -16,8 +16,15 @@
 //     latent tile (the first C columns of the same tile: the values are
 //     the keys) to its f32 accumulators. The split's normalized output and
 //     log-sum-exp (base 2) go to f32 buffers.
-//   - `combine`: one thread per output element merges the splits with
-//     their log-sum-exps.
+//   - `combine`: a block per row of a batch row, 4 columns a thread,
+//     merges the splits with their log-sum-exps.
+//
+// With `wgmma` (sm_90a), the partial kernel's 8 warps are two warpgroups
+// and its tiles 64 positions; the rows, the tiles and P are unpadded core
+// matrices of wgmma descriptors. Warpgroup h scores keys [32h, 32h + 32)
+// of a tile for all 64 rows (both operands from shared memory), the two
+// exchange their row maxima, write P to shared memory, and each adds P
+// times its half of the latent columns (the tile read MN-major as V).
 //
 // The number of splits is chosen on the host from the batch, the rows and
 // the visible length, for about kTargetBlocks blocks.

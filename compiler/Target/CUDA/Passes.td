@@ -140,13 +140,14 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
     it, sm_86 and sm_89 do not.
 
     With `wgmma` (sm_90a only), the partial kernel's blocks are two
-    warpgroups and its tiles 64 positions: each warpgroup computes all 64
-    rows' scores with `wgmma.mma_async` m64n64k16 (the rows and the tile
-    in shared memory as the core matrices of K-major descriptors, 216 KB at
-    DeepSeek-V3's dims), keeps its rows' softmax in registers, and adds P
-    (registers) times its half of the latent columns with m64n128k16 (the
-    same tile read MN-major as V). Where the tiles do not fit in shared
-    memory, the mma.sync kernel is used.
+    warpgroups and its tiles 64 positions, held with the query rows and P
+    in shared memory as the core matrices of unswizzled wgmma descriptors
+    (224.5 KB at DeepSeek-V3's dims). Warpgroup h scores the rows against
+    keys [32h, 32h + 32) with `wgmma.mma_async` m64n32k16 (both operands
+    K-major from shared memory); the two exchange their row maxima and
+    write P to shared memory; each adds P times its half of the latent
+    columns with m64n128k16, the same tile read MN-major as V. Where the
+    tiles do not fit in shared memory, the mma.sync kernel is used.
   }];
   let options = [
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
