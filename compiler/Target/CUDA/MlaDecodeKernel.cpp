@@ -452,6 +452,69 @@ private:
         stride);
   }
 
+  /// The online softmax of a tile for the thread's scores `s`, in the
+  /// accumulators' layout: s[4j + e] is row `row` + 8 (e / 2) and key
+  /// `key0` + 8j + e % 2. Masks the keys a row does not see, scales, takes
+  /// the row maxima over the thread's quad and the other half (through
+  /// shared memory), turns `s` into P, rescales the accumulators `out` and
+  /// returns the rows' new maxima and sums (this half's keys); `storeP(h)`
+  /// writes P of rows h after each.
+  std::pair<std::array<Value, 2>, std::array<Value, 2>>
+  softmax(SmallVectorImpl<Value> &s, ValueRange state,
+          SmallVectorImpl<Value> &out, Value key0, Value k1, Value start,
+          Value row, Value localRow, double scale2,
+          function_ref<void(int64_t)> storeP) {
+    int64_t accumulators = rank / 4, tiles = s.size() / 4;
+    // Visible: key < min(k1, start + token + 1), token = row / heads.
+    Value minusInf = floatConstant(-std::numeric_limits<double>::infinity());
+    Value scale = floatConstant(scale2);
+    Value limit[2];
+    for (int64_t h = 0; h < 2; ++h) {
+      Value token = div(add(row, constant(8 * h)), heads);
+      limit[h] = min(k1, add(add(start, token), constant(1)));
+    }
+    for (int64_t j = 0; j < tiles; ++j)
+      for (int64_t e = 0; e < 4; ++e) {
+        Value key = add(key0, constant(8 * j + e % 2));
+        Value &x = s[4 * j + e];
+        x = select(less(key, limit[e / 2]), fmul(x, scale), minusInf);
+      }
+    // The maxima of this half's keys, exchanged with the other half.
+    std::array<Value, 2> own;
+    for (int64_t h = 0; h < 2; ++h) {
+      own[h] = fmax(s[2 * h], s[2 * h + 1]);
+      for (int64_t j = 1; j < tiles; ++j)
+        own[h] = fmax(own[h], fmax(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
+    }
+    auto [mx, theirs] = exchangeRows(
+        own, localRow, [&](Value x, Value y) { return fmax(x, y); });
+    std::array<Value, 2> m, l;
+    for (int64_t h = 0; h < 2; ++h) {
+      // Both halves compute the same maximum from the same two numbers, so
+      // their rescalings agree.
+      Value mNew = fmax(state[accumulators + h], fmax(mx[h], theirs[h]));
+      Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
+                                         mNew, minusInf);
+      Value mUse = select(none, floatConstant(0.0), mNew);
+      Value alpha =
+          exp2(arith::SubFOp::create(b, loc, state[accumulators + h], mUse));
+      Value sum = floatConstant(0.0);
+      for (int64_t j = 0; j < tiles; ++j)
+        for (int64_t e = 2 * h; e < 2 * h + 2; ++e) {
+          Value &x = s[4 * j + e];
+          x = exp2(arith::SubFOp::create(b, loc, x, mUse));
+          sum = fadd(sum, x);
+        }
+      l[h] = fadd(fmul(state[accumulators + 2 + h], alpha), sum);
+      m[h] = mNew;
+      for (int64_t n = 0; n < rank / 16; ++n)
+        for (int64_t k = 2 * h; k < 2 * h + 2; ++k)
+          out[4 * n + k] = fmul(out[4 * n + k], alpha);
+      storeP(h);
+    }
+    return {m, l};
+  }
+
   /// One tile of kWgKeys cache positions at `n0` (in shared buffer
   /// `buffer`) through wgmma. Warpgroup h scores the 64 rows against keys
   /// [32h, 32h + 32) of the tile (Q and K both from shared memory,
@@ -482,68 +545,24 @@ private:
           descriptor(add(ownKeys, constant(256 * kk)), 128, rowBytes));
     s = wgmmaCommitAndWait(s);
 
-    // Visible: key < min(k1, start + token + 1), token = row / heads. The
-    // thread's values: rows `row` and row + 8, keys 32h + 8j + 2t and the
-    // next of the tile for each j.
-    Value minusInf = floatConstant(-std::numeric_limits<double>::infinity());
-    Value scale = floatConstant(scale2);
-    Value limit[2];
-    for (int64_t h = 0; h < 2; ++h) {
-      Value token = div(add(row, constant(8 * h)), heads);
-      limit[h] = min(k1, add(add(start, token), constant(1)));
-    }
+    SmallVector<Value> out(state.begin(), state.begin() + accumulators);
     Value key0 =
         add(n0, add(mul(half, constant(keysOwn)), mul(t, constant(2))));
-    for (int64_t j = 0; j < keysOwn / 8; ++j)
-      for (int64_t e = 0; e < 4; ++e) {
-        Value key = add(key0, constant(8 * j + e % 2));
-        Value &x = s[4 * j + e];
-        x = select(less(key, limit[e / 2]), fmul(x, scale), minusInf);
-      }
-    // The maxima of this half's keys, exchanged with the other half.
-    std::array<Value, 2> own;
-    for (int64_t h = 0; h < 2; ++h) {
-      own[h] = minusInf;
-      for (int64_t j = 0; j < keysOwn / 8; ++j)
-        own[h] = fmax(own[h], fmax(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
-    }
-    auto [mx, theirs] = exchangeRows(
-        own, localRow, [&](Value x, Value y) { return fmax(x, y); });
-    SmallVector<Value> out(state.begin(), state.begin() + accumulators);
-    Value m[2], l[2];
-    for (int64_t h = 0; h < 2; ++h) {
-      // Both warpgroups compute the same maximum from the same two
-      // numbers, so their rescalings agree.
-      Value mNew = fmax(state[accumulators + h], fmax(mx[h], theirs[h]));
-      Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
-                                         mNew, minusInf);
-      Value mUse = select(none, floatConstant(0.0), mNew);
-      Value alpha =
-          exp2(arith::SubFOp::create(b, loc, state[accumulators + h], mUse));
-      Value sum = floatConstant(0.0);
-      for (int64_t j = 0; j < keysOwn / 8; ++j)
-        for (int64_t e = 2 * h; e < 2 * h + 2; ++e) {
-          Value &x = s[4 * j + e];
-          x = exp2(arith::SubFOp::create(b, loc, x, mUse));
-          sum = fadd(sum, x);
-        }
-      l[h] = fadd(fmul(state[accumulators + 2 + h], alpha), sum);
-      m[h] = mNew;
-      for (int64_t n = 0; n < rank / 16; ++n)
-        for (int64_t k = 2 * h; k < 2 * h + 2; ++k)
-          out[4 * n + k] = fmul(out[4 * n + k], alpha);
-      // P of this half to shared memory, rounded as the product reads it:
-      // row r, key c at [r / 8][c / 8][8 (r % 8) + c % 8].
-      Value r = add(localRow, constant(8 * h));
-      for (int64_t j = 0; j < keysOwn / 8; ++j) {
-        auto st = vector::StoreOp::create(
-            b, loc, roundPair(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]), ps,
-            ValueRange{div(r, 8),
-                       add(mul(half, constant(keysOwn / 8)), constant(j)),
-                       add(mul(rem(r, 8), constant(8)), mul(t, constant(2)))});
-        st.setAlignment(4);
-      }
-    }
+    auto [m, l] = softmax(
+        s, state, out, key0, k1, start, row, localRow, scale2, [&](int64_t h) {
+          // P of this half to shared memory, rounded as the product reads it:
+          // row r, key c at [r / 8][c / 8][8 (r % 8) + c % 8].
+          Value r = add(localRow, constant(8 * h));
+          for (int64_t j = 0; j < keysOwn / 8; ++j) {
+            auto st = vector::StoreOp::create(
+                b, loc, roundPair(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]), ps,
+                ValueRange{
+                    div(r, 8),
+                    add(mul(half, constant(keysOwn / 8)), constant(j)),
+                    add(mul(rem(r, 8), constant(8)), mul(t, constant(2)))});
+            st.setAlignment(4);
+          }
+        });
     // wgmma reads P through the asynchronous proxy.
     fenceProxyAsync();
     gpu::BarrierOp::create(b, loc);
@@ -622,61 +641,24 @@ private:
       s[0] = mma(a, {frag[0], frag[1]}, s[0]);
       s[1] = mma(a, {frag[2], frag[3]}, s[1]);
     }
-    // Visible: key < min(k1, start + token + 1), token = row / heads.
-    Value minusInf = floatConstant(-std::numeric_limits<double>::infinity());
-    Value scale = floatConstant(scale2);
-    Value limit[2];
-    for (int64_t h = 0; h < 2; ++h) {
-      Value token = div(add(row, constant(8 * h)), heads);
-      limit[h] = min(k1, add(add(start, token), constant(1)));
-    }
-    Value key0 =
-        add(n0, add(mul(half, constant(16)), mul(t, constant(2))));
-    for (int64_t j = 0; j < 2; ++j)
-      for (int64_t e = 0; e < 4; ++e) {
-        Value key = add(key0, constant(8 * j + e % 2));
-        s[j][e] = select(less(key, limit[e / 2]), fmul(s[j][e], scale),
-                         minusInf);
-      }
-    // The maxima of this half's keys, exchanged with the other half.
-    std::array<Value, 2> own;
-    for (int64_t h = 0; h < 2; ++h)
-      own[h] = fmax(fmax(s[0][2 * h], s[0][2 * h + 1]),
-                    fmax(s[1][2 * h], s[1][2 * h + 1]));
-    auto [mx, theirs] = exchangeRows(
-        own, localRow, [&](Value x, Value y) { return fmax(x, y); });
+    SmallVector<Value> flat(s[0]);
+    flat.append(s[1]);
     SmallVector<Value> out(state.begin(), state.begin() + accumulators);
-    Value m[2], l[2];
-    for (int64_t h = 0; h < 2; ++h) {
-      // Both warps of the pair compute the same maximum from the same two
-      // numbers, so their rescalings agree.
-      Value mNew = fmax(state[accumulators + h], fmax(mx[h], theirs[h]));
-      Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
-                                         mNew, minusInf);
-      Value mUse = select(none, floatConstant(0.0), mNew);
-      Value alpha = exp2(
-          arith::SubFOp::create(b, loc, state[accumulators + h], mUse));
-      Value sum = floatConstant(0.0);
-      for (int64_t j = 0; j < 2; ++j)
-        for (int64_t e = 2 * h; e < 2 * h + 2; ++e) {
-          s[j][e] = exp2(arith::SubFOp::create(b, loc, s[j][e], mUse));
-          sum = fadd(sum, s[j][e]);
-        }
-      l[h] = fadd(fmul(state[accumulators + 2 + h], alpha), sum);
-      m[h] = mNew;
-      for (int64_t n = 0; n < rank / 16; ++n)
-        for (int64_t k = 2 * h; k < 2 * h + 2; ++k)
-          out[4 * n + k] = fmul(out[4 * n + k], alpha);
-      // P of this half to shared memory, rounded as the product reads it.
-      for (int64_t j = 0; j < 2; ++j) {
-        auto st = vector::StoreOp::create(
-            b, loc, roundPair(s[j][2 * h], s[j][2 * h + 1]), ps,
-            ValueRange{add(localRow, constant(8 * h)),
-                       add(mul(half, constant(16)),
-                           add(mul(t, constant(2)), constant(8 * j)))});
-        st.setAlignment(4);
-      }
-    }
+    Value key0 = add(n0, add(mul(half, constant(16)), mul(t, constant(2))));
+    auto [m, l] = softmax(
+        flat, state, out, key0, k1, start, row, localRow, scale2,
+        [&](int64_t h) {
+          // P of this half to shared memory, rounded as the product reads it.
+          for (int64_t j = 0; j < 2; ++j) {
+            auto st = vector::StoreOp::create(
+                b, loc, roundPair(flat[4 * j + 2 * h], flat[4 * j + 2 * h + 1]),
+                ps,
+                ValueRange{add(localRow, constant(8 * h)),
+                           add(mul(half, constant(16)),
+                               add(mul(t, constant(2)), constant(8 * j)))});
+            st.setAlignment(4);
+          }
+        });
     gpu::BarrierOp::create(b, loc);
     // O += P v over the tile's 32 keys, for this warp's rank / 2 columns:
     // one ldmatrix.x4.trans gives the B fragments of two tiles of 8
