@@ -85,11 +85,20 @@ class Pack:
         return name
 
     def compared(self, name, model, flags, params, inputs, calls, rtol, atol,
-                 interpret=None, cpu_flags=None):
+                 interpret=None, cpu_flags=None, ref=None):
         """A case checked against the CPU artifact's outputs (compiled with
         `cpu_flags`, by default `flags`), or with `interpret` (the configs:
-        --define/--config flags) against the float64 interpreter's."""
+        --define/--config flags) against the float64 interpreter's; or
+        against `ref`, the reference of an earlier case of the same model,
+        inputs and calls."""
         cuda = self.compile(name + ".cuda.so", model, flags + self.cuda_flags)
+        if ref is not None:
+            self.cases.append({"name": name, "artifact": cuda,
+                               "params": params, "inputs": inputs,
+                               "calls": calls,
+                               "check": {"kind": "allclose", "ref": ref,
+                                         "rtol": rtol, "atol": atol}})
+            return ref
         ref = name + ".ref.safetensors"
         if interpret is None:
             cpu = self.compile(name + ".cpu.so", model,
@@ -110,6 +119,7 @@ class Pack:
                            "inputs": inputs, "calls": calls,
                            "check": {"kind": "allclose", "ref": ref,
                                      "rtol": rtol, "atol": atol}})
+        return ref
 
     def objective(self, case, overrides, logprob="unfused"):
         """A GRPO, DPO or PPO case of test/objectives, with the token
@@ -208,22 +218,25 @@ def main():
     # 13 ways (long enough for many splits, small enough to keep the pack
     # near 50 MB). Tolerances: q_lat, P, the latent output and the result
     # are rounded to bf16; a float64 emulation of those roundings stays
-    # within 0.4 of them (outputs of order 5, up to 64). Each case twice:
-    # the default kernel of the chip (wgmma on sm_90a) and the mma.sync one
-    # (--wgmma=off).
+    # within 0.4 of them (outputs of order 5, up to 64). Each case three
+    # times: the default kernel of the chip (wgmma on sm_90a, tiles of 64
+    # positions), the wgmma kernel with three stages of 32
+    # (--mla-wgmma-keys=32) and the mma.sync one (--wgmma=off).
     core = os.path.join(MODELS, "mla_core.loom")
     tiny = ["--config", os.path.join(TOOL_INPUTS, "mla_core_tiny.json")]
-    kernels = (("", []), ("_mma", ["--wgmma=off"]))
+    kernels = (("", []), ("_k32", ["--mla-wgmma-keys=32"]),
+               ("_mma", ["--wgmma=off"]))
     p.tensors("mla_core_tiny.w.safetensors", ["wkv_b.weight:bf16:64x32:wave"])
     p.tensors("mla_core_tiny.io.safetensors", mla_core_steps(
         [(3, 0), (1, 3), (2, 4)], heads=2, nope=16, rope=16, rank=32))
+    ref = None
     for suffix, flags in kernels:
-        p.compared("mla_core_tiny_bf16_absorb" + suffix, core,
-                   tiny + ["--mla=absorb"] + flags,
-                   "mla_core_tiny.w.safetensors",
-                   ["mla_core_tiny.io.safetensors"],
-                   ["step:step0", "step:step1", "step:step2"], "2e-2", "2e-2",
-                   interpret=tiny)
+        ref = p.compared("mla_core_tiny_bf16_absorb" + suffix, core,
+                         tiny + ["--mla=absorb"] + flags,
+                         "mla_core_tiny.w.safetensors",
+                         ["mla_core_tiny.io.safetensors"],
+                         ["step:step0", "step:step1", "step:step2"], "2e-2",
+                         "2e-2", interpret=tiny, ref=ref)
     v3 = ["--define", "max_seq_len=1024"]
     p.tensors("mla_core.w.safetensors", ["wkv_b.weight:bf16:4096x512:wave"])
     for name, steps in (("short", [(40, 0), (1, 40), (3, 41)]),
@@ -231,11 +244,13 @@ def main():
         io = "mla_core_%s.io.safetensors" % name
         p.tensors(io, mla_core_steps(steps, heads=16, nope=128, rope=64,
                                      rank=512))
+        ref = None
         for suffix, flags in kernels:
-            p.compared("mla_core_%s_bf16_absorb%s" % (name, suffix), core,
-                       v3 + ["--mla=absorb"] + flags, "mla_core.w.safetensors",
-                       [io], ["step:step%d" % i for i in range(len(steps))],
-                       "1.5e-2", "0.15", interpret=v3)
+            ref = p.compared("mla_core_%s_bf16_absorb%s" % (name, suffix),
+                             core, v3 + ["--mla=absorb"] + flags,
+                             "mla_core.w.safetensors", [io],
+                             ["step:step%d" % i for i in range(len(steps))],
+                             "1.5e-2", "0.15", interpret=v3, ref=ref)
 
     tree_meta = p.path("tree.meta.safetensors")
     run([sys.executable, os.path.join(ROOT, "frontend", "python",
@@ -442,13 +457,15 @@ def main():
     # one new token after 4095 cached positions: the whole step (the
     # absorbed projections, the cache update and the split-K kernels).
     p.tensors("mla_bench.pos.safetensors", ["start_pos:i64::4095"])
-    # The chip's default kernel (wgmma on sm_90a) and the mma.sync one.
+    # The chip's default kernel (wgmma on sm_90a), the wgmma kernel with
+    # three stages of 32 positions and the mma.sync one.
     mla = {"artifacts": {
         name: p.compile(
             "mla_core_v3%s.cuda.so" % suffix, core,
             ["--define", "n_heads=128", "--define", "max_batch_size=128",
              "--mla=absorb"] + flags + p.cuda_flags)
         for name, suffix, flags in (("default", "", []),
+                                    ("k32", "_k32", ["--mla-wgmma-keys=32"]),
                                     ("mma", "_mma", ["--wgmma=off"]))},
         "inputs": "mla_bench.pos.safetensors", "batches": [64, 128],
         "cache": 4096, "rank": 512, "rope": 64}

@@ -223,7 +223,8 @@ static LogicalResult compileCuda(ModuleOp module, const CompileOptions &options,
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
         return buildCudaLoweringPipeline(
             pm, options.gpuChip, format, toolkit, options.hostMatmul,
-            options.cudaAttentionWgmma, options.cudaMlaWgmma);
+            options.cudaAttentionWgmma, options.cudaMlaWgmma,
+            options.cudaMlaWgmmaKeys);
       })))
     return failure();
   if (failed(checkResolved(module)))

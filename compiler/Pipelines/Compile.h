@@ -36,8 +36,10 @@ struct CompileOptions {
   CudaBinary cudaBinary = CudaBinary::Auto;
   /// The attention kernel's q k^T through wgmma (sm_90a only).
   bool cudaAttentionWgmma = false;
-  /// The MLA decode kernel's products through wgmma (sm_90a only).
+  /// The MLA decode kernel's products through wgmma (sm_90a only), and
+  /// the cache positions of its tiles (64 or 32).
   bool cudaMlaWgmma = false;
+  unsigned cudaMlaWgmmaKeys = 64;
   /// LLVM CPU name; empty means the host CPU.
   std::string cpu;
   unsigned optLevel = 3;

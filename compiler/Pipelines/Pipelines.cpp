@@ -108,6 +108,11 @@ struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
       llvm::cl::desc("The MLA decode kernel's products through wgmma "
                      "(sm_90a)"),
       llvm::cl::init(false)};
+  Option<unsigned> mlaWgmmaKeys{
+      *this, "mla-wgmma-keys",
+      llvm::cl::desc("Cache positions of a tile of the wgmma MLA decode "
+                     "kernel (32 or 64)"),
+      llvm::cl::init(64)};
 };
 
 struct FusePipelineOptions : public PassPipelineOptions<FusePipelineOptions> {
@@ -223,9 +228,11 @@ std::string loom::cudaPtxFeatures(StringRef chip) {
       .Default("");
 }
 
-LogicalResult loom::buildCudaLoweringPipeline(
-    OpPassManager &pm, StringRef chip, StringRef format, StringRef toolkit,
-    bool libraryMatmul, bool attentionWgmma, bool mlaWgmma) {
+LogicalResult
+loom::buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
+                                StringRef format, StringRef toolkit,
+                                bool libraryMatmul, bool attentionWgmma,
+                                bool mlaWgmma, unsigned mlaWgmmaKeys) {
   std::string features = cudaPtxFeatures(chip);
   if (features.empty()) {
     llvm::errs() << "unsupported GPU '" << chip
@@ -242,6 +249,9 @@ LogicalResult loom::buildCudaLoweringPipeline(
                  << "' (isa or bin)\n";
     return failure();
   }
+  std::string mla =
+      mlaWgmma ? "{wgmma=true wgmma-keys=" + std::to_string(mlaWgmmaKeys) + "}"
+               : "";
   std::string text = kCudaLoweringPipeline;
   std::string toolkitOption =
       toolkit.empty() ? "" : " toolkit=" + toolkit.str();
@@ -253,7 +263,7 @@ LogicalResult loom::buildCudaLoweringPipeline(
                                           "half-precision=true},"
                                         : ""},
         {"%ATTENTION%", attentionWgmma ? "{wgmma=true}" : ""},
-        {"%MLA%", mlaWgmma ? "{wgmma=true}" : ""},
+        {"%MLA%", mla},
         {"%TOOLKIT%", toolkitOption}})
     text.replace(text.find(slot.str()), slot.size(), value.str());
   return addPipeline(pm, text);
@@ -287,8 +297,8 @@ void loom::registerLoomPipelines() {
       "Bufferize, map loop nests to GPU kernels and lower them to PTX or "
       "cubin (after loom-cpu-entry-abi)",
       [](OpPassManager &pm, const CudaPipelineOptions &options) {
-        (void)buildCudaLoweringPipeline(pm, options.chip, options.format,
-                                        options.toolkit, options.matmul,
-                                        options.wgmma, options.mlaWgmma);
+        (void)buildCudaLoweringPipeline(
+            pm, options.chip, options.format, options.toolkit, options.matmul,
+            options.wgmma, options.mlaWgmma, options.mlaWgmmaKeys);
       });
 }

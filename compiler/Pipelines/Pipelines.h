@@ -90,11 +90,12 @@ LogicalResult buildCpuCodegenPipeline(OpPassManager &pm);
 /// call the runtime's GEMM, which is cuBLAS for CUDA artifacts. With
 /// `attentionWgmma` (sm_90a only), the attention kernel's q k^T is a
 /// warpgroup MMA; with `mlaWgmma` (sm_90a only), so are both products of
-/// the MLA decode kernel.
+/// the MLA decode kernel (`mlaWgmmaKeys` positions a tile: 64 or 32).
 LogicalResult
 buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip, StringRef format,
                           StringRef toolkit = {}, bool libraryMatmul = true,
-                          bool attentionWgmma = false, bool mlaWgmma = false);
+                          bool attentionWgmma = false, bool mlaWgmma = false,
+                          unsigned mlaWgmmaKeys = 64);
 
 /// The PTX features that go with a chip ("+ptx80" for sm_90a), or an empty
 /// string for a chip the CUDA target does not support.

@@ -101,6 +101,11 @@ static cl::opt<std::string> wgmma(
              "q k^T; --target=cuda --sm=90a; --wgmma alone) or off"),
     cl::init("auto"), cl::ValueOptional, cl::value_desc("auto|on|off"),
     cl::cat(category));
+static cl::opt<unsigned> mlaWgmmaKeys(
+    "mla-wgmma-keys",
+    cl::desc("Cache positions of a tile of the wgmma MLA decode kernel: 64 "
+             "(two tiles in shared memory; default) or 32 (three)"),
+    cl::init(64), cl::Hidden, cl::cat(category));
 static cl::opt<std::string>
     cpuName("cpu", cl::desc("LLVM CPU name (default: the host CPU)"),
             cl::cat(category));
@@ -224,6 +229,12 @@ static int compile() {
                  << wgmma << "'\n";
     return 1;
   }
+  if (mlaWgmmaKeys != 32 && mlaWgmmaKeys != 64) {
+    llvm::errs() << "loom-compile: error: --mla-wgmma-keys must be 32 or "
+                    "64, got "
+                 << mlaWgmmaKeys << "\n";
+    return 1;
+  }
   if (wgmma == "on" && (target != "cuda" || smVersion != "90a")) {
     llvm::errs() << "loom-compile: error: --wgmma needs --target=cuda and "
                     "--sm=90a (Hopper's wgmma.mma_async)\n";
@@ -280,6 +291,7 @@ static int compile() {
     options.gpuChip = "sm_" + smVersion;
     options.cudaAttentionWgmma = wgmma == "on";
     options.cudaMlaWgmma = smVersion == "90a" && wgmma != "off";
+    options.cudaMlaWgmmaKeys = mlaWgmmaKeys;
     options.cudaBinary = cudaBinary == "ptx"     ? mlir::loom::CudaBinary::Ptx
                          : cudaBinary == "cubin" ? mlir::loom::CudaBinary::Cubin
                                                  : mlir::loom::CudaBinary::Auto;

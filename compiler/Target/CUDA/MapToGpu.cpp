@@ -429,6 +429,49 @@ struct CudaMapToGpuPass
     return launch;
   }
 
+  /// The indices of `id` in an iteration space of `counts` (the last
+  /// fastest; `total` iterations). `id` and the counts are non-negative,
+  /// so the divisions are unsigned; below 2^32 iterations (a test that is
+  /// the same for the whole grid) they are 32-bit: a 64-bit division by a
+  /// count known only at run time is a long instruction sequence, and it
+  /// dominated the generated elementwise kernels.
+  static SmallVector<Value> delinearize(OpBuilder &b, Location loc, Value id,
+                                        Value total, ArrayRef<Value> counts) {
+    int64_t rank = counts.size();
+    if (rank == 1)
+      return {id};
+    auto split = [&](Value rest, ArrayRef<Value> sizes) {
+      SmallVector<Value> out(rank);
+      for (int64_t d = rank - 1; d > 0; --d) {
+        out[d] = arith::RemUIOp::create(b, loc, rest, sizes[d]);
+        rest = arith::DivUIOp::create(b, loc, rest, sizes[d]);
+      }
+      out[0] = rest;
+      return out;
+    };
+    Value small = arith::CmpIOp::create(
+        b, loc, arith::CmpIPredicate::ult, total,
+        arith::ConstantIndexOp::create(b, loc, int64_t(1) << 32));
+    auto ifOp = scf::IfOp::create(
+        b, loc, SmallVector<Type>(rank, b.getIndexType()), small, true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    Type i32 = b.getI32Type();
+    auto narrow = [&](Value v) -> Value {
+      return arith::IndexCastUIOp::create(b, loc, i32, v);
+    };
+    SmallVector<Value> sizes;
+    for (Value c : counts)
+      sizes.push_back(narrow(c));
+    SmallVector<Value> wide;
+    for (Value v : split(narrow(id), sizes))
+      wide.push_back(arith::IndexCastUIOp::create(b, loc, b.getIndexType(), v));
+    scf::YieldOp::create(b, loc, wide);
+    b.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(b, loc, split(id, counts));
+    return SmallVector<Value>(ifOp.getResults());
+  }
+
   /// Replaces `loop` by a launch over its iteration space, flattened.
   LogicalResult mapParallel(scf::ParallelOp loop) {
     if (loop.getNumResults() != 0)
@@ -464,14 +507,9 @@ struct CudaMapToGpuPass
     b.setInsertionPointToStart(guard.thenBlock());
     // The last dimension varies fastest, so neighbouring threads touch
     // neighbouring elements of row-major buffers.
+    SmallVector<Value> indices = delinearize(b, loc, id, total, counts);
     IRMapping mapping;
-    Value rest = id;
-    for (int64_t d = counts.size() - 1; d >= 0; --d) {
-      Value index = rest;
-      if (d > 0) {
-        index = arith::RemSIOp::create(b, loc, rest, counts[d]);
-        rest = arith::DivSIOp::create(b, loc, rest, counts[d]);
-      }
+    for (auto [d, index] : llvm::enumerate(indices)) {
       Value iv = arith::AddIOp::create(
           b, loc, loop.getLowerBound()[d],
           arith::MulIOp::create(b, loc, index, loop.getStep()[d]));

@@ -60,9 +60,6 @@ constexpr int64_t kKeys = 32;
 /// Elements of padding at the end of each shared-memory row, so that the
 /// ldmatrix reads of 8 consecutive rows fall in different banks.
 constexpr int64_t kPad = 8;
-/// Cache positions of a tile of the wgmma kernel: every warpgroup scores
-/// all of them.
-constexpr int64_t kWgKeys = 64;
 /// Output columns of one wgmma of P v (N of m64nNk16).
 constexpr int64_t kWgColumns = 128;
 /// Blocks the splits aim for: two waves of a 132-multiprocessor GPU.
@@ -76,7 +73,8 @@ constexpr int64_t kMaxSharedBytes = 232448;
 
 class MlaDecodeKernel : loom::cuda::KernelBuilder {
 public:
-  MlaDecodeKernel(OpBuilder &b, fuse::MlaDecodeOp op, bool wgmma)
+  MlaDecodeKernel(OpBuilder &b, fuse::MlaDecodeOp op, bool wgmma,
+                  int64_t wgmmaKeys)
       : KernelBuilder(
             b, op.getLoc(),
             cast<ShapedType>(op.getQLat().getType()).getElementType()),
@@ -86,8 +84,13 @@ public:
     rank = q.getDimSize(3);
     rope = cast<ShapedType>(op.getQPe().getType()).getDimSize(3);
     width = rank + rope;
-    useWgmma = wgmma && wgmmaSharedBytes(width) <= kMaxSharedBytes;
-    keys = useWgmma ? kWgKeys : kKeys;
+    wgKeys = wgmmaKeys;
+    // Tiles of 64 positions fit twice next to the rows; of 32, three times.
+    stages = wgKeys == 64 ? 2 : 3;
+    useWgmma = wgmma && wgmmaSharedBytes() <= kMaxSharedBytes;
+    keys = useWgmma ? wgKeys : kKeys;
+    if (!useWgmma)
+      stages = 2;
   }
 
   /// Why the kernels cannot compile `op`, or "" when they can.
@@ -135,10 +138,10 @@ public:
   }
 
   /// Bytes of dynamic shared memory of the wgmma partial kernel: the query
-  /// rows, two cache tiles and P as core matrices, unpadded, and the row
-  /// maxima (then sums) of the two warpgroups.
-  static int64_t wgmmaSharedBytes(int64_t width) {
-    return (kRows + 2 * kWgKeys) * width * 2 + kRows * kWgKeys * 2 +
+  /// rows, the stages' cache tiles and P as core matrices, unpadded, and
+  /// the row maxima (then sums) of the two warpgroups.
+  int64_t wgmmaSharedBytes() const {
+    return (kRows + stages * wgKeys) * width * 2 + kRows * wgKeys * 2 +
            2 * kRows * 4;
   }
 
@@ -185,8 +188,7 @@ public:
                                    start, rows,        visible, perSplit};
     Value partialGrid[] = {rowBlocks, batch, splits};
     launch(module, name, "partial", partialGrid, kThreads,
-           useWgmma ? wgmmaSharedBytes(width) : sharedBytes(width),
-           partialArgs);
+           useWgmma ? wgmmaSharedBytes() : sharedBytes(width), partialArgs);
     SmallVector<Value> combineArgs{part, lse, op.getInit(), splits, rows};
     Value combineGrid[] = {rows, batch, one};
     launch(module, name, "combine", combineGrid, rank / kCombineColumns, 0,
@@ -203,9 +205,10 @@ public:
 private:
   fuse::MlaDecodeOp op;
   int64_t heads, rank, rope, width;
-  /// The partial kernel through wgmma (sm_90a), and its tile of positions.
+  /// The partial kernel through wgmma (sm_90a), its tile of positions and
+  /// the tiles in shared memory; the wgmma kernel's tile when it is used.
   bool useWgmma;
-  int64_t keys;
+  int64_t keys, stages, wgKeys;
   /// The partial kernel's thread coordinates: lane, row group, key half,
   /// mma row (g) and column pair (t), and the ldmatrix lane pointers.
   Value tid, lane, group, half, g, t, lr, lm1, lm2;
@@ -301,10 +304,10 @@ private:
       // Core matrices, [rows / 8][width / 8][8 x 8], 16-byte aligned.
       int64_t offset = kRows * width * 2;
       qs = sharedView(base, 0, {kRows / 8, width / 8, 64}, elem);
-      ks = sharedView(base, offset, {2, kWgKeys / 8, width / 8, 64}, elem);
-      offset += 2 * kWgKeys * width * 2;
-      ps = sharedView(base, offset, {kRows / 8, kWgKeys / 8, 64}, elem);
-      offset += kRows * kWgKeys * 2;
+      ks = sharedView(base, offset, {stages, wgKeys / 8, width / 8, 64}, elem);
+      offset += stages * wgKeys * width * 2;
+      ps = sharedView(base, offset, {kRows / 8, wgKeys / 8, 64}, elem);
+      offset += kRows * wgKeys * 2;
       exchange = sharedView(base, offset, {2, kRows}, f32);
     } else {
       int64_t pitch = (width + kPad) * 2;
@@ -369,8 +372,12 @@ private:
       copyRows(kvView, keys, rank, ks, {buffer}, 0, keyRow);
       copyRows(peView, keys, rope, ks, {buffer}, rank, keyRow);
     };
-    when(less(constant(0), tileCount), [&] { issueTile(k0, constant(0)); });
-    NVVM::CpAsyncCommitGroupOp::create(b, loc);
+    // The first stages - 1 tiles go ahead, one commit group each.
+    for (int64_t p = 0; p + 1 < stages; ++p) {
+      when(less(constant(p), tileCount),
+           [&] { issueTile(add(k0, constant(p * keys)), constant(p)); });
+      NVVM::CpAsyncCommitGroupOp::create(b, loc);
+    }
 
     // State: the accumulators (rank / 2 columns of 16 rows: rank / 16
     // tiles of 4), the running maximum and sum of the thread's two rows.
@@ -385,15 +392,19 @@ private:
     SmallVector<Value> state = loop(
         constant(0), tileCount, constant(1), init, [&](Value i, ValueRange s) {
           Value n0 = add(k0, mul(i, constant(keys)));
-          Value buffer = rem(i, 2);
-          NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
+          Value buffer = rem(i, stages);
+          // Tile i has landed; the stages - 2 after it may be in flight.
+          NVVM::CpAsyncWaitGroupOp::create(b, loc, stages - 2);
           // wgmma reads the tile through the asynchronous proxy.
           if (useWgmma)
             fenceProxyAsync();
           gpu::BarrierOp::create(b, loc);
-          Value next = add(i, constant(1));
-          when(less(next, tileCount),
-               [&] { issueTile(add(n0, constant(keys)), rem(next, 2)); });
+          // The buffer of tile i - 1, which every warp is done with.
+          Value next = add(i, constant(stages - 1));
+          when(less(next, tileCount), [&] {
+            issueTile(add(n0, constant((stages - 1) * keys)),
+                      rem(next, stages));
+          });
           NVVM::CpAsyncCommitGroupOp::create(b, loc);
           Value row = add(row0, localRow);
           return useWgmma
@@ -515,7 +526,7 @@ private:
     return {m, l};
   }
 
-  /// One tile of kWgKeys cache positions at `n0` (in shared buffer
+  /// One tile of wgKeys cache positions at `n0` (in shared buffer
   /// `buffer`) through wgmma. Warpgroup h scores the 64 rows against keys
   /// [32h, 32h + 32) of the tile (Q and K both from shared memory,
   /// K-major); the two exchange their row maxima and write P to shared
@@ -526,7 +537,7 @@ private:
                                Value k1, Value start, Value row, Value localRow,
                                double scale2) {
     int64_t accumulators = rank / 4;
-    constexpr int64_t keysOwn = kWgKeys / 2;
+    int64_t keysOwn = wgKeys / 2;
     // Bytes from one group of 8 rows (or keys) to the next.
     int64_t rowBytes = width / 8 * 128;
     auto pointer = [&](Value v) -> Value {
@@ -534,7 +545,7 @@ private:
     };
     Value qAddr = pointer(qs);
     Value kAddr =
-        add(pointer(ks), mul(buffer, constant(kWgKeys / 8 * rowBytes)));
+        add(pointer(ks), mul(buffer, constant(wgKeys / 8 * rowBytes)));
     Value ownKeys = add(kAddr, mul(half, constant(keysOwn / 8 * rowBytes)));
     // S: 64 rows x 32 keys over the C + R columns, 16 at a time.
     wgmmaFence();
@@ -573,9 +584,9 @@ private:
     Value pAddr = pointer(ps);
     Value vAddr = add(kAddr, mul(half, constant(rank / 2 / 8 * 128)));
     wgmmaFence();
-    for (int64_t kk = 0; kk < kWgKeys / 16; ++kk) {
+    for (int64_t kk = 0; kk < wgKeys / 16; ++kk) {
       Value pDesc =
-          descriptor(add(pAddr, constant(256 * kk)), 128, kWgKeys / 8 * 128);
+          descriptor(add(pAddr, constant(256 * kk)), 128, wgKeys / 8 * 128);
       for (int64_t c0 = 0; c0 < rank / 2; c0 += kWgColumns) {
         int64_t n = std::min(kWgColumns, rank / 2 - c0);
         Value desc =
@@ -749,8 +760,15 @@ struct CudaMlaDecodePass
   using Base::Base;
 
   void runOnOperation() override {
+    if (wgmmaKeys != 32 && wgmmaKeys != 64) {
+      getOperation().emitError()
+          << "loom-cuda-mla-decode: wgmma-keys must be 32 or 64, got "
+          << unsigned(wgmmaKeys);
+      return signalPassFailure();
+    }
     if (failed(loom::cuda::buildKernels<MlaDecodeKernel, fuse::MlaDecodeOp>(
-            getOperation(), "loom_mla_decode", bool(wgmma))))
+            getOperation(), "loom_mla_decode", bool(wgmma),
+            int64_t(wgmmaKeys))))
       signalPassFailure();
   }
 };

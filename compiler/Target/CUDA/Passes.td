@@ -152,6 +152,9 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
   let options = [
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
            "the partial kernel through wgmma.mma_async (sm_90a)">,
+    Option<"wgmmaKeys", "wgmma-keys", "unsigned", /*default=*/"64",
+           "cache positions of a tile of the wgmma kernel: 64 (two tiles "
+           "in shared memory) or 32 (three)">,
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect",
                            "::mlir::scf::SCFDialect",

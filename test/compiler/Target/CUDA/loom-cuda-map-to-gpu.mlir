@@ -20,8 +20,15 @@
 // CHECK: %[[T2:.*]] = gpu.launch async [%[[T1]]] blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[BLOCKS]], %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) threads(%[[TX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[C256]]
 // CHECK: %[[ID:.*]] = arith.addi
 // CHECK: arith.cmpi slt, %[[ID]], %[[TOTAL]]
-// CHECK: arith.remsi %[[ID]], %{{.*}}
-// CHECK: arith.divsi %[[ID]], %{{.*}}
+// The indices: unsigned divisions, in 32 bits below 2^32 iterations.
+// CHECK: %[[SMALL:.*]] = arith.cmpi ult, %[[TOTAL]], %c4294967296
+// CHECK: scf.if %[[SMALL]] -> (index, index)
+// CHECK: %[[ID32:.*]] = arith.index_castui %[[ID]] : index to i32
+// CHECK: arith.remui %[[ID32]], %{{.*}} : i32
+// CHECK: arith.divui %[[ID32]], %{{.*}} : i32
+// CHECK: } else {
+// CHECK: arith.remui %[[ID]], %{{.*}} : index
+// CHECK: arith.divui %[[ID]], %{{.*}} : index
 // CHECK: memref.load %[[IN]]
 // CHECK: memref.store %{{.*}}, %[[TMP]]
 // CHECK: gpu.terminator
