@@ -221,8 +221,11 @@ static int compile() {
                  << "' (cpu or cuda)\n";
     return 1;
   }
-  if (wgmma.empty())
+  // --wgmma alone, and the boolean spellings of the flag it once was.
+  if (wgmma.empty() || wgmma == "true")
     wgmma = "on";
+  else if (wgmma == "false")
+    wgmma = "off";
   if (wgmma != "auto" && wgmma != "on" && wgmma != "off") {
     llvm::errs() << "loom-compile: error: --wgmma must be auto, on or off, "
                     "got '"

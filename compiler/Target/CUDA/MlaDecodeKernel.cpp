@@ -20,11 +20,13 @@
 //     merges the splits with their log-sum-exps.
 //
 // With `wgmma` (sm_90a), the partial kernel's 8 warps are two warpgroups
-// and its tiles 64 positions; the rows, the tiles and P are unpadded core
-// matrices of wgmma descriptors. Warpgroup h scores keys [32h, 32h + 32)
-// of a tile for all 64 rows (both operands from shared memory), the two
-// exchange their row maxima, write P to shared memory, and each adds P
-// times its half of the latent columns (the tile read MN-major as V).
+// and its tiles 64 positions, two of them in shared memory (or 32, three
+// of them: `wgmma-keys`, and where 64 do not fit); the rows, the tiles and
+// P are unpadded core matrices of wgmma descriptors. Warpgroup h scores
+// the second or first half of a tile's keys for all 64 rows (both
+// operands from shared memory), the two exchange their row maxima, write
+// P to shared memory, and each adds P times its half of the latent
+// columns (the tile read MN-major as V).
 //
 // The number of splits is chosen on the host from the batch, the rows and
 // the visible length, for about kTargetBlocks blocks.
@@ -84,10 +86,14 @@ public:
     rank = q.getDimSize(3);
     rope = cast<ShapedType>(op.getQPe().getType()).getDimSize(3);
     width = rank + rope;
-    wgKeys = wgmmaKeys;
-    // Tiles of 64 positions fit twice next to the rows; of 32, three times.
-    stages = wgKeys == 64 ? 2 : 3;
-    useWgmma = wgmma && wgmmaSharedBytes() <= kMaxSharedBytes;
+    // Tiles of 64 positions fit twice next to the rows; of 32, three
+    // times. Where 64 do not fit, 32 may; else the mma.sync kernel.
+    auto choose = [&](int64_t tile) {
+      wgKeys = tile;
+      stages = tile == 64 ? 2 : 3;
+      return wgmmaSharedBytes() <= kMaxSharedBytes;
+    };
+    useWgmma = wgmma && (choose(wgmmaKeys) || choose(32));
     keys = useWgmma ? wgKeys : kKeys;
     if (!useWgmma)
       stages = 2;
@@ -212,8 +218,8 @@ private:
   /// The partial kernel's thread coordinates: lane, row group, key half,
   /// mma row (g) and column pair (t), and the ldmatrix lane pointers.
   Value tid, lane, group, half, g, t, lr, lm1, lm2;
-  /// Its shared memory: the query rows, two cache tiles, P, and the row
-  /// maxima (then sums) of the two halves.
+  /// Its shared memory: the query rows, the stages' cache tiles, P, and
+  /// the row maxima (then sums) of the two halves.
   Value qs, ks, ps, exchange;
 
   gpu::GPUFuncOp kernelFunc(StringRef name, TypeRange types, int64_t threads) {
@@ -547,7 +553,7 @@ private:
     Value kAddr =
         add(pointer(ks), mul(buffer, constant(wgKeys / 8 * rowBytes)));
     Value ownKeys = add(kAddr, mul(half, constant(keysOwn / 8 * rowBytes)));
-    // S: 64 rows x 32 keys over the C + R columns, 16 at a time.
+    // S: 64 rows x keysOwn keys over the C + R columns, 16 at a time.
     wgmmaFence();
     SmallVector<Value> s;
     for (int64_t kk = 0; kk < width / 16; ++kk)
@@ -577,10 +583,10 @@ private:
     // wgmma reads P through the asynchronous proxy.
     fenceProxyAsync();
     gpu::BarrierOp::create(b, loc);
-    // O += P v: A is P (K-major: 128 bytes between chunks of 8 keys, 1024
-    // between groups of 8 rows), 16 keys at a time; B is the warpgroup's
-    // columns of the tile, MN-major (16 bytes along the columns, rows of
-    // keys), up to kWgColumns at a time.
+    // O += P v: A is P (K-major: 128 bytes between chunks of 8 keys,
+    // wgKeys * 16 between groups of 8 rows), 16 keys at a time; B is the
+    // warpgroup's columns of the tile, MN-major (16 bytes along the
+    // columns, rows of keys), up to kWgColumns at a time.
     Value pAddr = pointer(ps);
     Value vAddr = add(kAddr, mul(half, constant(rank / 2 / 8 * 128)));
     wgmmaFence();

@@ -146,8 +146,10 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
     keys [32h, 32h + 32) with `wgmma.mma_async` m64n32k16 (both operands
     K-major from shared memory); the two exchange their row maxima and
     write P to shared memory; each adds P times its half of the latent
-    columns with m64n128k16, the same tile read MN-major as V. Where the
-    tiles do not fit in shared memory, the mma.sync kernel is used.
+    columns with m64n128k16, the same tile read MN-major as V. With
+    `wgmma-keys=32`, or where tiles of 64 do not fit in shared memory, the
+    tiles are 32 positions, three of them in shared memory; where those do
+    not fit either, the mma.sync kernel is used.
   }];
   let options = [
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",

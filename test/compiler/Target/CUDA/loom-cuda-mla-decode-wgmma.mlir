@@ -98,19 +98,38 @@ func.func @v3(%ql: memref<?x1x128x512xf16>, %qp: memref<?x1x128x64xf16>,
 
 // -----
 
-// Where the tiles of 64 positions do not fit in shared memory (rope 128:
-// 245760 bytes), the mma.sync kernel.
+// Where tiles of 64 positions do not fit in shared memory (rope 128:
+// 254464 bytes), tiles of 32 in three stages do (209408 bytes).
 // CHECK-LABEL: func.func @wide
 // CHECK: arith.ceildivsi %{{.*}}, %c32
-// CHECK: loom.cuda.launch_shared = 171520 : index
-// CHECK-NOT: wgmma
-// CHECK: nvvm.mma.sync
-// CHECK-NOT: wgmma
+// CHECK: loom.cuda.launch_shared = 209408 : index
+// CHECK: nvvm.cp.async.wait.group 1
+// CHECK: wgmma.mma_async.sync.aligned.m64n16k16
+// CHECK-NOT: nvvm.mma.sync
 func.func @wide(%ql: memref<1x1x16x512xbf16>, %qp: memref<1x1x16x128xbf16>,
                 %kv: memref<1x256x512xbf16>, %pe: memref<1x256x128xbf16>,
                 %pos: i64, %o: memref<1x1x16x512xbf16>) {
   fuse.mla_decode %ql, %qp, %kv, %pe, %pos outs(%o) {scale = 0.1 : f64}
       : memref<1x1x16x512xbf16>, memref<1x1x16x128xbf16>, memref<1x256x512xbf16>,
         memref<1x256x128xbf16>, memref<1x1x16x512xbf16>
+  return
+}
+
+// -----
+
+// Where neither fits (rope 256: 245760 bytes with tiles of 32), the
+// mma.sync kernel (204288 bytes).
+// CHECK-LABEL: func.func @wider
+// CHECK: arith.ceildivsi %{{.*}}, %c32
+// CHECK: loom.cuda.launch_shared = 204288 : index
+// CHECK-NOT: wgmma
+// CHECK: nvvm.mma.sync
+// CHECK-NOT: wgmma
+func.func @wider(%ql: memref<1x1x16x512xbf16>, %qp: memref<1x1x16x256xbf16>,
+                 %kv: memref<1x256x512xbf16>, %pe: memref<1x256x256xbf16>,
+                 %pos: i64, %o: memref<1x1x16x512xbf16>) {
+  fuse.mla_decode %ql, %qp, %kv, %pe, %pos outs(%o) {scale = 0.1 : f64}
+      : memref<1x1x16x512xbf16>, memref<1x1x16x256xbf16>, memref<1x256x512xbf16>,
+        memref<1x256x256xbf16>, memref<1x1x16x512xbf16>
   return
 }
