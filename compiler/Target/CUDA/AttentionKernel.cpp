@@ -583,8 +583,7 @@ private:
       for (int64_t nt = 0; nt < kKeys / 8; ++nt)
         mx = fmax(mx, fmax(s[nt][2 * half], s[nt][2 * half + 1]));
       // The four threads of a row hold its 64 scores between them.
-      mx = fmax(mx, shuffleXor(mx, 1));
-      mx = fmax(mx, shuffleXor(mx, 2));
+      mx = quad(mx, [&](Value x, Value y) { return fmax(x, y); });
       Value mNew = fmax(m[half], mx);
       Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
                                          mNew, minusInf);
@@ -640,8 +639,7 @@ private:
     Value minusInf = floatConstant(-std::numeric_limits<double>::infinity());
     for (int64_t half = 0; half < 2; ++half) {
       Value l = state[dv / 2 + 2 + half];
-      l = fadd(l, shuffleXor(l, 1));
-      l = fadd(l, shuffleXor(l, 2));
+      l = quad(l, [&](Value x, Value y) { return fadd(x, y); });
       Value m = state[dv / 2 + half];
       Value empty = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, l,
                                           floatConstant(0.0));

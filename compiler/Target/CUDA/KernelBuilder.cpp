@@ -154,14 +154,15 @@ void KernelBuilder::asmStatement(StringRef text) {
 }
 
 Value KernelBuilder::sharedAddress(Value buffer) {
-  Value pointer =
-      memref::ExtractAlignedPointerAsIndexOp::create(b, loc, buffer);
-  return arith::IndexCastOp::create(b, loc, b.getI64Type(), pointer);
+  return arith::IndexCastOp::create(b, loc, b.getI64Type(),
+                                    sharedPointer(buffer));
 }
 
 Value KernelBuilder::wgmmaDescriptor(Value address, int64_t leading,
                                      int64_t stride) {
   Type i64 = b.getI64Type();
+  if (address.getType().isIndex())
+    address = arith::IndexCastOp::create(b, loc, i64, address);
   auto c = [&](int64_t v) {
     return arith::ConstantIntOp::create(b, loc, i64, v).getResult();
   };

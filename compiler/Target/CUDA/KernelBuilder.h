@@ -95,6 +95,11 @@ protected:
     return gpu::ShuffleOp::create(b, loc, x, offset, 32, gpu::ShuffleMode::XOR)
         .getShuffleResult();
   }
+  /// `combine` of x over the four threads of an mma row (lanes 4g..4g+3).
+  Value quad(Value x, function_ref<Value(Value, Value)> combine) {
+    x = combine(x, shuffleXor(x, 1));
+    return combine(x, shuffleXor(x, 2));
+  }
 
   /// Two elements as one mma operand register: an i32 for bf16, a
   /// vector<2xf16> for f16.
@@ -136,9 +141,14 @@ protected:
   /// The descriptor of a wgmma operand without swizzling at byte `address`
   /// of shared memory: core matrices of 8 x 16 bytes (the 16 bytes along K
   /// for a K-major operand, along M/N for an MN-major one), `leading` bytes
-  /// apart along K and `stride` bytes apart along M/N.
+  /// apart along K and `stride` bytes apart along M/N. `address` is an
+  /// index or an i64.
   Value wgmmaDescriptor(Value address, int64_t leading, int64_t stride);
-  /// The shared-memory byte address of `buffer`'s first element, as i64.
+  /// The shared-memory byte address of `buffer`'s first element, as an
+  /// index (sharedPointer) or an i64 (sharedAddress).
+  Value sharedPointer(Value buffer) {
+    return memref::ExtractAlignedPointerAsIndexOp::create(b, loc, buffer);
+  }
   Value sharedAddress(Value buffer);
   /// An inline-asm statement with side effects and no operands.
   void asmStatement(StringRef text);

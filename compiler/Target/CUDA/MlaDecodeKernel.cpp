@@ -456,19 +456,6 @@ private:
     }
   }
 
-  /// `combine` of x over the four threads of an mma row (lanes 4g..4g+3).
-  Value quad(Value x, function_ref<Value(Value, Value)> combine) {
-    x = combine(x, shuffleXor(x, 1));
-    return combine(x, shuffleXor(x, 2));
-  }
-
-  /// The wgmma descriptor of the core matrices at shared byte `address`.
-  Value descriptor(Value address, int64_t leading, int64_t stride) {
-    return wgmmaDescriptor(
-        arith::IndexCastOp::create(b, loc, b.getI64Type(), address), leading,
-        stride);
-  }
-
   /// The online softmax of a tile for the thread's scores `s`, in the
   /// accumulators' layout: s[4j + e] is row `row` + 8 (e / 2) and key
   /// `key0` + 8j + e % 2. Masks the keys a row does not see, scales, takes
@@ -546,20 +533,18 @@ private:
     int64_t keysOwn = wgKeys / 2;
     // Bytes from one group of 8 rows (or keys) to the next.
     int64_t rowBytes = width / 8 * 128;
-    auto pointer = [&](Value v) -> Value {
-      return memref::ExtractAlignedPointerAsIndexOp::create(b, loc, v);
-    };
-    Value qAddr = pointer(qs);
+    Value qAddr = sharedPointer(qs);
     Value kAddr =
-        add(pointer(ks), mul(buffer, constant(wgKeys / 8 * rowBytes)));
+        add(sharedPointer(ks), mul(buffer, constant(wgKeys / 8 * rowBytes)));
     Value ownKeys = add(kAddr, mul(half, constant(keysOwn / 8 * rowBytes)));
     // S: 64 rows x keysOwn keys over the C + R columns, 16 at a time.
     wgmmaFence();
     SmallVector<Value> s;
     for (int64_t kk = 0; kk < width / 16; ++kk)
       s = wgmmaShared(
-          keysOwn, s, descriptor(add(qAddr, constant(256 * kk)), 128, rowBytes),
-          descriptor(add(ownKeys, constant(256 * kk)), 128, rowBytes));
+          keysOwn, s,
+          wgmmaDescriptor(add(qAddr, constant(256 * kk)), 128, rowBytes),
+          wgmmaDescriptor(add(ownKeys, constant(256 * kk)), 128, rowBytes));
     s = wgmmaCommitAndWait(s);
 
     SmallVector<Value> out(state.begin(), state.begin() + accumulators);
@@ -587,17 +572,17 @@ private:
     // wgKeys * 16 between groups of 8 rows), 16 keys at a time; B is the
     // warpgroup's columns of the tile, MN-major (16 bytes along the
     // columns, rows of keys), up to kWgColumns at a time.
-    Value pAddr = pointer(ps);
+    Value pAddr = sharedPointer(ps);
     Value vAddr = add(kAddr, mul(half, constant(rank / 2 / 8 * 128)));
     wgmmaFence();
     for (int64_t kk = 0; kk < wgKeys / 16; ++kk) {
-      Value pDesc =
-          descriptor(add(pAddr, constant(256 * kk)), 128, wgKeys / 8 * 128);
+      Value pDesc = wgmmaDescriptor(add(pAddr, constant(256 * kk)), 128,
+                                    wgKeys / 8 * 128);
       for (int64_t c0 = 0; c0 < rank / 2; c0 += kWgColumns) {
         int64_t n = std::min(kWgColumns, rank / 2 - c0);
-        Value desc =
-            descriptor(add(vAddr, constant(2 * kk * rowBytes + c0 / 8 * 128)),
-                       rowBytes, 128);
+        Value desc = wgmmaDescriptor(
+            add(vAddr, constant(2 * kk * rowBytes + c0 / 8 * 128)), rowBytes,
+            128);
         SmallVector<Value> acc =
             wgmmaShared(n, ArrayRef<Value>(out).slice(c0 / 2, n / 2), pDesc,
                         desc, /*transposeB=*/true);
