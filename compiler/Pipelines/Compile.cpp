@@ -274,9 +274,9 @@ LogicalResult loom::compileModule(ModuleOp module,
     return success();
   }
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
-        return buildFusePipeline(pm, options.mla, options.attention,
-                                 options.logprob,
-                                 options.target == Target::Cuda);
+        return buildFusePipeline(
+            pm, options.mla, options.attention, options.logprob,
+            options.target == Target::Cuda, options.logprobRows);
       })))
     return failure();
   if (options.stopAfter == CompileStage::Fuse) {

@@ -54,6 +54,8 @@ struct CompileOptions {
   /// How `loom.token_logprob` and its backward with an lm-head are
   /// compiled.
   LogprobMode logprob = LogprobMode::Fused;
+  /// Tokens per block of the single-pass lm-head loss (0: the default).
+  int64_t logprobRows = 0;
   /// Version string recorded in the manifest.
   std::string compilerVersion = "loom";
   /// Applies pass-manager command-line options (--mlir-print-ir-*, timing).

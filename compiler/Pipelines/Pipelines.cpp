@@ -139,11 +139,19 @@ struct FusePipelineOptions : public PassPipelineOptions<FusePipelineOptions> {
       llvm::cl::init(LogprobMode::Fused),
       llvm::cl::values(
           clEnumValN(LogprobMode::Fused, "fused",
-                     "vocabulary-chunked fuse.token_logprob kernels"),
+                     "fuse.token_logprob kernels, in one pass over blocks "
+                     "of tokens where the loss allows"),
+          clEnumValN(LogprobMode::TwoPass, "two-pass",
+                     "vocabulary-chunked forward and backward kernels"),
           clEnumValN(LogprobMode::Unfused, "unfused",
                      "linalg lowering that materializes the logits"),
           clEnumValN(LogprobMode::Chunked, "chunked",
                      "fused, compiled as the CUDA target does"))};
+  Option<int64_t> logprobRows{
+      *this, "logprob-rows",
+      llvm::cl::desc("Tokens per block of the single-pass lm-head loss (0: "
+                     "the default)"),
+      llvm::cl::init(0)};
 };
 } // namespace
 
@@ -169,8 +177,8 @@ LogicalResult loom::buildGraphPipeline(OpPassManager &pm) {
 
 LogicalResult loom::buildFusePipeline(OpPassManager &pm, MlaMode mla,
                                       AttentionMode attention,
-                                      LogprobMode logprob,
-                                      bool gpu) {
+                                      LogprobMode logprob, bool gpu,
+                                      int64_t logprobRows) {
   if (attention != AttentionMode::Unfused && gpu)
     pm.addPass(fuse::createAttentionFusePass(
         {/*gpuKernelOnly=*/attention == AttentionMode::Auto}));
@@ -186,6 +194,10 @@ LogicalResult loom::buildFusePipeline(OpPassManager &pm, MlaMode mla,
   pm.addPass(createPromoteLowPrecisionPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  if (logprob == LogprobMode::Fused && !gpu) {
+    pm.addPass(fuse::createTokenLogprobRowsPass({logprobRows}));
+    pm.addPass(createCanonicalizerPass());
+  }
   return success();
 }
 
@@ -284,7 +296,8 @@ void loom::registerLoomPipelines() {
       "expand the rest",
       [](OpPassManager &pm, const FusePipelineOptions &options) {
         (void)buildFusePipeline(pm, options.mla, options.attention,
-                                options.logprob);
+                                options.logprob, /*gpu=*/false,
+                                options.logprobRows);
       });
   PassPipelineRegistration<>(
       "loom-to-linalg", "Lower the loom dialect to linalg and fuse",

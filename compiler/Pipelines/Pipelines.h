@@ -39,8 +39,14 @@ enum class AttentionMode {
 /// How the lm-head forms of `loom.token_logprob` and its backward are
 /// compiled.
 enum class LogprobMode {
-  /// Vocabulary-chunked `fuse.token_logprob(_grad)` kernels (default).
+  /// `fuse.token_logprob(_grad)` kernels (default); on the CPU, where the
+  /// loss's gradient of the log-probs is computed token by token, one loop
+  /// over blocks of tokens (`loom-fuse-token-logprob-rows`), else the
+  /// vocabulary-chunked forward and backward.
   Fused,
+  /// The vocabulary-chunked forward and backward kernels only (the backward
+  /// computes the products with the lm head again).
+  TwoPass,
   /// Left to the linalg lowering: the logits are materialized.
   Unfused,
   /// Fused, and on the CPU compiled as the CUDA target compiles it (a loop
@@ -50,10 +56,12 @@ enum class LogprobMode {
 };
 
 /// Graph passes that form fused kernels: `loom-fuse-attention` (Fused
-/// only), `loom-fuse-token-logprob` (Fused only), `loom-mla-absorb` (Absorb
-/// only), then `loom-mla-expand` for what is left, clean-up. Registered as
-/// `loom-fuse` with the options `mla=absorb|naive`,
-/// `attention=fused|unfused|auto` and `logprob=fused|unfused|chunked`. With `gpu`
+/// only), `loom-fuse-token-logprob` (all but Unfused), `loom-mla-absorb`
+/// (Absorb only), then `loom-mla-expand` for what is left, clean-up, and
+/// `loom-fuse-token-logprob-rows` (Fused without `gpu`; blocks of
+/// `logprobRows` tokens, 0 for its default). Registered as `loom-fuse` with
+/// the options `mla=absorb|naive`, `attention=fused|unfused|auto`,
+/// `logprob=fused|two-pass|unfused|chunked` and `logprob-rows`. With `gpu`
 /// (the CUDA target, whose attention kernel reads f16 and bf16 and
 /// accumulates in f32 itself) attention is fused before
 /// `loom-promote-low-precision`, so that it keeps its element type, and
@@ -61,7 +69,7 @@ enum class LogprobMode {
 LogicalResult buildFusePipeline(OpPassManager &pm, MlaMode mla,
                                 AttentionMode attention = AttentionMode::Fused,
                                 LogprobMode logprob = LogprobMode::Fused,
-                                bool gpu = false);
+                                bool gpu = false, int64_t logprobRows = 0);
 
 /// `loom` to linalg on tensors plus elementwise fusion. Registered as
 /// `loom-to-linalg`.

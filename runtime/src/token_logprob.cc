@@ -3,7 +3,9 @@
 // This file implements the host functions loom_rt_token_logprob_f32 and
 // loom_rt_token_logprob_grad_f32: the log-probability of each token's id
 // under an lm-head, and its backward, without the [N, V] logits ever
-// existing in memory.
+// existing in memory; and loom_rt_token_logprob_rows_f32 and
+// loom_rt_token_logprob_rows_grad_f32, a block of tokens of the single-pass
+// form (the last section).
 //
 // Both walk the vocabulary in chunks of C rows of the weight. Per chunk, one
 // GEMM (loom_rt_matmul_f32, so oneDNN's sgemm when the runtime has it, else
@@ -33,9 +35,9 @@
 // Caller errors are reported in the numbers, never by reading out of bounds:
 // a token whose id is outside [0, V) gets logp = NaN (its lse is still
 // computed) and, in the backward when its g is not 0, a NaN row of dlogits
-// (so the gradients it reaches are NaN); a temperature that is not > 0 makes every output NaN; a
-// scratch allocation that fails does the same. The forward's lse may be NULL
-// when only logp is wanted.
+// (so the gradients it reaches are NaN); a temperature that is not > 0 makes
+// every output NaN; a scratch allocation that fails does the same. The
+// forward's lse may be NULL when only logp is wanted.
 //
 //===----------------------------------------------------------------------===//
 
@@ -459,5 +461,234 @@ extern "C" void loom_rt_token_logprob_grad_f32(
     for (int64_t j = 0; j < d; ++j)
       dst[j * grad_hidden->strides[1]] = gradCopy.p[k * d + j];
     ++k;
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Blocks of tokens over the whole vocabulary (the single-pass loss)
+//===----------------------------------------------------------------------===//
+//
+// loom_rt_token_logprob_rows_f32 and loom_rt_token_logprob_rows_grad_f32 are
+// the two halves of one step of a loop over blocks of c tokens that the
+// compiler generates (loom-fuse-token-logprob-rows) when the loss's gradient
+// of each log-prob reads that log-prob only: one GEMM writes the block's
+// products with the whole lm head into the caller's scratch [R, V]; a pass
+// per row gives its log-sum-exp and log-prob; the generated code computes g
+// from them; then the rows become dlogits in place and two GEMMs give the
+// block's grad_hidden rows and add its share of grad_weight. Three products
+// of the lm head per token, against four for the vocabulary-chunked pair
+// above, whose backward computes them again.
+
+namespace {
+
+/// The forward's per-row step over whole rows of the scratch.
+struct RowsForwardJob {
+  const float *scratch;
+  int64_t ld, n0, V;
+  Vec<const int64_t> ids;
+  Vec<float> logp, lse;
+  float scale2, invT;
+};
+
+LOOM_INLINE void rowsForward(RowsForwardJob *job, int64_t begin, int64_t end) {
+  for (int64_t r = begin; r < end; ++r) {
+    const float *row = job->scratch + r * job->ld;
+    int64_t n = job->n0 + r;
+    float top = rowMax(row, job->V) * job->scale2;
+    float l =
+        top == kNegInf
+            ? kNegInf
+            : (top + std::log2(rowExpSum(row, job->V, job->scale2, top))) *
+                  kLn2;
+    job->lse[n] = l;
+    int64_t id = job->ids[n];
+    job->logp[n] = id >= 0 && id < job->V ? row[id] * job->invT - l : kNaN;
+  }
+}
+
+/// The backward's per-row step: the rows of active tokens (g != 0) become
+/// dlogits in place; the others are left as they are.
+struct RowsBackwardJob {
+  float *scratch;
+  int64_t ld, n0, V;
+  Vec<const int64_t> ids;
+  Vec<const float> g, lse;
+  float scale2, invT;
+};
+
+LOOM_INLINE void rowsBackward(RowsBackwardJob *job, int64_t begin,
+                              int64_t end) {
+  for (int64_t r = begin; r < end; ++r) {
+    int64_t n = job->n0 + r;
+    float gn = job->g[n];
+    if (gn == 0.0f)
+      continue;
+    float *row = job->scratch + r * job->ld;
+    int64_t id = job->ids[n];
+    if (id < 0 || id >= job->V) {
+      std::fill(row, row + job->V, kNaN);
+      continue;
+    }
+    float a = gn * job->invT;
+    rowNegExp(row, job->V, job->scale2, job->lse[n] * kLog2e, a);
+    row[id] += a;
+  }
+}
+
+LOOM_TARGET_AVX2 void rowsForwardAvx2(void *ctx, int64_t begin, int64_t end) {
+  rowsForward(static_cast<RowsForwardJob *>(ctx), begin, end);
+}
+void rowsForwardGeneric(void *ctx, int64_t begin, int64_t end) {
+  rowsForward(static_cast<RowsForwardJob *>(ctx), begin, end);
+}
+LOOM_TARGET_AVX2 void rowsBackwardAvx2(void *ctx, int64_t begin, int64_t end) {
+  rowsBackward(static_cast<RowsBackwardJob *>(ctx), begin, end);
+}
+void rowsBackwardGeneric(void *ctx, int64_t begin, int64_t end) {
+  rowsBackward(static_cast<RowsBackwardJob *>(ctx), begin, end);
+}
+
+/// The block's token count: min(R, N - offset), 0 when offset is outside
+/// [0, N).
+int64_t blockRows(const loom_memref_2d_t *hidden,
+                  const loom_memref_2d_t *scratch, int64_t offset) {
+  int64_t N = hidden->sizes[0];
+  if (offset < 0 || offset >= N)
+    return 0;
+  return std::max<int64_t>(0, std::min(scratch->sizes[0], N - offset));
+}
+
+/// Sets rows [r0, r0 + c) of a rank-2 memref to `value`.
+void fillRows(loom_memref_2d_t *m, int64_t r0, int64_t c, float value) {
+  loom_memref_2d_t r = rows(m, r0, c);
+  fill(&r, value);
+}
+
+} // namespace
+
+extern "C" void loom_rt_token_logprob_rows_f32(
+    const loom_memref_2d_t *hidden, const loom_memref_2d_t *weight,
+    const loom_memref_1d_t *ids, loom_memref_1d_t *logp, loom_memref_1d_t *lse,
+    loom_memref_2d_t *scratch, int64_t offset, float temperature) {
+  int64_t c = blockRows(hidden, scratch, offset);
+  if (c == 0)
+    return;
+  int64_t V = weight->sizes[0], d = hidden->sizes[1];
+  RowsForwardJob job;
+  job.logp = vec<float>(logp);
+  job.lse = vec<float>(lse);
+  if (!(temperature > 0) || (V > 0 && scratch->strides[1] != 1)) {
+    for (int64_t n = offset; n < offset + c; ++n)
+      job.logp[n] = job.lse[n] = kNaN;
+    return;
+  }
+  float *base = static_cast<float *>(scratch->aligned) + scratch->offset;
+  loom_memref_2d_t s = rows(scratch, 0, c);
+  if (d == 0 || V == 0) {
+    fill(&s, 0.0f);
+  } else {
+    loom_memref_2d_t h = rows(hidden, offset, c);
+    loom_rt_matmul_f32(&h, weight, &s, LOOM_MATMUL_TRANSPOSE_B);
+  }
+  job.scratch = base;
+  job.ld = scratch->strides[0];
+  job.n0 = offset;
+  job.V = V;
+  job.ids = vec<const int64_t>(ids);
+  job.invT = 1.0f / temperature;
+  job.scale2 = kLog2e / temperature;
+  static const RowFn fn =
+      cpuHasAvx2Fma() ? rowsForwardAvx2 : rowsForwardGeneric;
+  loom_rt_parallel_for(fn, &job, c);
+}
+
+extern "C" void loom_rt_token_logprob_rows_grad_f32(
+    const loom_memref_2d_t *hidden, const loom_memref_2d_t *weight,
+    const loom_memref_1d_t *ids, const loom_memref_1d_t *lse,
+    const loom_memref_1d_t *g, loom_memref_2d_t *grad_hidden,
+    loom_memref_2d_t *grad_weight, loom_memref_2d_t *scratch, int64_t offset,
+    float temperature) {
+  int64_t c = blockRows(hidden, scratch, offset);
+  int64_t V = weight->sizes[0], d = hidden->sizes[1];
+  bool first = offset == 0;
+  if (c == 0) {
+    if (first)
+      fill(grad_weight, 0.0f);
+    return;
+  }
+  if (!(temperature > 0) || (V > 0 && scratch->strides[1] != 1)) {
+    fillRows(grad_hidden, offset, c, kNaN);
+    fill(grad_weight, kNaN);
+    return;
+  }
+  RowsBackwardJob job;
+  job.scratch = static_cast<float *>(scratch->aligned) + scratch->offset;
+  job.ld = scratch->strides[0];
+  job.n0 = offset;
+  job.V = V;
+  job.ids = vec<const int64_t>(ids);
+  job.g = vec<const float>(g);
+  job.lse = vec<const float>(lse);
+  job.invT = 1.0f / temperature;
+  job.scale2 = kLog2e / temperature;
+  static const RowFn fn =
+      cpuHasAvx2Fma() ? rowsBackwardAvx2 : rowsBackwardGeneric;
+  loom_rt_parallel_for(fn, &job, c);
+
+  // The active rows (g != 0), moved to the front of the scratch.
+  int64_t active = 0;
+  for (int64_t r = 0; r < c; ++r) {
+    if (job.g[offset + r] == 0.0f)
+      continue;
+    if (active != r)
+      std::memcpy(job.scratch + active * job.ld, job.scratch + r * job.ld,
+                  V * sizeof(float));
+    ++active;
+  }
+  if (active == 0 || V == 0 || d == 0) {
+    fillRows(grad_hidden, offset, c, 0.0f);
+    if (first)
+      fill(grad_weight, 0.0f);
+    return;
+  }
+  loom_memref_2d_t dl = dense(job.scratch, active, V);
+  dl.strides[0] = job.ld;
+  int64_t accumulate = first ? 0 : LOOM_MATMUL_ACCUMULATE;
+  if (active == c) {
+    loom_memref_2d_t h = rows(hidden, offset, c);
+    loom_memref_2d_t gh = rows(grad_hidden, offset, c);
+    loom_rt_matmul_f32(&dl, weight, &gh, 0);
+    loom_rt_matmul_f32(&dl, &h, grad_weight,
+                       LOOM_MATMUL_TRANSPOSE_A | accumulate);
+    return;
+  }
+  // Gather the active tokens' hidden rows, scatter their gradients back.
+  Scratch rowsCopy(active * d), gradCopy(active * d);
+  if (!rowsCopy.p || !gradCopy.p) {
+    fillRows(grad_hidden, offset, c, kNaN);
+    fill(grad_weight, kNaN);
+    return;
+  }
+  const float *h = static_cast<const float *>(hidden->aligned) + hidden->offset;
+  float *out = static_cast<float *>(grad_hidden->aligned) + grad_hidden->offset;
+  for (int64_t r = 0, k = 0; r < c; ++r) {
+    if (job.g[offset + r] == 0.0f)
+      continue;
+    const float *src = h + (offset + r) * hidden->strides[0];
+    for (int64_t j = 0; j < d; ++j)
+      rowsCopy.p[k * d + j] = src[j * hidden->strides[1]];
+    ++k;
+  }
+  loom_memref_2d_t hc = dense(rowsCopy.p, active, d);
+  loom_memref_2d_t ghc = dense(gradCopy.p, active, d);
+  loom_rt_matmul_f32(&dl, weight, &ghc, 0);
+  loom_rt_matmul_f32(&dl, &hc, grad_weight,
+                     LOOM_MATMUL_TRANSPOSE_A | accumulate);
+  for (int64_t r = 0, k = 0; r < c; ++r) {
+    float *dst = out + (offset + r) * grad_hidden->strides[0];
+    bool on = job.g[offset + r] != 0.0f;
+    for (int64_t j = 0; j < d; ++j)
+      dst[j * grad_hidden->strides[1]] = on ? gradCopy.p[k * d + j] : 0.0f;
+    k += on;
   }
 }

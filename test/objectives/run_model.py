@@ -3,9 +3,11 @@ against the float64 reference.
 
   run_model.py BIN_DIR WORK_DIR CASE MODE ATOL RTOL [K=V...]
 
-MODE is `interpret` (loom-run --interpret on the .loom file), `fused` or
-`unfused` (loom-compile --logprob=MODE, then loom-run on the artifact), or
-`cuda` (loom-compile --target=cuda, run on the GPU). The
+MODE is `interpret` (loom-run --interpret on the .loom file), `fused`,
+`two-pass` or `unfused` (loom-compile --logprob=MODE, then loom-run on the
+artifact), `fused/R` (--logprob=fused --logprob-rows=R: the single-pass loss
+in blocks of R tokens), or `cuda` (loom-compile --target=cuda, run on the
+GPU). The
 case's kind picks the model (models/grpo.loom, dpo.loom, ppo.loom) and the
 entry (`grpo_loss`, or `grpo_loss_fused` for a `_fused` case); its config,
 after the K=V overrides, becomes `--define`s (None as 0, as the models
@@ -62,7 +64,7 @@ def prepare(bin_dir, work, case, mode, overrides, compile_flags=()):
                             overrides))
 
     os.makedirs(work, exist_ok=True)
-    base = os.path.join(work, case + "." + mode)
+    base = os.path.join(work, case + "." + mode.replace("/", "-"))
     inputs = base + ".in.safetensors"
     run([sys.executable, REFERENCE, "inputs", case, inputs] + overrides)
     defines = ["%s=%s" % (k, define(v)) for k, v in sorted(config.items())]
@@ -82,8 +84,14 @@ def prepare(bin_dir, work, case, mode, overrides, compile_flags=()):
     artifact = None
     if mode != "interpret":
         artifact = base + ".so"
-        target = (["--target=cuda"] if mode == "cuda" else
-                  ["--logprob=" + mode])
+        if mode == "cuda":
+            target = ["--target=cuda"]
+        elif "/" in mode:
+            # fused/R: the single-pass loss in blocks of R tokens.
+            logprob, rows = mode.split("/")
+            target = ["--logprob=" + logprob, "--logprob-rows=" + rows]
+        else:
+            target = ["--logprob=" + mode]
         run([os.path.join(bin_dir, "loom-compile"), model, "-o", artifact] +
             target + list(compile_flags) + flags)
     return {"model": model, "artifact": artifact, "entry": entry,
@@ -107,8 +115,10 @@ def main(argv):
         sys.exit(__doc__.strip())
     bin_dir, work, case, mode, atol, rtol = argv[:6]
     overrides = argv[6:]
-    if mode not in ("interpret", "fused", "unfused", "cuda"):
-        sys.exit("error: MODE must be interpret, fused, unfused or cuda")
+    if (mode not in ("interpret", "fused", "two-pass", "unfused", "cuda") and
+            not (mode.startswith("fused/") and mode[6:].isdigit())):
+        sys.exit("error: MODE must be interpret, fused, fused/ROWS, two-pass, "
+                 "unfused or cuda")
     p = prepare(bin_dir, work, case, mode, overrides)
     loom_run = os.path.join(bin_dir, "loom-run")
     if mode == "interpret":

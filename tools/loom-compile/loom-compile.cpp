@@ -101,6 +101,12 @@ static cl::opt<std::string> wgmma(
              "q k^T; --target=cuda --sm=90a; --wgmma alone) or off"),
     cl::init("auto"), cl::ValueOptional, cl::value_desc("auto|on|off"),
     cl::cat(category));
+static cl::opt<unsigned> logprobRows(
+    "logprob-rows",
+    cl::desc("Tokens per block of the single-pass lm-head loss of "
+             "--logprob=fused (0: as many as fit 32 MiB of logits, in "
+             "[16, 4096])"),
+    cl::init(0), cl::Hidden, cl::cat(category));
 static cl::opt<unsigned> mlaWgmmaKeys(
     "mla-wgmma-keys",
     cl::desc("Cache positions of a tile of the wgmma MLA decode kernel: 64 "
@@ -149,8 +155,15 @@ static cl::opt<mlir::loom::LogprobMode> logprob(
              "w), ids)) and its backward are compiled"),
     cl::init(mlir::loom::LogprobMode::Fused),
     cl::values(clEnumValN(mlir::loom::LogprobMode::Fused, "fused",
-                          "kernels that walk the vocabulary in chunks; the "
-                          "[tokens, vocab] logits never exist (default)"),
+                          "kernels whose [tokens, vocab] logits never exist "
+                          "(default): where the loss's gradient of each "
+                          "log-prob reads that log-prob only, one pass "
+                          "over blocks of tokens (three lm-head products "
+                          "per token), else two-pass"),
+               clEnumValN(mlir::loom::LogprobMode::TwoPass, "two-pass",
+                          "a forward and a backward kernel that walk the "
+                          "vocabulary in chunks (the backward computes the "
+                          "products again: four per token)"),
                clEnumValN(mlir::loom::LogprobMode::Unfused, "unfused",
                           "materialize the logits with linalg, the "
                           "baseline"),
@@ -288,6 +301,7 @@ static int compile() {
   options.mla = mla;
   options.attention = attention;
   options.logprob = logprob;
+  options.logprobRows = logprobRows;
   options.cpu = cpuName;
   if (target == "cuda") {
     options.target = mlir::loom::Target::Cuda;
@@ -383,8 +397,10 @@ int main(int argc, char **argv) {
       "  loom-compile model.loom --target=cuda [--sm=80|90a] -o model.so\n"
       "  loom-compile model.loom --target=cuda --emit=ptx\n"
       "  loom-compile models/mla.loom --mla=absorb|naive -o mla.so\n"
-      "  loom-compile models/mla_core.loom --target=cuda --mla=absorb -o mla.so\n"
+      "  loom-compile models/mla_core.loom --target=cuda --mla=absorb -o "
+      "mla.so\n"
       "  loom-compile model.loom --attention=fused|unfused -o model.so\n"
-      "  loom-compile model.loom --logprob=fused|unfused|chunked -o model.so\n");
+      "  loom-compile model.loom --logprob=fused|two-pass|unfused|chunked -o "
+      "model.so\n");
   return compile();
 }

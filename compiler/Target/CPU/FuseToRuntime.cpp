@@ -65,7 +65,8 @@ struct CpuFuseToRuntimePass
         return signalPassFailure();
     SmallVector<Operation *> logprobs;
     module.walk([&](Operation *op) {
-      if (isa<fuse::TokenLogprobOp, fuse::TokenLogprobGradOp>(op))
+      if (isa<fuse::TokenLogprobOp, fuse::TokenLogprobGradOp,
+              fuse::TokenLogprobRowsOp, fuse::TokenLogprobRowsGradOp>(op))
         logprobs.push_back(op);
     });
     for (Operation *op : logprobs)
@@ -77,7 +78,11 @@ struct CpuFuseToRuntimePass
   /// loom_rt_token_logprob_f32 (hidden, weight, ids, logp, lse, temperature,
   /// chunk) and loom_rt_token_logprob_grad_f32 (hidden, weight, ids, g, lse,
   /// grad_hidden, grad_weight, temperature, chunk); chunk 0 lets the kernel
-  /// pick its vocabulary chunk.
+  /// pick its vocabulary chunk. `fuse.token_logprob_rows` and
+  /// `fuse.token_logprob_rows_grad` become loom_rt_token_logprob_rows_f32
+  /// (hidden, weight, ids, logp, lse, scratch, offset, temperature) and
+  /// loom_rt_token_logprob_rows_grad_f32 (hidden, weight, ids, lse, g,
+  /// grad_hidden, grad_weight, scratch, offset, temperature).
   LogicalResult lowerTokenLogprob(ModuleOp module, Operation *op) {
     auto dps = cast<DestinationStyleOpInterface>(op);
     if (!dps.hasPureBufferSemantics())
@@ -89,7 +94,26 @@ struct CpuFuseToRuntimePass
     SmallVector<Value> buffers;
     StringRef name;
     FloatAttr temperature;
-    if (auto forward = dyn_cast<fuse::TokenLogprobOp>(op)) {
+    Value offset;
+    if (auto rows = dyn_cast<fuse::TokenLogprobRowsOp>(op)) {
+      buffers = {rows.getHidden(),   rows.getWeight(),  rows.getIds(),
+                 rows.getLogpInit(), rows.getLseInit(), rows.getScratchInit()};
+      name = "loom_rt_token_logprob_rows_f32";
+      temperature = rows.getTemperatureAttr();
+      offset = rows.getOffset();
+    } else if (auto rows = dyn_cast<fuse::TokenLogprobRowsGradOp>(op)) {
+      buffers = {rows.getHidden(),
+                 rows.getWeight(),
+                 rows.getIds(),
+                 rows.getLse(),
+                 rows.getGrad(),
+                 rows.getGradHiddenInit(),
+                 rows.getGradWeightInit(),
+                 rows.getScratchInit()};
+      name = "loom_rt_token_logprob_rows_grad_f32";
+      temperature = rows.getTemperatureAttr();
+      offset = rows.getOffset();
+    } else if (auto forward = dyn_cast<fuse::TokenLogprobOp>(op)) {
       buffers = {forward.getHidden(), forward.getWeight(), forward.getIds(),
                  forward.getLogpInit(), forward.getLseInit()};
       name = "loom_rt_token_logprob_f32";
@@ -115,14 +139,21 @@ struct CpuFuseToRuntimePass
       argTypes.push_back(castType);
       args.push_back(memref::CastOp::create(builder, loc, castType, buffer));
     }
+    if (offset) {
+      argTypes.push_back(builder.getI64Type());
+      args.push_back(arith::IndexCastOp::create(builder, loc,
+                                                builder.getI64Type(), offset));
+    }
     argTypes.push_back(builder.getF32Type());
     args.push_back(arith::ConstantOp::create(
         builder, loc,
         builder.getF32FloatAttr(
             static_cast<float>(temperature.getValueAsDouble()))));
-    argTypes.push_back(builder.getI64Type());
-    args.push_back(arith::ConstantOp::create(builder, loc,
-                                             builder.getI64IntegerAttr(0)));
+    if (!offset) {
+      argTypes.push_back(builder.getI64Type());
+      args.push_back(arith::ConstantOp::create(builder, loc,
+                                               builder.getI64IntegerAttr(0)));
+    }
     func::FuncOp callee =
         hostFunction(module, name, builder.getFunctionType(argTypes, {}));
     func::CallOp::create(builder, loc, callee, args);

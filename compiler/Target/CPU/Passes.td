@@ -65,7 +65,10 @@ def CpuFuseToRuntimePass : Pass<"loom-cpu-fuse-to-runtime", "ModuleOp"> {
     `fuse.token_logprob` and `fuse.token_logprob_grad` on f32 memrefs become
     calls of `loom_rt_token_logprob_f32` and `loom_rt_token_logprob_grad_f32`
     (the vocabulary-chunked kernels; chunk 0 lets the kernel choose), the
-    temperature passed as f32.
+    temperature passed as f32. `fuse.token_logprob_rows` and
+    `fuse.token_logprob_rows_grad` (a block of tokens of the single-pass
+    loss) become calls of `loom_rt_token_logprob_rows_f32` and
+    `loom_rt_token_logprob_rows_grad_f32`, their offset passed as i64.
 
     ```mlir
     fuse.mla_decode %ql, %qp, %kv, %pe, %pos outs(%o) {scale = 0.07 : f64}

@@ -88,15 +88,18 @@ static LogicalResult bufferizeCaptureArguments(RewriterBase &rewriter,
   return success();
 }
 
-template <typename OpTy>
+/// The bufferization of a fuse op in destination-passing style. With
+/// `Overwriting`, the kernel writes every element of its destinations before
+/// reading anything from them, so their old contents are dead; without, it
+/// updates them in place (the row-block ops of the single-pass lm-head loss).
+template <typename OpTy, bool Overwriting = true>
 struct OverwritingDpsBufferization
     : public bufferization::DstBufferizableOpInterfaceExternalModel<
-          OverwritingDpsBufferization<OpTy>, OpTy> {
-  /// The kernel writes every element of its destination before reading
-  /// anything from it, so the destination's old contents are dead.
+          OverwritingDpsBufferization<OpTy, Overwriting>, OpTy> {
   bool bufferizesToMemoryRead(Operation *op, OpOperand &operand,
                               const bufferization::AnalysisState &) const {
-    return !cast<DestinationStyleOpInterface>(op).isDpsInit(&operand);
+    return !Overwriting ||
+           !cast<DestinationStyleOpInterface>(op).isDpsInit(&operand);
   }
 
   LogicalResult bufferize(Operation *op, RewriterBase &rewriter,
@@ -160,4 +163,9 @@ void FuseDialect::initialize() {
       *getContext());
   TokenLogprobGradOp::attachInterface<
       OverwritingDpsBufferization<TokenLogprobGradOp>>(*getContext());
+  TokenLogprobRowsOp::attachInterface<
+      OverwritingDpsBufferization<TokenLogprobRowsOp, false>>(*getContext());
+  TokenLogprobRowsGradOp::attachInterface<
+      OverwritingDpsBufferization<TokenLogprobRowsGradOp, false>>(
+      *getContext());
 }

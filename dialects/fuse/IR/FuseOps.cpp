@@ -282,3 +282,78 @@ void TokenLogprobGradOp::getEffects(
         &effects) {
   getDpsEffects(*this, effects);
 }
+
+//===----------------------------------------------------------------------===//
+// token_logprob_rows and token_logprob_rows_grad
+//===----------------------------------------------------------------------===//
+
+/// The memory effects of the row-block ops on memrefs: their outs are read
+/// as well as written (the elements outside the block keep their values).
+static void getReadingDpsEffects(
+    DestinationStyleOpInterface op,
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  for (OpOperand &operand : op->getOpOperands()) {
+    if (!isa<MemRefType>(operand.get().getType()))
+      continue;
+    effects.emplace_back(MemoryEffects::Read::get(), &operand,
+                         SideEffects::DefaultResource::get());
+    if (op.isDpsInit(&operand))
+      effects.emplace_back(MemoryEffects::Write::get(), &operand,
+                           SideEffects::DefaultResource::get());
+  }
+}
+
+LogicalResult TokenLogprobRowsOp::verify() {
+  Operand operands[] = {
+      {"hidden", cast<ShapedType>(getHidden().getType()), 2},
+      {"weight", cast<ShapedType>(getWeight().getType()), 2},
+      {"logp", cast<ShapedType>(getLogpInit().getType()), 1},
+      {"lse", cast<ShapedType>(getLseInit().getType()), 1},
+      {"scratch", cast<ShapedType>(getScratchInit().getType()), 2},
+      {"ids", cast<ShapedType>(getIds().getType()), 1},
+  };
+  if (failed(verifyTokenLogprob(*this, operands,
+                                {getLogpInit(), getLseInit(), getScratchInit()},
+                                getResults().getTypes())) ||
+      failed(checkSameSize(*this, operands, 0, 1, 1, 1, "the hidden size")) ||
+      failed(checkSameSize(*this, operands, 1, 0, 4, 1, "the vocabulary")))
+    return failure();
+  return checkTemperature(*this, getTemperature());
+}
+
+void TokenLogprobRowsOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  getReadingDpsEffects(*this, effects);
+}
+
+LogicalResult TokenLogprobRowsGradOp::verify() {
+  Operand operands[] = {
+      {"hidden", cast<ShapedType>(getHidden().getType()), 2},
+      {"weight", cast<ShapedType>(getWeight().getType()), 2},
+      {"lse", cast<ShapedType>(getLse().getType()), 1},
+      {"grad", cast<ShapedType>(getGrad().getType()), 1},
+      {"grad_hidden", cast<ShapedType>(getGradHiddenInit().getType()), 2},
+      {"grad_weight", cast<ShapedType>(getGradWeightInit().getType()), 2},
+      {"scratch", cast<ShapedType>(getScratchInit().getType()), 2},
+      {"ids", cast<ShapedType>(getIds().getType()), 1},
+  };
+  if (failed(verifyTokenLogprob(
+          *this, operands,
+          {getGradHiddenInit(), getGradWeightInit(), getScratchInit()},
+          getResults().getTypes())) ||
+      failed(checkSameSize(*this, operands, 0, 1, 1, 1, "the hidden size")) ||
+      failed(checkSameSize(*this, operands, 0, 1, 4, 1, "the hidden size")) ||
+      failed(checkSameSize(*this, operands, 0, 1, 5, 1, "the hidden size")) ||
+      failed(checkSameSize(*this, operands, 1, 0, 5, 0, "the vocabulary")) ||
+      failed(checkSameSize(*this, operands, 1, 0, 6, 1, "the vocabulary")))
+    return failure();
+  return checkTemperature(*this, getTemperature());
+}
+
+void TokenLogprobRowsGradOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  getReadingDpsEffects(*this, effects);
+}

@@ -254,6 +254,116 @@ def Fuse_TokenLogprobGradOp : Fuse_Op<"token_logprob_grad", [
   let hasVerifier = 1;
 }
 
+def Fuse_TokenLogprobRowsOp : Fuse_Op<"token_logprob_rows", [
+    DestinationStyleOpInterface,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
+  let summary = "token log-probs of a block of tokens, keeping their logits";
+  let description = [{
+    One step of the single-pass lm-head loss: the forward of
+    `fuse.token_logprob` for the tokens `[offset, offset + c)`, where `c =
+    min(R, N - offset)` and `R` is the row count of `scratch`, with their
+    products over the whole vocabulary left in `scratch`:
+
+    ```
+    scratch[r, v] = hidden[offset + r] . weight[v]        r < c
+    lse[n]  = log sum_v exp(scratch[n - offset, v] / t)   n in the block
+    logp[n] = scratch[n - offset, ids[n]] / t - lse[n]
+    ```
+
+    Every other element of `logp`, `lse` and `scratch` keeps its value (the
+    outs are read as well as written). `fuse.token_logprob_rows_grad` takes
+    the scratch next, for the same block. An id outside `[0, V)` gives NaN
+    for its token.
+
+    ```mlir
+    %lp1, %lse1, %s1 = fuse.token_logprob_rows ins(%h, %w, %ids :
+        tensor<?x64xf32>, tensor<32000x64xf32>, tensor<?xi64>) offset(%n0)
+        outs(%lp, %lse, %s : tensor<?xf32>, tensor<?xf32>, tensor<?x32000xf32>)
+        {temperature = 1.000000e+00 : f64}
+        -> tensor<?xf32>, tensor<?xf32>, tensor<?x32000xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensorOrMemRef:$hidden,
+                   AnyRankedTensorOrMemRef:$weight,
+                   AnyRankedTensorOrMemRef:$ids, Index:$offset,
+                   AnyRankedTensorOrMemRef:$logp_init,
+                   AnyRankedTensorOrMemRef:$lse_init,
+                   AnyRankedTensorOrMemRef:$scratch_init,
+                   F64Attr:$temperature);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let assemblyFormat = [{
+    `ins` `(` $hidden `,` $weight `,` $ids `:` type($hidden) `,`
+    type($weight) `,` type($ids) `)` `offset` `(` $offset `)`
+    `outs` `(` $logp_init `,` $lse_init `,` $scratch_init `:`
+    type($logp_init) `,` type($lse_init) `,` type($scratch_init) `)`
+    attr-dict (`->` type($results)^)?
+  }];
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return ::mlir::MutableOperandRange(getOperation(), 4, 3);
+    }
+  }];
+  let hasVerifier = 1;
+}
+
+def Fuse_TokenLogprobRowsGradOp : Fuse_Op<"token_logprob_rows_grad", [
+    DestinationStyleOpInterface,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
+  let summary = "backward of fuse.token_logprob_rows for its block of tokens";
+  let description = [{
+    The second half of a step of the single-pass lm-head loss, for the block
+    of tokens `[offset, offset + c)` of the `fuse.token_logprob_rows` that
+    wrote `scratch` (same operands, offset and temperature) and its `lse`,
+    with `g [N] = dL/dlogp`:
+
+    ```
+    dlogits[r, v] = g[n] / t * ([v == ids[n]] - exp(scratch[r, v] / t - lse[n]))
+    grad_hidden[n] = dlogits[r] . weight                    n = offset + r
+    grad_weight    = (offset == 0 ? 0 : grad_weight) + dlogits^T . hidden[block]
+    ```
+
+    Rows of `grad_hidden` outside the block keep their values; `scratch` is
+    clobbered. A loop over the blocks from offset 0 therefore leaves the
+    whole gradients of `fuse.token_logprob_grad` with three products of the
+    lm head per token instead of four. A token with g = 0 is left out of the
+    products (its `grad_hidden` row is 0). An id outside `[0, V)` with g != 0
+    makes its row and `grad_weight` NaN.
+
+    ```mlir
+    %dh1, %dw1, %s2 = fuse.token_logprob_rows_grad ins(%h, %w, %ids, %lse, %g
+        : tensor<?x64xf32>, tensor<32000x64xf32>, tensor<?xi64>,
+        tensor<?xf32>, tensor<?xf32>) offset(%n0)
+        outs(%dh, %dw, %s1 : tensor<?x64xf32>, tensor<32000x64xf32>,
+        tensor<?x32000xf32>) {temperature = 1.000000e+00 : f64}
+        -> tensor<?x64xf32>, tensor<32000x64xf32>, tensor<?x32000xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensorOrMemRef:$hidden,
+                   AnyRankedTensorOrMemRef:$weight,
+                   AnyRankedTensorOrMemRef:$ids,
+                   AnyRankedTensorOrMemRef:$lse,
+                   AnyRankedTensorOrMemRef:$grad, Index:$offset,
+                   AnyRankedTensorOrMemRef:$grad_hidden_init,
+                   AnyRankedTensorOrMemRef:$grad_weight_init,
+                   AnyRankedTensorOrMemRef:$scratch_init,
+                   F64Attr:$temperature);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let assemblyFormat = [{
+    `ins` `(` $hidden `,` $weight `,` $ids `,` $lse `,` $grad `:`
+    type($hidden) `,` type($weight) `,` type($ids) `,` type($lse) `,`
+    type($grad) `)` `offset` `(` $offset `)`
+    `outs` `(` $grad_hidden_init `,` $grad_weight_init `,` $scratch_init `:`
+    type($grad_hidden_init) `,` type($grad_weight_init) `,`
+    type($scratch_init) `)` attr-dict (`->` type($results)^)?
+  }];
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return ::mlir::MutableOperandRange(getOperation(), 6, 3);
+    }
+  }];
+  let hasVerifier = 1;
+}
+
 def Fuse_YieldOp : Fuse_Op<"yield", [Pure, Terminator, ReturnLike,
     ParentOneOf<["AttentionOp"]>]> {
   let summary = "the value of a mask or score region";

@@ -154,4 +154,52 @@ def TokenLogprobFusePass : Pass<"loom-fuse-token-logprob", "ModuleOp"> {
   ];
 }
 
+def TokenLogprobRowsPass : Pass<"loom-fuse-token-logprob-rows", "ModuleOp"> {
+  let summary = "Forms the single-pass lm-head loss: blocks of tokens over "
+                "the whole vocabulary";
+  let description = [{
+    Where the gradient that `fuse.token_logprob_grad` takes, `g = dL/dlogp`,
+    is computed from the log-probs of its `fuse.token_logprob` token by
+    token (`g[n]` reads `logp[n]` and no other log-prob: elementwise `loom`
+    ops and reshapes, with anything that does not depend on the log-probs
+    broadcast in), both ops become one loop over blocks of `R` tokens:
+
+    ```mlir
+    %r:5 = scf.for %n0 = %c0 to max(N, 1) step %R
+        iter_args(%lp = 0, %lse, %dh, %dw, %s : ...) {
+      %lp1, %lse1, %s1 = fuse.token_logprob_rows ... offset(%n0)
+          outs(%lp, %lse, %s)
+      %g = <the ops computing g, on %lp1>
+      %dh1, %dw1, %s2 = fuse.token_logprob_rows_grad ins(..., %lse1, %g)
+          offset(%n0) outs(%dh, %dw, %s1)
+      scf.yield %lp1, %lse1, %dh1, %dw1, %s2
+    }
+    ```
+
+    Each block's products with the lm head (`scratch`, `[R, V]`) serve its
+    log-sum-exp, its log-probs and its gradient: three products of the lm
+    head per token instead of the four of the vocabulary-chunked pair (which
+    computes them again in the backward). The ops computing `g` run on the
+    whole `[N]` vector in each step (their cost is O(N) per step); the rows
+    not yet computed hold 0 and their `g` is not read. What `g` reads that
+    does not depend on the log-probs is moved above the loop. A gradient
+    that mixes tokens (a sequence-level ratio, DPO's sums) keeps the
+    two-pass kernels.
+
+    `R` is the `rows` option, or by default the largest count whose scratch
+    stays near 32 MiB (`8M / V`, in [16, 4096]); never more than N.
+  }];
+  let options = [
+    Option<"rows", "rows", "int64_t", /*default=*/"0",
+           "Tokens per block (0: 8M / V, in [16, 4096])">,
+  ];
+  let dependentDialects = [
+    "::mlir::fuse::FuseDialect",
+    "::mlir::tensor::TensorDialect",
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
 #endif // FUSE_TRANSFORMS_PASSES_TD

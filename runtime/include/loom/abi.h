@@ -396,6 +396,41 @@ typedef void (*loom_rt_token_logprob_grad_f32_fn_t)(
     const loom_memref_1d_t *lse, loom_memref_2d_t *grad_hidden,
     loom_memref_2d_t *grad_weight, float temperature, int64_t chunk);
 
+/// Host function "loom_rt_token_logprob_rows_f32": one block of tokens of
+/// the single-pass lm-head loss. With hidden, weight, ids and t as in
+/// loom_rt_token_logprob_f32, scratch [R, V] and c = min(R, N - offset)
+/// (nothing when c <= 0), for the tokens n = offset + r, r < c:
+///   scratch[r, v] = hidden[n] . weight[v]        (the raw products)
+///   lse[n]  = log sum_v exp(scratch[r, v] / t)
+///   logp[n] = scratch[r, ids[n]] / t - lse[n]
+/// Other elements of logp, lse and scratch keep their values. The columns of
+/// scratch must be contiguous (stride 1); otherwise, like a temperature that
+/// is not > 0, the block's logp and lse are NaN. An id outside [0, V) gives
+/// its token logp NaN.
+typedef void (*loom_rt_token_logprob_rows_f32_fn_t)(
+    const loom_memref_2d_t *hidden, const loom_memref_2d_t *weight,
+    const loom_memref_1d_t *ids, loom_memref_1d_t *logp, loom_memref_1d_t *lse,
+    loom_memref_2d_t *scratch, int64_t offset, float temperature);
+
+/// Host function "loom_rt_token_logprob_rows_grad_f32": the backward of the
+/// block of loom_rt_token_logprob_rows_f32 that filled scratch (same
+/// operands, offset and temperature), for g [N] = dL/dlogp:
+///   dlogits[r, v]  = g[n] / t * ([v == ids[n]] - exp(scratch[r, v] / t -
+///   lse[n])) grad_hidden[n] = dlogits[r] . weight                  (the
+///   block's rows) grad_weight    = (offset == 0 ? 0 : grad_weight) + dlogits^T
+///   . hidden[block]
+/// so that calls for offsets 0, R, 2R, ... (N = 0: offset 0 alone) leave the
+/// gradients of loom_rt_token_logprob_grad_f32. Other rows of grad_hidden
+/// keep their values; scratch is clobbered. A token with g = 0 is left out of
+/// the products (its grad_hidden row is 0, its id is not read); one with
+/// g != 0 and an id outside [0, V) makes its row and grad_weight NaN.
+typedef void (*loom_rt_token_logprob_rows_grad_f32_fn_t)(
+    const loom_memref_2d_t *hidden, const loom_memref_2d_t *weight,
+    const loom_memref_1d_t *ids, const loom_memref_1d_t *lse,
+    const loom_memref_1d_t *g, loom_memref_2d_t *grad_hidden,
+    loom_memref_2d_t *grad_weight, loom_memref_2d_t *scratch, int64_t offset,
+    float temperature);
+
 /// Host function "loom_rt_parallel_for": calls body(ctx, begin, end) over
 /// disjoint ranges covering [0, n) on the runtime's threads and returns when
 /// all are done.
