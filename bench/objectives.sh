@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GRPO loss + backward from the hidden states and the lm head
-# (models/grpo.loom, entry grpo_loss_fused): Loom with --logprob=fused, Loom
-# with --logprob=unfused (materialized logits) and PyTorch autograd in the
-# same run (docs/performance.md, "RL objectives").
+# (models/grpo.loom, entry grpo_loss_fused): Loom with --logprob=fused (one
+# pass over blocks of tokens), --logprob=two-pass (vocabulary-chunked forward
+# and backward kernels) and --logprob=unfused (materialized logits), and
+# PyTorch autograd in the same run (docs/performance.md, "RL objectives").
 #
 #   bench/objectives.sh [BUILD_DIR]        (default BUILD_DIR: ./build)
 #
@@ -12,7 +13,7 @@
 # torch and numpy, checks bench/torch_objectives.py against the float64
 # reference (test/objectives/reference.py), then runs
 # bench/objectives_bench.py: tokens = 1024 (B = 8, T = 128), D = 1024,
-# V = 32768, f32, TRL's GRPO loss (bnpo, beta 0.04, k3); outputs of both
+# V = 32768, f32, TRL's GRPO loss (bnpo, beta 0.04, k3); outputs of the three
 # artifacts checked against PyTorch's; then in interleaved rounds the median
 # time and the peak resident memory above the inputs (loom-bench --rss) of
 # each contender. Prints a markdown report and writes
@@ -20,9 +21,9 @@
 # folder).
 #
 # Environment: LOOM_BENCH_QUICK=1 (one round), LOOM_BENCH_ROUNDS (default 3),
-# LOOM_OBJ_MODEL (default models/grpo.loom), LOOM_OBJ_FUSED_FLAGS and
-# LOOM_OBJ_UNFUSED_FLAGS (loom-compile flags, defaults --logprob=fused and
-# --logprob=unfused), LOOM_OBJ_SIZE, LOOM_OBJ_REPS, LOOM_OBJ_WARMUP,
+# LOOM_OBJ_MODEL (default models/grpo.loom), LOOM_OBJ_FUSED_FLAGS,
+# LOOM_OBJ_TWO_PASS_FLAGS and LOOM_OBJ_UNFUSED_FLAGS (loom-compile flags,
+# defaults --logprob=fused, --logprob=two-pass and --logprob=unfused), LOOM_OBJ_SIZE, LOOM_OBJ_REPS, LOOM_OBJ_WARMUP,
 # LOOM_OBJ_MASK (padded or full), LOOM_OBJ_CONFIG, LOOM_OBJ_ATOL, LOOM_OBJ_RTOL (see
 # bench/objectives_bench.py), LOOM_BENCH_PYTHON (interpreter with torch;
 # default bench/.venv/bin/python, then /usr/bin/python3), LOOM_JOBS (build

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """GRPO loss + backward from the hidden states and the lm head: Loom fused,
-Loom unfused and PyTorch in the same run; driven by bench/objectives.sh.
+Loom two-pass, Loom unfused and PyTorch in the same run; driven by
+bench/objectives.sh.
 
   objectives_bench.py --bin DIR --out DIR --torch-python PY [--model FILE]
 
@@ -8,10 +9,13 @@ Loom unfused and PyTorch in the same run; driven by bench/objectives.sh.
    [B,T,D], completion ids, mask with one empty completion, old and ref
    log-probs near the policy's, rewards) and lm_head.weight [V,D], f32; both
    Loom and PyTorch read the same files.
-2. The model's entry `grpo_loss_fused` is compiled twice, with
-   LOOM_OBJ_FUSED_FLAGS (default --logprob=fused) and LOOM_OBJ_UNFUSED_FLAGS
-   (default --logprob=unfused), with the GRPO config below and the sizes in a
-   --config JSON file (keys that are not configs of the model are ignored).
+2. The model's entry `grpo_loss_fused` is compiled three times, with
+   LOOM_OBJ_FUSED_FLAGS (default --logprob=fused: the single-pass loop over
+   blocks of tokens), LOOM_OBJ_TWO_PASS_FLAGS (default --logprob=two-pass:
+   the vocabulary-chunked forward and backward kernels) and
+   LOOM_OBJ_UNFUSED_FLAGS (default --logprob=unfused), with the GRPO config
+   below and the sizes in a --config JSON file (keys that are not configs
+   of the model are ignored).
 3. Check: one call of each artifact (loom-run) against PyTorch's outputs on
    the same inputs (torch_objectives.py `outputs`, then `compare`).
 4. Rounds: loom-bench --rss of each artifact and torch_objectives.py `time`,
@@ -30,8 +34,8 @@ Environment: LOOM_BENCH_QUICK=1 (one round, 2 repetitions),
 LOOM_BENCH_ROUNDS (default 3), LOOM_OBJ_REPS (timed calls per contender and
 round, default 3), LOOM_OBJ_WARMUP (default 1), LOOM_OBJ_SIZE (B,T,D,V,
 default 8,128,1024,32768), LOOM_OBJ_MODEL (default models/grpo.loom),
-LOOM_OBJ_FUSED_FLAGS, LOOM_OBJ_UNFUSED_FLAGS (space-separated loom-compile
-flags), LOOM_OBJ_MASK (padded: completion lengths uniform in [T/2, T] with
+LOOM_OBJ_FUSED_FLAGS, LOOM_OBJ_TWO_PASS_FLAGS, LOOM_OBJ_UNFUSED_FLAGS
+(space-separated loom-compile flags), LOOM_OBJ_MASK (padded: completion lengths uniform in [T/2, T] with
 one empty completion, as a TRL batch is padded; full: every position is a
 completion token), LOOM_OBJ_CONFIG (JSON merged into the GRPO config), LOOM_OBJ_ATOL
 and LOOM_OBJ_RTOL (the check: |loom - torch| <= ATOL * max|torch| + RTOL *
@@ -50,6 +54,8 @@ from benchinfo import cpu_model, git_rev, log, meminfo, run_json
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 ENTRY = "grpo_loss_fused"
+# Loom's contenders, by their flags below.
+MODES = ("fused", "two_pass", "unfused")
 TARGETS = {"rss_unfused_over_fused": 4.0, "time_unfused_over_fused": 1.0,
            "time_torch_over_fused": 1.0}
 # TRL GRPOConfig values of the run (docs/objectives.md); num_generations
@@ -87,6 +93,8 @@ class Bench:
         self.flags = {
             "fused": os.environ.get("LOOM_OBJ_FUSED_FLAGS",
                                     "--logprob=fused").split(),
+            "two_pass": os.environ.get("LOOM_OBJ_TWO_PASS_FLAGS",
+                                       "--logprob=two-pass").split(),
             "unfused": os.environ.get("LOOM_OBJ_UNFUSED_FLAGS",
                                       "--logprob=unfused").split()}
         self.config = dict(CONFIG)
@@ -195,7 +203,7 @@ class Bench:
         self.info["mem_available_bytes"] = meminfo("MemAvailable")
         inputs, params = self.inputs()
         arts = {}
-        for mode in ("fused", "unfused"):
+        for mode in MODES:
             try:
                 arts[mode] = self.compile(mode)
             except RuntimeError as e:
@@ -208,7 +216,7 @@ class Bench:
                            "--json", "--rss"]
         for r in range(self.rounds):
             log("objectives: round %d/%d" % (r + 1, self.rounds))
-            for mode in ("fused", "unfused"):
+            for mode in MODES:
                 if mode in arts:
                     self.measure("loom_" + mode, loom(arts[mode]))
             self.measure("torch", self.torch(
@@ -243,6 +251,10 @@ class Bench:
             "time_unfused_over_fused": ratio("loom_unfused", "loom_fused",
                                              "time_s"),
             "time_torch_over_fused": ratio("torch", "loom_fused", "time_s"),
+            "time_two_pass_over_fused": ratio("loom_two_pass", "loom_fused",
+                                              "time_s"),
+            "rss_two_pass_over_fused": ratio("loom_two_pass", "loom_fused",
+                                             "rss_above_bytes"),
             "rss_torch_over_fused": ratio("torch", "loom_fused",
                                           "rss_above_bytes"),
         }
@@ -301,7 +313,7 @@ def markdown(res):
         % (res["outputs_bytes"] / 2**20),
         "|---|---|---|---|",
     ]
-    for k in ("loom_fused", "loom_unfused", "torch"):
+    for k in ["loom_" + mode for mode in MODES] + ["torch"]:
         r = res["results"].get(k)
         lines.append("| %s | %s | %s | %s |" % (
             k, num(r and r["time_s"], ".4g"),

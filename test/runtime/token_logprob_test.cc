@@ -10,7 +10,12 @@
 // asked for one at a time; logits near +-100 and beyond; ids out of range
 // and temperatures that are not positive. A central finite difference of the
 // float64 forward checks the backward independently of the reference's
-// gradient formulas.
+// gradient formulas. The row-block kernels of the single-pass loss
+// (loom_rt_token_logprob_rows_f32 and _rows_grad_f32), driven by the loop the
+// compiler generates, are checked against the same reference: blocks that do
+// and do not divide N, a scratch with padded rows, zero-gradient tokens
+// (whole blocks of them, the first included), bad ids, bad temperatures, a
+// scratch whose columns are not contiguous, offsets outside [0, N) and N = 0.
 //
 //===----------------------------------------------------------------------===//
 
@@ -432,11 +437,199 @@ TEST(TokenLogprobLimits, NoTokensAndNullLse) {
     EXPECT_NEAR(logp[n], q.logp[n], kTol * std::max(1.0, std::abs(q.lse[n])));
 }
 
+//===----------------------------------------------------------------------===//
+// The row-block kernels of the single-pass loss
+//===----------------------------------------------------------------------===//
+
+/// A scratch of `rows` rows of V floats, each padded by `pad` (NaN).
+struct Scratch2d {
+  std::vector<float> storage;
+  loom_memref_2d_t m;
+  Scratch2d(int64_t rows, int64_t V, int64_t pad = 3, int64_t colStride = 1) {
+    int64_t ld = V * colStride + pad;
+    storage.assign(static_cast<size_t>(std::max<int64_t>(rows * ld + 5, 1)),
+                   std::nanf(""));
+    m.allocated = m.aligned = storage.data();
+    m.offset = 5;
+    m.sizes[0] = rows;
+    m.sizes[1] = V;
+    m.strides[0] = ld;
+    m.strides[1] = colStride;
+  }
+};
+
+/// The loop of loom-fuse-token-logprob-rows over blocks of R tokens, with
+/// the upstream gradient fixed in advance (p.g).
+void runRows(Problem &p, int64_t R, Strided1d<float> &logp,
+             Strided1d<float> &lse, StridedTensor &gh, StridedTensor &gw,
+             int64_t colStride = 1) {
+  Scratch2d scratch(R, p.c.V, 3, colStride);
+  loom_memref_2d_t h = p.hidden.memref<loom_memref_2d_t>();
+  loom_memref_2d_t w = p.weight.memref<loom_memref_2d_t>();
+  loom_memref_1d_t i = p.ids.memref(), gm = p.g.memref(), lp = logp.memref(),
+                   ls = lse.memref();
+  loom_memref_2d_t ghm = gh.memref<loom_memref_2d_t>();
+  loom_memref_2d_t gwm = gw.memref<loom_memref_2d_t>();
+  for (int64_t n0 = 0; n0 < std::max<int64_t>(p.c.N, 1); n0 += R) {
+    loom_rt_token_logprob_rows_f32(&h, &w, &i, &lp, &ls, &scratch.m, n0,
+                                   p.c.temperature);
+    loom_rt_token_logprob_rows_grad_f32(&h, &w, &i, &ls, &gm, &ghm, &gwm,
+                                        &scratch.m, n0, p.c.temperature);
+  }
+}
+
+class TokenLogprobRows : public ::testing::TestWithParam<Case> {};
+
+TEST_P(TokenLogprobRows, MatchesReference) {
+  // The case's chunk is the block of tokens here (0: all of them).
+  Problem p(GetParam());
+  int64_t R = p.c.chunk > 0 ? p.c.chunk : std::max<int64_t>(p.c.N, 1);
+  Strided1d<float> logp(p.c.N, p.c.strided, std::nanf(""));
+  Strided1d<float> lse(p.c.N, p.c.strided, std::nanf(""));
+  StridedTensor gh = p.gradTensor(p.c.N), gw = p.gradTensor(p.c.V);
+  runRows(p, R, logp, lse, gh, gw);
+  for (int64_t n = 0; n < p.c.N; ++n) {
+    double scale = kTol * std::max(1.0, std::abs(p.lse[n]));
+    EXPECT_NEAR(lse[n], p.lse[n], scale) << "token " << n;
+    EXPECT_NEAR(logp[n], p.logp[n], scale) << "token " << n;
+  }
+  size_t written = 0;
+  for (float x : logp.storage)
+    written += !std::isnan(x);
+  EXPECT_EQ(written, static_cast<size_t>(p.c.N));
+  expectMatrix(gh, p.gradHidden, "grad_hidden");
+  expectMatrix(gw, p.gradWeight, "grad_weight");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, TokenLogprobRows,
+    ::testing::Values(Case{4, 8, 16, 2},              // blocks that divide N
+                      Case{7, 12, 37, 3},             // a partial last block
+                      Case{5, 16, 20, 8},             // one block > N
+                      Case{6, 5, 9, 1},               // blocks of 1
+                      Case{70, 40, 130, 16, 0.7f},    // temperature < 1
+                      Case{33, 64, 257, 0, 1.9f},     // one block of all
+                      Case{6, 10, 45, 4, 1.3f, true}, // strided views
+                      Case{9, 16, 50, 4, 1.0f, false, 40}), // logits near 100
+    [](const ::testing::TestParamInfo<Case> &info) {
+      std::ostringstream os;
+      os << info.param;
+      std::string s = os.str();
+      for (char &ch : s)
+        if (!std::isalnum(static_cast<unsigned char>(ch)))
+          ch = '_';
+      return s;
+    });
+
+TEST(TokenLogprobRowsLimits, ZeroGradientTokensAndBlocks) {
+  // g = 0 (padding): the first block entirely, scattered tokens elsewhere,
+  // ids anything there. Their grad_hidden rows are 0, the rest exact, and
+  // grad_weight (first written by a block with nothing active) is exact.
+  for (bool strided : {false, true}) {
+    Case c{11, 8, 60, 3, 0.9f, strided};
+    Problem p(c);
+    for (int64_t n : {0, 1, 2, 4, 9})
+      p.g[n] = 0.0f;
+    p.ids[1] = -100;
+    p.ids[9] = c.V + 2;
+    p.reference();
+    Strided1d<float> logp(c.N, strided, NAN), lse(c.N, strided, NAN);
+    StridedTensor gh = p.gradTensor(c.N), gw = p.gradTensor(c.V);
+    runRows(p, 3, logp, lse, gh, gw);
+    for (int64_t n = 0; n < c.N; ++n)
+      for (int64_t k = 0; k < c.d; ++k) {
+        if (p.g[n] == 0.0f)
+          EXPECT_EQ(gh.at({n, k}), 0.0f) << n;
+        else
+          EXPECT_NEAR(gh.at({n, k}), p.gradHidden[n * c.d + k], 1e-5) << n;
+      }
+    expectMatrix(gw, p.gradWeight, "grad_weight with padding");
+    // The bad ids give NaN log-probs, the others are exact.
+    EXPECT_TRUE(std::isnan(logp[1]) && std::isnan(logp[9]));
+    EXPECT_NEAR(logp[3], p.logp[3], kTol * std::max(1.0, std::abs(p.lse[3])));
+  }
+}
+
+TEST(TokenLogprobRowsLimits, BadIdsTemperaturesAndScratch) {
+  Case c{6, 8, 30, 4};
+  {
+    // An id out of range with g != 0: its row and grad_weight are NaN.
+    Problem p(c);
+    p.ids[2] = c.V;
+    p.reference();
+    Strided1d<float> logp(c.N, false, NAN), lse(c.N, false, NAN);
+    StridedTensor gh = p.gradTensor(c.N), gw = p.gradTensor(c.V);
+    runRows(p, 4, logp, lse, gh, gw);
+    EXPECT_TRUE(std::isnan(logp[2]));
+    EXPECT_TRUE(std::isnan(gh.at({2, 0})));
+    EXPECT_NEAR(gh.at({5, 1}), p.gradHidden[5 * c.d + 1], 1e-5);
+    EXPECT_TRUE(std::isnan(gw.at({0, 0})));
+  }
+  for (float t : {0.0f, -1.0f, std::nanf("")}) {
+    // A temperature that is not > 0: everything the blocks write is NaN.
+    Problem p(c);
+    p.c.temperature = t;
+    Strided1d<float> logp(c.N, false, 0), lse(c.N, false, 0);
+    StridedTensor gh = p.gradTensor(c.N), gw = p.gradTensor(c.V);
+    runRows(p, 4, logp, lse, gh, gw);
+    for (int64_t n = 0; n < c.N; ++n)
+      EXPECT_TRUE(std::isnan(logp[n]) && std::isnan(lse[n]) &&
+                  std::isnan(gh.at({n, 3})))
+          << t;
+    EXPECT_TRUE(std::isnan(gw.at({1, 1}))) << t;
+  }
+  {
+    // A scratch whose columns are not contiguous is refused the same way.
+    Problem p(c);
+    Strided1d<float> logp(c.N, false, 0), lse(c.N, false, 0);
+    StridedTensor gh = p.gradTensor(c.N), gw = p.gradTensor(c.V);
+    runRows(p, 4, logp, lse, gh, gw, /*colStride=*/2);
+    EXPECT_TRUE(std::isnan(logp[0]) && std::isnan(gh.at({0, 0})) &&
+                std::isnan(gw.at({0, 0})));
+  }
+}
+
+TEST(TokenLogprobRowsLimits, OffsetsOutsideAndNoTokens) {
+  // Offsets outside [0, N) write nothing; offset 0 with N = 0 zeroes
+  // grad_weight (the loop's only step when there are no tokens).
+  Problem p(Case{4, 6, 25, 2});
+  Scratch2d scratch(2, 25);
+  Strided1d<float> logp(4, false, 7.0f), lse(4, false, 7.0f);
+  StridedTensor gh = p.gradTensor(4), gw = p.gradTensor(25);
+  loom_memref_2d_t h = p.hidden.memref<loom_memref_2d_t>();
+  loom_memref_2d_t w = p.weight.memref<loom_memref_2d_t>();
+  loom_memref_1d_t i = p.ids.memref(), gm = p.g.memref(), lp = logp.memref(),
+                   ls = lse.memref();
+  loom_memref_2d_t ghm = gh.memref<loom_memref_2d_t>();
+  loom_memref_2d_t gwm = gw.memref<loom_memref_2d_t>();
+  for (int64_t n0 : {-1, 4, 100}) {
+    loom_rt_token_logprob_rows_f32(&h, &w, &i, &lp, &ls, &scratch.m, n0, 1.0f);
+    loom_rt_token_logprob_rows_grad_f32(&h, &w, &i, &ls, &gm, &ghm, &gwm,
+                                        &scratch.m, n0, 1.0f);
+  }
+  for (int64_t n = 0; n < 4; ++n)
+    EXPECT_EQ(logp[n], 7.0f);
+  EXPECT_EQ(gh.written(), 0u);
+  EXPECT_EQ(gw.written(), 0u);
+
+  Problem q(Case{0, 4, 10, 3});
+  Strided1d<float> logp0(0, false, NAN), lse0(0, false, NAN);
+  StridedTensor gh0 = q.gradTensor(0), gw0 = q.gradTensor(10);
+  runRows(q, 3, logp0, lse0, gh0, gw0);
+  for (int64_t v = 0; v < 10; ++v)
+    for (int64_t k = 0; k < 4; ++k)
+      EXPECT_EQ(gw0.at({v, k}), 0.0f);
+}
+
 TEST(TokenLogprobLimits, HostFunctionTable) {
   EXPECT_EQ(loom_host_function_lookup("loom_rt_token_logprob_f32"),
             reinterpret_cast<void *>(&loom_rt_token_logprob_f32));
   EXPECT_EQ(loom_host_function_lookup("loom_rt_token_logprob_grad_f32"),
             reinterpret_cast<void *>(&loom_rt_token_logprob_grad_f32));
+  EXPECT_EQ(loom_host_function_lookup("loom_rt_token_logprob_rows_f32"),
+            reinterpret_cast<void *>(&loom_rt_token_logprob_rows_f32));
+  EXPECT_EQ(loom_host_function_lookup("loom_rt_token_logprob_rows_grad_f32"),
+            reinterpret_cast<void *>(&loom_rt_token_logprob_rows_grad_f32));
 }
 
 } // namespace

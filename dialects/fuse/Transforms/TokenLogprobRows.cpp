@@ -42,9 +42,9 @@ using namespace mlir;
 
 namespace {
 
-/// The default block: a scratch near kScratchFloats floats (32 MiB), in
+/// The default block: a scratch near kScratchFloats floats (64 MiB), in
 /// [kMinRows, kMaxRows] tokens.
-constexpr int64_t kScratchFloats = int64_t(8) << 20;
+constexpr int64_t kScratchFloats = int64_t(16) << 20;
 constexpr int64_t kMinRows = 16;
 constexpr int64_t kMaxRows = 4096;
 
@@ -261,7 +261,7 @@ void RowsRewrite::rewrite(OpBuilder &b, int64_t rows) {
   Value zero = arith::ConstantIndexOp::create(b, loc, 0);
   Value one = arith::ConstantIndexOp::create(b, loc, 1);
 
-  // The block: `rows`, or 8M / V in [16, 4096]; at most N, at least 1.
+  // The block: `rows`, or 16M / V in [16, 4096]; at most N, at least 1.
   Value block;
   int64_t vocab = weightType.getDimSize(0);
   if (rows > 0) {
@@ -362,7 +362,7 @@ struct TokenLogprobRowsPass
     if (rows < 0) {
       getOperation().emitError("loom-fuse-token-logprob-rows: rows must be "
                                ">= 0, got ")
-          << rows;
+          << static_cast<int64_t>(rows);
       return signalPassFailure();
     }
     SmallVector<std::pair<fuse::TokenLogprobOp, fuse::TokenLogprobGradOp>>

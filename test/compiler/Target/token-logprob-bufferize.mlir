@@ -66,3 +66,41 @@ func.func @shared_init(%h: tensor<?x16xf32>, %w: tensor<40x16xf32>, %ids: tensor
       -> tensor<?xf32>, tensor<?xf32>
   return %lp, %lse : tensor<?xf32>, tensor<?xf32>
 }
+
+// -----
+
+// The single-pass loop: the row-block ops update their outs in place, so
+// the loop carries one buffer each (the scratch included) and copies
+// nothing; grad_weight is written in the function's result buffer.
+// CHECK-LABEL: func.func @rows_loop(
+// CHECK: %[[S:.*]] = memref.alloc(%{{.*}}) {{.*}}: memref<?x40xf32>
+// CHECK: scf.for {{.*}} iter_args({{.*}}, {{.*}}, {{.*}}, {{.*}}, %[[SA:.*]] = %[[S]])
+// CHECK-NOT: memref.copy
+// CHECK-NOT: memref.alloc
+// CHECK: fuse.token_logprob_rows ins({{.*}}) offset(%{{.*}}) outs(%{{.*}}, %{{.*}}, %[[SA]] :
+// CHECK-NOT: memref.copy
+// CHECK-NOT: memref.alloc
+// CHECK: fuse.token_logprob_rows_grad ins({{.*}}) offset(%{{.*}}) outs(%{{.*}}, %{{.*}}, %[[SA]] :
+// CHECK-NEXT: scf.yield
+func.func @rows_loop(%h: tensor<?x16xf32>, %w: tensor<40x16xf32>, %ids: tensor<?xi64>,
+                     %g: tensor<?xf32>, %n: index, %step: index)
+    -> (tensor<?xf32>, tensor<?x16xf32>, tensor<40x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %lp0 = tensor.empty(%n) : tensor<?xf32>
+  %lse0 = tensor.empty(%n) : tensor<?xf32>
+  %dh0 = tensor.empty(%n) : tensor<?x16xf32>
+  %dw0 = tensor.empty() : tensor<40x16xf32>
+  %s0 = tensor.empty(%step) : tensor<?x40xf32>
+  %r:5 = scf.for %n0 = %c0 to %n step %step
+      iter_args(%lp = %lp0, %lse = %lse0, %dh = %dh0, %dw = %dw0, %s = %s0)
+      -> (tensor<?xf32>, tensor<?xf32>, tensor<?x16xf32>, tensor<40x16xf32>, tensor<?x40xf32>) {
+    %a:3 = fuse.token_logprob_rows ins(%h, %w, %ids : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>)
+        offset(%n0) outs(%lp, %lse, %s : tensor<?xf32>, tensor<?xf32>, tensor<?x40xf32>) {temperature = 1.0 : f64}
+        -> tensor<?xf32>, tensor<?xf32>, tensor<?x40xf32>
+    %b:3 = fuse.token_logprob_rows_grad ins(%h, %w, %ids, %a#1, %g : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<?xf32>)
+        offset(%n0) outs(%dh, %dw, %a#2 : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?x40xf32>) {temperature = 1.0 : f64}
+        -> tensor<?x16xf32>, tensor<40x16xf32>, tensor<?x40xf32>
+    scf.yield %a#0, %a#1, %b#0, %b#1, %b#2 : tensor<?xf32>, tensor<?xf32>, tensor<?x16xf32>, tensor<40x16xf32>, tensor<?x40xf32>
+  }
+  return %r#0, %r#2, %r#3 : tensor<?xf32>, tensor<?x16xf32>, tensor<40x16xf32>
+}

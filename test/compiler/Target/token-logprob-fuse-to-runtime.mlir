@@ -54,3 +54,27 @@ func.func @f64(%h: memref<4x16xf64>, %w: memref<40x16xf64>, %ids: memref<4xi64>,
       outs(%dh, %dw : memref<4x16xf64>, memref<40x16xf64>) {temperature = 1.0 : f64}
   return
 }
+
+// -----
+
+// The row-block ops become calls with their offset as i64 before the
+// temperature (and no chunk).
+// CHECK-DAG: func.func private @loom_rt_token_logprob_rows_f32(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xi64, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64, f32) attributes {llvm.emit_c_interface}
+// CHECK-DAG: func.func private @loom_rt_token_logprob_rows_grad_f32(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xi64, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64, f32) attributes {llvm.emit_c_interface}
+// CHECK-LABEL: func.func @rows(
+// CHECK-SAME: %[[H:[^:]*]]: memref<?x16xf32>, %[[W:[^:]*]]: memref<40x16xf32>, %[[IDS:[^:]*]]: memref<?xi64>, %[[G:[^:]*]]: memref<?xf32>, %[[LP:[^:]*]]: memref<?xf32>, %[[LSE:[^:]*]]: memref<?xf32>, %[[S:[^:]*]]: memref<?x40xf32>, %[[DH:[^:]*]]: memref<?x16xf32>, %[[DW:[^:]*]]: memref<40x16xf32>, %[[N0:[^:]*]]: index
+// CHECK-DAG: %[[T:.*]] = arith.constant 5.000000e-01 : f32
+// CHECK-DAG: %[[O:.*]] = arith.index_cast %[[N0]] : index to i64
+// CHECK-DAG: %[[SC:.*]] = memref.cast %[[S]] : memref<?x40xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+// CHECK: call @loom_rt_token_logprob_rows_f32(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[SC]], %[[O]], %[[T]])
+// CHECK: call @loom_rt_token_logprob_rows_grad_f32(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}})
+// CHECK-NOT: fuse.
+func.func @rows(%h: memref<?x16xf32>, %w: memref<40x16xf32>, %ids: memref<?xi64>,
+                %g: memref<?xf32>, %lp: memref<?xf32>, %lse: memref<?xf32>, %s: memref<?x40xf32>,
+                %dh: memref<?x16xf32>, %dw: memref<40x16xf32>, %n0: index) {
+  fuse.token_logprob_rows ins(%h, %w, %ids : memref<?x16xf32>, memref<40x16xf32>, memref<?xi64>)
+      offset(%n0) outs(%lp, %lse, %s : memref<?xf32>, memref<?xf32>, memref<?x40xf32>) {temperature = 0.5 : f64}
+  fuse.token_logprob_rows_grad ins(%h, %w, %ids, %lse, %g : memref<?x16xf32>, memref<40x16xf32>, memref<?xi64>, memref<?xf32>, memref<?xf32>)
+      offset(%n0) outs(%dh, %dw, %s : memref<?x16xf32>, memref<40x16xf32>, memref<?x40xf32>) {temperature = 0.5 : f64}
+  return
+}

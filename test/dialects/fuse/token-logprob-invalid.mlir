@@ -200,3 +200,60 @@ func.func @grad_lse_element(%h: tensor<4x16xf32>, %w: tensor<40x16xf32>, %ids: t
       -> tensor<4x16xf32>, tensor<40x16xf32>
   return
 }
+
+// -----
+
+func.func @rows_scratch_vocab(%h: tensor<4x16xf32>, %w: tensor<40x16xf32>, %ids: tensor<4xi64>,
+                              %lpi: tensor<4xf32>, %lsei: tensor<4xf32>, %si: tensor<2x30xf32>, %n0: index) {
+  // expected-error@+1 {{the vocabulary is 40 in weight but 30 in scratch}}
+  %lp, %lse, %s = fuse.token_logprob_rows ins(%h, %w, %ids : tensor<4x16xf32>, tensor<40x16xf32>, tensor<4xi64>)
+      offset(%n0) outs(%lpi, %lsei, %si : tensor<4xf32>, tensor<4xf32>, tensor<2x30xf32>) {temperature = 1.0 : f64}
+      -> tensor<4xf32>, tensor<4xf32>, tensor<2x30xf32>
+  return
+}
+
+// -----
+
+func.func @rows_scratch_rank(%h: tensor<4x16xf32>, %w: tensor<40x16xf32>, %ids: tensor<4xi64>,
+                             %lpi: tensor<4xf32>, %lsei: tensor<4xf32>, %si: tensor<40xf32>, %n0: index) {
+  // expected-error@+1 {{scratch must have rank 2, got 'tensor<40xf32>'}}
+  %lp, %lse, %s = fuse.token_logprob_rows ins(%h, %w, %ids : tensor<4x16xf32>, tensor<40x16xf32>, tensor<4xi64>)
+      offset(%n0) outs(%lpi, %lsei, %si : tensor<4xf32>, tensor<4xf32>, tensor<40xf32>) {temperature = 1.0 : f64}
+      -> tensor<4xf32>, tensor<4xf32>, tensor<40xf32>
+  return
+}
+
+// -----
+
+func.func @rows_grad_scratch_vocab(%h: tensor<4x16xf32>, %w: tensor<40x16xf32>, %ids: tensor<4xi64>,
+                                   %lse: tensor<4xf32>, %g: tensor<4xf32>, %dhi: tensor<4x16xf32>,
+                                   %dwi: tensor<40x16xf32>, %si: tensor<2x41xf32>, %n0: index) {
+  // expected-error@+1 {{the vocabulary is 40 in weight but 41 in scratch}}
+  %dh, %dw, %s = fuse.token_logprob_rows_grad ins(%h, %w, %ids, %lse, %g : tensor<4x16xf32>, tensor<40x16xf32>, tensor<4xi64>, tensor<4xf32>, tensor<4xf32>)
+      offset(%n0) outs(%dhi, %dwi, %si : tensor<4x16xf32>, tensor<40x16xf32>, tensor<2x41xf32>) {temperature = 1.0 : f64}
+      -> tensor<4x16xf32>, tensor<40x16xf32>, tensor<2x41xf32>
+  return
+}
+
+// -----
+
+func.func @rows_grad_token_count(%h: tensor<4x16xf32>, %w: tensor<40x16xf32>, %ids: tensor<4xi64>,
+                                 %lse: tensor<4xf32>, %g: tensor<5xf32>, %dhi: tensor<4x16xf32>,
+                                 %dwi: tensor<40x16xf32>, %si: tensor<2x40xf32>, %n0: index) {
+  // expected-error@+1 {{the token count is 4 in hidden but 5 in grad}}
+  %dh, %dw, %s = fuse.token_logprob_rows_grad ins(%h, %w, %ids, %lse, %g : tensor<4x16xf32>, tensor<40x16xf32>, tensor<4xi64>, tensor<4xf32>, tensor<5xf32>)
+      offset(%n0) outs(%dhi, %dwi, %si : tensor<4x16xf32>, tensor<40x16xf32>, tensor<2x40xf32>) {temperature = 1.0 : f64}
+      -> tensor<4x16xf32>, tensor<40x16xf32>, tensor<2x40xf32>
+  return
+}
+
+// -----
+
+func.func @rows_temperature(%h: tensor<4x16xf32>, %w: tensor<40x16xf32>, %ids: tensor<4xi64>,
+                            %lpi: tensor<4xf32>, %lsei: tensor<4xf32>, %si: tensor<2x40xf32>, %n0: index) {
+  // expected-error@+1 {{temperature must be finite and > 0, got 0}}
+  %lp, %lse, %s = fuse.token_logprob_rows ins(%h, %w, %ids : tensor<4x16xf32>, tensor<40x16xf32>, tensor<4xi64>)
+      offset(%n0) outs(%lpi, %lsei, %si : tensor<4xf32>, tensor<4xf32>, tensor<2x40xf32>) {temperature = 0.0 : f64}
+      -> tensor<4xf32>, tensor<4xf32>, tensor<2x40xf32>
+  return
+}

@@ -1,0 +1,175 @@
+// RUN: loom-opt %s --split-input-file --loom-fuse-token-logprob-rows | FileCheck %s
+// RUN: loom-opt %s --split-input-file --loom-fuse-token-logprob-rows=rows=3 | FileCheck %s --check-prefix=ROWS3
+// RUN: loom-opt %s --split-input-file --loom-fuse | FileCheck %s --check-prefix=FUSED
+// RUN: loom-opt %s --split-input-file --loom-fuse=logprob=two-pass | FileCheck %s --check-prefix=TWO
+// RUN: not loom-opt %s --split-input-file --loom-fuse-token-logprob-rows=rows=-1 2>&1 | FileCheck %s --check-prefix=NEG
+
+// NEG: rows must be >= 0, got -1
+
+// A gradient computed from the log-probs token by token (exp, a per-row
+// broadcast, a scalar that is a reduction of an input, a reshape) becomes a
+// loop over blocks of tokens. What g reads from after the forward (the
+// mask's sum) is moved above the loop; the forward's other uses read the
+// loop's log-probs. The default block at V = 40 is 4096 tokens, at most N.
+// CHECK-LABEL: func.func @token_wise(
+// CHECK-SAME: %[[H:[^:]*]]: tensor<?x16xf32>, %[[IDS:[^:]*]]: tensor<?xi64>, %[[W:[^:]*]]: tensor<40x16xf32>, %[[M:[^:]*]]: tensor<?x4xf32>, %[[A:[^:]*]]: tensor<?x1xf32>
+// CHECK: %[[SUM:.*]] = loom.sum %[[M]]
+// CHECK: %[[N:.*]] = tensor.dim %[[H]], %c0
+// CHECK: %[[B0:.*]] = arith.minui %c4096, %[[N]] : index
+// CHECK: %[[B:.*]] = arith.maxui %[[B0]], %c1 : index
+// CHECK: %[[LP0:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?xf32>)
+// CHECK: %[[S0:.*]] = tensor.empty(%[[B]]) : tensor<?x40xf32>
+// CHECK: %[[UB:.*]] = arith.maxui %[[N]], %c1 : index
+// CHECK: %[[L:.*]]:5 = scf.for %[[N0:.*]] = %{{.*}} to %[[UB]] step %[[B]] iter_args(%[[LP:.*]] = %[[LP0]], %[[LSE:.*]] = %{{.*}}, %[[DH:.*]] = %{{.*}}, %[[DW:.*]] = %{{.*}}, %[[S:.*]] = %[[S0]])
+// CHECK: %[[R:.*]]:3 = fuse.token_logprob_rows ins(%[[H]], %[[W]], %[[IDS]] : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>) offset(%[[N0]]) outs(%[[LP]], %[[LSE]], %[[S]] : tensor<?xf32>, tensor<?xf32>, tensor<?x40xf32>) {temperature = 7.500000e-01 : f64}
+// CHECK: %[[LP2:.*]] = loom.reshape %[[R]]#0
+// CHECK: %[[E:.*]] = loom.exp %[[LP2]]
+// CHECK: %[[X:.*]] = loom.mul %[[E]], %[[A]]
+// CHECK: %[[Y:.*]] = loom.div %[[X]], %[[SUM]]
+// CHECK: %[[G:.*]] = loom.reshape %[[Y]]
+// CHECK: %[[RG:.*]]:3 = fuse.token_logprob_rows_grad ins(%[[H]], %[[W]], %[[IDS]], %[[R]]#1, %[[G]] : {{.*}}) offset(%[[N0]]) outs(%[[DH]], %[[DW]], %[[R]]#2 : {{.*}}) {temperature = 7.500000e-01 : f64}
+// CHECK: scf.yield %[[R]]#0, %[[R]]#1, %[[RG]]#0, %[[RG]]#1, %[[RG]]#2
+// CHECK-NOT: fuse.token_logprob ins
+// CHECK-NOT: fuse.token_logprob_grad
+// CHECK: %[[OUT:.*]] = loom.reshape %[[L]]#0
+// CHECK: return %[[OUT]], %[[L]]#2, %[[L]]#3
+// ROWS3-LABEL: func.func @token_wise(
+// ROWS3: %[[B0:.*]] = arith.minui %c3, %{{.*}} : index
+// ROWS3: scf.for
+// FUSED-LABEL: func.func @token_wise(
+// FUSED: scf.for
+// FUSED: fuse.token_logprob_rows ins(
+// TWO-LABEL: func.func @token_wise(
+// TWO-NOT: scf.for
+func.func @token_wise(%h: tensor<?x16xf32>, %ids: tensor<?xi64>, %w: tensor<40x16xf32>,
+                      %mask: tensor<?x4xf32>, %a: tensor<?x1xf32>)
+    -> (tensor<?x4xf32>, tensor<?x16xf32>, tensor<40x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %h, %c0 : tensor<?x16xf32>
+  %e0 = tensor.empty(%n) : tensor<?xf32>
+  %f:2 = fuse.token_logprob ins(%h, %w, %ids : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>)
+      outs(%e0, %e0 : tensor<?xf32>, tensor<?xf32>) {temperature = 0.75 : f64}
+      -> tensor<?xf32>, tensor<?xf32>
+  %lp = loom.reshape %f#0 {shape = array<i64: -1, 4>} : tensor<?xf32> -> tensor<?x4xf32>
+  %sum = loom.sum %mask {axes = array<i64: 0, 1>} : tensor<?x4xf32> -> tensor<f32>
+  %ex = loom.exp %lp : tensor<?x4xf32> -> tensor<?x4xf32>
+  %x = loom.mul %ex, %a : tensor<?x4xf32>, tensor<?x1xf32> -> tensor<?x4xf32>
+  %y = loom.div %x, %sum : tensor<?x4xf32>, tensor<f32> -> tensor<?x4xf32>
+  %g = loom.reshape %y {shape = array<i64: -1>} : tensor<?x4xf32> -> tensor<?xf32>
+  %dhi = tensor.empty(%n) : tensor<?x16xf32>
+  %dwi = tensor.empty() : tensor<40x16xf32>
+  %d:2 = fuse.token_logprob_grad ins(%h, %w, %ids, %f#1, %g : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<?xf32>)
+      outs(%dhi, %dwi : tensor<?x16xf32>, tensor<40x16xf32>) {temperature = 0.75 : f64}
+      -> tensor<?x16xf32>, tensor<40x16xf32>
+  return %lp, %d#0, %d#1 : tensor<?x4xf32>, tensor<?x16xf32>, tensor<40x16xf32>
+}
+
+// -----
+
+// `loom.broadcast %s like %v` reads the shape of %v only: a gradient that
+// broadcasts a scalar like the per-token loss (as loom-autodiff writes the
+// backward of a sum) is still token-wise; the broadcast and the ops whose
+// shape it reads are computed in the loop. A vocabulary that is not static
+// gets its block from 16M / V in the loop's preamble.
+// CHECK-LABEL: func.func @shape_only(
+// CHECK: arith.divui %c16777216
+// CHECK: scf.for
+// CHECK: fuse.token_logprob_rows ins(
+// CHECK: %[[L:.*]] = loom.log
+// CHECK: loom.broadcast %{{.*}} like %[[L]]
+// CHECK: fuse.token_logprob_rows_grad ins(
+func.func @shape_only(%h: tensor<?x16xf32>, %ids: tensor<?xi64>, %w: tensor<?x16xf32>,
+                      %s: tensor<1xf32>) -> (tensor<?xf32>, tensor<?x16xf32>, tensor<?x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %h, %c0 : tensor<?x16xf32>
+  %v = tensor.dim %w, %c0 : tensor<?x16xf32>
+  %e0 = tensor.empty(%n) : tensor<?xf32>
+  %f:2 = fuse.token_logprob ins(%h, %w, %ids : tensor<?x16xf32>, tensor<?x16xf32>, tensor<?xi64>)
+      outs(%e0, %e0 : tensor<?xf32>, tensor<?xf32>) {temperature = 1.0 : f64}
+      -> tensor<?xf32>, tensor<?xf32>
+  %l = loom.log %f#0 : tensor<?xf32> -> tensor<?xf32>
+  %b = loom.broadcast %s like %l : tensor<1xf32>, tensor<?xf32> -> tensor<?xf32>
+  %g = loom.mul %b, %f#0 : tensor<?xf32>, tensor<?xf32> -> tensor<?xf32>
+  %dhi = tensor.empty(%n) : tensor<?x16xf32>
+  %dwi = tensor.empty(%v) : tensor<?x16xf32>
+  %d:2 = fuse.token_logprob_grad ins(%h, %w, %ids, %f#1, %g : tensor<?x16xf32>, tensor<?x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<?xf32>)
+      outs(%dhi, %dwi : tensor<?x16xf32>, tensor<?x16xf32>) {temperature = 1.0 : f64}
+      -> tensor<?x16xf32>, tensor<?x16xf32>
+  return %l, %d#0, %d#1 : tensor<?xf32>, tensor<?x16xf32>, tensor<?x16xf32>
+}
+
+// -----
+
+// A gradient that mixes tokens keeps the two kernels: a sum over the
+// log-probs of a sequence (DPO's, or a sequence-level ratio) ...
+// CHECK-LABEL: func.func @sequence_sum(
+// CHECK-NOT: scf.for
+// CHECK: fuse.token_logprob ins(
+// CHECK: fuse.token_logprob_grad ins(
+func.func @sequence_sum(%h: tensor<?x16xf32>, %ids: tensor<?xi64>, %w: tensor<40x16xf32>)
+    -> (tensor<?x16xf32>, tensor<40x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %h, %c0 : tensor<?x16xf32>
+  %e0 = tensor.empty(%n) : tensor<?xf32>
+  %f:2 = fuse.token_logprob ins(%h, %w, %ids : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>)
+      outs(%e0, %e0 : tensor<?xf32>, tensor<?xf32>) {temperature = 1.0 : f64}
+      -> tensor<?xf32>, tensor<?xf32>
+  %lp = loom.reshape %f#0 {shape = array<i64: -1, 4>} : tensor<?xf32> -> tensor<?x4xf32>
+  %seq = loom.sum %lp {axes = array<i64: 1>, keepdim = true} : tensor<?x4xf32> -> tensor<?x1xf32>
+  %sig = loom.sigmoid %seq : tensor<?x1xf32> -> tensor<?x1xf32>
+  %b = loom.broadcast %sig like %lp : tensor<?x1xf32>, tensor<?x4xf32> -> tensor<?x4xf32>
+  %g = loom.reshape %b {shape = array<i64: -1>} : tensor<?x4xf32> -> tensor<?xf32>
+  %dhi = tensor.empty(%n) : tensor<?x16xf32>
+  %dwi = tensor.empty() : tensor<40x16xf32>
+  %d:2 = fuse.token_logprob_grad ins(%h, %w, %ids, %f#1, %g : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<?xf32>)
+      outs(%dhi, %dwi : tensor<?x16xf32>, tensor<40x16xf32>) {temperature = 1.0 : f64}
+      -> tensor<?x16xf32>, tensor<40x16xf32>
+  return %d#0, %d#1 : tensor<?x16xf32>, tensor<40x16xf32>
+}
+
+// -----
+
+// ... or a log-prob broadcast over others (here row 0's over its row).
+// CHECK-LABEL: func.func @broadcast_logp(
+// CHECK-NOT: scf.for
+// CHECK: fuse.token_logprob_grad ins(
+func.func @broadcast_logp(%h: tensor<?x16xf32>, %ids: tensor<?xi64>, %w: tensor<40x16xf32>,
+                          %m: tensor<?x4xf32>) -> (tensor<?x16xf32>, tensor<40x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %h, %c0 : tensor<?x16xf32>
+  %e0 = tensor.empty(%n) : tensor<?xf32>
+  %f:2 = fuse.token_logprob ins(%h, %w, %ids : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>)
+      outs(%e0, %e0 : tensor<?xf32>, tensor<?xf32>) {temperature = 1.0 : f64}
+      -> tensor<?xf32>, tensor<?xf32>
+  %lp = loom.reshape %f#0 {shape = array<i64: -1, 1>} : tensor<?xf32> -> tensor<?x1xf32>
+  %x = loom.mul %m, %lp : tensor<?x4xf32>, tensor<?x1xf32> -> tensor<?x4xf32>
+  %g = loom.reshape %x {shape = array<i64: -1>} : tensor<?x4xf32> -> tensor<?xf32>
+  %dhi = tensor.empty(%n) : tensor<?x16xf32>
+  %dwi = tensor.empty() : tensor<40x16xf32>
+  %d:2 = fuse.token_logprob_grad ins(%h, %w, %ids, %f#1, %g : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<?xf32>)
+      outs(%dhi, %dwi : tensor<?x16xf32>, tensor<40x16xf32>) {temperature = 1.0 : f64}
+      -> tensor<?x16xf32>, tensor<40x16xf32>
+  return %d#0, %d#1 : tensor<?x16xf32>, tensor<40x16xf32>
+}
+
+// -----
+
+// The lse is used by something other than the backward: left as it is.
+// CHECK-LABEL: func.func @lse_used(
+// CHECK-NOT: scf.for
+// CHECK: fuse.token_logprob_grad ins(
+func.func @lse_used(%h: tensor<?x16xf32>, %ids: tensor<?xi64>, %w: tensor<40x16xf32>,
+                    %g: tensor<?xf32>) -> (tensor<?xf32>, tensor<?x16xf32>, tensor<40x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %h, %c0 : tensor<?x16xf32>
+  %e0 = tensor.empty(%n) : tensor<?xf32>
+  %f:2 = fuse.token_logprob ins(%h, %w, %ids : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>)
+      outs(%e0, %e0 : tensor<?xf32>, tensor<?xf32>) {temperature = 1.0 : f64}
+      -> tensor<?xf32>, tensor<?xf32>
+  %dhi = tensor.empty(%n) : tensor<?x16xf32>
+  %dwi = tensor.empty() : tensor<40x16xf32>
+  %d:2 = fuse.token_logprob_grad ins(%h, %w, %ids, %f#1, %g : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<?xf32>)
+      outs(%dhi, %dwi : tensor<?x16xf32>, tensor<40x16xf32>) {temperature = 1.0 : f64}
+      -> tensor<?x16xf32>, tensor<40x16xf32>
+  return %f#1, %d#0, %d#1 : tensor<?xf32>, tensor<?x16xf32>, tensor<40x16xf32>
+}
