@@ -189,6 +189,17 @@ void expectMatrix(StridedTensor &out, const std::vector<double> &ref,
   EXPECT_EQ(out.written(), static_cast<size_t>(rows * cols)) << what;
 }
 
+/// A test name from a case's fields.
+std::string caseName(const ::testing::TestParamInfo<Case> &info) {
+  std::ostringstream os;
+  os << info.param;
+  std::string s = os.str();
+  for (char &ch : s)
+    if (!std::isalnum(static_cast<unsigned char>(ch)))
+      ch = '_';
+  return s;
+}
+
 class TokenLogprob : public ::testing::TestWithParam<Case> {};
 
 TEST_P(TokenLogprob, ForwardMatchesReference) {
@@ -242,15 +253,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{65, 48, 200, 64, 0.8f, true},    // strided, larger
         Case{9, 16, 50, 16, 1.0f, false, 40}, // logits near +-100
         Case{9, 16, 50, 13, 0.5f, true, 60}), // logits beyond +-200
-    [](const ::testing::TestParamInfo<Case> &info) {
-      std::ostringstream os;
-      os << info.param;
-      std::string s = os.str();
-      for (char &ch : s)
-        if (!std::isalnum(static_cast<unsigned char>(ch)))
-          ch = '_';
-      return s;
-    });
+    caseName);
 
 TEST(TokenLogprobLimits, LargeLogitsStayFinite) {
   // Logits in the hundreds overflow a naive exp in float; the kernel's
@@ -510,16 +513,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{70, 40, 130, 16, 0.7f},    // temperature < 1
                       Case{33, 64, 257, 0, 1.9f},     // one block of all
                       Case{6, 10, 45, 4, 1.3f, true}, // strided views
-                      Case{9, 16, 50, 4, 1.0f, false, 40}), // logits near 100
-    [](const ::testing::TestParamInfo<Case> &info) {
-      std::ostringstream os;
-      os << info.param;
-      std::string s = os.str();
-      for (char &ch : s)
-        if (!std::isalnum(static_cast<unsigned char>(ch)))
-          ch = '_';
-      return s;
-    });
+                      Case{9, 16, 50, 4, 1.0f, false, 40}, // logits near 100
+                      Case{5, 6, 9000, 2, 0.8f}), // grad_weight in 3 parts
+    caseName);
 
 TEST(TokenLogprobRowsLimits, ZeroGradientTokensAndBlocks) {
   // g = 0 (padding): the first block entirely, scattered tokens elsewhere,

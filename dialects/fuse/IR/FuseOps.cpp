@@ -233,21 +233,62 @@ static LogicalResult checkTemperature(Operation *op, APFloat temperature) {
   return success();
 }
 
-LogicalResult TokenLogprobOp::verify() {
-  Operand operands[] = {
-      {"hidden", cast<ShapedType>(getHidden().getType()), 2},
-      {"weight", cast<ShapedType>(getWeight().getType()), 2},
-      {"logp", cast<ShapedType>(getLogpInit().getType()), 1},
-      {"lse", cast<ShapedType>(getLseInit().getType()), 1},
-      {"ids", cast<ShapedType>(getIds().getType()), 1},
-  };
-  if (failed(verifyTokenLogprob(*this, operands,
-                                {getLogpInit(), getLseInit()},
-                                getResults().getTypes())) ||
-      failed(checkSameSize(*this, operands, 0, 1, 1, 1, "the hidden size")))
+/// The checks of the forward kernels: `fuse.token_logprob`, and its
+/// row-block form, whose `scratch` [R, V] holds a block's products.
+template <typename OpTy>
+static LogicalResult verifyForward(OpTy op, Value scratch) {
+  auto type = [](Value v) { return cast<ShapedType>(v.getType()); };
+  SmallVector<Operand> operands = {{"hidden", type(op.getHidden()), 2},
+                                   {"weight", type(op.getWeight()), 2},
+                                   {"logp", type(op.getLogpInit()), 1},
+                                   {"lse", type(op.getLseInit()), 1}};
+  SmallVector<Value> inits = {op.getLogpInit(), op.getLseInit()};
+  if (scratch) {
+    operands.push_back({"scratch", type(scratch), 2});
+    inits.push_back(scratch);
+  }
+  operands.push_back({"ids", type(op.getIds()), 1});
+  if (failed(verifyTokenLogprob(op, operands, inits,
+                                op.getResults().getTypes())) ||
+      failed(checkSameSize(op, operands, 0, 1, 1, 1, "the hidden size")) ||
+      (scratch &&
+       failed(checkSameSize(op, operands, 1, 0, 4, 1, "the vocabulary"))))
     return failure();
-  return checkTemperature(*this, getTemperature());
+  return checkTemperature(op, op.getTemperature());
 }
+
+/// The checks of the backward kernels: `fuse.token_logprob_grad`, and its
+/// row-block form with its `scratch` [R, V].
+template <typename OpTy>
+static LogicalResult verifyBackward(OpTy op, Value scratch) {
+  auto type = [](Value v) { return cast<ShapedType>(v.getType()); };
+  SmallVector<Operand> operands = {
+      {"hidden", type(op.getHidden()), 2},
+      {"weight", type(op.getWeight()), 2},
+      {"lse", type(op.getLse()), 1},
+      {"grad", type(op.getGrad()), 1},
+      {"grad_hidden", type(op.getGradHiddenInit()), 2},
+      {"grad_weight", type(op.getGradWeightInit()), 2}};
+  SmallVector<Value> inits = {op.getGradHiddenInit(), op.getGradWeightInit()};
+  if (scratch) {
+    operands.push_back({"scratch", type(scratch), 2});
+    inits.push_back(scratch);
+  }
+  operands.push_back({"ids", type(op.getIds()), 1});
+  if (failed(verifyTokenLogprob(op, operands, inits,
+                                op.getResults().getTypes())) ||
+      failed(checkSameSize(op, operands, 0, 1, 1, 1, "the hidden size")) ||
+      failed(checkSameSize(op, operands, 0, 1, 4, 1, "the hidden size")) ||
+      failed(checkSameSize(op, operands, 0, 1, 5, 1, "the hidden size")) ||
+      failed(checkSameSize(op, operands, 1, 0, 5, 0, "the vocabulary")) ||
+      failed(checkSameSize(op, operands, 1, 1, 5, 1, "the hidden size")) ||
+      (scratch &&
+       failed(checkSameSize(op, operands, 1, 0, 6, 1, "the vocabulary"))))
+    return failure();
+  return checkTemperature(op, op.getTemperature());
+}
+
+LogicalResult TokenLogprobOp::verify() { return verifyForward(*this, {}); }
 
 void TokenLogprobOp::getEffects(
     SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
@@ -256,25 +297,7 @@ void TokenLogprobOp::getEffects(
 }
 
 LogicalResult TokenLogprobGradOp::verify() {
-  Operand operands[] = {
-      {"hidden", cast<ShapedType>(getHidden().getType()), 2},
-      {"weight", cast<ShapedType>(getWeight().getType()), 2},
-      {"lse", cast<ShapedType>(getLse().getType()), 1},
-      {"grad", cast<ShapedType>(getGrad().getType()), 1},
-      {"grad_hidden", cast<ShapedType>(getGradHiddenInit().getType()), 2},
-      {"grad_weight", cast<ShapedType>(getGradWeightInit().getType()), 2},
-      {"ids", cast<ShapedType>(getIds().getType()), 1},
-  };
-  if (failed(verifyTokenLogprob(
-          *this, operands, {getGradHiddenInit(), getGradWeightInit()},
-          getResults().getTypes())) ||
-      failed(checkSameSize(*this, operands, 0, 1, 1, 1, "the hidden size")) ||
-      failed(checkSameSize(*this, operands, 0, 1, 4, 1, "the hidden size")) ||
-      failed(checkSameSize(*this, operands, 0, 1, 5, 1, "the hidden size")) ||
-      failed(checkSameSize(*this, operands, 1, 0, 5, 0, "the vocabulary")) ||
-      failed(checkSameSize(*this, operands, 1, 1, 5, 1, "the hidden size")))
-    return failure();
-  return checkTemperature(*this, getTemperature());
+  return verifyBackward(*this, {});
 }
 
 void TokenLogprobGradOp::getEffects(
@@ -305,21 +328,7 @@ static void getReadingDpsEffects(
 }
 
 LogicalResult TokenLogprobRowsOp::verify() {
-  Operand operands[] = {
-      {"hidden", cast<ShapedType>(getHidden().getType()), 2},
-      {"weight", cast<ShapedType>(getWeight().getType()), 2},
-      {"logp", cast<ShapedType>(getLogpInit().getType()), 1},
-      {"lse", cast<ShapedType>(getLseInit().getType()), 1},
-      {"scratch", cast<ShapedType>(getScratchInit().getType()), 2},
-      {"ids", cast<ShapedType>(getIds().getType()), 1},
-  };
-  if (failed(verifyTokenLogprob(*this, operands,
-                                {getLogpInit(), getLseInit(), getScratchInit()},
-                                getResults().getTypes())) ||
-      failed(checkSameSize(*this, operands, 0, 1, 1, 1, "the hidden size")) ||
-      failed(checkSameSize(*this, operands, 1, 0, 4, 1, "the vocabulary")))
-    return failure();
-  return checkTemperature(*this, getTemperature());
+  return verifyForward(*this, getScratchInit());
 }
 
 void TokenLogprobRowsOp::getEffects(
@@ -329,27 +338,7 @@ void TokenLogprobRowsOp::getEffects(
 }
 
 LogicalResult TokenLogprobRowsGradOp::verify() {
-  Operand operands[] = {
-      {"hidden", cast<ShapedType>(getHidden().getType()), 2},
-      {"weight", cast<ShapedType>(getWeight().getType()), 2},
-      {"lse", cast<ShapedType>(getLse().getType()), 1},
-      {"grad", cast<ShapedType>(getGrad().getType()), 1},
-      {"grad_hidden", cast<ShapedType>(getGradHiddenInit().getType()), 2},
-      {"grad_weight", cast<ShapedType>(getGradWeightInit().getType()), 2},
-      {"scratch", cast<ShapedType>(getScratchInit().getType()), 2},
-      {"ids", cast<ShapedType>(getIds().getType()), 1},
-  };
-  if (failed(verifyTokenLogprob(
-          *this, operands,
-          {getGradHiddenInit(), getGradWeightInit(), getScratchInit()},
-          getResults().getTypes())) ||
-      failed(checkSameSize(*this, operands, 0, 1, 1, 1, "the hidden size")) ||
-      failed(checkSameSize(*this, operands, 0, 1, 4, 1, "the hidden size")) ||
-      failed(checkSameSize(*this, operands, 0, 1, 5, 1, "the hidden size")) ||
-      failed(checkSameSize(*this, operands, 1, 0, 5, 0, "the vocabulary")) ||
-      failed(checkSameSize(*this, operands, 1, 0, 6, 1, "the vocabulary")))
-    return failure();
-  return checkTemperature(*this, getTemperature());
+  return verifyBackward(*this, getScratchInit());
 }
 
 void TokenLogprobRowsGradOp::getEffects(
