@@ -558,6 +558,13 @@ void weightGradient(const loom_memref_2d_t &dl, const loom_memref_2d_t &h,
   }
 }
 
+/// Whether the scratch is one the row-block kernels can use: V columns,
+/// contiguous, rows that do not overlap.
+bool usableScratch(const loom_memref_2d_t *scratch, int64_t V) {
+  return scratch->sizes[1] == V &&
+         (V == 0 || (scratch->strides[1] == 1 && scratch->strides[0] >= V));
+}
+
 /// Sets rows [r0, r0 + c) of a rank-2 memref to `value`.
 void fillRows(loom_memref_2d_t *m, int64_t r0, int64_t c, float value) {
   loom_memref_2d_t r = rows(m, r0, c);
@@ -577,7 +584,7 @@ extern "C" void loom_rt_token_logprob_rows_f32(
   RowsForwardJob job;
   job.logp = vec<float>(logp);
   job.lse = vec<float>(lse);
-  if (!(temperature > 0) || (V > 0 && scratch->strides[1] != 1)) {
+  if (!(temperature > 0) || !usableScratch(scratch, V)) {
     for (int64_t n = offset; n < offset + c; ++n)
       job.logp[n] = job.lse[n] = kNaN;
     return;
@@ -614,7 +621,7 @@ extern "C" void loom_rt_token_logprob_rows_grad_f32(
       fill(grad_weight, 0.0f);
     return;
   }
-  if (!(temperature > 0) || (V > 0 && scratch->strides[1] != 1)) {
+  if (!(temperature > 0) || !usableScratch(scratch, V)) {
     fillRows(grad_hidden, offset, c, kNaN);
     fill(grad_weight, kNaN);
     return;

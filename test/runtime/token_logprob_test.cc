@@ -465,8 +465,10 @@ struct Scratch2d {
 /// the upstream gradient fixed in advance (p.g).
 void runRows(Problem &p, int64_t R, Strided1d<float> &logp,
              Strided1d<float> &lse, StridedTensor &gh, StridedTensor &gw,
-             int64_t colStride = 1) {
+             int64_t colStride = 1, int64_t rowStride = 0) {
   Scratch2d scratch(R, p.c.V, 3, colStride);
+  if (rowStride)
+    scratch.m.strides[0] = rowStride;
   loom_memref_2d_t h = p.hidden.memref<loom_memref_2d_t>();
   loom_memref_2d_t w = p.weight.memref<loom_memref_2d_t>();
   loom_memref_1d_t i = p.ids.memref(), gm = p.g.memref(), lp = logp.memref(),
@@ -574,14 +576,17 @@ TEST(TokenLogprobRowsLimits, BadIdsTemperaturesAndScratch) {
           << t;
     EXPECT_TRUE(std::isnan(gw.at({1, 1}))) << t;
   }
-  {
-    // A scratch whose columns are not contiguous is refused the same way.
+  for (auto [colStride, rowStride] :
+       {std::pair<int64_t, int64_t>{2, 0}, {1, c.V - 1}}) {
+    // A scratch whose columns are not contiguous, or whose rows overlap, is
+    // refused the same way.
     Problem p(c);
     Strided1d<float> logp(c.N, false, 0), lse(c.N, false, 0);
     StridedTensor gh = p.gradTensor(c.N), gw = p.gradTensor(c.V);
-    runRows(p, 4, logp, lse, gh, gw, /*colStride=*/2);
+    runRows(p, 4, logp, lse, gh, gw, colStride, rowStride);
     EXPECT_TRUE(std::isnan(logp[0]) && std::isnan(gh.at({0, 0})) &&
-                std::isnan(gw.at({0, 0})));
+                std::isnan(gw.at({0, 0})))
+        << colStride << " " << rowStride;
   }
 }
 

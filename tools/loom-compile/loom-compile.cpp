@@ -251,6 +251,12 @@ static int compile() {
                  << mlaWgmmaKeys << "\n";
     return 1;
   }
+  if (logprobRows.getNumOccurrences() &&
+      (logprob != mlir::loom::LogprobMode::Fused || target == "cuda")) {
+    llvm::errs() << "loom-compile: error: --logprob-rows sets the blocks of "
+                    "--logprob=fused on the CPU target\n";
+    return 1;
+  }
   if (wgmma == "on" && (target != "cuda" || smVersion != "90a")) {
     llvm::errs() << "loom-compile: error: --wgmma needs --target=cuda and "
                     "--sm=90a (Hopper's wgmma.mma_async)\n";

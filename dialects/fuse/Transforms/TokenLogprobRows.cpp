@@ -6,8 +6,10 @@
 // the log-probs is computed from them token by token.
 //
 // The analysis, on the function's block:
-//  - D, the ops whose values depend on the forward's log-probs (through
-//    their contents; `tensor.dim` reads a shape only and stops it);
+//  - D, the ops whose values depend on the forward's log-probs, and C, those
+//    that read their contents: `tensor.dim`, `loom.iota` and the `like` of
+//    `loom.broadcast` read a shape only, which does not carry contents when
+//    it comes through ops whose shapes follow their operands' shapes;
 //  - S, the ops of D that the backward's gradient g depends on. Each must
 //    keep tokens apart: an elementwise `loom` op whose operands from D have
 //    its result's type (no log-prob broadcast over others), or a reshape.
@@ -67,7 +69,18 @@ bool isReshape(Operation *op) {
 
 /// Whether operand `i` of `op` is read for its shape only.
 bool shapeOnly(Operation *op, unsigned i) {
-  return (isa<loom::BroadcastOp>(op) && i == 1) || isa<tensor::DimOp>(op);
+  return (isa<loom::BroadcastOp>(op) && i == 1) ||
+         isa<loom::IotaOp, tensor::DimOp>(op);
+}
+
+/// Ops whose result shapes follow from their operands' shapes and their
+/// attributes, never from the contents of an operand: every `loom` op (the
+/// dialect's shapes are symbolic), and the casts and reshapes of `tensor`
+/// with static reassociations.
+bool shapeFromShapes(Operation *op) {
+  return isa<loom::LoomDialect>(op->getDialect()) ||
+         isa<tensor::CastOp, tensor::CollapseShapeOp, tensor::ExpandShapeOp>(
+             op);
 }
 
 /// The single-pass form of one forward and backward pair.
@@ -86,6 +99,12 @@ public:
 private:
   /// Whether `op` (in C) keeps tokens apart.
   bool keepsTokens(Operation *op);
+  /// Whether operand `i` of `op` is read for a shape that does not depend
+  /// on the contents of the log-probs.
+  bool readsShapeOnly(Operation *op, unsigned i);
+  /// Whether the shape of `v` does not depend on the contents of the
+  /// log-probs (D must be known for its producers).
+  bool shapeIndependent(Value v);
 
   fuse::TokenLogprobOp forward;
   fuse::TokenLogprobGradOp backward;
@@ -99,7 +118,32 @@ private:
   SmallVector<Operation *> slice;
   /// The ops to move above the forward, in block order.
   SmallVector<Operation *> hoisted;
+  /// Memo of shapeIndependent for values defined by ops of D.
+  DenseMap<Value, bool> shapeMemo;
 };
+
+bool RowsRewrite::shapeIndependent(Value v) {
+  Operation *def = v.getDefiningOp();
+  if (v == forward.getResult(0) || !def || !dependent.contains(def))
+    return true;
+  if (auto it = shapeMemo.find(v); it != shapeMemo.end())
+    return it->second;
+  bool independent = shapeFromShapes(def);
+  if (auto reshape = dyn_cast<tensor::ReshapeOp>(def)) {
+    // The shape is the contents of the shape operand.
+    Operation *shapeDef = reshape.getShape().getDefiningOp();
+    independent = !(shapeDef && contents.contains(shapeDef)) &&
+                  shapeIndependent(reshape.getShape());
+  }
+  for (unsigned i = 0; independent && i < def->getNumOperands(); ++i)
+    independent = shapeIndependent(def->getOperand(i));
+  shapeMemo[v] = independent;
+  return independent;
+}
+
+bool RowsRewrite::readsShapeOnly(Operation *op, unsigned i) {
+  return shapeOnly(op, i) && shapeIndependent(op->getOperand(i));
+}
 
 bool RowsRewrite::keepsTokens(Operation *op) {
   if (op->getNumRegions() != 0 || !isPure(op))
@@ -153,7 +197,7 @@ bool RowsRewrite::analyze() {
         continue;
       reads = true;
       readsContents |= inSet(contents, operand.get()) &&
-                       !shapeOnly(op, operand.getOperandNumber());
+                       !readsShapeOnly(op, operand.getOperandNumber());
     }
     op->walk([&](Operation *inner) {
       if (inner == op)
@@ -188,7 +232,7 @@ bool RowsRewrite::analyze() {
     if (!def || !inSlice.contains(def) || !reachesGrad.insert(def).second)
       continue;
     for (OpOperand &operand : def->getOpOperands())
-      if (!shapeOnly(def, operand.getOperandNumber()))
+      if (!readsShapeOnly(def, operand.getOperandNumber()))
         work.push_back(operand.get());
   }
   // What carries the log-probs' contents into g must keep tokens apart.
@@ -323,7 +367,11 @@ void RowsRewrite::rewrite(OpBuilder &b, int64_t rows) {
             TypeRange{args[0].getType(), args[1].getType(), args[4].getType()},
             hidden, weight, ids, n0, args[0], args[1], args[4], temperature);
         IRMapping mapping;
-        mapping.map(forward.getResult(0), rowsOp.getResult(0));
+        Value logp = rowsOp.getResult(0);
+        Type logpType = forward.getResult(0).getType();
+        if (logp.getType() != logpType)
+          logp = tensor::CastOp::create(lb, l, logpType, logp);
+        mapping.map(forward.getResult(0), logp);
         for (Operation *op : slice)
           lb.clone(*op, mapping);
         Value g = mapping.lookupOrDefault(backward.getGrad());

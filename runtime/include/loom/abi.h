@@ -403,10 +403,10 @@ typedef void (*loom_rt_token_logprob_grad_f32_fn_t)(
 ///   scratch[r, v] = hidden[n] . weight[v]        (the raw products)
 ///   lse[n]  = log sum_v exp(scratch[r, v] / t)
 ///   logp[n] = scratch[r, ids[n]] / t - lse[n]
-/// Other elements of logp, lse and scratch keep their values. The columns of
-/// scratch must be contiguous (stride 1); otherwise, like a temperature that
-/// is not > 0, the block's logp and lse are NaN. An id outside [0, V) gives
-/// its token logp NaN.
+/// Other elements of logp, lse and scratch keep their values. Scratch must
+/// have V contiguous columns (stride 1) and rows at least V apart; otherwise,
+/// like a temperature that is not > 0, the block's logp and lse are NaN. An id
+/// outside [0, V) gives its token logp NaN.
 typedef void (*loom_rt_token_logprob_rows_f32_fn_t)(
     const loom_memref_2d_t *hidden, const loom_memref_2d_t *weight,
     const loom_memref_1d_t *ids, loom_memref_1d_t *logp, loom_memref_1d_t *lse,

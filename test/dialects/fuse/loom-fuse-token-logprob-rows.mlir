@@ -13,6 +13,8 @@
 // loop's log-probs. The default block at V = 40 is 4096 tokens, at most N.
 // CHECK-LABEL: func.func @token_wise(
 // CHECK-SAME: %[[H:[^:]*]]: tensor<?x16xf32>, %[[IDS:[^:]*]]: tensor<?xi64>, %[[W:[^:]*]]: tensor<40x16xf32>, %[[M:[^:]*]]: tensor<?x4xf32>, %[[A:[^:]*]]: tensor<?x1xf32>
+// CHECK-NOT: fuse.token_logprob ins
+// CHECK-NOT: fuse.token_logprob_grad
 // CHECK: %[[SUM:.*]] = loom.sum %[[M]]
 // CHECK: %[[N:.*]] = tensor.dim %[[H]], %c0
 // CHECK: %[[B0:.*]] = arith.minui %c4096, %[[N]] : index
@@ -172,4 +174,95 @@ func.func @lse_used(%h: tensor<?x16xf32>, %ids: tensor<?xi64>, %w: tensor<40x16x
       outs(%dhi, %dwi : tensor<?x16xf32>, tensor<40x16xf32>) {temperature = 1.0 : f64}
       -> tensor<?x16xf32>, tensor<40x16xf32>
   return %f#1, %d#0, %d#1 : tensor<?xf32>, tensor<?x16xf32>, tensor<40x16xf32>
+}
+
+// -----
+
+// A shape computed from a log-prob's value carries contents: here the
+// gradient reads floor(-logp[N-1]) through the size of a tensor, so it is
+// not token-wise (in the blocks before the last token that value would not
+// be known yet).
+// CHECK-LABEL: func.func @shape_from_contents(
+// CHECK-NOT: scf.for
+// CHECK: fuse.token_logprob_grad ins(
+func.func @shape_from_contents(%h: tensor<?x16xf32>, %ids: tensor<?xi64>, %w: tensor<40x16xf32>)
+    -> (tensor<?x16xf32>, tensor<40x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %n = tensor.dim %h, %c0 : tensor<?x16xf32>
+  %e0 = tensor.empty(%n) : tensor<?xf32>
+  %f:2 = fuse.token_logprob ins(%h, %w, %ids : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>)
+      outs(%e0, %e0 : tensor<?xf32>, tensor<?xf32>) {temperature = 1.0 : f64}
+      -> tensor<?xf32>, tensor<?xf32>
+  %nm1 = arith.subi %n, %c1 : index
+  %last = tensor.extract %f#0[%nm1] : tensor<?xf32>
+  %neg = arith.negf %last : f32
+  %ki = arith.fptoui %neg : f32 to i64
+  %k = arith.index_cast %ki : i64 to index
+  %e = tensor.empty(%k) : tensor<?xf32>
+  %d = tensor.dim %e, %c0 : tensor<?xf32>
+  %di = arith.index_cast %d : index to i64
+  %df = arith.uitofp %di : i64 to f32
+  %t = tensor.from_elements %df : tensor<f32>
+  %g = loom.mul %f#0, %t : tensor<?xf32>, tensor<f32> -> tensor<?xf32>
+  %dhi = tensor.empty(%n) : tensor<?x16xf32>
+  %dwi = tensor.empty() : tensor<40x16xf32>
+  %dd:2 = fuse.token_logprob_grad ins(%h, %w, %ids, %f#1, %g : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<?xf32>)
+      outs(%dhi, %dwi : tensor<?x16xf32>, tensor<40x16xf32>) {temperature = 1.0 : f64}
+      -> tensor<?x16xf32>, tensor<40x16xf32>
+  return %dd#0, %dd#1 : tensor<?x16xf32>, tensor<40x16xf32>
+}
+
+// -----
+
+// What g reads from after the forward must be pure to move above it: a
+// tensor.dim at an index that is not a constant may be out of range.
+// CHECK-LABEL: func.func @impure_leaf(
+// CHECK-NOT: scf.for
+// CHECK: fuse.token_logprob_grad ins(
+func.func @impure_leaf(%h: tensor<?x16xf32>, %ids: tensor<?xi64>, %w: tensor<40x16xf32>,
+                       %m: tensor<?x?xf32>, %axis: index) -> (tensor<?x16xf32>, tensor<40x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %h, %c0 : tensor<?x16xf32>
+  %e0 = tensor.empty(%n) : tensor<?xf32>
+  %f:2 = fuse.token_logprob ins(%h, %w, %ids : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>)
+      outs(%e0, %e0 : tensor<?xf32>, tensor<?xf32>) {temperature = 1.0 : f64}
+      -> tensor<?xf32>, tensor<?xf32>
+  %d = tensor.dim %m, %axis : tensor<?x?xf32>
+  %di = arith.index_cast %d : index to i64
+  %df = arith.uitofp %di : i64 to f32
+  %t = tensor.from_elements %df : tensor<f32>
+  %g = loom.mul %f#0, %t : tensor<?xf32>, tensor<f32> -> tensor<?xf32>
+  %dhi = tensor.empty(%n) : tensor<?x16xf32>
+  %dwi = tensor.empty() : tensor<40x16xf32>
+  %dd:2 = fuse.token_logprob_grad ins(%h, %w, %ids, %f#1, %g : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<?xf32>)
+      outs(%dhi, %dwi : tensor<?x16xf32>, tensor<40x16xf32>) {temperature = 1.0 : f64}
+      -> tensor<?x16xf32>, tensor<40x16xf32>
+  return %dd#0, %dd#1 : tensor<?x16xf32>, tensor<40x16xf32>
+}
+
+// -----
+
+// Static hidden states with dynamic log-probs: the loop's log-probs are cast
+// to the forward's type for the ops that read them.
+// CHECK-LABEL: func.func @static_hidden(
+// CHECK: scf.for
+// CHECK: %[[R:.*]]:3 = fuse.token_logprob_rows ins({{.*}}) offset({{.*}}) outs({{.*}} : tensor<8xf32>, tensor<8xf32>, tensor<?x40xf32>)
+// CHECK: %[[C:.*]] = tensor.cast %[[R]]#0 : tensor<8xf32> to tensor<?xf32>
+// CHECK: loom.exp %[[C]] : tensor<?xf32>
+func.func @static_hidden(%h: tensor<8x16xf32>, %ids: tensor<?xi64>, %w: tensor<40x16xf32>)
+    -> (tensor<?xf32>, tensor<8x16xf32>, tensor<40x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %ids, %c0 : tensor<?xi64>
+  %e0 = tensor.empty(%n) : tensor<?xf32>
+  %f:2 = fuse.token_logprob ins(%h, %w, %ids : tensor<8x16xf32>, tensor<40x16xf32>, tensor<?xi64>)
+      outs(%e0, %e0 : tensor<?xf32>, tensor<?xf32>) {temperature = 1.0 : f64}
+      -> tensor<?xf32>, tensor<?xf32>
+  %g = loom.exp %f#0 : tensor<?xf32> -> tensor<?xf32>
+  %dhi = tensor.empty() : tensor<8x16xf32>
+  %dwi = tensor.empty() : tensor<40x16xf32>
+  %d:2 = fuse.token_logprob_grad ins(%h, %w, %ids, %f#1, %g : tensor<8x16xf32>, tensor<40x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<?xf32>)
+      outs(%dhi, %dwi : tensor<8x16xf32>, tensor<40x16xf32>) {temperature = 1.0 : f64}
+      -> tensor<8x16xf32>, tensor<40x16xf32>
+  return %f#0, %d#0, %d#1 : tensor<?xf32>, tensor<8x16xf32>, tensor<40x16xf32>
 }
