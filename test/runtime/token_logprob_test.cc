@@ -461,6 +461,25 @@ struct Scratch2d {
   }
 };
 
+/// Both row-block kernels at each of `offsets`, with p.g as the upstream
+/// gradient.
+void rowsAt(Problem &p, Scratch2d &scratch, const std::vector<int64_t> &offsets,
+            Strided1d<float> &logp, Strided1d<float> &lse, StridedTensor &gh,
+            StridedTensor &gw) {
+  loom_memref_2d_t h = p.hidden.memref<loom_memref_2d_t>();
+  loom_memref_2d_t w = p.weight.memref<loom_memref_2d_t>();
+  loom_memref_1d_t i = p.ids.memref(), gm = p.g.memref(), lp = logp.memref(),
+                   ls = lse.memref();
+  loom_memref_2d_t ghm = gh.memref<loom_memref_2d_t>();
+  loom_memref_2d_t gwm = gw.memref<loom_memref_2d_t>();
+  for (int64_t n0 : offsets) {
+    loom_rt_token_logprob_rows_f32(&h, &w, &i, &lp, &ls, &scratch.m, n0,
+                                   p.c.temperature);
+    loom_rt_token_logprob_rows_grad_f32(&h, &w, &i, &ls, &gm, &ghm, &gwm,
+                                        &scratch.m, n0, p.c.temperature);
+  }
+}
+
 /// The loop of loom-fuse-token-logprob-rows over blocks of R tokens, with
 /// the upstream gradient fixed in advance (p.g).
 void runRows(Problem &p, int64_t R, Strided1d<float> &logp,
@@ -469,18 +488,10 @@ void runRows(Problem &p, int64_t R, Strided1d<float> &logp,
   Scratch2d scratch(R, p.c.V, 3, colStride);
   if (rowStride)
     scratch.m.strides[0] = rowStride;
-  loom_memref_2d_t h = p.hidden.memref<loom_memref_2d_t>();
-  loom_memref_2d_t w = p.weight.memref<loom_memref_2d_t>();
-  loom_memref_1d_t i = p.ids.memref(), gm = p.g.memref(), lp = logp.memref(),
-                   ls = lse.memref();
-  loom_memref_2d_t ghm = gh.memref<loom_memref_2d_t>();
-  loom_memref_2d_t gwm = gw.memref<loom_memref_2d_t>();
-  for (int64_t n0 = 0; n0 < std::max<int64_t>(p.c.N, 1); n0 += R) {
-    loom_rt_token_logprob_rows_f32(&h, &w, &i, &lp, &ls, &scratch.m, n0,
-                                   p.c.temperature);
-    loom_rt_token_logprob_rows_grad_f32(&h, &w, &i, &ls, &gm, &ghm, &gwm,
-                                        &scratch.m, n0, p.c.temperature);
-  }
+  std::vector<int64_t> offsets;
+  for (int64_t n0 = 0; n0 < std::max<int64_t>(p.c.N, 1); n0 += R)
+    offsets.push_back(n0);
+  rowsAt(p, scratch, offsets, logp, lse, gh, gw);
 }
 
 class TokenLogprobRows : public ::testing::TestWithParam<Case> {};
@@ -597,17 +608,7 @@ TEST(TokenLogprobRowsLimits, OffsetsOutsideAndNoTokens) {
   Scratch2d scratch(2, 25);
   Strided1d<float> logp(4, false, 7.0f), lse(4, false, 7.0f);
   StridedTensor gh = p.gradTensor(4), gw = p.gradTensor(25);
-  loom_memref_2d_t h = p.hidden.memref<loom_memref_2d_t>();
-  loom_memref_2d_t w = p.weight.memref<loom_memref_2d_t>();
-  loom_memref_1d_t i = p.ids.memref(), gm = p.g.memref(), lp = logp.memref(),
-                   ls = lse.memref();
-  loom_memref_2d_t ghm = gh.memref<loom_memref_2d_t>();
-  loom_memref_2d_t gwm = gw.memref<loom_memref_2d_t>();
-  for (int64_t n0 : {-1, 4, 100}) {
-    loom_rt_token_logprob_rows_f32(&h, &w, &i, &lp, &ls, &scratch.m, n0, 1.0f);
-    loom_rt_token_logprob_rows_grad_f32(&h, &w, &i, &ls, &gm, &ghm, &gwm,
-                                        &scratch.m, n0, 1.0f);
-  }
+  rowsAt(p, scratch, {-1, 4, 100}, logp, lse, gh, gw);
   for (int64_t n = 0; n < 4; ++n)
     EXPECT_EQ(logp[n], 7.0f);
   EXPECT_EQ(gh.written(), 0u);
