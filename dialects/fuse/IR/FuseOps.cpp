@@ -233,6 +233,20 @@ static LogicalResult checkTemperature(Operation *op, APFloat temperature) {
   return success();
 }
 
+/// Appends `scratch` [R, V] (when given) and the ids to the operands and
+/// outs of a token log-prob op, and checks them with verifyTokenLogprob.
+template <typename OpTy>
+static LogicalResult
+verifyWithScratch(OpTy op, SmallVectorImpl<Operand> &operands,
+                  SmallVectorImpl<Value> &inits, Value scratch) {
+  if (scratch) {
+    operands.push_back({"scratch", cast<ShapedType>(scratch.getType()), 2});
+    inits.push_back(scratch);
+  }
+  operands.push_back({"ids", cast<ShapedType>(op.getIds().getType()), 1});
+  return verifyTokenLogprob(op, operands, inits, op.getResults().getTypes());
+}
+
 /// The checks of the forward kernels: `fuse.token_logprob`, and its
 /// row-block form, whose `scratch` [R, V] holds a block's products.
 template <typename OpTy>
@@ -243,13 +257,7 @@ static LogicalResult verifyForward(OpTy op, Value scratch) {
                                    {"logp", type(op.getLogpInit()), 1},
                                    {"lse", type(op.getLseInit()), 1}};
   SmallVector<Value> inits = {op.getLogpInit(), op.getLseInit()};
-  if (scratch) {
-    operands.push_back({"scratch", type(scratch), 2});
-    inits.push_back(scratch);
-  }
-  operands.push_back({"ids", type(op.getIds()), 1});
-  if (failed(verifyTokenLogprob(op, operands, inits,
-                                op.getResults().getTypes())) ||
+  if (failed(verifyWithScratch(op, operands, inits, scratch)) ||
       failed(checkSameSize(op, operands, 0, 1, 1, 1, "the hidden size")) ||
       (scratch &&
        failed(checkSameSize(op, operands, 1, 0, 4, 1, "the vocabulary"))))
@@ -270,13 +278,7 @@ static LogicalResult verifyBackward(OpTy op, Value scratch) {
       {"grad_hidden", type(op.getGradHiddenInit()), 2},
       {"grad_weight", type(op.getGradWeightInit()), 2}};
   SmallVector<Value> inits = {op.getGradHiddenInit(), op.getGradWeightInit()};
-  if (scratch) {
-    operands.push_back({"scratch", type(scratch), 2});
-    inits.push_back(scratch);
-  }
-  operands.push_back({"ids", type(op.getIds()), 1});
-  if (failed(verifyTokenLogprob(op, operands, inits,
-                                op.getResults().getTypes())) ||
+  if (failed(verifyWithScratch(op, operands, inits, scratch)) ||
       failed(checkSameSize(op, operands, 0, 1, 1, 1, "the hidden size")) ||
       failed(checkSameSize(op, operands, 0, 1, 4, 1, "the hidden size")) ||
       failed(checkSameSize(op, operands, 0, 1, 5, 1, "the hidden size")) ||
