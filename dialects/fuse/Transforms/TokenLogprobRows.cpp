@@ -10,12 +10,13 @@
 //    that read their contents: `tensor.dim`, `loom.iota` and the `like` of
 //    `loom.broadcast` read a shape only, which does not carry contents when
 //    it comes through ops whose shapes follow their operands' shapes;
-//  - S, the ops of D that the backward's gradient g depends on. Each must
-//    keep tokens apart: an elementwise `loom` op whose operands from D have
-//    its result's type (no log-prob broadcast over others), or a reshape.
-//    Elementwise ops never shrink a tensor, and g has one element per token,
-//    so every value of S has one element per token in the same row-major
-//    order, and g[n] reads logp[n] only;
+//  - S, the ops of D that the backward's gradient g depends on, all cloned
+//    into the loop. Those of C whose contents reach g's must keep tokens
+//    apart: an elementwise `loom` op whose operands from C have its result's
+//    shape (no log-prob broadcast over others), or a reshape. Elementwise
+//    ops never shrink a tensor, and g has one element per token, so each of
+//    those values has one element per token in the same row-major order,
+//    and g[n] reads logp[n] only;
 //  - the leaves, what S reads from outside it: they and their producers that
 //    come after the forward are moved above it (all pure), so that the loop
 //    can take the forward's place and dominate every use of its results.
@@ -33,7 +34,8 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
-#include "llvm/ADT/SetVector.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/SmallPtrSet.h"
 
 namespace mlir::fuse {
 #define GEN_PASS_DEF_TOKENLOGPROBROWSPASS
