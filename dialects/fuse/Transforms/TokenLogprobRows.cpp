@@ -289,6 +289,13 @@ bool RowsRewrite::analyze() {
   return true;
 }
 
+/// `v` as a tensor of `type` (a tensor.cast where they differ).
+Value castTo(OpBuilder &b, Location loc, Value v, Type type) {
+  if (v.getType() == type)
+    return v;
+  return tensor::CastOp::create(b, loc, type, v);
+}
+
 void RowsRewrite::rewrite(OpBuilder &b, int64_t rows) {
   for (Operation *op : hoisted)
     op->moveBefore(forward);
@@ -296,29 +303,35 @@ void RowsRewrite::rewrite(OpBuilder &b, int64_t rows) {
   b.setInsertionPoint(forward);
   Value hidden = forward.getHidden(), weight = forward.getWeight();
   Value ids = forward.getIds();
-  auto hiddenType = cast<RankedTensorType>(hidden.getType());
-  auto weightType = cast<RankedTensorType>(weight.getType());
   Type f32 = b.getF32Type();
 
-  auto dim = [&](Value v, int64_t d) -> Value {
-    return tensor::DimOp::create(b, loc, v, d);
+  // Sizes as (static size, value when dynamic), for tensor.empty.
+  auto sizeOf = [&](Value v, int64_t d) -> std::pair<int64_t, Value> {
+    int64_t size = cast<RankedTensorType>(v.getType()).getDimSize(d);
+    return {size, ShapedType::isDynamic(size)
+                      ? tensor::DimOp::create(b, loc, v, d).getResult()
+                      : Value()};
   };
-  Value n = dim(hidden, 0);
+  auto tokens = sizeOf(hidden, 0), vocab = sizeOf(weight, 0);
+  auto index = [&](std::pair<int64_t, Value> size) -> Value {
+    return size.second ? size.second
+                       : arith::ConstantIndexOp::create(b, loc, size.first);
+  };
+  Value n = index(tokens);
   Value zero = arith::ConstantIndexOp::create(b, loc, 0);
   Value one = arith::ConstantIndexOp::create(b, loc, 1);
 
   // The block: `rows`, or 16M / V in [16, 4096]; at most N, at least 1.
   Value block;
-  int64_t vocab = weightType.getDimSize(0);
   if (rows > 0) {
     block = arith::ConstantIndexOp::create(b, loc, rows);
-  } else if (!ShapedType::isDynamic(vocab)) {
+  } else if (!vocab.second) {
     block = arith::ConstantIndexOp::create(
         b, loc,
-        std::clamp(kScratchFloats / std::max<int64_t>(vocab, 1), kMinRows,
+        std::clamp(kScratchFloats / std::max<int64_t>(vocab.first, 1), kMinRows,
                    kMaxRows));
   } else {
-    Value v = arith::MaxUIOp::create(b, loc, dim(weight, 0), one);
+    Value v = arith::MaxUIOp::create(b, loc, vocab.second, one);
     block = arith::DivUIOp::create(
         b, loc, arith::ConstantIndexOp::create(b, loc, kScratchFloats), v);
     block = arith::MaxUIOp::create(
@@ -339,23 +352,15 @@ void RowsRewrite::rewrite(OpBuilder &b, int64_t rows) {
     }
     return tensor::EmptyOp::create(b, loc, shape, f32, dynamic);
   };
-  auto sizeOf = [&](RankedTensorType type, Value v,
-                    int64_t d) -> std::pair<int64_t, Value> {
-    int64_t size = type.getDimSize(d);
-    return {size, ShapedType::isDynamic(size) ? dim(v, d) : Value()};
-  };
-  auto tokens = sizeOf(hiddenType, hidden, 0);
   Value logpInit = linalg::FillOp::create(b, loc,
                                           ValueRange{arith::ConstantOp::create(
                                               b, loc, b.getF32FloatAttr(0.0f))},
                                           ValueRange{empty({tokens})})
                        .getResult(0);
   Value lseInit = empty({tokens});
-  Value gradHiddenInit = empty({tokens, sizeOf(hiddenType, hidden, 1)});
-  Value gradWeightInit =
-      empty({sizeOf(weightType, weight, 0), sizeOf(weightType, weight, 1)});
-  Value scratchInit =
-      empty({{ShapedType::kDynamic, block}, sizeOf(weightType, weight, 0)});
+  Value gradHiddenInit = empty({tokens, sizeOf(hidden, 1)});
+  Value gradWeightInit = empty({vocab, sizeOf(weight, 1)});
+  Value scratchInit = empty({{ShapedType::kDynamic, block}, vocab});
   Value upper = arith::MaxUIOp::create(b, loc, n, one);
 
   FloatAttr temperature = forward.getTemperatureAttr();
@@ -369,11 +374,9 @@ void RowsRewrite::rewrite(OpBuilder &b, int64_t rows) {
             TypeRange{args[0].getType(), args[1].getType(), args[4].getType()},
             hidden, weight, ids, n0, args[0], args[1], args[4], temperature);
         IRMapping mapping;
-        Value logp = rowsOp.getResult(0);
-        Type logpType = forward.getResult(0).getType();
-        if (logp.getType() != logpType)
-          logp = tensor::CastOp::create(lb, l, logpType, logp);
-        mapping.map(forward.getResult(0), logp);
+        mapping.map(
+            forward.getResult(0),
+            castTo(lb, l, rowsOp.getResult(0), forward.getResult(0).getType()));
         for (Operation *op : slice)
           lb.clone(*op, mapping);
         Value g = mapping.lookupOrDefault(backward.getGrad());
@@ -389,17 +392,12 @@ void RowsRewrite::rewrite(OpBuilder &b, int64_t rows) {
                        gradOp.getResult(2)});
       });
 
-  auto cast = [&](Value v, Type type) -> Value {
-    if (v.getType() == type)
-      return v;
-    return tensor::CastOp::create(b, loc, type, v);
-  };
   forward.getResult(0).replaceAllUsesWith(
-      cast(loop.getResult(0), forward.getResult(0).getType()));
+      castTo(b, loc, loop.getResult(0), forward.getResult(0).getType()));
   backward.getResult(0).replaceAllUsesWith(
-      cast(loop.getResult(2), backward.getResult(0).getType()));
+      castTo(b, loc, loop.getResult(2), backward.getResult(0).getType()));
   backward.getResult(1).replaceAllUsesWith(
-      cast(loop.getResult(3), backward.getResult(1).getType()));
+      castTo(b, loc, loop.getResult(3), backward.getResult(1).getType()));
   backward->erase();
   forward->erase();
 }
