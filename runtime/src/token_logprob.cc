@@ -558,6 +558,65 @@ void weightGradient(const loom_memref_2d_t &dl, const loom_memref_2d_t &h,
   }
 }
 
+/// The block sizes for which hiddenGradient copies the weight (see there).
+constexpr int64_t kPaddedMinRows = 32;
+constexpr int64_t kPaddedMaxRows = 384;
+/// Weight rows per copy, and the floats added to the copy's row pitch.
+constexpr int64_t kPaddedPartRows = 2048;
+constexpr int64_t kPitchPad = 16;
+
+/// Copies rows of a [k, d] weight part into a buffer of row pitch `ld`.
+struct PaddedCopyJob {
+  const float *src;
+  int64_t srcPitch;
+  float *dst;
+  int64_t ld, d;
+};
+
+void paddedCopy(void *ctx, int64_t begin, int64_t end) {
+  auto *job = static_cast<PaddedCopyJob *>(ctx);
+  for (int64_t r = begin; r < end; ++r)
+    std::memcpy(job->dst + r * job->ld, job->src + r * job->srcPitch,
+                job->d * sizeof(float));
+}
+
+/// grad_hidden rows = dl . weight, for dl [c, V] and weight [V, d].
+/// For c below about 342, oneDNN's sgemm reads the weight in place instead
+/// of packing it; when the weight's row pitch is a multiple of 1 KiB (every
+/// lm head whose d is a multiple of 256) those reads fall into few cache
+/// sets, and the product runs at half speed (docs/performance.md). For
+/// kPaddedMinRows <= c < kPaddedMaxRows the weight is therefore copied in
+/// parts of kPaddedPartRows rows into a buffer whose pitch is kPitchPad
+/// floats longer, and the product accumulates over the parts.
+void hiddenGradient(const loom_memref_2d_t &dl, const loom_memref_2d_t *weight,
+                    loom_memref_2d_t *grad_hidden) {
+  int64_t c = dl.sizes[0], V = weight->sizes[0], d = weight->sizes[1];
+  int64_t pitch = weight->strides[0];
+  bool aliased = loom_runtime_has_dnnl() && weight->strides[1] == 1 &&
+                 pitch % 256 == 0 && c >= kPaddedMinRows && c < kPaddedMaxRows;
+  if (aliased) {
+    int64_t part = std::min(kPaddedPartRows, V), ld = d + kPitchPad;
+    Scratch copy(part * ld);
+    const float *w =
+        static_cast<const float *>(weight->aligned) + weight->offset;
+    for (int64_t v0 = 0; copy.p && v0 < V; v0 += part) {
+      int64_t k = std::min(part, V - v0);
+      PaddedCopyJob job{w + v0 * pitch, pitch, copy.p, ld, d};
+      loom_rt_parallel_for(paddedCopy, &job, k);
+      loom_memref_2d_t a = dl;
+      a.offset += v0 * dl.strides[1];
+      a.sizes[1] = k;
+      loom_memref_2d_t b = dense(copy.p, k, d);
+      b.strides[0] = ld;
+      loom_rt_matmul_f32(&a, &b, grad_hidden, v0 ? LOOM_MATMUL_ACCUMULATE : 0);
+    }
+    if (copy.p)
+      return;
+  }
+  // Without the copy (or its memory), the product in one call.
+  loom_rt_matmul_f32(&dl, weight, grad_hidden, 0);
+}
+
 /// Whether the scratch is one the row-block kernels can use: V columns,
 /// contiguous, rows that do not overlap.
 bool usableScratch(const loom_memref_2d_t *scratch, int64_t V) {
@@ -661,7 +720,7 @@ extern "C" void loom_rt_token_logprob_rows_grad_f32(
   if (active == c) {
     loom_memref_2d_t h = rows(hidden, offset, c);
     loom_memref_2d_t gh = rows(grad_hidden, offset, c);
-    loom_rt_matmul_f32(&dl, weight, &gh, 0);
+    hiddenGradient(dl, weight, &gh);
     weightGradient(dl, h, grad_weight, accumulate);
     return;
   }
@@ -684,7 +743,7 @@ extern "C" void loom_rt_token_logprob_rows_grad_f32(
   }
   loom_memref_2d_t hc = dense(rowsCopy.p, active, d);
   loom_memref_2d_t ghc = dense(gradCopy.p, active, d);
-  loom_rt_matmul_f32(&dl, weight, &ghc, 0);
+  hiddenGradient(dl, weight, &ghc);
   weightGradient(dl, hc, grad_weight, accumulate);
   for (int64_t r = 0, k = 0; r < c; ++r) {
     float *dst = out + (offset + r) * grad_hidden->strides[0];

@@ -559,6 +559,27 @@ TEST(TokenLogprobRowsLimits, ZeroGradientTokensAndBlocks) {
   }
 }
 
+TEST(TokenLogprobRowsLimits, WeightCopiedForSmallBlocks) {
+  // d = 256 (a weight row pitch of 1 KiB) and blocks of 32 to 383 tokens:
+  // grad_hidden's product reads a copy of the weight in parts of 2048 rows
+  // with a longer pitch (a whole part, and a partial one of 52). The first
+  // block has padding (g = 0), so its active rows are gathered first; the
+  // last block (16 tokens) takes the product without the copy.
+  Case c{112, 256, 2100, 48, 1.1f};
+  Problem p(c);
+  for (int64_t n : {3, 17, 40})
+    p.g[n] = 0.0f;
+  p.reference();
+  Strided1d<float> logp(c.N, false, NAN), lse(c.N, false, NAN);
+  StridedTensor gh = p.gradTensor(c.N), gw = p.gradTensor(c.V);
+  runRows(p, c.chunk, logp, lse, gh, gw);
+  for (int64_t n = 0; n < c.N; ++n)
+    EXPECT_NEAR(logp[n], p.logp[n], kTol * std::max(1.0, std::abs(p.lse[n])))
+        << n;
+  expectMatrix(gh, p.gradHidden, "grad_hidden");
+  expectMatrix(gw, p.gradWeight, "grad_weight");
+}
+
 TEST(TokenLogprobRowsLimits, BadIdsTemperaturesAndScratch) {
   Case c{6, 8, 30, 4};
   {

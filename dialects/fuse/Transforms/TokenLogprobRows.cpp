@@ -46,9 +46,9 @@ using namespace mlir;
 
 namespace {
 
-/// The default block: a scratch near kScratchFloats floats (64 MiB), in
+/// The default block: a scratch near kScratchFloats floats (32 MiB), in
 /// [kMinRows, kMaxRows] tokens.
-constexpr int64_t kScratchFloats = int64_t(16) << 20;
+constexpr int64_t kScratchFloats = int64_t(8) << 20;
 constexpr int64_t kMinRows = 16;
 constexpr int64_t kMaxRows = 4096;
 
@@ -321,7 +321,7 @@ void RowsRewrite::rewrite(OpBuilder &b, int64_t rows) {
   Value zero = arith::ConstantIndexOp::create(b, loc, 0);
   Value one = arith::ConstantIndexOp::create(b, loc, 1);
 
-  // The block: `rows`, or 16M / V in [16, 4096]; at most N, at least 1.
+  // The block: `rows`, or 8M / V in [16, 4096]; at most N, at least 1.
   Value block;
   if (rows > 0) {
     block = arith::ConstantIndexOp::create(b, loc, rows);

@@ -72,9 +72,9 @@ func.func @token_wise(%h: tensor<?x16xf32>, %ids: tensor<?xi64>, %w: tensor<40x1
 // broadcasts a scalar like the per-token loss (as loom-autodiff writes the
 // backward of a sum) is still token-wise; the broadcast and the ops whose
 // shape it reads are computed in the loop. A vocabulary that is not static
-// gets its block from 16M / V in the loop's preamble.
+// gets its block from 8M / V in the loop's preamble.
 // CHECK-LABEL: func.func @shape_only(
-// CHECK: arith.divui %c16777216
+// CHECK: arith.divui %c8388608
 // CHECK: scf.for
 // CHECK: fuse.token_logprob_rows ins(
 // CHECK: %[[L:.*]] = loom.log
