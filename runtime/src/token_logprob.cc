@@ -561,8 +561,12 @@ void weightGradient(const loom_memref_2d_t &dl, const loom_memref_2d_t &h,
 /// The block sizes for which hiddenGradient copies the weight (see there).
 constexpr int64_t kPaddedMinRows = 32;
 constexpr int64_t kPaddedMaxRows = 384;
-/// Weight rows per copy, and the floats added to the copy's row pitch.
+/// Weight rows per copy: 2048, fewer where that would take more than
+/// kPaddedCopyBytes (d above 1072), but at least 256. kPitchPad floats are
+/// added to the copy's row pitch.
 constexpr int64_t kPaddedPartRows = 2048;
+constexpr int64_t kPaddedMinPartRows = 256;
+constexpr int64_t kPaddedCopyBytes = int64_t(17) << 19; // 8.5 MiB
 constexpr int64_t kPitchPad = 16;
 
 /// Copies rows of a [k, d] weight part into a buffer of row pitch `ld`.
@@ -586,8 +590,8 @@ void paddedCopy(void *ctx, int64_t begin, int64_t end) {
 /// lm head whose d is a multiple of 256) those reads fall into few cache
 /// sets, and the product runs at half speed (docs/performance.md). For
 /// kPaddedMinRows <= c < kPaddedMaxRows the weight is therefore copied in
-/// parts of kPaddedPartRows rows into a buffer whose pitch is kPitchPad
-/// floats longer, and the product accumulates over the parts.
+/// parts of up to kPaddedPartRows rows into a buffer whose pitch is
+/// kPitchPad floats longer, and the product accumulates over the parts.
 void hiddenGradient(const loom_memref_2d_t &dl, const loom_memref_2d_t *weight,
                     loom_memref_2d_t *grad_hidden) {
   int64_t c = dl.sizes[0], V = weight->sizes[0], d = weight->sizes[1];
@@ -595,7 +599,10 @@ void hiddenGradient(const loom_memref_2d_t &dl, const loom_memref_2d_t *weight,
   bool aliased = loom_runtime_has_dnnl() && weight->strides[1] == 1 &&
                  pitch % 256 == 0 && c >= kPaddedMinRows && c < kPaddedMaxRows;
   if (aliased) {
-    int64_t part = std::min(kPaddedPartRows, V), ld = d + kPitchPad;
+    int64_t ld = d + kPitchPad;
+    int64_t part = std::clamp(kPaddedCopyBytes / 4 / ld, kPaddedMinPartRows,
+                              kPaddedPartRows);
+    part = std::min(part, V);
     Scratch copy(part * ld);
     const float *w =
         static_cast<const float *>(weight->aligned) + weight->offset;
