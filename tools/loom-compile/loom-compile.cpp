@@ -105,7 +105,7 @@ static cl::opt<unsigned> logprobRows(
     "logprob-rows",
     cl::desc("Tokens per block of the single-pass lm-head loss of "
              "--logprob=fused (0: as many as fit 32 MiB of logits, in "
-             "[16, 4096])"),
+             "[128, 4096])"),
     cl::init(0), cl::Hidden, cl::cat(category));
 static cl::opt<unsigned> mlaWgmmaKeys(
     "mla-wgmma-keys",

@@ -187,11 +187,11 @@ def TokenLogprobRowsPass : Pass<"loom-fuse-token-logprob-rows", "ModuleOp"> {
     two-pass kernels.
 
     `R` is the `rows` option, or by default the largest count whose scratch
-    stays near 32 MiB (`8M / V`, in [16, 4096]); never more than N.
+    stays near 32 MiB (`8M / V`, in [128, 4096]); never more than N.
   }];
   let options = [
     Option<"rows", "rows", "int64_t", /*default=*/"0",
-           "Tokens per block (0: 8M / V, in [16, 4096])">,
+           "Tokens per block (0: 8M / V, in [128, 4096])">,
   ];
   let dependentDialects = [
     "::mlir::fuse::FuseDialect",

@@ -47,9 +47,11 @@ using namespace mlir;
 namespace {
 
 /// The default block: a scratch near kScratchFloats floats (32 MiB), in
-/// [kMinRows, kMaxRows] tokens.
+/// [kMinRows, kMaxRows] tokens. Below 128 tokens the block's GEMMs lose
+/// more than the smaller scratch is worth (at V = 131072, 64 tokens measured
+/// 1.17x slower than 128; docs/performance.md).
 constexpr int64_t kScratchFloats = int64_t(8) << 20;
-constexpr int64_t kMinRows = 16;
+constexpr int64_t kMinRows = 128;
 constexpr int64_t kMaxRows = 4096;
 
 /// Ops whose result element at flat index k reads element k of each operand
@@ -321,7 +323,7 @@ void RowsRewrite::rewrite(OpBuilder &b, int64_t rows) {
   Value zero = arith::ConstantIndexOp::create(b, loc, 0);
   Value one = arith::ConstantIndexOp::create(b, loc, 1);
 
-  // The block: `rows`, or 8M / V in [16, 4096]; at most N, at least 1.
+  // The block: `rows`, or 8M / V in [128, 4096]; at most N, at least 1.
   Value block;
   if (rows > 0) {
     block = arith::ConstantIndexOp::create(b, loc, rows);

@@ -72,9 +72,10 @@ func.func @token_wise(%h: tensor<?x16xf32>, %ids: tensor<?xi64>, %w: tensor<40x1
 // broadcasts a scalar like the per-token loss (as loom-autodiff writes the
 // backward of a sum) is still token-wise; the broadcast and the ops whose
 // shape it reads are computed in the loop. A vocabulary that is not static
-// gets its block from 8M / V in the loop's preamble.
+// gets its block from 8M / V, at least 128, in the loop's preamble.
 // CHECK-LABEL: func.func @shape_only(
-// CHECK: arith.divui %c8388608
+// CHECK: %[[Q:.*]] = arith.divui %c8388608
+// CHECK: arith.maxui %[[Q]], %c128
 // CHECK: scf.for
 // CHECK: fuse.token_logprob_rows ins(
 // CHECK: %[[L:.*]] = loom.log
@@ -265,4 +266,39 @@ func.func @static_hidden(%h: tensor<8x16xf32>, %ids: tensor<?xi64>, %w: tensor<4
       outs(%dhi, %dwi : tensor<8x16xf32>, tensor<40x16xf32>) {temperature = 1.0 : f64}
       -> tensor<8x16xf32>, tensor<40x16xf32>
   return %f#0, %d#0, %d#1 : tensor<?xf32>, tensor<8x16xf32>, tensor<40x16xf32>
+}
+
+// -----
+
+// A static vocabulary: the block is 8M / V in [128, 4096], at most N. At
+// V = 32768 that is 256 tokens; at V = 131072 the floor, 128.
+// CHECK-LABEL: func.func @static_vocab(
+// CHECK: arith.minui %c256,
+// CHECK: fuse.token_logprob_rows ins({{.*}} : tensor<?x8xf32>, tensor<32768x8xf32>, tensor<?xi64>)
+// CHECK: arith.minui %c128,
+// CHECK: fuse.token_logprob_rows ins({{.*}} : tensor<?x8xf32>, tensor<131072x8xf32>, tensor<?xi64>)
+func.func @static_vocab(%h: tensor<?x8xf32>, %ids: tensor<?xi64>, %w: tensor<32768x8xf32>,
+                        %w2: tensor<131072x8xf32>)
+    -> (tensor<?x8xf32>, tensor<32768x8xf32>, tensor<?x8xf32>, tensor<131072x8xf32>) {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %ids, %c0 : tensor<?xi64>
+  %e0 = tensor.empty(%n) : tensor<?xf32>
+  %dhi = tensor.empty(%n) : tensor<?x8xf32>
+  %f:2 = fuse.token_logprob ins(%h, %w, %ids : tensor<?x8xf32>, tensor<32768x8xf32>, tensor<?xi64>)
+      outs(%e0, %e0 : tensor<?xf32>, tensor<?xf32>) {temperature = 1.0 : f64}
+      -> tensor<?xf32>, tensor<?xf32>
+  %g = loom.exp %f#0 : tensor<?xf32> -> tensor<?xf32>
+  %dwi = tensor.empty() : tensor<32768x8xf32>
+  %d:2 = fuse.token_logprob_grad ins(%h, %w, %ids, %f#1, %g : tensor<?x8xf32>, tensor<32768x8xf32>, tensor<?xi64>, tensor<?xf32>, tensor<?xf32>)
+      outs(%dhi, %dwi : tensor<?x8xf32>, tensor<32768x8xf32>) {temperature = 1.0 : f64}
+      -> tensor<?x8xf32>, tensor<32768x8xf32>
+  %f2:2 = fuse.token_logprob ins(%h, %w2, %ids : tensor<?x8xf32>, tensor<131072x8xf32>, tensor<?xi64>)
+      outs(%e0, %e0 : tensor<?xf32>, tensor<?xf32>) {temperature = 1.0 : f64}
+      -> tensor<?xf32>, tensor<?xf32>
+  %g2 = loom.exp %f2#0 : tensor<?xf32> -> tensor<?xf32>
+  %dwi2 = tensor.empty() : tensor<131072x8xf32>
+  %d2:2 = fuse.token_logprob_grad ins(%h, %w2, %ids, %f2#1, %g2 : tensor<?x8xf32>, tensor<131072x8xf32>, tensor<?xi64>, tensor<?xf32>, tensor<?xf32>)
+      outs(%dhi, %dwi2 : tensor<?x8xf32>, tensor<131072x8xf32>) {temperature = 1.0 : f64}
+      -> tensor<?x8xf32>, tensor<131072x8xf32>
+  return %d#0, %d#1, %d2#0, %d2#1 : tensor<?x8xf32>, tensor<32768x8xf32>, tensor<?x8xf32>, tensor<131072x8xf32>
 }
