@@ -3,7 +3,9 @@
 # (models/grpo.loom, entry grpo_loss_fused): Loom with --logprob=fused (one
 # pass over blocks of tokens), --logprob=two-pass (vocabulary-chunked forward
 # and backward kernels) and --logprob=unfused (materialized logits), and
-# PyTorch autograd in the same run (docs/performance.md, "RL objectives").
+# PyTorch autograd in the same run (docs/performance.md, "RL objectives");
+# each also with the lm head's gradient accumulated into an existing buffer
+# (entry grpo_loss_fused_accumulate; PyTorch's backward() into W.grad).
 #
 #   bench/objectives.sh [BUILD_DIR]        (default BUILD_DIR: ./build)
 #

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """GRPO loss + backward from the hidden states and the lm head: Loom fused,
-Loom two-pass, Loom unfused and PyTorch in the same run; driven by
+Loom two-pass, Loom unfused and PyTorch in the same run, each also with the
+lm head's gradient accumulated into an existing buffer; driven by
 bench/objectives.sh.
 
   objectives_bench.py --bin DIR --out DIR --torch-python PY [--model FILE]
@@ -22,6 +23,12 @@ bench/objectives.sh.
    interleaved, each in its own process; the figures are medians over the
    rounds of each round's median time and of its peak resident memory above
    the inputs (the resident set once params and inputs are loaded).
+5. Gradient accumulation (`_acc` contenders): the entry
+   `grpo_loss_fused_accumulate` of the same artifacts, which adds the lm
+   head's gradient to the state `lm_head_grad` (allocated with the session,
+   before the baseline) instead of returning it, and PyTorch's
+   `loss.backward()` into an existing `W.grad`. The check compares the state
+   after one call with PyTorch's grad_lm_head.
 
 Targets (the issue's): fused peak RSS above the inputs at least 4x lower
 than unfused, fused time at least 1.0x unfused (unfused / fused >= 1), and
@@ -54,10 +61,22 @@ from benchinfo import cpu_model, git_rev, log, meminfo, run_json
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 ENTRY = "grpo_loss_fused"
-# Loom's contenders, by their flags below.
-MODES = ("fused", "two_pass", "unfused")
+ACC_ENTRY = "grpo_loss_fused_accumulate"
+# Loom's contenders, by their flags below (an `_acc` one calls ACC_ENTRY of
+# the same artifact).
+MODES = ("fused", "two_pass", "unfused", "fused_acc", "two_pass_acc",
+         "unfused_acc")
 TARGETS = {"rss_unfused_over_fused": 4.0, "time_unfused_over_fused": 1.0,
            "time_torch_over_fused": 1.0}
+
+
+def flags_of(mode):
+    """The compilation a contender uses (its artifact)."""
+    return mode[:-4] if mode.endswith("_acc") else mode
+
+
+def entry_of(mode):
+    return ACC_ENTRY if mode.endswith("_acc") else ENTRY
 # TRL GRPOConfig values of the run (docs/objectives.md); num_generations
 # must divide B.
 CONFIG = {"loss_type": "bnpo", "beta": 0.04, "num_generations": 4,
@@ -161,23 +180,35 @@ class Bench:
         subprocess.run(self.torch("outputs", self.torch_config(), inputs,
                                   params, ref), check=True)
         result = {}
-        for mode, so in arts.items():
+        for mode in MODES:
+            so = arts.get(flags_of(mode))
+            if not so:
+                continue
             out = os.path.join(self.work, "loom-%s-out.safetensors" % mode)
+            states = os.path.join(self.work,
+                                  "loom-%s-states.safetensors" % mode)
             p = subprocess.run([self.tool("loom-run"), so, "--params", params,
-                                "--inputs", inputs, "--call", ENTRY,
-                                "--outputs", out],
+                                "--inputs", inputs, "--call", entry_of(mode),
+                                "--outputs", out, "--states", states],
                                capture_output=True, text=True)
             if p.returncode != 0:
                 result[mode] = {"ok": False, "error": p.stderr.strip()[-600:]}
                 continue
-            p = subprocess.run(self.torch("compare", out, ref, self.atol,
-                                          self.rtol, "scaled"),
-                               capture_output=True, text=True)
-            lines = p.stdout.strip().splitlines()
-            result[mode] = {"ok": p.returncode == 0, "lines": lines}
+            # The outputs; for an accumulating entry also its state (one
+            # call from zero: the gradient).
+            ok, lines = True, []
+            for got in [out] + ([states] if mode.endswith("_acc") else []):
+                p = subprocess.run(self.torch("compare", got, ref, self.atol,
+                                              self.rtol, "scaled"),
+                                   capture_output=True, text=True)
+                ok = ok and p.returncode == 0
+                lines += p.stdout.strip().splitlines()
+                os.remove(got)
+            if os.path.exists(states):
+                os.remove(states)
+            result[mode] = {"ok": ok, "lines": lines}
             for line in lines:
                 log("objectives: check %s: %s" % (mode, line))
-            os.remove(out)
         os.remove(ref)
         return result
 
@@ -204,24 +235,28 @@ class Bench:
         inputs, params = self.inputs()
         arts = {}
         for mode in MODES:
+            if mode != flags_of(mode):
+                continue
             try:
                 arts[mode] = self.compile(mode)
             except RuntimeError as e:
                 self.errors["loom_" + mode] = str(e)
                 log("objectives: " + str(e))
         self.info["check"] = self.check(arts, inputs, params)
-        loom = lambda so: [self.tool("loom-bench"), so, "--params", params,
-                           "--inputs", inputs, "--call", ENTRY, "--warmup",
-                           str(self.warmup), "--reps", str(self.reps),
-                           "--json", "--rss"]
+        loom = lambda so, entry: [
+            self.tool("loom-bench"), so, "--params", params, "--inputs",
+            inputs, "--call", entry, "--warmup", str(self.warmup), "--reps",
+            str(self.reps), "--json", "--rss"]
         for r in range(self.rounds):
             log("objectives: round %d/%d" % (r + 1, self.rounds))
             for mode in MODES:
-                if mode in arts:
-                    self.measure("loom_" + mode, loom(arts[mode]))
-            self.measure("torch", self.torch(
-                "time", self.torch_config(), inputs, params, self.warmup,
-                self.reps))
+                if flags_of(mode) in arts:
+                    self.measure("loom_" + mode,
+                                 loom(arts[flags_of(mode)], entry_of(mode)))
+            for name, extra in (("torch", ()), ("torch_acc", ("accumulate",))):
+                self.measure(name, self.torch(
+                    "time", self.torch_config(), inputs, params, self.warmup,
+                    self.reps, *extra))
         self.info["loadavg_end"] = os.getloadavg()
         self.info["wall_s"] = time.time() - t0
 
@@ -238,11 +273,14 @@ class Bench:
             return a / b if a and b else None
 
         # The outputs every contender must hold: grad_hidden, grad_lm_head,
-        # per_token_kl, per_token_loss, advantages, loss (f32).
+        # per_token_kl, per_token_loss, advantages, loss (f32); the
+        # accumulating ones return all but grad_lm_head.
         out_bytes = 4 * (self.b * self.t * self.d + self.v * self.d +
                          2 * self.b * self.t + self.b + 1)
-        for v in m.values():
-            v["work_above_bytes"] = v["rss_above_bytes"] - out_bytes
+        acc_out_bytes = out_bytes - 4 * self.v * self.d
+        for k, v in m.items():
+            v["work_above_bytes"] = v["rss_above_bytes"] - (
+                acc_out_bytes if k.endswith("_acc") else out_bytes)
         ratios = {
             "rss_unfused_over_fused": ratio("loom_unfused", "loom_fused",
                                             "rss_above_bytes"),
@@ -257,6 +295,18 @@ class Bench:
                                              "rss_above_bytes"),
             "rss_torch_over_fused": ratio("torch", "loom_fused",
                                           "rss_above_bytes"),
+            "rss_unfused_acc_over_fused_acc": ratio(
+                "loom_unfused_acc", "loom_fused_acc", "rss_above_bytes"),
+            "rss_unfused_over_fused_acc": ratio(
+                "loom_unfused", "loom_fused_acc", "rss_above_bytes"),
+            "rss_torch_acc_over_fused_acc": ratio(
+                "torch_acc", "loom_fused_acc", "rss_above_bytes"),
+            "time_unfused_acc_over_fused_acc": ratio(
+                "loom_unfused_acc", "loom_fused_acc", "time_s"),
+            "time_torch_acc_over_fused_acc": ratio(
+                "torch_acc", "loom_fused_acc", "time_s"),
+            "time_fused_over_fused_acc": ratio(
+                "loom_fused", "loom_fused_acc", "time_s"),
         }
         met = {k: (ratios[k] >= v if ratios[k] is not None else None)
                for k, v in TARGETS.items()}
@@ -277,7 +327,8 @@ class Bench:
             "wall_s": self.info.get("wall_s"),
         }
         return {"machine": machine, "model": os.path.relpath(self.model, ROOT),
-                "entry": ENTRY, "flags": self.flags,
+                "entry": ENTRY, "accumulate_entry": ACC_ENTRY,
+                "flags": self.flags,
                 "outputs_bytes": out_bytes, "mask": self.mask,
                 "valid_tokens": self.info.get("tokens"),
                 "size": {"B": self.b, "T": self.t, "tokens": self.b * self.t,
@@ -309,11 +360,10 @@ def markdown(res):
             res["machine"]["torch_threads"], res["machine"]["loom_commit"]),
         "",
         "| contender | median time (s) | peak RSS above inputs (MiB) | "
-        "above inputs and the %.1f MiB of outputs (MiB) |"
-        % (res["outputs_bytes"] / 2**20),
+        "above inputs and outputs (MiB) |",
         "|---|---|---|---|",
     ]
-    for k in ["loom_" + mode for mode in MODES] + ["torch"]:
+    for k in ["loom_" + mode for mode in MODES] + ["torch", "torch_acc"]:
         r = res["results"].get(k)
         lines.append("| %s | %s | %s | %s |" % (
             k, num(r and r["time_s"], ".4g"),

@@ -2,7 +2,7 @@
 from the hidden states and the lm-head weight, with autograd.
 
   python torch_objectives.py make B T D V SEED INPUTS PARAMS
-  python torch_objectives.py time CONFIG INPUTS PARAMS WARMUP REPS
+  python torch_objectives.py time CONFIG INPUTS PARAMS WARMUP REPS [accumulate]
   python torch_objectives.py outputs CONFIG INPUTS PARAMS OUT
   python torch_objectives.py compare A B ATOL RTOL [scaled]
   python torch_objectives.py --check
@@ -25,10 +25,15 @@ plus noise, so ratios sit around 1 and some are clipped.
 min_s, max_s, reps) and the memory as `loom-bench --rss` reports it:
 rss_baseline_bytes (resident set once the inputs and the weight are loaded),
 rss_peak_bytes (peak over the warm-up and timed calls, after resetting the
-high-water mark through /proc/self/clear_refs) and their difference.
+high-water mark through /proc/self/clear_refs) and their difference. With
+`accumulate`, each call is `loss.backward()` into a `W.grad` that exists
+before the baseline (gradient accumulation, as a training step with
+gradient_accumulation_steps > 1 runs it; hidden's gradient is fresh).
 
 `outputs` writes loss, advantages, per_token_kl, per_token_loss (0 where the
-mask is 0), grad_hidden and grad_lm_head as F32 safetensors; `compare`
+mask is 0), grad_hidden and grad_lm_head as F32 safetensors, and
+grad_lm_head again as lm_head_grad (the name of the state that
+grpo_loss_fused_accumulate sums it into); `compare`
 prints the largest difference per common tensor and exits 1 when one is
 outside ATOL + RTOL * |b| (with `scaled`: ATOL * max|b| of the tensor +
 RTOL * |b|).
@@ -167,6 +172,15 @@ def step(args, cfg):
     return loss, adv, kl, ptl, gh, gw
 
 
+def accumulating_step(args, cfg):
+    """Loss and backward() into the weight's existing .grad: (loss,
+    advantages, per_token_kl, per_token_loss, grad_hidden)."""
+    args[0].grad = None
+    loss, adv, kl, ptl = grpo_loss(*args, cfg)
+    loss.backward()
+    return loss, adv, kl, ptl, args[0].grad
+
+
 # -- memory, as loom-bench --rss measures it -------------------------------------
 def proc_status_bytes(key):
     with open("/proc/self/status") as f:
@@ -219,12 +233,16 @@ def cmd_make(b, t, d, v, seed, inputs_path, params_path, full=False):
                       "tokens": int(mask.sum())}))
 
 
-def cmd_time(config, inputs_path, params_path, warmup, reps):
+def cmd_time(config, inputs_path, params_path, warmup, reps,
+             accumulate=False):
     cfg = config_of(config)
     args = load(inputs_path, params_path)
+    if accumulate:
+        args[1].grad = torch.zeros_like(args[1])
     baseline = proc_status_bytes("VmRSS")
     reset = reset_peak()
-    r = timed(lambda: step(args, cfg), warmup, reps)
+    fn = accumulating_step if accumulate else step
+    r = timed(lambda: fn(args, cfg), warmup, reps)
     if reset:
         peak = max(proc_status_bytes("VmHWM"), baseline)
     else:
@@ -247,7 +265,8 @@ def cmd_outputs(config, inputs_path, params_path, out_path):
     write_safetensors(out_path, [
         ("loss", f(loss)), ("advantages", f(adv)),
         ("per_token_kl", f(kl * mask)), ("per_token_loss", f(ptl * mask)),
-        ("grad_hidden", f(gh)), ("grad_lm_head", f(gw))])
+        ("grad_hidden", f(gh)), ("grad_lm_head", f(gw)),
+        ("lm_head_grad", f(gw))])
 
 
 def compare(a, b, atol, rtol, scaled=False):
@@ -330,8 +349,8 @@ def main(argv):
     try:
         if cmd == "make" and (len(a) == 7 or a[7:] == ["full"]):
             cmd_make(*(int(x) for x in a[:5]), a[5], a[6], len(a) == 8)
-        elif cmd == "time" and len(a) == 5:
-            cmd_time(a[0], a[1], a[2], int(a[3]), int(a[4]))
+        elif cmd == "time" and (len(a) == 5 or a[5:] == ["accumulate"]):
+            cmd_time(a[0], a[1], a[2], int(a[3]), int(a[4]), len(a) == 6)
         elif cmd == "outputs" and len(a) == 4:
             cmd_outputs(*a)
         elif cmd == "compare" and (len(a) == 4 or a[4:] == ["scaled"]):

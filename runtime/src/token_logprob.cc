@@ -315,12 +315,11 @@ namespace {
 
 /// The chunked backward over every token given (see the file comment).
 void backwardChunks(const loom_memref_2d_t *hidden,
-                    const loom_memref_2d_t *weight,
-                    const loom_memref_1d_t *ids, const loom_memref_1d_t *g,
-                    const loom_memref_1d_t *lse,
+                    const loom_memref_2d_t *weight, const loom_memref_1d_t *ids,
+                    const loom_memref_1d_t *g, const loom_memref_1d_t *lse,
                     loom_memref_2d_t *grad_hidden,
                     loom_memref_2d_t *grad_weight, float temperature,
-                    int64_t chunk) {
+                    int64_t chunk, bool accumulate) {
   int64_t N = hidden->sizes[0], V = weight->sizes[0];
   int64_t c = chunkRows(chunk, N, V);
   Scratch scratch(N * c);
@@ -353,7 +352,9 @@ void backwardChunks(const loom_memref_2d_t *hidden,
     }
     if (grad_weight) {
       loom_memref_2d_t gw = rows(grad_weight, v0, job.c);
-      loom_rt_matmul_f32(&dl, hidden, &gw, LOOM_MATMUL_TRANSPOSE_A);
+      loom_rt_matmul_f32(&dl, hidden, &gw,
+                         LOOM_MATMUL_TRANSPOSE_A |
+                             (accumulate ? LOOM_MATMUL_ACCUMULATE : 0));
     }
   }
 }
@@ -374,15 +375,17 @@ extern "C" void loom_rt_token_logprob_grad_f32(
     const loom_memref_2d_t *hidden, const loom_memref_2d_t *weight,
     const loom_memref_1d_t *ids, const loom_memref_1d_t *g,
     const loom_memref_1d_t *lse, loom_memref_2d_t *grad_hidden,
-    loom_memref_2d_t *grad_weight, float temperature, int64_t chunk) {
+    loom_memref_2d_t *grad_weight, float temperature, int64_t chunk,
+    int64_t flags) {
   if (!grad_hidden && !grad_weight)
     return;
   int64_t N = hidden->sizes[0], V = weight->sizes[0], d = hidden->sizes[1];
+  bool accumulate = flags & LOOM_TOKEN_LOGPROB_ACCUMULATE;
   // Both gradients are sums over what is empty here.
   if (N <= 0 || V <= 0 || d <= 0) {
     if (grad_hidden)
       fill(grad_hidden, 0.0f);
-    if (grad_weight)
+    if (grad_weight && !accumulate)
       fill(grad_weight, 0.0f);
     return;
   }
@@ -402,13 +405,13 @@ extern "C" void loom_rt_token_logprob_grad_f32(
     active += !(gv[n] == 0.0f);
   if (active == N) {
     backwardChunks(hidden, weight, ids, g, lse, grad_hidden, grad_weight,
-                   temperature, chunk);
+                   temperature, chunk, accumulate);
     return;
   }
   if (grad_hidden)
     fill(grad_hidden, 0.0f);
   if (active == 0) {
-    if (grad_weight)
+    if (grad_weight && !accumulate)
       fill(grad_weight, 0.0f);
     return;
   }
@@ -443,7 +446,7 @@ extern "C" void loom_rt_token_logprob_grad_f32(
   loom_memref_1d_t idc = dense1d(idsCopy, active), gcm = dense1d(gc, active),
                    lcm = dense1d(lc, active);
   backwardChunks(&hc, weight, &idc, &gcm, &lcm, grad_hidden ? &ghc : nullptr,
-                 grad_weight, temperature, chunk);
+                 grad_weight, temperature, chunk, accumulate);
   loom_rt_free(idsCopy);
   if (!grad_hidden)
     return;
@@ -678,10 +681,11 @@ extern "C" void loom_rt_token_logprob_rows_grad_f32(
     const loom_memref_1d_t *ids, const loom_memref_1d_t *lse,
     const loom_memref_1d_t *g, loom_memref_2d_t *grad_hidden,
     loom_memref_2d_t *grad_weight, loom_memref_2d_t *scratch, int64_t offset,
-    float temperature) {
+    float temperature, int64_t flags) {
   int64_t c = blockRows(hidden, scratch, offset);
   int64_t V = weight->sizes[0], d = hidden->sizes[1];
-  bool first = offset == 0;
+  // The block that starts grad_weight (none when it accumulates).
+  bool first = offset == 0 && !(flags & LOOM_TOKEN_LOGPROB_ACCUMULATE);
   if (c == 0) {
     if (first)
       fill(grad_weight, 0.0f);

@@ -147,7 +147,7 @@ struct Problem {
 
   /// Runs the backward with the reference's lse (rounded to f32); either
   /// gradient may be skipped.
-  void backward(StridedTensor *gh, StridedTensor *gw) {
+  void backward(StridedTensor *gh, StridedTensor *gw, int64_t flags = 0) {
     Strided1d<float> l(c.N, c.strided, std::nanf(""));
     for (int64_t n = 0; n < c.N; ++n)
       l[n] = static_cast<float>(lse[n]);
@@ -160,7 +160,8 @@ struct Problem {
     if (gw)
       gwm = gw->memref<loom_memref_2d_t>();
     loom_rt_token_logprob_grad_f32(&h, &w, &i, &gm, &lm, gh ? &ghm : nullptr,
-                                   gw ? &gwm : nullptr, c.temperature, c.chunk);
+                                   gw ? &gwm : nullptr, c.temperature, c.chunk,
+                                   flags);
   }
 
   StridedTensor gradTensor(int64_t rows) {
@@ -465,7 +466,7 @@ struct Scratch2d {
 /// gradient.
 void rowsAt(Problem &p, Scratch2d &scratch, const std::vector<int64_t> &offsets,
             Strided1d<float> &logp, Strided1d<float> &lse, StridedTensor &gh,
-            StridedTensor &gw) {
+            StridedTensor &gw, int64_t flags = 0) {
   loom_memref_2d_t h = p.hidden.memref<loom_memref_2d_t>();
   loom_memref_2d_t w = p.weight.memref<loom_memref_2d_t>();
   loom_memref_1d_t i = p.ids.memref(), gm = p.g.memref(), lp = logp.memref(),
@@ -476,7 +477,7 @@ void rowsAt(Problem &p, Scratch2d &scratch, const std::vector<int64_t> &offsets,
     loom_rt_token_logprob_rows_f32(&h, &w, &i, &lp, &ls, &scratch.m, n0,
                                    p.c.temperature);
     loom_rt_token_logprob_rows_grad_f32(&h, &w, &i, &ls, &gm, &ghm, &gwm,
-                                        &scratch.m, n0, p.c.temperature);
+                                        &scratch.m, n0, p.c.temperature, flags);
   }
 }
 
@@ -484,14 +485,14 @@ void rowsAt(Problem &p, Scratch2d &scratch, const std::vector<int64_t> &offsets,
 /// the upstream gradient fixed in advance (p.g).
 void runRows(Problem &p, int64_t R, Strided1d<float> &logp,
              Strided1d<float> &lse, StridedTensor &gh, StridedTensor &gw,
-             int64_t colStride = 1, int64_t rowStride = 0) {
+             int64_t colStride = 1, int64_t rowStride = 0, int64_t flags = 0) {
   Scratch2d scratch(R, p.c.V, 3, colStride);
   if (rowStride)
     scratch.m.strides[0] = rowStride;
   std::vector<int64_t> offsets;
   for (int64_t n0 = 0; n0 < std::max<int64_t>(p.c.N, 1); n0 += R)
     offsets.push_back(n0);
-  rowsAt(p, scratch, offsets, logp, lse, gh, gw);
+  rowsAt(p, scratch, offsets, logp, lse, gh, gw, flags);
 }
 
 class TokenLogprobRows : public ::testing::TestWithParam<Case> {};
@@ -642,6 +643,59 @@ TEST(TokenLogprobRowsLimits, OffsetsOutsideAndNoTokens) {
   for (int64_t v = 0; v < 10; ++v)
     for (int64_t k = 0; k < 4; ++k)
       EXPECT_EQ(gw0.at({v, k}), 0.0f);
+}
+
+TEST(TokenLogprobAccumulate, BothKernelsAddToGradWeight) {
+  // With LOOM_TOKEN_LOGPROB_ACCUMULATE, both backwards leave grad_weight's
+  // old contents plus the gradient, through each of their branches: every
+  // token active; padding, with a first block that has none (strided); the
+  // padded copy of the weight (d = 256, blocks of 48); nothing active; no
+  // tokens at all (grad_weight unchanged).
+  struct Variant {
+    Case c;
+    std::vector<int64_t> zeros; ///< Tokens with g = 0.
+    int64_t R;                  ///< Block of the row kernels.
+  };
+  std::vector<Variant> variants = {
+      {Case{13, 8, 60, 4, 0.9f}, {}, 5},
+      {Case{11, 8, 60, 3, 0.9f, true}, {0, 1, 2, 4, 9}, 3},
+      {Case{112, 256, 2100, 48, 1.1f}, {3, 17, 40}, 48},
+      {Case{6, 8, 30, 4}, {0, 1, 2, 3, 4, 5}, 4},
+      {Case{0, 4, 10, 3}, {}, 3}};
+  for (const Variant &v : variants) {
+    Problem p(v.c);
+    for (int64_t n : v.zeros)
+      p.g[n] = 0.0f;
+    p.reference();
+    std::ostringstream name;
+    name << v.c;
+    // The old contents, and what grad_weight must end as.
+    auto seeded = [&](StridedTensor &gw) {
+      std::vector<double> want(p.gradWeight);
+      for (int64_t r = 0; r < v.c.V; ++r)
+        for (int64_t k = 0; k < v.c.d; ++k) {
+          float old = 0.5f * std::sin(0.3f * float(r * v.c.d + k));
+          gw.at({r, k}) = old;
+          want[r * v.c.d + k] += old;
+        }
+      return want;
+    };
+    StridedTensor gh = p.gradTensor(v.c.N), gw = p.gradTensor(v.c.V);
+    std::vector<double> want = seeded(gw);
+    p.backward(&gh, &gw, LOOM_TOKEN_LOGPROB_ACCUMULATE);
+    expectMatrix(gw, want, ("two-pass " + name.str()).c_str());
+    if (v.c.N > 0)
+      expectMatrix(gh, p.gradHidden, ("two-pass " + name.str()).c_str());
+
+    Strided1d<float> logp(v.c.N, v.c.strided, NAN),
+        lse(v.c.N, v.c.strided, NAN);
+    StridedTensor rgh = p.gradTensor(v.c.N), rgw = p.gradTensor(v.c.V);
+    seeded(rgw);
+    runRows(p, v.R, logp, lse, rgh, rgw, 1, 0, LOOM_TOKEN_LOGPROB_ACCUMULATE);
+    expectMatrix(rgw, want, ("rows " + name.str()).c_str());
+    if (v.c.N > 0)
+      expectMatrix(rgh, p.gradHidden, ("rows " + name.str()).c_str());
+  }
 }
 
 TEST(TokenLogprobLimits, HostFunctionTable) {

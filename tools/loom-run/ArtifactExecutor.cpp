@@ -82,6 +82,25 @@ public:
                           loom_call_timing_t *timing) override {
     return loom_session_call_timed(session, entry, inputs, outputs, timing);
   }
+  loom_status_t addStates(loom_tensor_map_t *out) override {
+    for (uint32_t e = 0; e < entryCount(); ++e) {
+      const loom_entry_desc_t *entry = entryAt(e);
+      for (uint32_t i = 0; i < entry->num_args; ++i) {
+        const char *name = entry->args[i].binding;
+        if (entry->args[i].role != LOOM_ROLE_STATE ||
+            loom_tensor_map_find(out, name))
+          continue;
+        loom_tensor_t *state = loom_session_state(session, name);
+        if (!state)
+          return loom_status_create(
+              LOOM_STATUS_INTERNAL,
+              (std::string("cannot read state '") + name + "'").c_str());
+        if (loom_status_t status = loom_tensor_map_insert(out, name, state))
+          return status;
+      }
+    }
+    return nullptr;
+  }
 
 private:
   loom_artifact_t *artifact;

@@ -37,6 +37,8 @@ public:
   virtual loom_status_t callTimed(uint32_t entry, loom_tensor_t *const *inputs,
                                   loom_tensor_t **outputs,
                                   loom_call_timing_t *timing);
+  /// Adds the value of every state, under its session-wide name, to `out`.
+  virtual loom_status_t addStates(loom_tensor_map_t *out) = 0;
 
   /// Finds an entry by name; the error lists the entries there are.
   loom_status_t findEntry(const std::string &name, uint32_t *index) const;

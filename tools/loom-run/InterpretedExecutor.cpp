@@ -298,6 +298,22 @@ public:
     return nullptr;
   }
 
+  loom_status_t addStates(loom_tensor_map_t *out) override {
+    for (const auto &[name, value] : states) {
+      if (loom_tensor_map_find(out, name.c_str()))
+        continue;
+      loom_tensor_t *tensor = nullptr;
+      if (loom_status_t s = fromInterp(
+              value, static_cast<loom_dtype_t>(value.dtype), &tensor))
+        return s;
+      loom_status_t s = loom_tensor_map_insert(out, name.c_str(), tensor);
+      loom_tensor_release(tensor);
+      if (s)
+        return s;
+    }
+    return nullptr;
+  }
+
 private:
   const char *keep(llvm::StringRef s) {
     strings.emplace_back(s.str());

@@ -37,6 +37,8 @@ options:
                               later calls may read earlier outputs
   --outputs FILE.safetensors  write every output of every call
   --output NAME=FILE.npy      write one output (NAME includes its prefix)
+  --states FILE.safetensors   after the calls, write every state by its name
+                              (e.g. a gradient the calls summed into one)
   --print                     print each output's dtype, shape and values
   --keep-going                after a call fails (e.g. a requirement of the
                               entry), report it and go on with the next
@@ -58,6 +60,7 @@ struct Options {
   std::vector<std::pair<std::string, std::string>> npyInputs;
   std::vector<std::string> calls;
   std::string outputsFile;
+  std::string statesFile;
   std::vector<std::pair<std::string, std::string>> npyOutputs;
   std::vector<std::string> defines;
   std::string config;
@@ -126,6 +129,9 @@ int parseArgs(int argc, char **argv, Options &o) {
       o.calls.push_back(v);
     } else if (a == "--outputs") {
       if (!value(o.outputsFile))
+        return 1;
+    } else if (a == "--states") {
+      if (!value(o.statesFile))
         return 1;
     } else if (a == "--define" || a == "-D") {
       if (!value(v))
@@ -294,6 +300,13 @@ int run(const Options &o) {
   if (!o.outputsFile.empty() &&
       (status = loom_safetensors_write(o.outputsFile.c_str(), outputs.map)))
     return fail(status);
+  if (!o.statesFile.empty()) {
+    Pool states;
+    if ((status = loom_tensor_map_create(&states.map)) ||
+        (status = executor->addStates(states.map)) ||
+        (status = loom_safetensors_write(o.statesFile.c_str(), states.map)))
+      return fail(status);
+  }
   for (const auto &[name, file] : o.npyOutputs) {
     loom_tensor_t *tensor = loom_tensor_map_find(outputs.map, name.c_str());
     if (!tensor) {

@@ -3,7 +3,11 @@
 // This file implements loom-cpu-copy-to-linalg: memref.copy becomes
 // linalg.copy so that copies are generated loops, never calls of a runtime
 // library that artifacts do not link. A copy of a buffer onto itself (left
-// by materializing a result that was computed in its destination) goes.
+// by materializing a result that was computed in its destination) goes,
+// also where the source is a loop's result that the loop passes through
+// unchanged from that buffer (a destination updated in place by each step,
+// such as the gradient of the single-pass lm-head loss): the loop's
+// canonicalization gives its result back as the buffer.
 //
 //===----------------------------------------------------------------------===//
 
@@ -11,6 +15,7 @@
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -45,6 +50,7 @@ struct CpuCopyToLinalgPass
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     patterns.add<CopyToLinalgPattern>(&getContext());
+    scf::ForOp::getCanonicalizationPatterns(patterns, &getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       return signalPassFailure();
   }

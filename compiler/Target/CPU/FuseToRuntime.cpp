@@ -12,6 +12,7 @@
 #include "compiler/Target/CPU/Passes.h"
 
 #include "dialects/fuse/IR/FuseOps.h"
+#include "loom/abi.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -77,12 +78,13 @@ struct CpuFuseToRuntimePass
   /// `fuse.token_logprob` and `fuse.token_logprob_grad` become calls of
   /// loom_rt_token_logprob_f32 (hidden, weight, ids, logp, lse, temperature,
   /// chunk) and loom_rt_token_logprob_grad_f32 (hidden, weight, ids, g, lse,
-  /// grad_hidden, grad_weight, temperature, chunk); chunk 0 lets the kernel
-  /// pick its vocabulary chunk. `fuse.token_logprob_rows` and
+  /// grad_hidden, grad_weight, temperature, chunk, flags); chunk 0 lets the
+  /// kernel pick its vocabulary chunk. `fuse.token_logprob_rows` and
   /// `fuse.token_logprob_rows_grad` become loom_rt_token_logprob_rows_f32
   /// (hidden, weight, ids, logp, lse, scratch, offset, temperature) and
   /// loom_rt_token_logprob_rows_grad_f32 (hidden, weight, ids, lse, g,
-  /// grad_hidden, grad_weight, scratch, offset, temperature).
+  /// grad_hidden, grad_weight, scratch, offset, temperature, flags). The
+  /// backwards' flags are LOOM_TOKEN_LOGPROB_ACCUMULATE for `accumulate`.
   LogicalResult lowerTokenLogprob(ModuleOp module, Operation *op) {
     auto dps = cast<DestinationStyleOpInterface>(op);
     if (!dps.hasPureBufferSemantics())
@@ -95,6 +97,8 @@ struct CpuFuseToRuntimePass
     StringRef name;
     FloatAttr temperature;
     Value offset;
+    // The backwards' flags, none for the forwards.
+    std::optional<int64_t> flags;
     if (auto rows = dyn_cast<fuse::TokenLogprobRowsOp>(op)) {
       buffers = {rows.getHidden(),   rows.getWeight(),  rows.getIds(),
                  rows.getLogpInit(), rows.getLseInit(), rows.getScratchInit()};
@@ -113,6 +117,7 @@ struct CpuFuseToRuntimePass
       name = "loom_rt_token_logprob_rows_grad_f32";
       temperature = rows.getTemperatureAttr();
       offset = rows.getOffset();
+      flags = rows.getAccumulate() ? LOOM_TOKEN_LOGPROB_ACCUMULATE : 0;
     } else if (auto forward = dyn_cast<fuse::TokenLogprobOp>(op)) {
       buffers = {forward.getHidden(), forward.getWeight(), forward.getIds(),
                  forward.getLogpInit(), forward.getLseInit()};
@@ -126,6 +131,7 @@ struct CpuFuseToRuntimePass
                  grad.getGradWeightInit()};
       name = "loom_rt_token_logprob_grad_f32";
       temperature = grad.getTemperatureAttr();
+      flags = grad.getAccumulate() ? LOOM_TOKEN_LOGPROB_ACCUMULATE : 0;
     }
     MLIRContext *ctx = module.getContext();
     OpBuilder builder(op);
@@ -153,6 +159,11 @@ struct CpuFuseToRuntimePass
       argTypes.push_back(builder.getI64Type());
       args.push_back(arith::ConstantOp::create(builder, loc,
                                                builder.getI64IntegerAttr(0)));
+    }
+    if (flags) {
+      argTypes.push_back(builder.getI64Type());
+      args.push_back(arith::ConstantOp::create(
+          builder, loc, builder.getI64IntegerAttr(*flags)));
     }
     func::FuncOp callee =
         hostFunction(module, name, builder.getFunctionType(argTypes, {}));

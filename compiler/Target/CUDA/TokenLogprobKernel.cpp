@@ -12,7 +12,7 @@
 //   backward  L = hidden . W[v0:v0+c]^T
 //             G = g / t ([v == id] - exp(L / t - lse))   (in place)
 //             grad_hidden += G . W[v0:v0+c]
-//             grad_weight[v0:v0+c] = G^T . hidden
+//             grad_weight[v0:v0+c] = G^T . hidden  (+= with `accumulate`)
 //
 // The products are `linalg.matmul`s (with transposed operands through
 // their indexing maps) that loom-cpu-matmul-to-runtime turns into the
@@ -139,13 +139,14 @@ public:
            // grad_hidden += G . W[v0:v0+c] (no fill before it: the GEMM
            // accumulates).
            matmul(block, rows, gradHidden, false, false);
-           // grad_weight[v0:v0+c] = G^T . hidden.
+           // grad_weight[v0:v0+c] = G^T . hidden (+= with accumulate).
            Value out = memref::SubViewOp::create(
                b, loc, gradWeight,
                ArrayRef<OpFoldResult>{v0, b.getIndexAttr(0)},
                ArrayRef<OpFoldResult>{count, d},
                ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
-           fill(out, 0.0);
+           if (!grad.getAccumulate())
+             fill(out, 0.0);
            matmul(block, hidden, out, true, false);
            return SmallVector<Value>{};
          });

@@ -88,10 +88,19 @@ static LogicalResult bufferizeCaptureArguments(RewriterBase &rewriter,
   return success();
 }
 
+/// Whether `operand`, a destination of an overwriting fuse op, is read all
+/// the same: the `grad_weight` of an accumulating `fuse.token_logprob_grad`.
+static bool readsDestination(Operation *op, OpOperand &operand) {
+  auto grad = dyn_cast<TokenLogprobGradOp>(op);
+  return grad && grad.getAccumulate() &&
+         &operand == &grad.getGradWeightInitMutable();
+}
+
 /// The bufferization of a fuse op in destination-passing style. With
 /// `Overwriting`, the kernel writes every element of its destinations before
-/// reading anything from them, so their old contents are dead; without, it
-/// updates them in place (the row-block ops of the single-pass lm-head loss).
+/// reading anything from them, so their old contents are dead (but for an
+/// accumulating backward's `grad_weight`); without, it updates them in place
+/// (the row-block ops of the single-pass lm-head loss).
 template <typename OpTy, bool Overwriting = true>
 struct OverwritingDpsBufferization
     : public bufferization::DstBufferizableOpInterfaceExternalModel<
@@ -99,7 +108,8 @@ struct OverwritingDpsBufferization
   bool bufferizesToMemoryRead(Operation *op, OpOperand &operand,
                               const bufferization::AnalysisState &) const {
     return !Overwriting ||
-           !cast<DestinationStyleOpInterface>(op).isDpsInit(&operand);
+           !cast<DestinationStyleOpInterface>(op).isDpsInit(&operand) ||
+           readsDestination(op, operand);
   }
 
   LogicalResult bufferize(Operation *op, RewriterBase &rewriter,

@@ -306,6 +306,11 @@ void TokenLogprobGradOp::getEffects(
     SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
         &effects) {
   getDpsEffects(*this, effects);
+  // An accumulating backward adds to grad_weight's contents.
+  if (getAccumulate() && isa<MemRefType>(getGradWeightInit().getType()))
+    effects.emplace_back(MemoryEffects::Read::get(),
+                         &getGradWeightInitMutable(),
+                         SideEffects::DefaultResource::get());
 }
 
 //===----------------------------------------------------------------------===//

@@ -215,9 +215,12 @@ def Fuse_TokenLogprobGradOp : Fuse_Op<"token_logprob_grad", [
     grad_weight   = dlogits^T . hidden        [V, d]
     ```
 
-    Both `outs` are overwritten whole. The kernel recomputes the logits
-    chunk by chunk of the vocabulary from `lse`, so nothing of size `[N, V]`
-    is stored. An id outside `[0, V)` makes its `grad_hidden` row and all of
+    Both `outs` are overwritten whole, except that with `accumulate` the
+    product is added to `grad_weight`'s contents (`grad_weight +=
+    dlogits^T . hidden`: a gradient summed into a buffer that holds it
+    across calls, such as a state). The kernel recomputes the logits chunk
+    by chunk of the vocabulary from `lse`, so nothing of size `[N, V]` is
+    stored. An id outside `[0, V)` makes its `grad_hidden` row and all of
     `grad_weight` NaN.
 
     ```mlir
@@ -236,7 +239,7 @@ def Fuse_TokenLogprobGradOp : Fuse_Op<"token_logprob_grad", [
                    AnyRankedTensorOrMemRef:$grad,
                    AnyRankedTensorOrMemRef:$grad_hidden_init,
                    AnyRankedTensorOrMemRef:$grad_weight_init,
-                   F64Attr:$temperature);
+                   F64Attr:$temperature, UnitAttr:$accumulate);
   let results = (outs Variadic<AnyRankedTensor>:$results);
   let assemblyFormat = [{
     `ins` `(` $hidden `,` $weight `,` $ids `,` $lse `,` $grad `:`
@@ -322,6 +325,10 @@ def Fuse_TokenLogprobRowsGradOp : Fuse_Op<"token_logprob_rows_grad", [
     grad_weight    = (offset == 0 ? 0 : grad_weight) + dlogits^T . hidden[block]
     ```
 
+    With `accumulate`, the block at offset 0 adds to `grad_weight` too, so
+    the loop leaves `grad_weight`'s old contents plus the gradient (the
+    `accumulate` form of `fuse.token_logprob_grad`).
+
     Rows of `grad_hidden` outside the block keep their values; `scratch` is
     clobbered. A loop over the blocks from offset 0 therefore leaves the
     whole gradients of `fuse.token_logprob_grad` with three products of the
@@ -346,7 +353,7 @@ def Fuse_TokenLogprobRowsGradOp : Fuse_Op<"token_logprob_rows_grad", [
                    AnyRankedTensorOrMemRef:$grad_hidden_init,
                    AnyRankedTensorOrMemRef:$grad_weight_init,
                    AnyRankedTensorOrMemRef:$scratch_init,
-                   F64Attr:$temperature);
+                   F64Attr:$temperature, UnitAttr:$accumulate);
   let results = (outs Variadic<AnyRankedTensor>:$results);
   let assemblyFormat = [{
     `ins` `(` $hidden `,` $weight `,` $ids `,` $lse `,` $grad `:`

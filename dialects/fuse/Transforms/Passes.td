@@ -126,6 +126,13 @@ def TokenLogprobFusePass : Pass<"loom-fuse-token-logprob", "ModuleOp"> {
     weight and temperature that dominates it, and otherwise gets a forward
     kernel of its own (whose log-probs go unused).
 
+    A weight gradient whose only use is a `loom.add` with a value of its own
+    type that dominates the backward (a gradient summed into a state, `acc =
+    acc + grad(...)`) is summed by the kernel: the value becomes
+    `grad_weight`'s destination, the op gets `accumulate`, and the add goes.
+    With a state, bufferization then writes the gradient into the state's
+    buffer, with no `[vocabulary, d]` temporary.
+
     Only f32 is fused (the kernels' type); other types, and the form
     without `weight` (logits given), stay for the linalg lowering.
 

@@ -159,10 +159,31 @@ FailureOr<Value> fuseForward(RewriterBase &rewriter, loom::TokenLogprobOp op) {
   return fused.getResult(1);
 }
 
+/// The `loom.add` that is the only use of `op`'s weight gradient and adds
+/// it to a value of its own type that dominates `op` (a gradient summed into
+/// a state, `acc = acc + grad(...)`), or null.
+loom::AddOp accumulatingAdd(loom::TokenLogprobGradOp op,
+                            DominanceInfo &dominance) {
+  Value weightGrad = op.getWeightGrad();
+  if (!weightGrad.hasOneUse())
+    return {};
+  auto add = dyn_cast<loom::AddOp>(*weightGrad.getUsers().begin());
+  if (!add || add->getNumOperands() != 2 ||
+      add->getResult(0).getType() != weightGrad.getType())
+    return {};
+  Value other = add->getOperand(add->getOperand(0) == weightGrad ? 1 : 0);
+  if (other == weightGrad || other.getType() != weightGrad.getType() ||
+      !dominance.properlyDominates(other, op))
+    return {};
+  return add;
+}
+
 /// Replaces a backward op, with the forward's flattened log-sum-exp `lse`
-/// or, when null, a forward kernel that computes it.
+/// or, when null, a forward kernel that computes it. With `add` (see
+/// accumulatingAdd), the kernel accumulates the weight gradient into the
+/// add's other operand and replaces the add.
 LogicalResult fuseBackward(RewriterBase &rewriter, loom::TokenLogprobGradOp op,
-                           Value lse) {
+                           Value lse, loom::AddOp add) {
   rewriter.setInsertionPoint(op);
   Flattener f(rewriter, op.getLoc());
   Value weight = op.getWeight();
@@ -175,10 +196,18 @@ LogicalResult fuseBackward(RewriterBase &rewriter, loom::TokenLogprobGradOp op,
     lse = f.forward(hidden, weight, ids, op.getTemperatureAttr()).getResult(1);
   Value hiddenInit = f.empty({{hidden, 0}, {hidden, 1}});
   Value weightInit = f.empty({{weight, 0}, {weight, 1}});
+  if (add) {
+    Value sum = add->getOperand(add->getOperand(0) == op.getWeightGrad());
+    if (sum.getType() != weightInit.getType())
+      sum = tensor::CastOp::create(rewriter, op.getLoc(), weightInit.getType(),
+                                   sum);
+    weightInit = sum;
+  }
   auto fused = fuse::TokenLogprobGradOp::create(
       rewriter, op.getLoc(),
       TypeRange{hiddenInit.getType(), weightInit.getType()}, hidden, weight,
-      ids, lse, grad, hiddenInit, weightInit, op.getTemperatureAttr());
+      ids, lse, grad, hiddenInit, weightInit, op.getTemperatureAttr(),
+      add ? rewriter.getUnitAttr() : UnitAttr());
   Value inputGrad = f.unflatten(fused.getResult(0), tensorOf(op.getInputGrad()),
                                 op.getInput());
   Value weightGrad = fused.getResult(1);
@@ -187,6 +216,8 @@ LogicalResult fuseBackward(RewriterBase &rewriter, loom::TokenLogprobGradOp op,
         rewriter, op.getLoc(), op.getWeightGrad().getType(), weightGrad);
   if (f.failed() || !inputGrad)
     return failure();
+  if (add)
+    rewriter.replaceOp(add, weightGrad);
   rewriter.replaceOp(op, ValueRange{inputGrad, weightGrad});
   return success();
 }
@@ -239,6 +270,12 @@ LogicalResult fuse::fuseTokenLogprobs(RewriterBase &rewriter,
         break;
       }
 
+  // Weight gradients summed into a value that exists before the backward.
+  DenseMap<Operation *, loom::AddOp> addOf;
+  for (loom::TokenLogprobGradOp grad : grads)
+    if (loom::AddOp add = accumulatingAdd(grad, dominance))
+      addOf[grad] = add;
+
   DenseMap<Operation *, Value> lseOf;
   for (loom::TokenLogprobOp forward : forwards) {
     Operation *key = forward;
@@ -249,8 +286,9 @@ LogicalResult fuse::fuseTokenLogprobs(RewriterBase &rewriter,
   }
   for (loom::TokenLogprobGradOp grad : grads) {
     Operation *forward = forwardOf.lookup(grad);
+    loom::AddOp add = addOf.lookup(grad);
     if (failed(fuseBackward(rewriter, grad,
-                            forward ? lseOf.lookup(forward) : Value())))
+                            forward ? lseOf.lookup(forward) : Value(), add)))
       return failure();
   }
   return success();

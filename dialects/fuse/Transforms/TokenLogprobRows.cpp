@@ -181,6 +181,13 @@ bool RowsRewrite::analyze() {
       backward.getTemperature() != forward.getTemperature() ||
       !backward.hasPureTensorSemantics() || !forward.hasPureTensorSemantics())
     return false;
+  // The loop takes the forward's place, so an accumulating backward's
+  // grad_weight must exist before the forward.
+  if (backward.getAccumulate()) {
+    Operation *def = backward.getGradWeightInit().getDefiningOp();
+    if (def && def->getBlock() == block && !def->isBeforeInBlock(forward))
+      return false;
+  }
 
   // D and C, by one walk from the forward (uses come after definitions in
   // a block). The lse reaches the backward only.
@@ -361,7 +368,10 @@ void RowsRewrite::rewrite(OpBuilder &b, int64_t rows) {
                        .getResult(0);
   Value lseInit = empty({tokens});
   Value gradHiddenInit = empty({tokens, sizeOf(hidden, 1)});
-  Value gradWeightInit = empty({vocab, sizeOf(weight, 1)});
+  // An accumulating backward's grad_weight starts from its destination.
+  bool accumulate = backward.getAccumulate();
+  Value gradWeightInit = accumulate ? backward.getGradWeightInit()
+                                    : empty({vocab, sizeOf(weight, 1)});
   Value scratchInit = empty({{ShapedType::kDynamic, block}, vocab});
   Value upper = arith::MaxUIOp::create(b, loc, n, one);
 
@@ -386,7 +396,8 @@ void RowsRewrite::rewrite(OpBuilder &b, int64_t rows) {
             lb, l,
             TypeRange{args[2].getType(), args[3].getType(), args[4].getType()},
             hidden, weight, ids, rowsOp.getResult(1), g, n0, args[2], args[3],
-            rowsOp.getResult(2), temperature);
+            rowsOp.getResult(2), temperature,
+            accumulate ? lb.getUnitAttr() : UnitAttr());
         scf::YieldOp::create(
             lb, l,
             ValueRange{rowsOp.getResult(0), rowsOp.getResult(1),

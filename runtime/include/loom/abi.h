@@ -23,7 +23,7 @@ extern "C" {
 #endif
 
 /// Bumped on every incompatible change of anything in this header.
-#define LOOM_ABI_VERSION 2u
+#define LOOM_ABI_VERSION 3u
 
 /// The first 8 bytes of a manifest.
 #define LOOM_MANIFEST_MAGIC "LOOMART"
@@ -380,12 +380,17 @@ typedef void (*loom_rt_token_logprob_f32_fn_t)(
     const loom_memref_1d_t *ids, loom_memref_1d_t *logp,
     loom_memref_1d_t *lse, float temperature, int64_t chunk);
 
+/// Flags of the token log-prob backwards: grad_weight += the gradient
+/// instead of being overwritten (a gradient summed into a state).
+#define LOOM_TOKEN_LOGPROB_ACCUMULATE 1
+
 /// Host function "loom_rt_token_logprob_grad_f32": the backward of
 /// loom_rt_token_logprob_f32 for an upstream gradient g [N] = dL/dlogp,
 /// with the forward's lse, again chunked over the vocabulary:
 ///   dlogits[n, v] = g[n] / t * ([v == ids[n]] - exp(logits[n, v] - lse[n]))
 ///   grad_hidden = dlogits . weight          [N, d]   (overwritten)
-///   grad_weight = dlogits^T . hidden        [V, d]   (overwritten)
+///   grad_weight = dlogits^T . hidden        [V, d]   (overwritten; added
+///                                                    to with ACCUMULATE)
 /// Either gradient may be NULL when it is not needed. A token with g = 0
 /// (padding under a mask) is left out of the products: its grad_hidden row
 /// is 0 and its id is not read. A token with g != 0 and an id outside
@@ -394,7 +399,8 @@ typedef void (*loom_rt_token_logprob_grad_f32_fn_t)(
     const loom_memref_2d_t *hidden, const loom_memref_2d_t *weight,
     const loom_memref_1d_t *ids, const loom_memref_1d_t *g,
     const loom_memref_1d_t *lse, loom_memref_2d_t *grad_hidden,
-    loom_memref_2d_t *grad_weight, float temperature, int64_t chunk);
+    loom_memref_2d_t *grad_weight, float temperature, int64_t chunk,
+    int64_t flags);
 
 /// Host function "loom_rt_token_logprob_rows_f32": one block of tokens of
 /// the single-pass lm-head loss. With hidden, weight, ids and t as in
@@ -415,12 +421,15 @@ typedef void (*loom_rt_token_logprob_rows_f32_fn_t)(
 /// Host function "loom_rt_token_logprob_rows_grad_f32": the backward of the
 /// block of loom_rt_token_logprob_rows_f32 that filled scratch (same
 /// operands, offset and temperature), for g [N] = dL/dlogp:
-///   dlogits[r, v]  = g[n] / t * ([v == ids[n]] - exp(scratch[r, v] / t -
-///   lse[n])) grad_hidden[n] = dlogits[r] . weight                  (the
-///   block's rows) grad_weight    = (offset == 0 ? 0 : grad_weight) + dlogits^T
-///   . hidden[block]
+///   dlogits[r, v]  = g[n] / t * ([v == ids[n]] - exp(scratch[r, v] / t
+///                    - lse[n]))
+///   grad_hidden[n] = dlogits[r] . weight                  (the block's rows)
+///   grad_weight    = (offset == 0 ? 0 : grad_weight)
+///                    + dlogits^T . hidden[block]
 /// so that calls for offsets 0, R, 2R, ... (N = 0: offset 0 alone) leave the
-/// gradients of loom_rt_token_logprob_grad_f32. Other rows of grad_hidden
+/// gradients of loom_rt_token_logprob_grad_f32. With flags
+/// LOOM_TOKEN_LOGPROB_ACCUMULATE the block at offset 0 adds to grad_weight
+/// as well, so the calls add the gradient to it. Other rows of grad_hidden
 /// keep their values; scratch is clobbered. A token with g = 0 is left out of
 /// the products (its grad_hidden row is 0, its id is not read); one with
 /// g != 0 and an id outside [0, V) makes its row and grad_weight NaN.
@@ -429,7 +438,7 @@ typedef void (*loom_rt_token_logprob_rows_grad_f32_fn_t)(
     const loom_memref_1d_t *ids, const loom_memref_1d_t *lse,
     const loom_memref_1d_t *g, loom_memref_2d_t *grad_hidden,
     loom_memref_2d_t *grad_weight, loom_memref_2d_t *scratch, int64_t offset,
-    float temperature);
+    float temperature, int64_t flags);
 
 /// Host function "loom_rt_parallel_for": calls body(ctx, begin, end) over
 /// disjoint ranges covering [0, n) on the runtime's threads and returns when

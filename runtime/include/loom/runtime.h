@@ -311,7 +311,8 @@ void loom_rt_token_logprob_grad_f32(
     const loom_memref_2d_t *hidden, const loom_memref_2d_t *weight,
     const loom_memref_1d_t *ids, const loom_memref_1d_t *g,
     const loom_memref_1d_t *lse, loom_memref_2d_t *grad_hidden,
-    loom_memref_2d_t *grad_weight, float temperature, int64_t chunk);
+    loom_memref_2d_t *grad_weight, float temperature, int64_t chunk,
+    int64_t flags);
 void loom_rt_token_logprob_rows_f32(
     const loom_memref_2d_t *hidden, const loom_memref_2d_t *weight,
     const loom_memref_1d_t *ids, loom_memref_1d_t *logp, loom_memref_1d_t *lse,
@@ -321,7 +322,7 @@ void loom_rt_token_logprob_rows_grad_f32(
     const loom_memref_1d_t *ids, const loom_memref_1d_t *lse,
     const loom_memref_1d_t *g, loom_memref_2d_t *grad_hidden,
     loom_memref_2d_t *grad_weight, loom_memref_2d_t *scratch, int64_t offset,
-    float temperature);
+    float temperature, int64_t flags);
 void loom_rt_parallel_for(void (*body)(void *, int64_t, int64_t), void *ctx,
                           int64_t n);
 /// `size` bytes aligned to `alignment` (a power of two, at most 4096), or

@@ -2,9 +2,11 @@
 
 // The bufferized kernels become calls of the runtime's host functions, their
 // memrefs (ids too) cast to fully dynamic strided layouts, the temperature
-// passed as f32 and the vocabulary chunk as 0 (the kernel's default).
+// passed as f32, the vocabulary chunk as 0 (the kernel's default) and the
+// backward's flags as 0, or LOOM_TOKEN_LOGPROB_ACCUMULATE (1) for
+// `accumulate`.
 // CHECK-DAG: func.func private @loom_rt_token_logprob_f32(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xi64, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, f32, i64) attributes {llvm.emit_c_interface}
-// CHECK-DAG: func.func private @loom_rt_token_logprob_grad_f32(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xi64, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, f32, i64) attributes {llvm.emit_c_interface}
+// CHECK-DAG: func.func private @loom_rt_token_logprob_grad_f32(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xi64, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, f32, i64, i64) attributes {llvm.emit_c_interface}
 // CHECK-LABEL: func.func @both(
 // CHECK-SAME: %[[H:[^:]*]]: memref<?x16xf32>, %[[W:[^:]*]]: memref<40x16xf32, strided<[32, 1]>>, %[[IDS:[^:]*]]: memref<?xi64>, %[[G:[^:]*]]: memref<?xf32>, %[[LP:[^:]*]]: memref<?xf32>, %[[LSE:[^:]*]]: memref<?xf32>, %[[DH:[^:]*]]: memref<?x16xf32>, %[[DW:[^:]*]]: memref<40x16xf32>
 // CHECK-DAG: %[[T:.*]] = arith.constant 0.699999988 : f32
@@ -22,7 +24,11 @@
 // CHECK-DAG: %[[L2:.*]] = memref.cast %[[LSE]]
 // CHECK-DAG: %[[DH2:.*]] = memref.cast %[[DH]]
 // CHECK-DAG: %[[DW2:.*]] = memref.cast %[[DW]]
-// CHECK: call @loom_rt_token_logprob_grad_f32(%[[A2]], %[[B2]], %[[I2]], %[[G2]], %[[L2]], %[[DH2]], %[[DW2]], %{{.*}}, %{{.*}})
+// CHECK: arith.constant 0 : i64
+// CHECK-NEXT: %[[F0:.*]] = arith.constant 0 : i64
+// CHECK-NEXT: call @loom_rt_token_logprob_grad_f32(%[[A2]], %[[B2]], %[[I2]], %[[G2]], %[[L2]], %[[DH2]], %[[DW2]], %{{.*}}, %{{.*}}, %[[F0]])
+// CHECK: %[[F1:.*]] = arith.constant 1 : i64
+// CHECK-NEXT: call @loom_rt_token_logprob_grad_f32({{.*}}, %[[F1]])
 // CHECK-NOT: fuse.
 func.func @both(%h: memref<?x16xf32>, %w: memref<40x16xf32, strided<[32, 1]>>, %ids: memref<?xi64>,
                 %g: memref<?xf32>, %lp: memref<?xf32>, %lse: memref<?xf32>,
@@ -31,6 +37,8 @@ func.func @both(%h: memref<?x16xf32>, %w: memref<40x16xf32, strided<[32, 1]>>, %
       outs(%lp, %lse : memref<?xf32>, memref<?xf32>) {temperature = 0.7 : f64}
   fuse.token_logprob_grad ins(%h, %w, %ids, %lse, %g : memref<?x16xf32>, memref<40x16xf32, strided<[32, 1]>>, memref<?xi64>, memref<?xf32>, memref<?xf32>)
       outs(%dh, %dw : memref<?x16xf32>, memref<40x16xf32>) {temperature = 0.7 : f64}
+  fuse.token_logprob_grad ins(%h, %w, %ids, %lse, %g : memref<?x16xf32>, memref<40x16xf32, strided<[32, 1]>>, memref<?xi64>, memref<?xf32>, memref<?xf32>)
+      outs(%dh, %dw : memref<?x16xf32>, memref<40x16xf32>) {accumulate, temperature = 0.7 : f64}
   return
 }
 
@@ -58,16 +66,19 @@ func.func @f64(%h: memref<4x16xf64>, %w: memref<40x16xf64>, %ids: memref<4xi64>,
 // -----
 
 // The row-block ops become calls with their offset as i64 before the
-// temperature (and no chunk).
+// temperature (and no chunk), the backward's flags last.
 // CHECK-DAG: func.func private @loom_rt_token_logprob_rows_f32(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xi64, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64, f32) attributes {llvm.emit_c_interface}
-// CHECK-DAG: func.func private @loom_rt_token_logprob_rows_grad_f32(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xi64, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64, f32) attributes {llvm.emit_c_interface}
+// CHECK-DAG: func.func private @loom_rt_token_logprob_rows_grad_f32(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xi64, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64, f32, i64) attributes {llvm.emit_c_interface}
 // CHECK-LABEL: func.func @rows(
 // CHECK-SAME: %[[H:[^:]*]]: memref<?x16xf32>, %[[W:[^:]*]]: memref<40x16xf32>, %[[IDS:[^:]*]]: memref<?xi64>, %[[G:[^:]*]]: memref<?xf32>, %[[LP:[^:]*]]: memref<?xf32>, %[[LSE:[^:]*]]: memref<?xf32>, %[[S:[^:]*]]: memref<?x40xf32>, %[[DH:[^:]*]]: memref<?x16xf32>, %[[DW:[^:]*]]: memref<40x16xf32>, %[[N0:[^:]*]]: index
 // CHECK-DAG: %[[T:.*]] = arith.constant 5.000000e-01 : f32
 // CHECK-DAG: %[[O:.*]] = arith.index_cast %[[N0]] : index to i64
 // CHECK-DAG: %[[SC:.*]] = memref.cast %[[S]] : memref<?x40xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
 // CHECK: call @loom_rt_token_logprob_rows_f32(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[SC]], %[[O]], %[[T]])
-// CHECK: call @loom_rt_token_logprob_rows_grad_f32(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}})
+// CHECK: %[[F0:.*]] = arith.constant 0 : i64
+// CHECK-NEXT: call @loom_rt_token_logprob_rows_grad_f32(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[F0]])
+// CHECK: %[[F1:.*]] = arith.constant 1 : i64
+// CHECK-NEXT: call @loom_rt_token_logprob_rows_grad_f32({{.*}}, %[[F1]])
 // CHECK-NOT: fuse.
 func.func @rows(%h: memref<?x16xf32>, %w: memref<40x16xf32>, %ids: memref<?xi64>,
                 %g: memref<?xf32>, %lp: memref<?xf32>, %lse: memref<?xf32>, %s: memref<?x40xf32>,
@@ -76,5 +87,7 @@ func.func @rows(%h: memref<?x16xf32>, %w: memref<40x16xf32>, %ids: memref<?xi64>
       offset(%n0) outs(%lp, %lse, %s : memref<?xf32>, memref<?xf32>, memref<?x40xf32>) {temperature = 0.5 : f64}
   fuse.token_logprob_rows_grad ins(%h, %w, %ids, %lse, %g : memref<?x16xf32>, memref<40x16xf32>, memref<?xi64>, memref<?xf32>, memref<?xf32>)
       offset(%n0) outs(%dh, %dw, %s : memref<?x16xf32>, memref<40x16xf32>, memref<?x40xf32>) {temperature = 0.5 : f64}
+  fuse.token_logprob_rows_grad ins(%h, %w, %ids, %lse, %g : memref<?x16xf32>, memref<40x16xf32>, memref<?xi64>, memref<?xf32>, memref<?xf32>)
+      offset(%n0) outs(%dh, %dw, %s : memref<?x16xf32>, memref<40x16xf32>, memref<?x40xf32>) {accumulate, temperature = 0.5 : f64}
   return
 }

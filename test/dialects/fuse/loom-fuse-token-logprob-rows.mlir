@@ -302,3 +302,52 @@ func.func @static_vocab(%h: tensor<?x8xf32>, %ids: tensor<?xi64>, %w: tensor<327
       -> tensor<?x8xf32>, tensor<131072x8xf32>
   return %d#0, %d#1, %d2#0, %d2#1 : tensor<?x8xf32>, tensor<32768x8xf32>, tensor<?x8xf32>, tensor<131072x8xf32>
 }
+
+// -----
+
+// An accumulating backward (`acc = acc + grad`, summed by the kernel): the
+// loop carries the sum from the accumulator, and every block adds to it.
+// CHECK-LABEL: func.func @accumulate(
+// CHECK-SAME: %[[ACC:[^:]*]]: tensor<40x16xf32>) ->
+// CHECK: %[[L:.*]]:5 = scf.for {{.*}} iter_args(%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}, %[[DW:.*]] = %[[ACC]], %{{.*}} = %{{.*}})
+// CHECK: fuse.token_logprob_rows_grad ins({{.*}}) offset(%{{.*}}) outs(%{{.*}}, %[[DW]], %{{.*}} : {{.*}}) {accumulate, temperature = 1.000000e+00 : f64}
+// CHECK: return %{{.*}}, %[[L]]#3
+func.func @accumulate(%h: tensor<?x16xf32>, %ids: tensor<?xi64>, %w: tensor<40x16xf32>,
+                      %acc: tensor<40x16xf32>) -> (tensor<?x16xf32>, tensor<40x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %h, %c0 : tensor<?x16xf32>
+  %e0 = tensor.empty(%n) : tensor<?xf32>
+  %f:2 = fuse.token_logprob ins(%h, %w, %ids : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>)
+      outs(%e0, %e0 : tensor<?xf32>, tensor<?xf32>) {temperature = 1.0 : f64}
+      -> tensor<?xf32>, tensor<?xf32>
+  %g = loom.exp %f#0 : tensor<?xf32> -> tensor<?xf32>
+  %dhi = tensor.empty(%n) : tensor<?x16xf32>
+  %d:2 = fuse.token_logprob_grad ins(%h, %w, %ids, %f#1, %g : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<?xf32>)
+      outs(%dhi, %acc : tensor<?x16xf32>, tensor<40x16xf32>) {accumulate, temperature = 1.0 : f64}
+      -> tensor<?x16xf32>, tensor<40x16xf32>
+  return %d#0, %d#1 : tensor<?x16xf32>, tensor<40x16xf32>
+}
+
+// -----
+
+// An accumulator computed after the forward cannot start the loop that
+// takes the forward's place: the kernels stay two-pass.
+// CHECK-LABEL: func.func @accumulator_after_forward(
+// CHECK-NOT: scf.for
+// CHECK: fuse.token_logprob_grad {{.*}} {accumulate,
+func.func @accumulator_after_forward(%h: tensor<?x16xf32>, %ids: tensor<?xi64>, %w: tensor<40x16xf32>,
+                                     %acc: tensor<40x16xf32>) -> (tensor<?x16xf32>, tensor<40x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %h, %c0 : tensor<?x16xf32>
+  %e0 = tensor.empty(%n) : tensor<?xf32>
+  %f:2 = fuse.token_logprob ins(%h, %w, %ids : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>)
+      outs(%e0, %e0 : tensor<?xf32>, tensor<?xf32>) {temperature = 1.0 : f64}
+      -> tensor<?xf32>, tensor<?xf32>
+  %g = loom.exp %f#0 : tensor<?xf32> -> tensor<?xf32>
+  %start = loom.exp %acc : tensor<40x16xf32> -> tensor<40x16xf32>
+  %dhi = tensor.empty(%n) : tensor<?x16xf32>
+  %d:2 = fuse.token_logprob_grad ins(%h, %w, %ids, %f#1, %g : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<?xf32>)
+      outs(%dhi, %start : tensor<?x16xf32>, tensor<40x16xf32>) {accumulate, temperature = 1.0 : f64}
+      -> tensor<?x16xf32>, tensor<40x16xf32>
+  return %d#0, %d#1 : tensor<?x16xf32>, tensor<40x16xf32>
+}

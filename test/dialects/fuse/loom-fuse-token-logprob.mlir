@@ -179,3 +179,60 @@ func.func @unknown_hidden(%h: tensor<?x?x?xf32>, %ids: tensor<?x?xi64>, %w: tens
       -> tensor<?x?x?xf32>, tensor<?x?xf32>
   return %dh, %dw : tensor<?x?x?xf32>, tensor<?x?xf32>
 }
+
+// -----
+
+// A weight gradient whose only use adds it to a value that exists before the
+// backward (a state, `acc = acc + grad`) is summed into that value by the
+// kernel: `accumulate`, with the value as grad_weight's destination, and no
+// add left. Either operand order.
+// CHECK-LABEL: func.func @accumulate(
+// CHECK-SAME: %[[ACC:[^:]*]]: tensor<40x16xf32>) ->
+// CHECK: %[[D:.*]]:2 = fuse.token_logprob_grad ins({{.*}}) outs(%{{.*}}, %[[ACC]] : tensor<?x16xf32>, tensor<40x16xf32>) {accumulate, temperature = 1.000000e+00 : f64}
+// CHECK-NOT: loom.add
+// CHECK: return %[[D]]#0, %[[D]]#1
+// UNFUSED-LABEL: func.func @accumulate(
+// UNFUSED: loom.add
+func.func @accumulate(%h: tensor<?x16xf32>, %ids: tensor<?xi64>, %w: tensor<40x16xf32>, %g: tensor<?xf32>,
+                      %acc: tensor<40x16xf32>) -> (tensor<?x16xf32>, tensor<40x16xf32>) {
+  %dh, %dw = loom.token_logprob_grad %h, %ids, %g weight %w
+      : tensor<?x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<40x16xf32>
+      -> tensor<?x16xf32>, tensor<40x16xf32>
+  %sum = loom.add %dw, %acc : tensor<40x16xf32>, tensor<40x16xf32> -> tensor<40x16xf32>
+  return %dh, %sum : tensor<?x16xf32>, tensor<40x16xf32>
+}
+
+// -----
+
+// Not summed into the add's other operand: a gradient that has another use,
+// an add of the gradient to itself, an operand defined after the backward,
+// and one that broadcasts.
+// CHECK-LABEL: func.func @not_accumulated(
+// CHECK-NOT: accumulate
+// CHECK: loom.add
+// CHECK: loom.add
+// CHECK: loom.add
+// CHECK: loom.add
+// CHECK-NOT: accumulate
+func.func @not_accumulated(%h: tensor<?x16xf32>, %ids: tensor<?xi64>, %w: tensor<40x16xf32>, %g: tensor<?xf32>,
+                           %acc: tensor<40x16xf32>, %row: tensor<16xf32>)
+    -> (tensor<40x16xf32>, tensor<40x16xf32>, tensor<40x16xf32>, tensor<40x16xf32>, tensor<40x16xf32>) {
+  %dh1, %dw1 = loom.token_logprob_grad %h, %ids, %g weight %w
+      : tensor<?x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<40x16xf32>
+      -> tensor<?x16xf32>, tensor<40x16xf32>
+  %s1 = loom.add %acc, %dw1 : tensor<40x16xf32>, tensor<40x16xf32> -> tensor<40x16xf32>
+  %dh2, %dw2 = loom.token_logprob_grad %h, %ids, %g weight %w {temperature = 2.0 : f64}
+      : tensor<?x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<40x16xf32>
+      -> tensor<?x16xf32>, tensor<40x16xf32>
+  %s2 = loom.add %dw2, %dw2 : tensor<40x16xf32>, tensor<40x16xf32> -> tensor<40x16xf32>
+  %dh3, %dw3 = loom.token_logprob_grad %h, %ids, %g weight %w {temperature = 3.0 : f64}
+      : tensor<?x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<40x16xf32>
+      -> tensor<?x16xf32>, tensor<40x16xf32>
+  %later = loom.exp %acc : tensor<40x16xf32> -> tensor<40x16xf32>
+  %s3 = loom.add %dw3, %later : tensor<40x16xf32>, tensor<40x16xf32> -> tensor<40x16xf32>
+  %dh4, %dw4 = loom.token_logprob_grad %h, %ids, %g weight %w {temperature = 4.0 : f64}
+      : tensor<?x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<40x16xf32>
+      -> tensor<?x16xf32>, tensor<40x16xf32>
+  %s4 = loom.add %dw4, %row : tensor<40x16xf32>, tensor<16xf32> -> tensor<40x16xf32>
+  return %s1, %dw1, %s2, %s3, %s4 : tensor<40x16xf32>, tensor<40x16xf32>, tensor<40x16xf32>, tensor<40x16xf32>, tensor<40x16xf32>
+}
