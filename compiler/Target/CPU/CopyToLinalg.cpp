@@ -48,9 +48,13 @@ struct CopyToLinalgPattern : public OpRewritePattern<memref::CopyOp> {
 struct CpuCopyToLinalgPass
     : public loom::cpu::impl::CpuCopyToLinalgPassBase<CpuCopyToLinalgPass> {
   void runOnOperation() override {
+    // Loops first, so that the copies see the buffers their results are.
+    RewritePatternSet loops(&getContext());
+    scf::ForOp::getCanonicalizationPatterns(loops, &getContext());
+    if (failed(applyPatternsGreedily(getOperation(), std::move(loops))))
+      return signalPassFailure();
     RewritePatternSet patterns(&getContext());
     patterns.add<CopyToLinalgPattern>(&getContext());
-    scf::ForOp::getCanonicalizationPatterns(patterns, &getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       return signalPassFailure();
   }

@@ -28,3 +28,30 @@ func.func @self(%a: memref<?x4xf32>) {
   memref.copy %a, %a : memref<?x4xf32> to memref<?x4xf32>
   return
 }
+
+// -----
+
+// A loop result that each step passes through unchanged is the buffer the
+// loop started from (a destination updated in place by every step), so its
+// copy back into that buffer is dropped; a copy into another buffer stays.
+// CHECK-LABEL: func @loop_in_place
+// CHECK-SAME: (%[[A:[^:]*]]: memref<8x4xf32>, %[[B:[^:]*]]: memref<8x4xf32>
+// CHECK-NOT: copy
+// CHECK: scf.for
+// CHECK-NOT: iter_args
+// CHECK-NOT: copy
+// CHECK: memref.store %{{.*}}, %[[A]]
+// CHECK-NOT: copy
+// CHECK: linalg.copy ins(%[[A]] : memref<8x4xf32>) outs(%[[B]] : memref<8x4xf32>)
+// CHECK-NOT: copy
+func.func @loop_in_place(%a: memref<8x4xf32>, %b: memref<8x4xf32>, %n: index, %x: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %r = scf.for %i = %c0 to %n step %c1 iter_args(%acc = %a) -> (memref<8x4xf32>) {
+    memref.store %x, %acc[%c0, %c0] : memref<8x4xf32>
+    scf.yield %acc : memref<8x4xf32>
+  }
+  memref.copy %r, %a : memref<8x4xf32> to memref<8x4xf32>
+  memref.copy %r, %b : memref<8x4xf32> to memref<8x4xf32>
+  return
+}
