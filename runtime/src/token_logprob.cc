@@ -19,7 +19,8 @@
 //  - backward: S is overwritten in place by
 //      dlogits[n, j] = g[n] / t * ([v0 + j == ids[n]] - exp(logits - lse[n]))
 //    and two more GEMMs accumulate grad_hidden += dlogits . weight_chunk and
-//    write grad_weight[v0 : v0 + C] = dlogits^T . hidden.
+//    write grad_weight[v0 : v0 + C] = dlogits^T . hidden (add it, with the
+//    flag LOOM_TOKEN_LOGPROB_ACCUMULATE: a gradient summed into a state).
 // The extra memory is the N x C scratch plus 3 N floats, taken from
 // loom_rt_alloc (which keeps large blocks for the next call). The backward
 // leaves out the tokens whose upstream gradient is exactly 0 (the padding of
@@ -36,8 +37,9 @@
 // a token whose id is outside [0, V) gets logp = NaN (its lse is still
 // computed) and, in the backward when its g is not 0, a NaN row of dlogits
 // (so the gradients it reaches are NaN); a temperature that is not > 0 makes
-// every output NaN; a scratch allocation that fails does the same. The
-// forward's lse may be NULL when only logp is wanted.
+// every output NaN; a scratch allocation that fails does the same, and so
+// do flags other than LOOM_TOKEN_LOGPROB_ACCUMULATE. The forward's lse may
+// be NULL when only logp is wanted.
 //
 //===----------------------------------------------------------------------===//
 
@@ -381,6 +383,13 @@ extern "C" void loom_rt_token_logprob_grad_f32(
     return;
   int64_t N = hidden->sizes[0], V = weight->sizes[0], d = hidden->sizes[1];
   bool accumulate = flags & LOOM_TOKEN_LOGPROB_ACCUMULATE;
+  if (flags & ~int64_t(LOOM_TOKEN_LOGPROB_ACCUMULATE)) {
+    if (grad_hidden)
+      fill(grad_hidden, kNaN);
+    if (grad_weight)
+      fill(grad_weight, kNaN);
+    return;
+  }
   // Both gradients are sums over what is empty here.
   if (N <= 0 || V <= 0 || d <= 0) {
     if (grad_hidden)
@@ -691,7 +700,8 @@ extern "C" void loom_rt_token_logprob_rows_grad_f32(
       fill(grad_weight, 0.0f);
     return;
   }
-  if (!(temperature > 0) || !usableScratch(scratch, V)) {
+  if (!(temperature > 0) || !usableScratch(scratch, V) ||
+      (flags & ~int64_t(LOOM_TOKEN_LOGPROB_ACCUMULATE))) {
     fillRows(grad_hidden, offset, c, kNaN);
     fill(grad_weight, kNaN);
     return;

@@ -698,6 +698,20 @@ TEST(TokenLogprobAccumulate, BothKernelsAddToGradWeight) {
   }
 }
 
+TEST(TokenLogprobAccumulate, UnknownFlagsGiveNaN) {
+  // A flag the kernels do not know (an artifact of another ABI) makes the
+  // gradients NaN rather than computing something else.
+  Problem p(Case{6, 8, 30, 4});
+  StridedTensor gh = p.gradTensor(6), gw = p.gradTensor(30);
+  p.backward(&gh, &gw, 2);
+  EXPECT_TRUE(std::isnan(gh.at({1, 2})) && std::isnan(gw.at({3, 4})));
+  Strided1d<float> logp(6, false, NAN), lse(6, false, NAN);
+  StridedTensor rgh = p.gradTensor(6), rgw = p.gradTensor(30);
+  runRows(p, 4, logp, lse, rgh, rgw, 1, 0, LOOM_TOKEN_LOGPROB_ACCUMULATE | 8);
+  EXPECT_TRUE(std::isnan(rgh.at({5, 0})) && std::isnan(rgw.at({0, 7})));
+  EXPECT_FALSE(std::isnan(logp[5]));
+}
+
 TEST(TokenLogprobLimits, HostFunctionTable) {
   EXPECT_EQ(loom_host_function_lookup("loom_rt_token_logprob_f32"),
             reinterpret_cast<void *>(&loom_rt_token_logprob_f32));

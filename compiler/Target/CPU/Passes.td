@@ -68,7 +68,9 @@ def CpuFuseToRuntimePass : Pass<"loom-cpu-fuse-to-runtime", "ModuleOp"> {
     temperature passed as f32. `fuse.token_logprob_rows` and
     `fuse.token_logprob_rows_grad` (a block of tokens of the single-pass
     loss) become calls of `loom_rt_token_logprob_rows_f32` and
-    `loom_rt_token_logprob_rows_grad_f32`, their offset passed as i64.
+    `loom_rt_token_logprob_rows_grad_f32`, their offset passed as i64. The
+    backwards' last argument is their flags (i64):
+    `LOOM_TOKEN_LOGPROB_ACCUMULATE` for `accumulate`, else 0.
 
     ```mlir
     fuse.mla_decode %ql, %qp, %kv, %pe, %pos outs(%o) {scale = 0.07 : f64}
@@ -156,7 +158,11 @@ def CpuCopyToLinalgPass : Pass<"loom-cpu-copy-to-linalg", "ModuleOp"> {
     turns into a call of MLIR's `memrefCopy` runtime helper when a side is
     strided. Artifacts link no MLIR runtime library, so every copy becomes a
     `linalg.copy`, lowered to (parallel, vectorizable) loops like any other
-    linalg op.
+    linalg op. A copy of a buffer onto itself goes. `scf.for` loops are
+    canonicalized first: a result that every step passes through unchanged
+    (a destination updated in place, such as the gradients of the
+    single-pass lm-head loss) becomes the buffer it started from, so its
+    copy back into that buffer is such a copy and goes too.
 
     ```mlir
     memref.copy %a, %b : memref<?x4xf32, strided<[8, 1]>> to memref<?x4xf32>

@@ -185,7 +185,8 @@ def CudaTokenLogprobPass : Pass<"loom-cuda-token-logprob", "ModuleOp"> {
       `lse = max + log(sum)` and `logp = picked - lse`;
     - backward: the block is recomputed, turned in place into
       `g / t ([v == id] - exp(L / t - lse))`, and two products add it into
-      `grad_hidden` and write `grad_weight`'s rows of the chunk.
+      `grad_hidden` and write `grad_weight`'s rows of the chunk (add to
+      them, without the zero fill, when the op has `accumulate`).
 
     Ids outside the vocabulary give NaN, as in the op's definition. Runs
     before `loom-cpu-matmul-to-runtime` and the deallocation passes.

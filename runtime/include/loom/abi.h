@@ -381,7 +381,8 @@ typedef void (*loom_rt_token_logprob_f32_fn_t)(
     loom_memref_1d_t *lse, float temperature, int64_t chunk);
 
 /// Flags of the token log-prob backwards: grad_weight += the gradient
-/// instead of being overwritten (a gradient summed into a state).
+/// instead of being overwritten (a gradient summed into a state). Other
+/// bits make the gradients NaN.
 #define LOOM_TOKEN_LOGPROB_ACCUMULATE 1
 
 /// Host function "loom_rt_token_logprob_grad_f32": the backward of

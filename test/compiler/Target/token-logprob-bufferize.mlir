@@ -104,3 +104,45 @@ func.func @rows_loop(%h: tensor<?x16xf32>, %w: tensor<40x16xf32>, %ids: tensor<?
   }
   return %r#0, %r#2, %r#3 : tensor<?xf32>, tensor<?x16xf32>, tensor<40x16xf32>
 }
+
+// -----
+
+// An accumulating backward reads grad_weight's destination: a function
+// argument is updated in place, but when its old value is also returned the
+// kernel gets a copy of it (not an uninitialized buffer).
+// CHECK-LABEL: func.func @accumulate_in_place(
+// CHECK-SAME: %[[ACC:[^:]*]]: memref<40x16xf32, strided<[?, ?], offset: ?>>) -> (memref<?x16xf32>,
+// CHECK-NOT: memref.copy
+// CHECK: fuse.token_logprob_grad ins({{.*}}) outs(%{{.*}}, %[[ACC]] : {{.*}}) {accumulate,
+// CHECK: return %{{.*}}, %[[ACC]]
+func.func @accumulate_in_place(%h: tensor<?x16xf32>, %w: tensor<40x16xf32>, %ids: tensor<?xi64>,
+                               %lse: tensor<?xf32>, %g: tensor<?xf32>, %acc: tensor<40x16xf32>)
+    -> (tensor<?x16xf32>, tensor<40x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %h, %c0 : tensor<?x16xf32>
+  %dhi = tensor.empty(%n) : tensor<?x16xf32>
+  %dh, %dw = fuse.token_logprob_grad ins(%h, %w, %ids, %lse, %g : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<?xf32>)
+      outs(%dhi, %acc : tensor<?x16xf32>, tensor<40x16xf32>) {accumulate, temperature = 1.0 : f64}
+      -> tensor<?x16xf32>, tensor<40x16xf32>
+  return %dh, %dw : tensor<?x16xf32>, tensor<40x16xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @accumulate_copy(
+// CHECK-SAME: %[[ACC:[^:]*]]: memref<40x16xf32, strided<[?, ?], offset: ?>>) -> (memref<40x16xf32,
+// CHECK: %[[NEW:.*]] = memref.alloc() {{.*}}: memref<40x16xf32>
+// CHECK: memref.copy %[[ACC]], %[[NEW]]
+// CHECK: fuse.token_logprob_grad ins({{.*}}) outs(%{{.*}}, %[[NEW]] : {{.*}}) {accumulate,
+// CHECK: return %[[ACC]], %[[NEW]]
+func.func @accumulate_copy(%h: tensor<?x16xf32>, %w: tensor<40x16xf32>, %ids: tensor<?xi64>,
+                           %lse: tensor<?xf32>, %g: tensor<?xf32>, %acc: tensor<40x16xf32>)
+    -> (tensor<40x16xf32>, tensor<40x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %h, %c0 : tensor<?x16xf32>
+  %dhi = tensor.empty(%n) : tensor<?x16xf32>
+  %dh, %dw = fuse.token_logprob_grad ins(%h, %w, %ids, %lse, %g : tensor<?x16xf32>, tensor<40x16xf32>, tensor<?xi64>, tensor<?xf32>, tensor<?xf32>)
+      outs(%dhi, %acc : tensor<?x16xf32>, tensor<40x16xf32>) {accumulate, temperature = 1.0 : f64}
+      -> tensor<?x16xf32>, tensor<40x16xf32>
+  return %acc, %dw : tensor<40x16xf32>, tensor<40x16xf32>
+}

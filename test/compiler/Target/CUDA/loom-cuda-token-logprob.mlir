@@ -96,6 +96,32 @@ func.func @backward(%h: memref<?x64xf32>, %w: memref<10000x64xf32>, %ids: memref
 
 // -----
 
+// An accumulating backward adds the chunk's product to grad_weight's rows:
+// no fill of grad_weight, a product into the chunk's subview (linalg's
+// matmul accumulates), and through the runtime GEMM the accumulate flag
+// (1 | 4) instead of an overwrite.
+// CHECK-LABEL: func.func @accumulate
+// CHECK-SAME: %[[DH:[^:]*]]: memref<?x64xf32>, %[[DW:[^:]*]]: memref<10000x64xf32>)
+// CHECK: linalg.fill ins(%{{.*}} : f32) outs(%[[DH]] :
+// CHECK: scf.for
+// CHECK: %[[DWC:.*]] = memref.subview %[[DW]]
+// CHECK-NOT: linalg.fill
+// CHECK: linalg.matmul indexing_maps = [#map{{[0-9]*}}, #map{{[0-9]*}}, #map{{[0-9]*}}] ins(%{{.*}}, %{{.*}} : {{.*}}) outs(%[[DWC]] :
+// GEMM-LABEL: func.func @accumulate
+// GEMM: call @loom_rt_matmul_f32({{.*}}, %c2_i64)
+// GEMM: call @loom_rt_matmul_f32({{.*}}, %c4_i64)
+// GEMM: call @loom_rt_matmul_f32({{.*}}, %c5_i64)
+func.func @accumulate(%h: memref<?x64xf32>, %w: memref<10000x64xf32>, %ids: memref<?xi64>,
+                      %lse: memref<?xf32>, %g: memref<?xf32>, %dh: memref<?x64xf32>,
+                      %dw: memref<10000x64xf32>) attributes {llvm.emit_c_interface} {
+  fuse.token_logprob_grad ins(%h, %w, %ids, %lse, %g : memref<?x64xf32>, memref<10000x64xf32>,
+      memref<?xi64>, memref<?xf32>, memref<?xf32>)
+      outs(%dh, %dw : memref<?x64xf32>, memref<10000x64xf32>) {accumulate, temperature = 0.5 : f64}
+  return
+}
+
+// -----
+
 func.func @half(%h: memref<?x64xf16>, %w: memref<100x64xf16>, %ids: memref<?xi64>,
                 %lp: memref<?xf16>, %lse: memref<?xf16>) {
   // expected-error @below {{reads f16; the GPU token log-prob kernels read f32 (compile with --logprob=unfused)}}
