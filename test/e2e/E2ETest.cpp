@@ -279,9 +279,8 @@ std::string formatValue(double v) {
 /// `run` calls an entry on both sides and compares everything it returns.
 class Model {
 public:
-  Model(MLIRContext &context, OwningOpRef<ModuleOp> reference,
-        loom_artifact_t *artifact)
-      : context(context), reference(std::move(reference)), artifact(artifact) {}
+  Model(OwningOpRef<ModuleOp> reference, loom_artifact_t *artifact)
+      : reference(std::move(reference)), artifact(artifact) {}
   ~Model() {
     loom_session_destroy(session);
     loom_artifact_close(artifact);
@@ -433,7 +432,6 @@ private:
     return it == tols.f32ByName.end() ? tols.f32 : it->second;
   }
 
-  MLIRContext &context;
   OwningOpRef<ModuleOp> reference;
   loom_artifact_t *artifact = nullptr;
   loom_session_t *session = nullptr;
@@ -523,7 +521,7 @@ protected:
       ADD_FAILURE() << name << ": cannot open the artifact: " << describe(s);
       return nullptr;
     }
-    return std::make_unique<Model>(context, std::move(reference), artifact);
+    return std::make_unique<Model>(std::move(reference), artifact);
   }
 
   /// `compile` and then `start` with `params`.
