@@ -21,6 +21,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 #include "mlir/Transforms/DialectConversion.h"
 #include "llvm/ADT/SmallBitVector.h"
 
@@ -630,18 +631,20 @@ static Value countAsFloat(OpBuilder &b, Location loc, Value value,
 }
 
 /// Creates `linalg.matmul` (rank 2) or `linalg.batch_matmul` (rank 3) of
-/// `lhs` and `rhs` into a zero-filled init of `resultType`. A transposed
-/// operand is expressed by the op's `indexing_maps`; without transposes the
-/// default maps are kept. Products of f16 or bf16 accumulate in f32 (the op
-/// extends each element) and are rounded to the result type once, at the
-/// end, as tensor-core and library GEMMs do.
+/// `lhs` and `rhs` into a zero-filled init of `resultType`, or into `sum`
+/// (the product added to it; f32 and f64 only). A transposed operand is
+/// expressed by the op's `indexing_maps`; without transposes the default
+/// maps are kept. Products of f16 or bf16 accumulate in f32 (the op extends
+/// each element) and are rounded to the result type once, at the end, as
+/// tensor-core and library GEMMs do.
 static Value buildContraction(OpBuilder &b, Location loc, Value lhs, Value rhs,
                               bool transposeA, bool transposeB,
                               RankedTensorType resultType,
-                              ArrayRef<OpFoldResult> sizes) {
+                              ArrayRef<OpFoldResult> sizes, Value sum = {}) {
   MLIRContext *ctx = b.getContext();
   Type elementType = resultType.getElementType();
   if (isa<Float16Type, BFloat16Type>(elementType)) {
+    assert(!sum && "a 16-bit product is rounded once, not added to");
     auto wideType = resultType.clone(b.getF32Type());
     Value wide = buildContraction(b, loc, lhs, rhs, transposeA, transposeB,
                                   wideType, sizes);
@@ -651,8 +654,9 @@ static Value buildContraction(OpBuilder &b, Location loc, Value lhs, Value rhs,
           return arith::TruncFOp::create(nb, nestedLoc, elementType, args[0]);
         });
   }
-  Value init = createFilled(b, loc, resultType, sizes,
-                            b.getZeroAttr(resultType.getElementType()));
+  Value init = sum ? sum
+                   : createFilled(b, loc, resultType, sizes,
+                                  b.getZeroAttr(resultType.getElementType()));
   bool batched = resultType.getRank() == 3;
   int64_t numDims = batched ? 4 : 3;
   // Loops: [batch,] m, n, k.
@@ -1602,7 +1606,9 @@ struct TokenLogprobLowering : public OpConversionPattern<loom::TokenLogprobOp> {
 /// dlogits^T @ input are two matmuls (the second with a transposed lhs), both
 /// in the form loom-cpu-matmul-to-runtime recognizes. Shapes that do not
 /// match at run time (as for token_logprob) or an empty vocabulary give NaN
-/// gradients.
+/// gradients. A weight gradient summed into a state (fuse::accumulatingAdd)
+/// is added by its product to the value it is summed into, and replaces
+/// that `loom.add`: the fused kernels' `accumulate`, here.
 struct TokenLogprobGradLowering
     : public OpConversionPattern<loom::TokenLogprobGradOp> {
   using OpConversionPattern::OpConversionPattern;
@@ -1621,6 +1627,17 @@ struct TokenLogprobGradLowering
     if (weight)
       resultSizes.push_back(tensor::getMixedSizes(rewriter, loc, weight));
 
+    // The value the weight gradient is summed into, if any.
+    loom::AddOp add;
+    if (weight && isa<Float32Type, Float64Type>(elementType)) {
+      DominanceInfo dominance(op->getParentOfType<FunctionOpInterface>());
+      add = fuse::accumulatingAdd(op, dominance);
+    }
+    Value accumulator;
+    if (add)
+      accumulator = rewriter.getRemappedValue(
+          add->getOperand(add->getOperand(0) == op.getWeightGrad() ? 1 : 0));
+
     Value valid = buildTokenShapesValid(rewriter, loc, input, ids, weight,
                                         ValueRange{grad});
     Value nan = floatConst(rewriter, loc, elementType,
@@ -1630,9 +1647,12 @@ struct TokenLogprobGradLowering
     OpBuilder::InsertionGuard guard(rewriter);
     rewriter.setInsertionPointToStart(&branch.getElseRegion().front());
     SmallVector<Value> nans;
-    for (auto [type, sizes] : llvm::zip(resultTypes, resultSizes)) {
+    for (auto [i, type, sizes] : llvm::enumerate(resultTypes, resultSizes)) {
+      // NaN plus the accumulator is NaN, written in its place.
       Value empty =
-          createEmpty(rewriter, loc, cast<RankedTensorType>(type), sizes);
+          i == 1 && accumulator
+              ? accumulator
+              : createEmpty(rewriter, loc, cast<RankedTensorType>(type), sizes);
       nans.push_back(linalg::FillOp::create(rewriter, loc, ValueRange{nan},
                                             ValueRange{empty})
                          .getResult(0));
@@ -1708,9 +1728,11 @@ struct TokenLogprobGradLowering
       results.push_back(buildContraction(
           rewriter, loc, dlogits, flatInput, /*transposeA=*/true,
           /*transposeB=*/false, cast<RankedTensorType>(resultTypes[1]),
-          resultSizes[1]));
+          resultSizes[1], accumulator));
     }
     scf::YieldOp::create(rewriter, loc, results);
+    if (add)
+      rewriter.replaceOp(add, branch.getResult(1));
     rewriter.replaceOp(op, branch.getResults());
     return success();
   }

@@ -7,7 +7,8 @@
 // also where the source is a loop's result that the loop passes through
 // unchanged from that buffer (a destination updated in place by each step,
 // such as the gradient of the single-pass lm-head loss): the loop's
-// canonicalization gives its result back as the buffer.
+// canonicalization gives its result back as the buffer, and so does that of
+// an `scf.if` whose branches both yield the same buffer.
 //
 //===----------------------------------------------------------------------===//
 
@@ -51,6 +52,7 @@ struct CpuCopyToLinalgPass
     // Loops first, so that the copies see the buffers their results are.
     RewritePatternSet loops(&getContext());
     scf::ForOp::getCanonicalizationPatterns(loops, &getContext());
+    scf::IfOp::getCanonicalizationPatterns(loops, &getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(loops))))
       return signalPassFailure();
     RewritePatternSet patterns(&getContext());

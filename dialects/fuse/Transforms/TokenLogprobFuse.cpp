@@ -159,28 +159,9 @@ FailureOr<Value> fuseForward(RewriterBase &rewriter, loom::TokenLogprobOp op) {
   return fused.getResult(1);
 }
 
-/// The `loom.add` that is the only use of `op`'s weight gradient and adds
-/// it to a value of its own type that dominates `op` (a gradient summed into
-/// a state, `acc = acc + grad(...)`), or null.
-loom::AddOp accumulatingAdd(loom::TokenLogprobGradOp op,
-                            DominanceInfo &dominance) {
-  Value weightGrad = op.getWeightGrad();
-  if (!weightGrad.hasOneUse())
-    return {};
-  auto add = dyn_cast<loom::AddOp>(*weightGrad.getUsers().begin());
-  if (!add || add->getNumOperands() != 2 ||
-      add->getResult(0).getType() != weightGrad.getType())
-    return {};
-  Value other = add->getOperand(add->getOperand(0) == weightGrad ? 1 : 0);
-  if (other == weightGrad || other.getType() != weightGrad.getType() ||
-      !dominance.properlyDominates(other, op))
-    return {};
-  return add;
-}
-
 /// Replaces a backward op, with the forward's flattened log-sum-exp `lse`
 /// or, when null, a forward kernel that computes it. With `add` (see
-/// accumulatingAdd), the kernel accumulates the weight gradient into the
+/// fuse::accumulatingAdd), the kernel accumulates the weight gradient into the
 /// add's other operand and replaces the add.
 LogicalResult fuseBackward(RewriterBase &rewriter, loom::TokenLogprobGradOp op,
                            Value lse, loom::AddOp add) {
@@ -273,7 +254,7 @@ LogicalResult fuse::fuseTokenLogprobs(RewriterBase &rewriter,
   // Weight gradients summed into a value that exists before the backward.
   DenseMap<Operation *, loom::AddOp> addOf;
   for (loom::TokenLogprobGradOp grad : grads)
-    if (loom::AddOp add = accumulatingAdd(grad, dominance))
+    if (loom::AddOp add = fuse::accumulatingAdd(grad, dominance))
       addOf[grad] = add;
 
   DenseMap<Operation *, Value> lseOf;
@@ -292,4 +273,20 @@ LogicalResult fuse::fuseTokenLogprobs(RewriterBase &rewriter,
       return failure();
   }
   return success();
+}
+
+loom::AddOp fuse::accumulatingAdd(loom::TokenLogprobGradOp op,
+                                  DominanceInfo &dominance) {
+  Value weightGrad = op.getWeightGrad();
+  if (!weightGrad || !weightGrad.hasOneUse())
+    return {};
+  auto add = dyn_cast<loom::AddOp>(*weightGrad.getUsers().begin());
+  if (!add || add->getNumOperands() != 2 ||
+      add->getResult(0).getType() != weightGrad.getType())
+    return {};
+  Value other = add->getOperand(add->getOperand(0) == weightGrad ? 1 : 0);
+  if (other == weightGrad || other.getType() != weightGrad.getType() ||
+      !dominance.properlyDominates(other, op))
+    return {};
+  return add;
 }

@@ -8,6 +8,8 @@
 #ifndef LOOM_DIALECTS_FUSE_TRANSFORMS_TRANSFORMS_H
 #define LOOM_DIALECTS_FUSE_TRANSFORMS_TRANSFORMS_H
 
+#include "dialects/loom/IR/LoomOps.h"
+#include "mlir/IR/Dominance.h"
 #include "mlir/IR/PatternMatch.h"
 
 namespace mlir::fuse {
@@ -46,6 +48,13 @@ std::string gpuAttentionUnsupported(Type element, int64_t d, int64_t dv);
 /// operands and temperature that dominates it, or else computes it with a
 /// forward kernel of its own.
 LogicalResult fuseTokenLogprobs(RewriterBase &rewriter, Operation *scope);
+
+/// The `loom.add` that is the only use of `op`'s weight gradient and adds it
+/// to a value of the gradient's type that dominates `op` (a gradient summed
+/// into a state, `acc = acc + grad(...)`), or null. Both the fused kernels
+/// and the unfused lowering then sum the gradient into that value.
+loom::AddOp accumulatingAdd(loom::TokenLogprobGradOp op,
+                            DominanceInfo &dominance);
 
 } // namespace mlir::fuse
 

@@ -60,6 +60,31 @@ func.func @lm_grad(%h: tensor<?x8xf32>, %ids: tensor<?xi64>, %g: tensor<?xf32>,
   return %dh, %dw : tensor<?x8xf32>, tensor<37x8xf32>
 }
 
+// A weight gradient summed into a value that exists before the backward
+// (a state: acc = acc + grad) is added by its product: the matmul's outs
+// are the accumulator, the add is gone, and on mismatched shapes the
+// accumulator is filled with NaN (NaN + acc).
+// CHECK-LABEL: func.func @lm_grad_accumulate(
+// CHECK-SAME: %[[ACC:[^:]*]]: tensor<37x8xf32>) ->
+// CHECK: %[[R:.+]]:2 = scf.if
+// CHECK: %[[DW:.+]] = linalg.matmul indexing_maps = [#[[LHS_T]], #[[RHS]], #[[OUT]]] ins(%{{.*}}, %{{.*}} : tensor<?x37xf32>, tensor<?x8xf32>) outs(%[[ACC]] : tensor<37x8xf32>)
+// CHECK: scf.yield %{{.*}}, %[[DW]]
+// CHECK: } else {
+// CHECK: %[[NAN:.+]] = linalg.fill ins(%{{.*}} : f32) outs(%[[ACC]] : tensor<37x8xf32>)
+// CHECK: scf.yield %{{.*}}, %[[NAN]]
+// CHECK-NOT: linalg.generic
+// CHECK: return %[[R]]#0, %[[R]]#1
+func.func @lm_grad_accumulate(%h: tensor<?x8xf32>, %ids: tensor<?xi64>, %g: tensor<?xf32>,
+                              %w: tensor<37x8xf32>, %acc: tensor<37x8xf32>)
+    -> (tensor<?x8xf32>, tensor<37x8xf32>) {
+  %dh, %dw = loom.token_logprob_grad %h, %ids, %g weight %w
+      {temperature = 7.0e-01 : f64}
+      : tensor<?x8xf32>, tensor<?xi64>, tensor<?xf32>, tensor<37x8xf32>
+      -> tensor<?x8xf32>, tensor<37x8xf32>
+  %sum = loom.add %acc, %dw : tensor<37x8xf32>, tensor<37x8xf32> -> tensor<37x8xf32>
+  return %dh, %sum : tensor<?x8xf32>, tensor<37x8xf32>
+}
+
 // Without a weight the gradient is dlogits itself; stop_gradient is its
 // operand.
 

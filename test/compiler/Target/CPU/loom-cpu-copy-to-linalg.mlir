@@ -55,3 +55,25 @@ func.func @loop_in_place(%a: memref<8x4xf32>, %b: memref<8x4xf32>, %n: index, %x
   memref.copy %r, %b : memref<8x4xf32> to memref<8x4xf32>
   return
 }
+
+// -----
+
+// The same for an `scf.if` whose branches both yield the buffer they wrote
+// in place.
+// CHECK-LABEL: func @if_in_place
+// CHECK-NOT: copy
+// CHECK: scf.if
+// CHECK-NOT: copy
+// CHECK: return
+func.func @if_in_place(%a: memref<8x4xf32>, %c: i1, %x: f32) {
+  %c0 = arith.constant 0 : index
+  %r = scf.if %c -> (memref<8x4xf32>) {
+    memref.store %x, %a[%c0, %c0] : memref<8x4xf32>
+    scf.yield %a : memref<8x4xf32>
+  } else {
+    linalg.fill ins(%x : f32) outs(%a : memref<8x4xf32>)
+    scf.yield %a : memref<8x4xf32>
+  }
+  memref.copy %r, %a : memref<8x4xf32> to memref<8x4xf32>
+  return
+}
