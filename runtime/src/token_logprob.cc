@@ -573,12 +573,13 @@ void weightGradient(const loom_memref_2d_t &dl, const loom_memref_2d_t &h,
 /// The block sizes for which hiddenGradient copies the weight (see there).
 constexpr int64_t kPaddedMinRows = 32;
 constexpr int64_t kPaddedMaxRows = 384;
-/// Weight rows per copy: 2048, fewer where that would take more than
+/// Weight rows per copy: 1024, fewer where that would take more than
 /// kPaddedCopyBytes (d above 1072), but at least 256. kPitchPad floats are
-/// added to the copy's row pitch.
-constexpr int64_t kPaddedPartRows = 2048;
+/// added to the copy's row pitch. Parts of 2048 rows measured no faster and
+/// held 4 MiB more at d = 1024.
+constexpr int64_t kPaddedPartRows = 1024;
 constexpr int64_t kPaddedMinPartRows = 256;
-constexpr int64_t kPaddedCopyBytes = int64_t(17) << 19; // 8.5 MiB
+constexpr int64_t kPaddedCopyBytes = int64_t(17) << 18; // 4.25 MiB
 constexpr int64_t kPitchPad = 16;
 
 /// Copies rows of a [k, d] weight part into a buffer of row pitch `ld`.

@@ -562,8 +562,8 @@ TEST(TokenLogprobRowsLimits, ZeroGradientTokensAndBlocks) {
 
 TEST(TokenLogprobRowsLimits, WeightCopiedForSmallBlocks) {
   // d = 256 (a weight row pitch of 1 KiB) and blocks of 32 to 383 tokens:
-  // grad_hidden's product reads a copy of the weight in parts of 2048 rows
-  // with a longer pitch (a whole part, and a partial one of 52). The first
+  // grad_hidden's product reads a copy of the weight in parts of 1024 rows
+  // with a longer pitch (two whole parts, and a partial one of 52). The first
   // block has padding (g = 0), so its active rows are gathered first; the
   // last block (16 tokens) takes the product without the copy.
   Case c{112, 256, 2100, 48, 1.1f};
