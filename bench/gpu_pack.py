@@ -458,7 +458,9 @@ def main():
     # absorbed projections, the cache update and the split-K kernels).
     p.tensors("mla_bench.pos.safetensors", ["start_pos:i64::4095"])
     # The chip's default kernel (wgmma on sm_90a), the wgmma kernel with
-    # three stages of 32 positions and the mma.sync one.
+    # three stages of 32 positions, the mma.sync one, and the default with
+    # the projections on transposed copies (--matmul=runtime-copies, the
+    # step before the transposes became strided GEMM operands).
     mla = {"artifacts": {
         name: p.compile(
             "mla_core_v3%s.cuda.so" % suffix, core,
@@ -466,7 +468,9 @@ def main():
              "--mla=absorb"] + flags + p.cuda_flags)
         for name, suffix, flags in (("default", "", []),
                                     ("k32", "_k32", ["--mla-wgmma-keys=32"]),
-                                    ("mma", "_mma", ["--wgmma=off"]))},
+                                    ("mma", "_mma", ["--wgmma=off"]),
+                                    ("copies", "_copies",
+                                     ["--matmul=runtime-copies"]))},
         "inputs": "mla_bench.pos.safetensors", "batches": [64, 128],
         "cache": 4096, "rank": 512, "rope": 64}
     run([sys.executable, os.path.join(ROOT, "bench", "make_tree.py"),

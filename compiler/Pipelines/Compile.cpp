@@ -224,7 +224,7 @@ static LogicalResult compileCuda(ModuleOp module, const CompileOptions &options,
         return buildCudaLoweringPipeline(
             pm, options.gpuChip, format, toolkit, options.hostMatmul,
             options.cudaAttentionWgmma, options.cudaMlaWgmma,
-            options.cudaMlaWgmmaKeys);
+            options.cudaMlaWgmmaKeys, options.foldTransposes);
       })))
     return failure();
   if (failed(checkResolved(module)))
@@ -312,8 +312,9 @@ LogicalResult loom::compileModule(ModuleOp module,
   if (options.target == Target::Cuda)
     return compileCuda(module, options, *manifest, out, artifactPath);
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
-        return buildCpuLoweringPipeline(
-            pm, options.hostMatmul, options.logprob == LogprobMode::Chunked);
+        return buildCpuLoweringPipeline(pm, options.hostMatmul,
+                                        options.logprob == LogprobMode::Chunked,
+                                        options.foldTransposes);
       })))
     return failure();
 

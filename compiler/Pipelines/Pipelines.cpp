@@ -209,13 +209,16 @@ LogicalResult loom::buildCpuEntryAbiPipeline(OpPassManager &pm) {
   return addPipeline(pm, kCpuEntryAbiPipeline);
 }
 
-LogicalResult loom::buildCpuLoweringPipeline(OpPassManager &pm,
-                                             bool hostMatmul,
-                                             bool chunkedLogprob) {
+LogicalResult loom::buildCpuLoweringPipeline(OpPassManager &pm, bool hostMatmul,
+                                             bool chunkedLogprob,
+                                             bool foldTransposes) {
   std::string text = kCpuLoweringPipeline;
   const char *slot = "%HOST_MATMUL%";
   text.replace(text.find(slot), strlen(slot),
-               hostMatmul ? "loom-cpu-matmul-to-runtime," : "");
+               !hostMatmul      ? ""
+               : foldTransposes ? "loom-cpu-matmul-to-runtime,"
+                                  "loom-cpu-matmul-fold-transposes,"
+                                : "loom-cpu-matmul-to-runtime,");
   slot = "%CHUNKED_LOGPROB%";
   text.replace(text.find(slot), strlen(slot),
                chunkedLogprob ? "loom-cuda-token-logprob{row-kernel=false},"
@@ -240,11 +243,10 @@ std::string loom::cudaPtxFeatures(StringRef chip) {
       .Default("");
 }
 
-LogicalResult
-loom::buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
-                                StringRef format, StringRef toolkit,
-                                bool libraryMatmul, bool attentionWgmma,
-                                bool mlaWgmma, unsigned mlaWgmmaKeys) {
+LogicalResult loom::buildCudaLoweringPipeline(
+    OpPassManager &pm, StringRef chip, StringRef format, StringRef toolkit,
+    bool libraryMatmul, bool attentionWgmma, bool mlaWgmma,
+    unsigned mlaWgmmaKeys, bool foldTransposes) {
   std::string features = cudaPtxFeatures(chip);
   if (features.empty()) {
     llvm::errs() << "unsupported GPU '" << chip
@@ -264,6 +266,11 @@ loom::buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
   std::string mla =
       mlaWgmma ? "{wgmma=true wgmma-keys=" + std::to_string(mlaWgmmaKeys) + "}"
                : "";
+  std::string matmul =
+      !libraryMatmul
+          ? ""
+          : std::string("loom-cpu-matmul-to-runtime{half-precision=true},") +
+                (foldTransposes ? "loom-cpu-matmul-fold-transposes," : "");
   std::string text = kCudaLoweringPipeline;
   std::string toolkitOption =
       toolkit.empty() ? "" : " toolkit=" + toolkit.str();
@@ -271,9 +278,7 @@ loom::buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip,
        {std::pair<StringRef, StringRef>{"%CHIP%", chip},
         {"%FEATURES%", features},
         {"%FORMAT%", format},
-        {"%HOST_MATMUL%", libraryMatmul ? "loom-cpu-matmul-to-runtime{"
-                                          "half-precision=true},"
-                                        : ""},
+        {"%HOST_MATMUL%", matmul},
         {"%ATTENTION%", attentionWgmma ? "{wgmma=true}" : ""},
         {"%MLA%", mla},
         {"%TOOLKIT%", toolkitOption}})

@@ -80,10 +80,12 @@ LogicalResult buildLoomToLinalgPipeline(OpPassManager &pm);
 LogicalResult buildCpuEntryAbiPipeline(OpPassManager &pm);
 
 /// Bufferization, host GEMM calls (f32 matrix products go to the runtime's
-/// GEMM unless `hostMatmul` is false, which keeps generated loops) and
-/// lowering to the LLVM dialect.
+/// GEMM unless `hostMatmul` is false, which keeps generated loops; with
+/// `foldTransposes`, the transposes around them become strided operands)
+/// and lowering to the LLVM dialect.
 LogicalResult buildCpuLoweringPipeline(OpPassManager &pm, bool hostMatmul,
-                                       bool chunkedLogprob = false);
+                                       bool chunkedLogprob = false,
+                                       bool foldTransposes = true);
 
 /// Entry ABI, bufferization, host GEMM calls and lowering to the LLVM
 /// dialect. Registered as `loom-cpu-codegen`.
@@ -99,11 +101,14 @@ LogicalResult buildCpuCodegenPipeline(OpPassManager &pm);
 /// `attentionWgmma` (sm_90a only), the attention kernel's q k^T is a
 /// warpgroup MMA; with `mlaWgmma` (sm_90a only), so are both products of
 /// the MLA decode kernel (`mlaWgmmaKeys` positions a tile: 64 or 32).
+/// With `foldTransposes`, the GEMMs read and write transposed operands
+/// through strides instead of copies.
 LogicalResult
 buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip, StringRef format,
                           StringRef toolkit = {}, bool libraryMatmul = true,
                           bool attentionWgmma = false, bool mlaWgmma = false,
-                          unsigned mlaWgmmaKeys = 64);
+                          unsigned mlaWgmmaKeys = 64,
+                          bool foldTransposes = true);
 
 /// The PTX features that go with a chip ("+ptx80" for sm_90a), or an empty
 /// string for a chip the CUDA target does not support.

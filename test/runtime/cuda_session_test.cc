@@ -445,6 +445,65 @@ TEST_F(CudaSessionTest, GemmImportsRoundSixteenBitResults) {
   EXPECT_NE(loom::cuda::lookupImport("loom_rt_batch_matmul_f16"), nullptr);
 }
 
+/// Per-head products on [B * S, H, *] activations, as the compiler passes
+/// them when it folds the transposes around them: the batch (head) stride
+/// is smaller than the row stride, in A and in C. Here B * S = 3 rows, H = 2
+/// heads, D = 3, R = 2: C[t, h, :] = X[t, h, :] W[h] for every token t.
+TEST_F(CudaSessionTest, GemmImportsTakeInterleavedBatches) {
+  setenv("LOOM_CUBLAS", LOOM_TEST_MOCK_LIBCUBLAS, 1);
+  ASSERT_TRUE(isOk(createSession()));
+  const int x[3][2][3] = {{{1, 2, 0}, {0, 1, -1}},
+                          {{3, -1, 2}, {2, 2, 1}},
+                          {{0, 0, 1}, {-2, 1, 3}}};
+  const int w[2][3][2] = {{{1, 0}, {2, 1}, {-1, 3}}, {{0, 1}, {1, -1}, {2, 2}}};
+  int expected[3][2][2] = {};
+  for (int t = 0; t < 3; ++t)
+    for (int h = 0; h < 2; ++h)
+      for (int r = 0; r < 2; ++r)
+        for (int d = 0; d < 3; ++d)
+          expected[t][h][r] += x[t][h][d] * w[h][d][r];
+  for (bool half : {false, true}) {
+    SCOPED_TRACE(half ? "bf16" : "f32");
+    std::vector<float> xf(18), wf(12), yf(12, -99.0f);
+    std::vector<uint16_t> xh(18), wh(12), yh(12, 0xffff);
+    for (int i = 0; i < 18; ++i) {
+      int v = (&x[0][0][0])[i];
+      xf[i] = static_cast<float>(v);
+      xh[i] = halfBits(v, true);
+    }
+    for (int i = 0; i < 12; ++i) {
+      int v = (&w[0][0][0])[i];
+      wf[i] = static_cast<float>(v);
+      wh[i] = halfBits(v, true);
+    }
+    void *xp = half ? static_cast<void *>(xh.data()) : xf.data();
+    void *wp = half ? static_cast<void *>(wh.data()) : wf.data();
+    void *yp = half ? static_cast<void *>(yh.data()) : yf.data();
+    // [H, B * S, D] with strides [D, H * D, 1]; [H, B * S, R] likewise.
+    loom_memref_3d_t ma = {xp, xp, 0, {2, 3, 3}, {3, 6, 1}};
+    loom_memref_3d_t mb = {wp, wp, 0, {2, 3, 2}, {6, 2, 1}};
+    loom_memref_3d_t mc = {yp, yp, 0, {2, 3, 2}, {2, 4, 1}};
+    auto fn = reinterpret_cast<loom_rt_batch_matmul_f32_fn_t>(
+        loom::cuda::lookupImport(half ? "loom_rt_batch_matmul_bf16"
+                                      : "loom_rt_batch_matmul_f32"));
+    ASSERT_NE(fn, nullptr);
+    loom::cuda::beginCall();
+    fn(&ma, &mb, &mc, 0);
+    ASSERT_TRUE(isOk(loom::cuda::endCall()));
+    for (int t = 0; t < 3; ++t)
+      for (int h = 0; h < 2; ++h)
+        for (int r = 0; r < 2; ++r) {
+          int i = (t * 2 + h) * 2 + r;
+          if (half)
+            EXPECT_EQ(yh[i], halfBits(expected[t][h][r], true))
+                << "token " << t << " head " << h << " column " << r;
+          else
+            EXPECT_EQ(yf[i], static_cast<float>(expected[t][h][r]))
+                << "token " << t << " head " << h << " column " << r;
+        }
+  }
+}
+
 TEST_F(CudaSessionTest, TimedCallSeparatesTransfers) {
   ASSERT_TRUE(isOk(createSession()));
   std::vector<loom_tensor_t *> out;

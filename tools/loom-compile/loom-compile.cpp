@@ -119,7 +119,9 @@ static cl::opt<std::string> matmul(
     "matmul",
     cl::desc("Matrix products: runtime (the runtime's GEMM: oneDNN for f32 "
              "where built with it; cuBLAS for --target=cuda, f32, f16 and "
-             "bf16; default) or codegen (generated loops)"),
+             "bf16; transposed operands read and written through strides; "
+             "default), runtime-copies (the same GEMM on transposed copies, "
+             "for comparison) or codegen (generated loops)"),
     cl::init("runtime"), cl::cat(category));
 static cl::opt<mlir::loom::MlaMode>
     mla("mla",
@@ -296,14 +298,16 @@ static int compile() {
   if (!module)
     return rc;
 
-  if (matmul != "runtime" && matmul != "codegen") {
-    llvm::errs() << "loom-compile: error: --matmul must be runtime or codegen, "
-                    "got '"
+  if (matmul != "runtime" && matmul != "runtime-copies" &&
+      matmul != "codegen") {
+    llvm::errs() << "loom-compile: error: --matmul must be runtime, "
+                    "runtime-copies or codegen, got '"
                  << matmul << "'\n";
     return 1;
   }
   mlir::loom::CompileOptions options;
-  options.hostMatmul = matmul == "runtime";
+  options.hostMatmul = matmul != "codegen";
+  options.foldTransposes = matmul == "runtime";
   options.mla = mla;
   options.attention = attention;
   options.logprob = logprob;

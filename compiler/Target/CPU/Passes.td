@@ -117,6 +117,37 @@ def CpuMatmulToRuntimePass : Pass<"loom-cpu-matmul-to-runtime", "ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def CpuMatmulFoldTransposesPass
+    : Pass<"loom-cpu-matmul-fold-transposes", "ModuleOp"> {
+  let summary = "Folds transposes around runtime GEMM calls into strided operands";
+  let description = [{
+    The runtime's GEMM functions take any row and batch strides. A
+    `linalg.transpose` into a fresh buffer that is only (reshaped and)
+    passed to one of them as an input becomes a strided view of the
+    transpose's source; a fresh result buffer that is only (reshaped and)
+    transposed into another buffer becomes a strided view of that buffer,
+    which the GEMM writes directly. Each fold needs the merged dimensions
+    to be contiguous in the other buffer, the source unchanged until the
+    call (or the destination untouched until the transpose), and no
+    aliasing between the product's inputs and its result. A per-head
+    product over [B, S, H, D] activations, as in MLA's absorbed
+    projections, then copies nothing:
+
+    ```mlir
+    linalg.transpose ins(%x : memref<?x?x8x16xf32>) outs(%t : memref<8x?x?x16xf32>) permutation = [2, 0, 1, 3]
+    %m = memref.collapse_shape %t [[0], [1, 2], [3]] : memref<8x?x?x16xf32> into memref<8x?x16xf32>
+    %a = memref.cast %m : ... to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+    call @loom_rt_batch_matmul_f32(%a, %b, %c, %flags)
+    // becomes
+    %base, %offset, %sizes:4, %strides:4 = memref.extract_strided_metadata %x
+    %a = memref.reinterpret_cast %base to offset: [%offset], sizes: [8, %bs, 16], strides: [%strides#2, %strides#1, %strides#3]
+    call @loom_rt_batch_matmul_f32(%a, %b, %c, %flags)
+    ```
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
 def CpuParallelOutlinePass : Pass<"loom-cpu-parallel-outline", "ModuleOp"> {
   let summary = "Runs the outermost parallel loops on the runtime's threads";
   let description = [{

@@ -1,0 +1,176 @@
+// RUN: loom-opt %s --split-input-file --loom-cpu-matmul-fold-transposes | FileCheck %s
+
+// MLA's absorbed query projection: [B, S, H, D] -> [H, B * S, D] per head,
+// times [H, D, C], back to [B, S, H, C]. Both transposes become views: the
+// input one of %x (strides [D, H * D, 1] in %x's order), the result one of
+// %y, which moves up to where the product's buffer was allocated.
+// CHECK-LABEL: func @per_head
+// CHECK-SAME: (%[[X:.*]]: memref<?x?x8x16xf32>, %[[W:.*]]: memref<8x16x32xf32>)
+// CHECK-NOT: linalg.transpose
+// CHECK: %[[Y:.*]] = memref.alloc(%{{.*}}, %{{.*}}) : memref<?x?x8x32xf32>
+// CHECK: %[[YB:.*]], %[[YO:.*]], %{{.*}}:4, %[[YS:.*]]:4 = memref.extract_strided_metadata %[[Y]]
+// CHECK: %[[C:.*]] = memref.reinterpret_cast %[[YB]] to offset: [%[[YO]]], sizes: [%{{.*}}, %{{.*}}, %{{.*}}], strides: [%[[YS]]#2, %[[YS]]#1, %[[YS]]#3]
+// CHECK: %[[XB:.*]], %[[XO:.*]], %{{.*}}:4, %[[XS:.*]]:4 = memref.extract_strided_metadata %[[X]]
+// CHECK: %[[A:.*]] = memref.reinterpret_cast %[[XB]] to offset: [%[[XO]]], sizes: [%{{.*}}, %{{.*}}, %{{.*}}], strides: [%[[XS]]#2, %[[XS]]#1, %[[XS]]#3]
+// CHECK: call @loom_rt_batch_matmul_f32(%[[A]], %{{.*}}, %[[C]], %{{.*}})
+// CHECK-NOT: linalg.transpose
+// CHECK: return %[[Y]]
+func.func private @loom_rt_batch_matmul_f32(memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64)
+func.func @per_head(%x: memref<?x?x8x16xf32>, %w: memref<8x16x32xf32>) -> memref<?x?x8x32xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %c32 = arith.constant 32 : index
+  %flags = arith.constant 0 : i64
+  %b = memref.dim %x, %c0 : memref<?x?x8x16xf32>
+  %s = memref.dim %x, %c1 : memref<?x?x8x16xf32>
+  %t = memref.alloc(%b, %s) : memref<8x?x?x16xf32>
+  linalg.transpose ins(%x : memref<?x?x8x16xf32>) outs(%t : memref<8x?x?x16xf32>) permutation = [2, 0, 1, 3]
+  %m = memref.collapse_shape %t [[0], [1, 2], [3]] : memref<8x?x?x16xf32> into memref<8x?x16xf32>
+  %bs = memref.dim %m, %c1 : memref<8x?x16xf32>
+  %p = memref.alloc(%bs) : memref<8x?x32xf32>
+  %a = memref.cast %m : memref<8x?x16xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %wc = memref.cast %w : memref<8x16x32xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %pc = memref.cast %p : memref<8x?x32xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  call @loom_rt_batch_matmul_f32(%a, %wc, %pc, %flags) : (memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64) -> ()
+  %shape = memref.alloc() : memref<4xindex>
+  memref.store %c8, %shape[%c0] : memref<4xindex>
+  memref.store %b, %shape[%c1] : memref<4xindex>
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  memref.store %s, %shape[%c2] : memref<4xindex>
+  memref.store %c32, %shape[%c3] : memref<4xindex>
+  %e = memref.reshape %p(%shape) : (memref<8x?x32xf32>, memref<4xindex>) -> memref<8x?x?x32xf32>
+  %y = memref.alloc(%b, %s) : memref<?x?x8x32xf32>
+  linalg.transpose ins(%e : memref<8x?x?x32xf32>) outs(%y : memref<?x?x8x32xf32>) permutation = [1, 2, 0, 3]
+  return %y : memref<?x?x8x32xf32>
+}
+
+// -----
+
+// The result through expand_shape into a function argument; the input is
+// a view of a strided source whose merged dimensions are contiguous.
+// CHECK-LABEL: func @expand_into_argument
+// CHECK-NOT: linalg.transpose
+// CHECK: memref.extract_strided_metadata %arg2
+// CHECK: memref.extract_strided_metadata %arg0
+// CHECK: call @loom_rt_batch_matmul_f32
+// CHECK-NOT: linalg.transpose
+func.func private @loom_rt_batch_matmul_f32(memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64)
+func.func @expand_into_argument(%x: memref<2x3x4x5xf32, strided<[90, 30, 6, 1], offset: 7>>, %w: memref<4x5x6xf32>, %y: memref<2x3x4x6xf32>) {
+  %flags = arith.constant 0 : i64
+  %t = memref.alloc() : memref<4x2x3x5xf32>
+  linalg.transpose ins(%x : memref<2x3x4x5xf32, strided<[90, 30, 6, 1], offset: 7>>) outs(%t : memref<4x2x3x5xf32>) permutation = [2, 0, 1, 3]
+  %m = memref.collapse_shape %t [[0], [1, 2], [3]] : memref<4x2x3x5xf32> into memref<4x6x5xf32>
+  %p = memref.alloc() : memref<4x6x6xf32>
+  %a = memref.cast %m : memref<4x6x5xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %wc = memref.cast %w : memref<4x5x6xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %pc = memref.cast %p : memref<4x6x6xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  call @loom_rt_batch_matmul_f32(%a, %wc, %pc, %flags) : (memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64) -> ()
+  %e = memref.expand_shape %p [[0], [1, 2], [3]] output_shape [4, 2, 3, 6] : memref<4x6x6xf32> into memref<4x2x3x6xf32>
+  linalg.transpose ins(%e : memref<4x2x3x6xf32>) outs(%y : memref<2x3x4x6xf32>) permutation = [1, 2, 0, 3]
+  memref.dealloc %t : memref<4x2x3x5xf32>
+  memref.dealloc %p : memref<4x6x6xf32>
+  return
+}
+
+// -----
+
+// Not folded:
+// - the source changes between the transpose and the call;
+// - the destination is read between the call and the transpose;
+// - the product accumulates into its result buffer (which it reads);
+// - the merged dimensions are not contiguous in the source (S before B);
+// - the merged dimensions have a gap between them in the source;
+// - the copy has another reader.
+// CHECK-LABEL: func @source_written
+// CHECK: linalg.transpose
+// CHECK: linalg.fill
+// CHECK: call @loom_rt_batch_matmul_f32
+// CHECK-LABEL: func @destination_read
+// CHECK: call @loom_rt_batch_matmul_f32
+// CHECK: linalg.copy
+// CHECK: linalg.transpose
+// CHECK-LABEL: func @accumulates
+// CHECK: call @loom_rt_batch_matmul_f32
+// CHECK: linalg.transpose
+// CHECK-LABEL: func @not_contiguous
+// CHECK: linalg.transpose
+// CHECK: call @loom_rt_batch_matmul_f32
+// CHECK-LABEL: func @strided_gap
+// CHECK: linalg.transpose
+// CHECK: call @loom_rt_batch_matmul_f32
+// CHECK-LABEL: func @copy_read_again
+// CHECK: linalg.transpose
+// CHECK: call @loom_rt_batch_matmul_f32
+func.func private @loom_rt_batch_matmul_f32(memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64)
+func.func @source_written(%x: memref<2x3x4x5xf32>, %w: memref<4x5x6xf32>, %c: memref<4x6x6xf32>) {
+  %flags = arith.constant 0 : i64
+  %zero = arith.constant 0.0 : f32
+  %t = memref.alloc() : memref<4x2x3x5xf32>
+  linalg.transpose ins(%x : memref<2x3x4x5xf32>) outs(%t : memref<4x2x3x5xf32>) permutation = [2, 0, 1, 3]
+  linalg.fill ins(%zero : f32) outs(%x : memref<2x3x4x5xf32>)
+  %m = memref.collapse_shape %t [[0], [1, 2], [3]] : memref<4x2x3x5xf32> into memref<4x6x5xf32>
+  %a = memref.cast %m : memref<4x6x5xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %wc = memref.cast %w : memref<4x5x6xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %cc = memref.cast %c : memref<4x6x6xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  call @loom_rt_batch_matmul_f32(%a, %wc, %cc, %flags) : (memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64) -> ()
+  return
+}
+func.func @destination_read(%a: memref<4x6x5xf32>, %w: memref<4x5x6xf32>, %y: memref<2x3x4x6xf32>, %z: memref<2x3x4x6xf32>) {
+  %flags = arith.constant 0 : i64
+  %p = memref.alloc() : memref<4x6x6xf32>
+  %ac = memref.cast %a : memref<4x6x5xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %wc = memref.cast %w : memref<4x5x6xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %pc = memref.cast %p : memref<4x6x6xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  call @loom_rt_batch_matmul_f32(%ac, %wc, %pc, %flags) : (memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64) -> ()
+  linalg.copy ins(%y : memref<2x3x4x6xf32>) outs(%z : memref<2x3x4x6xf32>)
+  %e = memref.expand_shape %p [[0], [1, 2], [3]] output_shape [4, 2, 3, 6] : memref<4x6x6xf32> into memref<4x2x3x6xf32>
+  linalg.transpose ins(%e : memref<4x2x3x6xf32>) outs(%y : memref<2x3x4x6xf32>) permutation = [1, 2, 0, 3]
+  return
+}
+func.func @accumulates(%a: memref<4x6x5xf32>, %w: memref<4x5x6xf32>, %y: memref<2x3x4x6xf32>) {
+  %flags = arith.constant 4 : i64
+  %p = memref.alloc() : memref<4x6x6xf32>
+  %ac = memref.cast %a : memref<4x6x5xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %wc = memref.cast %w : memref<4x5x6xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %pc = memref.cast %p : memref<4x6x6xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  call @loom_rt_batch_matmul_f32(%ac, %wc, %pc, %flags) : (memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64) -> ()
+  %e = memref.expand_shape %p [[0], [1, 2], [3]] output_shape [4, 2, 3, 6] : memref<4x6x6xf32> into memref<4x2x3x6xf32>
+  linalg.transpose ins(%e : memref<4x2x3x6xf32>) outs(%y : memref<2x3x4x6xf32>) permutation = [1, 2, 0, 3]
+  return
+}
+func.func @not_contiguous(%x: memref<3x2x4x5xf32>, %w: memref<4x5x6xf32>, %c: memref<4x6x6xf32>) {
+  %flags = arith.constant 0 : i64
+  %t = memref.alloc() : memref<4x2x3x5xf32>
+  linalg.transpose ins(%x : memref<3x2x4x5xf32>) outs(%t : memref<4x2x3x5xf32>) permutation = [2, 1, 0, 3]
+  %m = memref.collapse_shape %t [[0], [1, 2], [3]] : memref<4x2x3x5xf32> into memref<4x6x5xf32>
+  %a = memref.cast %m : memref<4x6x5xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %wc = memref.cast %w : memref<4x5x6xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %cc = memref.cast %c : memref<4x6x6xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  call @loom_rt_batch_matmul_f32(%a, %wc, %cc, %flags) : (memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64) -> ()
+  return
+}
+func.func @strided_gap(%x: memref<2x3x4x5xf32, strided<[120, 30, 6, 1]>>, %w: memref<4x5x6xf32>, %c: memref<4x6x6xf32>) {
+  %flags = arith.constant 0 : i64
+  %t = memref.alloc() : memref<4x2x3x5xf32>
+  linalg.transpose ins(%x : memref<2x3x4x5xf32, strided<[120, 30, 6, 1]>>) outs(%t : memref<4x2x3x5xf32>) permutation = [2, 0, 1, 3]
+  %m = memref.collapse_shape %t [[0], [1, 2], [3]] : memref<4x2x3x5xf32> into memref<4x6x5xf32>
+  %a = memref.cast %m : memref<4x6x5xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %wc = memref.cast %w : memref<4x5x6xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %cc = memref.cast %c : memref<4x6x6xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  call @loom_rt_batch_matmul_f32(%a, %wc, %cc, %flags) : (memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64) -> ()
+  return
+}
+func.func @copy_read_again(%x: memref<2x3x4x5xf32>, %w: memref<4x5x6xf32>, %c: memref<4x6x6xf32>, %z: memref<4x2x3x5xf32>) {
+  %flags = arith.constant 0 : i64
+  %t = memref.alloc() : memref<4x2x3x5xf32>
+  linalg.transpose ins(%x : memref<2x3x4x5xf32>) outs(%t : memref<4x2x3x5xf32>) permutation = [2, 0, 1, 3]
+  %m = memref.collapse_shape %t [[0], [1, 2], [3]] : memref<4x2x3x5xf32> into memref<4x6x5xf32>
+  %a = memref.cast %m : memref<4x6x5xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %wc = memref.cast %w : memref<4x5x6xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %cc = memref.cast %c : memref<4x6x6xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  call @loom_rt_batch_matmul_f32(%a, %wc, %cc, %flags) : (memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64) -> ()
+  linalg.copy ins(%t : memref<4x2x3x5xf32>) outs(%z : memref<4x2x3x5xf32>)
+  return
+}
