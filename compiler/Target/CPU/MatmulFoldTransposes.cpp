@@ -270,6 +270,21 @@ FailureOr<Operation *> reshapeOf(memref::AllocOp buffer) {
   return reshape;
 }
 
+/// The one `linalg.transpose` that writes `value` (`into`) or reads it;
+/// null if there is none or more than one.
+linalg::TransposeOp onlyTranspose(Value value, bool into) {
+  linalg::TransposeOp found;
+  for (Operation *user : value.getUsers()) {
+    auto t = dyn_cast<linalg::TransposeOp>(user);
+    if (!t || (into ? t.getInit() : t.getInput()) != value)
+      continue;
+    if (found)
+      return {};
+    found = t;
+  }
+  return found;
+}
+
 struct CpuMatmulFoldTransposesPass
     : public loom::cpu::impl::CpuMatmulFoldTransposesPassBase<
           CpuMatmulFoldTransposesPass> {
@@ -310,14 +325,7 @@ struct CpuMatmulFoldTransposesPass
     if (!fold.buffer)
       return;
     fold.transposed = fold.buffer.getResult();
-    for (Operation *user : fold.transposed.getUsers()) {
-      auto t = dyn_cast<linalg::TransposeOp>(user);
-      if (!t || t.getInit() != fold.transposed)
-        continue;
-      if (fold.transpose)
-        return;
-      fold.transpose = t;
-    }
+    fold.transpose = onlyTranspose(fold.transposed, /*into=*/true);
     if (!fold.transpose || fold.transpose->getBlock() != call->getBlock() ||
         !fold.transpose->isBeforeInBlock(call))
       return;
@@ -358,14 +366,7 @@ struct CpuMatmulFoldTransposesPass
       return;
     fold.reshape = *reshape;
     fold.transposed = fold.reshape ? fold.reshape->getResult(0) : fold.operand;
-    for (Operation *user : fold.transposed.getUsers()) {
-      auto t = dyn_cast<linalg::TransposeOp>(user);
-      if (!t || t.getInput() != fold.transposed)
-        continue;
-      if (fold.transpose)
-        return;
-      fold.transpose = t;
-    }
+    fold.transpose = onlyTranspose(fold.transposed, /*into=*/false);
     if (!fold.transpose || fold.transpose->getBlock() != call->getBlock() ||
         !call->isBeforeInBlock(fold.transpose))
       return;
