@@ -459,7 +459,7 @@ def main():
     p.tensors("mla_bench.pos.safetensors", ["start_pos:i64::4095"])
     # The chip's default kernel (wgmma on sm_90a), the wgmma kernel with
     # three stages of 32 positions, the mma.sync one, and the default with
-    # the projections on transposed copies (--matmul=runtime-copies, the
+    # the projections on transposed copies (--fold-transposes=false, the
     # step before the transposes became strided GEMM operands).
     mla = {"artifacts": {
         name: p.compile(
@@ -470,7 +470,7 @@ def main():
                                     ("k32", "_k32", ["--mla-wgmma-keys=32"]),
                                     ("mma", "_mma", ["--wgmma=off"]),
                                     ("copies", "_copies",
-                                     ["--matmul=runtime-copies"]))},
+                                     ["--fold-transposes=false"]))},
         "inputs": "mla_bench.pos.safetensors", "batches": [64, 128],
         "cache": 4096, "rank": 512, "rope": 64}
     run([sys.executable, os.path.join(ROOT, "bench", "make_tree.py"),

@@ -47,8 +47,9 @@ struct CompileOptions {
   /// f32 matrix products call the runtime's GEMM (oneDNN where available);
   /// false keeps the loops generated from linalg, for comparison.
   bool hostMatmul = true;
-  /// With `hostMatmul`, transposes that only feed or place a product become
-  /// strided GEMM operands; false keeps the copies, for comparison.
+  /// Transposes that only feed or place the operands of GEMM calls and fused
+  /// attention become strided views; false keeps the copies, for
+  /// comparison.
   bool foldTransposes = true;
   /// How `loom.mla_attention` is compiled (cache layout and kernel).
   MlaMode mla = MlaMode::Absorb;

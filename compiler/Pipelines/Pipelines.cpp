@@ -36,6 +36,7 @@ static const char *kCpuLoweringPipeline =
     "func.func(buffer-hoisting,buffer-loop-hoisting),"
     "%CHUNKED_LOGPROB%"
     "%HOST_MATMUL%"
+    "%FOLD_TRANSPOSES%"
     "loom-cpu-fuse-to-runtime,"
     "buffer-deallocation-pipeline,"
     "loom-cpu-copy-to-linalg,"
@@ -63,6 +64,7 @@ static const char *kCudaLoweringPipeline =
     "func.func(buffer-hoisting,buffer-loop-hoisting),"
     "loom-cuda-token-logprob,"
     "%HOST_MATMUL%"
+    "%FOLD_TRANSPOSES%"
     "loom-cuda-attention%ATTENTION%,loom-cuda-mla-decode%MLA%,"
     "buffer-deallocation-pipeline,"
     "loom-cpu-copy-to-linalg,"
@@ -215,10 +217,10 @@ LogicalResult loom::buildCpuLoweringPipeline(OpPassManager &pm, bool hostMatmul,
   std::string text = kCpuLoweringPipeline;
   const char *slot = "%HOST_MATMUL%";
   text.replace(text.find(slot), strlen(slot),
-               !hostMatmul      ? ""
-               : foldTransposes ? "loom-cpu-matmul-to-runtime,"
-                                  "loom-cpu-matmul-fold-transposes,"
-                                : "loom-cpu-matmul-to-runtime,");
+               hostMatmul ? "loom-cpu-matmul-to-runtime," : "");
+  slot = "%FOLD_TRANSPOSES%";
+  text.replace(text.find(slot), strlen(slot),
+               foldTransposes ? "loom-cpu-fold-transposes," : "");
   slot = "%CHUNKED_LOGPROB%";
   text.replace(text.find(slot), strlen(slot),
                chunkedLogprob ? "loom-cuda-token-logprob{row-kernel=false},"
@@ -266,11 +268,6 @@ LogicalResult loom::buildCudaLoweringPipeline(
   std::string mla =
       mlaWgmma ? "{wgmma=true wgmma-keys=" + std::to_string(mlaWgmmaKeys) + "}"
                : "";
-  std::string matmul =
-      !libraryMatmul
-          ? ""
-          : std::string("loom-cpu-matmul-to-runtime{half-precision=true},") +
-                (foldTransposes ? "loom-cpu-matmul-fold-transposes," : "");
   std::string text = kCudaLoweringPipeline;
   std::string toolkitOption =
       toolkit.empty() ? "" : " toolkit=" + toolkit.str();
@@ -278,7 +275,11 @@ LogicalResult loom::buildCudaLoweringPipeline(
        {std::pair<StringRef, StringRef>{"%CHIP%", chip},
         {"%FEATURES%", features},
         {"%FORMAT%", format},
-        {"%HOST_MATMUL%", matmul},
+        {"%HOST_MATMUL%", libraryMatmul ? "loom-cpu-matmul-to-runtime{"
+                                          "half-precision=true},"
+                                        : ""},
+        {"%FOLD_TRANSPOSES%",
+         foldTransposes ? "loom-cpu-fold-transposes," : ""},
         {"%ATTENTION%", attentionWgmma ? "{wgmma=true}" : ""},
         {"%MLA%", mla},
         {"%TOOLKIT%", toolkitOption}})

@@ -81,8 +81,8 @@ LogicalResult buildCpuEntryAbiPipeline(OpPassManager &pm);
 
 /// Bufferization, host GEMM calls (f32 matrix products go to the runtime's
 /// GEMM unless `hostMatmul` is false, which keeps generated loops; with
-/// `foldTransposes`, the transposes around them become strided operands)
-/// and lowering to the LLVM dialect.
+/// `foldTransposes`, the transposes around GEMM calls and fused attention
+/// become strided operands) and lowering to the LLVM dialect.
 LogicalResult buildCpuLoweringPipeline(OpPassManager &pm, bool hostMatmul,
                                        bool chunkedLogprob = false,
                                        bool foldTransposes = true);
@@ -101,8 +101,8 @@ LogicalResult buildCpuCodegenPipeline(OpPassManager &pm);
 /// `attentionWgmma` (sm_90a only), the attention kernel's q k^T is a
 /// warpgroup MMA; with `mlaWgmma` (sm_90a only), so are both products of
 /// the MLA decode kernel (`mlaWgmmaKeys` positions a tile: 64 or 32).
-/// With `foldTransposes`, the GEMMs read and write transposed operands
-/// through strides instead of copies.
+/// With `foldTransposes`, GEMM calls and the attention kernel read and
+/// write transposed operands through strides instead of copies.
 LogicalResult
 buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip, StringRef format,
                           StringRef toolkit = {}, bool libraryMatmul = true,

@@ -119,10 +119,14 @@ static cl::opt<std::string> matmul(
     "matmul",
     cl::desc("Matrix products: runtime (the runtime's GEMM: oneDNN for f32 "
              "where built with it; cuBLAS for --target=cuda, f32, f16 and "
-             "bf16; transposed operands read and written through strides; "
-             "default), runtime-copies (the same GEMM on transposed copies, "
-             "for comparison) or codegen (generated loops)"),
+             "bf16; default) or codegen (generated loops)"),
     cl::init("runtime"), cl::cat(category));
+static cl::opt<bool> foldTransposes(
+    "fold-transposes",
+    cl::desc("GEMM calls and fused attention read and write transposed "
+             "operands through strides instead of transposed copies "
+             "(default true; false keeps the copies, for comparison)"),
+    cl::init(true), cl::cat(category));
 static cl::opt<mlir::loom::MlaMode>
     mla("mla",
         cl::desc("How multi-head latent attention (mla_attention) is compiled"),
@@ -298,16 +302,15 @@ static int compile() {
   if (!module)
     return rc;
 
-  if (matmul != "runtime" && matmul != "runtime-copies" &&
-      matmul != "codegen") {
-    llvm::errs() << "loom-compile: error: --matmul must be runtime, "
-                    "runtime-copies or codegen, got '"
+  if (matmul != "runtime" && matmul != "codegen") {
+    llvm::errs() << "loom-compile: error: --matmul must be runtime or codegen, "
+                    "got '"
                  << matmul << "'\n";
     return 1;
   }
   mlir::loom::CompileOptions options;
-  options.hostMatmul = matmul != "codegen";
-  options.foldTransposes = matmul == "runtime";
+  options.hostMatmul = matmul == "runtime";
+  options.foldTransposes = foldTransposes;
   options.mla = mla;
   options.attention = attention;
   options.logprob = logprob;

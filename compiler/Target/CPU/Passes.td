@@ -117,21 +117,22 @@ def CpuMatmulToRuntimePass : Pass<"loom-cpu-matmul-to-runtime", "ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
-def CpuMatmulFoldTransposesPass
-    : Pass<"loom-cpu-matmul-fold-transposes", "ModuleOp"> {
-  let summary = "Folds transposes around runtime GEMM calls into strided operands";
+def CpuFoldTransposesPass : Pass<"loom-cpu-fold-transposes", "ModuleOp"> {
+  let summary = "Folds transposes around ops that take strided operands into their views";
   let description = [{
-    The runtime's GEMM functions take any row and batch strides. A
-    `linalg.transpose` into a fresh buffer that is only (reshaped and)
-    passed to one of them as an input becomes a strided view of the
-    transpose's source; a fresh result buffer that is only (reshaped and)
-    transposed into another buffer becomes a strided view of that buffer,
-    which the GEMM writes directly. Each fold needs the merged dimensions
-    to be contiguous in the other buffer, the source unchanged until the
-    call (or the destination untouched until the transpose), and no
-    aliasing between the product's inputs and its result. A per-head
-    product over [B, S, H, D] activations, as in MLA's absorbed
-    projections, then copies nothing:
+    The runtime's GEMM calls take any row and batch strides, and
+    `fuse.attention`'s CPU and GPU kernels read q, k and v and write their
+    output through strides. A `linalg.transpose` into a fresh buffer that is
+    only (reshaped and) passed to such an op as an input becomes a strided
+    view of the transpose's source; a fresh buffer that such an op
+    overwrites and that is then only (reshaped and) transposed into another
+    buffer becomes a strided view of that buffer, which the op writes
+    directly. Each fold needs the merged dimensions to be contiguous in the
+    other buffer, the source unchanged until the op (or the destination
+    untouched until the transpose), and no aliasing between what the op
+    reads and what it writes. MLA's absorbed per-head projections over
+    [B, S, H, D] activations and attention over heads split from [B, S, H * D]
+    then copy nothing:
 
     ```mlir
     linalg.transpose ins(%x : memref<?x?x8x16xf32>) outs(%t : memref<8x?x?x16xf32>) permutation = [2, 0, 1, 3]

@@ -1,4 +1,4 @@
-// RUN: loom-opt %s --split-input-file --loom-cpu-matmul-fold-transposes | FileCheck %s
+// RUN: loom-opt %s --split-input-file --loom-cpu-fold-transposes | FileCheck %s
 
 // MLA's absorbed query projection: [B, S, H, D] -> [H, B * S, D] per head,
 // times [H, D, C], back to [B, S, H, C]. Both transposes become views: the
@@ -172,5 +172,77 @@ func.func @copy_read_again(%x: memref<2x3x4x5xf32>, %w: memref<4x5x6xf32>, %c: m
   %cc = memref.cast %c : memref<4x6x6xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
   call @loom_rt_batch_matmul_f32(%a, %wc, %cc, %flags) : (memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64) -> ()
   linalg.copy ins(%t : memref<4x2x3x5xf32>) outs(%z : memref<4x2x3x5xf32>)
+  return
+}
+
+// -----
+
+// Attention over heads split from [B, S, H, D]: q, k and v are read in
+// place through [B, H, S, D] views (the static head count and head dim
+// kept), and the output is written into its [B, S, H, D] destination.
+// CHECK-LABEL: func @attention_heads
+// CHECK-SAME: (%[[Q:[^:]*]]: memref<?x?x4x16xf32>, %[[K:[^:]*]]: memref<?x?x4x16xf32>, %[[V:[^:]*]]: memref<?x?x4x16xf32>, %[[Y:[^:]*]]: memref<?x?x4x16xf32>)
+// CHECK-NOT: linalg.transpose
+// CHECK: %[[YB:.*]], %[[YO:.*]], %{{.*}}:4, %[[YS:.*]]:4 = memref.extract_strided_metadata %[[Y]]
+// CHECK: %[[O:.*]] = memref.reinterpret_cast %[[YB]] to offset: [%[[YO]]], sizes: [%{{.*}}, 4, %{{.*}}, 16], strides: [%[[YS]]#0, %[[YS]]#2, %[[YS]]#1, %[[YS]]#3] : memref<f32> to memref<?x4x?x16xf32, strided<[?, ?, ?, ?], offset: ?>>
+// CHECK: %[[QB:.*]], %[[QO:.*]], %{{.*}}:4, %[[QS:.*]]:4 = memref.extract_strided_metadata %[[Q]]
+// CHECK: %[[QV:.*]] = memref.reinterpret_cast %[[QB]] to offset: [%[[QO]]], sizes: [%{{.*}}, 4, %{{.*}}, 16], strides: [%[[QS]]#0, %[[QS]]#2, %[[QS]]#1, %[[QS]]#3]
+// CHECK: memref.extract_strided_metadata %[[K]]
+// CHECK: %[[KV:.*]] = memref.reinterpret_cast
+// CHECK: memref.extract_strided_metadata %[[V]]
+// CHECK: %[[VV:.*]] = memref.reinterpret_cast
+// CHECK: fuse.attention ins(%[[QV]], %[[KV]], %[[VV]] : memref<?x4x?x16xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?x4x?x16xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?x4x?x16xf32, strided<[?, ?, ?, ?], offset: ?>>) outs(%[[O]], %{{.*}} : memref<?x4x?x16xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?x4x?xf32>)
+// CHECK-NOT: linalg.transpose
+func.func @attention_heads(%q: memref<?x?x4x16xf32>, %k: memref<?x?x4x16xf32>, %v: memref<?x?x4x16xf32>, %y: memref<?x?x4x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %b = memref.dim %q, %c0 : memref<?x?x4x16xf32>
+  %s = memref.dim %q, %c1 : memref<?x?x4x16xf32>
+  %tq = memref.alloc(%b, %s) : memref<?x4x?x16xf32>
+  linalg.transpose ins(%q : memref<?x?x4x16xf32>) outs(%tq : memref<?x4x?x16xf32>) permutation = [0, 2, 1, 3]
+  %tk = memref.alloc(%b, %s) : memref<?x4x?x16xf32>
+  linalg.transpose ins(%k : memref<?x?x4x16xf32>) outs(%tk : memref<?x4x?x16xf32>) permutation = [0, 2, 1, 3]
+  %tv = memref.alloc(%b, %s) : memref<?x4x?x16xf32>
+  linalg.transpose ins(%v : memref<?x?x4x16xf32>) outs(%tv : memref<?x4x?x16xf32>) permutation = [0, 2, 1, 3]
+  %o = memref.alloc(%b, %s) : memref<?x4x?x16xf32>
+  %l = memref.alloc(%b, %s) : memref<?x4x?xf32>
+  fuse.attention ins(%tq, %tk, %tv : memref<?x4x?x16xf32>, memref<?x4x?x16xf32>, memref<?x4x?x16xf32>)
+      outs(%o, %l : memref<?x4x?x16xf32>, memref<?x4x?xf32>) {scale = 0.25 : f64}
+    mask {
+    ^bb0(%bi: index, %h: index, %i: index, %j: index):
+      %c = arith.cmpi ule, %j, %i : index
+      fuse.yield %c : i1
+    }
+  linalg.transpose ins(%o : memref<?x4x?x16xf32>) outs(%y : memref<?x?x4x16xf32>) permutation = [0, 2, 1, 3]
+  return
+}
+
+// -----
+
+// Not folded: k and v are one transposed copy (two operands of the op),
+// and the source of q changes before the op reads it.
+// CHECK-LABEL: func @attention_shared_and_overwritten
+// CHECK: linalg.transpose ins(%arg0
+// CHECK: linalg.transpose ins(%arg1
+// CHECK: linalg.fill
+// CHECK: fuse.attention ins(%{{.*}}, %{{.*}}, %{{.*}} : memref<?x4x?x16xf32>, memref<?x4x?x16xf32>, memref<?x4x?x16xf32>)
+func.func @attention_shared_and_overwritten(%q: memref<?x?x4x16xf32>, %k: memref<?x?x4x16xf32>, %o: memref<?x4x?x16xf32>, %l: memref<?x4x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %zero = arith.constant 0.0 : f32
+  %b = memref.dim %q, %c0 : memref<?x?x4x16xf32>
+  %s = memref.dim %q, %c1 : memref<?x?x4x16xf32>
+  %tq = memref.alloc(%b, %s) : memref<?x4x?x16xf32>
+  linalg.transpose ins(%q : memref<?x?x4x16xf32>) outs(%tq : memref<?x4x?x16xf32>) permutation = [0, 2, 1, 3]
+  %tk = memref.alloc(%b, %s) : memref<?x4x?x16xf32>
+  linalg.transpose ins(%k : memref<?x?x4x16xf32>) outs(%tk : memref<?x4x?x16xf32>) permutation = [0, 2, 1, 3]
+  linalg.fill ins(%zero : f32) outs(%q : memref<?x?x4x16xf32>)
+  fuse.attention ins(%tq, %tk, %tk : memref<?x4x?x16xf32>, memref<?x4x?x16xf32>, memref<?x4x?x16xf32>)
+      outs(%o, %l : memref<?x4x?x16xf32>, memref<?x4x?xf32>) {scale = 0.25 : f64}
+    mask {
+    ^bb0(%bi: index, %h: index, %i: index, %j: index):
+      %c = arith.cmpi ule, %j, %i : index
+      fuse.yield %c : i1
+    }
   return
 }

@@ -1,24 +1,28 @@
-//===- MatmulFoldTransposes.cpp - Transposes as GEMM strides ----*- C++ -*-===//
+//===- FoldTransposes.cpp - Transposes as strided operands ------*- C++ -*-===//
 //
-// This file implements loom-cpu-matmul-fold-transposes: a transpose that
-// only feeds a runtime GEMM call, or only moves its result into place,
-// becomes a strided view that the GEMM reads or writes directly. The
-// runtime's GEMMs (abi.h) take any row and batch strides, so a per-head
-// product over [B, S, H, D] activations needs no [H, B * S, D] copy:
+// This file implements loom-cpu-fold-transposes: a transpose that only
+// feeds an op which takes strided operands, or only moves such an op's
+// result into place, becomes a strided view that the op reads or writes
+// directly. The ops are the runtime's GEMM calls (abi.h: any row and batch
+// strides) and `fuse.attention` (its CPU and GPU kernels take q, k, v and
+// the output through their strides). A per-head product over [B, S, H, D]
+// activations needs no [H, B * S, D] copy:
 //
 //   linalg.transpose ins(%x : [B, S, H, D]) outs(%t : [H, B, S, D]) [2, 0, 1,
 //   3] %m = memref.collapse_shape %t [[0], [1, 2], [3]]      // [H, B * S, D]
 //   call @loom_rt_batch_matmul_bf16(cast %m, ...)
 //
 // becomes a call on a view of %x with sizes [H, B * S, D] and strides
-// [D, H * D, 1]. The result side is the mirror image: a product written
-// into a fresh buffer that is reshaped and transposed into %y writes into
-// the matching view of %y instead.
+// [D, H * D, 1]; attention's heads split by `[0, 2, 1, 3]` are read in
+// place the same way. The result side is the mirror image: a result
+// written into a fresh buffer that is (reshaped and) transposed into %y is
+// written into the matching view of %y instead.
 //
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Target/CPU/Passes.h"
 
+#include "dialects/fuse/IR/FuseOps.h"
 #include "loom/abi.h"
 #include "mlir/IR/Dominance.h"
 #include "mlir/IR/Matchers.h"
@@ -26,7 +30,7 @@
 #include "mlir/Interfaces/ViewLikeInterface.h"
 
 namespace mlir::loom::cpu {
-#define GEN_PASS_DEF_CPUMATMULFOLDTRANSPOSESPASS
+#define GEN_PASS_DEF_CPUFOLDTRANSPOSESPASS
 #include "compiler/Target/CPU/Passes.h.inc"
 } // namespace mlir::loom::cpu
 
@@ -117,13 +121,14 @@ reshapeGroups(Operation *reshape, Value part, Value full) {
   return failure();
 }
 
-/// A GEMM operand that a transpose copies from or into another buffer.
-/// `buffer` is a fresh allocation; `operand` (what the GEMM gets) and
-/// `transposed` (what the transpose reads or writes) are `buffer` and, if
-/// there is one, the result of `reshape` of it, in either order. `groups`
-/// gives, for each dimension of `operand`, the dimensions of `transposed`
-/// it covers, and `otherDim[i]` is the dimension of `other` that dimension
-/// i of `transposed` is.
+/// An operand of an op that takes strided operands (the consumer), which a
+/// transpose copies from or into another buffer. `buffer` is a fresh
+/// allocation; `operand` (what the consumer gets, possibly through a
+/// `memref.cast`) and `transposed` (what the transpose reads or writes) are
+/// `buffer` and, if there is one, the result of `reshape` of it, in either
+/// order. `groups` gives, for each dimension of `operand`, the dimensions of
+/// `transposed` it covers, and `otherDim[i]` is the dimension of `other`
+/// that dimension i of `transposed` is.
 struct Fold {
   memref::AllocOp buffer;
   Operation *reshape = nullptr;
@@ -169,18 +174,19 @@ bool constantDims(Value value) {
 }
 
 /// Checks the users of the buffer and its reshape (the transpose, the
-/// reshape, `operandCast`, `memref.dim` with constant indices and
-/// deallocations only), the layouts and the groups, which it fills in.
-LogicalResult complete(Fold &fold, Operation *operandCast) {
-  auto allowed = [&](Operation *user) {
-    return user == fold.transpose.getOperation() || user == fold.reshape ||
-           user == operandCast || isa<memref::DimOp, memref::DeallocOp>(user);
-  };
+/// reshape, `user`, the op that takes the operand (or its cast),
+/// `memref.dim` with constant indices and deallocations only), the layouts
+/// and the groups, which it fills in.
+LogicalResult complete(Fold &fold, Operation *user) {
   SmallVector<int64_t> strides;
   int64_t offset;
   if (failed(cast<MemRefType>(fold.other.getType())
                  .getStridesAndOffset(strides, offset)))
     return failure();
+  auto allowed = [&](Operation *op) {
+    return op == fold.transpose.getOperation() || op == fold.reshape ||
+           op == user || isa<memref::DimOp, memref::DeallocOp>(op);
+  };
   for (Value v : {fold.operand, fold.transposed})
     if (!cast<MemRefType>(v.getType()).getLayout().isIdentity() ||
         !llvm::all_of(v.getUsers(), allowed) || !constantDims(v))
@@ -207,25 +213,101 @@ Value groupSize(OpBuilder &b, Location loc, const Fold &fold,
   return size;
 }
 
-/// Gives `call`'s operand `index` the view of `other` that `fold`
+/// An op that takes strided operands: the operands it only reads, those it
+/// overwrites whole without reading them, and all that it writes.
+struct Consumer {
+  Operation *op;
+  SmallVector<unsigned> reads, overwrites, writes;
+};
+
+/// The runtime's GEMM calls: A and B are read and C is written, overwritten
+/// unless the product accumulates (or its flags are not known). Their
+/// operands are `memref.cast`s to fully dynamic strided memrefs.
+std::optional<Consumer> gemmConsumer(func::CallOp call) {
+  StringRef callee = call.getCallee();
+  if ((!callee.starts_with("loom_rt_matmul_") &&
+       !callee.starts_with("loom_rt_batch_matmul_")) ||
+      call.getNumOperands() != 4)
+    return std::nullopt;
+  Consumer c{call, {0, 1}, {}, {2}};
+  APInt flags;
+  if (matchPattern(call.getOperand(3), m_ConstantInt(&flags)) &&
+      !(flags.getSExtValue() & LOOM_MATMUL_ACCUMULATE))
+    c.overwrites.push_back(2);
+  return c;
+}
+
+/// `fuse.attention` on memrefs: q, k, v and the captures are read, the
+/// output and the log-sum-exp overwritten (fully masked rows too).
+Consumer attentionConsumer(fuse::AttentionOp op) {
+  Consumer c{op, {}, {}, {}};
+  for (OpOperand &operand : op->getOpOperands()) {
+    unsigned n = operand.getOperandNumber();
+    if (&operand == &op.getOutInitMutable() ||
+        &operand == &op.getLseInitMutable()) {
+      c.overwrites.push_back(n);
+      c.writes.push_back(n);
+    } else {
+      c.reads.push_back(n);
+    }
+  }
+  return c;
+}
+
+/// The value behind operand `index` of the consumer, past a `memref.cast`
+/// that only it uses, and that cast (or null).
+std::pair<Value, memref::CastOp> operandValue(const Consumer &c,
+                                              unsigned index) {
+  Value v = c.op->getOperand(index);
+  auto operandCast = v.getDefiningOp<memref::CastOp>();
+  if (operandCast && operandCast->hasOneUse())
+    return {operandCast.getSource(), operandCast};
+  return {v, {}};
+}
+
+/// Whether `value` is operand `index` of the consumer and no other one.
+bool onlyOperand(const Consumer &c, unsigned index, Value value) {
+  for (OpOperand &operand : c.op->getOpOperands())
+    if (operand.get() == value && operand.getOperandNumber() != index)
+      return false;
+  return true;
+}
+
+/// Gives the consumer's operand `index` the view of `other` that `fold`
 /// describes, rewrites the `memref.dim` users of the buffer and its
 /// reshape in terms of `other`, and erases the transpose, the reshape and
-/// the buffer.
-void apply(func::CallOp call, unsigned index, Fold &fold) {
-  auto operandCast = call.getOperand(index).getDefiningOp<memref::CastOp>();
-  OpBuilder b(call);
-  Location loc = call.getLoc();
+/// the buffer. The view has the cast's type, or the operand's shape with a
+/// dynamic strided layout.
+void apply(const Consumer &c, unsigned index, memref::CastOp operandCast,
+           Fold &fold) {
+  OpBuilder b(c.op);
+  Location loc = c.op->getLoc();
+  MemRefType type;
+  if (operandCast) {
+    type = cast<MemRefType>(operandCast.getType());
+  } else {
+    auto operandType = cast<MemRefType>(fold.operand.getType());
+    SmallVector<int64_t> dynamic(operandType.getRank(), ShapedType::kDynamic);
+    type = MemRefType::get(
+        operandType.getShape(), operandType.getElementType(),
+        StridedLayoutAttr::get(b.getContext(), ShapedType::kDynamic, dynamic),
+        operandType.getMemorySpace());
+  }
   auto meta = memref::ExtractStridedMetadataOp::create(b, loc, fold.other);
   SmallVector<OpFoldResult> sizes, strides;
-  for (const ReassociationIndices &group : fold.groups) {
-    sizes.push_back(groupSize(b, loc, fold, group));
+  for (auto [i, group] : llvm::enumerate(fold.groups)) {
+    if (!type.isDynamicDim(i))
+      sizes.push_back(b.getIndexAttr(type.getDimSize(i)));
+    else
+      sizes.push_back(groupSize(b, loc, fold, group));
     strides.push_back(meta.getStrides()[fold.otherDim[group.back()]]);
   }
   Value view = memref::ReinterpretCastOp::create(
-      b, loc, cast<MemRefType>(operandCast.getType()), meta.getBaseBuffer(),
-      OpFoldResult(meta.getOffset()), sizes, strides);
-  call->setOperand(index, view);
-  operandCast->erase();
+      b, loc, type, meta.getBaseBuffer(), OpFoldResult(meta.getOffset()), sizes,
+      strides);
+  c.op->setOperand(index, view);
+  if (operandCast)
+    operandCast->erase();
 
   for (bool isOperand : {true, false}) {
     Value v = isOperand ? fold.operand : fold.transposed;
@@ -285,35 +367,37 @@ linalg::TransposeOp onlyTranspose(Value value, bool into) {
   return found;
 }
 
-struct CpuMatmulFoldTransposesPass
-    : public loom::cpu::impl::CpuMatmulFoldTransposesPassBase<
-          CpuMatmulFoldTransposesPass> {
+struct CpuFoldTransposesPass
+    : public loom::cpu::impl::CpuFoldTransposesPassBase<CpuFoldTransposesPass> {
   void runOnOperation() override {
-    SmallVector<func::CallOp> calls;
-    getOperation().walk([&](func::CallOp call) {
-      StringRef callee = call.getCallee();
-      if ((callee.starts_with("loom_rt_matmul_") ||
-           callee.starts_with("loom_rt_batch_matmul_")) &&
-          call.getNumOperands() == 4)
-        calls.push_back(call);
+    SmallVector<Consumer> consumers;
+    getOperation().walk([&](Operation *op) {
+      if (auto call = dyn_cast<func::CallOp>(op)) {
+        if (std::optional<Consumer> c = gemmConsumer(call))
+          consumers.push_back(*c);
+      } else if (auto attention = dyn_cast<fuse::AttentionOp>(op)) {
+        if (attention.hasPureBufferSemantics())
+          consumers.push_back(attentionConsumer(attention));
+      }
     });
-    for (func::CallOp call : calls) {
-      // The result first: the inputs are then checked against where it
-      // goes.
-      foldResult(call);
-      foldInput(call, 0);
-      foldInput(call, 1);
+    for (const Consumer &c : consumers) {
+      // The results first: the inputs are then checked against where they
+      // go.
+      for (unsigned index : c.overwrites)
+        foldResult(c, index);
+      for (unsigned index : c.reads)
+        foldInput(c, index);
     }
   }
 
-  /// Operand `index` of `call`, a transposed copy of a buffer (possibly
-  /// reshaped), becomes a view of that buffer.
-  void foldInput(func::CallOp call, unsigned index) {
-    auto operandCast = call.getOperand(index).getDefiningOp<memref::CastOp>();
-    if (!operandCast || !operandCast->hasOneUse())
+  /// Operand `index` of the consumer, a transposed copy of a buffer
+  /// (possibly reshaped), becomes a view of that buffer.
+  void foldInput(const Consumer &c, unsigned index) {
+    auto [value, operandCast] = operandValue(c, index);
+    if (!isa<MemRefType>(value.getType()) || !onlyOperand(c, index, value))
       return;
     Fold fold;
-    fold.operand = operandCast.getSource();
+    fold.operand = value;
     if (auto alloc = fold.operand.getDefiningOp<memref::AllocOp>()) {
       fold.buffer = alloc;
     } else if (Operation *reshape = fold.operand.getDefiningOp();
@@ -326,38 +410,38 @@ struct CpuMatmulFoldTransposesPass
       return;
     fold.transposed = fold.buffer.getResult();
     fold.transpose = onlyTranspose(fold.transposed, /*into=*/true);
-    if (!fold.transpose || fold.transpose->getBlock() != call->getBlock() ||
-        !fold.transpose->isBeforeInBlock(call))
+    if (!fold.transpose || fold.transpose->getBlock() != c.op->getBlock() ||
+        !fold.transpose->isBeforeInBlock(c.op))
       return;
     fold.other = fold.transpose.getInput();
     llvm::append_range(fold.otherDim, fold.transpose.getPermutation());
-    if (failed(complete(fold, operandCast)))
+    Operation *user = operandCast ? operandCast.getOperation() : c.op;
+    if (failed(complete(fold, user)))
       return;
     // The source must exist where the copy was allocated, stay unchanged
-    // until the call and not be what the call writes.
+    // until the consumer and not be what the consumer writes.
     Value root = viewRoot(fold.other);
-    if (!DominanceInfo().properlyDominates(fold.other, fold.buffer) ||
-        viewRoot(call.getOperand(2)) == root)
+    if (!DominanceInfo().properlyDominates(fold.other, fold.buffer))
       return;
-    for (Operation *op = fold.transpose->getNextNode();
-         op != call.getOperation(); op = op->getNextNode())
+    for (unsigned w : c.writes)
+      if (viewRoot(c.op->getOperand(w)) == root)
+        return;
+    for (Operation *op = fold.transpose->getNextNode(); op != c.op;
+         op = op->getNextNode())
       if (!isMemoryEffectFree(op) && touches(op, root))
         return;
-    apply(call, index, fold);
+    apply(c, index, operandCast, fold);
   }
 
-  /// The result operand of `call`, a fresh buffer that is then (reshaped
-  /// and) transposed into another buffer, becomes a view of that buffer.
-  void foldResult(func::CallOp call) {
-    APInt flags;
-    if (!matchPattern(call.getOperand(3), m_ConstantInt(&flags)) ||
-        (flags.getSExtValue() & LOOM_MATMUL_ACCUMULATE))
-      return;
-    auto operandCast = call.getOperand(2).getDefiningOp<memref::CastOp>();
-    if (!operandCast || !operandCast->hasOneUse())
+  /// Operand `index` of the consumer, a fresh buffer that it overwrites and
+  /// that is then (reshaped and) transposed into another buffer, becomes a
+  /// view of that buffer.
+  void foldResult(const Consumer &c, unsigned index) {
+    auto [value, operandCast] = operandValue(c, index);
+    if (!isa<MemRefType>(value.getType()) || !onlyOperand(c, index, value))
       return;
     Fold fold;
-    fold.operand = operandCast.getSource();
+    fold.operand = value;
     fold.buffer = fold.operand.getDefiningOp<memref::AllocOp>();
     if (!fold.buffer)
       return;
@@ -367,24 +451,28 @@ struct CpuMatmulFoldTransposesPass
     fold.reshape = *reshape;
     fold.transposed = fold.reshape ? fold.reshape->getResult(0) : fold.operand;
     fold.transpose = onlyTranspose(fold.transposed, /*into=*/false);
-    if (!fold.transpose || fold.transpose->getBlock() != call->getBlock() ||
-        !call->isBeforeInBlock(fold.transpose))
+    if (!fold.transpose || fold.transpose->getBlock() != c.op->getBlock() ||
+        !c.op->isBeforeInBlock(fold.transpose))
       return;
     fold.other = fold.transpose.getInit();
     ArrayRef<int64_t> perm = fold.transpose.getPermutation();
     fold.otherDim.assign(perm.size(), 0);
     for (auto [i, p] : llvm::enumerate(perm))
       fold.otherDim[p] = i;
-    if (failed(complete(fold, operandCast)))
+    Operation *user = operandCast ? operandCast.getOperation() : c.op;
+    if (failed(complete(fold, user)))
       return;
-    // The destination must not be read by the call, be untouched between
-    // the call and the transpose, and exist where the product's buffer was
-    // allocated (an allocation in the same block may move up to there).
+    // The destination must not be another operand of the consumer, be
+    // untouched between the consumer and the transpose, and exist where the
+    // consumer's buffer was allocated (an allocation in the same block may
+    // move up to there).
     Value root = viewRoot(fold.other);
-    if (viewRoot(call.getOperand(0)) == root ||
-        viewRoot(call.getOperand(1)) == root)
-      return;
-    for (Operation *op = call->getNextNode();
+    for (OpOperand &operand : c.op->getOpOperands())
+      if (operand.getOperandNumber() != index &&
+          isa<BaseMemRefType>(operand.get().getType()) &&
+          viewRoot(operand.get()) == root)
+        return;
+    for (Operation *op = c.op->getNextNode();
          op != fold.transpose.getOperation(); op = op->getNextNode())
       if (touches(op, root))
         return;
@@ -398,7 +486,7 @@ struct CpuMatmulFoldTransposesPass
         return;
       alloc->moveBefore(fold.buffer);
     }
-    apply(call, 2, fold);
+    apply(c, index, operandCast, fold);
   }
 };
 
