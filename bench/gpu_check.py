@@ -200,6 +200,10 @@ def profile(pack_dir, pack, bin_dir, b, h, s):
     # the elementwise and cuBLAS ones around them.
     mla = pack["bench"].get("mla")
     for kernel, artifact in sorted((mla or {}).get("artifacts", {}).items()):
+        # The step with transposed copies is only timed: its kernels are
+        # the default's and the transposes, profiled in call 14.
+        if kernel == "copies":
+            continue
         cmd = ["ncu", "--section", "SpeedOfLight", "--section", "Occupancy",
                "--section", "WarpStateStats",
                os.path.join(bin_dir, "loom-bench"),
