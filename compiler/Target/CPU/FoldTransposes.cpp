@@ -24,6 +24,7 @@
 
 #include "dialects/fuse/IR/FuseOps.h"
 #include "loom/abi.h"
+#include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
 #include "mlir/IR/Dominance.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
@@ -40,9 +41,7 @@ namespace {
 
 /// The buffer a memref value views: `value` with view-like ops stripped.
 Value viewRoot(Value value) {
-  while (auto view = value.getDefiningOp<ViewLikeOpInterface>())
-    value = view.getViewSource();
-  return value;
+  return memref::skipViewLikeOps(cast<MemrefValue>(value));
 }
 
 /// Whether `op` or an op nested in it has an operand that views `root`,
@@ -139,15 +138,13 @@ struct Fold {
   SmallVector<ReassociationIndices> groups;
 };
 
-/// Whether the dimensions of `other` that `group` covers are one
+/// Whether the dimensions of `other` (of static `strides`, which may be
+/// dynamic unless its layout is the identity) that `group` covers are one
 /// contiguous run, in order, so that they flatten into one stride.
-bool contiguous(const Fold &fold, const ReassociationIndices &group) {
+bool contiguous(const Fold &fold, ArrayRef<int64_t> strides,
+                const ReassociationIndices &group) {
   auto type = cast<MemRefType>(fold.other.getType());
-  SmallVector<int64_t> strides;
-  int64_t offset;
   bool identity = type.getLayout().isIdentity();
-  if (!identity && failed(type.getStridesAndOffset(strides, offset)))
-    return false;
   for (size_t t = 0; t + 1 < group.size(); ++t) {
     int64_t outer = fold.otherDim[group[t]],
             inner = fold.otherDim[group[t + 1]];
@@ -197,7 +194,7 @@ LogicalResult complete(Fold &fold, Operation *user) {
     return failure();
   fold.groups = std::move(*groups);
   for (const ReassociationIndices &group : fold.groups)
-    if (group.empty() || !contiguous(fold, group))
+    if (group.empty() || !contiguous(fold, strides, group))
       return failure();
   return success();
 }
@@ -254,23 +251,23 @@ Consumer attentionConsumer(fuse::AttentionOp op) {
   return c;
 }
 
-/// The value behind operand `index` of the consumer, past a `memref.cast`
-/// that only it uses, and that cast (or null).
-std::pair<Value, memref::CastOp> operandValue(const Consumer &c,
-                                              unsigned index) {
+/// The memref behind operand `index` of the consumer, past a `memref.cast`
+/// that only it uses, and that cast (or null); none when that memref is
+/// also another operand of the consumer.
+std::optional<std::pair<Value, memref::CastOp>>
+foldableOperand(const Consumer &c, unsigned index) {
   Value v = c.op->getOperand(index);
   auto operandCast = v.getDefiningOp<memref::CastOp>();
   if (operandCast && operandCast->hasOneUse())
-    return {operandCast.getSource(), operandCast};
-  return {v, {}};
-}
-
-/// Whether `value` is operand `index` of the consumer and no other one.
-bool onlyOperand(const Consumer &c, unsigned index, Value value) {
+    v = operandCast.getSource();
+  else
+    operandCast = {};
+  if (!isa<MemRefType>(v.getType()))
+    return std::nullopt;
   for (OpOperand &operand : c.op->getOpOperands())
-    if (operand.get() == value && operand.getOperandNumber() != index)
-      return false;
-  return true;
+    if (operand.get() == v && operand.getOperandNumber() != index)
+      return std::nullopt;
+  return std::make_pair(v, operandCast);
 }
 
 /// Gives the consumer's operand `index` the view of `other` that `fold`
@@ -393,9 +390,10 @@ struct CpuFoldTransposesPass
   /// Operand `index` of the consumer, a transposed copy of a buffer
   /// (possibly reshaped), becomes a view of that buffer.
   void foldInput(const Consumer &c, unsigned index) {
-    auto [value, operandCast] = operandValue(c, index);
-    if (!isa<MemRefType>(value.getType()) || !onlyOperand(c, index, value))
+    auto found = foldableOperand(c, index);
+    if (!found)
       return;
+    auto [value, operandCast] = *found;
     Fold fold;
     fold.operand = value;
     if (auto alloc = fold.operand.getDefiningOp<memref::AllocOp>()) {
@@ -437,9 +435,10 @@ struct CpuFoldTransposesPass
   /// that is then (reshaped and) transposed into another buffer, becomes a
   /// view of that buffer.
   void foldResult(const Consumer &c, unsigned index) {
-    auto [value, operandCast] = operandValue(c, index);
-    if (!isa<MemRefType>(value.getType()) || !onlyOperand(c, index, value))
+    auto found = foldableOperand(c, index);
+    if (!found)
       return;
+    auto [value, operandCast] = *found;
     Fold fold;
     fold.operand = value;
     fold.buffer = fold.operand.getDefiningOp<memref::AllocOp>();

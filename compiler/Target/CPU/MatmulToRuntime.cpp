@@ -12,6 +12,7 @@
 
 #include "loom/abi.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
 #include "mlir/IR/AffineMap.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Matchers.h"
@@ -93,13 +94,6 @@ static linalg::FillOp zeroFillBefore(linalg::LinalgOp op) {
   return {};
 }
 
-/// The buffer a memref value views: `value` with view-like ops stripped.
-static Value viewRoot(Value value) {
-  while (auto view = value.getDefiningOp<ViewLikeOpInterface>())
-    value = view.getViewSource();
-  return value;
-}
-
 /// The rounding of a 16-bit product that the lowering writes after it: the
 /// `linalg.generic` that only truncates the f32 result `acc` (a fresh
 /// `memref.alloc` that nothing else reads) elementwise into a buffer of the
@@ -150,9 +144,9 @@ static linalg::GenericOp roundingAfter(linalg::LinalgOp op, Type half) {
         !isa<memref::AllocOp>(between))
       return {};
   }
-  Value root = viewRoot(out);
+  Value root = memref::skipViewLikeOps(cast<MemrefValue>(out));
   for (OpOperand *input : op.getDpsInputOperands())
-    if (viewRoot(input->get()) == root)
+    if (memref::skipViewLikeOps(cast<MemrefValue>(input->get())) == root)
       return {};
   return rounding;
 }
