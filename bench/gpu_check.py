@@ -173,9 +173,106 @@ def loom_mla(pack_dir, pack, bin_dir):
     return results
 
 
-def profile(pack_dir, pack, bin_dir, b, h, s):
+# Nsight Compute's stall reasons (cycles a warp waits on each between two
+# issued instructions) and the memory pipes, for the MLA partial kernel.
+STALLS = ["barrier", "branch_resolving", "dispatch_stall", "drain",
+          "imc_miss", "lg_throttle", "long_scoreboard", "math_pipe_throttle",
+          "membar", "mio_throttle", "misc", "no_instruction", "not_selected",
+          "selected", "short_scoreboard", "sleeping", "tex_throttle", "wait"]
+STALL_METRICS = (["smsp__average_warps_issue_stalled_%s_per_issue_active.ratio"
+                  % r for r in STALLS] +
+                 ["smsp__average_warps_active_per_issue_active.ratio"])
+MEMORY_METRICS = [
+    "gpu__time_duration.sum",
+    "dram__throughput.avg.pct_of_peak_sustained_elapsed",
+    "lts__throughput.avg.pct_of_peak_sustained_elapsed",
+    "lts__t_sector_hit_rate.pct",
+    "l1tex__throughput.avg.pct_of_peak_sustained_elapsed",
+    "l1tex__data_pipe_lsu_wavefronts_mem_shared.sum",
+    "l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum",
+    "l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_st.sum",
+    "sm__throughput.avg.pct_of_peak_sustained_elapsed"]
+
+
+def metric_lines(text):
+    """The `name unit value` lines of an ncu --metrics report."""
+    return "\n".join(line.rstrip() for line in text.splitlines()
+                     if re.match(r"^\s+[a-z0-9]+__\S+\s", line))
+
+
+def hot_instructions(csv_text, count=30):
+    """The `count` SASS instructions of ncu's source page (CSV) with the
+    most warp-stall samples, as lines of text; the CSV's tail when its
+    columns are not the expected ones."""
+    import csv
+    import io
+    rows = list(csv.reader(io.StringIO(csv_text)))
+    for i, row in enumerate(rows):
+        names = [c.strip() for c in row]
+        if "Source" in names and any(c.startswith("Warp Stall Sampling (All")
+                                     for c in names):
+            break
+    else:
+        return "no source table:\n" + csv_text.strip()[-2000:]
+    src = names.index("Source")
+    col = next(j for j, c in enumerate(names)
+               if c.startswith("Warp Stall Sampling (All"))
+    addr = names.index("Address") if "Address" in names else None
+
+    def number(text):
+        try:
+            return float(text.replace(",", ""))
+        except ValueError:
+            return 0.0
+    body = [r for r in rows[i + 1:] if len(r) > max(src, col)]
+    total = sum(number(r[col]) for r in body) or 1.0
+    body.sort(key=lambda r: -number(r[col]))
+    return "\n".join("%6.2f%%  %s  %s" % (100 * number(r[col]) / total,
+                                         r[addr] if addr is not None else "",
+                                         r[src].strip())
+                     for r in body[:count])
+
+
+def profile_mla_partial(app, kernel, out):
+    """The MLA partial kernel of `app` (a loom-bench command line) under
+    Nsight Compute: its stall reasons and memory pipes in the log, and
+    its SASS with stall samples per instruction (Nsight Compute's source
+    page) in OUT/ncu-mla-KERNEL-sass.csv, the 30 hottest in the log."""
+    logs = {}
+    ncu = ["ncu", "-k", "regex:partial", "-c", "1"]
+    for name, metrics in (("stalls", STALL_METRICS),
+                          ("memory", MEMORY_METRICS)):
+        rc, text = run(ncu + ["--metrics", ",".join(metrics)] + app,
+                       timeout=180)
+        logs[name] = metric_lines(text) if rc == 0 else text.strip()[-2000:]
+        print("ncu mla %s partial %s (rc %d):\n%s" % (kernel, name, rc,
+                                                     logs[name]))
+    report = os.path.join(out, "ncu-mla-%s" % kernel)
+    rc, text = run(ncu + ["--section", "SourceCounters", "--section",
+                          "WarpStateStats", "-f", "-o", report] + app,
+                   timeout=240)
+    if rc != 0:
+        logs["sass"] = text.strip()[-2000:]
+    else:
+        rc, csv_text = run(["ncu", "-i", report + ".ncu-rep", "--page",
+                            "source", "--csv", "--print-source", "sass"],
+                           timeout=120)
+        with open(report + "-sass.csv", "w") as f:
+            f.write(csv_text)
+        try:
+            logs["sass"] = hot_instructions(csv_text) if rc == 0 else \
+                csv_text.strip()[-2000:]
+        except (ValueError, StopIteration, IndexError) as e:
+            logs["sass"] = "unreadable source page (%s)" % e
+    print("ncu mla %s partial, hottest SASS (%% of stall samples):\n%s" % (
+        kernel, logs["sass"]))
+    return logs
+
+
+def profile(pack_dir, pack, bin_dir, b, h, s, out):
     """Nsight Compute's summary of one launch of each attention kernel of
-    the last benchmark artifact (the flash kernel)."""
+    the last benchmark artifact (the flash kernel), and of the kernels of
+    the MLA decode step."""
     bench = pack["bench"]["attention"][-1]
     logs = {}
     for entry in bench["entries"]:
@@ -231,6 +328,10 @@ def profile(pack_dir, pack, bin_dir, b, h, s):
                            if re.search(r"\d", line) and "==PROF==" not in line)
         print("ncu mla %s partial:\n%s" % (kernel, detail[-5000:]))
         logs["mla_%s_partial" % kernel] = detail[-5000:]
+        # Where the two wgmma kernels of tiles of 64 wait, in detail.
+        if kernel in ("default", "registers"):
+            logs["mla_%s_partial_detail" % kernel] = profile_mla_partial(
+                cmd[7:], kernel, out)
     return logs
 
 
@@ -260,7 +361,7 @@ def main():
     report["loom_matmul"] = loom_matmul(pack_dir, pack, bin_dir)
     report["loom_mla"] = loom_mla(pack_dir, pack, bin_dir)
     if os.environ.get("LOOM_GPU_NCU") and shutil.which("ncu"):
-        report["ncu"] = profile(pack_dir, pack, bin_dir, b, h, s)
+        report["ncu"] = profile(pack_dir, pack, bin_dir, b, h, s, out)
     torch_cmd = [sys.executable, os.path.join(ROOT, "bench", "torch_gpu.py"),
                  str(b), str(h), str(s)]
     if s == pack["bench"]["S"]:

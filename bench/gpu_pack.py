@@ -218,14 +218,17 @@ def main():
     # 13 ways (long enough for many splits, small enough to keep the pack
     # near 50 MB). Tolerances: q_lat, P, the latent output and the result
     # are rounded to bf16; a float64 emulation of those roundings stays
-    # within 0.4 of them (outputs of order 5, up to 64). Each case three
-    # times: the default kernel of the chip (wgmma on sm_90a, tiles of 64
-    # positions), the wgmma kernel with three stages of 32
-    # (--mla-wgmma-keys=32) and the mma.sync one (--wgmma=off).
+    # within 0.4 of them (outputs of order 5, up to 64). Each case with
+    # every kernel: the default kernel of the chip (wgmma on sm_90a, tiles
+    # of 64 positions), the wgmma kernel with three stages of 32
+    # (--mla-wgmma-keys=32), the mma.sync one (--wgmma=off) and, on
+    # sm_90a, the wgmma kernel with P in registers (--mla-wgmma-p=registers).
     core = os.path.join(MODELS, "mla_core.loom")
     tiny = ["--config", os.path.join(TOOL_INPUTS, "mla_core_tiny.json")]
     kernels = (("", []), ("_k32", ["--mla-wgmma-keys=32"]),
                ("_mma", ["--wgmma=off"]))
+    if p.sm == "90a":
+        kernels += (("_preg", ["--mla-wgmma-p=registers"]),)
     p.tensors("mla_core_tiny.w.safetensors", ["wkv_b.weight:bf16:64x32:wave"])
     p.tensors("mla_core_tiny.io.safetensors", mla_core_steps(
         [(3, 0), (1, 3), (2, 4)], heads=2, nope=16, rope=16, rank=32))
@@ -458,19 +461,21 @@ def main():
     # absorbed projections, the cache update and the split-K kernels).
     p.tensors("mla_bench.pos.safetensors", ["start_pos:i64::4095"])
     # The chip's default kernel (wgmma on sm_90a), the wgmma kernel with
-    # three stages of 32 positions, the mma.sync one, and the default with
+    # three stages of 32 positions, the mma.sync one, the default with
     # the projections on transposed copies (--fold-transposes=false, the
-    # step before the transposes became strided GEMM operands).
+    # step before the transposes became strided GEMM operands) and, on
+    # sm_90a, the wgmma kernel with P in registers.
+    variants = [("default", "", []), ("k32", "_k32", ["--mla-wgmma-keys=32"]),
+                ("mma", "_mma", ["--wgmma=off"]),
+                ("copies", "_copies", ["--fold-transposes=false"])]
+    if p.sm == "90a":
+        variants.append(("registers", "_preg", ["--mla-wgmma-p=registers"]))
     mla = {"artifacts": {
         name: p.compile(
             "mla_core_v3%s.cuda.so" % suffix, core,
             ["--define", "n_heads=128", "--define", "max_batch_size=128",
              "--mla=absorb"] + flags + p.cuda_flags)
-        for name, suffix, flags in (("default", "", []),
-                                    ("k32", "_k32", ["--mla-wgmma-keys=32"]),
-                                    ("mma", "_mma", ["--wgmma=off"]),
-                                    ("copies", "_copies",
-                                     ["--fold-transposes=false"]))},
+        for name, suffix, flags in variants},
         "inputs": "mla_bench.pos.safetensors", "batches": [64, 128],
         "cache": 4096, "rank": 512, "rope": 64}
     run([sys.executable, os.path.join(ROOT, "bench", "make_tree.py"),

@@ -224,7 +224,8 @@ static LogicalResult compileCuda(ModuleOp module, const CompileOptions &options,
         return buildCudaLoweringPipeline(
             pm, options.gpuChip, format, toolkit, options.hostMatmul,
             options.cudaAttentionWgmma, options.cudaMlaWgmma,
-            options.cudaMlaWgmmaKeys, options.foldTransposes);
+            options.cudaMlaWgmmaKeys, options.cudaMlaPRegisters,
+            options.foldTransposes);
       })))
     return failure();
   if (failed(checkResolved(module)))

@@ -40,6 +40,10 @@ struct CompileOptions {
   /// the cache positions of its tiles (64 or 32).
   bool cudaMlaWgmma = false;
   unsigned cudaMlaWgmmaKeys = 64;
+  /// Each warpgroup of the wgmma MLA decode kernel scores all of a tile's
+  /// keys and keeps P in registers (instead of splitting the keys and
+  /// exchanging P through shared memory).
+  bool cudaMlaPRegisters = false;
   /// LLVM CPU name; empty means the host CPU.
   std::string cpu;
   unsigned optLevel = 3;

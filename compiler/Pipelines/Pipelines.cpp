@@ -115,6 +115,11 @@ struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
       llvm::cl::desc("Cache positions of a tile of the wgmma MLA decode "
                      "kernel (32 or 64)"),
       llvm::cl::init(64)};
+  Option<bool> mlaPRegisters{
+      *this, "mla-p-registers",
+      llvm::cl::desc("Each warpgroup of the wgmma MLA decode kernel scores "
+                     "all of a tile's keys and keeps P in registers"),
+      llvm::cl::init(false)};
 };
 
 struct FusePipelineOptions : public PassPipelineOptions<FusePipelineOptions> {
@@ -248,7 +253,7 @@ std::string loom::cudaPtxFeatures(StringRef chip) {
 LogicalResult loom::buildCudaLoweringPipeline(
     OpPassManager &pm, StringRef chip, StringRef format, StringRef toolkit,
     bool libraryMatmul, bool attentionWgmma, bool mlaWgmma,
-    unsigned mlaWgmmaKeys, bool foldTransposes) {
+    unsigned mlaWgmmaKeys, bool mlaPRegisters, bool foldTransposes) {
   std::string features = cudaPtxFeatures(chip);
   if (features.empty()) {
     llvm::errs() << "unsupported GPU '" << chip
@@ -266,7 +271,8 @@ LogicalResult loom::buildCudaLoweringPipeline(
     return failure();
   }
   std::string mla =
-      mlaWgmma ? "{wgmma=true wgmma-keys=" + std::to_string(mlaWgmmaKeys) + "}"
+      mlaWgmma ? "{wgmma=true wgmma-keys=" + std::to_string(mlaWgmmaKeys) +
+                     (mlaPRegisters ? " p-registers=true}" : "}")
                : "";
   std::string text = kCudaLoweringPipeline;
   std::string toolkitOption =
@@ -318,6 +324,7 @@ void loom::registerLoomPipelines() {
       [](OpPassManager &pm, const CudaPipelineOptions &options) {
         (void)buildCudaLoweringPipeline(
             pm, options.chip, options.format, options.toolkit, options.matmul,
-            options.wgmma, options.mlaWgmma, options.mlaWgmmaKeys);
+            options.wgmma, options.mlaWgmma, options.mlaWgmmaKeys,
+            options.mlaPRegisters);
       });
 }

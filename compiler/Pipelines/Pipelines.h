@@ -100,15 +100,16 @@ LogicalResult buildCpuCodegenPipeline(OpPassManager &pm);
 /// call the runtime's GEMM, which is cuBLAS for CUDA artifacts. With
 /// `attentionWgmma` (sm_90a only), the attention kernel's q k^T is a
 /// warpgroup MMA; with `mlaWgmma` (sm_90a only), so are both products of
-/// the MLA decode kernel (`mlaWgmmaKeys` positions a tile: 64 or 32).
+/// the MLA decode kernel (`mlaWgmmaKeys` positions a tile: 64 or 32; with
+/// `mlaPRegisters`, each warpgroup scores all of a tile's keys and keeps P
+/// in registers).
 /// With `foldTransposes`, GEMM calls and the attention kernel read and
 /// write transposed operands through strides instead of copies.
-LogicalResult
-buildCudaLoweringPipeline(OpPassManager &pm, StringRef chip, StringRef format,
-                          StringRef toolkit = {}, bool libraryMatmul = true,
-                          bool attentionWgmma = false, bool mlaWgmma = false,
-                          unsigned mlaWgmmaKeys = 64,
-                          bool foldTransposes = true);
+LogicalResult buildCudaLoweringPipeline(
+    OpPassManager &pm, StringRef chip, StringRef format, StringRef toolkit = {},
+    bool libraryMatmul = true, bool attentionWgmma = false,
+    bool mlaWgmma = false, unsigned mlaWgmmaKeys = 64,
+    bool mlaPRegisters = false, bool foldTransposes = true);
 
 /// The PTX features that go with a chip ("+ptx80" for sm_90a), or an empty
 /// string for a chip the CUDA target does not support.

@@ -112,6 +112,14 @@ static cl::opt<unsigned> mlaWgmmaKeys(
     cl::desc("Cache positions of a tile of the wgmma MLA decode kernel: 64 "
              "(two tiles in shared memory; default) or 32 (three)"),
     cl::init(64), cl::Hidden, cl::cat(category));
+static cl::opt<std::string> mlaWgmmaP(
+    "mla-wgmma-p",
+    cl::desc("Where the wgmma MLA decode kernel keeps P: shared (the "
+             "warpgroups score half of a tile's keys each and exchange P "
+             "through shared memory; default) or registers (each scores all "
+             "the keys and keeps its P in registers)"),
+    cl::init("shared"), cl::value_desc("shared|registers"), cl::Hidden,
+    cl::cat(category));
 static cl::opt<std::string>
     cpuName("cpu", cl::desc("LLVM CPU name (default: the host CPU)"),
             cl::cat(category));
@@ -257,6 +265,19 @@ static int compile() {
                  << mlaWgmmaKeys << "\n";
     return 1;
   }
+  if (mlaWgmmaP != "shared" && mlaWgmmaP != "registers") {
+    llvm::errs() << "loom-compile: error: --mla-wgmma-p must be shared or "
+                    "registers, got '"
+                 << mlaWgmmaP << "'\n";
+    return 1;
+  }
+  if (mlaWgmmaP == "registers" &&
+      (target != "cuda" || smVersion != "90a" || wgmma == "off")) {
+    llvm::errs() << "loom-compile: error: --mla-wgmma-p=registers needs the "
+                    "wgmma MLA decode kernel (--target=cuda --sm=90a, "
+                    "--wgmma not off)\n";
+    return 1;
+  }
   if (logprobRows.getNumOccurrences() &&
       (logprob != mlir::loom::LogprobMode::Fused || target == "cuda")) {
     llvm::errs() << "loom-compile: error: --logprob-rows sets the blocks of "
@@ -322,6 +343,7 @@ static int compile() {
     options.cudaAttentionWgmma = wgmma == "on";
     options.cudaMlaWgmma = smVersion == "90a" && wgmma != "off";
     options.cudaMlaWgmmaKeys = mlaWgmmaKeys;
+    options.cudaMlaPRegisters = mlaWgmmaP == "registers";
     options.cudaBinary = cudaBinary == "ptx"     ? mlir::loom::CudaBinary::Ptx
                          : cudaBinary == "cubin" ? mlir::loom::CudaBinary::Cubin
                                                  : mlir::loom::CudaBinary::Auto;

@@ -26,7 +26,11 @@
 // the second or first half of a tile's keys for all 64 rows (both
 // operands from shared memory), the two exchange their row maxima, write
 // P to shared memory, and each adds P times its half of the latent
-// columns (the tile read MN-major as V).
+// columns (the tile read MN-major as V). With `p-registers`, each
+// warpgroup scores all the tile's keys instead: its softmax needs nothing
+// from the other, and P stays in registers as the A operand of P v. The
+// scores are computed twice, but a tile has one block barrier instead of
+// three, and no fence between P's stores and the product.
 //
 // The number of splits is chosen on the host from the batch, the rows and
 // the visible length, for about kTargetBlocks blocks.
@@ -76,7 +80,7 @@ constexpr int64_t kMaxSharedBytes = 232448;
 class MlaDecodeKernel : loom::cuda::KernelBuilder {
 public:
   MlaDecodeKernel(OpBuilder &b, fuse::MlaDecodeOp op, bool wgmma,
-                  int64_t wgmmaKeys)
+                  int64_t wgmmaKeys, bool pRegisters)
       : KernelBuilder(
             b, op.getLoc(),
             cast<ShapedType>(op.getQLat().getType()).getElementType()),
@@ -93,7 +97,9 @@ public:
       stages = tile == 64 ? 2 : 3;
       return wgmmaSharedBytes() <= kMaxSharedBytes;
     };
+    pInRegisters = pRegisters;
     useWgmma = wgmma && (choose(wgmmaKeys) || choose(32));
+    pInRegisters = useWgmma && pRegisters;
     keys = useWgmma ? wgKeys : kKeys;
     if (!useWgmma)
       stages = 2;
@@ -144,11 +150,12 @@ public:
   }
 
   /// Bytes of dynamic shared memory of the wgmma partial kernel: the query
-  /// rows, the stages' cache tiles and P as core matrices, unpadded, and
-  /// the row maxima (then sums) of the two warpgroups.
+  /// rows, the stages' cache tiles and P (unless it stays in registers) as
+  /// core matrices, unpadded, and the row maxima (then sums) of the two
+  /// warpgroups.
   int64_t wgmmaSharedBytes() const {
-    return (kRows + stages * wgKeys) * width * 2 + kRows * wgKeys * 2 +
-           2 * kRows * 4;
+    return (kRows + stages * wgKeys) * width * 2 +
+           (pInRegisters ? 0 : kRows * wgKeys * 2) + 2 * kRows * 4;
   }
 
   /// Creates `@<name>::@partial` and `@<name>::@combine` and replaces the
@@ -213,7 +220,9 @@ private:
   int64_t heads, rank, rope, width;
   /// The partial kernel through wgmma (sm_90a), its tile of positions and
   /// the tiles in shared memory; the wgmma kernel's tile when it is used.
-  bool useWgmma;
+  /// With pInRegisters, each warpgroup scores the whole tile and keeps P
+  /// in registers.
+  bool useWgmma, pInRegisters;
   int64_t keys, stages, wgKeys;
   /// The partial kernel's thread coordinates: lane, row group, key half,
   /// mma row (g) and column pair (t), and the ldmatrix lane pointers.
@@ -312,8 +321,10 @@ private:
       qs = sharedView(base, 0, {kRows / 8, width / 8, 64}, elem);
       ks = sharedView(base, offset, {stages, wgKeys / 8, width / 8, 64}, elem);
       offset += stages * wgKeys * width * 2;
-      ps = sharedView(base, offset, {kRows / 8, wgKeys / 8, 64}, elem);
-      offset += kRows * wgKeys * 2;
+      if (!pInRegisters) {
+        ps = sharedView(base, offset, {kRows / 8, wgKeys / 8, 64}, elem);
+        offset += kRows * wgKeys * 2;
+      }
       exchange = sharedView(base, offset, {2, kRows}, f32);
     } else {
       int64_t pitch = (width + kPad) * 2;
@@ -413,6 +424,9 @@ private:
           });
           NVVM::CpAsyncCommitGroupOp::create(b, loc);
           Value row = add(row0, localRow);
+          if (pInRegisters)
+            return tileWgmmaRegisters(s, buffer, n0, k1, start, row, localRow,
+                                      scale2);
           return useWgmma
                      ? tileWgmma(s, buffer, n0, k1, start, row, localRow,
                                  scale2)
@@ -424,12 +438,19 @@ private:
     NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
     gpu::BarrierOp::create(b, loc);
     Value m[2] = {state[accumulators], state[accumulators + 1]};
-    // The sum of a row: its four threads', and the other half's.
-    auto [l, theirs] =
-        exchangeRows({state[accumulators + 2], state[accumulators + 3]},
-                     localRow, [&](Value x, Value y) { return fadd(x, y); });
-    for (int64_t h = 0; h < 2; ++h)
-      l[h] = fadd(l[h], theirs[h]);
+    // The sum of a row: its four threads', and the other half's (with P in
+    // registers, each warpgroup's sums are of all the keys).
+    auto sum = [&](Value x, Value y) { return fadd(x, y); };
+    std::array<Value, 2> l;
+    if (pInRegisters) {
+      for (int64_t h = 0; h < 2; ++h)
+        l[h] = quad(state[accumulators + 2 + h], sum);
+    } else {
+      auto [own, theirs] = exchangeRows(
+          {state[accumulators + 2], state[accumulators + 3]}, localRow, sum);
+      for (int64_t h = 0; h < 2; ++h)
+        l[h] = fadd(own[h], theirs[h]);
+    }
     Value column = add(mul(half, constant(rank / 2)), mul(t, constant(2)));
     for (int64_t h = 0; h < 2; ++h) {
       Value local = add(localRow, constant(8 * h));
@@ -459,15 +480,15 @@ private:
   /// The online softmax of a tile for the thread's scores `s`, in the
   /// accumulators' layout: s[4j + e] is row `row` + 8 (e / 2) and key
   /// `key0` + 8j + e % 2. Masks the keys a row does not see, scales, takes
-  /// the row maxima over the thread's quad and the other half (through
-  /// shared memory), turns `s` into P, rescales the accumulators `out` and
-  /// returns the rows' new maxima and sums (this half's keys); `storeP(h)`
-  /// writes P of rows h after each.
+  /// the row maxima over the thread's quad and, with `exchange`, the other
+  /// half (through shared memory), turns `s` into P, rescales the
+  /// accumulators `out` and returns the rows' new maxima and sums (the
+  /// thread's keys); `storeP(h)` writes P of rows h after each.
   std::pair<std::array<Value, 2>, std::array<Value, 2>>
   softmax(SmallVectorImpl<Value> &s, ValueRange state,
           SmallVectorImpl<Value> &out, Value key0, Value k1, Value start,
           Value row, Value localRow, double scale2,
-          function_ref<void(int64_t)> storeP) {
+          function_ref<void(int64_t)> storeP, bool exchange = true) {
     int64_t accumulators = rank / 4, tiles = s.size() / 4;
     // Visible: key < min(k1, start + token + 1), token = row / heads.
     Value minusInf = floatConstant(-std::numeric_limits<double>::infinity());
@@ -490,13 +511,21 @@ private:
       for (int64_t j = 1; j < tiles; ++j)
         own[h] = fmax(own[h], fmax(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
     }
-    auto [mx, theirs] = exchangeRows(
-        own, localRow, [&](Value x, Value y) { return fmax(x, y); });
+    auto maximum = [&](Value x, Value y) { return fmax(x, y); };
+    std::array<Value, 2> mx;
+    if (exchange) {
+      auto [ours, theirs] = exchangeRows(own, localRow, maximum);
+      for (int64_t h = 0; h < 2; ++h)
+        mx[h] = fmax(ours[h], theirs[h]);
+    } else {
+      for (int64_t h = 0; h < 2; ++h)
+        mx[h] = quad(own[h], maximum);
+    }
     std::array<Value, 2> m, l;
     for (int64_t h = 0; h < 2; ++h) {
-      // Both halves compute the same maximum from the same two numbers, so
+      // Both halves compute the same maximum from the same numbers, so
       // their rescalings agree.
-      Value mNew = fmax(state[accumulators + h], fmax(mx[h], theirs[h]));
+      Value mNew = fmax(state[accumulators + h], mx[h]);
       Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
                                          mNew, minusInf);
       Value mUse = select(none, floatConstant(0.0), mNew);
@@ -586,6 +615,64 @@ private:
         SmallVector<Value> acc =
             wgmmaShared(n, ArrayRef<Value>(out).slice(c0 / 2, n / 2), pDesc,
                         desc, /*transposeB=*/true);
+        std::copy(acc.begin(), acc.end(), out.begin() + c0 / 2);
+      }
+    }
+    SmallVector<Value> next = wgmmaCommitAndWait(out);
+    next.append({m[0], m[1], l[0], l[1]});
+    return next;
+  }
+
+  /// One tile of wgKeys cache positions at `n0` (in shared buffer
+  /// `buffer`) through wgmma, P in registers: each warpgroup scores the 64
+  /// rows against all the tile's keys (Q and K from shared memory,
+  /// K-major), takes the online softmax of whole rows without the other
+  /// warpgroup, and adds P times its rank / 2 latent columns of the tile to
+  /// its accumulators with P's accumulators as the A fragments (the tile
+  /// read MN-major as V, as in tileWgmma).
+  SmallVector<Value> tileWgmmaRegisters(ValueRange state, Value buffer,
+                                        Value n0, Value k1, Value start,
+                                        Value row, Value localRow,
+                                        double scale2) {
+    int64_t accumulators = rank / 4;
+    int64_t rowBytes = width / 8 * 128;
+    Value qAddr = sharedPointer(qs);
+    Value kAddr =
+        add(sharedPointer(ks), mul(buffer, constant(wgKeys / 8 * rowBytes)));
+    // S: 64 rows x wgKeys keys over the C + R columns, 16 at a time.
+    wgmmaFence();
+    SmallVector<Value> s;
+    for (int64_t kk = 0; kk < width / 16; ++kk)
+      s = wgmmaShared(
+          wgKeys, s,
+          wgmmaDescriptor(add(qAddr, constant(256 * kk)), 128, rowBytes),
+          wgmmaDescriptor(add(kAddr, constant(256 * kk)), 128, rowBytes));
+    s = wgmmaCommitAndWait(s);
+
+    SmallVector<Value> out(state.begin(), state.begin() + accumulators);
+    Value key0 = add(n0, mul(t, constant(2)));
+    auto [m, l] = softmax(
+        s, state, out, key0, k1, start, row, localRow, scale2, [](int64_t) {},
+        /*exchange=*/false);
+    // O += P v: keys 16kk..16kk+15 of P are the accumulators of key tiles
+    // 2kk and 2kk + 1, which is the A fragment of mma.sync and of wgmma.
+    // All of P is packed before the chain: a register written between two
+    // wgmma of a chain makes ptxas wait for the chain there.
+    SmallVector<Value> p;
+    for (size_t i = 0; i + 1 < s.size(); i += 2)
+      p.push_back(packFloats(s[i], s[i + 1]));
+    Value vAddr = add(kAddr, mul(half, constant(rank / 2 / 8 * 128)));
+    wgmmaFence();
+    for (int64_t kk = 0; kk < wgKeys / 16; ++kk) {
+      ArrayRef<Value> a = ArrayRef<Value>(p).slice(4 * kk, 4);
+      for (int64_t c0 = 0; c0 < rank / 2; c0 += kWgColumns) {
+        int64_t n = std::min(kWgColumns, rank / 2 - c0);
+        Value desc = wgmmaDescriptor(
+            add(vAddr, constant(2 * kk * rowBytes + c0 / 8 * 128)), rowBytes,
+            128);
+        SmallVector<Value> acc =
+            wgmma(n, ArrayRef<Value>(out).slice(c0 / 2, n / 2), a, desc,
+                  /*transposeB=*/true);
         std::copy(acc.begin(), acc.end(), out.begin() + c0 / 2);
       }
     }
@@ -758,8 +845,8 @@ struct CudaMlaDecodePass
       return signalPassFailure();
     }
     if (failed(loom::cuda::buildKernels<MlaDecodeKernel, fuse::MlaDecodeOp>(
-            getOperation(), "loom_mla_decode", bool(wgmma),
-            int64_t(wgmmaKeys))))
+            getOperation(), "loom_mla_decode", bool(wgmma), int64_t(wgmmaKeys),
+            bool(pRegisters))))
       signalPassFailure();
   }
 };

@@ -150,6 +150,10 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
     `wgmma-keys=32`, or where tiles of 64 do not fit in shared memory, the
     tiles are 32 positions, three of them in shared memory; where those do
     not fit either, the mma.sync kernel is used.
+    With `p-registers`, each warpgroup scores all of a tile's keys (the
+    scores are computed twice): the softmax needs no exchange, and P v
+    takes P from registers (`wgmma` with A in registers). A tile then has
+    one block barrier instead of three.
   }];
   let options = [
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
@@ -157,6 +161,9 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
     Option<"wgmmaKeys", "wgmma-keys", "unsigned", /*default=*/"64",
            "cache positions of a tile of the wgmma kernel: 64 (two tiles "
            "in shared memory) or 32 (three)">,
+    Option<"pRegisters", "p-registers", "bool", /*default=*/"false",
+           "each warpgroup of the wgmma kernel scores all of a tile's keys "
+           "and keeps P in registers for P v">,
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect",
                            "::mlir::scf::SCFDialect",
