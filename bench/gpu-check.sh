@@ -7,7 +7,8 @@
 #
 #   bench/gpu-check.sh OUT_DIR [PACK_DIR]      (default PACK_DIR: bench/gpu-pack)
 #
-# Writes OUT_DIR/gpu-check.log, OUT_DIR/build.log and OUT_DIR/gpu-check.json.
+# Writes OUT_DIR/gpu-check.log, OUT_DIR/build.log and OUT_DIR/gpu-check.json
+# (with LOOM_GPU_NCU=1 also the Nsight Compute reports of bench/gpu_check.py).
 # Exits 1 when a numerics case fails, 2 when the pack or the build is missing.
 # Environment: LOOM_GPU_BUILD (default /tmp/loom-gpu-build), LOOM_GPU_ATTN_S
 # (sequence length of the attention benchmark, default 4096).

@@ -222,13 +222,17 @@ def main():
     # every kernel: the default kernel of the chip (wgmma on sm_90a, tiles
     # of 64 positions), the wgmma kernel with three stages of 32
     # (--mla-wgmma-keys=32), the mma.sync one (--wgmma=off) and, on
-    # sm_90a, the wgmma kernel with P in registers (--mla-wgmma-p=registers).
+    # sm_90a, the wgmma kernel with P in registers (--mla-wgmma-p=registers)
+    # and with four stages of 32, P in shared memory and in registers.
     core = os.path.join(MODELS, "mla_core.loom")
     tiny = ["--config", os.path.join(TOOL_INPUTS, "mla_core_tiny.json")]
     kernels = (("", []), ("_k32", ["--mla-wgmma-keys=32"]),
                ("_mma", ["--wgmma=off"]))
     if p.sm == "90a":
-        kernels += (("_preg", ["--mla-wgmma-p=registers"]),)
+        stages4 = ["--mla-wgmma-keys=32", "--mla-wgmma-stages=4"]
+        kernels += (("_preg", ["--mla-wgmma-p=registers"]),
+                    ("_k32s4", stages4),
+                    ("_k32s4preg", stages4 + ["--mla-wgmma-p=registers"]))
     p.tensors("mla_core_tiny.w.safetensors", ["wkv_b.weight:bf16:64x32:wave"])
     p.tensors("mla_core_tiny.io.safetensors", mla_core_steps(
         [(3, 0), (1, 3), (2, 4)], heads=2, nope=16, rope=16, rank=32))
@@ -464,12 +468,17 @@ def main():
     # three stages of 32 positions, the mma.sync one, the default with
     # the projections on transposed copies (--fold-transposes=false, the
     # step before the transposes became strided GEMM operands) and, on
-    # sm_90a, the wgmma kernel with P in registers.
+    # sm_90a, the wgmma kernel with P in registers, and with four stages of
+    # 32 positions (P in shared memory, and in registers).
     variants = [("default", "", []), ("k32", "_k32", ["--mla-wgmma-keys=32"]),
                 ("mma", "_mma", ["--wgmma=off"]),
                 ("copies", "_copies", ["--fold-transposes=false"])]
     if p.sm == "90a":
-        variants.append(("registers", "_preg", ["--mla-wgmma-p=registers"]))
+        stages4 = ["--mla-wgmma-keys=32", "--mla-wgmma-stages=4"]
+        variants += [("registers", "_preg", ["--mla-wgmma-p=registers"]),
+                     ("k32s4", "_k32s4", stages4),
+                     ("k32s4_registers", "_k32s4preg",
+                      stages4 + ["--mla-wgmma-p=registers"])]
     mla = {"artifacts": {
         name: p.compile(
             "mla_core_v3%s.cuda.so" % suffix, core,

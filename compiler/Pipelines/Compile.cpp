@@ -223,8 +223,7 @@ static LogicalResult compileCuda(ModuleOp module, const CompileOptions &options,
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
         return buildCudaLoweringPipeline(
             pm, options.gpuChip, format, toolkit, options.hostMatmul,
-            options.cudaAttentionWgmma, options.cudaMlaWgmma,
-            options.cudaMlaWgmmaKeys, options.cudaMlaPRegisters,
+            options.cudaAttentionWgmma, options.cudaMla,
             options.foldTransposes);
       })))
     return failure();

@@ -36,14 +36,8 @@ struct CompileOptions {
   CudaBinary cudaBinary = CudaBinary::Auto;
   /// The attention kernel's q k^T through wgmma (sm_90a only).
   bool cudaAttentionWgmma = false;
-  /// The MLA decode kernel's products through wgmma (sm_90a only), and
-  /// the cache positions of its tiles (64 or 32).
-  bool cudaMlaWgmma = false;
-  unsigned cudaMlaWgmmaKeys = 64;
-  /// Each warpgroup of the wgmma MLA decode kernel scores all of a tile's
-  /// keys and keeps P in registers (instead of splitting the keys and
-  /// exchanging P through shared memory).
-  bool cudaMlaPRegisters = false;
+  /// How the MLA decode kernel is built (wgmma on sm_90a only).
+  CudaMlaKernelOptions cudaMla;
   /// LLVM CPU name; empty means the host CPU.
   std::string cpu;
   unsigned optLevel = 3;

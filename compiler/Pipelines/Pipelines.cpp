@@ -16,6 +16,7 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
 #include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/FormatVariadic.h"
 
 #include <cstring>
 #include <string>
@@ -115,6 +116,11 @@ struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
       llvm::cl::desc("Cache positions of a tile of the wgmma MLA decode "
                      "kernel (32 or 64)"),
       llvm::cl::init(64)};
+  Option<unsigned> mlaStages{
+      *this, "mla-stages",
+      llvm::cl::desc("Tiles in shared memory of the wgmma MLA decode kernel "
+                     "(2 to 4; 0: 2 of 64 positions, 3 of 32)"),
+      llvm::cl::init(0)};
   Option<bool> mlaPRegisters{
       *this, "mla-p-registers",
       llvm::cl::desc("Each warpgroup of the wgmma MLA decode kernel scores "
@@ -252,8 +258,8 @@ std::string loom::cudaPtxFeatures(StringRef chip) {
 
 LogicalResult loom::buildCudaLoweringPipeline(
     OpPassManager &pm, StringRef chip, StringRef format, StringRef toolkit,
-    bool libraryMatmul, bool attentionWgmma, bool mlaWgmma,
-    unsigned mlaWgmmaKeys, bool mlaPRegisters, bool foldTransposes) {
+    bool libraryMatmul, bool attentionWgmma, const CudaMlaKernelOptions &mla,
+    bool foldTransposes) {
   std::string features = cudaPtxFeatures(chip);
   if (features.empty()) {
     llvm::errs() << "unsupported GPU '" << chip
@@ -261,7 +267,7 @@ LogicalResult loom::buildCudaLoweringPipeline(
                     "and sm_90a)\n";
     return failure();
   }
-  if ((attentionWgmma || mlaWgmma) && chip != "sm_90a") {
+  if ((attentionWgmma || mla.wgmma) && chip != "sm_90a") {
     llvm::errs() << "wgmma needs sm_90a (the GPU is '" << chip << "')\n";
     return failure();
   }
@@ -270,10 +276,12 @@ LogicalResult loom::buildCudaLoweringPipeline(
                  << "' (isa or bin)\n";
     return failure();
   }
-  std::string mla =
-      mlaWgmma ? "{wgmma=true wgmma-keys=" + std::to_string(mlaWgmmaKeys) +
-                     (mlaPRegisters ? " p-registers=true}" : "}")
-               : "";
+  std::string mlaOptions =
+      mla.wgmma ? llvm::formatv("{{wgmma=true wgmma-keys={0} stages={1} "
+                                "p-registers={2}}",
+                                mla.keys, mla.stages, mla.pRegisters)
+                      .str()
+                : "";
   std::string text = kCudaLoweringPipeline;
   std::string toolkitOption =
       toolkit.empty() ? "" : " toolkit=" + toolkit.str();
@@ -287,7 +295,7 @@ LogicalResult loom::buildCudaLoweringPipeline(
         {"%FOLD_TRANSPOSES%",
          foldTransposes ? "loom-cpu-fold-transposes," : ""},
         {"%ATTENTION%", attentionWgmma ? "{wgmma=true}" : ""},
-        {"%MLA%", mla},
+        {"%MLA%", mlaOptions},
         {"%TOOLKIT%", toolkitOption}})
     text.replace(text.find(slot.str()), slot.size(), value.str());
   return addPipeline(pm, text);
@@ -324,7 +332,8 @@ void loom::registerLoomPipelines() {
       [](OpPassManager &pm, const CudaPipelineOptions &options) {
         (void)buildCudaLoweringPipeline(
             pm, options.chip, options.format, options.toolkit, options.matmul,
-            options.wgmma, options.mlaWgmma, options.mlaWgmmaKeys,
-            options.mlaPRegisters);
+            options.wgmma,
+            CudaMlaKernelOptions{options.mlaWgmma, options.mlaWgmmaKeys,
+                                 options.mlaStages, options.mlaPRegisters});
       });
 }

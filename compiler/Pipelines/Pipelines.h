@@ -91,6 +91,19 @@ LogicalResult buildCpuLoweringPipeline(OpPassManager &pm, bool hostMatmul,
 /// dialect. Registered as `loom-cpu-codegen`.
 LogicalResult buildCpuCodegenPipeline(OpPassManager &pm);
 
+/// How loom-cuda-mla-decode builds the MLA decode kernel.
+struct CudaMlaKernelOptions {
+  /// Both products through wgmma (sm_90a only); else mma.sync.
+  bool wgmma = false;
+  /// Cache positions of a tile of the wgmma kernel: 64 or 32.
+  unsigned keys = 64;
+  /// Tiles in shared memory (2 to 4); 0: 2 of 64 positions, 3 of 32.
+  unsigned stages = 0;
+  /// Each warpgroup of the wgmma kernel scores all of a tile's keys and
+  /// keeps P in registers.
+  bool pRegisters = false;
+};
+
 /// The CUDA target after the entry ABI: bufferization, loop nests mapped to
 /// GPU kernels, kernels lowered through NVVM and serialized for `chip`
 /// (sm_80, sm_90a) in `format` (isa: PTX, bin: cubin through ptxas), and the
@@ -99,17 +112,13 @@ LogicalResult buildCpuCodegenPipeline(OpPassManager &pm);
 /// (empty: MLIR's own search). With `libraryMatmul`, f32 matrix products
 /// call the runtime's GEMM, which is cuBLAS for CUDA artifacts. With
 /// `attentionWgmma` (sm_90a only), the attention kernel's q k^T is a
-/// warpgroup MMA; with `mlaWgmma` (sm_90a only), so are both products of
-/// the MLA decode kernel (`mlaWgmmaKeys` positions a tile: 64 or 32; with
-/// `mlaPRegisters`, each warpgroup scores all of a tile's keys and keeps P
-/// in registers).
+/// warpgroup MMA; `mla` says how the MLA decode kernel is built.
 /// With `foldTransposes`, GEMM calls and the attention kernel read and
 /// write transposed operands through strides instead of copies.
 LogicalResult buildCudaLoweringPipeline(
     OpPassManager &pm, StringRef chip, StringRef format, StringRef toolkit = {},
     bool libraryMatmul = true, bool attentionWgmma = false,
-    bool mlaWgmma = false, unsigned mlaWgmmaKeys = 64,
-    bool mlaPRegisters = false, bool foldTransposes = true);
+    const CudaMlaKernelOptions &mla = {}, bool foldTransposes = true);
 
 /// The PTX features that go with a chip ("+ptx80" for sm_90a), or an empty
 /// string for a chip the CUDA target does not support.

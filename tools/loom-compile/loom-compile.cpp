@@ -112,6 +112,12 @@ static cl::opt<unsigned> mlaWgmmaKeys(
     cl::desc("Cache positions of a tile of the wgmma MLA decode kernel: 64 "
              "(two tiles in shared memory; default) or 32 (three)"),
     cl::init(64), cl::Hidden, cl::cat(category));
+static cl::opt<unsigned> mlaWgmmaStages(
+    "mla-wgmma-stages",
+    cl::desc("Tiles of the wgmma MLA decode kernel in shared memory, 2 to 4 "
+             "(default: 2 of 64 positions, 3 of 32; where they do not fit, "
+             "tiles of 32, then the mma.sync kernel)"),
+    cl::init(0), cl::Hidden, cl::cat(category));
 static cl::opt<std::string> mlaWgmmaP(
     "mla-wgmma-p",
     cl::desc("Where the wgmma MLA decode kernel keeps P: shared (the "
@@ -265,6 +271,13 @@ static int compile() {
                  << mlaWgmmaKeys << "\n";
     return 1;
   }
+  if (mlaWgmmaStages.getNumOccurrences() &&
+      (mlaWgmmaStages < 2 || mlaWgmmaStages > 4)) {
+    llvm::errs() << "loom-compile: error: --mla-wgmma-stages must be 2, 3 "
+                    "or 4, got "
+                 << mlaWgmmaStages << "\n";
+    return 1;
+  }
   if (mlaWgmmaP != "shared" && mlaWgmmaP != "registers") {
     llvm::errs() << "loom-compile: error: --mla-wgmma-p must be shared or "
                     "registers, got '"
@@ -341,9 +354,10 @@ static int compile() {
     options.target = mlir::loom::Target::Cuda;
     options.gpuChip = "sm_" + smVersion;
     options.cudaAttentionWgmma = wgmma == "on";
-    options.cudaMlaWgmma = smVersion == "90a" && wgmma != "off";
-    options.cudaMlaWgmmaKeys = mlaWgmmaKeys;
-    options.cudaMlaPRegisters = mlaWgmmaP == "registers";
+    options.cudaMla.wgmma = smVersion == "90a" && wgmma != "off";
+    options.cudaMla.keys = mlaWgmmaKeys;
+    options.cudaMla.stages = mlaWgmmaStages;
+    options.cudaMla.pRegisters = mlaWgmmaP == "registers";
     options.cudaBinary = cudaBinary == "ptx"     ? mlir::loom::CudaBinary::Ptx
                          : cudaBinary == "cubin" ? mlir::loom::CudaBinary::Cubin
                                                  : mlir::loom::CudaBinary::Auto;

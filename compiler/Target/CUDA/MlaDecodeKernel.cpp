@@ -80,7 +80,7 @@ constexpr int64_t kMaxSharedBytes = 232448;
 class MlaDecodeKernel : loom::cuda::KernelBuilder {
 public:
   MlaDecodeKernel(OpBuilder &b, fuse::MlaDecodeOp op, bool wgmma,
-                  int64_t wgmmaKeys, bool pRegisters)
+                  int64_t wgmmaKeys, int64_t wgmmaStages, bool pRegisters)
       : KernelBuilder(
             b, op.getLoc(),
             cast<ShapedType>(op.getQLat().getType()).getElementType()),
@@ -91,14 +91,15 @@ public:
     rope = cast<ShapedType>(op.getQPe().getType()).getDimSize(3);
     width = rank + rope;
     // Tiles of 64 positions fit twice next to the rows; of 32, three
-    // times. Where 64 do not fit, 32 may; else the mma.sync kernel.
-    auto choose = [&](int64_t tile) {
+    // (by default) or four times. Where the tiles asked for do not fit,
+    // three of 32 may; else the mma.sync kernel.
+    auto choose = [&](int64_t tile, int64_t count) {
       wgKeys = tile;
-      stages = tile == 64 ? 2 : 3;
+      stages = count ? count : tile == 64 ? 2 : 3;
       return wgmmaSharedBytes() <= kMaxSharedBytes;
     };
     pInRegisters = pRegisters;
-    useWgmma = wgmma && (choose(wgmmaKeys) || choose(32));
+    useWgmma = wgmma && (choose(wgmmaKeys, wgmmaStages) || choose(32, 3));
     pInRegisters = useWgmma && pRegisters;
     keys = useWgmma ? wgKeys : kKeys;
     if (!useWgmma)
@@ -844,9 +845,16 @@ struct CudaMlaDecodePass
           << unsigned(wgmmaKeys);
       return signalPassFailure();
     }
+    if (stages == 1 || stages > 4) {
+      getOperation().emitError()
+          << "loom-cuda-mla-decode: stages must be 0 (the default), 2, 3 or "
+             "4, got "
+          << unsigned(stages);
+      return signalPassFailure();
+    }
     if (failed(loom::cuda::buildKernels<MlaDecodeKernel, fuse::MlaDecodeOp>(
             getOperation(), "loom_mla_decode", bool(wgmma), int64_t(wgmmaKeys),
-            bool(pRegisters))))
+            int64_t(stages), bool(pRegisters))))
       signalPassFailure();
   }
 };

@@ -161,6 +161,9 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
     Option<"wgmmaKeys", "wgmma-keys", "unsigned", /*default=*/"64",
            "cache positions of a tile of the wgmma kernel: 64 (two tiles "
            "in shared memory) or 32 (three)">,
+    Option<"stages", "stages", "unsigned", /*default=*/"0",
+           "tiles of the wgmma kernel in shared memory, 2 to 4 (0: 2 of "
+           "64 positions, 3 of 32)">,
     Option<"pRegisters", "p-registers", "bool", /*default=*/"false",
            "each warpgroup of the wgmma kernel scores all of a tile's keys "
            "and keeps P in registers for P v">,
