@@ -4,7 +4,10 @@
 usage: gpu_check.py PACK_DIR BIN_DIR OUT_DIR
 
 Environment: LOOM_GPU_CASES (a regular expression: only the numerics cases
-whose name it matches), LOOM_GPU_TORCH=0 (no PyTorch baselines),
+whose name it matches), LOOM_GPU_ONLY=mla (the MLA decode only: its
+numerics cases unless LOOM_GPU_CASES says otherwise, its steps, PyTorch's
+copy bandwidth and MLA decode, and its profiles; a short second call),
+LOOM_GPU_TORCH=0 (no PyTorch baselines),
 LOOM_GPU_NCU=1 (Nsight Compute sections of the flash kernel's launches and
 of the MLA decode step's kernels; for the MLA partial kernels with tiles of
 64, P in shared memory and in registers, also the stall reasons, the memory
@@ -274,13 +277,13 @@ def profile_mla_partial(app, kernel, out):
     return logs
 
 
-def profile(pack_dir, pack, bin_dir, b, h, s, out):
+def profile(pack_dir, pack, bin_dir, b, h, s, out, attention=True):
     """Nsight Compute's summary of one launch of each attention kernel of
-    the last benchmark artifact (the flash kernel), and of the kernels of
-    the MLA decode step."""
+    the last benchmark artifact (the flash kernel; with `attention`), and
+    of the kernels of the MLA decode step."""
     bench = pack["bench"]["attention"][-1]
     logs = {}
-    for entry in bench["entries"]:
+    for entry in bench["entries"] if attention else []:
         cmd = ["ncu", "--section", "SpeedOfLight", "--section", "Occupancy",
                "--section", "WarpStateStats", "--section", "LaunchStats",
                "--section", "MemoryWorkloadAnalysis", "-k", "regex:kernel",
@@ -343,6 +346,12 @@ def profile(pack_dir, pack, bin_dir, b, h, s, out):
 def main():
     pack_dir, bin_dir, out = sys.argv[1:4]
     os.makedirs(out, exist_ok=True)
+    only = os.environ.get("LOOM_GPU_ONLY", "")
+    if only not in ("", "mla"):
+        print("gpu_check: LOOM_GPU_ONLY must be mla or empty, got %r" % only)
+        return 2
+    if only == "mla":
+        os.environ.setdefault("LOOM_GPU_CASES", "mla")
     with open(os.path.join(pack_dir, "pack.json")) as f:
         pack = json.load(f)
     report = {"pack": {"chip": pack["chip"], "commit": pack.get("commit")}}
@@ -358,17 +367,20 @@ def main():
     failed = [r["case"] for r in report["numerics"] if not r["ok"]]
 
     b, h, s = 1, 16, int(os.environ.get("LOOM_GPU_ATTN_S", "4096"))
-    report["attention_shape"] = {"B": b, "H": h, "S": s, "D": 128}
-    report["loom_attention"] = loom_attention(pack_dir, pack, bin_dir, b, h, s)
-    for entry, r in report["loom_attention"].items():
-        print("loom %-26s %s" % (entry, "%.3f ms, %.2f TFLOP/s" % (
-            r["median_s"] * 1e3, r["tflops"]) if "tflops" in r else r))
-    report["loom_matmul"] = loom_matmul(pack_dir, pack, bin_dir)
+    if only != "mla":
+        report["attention_shape"] = {"B": b, "H": h, "S": s, "D": 128}
+        report["loom_attention"] = loom_attention(pack_dir, pack, bin_dir,
+                                                  b, h, s)
+        for entry, r in report["loom_attention"].items():
+            print("loom %-26s %s" % (entry, "%.3f ms, %.2f TFLOP/s" % (
+                r["median_s"] * 1e3, r["tflops"]) if "tflops" in r else r))
+        report["loom_matmul"] = loom_matmul(pack_dir, pack, bin_dir)
     report["loom_mla"] = loom_mla(pack_dir, pack, bin_dir)
     if os.environ.get("LOOM_GPU_NCU") and shutil.which("ncu"):
         # A profiler failure must not cost the baselines and the report.
         try:
-            report["ncu"] = profile(pack_dir, pack, bin_dir, b, h, s, out)
+            report["ncu"] = profile(pack_dir, pack, bin_dir, b, h, s, out,
+                                    attention=only != "mla")
         except Exception as e:  # noqa: BLE001
             report["ncu"] = {"error": repr(e)}
             print("ncu: profiling failed: %r" % e)

@@ -16,6 +16,7 @@ card:
     with its projections (q_nope W_UK before, W_UV after: the scope of
     Loom's models/mla_core.loom step); GB/s count the cache bytes read
     (latent and rope key).
+With LOOM_GPU_ONLY=mla, only the copy bandwidth and the MLA decode.
 Prints one line per figure, then the whole as one JSON object on the last
 line.
 """
@@ -160,14 +161,15 @@ def main():
               else DEVICE}
     report["copy"] = copy_bandwidth()
     print("copy: %.0f GB/s" % report["copy"]["gbps"])
-    report["attention"] = attention(b, h, s, tree_file)
-    for k, r in report["attention"].items():
-        print("torch %-18s %.3f ms, %.1f TFLOP/s" % (k, r["median_s"] * 1e3,
-                                                    r["tflops"]))
-    report["matmul"] = matmul()
-    for k, r in report["matmul"].items():
-        print("torch mm %d^3 %-4s %.3f ms, %.1f TFLOP/s" % (
-            r["n"], k, r["median_s"] * 1e3, r["tflops"]))
+    if os.environ.get("LOOM_GPU_ONLY") != "mla":
+        report["attention"] = attention(b, h, s, tree_file)
+        for k, r in report["attention"].items():
+            print("torch %-18s %.3f ms, %.1f TFLOP/s" % (
+                k, r["median_s"] * 1e3, r["tflops"]))
+        report["matmul"] = matmul()
+        for k, r in report["matmul"].items():
+            print("torch mm %d^3 %-4s %.3f ms, %.1f TFLOP/s" % (
+                r["n"], k, r["median_s"] * 1e3, r["tflops"]))
     report["mla_decode"] = {}
     for batch in (64, 128):
         r = mla_decode(batch)
