@@ -223,11 +223,14 @@ def main():
     # of 64 positions), the wgmma kernel with three stages of 32
     # (--mla-wgmma-keys=32), the mma.sync one (--wgmma=off) and, on
     # sm_90a, the wgmma kernel with P in registers (--mla-wgmma-p=registers)
-    # and with four stages of 32, P in shared memory and in registers.
+    # and with four stages of 32, P in shared memory and in registers; and
+    # the default kernel with the splits aiming at 128 blocks instead of
+    # 264 (--mla-target-blocks=128).
     core = os.path.join(MODELS, "mla_core.loom")
     tiny = ["--config", os.path.join(TOOL_INPUTS, "mla_core_tiny.json")]
     kernels = (("", []), ("_k32", ["--mla-wgmma-keys=32"]),
-               ("_mma", ["--wgmma=off"]))
+               ("_mma", ["--wgmma=off"]),
+               ("_tb128", ["--mla-target-blocks=128"]))
     if p.sm == "90a":
         stages4 = ["--mla-wgmma-keys=32", "--mla-wgmma-stages=4"]
         kernels += (("_preg", ["--mla-wgmma-p=registers"]),
@@ -469,16 +472,22 @@ def main():
     # the projections on transposed copies (--fold-transposes=false, the
     # step before the transposes became strided GEMM operands) and, on
     # sm_90a, the wgmma kernel with P in registers, and with four stages of
-    # 32 positions (P in shared memory, and in registers).
+    # 32 positions (P in shared memory, and in registers). And the default
+    # and P-in-registers kernels with splits for 128 blocks instead of 264:
+    # one split at B = 64 and 128 (128 and 256 blocks), whose partial
+    # results (f32, 17 MB a split at B = 64) the combine reads once.
     variants = [("default", "", []), ("k32", "_k32", ["--mla-wgmma-keys=32"]),
                 ("mma", "_mma", ["--wgmma=off"]),
-                ("copies", "_copies", ["--fold-transposes=false"])]
+                ("copies", "_copies", ["--fold-transposes=false"]),
+                ("blocks128", "_tb128", ["--mla-target-blocks=128"])]
     if p.sm == "90a":
         stages4 = ["--mla-wgmma-keys=32", "--mla-wgmma-stages=4"]
         variants += [("registers", "_preg", ["--mla-wgmma-p=registers"]),
                      ("k32s4", "_k32s4", stages4),
                      ("k32s4_registers", "_k32s4preg",
-                      stages4 + ["--mla-wgmma-p=registers"])]
+                      stages4 + ["--mla-wgmma-p=registers"]),
+                     ("registers_blocks128", "_preg_tb128",
+                      ["--mla-wgmma-p=registers", "--mla-target-blocks=128"])]
     mla = {"artifacts": {
         name: p.compile(
             "mla_core_v3%s.cuda.so" % suffix, core,

@@ -121,6 +121,11 @@ struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
       llvm::cl::desc("Tiles in shared memory of the wgmma MLA decode kernel "
                      "(2 to 4; 0: 2 of 64 positions, 3 of 32)"),
       llvm::cl::init(0)};
+  Option<unsigned> mlaTargetBlocks{
+      *this, "mla-target-blocks",
+      llvm::cl::desc("Blocks the MLA decode kernel's splits of the cache aim "
+                     "for"),
+      llvm::cl::init(264)};
   Option<bool> mlaPRegisters{
       *this, "mla-p-registers",
       llvm::cl::desc("Each warpgroup of the wgmma MLA decode kernel scores "
@@ -278,10 +283,11 @@ LogicalResult loom::buildCudaLoweringPipeline(
   }
   std::string mlaOptions =
       mla.wgmma ? llvm::formatv("{{wgmma=true wgmma-keys={0} stages={1} "
-                                "p-registers={2}}",
-                                mla.keys, mla.stages, mla.pRegisters)
+                                "p-registers={2} target-blocks={3}}",
+                                mla.keys, mla.stages, mla.pRegisters,
+                                mla.targetBlocks)
                       .str()
-                : "";
+                : llvm::formatv("{{target-blocks={0}}", mla.targetBlocks).str();
   std::string text = kCudaLoweringPipeline;
   std::string toolkitOption =
       toolkit.empty() ? "" : " toolkit=" + toolkit.str();
@@ -334,6 +340,7 @@ void loom::registerLoomPipelines() {
             pm, options.chip, options.format, options.toolkit, options.matmul,
             options.wgmma,
             CudaMlaKernelOptions{options.mlaWgmma, options.mlaWgmmaKeys,
-                                 options.mlaStages, options.mlaPRegisters});
+                                 options.mlaStages, options.mlaPRegisters,
+                                 options.mlaTargetBlocks});
       });
 }

@@ -102,6 +102,8 @@ struct CudaMlaKernelOptions {
   /// Each warpgroup of the wgmma kernel scores all of a tile's keys and
   /// keeps P in registers.
   bool pRegisters = false;
+  /// Blocks the host's choice of splits aims for (all kernels).
+  unsigned targetBlocks = 264;
 };
 
 /// The CUDA target after the entry ABI: bufferization, loop nests mapped to

@@ -118,6 +118,11 @@ static cl::opt<unsigned> mlaWgmmaStages(
              "(default: 2 of 64 positions, 3 of 32; where they do not fit, "
              "tiles of 32, then the mma.sync kernel)"),
     cl::init(0), cl::Hidden, cl::cat(category));
+static cl::opt<unsigned> mlaTargetBlocks(
+    "mla-target-blocks",
+    cl::desc("Blocks the GPU MLA decode kernel's splits of the cache aim for "
+             "(default 264: two waves of a 132-multiprocessor GPU; 132: one)"),
+    cl::init(264), cl::Hidden, cl::cat(category));
 static cl::opt<std::string> mlaWgmmaP(
     "mla-wgmma-p",
     cl::desc("Where the wgmma MLA decode kernel keeps P: shared (the "
@@ -278,6 +283,11 @@ static int compile() {
                  << mlaWgmmaStages << "\n";
     return 1;
   }
+  if (mlaTargetBlocks == 0) {
+    llvm::errs() << "loom-compile: error: --mla-target-blocks must be "
+                    "positive\n";
+    return 1;
+  }
   if (mlaWgmmaP != "shared" && mlaWgmmaP != "registers") {
     llvm::errs() << "loom-compile: error: --mla-wgmma-p must be shared or "
                     "registers, got '"
@@ -358,6 +368,7 @@ static int compile() {
     options.cudaMla.keys = mlaWgmmaKeys;
     options.cudaMla.stages = mlaWgmmaStages;
     options.cudaMla.pRegisters = mlaWgmmaP == "registers";
+    options.cudaMla.targetBlocks = mlaTargetBlocks;
     options.cudaBinary = cudaBinary == "ptx"     ? mlir::loom::CudaBinary::Ptx
                          : cudaBinary == "cubin" ? mlir::loom::CudaBinary::Cubin
                                                  : mlir::loom::CudaBinary::Auto;

@@ -33,7 +33,8 @@
 // three, and no fence between P's stores and the product.
 //
 // The number of splits is chosen on the host from the batch, the rows and
-// the visible length, for about kTargetBlocks blocks.
+// the visible length, for about `target-blocks` blocks (264 by default: two
+// waves of a 132-multiprocessor GPU at one block per multiprocessor).
 //
 //===----------------------------------------------------------------------===//
 
@@ -68,8 +69,6 @@ constexpr int64_t kKeys = 32;
 constexpr int64_t kPad = 8;
 /// Output columns of one wgmma of P v (N of m64nNk16).
 constexpr int64_t kWgColumns = 128;
-/// Blocks the splits aim for: two waves of a 132-multiprocessor GPU.
-constexpr int64_t kTargetBlocks = 264;
 /// Output columns of a thread of the combine kernel.
 constexpr int64_t kCombineColumns = 4;
 /// The largest latent rank: the accumulators of a thread are C / 4 floats.
@@ -80,7 +79,8 @@ constexpr int64_t kMaxSharedBytes = 232448;
 class MlaDecodeKernel : loom::cuda::KernelBuilder {
 public:
   MlaDecodeKernel(OpBuilder &b, fuse::MlaDecodeOp op, bool wgmma,
-                  int64_t wgmmaKeys, int64_t wgmmaStages, bool pRegisters)
+                  int64_t wgmmaKeys, int64_t wgmmaStages, bool pRegisters,
+                  int64_t targetBlocks)
       : KernelBuilder(
             b, op.getLoc(),
             cast<ShapedType>(op.getQLat().getType()).getElementType()),
@@ -99,6 +99,7 @@ public:
       return wgmmaSharedBytes() <= kMaxSharedBytes;
     };
     pInRegisters = pRegisters;
+    this->targetBlocks = targetBlocks;
     useWgmma = wgmma && (choose(wgmmaKeys, wgmmaStages) || choose(32, 3));
     pInRegisters = useWgmma && pRegisters;
     keys = useWgmma ? wgKeys : kKeys;
@@ -151,12 +152,12 @@ public:
   }
 
   /// Bytes of dynamic shared memory of the wgmma partial kernel: the query
-  /// rows, the stages' cache tiles and P (unless it stays in registers) as
-  /// core matrices, unpadded, and the row maxima (then sums) of the two
-  /// warpgroups.
+  /// rows and the stages' cache tiles as core matrices, unpadded; unless P
+  /// stays in registers, P as core matrices and the row maxima (then sums)
+  /// of the two warpgroups.
   int64_t wgmmaSharedBytes() const {
     return (kRows + stages * wgKeys) * width * 2 +
-           (pInRegisters ? 0 : kRows * wgKeys * 2) + 2 * kRows * 4;
+           (pInRegisters ? 0 : kRows * wgKeys * 2 + 2 * kRows * 4);
   }
 
   /// Creates `@<name>::@partial` and `@<name>::@combine` and replaces the
@@ -176,11 +177,11 @@ public:
                                              op.getStartPos());
     Value visible = min(max(add(start, tokens), zero), cacheLength);
     visible = select(equal(rows, zero), zero, visible);
-    // Splits: about kTargetBlocks blocks, every split at least one tile.
+    // Splits: about targetBlocks blocks, every split at least one tile.
     Value rowBlocks = ceilDiv(rows, constant(kRows));
     Value tiles = max(ceilDiv(visible, constant(keys)), one);
     Value wanted =
-        ceilDiv(constant(kTargetBlocks), max(mul(rowBlocks, batch), one));
+        ceilDiv(constant(targetBlocks), max(mul(rowBlocks, batch), one));
     Value splits = min(max(wanted, one), tiles);
     Value perSplit = ceilDiv(tiles, splits);
     splits = ceilDiv(tiles, perSplit);
@@ -224,6 +225,8 @@ private:
   /// With pInRegisters, each warpgroup scores the whole tile and keeps P
   /// in registers.
   bool useWgmma, pInRegisters;
+  /// The blocks the host's choice of splits aims for.
+  int64_t targetBlocks;
   int64_t keys, stages, wgKeys;
   /// The partial kernel's thread coordinates: lane, row group, key half,
   /// mma row (g) and column pair (t), and the ldmatrix lane pointers.
@@ -325,8 +328,8 @@ private:
       if (!pInRegisters) {
         ps = sharedView(base, offset, {kRows / 8, wgKeys / 8, 64}, elem);
         offset += kRows * wgKeys * 2;
+        exchange = sharedView(base, offset, {2, kRows}, f32);
       }
-      exchange = sharedView(base, offset, {2, kRows}, f32);
     } else {
       int64_t pitch = (width + kPad) * 2;
       qs = sharedView(base, 0, {kRows, width + kPad}, elem);
@@ -505,7 +508,8 @@ private:
         Value &x = s[4 * j + e];
         x = select(less(key, limit[e / 2]), fmul(x, scale), minusInf);
       }
-    // The maxima of this half's keys, exchanged with the other half.
+    // The maxima of the thread's keys, over its quad and (with `exchange`)
+    // the other half.
     std::array<Value, 2> own;
     for (int64_t h = 0; h < 2; ++h) {
       own[h] = fmax(s[2 * h], s[2 * h + 1]);
@@ -551,8 +555,8 @@ private:
 
   /// One tile of wgKeys cache positions at `n0` (in shared buffer
   /// `buffer`) through wgmma. Warpgroup h scores the 64 rows against keys
-  /// [32h, 32h + 32) of the tile (Q and K both from shared memory,
-  /// K-major); the two exchange their row maxima and write P to shared
+  /// [h wgKeys / 2, (h + 1) wgKeys / 2) of the tile (Q and K both from shared
+  /// memory, K-major); the two exchange their row maxima and write P to shared
   /// memory as K-major core matrices; then each adds P times its rank / 2
   /// latent columns of the tile to its accumulators: the tile's core
   /// matrices read MN-major, as V.
@@ -845,6 +849,11 @@ struct CudaMlaDecodePass
           << unsigned(wgmmaKeys);
       return signalPassFailure();
     }
+    if (targetBlocks == 0) {
+      getOperation().emitError()
+          << "loom-cuda-mla-decode: target-blocks must be positive";
+      return signalPassFailure();
+    }
     if (stages == 1 || stages > 4) {
       getOperation().emitError()
           << "loom-cuda-mla-decode: stages must be 0 (the default), 2, 3 or "
@@ -854,7 +863,7 @@ struct CudaMlaDecodePass
     }
     if (failed(loom::cuda::buildKernels<MlaDecodeKernel, fuse::MlaDecodeOp>(
             getOperation(), "loom_mla_decode", bool(wgmma), int64_t(wgmmaKeys),
-            int64_t(stages), bool(pRegisters))))
+            int64_t(stages), bool(pRegisters), int64_t(targetBlocks))))
       signalPassFailure();
   }
 };

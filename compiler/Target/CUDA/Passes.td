@@ -164,6 +164,9 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
     Option<"stages", "stages", "unsigned", /*default=*/"0",
            "tiles of the wgmma kernel in shared memory, 2 to 4 (0: 2 of "
            "64 positions, 3 of 32)">,
+    Option<"targetBlocks", "target-blocks", "unsigned", /*default=*/"264",
+           "blocks the splits of the cache aim for (two waves of a "
+           "132-multiprocessor GPU)">,
     Option<"pRegisters", "p-registers", "bool", /*default=*/"false",
            "each warpgroup of the wgmma kernel scores all of a tile's keys "
            "and keeps P in registers for P v">,
