@@ -1,0 +1,58 @@
+// RUN: loom-opt --loom-cuda-mla-decode="wgmma=true p-registers=true" %s | FileCheck %s --check-prefix=PREG
+// RUN: loom-opt --loom-cuda-mla-decode="wgmma=true wgmma-keys=32 stages=4" %s | FileCheck %s --check-prefix=STAGES
+// RUN: loom-opt --loom-cuda-mla-decode="target-blocks=100" %s | FileCheck %s --check-prefix=BLOCKS
+// RUN: not loom-opt --loom-cuda-mla-decode="wgmma=true stages=5" %s 2>&1 | FileCheck %s --check-prefix=BAD-STAGES
+// RUN: not loom-opt --loom-cuda-mla-decode="target-blocks=0" %s 2>&1 | FileCheck %s --check-prefix=BAD-BLOCKS
+
+// P in registers (rank 64, rope 16, tiles of 64 positions): shared memory
+// holds the query rows (64 x 80 columns, 10240 bytes) and two tiles
+// ((2 x 64) x 80, from 10240), nothing else: 30720 bytes. Each tile waits
+// for its copies, fences them for wgmma and meets at one barrier; each
+// warpgroup scores all 64 keys (5 of m64n64k16, both operands from shared
+// memory) and adds P times its 32 latent columns with m64n32k16 whose A is
+// four registers (4 steps of 16 keys), without storing P.
+// PREG-LABEL: func.func @decode
+// PREG: loom.cuda.launch_shared = 30720 : index
+// PREG: gpu.func @partial
+// PREG: memref.view %{{.*}}[%c0][] : {{.*}} to memref<8x10x64xbf16, #gpu.address_space<workgroup>>
+// PREG-NEXT: arith.constant
+// PREG-NEXT: memref.view %{{.*}}[%c10240][] : {{.*}} to memref<2x8x10x64xbf16, #gpu.address_space<workgroup>>
+// PREG-NOT: memref.view
+// PREG: scf.for
+// PREG: nvvm.cp.async.wait.group 0
+// PREG-NEXT: llvm.inline_asm has_side_effects "fence.proxy.async.shared::cta;"
+// PREG-NEXT: gpu.barrier
+// PREG-NOT: gpu.barrier
+// PREG-COUNT-5: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}, $32, $33, p, 1, 1, 0, 0;
+// PREG-NOT: gpu.barrier
+// PREG-NOT: vector.store
+// PREG-COUNT-4: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {{.*}}, {$16, $17, $18, $19}, $20, p, 1, 1, 1;
+// PREG-NOT: wgmma.mma_async
+// PREG: scf.yield
+// PREG: nvvm.cp.async.wait.group 0
+// PREG-NEXT: gpu.barrier
+
+// Four tiles of 32 positions: rows, four tiles ((4 x 32) x 80), P (64 x
+// 32) and the row maxima, 35328 bytes; each step waits for all but the two
+// newest commit groups and issues the tile three on.
+// STAGES: loom.cuda.launch_shared = 35328 : index
+// STAGES: memref.view %{{.*}}[%c10240][] : {{.*}} to memref<4x4x10x64xbf16, #gpu.address_space<workgroup>>
+// STAGES: scf.for %[[I:[^ ]*]] =
+// STAGES: nvvm.cp.async.wait.group 2
+// STAGES: %[[NEXT:.*]] = arith.addi %[[I]], %c3
+// STAGES: arith.remsi %[[NEXT]], %c4
+
+// The splits aim for target-blocks blocks: ceil(100 / (row blocks x batch)).
+// BLOCKS: %[[T:.*]] = arith.constant 100 : index
+// BLOCKS: arith.ceildivsi %[[T]], %{{.*}} : index
+
+// BAD-STAGES: loom-cuda-mla-decode: stages must be 0 (the default), 2, 3 or 4, got 5
+// BAD-BLOCKS: loom-cuda-mla-decode: target-blocks must be positive
+func.func @decode(%ql: memref<?x?x16x64xbf16>, %qp: memref<?x?x16x16xbf16>,
+                  %kv: memref<4x256x64xbf16>, %pe: memref<4x256x16xbf16>,
+                  %pos: i64, %o: memref<?x?x16x64xbf16>) attributes {llvm.emit_c_interface} {
+  fuse.mla_decode %ql, %qp, %kv, %pe, %pos outs(%o) {scale = 0.1 : f64}
+      : memref<?x?x16x64xbf16>, memref<?x?x16x16xbf16>, memref<4x256x64xbf16>,
+        memref<4x256x16xbf16>, memref<?x?x16x64xbf16>
+  return
+}
