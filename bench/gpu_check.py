@@ -24,6 +24,10 @@ bench/torch_gpu.py (SDPA, FlexAttention, torch.mm, the absorbed MLA decode
 with and without its projections, and the device-to-device copy bandwidth)
 on the same card. Writes OUT_DIR/gpu-check.json and prints a summary; exits 1 when a
 numerics case fails.
+
+The MLA kernel variants are guarded: after a case of a variant times out,
+the variant's other cases are skipped, and a variant whose numerics failed
+is neither timed nor profiled.
 """
 
 import json
@@ -55,8 +59,17 @@ def run(cmd, timeout=90):
 def numerics(pack_dir, pack, bin_dir, work):
     results = []
     only = re.compile(os.environ.get("LOOM_GPU_CASES", ""))
+    hung = set()  # the variants of which a case timed out
     for case in pack["cases"]:
         if not only.search(case["name"]):
+            continue
+        variant = case.get("variant")
+        if variant in hung:
+            print("numerics %-40s FAIL  skipped: a case of %s timed out" % (
+                case["name"][:40], variant))
+            results.append({"case": case["name"], "ok": False,
+                            "variant": variant, "command": None,
+                            "detail": "skipped after a timeout"})
             continue
         p = lambda f: os.path.join(pack_dir, f)  # noqa: E731
         outputs = os.path.join(work, case["name"][:60] + ".out.safetensors")
@@ -79,18 +92,23 @@ def numerics(pack_dir, pack, bin_dir, work):
             rc, text = run([sys.executable, run_model.REFERENCE, "check",
                             check["case"], p(case["inputs"][0]), outputs,
                             check["atol"], check["rtol"]] + check["overrides"])
+        if rc == 124 and variant:
+            hung.add(variant)
         status = "ok" if rc == 0 else "FAIL"
         print("numerics %-40s %s  %s" % (case["name"][:40], status,
                                          text.strip().splitlines()[-1]
                                          if text.strip() else ""))
         results.append({"case": case["name"], "ok": rc == 0,
+                        "variant": variant, "timed_out": rc == 124,
                         "detail": text.strip()[-2000:], "command": cmd})
     return results
 
 
 def sanitize(results):
-    """Reruns the first failing case under compute-sanitizer (memcheck)."""
-    failed = [r for r in results if not r["ok"]]
+    """Reruns the first failing case under compute-sanitizer (memcheck),
+    unless it timed out."""
+    failed = [r for r in results
+              if not r["ok"] and r["command"] and not r.get("timed_out")]
     if not failed or not shutil.which("compute-sanitizer"):
         return None
     rc, text = run(["compute-sanitizer", "--print-limit", "8"] +
@@ -151,14 +169,28 @@ def loom_matmul(pack_dir, pack, bin_dir):
     return results
 
 
-def loom_mla(pack_dir, pack, bin_dir):
+def unchecked(mla, kernel, failed):
+    """Why the MLA step `kernel` is not timed or profiled: a numerics
+    variant that checks its kernels failed; or None."""
+    bad = [v for v in mla.get("checked_by", {}).get(kernel, []) if v in failed]
+    return ("not timed: its numerics (%s) failed" % ", ".join(bad)) if bad \
+        else None
+
+
+def loom_mla(pack_dir, pack, bin_dir, failed=()):
     """Times one decode step of MLA at DeepSeek-V3's dims per batch size;
-    GB/s counts the cache read (latent and rope key of every position)."""
+    GB/s counts the cache read (latent and rope key of every position).
+    Kernels whose numerics variants are in `failed` are not timed."""
     results = {}
     mla = pack["bench"].get("mla")
     if not mla:
         return results
     for kernel, artifact in sorted(mla["artifacts"].items()):
+        why = unchecked(mla, kernel, failed)
+        if why:
+            results[kernel] = {"error": why}
+            print("loom mla decode step %s: %s" % (kernel, why))
+            continue
         for batch in mla["batches"]:
             cmd = [os.path.join(bin_dir, "loom-bench"),
                    os.path.join(pack_dir, artifact), "--call", "step",
@@ -277,7 +309,8 @@ def profile_mla_partial(app, kernel, out):
     return logs
 
 
-def profile(pack_dir, pack, bin_dir, b, h, s, out, attention=True):
+def profile(pack_dir, pack, bin_dir, b, h, s, out, attention=True,
+            failed=()):
     """Nsight Compute's summary of one launch of each attention kernel of
     the last benchmark artifact (the flash kernel; with `attention`), and
     of the kernels of the MLA decode step."""
@@ -308,7 +341,8 @@ def profile(pack_dir, pack, bin_dir, b, h, s, out, attention=True):
         # The default and the variant with P in registers are profiled;
         # the others are only timed (the step with transposed copies, the
         # tiles of 32 and mma.sync were profiled in call 14).
-        if kernel not in ("default", "registers"):
+        if kernel not in ("default", "registers") or \
+                unchecked(mla, kernel, failed):
             continue
         cmd = ["ncu", "--section", "SpeedOfLight", "--section", "Occupancy",
                "--section", "WarpStateStats",
@@ -375,12 +409,15 @@ def main():
             print("loom %-26s %s" % (entry, "%.3f ms, %.2f TFLOP/s" % (
                 r["median_s"] * 1e3, r["tflops"]) if "tflops" in r else r))
         report["loom_matmul"] = loom_matmul(pack_dir, pack, bin_dir)
-    report["loom_mla"] = loom_mla(pack_dir, pack, bin_dir)
+    failed_variants = {r["variant"] for r in report["numerics"]
+                       if not r["ok"] and r.get("variant")}
+    report["loom_mla"] = loom_mla(pack_dir, pack, bin_dir, failed_variants)
     if os.environ.get("LOOM_GPU_NCU") and shutil.which("ncu"):
         # A profiler failure must not cost the baselines and the report.
         try:
             report["ncu"] = profile(pack_dir, pack, bin_dir, b, h, s, out,
-                                    attention=only != "mla")
+                                    attention=only != "mla",
+                                    failed=failed_variants)
         except Exception as e:  # noqa: BLE001
             report["ncu"] = {"error": repr(e)}
             print("ncu: profiling failed: %r" % e)

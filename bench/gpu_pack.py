@@ -85,17 +85,19 @@ class Pack:
         return name
 
     def compared(self, name, model, flags, params, inputs, calls, rtol, atol,
-                 interpret=None, cpu_flags=None, ref=None):
+                 interpret=None, cpu_flags=None, ref=None, variant=None):
         """A case checked against the CPU artifact's outputs (compiled with
         `cpu_flags`, by default `flags`), or with `interpret` (the configs:
         --define/--config flags) against the float64 interpreter's; or
         against `ref`, the reference of an earlier case of the same model,
-        inputs and calls."""
+        inputs and calls. `variant` names the kernel variant the case checks
+        (gpu_check.py skips the rest of a variant after a timeout, and
+        does not time a variant whose check failed)."""
         cuda = self.compile(name + ".cuda.so", model, flags + self.cuda_flags)
         if ref is not None:
             self.cases.append({"name": name, "artifact": cuda,
                                "params": params, "inputs": inputs,
-                               "calls": calls,
+                               "calls": calls, "variant": variant,
                                "check": {"kind": "allclose", "ref": ref,
                                          "rtol": rtol, "atol": atol}})
             return ref
@@ -117,6 +119,7 @@ class Pack:
             os.remove(self.path(cpu))  # only its outputs travel
         self.cases.append({"name": name, "artifact": cuda, "params": params,
                            "inputs": inputs, "calls": calls,
+                           "variant": variant,
                            "check": {"kind": "allclose", "ref": ref,
                                      "rtol": rtol, "atol": atol}})
         return ref
@@ -246,7 +249,8 @@ def main():
                          "mla_core_tiny.w.safetensors",
                          ["mla_core_tiny.io.safetensors"],
                          ["step:step0", "step:step1", "step:step2"], "2e-2",
-                         "2e-2", interpret=tiny, ref=ref)
+                         "2e-2", interpret=tiny, ref=ref,
+                         variant="mla" + suffix)
     v3 = ["--define", "max_seq_len=1024"]
     p.tensors("mla_core.w.safetensors", ["wkv_b.weight:bf16:4096x512:wave"])
     for name, steps in (("short", [(40, 0), (1, 40), (3, 41)]),
@@ -260,7 +264,8 @@ def main():
                              core, v3 + ["--mla=absorb"] + flags,
                              "mla_core.w.safetensors", [io],
                              ["step:step%d" % i for i in range(len(steps))],
-                             "1.5e-2", "0.15", interpret=v3, ref=ref)
+                             "1.5e-2", "0.15", interpret=v3, ref=ref,
+                             variant="mla" + suffix)
 
     tree_meta = p.path("tree.meta.safetensors")
     run([sys.executable, os.path.join(ROOT, "frontend", "python",
@@ -488,12 +493,18 @@ def main():
                       stages4 + ["--mla-wgmma-p=registers"]),
                      ("registers_blocks128", "_preg_tb128",
                       ["--mla-wgmma-p=registers", "--mla-target-blocks=128"])]
+    # The numerics variants that check each one's kernels: the suffixes'
+    # parts (the copies' kernels are the default's).
+    checks = {"": ["mla"], "_copies": ["mla"],
+              "_preg_tb128": ["mla_preg", "mla_tb128"]}
     mla = {"artifacts": {
         name: p.compile(
             "mla_core_v3%s.cuda.so" % suffix, core,
             ["--define", "n_heads=128", "--define", "max_batch_size=128",
              "--mla=absorb"] + flags + p.cuda_flags)
         for name, suffix, flags in variants},
+        "checked_by": {name: checks.get(suffix, ["mla" + suffix])
+                       for name, suffix, _ in variants},
         "inputs": "mla_bench.pos.safetensors", "batches": [64, 128],
         "cache": 4096, "rank": 512, "rope": 64}
     run([sys.executable, os.path.join(ROOT, "bench", "make_tree.py"),
