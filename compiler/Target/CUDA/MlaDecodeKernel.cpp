@@ -553,6 +553,30 @@ private:
     return {m, l};
   }
 
+  /// The scores of the 64 rows at `qAddr` against `n` keys at `keysAddr`
+  /// (both in shared memory as K-major core matrices, 128 bytes between
+  /// chunks of 8 columns, a row group's bytes between groups of 8 rows),
+  /// over the C + R columns 16 at a time; waited for.
+  SmallVector<Value> scoresWgmma(Value qAddr, Value keysAddr, int64_t n) {
+    int64_t rowBytes = width / 8 * 128;
+    wgmmaFence();
+    SmallVector<Value> s;
+    for (int64_t kk = 0; kk < width / 16; ++kk)
+      s = wgmmaShared(
+          n, s, wgmmaDescriptor(add(qAddr, constant(256 * kk)), 128, rowBytes),
+          wgmmaDescriptor(add(keysAddr, constant(256 * kk)), 128, rowBytes));
+    return wgmmaCommitAndWait(s);
+  }
+
+  /// The descriptor of the values of P v step `kk` (keys 16kk..16kk+15)
+  /// and columns from `c0`, the tile at `vAddr` read MN-major: 16 bytes
+  /// along the columns, a row group's bytes between groups of 8 keys.
+  Value valuesDescriptor(Value vAddr, int64_t kk, int64_t c0) {
+    int64_t rowBytes = width / 8 * 128;
+    return wgmmaDescriptor(
+        add(vAddr, constant(2 * kk * rowBytes + c0 / 8 * 128)), rowBytes, 128);
+  }
+
   /// One tile of wgKeys cache positions at `n0` (in shared buffer
   /// `buffer`) through wgmma. Warpgroup h scores the 64 rows against keys
   /// [h wgKeys / 2, (h + 1) wgKeys / 2) of the tile (Q and K both from shared
@@ -571,15 +595,7 @@ private:
     Value kAddr =
         add(sharedPointer(ks), mul(buffer, constant(wgKeys / 8 * rowBytes)));
     Value ownKeys = add(kAddr, mul(half, constant(keysOwn / 8 * rowBytes)));
-    // S: 64 rows x keysOwn keys over the C + R columns, 16 at a time.
-    wgmmaFence();
-    SmallVector<Value> s;
-    for (int64_t kk = 0; kk < width / 16; ++kk)
-      s = wgmmaShared(
-          keysOwn, s,
-          wgmmaDescriptor(add(qAddr, constant(256 * kk)), 128, rowBytes),
-          wgmmaDescriptor(add(ownKeys, constant(256 * kk)), 128, rowBytes));
-    s = wgmmaCommitAndWait(s);
+    SmallVector<Value> s = scoresWgmma(qAddr, ownKeys, keysOwn);
 
     SmallVector<Value> out(state.begin(), state.begin() + accumulators);
     Value key0 =
@@ -614,9 +630,7 @@ private:
                                     wgKeys / 8 * 128);
       for (int64_t c0 = 0; c0 < rank / 2; c0 += kWgColumns) {
         int64_t n = std::min(kWgColumns, rank / 2 - c0);
-        Value desc = wgmmaDescriptor(
-            add(vAddr, constant(2 * kk * rowBytes + c0 / 8 * 128)), rowBytes,
-            128);
+        Value desc = valuesDescriptor(vAddr, kk, c0);
         SmallVector<Value> acc =
             wgmmaShared(n, ArrayRef<Value>(out).slice(c0 / 2, n / 2), pDesc,
                         desc, /*transposeB=*/true);
@@ -644,15 +658,7 @@ private:
     Value qAddr = sharedPointer(qs);
     Value kAddr =
         add(sharedPointer(ks), mul(buffer, constant(wgKeys / 8 * rowBytes)));
-    // S: 64 rows x wgKeys keys over the C + R columns, 16 at a time.
-    wgmmaFence();
-    SmallVector<Value> s;
-    for (int64_t kk = 0; kk < width / 16; ++kk)
-      s = wgmmaShared(
-          wgKeys, s,
-          wgmmaDescriptor(add(qAddr, constant(256 * kk)), 128, rowBytes),
-          wgmmaDescriptor(add(kAddr, constant(256 * kk)), 128, rowBytes));
-    s = wgmmaCommitAndWait(s);
+    SmallVector<Value> s = scoresWgmma(qAddr, kAddr, wgKeys);
 
     SmallVector<Value> out(state.begin(), state.begin() + accumulators);
     Value key0 = add(n0, mul(t, constant(2)));
@@ -672,9 +678,7 @@ private:
       ArrayRef<Value> a = ArrayRef<Value>(p).slice(4 * kk, 4);
       for (int64_t c0 = 0; c0 < rank / 2; c0 += kWgColumns) {
         int64_t n = std::min(kWgColumns, rank / 2 - c0);
-        Value desc = wgmmaDescriptor(
-            add(vAddr, constant(2 * kk * rowBytes + c0 / 8 * 128)), rowBytes,
-            128);
+        Value desc = valuesDescriptor(vAddr, kk, c0);
         SmallVector<Value> acc =
             wgmma(n, ArrayRef<Value>(out).slice(c0 / 2, n / 2), a, desc,
                   /*transposeB=*/true);
