@@ -25,6 +25,7 @@
 #include "dialects/fuse/IR/FuseOps.h"
 #include "loom/abi.h"
 #include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/Dominance.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
@@ -138,13 +139,60 @@ struct Fold {
   SmallVector<ReassociationIndices> groups;
 };
 
+/// The size of dimension `d` of a memref where the IR states it: static,
+/// or the SSA value that an allocation, a subview or the shape operand of
+/// a `memref.reshape` gives it; null where it does not.
+OpFoldResult statedSize(Value memref, int64_t d) {
+  auto type = cast<MemRefType>(memref.getType());
+  if (!type.isDynamicDim(d))
+    return IntegerAttr::get(IndexType::get(memref.getContext()),
+                            type.getDimSize(d));
+  if (auto alloc = memref.getDefiningOp<memref::AllocOp>())
+    return alloc.getDynamicSizes()[type.getDynamicDimIndex(d)];
+  if (auto sub = memref.getDefiningOp<memref::SubViewOp>();
+      sub && sub.getSourceType().getRank() == type.getRank())
+    return sub.getMixedSizes()[d];
+  auto reshape = memref.getDefiningOp<memref::ReshapeOp>();
+  if (!reshape || !reshape.getShape().getDefiningOp<memref::AllocOp>())
+    return {};
+  // A shape buffer of the function's own, written once at index d before
+  // the reshape, and otherwise only written at other constant indices and
+  // read by reshapes.
+  memref::StoreOp store;
+  for (Operation *user : reshape.getShape().getUsers()) {
+    if (isa<memref::ReshapeOp, memref::DeallocOp>(user))
+      continue;
+    auto write = dyn_cast<memref::StoreOp>(user);
+    APInt index;
+    if (!write || !matchPattern(write.getIndices()[0], m_ConstantInt(&index)))
+      return {};
+    if (index.getSExtValue() != d)
+      continue;
+    if (store)
+      return {};
+    store = write;
+  }
+  if (!store || store->getBlock() != reshape->getBlock() ||
+      !store->isBeforeInBlock(reshape))
+    return {};
+  return store.getValueToStore();
+}
+
 /// Whether the dimensions of `other` (of static `strides`, which may be
 /// dynamic unless its layout is the identity) that `group` covers are one
-/// contiguous run, in order, so that they flatten into one stride.
+/// contiguous run, in order, so that they flatten into one stride. A
+/// subview with unit strides of a buffer of identity layout has that
+/// buffer's strides: its dimensions d and d + 1 are contiguous when the
+/// subview takes all of d + 1, whatever the sizes.
 bool contiguous(const Fold &fold, ArrayRef<int64_t> strides,
                 const ReassociationIndices &group) {
   auto type = cast<MemRefType>(fold.other.getType());
   bool identity = type.getLayout().isIdentity();
+  auto sub = fold.other.getDefiningOp<memref::SubViewOp>();
+  bool denseSubview =
+      sub && sub.getSourceType().getLayout().isIdentity() &&
+      sub.getSourceType().getRank() == type.getRank() &&
+      llvm::all_of(sub.getStaticStrides(), [](int64_t s) { return s == 1; });
   for (size_t t = 0; t + 1 < group.size(); ++t) {
     int64_t outer = fold.otherDim[group[t]],
             inner = fold.otherDim[group[t + 1]];
@@ -152,6 +200,12 @@ bool contiguous(const Fold &fold, ArrayRef<int64_t> strides,
       if (inner != outer + 1)
         return false;
       continue;
+    }
+    if (denseSubview && inner == outer + 1) {
+      OpFoldResult taken = statedSize(sub.getResult(), inner);
+      OpFoldResult all = statedSize(sub.getSource(), inner);
+      if (taken && all && isEqualConstantIntOrValue(taken, all))
+        continue;
     }
     int64_t size = type.getDimSize(inner);
     if (ShapedType::isDynamic(strides[outer]) ||

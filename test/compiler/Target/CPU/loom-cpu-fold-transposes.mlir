@@ -246,3 +246,98 @@ func.func @attention_shared_and_overwritten(%q: memref<?x?x4x16xf32>, %k: memref
     }
   return
 }
+
+// -----
+
+// MLA's q_nope: the first 128 of 192 columns of [B, S, 16, 192] (a reshape
+// of a flat buffer whose shape buffer holds B and S) are split by heads
+// for a per-head product. The subview takes all of S, so B and S merge
+// into one stride (S x 3072, dynamic): the copy folds.
+// CHECK-LABEL: func @subview_of_reshape
+// CHECK-NOT: linalg.transpose
+// CHECK: %[[BASE:.*]], %[[OFF:.*]], %{{.*}}:4, %[[STRIDES:.*]]:4 = memref.extract_strided_metadata %{{.*}} : memref<?x?x16x128xf32, strided<[?, 3072, 192, 1]>>
+// CHECK: memref.reinterpret_cast %[[BASE]] to offset: [%[[OFF]]], sizes: [%{{.*}}, %{{.*}}, %{{.*}}], strides: [%[[STRIDES]]#2, %[[STRIDES]]#1, %[[STRIDES]]#3]
+// CHECK: call @loom_rt_batch_matmul_f32
+//
+// Not when the subview takes fewer positions than the buffer has (B and S
+// do not merge), or when the shape buffer is written twice at S's index.
+// CHECK-LABEL: func @subview_of_part
+// CHECK: linalg.transpose
+// CHECK: call @loom_rt_batch_matmul_f32
+// CHECK-LABEL: func @shape_written_twice
+// CHECK: linalg.transpose
+// CHECK: call @loom_rt_batch_matmul_f32
+func.func private @loom_rt_batch_matmul_f32(memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64)
+func.func @subview_of_reshape(%flat: memref<?xf32>, %b: index, %s: index, %w: memref<16x128x64xf32>, %c: memref<16x?x64xf32>) {
+  %flags = arith.constant 0 : i64
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  %c16 = arith.constant 16 : index
+  %c192 = arith.constant 192 : index
+  %shape = memref.alloc() : memref<4xindex>
+  memref.store %b, %shape[%c0] : memref<4xindex>
+  memref.store %s, %shape[%c1] : memref<4xindex>
+  memref.store %c16, %shape[%c2] : memref<4xindex>
+  memref.store %c192, %shape[%c3] : memref<4xindex>
+  %r = memref.reshape %flat(%shape) : (memref<?xf32>, memref<4xindex>) -> memref<?x?x16x192xf32>
+  %q = memref.subview %r[0, 0, 0, 0] [%b, %s, 16, 128] [1, 1, 1, 1] : memref<?x?x16x192xf32> to memref<?x?x16x128xf32, strided<[?, 3072, 192, 1]>>
+  %t = memref.alloc(%b, %s) : memref<16x?x?x128xf32>
+  linalg.transpose ins(%q : memref<?x?x16x128xf32, strided<[?, 3072, 192, 1]>>) outs(%t : memref<16x?x?x128xf32>) permutation = [2, 0, 1, 3]
+  %m = memref.collapse_shape %t [[0], [1, 2], [3]] : memref<16x?x?x128xf32> into memref<16x?x128xf32>
+  %a = memref.cast %m : memref<16x?x128xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %wc = memref.cast %w : memref<16x128x64xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %cc = memref.cast %c : memref<16x?x64xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  call @loom_rt_batch_matmul_f32(%a, %wc, %cc, %flags) : (memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64) -> ()
+  return
+}
+func.func @subview_of_part(%flat: memref<?xf32>, %b: index, %s: index, %n: index, %w: memref<16x128x64xf32>, %c: memref<16x?x64xf32>) {
+  %flags = arith.constant 0 : i64
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  %c16 = arith.constant 16 : index
+  %c192 = arith.constant 192 : index
+  %shape = memref.alloc() : memref<4xindex>
+  memref.store %b, %shape[%c0] : memref<4xindex>
+  memref.store %s, %shape[%c1] : memref<4xindex>
+  memref.store %c16, %shape[%c2] : memref<4xindex>
+  memref.store %c192, %shape[%c3] : memref<4xindex>
+  %r = memref.reshape %flat(%shape) : (memref<?xf32>, memref<4xindex>) -> memref<?x?x16x192xf32>
+  %q = memref.subview %r[0, 0, 0, 0] [%b, %n, 16, 128] [1, 1, 1, 1] : memref<?x?x16x192xf32> to memref<?x?x16x128xf32, strided<[?, 3072, 192, 1]>>
+  %t = memref.alloc(%b, %n) : memref<16x?x?x128xf32>
+  linalg.transpose ins(%q : memref<?x?x16x128xf32, strided<[?, 3072, 192, 1]>>) outs(%t : memref<16x?x?x128xf32>) permutation = [2, 0, 1, 3]
+  %m = memref.collapse_shape %t [[0], [1, 2], [3]] : memref<16x?x?x128xf32> into memref<16x?x128xf32>
+  %a = memref.cast %m : memref<16x?x128xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %wc = memref.cast %w : memref<16x128x64xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %cc = memref.cast %c : memref<16x?x64xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  call @loom_rt_batch_matmul_f32(%a, %wc, %cc, %flags) : (memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64) -> ()
+  return
+}
+func.func @shape_written_twice(%flat: memref<?xf32>, %b: index, %s: index, %n: index, %w: memref<16x128x64xf32>, %c: memref<16x?x64xf32>) {
+  %flags = arith.constant 0 : i64
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  %c16 = arith.constant 16 : index
+  %c192 = arith.constant 192 : index
+  %shape = memref.alloc() : memref<4xindex>
+  memref.store %b, %shape[%c0] : memref<4xindex>
+  memref.store %s, %shape[%c1] : memref<4xindex>
+  memref.store %c16, %shape[%c2] : memref<4xindex>
+  memref.store %c192, %shape[%c3] : memref<4xindex>
+  memref.store %n, %shape[%c1] : memref<4xindex>
+  %r = memref.reshape %flat(%shape) : (memref<?xf32>, memref<4xindex>) -> memref<?x?x16x192xf32>
+  %q = memref.subview %r[0, 0, 0, 0] [%b, %s, 16, 128] [1, 1, 1, 1] : memref<?x?x16x192xf32> to memref<?x?x16x128xf32, strided<[?, 3072, 192, 1]>>
+  %t = memref.alloc(%b, %s) : memref<16x?x?x128xf32>
+  linalg.transpose ins(%q : memref<?x?x16x128xf32, strided<[?, 3072, 192, 1]>>) outs(%t : memref<16x?x?x128xf32>) permutation = [2, 0, 1, 3]
+  %m = memref.collapse_shape %t [[0], [1, 2], [3]] : memref<16x?x?x128xf32> into memref<16x?x128xf32>
+  %a = memref.cast %m : memref<16x?x128xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %wc = memref.cast %w : memref<16x128x64xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  %cc = memref.cast %c : memref<16x?x64xf32> to memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+  call @loom_rt_batch_matmul_f32(%a, %wc, %cc, %flags) : (memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64) -> ()
+  return
+}
