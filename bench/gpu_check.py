@@ -30,6 +30,8 @@ the variant's other cases are skipped, and a variant whose numerics failed
 is neither timed nor profiled.
 """
 
+import csv
+import io
 import json
 import os
 import re
@@ -244,8 +246,6 @@ def hot_instructions(csv_text, count=30):
     """The `count` SASS instructions of ncu's source page (CSV) with the
     most warp-stall samples, as lines of text; the CSV's tail when its
     columns are not the expected ones."""
-    import csv
-    import io
     rows = list(csv.reader(io.StringIO(csv_text)))
     for i, row in enumerate(rows):
         names = [c.strip() for c in row]

@@ -295,11 +295,22 @@ static int compile() {
                  << mlaWgmmaP << "'\n";
     return 1;
   }
-  if (mlaWgmmaP == "registers" &&
-      (target != "cuda" || smVersion != "90a" || wgmma == "off")) {
-    llvm::errs() << "loom-compile: error: --mla-wgmma-p=registers needs the "
-                    "wgmma MLA decode kernel (--target=cuda --sm=90a, "
-                    "--wgmma not off)\n";
+  // The variants of the wgmma MLA decode kernel need that kernel.
+  bool wgmmaMla = target == "cuda" && smVersion == "90a" && wgmma != "off";
+  for (auto [set, name] :
+       {std::pair<bool, StringRef>{mlaWgmmaP == "registers",
+                                   "--mla-wgmma-p=registers"},
+        {mlaWgmmaStages.getNumOccurrences() > 0, "--mla-wgmma-stages"}}) {
+    if (set && !wgmmaMla) {
+      llvm::errs() << "loom-compile: error: " << name
+                   << " needs the wgmma MLA decode kernel (--target=cuda "
+                      "--sm=90a, --wgmma not off)\n";
+      return 1;
+    }
+  }
+  if (mlaTargetBlocks.getNumOccurrences() && target != "cuda") {
+    llvm::errs() << "loom-compile: error: --mla-target-blocks sets the splits "
+                    "of the GPU MLA decode kernel (--target=cuda)\n";
     return 1;
   }
   if (logprobRows.getNumOccurrences() &&

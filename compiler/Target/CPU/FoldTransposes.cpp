@@ -421,6 +421,10 @@ linalg::TransposeOp onlyTranspose(Value value, bool into) {
 struct CpuFoldTransposesPass
     : public loom::cpu::impl::CpuFoldTransposesPassBase<CpuFoldTransposesPass> {
   void runOnOperation() override {
+    // Folds move allocations within their block only, which keeps the
+    // dominance between blocks.
+    DominanceInfo info(getOperation());
+    dominance = &info;
     SmallVector<Consumer> consumers;
     getOperation().walk([&](Operation *op) {
       if (auto call = dyn_cast<func::CallOp>(op)) {
@@ -440,6 +444,8 @@ struct CpuFoldTransposesPass
         foldInput(c, index);
     }
   }
+
+  DominanceInfo *dominance = nullptr;
 
   /// Operand `index` of the consumer, a transposed copy of a buffer
   /// (possibly reshaped), becomes a view of that buffer.
@@ -473,7 +479,7 @@ struct CpuFoldTransposesPass
     // The source must exist where the copy was allocated, stay unchanged
     // until the consumer and not be what the consumer writes.
     Value root = viewRoot(fold.other);
-    if (!DominanceInfo().properlyDominates(fold.other, fold.buffer))
+    if (!dominance->properlyDominates(fold.other, fold.buffer))
       return;
     for (unsigned w : c.writes)
       if (viewRoot(c.op->getOperand(w)) == root)
@@ -529,12 +535,11 @@ struct CpuFoldTransposesPass
          op != fold.transpose.getOperation(); op = op->getNextNode())
       if (touches(op, root))
         return;
-    DominanceInfo dominance;
-    if (!dominance.properlyDominates(fold.other, fold.buffer)) {
+    if (!dominance->properlyDominates(fold.other, fold.buffer)) {
       auto alloc = fold.other.getDefiningOp<memref::AllocOp>();
       if (!alloc || alloc->getBlock() != fold.buffer->getBlock() ||
           !llvm::all_of(alloc->getOperands(), [&](Value v) {
-            return dominance.properlyDominates(v, fold.buffer);
+            return dominance->properlyDominates(v, fold.buffer);
           }))
         return;
       alloc->moveBefore(fold.buffer);
