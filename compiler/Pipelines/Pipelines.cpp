@@ -125,7 +125,7 @@ struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
       *this, "mla-target-blocks",
       llvm::cl::desc("Blocks the MLA decode kernel's splits of the cache aim "
                      "for"),
-      llvm::cl::init(264)};
+      llvm::cl::init(128)};
   Option<bool> mlaPRegisters{
       *this, "mla-p-registers",
       llvm::cl::desc("Each warpgroup of the wgmma MLA decode kernel scores "

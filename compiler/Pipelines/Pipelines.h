@@ -103,7 +103,7 @@ struct CudaMlaKernelOptions {
   /// keeps P in registers.
   bool pRegisters = false;
   /// Blocks the host's choice of splits aims for (all kernels).
-  unsigned targetBlocks = 264;
+  unsigned targetBlocks = 128;
 };
 
 /// The CUDA target after the entry ABI: bufferization, loop nests mapped to

@@ -121,9 +121,9 @@ static cl::opt<unsigned> mlaWgmmaStages(
 static cl::opt<unsigned> mlaTargetBlocks(
     "mla-target-blocks",
     cl::desc("Blocks the GPU MLA decode kernel's splits of the cache aim for "
-             "(default 264: two waves of a 132-multiprocessor GPU at one "
+             "(default 128: one wave of a 132-multiprocessor GPU at one "
              "block per multiprocessor)"),
-    cl::init(264), cl::Hidden, cl::cat(category));
+    cl::init(128), cl::Hidden, cl::cat(category));
 static cl::opt<std::string> mlaWgmmaP(
     "mla-wgmma-p",
     cl::desc("Where the wgmma MLA decode kernel keeps P: shared (the "

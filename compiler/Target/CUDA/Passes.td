@@ -130,7 +130,7 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
     - `combine`: merges the splits of every output element.
 
     The host chooses the number of splits from the batch, the rows and the
-    visible length (`min(T, start_pos + S)`), for about 264 blocks.
+    visible length (`min(T, start_pos + S)`), for about 128 blocks.
 
     q_lat, q_pe and the caches must be f16 or bf16, with a static head
     count, a latent rank that is a multiple of 32 up to 512 and a rope dim
@@ -164,8 +164,8 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
     Option<"stages", "stages", "unsigned", /*default=*/"0",
            "tiles of the wgmma kernel in shared memory, 2 to 4 (0: 2 of "
            "64 positions, 3 of 32)">,
-    Option<"targetBlocks", "target-blocks", "unsigned", /*default=*/"264",
-           "blocks the splits of the cache aim for (two waves of a "
+    Option<"targetBlocks", "target-blocks", "unsigned", /*default=*/"128",
+           "blocks the splits of the cache aim for (one wave of a "
            "132-multiprocessor GPU)">,
     Option<"pRegisters", "p-registers", "bool", /*default=*/"false",
            "each warpgroup of the wgmma kernel scores all of a tile's keys "

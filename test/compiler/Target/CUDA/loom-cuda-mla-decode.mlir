@@ -3,7 +3,7 @@
 
 // A bf16 fuse.mla_decode (16 heads, rank 64, rope 16) becomes two kernels:
 // the host computes the rows (S * 16, none for an empty batch), the visible
-// length clamp(start_pos + S, 0, T), the splits (about 264 blocks, at
+// length clamp(start_pos + S, 0, T), the splits (about 128 blocks, at
 // least one tile of 32 positions each), allocates the f32 partial outputs
 // and log-sum-exps, and calls the two launch declarations.
 // CHECK-LABEL: func.func @decode
@@ -21,7 +21,7 @@
 // CHECK: %[[VIS:.*]] = arith.select %{{.*}}, %[[ZERO]], %[[VIS0]]
 // CHECK: %[[RB:.*]] = arith.ceildivsi %[[ROWS]], %c64
 // CHECK: arith.ceildivsi %[[VIS]], %c32
-// CHECK: arith.ceildivsi %c264,
+// CHECK: arith.ceildivsi %c128,
 // CHECK: %[[PERT:.*]] = arith.ceildivsi %[[TILES:.*]], %{{.*}}
 // CHECK: %[[SPLITS:.*]] = arith.ceildivsi %[[TILES]], %[[PERT]]
 // CHECK: %[[PER:.*]] = arith.muli %[[PERT]], %c32
