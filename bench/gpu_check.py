@@ -9,8 +9,9 @@ numerics cases unless LOOM_GPU_CASES says otherwise, its steps, PyTorch's
 copy bandwidth and MLA decode, and its profiles; a short second call),
 LOOM_GPU_TORCH=0 (no PyTorch baselines),
 LOOM_GPU_NCU=1 (Nsight Compute sections of the flash kernel's launches and
-of the MLA decode step's kernels; for the MLA partial kernels with tiles of
-64, P in shared memory and in registers, also the stall reasons, the memory
+of the MLA decode step's kernels; for the MLA partial kernels named by
+LOOM_GPU_NCU_MLA, a comma-separated list of the pack's MLA artifacts
+(default: default,registers), also the stall reasons, the memory
 pipes and the stall samples of every SASS instruction: the 30 hottest in the
 log, all of them in OUT_DIR/ncu-mla-KERNEL-sass.csv, the report in
 OUT_DIR/ncu-mla-KERNEL.ncu-rep).
@@ -337,12 +338,11 @@ def profile(pack_dir, pack, bin_dir, b, h, s, out, attention=True,
     # The MLA decode step's kernels at batch 64: the split-K kernels and
     # the elementwise and cuBLAS ones around them.
     mla = pack["bench"].get("mla")
+    # The variants LOOM_GPU_NCU_MLA names are profiled; the others are only
+    # timed.
+    chosen = os.environ.get("LOOM_GPU_NCU_MLA", "default,registers").split(",")
     for kernel, artifact in sorted((mla or {}).get("artifacts", {}).items()):
-        # The default and the variant with P in registers are profiled;
-        # the others are only timed (the step with transposed copies, the
-        # tiles of 32 and mma.sync were profiled in call 14).
-        if kernel not in ("default", "registers") or \
-                unchecked(mla, kernel, failed):
+        if kernel not in chosen or unchecked(mla, kernel, failed):
             continue
         cmd = ["ncu", "--section", "SpeedOfLight", "--section", "Occupancy",
                "--section", "WarpStateStats",
