@@ -7,7 +7,8 @@ Environment: LOOM_GPU_CASES (a regular expression: only the numerics cases
 whose name it matches), LOOM_GPU_ONLY=mla (the MLA decode only: its
 numerics cases unless LOOM_GPU_CASES says otherwise, its steps, PyTorch's
 copy bandwidth and MLA decode, and its profiles; a short second call),
-LOOM_GPU_TORCH=0 (no PyTorch baselines),
+LOOM_GPU_TORCH=0 (no PyTorch baselines), LOOM_GPU_CASE_TIMEOUT (seconds a
+numerics case may run, default 90),
 LOOM_GPU_NCU=1 (Nsight Compute sections of the flash kernel's launches and
 of the MLA decode step's kernels; for the MLA partial kernels named by
 LOOM_GPU_NCU_MLA, a comma-separated list of the pack's MLA artifacts
@@ -63,6 +64,7 @@ def numerics(pack_dir, pack, bin_dir, work):
     results = []
     only = re.compile(os.environ.get("LOOM_GPU_CASES", ""))
     hung = set()  # the variants of which a case timed out
+    case_timeout = int(os.environ.get("LOOM_GPU_CASE_TIMEOUT", "90"))
     for case in pack["cases"]:
         if not only.search(case["name"]):
             continue
@@ -83,7 +85,7 @@ def numerics(pack_dir, pack, bin_dir, work):
             cmd += ["--inputs", p(i)]
         for c in case["calls"]:
             cmd += ["--call", c]
-        rc, text = run(cmd + ["--outputs", outputs])
+        rc, text = run(cmd + ["--outputs", outputs], timeout=case_timeout)
         check = case["check"]
         if rc == 0 and check["kind"] == "allclose":
             rc, text = run([sys.executable,

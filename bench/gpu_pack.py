@@ -226,9 +226,11 @@ def main():
     # of 64 positions), the wgmma kernel with three stages of 32
     # (--mla-wgmma-keys=32), the mma.sync one (--wgmma=off) and, on
     # sm_90a, the wgmma kernel with P in registers (--mla-wgmma-p=registers)
-    # and with four stages of 32, P in shared memory and in registers; and
-    # the default kernel with the splits aiming at 128 blocks instead of
-    # 264 (--mla-target-blocks=128).
+    # and with four stages of 32, P in shared memory and in registers, and
+    # loading the tiles with bulk tensor copies (--mla-wgmma-loads=tma:
+    # tiles of 64 with P shared and in registers, three tiles of 32); and
+    # the default kernel with the splits aiming at 128 blocks
+    # (--mla-target-blocks=128, the default since call 16).
     core = os.path.join(MODELS, "mla_core.loom")
     tiny = ["--config", os.path.join(TOOL_INPUTS, "mla_core_tiny.json")]
     kernels = (("", []), ("_k32", ["--mla-wgmma-keys=32"]),
@@ -238,7 +240,12 @@ def main():
         stages4 = ["--mla-wgmma-keys=32", "--mla-wgmma-stages=4"]
         kernels += (("_preg", ["--mla-wgmma-p=registers"]),
                     ("_k32s4", stages4),
-                    ("_k32s4preg", stages4 + ["--mla-wgmma-p=registers"]))
+                    ("_k32s4preg", stages4 + ["--mla-wgmma-p=registers"]),
+                    ("_tma", ["--mla-wgmma-loads=tma"]),
+                    ("_tmapreg", ["--mla-wgmma-loads=tma",
+                                  "--mla-wgmma-p=registers"]),
+                    ("_tmak32", ["--mla-wgmma-loads=tma",
+                                 "--mla-wgmma-keys=32"]))
     p.tensors("mla_core_tiny.w.safetensors", ["wkv_b.weight:bf16:64x32:wave"])
     p.tensors("mla_core_tiny.io.safetensors", mla_core_steps(
         [(3, 0), (1, 3), (2, 4)], heads=2, nope=16, rope=16, rank=32))
@@ -476,27 +483,32 @@ def main():
     # three stages of 32 positions, the mma.sync one, the default with
     # the projections on transposed copies (--fold-transposes=false, the
     # step before the transposes became strided GEMM operands) and, on
-    # sm_90a, the wgmma kernel with P in registers, and with four stages of
-    # 32 positions (P in shared memory, and in registers). And the default
-    # and P-in-registers kernels with splits for 128 blocks instead of 264:
-    # one split at B = 64 and 128 (128 and 256 blocks), whose partial
-    # results (f32, 17 MB a split at B = 64) the combine reads once.
+    # sm_90a, the wgmma kernel with P in registers, with four stages of 32
+    # positions (P in shared memory, and in registers), and with the tiles
+    # loaded by bulk tensor copies (P in shared memory and in registers,
+    # and three tiles of 32). And the default with splits for 264 blocks,
+    # the default before call 16 (128: one split at B = 64 and 128, whose
+    # partial results, f32, 17 MB a split at B = 64, the combine reads
+    # once).
     variants = [("default", "", []), ("k32", "_k32", ["--mla-wgmma-keys=32"]),
                 ("mma", "_mma", ["--wgmma=off"]),
                 ("copies", "_copies", ["--fold-transposes=false"]),
-                ("blocks128", "_tb128", ["--mla-target-blocks=128"])]
+                ("blocks264", "_tb264", ["--mla-target-blocks=264"])]
     if p.sm == "90a":
         stages4 = ["--mla-wgmma-keys=32", "--mla-wgmma-stages=4"]
         variants += [("registers", "_preg", ["--mla-wgmma-p=registers"]),
                      ("k32s4", "_k32s4", stages4),
                      ("k32s4_registers", "_k32s4preg",
                       stages4 + ["--mla-wgmma-p=registers"]),
-                     ("registers_blocks128", "_preg_tb128",
-                      ["--mla-wgmma-p=registers", "--mla-target-blocks=128"])]
+                     ("tma", "_tma", ["--mla-wgmma-loads=tma"]),
+                     ("tma_registers", "_tmapreg",
+                      ["--mla-wgmma-loads=tma", "--mla-wgmma-p=registers"]),
+                     ("tma_k32", "_tmak32",
+                      ["--mla-wgmma-loads=tma", "--mla-wgmma-keys=32"])]
     # The numerics variants that check each one's kernels: the suffixes'
     # parts (the copies' kernels are the default's).
     checks = {"": ["mla"], "_copies": ["mla"],
-              "_preg_tb128": ["mla_preg", "mla_tb128"]}
+              "_tb264": ["mla"]}
     mla = {"artifacts": {
         name: p.compile(
             "mla_core_v3%s.cuda.so" % suffix, core,

@@ -131,6 +131,11 @@ struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
       llvm::cl::desc("Each warpgroup of the wgmma MLA decode kernel scores "
                      "all of a tile's keys and keeps P in registers"),
       llvm::cl::init(false)};
+  Option<bool> mlaTma{
+      *this, "mla-tma",
+      llvm::cl::desc("The wgmma MLA decode kernel loads the cache tiles with "
+                     "bulk tensor copies (TMA)"),
+      llvm::cl::init(false)};
 };
 
 struct FusePipelineOptions : public PassPipelineOptions<FusePipelineOptions> {
@@ -283,8 +288,8 @@ LogicalResult loom::buildCudaLoweringPipeline(
   }
   std::string mlaOptions =
       mla.wgmma ? llvm::formatv("{{wgmma=true wgmma-keys={0} stages={1} "
-                                "p-registers={2} target-blocks={3}}",
-                                mla.keys, mla.stages, mla.pRegisters,
+                                "p-registers={2} tma={3} target-blocks={4}}",
+                                mla.keys, mla.stages, mla.pRegisters, mla.tma,
                                 mla.targetBlocks)
                       .str()
                 : llvm::formatv("{{target-blocks={0}}", mla.targetBlocks).str();
@@ -341,6 +346,6 @@ void loom::registerLoomPipelines() {
             options.wgmma,
             CudaMlaKernelOptions{options.mlaWgmma, options.mlaWgmmaKeys,
                                  options.mlaStages, options.mlaPRegisters,
-                                 options.mlaTargetBlocks});
+                                 options.mlaTma, options.mlaTargetBlocks});
       });
 }

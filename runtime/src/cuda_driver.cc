@@ -20,6 +20,7 @@
 #include "cuda_driver.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cinttypes>
@@ -31,6 +32,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <dlfcn.h>
 
@@ -625,6 +627,117 @@ static void mgpuMemset16(void *dst, unsigned short value, size_t count,
 } // extern "C"
 
 //===----------------------------------------------------------------------===//
+// Tensor maps of the bulk tensor copies (TMA, sm_90)
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// cuTensorMapEncodeTiled (CUDA 12 and newer drivers), looked up on first
+/// use so that older drivers run everything else.
+using EncodeTiled = CUresult (*)(void *, int, unsigned, void *,
+                                 const uint64_t *, const uint64_t *,
+                                 const unsigned *, const unsigned *, int, int,
+                                 int, int);
+constexpr int CU_TENSOR_MAP_DATA_TYPE_UINT16 = 1;
+constexpr int CU_TENSOR_MAP_L2_PROMOTION_L2_128B = 2;
+
+/// The tensor maps in device memory: a ring of kSlots slots of 128 bytes,
+/// and the slot of each map by its bytes. A decode step encodes the same
+/// maps of the same caches on every call and finds them here without a
+/// copy; a new map takes the oldest slot. An entry call waits for its
+/// kernels before it returns, so a slot is free again once kSlots maps
+/// newer than it have been made, unless one call makes that many.
+struct TensorMaps {
+  static constexpr size_t kSlots = 512;
+  using Bytes = std::array<uint64_t, 16>;
+  std::mutex mutex;
+  EncodeTiled encode = nullptr;
+  DevicePtr ring = 0;
+  size_t next = 0;
+  std::map<Bytes, size_t> slotOf;
+  std::vector<const Bytes *> holder = std::vector<const Bytes *>(kSlots);
+};
+
+TensorMaps &tensorMaps() {
+  static TensorMaps *maps = new TensorMaps;
+  return *maps;
+}
+
+} // namespace
+
+/// The device address of a tensor map of the 3-D 16-bit tensor `src`
+/// ([d0][d1][d2], d2 contiguous) for boxes of `boxColumns` x `boxRows` x 1
+/// elements, unswizzled (a box lands in shared memory as `boxRows` rows of
+/// `boxColumns` elements), reads past the tensor giving zeros. 0 after an
+/// error, which the call reports.
+static int64_t loomCudaTensorMap(const loom_memref_3d_t *src,
+                                 int64_t boxColumns, int64_t boxRows) {
+  const Api *api = workApi();
+  if (!api)
+    return 0;
+  const char *base = static_cast<const char *>(src->aligned) + 2 * src->offset;
+  uint64_t address = reinterpret_cast<uintptr_t>(base);
+  if (src->strides[2] != 1 || address % 16 || (2 * src->strides[1]) % 16 ||
+      (2 * src->strides[0]) % 16 || boxColumns <= 0 || boxRows <= 0 ||
+      boxColumns > 256 || boxRows > 256 || (2 * boxColumns) % 16 ||
+      src->sizes[0] <= 0 || src->sizes[1] <= 0 || src->sizes[2] <= 0) {
+    record(format("a bulk tensor copy cannot read the tensor at %p (sizes "
+                  "%" PRId64 " x %" PRId64 " x %" PRId64 ", strides %" PRId64
+                  " %" PRId64 " %" PRId64 " elements, boxes of %" PRId64
+                  " x %" PRId64 "): it needs a 16-byte aligned start, "
+                  "contiguous rows and row strides of whole 16 bytes",
+                  static_cast<const void *>(base), src->sizes[0], src->sizes[1],
+                  src->sizes[2], src->strides[0], src->strides[1],
+                  src->strides[2], boxColumns, boxRows));
+    return 0;
+  }
+  TensorMaps &maps = tensorMaps();
+  std::lock_guard<std::mutex> lock(maps.mutex);
+  if (!maps.encode) {
+    void *p = dlsym(driver().library, "cuTensorMapEncodeTiled");
+    if (!p) {
+      record(format("%s lacks cuTensorMapEncodeTiled, which the bulk tensor "
+                    "copies of this kernel need (a driver for CUDA 12 or "
+                    "newer)",
+                    driver().path.c_str()));
+      return 0;
+    }
+    std::memcpy(&maps.encode, &p, sizeof(void *));
+  }
+  uint64_t dims[3] = {uint64_t(src->sizes[2]), uint64_t(src->sizes[1]),
+                      uint64_t(src->sizes[0])};
+  uint64_t strides[2] = {uint64_t(2 * src->strides[1]),
+                         uint64_t(2 * src->strides[0])};
+  unsigned box[3] = {unsigned(boxColumns), unsigned(boxRows), 1};
+  unsigned elementStrides[3] = {1, 1, 1};
+  alignas(64) std::array<uint64_t, 16> map = {};
+  if (!check(api, "cuTensorMapEncodeTiled",
+             maps.encode(map.data(), CU_TENSOR_MAP_DATA_TYPE_UINT16, 3,
+                         const_cast<char *>(base), dims, strides, box,
+                         elementStrides, /*interleave=*/0, /*swizzle=*/0,
+                         CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                         /*oobFill=*/0)))
+    return 0;
+  auto it = maps.slotOf.find(map);
+  if (it != maps.slotOf.end())
+    return static_cast<int64_t>(maps.ring + it->second * sizeof(map));
+  if (!maps.ring &&
+      !check(api, "cuMemAlloc_v2",
+             api->cuMemAlloc(&maps.ring, TensorMaps::kSlots * sizeof(map))))
+    return 0;
+  size_t slot = maps.next;
+  DevicePtr ptr = maps.ring + slot * sizeof(map);
+  if (!check(api, "cuMemcpyHtoD_v2",
+             api->cuMemcpyHtoD(ptr, map.data(), sizeof(map))))
+    return 0;
+  if (maps.holder[slot])
+    maps.slotOf.erase(*maps.holder[slot]);
+  maps.holder[slot] = &maps.slotOf.emplace(map, slot).first->first;
+  maps.next = (slot + 1) % TensorMaps::kSlots;
+  return static_cast<int64_t>(ptr);
+}
+
+//===----------------------------------------------------------------------===//
 // Matrix products through cuBLAS
 //===----------------------------------------------------------------------===//
 
@@ -1030,6 +1143,10 @@ void *lookupImport(const char *name) {
       LOOM_GEMM("bf16", CUDA_R_16BF, CUDA_R_16BF),
       LOOM_GEMM("f16", CUDA_R_16F, CUDA_R_16F),
 #undef LOOM_GEMM
+      {"loom_rt_cuda_tensor_map_bf16",
+       reinterpret_cast<void *>(&loomCudaTensorMap)},
+      {"loom_rt_cuda_tensor_map_f16",
+       reinterpret_cast<void *>(&loomCudaTensorMap)},
   };
   for (const auto &entry : table)
     if (std::strcmp(entry.name, name) == 0)
@@ -1060,6 +1177,13 @@ void resetDriverForTesting() {
   d.error.clear();
   d.library = nullptr;
   d.api = {};
+  TensorMaps &maps = tensorMaps();
+  std::lock_guard<std::mutex> mapsLock(maps.mutex);
+  maps.encode = nullptr;
+  maps.ring = 0;
+  maps.next = 0;
+  maps.slotOf.clear();
+  maps.holder.assign(TensorMaps::kSlots, nullptr);
   d.context = nullptr;
   d.info = DeviceInfo();
 }

@@ -371,6 +371,84 @@ TEST_F(CudaSessionTest, GemmImportsComputeRowMajorProducts) {
   }
 }
 
+/// The tensor-map imports encode a map of a 3-D 16-bit tensor (dims
+/// innermost first, strides in bytes, boxes of the asked columns by rows)
+/// into device memory once: the same tensor and box give the same address
+/// without a new copy, another box another map; a new map takes the oldest
+/// of 512 slots. A tensor TMA cannot read, or a failing encode, fails the
+/// call with a message.
+TEST_F(CudaSessionTest, TensorMapImportsEncodeOnceAndCheckTheirTensor) {
+  ASSERT_TRUE(isOk(createSession())); // loads the driver
+  using Fn = int64_t (*)(const loom_memref_3d_t *, int64_t, int64_t);
+  auto fn = reinterpret_cast<Fn>(
+      loom::cuda::lookupImport("loom_rt_cuda_tensor_map_bf16"));
+  ASSERT_NE(fn, nullptr);
+  EXPECT_EQ(loom::cuda::lookupImport("loom_rt_cuda_tensor_map_f16"),
+            reinterpret_cast<void *>(fn));
+  alignas(64) static uint16_t cache[2 * 16 * 64 + 8 * 1024];
+  loom_memref_3d_t m = {cache, cache, 0, {2, 16, 64}, {1024, 64, 1}};
+  auto encode = [&](const loom_memref_3d_t &t, int64_t columns, int64_t rows) {
+    loom::cuda::beginCall();
+    int64_t address = fn(&t, columns, rows);
+    loom_status_t s = loom::cuda::endCall();
+    std::string error = s ? loom_status_message(s) : "";
+    loom_status_free(s);
+    return std::make_pair(address, error);
+  };
+  auto [first, error] = encode(m, 8, 16);
+  ASSERT_EQ(error, "");
+  ASSERT_NE(first, 0);
+  // The mock driver's map: address, dims, box, strides.
+  const uint64_t *words = reinterpret_cast<const uint64_t *>(first);
+  EXPECT_EQ(words[0], reinterpret_cast<uintptr_t>(cache));
+  EXPECT_EQ(std::vector<uint64_t>(words + 1, words + 4),
+            (std::vector<uint64_t>{64, 16, 2}));
+  EXPECT_EQ(std::vector<uint64_t>(words + 6, words + 9),
+            (std::vector<uint64_t>{8, 16, 1}));
+  EXPECT_EQ(std::vector<uint64_t>(words + 11, words + 13),
+            (std::vector<uint64_t>{128, 2048}));
+  EXPECT_EQ(encode(m, 8, 16).first, first);
+  int64_t other = encode(m, 8, 32).first;
+  EXPECT_NE(other, 0);
+  EXPECT_NE(other, first);
+  // 511 more maps (the start moved by 16 bytes each) wrap the ring: the
+  // first map's slot goes to the last of them, and the first map, asked
+  // for again, takes the next slot and is whole there.
+  for (int64_t i = 1; i < 512; ++i) {
+    loom_memref_3d_t moved = m;
+    moved.offset = 8 * i;
+    ASSERT_NE(encode(moved, 8, 16).first, 0) << i;
+  }
+  int64_t again = encode(m, 8, 16).first;
+  EXPECT_EQ(again, other);
+  EXPECT_EQ(reinterpret_cast<const uint64_t *>(again)[0],
+            reinterpret_cast<uintptr_t>(cache));
+  EXPECT_EQ(reinterpret_cast<const uint64_t *>(again)[7], 16u);
+  // A start off 16 bytes, rows that are not contiguous, a box TMA cannot
+  // take: refused.
+  loom_memref_3d_t unaligned = m;
+  unaligned.offset = 1;
+  loom_memref_3d_t strided = m;
+  strided.strides[2] = 2;
+  for (auto [t, columns] :
+       {std::make_pair(unaligned, int64_t(8)),
+        std::make_pair(strided, int64_t(8)), std::make_pair(m, int64_t(4))}) {
+    auto [address, why] = encode(t, columns, 16);
+    EXPECT_EQ(address, 0);
+    EXPECT_NE(why.find("a bulk tensor copy cannot read the tensor"),
+              std::string::npos)
+        << why;
+  }
+  setenv("MOCK_CUDA_FAIL", "cuTensorMapEncodeTiled=1", 1);
+  loom_memref_3d_t fresh = m;
+  fresh.sizes[0] = 1;
+  auto [failed, why] = encode(fresh, 8, 16);
+  EXPECT_EQ(failed, 0);
+  EXPECT_NE(why.find("CUDA error in cuTensorMapEncodeTiled"), std::string::npos)
+      << why;
+  unsetenv("MOCK_CUDA_FAIL");
+}
+
 /// The GEMM imports whose result has the operands' 16-bit type accumulate
 /// in f32 and round once, to nearest with ties to even. In bf16, 255 + 2 =
 /// 257 is a tie between 256 and 258 and gives 256, 255 + 4 = 259 gives 260,

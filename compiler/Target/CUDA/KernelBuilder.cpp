@@ -153,6 +153,12 @@ void KernelBuilder::asmStatement(StringRef text) {
   inlineAsm(b, loc, {}, {}, text, "", /*sideEffects=*/true);
 }
 
+ValueRange KernelBuilder::asmCall(TypeRange results, ValueRange operands,
+                                  StringRef text, StringRef constraints) {
+  return inlineAsm(b, loc, results, operands, text, constraints,
+                   /*sideEffects=*/true);
+}
+
 Value KernelBuilder::sharedAddress(Value buffer) {
   return arith::IndexCastOp::create(b, loc, b.getI64Type(),
                                     sharedPointer(buffer));

@@ -152,6 +152,10 @@ protected:
   Value sharedAddress(Value buffer);
   /// An inline-asm statement with side effects and no operands.
   void asmStatement(StringRef text);
+  /// Inline PTX with side effects: `results` from its outputs, then
+  /// `operands`, as `constraints` lists them.
+  ValueRange asmCall(TypeRange results, ValueRange operands, StringRef text,
+                     StringRef constraints);
   /// Inline PTX with side effects and `count` f32 results ("=f"), then
   /// `inputs` (`inputConstraints`, each with its leading comma), then `tied`
   /// inputs that share the first tied.size() results' registers.

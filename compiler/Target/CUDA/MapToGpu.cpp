@@ -233,9 +233,11 @@ struct CudaMapToGpuPass
         if (copiedToHost.contains(load.getMemref()))
           drain(op);
       // The runtime's kernels (cuBLAS) run on their own stream and wait
-      // for it: the chain's work must be done before they start.
+      // for it: the chain's work must be done before they start. (The
+      // tensor maps of bulk copies read no device memory.)
       if (auto call = dyn_cast<func::CallOp>(op))
-        if (call.getCallee().starts_with("loom_rt_"))
+        if (call.getCallee().starts_with("loom_rt_") &&
+            !call.getCallee().starts_with("loom_rt_cuda_tensor_map_"))
           drain(op);
       bool isGpuOp = isa<gpu::LaunchOp, gpu::LaunchFuncOp, gpu::AllocOp,
                          gpu::DeallocOp, gpu::MemcpyOp>(op);

@@ -31,6 +31,11 @@
 // from the other, and P stays in registers as the A operand of P v. The
 // scores are computed twice, but a tile has one block barrier instead of
 // three, and no fence between P's stores and the product.
+// With `tma`, warp 0 loads each tile with bulk tensor copies (boxes of 8
+// columns by the tile's positions, on tensor maps of the two caches that
+// the host gets from the runtime) completing on an mbarrier per stage;
+// the tile is then chunk-major in shared memory, which the wgmma
+// descriptors' strides follow.
 //
 // The number of splits is chosen on the host from the batch, the rows and
 // the visible length, for about `target-blocks` blocks (128 by default: one
@@ -81,7 +86,7 @@ class MlaDecodeKernel : loom::cuda::KernelBuilder {
 public:
   MlaDecodeKernel(OpBuilder &b, fuse::MlaDecodeOp op, bool wgmma,
                   int64_t wgmmaKeys, int64_t wgmmaStages, bool pRegisters,
-                  int64_t targetBlocks)
+                  bool tma, int64_t targetBlocks)
       : KernelBuilder(
             b, op.getLoc(),
             cast<ShapedType>(op.getQLat().getType()).getElementType()),
@@ -100,9 +105,11 @@ public:
       return wgmmaSharedBytes() <= kMaxSharedBytes;
     };
     pInRegisters = pRegisters;
+    useTma = tma;
     this->targetBlocks = targetBlocks;
     useWgmma = wgmma && (choose(wgmmaKeys, wgmmaStages) || choose(32, 3));
     pInRegisters = useWgmma && pRegisters;
+    useTma = useWgmma && tma;
     keys = useWgmma ? wgKeys : kKeys;
     if (!useWgmma)
       stages = 2;
@@ -158,7 +165,43 @@ public:
   /// of the two warpgroups.
   int64_t wgmmaSharedBytes() const {
     return (kRows + stages * wgKeys) * width * 2 +
-           (pInRegisters ? 0 : kRows * wgKeys * 2 + 2 * kRows * 4);
+           (pInRegisters ? 0 : kRows * wgKeys * 2 + 2 * kRows * 4) +
+           (useTma ? stages * 8 : 0);
+  }
+
+  /// Bytes between the groups of 8 positions of a cache tile in shared
+  /// memory, and between its chunks of 8 columns: a tile is [wgKeys / 8]
+  /// [width / 8] core matrices when cp.async writes it, and [width / 8]
+  /// [wgKeys] rows of 8 columns (chunk-major, a box of the bulk copies
+  /// each) with TMA.
+  int64_t keyGroupBytes() const { return useTma ? 128 : width / 8 * 128; }
+  int64_t chunkBytes() const { return useTma ? wgKeys * 16 : 128; }
+
+  /// The device address of a tensor map of the 3-D cache `cache` for boxes
+  /// of 8 columns by the tile's positions, from the runtime.
+  Value tensorMap(ModuleOp module, Value cache) {
+    auto type = cast<MemRefType>(cache.getType());
+    SmallVector<int64_t> dyn(3, ShapedType::kDynamic);
+    auto argType =
+        MemRefType::get(dyn, type.getElementType(),
+                        StridedLayoutAttr::get(ctx, ShapedType::kDynamic, dyn));
+    std::string name = isa<BFloat16Type>(type.getElementType())
+                           ? "loom_rt_cuda_tensor_map_bf16"
+                           : "loom_rt_cuda_tensor_map_f16";
+    Type i64 = b.getI64Type();
+    if (!module.lookupSymbol(name)) {
+      OpBuilder top = OpBuilder::atBlockBegin(module.getBody());
+      auto decl = func::FuncOp::create(
+          top, loc, name, top.getFunctionType({argType, i64, i64}, {i64}));
+      decl.setPrivate();
+      decl->setAttr("llvm.emit_c_interface", top.getUnitAttr());
+    }
+    Value arg = memref::CastOp::create(b, loc, argType, cache);
+    Value columns = arith::ConstantIntOp::create(b, loc, i64, kChunk);
+    Value rowsPerBox = arith::ConstantIntOp::create(b, loc, i64, wgKeys);
+    return func::CallOp::create(b, loc, name, TypeRange(i64),
+                                ValueRange{arg, columns, rowsPerBox})
+        .getResult(0);
   }
 
   /// Creates `@<name>::@partial` and `@<name>::@combine` and replaces the
@@ -202,6 +245,9 @@ public:
     SmallVector<Value> partialArgs{qLat,  op.getQPe(), op.getKvCache(),
                                    op.getPeCache(), part, lse,
                                    start, rows,        visible, perSplit};
+    if (useTma)
+      partialArgs.append({tensorMap(module, op.getKvCache()),
+                          tensorMap(module, op.getPeCache())});
     Value partialGrid[] = {rowBlocks, batch, splits};
     launch(module, name, "partial", partialGrid, kThreads,
            useWgmma ? wgmmaSharedBytes() : sharedBytes(width), partialArgs);
@@ -226,6 +272,8 @@ private:
   /// With pInRegisters, each warpgroup scores the whole tile and keeps P
   /// in registers.
   bool useWgmma, pInRegisters;
+  /// The wgmma kernel loads the cache tiles with bulk tensor copies.
+  bool useTma;
   /// The blocks the host's choice of splits aims for.
   int64_t targetBlocks;
   int64_t keys, stages, wgKeys;
@@ -235,6 +283,9 @@ private:
   /// Its shared memory: the query rows, the stages' cache tiles, P, and
   /// the row maxima (then sums) of the two halves.
   Value qs, ks, ps, exchange;
+  /// With TMA: the tensor maps of the two caches, and the byte address of
+  /// the stages' mbarriers in shared memory.
+  Value kvMap, peMap, barriers;
 
   gpu::GPUFuncOp kernelFunc(StringRef name, TypeRange types, int64_t threads) {
     auto kernel =
@@ -314,6 +365,10 @@ private:
     Value part = entry.getArgument(4), lse = entry.getArgument(5);
     Value start = entry.getArgument(6), rows = entry.getArgument(7);
     Value visible = entry.getArgument(8), perSplit = entry.getArgument(9);
+    if (useTma) {
+      kvMap = entry.getArgument(10);
+      peMap = entry.getArgument(11);
+    }
 
     auto space = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
     Value base = gpu::DynamicSharedMemoryOp::create(
@@ -330,7 +385,11 @@ private:
         ps = sharedView(base, offset, {kRows / 8, wgKeys / 8, 64}, elem);
         offset += kRows * wgKeys * 2;
         exchange = sharedView(base, offset, {2, kRows}, f32);
+        offset += 2 * kRows * 4;
       }
+      // The stages' mbarriers (8 bytes each), last.
+      if (useTma)
+        barriers = add(sharedPointer(qs), constant(offset));
     } else {
       int64_t pitch = (width + kPad) * 2;
       qs = sharedView(base, 0, {kRows, width + kPad}, elem);
@@ -382,6 +441,91 @@ private:
       copyRows(qLatView, kRows, rank, qs, {}, 0, queryRow);
       copyRows(qPeView, kRows, rope, qs, {}, rank, queryRow);
     });
+    // With TMA: one warp issues a tile's bulk copies, a box of 8 columns
+    // by the tile's positions each (chunks of the latent cache, then of
+    // the rope key), all completing on the stage's mbarrier; positions past
+    // the cache read as zeros.
+    Type i32 = b.getI32Type();
+    auto toI32 = [&](Value v) {
+      return arith::IndexCastOp::create(b, loc, i32, v).getResult();
+    };
+    int64_t tileBytes = wgKeys * width * 2;
+    auto tileAddress = [&](Value buffer) {
+      return add(sharedPointer(ks), mul(buffer, constant(tileBytes)));
+    };
+    auto barrierOf = [&](Value buffer) {
+      return toI32(add(barriers, mul(buffer, constant(8))));
+    };
+    auto issueTileTma = [&](Value n0, Value buffer) {
+      when(equal(warp, constant(0)), [&] {
+        Value bar = barrierOf(buffer);
+        when(equal(lane, constant(0)), [&] {
+          asmCall({}, {bar, toI32(constant(tileBytes))},
+                  "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;",
+                  "r,r");
+        });
+        asmStatement("bar.warp.sync -1;");
+        int64_t chunks = width / kChunk, latent = rank / kChunk;
+        for (int64_t r = 0; r * 32 < chunks; ++r) {
+          Value j = add(lane, constant(32 * r));
+          when(less(j, constant(chunks)), [&] {
+            Value isKv = less(j, constant(latent));
+            Value map = select(isKv, kvMap, peMap);
+            Value x = mul(select(isKv, j, sub(j, constant(latent))),
+                          constant(kChunk));
+            Value dst =
+                add(tileAddress(buffer), mul(j, constant(chunkBytes())));
+            asmCall({},
+                    {toI32(dst), map, toI32(x), toI32(n0), toI32(bIdx), bar},
+                    "cp.async.bulk.tensor.3d.shared::cluster.global.tile."
+                    "mbarrier::complete_tx::bytes [$0], [$1, {$2, $3, $4}], "
+                    "[$5];",
+                    "r,l,r,r,r,r");
+          });
+        }
+      });
+    };
+    // Waits until the stage's mbarrier has completed the phase of `parity`.
+    auto waitTile = [&](Value buffer, Value parity) {
+      asmCall({}, {barrierOf(buffer), toI32(parity)},
+              "{\n.reg .pred p;\nLAB_WAIT:\n"
+              "mbarrier.try_wait.parity.shared::cta.b64 p, [$0], $1;\n"
+              "@!p bra LAB_WAIT;\n}",
+              "r,r");
+    };
+    // Zeros the positions from k1 on of tile `buffer` (TMA reads the
+    // cache's positions up to its length, and past the visible ones a
+    // cache may hold anything: P is 0 there, but 0 times a NaN is not).
+    Value tilesFlat;
+    if (useTma)
+      tilesFlat =
+          sharedView(base, kRows * width * 2, {stages * wgKeys * width}, elem);
+    auto zeroTail = [&](Value n0, Value buffer) {
+      Value first = sub(k1, n0);
+      when(less(first, constant(wgKeys)), [&] {
+        Value zeros = arith::ConstantOp::create(
+            b, loc,
+            DenseElementsAttr::get(VectorType::get({kChunk}, elem),
+                                   b.getFloatAttr(elem, 0.0)));
+        int64_t total = wgKeys * (width / kChunk);
+        for (int64_t c = 0; c < total; c += kThreads) {
+          Value id = add(tid, constant(c));
+          Value key = rem(id, wgKeys);
+          Value chunk = div(id, wgKeys);
+          when(both(less(id, constant(total)),
+                    less(first, add(key, constant(1)))),
+               [&] {
+                 Value index = add(mul(buffer, constant(wgKeys * width)),
+                                   add(mul(chunk, constant(wgKeys * kChunk)),
+                                       mul(key, constant(kChunk))));
+                 auto st = vector::StoreOp::create(b, loc, zeros, tilesFlat,
+                                                   ValueRange{index});
+                 st.setAlignment(16);
+               });
+        }
+      });
+    };
+
     // The first tile joins the rows' group.
     Value lastKey = max(sub(k1, constant(1)), constant(0));
     auto issueTile = [&](Value n0, Value buffer) {
@@ -394,12 +538,31 @@ private:
       copyRows(kvView, keys, rank, ks, {buffer}, 0, keyRow);
       copyRows(peView, keys, rope, ks, {buffer}, rank, keyRow);
     };
-    // The first stages - 1 tiles go ahead, one commit group each.
-    for (int64_t p = 0; p + 1 < stages; ++p) {
-      when(less(constant(p), tileCount),
-           [&] { issueTile(add(k0, constant(p * keys)), constant(p)); });
+    // The first stages - 1 tiles go ahead, one commit group each (with
+    // TMA, after thread 0 has made the stages' mbarriers, one arrival
+    // each, and the rows alone are a group).
+    if (useTma) {
       NVVM::CpAsyncCommitGroupOp::create(b, loc);
+      when(equal(tid, constant(0)), [&] {
+        for (int64_t p = 0; p < stages; ++p)
+          asmCall({}, {barrierOf(constant(p))},
+                  "mbarrier.init.shared::cta.b64 [$0], 1;", "r");
+        asmStatement("fence.mbarrier_init.release.cluster;");
+      });
+      gpu::BarrierOp::create(b, loc);
     }
+    for (int64_t p = 0; p + 1 < stages; ++p) {
+      when(less(constant(p), tileCount), [&] {
+        if (useTma)
+          issueTileTma(add(k0, constant(p * keys)), constant(p));
+        else
+          issueTile(add(k0, constant(p * keys)), constant(p));
+      });
+      if (!useTma)
+        NVVM::CpAsyncCommitGroupOp::create(b, loc);
+    }
+    if (useTma)
+      NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
 
     // State: the accumulators (rank / 2 columns of 16 rows: rank / 16
     // tiles of 4), the running maximum and sum of the thread's two rows.
@@ -416,18 +579,29 @@ private:
           Value n0 = add(k0, mul(i, constant(keys)));
           Value buffer = rem(i, stages);
           // Tile i has landed; the stages - 2 after it may be in flight.
-          NVVM::CpAsyncWaitGroupOp::create(b, loc, stages - 2);
-          // wgmma reads the tile through the asynchronous proxy.
+          // (With TMA, tile i is the (i / stages)-th use of its stage.)
+          if (useTma) {
+            waitTile(buffer, rem(div(i, stages), 2));
+            zeroTail(n0, buffer);
+          } else {
+            NVVM::CpAsyncWaitGroupOp::create(b, loc, stages - 2);
+          }
+          // wgmma reads the tile (and the rows, with TMA the zeros)
+          // through the asynchronous proxy.
           if (useWgmma)
             fenceProxyAsync();
           gpu::BarrierOp::create(b, loc);
           // The buffer of tile i - 1, which every warp is done with.
           Value next = add(i, constant(stages - 1));
           when(less(next, tileCount), [&] {
-            issueTile(add(n0, constant((stages - 1) * keys)),
-                      rem(next, stages));
+            Value n = add(n0, constant((stages - 1) * keys));
+            if (useTma)
+              issueTileTma(n, rem(next, stages));
+            else
+              issueTile(n, rem(next, stages));
           });
-          NVVM::CpAsyncCommitGroupOp::create(b, loc);
+          if (!useTma)
+            NVVM::CpAsyncCommitGroupOp::create(b, loc);
           Value row = add(row0, localRow);
           if (pInRegisters)
             return tileWgmmaRegisters(s, buffer, n0, k1, start, row, localRow,
@@ -555,9 +729,10 @@ private:
   }
 
   /// The scores of the 64 rows at `qAddr` against `n` keys at `keysAddr`
-  /// (both in shared memory as K-major core matrices, 128 bytes between
-  /// chunks of 8 columns, a row group's bytes between groups of 8 rows),
-  /// over the C + R columns 16 at a time; waited for.
+  /// (both in shared memory as K-major core matrices: the rows with 128
+  /// bytes between chunks of 8 columns and a row group's bytes between
+  /// groups of 8 rows, the keys as the tile's layout has them), over the
+  /// C + R columns 16 at a time; waited for.
   SmallVector<Value> scoresWgmma(Value qAddr, Value keysAddr, int64_t n) {
     int64_t rowBytes = width / 8 * 128;
     wgmmaFence();
@@ -565,17 +740,19 @@ private:
     for (int64_t kk = 0; kk < width / 16; ++kk)
       s = wgmmaShared(
           n, s, wgmmaDescriptor(add(qAddr, constant(256 * kk)), 128, rowBytes),
-          wgmmaDescriptor(add(keysAddr, constant(256 * kk)), 128, rowBytes));
+          wgmmaDescriptor(add(keysAddr, constant(2 * kk * chunkBytes())),
+                          chunkBytes(), keyGroupBytes()));
     return wgmmaCommitAndWait(s);
   }
 
   /// The descriptor of the values of P v step `kk` (keys 16kk..16kk+15)
   /// and columns from `c0`, the tile at `vAddr` read MN-major: 16 bytes
-  /// along the columns, a row group's bytes between groups of 8 keys.
+  /// along the columns, keyGroupBytes() between groups of 8 keys and
+  /// chunkBytes() between chunks of 8 columns.
   Value valuesDescriptor(Value vAddr, int64_t kk, int64_t c0) {
-    int64_t rowBytes = width / 8 * 128;
     return wgmmaDescriptor(
-        add(vAddr, constant(2 * kk * rowBytes + c0 / 8 * 128)), rowBytes, 128);
+        add(vAddr, constant(2 * kk * keyGroupBytes() + c0 / 8 * chunkBytes())),
+        keyGroupBytes(), chunkBytes());
   }
 
   /// One tile of wgKeys cache positions at `n0` (in shared buffer
@@ -595,7 +772,8 @@ private:
     Value qAddr = sharedPointer(qs);
     Value kAddr =
         add(sharedPointer(ks), mul(buffer, constant(wgKeys / 8 * rowBytes)));
-    Value ownKeys = add(kAddr, mul(half, constant(keysOwn / 8 * rowBytes)));
+    Value ownKeys =
+        add(kAddr, mul(half, constant(keysOwn / 8 * keyGroupBytes())));
     SmallVector<Value> s = scoresWgmma(qAddr, ownKeys, keysOwn);
 
     SmallVector<Value> out(state.begin(), state.begin() + accumulators);
@@ -624,7 +802,7 @@ private:
     // warpgroup's columns of the tile, MN-major (16 bytes along the
     // columns, rows of keys), up to kWgColumns at a time.
     Value pAddr = sharedPointer(ps);
-    Value vAddr = add(kAddr, mul(half, constant(rank / 2 / 8 * 128)));
+    Value vAddr = add(kAddr, mul(half, constant(rank / 2 / 8 * chunkBytes())));
     wgmmaFence();
     for (int64_t kk = 0; kk < wgKeys / 16; ++kk) {
       Value pDesc = wgmmaDescriptor(add(pAddr, constant(256 * kk)), 128,
@@ -673,7 +851,7 @@ private:
     SmallVector<Value> p;
     for (size_t i = 0; i + 1 < s.size(); i += 2)
       p.push_back(packFloats(s[i], s[i + 1]));
-    Value vAddr = add(kAddr, mul(half, constant(rank / 2 / 8 * 128)));
+    Value vAddr = add(kAddr, mul(half, constant(rank / 2 / 8 * chunkBytes())));
     wgmmaFence();
     for (int64_t kk = 0; kk < wgKeys / 16; ++kk) {
       ArrayRef<Value> a = ArrayRef<Value>(p).slice(4 * kk, 4);
@@ -868,7 +1046,8 @@ struct CudaMlaDecodePass
     }
     if (failed(loom::cuda::buildKernels<MlaDecodeKernel, fuse::MlaDecodeOp>(
             getOperation(), "loom_mla_decode", bool(wgmma), int64_t(wgmmaKeys),
-            int64_t(stages), bool(pRegisters), int64_t(targetBlocks))))
+            int64_t(stages), bool(pRegisters), bool(tma),
+            int64_t(targetBlocks))))
       signalPassFailure();
   }
 };

@@ -154,6 +154,11 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
     scores are computed twice): the softmax needs no exchange, and P v
     takes P from registers (`wgmma` with A in registers). A tile then has
     one block barrier instead of three.
+    With `tma`, one warp loads each cache tile with bulk tensor copies
+    (`cp.async.bulk.tensor`, an mbarrier per stage) of boxes of 8 columns
+    by the tile's positions, on tensor maps of the two caches that the host
+    gets from the runtime (`loom_rt_cuda_tensor_map_*`); the tile is then
+    column-chunk-major in shared memory.
   }];
   let options = [
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
@@ -170,6 +175,9 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
     Option<"pRegisters", "p-registers", "bool", /*default=*/"false",
            "each warpgroup of the wgmma kernel scores all of a tile's keys "
            "and keeps P in registers for P v">,
+    Option<"tma", "tma", "bool", /*default=*/"false",
+           "the wgmma kernel loads the cache tiles with bulk tensor copies "
+           "(TMA) on tensor maps the host encodes">,
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect",
                            "::mlir::scf::SCFDialect",

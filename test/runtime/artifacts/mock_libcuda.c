@@ -20,7 +20,8 @@
  *                                     of such a kernel appends "launch NAME
  *                                     grid X Y Z block X Y Z" and runs
  *                                     nothing; stream creations and
- *                                     synchronizations are recorded too
+ *                                     synchronizations are recorded too,
+ *                                     and the tensor maps encoded
  * Counters for the tests: mock_cuda_launches(), mock_cuda_live_allocations(),
  * mock_cuda_alloc_calls().
  *
@@ -351,6 +352,51 @@ EXPORT CUresult cuLaunchKernel(void *function, unsigned gridX, unsigned gridY,
     return 0;
   }
   ((struct kernel *)function)->fn(params);
+  return 0;
+}
+
+/* Checks the arguments as the driver documents them (16-bit elements
+ * only), records "tensor map dims D0 D1 D2 strides S1 S2 box B0 B1 B2" and
+ * writes the address, the dimensions, the strides and the box to the map. */
+EXPORT CUresult cuTensorMapEncodeTiled(void *map, int dataType, unsigned rank,
+                                       void *address, const uint64_t *dims,
+                                       const uint64_t *strides,
+                                       const unsigned *box,
+                                       const unsigned *elementStrides,
+                                       int interleave, int swizzle, int l2,
+                                       int oobFill) {
+  (void)l2;
+  MOCK_FAIL_POINT("cuTensorMapEncodeTiled");
+  if (!map || ((uintptr_t)map) % 64 || dataType != 1 || rank < 1 || rank > 5 ||
+      ((uintptr_t)address) % 16 || interleave || swizzle || oobFill)
+    return 1;
+  uint64_t *words = (uint64_t *)map;
+  memset(words, 0, 128);
+  words[0] = (uint64_t)(uintptr_t)address;
+  char line[512];
+  int n = snprintf(line, sizeof(line), "tensor map dims");
+  for (unsigned i = 0; i < rank; ++i) {
+    if (!dims[i] || !box[i] || box[i] > 256 || elementStrides[i] != 1)
+      return 1;
+    words[1 + i] = dims[i];
+    words[6 + i] = box[i];
+    n += snprintf(line + n, sizeof(line) - (size_t)n, " %llu",
+                  (unsigned long long)dims[i]);
+  }
+  if ((box[0] * 2) % 16)
+    return 1;
+  n += snprintf(line + n, sizeof(line) - (size_t)n, " strides");
+  for (unsigned i = 0; i + 1 < rank; ++i) {
+    if (strides[i] % 16 || strides[i] >= (1ull << 40))
+      return 1;
+    words[11 + i] = strides[i];
+    n += snprintf(line + n, sizeof(line) - (size_t)n, " %llu",
+                  (unsigned long long)strides[i]);
+  }
+  n += snprintf(line + n, sizeof(line) - (size_t)n, " box");
+  for (unsigned i = 0; i < rank; ++i)
+    n += snprintf(line + n, sizeof(line) - (size_t)n, " %u", box[i]);
+  record(line);
   return 0;
 }
 

@@ -1,5 +1,6 @@
 // RUN: loom-opt --loom-cuda-mla-decode="wgmma=true p-registers=true" %s | FileCheck %s --check-prefix=PREG
 // RUN: loom-opt --loom-cuda-mla-decode="wgmma=true wgmma-keys=32 stages=4" %s | FileCheck %s --check-prefix=STAGES
+// RUN: loom-opt --loom-cuda-mla-decode="wgmma=true tma=true" %s | FileCheck %s --check-prefix=TMA
 // RUN: loom-opt --loom-cuda-mla-decode="target-blocks=100" %s | FileCheck %s --check-prefix=BLOCKS
 // RUN: not loom-opt --loom-cuda-mla-decode="wgmma=true stages=5" %s 2>&1 | FileCheck %s --check-prefix=BAD-STAGES
 // RUN: not loom-opt --loom-cuda-mla-decode="target-blocks=0" %s 2>&1 | FileCheck %s --check-prefix=BAD-BLOCKS
@@ -31,6 +32,43 @@
 // PREG: scf.yield
 // PREG: nvvm.cp.async.wait.group 0
 // PREG-NEXT: gpu.barrier
+
+// With tma, the host gets a tensor map of each cache from the runtime
+// (boxes of 8 columns by 64 positions) and passes both to the partial kernel,
+// whose shared memory ends with the two stages' mbarriers: 10240 (rows) +
+// 20480 (tiles) + 8192 (P) + 512 (maxima) + 16 = 39440 bytes. Thread 0
+// makes the mbarriers; warp 0 issues a tile's 10 boxes (8 of the latent
+// cache, 2 of the rope key: one round of its lanes) after lane 0 has set
+// the bytes to expect; each step waits for its stage's phase, and the
+// rows are the only cp.async copies.
+// TMA: func.func private @loom_rt_cuda_tensor_map_bf16(memref<?x?x?xbf16, strided<[?, ?, ?], offset: ?>>, i64, i64) -> i64 attributes {llvm.emit_c_interface}
+// TMA-LABEL: func.func @decode
+// TMA: %[[KVC:.*]] = memref.cast %arg2 : memref<4x256x64xbf16> to memref<?x?x?xbf16, strided<[?, ?, ?], offset: ?>>
+// TMA: %[[KVMAP:.*]] = call @loom_rt_cuda_tensor_map_bf16(%[[KVC]], %c8_i64, %c64_i64)
+// TMA: %[[PEC:.*]] = memref.cast %arg3 : memref<4x256x16xbf16> to memref<?x?x?xbf16, strided<[?, ?, ?], offset: ?>>
+// TMA: %[[PEMAP:.*]] = call @loom_rt_cuda_tensor_map_bf16(%[[PEC]],
+// TMA: call @loom_mla_decode_0_partial_launch({{.*}}, %[[KVMAP]], %[[PEMAP]])
+// TMA: loom.cuda.launch_shared = 39440 : index
+// TMA: gpu.func @partial
+// TMA: nvvm.cp.async.commit.group
+// TMA-NOT: nvgpu.device_async_copy
+// TMA-COUNT-2: "mbarrier.init.shared::cta.b64 [$0], 1;"
+// TMA-NEXT: "fence.mbarrier_init.release.cluster;"
+// TMA: gpu.barrier
+// TMA: "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;"
+// TMA: "bar.warp.sync -1;"
+// TMA: cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes
+// TMA-NOT: cp.async.bulk.tensor
+// TMA: nvvm.cp.async.wait.group 0
+// TMA: scf.for
+// TMA: mbarrier.try_wait.parity.shared::cta.b64
+// TMA: "fence.proxy.async.shared::cta;"
+// TMA-NEXT: gpu.barrier
+// TMA: "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;"
+// TMA: cp.async.bulk.tensor.3d
+// TMA-NOT: nvgpu.device_async_copy
+// TMA-NOT: nvvm.cp.async.commit.group
+// TMA: scf.yield
 
 // Four tiles of 32 positions: rows, four tiles ((4 x 32) x 80), P (64 x
 // 32) and the row maxima, 35328 bytes; each step waits for all but the two
