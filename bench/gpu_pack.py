@@ -228,7 +228,9 @@ def main():
     # sm_90a, the wgmma kernel with P in registers (--mla-wgmma-p=registers)
     # and with four stages of 32, P in shared memory and in registers, and
     # loading the tiles with bulk tensor copies (--mla-wgmma-loads=tma:
-    # tiles of 64 with P shared and in registers, three tiles of 32); and
+    # tiles of 64 with P shared and in registers, three tiles of 32; and
+    # tma-swizzled, boxes of 64 columns, P shared and in registers: the
+    # tiny case, rope 16, keeps boxes of 8); and
     # the default kernel with the splits aiming at 128 blocks
     # (--mla-target-blocks=128, the default since call 16).
     core = os.path.join(MODELS, "mla_core.loom")
@@ -245,7 +247,10 @@ def main():
                     ("_tmapreg", ["--mla-wgmma-loads=tma",
                                   "--mla-wgmma-p=registers"]),
                     ("_tmak32", ["--mla-wgmma-loads=tma",
-                                 "--mla-wgmma-keys=32"]))
+                                 "--mla-wgmma-keys=32"]),
+                    ("_tmas", ["--mla-wgmma-loads=tma-swizzled"]),
+                    ("_tmaspreg", ["--mla-wgmma-loads=tma-swizzled",
+                                   "--mla-wgmma-p=registers"]))
     p.tensors("mla_core_tiny.w.safetensors", ["wkv_b.weight:bf16:64x32:wave"])
     p.tensors("mla_core_tiny.io.safetensors", mla_core_steps(
         [(3, 0), (1, 3), (2, 4)], heads=2, nope=16, rope=16, rank=32))
@@ -486,7 +491,8 @@ def main():
     # sm_90a, the wgmma kernel with P in registers, with four stages of 32
     # positions (P in shared memory, and in registers), and with the tiles
     # loaded by bulk tensor copies (P in shared memory and in registers,
-    # and three tiles of 32). And the default with splits for 264 blocks,
+    # and three tiles of 32; and in 128-byte swizzled boxes of 64 columns,
+    # P in shared memory and in registers). And the default with splits for 264 blocks,
     # the default before call 16 (128: one split at B = 64 and 128, whose
     # partial results, f32, 17 MB a split at B = 64, the combine reads
     # once).
@@ -504,7 +510,12 @@ def main():
                      ("tma_registers", "_tmapreg",
                       ["--mla-wgmma-loads=tma", "--mla-wgmma-p=registers"]),
                      ("tma_k32", "_tmak32",
-                      ["--mla-wgmma-loads=tma", "--mla-wgmma-keys=32"])]
+                      ["--mla-wgmma-loads=tma", "--mla-wgmma-keys=32"]),
+                     ("tma_swizzled", "_tmas",
+                      ["--mla-wgmma-loads=tma-swizzled"]),
+                     ("tma_swizzled_registers", "_tmaspreg",
+                      ["--mla-wgmma-loads=tma-swizzled",
+                       "--mla-wgmma-p=registers"])]
     # The numerics variants that check each one's kernels: the suffixes'
     # parts (the copies' kernels are the default's).
     checks = {"": ["mla"], "_copies": ["mla"],

@@ -136,6 +136,11 @@ struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
       llvm::cl::desc("The wgmma MLA decode kernel loads the cache tiles with "
                      "bulk tensor copies (TMA)"),
       llvm::cl::init(false)};
+  Option<bool> mlaTmaSwizzle{
+      *this, "mla-tma-swizzle",
+      llvm::cl::desc("With mla-tma, boxes of 64 columns swizzled by 128 "
+                     "bytes"),
+      llvm::cl::init(false)};
 };
 
 struct FusePipelineOptions : public PassPipelineOptions<FusePipelineOptions> {
@@ -281,6 +286,10 @@ LogicalResult loom::buildCudaLoweringPipeline(
     llvm::errs() << "wgmma needs sm_90a (the GPU is '" << chip << "')\n";
     return failure();
   }
+  // The MLA kernel's bulk tensor copies fence their tensor maps
+  // (fence.proxy.tensormap, PTX 8.3); other kernels keep PTX 8.0.
+  if (mla.wgmma && mla.tma)
+    features = "+ptx83";
   if (format != "isa" && format != "bin") {
     llvm::errs() << "unknown CUDA binary format '" << format
                  << "' (isa or bin)\n";
@@ -288,9 +297,10 @@ LogicalResult loom::buildCudaLoweringPipeline(
   }
   std::string mlaOptions =
       mla.wgmma ? llvm::formatv("{{wgmma=true wgmma-keys={0} stages={1} "
-                                "p-registers={2} tma={3} target-blocks={4}}",
+                                "p-registers={2} tma={3} tma-swizzle={4} "
+                                "target-blocks={5}}",
                                 mla.keys, mla.stages, mla.pRegisters, mla.tma,
-                                mla.targetBlocks)
+                                mla.tmaSwizzle, mla.targetBlocks)
                       .str()
                 : llvm::formatv("{{target-blocks={0}}", mla.targetBlocks).str();
   std::string text = kCudaLoweringPipeline;
@@ -346,6 +356,7 @@ void loom::registerLoomPipelines() {
             options.wgmma,
             CudaMlaKernelOptions{options.mlaWgmma, options.mlaWgmmaKeys,
                                  options.mlaStages, options.mlaPRegisters,
-                                 options.mlaTma, options.mlaTargetBlocks});
+                                 options.mlaTma, options.mlaTmaSwizzle,
+                                 options.mlaTargetBlocks});
       });
 }

@@ -105,6 +105,8 @@ struct CudaMlaKernelOptions {
   /// The wgmma kernel loads the cache tiles with bulk tensor copies (TMA)
   /// instead of cp.async.
   bool tma = false;
+  /// With `tma`, boxes of 64 columns swizzled by 128 bytes instead of 8.
+  bool tmaSwizzle = false;
   /// Blocks the host's choice of splits aims for (all kernels).
   unsigned targetBlocks = 128;
 };

@@ -639,6 +639,7 @@ using EncodeTiled = CUresult (*)(void *, int, unsigned, void *,
                                  const unsigned *, const unsigned *, int, int,
                                  int, int);
 constexpr int CU_TENSOR_MAP_DATA_TYPE_UINT16 = 1;
+constexpr int CU_TENSOR_MAP_SWIZZLE_128B = 3;
 constexpr int CU_TENSOR_MAP_L2_PROMOTION_L2_128B = 2;
 
 /// The tensor maps in device memory: a ring of kSlots slots of 128 bytes,
@@ -667,28 +668,39 @@ TensorMaps &tensorMaps() {
 
 /// The device address of a tensor map of the 3-D 16-bit tensor `src`
 /// ([d0][d1][d2], d2 contiguous) for boxes of `boxColumns` x `boxRows` x 1
-/// elements, unswizzled (a box lands in shared memory as `boxRows` rows of
-/// `boxColumns` elements), reads past the tensor giving zeros. 0 after an
-/// error, which the call reports.
+/// elements (a box lands in shared memory as `boxRows` rows of
+/// `boxColumns` elements; with `swizzle` 128, rows of 128 bytes whose
+/// 16-byte chunks are permuted by the row's index modulo 8), reads past
+/// the tensor giving zeros. 0 for an empty tensor, and after an error,
+/// which the call reports.
 static int64_t loomCudaTensorMap(const loom_memref_3d_t *src,
-                                 int64_t boxColumns, int64_t boxRows) {
+                                 int64_t boxColumns, int64_t boxRows,
+                                 int64_t swizzle) {
   const Api *api = workApi();
   if (!api)
     return 0;
+  // An empty tensor has nothing to copy: no map, and no kernel reads one.
+  if (src->sizes[0] == 0 || src->sizes[1] == 0 || src->sizes[2] == 0)
+    return 0;
   const char *base = static_cast<const char *>(src->aligned) + 2 * src->offset;
   uint64_t address = reinterpret_cast<uintptr_t>(base);
+  // The stride of a single-row dimension is never taken.
+  int64_t outer =
+      src->sizes[0] == 1 ? src->sizes[1] * src->strides[1] : src->strides[0];
   if (src->strides[2] != 1 || address % 16 || (2 * src->strides[1]) % 16 ||
-      (2 * src->strides[0]) % 16 || boxColumns <= 0 || boxRows <= 0 ||
-      boxColumns > 256 || boxRows > 256 || (2 * boxColumns) % 16 ||
-      src->sizes[0] <= 0 || src->sizes[1] <= 0 || src->sizes[2] <= 0) {
+      (2 * outer) % 16 || boxColumns <= 0 || boxRows <= 0 || boxColumns > 256 ||
+      boxRows > 256 || (2 * boxColumns) % 16 ||
+      (swizzle != 0 && swizzle != 128) || (swizzle && 2 * boxColumns > 128) ||
+      src->sizes[0] < 0 || src->sizes[1] < 0 || src->sizes[2] < 0) {
     record(format("a bulk tensor copy cannot read the tensor at %p (sizes "
                   "%" PRId64 " x %" PRId64 " x %" PRId64 ", strides %" PRId64
                   " %" PRId64 " %" PRId64 " elements, boxes of %" PRId64
-                  " x %" PRId64 "): it needs a 16-byte aligned start, "
-                  "contiguous rows and row strides of whole 16 bytes",
+                  " x %" PRId64 ", swizzle %" PRId64 "): it needs a 16-byte "
+                  "aligned start, contiguous rows, row strides of whole 16 "
+                  "bytes and boxes of whole 16 bytes (at most 128 swizzled)",
                   static_cast<const void *>(base), src->sizes[0], src->sizes[1],
                   src->sizes[2], src->strides[0], src->strides[1],
-                  src->strides[2], boxColumns, boxRows));
+                  src->strides[2], boxColumns, boxRows, swizzle));
     return 0;
   }
   TensorMaps &maps = tensorMaps();
@@ -706,15 +718,15 @@ static int64_t loomCudaTensorMap(const loom_memref_3d_t *src,
   }
   uint64_t dims[3] = {uint64_t(src->sizes[2]), uint64_t(src->sizes[1]),
                       uint64_t(src->sizes[0])};
-  uint64_t strides[2] = {uint64_t(2 * src->strides[1]),
-                         uint64_t(2 * src->strides[0])};
+  uint64_t strides[2] = {uint64_t(2 * src->strides[1]), uint64_t(2 * outer)};
   unsigned box[3] = {unsigned(boxColumns), unsigned(boxRows), 1};
   unsigned elementStrides[3] = {1, 1, 1};
   alignas(64) std::array<uint64_t, 16> map = {};
   if (!check(api, "cuTensorMapEncodeTiled",
              maps.encode(map.data(), CU_TENSOR_MAP_DATA_TYPE_UINT16, 3,
                          const_cast<char *>(base), dims, strides, box,
-                         elementStrides, /*interleave=*/0, /*swizzle=*/0,
+                         elementStrides, /*interleave=*/0,
+                         swizzle ? CU_TENSOR_MAP_SWIZZLE_128B : 0,
                          CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
                          /*oobFill=*/0)))
     return 0;
@@ -727,8 +739,12 @@ static int64_t loomCudaTensorMap(const loom_memref_3d_t *src,
     return 0;
   size_t slot = maps.next;
   DevicePtr ptr = maps.ring + slot * sizeof(map);
+  // From pageable memory the copy may still be on its way when it
+  // returns, and the kernels' streams do not wait for it: wait here (only
+  // for a new map).
   if (!check(api, "cuMemcpyHtoD_v2",
-             api->cuMemcpyHtoD(ptr, map.data(), sizeof(map))))
+             api->cuMemcpyHtoD(ptr, map.data(), sizeof(map))) ||
+      !check(api, "cuCtxSynchronize", api->cuCtxSynchronize()))
     return 0;
   if (maps.holder[slot])
     maps.slotOf.erase(*maps.holder[slot]);

@@ -375,11 +375,11 @@ TEST_F(CudaSessionTest, GemmImportsComputeRowMajorProducts) {
 /// innermost first, strides in bytes, boxes of the asked columns by rows)
 /// into device memory once: the same tensor and box give the same address
 /// without a new copy, another box another map; a new map takes the oldest
-/// of 512 slots. A tensor TMA cannot read, or a failing encode, fails the
-/// call with a message.
+/// of 512 slots, after the copy has landed. A tensor TMA cannot read, or a
+/// failing encode, fails the call with a message.
 TEST_F(CudaSessionTest, TensorMapImportsEncodeOnceAndCheckTheirTensor) {
   ASSERT_TRUE(isOk(createSession())); // loads the driver
-  using Fn = int64_t (*)(const loom_memref_3d_t *, int64_t, int64_t);
+  using Fn = int64_t (*)(const loom_memref_3d_t *, int64_t, int64_t, int64_t);
   auto fn = reinterpret_cast<Fn>(
       loom::cuda::lookupImport("loom_rt_cuda_tensor_map_bf16"));
   ASSERT_NE(fn, nullptr);
@@ -387,9 +387,10 @@ TEST_F(CudaSessionTest, TensorMapImportsEncodeOnceAndCheckTheirTensor) {
             reinterpret_cast<void *>(fn));
   alignas(64) static uint16_t cache[2 * 16 * 64 + 8 * 1024];
   loom_memref_3d_t m = {cache, cache, 0, {2, 16, 64}, {1024, 64, 1}};
-  auto encode = [&](const loom_memref_3d_t &t, int64_t columns, int64_t rows) {
+  auto encode = [&](const loom_memref_3d_t &t, int64_t columns, int64_t rows,
+                    int64_t swizzle = 0) {
     loom::cuda::beginCall();
-    int64_t address = fn(&t, columns, rows);
+    int64_t address = fn(&t, columns, rows, swizzle);
     loom_status_t s = loom::cuda::endCall();
     std::string error = s ? loom_status_message(s) : "";
     loom_status_free(s);
@@ -407,20 +408,29 @@ TEST_F(CudaSessionTest, TensorMapImportsEncodeOnceAndCheckTheirTensor) {
             (std::vector<uint64_t>{8, 16, 1}));
   EXPECT_EQ(std::vector<uint64_t>(words + 11, words + 13),
             (std::vector<uint64_t>{128, 2048}));
+  EXPECT_EQ(words[15], 0u); // no swizzle
   EXPECT_EQ(encode(m, 8, 16).first, first);
+  // 128-byte swizzled boxes of 64 columns (CU_TENSOR_MAP_SWIZZLE_128B);
+  // wider ones do not fit the swizzle, and other swizzles are refused.
+  int64_t swizzled = encode(m, 64, 16, 128).first;
+  ASSERT_NE(swizzled, 0);
+  EXPECT_EQ(reinterpret_cast<const uint64_t *>(swizzled)[15], 3u);
+  EXPECT_EQ(reinterpret_cast<const uint64_t *>(swizzled)[6], 64u);
+  EXPECT_EQ(encode(m, 128, 16, 128).first, 0);
+  EXPECT_EQ(encode(m, 8, 16, 64).first, 0);
   int64_t other = encode(m, 8, 32).first;
   EXPECT_NE(other, 0);
   EXPECT_NE(other, first);
-  // 511 more maps (the start moved by 16 bytes each) wrap the ring: the
+  // 510 more maps (the start moved by 16 bytes each) wrap the ring: the
   // first map's slot goes to the last of them, and the first map, asked
-  // for again, takes the next slot and is whole there.
-  for (int64_t i = 1; i < 512; ++i) {
+  // for again, takes the next slot (the swizzled map's) and is whole there.
+  for (int64_t i = 1; i < 511; ++i) {
     loom_memref_3d_t moved = m;
     moved.offset = 8 * i;
     ASSERT_NE(encode(moved, 8, 16).first, 0) << i;
   }
   int64_t again = encode(m, 8, 16).first;
-  EXPECT_EQ(again, other);
+  EXPECT_EQ(again, swizzled);
   EXPECT_EQ(reinterpret_cast<const uint64_t *>(again)[0],
             reinterpret_cast<uintptr_t>(cache));
   EXPECT_EQ(reinterpret_cast<const uint64_t *>(again)[7], 16u);
@@ -439,9 +449,20 @@ TEST_F(CudaSessionTest, TensorMapImportsEncodeOnceAndCheckTheirTensor) {
               std::string::npos)
         << why;
   }
+  // An empty tensor has no map and no error; a single batch row's stride
+  // is not taken (the map gets the rows' extent).
+  loom_memref_3d_t empty = m;
+  empty.sizes[0] = 0;
+  EXPECT_EQ(encode(empty, 8, 16), std::make_pair(int64_t(0), std::string()));
+  loom_memref_3d_t single = m;
+  single.sizes[0] = 1;
+  single.strides[0] = 3;
+  auto [one, none] = encode(single, 8, 16);
+  ASSERT_EQ(none, "");
+  EXPECT_EQ(reinterpret_cast<const uint64_t *>(one)[12], 16u * 64 * 2);
   setenv("MOCK_CUDA_FAIL", "cuTensorMapEncodeTiled=1", 1);
   loom_memref_3d_t fresh = m;
-  fresh.sizes[0] = 1;
+  fresh.sizes[1] = 8;
   auto [failed, why] = encode(fresh, 8, 16);
   EXPECT_EQ(failed, 0);
   EXPECT_NE(why.find("CUDA error in cuTensorMapEncodeTiled"), std::string::npos)

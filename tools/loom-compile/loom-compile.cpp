@@ -135,10 +135,11 @@ static cl::opt<std::string> mlaWgmmaP(
 static cl::opt<std::string> mlaWgmmaLoads(
     "mla-wgmma-loads",
     cl::desc("How the wgmma MLA decode kernel loads the cache tiles: "
-             "cp-async (every thread, default) or tma (bulk tensor copies "
-             "by one warp)"),
-    cl::init("cp-async"), cl::value_desc("cp-async|tma"), cl::Hidden,
-    cl::cat(category));
+             "cp-async (every thread, default), tma (bulk tensor copies "
+             "by one warp, boxes of 8 columns) or tma-swizzled (boxes of 64 "
+             "columns, 128-byte swizzled)"),
+    cl::init("cp-async"), cl::value_desc("cp-async|tma|tma-swizzled"),
+    cl::Hidden, cl::cat(category));
 static cl::opt<std::string>
     cpuName("cpu", cl::desc("LLVM CPU name (default: the host CPU)"),
             cl::cat(category));
@@ -302,19 +303,21 @@ static int compile() {
                  << mlaWgmmaP << "'\n";
     return 1;
   }
-  if (mlaWgmmaLoads != "cp-async" && mlaWgmmaLoads != "tma") {
-    llvm::errs() << "loom-compile: error: --mla-wgmma-loads must be cp-async "
-                    "or tma, got '"
+  if (mlaWgmmaLoads != "cp-async" && mlaWgmmaLoads != "tma" &&
+      mlaWgmmaLoads != "tma-swizzled") {
+    llvm::errs() << "loom-compile: error: --mla-wgmma-loads must be "
+                    "cp-async, tma or tma-swizzled, got '"
                  << mlaWgmmaLoads << "'\n";
     return 1;
   }
   // The variants of the wgmma MLA decode kernel need that kernel.
   bool wgmmaMla = target == "cuda" && smVersion == "90a" && wgmma != "off";
+  std::string loadsFlag = "--mla-wgmma-loads=" + mlaWgmmaLoads;
   for (auto [set, name] :
        {std::pair<bool, StringRef>{mlaWgmmaP == "registers",
                                    "--mla-wgmma-p=registers"},
         {mlaWgmmaStages.getNumOccurrences() > 0, "--mla-wgmma-stages"},
-        {mlaWgmmaLoads == "tma", "--mla-wgmma-loads=tma"}}) {
+        {mlaWgmmaLoads != "cp-async", loadsFlag}}) {
     if (set && !wgmmaMla) {
       llvm::errs() << "loom-compile: error: " << name
                    << " needs the wgmma MLA decode kernel (--target=cuda "
@@ -394,7 +397,8 @@ static int compile() {
     options.cudaMla.keys = mlaWgmmaKeys;
     options.cudaMla.stages = mlaWgmmaStages;
     options.cudaMla.pRegisters = mlaWgmmaP == "registers";
-    options.cudaMla.tma = mlaWgmmaLoads == "tma";
+    options.cudaMla.tma = mlaWgmmaLoads != "cp-async";
+    options.cudaMla.tmaSwizzle = mlaWgmmaLoads == "tma-swizzled";
     options.cudaMla.targetBlocks = mlaTargetBlocks;
     options.cudaBinary = cudaBinary == "ptx"     ? mlir::loom::CudaBinary::Ptx
                          : cudaBinary == "cubin" ? mlir::loom::CudaBinary::Cubin

@@ -165,7 +165,7 @@ Value KernelBuilder::sharedAddress(Value buffer) {
 }
 
 Value KernelBuilder::wgmmaDescriptor(Value address, int64_t leading,
-                                     int64_t stride) {
+                                     int64_t stride, bool swizzle128) {
   Type i64 = b.getI64Type();
   if (address.getType().isIndex())
     address = arith::IndexCastOp::create(b, loc, i64, address);
@@ -173,12 +173,16 @@ Value KernelBuilder::wgmmaDescriptor(Value address, int64_t leading,
     return arith::ConstantIntOp::create(b, loc, i64, v).getResult();
   };
   // Bits 0-13: address / 16 (18 bits of shared memory); 16-29: the
-  // leading byte offset / 16; 32-45: the stride byte offset / 16; 62-63:
-  // 0, no swizzling.
+  // leading byte offset / 16; 32-45: the stride byte offset / 16; 49-51:
+  // the base offset, 0 (atoms 1024-byte aligned); 62-63: the layout, 0 for
+  // none, 1 for 128-byte swizzling.
   Value start = arith::AndIOp::create(
       b, loc, arith::ShRUIOp::create(b, loc, address, c(4)), c(0x3FFF));
+  uint64_t layout = swizzle128 ? uint64_t(1) << 62 : 0;
   return arith::OrIOp::create(
-      b, loc, start, c(((leading >> 4) << 16) | ((stride >> 4) << 32)));
+      b, loc, start,
+      c(int64_t(((uint64_t(leading) >> 4) << 16) |
+                ((uint64_t(stride) >> 4) << 32) | layout)));
 }
 
 KernelBuilder::View KernelBuilder::view(Value memref) {

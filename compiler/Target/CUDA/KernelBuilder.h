@@ -142,8 +142,14 @@ protected:
   /// of shared memory: core matrices of 8 x 16 bytes (the 16 bytes along K
   /// for a K-major operand, along M/N for an MN-major one), `leading` bytes
   /// apart along K and `stride` bytes apart along M/N. `address` is an
-  /// index or an i64.
-  Value wgmmaDescriptor(Value address, int64_t leading, int64_t stride);
+  /// index or an i64. With `swizzle128`, the operand is in the 128-byte
+  /// swizzled layout instead (rows of 128 bytes, 8-row atoms of 1024
+  /// bytes): for a K-major operand `stride` is the distance between 8-row
+  /// groups (`leading` is unused); for an MN-major one `leading` is the
+  /// distance between 64-element atoms along M/N and `stride` between
+  /// groups of 8 along K.
+  Value wgmmaDescriptor(Value address, int64_t leading, int64_t stride,
+                        bool swizzle128 = false);
   /// The shared-memory byte address of `buffer`'s first element, as an
   /// index (sharedPointer) or an i64 (sharedAddress).
   Value sharedPointer(Value buffer) {

@@ -86,7 +86,7 @@ class MlaDecodeKernel : loom::cuda::KernelBuilder {
 public:
   MlaDecodeKernel(OpBuilder &b, fuse::MlaDecodeOp op, bool wgmma,
                   int64_t wgmmaKeys, int64_t wgmmaStages, bool pRegisters,
-                  bool tma, int64_t targetBlocks)
+                  bool tma, bool tmaSwizzle, int64_t targetBlocks)
       : KernelBuilder(
             b, op.getLoc(),
             cast<ShapedType>(op.getQLat().getType()).getElementType()),
@@ -110,6 +110,10 @@ public:
     useWgmma = wgmma && (choose(wgmmaKeys, wgmmaStages) || choose(32, 3));
     pInRegisters = useWgmma && pRegisters;
     useTma = useWgmma && tma;
+    // 128-byte swizzled boxes take 64 columns: the rope dim must be a
+    // multiple of 64, and so must each warpgroup's half of the rank (P v
+    // reads whole boxes); else the boxes of 8 columns.
+    swizzled = useTma && tmaSwizzle && rank % 128 == 0 && rope % 64 == 0;
     keys = useWgmma ? wgKeys : kKeys;
     if (!useWgmma)
       stages = 2;
@@ -174,11 +178,21 @@ public:
   /// [width / 8] core matrices when cp.async writes it, and [width / 8]
   /// [wgKeys] rows of 8 columns (chunk-major, a box of the bulk copies
   /// each) with TMA.
-  int64_t keyGroupBytes() const { return useTma ? 128 : width / 8 * 128; }
+  /// With 128-byte swizzling, a tile is width / 64 boxes of [wgKeys] rows
+  /// of 64 columns (128 bytes, their 16-byte chunks permuted by the row's
+  /// index modulo 8): 1024 bytes between groups of 8 positions, and the
+  /// same bytes per column as unswizzled (chunkBytes() per 8 columns).
+  int64_t keyGroupBytes() const {
+    return swizzled ? 1024 : useTma ? 128 : width / 8 * 128;
+  }
   int64_t chunkBytes() const { return useTma ? wgKeys * 16 : 128; }
+  /// Columns of a box of the bulk copies, and the bytes of a box.
+  int64_t boxColumns() const { return swizzled ? 64 : kChunk; }
+  int64_t boxBytes() const { return wgKeys * boxColumns() * 2; }
 
   /// The device address of a tensor map of the 3-D cache `cache` for boxes
-  /// of 8 columns by the tile's positions, from the runtime.
+  /// of boxColumns() columns by the tile's positions (128-byte swizzled
+  /// when `swizzled`), from the runtime.
   Value tensorMap(ModuleOp module, Value cache) {
     auto type = cast<MemRefType>(cache.getType());
     SmallVector<int64_t> dyn(3, ShapedType::kDynamic);
@@ -192,15 +206,17 @@ public:
     if (!module.lookupSymbol(name)) {
       OpBuilder top = OpBuilder::atBlockBegin(module.getBody());
       auto decl = func::FuncOp::create(
-          top, loc, name, top.getFunctionType({argType, i64, i64}, {i64}));
+          top, loc, name, top.getFunctionType({argType, i64, i64, i64}, {i64}));
       decl.setPrivate();
       decl->setAttr("llvm.emit_c_interface", top.getUnitAttr());
     }
     Value arg = memref::CastOp::create(b, loc, argType, cache);
-    Value columns = arith::ConstantIntOp::create(b, loc, i64, kChunk);
+    Value columns = arith::ConstantIntOp::create(b, loc, i64, boxColumns());
     Value rowsPerBox = arith::ConstantIntOp::create(b, loc, i64, wgKeys);
+    Value swizzle =
+        arith::ConstantIntOp::create(b, loc, i64, swizzled ? 128 : 0);
     return func::CallOp::create(b, loc, name, TypeRange(i64),
-                                ValueRange{arg, columns, rowsPerBox})
+                                ValueRange{arg, columns, rowsPerBox, swizzle})
         .getResult(0);
   }
 
@@ -272,8 +288,9 @@ private:
   /// With pInRegisters, each warpgroup scores the whole tile and keeps P
   /// in registers.
   bool useWgmma, pInRegisters;
-  /// The wgmma kernel loads the cache tiles with bulk tensor copies.
-  bool useTma;
+  /// The wgmma kernel loads the cache tiles with bulk tensor copies, in
+  /// boxes of 64 columns swizzled by 128 bytes when `swizzled`.
+  bool useTma, swizzled = false;
   /// The blocks the host's choice of splits aims for.
   int64_t targetBlocks;
   int64_t keys, stages, wgKeys;
@@ -465,16 +482,15 @@ private:
                   "r,r");
         });
         asmStatement("bar.warp.sync -1;");
-        int64_t chunks = width / kChunk, latent = rank / kChunk;
-        for (int64_t r = 0; r * 32 < chunks; ++r) {
+        int64_t boxes = width / boxColumns(), latent = rank / boxColumns();
+        for (int64_t r = 0; r * 32 < boxes; ++r) {
           Value j = add(lane, constant(32 * r));
-          when(less(j, constant(chunks)), [&] {
+          when(less(j, constant(boxes)), [&] {
             Value isKv = less(j, constant(latent));
             Value map = select(isKv, kvMap, peMap);
             Value x = mul(select(isKv, j, sub(j, constant(latent))),
-                          constant(kChunk));
-            Value dst =
-                add(tileAddress(buffer), mul(j, constant(chunkBytes())));
+                          constant(boxColumns()));
+            Value dst = add(tileAddress(buffer), mul(j, constant(boxBytes())));
             asmCall({},
                     {toI32(dst), map, toI32(x), toI32(n0), toI32(bIdx), bar},
                     "cp.async.bulk.tensor.3d.shared::cluster.global.tile."
@@ -515,9 +531,15 @@ private:
           when(both(less(id, constant(total)),
                     less(first, add(key, constant(1)))),
                [&] {
-                 Value index = add(mul(buffer, constant(wgKeys * width)),
-                                   add(mul(chunk, constant(wgKeys * kChunk)),
-                                       mul(key, constant(kChunk))));
+                 // Chunk c of a row of a box lands at a permuted place
+                 // of the row; the whole row is zeroed either way.
+                 int64_t perBox = boxColumns() / kChunk;
+                 Value index =
+                     add(mul(buffer, constant(wgKeys * width)),
+                         add(mul(div(chunk, perBox),
+                                 constant(wgKeys * boxColumns())),
+                             add(mul(key, constant(boxColumns())),
+                                 mul(rem(chunk, perBox), constant(kChunk)))));
                  auto st = vector::StoreOp::create(b, loc, zeros, tilesFlat,
                                                    ValueRange{index});
                  st.setAlignment(16);
@@ -551,6 +573,23 @@ private:
       });
       gpu::BarrierOp::create(b, loc);
     }
+    // Bulk tensor copies write to 128-byte aligned shared memory (1024 for
+    // the swizzled boxes, whose pattern the wgmma descriptors assume to
+    // start there); the layout's offsets are, the dynamic shared memory
+    // must be.
+    if (useTma)
+      when(both(equal(tid, constant(0)),
+                less(constant(0),
+                     rem(sharedPointer(qs), swizzled ? 1024 : 128))),
+           [&] { asmStatement("trap;"); });
+    // The maps were written by a copy from the host: the lanes that issue
+    // the copies acquire them for the tensor-map proxy first (PTX 8.3).
+    if (useTma)
+      when(equal(warp, constant(0)), [&] {
+        for (Value map : {kvMap, peMap})
+          asmCall({}, {map},
+                  "fence.proxy.tensormap::generic.acquire.sys [$0], 128;", "l");
+      });
     for (int64_t p = 0; p + 1 < stages; ++p) {
       when(less(constant(p), tileCount), [&] {
         if (useTma)
@@ -740,8 +779,13 @@ private:
     for (int64_t kk = 0; kk < width / 16; ++kk)
       s = wgmmaShared(
           n, s, wgmmaDescriptor(add(qAddr, constant(256 * kk)), 128, rowBytes),
-          wgmmaDescriptor(add(keysAddr, constant(2 * kk * chunkBytes())),
-                          chunkBytes(), keyGroupBytes()));
+          swizzled
+              // Step kk is 32 bytes into the rows of box kk / 4.
+              ? wgmmaDescriptor(
+                    add(keysAddr, constant(kk / 4 * boxBytes() + kk % 4 * 32)),
+                    16, keyGroupBytes(), /*swizzle128=*/true)
+              : wgmmaDescriptor(add(keysAddr, constant(2 * kk * chunkBytes())),
+                                chunkBytes(), keyGroupBytes()));
     return wgmmaCommitAndWait(s);
   }
 
@@ -750,6 +794,12 @@ private:
   /// along the columns, keyGroupBytes() between groups of 8 keys and
   /// chunkBytes() between chunks of 8 columns.
   Value valuesDescriptor(Value vAddr, int64_t kk, int64_t c0) {
+    // Swizzled: boxes of 64 columns boxBytes() apart along N, groups of 8
+    // keys 1024 bytes apart along K.
+    if (swizzled)
+      return wgmmaDescriptor(
+          add(vAddr, constant(2 * kk * keyGroupBytes() + c0 / 64 * boxBytes())),
+          boxBytes(), keyGroupBytes(), /*swizzle128=*/true);
     return wgmmaDescriptor(
         add(vAddr, constant(2 * kk * keyGroupBytes() + c0 / 8 * chunkBytes())),
         keyGroupBytes(), chunkBytes());
@@ -1046,7 +1096,7 @@ struct CudaMlaDecodePass
     }
     if (failed(loom::cuda::buildKernels<MlaDecodeKernel, fuse::MlaDecodeOp>(
             getOperation(), "loom_mla_decode", bool(wgmma), int64_t(wgmmaKeys),
-            int64_t(stages), bool(pRegisters), bool(tma),
+            int64_t(stages), bool(pRegisters), bool(tma), bool(tmaSwizzle),
             int64_t(targetBlocks))))
       signalPassFailure();
   }

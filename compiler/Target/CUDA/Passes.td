@@ -158,7 +158,9 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
     (`cp.async.bulk.tensor`, an mbarrier per stage) of boxes of 8 columns
     by the tile's positions, on tensor maps of the two caches that the host
     gets from the runtime (`loom_rt_cuda_tensor_map_*`); the tile is then
-    column-chunk-major in shared memory.
+    column-chunk-major in shared memory. With `tma-swizzle`, the boxes
+    are 64 columns wide in the 128-byte swizzled layout, which the wgmma
+    descriptors then name.
   }];
   let options = [
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
@@ -178,6 +180,9 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
     Option<"tma", "tma", "bool", /*default=*/"false",
            "the wgmma kernel loads the cache tiles with bulk tensor copies "
            "(TMA) on tensor maps the host encodes">,
+    Option<"tmaSwizzle", "tma-swizzle", "bool", /*default=*/"false",
+           "with tma, boxes of 64 columns swizzled by 128 bytes (where the "
+           "rank and the rope dim are multiples of 64) instead of 8">,
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect",
                            "::mlir::scf::SCFDialect",

@@ -355,9 +355,10 @@ EXPORT CUresult cuLaunchKernel(void *function, unsigned gridX, unsigned gridY,
   return 0;
 }
 
-/* Checks the arguments as the driver documents them (16-bit elements
- * only), records "tensor map dims D0 D1 D2 strides S1 S2 box B0 B1 B2" and
- * writes the address, the dimensions, the strides and the box to the map. */
+/* Checks the arguments as the driver documents them (16-bit elements,
+ * no swizzle or 128 bytes), records "tensor map dims D0 D1 D2 strides S1
+ * S2 box B0 B1 B2[ swizzle 128B]" and writes the address, the dimensions,
+ * the box, the strides and the swizzle to the map. */
 EXPORT CUresult cuTensorMapEncodeTiled(void *map, int dataType, unsigned rank,
                                        void *address, const uint64_t *dims,
                                        const uint64_t *strides,
@@ -368,7 +369,8 @@ EXPORT CUresult cuTensorMapEncodeTiled(void *map, int dataType, unsigned rank,
   (void)l2;
   MOCK_FAIL_POINT("cuTensorMapEncodeTiled");
   if (!map || ((uintptr_t)map) % 64 || dataType != 1 || rank < 1 || rank > 5 ||
-      ((uintptr_t)address) % 16 || interleave || swizzle || oobFill)
+      ((uintptr_t)address) % 16 || interleave ||
+      (swizzle != 0 && swizzle != 3) || oobFill)
     return 1;
   uint64_t *words = (uint64_t *)map;
   memset(words, 0, 128);
@@ -383,8 +385,9 @@ EXPORT CUresult cuTensorMapEncodeTiled(void *map, int dataType, unsigned rank,
     n += snprintf(line + n, sizeof(line) - (size_t)n, " %llu",
                   (unsigned long long)dims[i]);
   }
-  if ((box[0] * 2) % 16)
+  if ((box[0] * 2) % 16 || (swizzle == 3 && box[0] * 2 > 128))
     return 1;
+  words[15] = (uint64_t)swizzle;
   n += snprintf(line + n, sizeof(line) - (size_t)n, " strides");
   for (unsigned i = 0; i + 1 < rank; ++i) {
     if (strides[i] % 16 || strides[i] >= (1ull << 40))
@@ -396,6 +399,8 @@ EXPORT CUresult cuTensorMapEncodeTiled(void *map, int dataType, unsigned rank,
   n += snprintf(line + n, sizeof(line) - (size_t)n, " box");
   for (unsigned i = 0; i < rank; ++i)
     n += snprintf(line + n, sizeof(line) - (size_t)n, " %u", box[i]);
+  if (swizzle)
+    snprintf(line + n, sizeof(line) - (size_t)n, " swizzle 128B");
   record(line);
   return 0;
 }

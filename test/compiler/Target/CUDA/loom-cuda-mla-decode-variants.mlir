@@ -1,6 +1,7 @@
 // RUN: loom-opt --loom-cuda-mla-decode="wgmma=true p-registers=true" %s | FileCheck %s --check-prefix=PREG
 // RUN: loom-opt --loom-cuda-mla-decode="wgmma=true wgmma-keys=32 stages=4" %s | FileCheck %s --check-prefix=STAGES
 // RUN: loom-opt --loom-cuda-mla-decode="wgmma=true tma=true" %s | FileCheck %s --check-prefix=TMA
+// RUN: loom-opt --loom-cuda-mla-decode="wgmma=true tma=true tma-swizzle=true" %s | FileCheck %s --check-prefix=TMA
 // RUN: loom-opt --loom-cuda-mla-decode="target-blocks=100" %s | FileCheck %s --check-prefix=BLOCKS
 // RUN: not loom-opt --loom-cuda-mla-decode="wgmma=true stages=5" %s 2>&1 | FileCheck %s --check-prefix=BAD-STAGES
 // RUN: not loom-opt --loom-cuda-mla-decode="target-blocks=0" %s 2>&1 | FileCheck %s --check-prefix=BAD-BLOCKS
@@ -40,11 +41,12 @@
 // makes the mbarriers; warp 0 issues a tile's 10 boxes (8 of the latent
 // cache, 2 of the rope key: one round of its lanes) after lane 0 has set
 // the bytes to expect; each step waits for its stage's phase, and the
-// rows are the only cp.async copies.
-// TMA: func.func private @loom_rt_cuda_tensor_map_bf16(memref<?x?x?xbf16, strided<[?, ?, ?], offset: ?>>, i64, i64) -> i64 attributes {llvm.emit_c_interface}
+// rows are the only cp.async copies. With tma-swizzle, a rope dim of 16
+// keeps these boxes of 8 columns, unswizzled (swizzled boxes take 64).
+// TMA: func.func private @loom_rt_cuda_tensor_map_bf16(memref<?x?x?xbf16, strided<[?, ?, ?], offset: ?>>, i64, i64, i64) -> i64 attributes {llvm.emit_c_interface}
 // TMA-LABEL: func.func @decode
 // TMA: %[[KVC:.*]] = memref.cast %arg2 : memref<4x256x64xbf16> to memref<?x?x?xbf16, strided<[?, ?, ?], offset: ?>>
-// TMA: %[[KVMAP:.*]] = call @loom_rt_cuda_tensor_map_bf16(%[[KVC]], %c8_i64, %c64_i64)
+// TMA: %[[KVMAP:.*]] = call @loom_rt_cuda_tensor_map_bf16(%[[KVC]], %c8_i64, %c64_i64, %c0_i64)
 // TMA: %[[PEC:.*]] = memref.cast %arg3 : memref<4x256x16xbf16> to memref<?x?x?xbf16, strided<[?, ?, ?], offset: ?>>
 // TMA: %[[PEMAP:.*]] = call @loom_rt_cuda_tensor_map_bf16(%[[PEC]],
 // TMA: call @loom_mla_decode_0_partial_launch({{.*}}, %[[KVMAP]], %[[PEMAP]])
@@ -55,6 +57,8 @@
 // TMA-COUNT-2: "mbarrier.init.shared::cta.b64 [$0], 1;"
 // TMA-NEXT: "fence.mbarrier_init.release.cluster;"
 // TMA: gpu.barrier
+// TMA: "trap;"
+// TMA-COUNT-2: "fence.proxy.tensormap::generic.acquire.sys [$0], 128;"
 // TMA: "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;"
 // TMA: "bar.warp.sync -1;"
 // TMA: cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes
