@@ -575,17 +575,19 @@ private:
     }
     // Bulk tensor copies write to 128-byte aligned shared memory (1024 for
     // the swizzled boxes, whose pattern the wgmma descriptors assume to
-    // start there); the layout's offsets are, the dynamic shared memory
-    // must be.
+    // start there). The layout's offsets are multiples of that; the
+    // dynamic shared memory's start must be too.
     if (useTma)
       when(both(equal(tid, constant(0)),
                 less(constant(0),
                      rem(sharedPointer(qs), swizzled ? 1024 : 128))),
            [&] { asmStatement("trap;"); });
     // The maps were written by a copy from the host: the lanes that issue
-    // the copies acquire them for the tensor-map proxy first (PTX 8.3).
+    // the copies acquire them for the tensor-map proxy first (PTX 8.3). A
+    // block without a tile has nothing to copy (and an empty cache no
+    // map).
     if (useTma)
-      when(equal(warp, constant(0)), [&] {
+      when(both(equal(warp, constant(0)), less(constant(0), tileCount)), [&] {
         for (Value map : {kvMap, peMap})
           asmCall({}, {map},
                   "fence.proxy.tensormap::generic.acquire.sys [$0], 128;", "l");
