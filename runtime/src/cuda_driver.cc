@@ -643,20 +643,21 @@ constexpr int CU_TENSOR_MAP_SWIZZLE_128B = 3;
 constexpr int CU_TENSOR_MAP_L2_PROMOTION_L2_128B = 2;
 
 /// The tensor maps in device memory: a ring of kSlots slots of 128 bytes,
-/// and the slot of each map by its bytes. A decode step encodes the same
-/// maps of the same caches on every call and finds them here without a
-/// copy; a new map takes the oldest slot. An entry call waits for its
+/// and the slot of each map by what it was made from (address, dims,
+/// strides, box, swizzle). A decode step asks for the same maps of the
+/// same caches on every call and finds them here without encoding or
+/// copying; a new map takes the oldest slot. An entry call waits for its
 /// kernels before it returns, so a slot is free again once kSlots maps
 /// newer than it have been made, unless one call makes that many.
 struct TensorMaps {
-  static constexpr size_t kSlots = 512;
-  using Bytes = std::array<uint64_t, 16>;
+  static constexpr size_t kSlots = 512, kBytes = 128;
+  using Key = std::array<uint64_t, 9>;
   std::mutex mutex;
   EncodeTiled encode = nullptr;
   DevicePtr ring = 0;
   size_t next = 0;
-  std::map<Bytes, size_t> slotOf;
-  std::vector<const Bytes *> holder = std::vector<const Bytes *>(kSlots);
+  std::map<Key, size_t> slotOf;
+  std::vector<Key> keys = std::vector<Key>(kSlots);
 };
 
 TensorMaps &tensorMaps() {
@@ -719,9 +720,21 @@ static int64_t loomCudaTensorMap(const loom_memref_3d_t *src,
   uint64_t dims[3] = {uint64_t(src->sizes[2]), uint64_t(src->sizes[1]),
                       uint64_t(src->sizes[0])};
   uint64_t strides[2] = {uint64_t(2 * src->strides[1]), uint64_t(2 * outer)};
+  TensorMaps::Key key = {address,
+                         dims[0],
+                         dims[1],
+                         dims[2],
+                         strides[0],
+                         strides[1],
+                         uint64_t(boxColumns),
+                         uint64_t(boxRows),
+                         uint64_t(swizzle)};
+  auto it = maps.slotOf.find(key);
+  if (it != maps.slotOf.end())
+    return static_cast<int64_t>(maps.ring + it->second * TensorMaps::kBytes);
   unsigned box[3] = {unsigned(boxColumns), unsigned(boxRows), 1};
   unsigned elementStrides[3] = {1, 1, 1};
-  alignas(64) std::array<uint64_t, 16> map = {};
+  alignas(64) std::array<uint64_t, TensorMaps::kBytes / 8> map = {};
   if (!check(api, "cuTensorMapEncodeTiled",
              maps.encode(map.data(), CU_TENSOR_MAP_DATA_TYPE_UINT16, 3,
                          const_cast<char *>(base), dims, strides, box,
@@ -730,25 +743,23 @@ static int64_t loomCudaTensorMap(const loom_memref_3d_t *src,
                          CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
                          /*oobFill=*/0)))
     return 0;
-  auto it = maps.slotOf.find(map);
-  if (it != maps.slotOf.end())
-    return static_cast<int64_t>(maps.ring + it->second * sizeof(map));
-  if (!maps.ring &&
-      !check(api, "cuMemAlloc_v2",
-             api->cuMemAlloc(&maps.ring, TensorMaps::kSlots * sizeof(map))))
+  if (!maps.ring && !check(api, "cuMemAlloc_v2",
+                           api->cuMemAlloc(&maps.ring, TensorMaps::kSlots *
+                                                           TensorMaps::kBytes)))
     return 0;
   size_t slot = maps.next;
-  DevicePtr ptr = maps.ring + slot * sizeof(map);
+  DevicePtr ptr = maps.ring + slot * TensorMaps::kBytes;
   // From pageable memory the copy may still be on its way when it
   // returns, and the kernels' streams do not wait for it: wait here (only
   // for a new map).
   if (!check(api, "cuMemcpyHtoD_v2",
-             api->cuMemcpyHtoD(ptr, map.data(), sizeof(map))) ||
+             api->cuMemcpyHtoD(ptr, map.data(), TensorMaps::kBytes)) ||
       !check(api, "cuCtxSynchronize", api->cuCtxSynchronize()))
     return 0;
-  if (maps.holder[slot])
-    maps.slotOf.erase(*maps.holder[slot]);
-  maps.holder[slot] = &maps.slotOf.emplace(map, slot).first->first;
+  // Slots start with an all-zero key, which no map has (its box is empty).
+  maps.slotOf.erase(maps.keys[slot]);
+  maps.keys[slot] = key;
+  maps.slotOf.emplace(key, slot);
   maps.next = (slot + 1) % TensorMaps::kSlots;
   return static_cast<int64_t>(ptr);
 }
@@ -1199,7 +1210,7 @@ void resetDriverForTesting() {
   maps.ring = 0;
   maps.next = 0;
   maps.slotOf.clear();
-  maps.holder.assign(TensorMaps::kSlots, nullptr);
+  maps.keys.assign(TensorMaps::kSlots, TensorMaps::Key{});
   d.context = nullptr;
   d.info = DeviceInfo();
 }

@@ -374,9 +374,9 @@ TEST_F(CudaSessionTest, GemmImportsComputeRowMajorProducts) {
 /// The tensor-map imports encode a map of a 3-D 16-bit tensor (dims
 /// innermost first, strides in bytes, boxes of the asked columns by rows)
 /// into device memory once: the same tensor and box give the same address
-/// without a new copy, another box another map; a new map takes the oldest
-/// of 512 slots, after the copy has landed. A tensor TMA cannot read, or a
-/// failing encode, fails the call with a message.
+/// without a new encoding or copy, another box another map; a new map takes the
+/// oldest of 512 slots, after the copy has landed. A tensor TMA cannot read, or
+/// a failing encode, fails the call with a message.
 TEST_F(CudaSessionTest, TensorMapImportsEncodeOnceAndCheckTheirTensor) {
   ASSERT_TRUE(isOk(createSession())); // loads the driver
   using Fn = int64_t (*)(const loom_memref_3d_t *, int64_t, int64_t, int64_t);
