@@ -523,23 +523,25 @@ private:
             b, loc,
             DenseElementsAttr::get(VectorType::get({kChunk}, elem),
                                    b.getFloatAttr(elem, 0.0)));
+        // A thread stores 16 bytes: consecutive threads take the
+        // consecutive 16-byte places of a box's row, then its next rows,
+        // then the next box (no bank conflicts in either layout). Chunks
+        // of a swizzled row land at permuted places; the whole row is
+        // zeroed either way.
+        int64_t perRow = boxColumns() / kChunk;
         int64_t total = wgKeys * (width / kChunk);
         for (int64_t c = 0; c < total; c += kThreads) {
           Value id = add(tid, constant(c));
-          Value key = rem(id, wgKeys);
-          Value chunk = div(id, wgKeys);
+          Value row = div(id, perRow);
+          Value key = rem(row, wgKeys);
           when(both(less(id, constant(total)),
                     less(first, add(key, constant(1)))),
                [&] {
-                 // Chunk c of a row of a box lands at a permuted place
-                 // of the row; the whole row is zeroed either way.
-                 int64_t perBox = boxColumns() / kChunk;
                  Value index =
                      add(mul(buffer, constant(wgKeys * width)),
-                         add(mul(div(chunk, perBox),
-                                 constant(wgKeys * boxColumns())),
+                         add(mul(div(row, wgKeys), constant(boxBytes() / 2)),
                              add(mul(key, constant(boxColumns())),
-                                 mul(rem(chunk, perBox), constant(kChunk)))));
+                                 mul(rem(id, perRow), constant(kChunk)))));
                  auto st = vector::StoreOp::create(b, loc, zeros, tilesFlat,
                                                    ValueRange{index});
                  st.setAlignment(16);
