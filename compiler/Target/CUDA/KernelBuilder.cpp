@@ -185,6 +185,24 @@ Value KernelBuilder::wgmmaDescriptor(Value address, int64_t leading,
                 ((uint64_t(stride) >> 4) << 32) | layout)));
 }
 
+Value KernelBuilder::wgmmaDescriptorAt(Value desc, int64_t bytes) {
+  assert(bytes % 16 == 0 && bytes >= 0 && "descriptor offset");
+  Type i64 = b.getI64Type();
+  // The high word folds to the strides and layout of wgmmaDescriptor()
+  // (its start field is masked to 14 bits); the words are joined by a
+  // mov.b64 that LLVM cannot see into, or it would make the sum one 64-bit
+  // addition again, which ptxas does not split.
+  Value low = arith::TruncIOp::create(b, loc, i32, desc);
+  Value high = arith::TruncIOp::create(
+      b, loc, i32,
+      arith::ShRUIOp::create(b, loc, desc,
+                             arith::ConstantIntOp::create(b, loc, i64, 32)));
+  if (bytes)
+    low = arith::AddIOp::create(b, loc, low, i32Constant(bytes / 16));
+  return inlineAsm(b, loc, {i64}, {low, high}, "mov.b64 $0, {$1, $2};",
+                   "=l,r,r", /*sideEffects=*/false)[0];
+}
+
 KernelBuilder::View KernelBuilder::view(Value memref) {
   auto meta = memref::ExtractStridedMetadataOp::create(b, loc, memref);
   View v;

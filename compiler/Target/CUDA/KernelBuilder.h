@@ -95,6 +95,17 @@ protected:
     return gpu::ShuffleOp::create(b, loc, x, offset, 32, gpu::ShuffleMode::XOR)
         .getShuffleResult();
   }
+  /// The index `x` of lane 0 of the warp. For a value that is the same in
+  /// every lane (a warp or warpgroup index from the thread index), this
+  /// tells ptxas so: what is computed from it then stays in uniform
+  /// registers (the wgmma descriptors) instead of being computed per
+  /// thread and moved there before each wgmma.
+  Value warpUniform(Value x) {
+    Value v = arith::IndexCastOp::create(b, loc, i32, x);
+    v = gpu::ShuffleOp::create(b, loc, v, 0, 32, gpu::ShuffleMode::IDX)
+            .getShuffleResult();
+    return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
+  }
   /// `combine` of x over the four threads of an mma row (lanes 4g..4g+3).
   Value quad(Value x, function_ref<Value(Value, Value)> combine) {
     x = combine(x, shuffleXor(x, 1));
@@ -130,6 +141,14 @@ protected:
   /// (64 x 16); B (16 x N) by `descB`, MN-major with `transposeB`.
   SmallVector<Value> wgmmaShared(int64_t n, ValueRange acc, Value descA,
                                  Value descB, bool transposeB = false);
+  /// The descriptor `desc` (from wgmmaDescriptor()) moved `bytes` (a
+  /// multiple of 16) on in shared memory: its start address field plus
+  /// bytes / 16, which cannot carry out of the field below 256 KB of shared
+  /// memory. The addition is on the low word, the high word is the
+  /// constant strides: one integer addition per wgmma of a chain instead of
+  /// a whole descriptor, which ptxas keeps in uniform registers when the
+  /// address is warp-uniform.
+  Value wgmmaDescriptorAt(Value desc, int64_t bytes);
   void wgmmaFence() { asmStatement("wgmma.fence.sync.aligned;"); }
   /// Commits the wgmma chain and waits for it; returns the accumulators
   /// `acc` through the wait (tied operands), so that nothing reads them

@@ -423,7 +423,7 @@ private:
     Value bIdx = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
     Value split = gpu::BlockIdOp::create(b, loc, gpu::Dimension::z);
     lane = rem(tid, 32);
-    Value warp = div(tid, 32);
+    Value warp = warpUniform(div(tid, 32));
     group = rem(warp, 4);
     half = div(warp, 4);
     g = div(lane, 4);
@@ -778,35 +778,41 @@ private:
   /// C + R columns 16 at a time; waited for.
   SmallVector<Value> scoresWgmma(Value qAddr, Value keysAddr, int64_t n) {
     int64_t rowBytes = width / 8 * 128;
+    // The descriptors of step 0; step kk's are these moved on.
+    Value qDesc = wgmmaDescriptor(qAddr, 128, rowBytes);
+    Value kDesc =
+        swizzled ? wgmmaDescriptor(keysAddr, 16, keyGroupBytes(),
+                                   /*swizzle128=*/true)
+                 : wgmmaDescriptor(keysAddr, chunkBytes(), keyGroupBytes());
     wgmmaFence();
     SmallVector<Value> s;
     for (int64_t kk = 0; kk < width / 16; ++kk)
       s = wgmmaShared(
-          n, s, wgmmaDescriptor(add(qAddr, constant(256 * kk)), 128, rowBytes),
-          swizzled
-              // Step kk is 32 bytes into the rows of box kk / 4.
-              ? wgmmaDescriptor(
-                    add(keysAddr, constant(kk / 4 * boxBytes() + kk % 4 * 32)),
-                    16, keyGroupBytes(), /*swizzle128=*/true)
-              : wgmmaDescriptor(add(keysAddr, constant(2 * kk * chunkBytes())),
-                                chunkBytes(), keyGroupBytes()));
+          n, s, wgmmaDescriptorAt(qDesc, 256 * kk),
+          wgmmaDescriptorAt(kDesc, swizzled
+                                       // Step kk is 32 bytes into the
+                                       // rows of box kk / 4.
+                                       ? kk / 4 * boxBytes() + kk % 4 * 32
+                                       : 2 * kk * chunkBytes()));
     return wgmmaCommitAndWait(s);
   }
 
-  /// The descriptor of the values of P v step `kk` (keys 16kk..16kk+15)
-  /// and columns from `c0`, the tile at `vAddr` read MN-major: 16 bytes
-  /// along the columns, keyGroupBytes() between groups of 8 keys and
-  /// chunkBytes() between chunks of 8 columns.
-  Value valuesDescriptor(Value vAddr, int64_t kk, int64_t c0) {
-    // Swizzled: boxes of 64 columns boxBytes() apart along N, groups of 8
-    // keys 1024 bytes apart along K.
+  /// The descriptor of the values of P v step 0 (keys 0..15) and column 0
+  /// of the tile at `vAddr` read MN-major: 16 bytes along the columns,
+  /// keyGroupBytes() between groups of 8 keys and chunkBytes() between
+  /// chunks of 8 columns (swizzled: boxes of 64 columns boxBytes() apart
+  /// along N, groups of 8 keys 1024 bytes apart along K).
+  Value valuesDescriptor(Value vAddr) {
     if (swizzled)
-      return wgmmaDescriptor(
-          add(vAddr, constant(2 * kk * keyGroupBytes() + c0 / 64 * boxBytes())),
-          boxBytes(), keyGroupBytes(), /*swizzle128=*/true);
-    return wgmmaDescriptor(
-        add(vAddr, constant(2 * kk * keyGroupBytes() + c0 / 8 * chunkBytes())),
-        keyGroupBytes(), chunkBytes());
+      return wgmmaDescriptor(vAddr, boxBytes(), keyGroupBytes(),
+                             /*swizzle128=*/true);
+    return wgmmaDescriptor(vAddr, keyGroupBytes(), chunkBytes());
+  }
+  /// The bytes from that descriptor to step `kk`'s (keys 16kk..16kk+15) at
+  /// column `c0`.
+  int64_t valuesOffset(int64_t kk, int64_t c0) const {
+    return 2 * kk * keyGroupBytes() +
+           (swizzled ? c0 / 64 * boxBytes() : c0 / 8 * chunkBytes());
   }
 
   /// One tile of wgKeys cache positions at `n0` (in shared buffer
@@ -857,13 +863,14 @@ private:
     // columns, rows of keys), up to kWgColumns at a time.
     Value pAddr = sharedPointer(ps);
     Value vAddr = add(kAddr, mul(half, constant(rank / 2 / 8 * chunkBytes())));
+    Value pDesc0 = wgmmaDescriptor(pAddr, 128, wgKeys / 8 * 128);
+    Value vDesc = valuesDescriptor(vAddr);
     wgmmaFence();
     for (int64_t kk = 0; kk < wgKeys / 16; ++kk) {
-      Value pDesc = wgmmaDescriptor(add(pAddr, constant(256 * kk)), 128,
-                                    wgKeys / 8 * 128);
+      Value pDesc = wgmmaDescriptorAt(pDesc0, 256 * kk);
       for (int64_t c0 = 0; c0 < rank / 2; c0 += kWgColumns) {
         int64_t n = std::min(kWgColumns, rank / 2 - c0);
-        Value desc = valuesDescriptor(vAddr, kk, c0);
+        Value desc = wgmmaDescriptorAt(vDesc, valuesOffset(kk, c0));
         SmallVector<Value> acc =
             wgmmaShared(n, ArrayRef<Value>(out).slice(c0 / 2, n / 2), pDesc,
                         desc, /*transposeB=*/true);
@@ -906,12 +913,13 @@ private:
     for (size_t i = 0; i + 1 < s.size(); i += 2)
       p.push_back(packFloats(s[i], s[i + 1]));
     Value vAddr = add(kAddr, mul(half, constant(rank / 2 / 8 * chunkBytes())));
+    Value vDesc = valuesDescriptor(vAddr);
     wgmmaFence();
     for (int64_t kk = 0; kk < wgKeys / 16; ++kk) {
       ArrayRef<Value> a = ArrayRef<Value>(p).slice(4 * kk, 4);
       for (int64_t c0 = 0; c0 < rank / 2; c0 += kWgColumns) {
         int64_t n = std::min(kWgColumns, rank / 2 - c0);
-        Value desc = valuesDescriptor(vAddr, kk, c0);
+        Value desc = wgmmaDescriptorAt(vDesc, valuesOffset(kk, c0));
         SmallVector<Value> acc =
             wgmma(n, ArrayRef<Value>(out).slice(c0 / 2, n / 2), a, desc,
                   /*transposeB=*/true);

@@ -16,6 +16,12 @@
 // CHECK: %[[KS:.*]] = memref.view %{{.*}}[%c10240][] : {{.*}} to memref<2x8x10x64xbf16, #gpu.address_space<workgroup>>
 // CHECK: %[[PS:.*]] = memref.view %{{.*}}[%c30720][] : {{.*}} to memref<8x8x64xbf16, #gpu.address_space<workgroup>>
 // CHECK: %[[EX:.*]] = memref.view %{{.*}}[%c38912][] : {{.*}} to memref<2x64xf32, #gpu.address_space<workgroup>>
+// The warp index is lane 0's, which ptxas then knows to be the same in
+// the warp: the descriptors made from it stay in uniform registers.
+// CHECK: gpu.thread_id  x
+// CHECK: %[[WARP:.*]] = arith.divsi %thread_id_x, %c32{{.*}} : index
+// CHECK: %[[WARP32:.*]] = arith.index_cast %[[WARP]] : index to i32
+// CHECK: gpu.shuffle  idx %[[WARP32]], %c0_i32, %c32_i32
 // CHECK: nvgpu.device_async_copy %{{.*}}, %[[QS]][%{{.*}}, %{{.*}}, %{{.*}}], 8, %{{.*}} {bypassL1}
 // CHECK: nvgpu.device_async_copy %{{.*}}, %[[KS]][%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}], 8, %{{.*}} {bypassL1}
 // Each tile: the copies made visible to the asynchronous proxy before the
@@ -23,7 +29,9 @@
 // (32 keys): 5 wgmma m64n32k16 (80 columns), A and B from shared memory,
 // K-major: 128 bytes between core matrices along the columns (8 << 16),
 // 10 * 128 = 1280 bytes between groups of 8 rows (80 << 32):
-// 343597907968. The first overwrites the accumulators.
+// 343597907968. The first overwrites the accumulators. The descriptors of
+// step 0 are made once; step k's are their low word plus its bytes / 16
+// (step 1: 256 bytes on, 16), joined to the high word by a mov.b64.
 // CHECK: scf.for
 // CHECK: nvvm.cp.async.wait.group 0
 // CHECK-NEXT: llvm.inline_asm has_side_effects "fence.proxy.async.shared::cta;"
@@ -31,11 +39,20 @@
 // CHECK: nvvm.cp.async.commit.group
 // CHECK: memref.extract_aligned_pointer_as_index %[[QS]]
 // CHECK: memref.extract_aligned_pointer_as_index %[[KS]]
-// CHECK: llvm.inline_asm has_side_effects "wgmma.fence.sync.aligned;"
 // CHECK: %[[DA:.*]] = arith.ori %{{.*}}, %c343597907968_i64
 // CHECK: %[[DB:.*]] = arith.ori %{{.*}}, %c343597907968_i64
-// CHECK: llvm.inline_asm has_side_effects "{\0A.reg .pred p;\0Asetp.ne.b32 p, 0, 0;\0Awgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$0, {{.*}}, $15}, $16, $17, p, 1, 1, 0, 0;\0A}", "=f,{{.*}},=f,l,l" %[[DA]], %[[DB]]
-// CHECK-COUNT-4: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 0, 0;\0A}", "=f,{{.*}},=f,l,l,0,1,{{.*}},15"
+// CHECK: llvm.inline_asm has_side_effects "wgmma.fence.sync.aligned;"
+// CHECK: %[[DA0:.*]] = llvm.inline_asm "mov.b64 $0, {$1, $2};", "=l,r,r"
+// CHECK: %[[DB0:.*]] = llvm.inline_asm "mov.b64 $0, {$1, $2};", "=l,r,r"
+// CHECK: llvm.inline_asm has_side_effects "{\0A.reg .pred p;\0Asetp.ne.b32 p, 0, 0;\0Awgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$0, {{.*}}, $15}, $16, $17, p, 1, 1, 0, 0;\0A}", "=f,{{.*}},=f,l,l" %[[DA0]], %[[DB0]]
+// CHECK: %[[LA:.*]] = arith.trunci %[[DA]] : i64 to i32
+// CHECK: %[[LA1:.*]] = arith.addi %[[LA]], %c16_i32
+// CHECK: %[[DA1:.*]] = llvm.inline_asm "mov.b64 $0, {$1, $2};", "=l,r,r" %[[LA1]],
+// CHECK: %[[LB:.*]] = arith.trunci %[[DB]] : i64 to i32
+// CHECK: %[[LB1:.*]] = arith.addi %[[LB]], %c16_i32
+// CHECK: %[[DB1:.*]] = llvm.inline_asm "mov.b64 $0, {$1, $2};", "=l,r,r" %[[LB1]],
+// CHECK: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 0, 0;\0A}", "=f,{{.*}},=f,l,l,0,1,{{.*}},15" %[[DA1]], %[[DB1]],
+// CHECK-COUNT-3: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 0, 0;\0A}", "=f,{{.*}},=f,l,l,0,1,{{.*}},15"
 // CHECK: "wgmma.commit_group.sync.aligned;"
 // CHECK: "wgmma.wait_group.sync.aligned 0;"
 // The row maxima of the two halves exchanged through shared memory, P
@@ -54,13 +71,23 @@
 // 32). A is P: 128 bytes between chunks of 8 keys (8 << 16), 1024 between
 // groups of 8 rows (64 << 32): 274878431232. B is the same tile MN-major
 // (transpose-b 1): 1280 bytes between groups of 8 keys (80 << 16), 128
-// between core matrices along the columns (8 << 32): 34364981248.
+// between core matrices along the columns (8 << 32): 34364981248. The
+// next 16 keys: P 256 bytes on (16), the tile 2 * 1280 (160).
 // CHECK: memref.extract_aligned_pointer_as_index %[[PS]]
-// CHECK: "wgmma.fence.sync.aligned;"
 // CHECK: %[[DP:.*]] = arith.ori %{{.*}}, %c274878431232_i64
 // CHECK: %[[DV:.*]] = arith.ori %{{.*}}, %c34364981248_i64
-// CHECK: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$0, {{.*}}, $15}, $16, $17, p, 1, 1, 0, 1;\0A}", "=f,{{.*}},=f,l,l,0,{{.*}},15" %[[DP]], %[[DV]], 
-// CHECK-COUNT-3: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 0, 1;
+// CHECK: "wgmma.fence.sync.aligned;"
+// CHECK: %[[DP0:.*]] = llvm.inline_asm "mov.b64 $0, {$1, $2};", "=l,r,r"
+// CHECK: %[[DV0:.*]] = llvm.inline_asm "mov.b64 $0, {$1, $2};", "=l,r,r"
+// CHECK: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {$0, {{.*}}, $15}, $16, $17, p, 1, 1, 0, 1;\0A}", "=f,{{.*}},=f,l,l,0,{{.*}},15" %[[DP0]], %[[DV0]], 
+// CHECK: %[[LP:.*]] = arith.trunci %[[DP]] : i64 to i32
+// CHECK: %[[LP1:.*]] = arith.addi %[[LP]], %c16_i32
+// CHECK: %[[DP1:.*]] = llvm.inline_asm "mov.b64 $0, {$1, $2};", "=l,r,r" %[[LP1]],
+// CHECK: %[[LV:.*]] = arith.trunci %[[DV]] : i64 to i32
+// CHECK: %[[LV1:.*]] = arith.addi %[[LV]], %c160_i32
+// CHECK: %[[DV1:.*]] = llvm.inline_asm "mov.b64 $0, {$1, $2};", "=l,r,r" %[[LV1]],
+// CHECK: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 0, 1;\0A}", "=f,{{.*}},=f,l,l,0,{{.*}},15" %[[DP1]], %[[DV1]],
+// CHECK-COUNT-2: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 0, 1;
 // CHECK: "wgmma.commit_group.sync.aligned;"
 // CHECK: "wgmma.wait_group.sync.aligned 0;"
 // After the tiles, the row sums of the two halves are exchanged too.
