@@ -131,6 +131,12 @@ struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
       llvm::cl::desc("Each warpgroup of the wgmma MLA decode kernel scores "
                      "all of a tile's keys and keeps P in registers"),
       llvm::cl::init(false)};
+  Option<bool> mlaPSplit{
+      *this, "mla-p-split",
+      llvm::cl::desc("The first warpgroup of the wgmma MLA decode kernel "
+                     "scores each tile and hands P to the second, which "
+                     "loads the tiles"),
+      llvm::cl::init(false)};
   Option<bool> mlaTma{
       *this, "mla-tma",
       llvm::cl::desc("The wgmma MLA decode kernel loads the cache tiles with "
@@ -297,10 +303,10 @@ LogicalResult loom::buildCudaLoweringPipeline(
   }
   std::string mlaOptions =
       mla.wgmma ? llvm::formatv("{{wgmma=true wgmma-keys={0} stages={1} "
-                                "p-registers={2} tma={3} tma-swizzle={4} "
-                                "target-blocks={5}}",
+                                "p-registers={2} p-split={6} tma={3} "
+                                "tma-swizzle={4} target-blocks={5}}",
                                 mla.keys, mla.stages, mla.pRegisters, mla.tma,
-                                mla.tmaSwizzle, mla.targetBlocks)
+                                mla.tmaSwizzle, mla.targetBlocks, mla.pSplit)
                       .str()
                 : llvm::formatv("{{target-blocks={0}}", mla.targetBlocks).str();
   std::string text = kCudaLoweringPipeline;
@@ -356,7 +362,8 @@ void loom::registerLoomPipelines() {
             options.wgmma,
             CudaMlaKernelOptions{options.mlaWgmma, options.mlaWgmmaKeys,
                                  options.mlaStages, options.mlaPRegisters,
-                                 options.mlaTma, options.mlaTmaSwizzle,
+                                 options.mlaPSplit, options.mlaTma,
+                                 options.mlaTmaSwizzle,
                                  options.mlaTargetBlocks});
       });
 }

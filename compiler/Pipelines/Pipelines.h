@@ -102,6 +102,9 @@ struct CudaMlaKernelOptions {
   /// Each warpgroup of the wgmma kernel scores all of a tile's keys and
   /// keeps P in registers.
   bool pRegisters = false;
+  /// The first warpgroup scores each tile and hands P to the second,
+  /// which loads the tiles (FlashMLA's split).
+  bool pSplit = false;
   /// The wgmma kernel loads the cache tiles with bulk tensor copies (TMA)
   /// instead of cp.async.
   bool tma = false;

@@ -128,9 +128,11 @@ static cl::opt<std::string> mlaWgmmaP(
     "mla-wgmma-p",
     cl::desc("Where the wgmma MLA decode kernel keeps P: shared (the "
              "warpgroups score half of a tile's keys each and exchange P "
-             "through shared memory; default) or registers (each scores all "
-             "the keys and keeps its P in registers)"),
-    cl::init("shared"), cl::value_desc("shared|registers"), cl::Hidden,
+             "through shared memory; default), registers (each scores all "
+             "the keys and keeps its P in registers) or split (the first "
+             "scores all the keys and hands its P registers to the second, "
+             "which loads the tiles: FlashMLA's split)"),
+    cl::init("shared"), cl::value_desc("shared|registers|split"), cl::Hidden,
     cl::cat(category));
 static cl::opt<std::string> mlaWgmmaLoads(
     "mla-wgmma-loads",
@@ -297,9 +299,10 @@ static int compile() {
                     "positive\n";
     return 1;
   }
-  if (mlaWgmmaP != "shared" && mlaWgmmaP != "registers") {
-    llvm::errs() << "loom-compile: error: --mla-wgmma-p must be shared or "
-                    "registers, got '"
+  if (mlaWgmmaP != "shared" && mlaWgmmaP != "registers" &&
+      mlaWgmmaP != "split") {
+    llvm::errs() << "loom-compile: error: --mla-wgmma-p must be shared, "
+                    "registers or split, got '"
                  << mlaWgmmaP << "'\n";
     return 1;
   }
@@ -316,6 +319,7 @@ static int compile() {
   for (auto [set, name] :
        {std::pair<bool, StringRef>{mlaWgmmaP == "registers",
                                    "--mla-wgmma-p=registers"},
+        {mlaWgmmaP == "split", "--mla-wgmma-p=split"},
         {mlaWgmmaStages.getNumOccurrences() > 0, "--mla-wgmma-stages"},
         {mlaWgmmaLoads != "cp-async", loadsFlag}}) {
     if (set && !wgmmaMla) {
@@ -397,6 +401,7 @@ static int compile() {
     options.cudaMla.keys = mlaWgmmaKeys;
     options.cudaMla.stages = mlaWgmmaStages;
     options.cudaMla.pRegisters = mlaWgmmaP == "registers";
+    options.cudaMla.pSplit = mlaWgmmaP == "split";
     options.cudaMla.tma = mlaWgmmaLoads != "cp-async";
     options.cudaMla.tmaSwizzle = mlaWgmmaLoads == "tma-swizzled";
     options.cudaMla.targetBlocks = mlaTargetBlocks;

@@ -86,7 +86,8 @@ class MlaDecodeKernel : loom::cuda::KernelBuilder {
 public:
   MlaDecodeKernel(OpBuilder &b, fuse::MlaDecodeOp op, bool wgmma,
                   int64_t wgmmaKeys, int64_t wgmmaStages, bool pRegisters,
-                  bool tma, bool tmaSwizzle, int64_t targetBlocks)
+                  bool pSplit, bool tma, bool tmaSwizzle,
+                  int64_t targetBlocks)
       : KernelBuilder(
             b, op.getLoc(),
             cast<ShapedType>(op.getQLat().getType()).getElementType()),
@@ -109,6 +110,7 @@ public:
     this->targetBlocks = targetBlocks;
     useWgmma = wgmma && (choose(wgmmaKeys, wgmmaStages) || choose(32, 3));
     pInRegisters = useWgmma && pRegisters;
+    splitRoles = useWgmma && pSplit && !pRegisters;
     useTma = useWgmma && tma;
     // 128-byte swizzled boxes take 64 columns: the rope dim must be a
     // multiple of 64, and so must each warpgroup's half of the rank (P v
@@ -288,6 +290,9 @@ private:
   /// With pInRegisters, each warpgroup scores the whole tile and keeps P
   /// in registers.
   bool useWgmma, pInRegisters;
+  /// With splitRoles, the first warpgroup scores each tile and hands P
+  /// and the rows' rescaling to the second, which loads the tiles.
+  bool splitRoles = false;
   /// The wgmma kernel loads the cache tiles with bulk tensor copies, in
   /// boxes of 64 columns swizzled by 128 bytes when `swizzled`.
   bool useTma, swizzled = false;
@@ -303,6 +308,9 @@ private:
   /// With TMA: the tensor maps of the two caches, and the byte address of
   /// the stages' mbarriers in shared memory.
   Value kvMap, peMap, barriers;
+  /// With splitRoles, P's buffer as the first warpgroup's registers:
+  /// [wgKeys / 16][128 threads][4], 16 bytes a thread and chunk.
+  Value pFrags;
 
   gpu::GPUFuncOp kernelFunc(StringRef name, TypeRange types, int64_t threads) {
     auto kernel =
@@ -338,10 +346,13 @@ private:
                 Value dst, ValueRange dstPrefix, int64_t column0,
                 llvm::function_ref<std::tuple<SmallVector<Value>,
                                               SmallVector<Value>, Value>(Value)>
-                    source) {
+                    source,
+                Value thread = {}, int64_t threads = kThreads) {
+    if (!thread)
+      thread = tid;
     int64_t perRow = columns / kChunk, total = count * perRow;
-    for (int64_t c = 0; c < total; c += kThreads) {
-      Value id = add(tid, constant(c));
+    for (int64_t c = 0; c < total; c += threads) {
+      Value id = add(thread, constant(c));
       auto body = [&] {
         Value r, chunk;
         SmallVector<Value> to(dstPrefix);
@@ -364,7 +375,7 @@ private:
         clamped.push_back(col);
         copyChunk(src, indices, clamped, valid, dst, to);
       };
-      if (c + kThreads <= total)
+      if (c + threads <= total)
         body();
       else
         when(less(id, constant(total)), body);
@@ -400,6 +411,8 @@ private:
       offset += stages * wgKeys * width * 2;
       if (!pInRegisters) {
         ps = sharedView(base, offset, {kRows / 8, wgKeys / 8, 64}, elem);
+        if (splitRoles)
+          pFrags = sharedView(base, offset, {wgKeys / 16, 128, 4}, i32);
         offset += kRows * wgKeys * 2;
         exchange = sharedView(base, offset, {2, kRows}, f32);
         offset += 2 * kRows * 4;
@@ -473,8 +486,11 @@ private:
     auto barrierOf = [&](Value buffer) {
       return toI32(add(barriers, mul(buffer, constant(8))));
     };
+    // The warp that issues the bulk copies: the first of the warpgroup
+    // that loads the tiles.
+    Value loaderWarp = constant(splitRoles ? 4 : 0);
     auto issueTileTma = [&](Value n0, Value buffer) {
-      when(equal(warp, constant(0)), [&] {
+      when(equal(warp, loaderWarp), [&] {
         Value bar = barrierOf(buffer);
         when(equal(lane, constant(0)), [&] {
           asmCall({}, {bar, toI32(constant(tileBytes))},
@@ -552,15 +568,27 @@ private:
 
     // The first tile joins the rows' group.
     Value lastKey = max(sub(k1, constant(1)), constant(0));
-    auto issueTile = [&](Value n0, Value buffer) {
+    // By every thread, or with `loaders` by the second warpgroup's.
+    auto issueTile = [&](Value n0, Value buffer, bool loaders = false) {
       auto keyRow = [&](Value r) {
         Value key = add(n0, r);
         SmallVector<Value> at{bIdx, key};
         SmallVector<Value> safe{bIdx, min(key, lastKey)};
         return std::make_tuple(at, safe, less(key, k1));
       };
-      copyRows(kvView, keys, rank, ks, {buffer}, 0, keyRow);
-      copyRows(peView, keys, rope, ks, {buffer}, rank, keyRow);
+      // The loaders' thread index is read again where they copy, so that
+      // the copies' addresses are made there rather than held in registers
+      // through the first warpgroup's scores.
+      Value thread;
+      if (loaders) {
+        Value again = asmCall({i32}, {}, "mov.u32 $0, %tid.x;", "=r")[0];
+        thread = sub(arith::IndexCastOp::create(b, loc, b.getIndexType(), again),
+                     constant(128));
+      }
+      int64_t threads = loaders ? 128 : kThreads;
+      copyRows(kvView, keys, rank, ks, {buffer}, 0, keyRow, thread, threads);
+      copyRows(peView, keys, rope, ks, {buffer}, rank, keyRow, thread,
+               threads);
     };
     // The first stages - 1 tiles go ahead, one commit group each (with
     // TMA, after thread 0 has made the stages' mbarriers, one arrival
@@ -589,7 +617,7 @@ private:
     // block without a tile has nothing to copy (and an empty cache no
     // map).
     if (useTma)
-      when(both(equal(warp, constant(0)), less(constant(0), tileCount)), [&] {
+      when(both(equal(warp, loaderWarp), less(constant(0), tileCount)), [&] {
         for (Value map : {kvMap, peMap})
           asmCall({}, {map},
                   "fence.proxy.tensormap::generic.acquire.sys [$0], 128;", "l");
@@ -634,18 +662,25 @@ private:
           if (useWgmma)
             fenceProxyAsync();
           gpu::BarrierOp::create(b, loc);
-          // The buffer of tile i - 1, which every warp is done with.
+          // The buffer of tile i - 1, which every warp is done with. With
+          // splitRoles, the second warpgroup's threads copy it while the
+          // first scores tile i.
           Value next = add(i, constant(stages - 1));
-          when(less(next, tileCount), [&] {
+          Value issue = less(next, tileCount);
+          if (splitRoles && !useTma)
+            issue = both(issue, equal(half, constant(1)));
+          when(issue, [&] {
             Value n = add(n0, constant((stages - 1) * keys));
             if (useTma)
               issueTileTma(n, rem(next, stages));
             else
-              issueTile(n, rem(next, stages));
+              issueTile(n, rem(next, stages), splitRoles);
           });
           if (!useTma)
             NVVM::CpAsyncCommitGroupOp::create(b, loc);
           Value row = add(row0, localRow);
+          if (splitRoles)
+            return tileSplit(s, buffer, n0, k1, start, row, localRow, scale2);
           if (pInRegisters)
             return tileWgmmaRegisters(s, buffer, n0, k1, start, row, localRow,
                                       scale2);
@@ -664,7 +699,23 @@ private:
     // registers, each warpgroup's sums are of all the keys).
     auto sum = [&](Value x, Value y) { return fadd(x, y); };
     std::array<Value, 2> l;
-    if (pInRegisters) {
+    if (splitRoles) {
+      // The first warpgroup's sums, which the second's accumulators follow
+      // too, through the exchange buffer's second row.
+      for (int64_t h = 0; h < 2; ++h) {
+        Value own = quad(state[accumulators + 2 + h], sum);
+        when(both(equal(half, constant(0)), equal(t, constant(0))), [&] {
+          memref::StoreOp::create(
+              b, loc, own, exchange,
+              ValueRange{constant(1), add(localRow, constant(8 * h))});
+        });
+      }
+      gpu::BarrierOp::create(b, loc);
+      for (int64_t h = 0; h < 2; ++h)
+        l[h] = memref::LoadOp::create(
+            b, loc, exchange,
+            ValueRange{constant(1), add(localRow, constant(8 * h))});
+    } else if (pInRegisters) {
       for (int64_t h = 0; h < 2; ++h)
         l[h] = quad(state[accumulators + 2 + h], sum);
     } else {
@@ -705,12 +756,14 @@ private:
   /// the row maxima over the thread's quad and, with `exchange`, the other
   /// half (through shared memory), turns `s` into P, rescales the
   /// accumulators `out` and returns the rows' new maxima and sums (the
-  /// thread's keys); `storeP(h)` writes P of rows h after each.
+  /// thread's keys); `storeP(h)` writes P of rows h after each. With
+  /// `alphas`, the rows' rescaling factors go there too.
   std::pair<std::array<Value, 2>, std::array<Value, 2>>
   softmax(SmallVectorImpl<Value> &s, ValueRange state,
           SmallVectorImpl<Value> &out, Value key0, Value k1, Value start,
           Value row, Value localRow, double scale2,
-          function_ref<void(int64_t)> storeP, bool exchange = true) {
+          function_ref<void(int64_t)> storeP, bool exchange = true,
+          std::array<Value, 2> *alphas = nullptr) {
     int64_t accumulators = rank / 4, tiles = s.size() / 4;
     // Visible: key < min(k1, start + token + 1), token = row / heads.
     Value minusInf = floatConstant(-std::numeric_limits<double>::infinity());
@@ -754,6 +807,8 @@ private:
       Value mUse = select(none, floatConstant(0.0), mNew);
       Value alpha =
           exp2(arith::SubFOp::create(b, loc, state[accumulators + h], mUse));
+      if (alphas)
+        (*alphas)[h] = alpha;
       Value sum = floatConstant(0.0);
       for (int64_t j = 0; j < tiles; ++j)
         for (int64_t e = 2 * h; e < 2 * h + 2; ++e) {
@@ -929,6 +984,119 @@ private:
     SmallVector<Value> next = wgmmaCommitAndWait(out);
     next.append({m[0], m[1], l[0], l[1]});
     return next;
+  }
+
+  /// One tile of wgKeys cache positions at `n0` (in shared buffer
+  /// `buffer`) with the warpgroups' roles split (FlashMLA's schedule): the
+  /// first scores the 64 rows against all the tile's keys, takes the
+  /// online softmax of whole rows, writes its P registers and the rows'
+  /// rescaling factors to shared memory, signals the second (named barrier
+  /// 1, which does not wait), and adds P times the first rank / 2 latent
+  /// columns of the tile to its accumulators; the second (which has issued
+  /// the next tile's copies) waits for that signal, rescales its
+  /// accumulators, loads P into the same registers as the first's (thread
+  /// j of each warpgroup holds the same rows and keys) and adds P times the
+  /// other rank / 2 columns. The second's P v runs while the first is done
+  /// with the tile's scores; the block barrier of the next tile keeps P's
+  /// buffer until the second has read it. Only the first's row maxima and
+  /// sums are kept.
+  SmallVector<Value> tileSplit(ValueRange state, Value buffer, Value n0,
+                               Value k1, Value start, Value row,
+                               Value localRow, double scale2) {
+    int64_t accumulators = rank / 4;
+    int64_t rowBytes = width / 8 * 128;
+    Value qAddr = sharedPointer(qs);
+    Value kAddr =
+        add(sharedPointer(ks), mul(buffer, constant(wgKeys / 8 * rowBytes)));
+    Value vAddr = add(kAddr, mul(half, constant(rank / 2 / 8 * chunkBytes())));
+    Value groupThread = rem(tid, 128);
+    auto ifOp = scf::IfOp::create(b, loc, ValueRange(state).getTypes(),
+                                  equal(half, constant(0)), true);
+    OpBuilder::InsertionGuard guard(b);
+    // P v of the warpgroup's columns with P's registers `p` as A.
+    auto productPV = [&](SmallVector<Value> &out, ArrayRef<Value> p) {
+      Value vDesc = valuesDescriptor(vAddr);
+      wgmmaFence();
+      for (int64_t kk = 0; kk < wgKeys / 16; ++kk)
+        for (int64_t c0 = 0; c0 < rank / 2; c0 += kWgColumns) {
+          int64_t n = std::min(kWgColumns, rank / 2 - c0);
+          SmallVector<Value> acc =
+              wgmma(n, ArrayRef<Value>(out).slice(c0 / 2, n / 2),
+                    p.slice(4 * kk, 4),
+                    wgmmaDescriptorAt(vDesc, valuesOffset(kk, c0)),
+                    /*transposeB=*/true);
+          std::copy(acc.begin(), acc.end(), out.begin() + c0 / 2);
+        }
+      return wgmmaCommitAndWait(out);
+    };
+
+    // The first warpgroup.
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    {
+      SmallVector<Value> s = scoresWgmma(qAddr, kAddr, wgKeys);
+      SmallVector<Value> out(state.begin(), state.begin() + accumulators);
+      std::array<Value, 2> alphas;
+      auto [m, l] = softmax(
+          s, state, out, add(n0, mul(t, constant(2))), k1, start, row,
+          localRow, scale2, [](int64_t) {}, /*exchange=*/false, &alphas);
+      // P as operand registers (i32 for either type), to shared memory 16
+      // bytes a thread and chunk (consecutive threads, consecutive places:
+      // no bank conflicts).
+      SmallVector<Value> p;
+      for (size_t i = 0; i + 1 < s.size(); i += 2) {
+        Value reg = packFloats(s[i], s[i + 1]);
+        if (isa<VectorType>(reg.getType()))
+          reg = LLVM::BitcastOp::create(b, loc, i32, reg);
+        p.push_back(reg);
+      }
+      for (int64_t c = 0; c < wgKeys / 16; ++c) {
+        Value chunk = vector::FromElementsOp::create(
+            b, loc, VectorType::get({4}, i32),
+            ArrayRef<Value>(p).slice(4 * c, 4));
+        auto st = vector::StoreOp::create(
+            b, loc, chunk, pFrags,
+            ValueRange{constant(c), groupThread, constant(0)});
+        st.setAlignment(16);
+      }
+      when(equal(t, constant(0)), [&] {
+        for (int64_t h = 0; h < 2; ++h)
+          memref::StoreOp::create(
+              b, loc, alphas[h], exchange,
+              ValueRange{constant(0), add(localRow, constant(8 * h))});
+      });
+      asmStatement("bar.arrive 1, 256;");
+      SmallVector<Value> next = productPV(out, p);
+      next.append({m[0], m[1], l[0], l[1]});
+      scf::YieldOp::create(b, loc, next);
+    }
+
+    // The second warpgroup.
+    b.setInsertionPointToStart(ifOp.elseBlock());
+    {
+      asmStatement("bar.sync 1, 256;");
+      SmallVector<Value> out(state.begin(), state.begin() + accumulators);
+      for (int64_t h = 0; h < 2; ++h) {
+        Value alpha = memref::LoadOp::create(
+            b, loc, exchange,
+            ValueRange{constant(0), add(localRow, constant(8 * h))});
+        for (int64_t n = 0; n < rank / 16; ++n)
+          for (int64_t k = 2 * h; k < 2 * h + 2; ++k)
+            out[4 * n + k] = fmul(out[4 * n + k], alpha);
+      }
+      SmallVector<Value> p;
+      for (int64_t c = 0; c < wgKeys / 16; ++c) {
+        auto chunk = vector::LoadOp::create(
+            b, loc, VectorType::get({4}, i32), pFrags,
+            ValueRange{constant(c), groupThread, constant(0)});
+        chunk.setAlignment(16);
+        for (int64_t e = 0; e < 4; ++e)
+          p.push_back(vector::ExtractOp::create(b, loc, chunk, e));
+      }
+      SmallVector<Value> next = productPV(out, p);
+      next.append(state.begin() + accumulators, state.end());
+      scf::YieldOp::create(b, loc, next);
+    }
+    return SmallVector<Value>(ifOp.getResults());
   }
 
   /// Reduces each of the thread's two row values (rows g and g + 8 of its
@@ -1108,7 +1276,8 @@ struct CudaMlaDecodePass
     }
     if (failed(loom::cuda::buildKernels<MlaDecodeKernel, fuse::MlaDecodeOp>(
             getOperation(), "loom_mla_decode", bool(wgmma), int64_t(wgmmaKeys),
-            int64_t(stages), bool(pRegisters), bool(tma), bool(tmaSwizzle),
+            int64_t(stages), bool(pRegisters), bool(pSplit), bool(tma),
+            bool(tmaSwizzle),
             int64_t(targetBlocks))))
       signalPassFailure();
   }

@@ -154,6 +154,15 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
     scores are computed twice): the softmax needs no exchange, and P v
     takes P from registers (`wgmma` with A in registers). A tile then has
     one block barrier instead of three.
+    With `p-split` (FlashMLA's split of the work), the first warpgroup
+    scores all of a tile's keys (m64n64k16), takes the softmax of whole
+    rows, writes its P registers and the rows' rescaling factors to shared
+    memory for the second (named barrier 1: it arrives, the second waits)
+    and adds P times the first half of the latent columns; the second
+    issues the next tile's copies while the first scores, then rescales
+    its accumulators and adds the same P (loaded into the same registers)
+    times the other half. Its P v overlaps the first's scores of nothing
+    but its own tile: the block barrier of each tile stays.
     With `tma`, one warp loads each cache tile with bulk tensor copies
     (`cp.async.bulk.tensor`, an mbarrier per stage) of boxes of 8 columns
     by the tile's positions, on tensor maps of the two caches that the host
@@ -177,6 +186,10 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
     Option<"pRegisters", "p-registers", "bool", /*default=*/"false",
            "each warpgroup of the wgmma kernel scores all of a tile's keys "
            "and keeps P in registers for P v">,
+    Option<"pSplit", "p-split", "bool", /*default=*/"false",
+           "the first warpgroup of the wgmma kernel scores each tile and "
+           "hands P to the second, which loads the tiles (FlashMLA's "
+           "split)">,
     Option<"tma", "tma", "bool", /*default=*/"false",
            "the wgmma kernel loads the cache tiles with bulk tensor copies "
            "(TMA) on tensor maps the host encodes">,

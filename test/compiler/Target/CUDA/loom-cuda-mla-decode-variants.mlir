@@ -1,5 +1,7 @@
 // RUN: loom-opt --loom-cuda-mla-decode="wgmma=true p-registers=true" %s | FileCheck %s --check-prefix=PREG
 // RUN: loom-opt --loom-cuda-mla-decode="wgmma=true wgmma-keys=32 stages=4" %s | FileCheck %s --check-prefix=STAGES
+// RUN: loom-opt --loom-cuda-mla-decode="wgmma=true p-split=true" %s | FileCheck %s --check-prefix=SPLIT
+// RUN: loom-opt --loom-cuda-mla-decode="wgmma=true p-split=true tma=true" %s | FileCheck %s --check-prefix=SPLIT-TMA
 // RUN: loom-opt --loom-cuda-mla-decode="wgmma=true tma=true" %s | FileCheck %s --check-prefix=TMA
 // RUN: loom-opt --loom-cuda-mla-decode="wgmma=true tma=true tma-swizzle=true" %s | FileCheck %s --check-prefix=TMA
 // RUN: loom-opt --loom-cuda-mla-decode="target-blocks=100" %s | FileCheck %s --check-prefix=BLOCKS
@@ -33,6 +35,82 @@
 // PREG: scf.yield
 // PREG: nvvm.cp.async.wait.group 0
 // PREG-NEXT: gpu.barrier
+
+// The warpgroups' roles split (p-split): shared memory as the default's
+// (rows, two tiles, P and the exchange rows: 39424 bytes), P's buffer also
+// viewed as [4 chunks][128 threads][4] registers. Each tile meets at one
+// block barrier, then the second warpgroup (warp / 4 == 1) alone copies
+// the next tile, its thread index read again there. The first scores all
+// 64 keys (5 of m64n64k16 from shared memory), writes its 16 P registers
+// (4 stores of 16 bytes) and, from one thread of a row, the rows'
+// rescaling factors, arrives at named barrier 1 without waiting and adds P
+// times its 32 columns (4 of m64n32k16, A in registers). The second waits
+// at barrier 1, reads the factors and P back and does the same with its
+// columns. After the tiles, the first's row sums reach the second through
+// the exchange rows' second row.
+// SPLIT-LABEL: func.func @decode
+// SPLIT: loom.cuda.launch_shared = 39424 : index
+// SPLIT: gpu.func @partial
+// SPLIT: %[[PS:.*]] = memref.view %{{.*}}[%c30720][] : {{.*}} to memref<8x8x64xbf16, #gpu.address_space<workgroup>>
+// SPLIT: %[[PF:.*]] = memref.view %{{.*}}[%c30720{{.*}}][] : {{.*}} to memref<4x128x4xi32, #gpu.address_space<workgroup>>
+// SPLIT: %[[EX:.*]] = memref.view %{{.*}}[%c38912][] : {{.*}} to memref<2x64xf32, #gpu.address_space<workgroup>>
+// SPLIT: %[[WARP:.*]] = arith.index_cast %{{.*}} : i32 to index
+// SPLIT: %[[HALF:.*]] = arith.divsi %[[WARP]], %c4{{.*}} : index
+// SPLIT: scf.for
+// SPLIT: nvvm.cp.async.wait.group 0
+// SPLIT-NEXT: llvm.inline_asm has_side_effects "fence.proxy.async.shared::cta;"
+// SPLIT-NEXT: gpu.barrier
+// SPLIT: %[[SECOND:.*]] = arith.cmpi eq, %[[HALF]], %c1
+// SPLIT: %[[ISSUE:.*]] = arith.andi %{{.*}}, %[[SECOND]] : i1
+// SPLIT: scf.if %[[ISSUE]] {
+// SPLIT: llvm.inline_asm has_side_effects "mov.u32 $0, %tid.x;", "=r"  : () -> i32
+// SPLIT: nvgpu.device_async_copy
+// SPLIT: nvvm.cp.async.commit.group
+// SPLIT-NOT: gpu.barrier
+// SPLIT: %[[FIRST:.*]] = arith.cmpi eq, %[[HALF]], %c0
+// SPLIT: scf.if %[[FIRST]] -> (f32,
+// SPLIT-COUNT-5: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}, $32, $33, p, 1, 1, 0, 0;
+// SPLIT-NOT: gpu.barrier
+// SPLIT-COUNT-4: vector.store %{{.*}}, %[[PF]][%{{.*}}, %{{.*}}, %{{.*}}] {alignment = 16 : i64} : memref<4x128x4xi32, #gpu.address_space<workgroup>>, vector<4xi32>
+// SPLIT: memref.store %{{.*}}, %[[EX]][%c0{{.*}}, %{{.*}}]
+// SPLIT: memref.store %{{.*}}, %[[EX]][%c0{{.*}}, %{{.*}}]
+// SPLIT: llvm.inline_asm has_side_effects "bar.arrive 1, 256;"
+// SPLIT-COUNT-4: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {{.*}}, {$16, $17, $18, $19}, $20, p, 1, 1, 1;
+// SPLIT: "wgmma.wait_group.sync.aligned 0;"
+// SPLIT: } else {
+// SPLIT-NEXT: llvm.inline_asm has_side_effects "bar.sync 1, 256;"
+// SPLIT: memref.load %[[EX]][%c0{{.*}}, %{{.*}}]
+// SPLIT: memref.load %[[EX]][%c0{{.*}}, %{{.*}}]
+// SPLIT-COUNT-4: vector.load %[[PF]][%{{.*}}, %{{.*}}, %{{.*}}] {alignment = 16 : i64} : memref<4x128x4xi32, #gpu.address_space<workgroup>>, vector<4xi32>
+// SPLIT-NOT: m64n64k16
+// SPLIT-COUNT-4: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {{.*}}, {$16, $17, $18, $19}, $20, p, 1, 1, 1;
+// SPLIT: "wgmma.wait_group.sync.aligned 0;"
+// SPLIT: scf.yield
+// SPLIT: scf.yield
+// SPLIT: nvvm.cp.async.wait.group 0
+// SPLIT-NEXT: gpu.barrier
+// SPLIT: memref.store %{{.*}}, %[[EX]][%c1{{.*}}, %{{.*}}]
+// SPLIT: memref.store %{{.*}}, %[[EX]][%c1{{.*}}, %{{.*}}]
+// SPLIT: gpu.barrier
+// SPLIT: memref.load %[[EX]][%c1{{.*}}, %{{.*}}]
+// SPLIT: memref.load %[[EX]][%c1{{.*}}, %{{.*}}]
+// SPLIT: gpu.func @combine
+// With TMA, the tiles' bulk copies are issued by warp 4, the first of the
+// second warpgroup, which also acquires the tensor maps.
+// SPLIT-TMA-LABEL: gpu.func @partial
+// SPLIT-TMA: %[[WARP:.*]] = arith.index_cast %{{.*}} : i32 to index
+// SPLIT-TMA: %[[ACQUIRE:.*]] = arith.cmpi eq, %[[WARP]], %c4{{.*}} : index
+// SPLIT-TMA: arith.andi %[[ACQUIRE]], %{{.*}} : i1
+// SPLIT-TMA: "fence.proxy.tensormap::generic.acquire.sys [$0], 128;"
+// SPLIT-TMA: %[[LOADER:.*]] = arith.cmpi eq, %[[WARP]], %c4{{.*}} : index
+// SPLIT-TMA-NEXT: scf.if %[[LOADER]] {
+// SPLIT-TMA: "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;"
+// SPLIT-TMA: cp.async.bulk.tensor.3d
+// SPLIT-TMA: scf.for
+// SPLIT-TMA: mbarrier.try_wait.parity
+// SPLIT-TMA: "bar.arrive 1, 256;"
+// SPLIT-TMA: "bar.sync 1, 256;"
+// SPLIT-TMA: gpu.func @combine
 
 // With tma, the host gets a tensor map of each cache from the runtime
 // (boxes of 8 columns by 64 positions) and passes both to the partial kernel,
