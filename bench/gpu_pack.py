@@ -230,7 +230,9 @@ def main():
     # loading the tiles with bulk tensor copies (--mla-wgmma-loads=tma:
     # tiles of 64 with P shared and in registers, three tiles of 32; and
     # tma-swizzled, boxes of 64 columns, P shared and in registers: the
-    # tiny case, rope 16, keeps boxes of 8); and
+    # tiny case, rope 16, keeps boxes of 8; and tma with four stages of 32),
+    # and with the warpgroups' roles split (--mla-wgmma-p=split: tiles of
+    # 64 and of 32 with cp.async, and with tma-swizzled); and
     # the default kernel with the splits aiming at 128 blocks
     # (--mla-target-blocks=128, the default since call 16).
     core = os.path.join(MODELS, "mla_core.loom")
@@ -250,7 +252,13 @@ def main():
                                  "--mla-wgmma-keys=32"]),
                     ("_tmas", ["--mla-wgmma-loads=tma-swizzled"]),
                     ("_tmaspreg", ["--mla-wgmma-loads=tma-swizzled",
-                                   "--mla-wgmma-p=registers"]))
+                                   "--mla-wgmma-p=registers"]),
+                    ("_tmak32s4", ["--mla-wgmma-loads=tma"] + stages4),
+                    ("_split", ["--mla-wgmma-p=split"]),
+                    ("_splitk32", ["--mla-wgmma-p=split",
+                                   "--mla-wgmma-keys=32"]),
+                    ("_splittmas", ["--mla-wgmma-p=split",
+                                    "--mla-wgmma-loads=tma-swizzled"]))
     p.tensors("mla_core_tiny.w.safetensors", ["wkv_b.weight:bf16:64x32:wave"])
     p.tensors("mla_core_tiny.io.safetensors", mla_core_steps(
         [(3, 0), (1, 3), (2, 4)], heads=2, nope=16, rope=16, rank=32))
@@ -492,7 +500,9 @@ def main():
     # positions (P in shared memory, and in registers), and with the tiles
     # loaded by bulk tensor copies (P in shared memory and in registers,
     # and three tiles of 32; and in 128-byte swizzled boxes of 64 columns,
-    # P in shared memory and in registers). And the default with splits for 264 blocks,
+    # P in shared memory and in registers; and three tiles of 32 in flight),
+    # and with the warpgroups' roles split (FlashMLA's: cp.async, and both
+    # bulk copies). And the default with splits for 264 blocks,
     # the default before call 16 (128: one split at B = 64 and 128, whose
     # partial results, f32, 17 MB a split at B = 64, the combine reads
     # once).
@@ -515,11 +525,20 @@ def main():
                       ["--mla-wgmma-loads=tma-swizzled"]),
                      ("tma_swizzled_registers", "_tmaspreg",
                       ["--mla-wgmma-loads=tma-swizzled",
-                       "--mla-wgmma-p=registers"])]
+                       "--mla-wgmma-p=registers"]),
+                     ("tma_k32s4", "_tmak32s4",
+                      ["--mla-wgmma-loads=tma"] + stages4),
+                     ("split", "_split", ["--mla-wgmma-p=split"]),
+                     ("split_tma", "_splittma",
+                      ["--mla-wgmma-p=split", "--mla-wgmma-loads=tma"]),
+                     ("split_tma_swizzled", "_splittmas",
+                      ["--mla-wgmma-p=split",
+                       "--mla-wgmma-loads=tma-swizzled"])]
     # The numerics variants that check each one's kernels: the suffixes'
     # parts (the copies' kernels are the default's).
+    # (split with boxes of 8 is checked by its parts: split, and tma.)
     checks = {"": ["mla"], "_copies": ["mla"],
-              "_tb264": ["mla"]}
+              "_tb264": ["mla"], "_splittma": ["mla_split", "mla_tma"]}
     mla = {"artifacts": {
         name: p.compile(
             "mla_core_v3%s.cuda.so" % suffix, core,
