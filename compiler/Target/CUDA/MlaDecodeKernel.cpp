@@ -341,7 +341,11 @@ private:
   /// For wgmma, `dst` holds rows as core matrices, [count / 8][width / 8]
   /// [64]: each 8 consecutive threads copy one chunk of 8 consecutive rows
   /// (one core matrix, 128 contiguous bytes: no bank conflicts), a warp 4
-  /// chunks (64 contiguous bytes of each of 8 rows).
+  /// chunks (64 contiguous bytes of each of 8 rows). Copy k of thread
+  /// 8q + w is chunk (q + Gk) % perRow of row 8 ((q + Gk) / perRow) + w,
+  /// G = threads / 8; where G divides perRow or perRow divides G, the
+  /// thread's part (q, or q / perRow and q % perRow) is taken once and each
+  /// copy adds a constant, so that copies of a row share its address.
   void copyRows(const View &src, int64_t count, int64_t columns,
                 Value dst, ValueRange dstPrefix, int64_t column0,
                 llvm::function_ref<std::tuple<SmallVector<Value>,
@@ -351,18 +355,32 @@ private:
     if (!thread)
       thread = tid;
     int64_t perRow = columns / kChunk, total = count * perRow;
+    int64_t groups = threads / 8;
+    Value q = arith::DivUIOp::create(b, loc, thread, constant(8));
+    Value w = arith::RemUIOp::create(b, loc, thread, constant(8));
     for (int64_t c = 0; c < total; c += threads) {
       Value id = add(thread, constant(c));
       auto body = [&] {
         Value r, chunk;
         SmallVector<Value> to(dstPrefix);
         if (useWgmma) {
-          Value rest = div(id, 8);
-          Value rows8 = div(rest, perRow);
-          chunk = rem(rest, perRow);
-          r = add(mul(rows8, constant(8)), rem(id, 8));
+          int64_t step = groups * (c / threads);
+          Value rows8;
+          if (perRow % groups == 0) {
+            rows8 = constant(step / perRow);
+            chunk = add(q, constant(step % perRow));
+          } else if (groups % perRow == 0) {
+            rows8 = add(arith::DivUIOp::create(b, loc, q, constant(perRow)),
+                        constant(step / perRow));
+            chunk = arith::RemUIOp::create(b, loc, q, constant(perRow));
+          } else {
+            Value rest = add(q, constant(step));
+            rows8 = div(rest, perRow);
+            chunk = rem(rest, perRow);
+          }
+          r = add(mul(rows8, constant(8)), w);
           to.append({rows8, add(chunk, constant(column0 / kChunk)),
-                     mul(rem(id, 8), constant(kChunk))});
+                     mul(w, constant(kChunk))});
         } else {
           r = div(id, perRow);
           chunk = rem(id, perRow);
@@ -1265,6 +1283,12 @@ struct CudaMlaDecodePass
     if (targetBlocks == 0) {
       getOperation().emitError()
           << "loom-cuda-mla-decode: target-blocks must be positive";
+      return signalPassFailure();
+    }
+    if (pRegisters && pSplit) {
+      getOperation().emitError()
+          << "loom-cuda-mla-decode: p-registers and p-split are two places "
+             "for P; set one";
       return signalPassFailure();
     }
     if (stages == 1 || stages > 4) {

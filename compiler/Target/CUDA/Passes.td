@@ -161,8 +161,9 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
     and adds P times the first half of the latent columns; the second
     issues the next tile's copies while the first scores, then rescales
     its accumulators and adds the same P (loaded into the same registers)
-    times the other half. Its P v overlaps the first's scores of nothing
-    but its own tile: the block barrier of each tile stays.
+    times the other half. The block barrier of each tile stays, so the
+    second's P v overlaps the first's P v of the same tile, not the next
+    tile's scores.
     With `tma`, one warp loads each cache tile with bulk tensor copies
     (`cp.async.bulk.tensor`, an mbarrier per stage) of boxes of 8 columns
     by the tile's positions, on tensor maps of the two caches that the host

@@ -7,6 +7,7 @@
 // RUN: loom-opt --loom-cuda-mla-decode="target-blocks=100" %s | FileCheck %s --check-prefix=BLOCKS
 // RUN: not loom-opt --loom-cuda-mla-decode="wgmma=true stages=5" %s 2>&1 | FileCheck %s --check-prefix=BAD-STAGES
 // RUN: not loom-opt --loom-cuda-mla-decode="target-blocks=0" %s 2>&1 | FileCheck %s --check-prefix=BAD-BLOCKS
+// RUN: not loom-opt --loom-cuda-mla-decode="wgmma=true p-registers=true p-split=true" %s 2>&1 | FileCheck %s --check-prefix=BAD-P
 
 // P in registers (rank 64, rope 16, tiles of 64 positions): shared memory
 // holds the query rows (64 x 80 columns, 10240 bytes) and two tiles
@@ -168,6 +169,7 @@
 
 // BAD-STAGES: loom-cuda-mla-decode: stages must be 0 (the default), 2, 3 or 4, got 5
 // BAD-BLOCKS: loom-cuda-mla-decode: target-blocks must be positive
+// BAD-P: loom-cuda-mla-decode: p-registers and p-split are two places for P; set one
 func.func @decode(%ql: memref<?x?x16x64xbf16>, %qp: memref<?x?x16x16xbf16>,
                   %kv: memref<4x256x64xbf16>, %pe: memref<4x256x16xbf16>,
                   %pos: i64, %o: memref<?x?x16x64xbf16>) attributes {llvm.emit_c_interface} {
