@@ -12,8 +12,8 @@ numerics case may run, default 90),
 LOOM_GPU_NCU=1 (Nsight Compute sections of the flash kernel's launches and
 of the MLA decode step's kernels; for the MLA partial kernels named by
 LOOM_GPU_NCU_MLA, a comma-separated list of the pack's MLA artifacts
-(default: default,registers), also the stall reasons, the memory
-pipes and the stall samples of every SASS instruction: the 30 hottest in the
+(default: default,split), also the stall reasons, the memory
+pipes, the tensor pipe's busy share and the stall samples of every SASS instruction: the 30 hottest in the
 log, all of them in OUT_DIR/ncu-mla-KERNEL-sass.csv, the report in
 OUT_DIR/ncu-mla-KERNEL.ncu-rep).
 
@@ -237,6 +237,16 @@ MEMORY_METRICS = [
     "l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum",
     "l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_st.sum",
     "sm__throughput.avg.pct_of_peak_sustained_elapsed"]
+# What bounds the kernel: the tensor pipe's busy share, the instructions
+# issued and the cycles (instructions a tile), and L2's read requests
+# against its sectors (sectors a request: 4 for whole 128-byte lines).
+# A separate run, so that a name this ncu lacks costs only these.
+PIPE_METRICS = [
+    "sm__pipe_tensor_cycles_active.avg.pct_of_peak_sustained_elapsed",
+    "smsp__inst_executed.sum",
+    "sm__cycles_elapsed.avg",
+    "lts__t_requests_srcunit_tex_op_read.sum",
+    "lts__t_sectors_srcunit_tex_op_read.sum"]
 
 
 def metric_lines(text):
@@ -284,7 +294,8 @@ def profile_mla_partial(app, kernel, out):
     logs = {}
     ncu = ["ncu", "-k", "regex:partial", "-c", "1"]
     for name, metrics in (("stalls", STALL_METRICS),
-                          ("memory", MEMORY_METRICS)):
+                          ("memory", MEMORY_METRICS),
+                          ("pipes", PIPE_METRICS)):
         rc, text = run(ncu + ["--metrics", ",".join(metrics)] + app,
                        timeout=180)
         logs[name] = metric_lines(text) if rc == 0 else text.strip()[-2000:]
@@ -342,7 +353,7 @@ def profile(pack_dir, pack, bin_dir, b, h, s, out, attention=True,
     mla = pack["bench"].get("mla")
     # The variants LOOM_GPU_NCU_MLA names are profiled; the others are only
     # timed.
-    chosen = os.environ.get("LOOM_GPU_NCU_MLA", "default,registers").split(",")
+    chosen = os.environ.get("LOOM_GPU_NCU_MLA", "default,split").split(",")
     for kernel, artifact in sorted((mla or {}).get("artifacts", {}).items()):
         if kernel not in chosen or unchecked(mla, kernel, failed):
             continue
