@@ -791,12 +791,31 @@ private:
       Value token = div(add(row, constant(8 * h)), heads);
       limit[h] = min(k1, add(add(start, token), constant(1)));
     }
-    for (int64_t j = 0; j < tiles; ++j)
-      for (int64_t e = 0; e < 4; ++e) {
-        Value key = add(key0, constant(8 * j + e % 2));
-        Value &x = s[4 * j + e];
-        x = select(less(key, limit[e / 2]), fmul(x, scale), minusInf);
-      }
+    // A thread whose keys are all visible to both its rows (every tile
+    // but a split's last, and a prefill's diagonal) only scales them.
+    Value lastKey = add(key0, constant(8 * (tiles - 1) + 1));
+    auto visible =
+        scf::IfOp::create(b, loc, SmallVector<Type>(s.size(), f32),
+                          less(lastKey, min(limit[0], limit[1])), true);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(visible.thenBlock());
+      SmallVector<Value> scaled;
+      for (Value x : s)
+        scaled.push_back(fmul(x, scale));
+      scf::YieldOp::create(b, loc, scaled);
+      b.setInsertionPointToStart(visible.elseBlock());
+      SmallVector<Value> masked;
+      for (int64_t j = 0; j < tiles; ++j)
+        for (int64_t e = 0; e < 4; ++e) {
+          Value key = add(key0, constant(8 * j + e % 2));
+          masked.push_back(select(less(key, limit[e / 2]),
+                                  fmul(s[4 * j + e], scale), minusInf));
+        }
+      scf::YieldOp::create(b, loc, masked);
+    }
+    for (size_t i = 0; i < s.size(); ++i)
+      s[i] = visible.getResult(i);
     // The maxima of the thread's keys, over its quad and (with `exchange`)
     // the other half.
     std::array<Value, 2> own;
@@ -815,7 +834,7 @@ private:
       for (int64_t h = 0; h < 2; ++h)
         mx[h] = quad(own[h], maximum);
     }
-    std::array<Value, 2> m, l;
+    std::array<Value, 2> m, l, alpha;
     for (int64_t h = 0; h < 2; ++h) {
       // Both halves compute the same maximum from the same numbers, so
       // their rescalings agree.
@@ -823,10 +842,8 @@ private:
       Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
                                          mNew, minusInf);
       Value mUse = select(none, floatConstant(0.0), mNew);
-      Value alpha =
+      alpha[h] =
           exp2(arith::SubFOp::create(b, loc, state[accumulators + h], mUse));
-      if (alphas)
-        (*alphas)[h] = alpha;
       Value sum = floatConstant(0.0);
       for (int64_t j = 0; j < tiles; ++j)
         for (int64_t e = 2 * h; e < 2 * h + 2; ++e) {
@@ -834,14 +851,44 @@ private:
           x = exp2(arith::SubFOp::create(b, loc, x, mUse));
           sum = fadd(sum, x);
         }
-      l[h] = fadd(fmul(state[accumulators + 2 + h], alpha), sum);
+      l[h] = fadd(fmul(state[accumulators + 2 + h], alpha[h]), sum);
       m[h] = mNew;
-      for (int64_t n = 0; n < rank / 16; ++n)
-        for (int64_t k = 2 * h; k < 2 * h + 2; ++k)
-          out[4 * n + k] = fmul(out[4 * n + k], alpha);
       storeP(h);
     }
+    if (alphas)
+      *alphas = alpha;
+    rescale(out, alpha);
     return {m, l};
+  }
+
+  /// Multiplies the accumulators of the thread's two rows by their
+  /// factors, unless both factors are 1 in every lane of the warp (no row
+  /// maximum of the warp's rows moved: most tiles once the maxima settle),
+  /// which skips the rank / 4 multiplications exactly.
+  void rescale(SmallVectorImpl<Value> &out, std::array<Value, 2> alpha) {
+    Value one = floatConstant(1.0);
+    auto unit = [&](Value x) {
+      return arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, x, one)
+          .getResult();
+    };
+    Value skip = NVVM::VoteSyncOp::create(
+        b, loc, b.getI1Type(), i32Constant(-1),
+        both(unit(alpha[0]), unit(alpha[1])), NVVM::VoteSyncKind::all);
+    auto ifOp = scf::IfOp::create(b, loc, SmallVector<Type>(out.size(), f32),
+                                  skip, true);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(ifOp.thenBlock());
+      scf::YieldOp::create(b, loc, ValueRange(out));
+      b.setInsertionPointToStart(ifOp.elseBlock());
+      SmallVector<Value> scaled(out.begin(), out.end());
+      for (int64_t n = 0; n < int64_t(out.size()) / 4; ++n)
+        for (int64_t k = 0; k < 4; ++k)
+          scaled[4 * n + k] = fmul(out[4 * n + k], alpha[k / 2]);
+      scf::YieldOp::create(b, loc, scaled);
+    }
+    for (size_t i = 0; i < out.size(); ++i)
+      out[i] = ifOp.getResult(i);
   }
 
   /// The scores of the 64 rows at `qAddr` against `n` keys at `keysAddr`
@@ -1093,14 +1140,12 @@ private:
     {
       asmStatement("bar.sync 1, 256;");
       SmallVector<Value> out(state.begin(), state.begin() + accumulators);
-      for (int64_t h = 0; h < 2; ++h) {
-        Value alpha = memref::LoadOp::create(
+      std::array<Value, 2> alphas;
+      for (int64_t h = 0; h < 2; ++h)
+        alphas[h] = memref::LoadOp::create(
             b, loc, exchange,
             ValueRange{constant(0), add(localRow, constant(8 * h))});
-        for (int64_t n = 0; n < rank / 16; ++n)
-          for (int64_t k = 2 * h; k < 2 * h + 2; ++k)
-            out[4 * n + k] = fmul(out[4 * n + k], alpha);
-      }
+      rescale(out, alphas);
       SmallVector<Value> p;
       for (int64_t c = 0; c < wgKeys / 16; ++c) {
         auto chunk = vector::LoadOp::create(

@@ -55,6 +55,16 @@
 // CHECK-COUNT-3: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 0, 0;\0A}", "=f,{{.*}},=f,l,l,0,1,{{.*}},15"
 // CHECK: "wgmma.commit_group.sync.aligned;"
 // CHECK: "wgmma.wait_group.sync.aligned 0;"
+// A thread whose last key (its first + 8 * 3 + 1) is below both rows'
+// limits only scales its 16 scores; otherwise each is masked too.
+// CHECK: %[[LAST:.*]] = arith.addi %{{.*}}, %c25 : index
+// CHECK: %[[VIS:.*]] = arith.cmpi slt, %[[LAST]], %{{.*}} : index
+// CHECK-NEXT: scf.if %[[VIS]] -> (f32, {{.*}}) {
+// CHECK-NEXT: arith.mulf
+// CHECK-NOT: arith.select
+// CHECK: } else {
+// CHECK: arith.cmpi slt
+// CHECK: arith.select
 // The row maxima of the two halves exchanged through shared memory, P
 // rounded to bf16 into its core matrices, made visible to the
 // asynchronous proxy.
@@ -65,6 +75,18 @@
 // CHECK: memref.load %[[EX]]
 // CHECK: llvm.inline_asm "ex2.approx.ftz.f32 $0, $1;"
 // CHECK: vector.store %{{.*}}, %[[PS]][%{{.*}}, %{{.*}}, %{{.*}}] {alignment = 4 : i64} : memref<8x8x64xbf16, #gpu.address_space<workgroup>>, vector<2xbf16>
+// The accumulators keep their values where every lane's two factors are
+// 1 (no row maximum of the warp moved), and are rescaled otherwise.
+// CHECK: %[[UNIT:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK-NEXT: %c-1_i32 = arith.constant -1 : i32
+// CHECK-NEXT: %[[ONE0:.*]] = arith.cmpf oeq, %{{.*}}, %[[UNIT]] : f32
+// CHECK-NEXT: %[[ONE1:.*]] = arith.cmpf oeq, %{{.*}}, %[[UNIT]] : f32
+// CHECK-NEXT: %[[ONES:.*]] = arith.andi %[[ONE0]], %[[ONE1]] : i1
+// CHECK-NEXT: %[[ALL:.*]] = nvvm.vote.sync  all %c-1_i32, %[[ONES]] -> i1
+// CHECK-NEXT: scf.if %[[ALL]] -> (f32, {{.*}}) {
+// CHECK-NEXT: scf.yield %arg{{[0-9]+}}, %arg
+// CHECK-NEXT: } else {
+// CHECK-NEXT: arith.mulf %arg{{[0-9]+}}, %{{.*}} : f32
 // CHECK: "fence.proxy.async.shared::cta;"
 // CHECK-NEXT: gpu.barrier
 // P v: per 16 keys one wgmma of the warpgroup's 32 latent columns (N =
