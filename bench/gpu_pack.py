@@ -232,7 +232,9 @@ def main():
     # tma-swizzled, boxes of 64 columns, P shared and in registers: the
     # tiny case, rope 16, keeps boxes of 8; and tma with four stages of 32),
     # and with the warpgroups' roles split (--mla-wgmma-p=split: tiles of
-    # 64 and of 32 with cp.async, and with tma-swizzled); and
+    # 64 and of 32 with cp.async, and with tma-swizzled; and without the
+    # block barrier between tiles, --mla-wgmma-overlap, with tiles of 64
+    # and four stages of 32); and
     # the default kernel with the splits aiming at 128 blocks
     # (--mla-target-blocks=128, the default since call 16).
     core = os.path.join(MODELS, "mla_core.loom")
@@ -242,6 +244,8 @@ def main():
                ("_tb128", ["--mla-target-blocks=128"]))
     if p.sm == "90a":
         stages4 = ["--mla-wgmma-keys=32", "--mla-wgmma-stages=4"]
+        overlap = ["--mla-wgmma-p=split", "--mla-wgmma-loads=tma-swizzled",
+                   "--mla-wgmma-overlap"]
         kernels += (("_preg", ["--mla-wgmma-p=registers"]),
                     ("_k32s4", stages4),
                     ("_k32s4preg", stages4 + ["--mla-wgmma-p=registers"]),
@@ -258,7 +262,9 @@ def main():
                     ("_splitk32", ["--mla-wgmma-p=split",
                                    "--mla-wgmma-keys=32"]),
                     ("_splittmas", ["--mla-wgmma-p=split",
-                                    "--mla-wgmma-loads=tma-swizzled"]))
+                                    "--mla-wgmma-loads=tma-swizzled"]),
+                    ("_overlap", overlap),
+                    ("_overlapk32s4", overlap + stages4))
     p.tensors("mla_core_tiny.w.safetensors", ["wkv_b.weight:bf16:64x32:wave"])
     p.tensors("mla_core_tiny.io.safetensors", mla_core_steps(
         [(3, 0), (1, 3), (2, 4)], heads=2, nope=16, rope=16, rank=32))
@@ -502,7 +508,8 @@ def main():
     # and three tiles of 32; and in 128-byte swizzled boxes of 64 columns,
     # P in shared memory and in registers; and three tiles of 32 in flight),
     # and with the warpgroups' roles split (FlashMLA's: cp.async, and both
-    # bulk copies). And the default with splits for 264 blocks,
+    # bulk copies; and without the block barrier between tiles, tiles of 64
+    # and four stages of 32). And the default with splits for 264 blocks,
     # the default before call 16 (128: one split at B = 64 and 128, whose
     # partial results, f32, 17 MB a split at B = 64, the combine reads
     # once).
@@ -512,6 +519,8 @@ def main():
                 ("blocks264", "_tb264", ["--mla-target-blocks=264"])]
     if p.sm == "90a":
         stages4 = ["--mla-wgmma-keys=32", "--mla-wgmma-stages=4"]
+        overlap = ["--mla-wgmma-p=split", "--mla-wgmma-loads=tma-swizzled",
+                   "--mla-wgmma-overlap"]
         variants += [("registers", "_preg", ["--mla-wgmma-p=registers"]),
                      ("k32s4", "_k32s4", stages4),
                      ("k32s4_registers", "_k32s4preg",
@@ -533,7 +542,9 @@ def main():
                       ["--mla-wgmma-p=split", "--mla-wgmma-loads=tma"]),
                      ("split_tma_swizzled", "_splittmas",
                       ["--mla-wgmma-p=split",
-                       "--mla-wgmma-loads=tma-swizzled"])]
+                       "--mla-wgmma-loads=tma-swizzled"]),
+                     ("overlap", "_overlap", overlap),
+                     ("overlap_k32s4", "_overlapk32s4", overlap + stages4)]
     # The numerics variants that check each one's kernels: the suffixes'
     # parts (the copies' kernels are the default's).
     # (split with boxes of 8 is checked by its parts: split, and tma.)

@@ -137,6 +137,11 @@ struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
                      "scores each tile and hands P to the second, which "
                      "loads the tiles"),
       llvm::cl::init(false)};
+  Option<bool> mlaOverlap{
+      *this, "mla-overlap",
+      llvm::cl::desc("With mla-p-split and mla-tma, no block barrier "
+                     "between the MLA decode kernel's tiles"),
+      llvm::cl::init(false)};
   Option<bool> mlaTma{
       *this, "mla-tma",
       llvm::cl::desc("The wgmma MLA decode kernel loads the cache tiles with "
@@ -303,10 +308,11 @@ LogicalResult loom::buildCudaLoweringPipeline(
   }
   std::string mlaOptions =
       mla.wgmma ? llvm::formatv("{{wgmma=true wgmma-keys={0} stages={1} "
-                                "p-registers={2} p-split={6} tma={3} "
-                                "tma-swizzle={4} target-blocks={5}}",
+                                "p-registers={2} p-split={6} overlap={7} "
+                                "tma={3} tma-swizzle={4} target-blocks={5}}",
                                 mla.keys, mla.stages, mla.pRegisters, mla.tma,
-                                mla.tmaSwizzle, mla.targetBlocks, mla.pSplit)
+                                mla.tmaSwizzle, mla.targetBlocks, mla.pSplit,
+                                mla.overlap)
                       .str()
                 : llvm::formatv("{{target-blocks={0}}", mla.targetBlocks).str();
   std::string text = kCudaLoweringPipeline;
@@ -362,8 +368,8 @@ void loom::registerLoomPipelines() {
             options.wgmma,
             CudaMlaKernelOptions{options.mlaWgmma, options.mlaWgmmaKeys,
                                  options.mlaStages, options.mlaPRegisters,
-                                 options.mlaPSplit, options.mlaTma,
-                                 options.mlaTmaSwizzle,
+                                 options.mlaPSplit, options.mlaOverlap,
+                                 options.mlaTma, options.mlaTmaSwizzle,
                                  options.mlaTargetBlocks});
       });
 }

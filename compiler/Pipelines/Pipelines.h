@@ -105,6 +105,8 @@ struct CudaMlaKernelOptions {
   /// The first warpgroup scores each tile and hands P to the second,
   /// which loads the tiles (FlashMLA's split).
   bool pSplit = false;
+  /// With pSplit and tma: no block barrier between tiles.
+  bool overlap = false;
   /// The wgmma kernel loads the cache tiles with bulk tensor copies (TMA)
   /// instead of cp.async.
   bool tma = false;

@@ -142,6 +142,13 @@ static cl::opt<std::string> mlaWgmmaLoads(
              "columns, 128-byte swizzled)"),
     cl::init("cp-async"), cl::value_desc("cp-async|tma|tma-swizzled"),
     cl::Hidden, cl::cat(category));
+static cl::opt<bool> mlaWgmmaOverlap(
+    "mla-wgmma-overlap",
+    cl::desc("With --mla-wgmma-p=split and --mla-wgmma-loads=tma or "
+             "tma-swizzled: no block barrier between the wgmma MLA decode "
+             "kernel's tiles, so that the first warpgroup scores the next "
+             "tile while the second multiplies this one's P"),
+    cl::init(false), cl::Hidden, cl::cat(category));
 static cl::opt<std::string>
     cpuName("cpu", cl::desc("LLVM CPU name (default: the host CPU)"),
             cl::cat(category));
@@ -329,6 +336,13 @@ static int compile() {
       return 1;
     }
   }
+  if (mlaWgmmaOverlap &&
+      (mlaWgmmaP != "split" || mlaWgmmaLoads == "cp-async")) {
+    llvm::errs() << "loom-compile: error: --mla-wgmma-overlap needs "
+                    "--mla-wgmma-p=split and --mla-wgmma-loads=tma or "
+                    "tma-swizzled\n";
+    return 1;
+  }
   if (mlaTargetBlocks.getNumOccurrences() && target != "cuda") {
     llvm::errs() << "loom-compile: error: --mla-target-blocks sets the splits "
                     "of the GPU MLA decode kernel (--target=cuda)\n";
@@ -403,6 +417,7 @@ static int compile() {
     options.cudaMla.pRegisters = mlaWgmmaP == "registers";
     options.cudaMla.pSplit = mlaWgmmaP == "split";
     options.cudaMla.tma = mlaWgmmaLoads != "cp-async";
+    options.cudaMla.overlap = mlaWgmmaOverlap;
     options.cudaMla.tmaSwizzle = mlaWgmmaLoads == "tma-swizzled";
     options.cudaMla.targetBlocks = mlaTargetBlocks;
     options.cudaBinary = cudaBinary == "ptx"     ? mlir::loom::CudaBinary::Ptx

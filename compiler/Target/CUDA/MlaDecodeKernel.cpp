@@ -52,6 +52,7 @@
 
 #include <array>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 namespace mlir::loom::cuda {
@@ -86,7 +87,7 @@ class MlaDecodeKernel : loom::cuda::KernelBuilder {
 public:
   MlaDecodeKernel(OpBuilder &b, fuse::MlaDecodeOp op, bool wgmma,
                   int64_t wgmmaKeys, int64_t wgmmaStages, bool pRegisters,
-                  bool pSplit, bool tma, bool tmaSwizzle,
+                  bool pSplit, bool overlap, bool tma, bool tmaSwizzle,
                   int64_t targetBlocks)
       : KernelBuilder(
             b, op.getLoc(),
@@ -107,11 +108,13 @@ public:
     };
     pInRegisters = pRegisters;
     useTma = tma;
+    overlapTiles = pSplit && !pRegisters && tma && overlap;
     this->targetBlocks = targetBlocks;
     useWgmma = wgmma && (choose(wgmmaKeys, wgmmaStages) || choose(32, 3));
     pInRegisters = useWgmma && pRegisters;
     splitRoles = useWgmma && pSplit && !pRegisters;
     useTma = useWgmma && tma;
+    overlapTiles = splitRoles && useTma && overlap;
     // 128-byte swizzled boxes take 64 columns: the rope dim must be a
     // multiple of 64, and so must each warpgroup's half of the rank (P v
     // reads whole boxes); else the boxes of 8 columns.
@@ -172,7 +175,7 @@ public:
   int64_t wgmmaSharedBytes() const {
     return (kRows + stages * wgKeys) * width * 2 +
            (pInRegisters ? 0 : kRows * wgKeys * 2 + 2 * kRows * 4) +
-           (useTma ? stages * 8 : 0);
+           (useTma ? stages * 8 : 0) + (overlapTiles ? stages * 8 : 0);
   }
 
   /// Bytes between the groups of 8 positions of a cache tile in shared
@@ -293,6 +296,12 @@ private:
   /// With splitRoles, the first warpgroup scores each tile and hands P
   /// and the rows' rescaling to the second, which loads the tiles.
   bool splitRoles = false;
+  /// With overlapTiles (splitRoles and TMA), the warpgroups meet at no
+  /// block barrier in the loop: a stage is handed back through an "empty"
+  /// mbarrier that every thread arrives at when done with its tile, and
+  /// the first warpgroup scores tile i + 1 while the second multiplies
+  /// tile i's P.
+  bool overlapTiles = false;
   /// The wgmma kernel loads the cache tiles with bulk tensor copies, in
   /// boxes of 64 columns swizzled by 128 bytes when `swizzled`.
   bool useTma, swizzled = false;
@@ -504,6 +513,11 @@ private:
     auto barrierOf = [&](Value buffer) {
       return toI32(add(barriers, mul(buffer, constant(8))));
     };
+    // With overlapTiles, the stages' "empty" mbarriers follow.
+    auto emptyOf = [&](Value buffer) {
+      return toI32(
+          add(barriers, mul(add(buffer, constant(stages)), constant(8))));
+    };
     // The warp that issues the bulk copies: the first of the warpgroup
     // that loads the tiles.
     Value loaderWarp = constant(splitRoles ? 4 : 0);
@@ -543,6 +557,14 @@ private:
               "@!p bra LAB_WAIT;\n}",
               "r,r");
     };
+    // Waits until every thread is done with the stage's tile of `parity`.
+    auto waitEmpty = [&](Value buffer, Value parity) {
+      asmCall({}, {emptyOf(buffer), toI32(parity)},
+              "{\n.reg .pred p;\nLAB_WAIT:\n"
+              "mbarrier.try_wait.parity.shared::cta.b64 p, [$0], $1;\n"
+              "@!p bra LAB_WAIT;\n}",
+              "r,r");
+    };
     // Zeros the positions from k1 on of tile `buffer` (TMA reads the
     // cache's positions up to its length, and past the visible ones a
     // cache may hold anything: P is 0 there, but 0 times a NaN is not).
@@ -550,7 +572,7 @@ private:
     if (useTma)
       tilesFlat =
           sharedView(base, kRows * width * 2, {stages * wgKeys * width}, elem);
-    auto zeroTail = [&](Value n0, Value buffer) {
+    auto zeroTail = [&](Value n0, Value buffer, Value thread, int64_t threads) {
       Value first = sub(k1, n0);
       when(less(first, constant(wgKeys)), [&] {
         Value zeros = arith::ConstantOp::create(
@@ -564,8 +586,8 @@ private:
         // zeroed either way.
         int64_t perRow = boxColumns() / kChunk;
         int64_t total = wgKeys * (width / kChunk);
-        for (int64_t c = 0; c < total; c += kThreads) {
-          Value id = add(tid, constant(c));
+        for (int64_t c = 0; c < total; c += threads) {
+          Value id = add(thread, constant(c));
           Value row = div(id, perRow);
           Value key = rem(row, wgKeys);
           when(both(less(id, constant(total)),
@@ -617,6 +639,11 @@ private:
         for (int64_t p = 0; p < stages; ++p)
           asmCall({}, {barrierOf(constant(p))},
                   "mbarrier.init.shared::cta.b64 [$0], 1;", "r");
+        // A stage is empty again when the 256 threads are done with it.
+        if (overlapTiles)
+          for (int64_t p = 0; p < stages; ++p)
+            asmCall({}, {emptyOf(constant(p))},
+                    "mbarrier.init.shared::cta.b64 [$0], 256;", "r");
         asmStatement("fence.mbarrier_init.release.cluster;");
       });
       gpu::BarrierOp::create(b, loc);
@@ -640,7 +667,9 @@ private:
           asmCall({}, {map},
                   "fence.proxy.tensormap::generic.acquire.sys [$0], 128;", "l");
       });
-    for (int64_t p = 0; p + 1 < stages; ++p) {
+    // (With overlapTiles, every stage: tile i + stages is issued when
+    // tile i is done.)
+    for (int64_t p = 0; p + (overlapTiles ? 0 : 1) < stages; ++p) {
       when(less(constant(p), tileCount), [&] {
         if (useTma)
           issueTileTma(add(k0, constant(p * keys)), constant(p));
@@ -652,6 +681,11 @@ private:
     }
     if (useTma)
       NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
+    // Without a barrier in the loop, the rows are published here.
+    if (overlapTiles) {
+      fenceProxyAsync();
+      gpu::BarrierOp::create(b, loc);
+    }
 
     // State: the accumulators (rank / 2 columns of 16 rows: rank / 16
     // tiles of 4), the running maximum and sum of the thread's two rows.
@@ -667,11 +701,42 @@ private:
         constant(0), tileCount, constant(1), init, [&](Value i, ValueRange s) {
           Value n0 = add(k0, mul(i, constant(keys)));
           Value buffer = rem(i, stages);
-          // Tile i has landed; the stages - 2 after it may be in flight.
-          // (With TMA, tile i is the (i / stages)-th use of its stage.)
+          // Tile i has landed; the stages - 2 after it may be in flight
+          // (with overlapTiles, the stages - 1 after it). With TMA, tile
+          // i is the (i / stages)-th use of its stage.
+          Value row = add(row0, localRow);
+          if (overlapTiles) {
+            // Every thread sees tile i land; the first warpgroup zeroes
+            // its tail and meets itself (named barrier 2) before scoring
+            // it; the second reads it after barrier 1, and hands the
+            // stage back.
+            Value use = div(i, stages);
+            waitTile(buffer, rem(use, 2));
+            SplitHooks hooks;
+            hooks.i = i;
+            hooks.tileCount = tileCount;
+            hooks.prepare = [&] {
+              zeroTail(n0, buffer, tid, 128);
+              fenceProxyAsync();
+              asmStatement("bar.sync 2, 128;");
+            };
+            hooks.release = [&] {
+              asmCall({}, {emptyOf(buffer)},
+                      "mbarrier.arrive.shared::cta.b64 _, [$0];", "r");
+            };
+            hooks.produce = [&] {
+              Value later = add(i, constant(stages));
+              when(both(equal(warp, loaderWarp), less(later, tileCount)), [&] {
+                waitEmpty(buffer, rem(use, 2));
+                issueTileTma(add(n0, constant(stages * keys)), buffer);
+              });
+            };
+            return tileSplit(s, buffer, n0, k1, start, row, localRow, scale2,
+                             &hooks);
+          }
           if (useTma) {
             waitTile(buffer, rem(div(i, stages), 2));
-            zeroTail(n0, buffer);
+            zeroTail(n0, buffer, tid, kThreads);
           } else {
             NVVM::CpAsyncWaitGroupOp::create(b, loc, stages - 2);
           }
@@ -696,7 +761,6 @@ private:
           });
           if (!useTma)
             NVVM::CpAsyncCommitGroupOp::create(b, loc);
-          Value row = add(row0, localRow);
           if (splitRoles)
             return tileSplit(s, buffer, n0, k1, start, row, localRow, scale2);
           if (pInRegisters)
@@ -1051,6 +1115,15 @@ private:
     return next;
   }
 
+  /// What tileSplit does besides the tile without block barriers
+  /// (overlapTiles): the tile's index and count, and the first warpgroup's
+  /// step before its scores, each warpgroup's after its P v, and the
+  /// second's after that.
+  struct SplitHooks {
+    Value i, tileCount;
+    std::function<void()> prepare, release, produce;
+  };
+
   /// One tile of wgKeys cache positions at `n0` (in shared buffer
   /// `buffer`) with the warpgroups' roles split (FlashMLA's schedule): the
   /// first scores the 64 rows against all the tile's keys, takes the
@@ -1065,9 +1138,17 @@ private:
   /// with the tile's scores; the block barrier of the next tile keeps P's
   /// buffer until the second has read it. Only the first's row maxima and
   /// sums are kept.
+  ///
+  /// With `hooks` (overlapTiles), no block barrier separates the tiles:
+  /// the first warpgroup runs `prepare` before its scores and waits at
+  /// named barrier 3 (after the first tile) until the second has read the
+  /// previous P before it writes this one, which the second signals there
+  /// (but for the last tile); each runs `release` after its P v, and the
+  /// second then `produce`.
   SmallVector<Value> tileSplit(ValueRange state, Value buffer, Value n0,
-                               Value k1, Value start, Value row,
-                               Value localRow, double scale2) {
+                               Value k1, Value start, Value row, Value localRow,
+                               double scale2,
+                               const SplitHooks *hooks = nullptr) {
     int64_t accumulators = rank / 4;
     int64_t rowBytes = width / 8 * 128;
     Value qAddr = sharedPointer(qs);
@@ -1098,6 +1179,8 @@ private:
     // The first warpgroup.
     b.setInsertionPointToStart(ifOp.thenBlock());
     {
+      if (hooks)
+        hooks->prepare();
       SmallVector<Value> s = scoresWgmma(qAddr, kAddr, wgKeys);
       SmallVector<Value> out(state.begin(), state.begin() + accumulators);
       std::array<Value, 2> alphas;
@@ -1114,6 +1197,9 @@ private:
           reg = LLVM::BitcastOp::create(b, loc, i32, reg);
         p.push_back(reg);
       }
+      if (hooks)
+        when(less(constant(0), hooks->i),
+             [&] { asmStatement("bar.sync 3, 256;"); });
       for (int64_t c = 0; c < wgKeys / 16; ++c) {
         Value chunk = vector::FromElementsOp::create(
             b, loc, VectorType::get({4}, i32),
@@ -1131,6 +1217,8 @@ private:
       });
       asmStatement("bar.arrive 1, 256;");
       SmallVector<Value> next = productPV(out, p);
+      if (hooks)
+        hooks->release();
       next.append({m[0], m[1], l[0], l[1]});
       scf::YieldOp::create(b, loc, next);
     }
@@ -1155,7 +1243,14 @@ private:
         for (int64_t e = 0; e < 4; ++e)
           p.push_back(vector::ExtractOp::create(b, loc, chunk, e));
       }
+      if (hooks)
+        when(less(add(hooks->i, constant(1)), hooks->tileCount),
+             [&] { asmStatement("bar.arrive 3, 256;"); });
       SmallVector<Value> next = productPV(out, p);
+      if (hooks) {
+        hooks->release();
+        hooks->produce();
+      }
       next.append(state.begin() + accumulators, state.end());
       scf::YieldOp::create(b, loc, next);
     }
@@ -1330,6 +1425,11 @@ struct CudaMlaDecodePass
           << "loom-cuda-mla-decode: target-blocks must be positive";
       return signalPassFailure();
     }
+    if (overlap && (!pSplit || !tma)) {
+      getOperation().emitError()
+          << "loom-cuda-mla-decode: overlap needs p-split and tma";
+      return signalPassFailure();
+    }
     if (pRegisters && pSplit) {
       getOperation().emitError()
           << "loom-cuda-mla-decode: p-registers and p-split are two places "
@@ -1345,9 +1445,8 @@ struct CudaMlaDecodePass
     }
     if (failed(loom::cuda::buildKernels<MlaDecodeKernel, fuse::MlaDecodeOp>(
             getOperation(), "loom_mla_decode", bool(wgmma), int64_t(wgmmaKeys),
-            int64_t(stages), bool(pRegisters), bool(pSplit), bool(tma),
-            bool(tmaSwizzle),
-            int64_t(targetBlocks))))
+            int64_t(stages), bool(pRegisters), bool(pSplit), bool(overlap),
+            bool(tma), bool(tmaSwizzle), int64_t(targetBlocks))))
       signalPassFailure();
   }
 };

@@ -163,7 +163,12 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
     its accumulators and adds the same P (loaded into the same registers)
     times the other half. The block barrier of each tile stays, so the
     second's P v overlaps the first's P v of the same tile, not the next
-    tile's scores.
+    tile's scores. With `overlap` too (and `tma`), it does not: the stages
+    go back to the loader through "empty" mbarriers (every thread arrives
+    when done with its tile), the first warpgroup zeroes a tile's tail and
+    meets itself at named barrier 2, and waits at named barrier 3 until
+    the second has read the previous P before writing the next; so the
+    first scores tile i + 1 while the second multiplies tile i's P.
     With `tma`, one warp loads each cache tile with bulk tensor copies
     (`cp.async.bulk.tensor`, an mbarrier per stage) of boxes of 8 columns
     by the tile's positions, on tensor maps of the two caches that the host
@@ -191,6 +196,10 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
            "the first warpgroup of the wgmma kernel scores each tile and "
            "hands P to the second, which loads the tiles (FlashMLA's "
            "split)">,
+    Option<"overlap", "overlap", "bool", /*default=*/"false",
+           "with p-split and tma, no block barrier between tiles: the "
+           "first warpgroup scores the next tile while the second "
+           "multiplies this one's P">,
     Option<"tma", "tma", "bool", /*default=*/"false",
            "the wgmma kernel loads the cache tiles with bulk tensor copies "
            "(TMA) on tensor maps the host encodes">,

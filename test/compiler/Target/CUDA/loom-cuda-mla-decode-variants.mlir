@@ -2,12 +2,14 @@
 // RUN: loom-opt --loom-cuda-mla-decode="wgmma=true wgmma-keys=32 stages=4" %s | FileCheck %s --check-prefix=STAGES
 // RUN: loom-opt --loom-cuda-mla-decode="wgmma=true p-split=true" %s | FileCheck %s --check-prefix=SPLIT
 // RUN: loom-opt --loom-cuda-mla-decode="wgmma=true p-split=true tma=true" %s | FileCheck %s --check-prefix=SPLIT-TMA
+// RUN: loom-opt --loom-cuda-mla-decode="wgmma=true p-split=true tma=true overlap=true" %s | FileCheck %s --check-prefix=OVERLAP
 // RUN: loom-opt --loom-cuda-mla-decode="wgmma=true tma=true" %s | FileCheck %s --check-prefix=TMA
 // RUN: loom-opt --loom-cuda-mla-decode="wgmma=true tma=true tma-swizzle=true" %s | FileCheck %s --check-prefix=TMA
 // RUN: loom-opt --loom-cuda-mla-decode="target-blocks=100" %s | FileCheck %s --check-prefix=BLOCKS
 // RUN: not loom-opt --loom-cuda-mla-decode="wgmma=true stages=5" %s 2>&1 | FileCheck %s --check-prefix=BAD-STAGES
 // RUN: not loom-opt --loom-cuda-mla-decode="target-blocks=0" %s 2>&1 | FileCheck %s --check-prefix=BAD-BLOCKS
 // RUN: not loom-opt --loom-cuda-mla-decode="wgmma=true p-registers=true p-split=true" %s 2>&1 | FileCheck %s --check-prefix=BAD-P
+// RUN: not loom-opt --loom-cuda-mla-decode="wgmma=true p-split=true overlap=true" %s 2>&1 | FileCheck %s --check-prefix=BAD-OVERLAP
 
 // P in registers (rank 64, rope 16, tiles of 64 positions): shared memory
 // holds the query rows (64 x 80 columns, 10240 bytes) and two tiles
@@ -113,6 +115,59 @@
 // SPLIT-TMA: "bar.sync 1, 256;"
 // SPLIT-TMA: gpu.func @combine
 
+// With overlap (p-split and tma), the shared memory ends with the stages'
+// "full" then "empty" mbarriers (39424 + 2 * 16 bytes); the empty ones
+// take the 256 threads' arrivals. The prologue issues both stages; the
+// rows are published before the loop, which has no block barrier: every
+// thread waits for the tile; the first warpgroup zeroes the tail, fences
+// and meets itself (named barrier 2, 128 threads), scores, waits after
+// the first tile for the second to have read the previous P (barrier 3),
+// hands P over (barrier 1) and, after its P v, arrives at the stage's
+// empty mbarrier. The second waits for P, reads it, signals barrier 3
+// but for the last tile, multiplies, arrives at the empty mbarrier, and
+// its warp 4 waits for the stage to be empty before issuing tile i + 2
+// into it.
+// OVERLAP-LABEL: func.func @decode
+// OVERLAP: loom.cuda.launch_shared = 39456 : index
+// OVERLAP: gpu.func @partial
+// OVERLAP-COUNT-2: "mbarrier.init.shared::cta.b64 [$0], 1;"
+// OVERLAP-COUNT-2: "mbarrier.init.shared::cta.b64 [$0], 256;"
+// OVERLAP-NEXT: "fence.mbarrier_init.release.cluster;"
+// OVERLAP-COUNT-2: cp.async.bulk.tensor.3d
+// OVERLAP: nvvm.cp.async.wait.group 0
+// OVERLAP-NEXT: "fence.proxy.async.shared::cta;"
+// OVERLAP-NEXT: gpu.barrier
+// OVERLAP: scf.for
+// OVERLAP-NOT: gpu.barrier
+// OVERLAP: mbarrier.try_wait.parity
+// OVERLAP-NOT: gpu.barrier
+// OVERLAP: "fence.proxy.async.shared::cta;"
+// OVERLAP-NEXT: "bar.sync 2, 128;"
+// OVERLAP-NOT: gpu.barrier
+// OVERLAP: wgmma.mma_async.sync.aligned.m64n64k16
+// OVERLAP-NOT: gpu.barrier
+// OVERLAP: "bar.sync 3, 256;"
+// OVERLAP-NOT: gpu.barrier
+// OVERLAP: "bar.arrive 1, 256;"
+// OVERLAP: "wgmma.wait_group.sync.aligned 0;"
+// OVERLAP-NEXT: llvm.extractvalue
+// OVERLAP: "mbarrier.arrive.shared::cta.b64 _, [$0];"
+// OVERLAP: } else {
+// OVERLAP-NEXT: "bar.sync 1, 256;"
+// OVERLAP-NOT: gpu.barrier
+// OVERLAP: "bar.arrive 3, 256;"
+// OVERLAP-NOT: gpu.barrier
+// OVERLAP: "wgmma.wait_group.sync.aligned 0;"
+// OVERLAP: "mbarrier.arrive.shared::cta.b64 _, [$0];"
+// OVERLAP: mbarrier.try_wait.parity
+// OVERLAP: "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;"
+// OVERLAP: cp.async.bulk.tensor.3d
+// OVERLAP-NOT: gpu.barrier
+// OVERLAP: scf.yield
+// OVERLAP: nvvm.cp.async.wait.group 0
+// OVERLAP-NEXT: gpu.barrier
+// OVERLAP: gpu.func @combine
+
 // With tma, the host gets a tensor map of each cache from the runtime
 // (boxes of 8 columns by 64 positions) and passes both to the partial kernel,
 // whose shared memory ends with the two stages' mbarriers: 10240 (rows) +
@@ -170,6 +225,7 @@
 // BAD-STAGES: loom-cuda-mla-decode: stages must be 0 (the default), 2, 3 or 4, got 5
 // BAD-BLOCKS: loom-cuda-mla-decode: target-blocks must be positive
 // BAD-P: loom-cuda-mla-decode: p-registers and p-split are two places for P; set one
+// BAD-OVERLAP: loom-cuda-mla-decode: overlap needs p-split and tma
 func.func @decode(%ql: memref<?x?x16x64xbf16>, %qp: memref<?x?x16x16xbf16>,
                   %kv: memref<4x256x64xbf16>, %pe: memref<4x256x16xbf16>,
                   %pos: i64, %o: memref<?x?x16x64xbf16>) attributes {llvm.emit_c_interface} {
