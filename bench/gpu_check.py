@@ -13,9 +13,11 @@ LOOM_GPU_NCU=1 (Nsight Compute sections of the flash kernel's launches and
 of the MLA decode step's kernels; for the MLA partial kernels named by
 LOOM_GPU_NCU_MLA, a comma-separated list of the pack's MLA artifacts
 (default: default,split), also the stall reasons, the memory
-pipes, the tensor pipe's busy share and the stall samples of every SASS instruction: the 30 hottest in the
-log, all of them in OUT_DIR/ncu-mla-KERNEL-sass.csv, the report in
-OUT_DIR/ncu-mla-KERNEL.ncu-rep).
+pipes, the tensor pipe's busy share and the stall samples of every SASS
+instruction: the 30 hottest in the log, all of them in
+OUT_DIR/ncu-mla-KERNEL-sass.csv, the report in OUT_DIR/ncu-mla-KERNEL.ncu-rep),
+LOOM_GPU_MLA_STEPS (a comma-separated list of the pack's MLA artifacts:
+only those steps are timed; default all).
 
 BIN_DIR holds loom-run and loom-bench (the runtime-only build). For every
 case of PACK_DIR/pack.json, runs the CUDA artifact with loom-run and checks
@@ -190,7 +192,11 @@ def loom_mla(pack_dir, pack, bin_dir, failed=()):
     mla = pack["bench"].get("mla")
     if not mla:
         return results
+    steps = [k for k in os.environ.get("LOOM_GPU_MLA_STEPS", "").split(",")
+             if k]
     for kernel, artifact in sorted(mla["artifacts"].items()):
+        if steps and kernel not in steps:
+            continue
         why = unchecked(mla, kernel, failed)
         if why:
             results[kernel] = {"error": why}
