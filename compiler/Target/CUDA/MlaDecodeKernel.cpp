@@ -549,21 +549,21 @@ private:
         }
       });
     };
-    // Waits until the stage's mbarrier has completed the phase of `parity`.
-    auto waitTile = [&](Value buffer, Value parity) {
-      asmCall({}, {barrierOf(buffer), toI32(parity)},
+    // Waits until the mbarrier at `address` has completed the phase of
+    // `parity`: a stage's tile has landed (its full mbarrier), or every
+    // thread is done with it (its empty one).
+    auto waitPhase = [&](Value address, Value parity) {
+      asmCall({}, {address, toI32(parity)},
               "{\n.reg .pred p;\nLAB_WAIT:\n"
               "mbarrier.try_wait.parity.shared::cta.b64 p, [$0], $1;\n"
               "@!p bra LAB_WAIT;\n}",
               "r,r");
     };
-    // Waits until every thread is done with the stage's tile of `parity`.
+    auto waitTile = [&](Value buffer, Value parity) {
+      waitPhase(barrierOf(buffer), parity);
+    };
     auto waitEmpty = [&](Value buffer, Value parity) {
-      asmCall({}, {emptyOf(buffer), toI32(parity)},
-              "{\n.reg .pred p;\nLAB_WAIT:\n"
-              "mbarrier.try_wait.parity.shared::cta.b64 p, [$0], $1;\n"
-              "@!p bra LAB_WAIT;\n}",
-              "r,r");
+      waitPhase(emptyOf(buffer), parity);
     };
     // Zeros the positions from k1 on of tile `buffer` (TMA reads the
     // cache's positions up to its length, and past the visible ones a
