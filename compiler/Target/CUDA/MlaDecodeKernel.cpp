@@ -30,12 +30,18 @@
 // warpgroup scores all the tile's keys instead: its softmax needs nothing
 // from the other, and P stays in registers as the A operand of P v. The
 // scores are computed twice, but a tile has one block barrier instead of
-// three, and no fence between P's stores and the product.
-// With `tma`, warp 0 loads each tile with bulk tensor copies (boxes of 8
-// columns by the tile's positions, on tensor maps of the two caches that
-// the host gets from the runtime) completing on an mbarrier per stage;
-// the tile is then chunk-major in shared memory, which the wgmma
-// descriptors' strides follow.
+// three, and no fence between P's stores and the product. With `p-split`
+// (FlashMLA's split), the first warpgroup scores the whole tile once and
+// hands its P registers and the rows' rescaling to the second through
+// shared memory and a named barrier; the second issues the next tile's
+// copies meanwhile. With `overlap` too (and `tma`), no block barrier
+// separates the tiles: the stages go back through "empty" mbarriers, so
+// the first scores tile i + 1 while the second multiplies tile i's P.
+// With `tma`, warp 0 (4 with `p-split`) loads each tile with bulk tensor
+// copies (boxes of 8 columns by the tile's positions, on tensor maps of
+// the two caches that the host gets from the runtime) completing on an
+// mbarrier per stage; the tile is then chunk-major in shared memory, which
+// the wgmma descriptors' strides follow.
 //
 // The number of splits is chosen on the host from the batch, the rows and
 // the visible length, for about `target-blocks` blocks (128 by default: one
