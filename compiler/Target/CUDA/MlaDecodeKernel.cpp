@@ -275,11 +275,18 @@ public:
     if (useTma)
       partialArgs.append({tensorMap(module, op.getKvCache()),
                           tensorMap(module, op.getPeCache())});
+    // With one split, the partial kernel writes the result itself (what
+    // the combine would: its normalized rows, rounded) and the combine
+    // runs one block that does nothing. (A launch under a condition on the
+    // host would wait for the stream.)
+    partialArgs.push_back(op.getInit());
     Value partialGrid[] = {rowBlocks, batch, splits};
     launch(module, name, "partial", partialGrid, kThreads,
            useWgmma ? wgmmaSharedBytes() : sharedBytes(width), partialArgs);
     SmallVector<Value> combineArgs{part, lse, op.getInit(), splits, rows};
-    Value combineGrid[] = {rows, batch, one};
+    Value many = less(one, splits);
+    Value combineGrid[] = {select(many, rows, one), select(many, batch, one),
+                           one};
     launch(module, name, "combine", combineGrid, rank / kCombineColumns, 0,
            combineArgs);
 
@@ -430,6 +437,7 @@ private:
       kvMap = entry.getArgument(10);
       peMap = entry.getArgument(11);
     }
+    Value out = entry.getArguments().back();
 
     auto space = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
     Value base = gpu::DynamicSharedMemoryOp::create(
@@ -813,6 +821,8 @@ private:
         l[h] = fadd(own[h], theirs[h]);
     }
     Value column = add(mul(half, constant(rank / 2)), mul(t, constant(2)));
+    Value single =
+        equal(gpu::GridDimOp::create(b, loc, gpu::Dimension::z), constant(1));
     for (int64_t h = 0; h < 2; ++h) {
       Value local = add(localRow, constant(8 * h));
       Value sum = l[h];
@@ -823,7 +833,23 @@ private:
                          arith::DivFOp::create(b, loc, floatConstant(1.0), sum));
       Value logSum = select(none, minusInf, fadd(m[h], log2(sum)));
       Value row = add(row0, local);
+      // One split: the rows rounded to the output, as the combine would
+      // (its weight is 2^0 = 1 then).
+      Value token = div(row, heads), head = rem(row, heads);
       when(less(row, rows), [&] {
+        auto ifOp = scf::IfOp::create(b, loc, single, /*withElseRegion=*/true);
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(ifOp.thenBlock());
+        for (int64_t n = 0; n < rank / 16; ++n)
+          for (int64_t k = 0; k < 2; ++k)
+            memref::StoreOp::create(
+                b, loc,
+                arith::TruncFOp::create(b, loc, elem,
+                                        fmul(state[4 * n + 2 * h + k], inv)),
+                out,
+                ValueRange{bIdx, token, head,
+                           add(column, constant(8 * n + k))});
+        b.setInsertionPointToStart(ifOp.elseBlock());
         for (int64_t n = 0; n < rank / 16; ++n)
           for (int64_t k = 0; k < 2; ++k)
             memref::StoreOp::create(
@@ -1372,35 +1398,37 @@ private:
     Value bIdx = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
     Value c = mul(gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x),
                   constant(kCombineColumns));
-    // An empty launch still runs one block.
-    when(both(less(row, rows), less(bIdx, dim(out, 0))), [&] {
-      Value minusInf =
-          floatConstant(-std::numeric_limits<double>::infinity());
+    // An empty launch still runs one block; with one split, the partial
+    // kernel has written the result.
+    Value work = both(both(less(row, rows), less(bIdx, dim(out, 0))),
+                      less(constant(1), splits));
+    when(work, [&] {
+      Value minusInf = floatConstant(-std::numeric_limits<double>::infinity());
       Value top = loop(constant(0), splits, constant(1), {minusInf},
                        [&](Value z, ValueRange s) {
                          auto l = memref::LoadOp::create(
                              b, loc, lse, ValueRange{z, bIdx, row});
                          return SmallVector<Value>{fmax(s[0], l.getResult())};
                        })[0];
-      Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
-                                         top, minusInf);
+      Value none = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, top,
+                                         minusInf);
       Value mUse = select(none, floatConstant(0.0), top);
       auto vec = VectorType::get({kCombineColumns}, f32);
       Value zeros = arith::ConstantOp::create(
           b, loc, DenseElementsAttr::get(vec, b.getF32FloatAttr(0.0)));
-      SmallVector<Value> sums = loop(
-          constant(0), splits, constant(1), {floatConstant(0.0), zeros},
-          [&](Value z, ValueRange s) {
-            auto l =
-                memref::LoadOp::create(b, loc, lse, ValueRange{z, bIdx, row});
-            Value w = exp2(arith::SubFOp::create(b, loc, l, mUse));
-            auto o = vector::LoadOp::create(b, loc, vec, part,
-                                            ValueRange{z, bIdx, row, c});
-            o.setAlignment(4 * kCombineColumns);
-            Value wv = vector::BroadcastOp::create(b, loc, vec, w);
-            return SmallVector<Value>{
-                fadd(s[0], w), vector::FMAOp::create(b, loc, wv, o, s[1])};
-          });
+      SmallVector<Value> sums =
+          loop(constant(0), splits, constant(1), {floatConstant(0.0), zeros},
+               [&](Value z, ValueRange s) {
+                 auto l = memref::LoadOp::create(b, loc, lse,
+                                                 ValueRange{z, bIdx, row});
+                 Value w = exp2(arith::SubFOp::create(b, loc, l, mUse));
+                 auto o = vector::LoadOp::create(b, loc, vec, part,
+                                                 ValueRange{z, bIdx, row, c});
+                 o.setAlignment(4 * kCombineColumns);
+                 Value wv = vector::BroadcastOp::create(b, loc, vec, w);
+                 return SmallVector<Value>{
+                     fadd(s[0], w), vector::FMAOp::create(b, loc, wv, o, s[1])};
+               });
       Value inv =
           select(none, floatConstant(0.0),
                  arith::DivFOp::create(b, loc, floatConstant(1.0), sums[0]));

@@ -183,7 +183,7 @@
 // TMA: %[[KVMAP:.*]] = call @loom_rt_cuda_tensor_map_bf16(%[[KVC]], %c8_i64, %c64_i64, %c0_i64)
 // TMA: %[[PEC:.*]] = memref.cast %arg3 : memref<4x256x16xbf16> to memref<?x?x?xbf16, strided<[?, ?, ?], offset: ?>>
 // TMA: %[[PEMAP:.*]] = call @loom_rt_cuda_tensor_map_bf16(%[[PEC]],
-// TMA: call @loom_mla_decode_0_partial_launch({{.*}}, %[[KVMAP]], %[[PEMAP]])
+// TMA: call @loom_mla_decode_0_partial_launch({{.*}}, %[[KVMAP]], %[[PEMAP]], %{{.*}})
 // TMA: loom.cuda.launch_shared = 39440 : index
 // TMA: gpu.func @partial
 // TMA: nvvm.cp.async.commit.group

@@ -9,7 +9,7 @@
 // CHECK-LABEL: func.func @decode
 // CHECK: arith.ceildivsi %{{.*}}, %c64
 // CHECK: %[[PER:.*]] = arith.muli %{{.*}}, %c64
-// CHECK: call @loom_mla_decode_0_partial_launch({{.*}}, %[[PER]])
+// CHECK: call @loom_mla_decode_0_partial_launch({{.*}}, %[[PER]], %{{.*}})
 // CHECK: func.func private @loom_mla_decode_0_partial_launch({{.*}}) attributes {loom.cuda.launch = @loom_mla_decode_0::@partial, loom.cuda.launch_shared = 39424 : index, loom.cuda.launch_threads = 256 : index}
 // CHECK: gpu.func @partial
 // CHECK: %[[QS:.*]] = memref.view %{{.*}}[%c0{{.*}}][] : {{.*}} to memref<8x10x64xbf16, #gpu.address_space<workgroup>>

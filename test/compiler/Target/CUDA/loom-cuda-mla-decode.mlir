@@ -5,7 +5,10 @@
 // the host computes the rows (S * 16, none for an empty batch), the visible
 // length clamp(start_pos + S, 0, T), the splits (about 128 blocks, at
 // least one tile of 32 positions each), allocates the f32 partial outputs
-// and log-sum-exps, and calls the two launch declarations.
+// and log-sum-exps, and calls the two launch declarations: the partial
+// kernel, which also takes the output (with one split it writes the
+// result itself), and the combine: a block per row of a batch row, or
+// with one split a single block, which does nothing.
 // CHECK-LABEL: func.func @decode
 // CHECK-SAME: (%[[QL:[^:]*]]: memref<?x?x16x64xbf16>, %[[QP:[^:]*]]: memref<?x?x16x16xbf16>, %[[KV:[^:]*]]: memref<4x256x64xbf16>, %[[PE:[^:]*]]: memref<4x256x16xbf16>, %[[POS:[^:]*]]: i64, %[[O:[^:]*]]: memref<?x?x16x64xbf16>)
 // CHECK: %[[B:.*]] = memref.dim %[[QL]], %c0
@@ -27,8 +30,11 @@
 // CHECK: %[[PER:.*]] = arith.muli %[[PERT]], %c32
 // CHECK: %[[PART:.*]] = memref.alloc(%[[SPLITS]], %[[B]], %[[ROWS]]) : memref<?x?x?x64xf32>
 // CHECK: %[[LSE:.*]] = memref.alloc(%[[SPLITS]], %[[B]], %[[ROWS]]) : memref<?x?x?xf32>
-// CHECK: call @loom_mla_decode_0_partial_launch(%[[RB]], %[[B]], %[[SPLITS]], %[[QL]], %[[QP]], %[[KV]], %[[PE]], %[[PART]], %[[LSE]], %[[START]], %[[ROWS]], %[[VIS]], %[[PER]])
-// CHECK: call @loom_mla_decode_0_combine_launch(%[[ROWS]], %[[B]], %{{.*}}, %[[PART]], %[[LSE]], %[[O]], %[[SPLITS]], %[[ROWS]])
+// CHECK: call @loom_mla_decode_0_partial_launch(%[[RB]], %[[B]], %[[SPLITS]], %[[QL]], %[[QP]], %[[KV]], %[[PE]], %[[PART]], %[[LSE]], %[[START]], %[[ROWS]], %[[VIS]], %[[PER]], %[[O]])
+// CHECK: %[[MANY:.*]] = arith.cmpi slt, %c1{{.*}}, %[[SPLITS]] : index
+// CHECK-NEXT: %[[CX:.*]] = arith.select %[[MANY]], %[[ROWS]], %c1{{.*}} : index
+// CHECK-NEXT: %[[CY:.*]] = arith.select %[[MANY]], %[[B]], %c1{{.*}} : index
+// CHECK-NEXT: call @loom_mla_decode_0_combine_launch(%[[CX]], %[[CY]], %{{.*}}, %[[PART]], %[[LSE]], %[[O]], %[[SPLITS]], %[[ROWS]])
 // CHECK: func.func private @loom_mla_decode_0_partial_launch({{.*}}) attributes {loom.cuda.launch = @loom_mla_decode_0::@partial, loom.cuda.launch_shared = 28160 : index, loom.cuda.launch_threads = 256 : index}
 // CHECK: func.func private @loom_mla_decode_0_combine_launch({{.*}}) attributes {loom.cuda.launch = @loom_mla_decode_0::@combine, loom.cuda.launch_threads = 16 : index}
 // The partial kernel: dynamic shared memory for the 64 query rows and two
@@ -62,7 +68,18 @@
 // CHECK: gpu.barrier
 // CHECK: nvgpu.ldmatrix %[[PS]][%{{.*}}, %{{.*}}] {numTiles = 4 : i32, transpose = false}
 // CHECK: nvgpu.ldmatrix %[[KS]][%{{.*}}, %{{.*}}, %{{.*}}] {numTiles = 4 : i32, transpose = true}
+// After the tiles: with one split (grid z of 1) the rows, normalized and
+// rounded to bf16, go to the output at [b, row / 16, row % 16, column];
+// else to the split's f32 output and log-sum-exp.
+// CHECK: %[[NZ:.*]] = gpu.grid_dim z
+// CHECK: %[[ONE:.*]] = arith.cmpi eq, %[[NZ]], %c1{{.*}} : index
 // CHECK: llvm.inline_asm "lg2.approx.ftz.f32 $0, $1;"
+// CHECK: scf.if %[[ONE]] {
+// CHECK: %[[R:.*]] = arith.truncf %{{.*}} : f32 to bf16
+// CHECK: memref.store %[[R]], %{{.*}}[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<?x?x16x64xbf16>
+// CHECK: } else {
+// CHECK: memref.store %{{.*}}, %{{.*}}[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<?x?x?x64xf32>
+// CHECK: memref.store %{{.*}}, %{{.*}}[%{{.*}}, %{{.*}}, %{{.*}}] : memref<?x?x?xf32>
 // The combine kernel merges the splits by their log-sum-exps: a block per
 // row of a batch row, 4 columns a thread (rank 64: 16 threads), one
 // 16-byte load of each split's output.
@@ -71,6 +88,9 @@
 // CHECK: %[[CB:.*]] = gpu.block_id y
 // CHECK: %[[TX:.*]] = gpu.thread_id x
 // CHECK: %[[C:.*]] = arith.muli %[[TX]], %c4
+// CHECK: %[[SEVERAL:.*]] = arith.cmpi slt, %c1{{.*}}, %arg3 : index
+// CHECK-NEXT: %[[WORK:.*]] = arith.andi %{{.*}}, %[[SEVERAL]] : i1
+// CHECK-NEXT: scf.if %[[WORK]] {
 // CHECK: scf.for
 // CHECK: arith.maxnumf
 // CHECK: scf.for
