@@ -271,6 +271,22 @@ static OwningOpRef<ModuleOp> load(MLIRContext &context,
   return ::loom::frontend::importModule(*ast, context, sourceMgr);
 }
 
+/// Whether string flag `flag` holds one of `choices`; else says so, as
+/// "--flag must be a, b or c, got 'value'".
+static bool oneOf(llvm::StringRef flag, llvm::StringRef value,
+                  llvm::ArrayRef<llvm::StringRef> choices) {
+  if (llvm::is_contained(choices, value))
+    return true;
+  llvm::errs() << "loom-compile: error: --" << flag << " must be ";
+  for (size_t i = 0; i < choices.size(); ++i)
+    llvm::errs() << (i == 0                    ? ""
+                     : i + 1 == choices.size() ? " or "
+                                               : ", ")
+                 << choices[i];
+  llvm::errs() << ", got '" << value << "'\n";
+  return false;
+}
+
 static int compile() {
   if (target != "cpu" && target != "cuda") {
     llvm::errs() << "loom-compile: error: unknown target '" << target
@@ -282,12 +298,8 @@ static int compile() {
     wgmma = "on";
   else if (wgmma == "false")
     wgmma = "off";
-  if (wgmma != "auto" && wgmma != "on" && wgmma != "off") {
-    llvm::errs() << "loom-compile: error: --wgmma must be auto, on or off, "
-                    "got '"
-                 << wgmma << "'\n";
+  if (!oneOf("wgmma", wgmma, {"auto", "on", "off"}))
     return 1;
-  }
   if (mlaWgmmaKeys != 32 && mlaWgmmaKeys != 64) {
     llvm::errs() << "loom-compile: error: --mla-wgmma-keys must be 32 or "
                     "64, got "
@@ -306,20 +318,10 @@ static int compile() {
                     "positive\n";
     return 1;
   }
-  if (mlaWgmmaP != "shared" && mlaWgmmaP != "registers" &&
-      mlaWgmmaP != "split") {
-    llvm::errs() << "loom-compile: error: --mla-wgmma-p must be shared, "
-                    "registers or split, got '"
-                 << mlaWgmmaP << "'\n";
+  if (!oneOf("mla-wgmma-p", mlaWgmmaP, {"shared", "registers", "split"}) ||
+      !oneOf("mla-wgmma-loads", mlaWgmmaLoads,
+             {"cp-async", "tma", "tma-swizzled"}))
     return 1;
-  }
-  if (mlaWgmmaLoads != "cp-async" && mlaWgmmaLoads != "tma" &&
-      mlaWgmmaLoads != "tma-swizzled") {
-    llvm::errs() << "loom-compile: error: --mla-wgmma-loads must be "
-                    "cp-async, tma or tma-swizzled, got '"
-                 << mlaWgmmaLoads << "'\n";
-    return 1;
-  }
   // The variants of the wgmma MLA decode kernel need that kernel.
   bool wgmmaMla = target == "cuda" && smVersion == "90a" && wgmma != "off";
   std::string loadsFlag = "--mla-wgmma-loads=" + mlaWgmmaLoads;
@@ -359,12 +361,8 @@ static int compile() {
                     "--sm=90a (Hopper's wgmma.mma_async)\n";
     return 1;
   }
-  if (cudaBinary != "auto" && cudaBinary != "ptx" && cudaBinary != "cubin") {
-    llvm::errs() << "loom-compile: error: --cuda-binary must be auto, ptx or "
-                    "cubin, got '"
-                 << cudaBinary << "'\n";
+  if (!oneOf("cuda-binary", cudaBinary, {"auto", "ptx", "cubin"}))
     return 1;
-  }
   DialectRegistry registry;
   registerAllDialects(registry);
   registerAllExtensions(registry);
@@ -393,12 +391,8 @@ static int compile() {
   if (!module)
     return rc;
 
-  if (matmul != "runtime" && matmul != "codegen") {
-    llvm::errs() << "loom-compile: error: --matmul must be runtime or codegen, "
-                    "got '"
-                 << matmul << "'\n";
+  if (!oneOf("matmul", matmul, {"runtime", "codegen"}))
     return 1;
-  }
   mlir::loom::CompileOptions options;
   options.hostMatmul = matmul == "runtime";
   options.foldTransposes = foldTransposes;

@@ -1121,30 +1121,48 @@ private:
     auto [m, l] = softmax(
         s, state, out, key0, k1, start, row, localRow, scale2, [](int64_t) {},
         /*exchange=*/false);
-    // O += P v: keys 16kk..16kk+15 of P are the accumulators of key tiles
-    // 2kk and 2kk + 1, which is the A fragment of mma.sync and of wgmma.
-    // All of P is packed before the chain: a register written between two
-    // wgmma of a chain makes ptxas wait for the chain there.
-    SmallVector<Value> p;
-    for (size_t i = 0; i + 1 < s.size(); i += 2)
-      p.push_back(packFloats(s[i], s[i + 1]));
+    // O += P v, P in registers.
+    SmallVector<Value> p = packP(s);
     Value vAddr = add(kAddr, mul(half, constant(rank / 2 / 8 * chunkBytes())));
-    Value vDesc = valuesDescriptor(vAddr);
-    wgmmaFence();
-    for (int64_t kk = 0; kk < wgKeys / 16; ++kk) {
-      ArrayRef<Value> a = ArrayRef<Value>(p).slice(4 * kk, 4);
-      for (int64_t c0 = 0; c0 < rank / 2; c0 += kWgColumns) {
-        int64_t n = std::min(kWgColumns, rank / 2 - c0);
-        Value desc = wgmmaDescriptorAt(vDesc, valuesOffset(kk, c0));
-        SmallVector<Value> acc =
-            wgmma(n, ArrayRef<Value>(out).slice(c0 / 2, n / 2), a, desc,
-                  /*transposeB=*/true);
-        std::copy(acc.begin(), acc.end(), out.begin() + c0 / 2);
-      }
-    }
-    SmallVector<Value> next = wgmmaCommitAndWait(out);
+    SmallVector<Value> next = productPV(out, p, vAddr);
     next.append({m[0], m[1], l[0], l[1]});
     return next;
+  }
+
+  /// P's accumulators `s` (scores turned into P) as wgmma A registers, an
+  /// i32 of two rounded elements each: keys 16kk..16kk+15 of P are the
+  /// accumulators of key tiles 2kk and 2kk + 1, which is the A fragment
+  /// of mma.sync and of wgmma.
+  SmallVector<Value> packP(ArrayRef<Value> s) {
+    SmallVector<Value> p;
+    for (size_t i = 0; i + 1 < s.size(); i += 2) {
+      Value reg = packFloats(s[i], s[i + 1]);
+      if (isa<VectorType>(reg.getType()))
+        reg = LLVM::BitcastOp::create(b, loc, i32, reg);
+      p.push_back(reg);
+    }
+    return p;
+  }
+
+  /// The accumulators `out` plus P (registers `p`, from packP) times the
+  /// warpgroup's rank / 2 latent columns of the tile at `vAddr` read
+  /// MN-major as V; waited for. All of P is packed before the chain: a
+  /// register written between two wgmma of a chain makes ptxas wait for
+  /// the chain there.
+  SmallVector<Value> productPV(SmallVector<Value> &out, ArrayRef<Value> p,
+                               Value vAddr) {
+    Value vDesc = valuesDescriptor(vAddr);
+    wgmmaFence();
+    for (int64_t kk = 0; kk < wgKeys / 16; ++kk)
+      for (int64_t c0 = 0; c0 < rank / 2; c0 += kWgColumns) {
+        int64_t n = std::min(kWgColumns, rank / 2 - c0);
+        SmallVector<Value> acc = wgmma(
+            n, ArrayRef<Value>(out).slice(c0 / 2, n / 2), p.slice(4 * kk, 4),
+            wgmmaDescriptorAt(vDesc, valuesOffset(kk, c0)),
+            /*transposeB=*/true);
+        std::copy(acc.begin(), acc.end(), out.begin() + c0 / 2);
+      }
+    return wgmmaCommitAndWait(out);
   }
 
   /// What tileSplit does besides the tile without block barriers
@@ -1192,22 +1210,6 @@ private:
                                   equal(half, constant(0)), true);
     OpBuilder::InsertionGuard guard(b);
     // P v of the warpgroup's columns with P's registers `p` as A.
-    auto productPV = [&](SmallVector<Value> &out, ArrayRef<Value> p) {
-      Value vDesc = valuesDescriptor(vAddr);
-      wgmmaFence();
-      for (int64_t kk = 0; kk < wgKeys / 16; ++kk)
-        for (int64_t c0 = 0; c0 < rank / 2; c0 += kWgColumns) {
-          int64_t n = std::min(kWgColumns, rank / 2 - c0);
-          SmallVector<Value> acc =
-              wgmma(n, ArrayRef<Value>(out).slice(c0 / 2, n / 2),
-                    p.slice(4 * kk, 4),
-                    wgmmaDescriptorAt(vDesc, valuesOffset(kk, c0)),
-                    /*transposeB=*/true);
-          std::copy(acc.begin(), acc.end(), out.begin() + c0 / 2);
-        }
-      return wgmmaCommitAndWait(out);
-    };
-
     // The first warpgroup.
     b.setInsertionPointToStart(ifOp.thenBlock());
     {
@@ -1219,16 +1221,9 @@ private:
       auto [m, l] = softmax(
           s, state, out, add(n0, mul(t, constant(2))), k1, start, row,
           localRow, scale2, [](int64_t) {}, /*exchange=*/false, &alphas);
-      // P as operand registers (i32 for either type), to shared memory 16
-      // bytes a thread and chunk (consecutive threads, consecutive places:
-      // no bank conflicts).
-      SmallVector<Value> p;
-      for (size_t i = 0; i + 1 < s.size(); i += 2) {
-        Value reg = packFloats(s[i], s[i + 1]);
-        if (isa<VectorType>(reg.getType()))
-          reg = LLVM::BitcastOp::create(b, loc, i32, reg);
-        p.push_back(reg);
-      }
+      // P's registers to shared memory, 16 bytes a thread and chunk
+      // (consecutive threads, consecutive places: no bank conflicts).
+      SmallVector<Value> p = packP(s);
       if (hooks)
         when(less(constant(0), hooks->i),
              [&] { asmStatement("bar.sync 3, 256;"); });
@@ -1248,7 +1243,7 @@ private:
               ValueRange{constant(0), add(localRow, constant(8 * h))});
       });
       asmStatement("bar.arrive 1, 256;");
-      SmallVector<Value> next = productPV(out, p);
+      SmallVector<Value> next = productPV(out, p, vAddr);
       if (hooks)
         hooks->release();
       next.append({m[0], m[1], l[0], l[1]});
@@ -1278,7 +1273,7 @@ private:
       if (hooks)
         when(less(add(hooks->i, constant(1)), hooks->tileCount),
              [&] { asmStatement("bar.arrive 3, 256;"); });
-      SmallVector<Value> next = productPV(out, p);
+      SmallVector<Value> next = productPV(out, p, vAddr);
       if (hooks) {
         hooks->release();
         hooks->produce();
