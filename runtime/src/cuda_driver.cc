@@ -60,7 +60,8 @@ constexpr int CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97;
 constexpr int CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 /// Shared memory a block gets without opting in.
 constexpr int kDefaultSharedBytes = 48 * 1024;
-constexpr unsigned CU_STREAM_NON_BLOCKING = 1;
+/// A blocking stream: ordered with the legacy default stream both ways.
+constexpr unsigned CU_STREAM_DEFAULT = 0;
 constexpr unsigned CU_EVENT_DISABLE_TIMING = 2;
 constexpr unsigned CU_MEM_ATTACH_GLOBAL = 1;
 constexpr int CU_JIT_ERROR_LOG_BUFFER = 5;
@@ -498,7 +499,7 @@ static CUstream mgpuStreamCreate() {
   CUstream stream = nullptr;
   if (api)
     check(api, "cuStreamCreate",
-          api->cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+          api->cuStreamCreate(&stream, CU_STREAM_DEFAULT));
   return stream;
 }
 
@@ -749,12 +750,12 @@ static int64_t loomCudaTensorMap(const loom_memref_3d_t *src,
     return 0;
   size_t slot = maps.next;
   DevicePtr ptr = maps.ring + slot * TensorMaps::kBytes;
-  // From pageable memory the copy may still be on its way when it
-  // returns, and the kernels' streams do not wait for it: wait here (only
-  // for a new map).
+  // The copy runs on the legacy default stream: it waits for the work of
+  // the entries' blocking streams (kernels that may still read the slot's
+  // old map), and their later kernels wait for it, even where it returns
+  // before the bytes have arrived (from pageable memory).
   if (!check(api, "cuMemcpyHtoD_v2",
-             api->cuMemcpyHtoD(ptr, map.data(), TensorMaps::kBytes)) ||
-      !check(api, "cuCtxSynchronize", api->cuCtxSynchronize()))
+             api->cuMemcpyHtoD(ptr, map.data(), TensorMaps::kBytes)))
     return 0;
   // Slots start with an all-zero key, which no map has (its box is empty).
   maps.slotOf.erase(maps.keys[slot]);
@@ -963,14 +964,13 @@ void gemm(int abType, int cType, const int64_t *aSizes, const int64_t *aStrides,
                                    cType, ldc, strideC, static_cast<int>(batch),
                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
   }
-  if (st != 0) {
+  // cuBLAS runs on the legacy default stream. The entry's streams are
+  // blocking ones (mgpuStreamCreate): the product waits for the work they
+  // hold, and their later work waits for the product, so the host goes on
+  // without waiting for it.
+  if (st != 0)
     record(std::string("cuBLAS error in ") + function + ": status " +
            std::to_string(st));
-    return;
-  }
-  // cuBLAS runs on the legacy default stream, which the entry's own streams
-  // do not wait for: the product is finished before the next kernel.
-  check(api, "cuCtxSynchronize", api->cuCtxSynchronize());
 }
 
 } // namespace

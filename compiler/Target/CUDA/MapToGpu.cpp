@@ -200,9 +200,10 @@ struct CudaMapToGpuPass
   /// which the lowering makes a stream), each later one depends on the
   /// previous, and the chain is waited for before the block's terminator,
   /// before a region op holding GPU work (whose blocks get chains of their
-  /// own) and before the host reads what a copy brought back. Nothing else
-  /// waits, so the host runs ahead of the kernels and launches are not
-  /// separated by synchronizations.
+  /// own), before the host reads what a copy brought back and before a
+  /// runtime function other than the matrix products. Nothing else waits,
+  /// so the host runs ahead of the kernels (and of cuBLAS's products) and
+  /// launches are not separated by synchronizations.
   void chainOnStream(Block &block) {
     Value token;
     llvm::SmallPtrSet<Value, 4> copiedToHost;
@@ -232,13 +233,19 @@ struct CudaMapToGpuPass
       if (auto load = dyn_cast<memref::LoadOp>(op))
         if (copiedToHost.contains(load.getMemref()))
           drain(op);
-      // The runtime's kernels (cuBLAS) run on their own stream and wait
-      // for it: the chain's work must be done before they start. (The
-      // tensor maps of bulk copies read no device memory.)
-      if (auto call = dyn_cast<func::CallOp>(op))
-        if (call.getCallee().starts_with("loom_rt_") &&
-            !call.getCallee().starts_with("loom_rt_cuda_tensor_map_"))
+      // Other runtime functions may touch device memory from the host: the
+      // chain's work must be done before they start. The matrix products
+      // (cuBLAS, on the legacy default stream, which the runtime's blocking
+      // streams are ordered with both ways) stay in the chain, and the
+      // tensor maps of bulk copies read no device memory.
+      if (auto call = dyn_cast<func::CallOp>(op)) {
+        StringRef callee = call.getCallee();
+        if (callee.starts_with("loom_rt_") &&
+            !callee.starts_with("loom_rt_matmul_") &&
+            !callee.starts_with("loom_rt_batch_matmul_") &&
+            !callee.starts_with("loom_rt_cuda_tensor_map_"))
           drain(op);
+      }
       bool isGpuOp = isa<gpu::LaunchOp, gpu::LaunchFuncOp, gpu::AllocOp,
                          gpu::DeallocOp, gpu::MemcpyOp>(op);
       if (!isGpuOp) {

@@ -11,19 +11,32 @@
  * so that the runtime's translation of row-major products into cuBLAS
  * calls (operand order, transposes, leading dimensions, batch strides) is
  * checked by the numbers it produces. Invalid arguments give status 7
- * (CUBLAS_STATUS_INVALID_VALUE), as cuBLAS does.
+ * (CUBLAS_STATUS_INVALID_VALUE), as cuBLAS does. With MOCK_CUDA_RECORD set
+ * (mock_libcuda.c's record mode), each call appends "cublas FUNCTION m n k
+ * batch B" to that file, between the driver's lines.
  *
  *===----------------------------------------------------------------------===*/
 
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define EXPORT __attribute__((visibility("default")))
 
 static int handleToken;
+
+/* Appends "cublas FUNCTION m n k batch B" to the MOCK_CUDA_RECORD file. */
+static void record(const char *function, int m, int n, int k, int batch) {
+  const char *path = getenv("MOCK_CUDA_RECORD");
+  FILE *file = path ? fopen(path, "a") : NULL;
+  if (!file)
+    return;
+  fprintf(file, "cublas %s %d %d %d batch %d\n", function, m, n, k, batch);
+  fclose(file);
+}
 
 EXPORT int cublasCreate_v2(void **handle) {
   *handle = &handleToken;
@@ -126,6 +139,7 @@ EXPORT int cublasSgemm_v2(void *handle, int opA, int opB, int m, int n, int k,
                           int ldc) {
   if (handle != &handleToken)
     return 1;
+  record("cublasSgemm_v2", m, n, k, 1);
   return gemm(opA, opB, m, n, k, *alpha, a, lda, b, ldb, *beta, c, ldc, R_32F,
               R_32F);
 }
@@ -138,6 +152,7 @@ EXPORT int cublasSgemmStridedBatched(void *handle, int opA, int opB, int m,
                                      long long strideC, int batch) {
   if (handle != &handleToken)
     return 1;
+  record("cublasSgemmStridedBatched", m, n, k, batch);
   if (batch < 0)
     return 7;
   for (int i = 0; i < batch; ++i) {
@@ -164,6 +179,7 @@ EXPORT int cublasGemmEx(void *handle, int opA, int opB, int m, int n, int k,
   (void)algo;
   if (handle != &handleToken)
     return 1;
+  record("cublasGemmEx", m, n, k, 1);
   if (!exTypes(aType, bType, cType, compute))
     return 7;
   return gemm(opA, opB, m, n, k, *(const float *)alpha, a, lda, b, ldb,
@@ -178,6 +194,7 @@ EXPORT int cublasGemmStridedBatchedEx(
   (void)algo;
   if (handle != &handleToken)
     return 1;
+  record("cublasGemmStridedBatchedEx", m, n, k, batch);
   if (!exTypes(aType, bType, cType, compute) || batch < 0)
     return 7;
   size_t size = aType == R_32F ? 4 : 2, cSize = cType == R_32F ? 4 : 2;

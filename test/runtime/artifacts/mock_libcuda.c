@@ -19,9 +19,11 @@
  *                                     any kernel name resolves, and a launch
  *                                     of such a kernel appends "launch NAME
  *                                     grid X Y Z block X Y Z" and runs
- *                                     nothing; stream creations and
- *                                     synchronizations are recorded too,
- *                                     and the tensor maps encoded
+ *                                     nothing; stream creations ("stream
+ *                                     create", "... non-blocking"), stream
+ *                                     and context synchronizations are
+ *                                     recorded too, and the tensor maps
+ *                                     encoded
  * Counters for the tests: mock_cuda_launches(), mock_cuda_live_allocations(),
  * mock_cuda_alloc_calls().
  *
@@ -42,6 +44,8 @@ static int launches;
 static int liveAllocations;
 static int allocCalls;
 static int contextToken, streamToken, eventToken;
+
+static int record(const char *line);
 
 /* The failure MOCK_CUDA_FAIL asks of `function`, else 0. */
 static CUresult injected(const char *function) {
@@ -150,6 +154,7 @@ EXPORT CUresult cuCtxSetCurrent(void *context) {
 
 EXPORT CUresult cuCtxSynchronize(void) {
   MOCK_FAIL_POINT("cuCtxSynchronize");
+  record("context sync");
   return 0;
 }
 
@@ -406,8 +411,7 @@ EXPORT CUresult cuTensorMapEncodeTiled(void *map, int dataType, unsigned rank,
 }
 
 EXPORT CUresult cuStreamCreate(void **stream, unsigned flags) {
-  (void)flags;
-  record("stream create");
+  record(flags & 1 ? "stream create non-blocking" : "stream create");
   *stream = &streamToken;
   return 0;
 }

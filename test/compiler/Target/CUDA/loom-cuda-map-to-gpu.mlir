@@ -198,3 +198,46 @@ func.func @unsized(%q: memref<?x?x?x16xbf16>) attributes {llvm.emit_c_interface}
   call @k_launch(%q) : (memref<?x?x?x16xbf16>) -> ()
   return
 }
+
+// -----
+
+// The runtime's matrix products (cuBLAS, on the legacy default stream, with
+// which the runtime's blocking streams are ordered) join the chain: the
+// kernels before and after them are enqueued without a wait. Another
+// runtime function waits for the chain first.
+// CHECK-LABEL: func.func @products
+// CHECK: %[[T0:.*]] = gpu.wait async
+// CHECK: %[[T1:.*]] = gpu.launch async [%{{.*}}]
+// CHECK-NOT: gpu.wait
+// CHECK: call @loom_rt_matmul_f32
+// CHECK-NOT: gpu.wait
+// CHECK: gpu.launch async [%[[T1]]]
+// CHECK-NOT: gpu.wait
+// CHECK: call @loom_rt_batch_matmul_f32
+// CHECK-NEXT: gpu.wait [%{{.*}}]
+// CHECK-NEXT: call @loom_rt_other
+// CHECK-NEXT: return
+func.func private @loom_rt_matmul_f32(memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i64)
+func.func private @loom_rt_batch_matmul_f32(memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, i64)
+func.func private @loom_rt_other(memref<?x?xf32>)
+func.func @products(%a: memref<?x?xf32>, %b: memref<?x?xf32>, %c: memref<?x?xf32>, %a3: memref<?x?x?xf32>) -> i32 attributes {llvm.emit_c_interface} {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c0_i32 = arith.constant 0 : i32
+  %c0_i64 = arith.constant 0 : i64
+  %zero = arith.constant 0.0 : f32
+  %n = memref.dim %a, %c0 : memref<?x?xf32>
+  scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+    memref.store %zero, %a[%i, %c0] : memref<?x?xf32>
+    scf.reduce
+  }
+  call @loom_rt_matmul_f32(%a, %b, %c, %c0_i64) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, i64) -> ()
+  scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+    %x = memref.load %c[%i, %c0] : memref<?x?xf32>
+    memref.store %x, %b[%i, %c0] : memref<?x?xf32>
+    scf.reduce
+  }
+  call @loom_rt_batch_matmul_f32(%a3, %a3, %a3, %c0_i64) : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, i64) -> ()
+  call @loom_rt_other(%c) : (memref<?x?xf32>) -> ()
+  return %c0_i32 : i32
+}
