@@ -583,7 +583,9 @@ static void mgpuMemFree(void *ptr, CUstream stream) {
   if (!api)
     return;
   // The free is ordered after the stream's work (the kernels that read the
-  // buffer may still run); cuMemFree itself does not promise to wait.
+  // buffer may still run); cuMemFree itself does not promise to wait. A
+  // cached block's next user, a kernel on a blocking stream or a product,
+  // also starts after any product that still reads it.
   if (stream)
     check(api, "cuStreamSynchronize", api->cuStreamSynchronize(stream));
   BlockCache &cache = blockCache();
@@ -600,6 +602,9 @@ static void mgpuMemFree(void *ptr, CUstream stream) {
       }
     }
   }
+  // A product on the legacy default stream may still read the buffer (the
+  // stream's wait does not cover it): wait for the device first.
+  check(api, "cuCtxSynchronize", api->cuCtxSynchronize());
   check(api, "cuMemFree_v2", api->cuMemFree(devicePtr(ptr)));
 }
 
