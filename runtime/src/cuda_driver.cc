@@ -30,6 +30,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -108,6 +109,7 @@ struct Api {
   CUresult (*cuEventDestroy)(CUevent);
   CUresult (*cuEventRecord)(CUevent, CUstream);
   CUresult (*cuEventSynchronize)(CUevent);
+  CUresult (*cuEventElapsedTime)(float *, CUevent, CUevent);
 };
 
 /// The process-wide driver. It is never destroyed: artifacts may call mgpu*
@@ -198,6 +200,7 @@ bool resolve(void *lib, Api &api, std::string *missing) {
   LOOM_CU_SYM(cuEventDestroy, "cuEventDestroy_v2");
   LOOM_CU_SYM(cuEventRecord, "cuEventRecord");
   LOOM_CU_SYM(cuEventSynchronize, "cuEventSynchronize");
+  LOOM_CU_SYM(cuEventElapsedTime, "cuEventElapsedTime");
 #undef LOOM_CU_SYM
   return true;
 }
@@ -300,6 +303,13 @@ struct CallState {
   bool inCall = false;
   bool failed = false;
   std::string message;
+  /// Whether the call's launches and products are timed, and their events.
+  bool timeKernels = false;
+  struct Timed {
+    const char *name;
+    CUevent start, end;
+  };
+  std::vector<Timed> timed;
 };
 
 thread_local CallState callState;
@@ -353,6 +363,64 @@ DevicePtr devicePtr(const void *p) {
 }
 
 bool launchDim(intptr_t v) { return v >= 1 && v <= UINT_MAX; }
+
+/// The kernels' names by function (mgpuModuleGetFunction), and every name
+/// a timing was given, kept for the process: a KernelTiming's name stays
+/// valid.
+struct KernelNames {
+  std::mutex mutex;
+  std::unordered_map<CUfunction, const char *> byFunction;
+  std::set<std::string> names;
+};
+
+KernelNames &kernelNames() {
+  static KernelNames *names = new KernelNames;
+  return *names;
+}
+
+const char *internName(const std::string &name) {
+  KernelNames &k = kernelNames();
+  std::lock_guard<std::mutex> lock(k.mutex);
+  return k.names.insert(name).first->c_str();
+}
+
+const char *functionName(CUfunction function) {
+  KernelNames &k = kernelNames();
+  std::lock_guard<std::mutex> lock(k.mutex);
+  auto it = k.byFunction.find(function);
+  return it == k.byFunction.end() ? "(unnamed kernel)" : it->second;
+}
+
+/// When the call times its kernels: a new event recorded on `stream`
+/// before a launch or product, else NULL.
+CUevent timingStart(const Api *api, CUstream stream) {
+  CUevent event = nullptr;
+  if (!callState.timeKernels ||
+      !check(api, "cuEventCreate", api->cuEventCreate(&event, 0)))
+    return nullptr;
+  if (!check(api, "cuEventRecord", api->cuEventRecord(event, stream))) {
+    api->cuEventDestroy(event);
+    return nullptr;
+  }
+  return event;
+}
+
+/// Records the event that ends the launch or product `name` begun at
+/// `start` (from timingStart; nothing when NULL).
+void timingEnd(const Api *api, CUstream stream, CUevent start,
+               const char *name) {
+  if (!start)
+    return;
+  CUevent end = nullptr;
+  if (!check(api, "cuEventCreate", api->cuEventCreate(&end, 0))) {
+    api->cuEventDestroy(start);
+    return;
+  }
+  // Kept before it is recorded: a failed record fails the call, whose
+  // events are destroyed with the others.
+  callState.timed.push_back({name, start, end});
+  check(api, "cuEventRecord", api->cuEventRecord(end, stream));
+}
 
 /// Device blocks that generated code freed, kept for its next allocations of
 /// the same size class: cuMemAlloc and cuMemFree synchronize the device and
@@ -446,8 +514,14 @@ static CUfunction mgpuModuleGetFunction(CUmodule module, const char *name) {
                   name ? name : "(null)"));
     return nullptr;
   }
-  check(api, "cuModuleGetFunction",
-        api->cuModuleGetFunction(&function, module, name));
+  if (check(api, "cuModuleGetFunction",
+            api->cuModuleGetFunction(&function, module, name)) &&
+      function) {
+    KernelNames &k = kernelNames();
+    std::string copy = name;
+    std::lock_guard<std::mutex> lock(k.mutex);
+    k.byFunction[function] = k.names.insert(copy).first->c_str();
+  }
   return function;
 }
 
@@ -487,11 +561,13 @@ static void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
                    smem)))
       return;
   }
+  CUevent start = timingStart(api, stream);
   check(api, "cuLaunchKernel",
         api->cuLaunchKernel(function, unsigned(gridX), unsigned(gridY),
                             unsigned(gridZ), unsigned(blockX), unsigned(blockY),
                             unsigned(blockZ), unsigned(smem), stream, params,
                             extra));
+  timingEnd(api, stream, start, functionName(function));
 }
 
 static CUstream mgpuStreamCreate() {
@@ -939,6 +1015,12 @@ void gemm(int abType, int cType, const int64_t *aSizes, const int64_t *aStrides,
   const char *function;
   int in = static_cast<int>(n), im = static_cast<int>(m),
       ik = static_cast<int>(k);
+  if (abType != CUDA_R_32F && (!lib->gemmEx || !lib->gemmStridedBatchedEx)) {
+    record("this cuBLAS has no cublasGemmEx: f16 and bf16 products need "
+           "cuBLAS 11 or newer");
+    return;
+  }
+  CUevent start = timingStart(api, /*legacy default stream*/ nullptr);
   if (abType == CUDA_R_32F && batch == 1) {
     function = "cublasSgemm_v2";
     st = lib->sgemm(lib->handle, opB.op, opA.op, in, im, ik, &alpha,
@@ -952,10 +1034,6 @@ void gemm(int abType, int cType, const int64_t *aSizes, const int64_t *aStrides,
         static_cast<const float *>(opB.data), opB.ld, strideB,
         static_cast<const float *>(opA.data), opA.ld, strideA, &beta,
         static_cast<float *>(c), ldc, strideC, static_cast<int>(batch));
-  } else if (!lib->gemmEx || !lib->gemmStridedBatchedEx) {
-    record("this cuBLAS has no cublasGemmEx: f16 and bf16 products need "
-           "cuBLAS 11 or newer");
-    return;
   } else if (batch == 1) {
     function = "cublasGemmEx";
     st = lib->gemmEx(lib->handle, opB.op, opA.op, in, im, ik, &alpha, opB.data,
@@ -973,6 +1051,7 @@ void gemm(int abType, int cType, const int64_t *aSizes, const int64_t *aStrides,
   // blocking ones (mgpuStreamCreate): the product waits for the work they
   // hold, and their later work waits for the product, so the host goes on
   // without waiting for it.
+  timingEnd(api, nullptr, start, internName(std::string("cublas:") + function));
   if (st != 0)
     record(std::string("cuBLAS error in ") + function + ": status " +
            std::to_string(st));
@@ -1125,19 +1204,47 @@ loom_status_t synchronize() {
   return nullptr;
 }
 
-void beginCall() {
+void beginCall(bool timeKernels) {
   callState.inCall = true;
   callState.failed = false;
   callState.message.clear();
+  callState.timeKernels = timeKernels;
 }
 
 loom_status_t endCall() {
   CallState &c = callState;
   c.inCall = false;
+  c.timeKernels = false;
   if (!c.failed)
     return nullptr;
   c.failed = false;
   return makeStatus(LOOM_STATUS_INTERNAL, "%s", c.message.c_str());
+}
+
+loom_status_t takeKernelTimings(std::vector<KernelTiming> *out) {
+  std::vector<CallState::Timed> timed;
+  timed.swap(callState.timed);
+  if (timed.empty())
+    return nullptr;
+  std::string error;
+  const Api *api = currentApi(&error);
+  if (!api)
+    return makeStatus(LOOM_STATUS_INTERNAL, "timing kernels: %s",
+                      error.c_str());
+  loom_status_t status = nullptr;
+  for (const CallState::Timed &t : timed) {
+    float ms = 0;
+    if (out && !status) {
+      if (CUresult r = api->cuEventElapsedTime(&ms, t.start, t.end))
+        status = makeStatus(LOOM_STATUS_INTERNAL, "timing kernels: %s",
+                            callError(*api, "cuEventElapsedTime", r).c_str());
+      else
+        out->push_back({t.name, ms * 1e-3});
+    }
+    api->cuEventDestroy(t.start);
+    api->cuEventDestroy(t.end);
+  }
+  return status;
 }
 
 void *lookupImport(const char *name) {

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace loom::cuda {
 
@@ -71,9 +72,24 @@ loom_status_t synchronize();
 /// thread's CUDA error; the mgpu* functions record the first error of the
 /// call and skip later work after it; endCall() returns that error (INTERNAL,
 /// "CUDA error in cuLaunchKernel: CUDA_ERROR_...: text") or NULL, and leaves
-/// the thread outside a call.
-void beginCall();
+/// the thread outside a call. With `timeKernels`, every kernel launch and
+/// cuBLAS product of the call is bracketed by two events on its stream.
+void beginCall(bool timeKernels = false);
 loom_status_t endCall();
+
+/// A kernel launch or cuBLAS product of a call, timed on the device.
+struct KernelTiming {
+  /// The kernel's name, or "cublas:<function>"; valid for the process.
+  const char *name;
+  /// The time between the events recorded before and after it.
+  double seconds;
+};
+
+/// After a call begun with timeKernels (its endCall() and synchronize()):
+/// appends the timing of each of its launches and products to `out`, in
+/// the order they were issued, and destroys their events. With `out` NULL
+/// (a failed call) it only destroys them.
+loom_status_t takeKernelTimings(std::vector<KernelTiming> *out);
 
 /// Returns the device blocks that generated code freed and the runtime kept
 /// for reuse to the driver. Sessions call it when they are destroyed.

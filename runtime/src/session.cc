@@ -462,10 +462,12 @@ static loom_status_t entryFailure(const loom_entry_desc_t &desc, int32_t rc) {
 
 /// Runs a checked call of a CUDA session: uploads the inputs, runs the
 /// entry, waits for the device and downloads the outputs into `outputs`
-/// (host tensors already created). Fills `timing` when not NULL.
+/// (host tensors already created). Fills `timing` when not NULL, and times
+/// each kernel launch and product into `kernels` when that is not NULL.
 static loom_status_t runOnDevice(EntryPlan &plan, loom_tensor_t *const *inputs,
                                  loom_tensor_t **outputs,
-                                 loom_call_timing_t *timing) {
+                                 loom_call_timing_t *timing,
+                                 std::vector<cuda::KernelTiming> *kernels) {
   const EntryInfo &entry = *plan.info;
   const loom_entry_desc_t &desc = entry.desc;
   uint32_t firstOutput = desc.num_args - desc.num_outputs;
@@ -496,7 +498,7 @@ static loom_status_t runOnDevice(EntryPlan &plan, loom_tensor_t *const *inputs,
   double uploadSeconds = secondsSince(start);
 
   start = Clock::now();
-  cuda::beginCall();
+  cuda::beginCall(kernels != nullptr);
   int32_t rc = entry.fn(plan.args.data());
   loom_status_t error = cuda::endCall();
   // Kernels run asynchronously: their faults show when the device is idle.
@@ -504,9 +506,12 @@ static loom_status_t runOnDevice(EntryPlan &plan, loom_tensor_t *const *inputs,
   double entrySeconds = secondsSince(start);
   if (error || sync) {
     loom_status_free(error ? sync : nullptr);
+    loom_status_free(cuda::takeKernelTimings(nullptr));
     return prefixStatus(error ? error : sync,
                         format("entry '%s': ", desc.name));
   }
+  if (loom_status_t s = cuda::takeKernelTimings(kernels))
+    return prefixStatus(s, format("entry '%s': ", desc.name));
   if (rc != 0)
     return entryFailure(desc, rc);
 
@@ -526,10 +531,11 @@ static loom_status_t runOnDevice(EntryPlan &plan, loom_tensor_t *const *inputs,
   return nullptr;
 }
 
-static loom_status_t callEntry(loom_session_t *session, uint32_t entry_index,
-                               loom_tensor_t *const *inputs,
-                               loom_tensor_t **out_outputs,
-                               loom_call_timing_t *timing) {
+static loom_status_t
+callEntry(loom_session_t *session, uint32_t entry_index,
+          loom_tensor_t *const *inputs, loom_tensor_t **out_outputs,
+          loom_call_timing_t *timing,
+          std::vector<cuda::KernelTiming> *kernels = nullptr) {
   if (!session || entry_index >= session->plans.size())
     return makeStatus(LOOM_STATUS_INVALID_ARGUMENT,
                       "session_call: NULL session or entry index %u out of "
@@ -626,7 +632,7 @@ static loom_status_t callEntry(loom_session_t *session, uint32_t entry_index,
 
   loom_status_t status = nullptr;
   if (session->cuda) {
-    status = runOnDevice(plan, inputs, out_outputs, timing);
+    status = runOnDevice(plan, inputs, out_outputs, timing, kernels);
   } else {
     Clock::time_point start = Clock::now();
     int32_t rc = entry.fn(plan.args.data());
@@ -666,6 +672,30 @@ loom_status_t loom_session_call_timed(loom_session_t *session,
   if (loom_status_t s =
           callEntry(session, entry_index, inputs, out_outputs, &timing))
     return s;
+  *out_timing = timing;
+  return nullptr;
+}
+
+loom_status_t loom_session_call_profiled(
+    loom_session_t *session, uint32_t entry_index, loom_tensor_t *const *inputs,
+    loom_tensor_t **out_outputs, loom_call_timing_t *out_timing,
+    loom_kernel_timing_t *kernels, size_t capacity, size_t *out_num_kernels) {
+  if (!out_timing || !out_num_kernels || (capacity && !kernels))
+    return makeStatus(LOOM_STATUS_INVALID_ARGUMENT,
+                      "session_call_profiled: NULL timing, kernel count or "
+                      "kernels array");
+  if (session && !session->cuda)
+    return makeStatus(LOOM_STATUS_INCOMPATIBLE,
+                      "session_call_profiled: kernels are timed on a GPU; "
+                      "this is a CPU session");
+  loom_call_timing_t timing = {};
+  std::vector<cuda::KernelTiming> timed;
+  if (loom_status_t s = callEntry(session, entry_index, inputs, out_outputs,
+                                  &timing, &timed))
+    return s;
+  for (size_t i = 0; i < timed.size() && i < capacity; ++i)
+    kernels[i] = {timed[i].name, timed[i].seconds};
+  *out_num_kernels = timed.size();
   *out_timing = timing;
   return nullptr;
 }

@@ -614,6 +614,95 @@ TEST_F(CudaSessionTest, TimedCallSeparatesTransfers) {
   release(out);
 }
 
+/// A profiled call times each launch with two events on its stream (the
+/// mock's launch of one block takes a microsecond between them), and
+/// destroys them; without room it only counts. A failing event fails the
+/// call and leaks none. A plain call records no events.
+TEST_F(CudaSessionTest, ProfiledCallTimesEachLaunch) {
+  ASSERT_TRUE(isOk(createSession()));
+  uint32_t index = 0;
+  ASSERT_TRUE(isOk(loom_artifact_entry_find(artifact, "fma", &index)));
+  loom_tensor_t *in[1] = {floatTensor({1, 1, 2, -1})};
+  loom_tensor_t *out[1] = {nullptr};
+  loom_call_timing_t timing = {-1, -1};
+  loom_kernel_timing_t kernels[2] = {};
+  size_t count = 0;
+  ASSERT_TRUE(isOk(loom_session_call_profiled(session, index, in, out, &timing,
+                                              kernels, 2, &count)));
+  ASSERT_EQ(count, 1u);
+  EXPECT_STREQ(kernels[0].name, "mul_add");
+  EXPECT_NEAR(kernels[0].seconds, 1e-6, 1e-9);
+  EXPECT_GE(timing.entry_seconds, 0);
+  EXPECT_EQ(floatsOf(out[0]), (std::vector<float>{2, 3, 7, -3}));
+  EXPECT_EQ(mockCounter("mock_cuda_live_events"), 0);
+  loom_tensor_release(out[0]);
+  out[0] = nullptr;
+
+  count = 7;
+  ASSERT_TRUE(isOk(loom_session_call_profiled(session, index, in, out, &timing,
+                                              nullptr, 0, &count)));
+  EXPECT_EQ(count, 1u);
+  loom_tensor_release(out[0]);
+  out[0] = nullptr;
+
+  setenv("MOCK_CUDA_FAIL", "cuEventElapsedTime=400", 1);
+  EXPECT_TRUE(isError(loom_session_call_profiled(session, index, in, out,
+                                                 &timing, kernels, 2, &count),
+                      LOOM_STATUS_INTERNAL,
+                      {"entry 'fma'", "timing kernels",
+                       "cuEventElapsedTime", "CUDA_ERROR_INVALID_HANDLE"}));
+  EXPECT_EQ(out[0], nullptr);
+  EXPECT_EQ(mockCounter("mock_cuda_live_events"), 0);
+  setenv("MOCK_CUDA_FAIL", "cuEventRecord=1", 1);
+  EXPECT_TRUE(isError(loom_session_call_profiled(session, index, in, out,
+                                                 &timing, kernels, 2, &count),
+                      LOOM_STATUS_INTERNAL,
+                      {"entry 'fma'", "CUDA error in cuEventRecord"}));
+  EXPECT_EQ(mockCounter("mock_cuda_live_events"), 0);
+  unsetenv("MOCK_CUDA_FAIL");
+
+  EXPECT_TRUE(isError(loom_session_call_profiled(session, index, in, out,
+                                                 &timing, kernels, 2, nullptr),
+                      LOOM_STATUS_INVALID_ARGUMENT, {"NULL timing"}));
+  EXPECT_TRUE(isError(loom_session_call_profiled(session, index, in, out,
+                                                 &timing, nullptr, 2, &count),
+                      LOOM_STATUS_INVALID_ARGUMENT, {"kernels array"}));
+
+  // The entry's own event (timing disabled) is its only one.
+  std::vector<loom_tensor_t *> plain;
+  ASSERT_TRUE(isOk(call("fma", {floatTensor({1, 1, 1, 1})}, &plain)));
+  EXPECT_EQ(mockCounter("mock_cuda_live_events"), 0);
+  release(plain);
+  loom_tensor_release(in[0]);
+}
+
+/// A timed call's products are timed on the legacy default stream, named
+/// by their cuBLAS function.
+TEST_F(CudaSessionTest, ProfiledProductsAreNamedByFunction) {
+  setenv("LOOM_CUBLAS", LOOM_TEST_MOCK_LIBCUBLAS, 1);
+  ASSERT_TRUE(isOk(createSession())); // loads the driver
+  float a[4] = {1, 2, 3, 4}, b[4] = {1, 0, 0, 1}, c[4] = {};
+  loom_memref_2d_t ma = {a, a, 0, {2, 2}, {2, 1}};
+  loom_memref_2d_t mb = {b, b, 0, {2, 2}, {2, 1}};
+  loom_memref_2d_t mc = {c, c, 0, {2, 2}, {2, 1}};
+  auto fn = reinterpret_cast<loom_rt_matmul_f32_fn_t>(
+      loom::cuda::lookupImport("loom_rt_matmul_f32"));
+  ASSERT_NE(fn, nullptr);
+  loom::cuda::beginCall(/*timeKernels=*/true);
+  fn(&ma, &mb, &mc, 0);
+  fn(&ma, &mb, &mc, LOOM_MATMUL_ACCUMULATE);
+  ASSERT_TRUE(isOk(loom::cuda::endCall()));
+  std::vector<loom::cuda::KernelTiming> timed;
+  ASSERT_TRUE(isOk(loom::cuda::takeKernelTimings(&timed)));
+  ASSERT_EQ(timed.size(), 2u);
+  EXPECT_STREQ(timed[0].name, "cublas:cublasSgemm_v2");
+  EXPECT_STREQ(timed[1].name, "cublas:cublasSgemm_v2");
+  EXPECT_EQ(timed[0].seconds, 0); // the mock's products take no time
+  EXPECT_EQ(c[3], 8.0f);
+  EXPECT_EQ(mockCounter("mock_cuda_live_events"), 0);
+  unsetenv("LOOM_CUBLAS");
+}
+
 TEST_F(CudaSessionTest, OldDeviceIsRefused) {
   setenv("MOCK_CUDA_CC", "75", 1);
   EXPECT_TRUE(isError(createSession(), LOOM_STATUS_INCOMPATIBLE,
@@ -686,6 +775,10 @@ TEST_F(CudaSessionTest, CpuCallTimingHasNoTransfers) {
   EXPECT_EQ(floatsOf(out[0]), (std::vector<float>{4, 6}));
   EXPECT_TRUE(isError(loom_session_call_timed(s, index, in, out, nullptr),
                       LOOM_STATUS_INVALID_ARGUMENT, {"NULL timing"}));
+  size_t count = 0;
+  EXPECT_TRUE(isError(
+      loom_session_call_profiled(s, index, in, out, &timing, nullptr, 0, &count),
+      LOOM_STATUS_INCOMPATIBLE, {"kernels are timed on a GPU", "CPU session"}));
   for (loom_tensor_t *t : {in[0], in[1], out[0]})
     loom_tensor_release(t);
   loom_session_destroy(s);

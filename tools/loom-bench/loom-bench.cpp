@@ -11,7 +11,9 @@
 // For a CUDA artifact the time reported is the entry's alone, until the
 // device is idle (loom_session_call_timed): the copies of inputs to the
 // device and of outputs back are timed apart, as they are not the compiled
-// code's work.
+// code's work. With --kernels, as many calls again time each kernel launch
+// and cuBLAS product with events (loom_session_call_profiled), and the
+// medians of each kernel's time per call are reported next to the entry's.
 //
 //===----------------------------------------------------------------------===//
 
@@ -58,6 +60,14 @@ options:
                               for CUDA artifacts, "entry" (the kernels
                               without host<->device copies, whose median is
                               "transfer_median_s")
+  --kernels                   CUDA artifacts: after the timed calls, as many
+                              calls again with events around every kernel
+                              launch and cuBLAS product; reports each
+                              kernel's launches and median time per call,
+                              their sum, and the entry's median with the
+                              events (JSON: "kernels": [{"name",
+                              "launches", "median_s"}], "kernels_median_s",
+                              "profiled_median_s")
   --rss                       also report memory (Linux): the resident set
                               once params and inputs are bound and before
                               the first call ("rss_baseline_bytes"), its peak
@@ -92,6 +102,7 @@ struct Options {
   bool json = false;
   bool rss = false;
   bool describe = false;
+  bool kernels = false;
 };
 
 bool parseInt(const std::string &s, int64_t &out) {
@@ -129,6 +140,10 @@ int parseArgs(int argc, char **argv, Options &o) {
     }
     if (a == "--rss") {
       o.rss = true;
+      continue;
+    }
+    if (a == "--kernels") {
+      o.kernels = true;
       continue;
     }
     if (a.empty() || a[0] != '-') {
@@ -179,6 +194,8 @@ int parseArgs(int argc, char **argv, Options &o) {
     return fail("no --call given (see --help)");
   if (o.rss && o.describe)
     return fail("--rss measures timed calls; it does not go with --describe");
+  if (o.kernels && o.describe)
+    return fail("--kernels times calls; it does not go with --describe");
   return -1;
 }
 
@@ -478,15 +495,18 @@ int run(const Options &o) {
   std::vector<loom_tensor_t *> inputs;
   if ((status = prepare(o.call, index, inputs)))
     return fail(status);
+  // On a GPU the whole call includes host<->device copies of every input and
+  // output; the runtime times the entry apart from them.
+  bool device = executor->target() == LOOM_TARGET_CUDA;
+  if (o.kernels && !device)
+    return fail("--kernels times the kernels of CUDA artifacts; '" +
+                o.artifact + "' runs on the CPU");
   RssProbe probe;
   if (o.rss && !probe.start())
     return fail("--rss needs /proc/self/status (Linux)");
   for (int i = 0; i < o.warmup; ++i)
     if ((status = invoke(index, inputs)))
       return fail(status);
-  // On a GPU the whole call includes host<->device copies of every input and
-  // output; the runtime times the entry apart from them.
-  bool device = executor->target() == LOOM_TARGET_CUDA;
   std::vector<double> times, transfers;
   for (int i = 0; i < o.reps; ++i) {
     loom_call_timing_t timing = {};
@@ -509,6 +529,51 @@ int run(const Options &o) {
   double transferMedian = medianOf(transfers);
   int64_t peak = o.rss ? probe.peak() : 0;
   std::string entry = executor->entryAt(index)->name;
+
+  // --kernels: per kernel name (in the order of first launch), its time in
+  // each call summed over its launches.
+  struct KernelRow {
+    std::string name;
+    size_t launches = 0;
+    std::vector<double> perCall;
+  };
+  std::vector<KernelRow> rows;
+  std::vector<double> sums, profiled;
+  std::vector<loom_kernel_timing_t> timed(1024);
+  for (int i = 0; o.kernels && i < o.reps; ++i) {
+    loom_call_timing_t timing = {};
+    size_t count = 0;
+    std::vector<loom_tensor_t *> outputs(executor->entryAt(index)->num_outputs,
+                                         nullptr);
+    status = executor->callProfiled(index, inputs.data(), outputs.data(),
+                                    &timing, timed, &count);
+    for (loom_tensor_t *t : outputs)
+      loom_tensor_release(t);
+    if (status)
+      return fail(status);
+    if (count > timed.size()) { // Room for all of them, and again.
+      timed.resize(count);
+      --i;
+      continue;
+    }
+    double sum = 0;
+    for (size_t k = 0; k < count; ++k) {
+      auto row = std::find_if(rows.begin(), rows.end(), [&](const auto &r) {
+        return r.name == timed[k].name;
+      });
+      if (row == rows.end()) {
+        rows.push_back({timed[k].name, 0, std::vector<double>(o.reps, 0.0)});
+        row = rows.end() - 1;
+      }
+      ++row->launches;
+      row->perCall[i] += timed[k].seconds;
+      sum += timed[k].seconds;
+    }
+    sums.push_back(sum);
+    profiled.push_back(timing.entry_seconds);
+  }
+  double kernelsMedian = o.kernels ? medianOf(sums) : 0;
+  double profiledMedian = o.kernels ? medianOf(profiled) : 0;
   if (o.json) {
     std::printf("{\"entry\": \"%s\", \"median_s\": %.9g, \"min_s\": %.9g, "
                 "\"max_s\": %.9g, \"reps\": %d, \"timed\": \"%s\"",
@@ -523,6 +588,18 @@ int run(const Options &o) {
                   ", \"rss_peak_since_start\": %s",
                   probe.baseline, peak, peak - probe.baseline,
                   probe.reset ? "true" : "false");
+    if (o.kernels) {
+      std::printf(", \"kernels\": [");
+      for (size_t k = 0; k < rows.size(); ++k)
+        std::printf("%s{\"name\": %s, \"launches\": %.9g, \"median_s\": "
+                    "%.9g}",
+                    k ? ", " : "", jsonString(rows[k].name).c_str(),
+                    double(rows[k].launches) / o.reps,
+                    medianOf(rows[k].perCall));
+      std::printf("], \"kernels_median_s\": %.9g, \"profiled_median_s\": "
+                  "%.9g",
+                  kernelsMedian, profiledMedian);
+    }
     std::printf("}\n");
   } else {
     std::printf("%s: median %.6g s, min %.6g s, max %.6g s over %d reps "
@@ -539,6 +616,21 @@ int run(const Options &o) {
                   entry.c_str(), probe.baseline / 1048576.0, peak / 1048576.0,
                   (peak - probe.baseline) / 1048576.0,
                   probe.reset ? "" : ", peak over the whole process");
+    if (o.kernels) {
+      std::printf("%s: kernels, median time per call over %d calls with "
+                  "events around each launch:\n",
+                  entry.c_str(), o.reps);
+      for (KernelRow &row : rows) {
+        double launches = double(row.launches) / o.reps;
+        double t = medianOf(row.perCall);
+        std::printf("  %-40s %6.4g launch%s %.6g s (%.1f%%)\n",
+                    row.name.c_str(), launches, launches == 1 ? " " : "es", t,
+                    kernelsMedian > 0 ? 100.0 * t / kernelsMedian : 0.0);
+      }
+      std::printf("  all kernels %.6g s; the entry %.6g s with the events, "
+                  "%.6g s without\n",
+                  kernelsMedian, profiledMedian, median);
+    }
   }
   return 0;
 }

@@ -38,6 +38,15 @@ loom_status_t Executor::callTimed(uint32_t entry, loom_tensor_t *const *inputs,
   return status;
 }
 
+loom_status_t Executor::callProfiled(uint32_t, loom_tensor_t *const *,
+                                     loom_tensor_t **, loom_call_timing_t *,
+                                     std::vector<loom_kernel_timing_t> &,
+                                     size_t *) {
+  return loom_status_create(LOOM_STATUS_INCOMPATIBLE,
+                            "kernels are timed on a GPU; this artifact runs "
+                            "on the CPU");
+}
+
 loom_status_t loom::tools::addSafetensors(const std::vector<std::string> &paths,
                                           loom_tensor_map_t *pool) {
   for (const std::string &path : paths) {
@@ -81,6 +90,14 @@ public:
                           loom_tensor_t **outputs,
                           loom_call_timing_t *timing) override {
     return loom_session_call_timed(session, entry, inputs, outputs, timing);
+  }
+  loom_status_t callProfiled(uint32_t entry, loom_tensor_t *const *inputs,
+                             loom_tensor_t **outputs,
+                             loom_call_timing_t *timing,
+                             std::vector<loom_kernel_timing_t> &kernels,
+                             size_t *count) override {
+    return loom_session_call_profiled(session, entry, inputs, outputs, timing,
+                                      kernels.data(), kernels.size(), count);
   }
   loom_status_t addStates(loom_tensor_map_t *out) override {
     for (uint32_t e = 0; e < entryCount(); ++e) {

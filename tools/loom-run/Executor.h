@@ -37,6 +37,15 @@ public:
   virtual loom_status_t callTimed(uint32_t entry, loom_tensor_t *const *inputs,
                                   loom_tensor_t **outputs,
                                   loom_call_timing_t *timing);
+  /// callTimed() that also times each kernel launch and product on the
+  /// device (loom_session_call_profiled): `kernels` gets the first
+  /// kernels.size() of them, `*count` their number. INCOMPATIBLE where the
+  /// code does not run on a GPU (the default).
+  virtual loom_status_t callProfiled(uint32_t entry, loom_tensor_t *const *inputs,
+                                     loom_tensor_t **outputs,
+                                     loom_call_timing_t *timing,
+                                     std::vector<loom_kernel_timing_t> &kernels,
+                                     size_t *count);
   /// Adds the value of every state, under its session-wide name, to `out`.
   virtual loom_status_t addStates(loom_tensor_map_t *out) = 0;
 

@@ -276,6 +276,26 @@ loom_status_t loom_session_call_timed(loom_session_t *session,
                                       loom_tensor_t *const *inputs,
                                       loom_tensor_t **out_outputs,
                                       loom_call_timing_t *out_timing);
+/// A kernel launch or cuBLAS product of a CUDA call, timed on the device.
+typedef struct loom_kernel_timing_t {
+  /// The kernel's name in the artifact's PTX, or "cublas:<function>" for a
+  /// matrix product; valid for the life of the process.
+  const char *name;
+  /// The time between two events recorded on its stream just before and
+  /// just after it.
+  double seconds;
+} loom_kernel_timing_t;
+
+/// loom_session_call_timed that also times every kernel launch and cuBLAS
+/// product of a CUDA session's call, for profiles: stores the first
+/// `capacity` of them, in the order they were issued, into `kernels`, and
+/// their number into `*out_num_kernels` (which may exceed `capacity`). The
+/// events add a little to the entry's time: time the entry without them.
+/// INCOMPATIBLE for a CPU session.
+loom_status_t loom_session_call_profiled(
+    loom_session_t *session, uint32_t entry_index, loom_tensor_t *const *inputs,
+    loom_tensor_t **out_outputs, loom_call_timing_t *out_timing,
+    loom_kernel_timing_t *kernels, size_t capacity, size_t *out_num_kernels);
 /// Calls the entry named `entry_name` with `num_inputs` inputs given by name.
 /// On success returns a new map of the outputs by name.
 loom_status_t loom_session_invoke(loom_session_t *session,

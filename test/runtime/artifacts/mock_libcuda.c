@@ -24,8 +24,12 @@
  *                                     and context synchronizations are
  *                                     recorded too, and the tensor maps
  *                                     encoded
+ * Events are real objects: an event records the mock's clock, which a
+ * launch of G blocks advances by G microseconds, and cuEventElapsedTime
+ * gives the difference (CUDA_ERROR_INVALID_HANDLE for events made with
+ * CU_EVENT_DISABLE_TIMING or never recorded, as the driver does).
  * Counters for the tests: mock_cuda_launches(), mock_cuda_live_allocations(),
- * mock_cuda_alloc_calls().
+ * mock_cuda_alloc_calls(), mock_cuda_live_events().
  *
  *===----------------------------------------------------------------------===*/
 
@@ -43,7 +47,11 @@ typedef unsigned long long CUdeviceptr;
 static int launches;
 static int liveAllocations;
 static int allocCalls;
-static int contextToken, streamToken, eventToken;
+static int contextToken, streamToken;
+static int liveEvents;
+/* The device's clock for events, in milliseconds: a launch of G blocks
+ * takes G microseconds; nothing else takes time. */
+static double clockMs;
 
 static int record(const char *line);
 
@@ -73,6 +81,7 @@ static const struct {
     {34, "CUDA_ERROR_STUB_LIBRARY", "CUDA driver is a stub library"},
     {100, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
     {200, "CUDA_ERROR_INVALID_IMAGE", "device kernel image is invalid"},
+    {400, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
     {500, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
     {700, "CUDA_ERROR_ILLEGAL_ADDRESS",
      "an illegal memory access was encountered"},
@@ -345,6 +354,7 @@ EXPORT CUresult cuLaunchKernel(void *function, unsigned gridX, unsigned gridY,
   if (!function || !params)
     return 1;
   ++launches;
+  clockMs += 1e-3 * gridX * gridY * gridZ;
   if (!((struct kernel *)function)->fn) {
     char line[512];
     int n = snprintf(line, sizeof(line),
@@ -426,30 +436,74 @@ EXPORT CUresult cuStreamSynchronize(void *stream) {
   return 0;
 }
 
+/* An event: its creation flags and the clock when it was last recorded. */
+struct event {
+  unsigned magic, flags;
+  int recorded;
+  double stampMs;
+};
+enum { EVENT_MAGIC = 0x45564e54u, EVENT_DISABLE_TIMING = 2 };
+
+static struct event *asEvent(void *event) {
+  struct event *e = (struct event *)event;
+  return e && e->magic == EVENT_MAGIC ? e : NULL;
+}
+
 EXPORT CUresult cuStreamWaitEvent(void *stream, void *event, unsigned flags) {
   (void)stream, (void)flags;
-  return event == &eventToken ? 0 : 1;
+  return asEvent(event) ? 0 : 400;
 }
 
 EXPORT CUresult cuEventCreate(void **event, unsigned flags) {
-  (void)flags;
-  *event = &eventToken;
+  MOCK_FAIL_POINT("cuEventCreate");
+  struct event *e = calloc(1, sizeof(struct event));
+  if (!e)
+    return 2;
+  e->magic = EVENT_MAGIC;
+  e->flags = flags;
+  ++liveEvents;
+  *event = e;
   return 0;
 }
 
 EXPORT CUresult cuEventDestroy_v2(void *event) {
-  return event == &eventToken ? 0 : 1;
+  struct event *e = asEvent(event);
+  if (!e)
+    return 400;
+  e->magic = 0;
+  free(e);
+  --liveEvents;
+  return 0;
 }
 
 EXPORT CUresult cuEventRecord(void *event, void *stream) {
+  struct event *e = asEvent(event);
   (void)stream;
-  return event == &eventToken ? 0 : 1;
+  MOCK_FAIL_POINT("cuEventRecord");
+  if (!e)
+    return 400;
+  e->recorded = 1;
+  e->stampMs = clockMs;
+  return 0;
 }
 
 EXPORT CUresult cuEventSynchronize(void *event) {
-  return event == &eventToken ? 0 : 1;
+  return asEvent(event) ? 0 : 400;
+}
+
+/* As the driver: both events recorded and made without
+ * CU_EVENT_DISABLE_TIMING, else CUDA_ERROR_INVALID_HANDLE. */
+EXPORT CUresult cuEventElapsedTime(float *ms, void *start, void *end) {
+  struct event *a = asEvent(start), *b = asEvent(end);
+  MOCK_FAIL_POINT("cuEventElapsedTime");
+  if (!ms || !a || !b || !a->recorded || !b->recorded ||
+      ((a->flags | b->flags) & EVENT_DISABLE_TIMING))
+    return 400;
+  *ms = (float)(b->stampMs - a->stampMs);
+  return 0;
 }
 
 EXPORT int mock_cuda_launches(void) { return launches; }
 EXPORT int mock_cuda_live_allocations(void) { return liveAllocations; }
 EXPORT int mock_cuda_alloc_calls(void) { return allocCalls; }
+EXPORT int mock_cuda_live_events(void) { return liveEvents; }
