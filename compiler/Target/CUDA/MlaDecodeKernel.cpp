@@ -1385,6 +1385,11 @@ private:
   void buildCombine(TypeRange types) {
     int64_t threads = rank / kCombineColumns;
     gpu::GPUFuncOp kernel = kernelFunc("combine", types, threads);
+    // Eight blocks a multiprocessor are enough to keep its loads in
+    // flight; asked for none, ptxas aims at full occupancy (32 registers
+    // a thread at 128 threads) and spills.
+    kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
+                    b.getI32IntegerAttr(8));
     Block &entry = kernel.getBody().front();
     Value part = entry.getArgument(0), lse = entry.getArgument(1);
     Value out = entry.getArgument(2), splits = entry.getArgument(3);

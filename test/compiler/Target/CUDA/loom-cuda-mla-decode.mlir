@@ -83,7 +83,7 @@
 // The combine kernel merges the splits by their log-sum-exps: a block per
 // row of a batch row, 4 columns a thread (rank 64: 16 threads), one
 // 16-byte load of each split's output.
-// CHECK: gpu.func @combine({{.*}}) kernel attributes {known_block_size = array<i32: 16, 1, 1>}
+// CHECK: gpu.func @combine({{.*}}) kernel attributes {known_block_size = array<i32: 16, 1, 1>, nvvm.minctasm = 8 : i32}
 // CHECK: %[[CROW:.*]] = gpu.block_id x
 // CHECK: %[[CB:.*]] = gpu.block_id y
 // CHECK: %[[TX:.*]] = gpu.thread_id x
