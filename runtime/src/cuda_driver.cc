@@ -39,6 +39,7 @@
 
 using namespace loom;
 using loom::cuda::DevicePtr;
+using loom::cuda::HostCopy;
 
 namespace {
 
@@ -65,6 +66,8 @@ constexpr int kDefaultSharedBytes = 48 * 1024;
 constexpr unsigned CU_STREAM_DEFAULT = 0;
 constexpr unsigned CU_EVENT_DISABLE_TIMING = 2;
 constexpr unsigned CU_MEM_ATTACH_GLOBAL = 1;
+constexpr int CU_POINTER_ATTRIBUTE_MEMORY_TYPE = 2;
+constexpr unsigned CU_MEMORYTYPE_HOST = 1;
 constexpr int CU_JIT_ERROR_LOG_BUFFER = 5;
 constexpr int CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6;
 constexpr int CU_JIT_OPTIMIZATION_LEVEL = 7;
@@ -89,6 +92,7 @@ struct Api {
   CUresult (*cuMemcpyHtoD)(DevicePtr, const void *, size_t);
   CUresult (*cuMemcpyDtoH)(void *, DevicePtr, size_t);
   CUresult (*cuMemcpyAsync)(DevicePtr, DevicePtr, size_t, CUstream);
+  CUresult (*cuPointerGetAttribute)(void *, int, DevicePtr);
   CUresult (*cuMemsetD8)(DevicePtr, unsigned char, size_t);
   CUresult (*cuMemsetD32Async)(DevicePtr, unsigned, size_t, CUstream);
   CUresult (*cuMemsetD16Async)(DevicePtr, unsigned short, size_t, CUstream);
@@ -183,6 +187,7 @@ bool resolve(void *lib, Api &api, std::string *missing) {
   LOOM_CU_SYM(cuMemcpyHtoD, "cuMemcpyHtoD_v2");
   LOOM_CU_SYM(cuMemcpyDtoH, "cuMemcpyDtoH_v2");
   LOOM_CU_SYM(cuMemcpyAsync, "cuMemcpyAsync");
+  LOOM_CU_SYM(cuPointerGetAttribute, "cuPointerGetAttribute");
   LOOM_CU_SYM(cuMemsetD8, "cuMemsetD8_v2");
   LOOM_CU_SYM(cuMemsetD32Async, "cuMemsetD32Async");
   LOOM_CU_SYM(cuMemsetD16Async, "cuMemsetD16Async");
@@ -303,6 +308,11 @@ struct CallState {
   bool inCall = false;
   bool failed = false;
   std::string message;
+  /// The call's inputs, uploaded from host memory, and whether any work
+  /// (a launch, product, copy or set on the device) has been enqueued
+  /// since: until then each input's device buffer holds its host bytes.
+  std::vector<HostCopy> inputs;
+  bool enqueued = false;
   /// Whether the call's launches and products are timed, and their events.
   bool timeKernels = false;
   struct Timed {
@@ -561,6 +571,7 @@ static void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
                    smem)))
       return;
   }
+  callState.enqueued = true;
   CUevent start = timingStart(api, stream);
   check(api, "cuLaunchKernel",
         api->cuLaunchKernel(function, unsigned(gridX), unsigned(gridY),
@@ -684,16 +695,48 @@ static void mgpuMemFree(void *ptr, CUstream stream) {
   check(api, "cuMemFree_v2", api->cuMemFree(devicePtr(ptr)));
 }
 
+/// Serves a copy from an input of the call to host memory (the host reading
+/// a position, first thing) from the host bytes the input was uploaded
+/// from, when nothing has been enqueued in the call yet: no round trip
+/// through the device. False when the copy is another one.
+static bool copyFromHostInput(const Api *api, void *dst, const void *src,
+                              size_t bytes) {
+  const CallState &c = callState;
+  if (c.enqueued || !dst)
+    return false;
+  DevicePtr from = devicePtr(src);
+  for (const HostCopy &input : c.inputs) {
+    if (from < input.device || bytes > input.bytes ||
+        from - input.device > input.bytes - bytes)
+      continue;
+    // Device (or managed) memory says so; host memory is either not the
+    // driver's (an error) or says it is host memory.
+    unsigned type = 0;
+    if (api->cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
+                                   devicePtr(dst)) == CUDA_SUCCESS &&
+        type != CU_MEMORYTYPE_HOST)
+      return false;
+    std::memcpy(dst,
+                static_cast<const char *>(input.host) + (from - input.device),
+                bytes);
+    return true;
+  }
+  return false;
+}
+
 static void mgpuMemcpy(void *dst, void *src, size_t sizeBytes,
                        CUstream stream) {
-  if (const Api *api = workApi())
-    check(
-        api, "cuMemcpyAsync",
+  const Api *api = workApi();
+  if (!api || copyFromHostInput(api, dst, src, sizeBytes))
+    return;
+  callState.enqueued = true;
+  check(api, "cuMemcpyAsync",
         api->cuMemcpyAsync(devicePtr(dst), devicePtr(src), sizeBytes, stream));
 }
 
 static void mgpuMemset32(void *dst, unsigned value, size_t count,
                          CUstream stream) {
+  callState.enqueued = true;
   if (const Api *api = workApi())
     check(api, "cuMemsetD32Async",
           api->cuMemsetD32Async(devicePtr(dst), value, count, stream));
@@ -701,6 +744,7 @@ static void mgpuMemset32(void *dst, unsigned value, size_t count,
 
 static void mgpuMemset16(void *dst, unsigned short value, size_t count,
                          CUstream stream) {
+  callState.enqueued = true;
   if (const Api *api = workApi())
     check(api, "cuMemsetD16Async",
           api->cuMemsetD16Async(devicePtr(dst), value, count, stream));
@@ -1020,6 +1064,7 @@ void gemm(int abType, int cType, const int64_t *aSizes, const int64_t *aStrides,
            "cuBLAS 11 or newer");
     return;
   }
+  callState.enqueued = true;
   CUevent start = timingStart(api, /*legacy default stream*/ nullptr);
   if (abType == CUDA_R_32F && batch == 1) {
     function = "cublasSgemm_v2";
@@ -1204,17 +1249,20 @@ loom_status_t synchronize() {
   return nullptr;
 }
 
-void beginCall(bool timeKernels) {
+void beginCall(bool timeKernels, std::vector<HostCopy> inputs) {
   callState.inCall = true;
   callState.failed = false;
   callState.message.clear();
   callState.timeKernels = timeKernels;
+  callState.inputs = std::move(inputs);
+  callState.enqueued = false;
 }
 
 loom_status_t endCall() {
   CallState &c = callState;
   c.inCall = false;
   c.timeKernels = false;
+  c.inputs.clear();
   if (!c.failed)
     return nullptr;
   c.failed = false;

@@ -68,13 +68,23 @@ loom_status_t zero(DevicePtr dst, size_t bytes, const std::string &what);
 /// Waits for all work of the context (every stream).
 loom_status_t synchronize();
 
+/// A buffer of device memory that holds a copy of host memory.
+struct HostCopy {
+  DevicePtr device;
+  const void *host;
+  size_t bytes;
+};
+
 /// Brackets an entry call on the calling thread: beginCall() clears the
 /// thread's CUDA error; the mgpu* functions record the first error of the
 /// call and skip later work after it; endCall() returns that error (INTERNAL,
 /// "CUDA error in cuLaunchKernel: CUDA_ERROR_...: text") or NULL, and leaves
 /// the thread outside a call. With `timeKernels`, every kernel launch and
 /// cuBLAS product of the call is bracketed by two events on its stream.
-void beginCall(bool timeKernels = false);
+/// `inputs` are the call's inputs, just uploaded: until the call enqueues
+/// work, a copy from one of them to host memory is served from its host
+/// bytes (the host memory must stay valid until endCall()).
+void beginCall(bool timeKernels = false, std::vector<HostCopy> inputs = {});
 loom_status_t endCall();
 
 /// A kernel launch or cuBLAS product of a call, timed on the device.

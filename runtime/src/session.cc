@@ -497,8 +497,12 @@ static loom_status_t runOnDevice(EntryPlan &plan, loom_tensor_t *const *inputs,
     return prefixStatus(s, format("entry '%s': uploading inputs: ", desc.name));
   double uploadSeconds = secondsSince(start);
 
+  std::vector<cuda::HostCopy> uploaded;
+  for (uint32_t i = 0; i < desc.num_inputs; ++i)
+    uploaded.push_back(
+        {plan.deviceBuffer[i], inputs[i]->data, inputs[i]->byteSize});
   start = Clock::now();
-  cuda::beginCall(kernels != nullptr);
+  cuda::beginCall(kernels != nullptr, std::move(uploaded));
   int32_t rc = entry.fn(plan.args.data());
   loom_status_t error = cuda::endCall();
   // Kernels run asynchronously: their faults show when the device is idle.

@@ -191,6 +191,24 @@ TEST_F(CudaSessionTest, RequirementsAreCheckedOnTheHost) {
   release(out);
 }
 
+/// The host's first read of a position, before the call has enqueued any
+/// work, is served from the input the runtime uploaded: no copy through the
+/// device. Copies into device memory, and reads after work was enqueued,
+/// go through the device.
+TEST_F(CudaSessionTest, FirstHostReadsOfInputsSkipTheDevice) {
+  ASSERT_TRUE(isOk(createSession()));
+  loom_tensor_t *pos = nullptr;
+  ASSERT_TRUE(isOk(loom_tensor_create(LOOM_DTYPE_I64, 0, nullptr, &pos)));
+  *static_cast<int64_t *>(loom_tensor_data(pos)) = 1;
+  int copies = mockCounter("mock_cuda_async_copies");
+  std::vector<loom_tensor_t *> out;
+  ASSERT_TRUE(isOk(call("copy", {floatTensor({1, 2, 3}), pos}, &out)));
+  EXPECT_EQ(floatsOf(out[0]), (std::vector<float>{2, 3, 1}));
+  // The rotation's two copies and the second read of pos.
+  EXPECT_EQ(mockCounter("mock_cuda_async_copies"), copies + 3);
+  release(out);
+}
+
 TEST_F(CudaSessionTest, LaunchFailureIsReportedAndNotSticky) {
   ASSERT_TRUE(isOk(createSession()));
   int allocations = liveAllocations();

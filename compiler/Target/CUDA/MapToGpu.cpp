@@ -128,11 +128,43 @@ struct CudaMapToGpuPass
       if (func.isDeclaration() || !func->hasAttr("llvm.emit_c_interface"))
         continue;
       hostBuffers = findHostBuffers(func);
+      hoistArgumentScalars(func);
       for (Block &block : func.getBody())
         if (failed(mapBlock(block)))
           return signalPassFailure();
       for (Block &block : func.getBody())
         chainOnStream(block);
+    }
+  }
+
+  /// The integer scalars among the entry's arguments that it only reads
+  /// (positions, lengths) are copied to the host once, first, and every
+  /// read takes that value: the copy waits for nothing (no work is
+  /// enqueued yet, and the runtime serves it from the input it uploaded),
+  /// where a copy at the first read would wait for the kernels and
+  /// products enqueued before it.
+  void hoistArgumentScalars(func::FuncOp func) {
+    Block &entry = func.front();
+    for (BlockArgument arg : entry.getArguments()) {
+      auto type = dyn_cast<MemRefType>(arg.getType());
+      if (!type || type.getRank() != 0 || !type.getLayout().isIdentity() ||
+          !type.getElementType().isIntOrIndex() || arg.use_empty() ||
+          hostBuffers.contains(arg) ||
+          !llvm::all_of(arg.getUsers(), [](Operation *user) {
+            return isa<memref::LoadOp>(user);
+          }))
+        continue;
+      SmallVector<Operation *> loads(arg.getUsers());
+      auto b = OpBuilder::atBlockBegin(&entry);
+      Location loc = func.getLoc();
+      auto host = memref::AllocaOp::create(b, loc, type);
+      hostBuffers.insert(host);
+      gpu::MemcpyOp::create(b, loc, Type(), ValueRange(), host, arg);
+      Value value = memref::LoadOp::create(b, loc, host, ValueRange());
+      for (Operation *load : loads) {
+        load->getResult(0).replaceAllUsesWith(value);
+        load->erase();
+      }
     }
   }
 

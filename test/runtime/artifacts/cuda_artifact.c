@@ -24,6 +24,11 @@ typedef struct {
   int64_t offset, sizes[1], strides[1];
 } md1;
 
+typedef struct {
+  int64_t *allocated, *aligned;
+  int64_t offset;
+} md0i;
+
 /* Import slots: set by the runtime before any entry runs. */
 EXPORT void *loom_import_mgpuModuleLoad = 0;
 EXPORT void *loom_import_mgpuModuleGetFunction = 0;
@@ -110,11 +115,24 @@ EXPORT int32_t loom_entry_accum(void **args) {
   return 0;
 }
 
-/* y = x, for a call whose requirement (pos >= 0) the runtime checks on the
- * host before anything runs. */
+/* y[i] = x[(i + pos) mod n], for a call whose requirement (pos >= 0) the
+ * runtime checks on the host before anything runs. The host reads pos
+ * first, before the call has enqueued anything (the runtime serves that
+ * copy from the uploaded input), rotates x with device copies, and reads
+ * pos again through the device; the entry fails when the two differ. */
 EXPORT int32_t loom_entry_copy(void **args) {
   md1 *x = (md1 *)args[0], *y = (md1 *)args[2];
+  md0i *pos = (md0i *)args[1];
+  int64_t n = y->sizes[0], p = 0, again = -1;
+  CALL(memcpy_fn, mgpuMemcpy)(&p, pos->aligned + pos->offset, sizeof p, 0);
+  int64_t r = n ? p % n : 0;
   CALL(memcpy_fn, mgpuMemcpy)
-  (y->aligned, x->aligned, y->sizes[0] * sizeof(float), 0);
-  return 0;
+  (y->aligned, x->aligned + x->offset + r, (n - r) * sizeof(float), 0);
+  if (r)
+    CALL(memcpy_fn, mgpuMemcpy)
+  (y->aligned + (n - r), x->aligned + x->offset, r * sizeof(float), 0);
+  CALL(memcpy_fn, mgpuMemcpy)
+  (&again, pos->aligned + pos->offset, sizeof again, 0);
+  CALL(destroy_fn, mgpuStreamSynchronize)(0);
+  return again == p ? 0 : 1;
 }

@@ -29,7 +29,9 @@
  * gives the difference (CUDA_ERROR_INVALID_HANDLE for events made with
  * CU_EVENT_DISABLE_TIMING or never recorded, as the driver does).
  * Counters for the tests: mock_cuda_launches(), mock_cuda_live_allocations(),
- * mock_cuda_alloc_calls(), mock_cuda_live_events().
+ * mock_cuda_alloc_calls(), mock_cuda_live_events(), mock_cuda_async_copies()
+ * (cuMemcpyAsync calls). cuPointerGetAttribute knows the allocations as
+ * device memory and no other memory, as the driver does pageable memory.
  *
  *===----------------------------------------------------------------------===*/
 
@@ -47,6 +49,14 @@ typedef unsigned long long CUdeviceptr;
 static int launches;
 static int liveAllocations;
 static int allocCalls;
+static int asyncCopies;
+
+/* The live allocations, for cuPointerGetAttribute. */
+static struct allocation {
+  uintptr_t start;
+  size_t bytes;
+} * allocations;
+static size_t allocationCount, allocationCapacity;
 static int contextToken, streamToken;
 static int liveEvents;
 /* The device's clock for events, in milliseconds: a launch of G blocks
@@ -173,6 +183,18 @@ EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *ptr, size_t bytes) {
   void *p = bytes ? malloc(bytes) : NULL;
   if (!p)
     return bytes ? 2 : 1;
+  if (allocationCount == allocationCapacity) {
+    size_t capacity = allocationCapacity ? 2 * allocationCapacity : 64;
+    struct allocation *grown =
+        realloc(allocations, capacity * sizeof(struct allocation));
+    if (!grown) {
+      free(p);
+      return 2;
+    }
+    allocations = grown;
+    allocationCapacity = capacity;
+  }
+  allocations[allocationCount++] = (struct allocation){(uintptr_t)p, bytes};
   ++liveAllocations;
   *ptr = (CUdeviceptr)(uintptr_t)p;
   return 0;
@@ -187,6 +209,11 @@ EXPORT CUresult cuMemAllocManaged(CUdeviceptr *ptr, size_t bytes,
 EXPORT CUresult cuMemFree_v2(CUdeviceptr ptr) {
   if (!ptr)
     return 1;
+  for (size_t i = 0; i < allocationCount; ++i)
+    if (allocations[i].start == (uintptr_t)ptr) {
+      allocations[i] = allocations[--allocationCount];
+      break;
+    }
   free((void *)(uintptr_t)ptr);
   --liveAllocations;
   return 0;
@@ -211,8 +238,26 @@ EXPORT CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t bytes,
   MOCK_FAIL_POINT("cuMemcpyAsync");
   if (!dst || !src)
     return 1;
+  ++asyncCopies;
   memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, bytes);
   return 0;
+}
+
+/* CU_POINTER_ATTRIBUTE_MEMORY_TYPE (2) only: CU_MEMORYTYPE_DEVICE (2)
+ * inside an allocation; other memory is not the driver's
+ * (CUDA_ERROR_INVALID_VALUE), as pageable host memory is for the driver. */
+EXPORT CUresult cuPointerGetAttribute(void *data, int attribute,
+                                      CUdeviceptr ptr) {
+  if (attribute != 2 || !data)
+    return 1;
+  for (size_t i = 0; i < allocationCount; ++i)
+    if ((uintptr_t)ptr >= allocations[i].start &&
+        (uintptr_t)ptr - allocations[i].start <
+            (allocations[i].bytes ? allocations[i].bytes : 1)) {
+      *(unsigned *)data = 2;
+      return 0;
+    }
+  return 1;
 }
 
 EXPORT CUresult cuMemsetD8_v2(CUdeviceptr dst, unsigned char value,
@@ -507,3 +552,4 @@ EXPORT int mock_cuda_launches(void) { return launches; }
 EXPORT int mock_cuda_live_allocations(void) { return liveAllocations; }
 EXPORT int mock_cuda_alloc_calls(void) { return allocCalls; }
 EXPORT int mock_cuda_live_events(void) { return liveEvents; }
+EXPORT int mock_cuda_async_copies(void) { return asyncCopies; }

@@ -241,3 +241,74 @@ func.func @products(%a: memref<?x?xf32>, %b: memref<?x?xf32>, %c: memref<?x?xf32
   call @loom_rt_other(%c) : (memref<?x?xf32>) -> ()
   return %c0_i32 : i32
 }
+
+// -----
+
+// An integer scalar argument that the entry only reads is copied to the
+// host first, before any GPU work, so that the copy waits for nothing; all
+// its reads take that value.
+// CHECK-LABEL: func.func @hoisted_scalar
+// CHECK-NEXT: %[[HOST:.*]] = memref.alloca() : memref<i64>
+// CHECK-NEXT: %[[T0:.*]] = gpu.wait async
+// CHECK-NEXT: %[[T1:.*]] = gpu.memcpy async [%[[T0]]] %[[HOST]], %arg0 : memref<i64>, memref<i64>
+// CHECK-NEXT: gpu.wait [%[[T1]]]
+// CHECK-NEXT: %[[P:.*]] = memref.load %[[HOST]][] : memref<i64>
+// CHECK-NOT: gpu.wait [
+// CHECK: gpu.launch async
+// CHECK-NOT: gpu.wait [
+// CHECK-NOT: memref.load %arg0
+// CHECK: arith.index_cast %[[P]]
+// CHECK-NOT: gpu.wait [
+// CHECK: gpu.launch async
+// CHECK-NOT: memref.load %arg0
+// CHECK: return
+func.func @hoisted_scalar(%pos: memref<i64>, %buf: memref<?xf32>) -> i32 attributes {llvm.emit_c_interface} {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c0_i32 = arith.constant 0 : i32
+  %zero = arith.constant 0.0 : f32
+  %n = memref.dim %buf, %c0 : memref<?xf32>
+  scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+    memref.store %zero, %buf[%i] : memref<?xf32>
+    scf.reduce
+  }
+  %p = memref.load %pos[] : memref<i64>
+  %len = arith.index_cast %p : i64 to index
+  %m = arith.minsi %len, %n : index
+  scf.parallel (%i) = (%c0) to (%m) step (%c1) {
+    %x = memref.load %buf[%i] : memref<?xf32>
+    %y = arith.addf %x, %x : f32
+    memref.store %y, %buf[%i] : memref<?xf32>
+    scf.reduce
+  }
+  return %c0_i32 : i32
+}
+
+// -----
+
+// One the entry also writes is read where it is, after the kernels before
+// the read are done.
+// CHECK-LABEL: func.func @written_scalar
+// CHECK: gpu.launch async
+// CHECK: %[[HOST:.*]] = memref.alloca() : memref<i64>
+// CHECK: gpu.memcpy async [%{{.*}}] %[[HOST]], %arg0
+// CHECK-NEXT: gpu.wait
+// CHECK-NEXT: memref.load %[[HOST]][]
+func.func @written_scalar(%pos: memref<i64>, %buf: memref<?xi64>) -> i32 attributes {llvm.emit_c_interface} {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c0_i32 = arith.constant 0 : i32
+  %n = memref.dim %buf, %c0 : memref<?xi64>
+  scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+    %x = memref.load %buf[%i] : memref<?xi64>
+    memref.store %x, %pos[] : memref<i64>
+    scf.reduce
+  }
+  %p = memref.load %pos[] : memref<i64>
+  %len = arith.index_cast %p : i64 to index
+  scf.parallel (%i) = (%c0) to (%len) step (%c1) {
+    memref.store %p, %buf[%i] : memref<?xi64>
+    scf.reduce
+  }
+  return %c0_i32 : i32
+}
