@@ -234,7 +234,9 @@ def main():
     # and with the warpgroups' roles split (--mla-wgmma-p=split: tiles of
     # 64 and of 32 with cp.async, and with tma-swizzled; and without the
     # block barrier between tiles, --mla-wgmma-overlap, with tiles of 64
-    # and four stages of 32); and
+    # and four stages of 32); with cp.async into the swizzled layout
+    # (--mla-wgmma-loads=cp-async-swizzled, alone and split; the tiny case
+    # keeps the unswizzled one); and
     # the default kernel with the splits aiming at 128 blocks
     # (--mla-target-blocks=128, the default since call 16).
     core = os.path.join(MODELS, "mla_core.loom")
@@ -263,6 +265,9 @@ def main():
                                    "--mla-wgmma-keys=32"]),
                     ("_splittmas", ["--mla-wgmma-p=split",
                                     "--mla-wgmma-loads=tma-swizzled"]),
+                    ("_cps", ["--mla-wgmma-loads=cp-async-swizzled"]),
+                    ("_splitcps", ["--mla-wgmma-p=split",
+                                   "--mla-wgmma-loads=cp-async-swizzled"]),
                     ("_overlap", overlap),
                     ("_overlapk32s4", overlap + stages4))
     p.tensors("mla_core_tiny.w.safetensors", ["wkv_b.weight:bf16:64x32:wave"])
@@ -509,7 +514,9 @@ def main():
     # P in shared memory and in registers; and three tiles of 32 in flight),
     # and with the warpgroups' roles split (FlashMLA's: cp.async, and both
     # bulk copies; and without the block barrier between tiles, tiles of 64
-    # and four stages of 32). And the default with splits for 264 blocks,
+    # and four stages of 32), and with cp.async copying whole lines into
+    # the swizzled layout (alone and split: the bulk copies' L2 requests
+    # without their issue). And the default with splits for 264 blocks,
     # the default before call 16 (128: one split at B = 64 and 128, whose
     # partial results, f32, 17 MB a split at B = 64, the combine reads
     # once).
@@ -543,6 +550,11 @@ def main():
                      ("split_tma_swizzled", "_splittmas",
                       ["--mla-wgmma-p=split",
                        "--mla-wgmma-loads=tma-swizzled"]),
+                     ("cp_async_swizzled", "_cps",
+                      ["--mla-wgmma-loads=cp-async-swizzled"]),
+                     ("split_cp_async_swizzled", "_splitcps",
+                      ["--mla-wgmma-p=split",
+                       "--mla-wgmma-loads=cp-async-swizzled"]),
                      ("overlap", "_overlap", overlap),
                      ("overlap_k32s4", "_overlapk32s4", overlap + stages4)]
     # The numerics variants that check each one's kernels: the suffixes'

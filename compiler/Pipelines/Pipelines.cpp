@@ -309,9 +309,9 @@ LogicalResult loom::buildCudaLoweringPipeline(
   std::string mlaOptions =
       mla.wgmma ? llvm::formatv("{{wgmma=true wgmma-keys={0} stages={1} "
                                 "p-registers={2} p-split={6} overlap={7} "
-                                "tma={3} tma-swizzle={4} target-blocks={5}}",
+                                "tma={3} swizzle={4} target-blocks={5}}",
                                 mla.keys, mla.stages, mla.pRegisters, mla.tma,
-                                mla.tmaSwizzle, mla.targetBlocks, mla.pSplit,
+                                mla.swizzle, mla.targetBlocks, mla.pSplit,
                                 mla.overlap)
                       .str()
                 : llvm::formatv("{{target-blocks={0}}", mla.targetBlocks).str();

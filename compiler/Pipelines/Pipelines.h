@@ -110,8 +110,10 @@ struct CudaMlaKernelOptions {
   /// The wgmma kernel loads the cache tiles with bulk tensor copies (TMA)
   /// instead of cp.async.
   bool tma = false;
-  /// With `tma`, boxes of 64 columns swizzled by 128 bytes instead of 8.
-  bool tmaSwizzle = false;
+  /// The cache tiles in shared memory as 128-byte swizzled rows of 64
+  /// columns: boxes of 64 columns with `tma` (instead of 8), whole 128-byte
+  /// lines a group of 8 threads with cp.async.
+  bool swizzle = false;
   /// Blocks the host's choice of splits aims for (all kernels).
   unsigned targetBlocks = 128;
 };

@@ -137,10 +137,12 @@ static cl::opt<std::string> mlaWgmmaP(
 static cl::opt<std::string> mlaWgmmaLoads(
     "mla-wgmma-loads",
     cl::desc("How the wgmma MLA decode kernel loads the cache tiles: "
-             "cp-async (every thread, default), tma (bulk tensor copies "
-             "by one warp, boxes of 8 columns) or tma-swizzled (boxes of 64 "
-             "columns, 128-byte swizzled)"),
-    cl::init("cp-async"), cl::value_desc("cp-async|tma|tma-swizzled"),
+             "cp-async (every thread, default), cp-async-swizzled (whole "
+             "128-byte lines into the 128-byte swizzled layout), tma (bulk "
+             "tensor copies by one warp, boxes of 8 columns) or "
+             "tma-swizzled (boxes of 64 columns, 128-byte swizzled)"),
+    cl::init("cp-async"),
+    cl::value_desc("cp-async|cp-async-swizzled|tma|tma-swizzled"),
     cl::Hidden, cl::cat(category));
 static cl::opt<bool> mlaWgmmaOverlap(
     "mla-wgmma-overlap",
@@ -320,7 +322,7 @@ static int compile() {
   }
   if (!oneOf("mla-wgmma-p", mlaWgmmaP, {"shared", "registers", "split"}) ||
       !oneOf("mla-wgmma-loads", mlaWgmmaLoads,
-             {"cp-async", "tma", "tma-swizzled"}))
+             {"cp-async", "cp-async-swizzled", "tma", "tma-swizzled"}))
     return 1;
   // The variants of the wgmma MLA decode kernel need that kernel.
   bool wgmmaMla = target == "cuda" && smVersion == "90a" && wgmma != "off";
@@ -339,7 +341,8 @@ static int compile() {
     }
   }
   if (mlaWgmmaOverlap &&
-      (mlaWgmmaP != "split" || mlaWgmmaLoads == "cp-async")) {
+      (mlaWgmmaP != "split" ||
+       !StringRef(mlaWgmmaLoads).starts_with("tma"))) {
     llvm::errs() << "loom-compile: error: --mla-wgmma-overlap needs "
                     "--mla-wgmma-p=split and --mla-wgmma-loads=tma or "
                     "tma-swizzled\n";
@@ -410,9 +413,11 @@ static int compile() {
     options.cudaMla.stages = mlaWgmmaStages;
     options.cudaMla.pRegisters = mlaWgmmaP == "registers";
     options.cudaMla.pSplit = mlaWgmmaP == "split";
-    options.cudaMla.tma = mlaWgmmaLoads != "cp-async";
+    options.cudaMla.tma = mlaWgmmaLoads == "tma" ||
+                          mlaWgmmaLoads == "tma-swizzled";
     options.cudaMla.overlap = mlaWgmmaOverlap;
-    options.cudaMla.tmaSwizzle = mlaWgmmaLoads == "tma-swizzled";
+    options.cudaMla.swizzle = mlaWgmmaLoads == "tma-swizzled" ||
+                              mlaWgmmaLoads == "cp-async-swizzled";
     options.cudaMla.targetBlocks = mlaTargetBlocks;
     options.cudaBinary = cudaBinary == "ptx"     ? mlir::loom::CudaBinary::Ptx
                          : cudaBinary == "cubin" ? mlir::loom::CudaBinary::Cubin

@@ -93,7 +93,7 @@ class MlaDecodeKernel : loom::cuda::KernelBuilder {
 public:
   MlaDecodeKernel(OpBuilder &b, fuse::MlaDecodeOp op, bool wgmma,
                   int64_t wgmmaKeys, int64_t wgmmaStages, bool pRegisters,
-                  bool pSplit, bool overlap, bool tma, bool tmaSwizzle,
+                  bool pSplit, bool overlap, bool tma, bool swizzle,
                   int64_t targetBlocks)
       : KernelBuilder(
             b, op.getLoc(),
@@ -121,10 +121,10 @@ public:
     splitRoles = useWgmma && pSplit && !pRegisters;
     useTma = useWgmma && tma;
     overlapTiles = splitRoles && useTma && overlap;
-    // 128-byte swizzled boxes take 64 columns: the rope dim must be a
+    // 128-byte swizzled rows take 64 columns: the rope dim must be a
     // multiple of 64, and so must each warpgroup's half of the rank (P v
-    // reads whole boxes); else the boxes of 8 columns.
-    swizzled = useTma && tmaSwizzle && rank % 128 == 0 && rope % 64 == 0;
+    // reads whole boxes); else the unswizzled layouts.
+    swizzled = useWgmma && swizzle && rank % 128 == 0 && rope % 64 == 0;
     keys = useWgmma ? wgKeys : kKeys;
     if (!useWgmma)
       stages = 2;
@@ -333,6 +333,8 @@ private:
   /// With splitRoles, P's buffer as the first warpgroup's registers:
   /// [wgKeys / 16][128 threads][4], 16 bytes a thread and chunk.
   Value pFrags;
+  /// With `swizzled`, the stages' tiles as one flat array of elements.
+  Value ksFlat;
 
   gpu::GPUFuncOp kernelFunc(StringRef name, TypeRange types, int64_t threads) {
     auto kernel =
@@ -422,6 +424,65 @@ private:
     }
   }
 
+  /// Copies the tile's rows (wgKeys of them) of a `columns`-wide part of
+  /// the cache, from tile column `column0` (a multiple of 64), into stage
+  /// `buffer` in the 128-byte swizzled layout that TMA's swizzled boxes
+  /// make: boxes of 64 columns boxBytes() apart, rows of 128 bytes whose
+  /// 16-byte chunk j is at place j ^ (row % 8). Copy k of thread t is chunk
+  /// (t + k threads) % perRow of row (t + k threads) / perRow: 8 threads
+  /// copy a whole 128-byte line, a warp 512 contiguous bytes of a row (4
+  /// lines), which land on every bank 4 times (the fewest wavefronts).
+  /// `source` as for copyRows.
+  void copyRowsSwizzled(
+      const View &src, int64_t columns, int64_t column0, Value buffer,
+      llvm::function_ref<std::tuple<SmallVector<Value>, SmallVector<Value>,
+                                    Value>(Value)>
+          source,
+      Value thread = {}, int64_t threads = kThreads) {
+    if (!thread)
+      thread = tid;
+    int64_t perRow = columns / kChunk, total = wgKeys * perRow;
+    assert(column0 % 64 == 0 && "a part starts a box");
+    // Powers of two that divide each other: a copy's row and chunk are
+    // the thread's plus constants.
+    bool simple = llvm::isPowerOf2_64(perRow) &&
+                  llvm::isPowerOf2_64(threads) &&
+                  (threads % perRow == 0 || perRow % threads == 0);
+    Value row0 = arith::DivUIOp::create(b, loc, thread, constant(perRow));
+    Value chunk0 = arith::RemUIOp::create(b, loc, thread, constant(perRow));
+    Value stage = mul(buffer, constant(wgKeys * width));
+    for (int64_t c = 0; c < total; c += threads) {
+      Value id = add(thread, constant(c));
+      auto body = [&] {
+        Value r, chunk;
+        if (simple) {
+          r = add(row0, constant(c / perRow));
+          chunk = add(chunk0, constant(c % perRow));
+        } else {
+          r = div(id, perRow);
+          chunk = rem(id, perRow);
+        }
+        Value box = add(arith::DivUIOp::create(b, loc, chunk, constant(8)),
+                        constant(column0 / 64));
+        Value j = arith::RemUIOp::create(b, loc, chunk, constant(8));
+        Value place = arith::XOrIOp::create(
+            b, loc, j, arith::RemUIOp::create(b, loc, r, constant(8)));
+        Value index =
+            add(stage, add(mul(box, constant(boxBytes() / 2)),
+                           add(mul(r, constant(64)), mul(place, constant(8)))));
+        Value col = mul(chunk, constant(kChunk));
+        auto [indices, clamped, valid] = source(r);
+        indices.push_back(col);
+        clamped.push_back(col);
+        copyChunk(src, indices, clamped, valid, ksFlat, ValueRange{index});
+      };
+      if (c + threads <= total)
+        body();
+      else
+        when(less(id, constant(total)), body);
+    }
+  }
+
   void buildPartial(TypeRange types) {
     gpu::GPUFuncOp kernel = kernelFunc("partial", types, kThreads);
     // One block per multiprocessor: the accumulators need the registers.
@@ -449,6 +510,8 @@ private:
       int64_t offset = kRows * width * 2;
       qs = sharedView(base, 0, {kRows / 8, width / 8, 64}, elem);
       ks = sharedView(base, offset, {stages, wgKeys / 8, width / 8, 64}, elem);
+      if (swizzled)
+        ksFlat = sharedView(base, offset, {stages * wgKeys * width}, elem);
       offset += stages * wgKeys * width * 2;
       if (!pInRegisters) {
         ps = sharedView(base, offset, {kRows / 8, wgKeys / 8, 64}, elem);
@@ -640,6 +703,11 @@ private:
                      constant(128));
       }
       int64_t threads = loaders ? 128 : kThreads;
+      if (swizzled) {
+        copyRowsSwizzled(kvView, rank, 0, buffer, keyRow, thread, threads);
+        copyRowsSwizzled(peView, rope, rank, buffer, keyRow, thread, threads);
+        return;
+      }
       copyRows(kvView, keys, rank, ks, {buffer}, 0, keyRow, thread, threads);
       copyRows(peView, keys, rope, ks, {buffer}, rank, keyRow, thread,
                threads);
@@ -663,10 +731,10 @@ private:
       gpu::BarrierOp::create(b, loc);
     }
     // Bulk tensor copies write to 128-byte aligned shared memory (1024 for
-    // the swizzled boxes, whose pattern the wgmma descriptors assume to
+    // the swizzled layout, whose pattern the wgmma descriptors assume to
     // start there). The layout's offsets are multiples of that; the
     // dynamic shared memory's start must be too.
-    if (useTma)
+    if (useTma || swizzled)
       when(both(equal(tid, constant(0)),
                 less(constant(0),
                      rem(sharedPointer(qs), swizzled ? 1024 : 128))),
@@ -1480,7 +1548,7 @@ struct CudaMlaDecodePass
     if (failed(loom::cuda::buildKernels<MlaDecodeKernel, fuse::MlaDecodeOp>(
             getOperation(), "loom_mla_decode", bool(wgmma), int64_t(wgmmaKeys),
             int64_t(stages), bool(pRegisters), bool(pSplit), bool(overlap),
-            bool(tma), bool(tmaSwizzle), int64_t(targetBlocks))))
+            bool(tma), bool(swizzle), int64_t(targetBlocks))))
       signalPassFailure();
   }
 };

@@ -203,9 +203,11 @@ def CudaMlaDecodePass : Pass<"loom-cuda-mla-decode", "ModuleOp"> {
     Option<"tma", "tma", "bool", /*default=*/"false",
            "the wgmma kernel loads the cache tiles with bulk tensor copies "
            "(TMA) on tensor maps the host encodes">,
-    Option<"tmaSwizzle", "tma-swizzle", "bool", /*default=*/"false",
-           "with tma, boxes of 64 columns swizzled by 128 bytes (where the "
-           "rank and the rope dim are multiples of 64) instead of 8">,
+    Option<"swizzle", "swizzle", "bool", /*default=*/"false",
+           "the cache tiles in shared memory as rows of 64 columns swizzled "
+           "by 128 bytes (where the rank is a multiple of 128 and the rope "
+           "dim of 64): with tma, boxes of 64 columns instead of 8; else "
+           "cp.async copies of whole 128-byte lines">,
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect",
                            "::mlir::scf::SCFDialect",

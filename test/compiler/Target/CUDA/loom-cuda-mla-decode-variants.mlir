@@ -4,7 +4,7 @@
 // RUN: loom-opt --loom-cuda-mla-decode="wgmma=true p-split=true tma=true" %s | FileCheck %s --check-prefix=SPLIT-TMA
 // RUN: loom-opt --loom-cuda-mla-decode="wgmma=true p-split=true tma=true overlap=true" %s | FileCheck %s --check-prefix=OVERLAP
 // RUN: loom-opt --loom-cuda-mla-decode="wgmma=true tma=true" %s | FileCheck %s --check-prefix=TMA
-// RUN: loom-opt --loom-cuda-mla-decode="wgmma=true tma=true tma-swizzle=true" %s | FileCheck %s --check-prefix=TMA
+// RUN: loom-opt --loom-cuda-mla-decode="wgmma=true tma=true swizzle=true" %s | FileCheck %s --check-prefix=TMA
 // RUN: loom-opt --loom-cuda-mla-decode="target-blocks=100" %s | FileCheck %s --check-prefix=BLOCKS
 // RUN: not loom-opt --loom-cuda-mla-decode="wgmma=true stages=5" %s 2>&1 | FileCheck %s --check-prefix=BAD-STAGES
 // RUN: not loom-opt --loom-cuda-mla-decode="target-blocks=0" %s 2>&1 | FileCheck %s --check-prefix=BAD-BLOCKS
@@ -175,7 +175,7 @@
 // makes the mbarriers; warp 0 issues a tile's 10 boxes (8 of the latent
 // cache, 2 of the rope key: one round of its lanes) after lane 0 has set
 // the bytes to expect; each step waits for its stage's phase, and the
-// rows are the only cp.async copies. With tma-swizzle, a rope dim of 16
+// rows are the only cp.async copies. With swizzle, a rope dim of 16
 // keeps these boxes of 8 columns, unswizzled (swizzled boxes take 64).
 // TMA: func.func private @loom_rt_cuda_tensor_map_bf16(memref<?x?x?xbf16, strided<[?, ?, ?], offset: ?>>, i64, i64, i64) -> i64 attributes {llvm.emit_c_interface}
 // TMA-LABEL: func.func @decode
