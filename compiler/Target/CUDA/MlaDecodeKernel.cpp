@@ -41,7 +41,9 @@
 // copies (boxes of 8 columns by the tile's positions, on tensor maps of
 // the two caches that the host gets from the runtime) completing on an
 // mbarrier per stage; the tile is then chunk-major in shared memory, which
-// the wgmma descriptors' strides follow.
+// the wgmma descriptors' strides follow. With `swizzle`, the tile is rows
+// of 64 columns in the 128-byte swizzled layout: TMA's boxes of 64 columns
+// with `tma`, else cp.async copies of whole 128-byte lines.
 //
 // The number of splits is chosen on the host from the batch, the rows and
 // the visible length, for about `target-blocks` blocks (128 by default: one
