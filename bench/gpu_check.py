@@ -12,7 +12,8 @@ numerics case may run, default 90),
 LOOM_GPU_NCU=1 (Nsight Compute sections of the flash kernel's launches and
 of the MLA decode step's kernels; for the MLA partial kernels named by
 LOOM_GPU_NCU_MLA, a comma-separated list of the pack's MLA artifacts
-(default: default,split), also the stall reasons, the memory
+(default: default,cp_async_swizzled,split; the profiles come last,
+after the PyTorch baselines), also the stall reasons, the memory
 pipes, the tensor pipe's busy share and the stall samples of every SASS
 instruction: the 30 hottest in the log, all of them in
 OUT_DIR/ncu-mla-KERNEL-sass.csv, the report in OUT_DIR/ncu-mla-KERNEL.ncu-rep),
@@ -372,7 +373,8 @@ def profile(pack_dir, pack, bin_dir, b, h, s, out, attention=True,
     mla = pack["bench"].get("mla")
     # The variants LOOM_GPU_NCU_MLA names are profiled; the others are only
     # timed.
-    chosen = os.environ.get("LOOM_GPU_NCU_MLA", "default,split").split(",")
+    chosen = os.environ.get("LOOM_GPU_NCU_MLA",
+                            "default,cp_async_swizzled,split").split(",")
     for kernel, artifact in sorted((mla or {}).get("artifacts", {}).items()):
         if kernel not in chosen or unchecked(mla, kernel, failed):
             continue
@@ -444,15 +446,6 @@ def main():
     failed_variants = {r["variant"] for r in report["numerics"]
                        if not r["ok"] and r.get("variant")}
     report["loom_mla"] = loom_mla(pack_dir, pack, bin_dir, failed_variants)
-    if os.environ.get("LOOM_GPU_NCU") and shutil.which("ncu"):
-        # A profiler failure must not cost the baselines and the report.
-        try:
-            report["ncu"] = profile(pack_dir, pack, bin_dir, b, h, s, out,
-                                    attention=only != "mla",
-                                    failed=failed_variants)
-        except Exception as e:  # noqa: BLE001
-            report["ncu"] = {"error": repr(e)}
-            print("ncu: profiling failed: %r" % e)
     torch_cmd = [sys.executable, os.path.join(ROOT, "bench", "torch_gpu.py"),
                  str(b), str(h), str(s)]
     if s == pack["bench"]["S"]:
@@ -475,6 +468,18 @@ def main():
                 ", attention kernels %.0f%%" % (
                     100 * r["attention_fraction_of_copy"])
                 if "attention_gbps" in r else ""))
+    # The report so far, in case the profiles take the rest of the time.
+    with open(os.path.join(out, "gpu-check.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    if os.environ.get("LOOM_GPU_NCU") and shutil.which("ncu"):
+        # A profiler failure must not cost the baselines and the report.
+        try:
+            report["ncu"] = profile(pack_dir, pack, bin_dir, b, h, s, out,
+                                    attention=only != "mla",
+                                    failed=failed_variants)
+        except Exception as e:  # noqa: BLE001
+            report["ncu"] = {"error": repr(e)}
+            print("ncu: profiling failed: %r" % e)
     with open(os.path.join(out, "gpu-check.json"), "w") as f:
         json.dump(report, f, indent=1)
     print("numerics: %d of %d cases ok%s" % (
