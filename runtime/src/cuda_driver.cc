@@ -524,9 +524,11 @@ static CUfunction mgpuModuleGetFunction(CUmodule module, const char *name) {
                   name ? name : "(null)"));
     return nullptr;
   }
+  // Names are kept for timed calls (the generated code looks a kernel up
+  // before each launch).
   if (check(api, "cuModuleGetFunction",
             api->cuModuleGetFunction(&function, module, name)) &&
-      function) {
+      function && callState.timeKernels) {
     KernelNames &k = kernelNames();
     std::string copy = name;
     std::lock_guard<std::mutex> lock(k.mutex);
@@ -578,7 +580,8 @@ static void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
                             unsigned(gridZ), unsigned(blockX), unsigned(blockY),
                             unsigned(blockZ), unsigned(smem), stream, params,
                             extra));
-  timingEnd(api, stream, start, functionName(function));
+  if (start)
+    timingEnd(api, stream, start, functionName(function));
 }
 
 static CUstream mgpuStreamCreate() {
@@ -1096,7 +1099,9 @@ void gemm(int abType, int cType, const int64_t *aSizes, const int64_t *aStrides,
   // blocking ones (mgpuStreamCreate): the product waits for the work they
   // hold, and their later work waits for the product, so the host goes on
   // without waiting for it.
-  timingEnd(api, nullptr, start, internName(std::string("cublas:") + function));
+  if (start)
+    timingEnd(api, nullptr, start,
+              internName(std::string("cublas:") + function));
   if (st != 0)
     record(std::string("cuBLAS error in ") + function + ": status " +
            std::to_string(st));
@@ -1250,6 +1255,8 @@ loom_status_t synchronize() {
 }
 
 void beginCall(bool timeKernels, std::vector<HostCopy> inputs) {
+  // Events of an earlier call whose timings nobody took.
+  loom_status_free(takeKernelTimings(nullptr));
   callState.inCall = true;
   callState.failed = false;
   callState.message.clear();
@@ -1276,9 +1283,15 @@ loom_status_t takeKernelTimings(std::vector<KernelTiming> *out) {
     return nullptr;
   std::string error;
   const Api *api = currentApi(&error);
-  if (!api)
+  if (!api) {
+    // The entry points are loaded even where the context is not current.
+    for (const CallState::Timed &t : timed) {
+      driver().api.cuEventDestroy(t.start);
+      driver().api.cuEventDestroy(t.end);
+    }
     return makeStatus(LOOM_STATUS_INTERNAL, "timing kernels: %s",
                       error.c_str());
+  }
   loom_status_t status = nullptr;
   for (const CallState::Timed &t : timed) {
     float ms = 0;
@@ -1352,9 +1365,14 @@ void trimCache() {
   if (blocks.empty())
     return;
   std::string error;
-  if (const Api *api = currentApi(&error))
-    for (const auto &block : blocks)
-      check(api, "cuMemFree_v2", api->cuMemFree(block.second));
+  const Api *api = currentApi(&error);
+  if (!api)
+    return;
+  // A product of another thread's call may still read a block its free
+  // put here (the free waited only for its stream).
+  check(api, "cuCtxSynchronize", api->cuCtxSynchronize());
+  for (const auto &block : blocks)
+    check(api, "cuMemFree_v2", api->cuMemFree(block.second));
 }
 
 void resetDriverForTesting() {

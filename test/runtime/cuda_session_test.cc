@@ -294,6 +294,25 @@ TEST_F(CudaSessionTest, TemporariesAreReusedAcrossCalls) {
   EXPECT_EQ(mockCounter("mock_cuda_alloc_calls"), allocs);
 }
 
+/// Trimming the block cache waits for the device before it frees the
+/// blocks (a product of a call on another thread may still read one), and
+/// frees them even when the wait fails.
+TEST_F(CudaSessionTest, TrimmingTheCacheWaitsForTheDevice) {
+  ASSERT_TRUE(isOk(createSession()));
+  std::vector<loom_tensor_t *> out;
+  ASSERT_TRUE(isOk(call("fma", {floatTensor({1, 1, 1, 1})}, &out)));
+  release(out);
+  int live = liveAllocations();
+  setenv("MOCK_CUDA_FAIL", "cuCtxSynchronize=719", 1);
+  testing::internal::CaptureStderr();
+  loom::cuda::trimCache();
+  std::string err = testing::internal::GetCapturedStderr();
+  unsetenv("MOCK_CUDA_FAIL");
+  EXPECT_NE(err.find("CUDA error in cuCtxSynchronize"), std::string::npos)
+      << err;
+  EXPECT_EQ(liveAllocations(), live - 1); // the entry's temporary
+}
+
 /// The bits of integer `v` as f16, or as bf16 when `brain`: exact for
 /// |v| < 2048 (f16) or |v| < 256 (bf16), and for powers of two.
 uint16_t halfBits(int v, bool brain) {
@@ -717,6 +736,15 @@ TEST_F(CudaSessionTest, ProfiledProductsAreNamedByFunction) {
   EXPECT_STREQ(timed[1].name, "cublas:cublasSgemm_v2");
   EXPECT_EQ(timed[0].seconds, 0); // the mock's products take no time
   EXPECT_EQ(c[3], 8.0f);
+  EXPECT_EQ(mockCounter("mock_cuda_live_events"), 0);
+  // The events of a timed call whose timings nobody took go with the next
+  // call.
+  loom::cuda::beginCall(/*timeKernels=*/true);
+  fn(&ma, &mb, &mc, 0);
+  ASSERT_TRUE(isOk(loom::cuda::endCall()));
+  EXPECT_EQ(mockCounter("mock_cuda_live_events"), 2);
+  loom::cuda::beginCall();
+  ASSERT_TRUE(isOk(loom::cuda::endCall()));
   EXPECT_EQ(mockCounter("mock_cuda_live_events"), 0);
   unsetenv("LOOM_CUBLAS");
 }

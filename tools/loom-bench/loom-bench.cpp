@@ -63,9 +63,11 @@ options:
   --kernels                   CUDA artifacts: after the timed calls, as many
                               calls again with events around every kernel
                               launch and cuBLAS product; reports each
-                              kernel's launches and median time per call,
-                              their sum, and the entry's median with the
-                              events (JSON: "kernels": [{"name",
+                              kernel's launches and median time per call
+                              (with its share of the median sum), their
+                              sum, and the entry's median with the events
+                              (a kernel launched on an idle stream counts
+                              its launch too) (JSON: "kernels": [{"name",
                               "launches", "median_s"}], "kernels_median_s",
                               "profiled_median_s")
   --rss                       also report memory (Linux): the resident set

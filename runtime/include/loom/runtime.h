@@ -282,7 +282,10 @@ typedef struct loom_kernel_timing_t {
   /// matrix product; valid for the life of the process.
   const char *name;
   /// The time between two events recorded on its stream just before and
-  /// just after it.
+  /// just after it: its own time where work queued before it keeps the
+  /// stream busy (a GPU-bound call); on an idle stream the first event
+  /// completes at once, and the time includes the host's launch (or
+  /// cuBLAS's set-up).
   double seconds;
 } loom_kernel_timing_t;
 
