@@ -7,8 +7,9 @@
 #
 #   bench/gpu-check.sh OUT_DIR [PACK_DIR]      (default PACK_DIR: bench/gpu-pack)
 #
-# Writes OUT_DIR/gpu-check.log, OUT_DIR/build.log and OUT_DIR/gpu-check.json
-# (with LOOM_GPU_NCU=1 also the Nsight Compute reports of bench/gpu_check.py).
+# Writes OUT_DIR/gpu-check.log (ending with bench/gpu_report.py's tables),
+# OUT_DIR/build.log and OUT_DIR/gpu-check.json (with LOOM_GPU_NCU=1 also the
+# Nsight Compute reports of bench/gpu_check.py).
 # Exits 1 when a numerics case fails, 2 when the pack or the build is missing.
 # Environment: LOOM_GPU_BUILD (default /tmp/loom-gpu-build), LOOM_GPU_ATTN_S
 # (sequence length of the attention benchmark, default 4096).
@@ -50,4 +51,11 @@ if [ -z "${LOOM_CUBLAS:-}" ] && ! ldconfig -p 2>/dev/null | grep -q libcublas.so
 fi
 echo "cuBLAS: ${LOOM_CUBLAS:-from the library path}"
 echo "== models on the GPU, then benchmarks"
-PYTHONUNBUFFERED=1 python3 "$root/bench/gpu_check.py" "$pack" "$build/bin" "$out"
+status=0
+PYTHONUNBUFFERED=1 python3 "$root/bench/gpu_check.py" "$pack" "$build/bin" "$out" ||
+  status=$?
+if [ -f "$out/gpu-check.json" ]; then
+  echo "== summary"
+  python3 "$root/bench/gpu_report.py" "$out/gpu-check.json" || true
+fi
+exit "$status"
