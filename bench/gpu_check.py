@@ -423,6 +423,10 @@ def main():
     with open(os.path.join(pack_dir, "pack.json")) as f:
         pack = json.load(f)
     report = {"pack": {"chip": pack["chip"], "commit": pack.get("commit")}}
+
+    def save():
+        with open(os.path.join(out, "gpu-check.json"), "w") as f:
+            json.dump(report, f, indent=1)
     rc, smi = run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
                    "--format=csv,noheader"])
     report["gpu"] = smi.strip() if rc == 0 else "nvidia-smi failed: " + smi
@@ -469,8 +473,7 @@ def main():
                     100 * r["attention_fraction_of_copy"])
                 if "attention_gbps" in r else ""))
     # The report so far, in case the profiles take the rest of the time.
-    with open(os.path.join(out, "gpu-check.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    save()
     if os.environ.get("LOOM_GPU_NCU") and shutil.which("ncu"):
         # A profiler failure must not cost the baselines and the report.
         try:
@@ -480,8 +483,7 @@ def main():
         except Exception as e:  # noqa: BLE001
             report["ncu"] = {"error": repr(e)}
             print("ncu: profiling failed: %r" % e)
-    with open(os.path.join(out, "gpu-check.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    save()
     print("numerics: %d of %d cases ok%s" % (
         len(report["numerics"]) - len(failed), len(report["numerics"]),
         (": failed " + ", ".join(failed)) if failed else ""))

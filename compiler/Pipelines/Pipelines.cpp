@@ -147,10 +147,11 @@ struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
       llvm::cl::desc("The wgmma MLA decode kernel loads the cache tiles with "
                      "bulk tensor copies (TMA)"),
       llvm::cl::init(false)};
-  Option<bool> mlaTmaSwizzle{
-      *this, "mla-tma-swizzle",
-      llvm::cl::desc("With mla-tma, boxes of 64 columns swizzled by 128 "
-                     "bytes"),
+  Option<bool> mlaSwizzle{
+      *this, "mla-swizzle",
+      llvm::cl::desc("The MLA decode kernel's cache tiles as rows of 64 "
+                     "columns swizzled by 128 bytes: boxes of 64 columns "
+                     "with mla-tma, else cp.async copies of whole lines"),
       llvm::cl::init(false)};
 };
 
@@ -366,10 +367,9 @@ void loom::registerLoomPipelines() {
         (void)buildCudaLoweringPipeline(
             pm, options.chip, options.format, options.toolkit, options.matmul,
             options.wgmma,
-            CudaMlaKernelOptions{options.mlaWgmma, options.mlaWgmmaKeys,
-                                 options.mlaStages, options.mlaPRegisters,
-                                 options.mlaPSplit, options.mlaOverlap,
-                                 options.mlaTma, options.mlaTmaSwizzle,
-                                 options.mlaTargetBlocks});
+            CudaMlaKernelOptions{
+                options.mlaWgmma, options.mlaWgmmaKeys, options.mlaStages,
+                options.mlaPRegisters, options.mlaPSplit, options.mlaOverlap,
+                options.mlaTma, options.mlaSwizzle, options.mlaTargetBlocks});
       });
 }

@@ -473,12 +473,18 @@ int run(const Options &o) {
       return s;
     return gatherInputs(executor->entryAt(index), prefix, pool, o, rng, inputs);
   };
+  // A call, timed when `timing` is given, its kernels too when `kernels`
+  // is (their count in *count).
   auto invoke = [&](uint32_t index, const std::vector<loom_tensor_t *> &inputs,
-                    loom_call_timing_t *timing = nullptr) {
+                    loom_call_timing_t *timing = nullptr,
+                    std::vector<loom_kernel_timing_t> *kernels = nullptr,
+                    size_t *count = nullptr) {
     std::vector<loom_tensor_t *> outputs(executor->entryAt(index)->num_outputs,
                                          nullptr);
     loom_status_t s =
-        timing
+        kernels ? executor->callProfiled(index, inputs.data(), outputs.data(),
+                                         timing, *kernels, count)
+        : timing
             ? executor->callTimed(index, inputs.data(), outputs.data(), timing)
             : executor->call(index, inputs.data(), outputs.data());
     for (loom_tensor_t *t : outputs)
@@ -545,13 +551,7 @@ int run(const Options &o) {
   for (int i = 0; o.kernels && i < o.reps; ++i) {
     loom_call_timing_t timing = {};
     size_t count = 0;
-    std::vector<loom_tensor_t *> outputs(executor->entryAt(index)->num_outputs,
-                                         nullptr);
-    status = executor->callProfiled(index, inputs.data(), outputs.data(),
-                                    &timing, timed, &count);
-    for (loom_tensor_t *t : outputs)
-      loom_tensor_release(t);
-    if (status)
+    if ((status = invoke(index, inputs, &timing, &timed, &count)))
       return fail(status);
     if (count > timed.size()) { // Room for all of them, and again.
       timed.resize(count);

@@ -359,6 +359,11 @@ private:
         constant(offset), ValueRange());
   }
 
+  /// Where row r of a copy's source is: the indices before the column,
+  /// in-bounds ones for rows that are not valid, and whether it is.
+  using RowSource = llvm::function_ref<
+      std::tuple<SmallVector<Value>, SmallVector<Value>, Value>(Value)>;
+
   /// Copies rows [0, count) of a `columns`-wide part of shared buffer
   /// `dst` (from column `column0`, prefix `dstPrefix`) from `src`, whose
   /// row r is at `source(r)` (the indices before the column, in-bounds
@@ -372,11 +377,8 @@ private:
   /// G = threads / 8; where G divides perRow or perRow divides G, the
   /// thread's part (q, or q / perRow and q % perRow) is taken once and each
   /// copy adds a constant, so that copies of a row share its address.
-  void copyRows(const View &src, int64_t count, int64_t columns,
-                Value dst, ValueRange dstPrefix, int64_t column0,
-                llvm::function_ref<std::tuple<SmallVector<Value>,
-                                              SmallVector<Value>, Value>(Value)>
-                    source,
+  void copyRows(const View &src, int64_t count, int64_t columns, Value dst,
+                ValueRange dstPrefix, int64_t column0, RowSource source,
                 Value thread = {}, int64_t threads = kThreads) {
     if (!thread)
       thread = tid;
@@ -384,46 +386,60 @@ private:
     int64_t groups = threads / 8;
     Value q = arith::DivUIOp::create(b, loc, thread, constant(8));
     Value w = arith::RemUIOp::create(b, loc, thread, constant(8));
+    forEachCopy(total, thread, threads, [&](int64_t c, Value id) {
+      Value r, chunk;
+      SmallVector<Value> to(dstPrefix);
+      if (useWgmma) {
+        int64_t step = groups * (c / threads);
+        Value rows8;
+        if (perRow % groups == 0) {
+          rows8 = constant(step / perRow);
+          chunk = add(q, constant(step % perRow));
+        } else if (groups % perRow == 0) {
+          rows8 = add(arith::DivUIOp::create(b, loc, q, constant(perRow)),
+                      constant(step / perRow));
+          chunk = arith::RemUIOp::create(b, loc, q, constant(perRow));
+        } else {
+          Value rest = add(q, constant(step));
+          rows8 = div(rest, perRow);
+          chunk = rem(rest, perRow);
+        }
+        r = add(mul(rows8, constant(8)), w);
+        to.append({rows8, add(chunk, constant(column0 / kChunk)),
+                   mul(w, constant(kChunk))});
+      } else {
+        r = div(id, perRow);
+        chunk = rem(id, perRow);
+      }
+      if (!useWgmma)
+        to.append({r, add(mul(chunk, constant(kChunk)), constant(column0))});
+      copyRowChunk(src, source, r, chunk, dst, to);
+    });
+  }
+
+  /// `body(c, id)` for each round c (a multiple of `threads`) of the
+  /// `total` copies that `threads` threads make, id = thread + c; the last
+  /// round under a guard when `total` is not a multiple of `threads`.
+  void forEachCopy(int64_t total, Value thread, int64_t threads,
+                   llvm::function_ref<void(int64_t, Value)> body) {
     for (int64_t c = 0; c < total; c += threads) {
       Value id = add(thread, constant(c));
-      auto body = [&] {
-        Value r, chunk;
-        SmallVector<Value> to(dstPrefix);
-        if (useWgmma) {
-          int64_t step = groups * (c / threads);
-          Value rows8;
-          if (perRow % groups == 0) {
-            rows8 = constant(step / perRow);
-            chunk = add(q, constant(step % perRow));
-          } else if (groups % perRow == 0) {
-            rows8 = add(arith::DivUIOp::create(b, loc, q, constant(perRow)),
-                        constant(step / perRow));
-            chunk = arith::RemUIOp::create(b, loc, q, constant(perRow));
-          } else {
-            Value rest = add(q, constant(step));
-            rows8 = div(rest, perRow);
-            chunk = rem(rest, perRow);
-          }
-          r = add(mul(rows8, constant(8)), w);
-          to.append({rows8, add(chunk, constant(column0 / kChunk)),
-                     mul(w, constant(kChunk))});
-        } else {
-          r = div(id, perRow);
-          chunk = rem(id, perRow);
-        }
-        Value col = mul(chunk, constant(kChunk));
-        if (!useWgmma)
-          to.append({r, add(col, constant(column0))});
-        auto [indices, clamped, valid] = source(r);
-        indices.push_back(col);
-        clamped.push_back(col);
-        copyChunk(src, indices, clamped, valid, dst, to);
-      };
       if (c + threads <= total)
-        body();
+        body(c, id);
       else
-        when(less(id, constant(total)), body);
+        when(less(id, constant(total)), [&] { body(c, id); });
     }
+  }
+
+  /// Copies 16-byte chunk `chunk` of row `r` of `src` (at the indices
+  /// `source(r)` gives) to `dst` at `to`.
+  void copyRowChunk(const View &src, RowSource source, Value r, Value chunk,
+                    Value dst, ValueRange to) {
+    Value col = mul(chunk, constant(kChunk));
+    auto [indices, clamped, valid] = source(r);
+    indices.push_back(col);
+    clamped.push_back(col);
+    copyChunk(src, indices, clamped, valid, dst, to);
   }
 
   /// Copies the tile's rows (wgKeys of them) of a `columns`-wide part of
@@ -435,12 +451,9 @@ private:
   /// copy a whole 128-byte line, a warp 512 contiguous bytes of a row (4
   /// lines), which land on every bank 4 times (the fewest wavefronts).
   /// `source` as for copyRows.
-  void copyRowsSwizzled(
-      const View &src, int64_t columns, int64_t column0, Value buffer,
-      llvm::function_ref<std::tuple<SmallVector<Value>, SmallVector<Value>,
-                                    Value>(Value)>
-          source,
-      Value thread = {}, int64_t threads = kThreads) {
+  void copyRowsSwizzled(const View &src, int64_t columns, int64_t column0,
+                        Value buffer, RowSource source, Value thread = {},
+                        int64_t threads = kThreads) {
     if (!thread)
       thread = tid;
     int64_t perRow = columns / kChunk, total = wgKeys * perRow;
@@ -453,36 +466,25 @@ private:
     Value row0 = arith::DivUIOp::create(b, loc, thread, constant(perRow));
     Value chunk0 = arith::RemUIOp::create(b, loc, thread, constant(perRow));
     Value stage = mul(buffer, constant(wgKeys * width));
-    for (int64_t c = 0; c < total; c += threads) {
-      Value id = add(thread, constant(c));
-      auto body = [&] {
-        Value r, chunk;
-        if (simple) {
-          r = add(row0, constant(c / perRow));
-          chunk = add(chunk0, constant(c % perRow));
-        } else {
-          r = div(id, perRow);
-          chunk = rem(id, perRow);
-        }
-        Value box = add(arith::DivUIOp::create(b, loc, chunk, constant(8)),
-                        constant(column0 / 64));
-        Value j = arith::RemUIOp::create(b, loc, chunk, constant(8));
-        Value place = arith::XOrIOp::create(
-            b, loc, j, arith::RemUIOp::create(b, loc, r, constant(8)));
-        Value index =
-            add(stage, add(mul(box, constant(boxBytes() / 2)),
-                           add(mul(r, constant(64)), mul(place, constant(8)))));
-        Value col = mul(chunk, constant(kChunk));
-        auto [indices, clamped, valid] = source(r);
-        indices.push_back(col);
-        clamped.push_back(col);
-        copyChunk(src, indices, clamped, valid, ksFlat, ValueRange{index});
-      };
-      if (c + threads <= total)
-        body();
-      else
-        when(less(id, constant(total)), body);
-    }
+    forEachCopy(total, thread, threads, [&](int64_t c, Value id) {
+      Value r, chunk;
+      if (simple) {
+        r = add(row0, constant(c / perRow));
+        chunk = add(chunk0, constant(c % perRow));
+      } else {
+        r = div(id, perRow);
+        chunk = rem(id, perRow);
+      }
+      Value box = add(arith::DivUIOp::create(b, loc, chunk, constant(8)),
+                      constant(column0 / 64));
+      Value j = arith::RemUIOp::create(b, loc, chunk, constant(8));
+      Value place = arith::XOrIOp::create(
+          b, loc, j, arith::RemUIOp::create(b, loc, r, constant(8)));
+      Value index =
+          add(stage, add(mul(box, constant(boxBytes() / 2)),
+                         add(mul(r, constant(64)), mul(place, constant(8)))));
+      copyRowChunk(src, source, r, chunk, ksFlat, ValueRange{index});
+    });
   }
 
   void buildPartial(TypeRange types) {
