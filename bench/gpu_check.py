@@ -12,7 +12,7 @@ numerics case may run, default 90),
 LOOM_GPU_NCU=1 (Nsight Compute sections of the flash kernel's launches and
 of the MLA decode step's kernels; for the MLA partial kernels named by
 LOOM_GPU_NCU_MLA, a comma-separated list of the pack's MLA artifacts
-(default: default,cp_async_swizzled,split; the profiles come last,
+(default: default,cp_async_swizzled; the profiles come last,
 after the PyTorch baselines), also the stall reasons, the memory
 pipes, the tensor pipe's busy share and the stall samples of every SASS
 instruction: the 30 hottest in the log, all of them in
@@ -374,7 +374,7 @@ def profile(pack_dir, pack, bin_dir, b, h, s, out, attention=True,
     # The variants LOOM_GPU_NCU_MLA names are profiled; the others are only
     # timed.
     chosen = os.environ.get("LOOM_GPU_NCU_MLA",
-                            "default,cp_async_swizzled,split").split(",")
+                            "default,cp_async_swizzled").split(",")
     for kernel, artifact in sorted((mla or {}).get("artifacts", {}).items()):
         if kernel not in chosen or unchecked(mla, kernel, failed):
             continue

@@ -144,6 +144,41 @@ class Pack:
                                      "rtol": "1e-4"}})
 
 
+def mla_kernels(sm):
+    """The MLA decode kernels the pack checks and times: (name, suffix,
+    loom-compile flags, whether numerics cases check it). On sm_90a the
+    default is the split of FlashMLA with 128-byte swizzled bulk copies
+    and no block barrier between tiles (the fastest in calls 17 and 18);
+    the others are measured next to it. The copies' and the splits'
+    variants change no kernel: the default's cases check them."""
+    kernels = [("default", "", [], True),
+               ("k32", "_k32", ["--mla-wgmma-keys=32"], True),
+               ("mma", "_mma", ["--wgmma=off"], True),
+               ("copies", "_copies", ["--fold-transposes=false"], False),
+               ("blocks264", "_tb264", ["--mla-target-blocks=264"], False)]
+    if sm != "90a":
+        return kernels
+    shared, cp_async = "--mla-wgmma-p=shared", "--mla-wgmma-loads=cp-async"
+    return kernels + [
+        # The default's parts: the overlap, the split, the loads.
+        ("no_overlap", "_noov", ["--mla-wgmma-overlap=false"], True),
+        ("k32s4", "_k32s4", ["--mla-wgmma-keys=32", "--mla-wgmma-stages=4"],
+         True),
+        ("tma", "_tma", ["--mla-wgmma-loads=tma"], True),
+        ("tma_swizzled", "_tmas", [shared], True),
+        ("registers", "_preg", ["--mla-wgmma-p=registers"], True),
+        # cp.async: the default before call 17, P in registers, split.
+        ("cp_async", "_cpasync", [shared, cp_async], True),
+        ("cp_async_registers", "_cpreg",
+         ["--mla-wgmma-p=registers", cp_async], True),
+        ("split_cp_async", "_split", [cp_async], True),
+        # cp.async of whole lines into the swizzled layout.
+        ("cp_async_swizzled", "_cps",
+         [shared, "--mla-wgmma-loads=cp-async-swizzled"], True),
+        ("split_cp_async_swizzled", "_splitcps",
+         ["--mla-wgmma-loads=cp-async-swizzled"], True)]
+
+
 def mla_core_steps(steps, heads, nope, rope, rank, batch=2):
     """Inputs of models/mla_core.loom's `step` for (tokens, start_pos) steps,
     as make_tensors.py specs named step0., step1., ..."""
@@ -222,54 +257,13 @@ def main():
     # near 50 MB). Tolerances: q_lat, P, the latent output and the result
     # are rounded to bf16; a float64 emulation of those roundings stays
     # within 0.4 of them (outputs of order 5, up to 64). Each case with
-    # every kernel: the default kernel of the chip (wgmma on sm_90a, tiles
-    # of 64 positions), the wgmma kernel with three stages of 32
-    # (--mla-wgmma-keys=32), the mma.sync one (--wgmma=off) and, on
-    # sm_90a, the wgmma kernel with P in registers (--mla-wgmma-p=registers)
-    # and with four stages of 32, P in shared memory and in registers, and
-    # loading the tiles with bulk tensor copies (--mla-wgmma-loads=tma:
-    # tiles of 64 with P shared and in registers, three tiles of 32; and
-    # tma-swizzled, boxes of 64 columns, P shared and in registers: the
-    # tiny case, rope 16, keeps boxes of 8; and tma with four stages of 32),
-    # and with the warpgroups' roles split (--mla-wgmma-p=split: tiles of
-    # 64 and of 32 with cp.async, and with tma-swizzled; and without the
-    # block barrier between tiles, --mla-wgmma-overlap, with tiles of 64
-    # and four stages of 32); with cp.async into the swizzled layout
-    # (--mla-wgmma-loads=cp-async-swizzled, alone and split; the tiny case
-    # keeps the unswizzled one); and
-    # the default kernel with the splits aiming at 128 blocks
-    # (--mla-target-blocks=128, the default since call 16).
+    # every kernel of mla_kernels() that changes the kernel (the tiny case,
+    # rope 16, takes the unswizzled layouts where a variant asks for the
+    # swizzled one).
     core = os.path.join(MODELS, "mla_core.loom")
     tiny = ["--config", os.path.join(TOOL_INPUTS, "mla_core_tiny.json")]
-    kernels = (("", []), ("_k32", ["--mla-wgmma-keys=32"]),
-               ("_mma", ["--wgmma=off"]),
-               ("_tb128", ["--mla-target-blocks=128"]))
-    if p.sm == "90a":
-        stages4 = ["--mla-wgmma-keys=32", "--mla-wgmma-stages=4"]
-        overlap = ["--mla-wgmma-p=split", "--mla-wgmma-loads=tma-swizzled",
-                   "--mla-wgmma-overlap"]
-        kernels += (("_preg", ["--mla-wgmma-p=registers"]),
-                    ("_k32s4", stages4),
-                    ("_k32s4preg", stages4 + ["--mla-wgmma-p=registers"]),
-                    ("_tma", ["--mla-wgmma-loads=tma"]),
-                    ("_tmapreg", ["--mla-wgmma-loads=tma",
-                                  "--mla-wgmma-p=registers"]),
-                    ("_tmak32", ["--mla-wgmma-loads=tma",
-                                 "--mla-wgmma-keys=32"]),
-                    ("_tmas", ["--mla-wgmma-loads=tma-swizzled"]),
-                    ("_tmaspreg", ["--mla-wgmma-loads=tma-swizzled",
-                                   "--mla-wgmma-p=registers"]),
-                    ("_tmak32s4", ["--mla-wgmma-loads=tma"] + stages4),
-                    ("_split", ["--mla-wgmma-p=split"]),
-                    ("_splitk32", ["--mla-wgmma-p=split",
-                                   "--mla-wgmma-keys=32"]),
-                    ("_splittmas", ["--mla-wgmma-p=split",
-                                    "--mla-wgmma-loads=tma-swizzled"]),
-                    ("_cps", ["--mla-wgmma-loads=cp-async-swizzled"]),
-                    ("_splitcps", ["--mla-wgmma-p=split",
-                                   "--mla-wgmma-loads=cp-async-swizzled"]),
-                    ("_overlap", overlap),
-                    ("_overlapk32s4", overlap + stages4))
+    kernels = [(suffix, flags)
+               for _, suffix, flags, checked in mla_kernels(p.sm) if checked]
     p.tensors("mla_core_tiny.w.safetensors", ["wkv_b.weight:bf16:64x32:wave"])
     p.tensors("mla_core_tiny.io.safetensors", mla_core_steps(
         [(3, 0), (1, 3), (2, 4)], heads=2, nope=16, rope=16, rank=32))
@@ -503,73 +497,21 @@ def main():
     # one new token after 4095 cached positions: the whole step (the
     # absorbed projections, the cache update and the split-K kernels).
     p.tensors("mla_bench.pos.safetensors", ["start_pos:i64::4095"])
-    # The chip's default kernel (wgmma on sm_90a), the wgmma kernel with
-    # three stages of 32 positions, the mma.sync one, the default with
-    # the projections on transposed copies (--fold-transposes=false, the
-    # step before the transposes became strided GEMM operands) and, on
-    # sm_90a, the wgmma kernel with P in registers, with four stages of 32
-    # positions (P in shared memory, and in registers), and with the tiles
-    # loaded by bulk tensor copies (P in shared memory and in registers,
-    # and three tiles of 32; and in 128-byte swizzled boxes of 64 columns,
-    # P in shared memory and in registers; and three tiles of 32 in flight),
-    # and with the warpgroups' roles split (FlashMLA's: cp.async, and both
-    # bulk copies; and without the block barrier between tiles, tiles of 64
-    # and four stages of 32), and with cp.async copying whole lines into
-    # the swizzled layout (alone and split: the bulk copies' L2 requests
-    # without their issue). And the default with splits for 264 blocks,
-    # the default before call 16 (128: one split at B = 64 and 128, whose
-    # partial results, f32, 17 MB a split at B = 64, the combine reads
-    # once).
-    variants = [("default", "", []), ("k32", "_k32", ["--mla-wgmma-keys=32"]),
-                ("mma", "_mma", ["--wgmma=off"]),
-                ("copies", "_copies", ["--fold-transposes=false"]),
-                ("blocks264", "_tb264", ["--mla-target-blocks=264"])]
-    if p.sm == "90a":
-        stages4 = ["--mla-wgmma-keys=32", "--mla-wgmma-stages=4"]
-        overlap = ["--mla-wgmma-p=split", "--mla-wgmma-loads=tma-swizzled",
-                   "--mla-wgmma-overlap"]
-        variants += [("registers", "_preg", ["--mla-wgmma-p=registers"]),
-                     ("k32s4", "_k32s4", stages4),
-                     ("k32s4_registers", "_k32s4preg",
-                      stages4 + ["--mla-wgmma-p=registers"]),
-                     ("tma", "_tma", ["--mla-wgmma-loads=tma"]),
-                     ("tma_registers", "_tmapreg",
-                      ["--mla-wgmma-loads=tma", "--mla-wgmma-p=registers"]),
-                     ("tma_k32", "_tmak32",
-                      ["--mla-wgmma-loads=tma", "--mla-wgmma-keys=32"]),
-                     ("tma_swizzled", "_tmas",
-                      ["--mla-wgmma-loads=tma-swizzled"]),
-                     ("tma_swizzled_registers", "_tmaspreg",
-                      ["--mla-wgmma-loads=tma-swizzled",
-                       "--mla-wgmma-p=registers"]),
-                     ("tma_k32s4", "_tmak32s4",
-                      ["--mla-wgmma-loads=tma"] + stages4),
-                     ("split", "_split", ["--mla-wgmma-p=split"]),
-                     ("split_tma", "_splittma",
-                      ["--mla-wgmma-p=split", "--mla-wgmma-loads=tma"]),
-                     ("split_tma_swizzled", "_splittmas",
-                      ["--mla-wgmma-p=split",
-                       "--mla-wgmma-loads=tma-swizzled"]),
-                     ("cp_async_swizzled", "_cps",
-                      ["--mla-wgmma-loads=cp-async-swizzled"]),
-                     ("split_cp_async_swizzled", "_splitcps",
-                      ["--mla-wgmma-p=split",
-                       "--mla-wgmma-loads=cp-async-swizzled"]),
-                     ("overlap", "_overlap", overlap),
-                     ("overlap_k32s4", "_overlapk32s4", overlap + stages4)]
-    # The numerics variants that check each one's kernels: the suffixes'
-    # parts (the copies' kernels are the default's).
-    # (split with boxes of 8 is checked by its parts: split, and tma.)
-    checks = {"": ["mla"], "_copies": ["mla"],
-              "_tb264": ["mla"], "_splittma": ["mla_split", "mla_tma"]}
+    # Every kernel of mla_kernels(), among them the default with the
+    # projections on transposed copies (--fold-transposes=false, the step
+    # before the transposes became strided GEMM operands) and with splits
+    # for 264 blocks, the default before call 16 (128: one split at B = 64
+    # and 128, whose partial results, f32, 17 MB a split at B = 64, the
+    # combine reads once).
+    variants = mla_kernels(p.sm)
     mla = {"artifacts": {
         name: p.compile(
             "mla_core_v3%s.cuda.so" % suffix, core,
             ["--define", "n_heads=128", "--define", "max_batch_size=128",
              "--mla=absorb"] + flags + p.cuda_flags)
-        for name, suffix, flags in variants},
-        "checked_by": {name: checks.get(suffix, ["mla" + suffix])
-                       for name, suffix, _ in variants},
+        for name, suffix, flags, _ in variants},
+        "checked_by": {name: ["mla" + (suffix if checked else "")]
+                       for name, suffix, _, checked in variants},
         "inputs": "mla_bench.pos.safetensors", "batches": [64, 128],
         "cache": 4096, "rank": 512, "rope": 64}
     run([sys.executable, os.path.join(ROOT, "bench", "make_tree.py"),

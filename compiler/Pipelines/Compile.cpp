@@ -11,6 +11,8 @@
 #include "compiler/Artifact/Manifest.h"
 #include "compiler/Pipelines/Pipelines.h"
 #include "compiler/Target/CPU/ObjectEmitter.h"
+#include "dialects/fuse/IR/FuseOps.h"
+#include "dialects/loom/IR/LoomOps.h"
 #include "loom/abi.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -220,11 +222,22 @@ static LogicalResult compileCuda(ModuleOp module, const CompileOptions &options,
     emptyLibdevice.emplace();
     toolkit = emptyLibdevice->path().str();
   }
+  // The bulk tensor copies, which need PTX 8.3, are the MLA decode
+  // kernel's: a module without MLA attention keeps the chip's PTX version.
+  CudaMlaKernelOptions mla = options.cudaMla;
+  bool hasMla = module
+                    ->walk([](Operation *op) {
+                      return isa<loom::MlaAttentionOp, fuse::MlaDecodeOp>(op)
+                                 ? WalkResult::interrupt()
+                                 : WalkResult::advance();
+                    })
+                    .wasInterrupted();
+  if (!hasMla)
+    mla.tma = mla.overlap = false;
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
         return buildCudaLoweringPipeline(
             pm, options.gpuChip, format, toolkit, options.hostMatmul,
-            options.cudaAttentionWgmma, options.cudaMla,
-            options.foldTransposes);
+            options.cudaAttentionWgmma, mla, options.foldTransposes);
       })))
     return failure();
   if (failed(checkResolved(module)))

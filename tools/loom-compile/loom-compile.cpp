@@ -128,29 +128,30 @@ static cl::opt<std::string> mlaWgmmaP(
     "mla-wgmma-p",
     cl::desc("Where the wgmma MLA decode kernel keeps P: shared (the "
              "warpgroups score half of a tile's keys each and exchange P "
-             "through shared memory; default), registers (each scores all "
-             "the keys and keeps its P in registers) or split (the first "
-             "scores all the keys and hands its P registers to the second, "
-             "which loads the tiles: FlashMLA's split)"),
-    cl::init("shared"), cl::value_desc("shared|registers|split"), cl::Hidden,
+             "through shared memory), registers (each scores all the keys "
+             "and keeps its P in registers) or split (the first scores all "
+             "the keys and hands its P registers to the second, which "
+             "loads the tiles: FlashMLA's split; default)"),
+    cl::init("split"), cl::value_desc("shared|registers|split"), cl::Hidden,
     cl::cat(category));
 static cl::opt<std::string> mlaWgmmaLoads(
     "mla-wgmma-loads",
     cl::desc("How the wgmma MLA decode kernel loads the cache tiles: "
-             "cp-async (every thread, default), cp-async-swizzled (whole "
-             "128-byte lines into the 128-byte swizzled layout), tma (bulk "
-             "tensor copies by one warp, boxes of 8 columns) or "
-             "tma-swizzled (boxes of 64 columns, 128-byte swizzled)"),
-    cl::init("cp-async"),
-    cl::value_desc("cp-async|cp-async-swizzled|tma|tma-swizzled"),
-    cl::Hidden, cl::cat(category));
+             "cp-async (every thread), cp-async-swizzled (whole 128-byte "
+             "lines into the 128-byte swizzled layout), tma (bulk tensor "
+             "copies by one warp, boxes of 8 columns) or tma-swizzled "
+             "(boxes of 64 columns, 128-byte swizzled; default)"),
+    cl::init("tma-swizzled"),
+    cl::value_desc("cp-async|cp-async-swizzled|tma|tma-swizzled"), cl::Hidden,
+    cl::cat(category));
 static cl::opt<bool> mlaWgmmaOverlap(
     "mla-wgmma-overlap",
     cl::desc("With --mla-wgmma-p=split and --mla-wgmma-loads=tma or "
              "tma-swizzled: no block barrier between the wgmma MLA decode "
              "kernel's tiles, so that the first warpgroup scores the next "
-             "tile while the second multiplies this one's P"),
-    cl::init(false), cl::Hidden, cl::cat(category));
+             "tile while the second multiplies this one's P (default: on "
+             "where those are the choices)"),
+    cl::init(true), cl::Hidden, cl::cat(category));
 static cl::opt<std::string>
     cpuName("cpu", cl::desc("LLVM CPU name (default: the host CPU)"),
             cl::cat(category));
@@ -324,15 +325,17 @@ static int compile() {
       !oneOf("mla-wgmma-loads", mlaWgmmaLoads,
              {"cp-async", "cp-async-swizzled", "tma", "tma-swizzled"}))
     return 1;
-  // The variants of the wgmma MLA decode kernel need that kernel.
+  // The variants of the wgmma MLA decode kernel need that kernel; their
+  // defaults apply where it is built.
   bool wgmmaMla = target == "cuda" && smVersion == "90a" && wgmma != "off";
+  std::string pFlag = "--mla-wgmma-p=" + mlaWgmmaP;
   std::string loadsFlag = "--mla-wgmma-loads=" + mlaWgmmaLoads;
   for (auto [set, name] :
-       {std::pair<bool, StringRef>{mlaWgmmaP == "registers",
-                                   "--mla-wgmma-p=registers"},
-        {mlaWgmmaP == "split", "--mla-wgmma-p=split"},
+       {std::pair<bool, StringRef>{
+            mlaWgmmaP.getNumOccurrences() && mlaWgmmaP != "shared", pFlag},
         {mlaWgmmaStages.getNumOccurrences() > 0, "--mla-wgmma-stages"},
-        {mlaWgmmaLoads != "cp-async", loadsFlag}}) {
+        {mlaWgmmaLoads.getNumOccurrences() && mlaWgmmaLoads != "cp-async",
+         loadsFlag}}) {
     if (set && !wgmmaMla) {
       llvm::errs() << "loom-compile: error: " << name
                    << " needs the wgmma MLA decode kernel (--target=cuda "
@@ -340,9 +343,11 @@ static int compile() {
       return 1;
     }
   }
-  if (mlaWgmmaOverlap &&
-      (mlaWgmmaP != "split" ||
-       !StringRef(mlaWgmmaLoads).starts_with("tma"))) {
+  // Asked for, the overlap needs its split and bulk copies; by default it
+  // comes with them.
+  bool overlapFits =
+      mlaWgmmaP == "split" && StringRef(mlaWgmmaLoads).starts_with("tma");
+  if (mlaWgmmaOverlap.getNumOccurrences() && mlaWgmmaOverlap && !overlapFits) {
     llvm::errs() << "loom-compile: error: --mla-wgmma-overlap needs "
                     "--mla-wgmma-p=split and --mla-wgmma-loads=tma or "
                     "tma-swizzled\n";
@@ -415,7 +420,7 @@ static int compile() {
     options.cudaMla.pSplit = mlaWgmmaP == "split";
     options.cudaMla.tma = mlaWgmmaLoads == "tma" ||
                           mlaWgmmaLoads == "tma-swizzled";
-    options.cudaMla.overlap = mlaWgmmaOverlap;
+    options.cudaMla.overlap = mlaWgmmaOverlap && overlapFits;
     options.cudaMla.swizzle = mlaWgmmaLoads == "tma-swizzled" ||
                               mlaWgmmaLoads == "cp-async-swizzled";
     options.cudaMla.targetBlocks = mlaTargetBlocks;

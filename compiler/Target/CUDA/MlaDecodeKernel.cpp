@@ -194,11 +194,12 @@ public:
   /// With 128-byte swizzling, a tile is width / 64 boxes of [wgKeys] rows
   /// of 64 columns (128 bytes, their 16-byte chunks permuted by the row's
   /// index modulo 8): 1024 bytes between groups of 8 positions, and the
-  /// same bytes per column as unswizzled (chunkBytes() per 8 columns).
+  /// same bytes per column as TMA's unswizzled boxes (chunkBytes() per 8
+  /// columns), whoever writes the tile.
   int64_t keyGroupBytes() const {
     return swizzled ? 1024 : useTma ? 128 : width / 8 * 128;
   }
-  int64_t chunkBytes() const { return useTma ? wgKeys * 16 : 128; }
+  int64_t chunkBytes() const { return useTma || swizzled ? wgKeys * 16 : 128; }
   /// Columns of a box of the bulk copies, and the bytes of a box.
   int64_t boxColumns() const { return swizzled ? 64 : kChunk; }
   int64_t boxBytes() const { return wgKeys * boxColumns() * 2; }
