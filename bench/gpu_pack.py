@@ -148,7 +148,7 @@ def mla_kernels(sm):
     """The MLA decode kernels the pack checks and times: (name, suffix,
     loom-compile flags, whether numerics cases check it). On sm_90a the
     default is the split of FlashMLA with 128-byte swizzled bulk copies
-    and no block barrier between tiles (the fastest in calls 17 and 18);
+    and no block barrier between tiles (the fastest in calls 17 to 19);
     the others are measured next to it. The copies' and the splits'
     variants change no kernel: the default's cases check them."""
     kernels = [("default", "", [], True),
