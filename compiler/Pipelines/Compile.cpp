@@ -223,16 +223,20 @@ static LogicalResult compileCuda(ModuleOp module, const CompileOptions &options,
     toolkit = emptyLibdevice->path().str();
   }
   // The bulk tensor copies, which need PTX 8.3, are the MLA decode
-  // kernel's: a module without MLA attention keeps the chip's PTX version.
+  // kernel's: a module without one (no MLA attention, or MLA kept naive)
+  // keeps the chip's PTX version.
   CudaMlaKernelOptions mla = options.cudaMla;
-  bool hasMla = module
-                    ->walk([](Operation *op) {
-                      return isa<loom::MlaAttentionOp, fuse::MlaDecodeOp>(op)
-                                 ? WalkResult::interrupt()
-                                 : WalkResult::advance();
-                    })
-                    .wasInterrupted();
-  if (!hasMla)
+  bool absorb = options.mla == MlaMode::Absorb;
+  bool hasMlaKernel =
+      module
+          ->walk([&](Operation *op) {
+            return isa<fuse::MlaDecodeOp>(op) ||
+                           (absorb && isa<loom::MlaAttentionOp>(op))
+                       ? WalkResult::interrupt()
+                       : WalkResult::advance();
+          })
+          .wasInterrupted();
+  if (!hasMlaKernel)
     mla.tma = mla.overlap = false;
   if (failed(runPipeline(module, options, [&](OpPassManager &pm) {
         return buildCudaLoweringPipeline(
