@@ -112,6 +112,16 @@ def numerics(pack_dir, pack, bin_dir, work):
     return results
 
 
+def warn_unknown(variable, names, artifacts):
+    """Says which of the MLA kernels `names` (from `variable`) the pack
+    does not have: they are skipped."""
+    unknown = [n for n in names if n and n not in artifacts]
+    if unknown:
+        print("gpu_check: %s names kernels the pack does not have: %s "
+              "(it has %s)" % (variable, ", ".join(unknown),
+                               ", ".join(sorted(artifacts))))
+
+
 def sanitize(results):
     """Reruns the first failing case under compute-sanitizer (memcheck),
     unless it timed out."""
@@ -195,6 +205,7 @@ def loom_mla(pack_dir, pack, bin_dir, failed=()):
         return results
     steps = [k for k in os.environ.get("LOOM_GPU_MLA_STEPS", "").split(",")
              if k]
+    warn_unknown("LOOM_GPU_MLA_STEPS", steps, mla["artifacts"])
     for kernel, artifact in sorted(mla["artifacts"].items()):
         if steps and kernel not in steps:
             continue
@@ -375,6 +386,8 @@ def profile(pack_dir, pack, bin_dir, b, h, s, out, attention=True,
     # timed.
     chosen = os.environ.get("LOOM_GPU_NCU_MLA",
                             "default,cp_async_swizzled").split(",")
+    warn_unknown("LOOM_GPU_NCU_MLA", chosen,
+                 (mla or {}).get("artifacts", {}))
     for kernel, artifact in sorted((mla or {}).get("artifacts", {}).items()):
         if kernel not in chosen or unchecked(mla, kernel, failed):
             continue

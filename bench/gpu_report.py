@@ -27,9 +27,11 @@ def mla_tables(report, copy):
     batches = sorted({int(key.rsplit("_B", 1)[1]) for key in steps
                       if "_B" in key})
     kernels = sorted({key.rsplit("_B", 1)[0] for key in steps if "_B" in key})
-    errors = {key: r["error"] for key, r in steps.items() if "error" in r}
+    errors = ["- %s: %s" % (key, r["error"].strip().splitlines()[-1]
+                            if r["error"].strip() else "error")
+              for key, r in sorted(steps.items()) if "error" in r]
     if not batches:
-        return []
+        return ["", "MLA decode steps: none timed"] + errors if errors else []
     first = batches[0]
 
     def order(kernel):
@@ -85,10 +87,7 @@ def mla_tables(report, copy):
                     if copy else "?"))
                 cells.append(ms(r["median_s"] - r["kernels_median_s"]))
             lines.append("| %s | %s |" % (kernel, " | ".join(cells)))
-    for key, why in sorted(errors.items()):
-        lines.append("- %s: %s" % (key, why.strip().splitlines()[-1]
-                                   if why.strip() else "error"))
-    return lines
+    return lines + errors
 
 
 def attention_table(report):
@@ -108,8 +107,9 @@ def attention_table(report):
         baselines = torch.get("attention", {})
         flex = baselines.get("flex_%s_%s" % (mask, dtype), {}).get("median_s")
         sdpa = baselines.get("sdpa_%s_%s" % (mask, dtype), {}).get("median_s")
-        lines.append("| %s | %s (%.0f) | %s | %s | %s |" % (
-            entry, ms(r["median_s"]), r.get("tflops", 0),
+        lines.append("| %s | %s%s | %s | %s | %s |" % (
+            entry, ms(r["median_s"]),
+            " (%.0f)" % r["tflops"] if "tflops" in r else "",
             ms(flex) if flex else "", "%.2f" % (flex / r["median_s"])
             if flex else "", ms(sdpa) if sdpa else ""))
     return lines
@@ -130,6 +130,17 @@ def main():
         print("gpu_report: %s is not a gpu-check.json (no numerics)" %
               sys.argv[1], file=sys.stderr)
         return 1
+    try:
+        lines = summary(report)
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        print("gpu_report: %s is not a gpu-check.json: %s: %s" % (
+            sys.argv[1], type(e).__name__, e), file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
+def summary(report):
     copy = report.get("torch", {}).get("copy", {}).get("gbps")
     pack = report.get("pack", {})
     lines = ["GPU: %s; pack %s (%s); copy %s" % (
@@ -140,10 +151,7 @@ def main():
     lines.append("Numerics: %d of %d cases ok%s" % (
         len(cases) - len(failed), len(cases),
         "; failed: " + ", ".join(failed) if failed else ""))
-    lines += mla_tables(report, copy)
-    lines += attention_table(report)
-    print("\n".join(lines))
-    return 0
+    return lines + mla_tables(report, copy) + attention_table(report)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@
 #include "compiler/Pipelines/Pipelines.h"
 #include "compiler/Target/CPU/ObjectEmitter.h"
 #include "dialects/fuse/IR/FuseOps.h"
-#include "dialects/loom/IR/LoomOps.h"
 #include "loom/abi.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -223,18 +222,11 @@ static LogicalResult compileCuda(ModuleOp module, const CompileOptions &options,
     toolkit = emptyLibdevice->path().str();
   }
   // The bulk tensor copies, which need PTX 8.3, are the MLA decode
-  // kernel's: a module without one (no MLA attention, or MLA kept naive)
-  // keeps the chip's PTX version.
+  // kernel's: a module without one (no MLA attention, or MLA kept naive
+  // and expanded by the fuse pipeline) keeps the chip's PTX version.
   CudaMlaKernelOptions mla = options.cudaMla;
-  bool absorb = options.mla == MlaMode::Absorb;
   bool hasMlaKernel =
-      module
-          ->walk([&](Operation *op) {
-            return isa<fuse::MlaDecodeOp>(op) ||
-                           (absorb && isa<loom::MlaAttentionOp>(op))
-                       ? WalkResult::interrupt()
-                       : WalkResult::advance();
-          })
+      module->walk([](fuse::MlaDecodeOp) { return WalkResult::interrupt(); })
           .wasInterrupted();
   if (!hasMlaKernel)
     mla.tma = mla.overlap = false;

@@ -401,35 +401,39 @@ const char *functionName(CUfunction function) {
   return it == k.byFunction.end() ? "(unnamed kernel)" : it->second;
 }
 
-/// When the call times its kernels: a new event recorded on `stream`
-/// before a launch or product, else NULL.
-CUevent timingStart(const Api *api, CUstream stream) {
-  CUevent event = nullptr;
+/// The events around a timed launch or product: none when the call does
+/// not time its kernels.
+struct Span {
+  CUevent start = nullptr, end = nullptr;
+};
+
+/// When the call times its kernels: both events, made first so that the
+/// host's work between them is the launch's alone, and the first recorded
+/// on `stream`; else none.
+Span timingStart(const Api *api, CUstream stream) {
+  Span span;
   if (!callState.timeKernels ||
-      !check(api, "cuEventCreate", api->cuEventCreate(&event, 0)))
-    return nullptr;
-  if (!check(api, "cuEventRecord", api->cuEventRecord(event, stream))) {
-    api->cuEventDestroy(event);
-    return nullptr;
+      !check(api, "cuEventCreate", api->cuEventCreate(&span.start, 0)))
+    return {};
+  if (!check(api, "cuEventCreate", api->cuEventCreate(&span.end, 0)) ||
+      !check(api, "cuEventRecord", api->cuEventRecord(span.start, stream))) {
+    api->cuEventDestroy(span.start);
+    if (span.end)
+      api->cuEventDestroy(span.end);
+    return {};
   }
-  return event;
+  return span;
 }
 
-/// Records the event that ends the launch or product `name` begun at
-/// `start` (from timingStart; nothing when NULL).
-void timingEnd(const Api *api, CUstream stream, CUevent start,
-               const char *name) {
-  if (!start)
+/// Records the event that ends the launch or product `name` of `span`
+/// (nothing when it has none).
+void timingEnd(const Api *api, CUstream stream, Span span, const char *name) {
+  if (!span.start)
     return;
-  CUevent end = nullptr;
-  if (!check(api, "cuEventCreate", api->cuEventCreate(&end, 0))) {
-    api->cuEventDestroy(start);
-    return;
-  }
   // Kept before it is recorded: a failed record fails the call, whose
   // events are destroyed with the others.
-  callState.timed.push_back({name, start, end});
-  check(api, "cuEventRecord", api->cuEventRecord(end, stream));
+  callState.timed.push_back({name, span.start, span.end});
+  check(api, "cuEventRecord", api->cuEventRecord(span.end, stream));
 }
 
 /// Device blocks that generated code freed, kept for its next allocations of
@@ -529,10 +533,10 @@ static CUfunction mgpuModuleGetFunction(CUmodule module, const char *name) {
   if (check(api, "cuModuleGetFunction",
             api->cuModuleGetFunction(&function, module, name)) &&
       function && callState.timeKernels) {
+    const char *kept = internName(name);
     KernelNames &k = kernelNames();
-    std::string copy = name;
     std::lock_guard<std::mutex> lock(k.mutex);
-    k.byFunction[function] = k.names.insert(copy).first->c_str();
+    k.byFunction[function] = kept;
   }
   return function;
 }
@@ -574,14 +578,14 @@ static void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
       return;
   }
   callState.enqueued = true;
-  CUevent start = timingStart(api, stream);
+  const char *name = callState.timeKernels ? functionName(function) : nullptr;
+  Span span = timingStart(api, stream);
   check(api, "cuLaunchKernel",
         api->cuLaunchKernel(function, unsigned(gridX), unsigned(gridY),
                             unsigned(gridZ), unsigned(blockX), unsigned(blockY),
                             unsigned(blockZ), unsigned(smem), stream, params,
                             extra));
-  if (start)
-    timingEnd(api, stream, start, functionName(function));
+  timingEnd(api, stream, span, name);
 }
 
 static CUstream mgpuStreamCreate() {
@@ -1059,7 +1063,10 @@ void gemm(int abType, int cType, const int64_t *aSizes, const int64_t *aStrides,
   float alpha = 1.0f, beta = (flags & LOOM_MATMUL_ACCUMULATE) ? 1.0f : 0.0f;
   int ldc = static_cast<int>(std::max<int64_t>({cStrides[0], n, 1}));
   CublasStatus st;
-  const char *function;
+  const char *function =
+      abType == CUDA_R_32F
+          ? (batch == 1 ? "cublasSgemm_v2" : "cublasSgemmStridedBatched")
+          : (batch == 1 ? "cublasGemmEx" : "cublasGemmStridedBatchedEx");
   int in = static_cast<int>(n), im = static_cast<int>(m),
       ik = static_cast<int>(k);
   if (abType != CUDA_R_32F && (!lib->gemmEx || !lib->gemmStridedBatchedEx)) {
@@ -1068,27 +1075,26 @@ void gemm(int abType, int cType, const int64_t *aSizes, const int64_t *aStrides,
     return;
   }
   callState.enqueued = true;
-  CUevent start = timingStart(api, /*legacy default stream*/ nullptr);
+  const char *name = callState.timeKernels
+                         ? internName(std::string("cublas:") + function)
+                         : nullptr;
+  Span span = timingStart(api, /*legacy default stream*/ nullptr);
   if (abType == CUDA_R_32F && batch == 1) {
-    function = "cublasSgemm_v2";
     st = lib->sgemm(lib->handle, opB.op, opA.op, in, im, ik, &alpha,
                     static_cast<const float *>(opB.data), opB.ld,
                     static_cast<const float *>(opA.data), opA.ld, &beta,
                     static_cast<float *>(c), ldc);
   } else if (abType == CUDA_R_32F) {
-    function = "cublasSgemmStridedBatched";
     st = lib->sgemmStridedBatched(
         lib->handle, opB.op, opA.op, in, im, ik, &alpha,
         static_cast<const float *>(opB.data), opB.ld, strideB,
         static_cast<const float *>(opA.data), opA.ld, strideA, &beta,
         static_cast<float *>(c), ldc, strideC, static_cast<int>(batch));
   } else if (batch == 1) {
-    function = "cublasGemmEx";
     st = lib->gemmEx(lib->handle, opB.op, opA.op, in, im, ik, &alpha, opB.data,
                      abType, opB.ld, opA.data, abType, opA.ld, &beta, c, cType,
                      ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
   } else {
-    function = "cublasGemmStridedBatchedEx";
     st = lib->gemmStridedBatchedEx(lib->handle, opB.op, opA.op, in, im, ik,
                                    &alpha, opB.data, abType, opB.ld, strideB,
                                    opA.data, abType, opA.ld, strideA, &beta, c,
@@ -1099,9 +1105,7 @@ void gemm(int abType, int cType, const int64_t *aSizes, const int64_t *aStrides,
   // blocking ones (mgpuStreamCreate): the product waits for the work they
   // hold, and their later work waits for the product, so the host goes on
   // without waiting for it.
-  if (start)
-    timingEnd(api, nullptr, start,
-              internName(std::string("cublas:") + function));
+  timingEnd(api, nullptr, span, name);
   if (st != 0)
     record(std::string("cuBLAS error in ") + function + ": status " +
            std::to_string(st));

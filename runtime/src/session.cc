@@ -474,6 +474,9 @@ static loom_status_t runOnDevice(EntryPlan &plan, loom_tensor_t *const *inputs,
   if (loom_status_t s = cuda::makeCurrent())
     return s;
   Clock::time_point start = Clock::now();
+  // The uploaded inputs, whose first host reads the call serves from here.
+  std::vector<cuda::HostCopy> uploaded;
+  uploaded.reserve(desc.num_inputs);
   for (uint32_t i = 0; i < desc.num_inputs; ++i) {
     const loom_tensor_t *t = inputs[i];
     if (loom_status_t s = reserveDevice(plan, i, t->byteSize, entry.args[i]))
@@ -482,6 +485,7 @@ static loom_status_t runOnDevice(EntryPlan &plan, loom_tensor_t *const *inputs,
             plan.deviceBuffer[i], t->data, t->byteSize,
             format("entry '%s': input '%s'", desc.name, entry.args[i].name)))
       return s;
+    uploaded.push_back({plan.deviceBuffer[i], t->data, t->byteSize});
     fillDescriptorAt(plan.descriptors.data() + plan.descriptorOffset[i], t,
                      devicePointer(plan.deviceBuffer[i]));
   }
@@ -497,10 +501,6 @@ static loom_status_t runOnDevice(EntryPlan &plan, loom_tensor_t *const *inputs,
     return prefixStatus(s, format("entry '%s': uploading inputs: ", desc.name));
   double uploadSeconds = secondsSince(start);
 
-  std::vector<cuda::HostCopy> uploaded;
-  for (uint32_t i = 0; i < desc.num_inputs; ++i)
-    uploaded.push_back(
-        {plan.deviceBuffer[i], inputs[i]->data, inputs[i]->byteSize});
   start = Clock::now();
   cuda::beginCall(kernels != nullptr, std::move(uploaded));
   int32_t rc = entry.fn(plan.args.data());

@@ -696,10 +696,20 @@ TEST_F(CudaSessionTest, ProfiledCallTimesEachLaunch) {
                       LOOM_STATUS_INTERNAL,
                       {"entry 'fma'", "CUDA error in cuEventRecord"}));
   EXPECT_EQ(mockCounter("mock_cuda_live_events"), 0);
+  setenv("MOCK_CUDA_FAIL", "cuEventCreate=2", 1);
+  EXPECT_TRUE(isError(loom_session_call_profiled(session, index, in, out,
+                                                 &timing, kernels, 2, &count),
+                      LOOM_STATUS_INTERNAL,
+                      {"entry 'fma'", "CUDA error in cuEventCreate"}));
+  EXPECT_EQ(out[0], nullptr);
+  EXPECT_EQ(mockCounter("mock_cuda_live_events"), 0);
   unsetenv("MOCK_CUDA_FAIL");
 
   EXPECT_TRUE(isError(loom_session_call_profiled(session, index, in, out,
                                                  &timing, kernels, 2, nullptr),
+                      LOOM_STATUS_INVALID_ARGUMENT, {"NULL timing"}));
+  EXPECT_TRUE(isError(loom_session_call_profiled(session, index, in, out,
+                                                 nullptr, kernels, 2, &count),
                       LOOM_STATUS_INVALID_ARGUMENT, {"NULL timing"}));
   EXPECT_TRUE(isError(loom_session_call_profiled(session, index, in, out,
                                                  &timing, nullptr, 2, &count),

@@ -325,17 +325,18 @@ static int compile() {
       !oneOf("mla-wgmma-loads", mlaWgmmaLoads,
              {"cp-async", "cp-async-swizzled", "tma", "tma-swizzled"}))
     return 1;
-  // The variants of the wgmma MLA decode kernel need that kernel; their
-  // defaults apply where it is built.
+  // The variants of the wgmma MLA decode kernel need that kernel: given
+  // elsewhere they are refused, while their defaults apply only where it
+  // is built.
   bool wgmmaMla = target == "cuda" && smVersion == "90a" && wgmma != "off";
   std::string pFlag = "--mla-wgmma-p=" + mlaWgmmaP;
   std::string loadsFlag = "--mla-wgmma-loads=" + mlaWgmmaLoads;
   for (auto [set, name] :
-       {std::pair<bool, StringRef>{
-            mlaWgmmaP.getNumOccurrences() && mlaWgmmaP != "shared", pFlag},
+       {std::pair<bool, StringRef>{mlaWgmmaP.getNumOccurrences() > 0, pFlag},
         {mlaWgmmaStages.getNumOccurrences() > 0, "--mla-wgmma-stages"},
-        {mlaWgmmaLoads.getNumOccurrences() && mlaWgmmaLoads != "cp-async",
-         loadsFlag}}) {
+        {mlaWgmmaLoads.getNumOccurrences() > 0, loadsFlag},
+        {mlaWgmmaOverlap.getNumOccurrences() && mlaWgmmaOverlap,
+         "--mla-wgmma-overlap"}}) {
     if (set && !wgmmaMla) {
       llvm::errs() << "loom-compile: error: " << name
                    << " needs the wgmma MLA decode kernel (--target=cuda "

@@ -318,8 +318,9 @@ private:
   /// the first warpgroup scores tile i + 1 while the second multiplies
   /// tile i's P.
   bool overlapTiles = false;
-  /// The wgmma kernel loads the cache tiles with bulk tensor copies, in
-  /// boxes of 64 columns swizzled by 128 bytes when `swizzled`.
+  /// The wgmma kernel loads the cache tiles with bulk tensor copies
+  /// (`useTma`); the tiles are in the 128-byte swizzled layout of boxes of
+  /// 64 columns (`swizzled`), filled by those copies or by cp.async.
   bool useTma, swizzled = false;
   /// The blocks the host's choice of splits aims for.
   int64_t targetBlocks;
@@ -336,8 +337,20 @@ private:
   /// With splitRoles, P's buffer as the first warpgroup's registers:
   /// [wgKeys / 16][128 threads][4], 16 bytes a thread and chunk.
   Value pFrags;
-  /// With `swizzled`, the stages' tiles as one flat array of elements.
+  /// With `swizzled` or TMA, the stages' tiles as one flat array of
+  /// elements.
   Value ksFlat;
+
+  /// The bytes of a stage's tile, and its shared address.
+  int64_t tileBytes() const { return wgKeys * width * 2; }
+  Value tileAddress(Value buffer) {
+    return add(sharedPointer(ks), mul(buffer, constant(tileBytes())));
+  }
+  /// Where the warpgroup's rank / 2 columns of the values start in the tile
+  /// at `kAddr`.
+  Value valuesAddress(Value kAddr) {
+    return add(kAddr, mul(half, constant(rank / 2 / 8 * chunkBytes())));
+  }
 
   gpu::GPUFuncOp kernelFunc(StringRef name, TypeRange types, int64_t threads) {
     auto kernel =
@@ -515,7 +528,7 @@ private:
       int64_t offset = kRows * width * 2;
       qs = sharedView(base, 0, {kRows / 8, width / 8, 64}, elem);
       ks = sharedView(base, offset, {stages, wgKeys / 8, width / 8, 64}, elem);
-      if (swizzled)
+      if (swizzled || useTma)
         ksFlat = sharedView(base, offset, {stages * wgKeys * width}, elem);
       offset += stages * wgKeys * width * 2;
       if (!pInRegisters) {
@@ -588,10 +601,6 @@ private:
     auto toI32 = [&](Value v) {
       return arith::IndexCastOp::create(b, loc, i32, v).getResult();
     };
-    int64_t tileBytes = wgKeys * width * 2;
-    auto tileAddress = [&](Value buffer) {
-      return add(sharedPointer(ks), mul(buffer, constant(tileBytes)));
-    };
     auto barrierOf = [&](Value buffer) {
       return toI32(add(barriers, mul(buffer, constant(8))));
     };
@@ -607,7 +616,7 @@ private:
       when(equal(warp, loaderWarp), [&] {
         Value bar = barrierOf(buffer);
         when(equal(lane, constant(0)), [&] {
-          asmCall({}, {bar, toI32(constant(tileBytes))},
+          asmCall({}, {bar, toI32(constant(tileBytes()))},
                   "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;",
                   "r,r");
         });
@@ -650,10 +659,6 @@ private:
     // Zeros the positions from k1 on of tile `buffer` (TMA reads the
     // cache's positions up to its length, and past the visible ones a
     // cache may hold anything: P is 0 there, but 0 times a NaN is not).
-    Value tilesFlat;
-    if (useTma)
-      tilesFlat =
-          sharedView(base, kRows * width * 2, {stages * wgKeys * width}, elem);
     auto zeroTail = [&](Value n0, Value buffer, Value thread, int64_t threads) {
       Value first = sub(k1, n0);
       when(less(first, constant(wgKeys)), [&] {
@@ -680,7 +685,7 @@ private:
                          add(mul(div(row, wgKeys), constant(boxBytes() / 2)),
                              add(mul(key, constant(boxColumns())),
                                  mul(rem(id, perRow), constant(kChunk)))));
-                 auto st = vector::StoreOp::create(b, loc, zeros, tilesFlat,
+                 auto st = vector::StoreOp::create(b, loc, zeros, ksFlat,
                                                    ValueRange{index});
                  st.setAlignment(16);
                });
@@ -1116,11 +1121,8 @@ private:
                                double scale2) {
     int64_t accumulators = rank / 4;
     int64_t keysOwn = wgKeys / 2;
-    // Bytes from one group of 8 rows (or keys) to the next.
-    int64_t rowBytes = width / 8 * 128;
     Value qAddr = sharedPointer(qs);
-    Value kAddr =
-        add(sharedPointer(ks), mul(buffer, constant(wgKeys / 8 * rowBytes)));
+    Value kAddr = tileAddress(buffer);
     Value ownKeys =
         add(kAddr, mul(half, constant(keysOwn / 8 * keyGroupBytes())));
     SmallVector<Value> s = scoresWgmma(qAddr, ownKeys, keysOwn);
@@ -1151,7 +1153,7 @@ private:
     // warpgroup's columns of the tile, MN-major (16 bytes along the
     // columns, rows of keys), up to kWgColumns at a time.
     Value pAddr = sharedPointer(ps);
-    Value vAddr = add(kAddr, mul(half, constant(rank / 2 / 8 * chunkBytes())));
+    Value vAddr = valuesAddress(kAddr);
     Value pDesc0 = wgmmaDescriptor(pAddr, 128, wgKeys / 8 * 128);
     Value vDesc = valuesDescriptor(vAddr);
     wgmmaFence();
@@ -1183,10 +1185,8 @@ private:
                                         Value row, Value localRow,
                                         double scale2) {
     int64_t accumulators = rank / 4;
-    int64_t rowBytes = width / 8 * 128;
     Value qAddr = sharedPointer(qs);
-    Value kAddr =
-        add(sharedPointer(ks), mul(buffer, constant(wgKeys / 8 * rowBytes)));
+    Value kAddr = tileAddress(buffer);
     SmallVector<Value> s = scoresWgmma(qAddr, kAddr, wgKeys);
 
     SmallVector<Value> out(state.begin(), state.begin() + accumulators);
@@ -1196,7 +1196,7 @@ private:
         /*exchange=*/false);
     // O += P v, P in registers.
     SmallVector<Value> p = packP(s);
-    Value vAddr = add(kAddr, mul(half, constant(rank / 2 / 8 * chunkBytes())));
+    Value vAddr = valuesAddress(kAddr);
     SmallVector<Value> next = productPV(out, p, vAddr);
     next.append({m[0], m[1], l[0], l[1]});
     return next;
@@ -1273,11 +1273,9 @@ private:
                                double scale2,
                                const SplitHooks *hooks = nullptr) {
     int64_t accumulators = rank / 4;
-    int64_t rowBytes = width / 8 * 128;
     Value qAddr = sharedPointer(qs);
-    Value kAddr =
-        add(sharedPointer(ks), mul(buffer, constant(wgKeys / 8 * rowBytes)));
-    Value vAddr = add(kAddr, mul(half, constant(rank / 2 / 8 * chunkBytes())));
+    Value kAddr = tileAddress(buffer);
+    Value vAddr = valuesAddress(kAddr);
     Value groupThread = rem(tid, 128);
     auto ifOp = scf::IfOp::create(b, loc, ValueRange(state).getTypes(),
                                   equal(half, constant(0)), true);
